@@ -1,0 +1,266 @@
+"""Everything that crosses a process boundary: plan, workflow inputs and results, status.
+
+These are the only types the workflows, activities, worker and starter exchange; the pydantic
+data converter carries them through Temporal, so they must stay plain data.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+# --------------------------------------------------------------------------------------------
+# The plan, as parsed from markdown
+# --------------------------------------------------------------------------------------------
+
+
+class FileRef(BaseModel):
+    """One entry of a task's `**Files:**` list: `- Create: path`, `- Modify: path`, `- path`."""
+
+    action: str = ""  # lower-cased word before the colon ("create", "modify", "test"), or ""
+    path: str
+    line: int
+
+
+class Task(BaseModel):
+    id: str  # as written in the heading: "31.1", "31.1a", "1"
+    title: str
+    batch: int
+    body: str  # everything under the heading up to the next task/batch heading, verbatim
+    files: list[FileRef] = Field(default_factory=list)
+    verification: list[str] = Field(default_factory=list)
+    depends_on: list[str] = Field(default_factory=list)  # task ids
+    commit_message: str | None = None
+    line: int  # 1-based line of the heading
+
+
+class Batch(BaseModel):
+    number: int
+    title: str
+    description: str = ""  # text between the batch heading and its first task
+    dependencies: list[int] = Field(default_factory=list)  # batch numbers
+    execution_mode: Literal["local", "dagger"] | None = None
+    tasks: list[Task] = Field(default_factory=list)
+    line: int
+    implicit: bool = False  # a plan without batch headings: one batch of all tasks
+
+
+class IgnoredBlock(BaseModel):
+    """Text the parser kept only as context (front matter, prose outside batches and tasks)."""
+
+    start_line: int
+    end_line: int
+    summary: str  # the first non-blank line, shortened
+
+
+class Plan(BaseModel):
+    path: str
+    title: str | None = None
+    front_matter: str = ""
+    context: str = ""  # prose before the first batch/task: given to the agent as plan context
+    batches: list[Batch]
+    ignored: list[IgnoredBlock] = Field(default_factory=list)
+
+    def task_count(self) -> int:
+        return sum(len(batch.tasks) for batch in self.batches)
+
+
+# --------------------------------------------------------------------------------------------
+# Git results
+# --------------------------------------------------------------------------------------------
+
+
+class CommitInfo(BaseModel):
+    sha: str
+    subject: str
+
+
+class Workspace(BaseModel):
+    """A task's worktree and branch, prepared from the target branch head."""
+
+    path: str
+    branch: str
+    base_sha: str  # target head the branch started from
+    already_merged: bool = False  # a merge commit for this session+task is already on target
+    merge_sha: str | None = None  # set when already_merged
+
+
+class CommitOutcome(BaseModel):
+    commits: list[CommitInfo]  # base..branch head, oldest first
+    head_sha: str
+    committed_leftovers: bool  # we committed what the agent left uncommitted
+    no_changes: bool  # branch has no commits and the tree no changes
+
+
+class MergeOutcome(BaseModel):
+    merged: bool
+    merge_sha: str | None = None
+    already_merged: bool = False  # found on target by its trailers: nothing was done twice
+    conflict: bool = False
+    conflict_files: list[str] = Field(default_factory=list)
+    message: str = ""
+
+
+# --------------------------------------------------------------------------------------------
+# The agent
+# --------------------------------------------------------------------------------------------
+
+
+class AgentSettings(BaseModel):
+    max_turns: int = 40
+    model: str | None = None  # None: the CLI's default
+    allowed_tools: list[str] = Field(
+        default_factory=lambda: ["Read", "Write", "Edit", "MultiEdit", "Glob", "Grep", "Bash"]
+    )
+    permission_mode: str = "acceptEdits"
+    attempt_timeout_s: float = 3600.0  # one agent run, start to close
+    idle_timeout_s: float = 900.0  # no stream event for this long: the agent is hung
+    heartbeat_timeout_s: float = 60.0  # no heartbeat for this long: the worker is gone
+    max_attempts: int = 3
+
+
+class AgentProgress(BaseModel):
+    """Heartbeat details of a running agent: what the UI and the starter show live."""
+
+    session_id: str
+    turns: int = 0
+    cost_usd: float = 0.0
+    last_event: str = ""
+    transcript_path: str = ""
+
+
+class AgentRun(BaseModel):
+    session_id: str
+    attempt: int
+    is_error: bool
+    subtype: str = ""
+    result_text: str = ""
+    cost_usd: float = 0.0
+    turns: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    duration_s: float = 0.0
+    transcript_path: str = ""
+
+
+# --------------------------------------------------------------------------------------------
+# Workflows: inputs, results, status
+# --------------------------------------------------------------------------------------------
+
+
+class SessionRequest(BaseModel):
+    session_id: str
+    repo: str  # absolute path of the user's repository
+    plan_path: str  # absolute path of the plan file
+    target_branch: str
+    start_batch: int | None = None
+    end_batch: int | None = None
+    concurrency: int = 1
+    mode: Literal["local"] = "local"
+    state_dir: str  # absolute; worktrees, transcripts and logs live here
+    agent: AgentSettings = Field(default_factory=AgentSettings)
+
+
+class TaskRequest(BaseModel):
+    session_id: str
+    repo: str
+    target_branch: str
+    state_dir: str
+    task: Task
+    plan_title: str | None = None
+    plan_context: str = ""
+    batch_title: str = ""
+    batch_description: str = ""
+    agent: AgentSettings
+
+
+class TaskState(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"  # the task workflow works: worktree, agent, commits
+    MERGING = "merging"
+    MERGED = "merged"
+    NO_CHANGES = "no_changes"  # the agent finished but left nothing to merge
+    FAILED = "failed"
+    BLOCKED = "blocked"  # a dependency did not merge
+
+
+FINISHED_TASK_STATES = frozenset(
+    {TaskState.MERGED, TaskState.NO_CHANGES, TaskState.FAILED, TaskState.BLOCKED}
+)
+
+
+class TaskResult(BaseModel):
+    """What a TaskWorkflow hands back to its session: a branch ready to merge, or why not."""
+
+    task_id: str
+    outcome: Literal["ready", "already_merged", "no_changes", "failed"]
+    branch: str = ""
+    workspace_path: str = ""
+    base_sha: str = ""
+    commits: list[CommitInfo] = Field(default_factory=list)
+    merge_sha: str | None = None
+    agent_runs: list[AgentRun] = Field(default_factory=list)
+    error: str | None = None
+
+
+class TaskStatus(BaseModel):
+    id: str
+    title: str
+    batch: int
+    state: TaskState = TaskState.PENDING
+    depends_on: list[str] = Field(default_factory=list)
+    workflow_id: str = ""
+    branch: str = ""
+    attempts: int = 0
+    commits: list[CommitInfo] = Field(default_factory=list)
+    merge_sha: str | None = None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    cost_usd: float = 0.0
+    turns: int = 0
+    transcripts: list[str] = Field(default_factory=list)
+    last_error: str | None = None
+
+
+class SessionState(StrEnum):
+    PARSING = "parsing"
+    RUNNING = "running"
+    COMPLETED = "completed"  # every task merged
+    FINISHED_WITH_FAILURES = "finished_with_failures"
+    FAILED = "failed"  # the session itself could not run (e.g. the plan no longer parses)
+
+
+class BatchStatus(BaseModel):
+    number: int
+    title: str
+    dependencies: list[int] = Field(default_factory=list)
+    task_ids: list[str] = Field(default_factory=list)
+
+
+class SessionStatus(BaseModel):
+    id: str
+    status: SessionState
+    repo: str
+    plan_path: str
+    plan_title: str | None = None
+    target_branch: str
+    concurrency: int
+    current_batch: int | None = None
+    total_batches: int = 0
+    batches: list[BatchStatus] = Field(default_factory=list)
+    tasks_completed: int = 0  # merged
+    tasks_total: int = 0
+    tasks: list[TaskStatus] = Field(default_factory=list)
+    cost_usd: float = 0.0
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    error: str | None = None
+
+    def task(self, task_id: str) -> TaskStatus:
+        for task in self.tasks:
+            if task.id == task_id:
+                return task
+        raise KeyError(task_id)
