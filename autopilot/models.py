@@ -264,3 +264,49 @@ class SessionStatus(BaseModel):
             if task.id == task_id:
                 return task
         raise KeyError(task_id)
+
+
+# --------------------------------------------------------------------------------------------
+# Activity inputs
+# --------------------------------------------------------------------------------------------
+
+
+class ParsePlanInput(BaseModel):
+    plan_path: str
+    start_batch: int | None = None
+    end_batch: int | None = None
+
+
+class WorkspaceInput(BaseModel):
+    repo: str
+    target_branch: str
+    state_dir: str
+    session_id: str
+    task_id: str
+
+
+class AgentInput(BaseModel):
+    request: TaskRequest
+    workspace: Workspace
+
+
+class CommitInput(BaseModel):
+    worktree: str
+    base_sha: str
+    session_id: str
+    task_id: str
+    message: str
+
+
+class MergeInput(BaseModel):
+    repo: str
+    target_branch: str
+    branch: str
+    session_id: str
+    task_id: str
+    message: str
+
+
+class RemoveWorkspaceInput(BaseModel):
+    repo: str
+    worktree: str

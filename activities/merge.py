@@ -1,0 +1,27 @@
+"""Activity: merge a task's branch into the target branch (serialized by the session)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from temporalio import activity
+
+from activities.errors import git_errors_as_activity_errors
+from autopilot import gitops
+from autopilot.models import MergeInput, MergeOutcome
+
+
+@activity.defn
+async def merge_task(request: MergeInput) -> MergeOutcome:
+    # gitops.merge_task looks for this task's merge on the target first: a retry after a
+    # crash between the merge and the activity's completion does not merge twice.
+    with git_errors_as_activity_errors():
+        return await asyncio.to_thread(
+            gitops.merge_task,
+            request.repo,
+            request.target_branch,
+            request.branch,
+            request.session_id,
+            request.task_id,
+            request.message,
+        )

@@ -1,0 +1,53 @@
+"""Activities over a task's worktree: prepare it, commit what the agent left, remove it.
+
+Each is a thin wrapper over autopilot.gitops, whose functions are idempotent: a retry after a
+crash at any point looks at git first and never repeats a commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from temporalio import activity
+
+from activities.errors import git_errors_as_activity_errors
+from autopilot import gitops
+from autopilot.models import (
+    CommitInput,
+    CommitOutcome,
+    RemoveWorkspaceInput,
+    Workspace,
+    WorkspaceInput,
+)
+
+
+@activity.defn
+async def prepare_workspace(request: WorkspaceInput) -> Workspace:
+    with git_errors_as_activity_errors():
+        return await asyncio.to_thread(
+            gitops.prepare_workspace,
+            request.repo,
+            request.target_branch,
+            request.state_dir,
+            request.session_id,
+            request.task_id,
+        )
+
+
+@activity.defn
+async def commit_changes(request: CommitInput) -> CommitOutcome:
+    with git_errors_as_activity_errors():
+        return await asyncio.to_thread(
+            gitops.commit_changes,
+            request.worktree,
+            request.base_sha,
+            request.session_id,
+            request.task_id,
+            request.message,
+        )
+
+
+@activity.defn
+async def remove_workspace(request: RemoveWorkspaceInput) -> None:
+    with git_errors_as_activity_errors():
+        await asyncio.to_thread(gitops.remove_workspace, request.repo, request.worktree)

@@ -1,0 +1,185 @@
+"""Run one `claude -p` process and read its stream-json output.
+
+Plain asyncio, no Temporal: the activity wraps this with heartbeats and error types. The
+rules measured on this CLI: a run without a `result` event failed, whatever its exit code;
+`is_error` decides success, never `subtype` alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from autopilot.models import AgentProgress
+from autopilot.process_guard import kill_tree
+
+STREAM_LINE_LIMIT = 64 * 1024 * 1024  # a tool result echoing a big file is one line
+
+
+class AgentFailure(Exception):
+    """The run failed. `kind` says how, so the caller can decide whether retrying helps."""
+
+    # auth: credentials/billing, retrying cannot help. rate_limit, overloaded, api: the
+    # service. hung: no output for too long. no_result: the CLI died or was killed.
+    # error: the agent ended with is_error for another reason (e.g. max turns).
+    def __init__(self, kind: str, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.retry_after_s = retry_after_s
+
+
+@dataclass
+class StreamState:
+    session_id: str
+    message_ids: set[str] = field(default_factory=set)
+    input_tokens: int = 0
+    output_tokens: int = 0
+    error_kind: str = ""  # the `error` field of the last assistant message, if any
+    last_event: str = ""
+    result: dict[str, Any] | None = None
+
+    def progress(self, transcript: Path) -> AgentProgress:
+        cost = float(self.result.get("total_cost_usd") or 0.0) if self.result else 0.0
+        return AgentProgress(
+            session_id=self.session_id,
+            turns=len(self.message_ids),
+            cost_usd=cost,
+            last_event=self.last_event,
+            transcript_path=str(transcript),
+        )
+
+    def absorb(self, event: dict[str, Any]) -> None:
+        kind = str(event.get("type", ""))
+        subtype = event.get("subtype")
+        self.last_event = f"{kind}/{subtype}" if subtype else kind
+        if kind == "system" and subtype == "init" and event.get("session_id"):
+            self.session_id = str(event["session_id"])
+        elif kind == "assistant":
+            message = event.get("message") or {}
+            if message.get("id") and message["id"] not in self.message_ids:
+                self.message_ids.add(str(message["id"]))
+                usage = message.get("usage") or {}
+                self.input_tokens += int(usage.get("input_tokens") or 0)
+                self.output_tokens += int(usage.get("output_tokens") or 0)
+            if event.get("error"):
+                self.error_kind = str(event["error"])
+        elif kind == "result":
+            self.result = event
+
+
+def classify(state: StreamState, returncode: int | None, stderr_tail: str) -> AgentFailure | None:
+    """None when the run succeeded; otherwise what went wrong, in words a person can act on."""
+    result = state.result
+    if result is None:
+        return AgentFailure(
+            "no_result",
+            f"claude exited with code {returncode} without a result event "
+            f"(last event: {state.last_event or 'none'}); stderr: {stderr_tail or '(empty)'}",
+        )
+    if not result.get("is_error"):
+        return None
+    text = str(result.get("result") or result.get("subtype") or "")
+    status = result.get("api_error_status")
+    kind = state.error_kind
+    if kind in ("authentication_failed", "billing_error", "oauth_org_not_allowed") or status in (
+        401,
+        403,
+    ):
+        return AgentFailure(
+            "auth",
+            f"the Claude CLI could not authenticate ({kind or status}): {text}. Set "
+            "ANTHROPIC_API_KEY for the worker or log in with `claude` once, then retry the task.",
+        )
+    if kind == "rate_limit" or status == 429 or "hit your limit" in text.lower():
+        return AgentFailure("rate_limit", f"rate or usage limit: {text}", retry_after_s=60.0)
+    if kind in ("server_error", "overloaded") or (isinstance(status, int) and status >= 500):
+        return AgentFailure("overloaded", f"the model API failed ({kind or status}): {text}")
+    subtype = str(result.get("subtype") or "")
+    return AgentFailure("error", f"the agent ended with an error ({subtype}): {text}")
+
+
+async def _read_stream(
+    stream: asyncio.StreamReader,
+    transcript: Path,
+    state: StreamState,
+    idle_timeout_s: float,
+    on_progress: Callable[[AgentProgress], None],
+) -> None:
+    with transcript.open("ab") as out:
+        while True:
+            try:
+                line = await asyncio.wait_for(stream.readline(), timeout=idle_timeout_s)
+            except TimeoutError:
+                raise AgentFailure(
+                    "hung", f"claude printed nothing for {idle_timeout_s:.0f}s; it was stopped"
+                ) from None
+            if not line:
+                return
+            out.write(line)
+            out.flush()
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # not an event (the CLI may print a warning line); kept in transcript
+            if isinstance(event, dict):
+                state.absorb(event)
+                on_progress(state.progress(transcript))
+
+
+async def run_claude(
+    argv: list[str],
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    prompt: str,
+    session_id: str,
+    transcript: Path,
+    idle_timeout_s: float,
+    on_progress: Callable[[AgentProgress], None],
+) -> tuple[StreamState, float]:
+    """Run the CLI to its end. Returns the stream state and the wall time; raises AgentFailure.
+
+    On cancellation, a hang or any error the whole process tree is killed before returning.
+    """
+    transcript.parent.mkdir(parents=True, exist_ok=True)
+    stderr_path = transcript.with_suffix(".stderr")
+    state = StreamState(session_id=session_id)
+    started = time.monotonic()
+    with stderr_path.open("wb") as stderr:
+        process = await asyncio.create_subprocess_exec(
+            *argv,
+            cwd=cwd,
+            env=dict(env),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=stderr,
+            start_new_session=True,  # its own process group, away from the worker's signals
+            limit=STREAM_LINE_LIMIT,
+        )
+    try:
+        assert process.stdin is not None and process.stdout is not None
+        process.stdin.write(prompt.encode())
+        await process.stdin.drain()
+        process.stdin.close()
+        await _read_stream(process.stdout, transcript, state, idle_timeout_s, on_progress)
+        returncode = await process.wait()
+    except BaseException:
+        kill_tree(process.pid)
+        await process.wait()
+        raise
+    failure = classify(state, returncode, _tail(stderr_path))
+    if failure:
+        raise failure
+    return state, time.monotonic() - started
+
+
+def _tail(path: Path, limit: int = 600) -> str:
+    try:
+        return path.read_text(errors="replace")[-limit:].strip()
+    except OSError:
+        return ""

@@ -1,0 +1,73 @@
+"""Settings read from the environment, in one place, so every process agrees on them."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_TASK_QUEUE = "autopilot"
+DEFAULT_TEMPORAL_PORT = 7233
+DEFAULT_UI_PORT = 8233
+
+
+class ConfigError(Exception):
+    """A setting is unusable; the message says which one and what to set instead."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    state_dir: Path
+    task_queue: str
+    # Embedded mode: no TEMPORAL_ADDRESS, so we start (or reuse) a dev server on loopback.
+    embedded: bool
+    temporal_address: str
+    temporal_namespace: str
+    ui_port: int
+
+    @property
+    def ui_url(self) -> str:
+        if self.embedded:
+            return f"http://127.0.0.1:{self.ui_port}"
+        return ""
+
+    def path(self, *parts: str) -> Path:
+        """A path under the state dir, its parent created."""
+        target = self.state_dir.joinpath(*parts)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return target
+
+
+def _port(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        raise ConfigError(f"{name}={raw!r} is not a TCP port; set it to a number from 1 to 65535.")
+    return int(raw)
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if env is None else env
+    state_dir = Path(env.get("AUTOPILOT_STATE_DIR") or Path.home() / ".autopilot").expanduser()
+    state_dir = state_dir.resolve()
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(
+            f"cannot create the state directory {state_dir}: {err.strerror}; "
+            "set AUTOPILOT_STATE_DIR to a writable directory."
+        ) from err
+    address = env.get("TEMPORAL_ADDRESS", "").strip()
+    embedded = not address
+    if embedded:
+        address = f"127.0.0.1:{_port(env, 'AUTOPILOT_TEMPORAL_PORT', DEFAULT_TEMPORAL_PORT)}"
+    return Settings(
+        state_dir=state_dir,
+        task_queue=env.get("AUTOPILOT_TASK_QUEUE", "").strip() or DEFAULT_TASK_QUEUE,
+        embedded=embedded,
+        temporal_address=address,
+        temporal_namespace=env.get("TEMPORAL_NAMESPACE", "").strip() or "default",
+        ui_port=_port(env, "AUTOPILOT_TEMPORAL_UI_PORT", DEFAULT_UI_PORT),
+    )

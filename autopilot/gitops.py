@@ -1,0 +1,769 @@
+"""Plain, blocking git operations behind the Temporal activities.
+
+Git is the source of truth: every commit and merge commit we create carries the trailers
+`Autopilot-Session: <session>` and `Autopilot-Task: <task>`, so each function can find out
+from the repository alone what a previous (possibly crashed) attempt already did. Every
+public function is idempotent: calling it again after a crash at any point neither
+duplicates a commit nor a merge.
+
+Git runs as a subprocess with an argv list (never a shell), with `GIT_TERMINAL_PROMPT=0`
+and without inherited `GIT_DIR`-like variables. Unexpected failures raise `GitError` whose
+message says what failed, where, and what git printed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import stat
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from autopilot.models import CommitInfo, CommitOutcome, MergeOutcome, Workspace
+
+SESSION_TRAILER = "Autopilot-Session"
+TASK_TRAILER = "Autopilot-Task"
+DEFAULT_USER_NAME = "CC3 Autopilot"
+DEFAULT_USER_EMAIL = "autopilot@localhost"
+MIN_GIT_VERSION = (2, 38, 0)  # `git merge-tree --write-tree`
+
+# An index.lock in one of OUR worktrees older than this is left over from a killed git
+# process: no git command we or the agent run holds the index that long.
+STALE_LOCK_SECONDS = 60.0
+MERGE_ATTEMPTS = 5  # the target moved under us this many times in a row: give up
+
+_MAX_COMPONENT = 64
+_UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]")
+# Variables that would point git at another repository than the one we name with -C.
+_GIT_LOCATION_VARS = (
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "GIT_COMMON_DIR",
+    "GIT_NAMESPACE",
+    "GIT_PREFIX",
+)
+
+
+class GitError(Exception):
+    """A git operation failed; the message says what, where, and git's own words."""
+
+
+class RepoError(GitError):
+    """The repository cannot be used for a session; the message says how to fix it."""
+
+
+class RepoCheck(BaseModel):
+    """A repository validated by `check_repo`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    path: str  # absolute top-level directory of the checkout that was named
+    target_branch: str  # short branch name, e.g. "main"
+    head_sha: str  # the target branch's head commit
+    checked_out_at: str | None = None  # worktree where the target branch is checked out
+
+
+# --------------------------------------------------------------------------------------------
+# Running git
+# --------------------------------------------------------------------------------------------
+
+
+def _git_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _GIT_LOCATION_VARS}
+    env["GIT_TERMINAL_PROMPT"] = "0"
+    return env
+
+
+def _run(
+    cwd: str | Path, args: Sequence[str], *, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run `git -C cwd args...` and return the result whatever its exit status."""
+    try:
+        return subprocess.run(
+            ["git", "-C", str(cwd), *args],
+            capture_output=True,
+            text=True,
+            input=stdin,
+            env=_git_env(),
+            check=False,
+        )
+    except FileNotFoundError as exc:
+        raise GitError("git is not installed or not on PATH; install git >= 2.38") from exc
+
+
+def _fail(cwd: str | Path, args: Sequence[str], proc: subprocess.CompletedProcess[str]) -> str:
+    output = (proc.stderr.strip() or proc.stdout.strip() or "(no output)")[-2000:]
+    return f"`git {' '.join(args)}` failed in {cwd} (exit {proc.returncode}): {output}"
+
+
+def _git(cwd: str | Path, *args: str, stdin: str | None = None) -> str:
+    """Run git and return its stdout; raise GitError on a non-zero exit."""
+    proc = _run(cwd, args, stdin=stdin)
+    if proc.returncode != 0:
+        raise GitError(_fail(cwd, args, proc))
+    return proc.stdout
+
+
+def _missing_identity(cwd: str | Path) -> dict[str, str]:
+    """Our default for each of user.name / user.email the repository has not configured."""
+    defaults = {"user.name": DEFAULT_USER_NAME, "user.email": DEFAULT_USER_EMAIL}
+    return {
+        key: default
+        for key, default in defaults.items()
+        if not _run(cwd, ["config", "--get", key]).stdout.strip()
+    }
+
+
+def _identity_args(cwd: str | Path) -> list[str]:
+    """`-c user.name=… -c user.email=…` defaults for whatever the repo has not configured."""
+    return [
+        arg for key, value in _missing_identity(cwd).items() for arg in ("-c", f"{key}={value}")
+    ]
+
+
+def identity_env(cwd: str | Path) -> dict[str, str]:
+    """Environment variables giving an agent's own `git commit` in `cwd` our default author
+    and committer, for whatever identity the repository has not configured (else empty)."""
+    missing = _missing_identity(cwd)
+    env: dict[str, str] = {}
+    if "user.name" in missing:
+        env["GIT_AUTHOR_NAME"] = env["GIT_COMMITTER_NAME"] = missing["user.name"]
+    if "user.email" in missing:
+        env["GIT_AUTHOR_EMAIL"] = env["GIT_COMMITTER_EMAIL"] = missing["user.email"]
+    return env
+
+
+def git_version() -> tuple[int, int, int]:
+    """The installed git's version, e.g. (2, 39, 5)."""
+    out = _git(".", "--version")
+    found = re.search(r"(\d+)\.(\d+)(?:\.(\d+))?", out)
+    if found is None:
+        raise GitError(f"cannot read the git version from `git --version`: {out.strip()!r}")
+    major, minor, patch = found.groups()
+    return int(major), int(minor), int(patch or 0)
+
+
+def require_git(min: tuple[int, int, int] = MIN_GIT_VERSION) -> tuple[int, int, int]:
+    """Return the git version, or raise GitError if it is older than `min`."""
+    version = git_version()
+    if version < min:
+        have = ".".join(map(str, version))
+        need = ".".join(map(str, min))
+        raise GitError(
+            f"git {have} is too old: CC3 Autopilot needs git >= {need} "
+            "(for `git merge-tree --write-tree`); install a newer git and try again"
+        )
+    return version
+
+
+# --------------------------------------------------------------------------------------------
+# Names
+# --------------------------------------------------------------------------------------------
+
+
+def safe_component(value: str) -> str:
+    """`value` as one safe ref and path component: only [A-Za-z0-9._-], no `..`, no leading
+    `.`/`-`, no trailing `.`/`.lock`. A changed value gets a hash of the original appended so
+    that two different ids never share a name."""
+    cleaned = _UNSAFE_CHARS.sub("_", value)
+    cleaned = re.sub(r"\.{2,}", ".", cleaned).lstrip(".-")[:_MAX_COMPONENT]
+    while cleaned.endswith((".", ".lock")):
+        cleaned = cleaned.removesuffix(".lock").rstrip(".")
+    if cleaned and cleaned == value:
+        return cleaned
+    digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{cleaned}-{digest}" if cleaned else f"id-{digest}"
+
+
+def branch_name(session_id: str, task_id: str) -> str:
+    """The task's branch: `autopilot/<session>/<task>`, both parts made ref-safe."""
+    return f"autopilot/{safe_component(session_id)}/{safe_component(task_id)}"
+
+
+def worktree_path(state_dir: str | Path, session_id: str, task_id: str) -> Path:
+    """The task's worktree: `<state_dir>/worktrees/<session>/<task>`, never outside state_dir."""
+    return Path(state_dir) / "worktrees" / safe_component(session_id) / safe_component(task_id)
+
+
+def _trailer_value(kind: str, value: str) -> str:
+    if not value or value != value.strip() or any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError(
+            f"{kind} id {value!r} cannot be a git trailer value: it must be non-empty, "
+            "without leading/trailing spaces or control characters"
+        )
+    return value
+
+
+def _message_with_trailers(message: str, session_id: str, task_id: str) -> str:
+    """`message` with our trailers as its last paragraph (the one git parses as trailers)."""
+    session = _trailer_value("session", session_id)
+    task = _trailer_value("task", task_id)
+    body = message.strip() or f"Autopilot task {task}"
+    return f"{body}\n\n{SESSION_TRAILER}: {session}\n{TASK_TRAILER}: {task}\n"
+
+
+# --------------------------------------------------------------------------------------------
+# Refs, history, worktrees
+# --------------------------------------------------------------------------------------------
+
+
+def _branch_ref(branch: str) -> str:
+    return branch if branch.startswith("refs/") else f"refs/heads/{branch}"
+
+
+def _resolve(cwd: str | Path, rev: str) -> str | None:
+    """The commit sha `rev` names, or None if it names none."""
+    proc = _run(cwd, ["rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}"])
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def _branch_head(repo: str | Path, branch: str) -> str:
+    if not Path(repo).is_dir():
+        raise RepoError(f"the repository {repo} does not exist (moved or deleted?)")
+    sha = _resolve(repo, _branch_ref(branch))
+    if sha is None:
+        raise RepoError(f"branch {branch!r} does not exist in {repo} (renamed or deleted?)")
+    return sha
+
+
+def _is_ancestor(repo: str | Path, ancestor: str, descendant: str) -> bool:
+    args = ["merge-base", "--is-ancestor", ancestor, descendant]
+    proc = _run(repo, args)
+    if proc.returncode not in (0, 1):
+        raise GitError(_fail(repo, args, proc))
+    return proc.returncode == 0
+
+
+def _our_merges(repo: str | Path, target_branch: str, session_id: str) -> list[tuple[str, str]]:
+    """(task id, merge sha) of this session's merge commits on the target's first-parent
+    history, oldest first."""
+    fmt = (
+        f"%H%x1f%(trailers:key={SESSION_TRAILER},valueonly,unfold,separator=%x1d)"
+        f"%x1f%(trailers:key={TASK_TRAILER},valueonly,unfold,separator=%x1d)%x1e"
+    )
+    out = _git(
+        repo,
+        "log",
+        "--no-show-signature",
+        "--first-parent",
+        "--min-parents=2",
+        "--reverse",
+        "--fixed-strings",
+        f"--grep={SESSION_TRAILER}: {session_id}",
+        f"--format={fmt}",
+        _branch_ref(target_branch),
+        "--",
+    )
+    merges: list[tuple[str, str]] = []
+    for record in out.split("\x1e"):
+        fields = record.strip("\n").split("\x1f")
+        if len(fields) != 3:
+            continue
+        sha, sessions, tasks = fields
+        if session_id in sessions.split("\x1d") and tasks:
+            merges.append((tasks.split("\x1d")[-1], sha))
+    return merges
+
+
+def list_merges(repo: str | Path, target_branch: str, session_id: str) -> list[tuple[str, str]]:
+    """(task id, merge sha) of the session's merges on the target branch, oldest first."""
+    return _our_merges(repo, target_branch, session_id)
+
+
+def find_task_merge(
+    repo: str | Path, target_branch: str, session_id: str, task_id: str
+) -> str | None:
+    """The sha of the merge commit on the target (first-parent history) whose trailers name
+    this session and task, or None."""
+    for merged_task, sha in _our_merges(repo, target_branch, session_id):
+        if merged_task == task_id:
+            return sha
+    return None
+
+
+@dataclass(frozen=True)
+class _Worktree:
+    path: str
+    head: str | None
+    branch: str | None  # full ref name, None when detached or bare
+    bare: bool
+    locked: str | None  # the lock reason ("" without one), None when not locked
+    prunable: bool
+
+
+def _worktrees(repo: str | Path) -> list[_Worktree]:
+    """`git worktree list --porcelain -z`, parsed; the main worktree comes first."""
+    out = _git(repo, "worktree", "list", "--porcelain", "-z")
+    result: list[_Worktree] = []
+    for block in out.split("\0\0"):
+        attrs: dict[str, str] = {}
+        for line in block.split("\0"):
+            if line:
+                key, _, value = line.partition(" ")
+                attrs[key] = value
+        if "worktree" in attrs:
+            result.append(
+                _Worktree(
+                    path=attrs["worktree"],
+                    head=attrs.get("HEAD"),
+                    branch=attrs.get("branch"),
+                    bare="bare" in attrs,
+                    locked=attrs.get("locked"),
+                    prunable="prunable" in attrs,
+                )
+            )
+    return result
+
+
+def _same_path(a: str | Path, b: str | Path) -> bool:
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _registered(repo: str | Path, path: str | Path) -> _Worktree | None:
+    return next((wt for wt in _worktrees(repo) if _same_path(wt.path, path)), None)
+
+
+def _checkout_of(repo: str | Path, branch: str) -> _Worktree | None:
+    """The worktree (with an existing directory) where `branch` is checked out, if any."""
+    ref = _branch_ref(branch)
+    for wt in _worktrees(repo):
+        if wt.branch == ref and not wt.prunable and Path(wt.path).is_dir():
+            return wt
+    return None
+
+
+def _status_entries(cwd: str | Path, *, untracked: bool) -> list[str]:
+    """Paths `git status` reports as changed (ignored files never count)."""
+    out = _git(
+        cwd,
+        "status",
+        "--porcelain=v1",
+        "-z",
+        "--ignore-submodules=none",
+        f"--untracked-files={'all' if untracked else 'no'}",
+    )
+    paths: list[str] = []
+    fields = iter(out.split("\0"))
+    for entry in fields:
+        if not entry:
+            continue
+        paths.append(entry[3:])
+        if entry[0] in "RC":  # a rename/copy is followed by its source path
+            next(fields, None)
+    return paths
+
+
+def _rmtree(path: Path) -> None:
+    """Remove a directory tree, read-only files (e.g. a Go module cache) included."""
+
+    def make_writable_and_retry(func: Callable[..., Any], name: str, _exc: Any) -> None:
+        os.chmod(name, stat.S_IRWXU)
+        func(name)
+
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.exists():
+        shutil.rmtree(path, onerror=make_writable_and_retry)
+
+
+def _clear_stale_index_lock(worktree: str | Path) -> None:
+    """Remove an index.lock older than STALE_LOCK_SECONDS, only in a linked worktree's own
+    git dir (never the main repository's): a killed git leaves it behind, and no git command
+    run in a task worktree holds the index lock that long."""
+    out = _git(worktree, "rev-parse", "--absolute-git-dir", "--git-common-dir").splitlines()
+    git_dir = Path(out[0])
+    common_dir = Path(worktree, out[1]) if not Path(out[1]).is_absolute() else Path(out[1])
+    if _same_path(git_dir, common_dir):
+        return  # not a linked worktree: not ours to clean
+    lock = git_dir / "index.lock"
+    try:
+        age = time.time() - lock.stat().st_mtime
+    except FileNotFoundError:
+        return
+    if age > STALE_LOCK_SECONDS:
+        lock.unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Workspace: branch + worktree of one task
+# --------------------------------------------------------------------------------------------
+
+
+def _remove_registered_worktree(repo: str | Path, path: str | Path) -> None:
+    # Twice --force: also removes a locked worktree and one with local changes.
+    _git(repo, "worktree", "remove", "--force", "--force", str(path))
+
+
+def _ensure_worktree(repo: str | Path, path: Path, branch: str, start_sha: str) -> None:
+    """Make `path` a worktree of `repo` on `branch`, creating the branch at `start_sha`."""
+    ref = _branch_ref(branch)
+    entry = _registered(repo, path)
+    if entry is not None and (
+        entry.prunable or not path.is_dir() or entry.locked == "initializing"
+    ):
+        # A stale registration (its directory was deleted), or `git worktree add` killed
+        # half-way (its checkout cannot be trusted): drop just our own registration. We do
+        # not `git worktree prune`: it touches every worktree and can race with another
+        # task's `git worktree add` in the same repository.
+        _remove_registered_worktree(repo, path)
+        entry = None
+    if entry is not None:
+        if entry.branch == ref:
+            _clear_stale_index_lock(path)
+            return
+        now_on = entry.branch or f"a detached HEAD at {entry.head}"
+        raise GitError(
+            f"the task worktree {path} is on {now_on}, not on {ref}; check out {branch} "
+            "there or remove the worktree (`git worktree remove --force`), then retry"
+        )
+    if path.exists() or path.is_symlink():
+        _rmtree(path)  # a leftover directory in our state dir that git does not know
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if _resolve(repo, ref) is not None:
+        _git(repo, "worktree", "add", str(path), branch)
+    else:
+        _git(repo, "worktree", "add", "-b", branch, str(path), start_sha)
+
+
+def prepare_workspace(
+    repo: str | Path, target_branch: str, state_dir: str | Path, session_id: str, task_id: str
+) -> Workspace:
+    """Ensure the task's branch and worktree exist, or report that the task is already merged.
+
+    A new branch starts at the target's head; an existing branch (and worktree) is reused,
+    with base_sha the merge-base of branch and target.
+    """
+    branch = branch_name(session_id, task_id)
+    target_head = _branch_head(repo, target_branch)
+    merge_sha = find_task_merge(repo, target_branch, session_id, task_id)
+    if merge_sha is not None:
+        return Workspace(
+            path="", branch=branch, base_sha=target_head, already_merged=True, merge_sha=merge_sha
+        )
+    path = worktree_path(Path(state_dir).absolute(), session_id, task_id)
+    _ensure_worktree(repo, path, branch, target_head)
+    base_sha = _git(repo, "merge-base", _branch_ref(branch), target_head).strip()
+    return Workspace(path=str(path), branch=branch, base_sha=base_sha)
+
+
+def remove_workspace(repo: str | Path, worktree_path: str | Path) -> None:
+    """Remove the task's worktree (registered or a leftover directory); keep its branch.
+
+    Only this worktree's registration is removed (no `git worktree prune`, which would touch
+    every worktree and can race with another task's `git worktree add`)."""
+    path = Path(worktree_path).absolute()
+    worktrees = _worktrees(repo)
+    main = os.path.realpath(worktrees[0].path) if worktrees else None
+    if main is not None and (main + os.sep).startswith(os.path.realpath(path) + os.sep):
+        raise GitError(f"refusing to remove {path}: it is (or holds) the main checkout of {repo}")
+    if any(_same_path(wt.path, path) for wt in worktrees):
+        _remove_registered_worktree(repo, path)
+    _rmtree(path)
+
+
+# --------------------------------------------------------------------------------------------
+# Commits on the task branch
+# --------------------------------------------------------------------------------------------
+
+
+def _commits_since(worktree: str | Path, base_sha: str) -> list[CommitInfo]:
+    out = _git(
+        worktree,
+        "log",
+        "--no-show-signature",
+        "--reverse",
+        "-z",
+        "--format=%H%x1f%s",
+        f"{base_sha}..HEAD",
+        "--",
+    )
+    commits: list[CommitInfo] = []
+    for record in out.split("\0"):
+        if record:
+            sha, _, subject = record.partition("\x1f")
+            commits.append(CommitInfo(sha=sha, subject=subject))
+    return commits
+
+
+def commit_changes(
+    worktree: str | Path, base_sha: str, session_id: str, task_id: str, message: str
+) -> CommitOutcome:
+    """Commit whatever the agent left uncommitted (with our trailers), then list the branch's
+    commits since base_sha, oldest first."""
+    expected = _branch_ref(branch_name(session_id, task_id))
+    head_ref = _run(worktree, ["symbolic-ref", "--quiet", "HEAD"]).stdout.strip()
+    if head_ref != expected:
+        now_on = head_ref or "a detached HEAD"
+        raise GitError(
+            f"the task worktree {worktree} is on {now_on}, not on {expected}; the agent "
+            "switched branches: check out the task branch there, then retry"
+        )
+    _clear_stale_index_lock(worktree)
+    committed = False
+    if _status_entries(worktree, untracked=True):
+        _git(worktree, "add", "--all")
+        if _run(worktree, ["diff", "--cached", "--quiet"]).returncode != 0:
+            _git(
+                worktree,
+                *_identity_args(worktree),
+                "commit",
+                "--quiet",
+                "--no-verify",  # hooks must not stop us from keeping the agent's work
+                "--cleanup=whitespace",
+                "--file=-",
+                stdin=_message_with_trailers(message, session_id, task_id),
+            )
+            committed = True
+    commits = _commits_since(worktree, base_sha)
+    head_sha = _git(worktree, "rev-parse", "HEAD").strip()
+    clean = not _status_entries(worktree, untracked=True)
+    return CommitOutcome(
+        commits=commits,
+        head_sha=head_sha,
+        committed_leftovers=committed,
+        no_changes=not commits and clean,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Merging a task branch into the target
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _TreeMerge:
+    tree: str
+    conflict: bool
+    conflict_files: list[str]
+    conflict_messages: list[str]
+
+
+def _merge_trees(repo: str | Path, ours: str, theirs: str) -> _TreeMerge:
+    """Merge two commits into a tree object without touching any index or working tree."""
+    args = ["merge-tree", "--write-tree", "--name-only", "-z", ours, theirs]
+    proc = _run(repo, args)
+    if proc.returncode not in (0, 1):
+        raise GitError(_fail(repo, args, proc))
+    tree, _, rest = proc.stdout.partition("\0")
+    if proc.returncode == 0:
+        return _TreeMerge(tree=tree, conflict=False, conflict_files=[], conflict_messages=[])
+    names, _, info = rest.partition("\0\0")
+    files = [name for name in names.split("\0") if name]
+    # Informational messages: <count>\0<path>\0...\0<type>\0<message>\0, repeated.
+    messages: list[str] = []
+    fields = info.split("\0")
+    i = 0
+    while i < len(fields) and fields[i].isdigit():
+        count = int(fields[i])
+        tail = fields[i + 1 + count : i + 3 + count]
+        if len(tail) < 2:
+            break
+        kind, text = tail
+        if kind.startswith("CONFLICT"):
+            messages.append(text.strip())
+            if not files:
+                files += fields[i + 1 : i + 1 + count]
+        i += 3 + count
+    return _TreeMerge(
+        tree=tree, conflict=True, conflict_files=sorted(set(files)), conflict_messages=messages
+    )
+
+
+def _advance_in_checkout(
+    checkout: _Worktree, target_branch: str, old_head: str, merge_sha: str
+) -> bool:
+    """Fast-forward the target where it is checked out (ref, index and files together).
+    False if the target moved meanwhile (the caller recomputes)."""
+    path = checkout.path
+    now_on = _run(path, ["symbolic-ref", "--quiet", "HEAD"]).stdout.strip()
+    if now_on != _branch_ref(target_branch) or _resolve(path, "HEAD") != old_head:
+        return False
+    args = ["merge", "--ff-only", "--no-autostash", "--no-verify-signatures", "--quiet"]
+    args += ["--no-stat", merge_sha]
+    proc = _run(path, args)
+    if proc.returncode == 0:
+        return True
+    if _resolve(path, _branch_ref(target_branch)) != old_head:
+        return False
+    raise GitError(
+        f"could not merge into {target_branch!r}: the checkout at {path} has local changes "
+        f"(or untracked files) that the merge would overwrite, or a merge/rebase in progress. "
+        f"Commit or stash them there, then retry; {target_branch!r} was left unchanged. "
+        f"git said: {(proc.stderr.strip() or proc.stdout.strip())[-2000:]}"
+    )
+
+
+def _advance_ref(repo: str | Path, target_branch: str, old_head: str, merge_sha: str) -> bool:
+    """Compare-and-swap the target ref; False if it moved meanwhile."""
+    ref = _branch_ref(target_branch)
+    args = ["update-ref", "-m", f"autopilot: merge {merge_sha}", ref, merge_sha, old_head]
+    proc = _run(repo, args)
+    if proc.returncode == 0:
+        return True
+    if _resolve(repo, ref) != old_head:
+        return False
+    raise GitError(_fail(repo, args, proc))
+
+
+def merge_task(
+    repo: str | Path,
+    target_branch: str,
+    branch: str,
+    session_id: str,
+    task_id: str,
+    message: str,
+) -> MergeOutcome:
+    """Merge `branch` into the target with a merge commit carrying our trailers, atomically:
+    the target either points at the full merge (with its checkout updated) or is untouched."""
+    found = find_task_merge(repo, target_branch, session_id, task_id)
+    if found is not None:
+        return MergeOutcome(
+            merged=True,
+            already_merged=True,
+            merge_sha=found,
+            message=f"task {task_id} was already merged into {target_branch} as {found[:12]}",
+        )
+    branch_head = _branch_head(repo, branch)
+    full_message = _message_with_trailers(message, session_id, task_id)
+    for _ in range(MERGE_ATTEMPTS):
+        target_head = _branch_head(repo, target_branch)
+        if _is_ancestor(repo, branch_head, target_head):
+            return MergeOutcome(
+                merged=True,
+                already_merged=True,
+                message=f"{branch} ({branch_head[:12]}) is already contained in "
+                f"{target_branch}: nothing to merge",
+            )
+        merged = _merge_trees(repo, target_head, branch_head)
+        if merged.conflict:
+            details = "; ".join(merged.conflict_messages) or ", ".join(merged.conflict_files)
+            return MergeOutcome(
+                merged=False,
+                conflict=True,
+                conflict_files=merged.conflict_files,
+                message=f"merging {branch} into {target_branch} conflicts ({details}); "
+                f"{target_branch} was left unchanged",
+            )
+        merge_sha = _git(
+            repo,
+            *_identity_args(repo),
+            "commit-tree",
+            merged.tree,
+            "-p",
+            target_head,
+            "-p",
+            branch_head,
+            stdin=full_message,
+        ).strip()
+        checkout = _checkout_of(repo, target_branch)
+        if checkout is not None:
+            advanced = _advance_in_checkout(checkout, target_branch, target_head, merge_sha)
+        else:
+            advanced = _advance_ref(repo, target_branch, target_head, merge_sha)
+        if advanced:
+            return MergeOutcome(
+                merged=True,
+                merge_sha=merge_sha,
+                message=f"merged {branch} into {target_branch} as {merge_sha[:12]}",
+            )
+    raise GitError(
+        f"could not merge {branch} into {target_branch} in {repo}: the target branch kept "
+        f"moving during {MERGE_ATTEMPTS} attempts; retry when it is quiet"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Validating a repository before a session starts
+# --------------------------------------------------------------------------------------------
+
+_IN_PROGRESS = {
+    "MERGE_HEAD": "a merge",
+    "rebase-merge": "a rebase",
+    "rebase-apply": "a rebase (or `git am`)",
+    "CHERRY_PICK_HEAD": "a cherry-pick",
+    "REVERT_HEAD": "a revert",
+}
+
+
+def _operation_in_progress(checkout: str | Path) -> str | None:
+    for name, what in _IN_PROGRESS.items():
+        if Path(
+            _git(checkout, "rev-parse", "--path-format=absolute", "--git-path", name).strip()
+        ).exists():
+            return what
+    return None
+
+
+def check_repo(repo: str | Path, target_branch: str | None = None) -> RepoCheck:
+    """Validate that `repo` can take a session's merges into `target_branch` (default: the
+    current branch); raise RepoError saying what to fix."""
+    path = Path(repo).expanduser()
+    if not path.exists():
+        raise RepoError(f"{repo} does not exist; give the path of your git repository")
+    if not path.is_dir():
+        raise RepoError(f"{repo} is not a directory; give the path of your git repository")
+    proc = _run(path, ["rev-parse", "--is-bare-repository", "--is-inside-work-tree"])
+    if proc.returncode != 0:
+        raise RepoError(f"{repo} is not a git repository (run `git init` there, or pick another)")
+    bare, inside = proc.stdout.split()
+    if bare == "true":
+        raise RepoError(f"{repo} is a bare repository; give a checkout (a non-bare clone) instead")
+    if inside != "true":
+        raise RepoError(f"{repo} is inside a .git directory; give the checkout's directory")
+    top = _git(path, "rev-parse", "--show-toplevel").strip()
+    if not _git(top, "for-each-ref", "--count=1", "refs/heads").strip():
+        raise RepoError(f"{top} has no commits yet; make a first commit, then try again")
+    if target_branch is None:
+        head_ref = _run(top, ["symbolic-ref", "--quiet", "HEAD"]).stdout.strip()
+        if not head_ref.startswith("refs/heads/"):
+            raise RepoError(
+                f"{top} has a detached HEAD; name the target branch to merge into, "
+                "or check out a branch first"
+            )
+        target_branch = head_ref.removeprefix("refs/heads/")
+    valid = _run(top, ["check-ref-format", "--branch", target_branch]).returncode == 0
+    head_sha = _resolve(top, _branch_ref(target_branch)) if valid else None
+    if head_sha is None:
+        names = _git(
+            top,
+            "for-each-ref",
+            "--sort=-committerdate",
+            "--count=5",
+            "--format=%(refname:short)",
+            "refs/heads",
+        ).split()
+        raise RepoError(
+            f"{top} has no branch {target_branch!r}; existing branches include: {', '.join(names)}"
+        )
+    checkout = _checkout_of(top, target_branch)
+    for place in dict.fromkeys([top, *([checkout.path] if checkout else [])]):
+        what = _operation_in_progress(place)
+        if what is not None:
+            raise RepoError(f"{what} is in progress in {place}; finish or abort it first")
+    if checkout is not None:
+        changed = _status_entries(checkout.path, untracked=False)
+        if changed:
+            shown = ", ".join(changed[:5]) + (
+                f" and {len(changed) - 5} more" if len(changed) > 5 else ""
+            )
+            raise RepoError(
+                f"the checkout of {target_branch!r} at {checkout.path} has uncommitted changes "
+                f"to tracked files: {shown}; commit or stash them first"
+            )
+    return RepoCheck(
+        path=top,
+        target_branch=target_branch,
+        head_sha=head_sha,
+        checked_out_at=checkout.path if checkout else None,
+    )

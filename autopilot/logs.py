@@ -1,0 +1,61 @@
+"""structlog for every process: readable lines on stderr, JSON lines in a file.
+
+The standard library's loggers (the Temporal SDK's, `activity.logger`, `workflow.logger`) go
+through the same processors, so one file holds everything a worker did.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import structlog
+
+SHARED_PROCESSORS: list[structlog.types.Processor] = [
+    structlog.contextvars.merge_contextvars,
+    structlog.stdlib.add_log_level,
+    structlog.stdlib.add_logger_name,
+    structlog.processors.TimeStamper(fmt="iso", utc=True),
+]
+
+
+def configure_logging(json_file: Path | None, level: int = logging.INFO) -> None:
+    structlog.configure(
+        processors=[
+            *SHARED_PROCESSORS,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    handlers: list[logging.Handler] = []
+    console = logging.StreamHandler(sys.stderr)
+    console.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty()),
+            ],
+            foreign_pre_chain=SHARED_PROCESSORS,
+        )
+    )
+    handlers.append(console)
+    if json_file is not None:
+        json_file.parent.mkdir(parents=True, exist_ok=True)
+        to_file = logging.FileHandler(json_file, encoding="utf-8")
+        to_file.setFormatter(
+            structlog.stdlib.ProcessorFormatter(
+                processors=[
+                    structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    structlog.processors.dict_tracebacks,
+                    structlog.processors.JSONRenderer(),
+                ],
+                foreign_pre_chain=SHARED_PROCESSORS,
+            )
+        )
+        handlers.append(to_file)
+    root = logging.getLogger()
+    root.handlers[:] = handlers
+    root.setLevel(level)

@@ -1,0 +1,876 @@
+"""Parse a markdown master plan into batches of tasks.
+
+The plan is read with a real Markdown parser (markdown-it-py, CommonMark): only top-level ATX
+headings (`## ...`) give the plan its structure, so a `## Batch` line inside a fenced code block,
+a list or a block quote is never a heading. Bodies and descriptions are cut verbatim from the
+source lines, using the line ranges markdown-it reports for each block.
+
+Structure:
+- `## Batch 31: Title` / `### Batch 31: Title` starts a batch; the text up to its first task is
+  the batch description (optional `**Dependencies:**` and `**Execution Mode:**` fields).
+- `### Task 31.1: Title` / `#### Task 31.1a: Title` starts a task; its body runs to the next task
+  or batch heading. A non-task heading of a higher rank (fewer `#`) than the task heading ends the
+  task; one of rank <= the batch heading's ends the batch. The text after either is plan prose.
+- A plan without batch headings is one implicit batch of all its tasks.
+- Setext headings (`Title` underlined with `===` / `---`) never give structure (a paragraph
+  followed by a `---` separator without a blank line is one); a setext h1 can be the plan title.
+
+`parse_plan` is pure: it returns a `Plan` or raises `PlanError` listing every issue it found.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
+from pydantic import BaseModel, ConfigDict
+
+from autopilot.models import Batch, FileRef, IgnoredBlock, Plan, Task
+
+__all__ = ["PlanError", "PlanIssue", "load_plan", "parse_plan", "select_batches"]
+
+
+class PlanIssue(BaseModel):
+    """One problem in a plan: the 1-based line (0: the file as a whole) and what to do."""
+
+    model_config = ConfigDict(frozen=True)
+
+    line: int
+    message: str
+
+
+class PlanError(Exception):
+    """The plan cannot be used; `issues` lists every problem found, sorted by line."""
+
+    def __init__(self, path: str, issues: Iterable[PlanIssue]) -> None:
+        self.path = path
+        self.issues: list[PlanIssue] = sorted(issues, key=lambda issue: issue.line)
+        super().__init__(self.__str__())
+
+    def __str__(self) -> str:
+        return "\n".join(f"{self.path}:{issue.line}: {issue.message}" for issue in self.issues)
+
+    def __reduce__(self) -> tuple[type[PlanError], tuple[str, list[PlanIssue]]]:
+        return (type(self), (self.path, self.issues))
+
+
+# --------------------------------------------------------------------------------------------
+# Headings and field labels
+# --------------------------------------------------------------------------------------------
+
+# Between the number and the title: ":", "." (not "31.5"), " - ", en or em dash; or no title.
+_SEPARATOR = r"(?:\s*:|\.(?=\s|$)|\s+[-\u2013\u2014](?=\s|$))"
+_BATCH_RE = re.compile(rf"^batch\s+(\d+)(?:{_SEPARATOR}\s*(.*))?$", re.IGNORECASE)
+_TASK_RE = re.compile(rf"^task\s+(\d+(?:\.\d+)*[a-z]?)(?:{_SEPARATOR}\s*(.*))?$", re.IGNORECASE)
+# A heading that starts like a batch/task heading but is not one is reported, never dropped.
+_NEAR_MISS_RE = re.compile(r"^(batch|task)\s*#?\d", re.IGNORECASE)
+
+# `**Label:** value` or `**Label**: value` at the start of a line of a top-level paragraph.
+_LABEL_RE = re.compile(r"^\*\*\s*([A-Za-z][A-Za-z ]*?)\s*(?::\s*\*\*|\*\*\s*:)\s*(.*)$")
+_FieldKind = Literal["files", "verification", "depends", "commit", "mode"]
+_LABELS: dict[str, _FieldKind] = {
+    "files": "files",
+    "file": "files",
+    "verification": "verification",
+    "verify": "verification",
+    "depends on": "depends",
+    "depends": "depends",
+    "dependencies": "depends",
+    "dependency": "depends",
+    "commit": "commit",
+    "commit message": "commit",
+    "execution mode": "mode",
+}
+
+_NONE_VALUES = frozenset({"", "none", "-", "\u2013", "\u2014", "n/a", "na", "nothing"})
+_TASK_REF_RE = re.compile(r"^(?:tasks?\s*)?(\d+(?:\.\d+)*[a-z]?)(?=$|[\s:\-\u2013\u2014])", re.I)
+_BATCH_REF_RE = re.compile(r"^(?:batch(?:es)?\s*)?(\d+)(?=$|[\s:\-\u2013\u2014])", re.I)
+_LIST_SPLIT_RE = re.compile(r"\s*(?:,|;|&|\band\b)\s*", re.IGNORECASE)
+_PARENTHESES_RE = re.compile(r"\([^)]*\)")
+_LIST_MARKER_RE = re.compile(r"^\s*(?:[-*+]|\d+[.)])(?:\s+\[[ xX]\])?(?:\s+|$)")
+_CHECKBOX_RE = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+\[[ xX]\]")
+_LINE_RANGE_RE = re.compile(r":\d+(?:-\d+)?$")
+_ACTION_RE = re.compile(r"^([A-Za-z]+)\s*:?$")
+_ACTION_PREFIX_RE = re.compile(r"^([A-Za-z]+)\s*:\s+(.*)$")
+_EXECUTION_MODES = ("local", "dagger")
+_SUMMARY_MAX = 80
+
+
+def _markdown() -> MarkdownIt:
+    md = MarkdownIt("commonmark")
+    md.core.ruler.disable("inline")  # block structure and raw inline text are all we need
+    return md
+
+
+_MD = _markdown()
+
+
+# --------------------------------------------------------------------------------------------
+# Intermediate structures
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Block:
+    """A top-level block of the document: lines [start, end), 0-based."""
+
+    start: int
+    end: int
+    index: int  # of its opening token
+    kind: str
+
+
+@dataclass
+class _Item:
+    text: str
+    line: int
+
+
+@dataclass
+class _Field:
+    kind: _FieldKind
+    label: str
+    line: int
+    inline: str
+    items: list[_Item] = field(default_factory=list)
+    code: str | None = None
+
+
+@dataclass
+class _TaskDraft:
+    id: str
+    title: str
+    line: int
+    rank: int
+    batch: _BatchDraft
+    body: str = ""
+    files: list[FileRef] = field(default_factory=list)
+    verification: list[str] = field(default_factory=list)
+    depends: list[tuple[str, int]] = field(default_factory=list)  # (task id, line)
+    commit: str | None = None
+
+
+@dataclass
+class _BatchDraft:
+    number: int
+    title: str
+    line: int
+    rank: int | None  # None: the implicit batch of a plan without batch headings
+    description: str = ""
+    depends: list[tuple[int, int]] = field(default_factory=list)  # (batch number, line)
+    mode: Literal["local", "dagger"] | None = None
+    tasks: list[_TaskDraft] = field(default_factory=list)
+
+
+@dataclass
+class _Segment:
+    """Lines from `start` (0-based) up to the next segment: what they belong to."""
+
+    start: int
+    kind: Literal["pre", "batch", "task", "prose", "stray"]
+    batch: _BatchDraft | None = None
+    task: _TaskDraft | None = None
+
+
+class _Issues:
+    def __init__(self) -> None:
+        self.items: list[PlanIssue] = []
+
+    def add(self, line: int, message: str) -> None:
+        self.items.append(PlanIssue(line=line, message=message))
+
+
+# --------------------------------------------------------------------------------------------
+# Public API
+# --------------------------------------------------------------------------------------------
+
+
+def load_plan(path: str | Path) -> Plan:
+    """Read and parse a plan file (UTF-8). Any problem, the file's own included: `PlanError`."""
+    name = str(path)
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        message = "plan file not found; check the path"
+        raise PlanError(name, [PlanIssue(line=0, message=message)]) from None
+    except IsADirectoryError:
+        message = "is a directory, not a plan file; give the path of the markdown plan"
+        raise PlanError(name, [PlanIssue(line=0, message=message)]) from None
+    except OSError as exc:
+        message = f"cannot read the plan file ({exc.strerror or exc}); check its permissions"
+        raise PlanError(name, [PlanIssue(line=0, message=message)]) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        bad_line = raw[: exc.start].count(b"\n") + 1
+        message = (
+            f"the plan file is not valid UTF-8 (first bad byte on line {bad_line}: {exc.reason});"
+            " save it as UTF-8"
+        )
+        raise PlanError(name, [PlanIssue(line=0, message=message)]) from None
+    return parse_plan(text, name)
+
+
+def select_batches(plan: Plan, start: int | None, end: int | None) -> Plan:
+    """A copy of `plan` with only the batches numbered start..end (inclusive; None: open).
+
+    Dependencies on batches or tasks outside the range stay in the models: they are assumed
+    to be merged already.
+    """
+    have = _describe_batch_numbers(plan)
+    if start is not None and end is not None and start > end:
+        message = (
+            f"start batch {start} is after end batch {end}; give a start <= end"
+            f" (this plan has {have})"
+        )
+        raise PlanError(plan.path, [PlanIssue(line=0, message=message)])
+    chosen = [
+        batch.model_copy(deep=True)
+        for batch in plan.batches
+        if (start is None or batch.number >= start) and (end is None or batch.number <= end)
+    ]
+    if not chosen:
+        wanted = f"{'' if start is None else start}..{'' if end is None else end}"
+        message = f"no batch in the range {wanted}; this plan has {have}"
+        raise PlanError(plan.path, [PlanIssue(line=0, message=message)])
+    return plan.model_copy(update={"batches": chosen})
+
+
+def parse_plan(text: str, path: str) -> Plan:
+    """Parse plan markdown. Raises `PlanError` with every issue found, sorted by line."""
+    text = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+    lines = text.split("\n")
+    issues = _Issues()
+
+    front_matter, fm_lines = _front_matter(lines)
+    # Blank the front matter out, so markdown-it's line numbers stay those of the file.
+    md_source = "\n".join([""] * fm_lines + lines[fm_lines:])
+    tokens = _MD.parse(md_source)
+    blocks = _top_level_blocks(tokens)
+
+    title: str | None = None
+    for block in blocks:
+        if block.kind == "heading_open" and tokens[block.index].tag == "h1":
+            title = tokens[block.index + 1].content.strip() or None
+            break
+
+    segments, batches = _structure(blocks, tokens, fm_lines, title, issues)
+
+    ignored: list[IgnoredBlock] = []
+    if fm_lines:
+        ignored.append(_front_matter_block(front_matter, fm_lines))
+    context = ""
+    bounds = [segment.start for segment in segments] + [len(lines)]
+    pointer = 0
+    for number, segment in enumerate(segments):
+        start, end = segment.start, bounds[number + 1]
+        own: list[_Block] = []
+        while pointer < len(blocks) and blocks[pointer].start < end:
+            if blocks[pointer].start > start or segment.kind in ("pre", "prose", "stray"):
+                own.append(blocks[pointer])
+            pointer += 1
+        if segment.kind in ("pre", "prose"):
+            prose = _ignored_block(lines, start, end)
+            if prose is not None:
+                ignored.append(prose)
+            if segment.kind == "pre":
+                context = _strip_blank_lines(lines[start:end])
+        elif segment.kind == "batch" and segment.batch is not None:
+            segment.batch.description = _strip_blank_lines(lines[start + 1 : end])
+            _batch_fields(segment.batch, _fields(own, tokens, lines), issues)
+        elif segment.kind == "task" and segment.task is not None:
+            segment.task.body = _strip_blank_lines(lines[start + 1 : end])
+            _task_fields(segment.task, _fields(own, tokens, lines), issues)
+
+    _validate(batches, issues)
+    if issues.items:
+        raise PlanError(path, issues.items)
+
+    return Plan(
+        path=path,
+        title=title,
+        front_matter=front_matter,
+        context=context,
+        batches=[_batch_model(batch) for batch in batches],
+        ignored=ignored,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Document structure
+# --------------------------------------------------------------------------------------------
+
+
+def _front_matter(lines: list[str]) -> tuple[str, int]:
+    """YAML front matter at the very top: (its text, how many lines it spans incl. fences)."""
+    if not lines or lines[0].rstrip() != "---":
+        return "", 0
+    for number in range(1, len(lines)):
+        if lines[number].rstrip() in ("---", "..."):
+            return "\n".join(lines[1:number]), number + 1
+    return "", 0  # never closed: not front matter, just a thematic break
+
+
+def _top_level_blocks(tokens: Sequence[Token]) -> list[_Block]:
+    blocks: list[_Block] = []
+    for index, token in enumerate(tokens):
+        if token.level == 0 and token.map is not None and not token.type.endswith("_close"):
+            blocks.append(_Block(token.map[0], token.map[1], index, token.type))
+    return blocks
+
+
+def _is_atx(token: Token) -> bool:
+    return token.markup.startswith("#")
+
+
+def _heading_text(content: str) -> str:
+    text = content.strip()
+    if text.startswith("**"):  # `## **Task 1.1:** Title`
+        text = text.replace("**", "", 2).strip()
+    return text
+
+
+def _structure(
+    blocks: Sequence[_Block],
+    tokens: Sequence[Token],
+    first_line: int,
+    title: str | None,
+    issues: _Issues,
+) -> tuple[list[_Segment], list[_BatchDraft]]:
+    """Walk the top-level ATX headings: which lines belong to what (see the module doc)."""
+    headings = [
+        (block, int(tokens[block.index].tag[1:]), _heading_text(tokens[block.index + 1].content))
+        for block in blocks
+        if block.kind == "heading_open" and _is_atx(tokens[block.index])
+    ]
+    has_batches = any(_BATCH_RE.match(text) for _, _, text in headings)
+
+    segments = [_Segment(first_line, "pre")]
+    batches: list[_BatchDraft] = []
+    batch: _BatchDraft | None = None
+    task: _TaskDraft | None = None
+    for block, rank, text in headings:
+        line = block.start + 1
+        batch_match = _BATCH_RE.match(text)
+        task_match = _TASK_RE.match(text)
+        if batch_match:
+            batch = _BatchDraft(int(batch_match[1]), (batch_match[2] or "").strip(), line, rank)
+            batches.append(batch)
+            task = None
+            segments.append(_Segment(block.start, "batch", batch=batch))
+        elif task_match:
+            if batch is None and has_batches:
+                issues.add(
+                    line,
+                    f"Task {task_match[1]} is not inside a batch, but this plan has batch"
+                    " headings; move it under a `## Batch N: Title` heading",
+                )
+                task = None
+                segments.append(_Segment(block.start, "stray"))
+                continue
+            if batch is None:
+                batch = _BatchDraft(1, title or "All tasks", line, None)
+                batches.append(batch)
+            task = _TaskDraft(task_match[1], (task_match[2] or "").strip(), line, rank, batch)
+            batch.tasks.append(task)
+            segments.append(_Segment(block.start, "task", batch=batch, task=task))
+        else:
+            near = _NEAR_MISS_RE.match(text)
+            if near:
+                what = near[1].lower()
+                example = "## Batch 3: Title" if what == "batch" else "### Task 3.1: Title"
+                issues.add(
+                    line,
+                    f"heading '{text}' looks like a {what} heading but cannot be read;"
+                    f" write it like `{example}` (separator ':', '.', ' - ' or ' \u2014 ')",
+                )
+            if batch is not None and batch.rank is not None and rank <= batch.rank:
+                batch, task = None, None
+                segments.append(_Segment(block.start, "prose"))
+            elif task is not None and rank < task.rank:
+                task = None
+                segments.append(_Segment(block.start, "prose"))
+    return segments, batches
+
+
+def _strip_blank_lines(lines: Sequence[str]) -> str:
+    first, last = _non_blank_span(lines)
+    if first < 0:
+        return ""
+    return "\n".join(lines[first : last + 1])
+
+
+def _non_blank_span(lines: Sequence[str]) -> tuple[int, int]:
+    first = next((n for n, line in enumerate(lines) if line.strip()), -1)
+    if first < 0:
+        return -1, -1
+    last = next(n for n in range(len(lines) - 1, -1, -1) if lines[n].strip())
+    return first, last
+
+
+def _summary(text: str) -> str:
+    text = text.strip()
+    if len(text) <= _SUMMARY_MAX:
+        return text
+    return text[: _SUMMARY_MAX - 3].rstrip() + "..."
+
+
+def _ignored_block(lines: Sequence[str], start: int, end: int) -> IgnoredBlock | None:
+    first, last = _non_blank_span(lines[start:end])
+    if first < 0:
+        return None
+    return IgnoredBlock(
+        start_line=start + first + 1,
+        end_line=start + last + 1,
+        summary=_summary(lines[start + first]),
+    )
+
+
+def _front_matter_block(front_matter: str, fm_lines: int) -> IgnoredBlock:
+    first = next((line for line in front_matter.split("\n") if line.strip()), "")
+    summary = f"front matter: {first.strip()}" if first else "front matter (empty)"
+    return IgnoredBlock(start_line=1, end_line=fm_lines, summary=_summary(summary))
+
+
+# --------------------------------------------------------------------------------------------
+# Fields
+# --------------------------------------------------------------------------------------------
+
+
+def _fields(
+    blocks: Sequence[_Block], tokens: Sequence[Token], lines: Sequence[str]
+) -> list[_Field]:
+    """`**Label:** value` lines of top-level paragraphs, with a list or code block that follows
+    a label without a value (or one ending in ':')."""
+    found: list[_Field] = []
+    for position, block in enumerate(blocks):
+        setext = block.kind == "heading_open" and not _is_atx(tokens[block.index])
+        if block.kind != "paragraph_open" and not setext:
+            continue
+        current: _Field | None = None
+        for offset, raw in enumerate(tokens[block.index + 1].content.split("\n")):
+            text = raw.strip()
+            match = _LABEL_RE.match(text)
+            if match:
+                label = " ".join(match[1].lower().split())
+                kind = _LABELS.get(label)
+                current = None
+                if kind is not None:
+                    current = _Field(kind, match[1].strip(), block.start + offset + 1, match[2])
+                    found.append(current)
+            elif current is not None:
+                current.inline = f"{current.inline} {text}".strip()
+        if current is None or position + 1 >= len(blocks):
+            continue
+        current.inline = current.inline.strip()
+        if current.inline and not current.inline.endswith(":"):
+            continue
+        following = blocks[position + 1]
+        if following.kind in ("bullet_list_open", "ordered_list_open"):
+            current.items = _list_items(tokens, following, lines)
+        elif following.kind in ("fence", "code_block"):
+            current.code = tokens[following.index].content
+    for found_field in found:
+        found_field.inline = found_field.inline.strip()
+    return found
+
+
+def _list_items(tokens: Sequence[Token], block: _Block, lines: Sequence[str]) -> list[_Item]:
+    """The items of the list a field label introduces.
+
+    CommonMark continues a list across blank lines, so `**Files:**` items followed by a blank
+    line and `- [ ] **Step 1:** ...` checklist items are one list. The field's items end at the
+    first item that is (or is not) a `[ ]` checkbox when the first one is not (or is), or that
+    follows a blank line after items that were not separated by blank lines.
+    """
+    items: list[_Item] = []
+    first_is_box: bool | None = None
+    tight = False
+    index = block.index + 1
+    while index < len(tokens) and not (tokens[index].level == 0 and tokens[index].nesting < 0):
+        token = tokens[index]
+        index += 1
+        if token.type != "list_item_open" or token.level != 1 or token.map is None:
+            continue
+        start, end = token.map
+        is_box = _CHECKBOX_RE.match(lines[start]) is not None
+        gap = start > 0 and not lines[start - 1].strip()
+        if first_is_box is None:
+            first_is_box = is_box
+        elif is_box != first_is_box or (gap and tight):
+            break
+        elif len(items) == 1:
+            tight = not gap
+        items.append(_Item(_item_text(lines[start:end]), start + 1))
+    return items
+
+
+def _item_text(item_lines: Sequence[str]) -> str:
+    """A list item's text: its lines without the marker (and `[ ]` box), dedented."""
+    first = item_lines[0]
+    marker = _LIST_MARKER_RE.match(first)
+    width = marker.end() if marker else 0
+    out = [first[width:].strip()]
+    for line in item_lines[1:]:
+        indent = len(line) - len(line.lstrip(" "))
+        out.append(line[min(indent, width) :].rstrip())
+    return _strip_blank_lines(out)
+
+
+def _unquote(value: str) -> str:
+    value = value.strip()
+    if value.startswith("`"):
+        ticks = len(value) - len(value.lstrip("`"))
+        closing = value.find("`" * ticks, ticks)
+        if closing > ticks:
+            return value[ticks:closing].strip()
+    while len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        value = value[1:-1].strip()
+    return value
+
+
+def _plain(value: str) -> str:
+    return value.replace("**", "").replace("`", "").strip().rstrip(".").strip()
+
+
+def _split_values(value: str) -> list[str]:
+    value = _PARENTHESES_RE.sub("", value)
+    return [piece.strip() for piece in _LIST_SPLIT_RE.split(value) if piece.strip()]
+
+
+def _field_values(found: _Field) -> list[tuple[str, int]]:
+    """A field's values: its list items, or else its inline text split at commas."""
+    if found.items:
+        return [(_plain(item.text.split("\n")[0]), item.line) for item in found.items]
+    plain = _plain(found.inline)
+    if plain.lower() in _NONE_VALUES:
+        return []
+    return [(piece, found.line) for piece in _split_values(plain)]
+
+
+def _file_ref(text: str, line: int) -> FileRef | None:
+    text = text.strip()
+    action = ""
+    tick = text.find("`")
+    if tick >= 0 and text.find("`", tick + 1) > tick:
+        closing = text.find("`", tick + 1)
+        path = text[tick + 1 : closing].strip()
+        before = _ACTION_RE.match(text[:tick].replace("*", "").strip())
+        if before:
+            action = before[1].lower()
+    else:
+        text = text.replace("**", "")
+        prefixed = _ACTION_PREFIX_RE.match(text)
+        if prefixed:
+            action, text = prefixed[1].lower(), prefixed[2]
+        words = text.split()
+        path = words[0].strip("\"',;") if words else ""
+    path = _LINE_RANGE_RE.sub("", path)
+    if not path:
+        return None
+    return FileRef(action=action, path=path, line=line)
+
+
+def _split_outside_backticks(value: str) -> list[str]:
+    pieces: list[str] = []
+    current: list[str] = []
+    in_code = False
+    for char in value:
+        if char == "`":
+            in_code = not in_code
+        if char == "," and not in_code:
+            pieces.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    pieces.append("".join(current))
+    return [piece.strip() for piece in pieces if piece.strip()]
+
+
+def _task_fields(task: _TaskDraft, found: Sequence[_Field], issues: _Issues) -> None:
+    commit_line: int | None = None
+    where = f"Task {task.id}"
+    for item in found:
+        if item.kind == "files":
+            if item.items:
+                refs = [_file_ref(entry.text.split("\n")[0], entry.line) for entry in item.items]
+            else:
+                refs = [_file_ref(p, item.line) for p in _split_outside_backticks(item.inline)]
+            task.files.extend(ref for ref in refs if ref is not None)
+        elif item.kind == "verification":
+            if item.items:
+                task.verification.extend(entry.text for entry in item.items if entry.text)
+            elif item.inline:
+                task.verification.append(item.inline)
+        elif item.kind == "depends":
+            for value, line in _field_values(item):
+                match = _TASK_REF_RE.match(value)
+                if match is None:
+                    issues.add(
+                        line,
+                        f"cannot read dependency '{value}' of {where}; list task ids like"
+                        " `**Depends on:** Task 1.1, Task 1.2` or write `None`",
+                    )
+                elif all(dep != match[1] for dep, _ in task.depends):
+                    task.depends.append((match[1], line))
+        elif item.kind == "commit":
+            message = _unquote(item.inline) or _unquote(item.code or "")
+            if commit_line is not None:
+                issues.add(
+                    item.line,
+                    f"{where} has a second **Commit:** field (first at line {commit_line});"
+                    " keep one",
+                )
+                continue
+            commit_line = item.line
+            task.commit = message or None
+
+
+def _batch_fields(batch: _BatchDraft, found: Sequence[_Field], issues: _Issues) -> None:
+    mode_line: int | None = None
+    where = f"Batch {batch.number}"
+    for item in found:
+        if item.kind == "depends":
+            for value, line in _field_values(item):
+                match = _BATCH_REF_RE.match(value)
+                if match is None:
+                    issues.add(
+                        line,
+                        f"cannot read dependency '{value}' of {where}; list batches like"
+                        " `**Dependencies:** Batch 1, Batch 2` or write `None`",
+                    )
+                elif all(dep != int(match[1]) for dep, _ in batch.depends):
+                    batch.depends.append((int(match[1]), line))
+        elif item.kind == "mode":
+            if mode_line is not None:
+                issues.add(
+                    item.line,
+                    f"{where} has a second **Execution Mode:** field (first at line"
+                    f" {mode_line}); keep one",
+                )
+                continue
+            mode_line = item.line
+            mode = _plain(item.inline).lower()
+            if mode == "local":
+                batch.mode = "local"
+            elif mode == "dagger":
+                batch.mode = "dagger"
+            else:
+                issues.add(
+                    item.line,
+                    f"unknown Execution Mode '{_plain(item.inline)}' for {where};"
+                    " use `local` or `dagger`",
+                )
+
+
+# --------------------------------------------------------------------------------------------
+# Validation
+# --------------------------------------------------------------------------------------------
+
+
+def _validate(batches: Sequence[_BatchDraft], issues: _Issues) -> None:
+    tasks = [task for batch in batches for task in batch.tasks]
+    if not tasks:
+        issues.add(
+            1,
+            "no tasks found; add task headings like `### Task 1.1: Title` under"
+            " `## Batch 1: Title` headings, or `### Task 1: Title` sections",
+        )
+
+    batch_index: dict[int, int] = {}
+    for index, batch in enumerate(batches):
+        if batch.number in batch_index:
+            first = batches[batch_index[batch.number]]
+            issues.add(
+                batch.line,
+                f"Batch {batch.number} is defined twice (lines {first.line} and {batch.line});"
+                " give each batch a unique number",
+            )
+        else:
+            batch_index[batch.number] = index
+
+    task_by_id: dict[str, _TaskDraft] = {}
+    position: dict[int, int] = {}  # id(task draft) -> index of its batch
+    for index, batch in enumerate(batches):
+        for task in batch.tasks:
+            position[id(task)] = index
+            if not task.body.strip():
+                issues.add(
+                    task.line,
+                    f"Task {task.id} has an empty body; describe the work under its heading",
+                )
+            if task.id in task_by_id:
+                first_task = task_by_id[task.id]
+                issues.add(
+                    task.line,
+                    f"Task {task.id} is defined twice (lines {first_task.line} and {task.line});"
+                    " give each task a unique id",
+                )
+            else:
+                task_by_id[task.id] = task
+
+    known_numbers = _number_list(batch.number for batch in batches)
+    batch_graph: dict[str, list[str]] = {}
+    batch_lines: dict[str, int] = {}
+    for index, batch in enumerate(batches):
+        name = f"Batch {batch.number}"
+        batch_lines.setdefault(name, batch.line)
+        edges = batch_graph.setdefault(name, [])
+        for number, line in batch.depends:
+            if number == batch.number:
+                issues.add(
+                    line,
+                    f"{name} depends on itself; remove Batch {number} from its **Dependencies:**",
+                )
+            elif number not in batch_index:
+                issues.add(
+                    line,
+                    f"{name} depends on unknown Batch {number} (this plan has {known_numbers});"
+                    " fix or remove it in **Dependencies:**",
+                )
+            else:
+                if batch_index[number] > index:
+                    issues.add(
+                        line,
+                        f"{name} depends on Batch {number}, which comes later in the plan;"
+                        f" batches run in order, so move Batch {number} before {name}"
+                        " or remove the dependency",
+                    )
+                edges.append(f"Batch {number}")
+
+    task_graph: dict[str, list[str]] = {}
+    task_lines: dict[str, int] = {}
+    for task in tasks:
+        name = f"Task {task.id}"
+        if name in task_graph:
+            continue  # a duplicate id: already reported
+        task_lines[name] = task.line
+        edges = task_graph.setdefault(name, [])
+        for dep, line in task.depends:
+            target = task_by_id.get(dep)
+            if dep == task.id:
+                issues.add(
+                    line,
+                    f"{name} depends on itself; remove Task {dep} from its **Depends on:**",
+                )
+            elif target is None:
+                issues.add(
+                    line,
+                    f"{name} depends on unknown Task {dep}; fix the id in **Depends on:**"
+                    " or remove it",
+                )
+            else:
+                if position[id(target)] > position[id(task)]:
+                    issues.add(
+                        line,
+                        f"{name} (Batch {task.batch.number}) depends on Task {dep} of"
+                        f" Batch {target.batch.number}, which runs later; move Task {dep} to"
+                        f" an earlier batch or remove the dependency",
+                    )
+                edges.append(f"Task {dep}")
+
+    for graph, lines in ((batch_graph, batch_lines), (task_graph, task_lines)):
+        for cycle in _cycles(graph, lines):
+            issues.add(
+                lines[cycle[0]],
+                f"dependency cycle: {' -> '.join([*cycle, cycle[0]])} (each depends on the"
+                " next); remove one of these dependencies",
+            )
+
+
+def _cycles(graph: dict[str, list[str]], lines: dict[str, int]) -> list[list[str]]:
+    """One cycle per back edge of an iterative depth-first search, each starting at its
+    earliest node in the file and reported once."""
+    white, grey, black = 0, 1, 2
+    colour = dict.fromkeys(graph, white)
+    cycles: list[list[str]] = []
+    seen: set[tuple[str, ...]] = set()
+    for root in graph:
+        if colour[root] != white:
+            continue
+        path: list[str] = [root]
+        on_path: dict[str, int] = {root: 0}
+        stack: list[tuple[str, int]] = [(root, 0)]
+        colour[root] = grey
+        while stack:
+            node, next_edge = stack[-1]
+            edges = graph[node]
+            if next_edge >= len(edges):
+                stack.pop()
+                path.pop()
+                del on_path[node]
+                colour[node] = black
+                continue
+            stack[-1] = (node, next_edge + 1)
+            target = edges[next_edge]
+            if colour.get(target, black) == grey:
+                cycle = path[on_path[target] :]
+                first = min(range(len(cycle)), key=lambda n: lines[cycle[n]])
+                rotated = tuple(cycle[first:] + cycle[:first])
+                if rotated not in seen:
+                    seen.add(rotated)
+                    cycles.append(list(rotated))
+            elif colour.get(target, black) == white:
+                colour[target] = grey
+                on_path[target] = len(path)
+                path.append(target)
+                stack.append((target, 0))
+    return cycles
+
+
+# --------------------------------------------------------------------------------------------
+# Models
+# --------------------------------------------------------------------------------------------
+
+
+def _batch_model(batch: _BatchDraft) -> Batch:
+    return Batch(
+        number=batch.number,
+        title=batch.title,
+        description=batch.description,
+        dependencies=[number for number, _ in batch.depends],
+        execution_mode=batch.mode,
+        tasks=[
+            Task(
+                id=task.id,
+                title=task.title,
+                batch=batch.number,
+                body=task.body,
+                files=task.files,
+                verification=task.verification,
+                depends_on=[dep for dep, _ in task.depends],
+                commit_message=task.commit,
+                line=task.line,
+            )
+            for task in batch.tasks
+        ],
+        line=batch.line,
+        implicit=batch.rank is None,
+    )
+
+
+def _number_list(numbers: Iterable[int]) -> str:
+    """`1-3, 5, 7-8`: sorted numbers with consecutive runs collapsed."""
+    ordered = sorted(set(numbers))
+    runs: list[str] = []
+    index = 0
+    while index < len(ordered):
+        end = index
+        while end + 1 < len(ordered) and ordered[end + 1] == ordered[end] + 1:
+            end += 1
+        first, last = ordered[index], ordered[end]
+        runs.append(str(first) if first == last else f"{first}-{last}")
+        index = end + 1
+    return ", ".join(runs) if runs else "none"
+
+
+def _describe_batch_numbers(plan: Plan) -> str:
+    if len(plan.batches) == 1 and plan.batches[0].implicit:
+        return "only batch 1 (no batch headings: all its tasks form one batch)"
+    numbers = _number_list(batch.number for batch in plan.batches)
+    return f"batch {numbers}" if len(plan.batches) == 1 else f"batches {numbers}"

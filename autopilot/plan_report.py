@@ -1,0 +1,106 @@
+"""The plain-text plan description `starter.py PLAN --dry-run` prints.
+
+Selected batches are shown in full (dependencies, files, verification, commit message); batches
+outside the selection show one line per task. Dependencies on batches or tasks outside the
+selection are marked "assumed merged": the run will not wait for them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from autopilot.models import Batch, Plan, Task
+
+__all__ = ["describe_plan"]
+
+_UNTITLED = "(no title)"
+
+
+def describe_plan(plan: Plan, selected: Plan) -> str:
+    """Describe `plan`, marking what `selected` (from `select_batches`) will run."""
+    chosen_batches = {batch.number for batch in selected.batches}
+    chosen_tasks = {task.id for batch in selected.batches for task in batch.tasks}
+    out = [f"Plan: {plan.path}", f"Title: {plan.title or _UNTITLED}"]
+    for batch in plan.batches:
+        out.append("")
+        if batch.number in chosen_batches:
+            out.extend(_selected_batch(batch, chosen_batches, chosen_tasks))
+        else:
+            out.extend(_other_batch(batch))
+
+    out.append("")
+    out.append("Ignored (kept as plan context):")
+    if plan.ignored:
+        for block in plan.ignored:
+            out.append(f"  lines {block.start_line}-{block.end_line}: {block.summary}")
+    else:
+        out.append("  nothing")
+
+    selected_tasks = selected.task_count()
+    out.append("")
+    out.append(
+        f"{_count(len(selected.batches), 'batch', 'batches')},"
+        f" {_count(selected_tasks, 'task', 'tasks')} selected of {plan.task_count()}"
+    )
+    return "\n".join(out)
+
+
+def _count(number: int, one: str, many: str) -> str:
+    return f"{number} {one if number == 1 else many}"
+
+
+def _batch_heading(batch: Batch, selected: bool) -> str:
+    where = f"implicit batch, line {batch.line}" if batch.implicit else f"line {batch.line}"
+    state = "selected" if selected else "not selected"
+    return f"Batch {batch.number}: {batch.title or _UNTITLED}  ({where}; {state})"
+
+
+def _batch_settings(batch: Batch, chosen_batches: set[int] | None) -> str:
+    deps = ", ".join(
+        f"Batch {number}"
+        + ("" if chosen_batches is None or number in chosen_batches else " (assumed merged)")
+        for number in batch.dependencies
+    )
+    mode = batch.execution_mode or "default"
+    return f"  depends on: {deps or 'none'} | execution mode: {mode}"
+
+
+def _selected_batch(batch: Batch, chosen_batches: set[int], chosen_tasks: set[str]) -> list[str]:
+    out = [_batch_heading(batch, True), _batch_settings(batch, chosen_batches)]
+    if not batch.tasks:
+        out.append("  (no tasks)")
+    for task in batch.tasks:
+        out.extend(_selected_task(task, chosen_tasks))
+    return out
+
+
+def _other_batch(batch: Batch) -> list[str]:
+    out = [_batch_heading(batch, False), _batch_settings(batch, None)]
+    if not batch.tasks:
+        out.append("  (no tasks)")
+    for task in batch.tasks:
+        out.append(f"  Task {task.id}: {task.title or _UNTITLED}  (line {task.line})")
+    return out
+
+
+def _selected_task(task: Task, chosen_tasks: set[str]) -> list[str]:
+    out = [f"  Task {task.id}: {task.title or _UNTITLED}  (line {task.line})"]
+    deps = ", ".join(
+        f"Task {dep}" + ("" if dep in chosen_tasks else " (assumed merged)")
+        for dep in task.depends_on
+    )
+    out.append(f"    depends on: {deps or 'none'}")
+    files = [f"{ref.action} {ref.path}" if ref.action else ref.path for ref in task.files]
+    out.extend(_labelled("files", files))
+    steps = [" ".join(step.split()) for step in task.verification]
+    out.extend(_labelled("verification", steps))
+    out.append(f"    commit: {task.commit_message or '(none given)'}")
+    return out
+
+
+def _labelled(label: str, values: Sequence[str]) -> list[str]:
+    """`label: first`, the others aligned under it; `label: none` when there are none."""
+    head = f"    {label}: "
+    if not values:
+        return [f"{head}none"]
+    return [head + values[0]] + [" " * len(head) + value for value in values[1:]]

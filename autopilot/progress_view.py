@@ -1,0 +1,115 @@
+"""The starter's view of a running session: a live table on a terminal, plain lines elsewhere."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TextIO
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from autopilot.models import SessionStatus, TaskState, TaskStatus
+
+STATE_STYLE = {
+    TaskState.PENDING: "dim",
+    TaskState.RUNNING: "cyan",
+    TaskState.MERGING: "magenta",
+    TaskState.MERGED: "green",
+    TaskState.NO_CHANGES: "yellow",
+    TaskState.FAILED: "red",
+    TaskState.BLOCKED: "red",
+}
+
+
+def elapsed(task: TaskStatus, now: datetime) -> str:
+    if task.started_at is None:
+        return ""
+    seconds = int(((task.completed_at or now) - task.started_at).total_seconds())
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def summary_line(status: SessionStatus) -> str:
+    return (
+        f"{status.id}: {status.status.value}, batch {status.current_batch or '-'} of "
+        f"{status.total_batches} selected, {status.tasks_completed}/{status.tasks_total} tasks "
+        f"merged, ${status.cost_usd:.4f}"
+    )
+
+
+def task_line(task: TaskStatus) -> str:
+    line = f"Task {task.id} ({task.title}): {task.state.value}"
+    if task.state == TaskState.MERGED and task.merge_sha:
+        line += f" as {task.merge_sha[:10]}"
+    if task.attempts > 1:
+        line += f" after {task.attempts} attempts"
+    if task.last_error and task.state in (
+        TaskState.FAILED,
+        TaskState.BLOCKED,
+        TaskState.NO_CHANGES,
+    ):
+        line += f" — {task.last_error}"
+    return line
+
+
+def render_table(status: SessionStatus, now: datetime) -> Table:
+    table = Table(title=summary_line(status), title_justify="left", expand=False)
+    for column in ("batch", "task", "state", "elapsed", "attempts", "turns", "cost", "note"):
+        table.add_column(column)
+    for task in status.tasks:
+        note = task.last_error or (task.branch if task.state == TaskState.RUNNING else "")
+        table.add_row(
+            str(task.batch),
+            Text(f"{task.id} {task.title}"),
+            Text(task.state.value, style=STATE_STYLE[task.state]),
+            elapsed(task, now),
+            str(task.attempts or ""),
+            str(task.turns or ""),
+            f"${task.cost_usd:.4f}" if task.cost_usd else "",
+            Text(note[:80]),
+        )
+    return table
+
+
+class ProgressView:
+    """Live table when stdout is a terminal; one line per change otherwise (logs, CI, pipes)."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._console = Console(file=out)
+        self._live: Live | None = None
+        self._seen: dict[str, str] = {}
+        self._notice = ""
+        self._interactive = self._console.is_terminal
+
+    def __enter__(self) -> ProgressView:
+        if self._interactive:
+            self._live = Live(console=self._console, auto_refresh=False)
+            self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._live is not None:
+            self._live.__exit__(None, None, None)
+            self._live = None
+
+    def notice(self, message: str) -> None:
+        """A transient condition (e.g. no worker answers), shown once until it changes."""
+        if message == self._notice:
+            return
+        self._notice = message
+        if message and not self._interactive:
+            self._console.print(message, highlight=False)
+
+    def update(self, status: SessionStatus) -> None:
+        if self._live is not None:
+            parts: list[Table | Text] = [render_table(status, datetime.now(UTC))]
+            if self._notice:
+                parts.append(Text(self._notice, style="yellow"))
+            self._live.update(Group(*parts), refresh=True)
+            return
+        for task in status.tasks:
+            line = task_line(task)
+            if self._seen.get(task.id) != line:
+                self._seen[task.id] = line
+                self._console.print(line, highlight=False, soft_wrap=True)

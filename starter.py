@@ -1,0 +1,262 @@
+"""Start (or re-attach to) an autonomous session and follow it.
+
+    python starter.py PLAN [--repo DIR] [--start-batch N] [--end-batch M] [--concurrency K]
+                           [--target-branch B] [--mode local] [--detach] [--dry-run]
+
+Exit codes: 0 every requested task merged; 1 the session ended with tasks not merged (or
+failed); 2 bad input (plan, repo, settings), nothing started; 130 detached with Ctrl-C, the
+session keeps running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shlex
+import sys
+from datetime import timedelta
+from pathlib import Path
+from typing import TextIO
+
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.service import RPCError
+
+from autopilot import gitops
+from autopilot.config import ConfigError, Settings, load_settings
+from autopilot.models import AgentSettings, SessionRequest, SessionState, SessionStatus
+from autopilot.plan_parser import PlanError, load_plan, select_batches
+from autopilot.plan_report import describe_plan
+from autopilot.progress_view import ProgressView, summary_line, task_line
+from autopilot.session_id import session_id
+from autopilot.temporal_connection import TemporalUnavailable, connect
+from autopilot.worker_process import WorkerStartFailed, ensure_worker
+from workflows.session import SessionWorkflow
+
+EXIT_MERGED, EXIT_NOT_MERGED, EXIT_BAD_INPUT, EXIT_DETACHED = 0, 1, 2, 130
+REFRESH_S = 1.0
+QUERY_TIMEOUT = timedelta(seconds=5)
+
+
+class UserError(Exception):
+    """Bad input: printed as is, exit code 2, nothing started."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python starter.py",
+        description="Run a markdown master plan with Claude Code, durably, on Temporal.",
+    )
+    parser.add_argument("plan", type=Path, help="the plan file (markdown)")
+    parser.add_argument("--repo", type=Path, default=Path("."), help="target repository (.)")
+    parser.add_argument("--start-batch", type=int, metavar="N", help="first batch to run")
+    parser.add_argument("--end-batch", type=int, metavar="M", help="last batch to run")
+    parser.add_argument(
+        "--concurrency", type=int, default=1, metavar="K", help="agents at once (1)"
+    )
+    parser.add_argument("--target-branch", metavar="B", help="branch to merge into (current)")
+    parser.add_argument("--mode", choices=["local"], default="local", help="execution mode")
+    parser.add_argument("--max-turns", type=int, default=AgentSettings().max_turns)
+    parser.add_argument("--model", help="model for the agent (the CLI's default)")
+    defaults = AgentSettings()
+    parser.add_argument(
+        "--agent-timeout",
+        type=float,
+        default=defaults.attempt_timeout_s,
+        metavar="S",
+        help="time limit of one agent attempt, seconds (%(default).0f)",
+    )
+    parser.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=defaults.idle_timeout_s,
+        metavar="S",
+        help="an agent silent this long is hung: stopped and retried (%(default).0f)",
+    )
+    parser.add_argument(
+        "--heartbeat-timeout",
+        type=float,
+        default=defaults.heartbeat_timeout_s,
+        metavar="S",
+        help="a worker silent this long is gone: its task moves to another (%(default).0f)",
+    )
+    parser.add_argument(
+        "--max-attempts",
+        type=int,
+        default=defaults.max_attempts,
+        metavar="N",
+        help="agent attempts per task before it fails (%(default)d)",
+    )
+    parser.add_argument(
+        "--detach", action="store_true", help="start (or find) the session and return at once"
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="print what the plan says; start nothing"
+    )
+    parser.add_argument("--task-queue", help="task queue (default: AUTOPILOT_TASK_QUEUE)")
+    parser.add_argument(
+        "--no-worker",
+        action="store_true",
+        help="do not start a background worker when none is polling",
+    )
+    return parser
+
+
+def validate(args: argparse.Namespace, settings: Settings) -> SessionRequest:
+    """Everything checked locally before anything starts."""
+    if args.concurrency < 1:
+        raise UserError(f"--concurrency must be at least 1 (got {args.concurrency}).")
+    for flag in ("max_turns", "max_attempts", "agent_timeout", "idle_timeout", "heartbeat_timeout"):
+        if getattr(args, flag) <= 0:
+            name = "--" + flag.replace("_", "-")
+            raise UserError(f"{name} must be greater than 0 (got {getattr(args, flag)}).")
+    plan_path = args.plan.expanduser().resolve()
+    try:
+        plan = select_batches(load_plan(plan_path), args.start_batch, args.end_batch)
+    except PlanError as err:
+        raise UserError(str(err)) from err
+    try:
+        repo = gitops.check_repo(str(args.repo.expanduser()), args.target_branch)
+    except gitops.RepoError as err:
+        raise UserError(str(err)) from err
+    del plan  # parsed here only to fail early; the session parses its own snapshot
+    repo_path = Path(repo.path)
+    return SessionRequest(
+        session_id=session_id(repo_path, plan_path, args.start_batch, args.end_batch),
+        repo=str(repo_path),
+        plan_path=str(plan_path),
+        target_branch=repo.target_branch,
+        start_batch=args.start_batch,
+        end_batch=args.end_batch,
+        concurrency=args.concurrency,
+        mode=args.mode,
+        state_dir=str(settings.state_dir),
+        agent=AgentSettings(
+            max_turns=args.max_turns,
+            model=args.model,
+            attempt_timeout_s=args.agent_timeout,
+            idle_timeout_s=args.idle_timeout,
+            heartbeat_timeout_s=args.heartbeat_timeout,
+            max_attempts=args.max_attempts,
+        ),
+    )
+
+
+def dry_run(args: argparse.Namespace, out: TextIO) -> None:
+    try:
+        plan = load_plan(args.plan.expanduser().resolve())
+        selected = select_batches(plan, args.start_batch, args.end_batch)
+    except PlanError as err:
+        raise UserError(str(err)) from err
+    out.write(describe_plan(plan, selected) + "\n")
+    out.write("Dry run: nothing was started.\n")
+
+
+async def start_or_attach(
+    client: Client, request: SessionRequest, task_queue: str
+) -> tuple[WorkflowHandle[SessionWorkflow, SessionStatus], bool]:
+    """Start the session, or return the running one with the same id (True: attached)."""
+    handle = client.get_workflow_handle_for(SessionWorkflow.run, request.session_id)
+    try:
+        running = (await handle.describe()).status.name == "RUNNING"  # type: ignore[union-attr]
+    except RPCError:
+        running = False
+    handle = await client.start_workflow(
+        SessionWorkflow.run,
+        request,
+        id=request.session_id,
+        task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        static_summary=f"{Path(request.plan_path).name} on {Path(request.repo).name}",
+        static_details=(
+            f"Plan `{request.plan_path}`, repo `{request.repo}`, "
+            f"target branch `{request.target_branch}`"
+        ),
+    )
+    return handle, running
+
+
+async def follow(
+    handle: WorkflowHandle[SessionWorkflow, SessionStatus], out: TextIO
+) -> SessionStatus:
+    """Show progress until the session ends; returns its final status."""
+    result = asyncio.ensure_future(handle.result())
+    with ProgressView(out) as view:
+        while True:
+            done, _ = await asyncio.wait({result}, timeout=REFRESH_S)
+            if done:
+                break
+            try:
+                status = await handle.query(SessionWorkflow.status, rpc_timeout=QUERY_TIMEOUT)
+            except (RPCError, TimeoutError) as err:
+                view.notice(f"waiting for a worker to answer ({err.__class__.__name__})")
+                continue
+            view.notice("")
+            view.update(status)
+        final = result.result()
+        view.update(final)
+    return final
+
+
+def report(final: SessionStatus, settings: Settings, out: TextIO) -> int:
+    out.write("\n" + summary_line(final) + "\n")
+    for task in final.tasks:
+        out.write(f"  {task_line(task)}\n")
+    if final.error:
+        out.write(f"Session error: {final.error}\n")
+    if settings.ui_url:
+        out.write(f"Web UI: {settings.ui_url}/namespaces/default/workflows/{final.id}\n")
+    return EXIT_MERGED if final.status == SessionState.COMPLETED else EXIT_NOT_MERGED
+
+
+async def run(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    request = validate(args, settings)
+    task_queue = args.task_queue or settings.task_queue
+    client = await connect(settings)
+    if settings.embedded and not args.no_worker:
+        log = await ensure_worker(client, settings, task_queue)
+        if log is not None:
+            out.write(f"Started a background worker (log: {log}).\n")
+    handle, attached = await start_or_attach(client, request, task_queue)
+    verb = "Attached to running" if attached else "Started"
+    out.write(f"{verb} session {request.session_id}\n")
+    if args.detach:
+        out.write(f"Detached. Follow it with: {reattach_command(args.argv)}\n")
+        return EXIT_MERGED
+    try:
+        final = await follow(handle, out)
+    except WorkflowFailureError as err:
+        out.write(f"Session {request.session_id} did not complete: {err.cause or err}\n")
+        return EXIT_NOT_MERGED
+    return report(final, settings, out)
+
+
+def reattach_command(argv: list[str]) -> str:
+    """The same command without --detach: it finds the session by its id and follows it."""
+    return "python starter.py " + " ".join(shlex.quote(a) for a in argv if a != "--detach")
+
+
+def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser().parse_args(argv)
+    args.argv = argv
+    try:
+        if args.dry_run:
+            dry_run(args, out)
+            return EXIT_MERGED
+        settings = load_settings()
+        return asyncio.run(run(args, settings, out))
+    except (UserError, ConfigError, TemporalUnavailable, WorkerStartFailed) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        # asyncio.run cancelled the follow loop; the session itself runs on in Temporal.
+        out.write(
+            "\nDetached; the session keeps running on the worker. "
+            f"Re-attach with: {reattach_command(argv)}\n"
+        )
+        return EXIT_DETACHED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

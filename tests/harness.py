@@ -1,0 +1,181 @@
+"""Real processes for end-to-end tests: the embedded Temporal server, workers and the starter,
+each with its own free ports and state dir, and condition waits with deadlines."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from autopilot.config import load_settings
+from autopilot.temporal_connection import stop_embedded_server
+
+ROOT = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_until(
+    condition: Callable[[], T | None], timeout: float, what: str, interval: float = 0.1
+) -> T:
+    """Poll `condition` until it returns something truthy; fail with `what` at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+def claude_bin() -> Path:
+    explicit = os.environ.get("AUTOPILOT_CLAUDE_BIN")
+    path = Path(explicit) if explicit else ROOT / "tools/claude-code/node_modules/.bin/claude"
+    if not path.is_file():
+        raise AssertionError(f"the pinned claude CLI is missing at {path}; run ./dev setup")
+    return path
+
+
+def clean_env() -> dict[str, str]:
+    """The test process's environment without any real credentials or Temporal settings."""
+    return {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("ANTHROPIC_", "CLAUDE_", "TEMPORAL_", "AUTOPILOT_"))
+    }
+
+
+@dataclass
+class Autopilot:
+    """One isolated installation: its own state dir, Temporal ports and task queue."""
+
+    root: Path
+    model_env: dict[str, str]
+    temporal_port: int = field(default_factory=free_port)
+    ui_port: int = field(default_factory=free_port)
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / "state"
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.temporal_port}"
+
+    def env(self, **extra: str) -> dict[str, str]:
+        home = self.root / "home"
+        home.mkdir(parents=True, exist_ok=True)
+        env = clean_env()
+        env.update(self.model_env)
+        env.update(
+            AUTOPILOT_STATE_DIR=str(self.state_dir),
+            AUTOPILOT_TEMPORAL_PORT=str(self.temporal_port),
+            AUTOPILOT_TEMPORAL_UI_PORT=str(self.ui_port),
+            AUTOPILOT_TASK_QUEUE="autopilot-test",
+            AUTOPILOT_CLAUDE_BIN=str(claude_bin()),
+            CLAUDE_CONFIG_DIR=str(self.root / "claude-config"),
+            HOME=str(home),
+            PYTHONUNBUFFERED="1",
+        )
+        env.update(extra)
+        return env
+
+    def start_worker(self) -> subprocess.Popen[bytes]:
+        log = (self.root / f"worker-{len(self.workers)}.log").open("wb")
+        worker = subprocess.Popen(
+            [sys.executable, str(ROOT / "worker.py")],
+            cwd=ROOT,
+            env=self.env(),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        self.workers.append(worker)
+        log_path = Path(log.name)
+        wait_until(
+            lambda: (
+                "worker ready" in log_path.read_text(errors="replace") or worker.poll() is not None
+            ),
+            90,
+            "the worker to report ready",
+        )
+        assert worker.poll() is None, log_path.read_text(errors="replace")
+        return worker
+
+    def starter(self, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, str(ROOT / "starter.py"), *args],
+            cwd=ROOT,
+            env=self.env(),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def spawn_starter(self, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, str(ROOT / "starter.py"), *args],
+            cwd=ROOT,
+            env=self.env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def shutdown(self) -> None:
+        for worker in self.workers:
+            if worker.poll() is None:
+                worker.send_signal(signal.SIGTERM)
+                try:
+                    worker.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    worker.kill()
+        pid_file = self.state_dir / "logs" / "worker.pid"  # a worker the starter started
+        if pid_file.exists():
+            try:
+                os.kill(int(pid_file.read_text()), signal.SIGTERM)
+            except (ProcessLookupError, ValueError):
+                pass
+        stop_embedded_server(load_settings(self.env()))
+
+
+@contextmanager
+def autopilot(root: Path, model_env: dict[str, str]) -> Iterator[Autopilot]:
+    installation = Autopilot(root=root, model_env=model_env)
+    try:
+        yield installation
+    finally:
+        installation.shutdown()
+
+
+def processes_in(directory: Path) -> list[int]:
+    """Live processes whose working directory is `directory` or below (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cwd = os.readlink(entry / "cwd")
+        except OSError:
+            continue
+        if cwd == str(directory) or cwd.startswith(f"{directory}/"):
+            found.append(int(entry.name))
+    return found

@@ -1,0 +1,248 @@
+"""End to end: the real starter, worker, embedded Temporal dev server and claude CLI, with the
+scripted model, on a fresh repository. Crash recovery kills the worker with SIGKILL."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from autopilot import gitops
+from autopilot.models import SessionState, TaskState
+from tests.gitutil import git
+from tests.harness import Autopilot, autopilot, processes_in, wait_until
+from tests.scripted_model import Conversation, PlanFollower, Reply, ScriptedModel
+from workflows.session import SessionWorkflow
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
+
+PLAN = """\
+# Five tasks in two batches
+
+Shared context for every task: keep it simple.
+
+## Batch 1: Basics
+
+### Task 1.1: Alpha module
+
+**Files:**
+- Create: `alpha.py`
+
+```python
+ALPHA = 1
+```
+
+### Task 1.2: Beta uses alpha
+
+**Depends on:** Task 1.1
+
+**Files:**
+- Create: `beta.py`
+
+```python
+from alpha import ALPHA
+
+BETA = ALPHA + 1
+```
+
+### Task 1.3: Notes
+
+**Files:**
+- Create: `docs/notes.md`
+
+```markdown
+# Notes
+```
+
+## Batch 2: More
+
+**Dependencies:** Batch 1
+
+### Task 2.1: Gamma
+
+**Files:**
+- Create: `gamma.py`
+
+```python
+GAMMA = 3
+```
+
+**Commit:** feat: gamma
+
+### Task 2.2: Delta
+
+**Files:**
+- Create: `delta.py`
+
+```python
+DELTA = 4
+```
+"""
+EXPECTED_FILES = {
+    "alpha.py": "ALPHA = 1",
+    "beta.py": "BETA = ALPHA + 1",
+    "docs/notes.md": "# Notes",
+    "gamma.py": "GAMMA = 3",
+    "delta.py": "DELTA = 4",
+}
+TASK_IDS = ["1.1", "1.2", "1.3", "2.1", "2.2"]
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    path = tmp_path / "repo"
+    path.mkdir()
+    git(path, "init", "-q", "-b", "main")
+    git(path, "config", "user.name", "Test User")
+    git(path, "config", "user.email", "test@example.com")
+    (path / ".gitignore").write_text("__pycache__/\n")
+    git(path, "add", "-A")
+    git(path, "commit", "-q", "-m", "initial")
+    return path
+
+
+@pytest.fixture
+def plan(tmp_path: Path) -> Path:
+    path = tmp_path / "plan.md"
+    path.write_text(PLAN)
+    return path
+
+
+@pytest.fixture
+def model() -> Iterator[ScriptedModel]:
+    with ScriptedModel(PlanFollower()) as server:
+        yield server
+
+
+def merged_tasks(repo: Path, session_id: str) -> list[str]:
+    return [task_id for task_id, _ in gitops.list_merges(str(repo), "main", session_id)]
+
+
+def session_id_from(output: str) -> str:
+    for line in output.splitlines():
+        if line.startswith(("Started session ", "Attached to running session ")):
+            return line.rsplit(" ", 1)[1]
+    raise AssertionError(f"no session id in starter output:\n{output}")
+
+
+def assert_work_landed(repo: Path, installation: Autopilot, session_id: str) -> None:
+    merges = merged_tasks(repo, session_id)
+    assert sorted(merges) == TASK_IDS, merges  # each task merged exactly once
+    assert merges.index("1.1") < merges.index("1.2")  # the dependency merged first
+    assert max(merges.index(t) for t in ("1.1", "1.2", "1.3")) < min(
+        merges.index(t) for t in ("2.1", "2.2")
+    )  # batch order
+    for name, content in EXPECTED_FILES.items():
+        assert content in (repo / name).read_text(), name
+    # No commit was made twice: one commit per task subject on the target's history.
+    subjects = git(repo, "log", "--no-merges", "--format=%s", "main").splitlines()
+    assert len(subjects) == len(set(subjects)), subjects
+    assert git(repo, "status", "--porcelain") == ""
+    # No leftover worktree: only the user's checkout remains.
+    assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1
+    leftover = list((installation.state_dir / "worktrees").rglob("*.py"))
+    assert leftover == [], leftover
+
+
+async def query_status(installation: Autopilot, session_id: str) -> object:
+    client = await Client.connect(installation.address, data_converter=pydantic_data_converter)
+    handle = client.get_workflow_handle_for(SessionWorkflow.run, session_id)
+    return await handle.query(SessionWorkflow.status)
+
+
+def test_plan_runs_end_to_end(tmp_path: Path, repo: Path, plan: Path, model: ScriptedModel) -> None:
+    with autopilot(tmp_path / "autopilot", model.env()) as installation:
+        done = installation.starter(str(plan), "--repo", str(repo), "--concurrency", "2")
+        assert done.returncode == 0, done.stdout + done.stderr
+        session_id = session_id_from(done.stdout)
+        assert "Started a background worker" in done.stdout
+        assert_work_landed(repo, installation, session_id)
+
+        status = asyncio.run(query_status(installation, session_id))
+        assert status.status == SessionState.COMPLETED  # type: ignore[attr-defined]
+        assert status.tasks_completed == status.tasks_total == 5  # type: ignore[attr-defined]
+        merges = dict(gitops.list_merges(str(repo), "main", session_id))
+        for task in status.tasks:  # type: ignore[attr-defined]
+            assert task.state == TaskState.MERGED
+            assert task.merge_sha == merges[task.id]
+            assert task.branch == gitops.branch_name(session_id, task.id)
+            assert task.commits and task.attempts == 1
+            assert task.started_at and task.completed_at and task.turns >= 2
+            assert all(Path(path).is_file() for path in task.transcripts)
+
+        # Starting the same plan again finds every task merged and runs no agent.
+        requests_before = len(model.requests)
+        again = installation.starter(str(plan), "--repo", str(repo), "--concurrency", "2")
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert session_id_from(again.stdout) == session_id
+        assert len(model.requests) == requests_before
+        assert merged_tasks(repo, session_id) == merged_tasks(repo, session_id)[:5]
+
+
+class FreezeOnce:
+    """Plan-following model that freezes task 1.3 once, after its file is written."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self._follower = PlanFollower()
+        self._frozen = False
+
+    def __call__(self, conversation: Conversation) -> Reply:
+        reply = self._follower(conversation)
+        task = conversation.task()
+        if task and task[0] == "1.3" and conversation.turn == 1 and not self._frozen:
+            self._frozen = True
+            reply.hold = self.release
+        return reply
+
+
+@pytest.mark.chaos
+def test_worker_killed_mid_agent_recovers(tmp_path: Path, repo: Path, plan: Path) -> None:
+    freeze = FreezeOnce()
+    with (
+        ScriptedModel(freeze) as model,
+        autopilot(tmp_path / "autopilot", model.env()) as installation,
+    ):
+        first = installation.start_worker()
+        starter = installation.spawn_starter(
+            str(plan),
+            "--repo",
+            str(repo),
+            "--concurrency",
+            "2",
+            "--no-worker",
+            "--heartbeat-timeout",
+            "4",
+        )
+        frozen = model.wait_for(
+            lambda c: c.task() is not None and c.task()[0] == "1.3" and c.turn == 1,  # type: ignore[index]
+            timeout=180,
+        )
+        assert frozen.cwd is not None
+        worktree = Path(frozen.cwd)
+        assert processes_in(worktree), "the agent should be running in the task's worktree"
+
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+        # The agent (and anything it started) dies with the worker: no orphan.
+        wait_until(lambda: not processes_in(worktree), 20, "the orphaned agent to die")
+        freeze.release.set()  # the frozen HTTP answer is for a dead client now
+
+        installation.start_worker()
+        out, err = starter.communicate(timeout=300)
+        assert starter.returncode == 0, out + err
+        session_id = session_id_from(out)
+        assert_work_landed(repo, installation, session_id)
+        attempts = {
+            task.id: task.attempts
+            for task in asyncio.run(query_status(installation, session_id)).tasks  # type: ignore[attr-defined]
+        }
+        assert attempts["1.3"] == 2, attempts
+        assert not [pid for pid in processes_in(installation.state_dir) if pid != os.getpid()]

@@ -1,0 +1,662 @@
+"""autopilot.gitops against real git repositories in tmp_path (no network)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from autopilot import gitops
+from autopilot.gitops import (
+    GitError,
+    RepoError,
+    branch_name,
+    check_repo,
+    commit_changes,
+    find_task_merge,
+    git_version,
+    identity_env,
+    list_merges,
+    merge_task,
+    prepare_workspace,
+    remove_workspace,
+    require_git,
+    worktree_path,
+)
+from autopilot.models import MergeOutcome, Workspace
+from tests.gitutil import commit_file, git, head, isolate_git, make_repo, trailers, write
+
+SESSION = "sess-1"
+
+
+@pytest.fixture(autouse=True)
+def _hermetic_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    isolate_git(monkeypatch, tmp_path / "home")
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    return make_repo(tmp_path / "repo")
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> Path:
+    return tmp_path / "state"
+
+
+def do_task(
+    repo: Path, state: Path, task: str, files: dict[str, str], session: str = SESSION
+) -> Workspace:
+    """Prepare the task's workspace, write `files` there and commit them."""
+    ws = prepare_workspace(repo, "main", state, session, task)
+    for name, content in files.items():
+        write(Path(ws.path), name, content)
+    commit_changes(ws.path, ws.base_sha, session, task, f"Task {task}")
+    return ws
+
+
+def merge(repo: Path, ws: Workspace, task: str, session: str = SESSION) -> MergeOutcome:
+    return merge_task(repo, "main", ws.branch, session, task, f"Merge task {task}")
+
+
+def merge_commits(repo: Path, ref: str = "main") -> list[str]:
+    return git(repo, "rev-list", "--first-parent", "--min-parents=2", ref).split()
+
+
+# --------------------------------------------------------------------------------------------
+# Names
+# --------------------------------------------------------------------------------------------
+
+HOSTILE_IDS = [
+    "../../etc",
+    "..",
+    ".",
+    "a b",
+    "$(rm -rf)",
+    "`id`",
+    "ünïcødé",
+    "日本",
+    "",
+    ".hidden",
+    "-x",
+    "x.lock",
+    "x.lock.lock",
+    "x.",
+    "a/b",
+    "a..b",
+    "@{u}",
+    "@",
+    "a~1^2:b?*[",
+    "back\\slash",
+    "new\nline",
+    "x" * 300,
+]
+SAFE_COMPONENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
+
+
+def test_plain_ids_are_kept() -> None:
+    assert branch_name("s1", "31.1a") == "autopilot/s1/31.1a"
+    assert worktree_path("/st", "s1", "31.1a") == Path("/st/worktrees/s1/31.1a")
+
+
+@pytest.mark.parametrize("hostile", HOSTILE_IDS)
+def test_hostile_ids_make_safe_branches_and_paths(hostile: str, tmp_path: Path) -> None:
+    name = branch_name(hostile, hostile)
+    parts = name.split("/")
+    assert parts[0] == "autopilot" and len(parts) == 3
+    for part in parts[1:]:
+        assert SAFE_COMPONENT.match(part), part
+        assert ".." not in part and not part.endswith((".", ".lock"))
+        assert len(part) <= 80
+    check = subprocess.run(
+        ["git", "check-ref-format", "--branch", name], capture_output=True, check=False
+    )
+    assert check.returncode == 0, name
+
+    state_dir = tmp_path / "state"
+    path = worktree_path(state_dir, hostile, hostile)
+    assert path.parent.parent == state_dir / "worktrees"
+    assert path.resolve().is_relative_to((state_dir / "worktrees").resolve())
+    assert path.name == parts[2]
+
+
+def test_distinct_ids_get_distinct_names() -> None:
+    ids = ["a b", "a_b", "a/b", "a.b", "a..b", "x.lock", "x", "", "-x"]
+    names = {branch_name("s", task) for task in ids}
+    assert len(names) == len(ids)
+    assert branch_name("s", "a b") == branch_name("s", "a b")  # deterministic
+
+
+# --------------------------------------------------------------------------------------------
+# Workspaces
+# --------------------------------------------------------------------------------------------
+
+
+def test_prepare_creates_branch_and_worktree_from_target(repo: Path, state: Path) -> None:
+    ws = prepare_workspace(repo, "main", state, SESSION, "1")
+    assert ws == Workspace(
+        path=str(worktree_path(state, SESSION, "1")),
+        branch=f"autopilot/{SESSION}/1",
+        base_sha=head(repo),
+    )
+    path = Path(ws.path)
+    assert (path / "README.md").read_text() == "hello\n"
+    assert git(path, "symbolic-ref", "HEAD") == f"refs/heads/{ws.branch}"
+    assert git(repo, "status", "--porcelain") == ""
+
+
+def test_prepare_twice_reuses_the_worktree(repo: Path, state: Path) -> None:
+    first = prepare_workspace(repo, "main", state, SESSION, "1")
+    agent_sha = commit_file(Path(first.path), "work.txt", "agent\n")
+    write(Path(first.path), "draft.txt", "uncommitted\n")
+    commit_file(repo, "other.txt", "target moved\n")  # the target moves on
+
+    second = prepare_workspace(repo, "main", state, SESSION, "1")
+    assert second == first  # base_sha is still where the branch forked
+    assert head(Path(second.path)) == agent_sha
+    assert (Path(second.path) / "draft.txt").read_text() == "uncommitted\n"
+
+
+def test_prepare_after_worktree_dir_deleted_by_hand(repo: Path, state: Path) -> None:
+    first = prepare_workspace(repo, "main", state, SESSION, "1")
+    agent_sha = commit_file(Path(first.path), "work.txt", "agent\n")
+    gitops._rmtree(Path(first.path))  # registration is now stale
+
+    second = prepare_workspace(repo, "main", state, SESSION, "1")
+    assert second == first
+    assert head(Path(second.path)) == agent_sha
+    assert (Path(second.path) / "work.txt").read_text() == "agent\n"
+
+
+def test_prepare_after_a_stale_locked_registration(repo: Path, state: Path) -> None:
+    first = prepare_workspace(repo, "main", state, SESSION, "1")
+    git(repo, "worktree", "lock", "--reason", "user", first.path)
+    gitops._rmtree(Path(first.path))
+    second = prepare_workspace(repo, "main", state, SESSION, "1")
+    assert second == first and (Path(second.path) / "README.md").exists()
+
+
+def test_prepare_replaces_a_leftover_unregistered_dir(repo: Path, state: Path) -> None:
+    path = worktree_path(state, SESSION, "1")
+    write(path, "junk.txt", "left over\n")
+    ws = prepare_workspace(repo, "main", state, SESSION, "1")
+    assert ws.path == str(path)
+    assert not (path / "junk.txt").exists()
+    assert git(path, "status", "--porcelain") == ""
+
+
+def test_prepare_recreates_a_worktree_whose_add_was_killed(repo: Path, state: Path) -> None:
+    ws = prepare_workspace(repo, "main", state, SESSION, "1")
+    git_dir = Path(git(ws.path, "rev-parse", "--absolute-git-dir"))
+    (git_dir / "locked").write_text("initializing")  # what a killed `worktree add` leaves
+    (Path(ws.path) / "README.md").unlink()  # ... with a half-done checkout
+
+    again = prepare_workspace(repo, "main", state, SESSION, "1")
+    assert again == ws
+    assert git(again.path, "status", "--porcelain") == ""
+    assert "locked" not in git(repo, "worktree", "list", "--porcelain")
+
+
+def test_prepare_removes_only_stale_index_locks(repo: Path, state: Path) -> None:
+    ws = prepare_workspace(repo, "main", state, SESSION, "1")
+    lock = Path(git(ws.path, "rev-parse", "--absolute-git-dir")) / "index.lock"
+    lock.write_text("")
+    prepare_workspace(repo, "main", state, SESSION, "1")
+    assert lock.exists()  # fresh: some git may hold it
+
+    old = time.time() - gitops.STALE_LOCK_SECONDS - 5
+    os.utime(lock, (old, old))
+    prepare_workspace(repo, "main", state, SESSION, "1")
+    assert not lock.exists()
+    write(Path(ws.path), "a.txt", "a\n")
+    assert commit_changes(ws.path, ws.base_sha, SESSION, "1", "works").committed_leftovers
+
+
+def test_prepare_refuses_a_worktree_on_another_branch(repo: Path, state: Path) -> None:
+    ws = prepare_workspace(repo, "main", state, SESSION, "1")
+    git(ws.path, "checkout", "-q", "-b", "elsewhere")
+    with pytest.raises(GitError, match=r"is on refs/heads/elsewhere, not on"):
+        prepare_workspace(repo, "main", state, SESSION, "1")
+
+
+def test_prepare_reports_an_already_merged_task(repo: Path, state: Path) -> None:
+    ws = do_task(repo, state, "1", {"a.txt": "a\n"})
+    outcome = merge(repo, ws, "1")
+    remove_workspace(repo, ws.path)
+
+    again = prepare_workspace(repo, "main", state, SESSION, "1")
+    assert again == Workspace(
+        path="",
+        branch=ws.branch,
+        base_sha=head(repo),
+        already_merged=True,
+        merge_sha=outcome.merge_sha,
+    )
+    assert not Path(ws.path).exists()
+
+
+def test_prepare_with_unknown_target(repo: Path, state: Path) -> None:
+    with pytest.raises(RepoError, match="branch 'nope' does not exist"):
+        prepare_workspace(repo, "nope", state, SESSION, "1")
+    with pytest.raises(RepoError, match="does not exist"):
+        prepare_workspace(repo / "gone", "main", state, SESSION, "1")
+
+
+# --------------------------------------------------------------------------------------------
+# Commits
+# --------------------------------------------------------------------------------------------
+
+
+def test_commit_leftovers_with_trailers(repo: Path, state: Path) -> None:
+    commit_file(repo, ".gitignore", "*.log\n")
+    ws = prepare_workspace(repo, "main", state, SESSION, "1")
+    path = Path(ws.path)
+    write(path, "README.md", "changed\n")
+    write(path, "new/dir/file.txt", "new\n")
+    write(path, "debug.log", "ignored\n")
+
+    outcome = commit_changes(ws.path, ws.base_sha, SESSION, "1", "Task 1: do it\n\nBody.")
+    assert outcome.committed_leftovers and not outcome.no_changes
+    assert [c.subject for c in outcome.commits] == ["Task 1: do it"]
+    assert outcome.head_sha == outcome.commits[0].sha == head(path)
+    assert trailers(path, "HEAD") == {"Autopilot-Session": [SESSION], "Autopilot-Task": ["1"]}
+    changed = git(path, "show", "--name-only", "--format=", "HEAD").split()
+    assert sorted(changed) == ["README.md", "new/dir/file.txt"]
+    assert git(path, "status", "--porcelain", "--untracked-files=all") == ""
+    assert (path / "debug.log").exists()
+
+    again = commit_changes(ws.path, ws.base_sha, SESSION, "1", "Task 1: do it")
+    assert not again.committed_leftovers and not again.no_changes
+    assert again.commits == outcome.commits
+
+
+def test_commit_with_nothing_to_do(repo: Path, state: Path) -> None:
+    ws = prepare_workspace(repo, "main", state, SESSION, "1")
+    outcome = commit_changes(ws.path, ws.base_sha, SESSION, "1", "Task 1")
+    assert outcome.no_changes and not outcome.committed_leftovers
+    assert outcome.commits == [] and outcome.head_sha == ws.base_sha
+
+
+def test_agent_commits_are_listed_oldest_first(repo: Path, state: Path) -> None:
+    ws = prepare_workspace(repo, "main", state, SESSION, "1")
+    path = Path(ws.path)
+    first = commit_file(path, "a.txt", "a\n", "agent one")
+    second = commit_file(path, "b.txt", "b\n", "agent two")
+    write(path, "c.txt", "c\n")
+
+    outcome = commit_changes(ws.path, ws.base_sha, SESSION, "1", "leftovers")
+    assert [(c.sha, c.subject) for c in outcome.commits[:2]] == [
+        (first, "agent one"),
+        (second, "agent two"),
+    ]
+    assert [c.subject for c in outcome.commits] == ["agent one", "agent two", "leftovers"]
+    assert outcome.committed_leftovers
+
+
+def test_commit_message_edge_cases_keep_trailers(repo: Path, state: Path) -> None:
+    ws = prepare_workspace(repo, "main", state, SESSION, "task 1")
+    write(Path(ws.path), "a.txt", "a\n")
+    message = "Subject\n\n# not a comment\n---\nmore\n\nSigned-off-by: Someone <s@x>"
+    commit_changes(ws.path, ws.base_sha, SESSION, "task 1", message)
+    body = git(ws.path, "log", "-1", "--format=%B")
+    assert "# not a comment" in body and "Signed-off-by: Someone <s@x>" in body
+    assert trailers(Path(ws.path), "HEAD") == {
+        "Autopilot-Session": [SESSION],
+        "Autopilot-Task": ["task 1"],
+    }
+
+
+def test_commit_identity_defaults_only_when_unconfigured(tmp_path: Path, state: Path) -> None:
+    bare_identity = make_repo(tmp_path / "anon", identity=False)
+    ws = prepare_workspace(bare_identity, "main", state, SESSION, "1")
+    write(Path(ws.path), "a.txt", "a\n")
+    commit_changes(ws.path, ws.base_sha, SESSION, "1", "x")
+    assert git(ws.path, "log", "-1", "--format=%an <%ae>|%cn") == (
+        "CC3 Autopilot <autopilot@localhost>|CC3 Autopilot"
+    )
+
+    configured = make_repo(tmp_path / "named")
+    ws = prepare_workspace(configured, "main", tmp_path / "st2", SESSION, "1")
+    write(Path(ws.path), "a.txt", "a\n")
+    commit_changes(ws.path, ws.base_sha, SESSION, "1", "x")
+    assert git(ws.path, "log", "-1", "--format=%an <%ae>") == "Test User <test@example.com>"
+
+
+def test_identity_env_for_the_agent(tmp_path: Path) -> None:
+    anon = make_repo(tmp_path / "anon", identity=False)
+    env = identity_env(anon)
+    assert env == {
+        "GIT_AUTHOR_NAME": "CC3 Autopilot",
+        "GIT_COMMITTER_NAME": "CC3 Autopilot",
+        "GIT_AUTHOR_EMAIL": "autopilot@localhost",
+        "GIT_COMMITTER_EMAIL": "autopilot@localhost",
+    }
+    git(anon, "config", "user.name", "Someone")
+    assert set(identity_env(anon)) == {"GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL"}
+    assert identity_env(make_repo(tmp_path / "named")) == {}
+
+
+def test_commit_refuses_a_worktree_on_another_branch(repo: Path, state: Path) -> None:
+    ws = prepare_workspace(repo, "main", state, SESSION, "1")
+    git(ws.path, "checkout", "-q", "--detach")
+    with pytest.raises(GitError, match="detached HEAD"):
+        commit_changes(ws.path, ws.base_sha, SESSION, "1", "x")
+
+
+def test_trailer_values_must_be_single_line(repo: Path, state: Path) -> None:
+    ws = prepare_workspace(repo, "main", state, SESSION, "1")
+    write(Path(ws.path), "a.txt", "a\n")
+    git(ws.path, "branch", "-m", branch_name(SESSION, "1\n2"))
+    with pytest.raises(ValueError, match="trailer"):
+        commit_changes(ws.path, ws.base_sha, SESSION, "1\n2", "x")
+
+
+# --------------------------------------------------------------------------------------------
+# Merges
+# --------------------------------------------------------------------------------------------
+
+
+def test_merge_into_checked_out_target(repo: Path, state: Path) -> None:
+    old_head = head(repo)
+    ws = do_task(repo, state, "1", {"a.txt": "from task\n", "README.md": "edited\n"})
+    branch_head = head(repo, ws.branch)
+
+    outcome = merge_task(repo, "main", ws.branch, SESSION, "1", "Merge task 1\n\nDetails.")
+    assert outcome.merged and not outcome.already_merged and not outcome.conflict
+    assert outcome.merge_sha == head(repo) == head(repo, "main")
+    assert (repo / "a.txt").read_text() == "from task\n"
+    assert (repo / "README.md").read_text() == "edited\n"
+    assert git(repo, "status", "--porcelain", "--untracked-files=all") == ""
+    assert git(repo, "log", "-1", "--format=%P").split() == [old_head, branch_head]
+    assert git(repo, "log", "-1", "--format=%s") == "Merge task 1"
+    assert trailers(repo, "HEAD") == {"Autopilot-Session": [SESSION], "Autopilot-Task": ["1"]}
+    assert find_task_merge(repo, "main", SESSION, "1") == outcome.merge_sha
+    assert find_task_merge(repo, "main", SESSION, "2") is None
+    assert find_task_merge(repo, "main", "other-session", "1") is None
+
+
+def test_merge_into_target_not_checked_out(repo: Path, state: Path) -> None:
+    ws = do_task(repo, state, "1", {"a.txt": "from task\n"})
+    git(repo, "checkout", "-q", "-b", "user-work")
+    user_head = head(repo)
+
+    outcome = merge(repo, ws, "1")
+    assert outcome.merged and outcome.merge_sha == head(repo, "main")
+    assert head(repo) == user_head  # the user's checkout did not move
+    assert git(repo, "symbolic-ref", "--short", "HEAD") == "user-work"
+    assert not (repo / "a.txt").exists()
+    assert git(repo, "status", "--porcelain", "--untracked-files=all") == ""
+    assert git(repo, "show", "main:a.txt") == "from task"
+    assert "autopilot: merge" in git(repo, "reflog", "-1", "--format=%gs", "main")
+
+
+def test_merge_twice_is_already_merged(repo: Path, state: Path) -> None:
+    ws = do_task(repo, state, "1", {"a.txt": "a\n"})
+    first = merge(repo, ws, "1")
+    second = merge(repo, ws, "1")
+    assert second.merged and second.already_merged and second.merge_sha == first.merge_sha
+    assert merge_commits(repo) == [first.merge_sha]
+
+
+def test_crash_after_commit_tree_then_retry_merges_once(
+    repo: Path, state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = do_task(repo, state, "1", {"a.txt": "a\n"})
+    old_head = head(repo)
+
+    def crash(*_args: object) -> bool:
+        raise KeyboardInterrupt("worker killed")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(gitops, "_advance_in_checkout", crash)
+        with pytest.raises(KeyboardInterrupt):
+            merge(repo, ws, "1")
+    assert head(repo) == old_head  # the unpublished merge commit is harmless garbage
+    assert git(repo, "status", "--porcelain") == ""
+
+    retry = merge(repo, ws, "1")
+    assert retry.merged and not retry.already_merged
+    again = merge(repo, ws, "1")
+    assert again.already_merged and again.merge_sha == retry.merge_sha
+    assert merge_commits(repo) == [retry.merge_sha]
+
+
+def test_conflict_leaves_target_untouched(repo: Path, state: Path) -> None:
+    commit_file(repo, "other.txt", "x\n")
+    ws = do_task(repo, state, "1", {"README.md": "task\n", "other.txt": "task\n", "ok": "1"})
+    commit_file(repo, "README.md", "user\n")
+    commit_file(repo, "other.txt", "user\n")
+    before = head(repo)
+
+    outcome = merge(repo, ws, "1")
+    assert not outcome.merged and outcome.conflict
+    assert outcome.conflict_files == ["README.md", "other.txt"]
+    assert "CONFLICT (content): Merge conflict in README.md" in outcome.message
+    assert "unchanged" in outcome.message
+    assert head(repo, "main") == before
+    assert git(repo, "status", "--porcelain", "--untracked-files=all") == ""
+    assert (repo / "README.md").read_text() == "user\n"
+
+
+def test_merge_after_target_moved(repo: Path, state: Path) -> None:
+    ws = do_task(repo, state, "1", {"a.txt": "task\n"})
+    moved = commit_file(repo, "b.txt", "user\n")
+
+    outcome = merge(repo, ws, "1")
+    assert outcome.merged
+    assert git(repo, "log", "-1", "--format=%P").split() == [moved, head(repo, ws.branch)]
+    assert (repo / "a.txt").read_text() == "task\n"
+    assert (repo / "b.txt").read_text() == "user\n"
+    assert git(repo, "status", "--porcelain") == ""
+
+
+def test_merge_retries_when_target_moves_mid_merge(
+    repo: Path, state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = do_task(repo, state, "1", {"a.txt": "task\n"})
+    git(repo, "checkout", "-q", "--detach")  # target not checked out: the update-ref path
+    real_merge_trees = gitops._merge_trees
+    moved: list[str] = []
+
+    def merge_trees_while_someone_commits(
+        cwd: str | Path, ours: str, theirs: str
+    ) -> gitops._TreeMerge:
+        result = real_merge_trees(cwd, ours, theirs)
+        if not moved:  # someone else advances main between our read and our update
+            tree = git(repo, "rev-parse", "main^{tree}")
+            sha = git(repo, "commit-tree", tree, "-p", "main", "-m", "concurrent")
+            git(repo, "update-ref", "refs/heads/main", sha)
+            moved.append(sha)
+        return result
+
+    monkeypatch.setattr(gitops, "_merge_trees", merge_trees_while_someone_commits)
+    outcome = merge(repo, ws, "1")
+    assert outcome.merged
+    assert git(repo, "log", "-1", "--format=%P", "main").split() == [
+        moved[0],
+        head(repo, ws.branch),
+    ]
+
+
+def test_local_changes_in_user_checkout_block_merge(repo: Path, state: Path) -> None:
+    ws = do_task(repo, state, "1", {"README.md": "task\n"})
+    write(repo, "README.md", "user is editing\n")
+    before = head(repo)
+
+    with pytest.raises(GitError) as caught:
+        merge(repo, ws, "1")
+    text = str(caught.value)
+    assert str(repo) in text and "local changes" in text and "Commit or stash" in text
+    assert "README.md" in text  # git's own words name the file
+    assert head(repo, "main") == before
+    assert (repo / "README.md").read_text() == "user is editing\n"
+    assert find_task_merge(repo, "main", SESSION, "1") is None
+
+    git(repo, "checkout", "--", "README.md")  # the user resolves it; a retry merges
+    assert merge(repo, ws, "1").merged
+    assert (repo / "README.md").read_text() == "task\n"
+
+
+def test_branch_already_contained_in_target(repo: Path, state: Path) -> None:
+    ws = do_task(repo, state, "1", {"a.txt": "a\n"})
+    git(repo, "merge", "-q", "--ff-only", ws.branch)
+    outcome = merge(repo, ws, "1")
+    assert outcome.merged and outcome.already_merged and outcome.merge_sha is None
+    assert "already contained" in outcome.message
+    assert merge_commits(repo) == []
+
+
+def test_list_merges_in_merge_order(repo: Path, state: Path) -> None:
+    shas: dict[str, str | None] = {}
+    for task in ["2", "1", "3"]:
+        ws = do_task(repo, state, task, {f"{task}.txt": task})
+        shas[task] = merge(repo, ws, task).merge_sha
+    other = do_task(repo, state, "1", {"o.txt": "o"}, session="other")
+    merge(repo, other, "1", session="other")
+
+    assert list_merges(repo, "main", SESSION) == [(t, shas[t]) for t in ["2", "1", "3"]]
+    assert [t for t, _ in list_merges(repo, "main", "other")] == ["1"]
+    assert list_merges(repo, "main", "nobody") == []
+
+
+# --------------------------------------------------------------------------------------------
+# Removing workspaces
+# --------------------------------------------------------------------------------------------
+
+
+def test_remove_workspace_is_idempotent_and_keeps_branch(repo: Path, state: Path) -> None:
+    ws = do_task(repo, state, "1", {"a.txt": "a\n"})
+    write(Path(ws.path), "dirty.txt", "x")
+    remove_workspace(repo, ws.path)
+    assert not Path(ws.path).exists()
+    assert ws.path not in git(repo, "worktree", "list", "--porcelain")
+    assert git(repo, "show", f"{ws.branch}:a.txt") == "a"
+    remove_workspace(repo, ws.path)  # again: nothing to do
+
+    write(Path(ws.path), "leftover.txt", "x")  # a stray dir git does not know
+    remove_workspace(repo, ws.path)
+    assert not Path(ws.path).exists()
+
+
+def test_remove_workspace_refuses_the_main_checkout(repo: Path) -> None:
+    with pytest.raises(GitError, match="main checkout"):
+        remove_workspace(repo, repo)
+    with pytest.raises(GitError, match="main checkout"):
+        remove_workspace(repo, repo.parent)
+    assert (repo / "README.md").exists()
+
+
+# --------------------------------------------------------------------------------------------
+# Validating the repository
+# --------------------------------------------------------------------------------------------
+
+
+def test_check_repo_ok(repo: Path) -> None:
+    write(repo, "untracked.txt", "fine\n")
+    result = check_repo(repo / ".", None)
+    assert result.path == str(repo.resolve())
+    assert result.target_branch == "main" and result.head_sha == head(repo)
+    assert result.checked_out_at == str(repo.resolve())
+    assert check_repo(repo, "main") == result
+
+
+def test_check_repo_target_elsewhere(repo: Path) -> None:
+    git(repo, "branch", "dev")
+    write(repo, "README.md", "dirty, but not where dev is checked out\n")
+    result = check_repo(repo, "dev")
+    assert result.target_branch == "dev" and result.checked_out_at is None
+
+
+def test_check_repo_missing_and_not_a_repo(tmp_path: Path) -> None:
+    with pytest.raises(RepoError, match="does not exist"):
+        check_repo(tmp_path / "missing", None)
+    write(tmp_path, "file.txt", "x")
+    with pytest.raises(RepoError, match="not a directory"):
+        check_repo(tmp_path / "file.txt", None)
+    (tmp_path / "plain").mkdir()
+    with pytest.raises(RepoError, match="not a git repository"):
+        check_repo(tmp_path / "plain", None)
+
+
+def test_check_repo_bare_and_git_dir(tmp_path: Path, repo: Path) -> None:
+    git(tmp_path, "init", "-q", "--bare", "bare.git")
+    with pytest.raises(RepoError, match="bare repository"):
+        check_repo(tmp_path / "bare.git", "main")
+    with pytest.raises(RepoError, match=r"inside a \.git directory"):
+        check_repo(repo / ".git", "main")
+
+
+def test_check_repo_without_commits(tmp_path: Path) -> None:
+    git(tmp_path, "init", "-q", "empty")
+    with pytest.raises(RepoError, match="no commits yet; make a first commit"):
+        check_repo(tmp_path / "empty", None)
+
+
+def test_check_repo_detached_head(repo: Path) -> None:
+    git(repo, "checkout", "-q", "--detach")
+    with pytest.raises(RepoError, match="detached HEAD; name the target branch"):
+        check_repo(repo, None)
+    assert check_repo(repo, "main").target_branch == "main"
+
+
+def test_check_repo_unknown_target(repo: Path) -> None:
+    git(repo, "branch", "dev")
+    with pytest.raises(RepoError, match=r"no branch 'nope'.*include: .*dev") as caught:
+        check_repo(repo, "nope")
+    assert "main" in str(caught.value)
+    with pytest.raises(RepoError, match="no branch"):
+        check_repo(repo, "-bad..name")
+
+
+def test_check_repo_tracked_changes(repo: Path) -> None:
+    for i in range(7):
+        commit_file(repo, f"f{i}.txt", "x\n")
+    for i in range(7):
+        write(repo, f"f{i}.txt", "changed\n")
+    git(repo, "add", "f0.txt")  # staged counts too
+    with pytest.raises(RepoError) as caught:
+        check_repo(repo, "main")
+    text = str(caught.value)
+    assert "f0.txt, f1.txt, f2.txt, f3.txt, f4.txt and 2 more" in text
+    assert "commit or stash them first" in text and str(repo) in text
+
+
+def test_check_repo_tracked_changes_in_other_worktree(repo: Path, tmp_path: Path) -> None:
+    git(repo, "branch", "dev")
+    other = tmp_path / "dev-checkout"
+    git(repo, "worktree", "add", "-q", str(other), "dev")
+    write(other, "README.md", "changed\n")
+    with pytest.raises(RepoError, match=r"dev-checkout has uncommitted changes.*README\.md"):
+        check_repo(repo, "dev")
+
+
+def test_check_repo_merge_in_progress(repo: Path) -> None:
+    git(repo, "checkout", "-q", "-b", "side")
+    commit_file(repo, "README.md", "side\n")
+    git(repo, "checkout", "-q", "main")
+    commit_file(repo, "README.md", "main\n")
+    git(repo, "merge", "side", check=False)
+    with pytest.raises(RepoError, match=r"a merge is in progress in .*; finish or abort it first"):
+        check_repo(repo, "main")
+
+
+def test_check_repo_rebase_in_progress(repo: Path) -> None:
+    git(repo, "checkout", "-q", "-b", "side")
+    commit_file(repo, "README.md", "side\n")
+    git(repo, "checkout", "-q", "main")
+    commit_file(repo, "README.md", "main\n")
+    git(repo, "rebase", "side", check=False)
+    with pytest.raises(RepoError, match="a rebase is in progress"):
+        check_repo(repo, "main")
+
+
+def test_git_version_and_requirement() -> None:
+    version = git_version()
+    assert version >= (2, 38, 0)
+    assert require_git() == version
+    with pytest.raises(GitError, match=r"too old.*needs git >= 99\.0\.0"):
+        require_git(min=(99, 0, 0))

@@ -1,0 +1,115 @@
+"""The worker: runs the session and task workflows and their activities.
+
+    python worker.py [--task-queue Q]
+
+Preflight first (agent binary, git, process isolation, Temporal), failing fast with a message
+that says what to fix; then it polls until SIGINT/SIGTERM. With no TEMPORAL_ADDRESS it starts
+(or reuses) the embedded Temporal dev server under the state dir.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.agent import AgentActivities
+from activities.merge import merge_task
+from activities.parse_plan import parse_plan
+from activities.workspace import commit_changes, prepare_workspace, remove_workspace
+from autopilot import gitops
+from autopilot.claude_cli import ClaudeNotFound, find_claude
+from autopilot.config import ConfigError, Settings, load_settings
+from autopilot.logs import configure_logging
+from autopilot.process_guard import ProcessGuard, detect_guard
+from autopilot.temporal_connection import TemporalUnavailable, connect
+from workflows.session import SessionWorkflow
+from workflows.task import TaskWorkflow
+
+log = structlog.get_logger("worker")
+MAX_CONCURRENT_ACTIVITIES = 32
+
+
+@dataclass(frozen=True)
+class Preflight:
+    claude_bin: Path
+    guard: ProcessGuard
+
+
+class PreflightError(Exception):
+    pass
+
+
+def preflight() -> Preflight:
+    """Everything a task needs from this machine, checked once, before any task is taken."""
+    try:
+        claude_bin = find_claude()
+        gitops.require_git()
+    except (ClaudeNotFound, gitops.GitError) as err:
+        raise PreflightError(str(err)) from err
+    return Preflight(claude_bin=claude_bin, guard=detect_guard())
+
+
+def build_worker(client: Client, task_queue: str, checks: Preflight) -> Worker:
+    agent = AgentActivities(checks.claude_bin, checks.guard, dict(os.environ))
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[SessionWorkflow, TaskWorkflow],
+        activities=[
+            parse_plan,
+            prepare_workspace,
+            agent.run_agent,
+            commit_changes,
+            merge_task,
+            remove_workspace,
+        ],
+        max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
+    )
+
+
+async def serve(settings: Settings, task_queue: str) -> None:
+    checks = preflight()
+    client = await connect(settings)
+    worker = build_worker(client, task_queue, checks)
+    log.info(
+        "worker ready",
+        task_queue=task_queue,
+        temporal=settings.temporal_address,
+        claude=str(checks.claude_bin),
+        isolation=checks.guard.description,
+        state_dir=str(settings.state_dir),
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    async with worker:
+        await stop.wait()
+        log.info("worker stopping")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run a CC3 Autopilot worker.")
+    parser.add_argument("--task-queue", help="task queue to poll (default: AUTOPILOT_TASK_QUEUE)")
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+        configure_logging(settings.path("logs", "worker.jsonl"))
+        asyncio.run(serve(settings, args.task_queue or settings.task_queue))
+    except (ConfigError, PreflightError, TemporalUnavailable) as err:
+        print(f"worker: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
