@@ -97,17 +97,17 @@ class Autopilot:
         return env
 
     def start_worker(self) -> subprocess.Popen[bytes]:
-        log = (self.root / f"worker-{len(self.workers)}.log").open("wb")
-        worker = subprocess.Popen(
-            [sys.executable, str(ROOT / "worker.py")],
-            cwd=ROOT,
-            env=self.env(),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        log_path = self.root / f"worker-{len(self.workers)}.log"
+        with log_path.open("wb") as log:
+            worker = subprocess.Popen(
+                [sys.executable, str(ROOT / "worker.py")],
+                cwd=ROOT,
+                env=self.env(),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         self.workers.append(worker)
-        log_path = Path(log.name)
         wait_until(
             lambda: (
                 "worker ready" in log_path.read_text(errors="replace") or worker.poll() is not None
@@ -159,6 +159,7 @@ class Autopilot:
 
 @contextmanager
 def autopilot(root: Path, model_env: dict[str, str]) -> Iterator[Autopilot]:
+    root.mkdir(parents=True, exist_ok=True)
     installation = Autopilot(root=root, model_env=model_env)
     try:
         yield installation
