@@ -1,0 +1,251 @@
+"""starter.py as a user runs it: bad input is refused before anything starts (exit 2, a message
+naming what and where, no traceback); outcomes map to exit codes; Ctrl-C detaches."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from autopilot import gitops
+from tests.gitutil import git
+from tests.harness import ROOT, autopilot, clean_env
+from tests.scripted_model import (
+    Conversation,
+    HttpError,
+    PlanFollower,
+    Reply,
+    ScriptedModel,
+    Text,
+    by_task,
+)
+
+GOOD_PLAN = """\
+# Plan
+
+### Task 1: Write a file
+
+**Files:**
+- Create: `one.txt`
+
+```
+one
+```
+"""
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    path = tmp_path / "repo"
+    path.mkdir()
+    git(path, "init", "-q", "-b", "main")
+    git(path, "config", "user.name", "Test User")
+    git(path, "config", "user.email", "test@example.com")
+    (path / "README").write_text("hello\n")
+    git(path, "add", "-A")
+    git(path, "commit", "-q", "-m", "initial")
+    return path
+
+
+def write_plan(tmp_path: Path, text: str = GOOD_PLAN) -> Path:
+    plan = tmp_path / "plan.md"
+    plan.write_text(text)
+    return plan
+
+
+def run_starter(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The starter with an unreachable Temporal: validation must fail before connecting."""
+    env = clean_env()
+    env.update(AUTOPILOT_STATE_DIR=str(tmp_path / "state"), TEMPORAL_ADDRESS="127.0.0.1:9")
+    return subprocess.run(
+        [sys.executable, str(ROOT / "starter.py"), *args],
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def assert_user_error(done: subprocess.CompletedProcess[str], *fragments: str) -> None:
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    for fragment in fragments:
+        assert fragment in done.stderr, done.stderr
+
+
+def test_dry_run_prints_the_plan_and_starts_nothing(tmp_path: Path) -> None:
+    plan = write_plan(tmp_path)
+    done = run_starter(tmp_path, str(plan), "--dry-run")
+    assert done.returncode == 0, done.stderr
+    assert "Task 1: Write a file" in done.stdout
+    assert "create one.txt" in done.stdout
+    assert "Dry run: nothing was started." in done.stdout
+    assert not (tmp_path / "state" / "temporal").exists()
+
+
+def test_missing_plan_file(tmp_path: Path, repo: Path) -> None:
+    done = run_starter(tmp_path, str(tmp_path / "nope.md"), "--repo", str(repo))
+    assert_user_error(done, "nope.md", "not found")
+
+
+def test_malformed_plan_names_file_and_line(tmp_path: Path, repo: Path) -> None:
+    plan = write_plan(tmp_path, "# P\n\n### Task 1: A\n\nDo a.\n\n### Task 1: B\n\nDo b.\n")
+    done = run_starter(tmp_path, str(plan), "--repo", str(repo))
+    assert_user_error(done, f"{plan}:7:", "defined twice")
+
+
+def test_batch_range_selecting_nothing(tmp_path: Path, repo: Path) -> None:
+    plan = write_plan(tmp_path)
+    done = run_starter(tmp_path, str(plan), "--repo", str(repo), "--start-batch", "5")
+    assert_user_error(done, "no batch in the range 5")
+
+
+def test_not_a_git_repo(tmp_path: Path) -> None:
+    plan = write_plan(tmp_path)
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    done = run_starter(tmp_path, str(plan), "--repo", str(plain))
+    assert_user_error(done, "is not a git repository")
+
+
+def test_dirty_tree_is_refused(tmp_path: Path, repo: Path) -> None:
+    plan = write_plan(tmp_path)
+    (repo / "README").write_text("changed\n")
+    done = run_starter(tmp_path, str(plan), "--repo", str(repo))
+    assert_user_error(done, "README", "commit or stash")
+
+
+def test_unknown_target_branch(tmp_path: Path, repo: Path) -> None:
+    plan = write_plan(tmp_path)
+    done = run_starter(tmp_path, str(plan), "--repo", str(repo), "--target-branch", "nope")
+    assert_user_error(done, "nope")
+
+
+def test_bad_concurrency(tmp_path: Path, repo: Path) -> None:
+    plan = write_plan(tmp_path)
+    done = run_starter(tmp_path, str(plan), "--repo", str(repo), "--concurrency", "0")
+    assert_user_error(done, "--concurrency must be at least 1")
+
+
+OUTCOME_PLAN = """\
+# Outcomes
+
+## Batch 1: Mixed
+
+### Task 1.1: Needs credentials
+
+Write anything.
+
+### Task 1.2: Builds on 1.1
+
+**Depends on:** Task 1.1
+
+Write more.
+
+### Task 1.3: Already done
+
+Nothing to do.
+
+### Task 1.4: Works
+
+**Files:**
+- Create: `works.txt`
+
+```
+works
+```
+
+## Batch 2: After
+
+**Dependencies:** Batch 1
+
+### Task 2.1: Never runs
+
+Write something.
+"""
+
+
+@pytest.mark.e2e
+def test_outcomes_and_exit_code(tmp_path: Path, repo: Path) -> None:
+    """Bad credentials fail a task at once (no retries), its dependant and the next batch are
+    blocked, an agent that changes nothing is `no_changes`; the others still merge; exit 1."""
+    responder = by_task(
+        {
+            "1.1": lambda _c: HttpError(401, "authentication_error", "invalid x-api-key"),
+            "1.3": lambda _c: Text("Nothing needed: the work is already there."),
+        },
+        PlanFollower(),
+    )
+    plan = write_plan(tmp_path, OUTCOME_PLAN)
+    with (
+        ScriptedModel(responder) as model,
+        autopilot(tmp_path / "autopilot", model.env()) as installation,
+    ):
+        done = installation.starter(str(plan), "--repo", str(repo), "--concurrency", "2")
+        assert done.returncode == 1, done.stdout + done.stderr
+        out = done.stdout
+        assert "Task 1.1 (Needs credentials): failed" in out
+        assert "could not authenticate" in out
+        assert "Task 1.2 (Builds on 1.1): blocked — Task 1.1 did not merge" in out
+        assert "Task 1.3 (Already done): no_changes" in out
+        assert "Task 1.4 (Works): merged" in out
+        assert "Task 2.1 (Never runs): blocked — batch dependency not met: Batch 1" in out
+        assert (repo / "works.txt").read_text() == "works\n"
+        # Bad credentials are not retried: exactly one request for task 1.1.
+        assert len([c for c in model.requests if (c.task() or ("",))[0] == "1.1"]) == 1
+        # Nothing ran for the blocked tasks; failed and empty tasks left no worktree.
+        assert not [c for c in model.requests if (c.task() or ("",))[0] in ("1.2", "2.1")]
+        assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1
+        session = done.stdout.split("Started session ", 1)[1].split()[0]
+        assert [t for t, _ in gitops.list_merges(str(repo), "main", session)] == ["1.4"]
+
+
+class HoldFirst:
+    """Plan follower that holds the first answer until released."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self._follower = PlanFollower()
+        self._held = False
+
+    def __call__(self, conversation: Conversation) -> Reply:
+        reply = self._follower(conversation)
+        if not self._held:
+            self._held = True
+            reply.hold = self.release
+        return reply
+
+
+@pytest.mark.e2e
+def test_ctrl_c_detaches_and_the_same_command_reattaches(tmp_path: Path, repo: Path) -> None:
+    hold = HoldFirst()
+    plan = write_plan(tmp_path)
+    with (
+        ScriptedModel(hold) as model,
+        autopilot(tmp_path / "autopilot", model.env()) as installation,
+    ):
+        following = installation.spawn_starter(str(plan), "--repo", str(repo))
+        model.wait_for(lambda c: c.turn == 0, timeout=120)
+        following.send_signal(signal.SIGINT)
+        out, err = following.communicate(timeout=60)
+        assert following.returncode == 130, out + err
+        assert "Detached; the session keeps running" in out
+        assert f"Re-attach with: python starter.py {plan} --repo {repo}" in out
+        assert "Traceback" not in err
+
+        # The session is still running (its agent is held): the same command attaches.
+        again = installation.spawn_starter(str(plan), "--repo", str(repo))
+        assert again.stdout is not None
+        first_line = again.stdout.readline()
+        assert first_line.startswith("Attached to running session"), first_line
+        hold.release.set()
+        out, err = again.communicate(timeout=120)
+        assert again.returncode == 0, out + err
+        assert (repo / "one.txt").read_text() == "one\n"
+        assert len(model.requests) == 3  # one agent run: write, commit, summary
