@@ -24,6 +24,7 @@ from temporalio.service import RPCError
 
 from autopilot import gitops
 from autopilot.config import ConfigError, Settings, load_settings
+from autopilot.live_agents import live_agents
 from autopilot.models import AgentSettings, SessionRequest, SessionState, SessionStatus
 from autopilot.plan_parser import PlanError, load_plan, select_batches
 from autopilot.plan_report import describe_plan
@@ -177,7 +178,7 @@ async def start_or_attach(
 
 
 async def follow(
-    handle: WorkflowHandle[SessionWorkflow, SessionStatus], out: TextIO
+    client: Client, handle: WorkflowHandle[SessionWorkflow, SessionStatus], out: TextIO
 ) -> SessionStatus:
     """Show progress until the session ends; returns its final status."""
     result = asyncio.ensure_future(handle.result())
@@ -192,7 +193,7 @@ async def follow(
                 view.notice(f"waiting for a worker to answer ({err.__class__.__name__})")
                 continue
             view.notice("")
-            view.update(status)
+            view.update(status, await live_agents(client, status))
         final = result.result()
         view.update(final)
     return final
@@ -224,7 +225,7 @@ async def run(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
         out.write(f"Detached. Follow it with: {reattach_command(args.argv)}\n")
         return EXIT_MERGED
     try:
-        final = await follow(handle, out)
+        final = await follow(client, handle, out)
     except WorkflowFailureError as err:
         out.write(f"Session {request.session_id} did not complete: {err.cause or err}\n")
         return EXIT_NOT_MERGED

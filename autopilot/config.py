@@ -43,14 +43,21 @@ def _port(env: Mapping[str, str], name: str, default: int) -> int:
     raw = env.get(name, "").strip()
     if not raw:
         return default
-    if not raw.isdigit() or not 0 < int(raw) < 65536:
+    # isdecimal, not isdigit: "²" is a digit that int() rejects.
+    if not (raw.isascii() and raw.isdecimal()) or not 0 < int(raw) < 65536:
         raise ConfigError(f"{name}={raw!r} is not a TCP port; set it to a number from 1 to 65535.")
     return int(raw)
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
-    state_dir = Path(env.get("AUTOPILOT_STATE_DIR") or Path.home() / ".autopilot").expanduser()
+    # HOME from `env` too, so settings computed for another environment use that home.
+    home = Path(env["HOME"]) if env.get("HOME") else Path.home()
+    raw_state_dir = env.get("AUTOPILOT_STATE_DIR", "").strip()
+    if raw_state_dir == "~" or raw_state_dir.startswith("~/"):
+        state_dir = home / raw_state_dir[2:]
+    else:
+        state_dir = Path(raw_state_dir).expanduser() if raw_state_dir else home / ".autopilot"
     state_dir = state_dir.resolve()
     try:
         state_dir.mkdir(parents=True, exist_ok=True)
@@ -59,6 +66,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             f"cannot create the state directory {state_dir}: {err.strerror}; "
             "set AUTOPILOT_STATE_DIR to a writable directory."
         ) from err
+    # mkdir(exist_ok=True) succeeds on an existing read-only directory: check we can write.
+    if not os.access(state_dir, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"the state directory {state_dir} is not writable; "
+            "set AUTOPILOT_STATE_DIR to a writable directory."
+        )
     address = env.get("TEMPORAL_ADDRESS", "").strip()
     embedded = not address
     if embedded:

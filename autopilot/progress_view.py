@@ -10,6 +10,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from autopilot.live_agents import LiveAgent
 from autopilot.models import SessionStatus, TaskState, TaskStatus
 
 STATE_STYLE = {
@@ -38,8 +39,10 @@ def summary_line(status: SessionStatus) -> str:
     )
 
 
-def task_line(task: TaskStatus) -> str:
+def task_line(task: TaskStatus, agent: LiveAgent | None = None) -> str:
     line = f"Task {task.id} ({task.title}): {task.state.value}"
+    if agent is not None:
+        line += f", agent attempt {agent.attempt}, turn {agent.progress.turns}"
     if task.state == TaskState.MERGED and task.merge_sha:
         line += f" as {task.merge_sha[:10]}"
     if task.attempts > 1:
@@ -53,19 +56,22 @@ def task_line(task: TaskStatus) -> str:
     return line
 
 
-def render_table(status: SessionStatus, now: datetime) -> Table:
+def render_table(status: SessionStatus, agents: dict[str, LiveAgent], now: datetime) -> Table:
     table = Table(title=summary_line(status), title_justify="left", expand=False)
     for column in ("batch", "task", "state", "elapsed", "attempts", "turns", "cost", "note"):
         table.add_column(column)
     for task in status.tasks:
-        note = task.last_error or (task.branch if task.state == TaskState.RUNNING else "")
+        agent = agents.get(task.id)
+        attempts = agent.attempt if agent else task.attempts
+        turns = agent.progress.turns if agent else task.turns
+        note = task.last_error or (agent.progress.last_event if agent else "")
         table.add_row(
             str(task.batch),
             Text(f"{task.id} {task.title}"),
             Text(task.state.value, style=STATE_STYLE[task.state]),
             elapsed(task, now),
-            str(task.attempts or ""),
-            str(task.turns or ""),
+            str(attempts or ""),
+            str(turns or ""),
             f"${task.cost_usd:.4f}" if task.cost_usd else "",
             Text(note[:80]),
         )
@@ -101,15 +107,16 @@ class ProgressView:
         if message and not self._interactive:
             self._console.print(message, highlight=False)
 
-    def update(self, status: SessionStatus) -> None:
+    def update(self, status: SessionStatus, agents: dict[str, LiveAgent] | None = None) -> None:
+        agents = agents or {}
         if self._live is not None:
-            parts: list[Table | Text] = [render_table(status, datetime.now(UTC))]
+            parts: list[Table | Text] = [render_table(status, agents, datetime.now(UTC))]
             if self._notice:
                 parts.append(Text(self._notice, style="yellow"))
             self._live.update(Group(*parts), refresh=True)
             return
         for task in status.tasks:
-            line = task_line(task)
+            line = task_line(task, agents.get(task.id))
             if self._seen.get(task.id) != line:
                 self._seen[task.id] = line
                 self._console.print(line, highlight=False, soft_wrap=True)

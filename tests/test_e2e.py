@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -186,6 +187,20 @@ def test_plan_runs_end_to_end(tmp_path: Path, repo: Path, plan: Path, model: Scr
         assert merged_tasks(repo, session_id) == merged_tasks(repo, session_id)[:5]
 
 
+def read_lines_in_background(process: subprocess.Popen[str]) -> list[str]:
+    """Collect a process's stdout lines as they come (the list grows while it runs)."""
+    lines: list[str] = []
+    assert process.stdout is not None
+    stream = process.stdout
+
+    def pump() -> None:
+        for line in stream:
+            lines.append(line.rstrip("\n"))
+
+    threading.Thread(target=pump, daemon=True).start()
+    return lines
+
+
 class FreezeOnce:
     """Plan-following model that freezes task 1.3 once, after its file is written."""
 
@@ -221,6 +236,7 @@ def test_worker_killed_mid_agent_recovers(tmp_path: Path, repo: Path, plan: Path
             "--heartbeat-timeout",
             "4",
         )
+        lines = read_lines_in_background(starter)
         frozen = model.wait_for(
             lambda c: c.task() is not None and c.task()[0] == "1.3" and c.turn == 1,  # type: ignore[index]
             timeout=180,
@@ -228,6 +244,12 @@ def test_worker_killed_mid_agent_recovers(tmp_path: Path, repo: Path, plan: Path
         assert frozen.cwd is not None
         worktree = Path(frozen.cwd)
         assert processes_in(worktree), "the agent should be running in the task's worktree"
+        # The starter's live view shows the agent's progress from its heartbeats.
+        wait_until(
+            lambda: any("Task 1.3 (Notes): running, agent attempt 1, turn 1" in x for x in lines),
+            60,
+            f"the live view to show task 1.3's turn; saw {lines}",
+        )
 
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=10)
@@ -236,8 +258,8 @@ def test_worker_killed_mid_agent_recovers(tmp_path: Path, repo: Path, plan: Path
         freeze.release.set()  # the frozen HTTP answer is for a dead client now
 
         installation.start_worker()
-        out, err = starter.communicate(timeout=300)
-        assert starter.returncode == 0, out + err
+        assert starter.wait(timeout=300) == 0, "\n".join(lines)
+        out = "\n".join(lines)
         session_id = session_id_from(out)
         assert_work_landed(repo, installation, session_id)
         attempts = {
