@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import uuid
 from collections.abc import Mapping
 from datetime import timedelta
@@ -124,8 +123,3 @@ class AgentActivities:
             duration_s=duration,
             transcript_path=str(transcript),
         )
-
-
-def worker_environment() -> dict[str, str]:
-    """The worker's own environment, read once at start."""
-    return dict(os.environ)

@@ -11,6 +11,7 @@ import asyncio
 import fcntl
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -24,6 +25,11 @@ from temporalio.envconfig import ClientConfig
 from autopilot.config import Settings
 
 SERVER_START_TIMEOUT_S = 60.0
+SERVER_STOP_TIMEOUT_S = 10.0
+PORT_HINT = (
+    "set AUTOPILOT_TEMPORAL_PORT and AUTOPILOT_TEMPORAL_UI_PORT to free ports, or set "
+    "TEMPORAL_ADDRESS to use a running Temporal service"
+)
 
 
 class TemporalUnavailable(Exception):
@@ -60,6 +66,14 @@ def _log_tail(path: Path, lines: int = 15) -> str:
         return "(no log)"
 
 
+def _db_path(settings: Settings) -> Path:
+    return settings.state_dir / "temporal" / "autopilot.db"
+
+
+def _pid_path(settings: Settings) -> Path:
+    return settings.state_dir / "temporal" / "server.pid"
+
+
 def ensure_embedded_server(settings: Settings) -> bool:
     """Start the dev server unless one already answers. Returns True if this call started it."""
     if _answers(settings.temporal_address):
@@ -77,7 +91,7 @@ def ensure_embedded_server(settings: Settings) -> bool:
             "server",
             "start-dev",
             "--db-filename",
-            str(settings.path("temporal", "autopilot.db")),
+            str(_db_path(settings)),
             "--ip",
             "127.0.0.1",
             "--port",
@@ -97,36 +111,90 @@ def ensure_embedded_server(settings: Settings) -> bool:
                 start_new_session=True,  # not killed with the terminal or process that started it
                 close_fds=True,
             )
-        settings.path("temporal", "server.pid").write_text(f"{server.pid}\n")
+        pid_path = _pid_path(settings)
+        pid_path.write_text(f"{server.pid}\n")
         deadline = time.monotonic() + SERVER_START_TIMEOUT_S
         while time.monotonic() < deadline:
             if _answers(settings.temporal_address):
                 return True
             if server.poll() is not None:
+                pid_path.unlink(missing_ok=True)
                 raise TemporalUnavailable(
                     f"the embedded Temporal server exited with code {server.returncode} "
                     f"before answering on {settings.temporal_address}; its log "
-                    f"({log_path}) ends with:\n{_log_tail(log_path)}"
+                    f"({log_path}) ends with:\n{_log_tail(log_path)}\n"
+                    f"If a port is taken, {PORT_HINT}."
                 )
             time.sleep(0.2)  # polling a port: the deadline above bounds it
         server.kill()
+        server.wait()
+        pid_path.unlink(missing_ok=True)
         raise TemporalUnavailable(
             f"the embedded Temporal server did not answer on {settings.temporal_address} within "
             f"{SERVER_START_TIMEOUT_S:.0f}s; see {log_path}."
         )
 
 
+def _alive(pid: int) -> bool:
+    """Is `pid` running? An exited child of ours is reaped; a zombie counts as gone."""
+    try:
+        reaped, _ = os.waitpid(pid, os.WNOHANG)
+        if reaped:
+            return False
+    except ChildProcessError:
+        pass  # not our child: someone else reaps it
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        pass  # no /proc (macOS), or the process is gone: ask the kernel
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _is_our_server(pid: int, settings: Settings) -> bool:
+    """Does `pid` still run this state dir's server, not a process that reused a stale pid?"""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except FileNotFoundError:
+        return not Path("/proc/self").exists()  # no /proc: we cannot tell, trust the pid
+    except OSError:
+        return False
+    return os.fsencode(_db_path(settings)) in argv
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)  # polling a process that is not our child: bounded by the deadline
+    return True
+
+
 def stop_embedded_server(settings: Settings) -> bool:
-    """Stop the server this state dir started, if it runs. Returns True if one was stopped."""
-    pid_path = settings.state_dir / "temporal" / "server.pid"
+    """Stop the server this state dir started and wait until it is gone (SIGTERM, then
+    SIGKILL after SERVER_STOP_TIMEOUT_S). Returns True if one was running and stopped."""
+    pid_path = _pid_path(settings)
     try:
         pid = int(pid_path.read_text().strip())
     except (OSError, ValueError):
         return False
-    try:
-        os.kill(pid, 15)
-    except ProcessLookupError:
+    if not _alive(pid) or not _is_our_server(pid, settings):
+        pid_path.unlink(missing_ok=True)  # stale: never signal a process that reused the pid
         return False
+    try:
+        os.kill(pid, signal.SIGTERM)
+        if not _wait_gone(pid, SERVER_STOP_TIMEOUT_S):
+            os.kill(pid, signal.SIGKILL)
+            _wait_gone(pid, SERVER_STOP_TIMEOUT_S)
+    except ProcessLookupError:
+        pass  # it exited on its own meanwhile
     pid_path.unlink(missing_ok=True)
     return True
 
@@ -144,7 +212,8 @@ async def connect(settings: Settings) -> Client:
         except RuntimeError as err:
             raise TemporalUnavailable(
                 f"cannot connect to the embedded Temporal server at "
-                f"{settings.temporal_address}: {err}"
+                f"{settings.temporal_address}: {err}. Something that is not a Temporal server "
+                f"may be listening on that port: stop it, or {PORT_HINT}."
             ) from err
     # A cluster: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TLS settings and
     # TOML profiles all come through the SDK's own environment configuration.

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from tests.harness import claude_bin
 from tests.scripted_model import (
     Conversation,
     HttpError,
@@ -29,11 +30,7 @@ from tests.scripted_model import (
     script,
 )
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-CLAUDE_BIN = Path(
-    os.environ.get("AUTOPILOT_CLAUDE_BIN")
-    or PROJECT_ROOT / "tools" / "claude-code" / "node_modules" / ".bin" / "claude"
-)
+CLAUDE_BIN = claude_bin()  # the pinned CLI; missing means set-up is broken: fail, never skip
 CLAUDE_FLAGS = [
     "-p",
     "--output-format=stream-json",
@@ -43,11 +40,6 @@ CLAUDE_FLAGS = [
     "--max-turns=10",
 ]
 RUN_TIMEOUT_S = 60.0
-
-needs_claude = pytest.mark.skipif(
-    not CLAUDE_BIN.is_file(), reason=f"claude CLI not installed at {CLAUDE_BIN}; run ./dev setup"
-)
-
 
 # ----------------------------------------------------------------------------------------------
 # Harness
@@ -173,7 +165,6 @@ def greet(name: str) -> str:
 # ----------------------------------------------------------------------------------------------
 
 
-@needs_claude
 def test_plan_follower_writes_and_commits(model: ScriptedModel, sandbox: Sandbox) -> None:
     run = run_claude(model, sandbox, GREETING_PROMPT)
 
@@ -200,7 +191,6 @@ def test_plan_follower_writes_and_commits(model: ScriptedModel, sandbox: Sandbox
     assert model.side_calls == []
 
 
-@needs_claude
 def test_plan_follower_reads_existing_file_before_rewriting_it(
     model: ScriptedModel, sandbox: Sandbox
 ) -> None:
@@ -217,7 +207,6 @@ def test_plan_follower_reads_existing_file_before_rewriting_it(
     assert not any(c.is_error_result for c in model.snapshot())
 
 
-@needs_claude
 def test_script_runs_bash_then_answers(model: ScriptedModel, sandbox: Sandbox) -> None:
     model.responder = script(
         ToolUses([ToolCall("Bash", {"command": "echo hi > out.txt"})]), Text("ok")
@@ -239,7 +228,6 @@ def test_script_runs_bash_then_answers(model: ScriptedModel, sandbox: Sandbox) -
     assert [b["name"] for b in tool_uses] == ["Bash"]
 
 
-@needs_claude
 def test_authentication_error_ends_in_error_result(model: ScriptedModel, sandbox: Sandbox) -> None:
     model.responder = script(HttpError(401, "authentication_error", "invalid x-api-key"))
 
@@ -252,7 +240,6 @@ def test_authentication_error_ends_in_error_result(model: ScriptedModel, sandbox
     assert "authentication_failed" in kinds
 
 
-@needs_claude
 def test_overloaded_is_not_retried_with_max_retries_zero(
     model: ScriptedModel, sandbox: Sandbox
 ) -> None:
@@ -266,7 +253,6 @@ def test_overloaded_is_not_retried_with_max_retries_zero(
     assert len(model.snapshot()) == 1  # the CLI did not retry
 
 
-@needs_claude
 def test_held_reply_freezes_the_agent_until_released(
     model: ScriptedModel, sandbox: Sandbox
 ) -> None:
@@ -287,7 +273,6 @@ def test_held_reply_freezes_the_agent_until_released(
     assert run.result["result"] == "released"
 
 
-@needs_claude
 def test_by_task_routes_each_task_to_its_script(tmp_path: Path, model: ScriptedModel) -> None:
     model.responder = by_task(
         {
