@@ -145,7 +145,10 @@ def _alive(pid: int) -> bool:
         pass  # not our child: someone else reaps it
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rpartition(")")[2].split()[0] != "Z"
+        if stat.rpartition(")")[2].split()[0] != "Z":
+            return True
+        # A zombie main thread: the other threads, and the sockets they share, may live on.
+        return len(os.listdir(f"/proc/{pid}/task")) > 1
     except OSError:
         pass  # no /proc (macOS), or the process is gone: ask the kernel
     try:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
 
 from autopilot import gitops
 from autopilot.models import SessionState, TaskState
@@ -22,6 +23,7 @@ from tests.gitutil import git
 from tests.harness import Autopilot, autopilot, processes_in, wait_until
 from tests.scripted_model import Conversation, PlanFollower, Reply, ScriptedModel
 from workflows.session import SessionWorkflow
+from workflows.task import TaskWorkflow
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
 
@@ -153,6 +155,19 @@ def assert_work_landed(repo: Path, installation: Autopilot, session_id: str) -> 
     assert leftover == [], leftover
 
 
+async def replay_all(installation: Autopilot) -> int:
+    """Replay every recorded history with the current workflow code; fails on nondeterminism."""
+    client = await Client.connect(installation.address, data_converter=pydantic_data_converter)
+    replayer = Replayer(
+        workflows=[SessionWorkflow, TaskWorkflow], data_converter=pydantic_data_converter
+    )
+    replayed = 0
+    async for history in client.list_workflows().map_histories():
+        await replayer.replay_workflow(history)  # raises on any nondeterminism
+        replayed += 1
+    return replayed
+
+
 async def query_status(installation: Autopilot, session_id: str) -> object:
     client = await Client.connect(installation.address, data_converter=pydantic_data_converter)
     handle = client.get_workflow_handle_for(SessionWorkflow.run, session_id)
@@ -178,6 +193,9 @@ def test_plan_runs_end_to_end(tmp_path: Path, repo: Path, plan: Path, model: Scr
             assert task.commits and task.attempts == 1
             assert task.started_at and task.completed_at and task.turns >= 2
             assert all(Path(path).is_file() for path in task.transcripts)
+
+        # The recorded histories replay deterministically with this code.
+        assert asyncio.run(replay_all(installation)) == 6  # the session and its five tasks
 
         # The README's `temporal workflow query` line answers with the same status.
         cli = subprocess.run(

@@ -55,7 +55,7 @@ HELLO = 1
 
 
 def running(pid: int) -> bool:
-    """Alive and not a zombie; reaps it if it is an exited child of this process."""
+    """Any thread of `pid` still runs; reaps it if it is an exited child of this process."""
     try:
         reaped, _ = os.waitpid(pid, os.WNOHANG)
         if reaped:
@@ -63,10 +63,13 @@ def running(pid: int) -> bool:
     except ChildProcessError:
         pass
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+        threads = len(os.listdir(f"/proc/{pid}/task"))
     except OSError:
         return False
-    return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
+    # A multi-threaded process whose main thread exited shows "Z" while the others (and the
+    # sockets they share) live on: it is gone only when the zombie is all that is left.
+    return state not in ("Z", "X") or threads > 1
 
 
 def cmdline(pid: int) -> list[str]:
