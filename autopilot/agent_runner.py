@@ -10,13 +10,14 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from autopilot.models import AgentProgress
-from autopilot.process_guard import kill_tree
+from autopilot.process_guard import RUN_MARKER, kill_tree
 
 STREAM_LINE_LIMIT = 64 * 1024 * 1024  # a tool result echoing a big file is one line
 
@@ -149,12 +150,15 @@ async def run_claude(
     transcript.parent.mkdir(parents=True, exist_ok=True)
     stderr_path = transcript.with_suffix(".stderr")
     state = StreamState(session_id=session_id)
+    # Every process of this run inherits the marker, even one that left the process tree
+    # (`setsid -f`, a double fork): without a PID namespace that is how kill_tree finds it.
+    marker = uuid.uuid4().hex
     started = time.monotonic()
     with stderr_path.open("wb") as stderr:
         process = await asyncio.create_subprocess_exec(
             *argv,
             cwd=cwd,
-            env=dict(env),
+            env={**env, RUN_MARKER: marker},
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=stderr,
@@ -163,13 +167,16 @@ async def run_claude(
         )
     try:
         assert process.stdin is not None and process.stdout is not None
-        process.stdin.write(prompt.encode())
-        await process.stdin.drain()
-        process.stdin.close()
+        try:
+            process.stdin.write(prompt.encode())
+            await process.stdin.drain()
+            process.stdin.close()
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # it exited without reading the prompt: its output and exit code say why
         await _read_stream(process.stdout, transcript, state, idle_timeout_s, on_progress)
         returncode = await process.wait()
     except BaseException:
-        kill_tree(process.pid)
+        kill_tree(process.pid, marker)
         await process.wait()
         raise
     failure = classify(state, returncode, _tail(stderr_path))

@@ -73,23 +73,29 @@ def find_claude(env: Mapping[str, str] | None = None) -> Path:
     if explicit:
         path = Path(explicit).expanduser()
         if path.is_file() and os.access(path, os.X_OK):
-            return path.resolve()
+            return _absolute(path)
         raise ClaudeNotFound(
             f"AUTOPILOT_CLAUDE_BIN={explicit} is not an executable file; point it at the "
             "`claude` binary or unset it to search PATH."
         )
     on_path = shutil.which("claude", path=env.get("PATH"))
     if on_path:
-        return Path(on_path).resolve()
+        return _absolute(Path(on_path))
     for candidate in USUAL_PLACES:
         if candidate.is_file() and os.access(candidate, os.X_OK):
-            return candidate.resolve()
+            return _absolute(candidate)
     looked = ", ".join(str(p) for p in USUAL_PLACES)
     raise ClaudeNotFound(
         "the Claude Code CLI (`claude`) was not found: not in AUTOPILOT_CLAUDE_BIN, not on PATH, "
         f"not in {looked}. Run ./dev setup (installs the pinned CLI into tools/claude-code) or "
         "set AUTOPILOT_CLAUDE_BIN=/path/to/claude."
     )
+
+
+def _absolute(path: Path) -> Path:
+    """Absolute, but symlinks kept: npm's `bin/claude` is a link into the package, and its
+    folder (where `node` lives too) is the one agent_environment puts first on PATH."""
+    return Path(os.path.abspath(path))
 
 
 def agent_environment(

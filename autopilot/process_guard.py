@@ -17,6 +17,9 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# Environment variable run_claude gives each run a unique value of; see kill_tree.
+RUN_MARKER = "AUTOPILOT_AGENT_RUN"
+
 
 @dataclass(frozen=True)
 class ProcessGuard:
@@ -76,15 +79,48 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def kill_tree(pid: int) -> None:
-    """SIGKILL pid, its process group and every descendant it still has."""
+def marked(marker: str) -> list[int]:
+    """Live processes whose environment holds RUN_MARKER=marker (Linux /proc; empty elsewhere).
+
+    A process that left the tree (setsid plus a fork: reparented to init) still carries it."""
+    proc = Path("/proc")
+    if not marker or not proc.is_dir():
+        return []
+    needle = f"{RUN_MARKER}={marker}".encode()
+    found: list[int] = []
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()  # empty for zombies
+        except OSError:
+            continue
+        if needle in environ.split(b"\0"):
+            found.append(int(entry.name))
+    return found
+
+
+def kill_tree(pid: int, marker: str | None = None) -> None:
+    """SIGKILL pid, its process group, every descendant it still has and, given the run's
+    marker, every process carrying it in its environment."""
     targets = descendants(pid)
     try:
         os.killpg(pid, signal.SIGKILL)  # it was started as a session (and group) leader
     except (ProcessLookupError, PermissionError):
         pass
     for target in [pid, *targets]:
-        try:
-            os.kill(target, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        _kill(target)
+    # A marked process may fork while we kill: look again until none is left (bounded).
+    for _ in range(10):
+        left = [p for p in marked(marker or "") if p != os.getpid()]
+        if not left:
+            break
+        for target in left:
+            _kill(target)
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass

@@ -38,19 +38,6 @@ one
 """
 
 
-@pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    path = tmp_path / "repo"
-    path.mkdir()
-    git(path, "init", "-q", "-b", "main")
-    git(path, "config", "user.name", "Test User")
-    git(path, "config", "user.email", "test@example.com")
-    (path / "README").write_text("hello\n")
-    git(path, "add", "-A")
-    git(path, "commit", "-q", "-m", "initial")
-    return path
-
-
 def write_plan(tmp_path: Path, text: str = GOOD_PLAN) -> Path:
     plan = tmp_path / "plan.md"
     plan.write_text(text)
@@ -116,9 +103,9 @@ def test_not_a_git_repo(tmp_path: Path) -> None:
 
 def test_dirty_tree_is_refused(tmp_path: Path, repo: Path) -> None:
     plan = write_plan(tmp_path)
-    (repo / "README").write_text("changed\n")
+    (repo / "README.md").write_text("changed\n")
     done = run_starter(tmp_path, str(plan), "--repo", str(repo))
-    assert_user_error(done, "README", "commit or stash")
+    assert_user_error(done, "README.md", "commit or stash")
 
 
 def test_unknown_target_branch(tmp_path: Path, repo: Path) -> None:
