@@ -83,9 +83,7 @@ def test_path_comes_before_the_usual_places(tmp_path: Path, places: list[Path]) 
     assert find_claude({"PATH": path}) == first
 
 
-def test_usual_places_in_order_skipping_what_cannot_run(
-    tmp_path: Path, places: list[Path]
-) -> None:
+def test_usual_places_in_order_skipping_what_cannot_run(tmp_path: Path, places: list[Path]) -> None:
     places[0].parent.mkdir(parents=True)
     places[0].write_text("not executable\n")
     executable(places[1])

@@ -1,0 +1,318 @@
+"""The run_agent activity in a Temporal ActivityEnvironment: the real CLI in a real worktree."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import shutil
+import signal
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+
+from activities.agent import SESSION_NAMESPACE, AgentActivities
+from autopilot.models import (
+    AgentInput,
+    AgentProgress,
+    AgentRun,
+    AgentSettings,
+    FileRef,
+    Task,
+    TaskRequest,
+    Workspace,
+)
+from autopilot.process_guard import ProcessGuard, detect_guard
+from tests.gitutil import git, head, isolate_git, make_repo
+from tests.harness import claude_bin, clean_env, processes_in, wait_until
+from tests.scripted_model import HttpError, ScriptedModel, Text, ToolCall, ToolUses, script
+
+RUN_TIMEOUT_S = 60.0
+GONE_TIMEOUT_S = 15.0
+SESSION, TASK_ID, WORKFLOW_ID = "sess-1", "3.1", "task-wf-3.1"
+SID = str(uuid.uuid5(SESSION_NAMESPACE, f"{WORKFLOW_ID}/1"))  # attempt 1's session id
+
+BODY = """Add a greeting helper.
+
+**Files:**
+- Create: `pkg/greet.py`
+
+```python
+def greet(name: str) -> str:
+    return f"Hello, {name}!"
+```
+
+**Commit:** `feat: greeting`"""
+
+
+@dataclass
+class Setup:
+    root: Path
+    worktree: Path
+    state_dir: Path
+    job: AgentInput
+    worker_env: dict[str, str]  # what the worker read from its own environment at start
+
+    def activities(self, guard: ProcessGuard | None = None) -> AgentActivities:
+        return AgentActivities(claude_bin(), guard or detect_guard(), self.worker_env)
+
+    def with_settings(self, **settings: Any) -> AgentInput:
+        request = self.job.request.model_copy(update={"agent": AgentSettings(**settings)})
+        return self.job.model_copy(update={"request": request})
+
+
+@pytest.fixture
+def model() -> Iterator[ScriptedModel]:
+    with ScriptedModel() as server:
+        yield server
+    assert server.errors == [], f"responder raised: {server.errors!r}"
+
+
+@pytest.fixture
+def setup(tmp_path: Path, model: ScriptedModel, monkeypatch: pytest.MonkeyPatch) -> Iterator[Setup]:
+    home = tmp_path / "home"
+    isolate_git(monkeypatch, home)
+    repo = make_repo(tmp_path / "repo")
+    state_dir = tmp_path / "state"
+    worktree = state_dir / "worktrees" / SESSION / TASK_ID
+    branch = f"autopilot/{SESSION}/{TASK_ID}"
+    git(repo, "worktree", "add", "-q", "-b", branch, str(worktree), "main")
+    task = Task(
+        id=TASK_ID,
+        title="Greeting",
+        batch=1,
+        body=BODY,
+        files=[FileRef(action="create", path="pkg/greet.py", line=7)],
+        commit_message="feat: greeting",
+        line=5,
+    )
+    request = TaskRequest(
+        session_id=SESSION,
+        repo=str(repo),
+        target_branch="main",
+        state_dir=str(state_dir),
+        task=task,
+        plan_title="Demo plan",
+        plan_context="A small demo project.",
+        agent=AgentSettings(),
+    )
+    workspace = Workspace(path=str(worktree), branch=branch, base_sha=head(repo))
+    worker_env = clean_env()
+    worker_env.update(model.env())
+    worker_env.update(
+        HOME=str(home),
+        CLAUDE_CONFIG_DIR=str(tmp_path / "claude-config"),
+        SECRET_TOKEN="must-not-reach-the-agent",
+    )
+    yield Setup(
+        tmp_path, worktree, state_dir, AgentInput(request=request, workspace=workspace), worker_env
+    )
+    for pid in processes_in(tmp_path):  # a failed test must not leak its processes
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def activity_environment(heartbeats: list[Any]) -> ActivityEnvironment:
+    env = ActivityEnvironment()
+    env.info = dataclasses.replace(env.info, workflow_id=WORKFLOW_ID, attempt=1)
+    env.on_heartbeat = lambda *details: heartbeats.extend(details)
+    return env
+
+
+async def run_agent(env: ActivityEnvironment, setup: Setup, job: AgentInput) -> AgentRun:
+    async with asyncio.timeout(RUN_TIMEOUT_S):
+        return await env.run(setup.activities().run_agent, job)
+
+
+def commands_in(directory: Path) -> list[str]:
+    found = []
+    for pid in processes_in(directory):
+        try:
+            found.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode())
+        except OSError:
+            continue
+    return found
+
+
+async def wait_gone(directory: Path) -> None:
+    await asyncio.to_thread(
+        wait_until,
+        lambda: not processes_in(directory),
+        GONE_TIMEOUT_S,
+        f"every process in {directory} to be gone (left: {commands_in(directory)})",
+    )
+
+
+async def test_run_agent_does_the_task_and_reports_progress(
+    setup: Setup, model: ScriptedModel
+) -> None:
+    heartbeats: list[Any] = []
+
+    run = await run_agent(activity_environment(heartbeats), setup, setup.job)
+
+    # The agent worked in the worktree, on its branch.
+    greet = setup.worktree / "pkg" / "greet.py"
+    assert greet.read_text() == 'def greet(name: str) -> str:\n    return f"Hello, {name}!"\n'
+    assert git(setup.worktree, "log", "-1", "--format=%s") == "feat: greeting"
+
+    transcript = setup.state_dir / "transcripts" / SESSION / TASK_ID / f"attempt-1-{SID}.jsonl"
+    assert run.session_id == SID and run.attempt == 1
+    assert run.is_error is False and run.subtype == "success"
+    assert "Task 3.1" in run.result_text
+    assert run.cost_usd > 0
+    assert run.turns >= 3
+    assert run.input_tokens > 0 and run.output_tokens > 0
+    assert run.duration_s > 0
+    assert run.transcript_path == str(transcript)
+    assert '"type":"result"' in transcript.read_text().splitlines()[-1].replace(" ", "")
+
+    # What the model was told, and from where.
+    requests = model.snapshot()
+    prompt = requests[0].prompt
+    assert f"<task>\n{BODY}\n</task>" in prompt
+    assert "\nTask 3.1: Greeting\n" in prompt
+    assert "`autopilot/sess-1/3.1`" in prompt
+    assert "<plan-context>\nA small demo project.\n</plan-context>" in prompt
+    assert requests[0].cwd == str(setup.worktree)
+    assert {c.session_id for c in requests} == {SID}
+
+    # Heartbeats carried the live progress.
+    assert heartbeats and all(isinstance(h, AgentProgress) for h in heartbeats)
+    assert {h.session_id for h in heartbeats} == {SID}
+    assert {h.transcript_path for h in heartbeats} == {str(transcript)}
+    turns = [h.turns for h in heartbeats]
+    assert turns == sorted(turns) and turns[-1] == 3
+    assert heartbeats[-1].last_event == "result/success"
+    assert heartbeats[-1].cost_usd == run.cost_usd
+    assert not processes_in(setup.worktree)
+
+
+async def test_worker_environment_is_filtered_for_the_agent(
+    setup: Setup, model: ScriptedModel
+) -> None:
+    model.responder = script(
+        ToolUses([ToolCall("Bash", {"command": "env > seen-env.txt"})]), Text("done")
+    )
+
+    await run_agent(activity_environment([]), setup, setup.job)
+
+    seen = (setup.worktree / "seen-env.txt").read_text()
+    assert "must-not-reach-the-agent" not in seen
+    assert f"ANTHROPIC_BASE_URL={model.base_url}" in seen
+    assert f"PATH={claude_bin().parent}{os.pathsep}" in seen
+
+
+@pytest.mark.parametrize(
+    ("error", "error_type", "non_retryable", "delay"),
+    [
+        (HttpError(401, "authentication_error", "invalid x-api-key"), "AgentAuth", True, None),
+        (
+            HttpError(429, "rate_limit_error", "slow down"),
+            "AgentRateLimited",
+            False,
+            timedelta(seconds=60),
+        ),
+    ],
+    ids=["401", "429"],
+)
+async def test_api_failures_become_typed_application_errors(
+    setup: Setup,
+    model: ScriptedModel,
+    error: HttpError,
+    error_type: str,
+    non_retryable: bool,
+    delay: timedelta | None,
+) -> None:
+    model.responder = script(error)
+
+    with pytest.raises(ApplicationError) as caught:
+        await run_agent(activity_environment([]), setup, setup.job)
+
+    failure = caught.value
+    assert failure.type == error_type
+    assert failure.non_retryable is non_retryable
+    assert failure.next_retry_delay == delay
+    if error_type == "AgentAuth":
+        assert "ANTHROPIC_API_KEY" in failure.message
+    (progress,) = failure.details
+    assert isinstance(progress, AgentProgress) and progress.session_id == SID
+
+
+async def test_hung_agent_is_a_retryable_error_and_leaves_nothing(
+    setup: Setup, model: ScriptedModel
+) -> None:
+    never = threading.Event()
+    model.responder = script(Text("never sent", hold=never))
+    job = setup.with_settings(idle_timeout_s=2.0, heartbeat_timeout_s=3.0)
+    heartbeats: list[Any] = []
+    try:
+        with pytest.raises(ApplicationError) as caught:
+            await run_agent(activity_environment(heartbeats), setup, job)
+    finally:
+        never.set()
+
+    assert caught.value.type == "AgentHung"
+    assert caught.value.non_retryable is False
+    assert len(model.snapshot()) == 1
+    # The timer kept heartbeating while the agent was silent (every heartbeat_timeout_s / 3),
+    # beyond the one heartbeat per stream event.
+    transcript = setup.state_dir / "transcripts" / SESSION / TASK_ID / f"attempt-1-{SID}.jsonl"
+    assert len(heartbeats) >= len(transcript.read_text().splitlines()) + 2
+    await wait_gone(setup.worktree)
+
+
+@pytest.mark.skipif(shutil.which("setsid") is None, reason="setsid not installed")
+async def test_cancelled_activity_kills_the_agents_whole_tree(
+    setup: Setup, model: ScriptedModel
+) -> None:
+    never = threading.Event()
+    model.responder = script(
+        ToolUses(
+            [
+                ToolCall(
+                    "Bash", {"command": "sleep 3001", "description": "x", "run_in_background": True}
+                ),
+                ToolCall("Bash", {"command": "setsid -f sleep 3002", "description": "daemon"}),
+            ]
+        ),
+        Text("never sent", hold=never),
+    )
+    env = activity_environment([])
+    task = asyncio.create_task(run_agent(env, setup, setup.job))
+    try:
+        await asyncio.to_thread(model.wait_for, lambda c: c.turn == 1, RUN_TIMEOUT_S)
+        await asyncio.to_thread(
+            wait_until,
+            lambda: {"sleep 3001 ", "sleep 3002 "} <= set(commands_in(setup.worktree)),
+            GONE_TIMEOUT_S,
+            "both background sleeps to run",
+        )
+
+        env.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    finally:
+        never.set()
+
+    await wait_gone(setup.worktree)
+
+
+async def test_missing_binary_is_a_non_retryable_setup_error(setup: Setup) -> None:
+    activities = AgentActivities(setup.root / "no-claude", ProcessGuard(), setup.worker_env)
+
+    with pytest.raises(ApplicationError) as caught:
+        await activity_environment([]).run(activities.run_agent, setup.job)
+
+    assert caught.value.type == "AgentSetup"
+    assert caught.value.non_retryable is True
+    assert "no-claude" in caught.value.message
