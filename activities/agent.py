@@ -13,14 +13,13 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import Mapping
-from datetime import timedelta
 from pathlib import Path
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from autopilot import gitops
-from autopilot.agent_runner import AgentFailure, run_claude
+from autopilot.agent_runner import AgentFailure, StreamState, run_claude
 from autopilot.claude_cli import agent_environment, claude_argv
 from autopilot.models import AgentInput, AgentProgress, AgentRun
 from autopilot.process_guard import ProcessGuard
@@ -54,17 +53,17 @@ class AgentActivities:
     @activity.defn(name="run_agent")
     async def run_agent(self, job: AgentInput) -> AgentRun:
         info = activity.info()
-        request, settings = job.request, job.request.agent
-        sid = str(uuid.uuid5(SESSION_NAMESPACE, f"{info.workflow_id}/{info.attempt}"))
+        request, settings, attempt = job.request, job.request.agent, job.attempt
+        sid = str(uuid.uuid5(SESSION_NAMESPACE, f"{info.workflow_id}/{attempt}"))
         transcript = transcript_path(
-            request.state_dir, request.session_id, request.task.id, info.attempt, sid
+            request.state_dir, request.session_id, request.task.id, attempt, sid
         )
-        progress = AgentProgress(session_id=sid, transcript_path=str(transcript))
+        progress = AgentProgress(session_id=sid, attempt=attempt, transcript_path=str(transcript))
 
         def on_progress(update: AgentProgress) -> None:
             nonlocal progress
-            progress = update
-            activity.heartbeat(update)
+            progress = update.model_copy(update={"attempt": attempt})
+            activity.heartbeat(progress)
 
         async def keep_heartbeating() -> None:
             while True:
@@ -77,7 +76,7 @@ class AgentActivities:
             await asyncio.to_thread(gitops.identity_env, job.workspace.path),
         )
         argv = self._guard.wrap(claude_argv(self._claude_bin, settings, sid))
-        activity.logger.info("agent starting: %s attempt %d", request.task.id, info.attempt)
+        activity.logger.info("agent starting: %s attempt %d", request.task.id, attempt)
         ticker = asyncio.create_task(keep_heartbeating())
         try:
             state, duration = await run_claude(
@@ -91,14 +90,16 @@ class AgentActivities:
                 on_progress=on_progress,
             )
         except AgentFailure as failure:
+            error_type = ERROR_TYPES[failure.kind]
+            # The failed attempt travels in the error's details: the task workflow records it
+            # (cost, turns, transcript) and decides whether and when to try again.
+            failed = agent_run(failure.state, attempt, transcript, failure.duration_s)
+            failed.is_error = True
+            failed.error = str(failure)
+            failed.error_type = error_type
+            failed.retry_after_s = failure.retry_after_s
             raise ApplicationError(
-                str(failure),
-                progress,
-                type=ERROR_TYPES[failure.kind],
-                non_retryable=failure.kind == "auth",
-                next_retry_delay=(
-                    timedelta(seconds=failure.retry_after_s) if failure.retry_after_s else None
-                ),
+                str(failure), failed, type=error_type, non_retryable=failure.kind == "auth"
             ) from failure
         except FileNotFoundError as err:
             raise ApplicationError(
@@ -108,18 +109,23 @@ class AgentActivities:
             ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await ticker
-        result = state.result or {}
-        usage = result.get("usage") or {}
-        return AgentRun(
-            session_id=state.session_id,
-            attempt=info.attempt,
-            is_error=bool(result.get("is_error")),
-            subtype=str(result.get("subtype") or ""),
-            result_text=str(result.get("result") or "")[:4000],
-            cost_usd=float(result.get("total_cost_usd") or 0.0),
-            turns=int(result.get("num_turns") or 0),
-            input_tokens=int(usage.get("input_tokens") or state.input_tokens),
-            output_tokens=int(usage.get("output_tokens") or state.output_tokens),
-            duration_s=duration,
-            transcript_path=str(transcript),
-        )
+        return agent_run(state, attempt, transcript, duration)
+
+
+def agent_run(state: StreamState, attempt: int, transcript: Path, duration_s: float) -> AgentRun:
+    """What one attempt did, from its stream: the result event's figures when there is one."""
+    result = state.result or {}
+    usage = result.get("usage") or {}
+    return AgentRun(
+        session_id=state.session_id,
+        attempt=attempt,
+        is_error=bool(result.get("is_error")),
+        subtype=str(result.get("subtype") or ""),
+        result_text=str(result.get("result") or "")[:4000],
+        cost_usd=float(result.get("total_cost_usd") or 0.0),
+        turns=int(result.get("num_turns") or len(state.message_ids)),
+        input_tokens=int(usage.get("input_tokens") or state.input_tokens),
+        output_tokens=int(usage.get("output_tokens") or state.output_tokens),
+        duration_s=duration_s,
+        transcript_path=str(transcript),
+    )

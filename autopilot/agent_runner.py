@@ -32,6 +32,9 @@ class AgentFailure(Exception):
         super().__init__(message)
         self.kind = kind
         self.retry_after_s = retry_after_s
+        # What the run did before it failed (turns, cost, session id), set by run_claude.
+        self.state = StreamState(session_id="")
+        self.duration_s = 0.0
 
 
 @dataclass
@@ -175,12 +178,18 @@ async def run_claude(
             pass  # it exited without reading the prompt: its output and exit code say why
         await _read_stream(process.stdout, transcript, state, idle_timeout_s, on_progress)
         returncode = await process.wait()
+    except AgentFailure as hung:
+        kill_tree(process.pid, marker)
+        await process.wait()
+        hung.state, hung.duration_s = state, time.monotonic() - started
+        raise
     except BaseException:
         kill_tree(process.pid, marker)
         await process.wait()
         raise
     failure = classify(state, returncode, _tail(stderr_path))
     if failure:
+        failure.state, failure.duration_s = state, time.monotonic() - started
         raise failure
     return state, time.monotonic() - started
 

@@ -7,22 +7,14 @@ describe per running task and adds nothing to any workflow history.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from temporalio.client import Client
 from temporalio.service import RPCError
 
 from autopilot.models import AgentProgress, SessionStatus, TaskState
 
 
-@dataclass(frozen=True)
-class LiveAgent:
-    progress: AgentProgress
-    attempt: int
-
-
-async def live_agents(client: Client, status: SessionStatus) -> dict[str, LiveAgent]:
-    found: dict[str, LiveAgent] = {}
+async def live_agents(client: Client, status: SessionStatus) -> dict[str, AgentProgress]:
+    found: dict[str, AgentProgress] = {}
     for task in status.tasks:
         if task.state != TaskState.RUNNING or not task.workflow_id:
             continue
@@ -33,11 +25,9 @@ async def live_agents(client: Client, status: SessionStatus) -> dict[str, LiveAg
         for pending in description.raw_description.pending_activities:
             if pending.activity_type.name != "run_agent":
                 continue
-            progress = AgentProgress(session_id="")
             if pending.HasField("heartbeat_details") and pending.heartbeat_details.payloads:
                 decoded = await client.data_converter.decode(
                     pending.heartbeat_details.payloads, [AgentProgress]
                 )
-                progress = AgentProgress.model_validate(decoded[0])
-            found[task.id] = LiveAgent(progress=progress, attempt=pending.attempt)
+                found[task.id] = AgentProgress.model_validate(decoded[0])
     return found

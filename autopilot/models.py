@@ -126,6 +126,7 @@ class AgentProgress(BaseModel):
     """Heartbeat details of a running agent: what the UI and the starter show live."""
 
     session_id: str
+    attempt: int = 1
     turns: int = 0
     cost_usd: float = 0.0
     last_event: str = ""
@@ -133,9 +134,14 @@ class AgentProgress(BaseModel):
 
 
 class AgentRun(BaseModel):
+    """One attempt of the agent on a task, successful or not (failures ride in error details)."""
+
     session_id: str
     attempt: int
     is_error: bool
+    error: str | None = None  # why the attempt failed, for a person
+    error_type: str | None = None  # AgentAuth, AgentHung, ... (see activities/agent.py)
+    retry_after_s: float | None = None  # the service asked us to wait this long
     subtype: str = ""
     result_text: str = ""
     cost_usd: float = 0.0
@@ -202,7 +208,7 @@ class TaskResult(BaseModel):
     base_sha: str = ""
     commits: list[CommitInfo] = Field(default_factory=list)
     merge_sha: str | None = None
-    agent_runs: list[AgentRun] = Field(default_factory=list)
+    agent_runs: list[AgentRun] = Field(default_factory=list)  # every attempt, failed ones too
     error: str | None = None
 
 
@@ -288,6 +294,7 @@ class WorkspaceInput(BaseModel):
 class AgentInput(BaseModel):
     request: TaskRequest
     workspace: Workspace
+    attempt: int = 1  # counted by the task workflow, which owns the agent's retries
 
 
 class CommitInput(BaseModel):

@@ -10,8 +10,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from autopilot.live_agents import LiveAgent
-from autopilot.models import SessionStatus, TaskState, TaskStatus
+from autopilot.models import AgentProgress, SessionStatus, TaskState, TaskStatus
 
 STATE_STYLE = {
     TaskState.PENDING: "dim",
@@ -39,10 +38,10 @@ def summary_line(status: SessionStatus) -> str:
     )
 
 
-def task_line(task: TaskStatus, agent: LiveAgent | None = None) -> str:
+def task_line(task: TaskStatus, agent: AgentProgress | None = None) -> str:
     line = f"Task {task.id} ({task.title}): {task.state.value}"
     if agent is not None:
-        line += f", agent attempt {agent.attempt}, turn {agent.progress.turns}"
+        line += f", agent attempt {agent.attempt}, turn {agent.turns}"
     if task.state == TaskState.MERGED and task.merge_sha:
         line += f" as {task.merge_sha[:10]}"
     if task.attempts > 1:
@@ -56,15 +55,15 @@ def task_line(task: TaskStatus, agent: LiveAgent | None = None) -> str:
     return line
 
 
-def render_table(status: SessionStatus, agents: dict[str, LiveAgent], now: datetime) -> Table:
+def render_table(status: SessionStatus, agents: dict[str, AgentProgress], now: datetime) -> Table:
     table = Table(title=summary_line(status), title_justify="left", expand=False)
     for column in ("batch", "task", "state", "elapsed", "attempts", "turns", "cost", "note"):
         table.add_column(column)
     for task in status.tasks:
         agent = agents.get(task.id)
         attempts = agent.attempt if agent else task.attempts
-        turns = agent.progress.turns if agent else task.turns
-        note = task.last_error or (agent.progress.last_event if agent else "")
+        turns = agent.turns if agent else task.turns
+        note = task.last_error or (agent.last_event if agent else "")
         table.add_row(
             str(task.batch),
             Text(f"{task.id} {task.title}"),
@@ -107,7 +106,7 @@ class ProgressView:
         if message and not self._interactive:
             self._console.print(message, highlight=False)
 
-    def update(self, status: SessionStatus, agents: dict[str, LiveAgent] | None = None) -> None:
+    def update(self, status: SessionStatus, agents: dict[str, AgentProgress] | None = None) -> None:
         agents = agents or {}
         if self._live is not None:
             parts: list[Table | Text] = [render_table(status, agents, datetime.now(UTC))]

@@ -59,11 +59,17 @@ def _answers(address: str, timeout: float = 0.5) -> bool:
         return False
 
 
-def _log_tail(path: Path, lines: int = 15) -> str:
+def _startup_failure(path: Path, offset: int, lines: int = 8) -> str:
+    """What the server said since `offset`: its error line first (a Go panic's stack would
+    bury it), then the last lines."""
     try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+        with path.open("rb") as log:
+            log.seek(offset)
+            said = log.read().decode(errors="replace").splitlines()
     except OSError:
         return "(no log)"
+    errors = [line for line in said if line.startswith(("panic:", "Error:", "error:"))]
+    return "\n".join([*errors[:2], *said[-lines:]]) or "(nothing)"
 
 
 def _db_path(settings: Settings) -> Path:
@@ -103,6 +109,7 @@ def ensure_embedded_server(settings: Settings) -> bool:
             "warn",
         ]
         with log_path.open("ab") as log:
+            log_offset = log.tell()
             server = subprocess.Popen(
                 argv,
                 stdin=subprocess.DEVNULL,
@@ -122,7 +129,7 @@ def ensure_embedded_server(settings: Settings) -> bool:
                 raise TemporalUnavailable(
                     f"the embedded Temporal server exited with code {server.returncode} "
                     f"before answering on {settings.temporal_address}; its log "
-                    f"({log_path}) ends with:\n{_log_tail(log_path)}\n"
+                    f"({log_path}) says:\n{_startup_failure(log_path, log_offset)}\n"
                     f"If a port is taken, {PORT_HINT}."
                 )
             time.sleep(0.2)  # polling a port: the deadline above bounds it

@@ -241,11 +241,15 @@ async def test_api_failures_become_typed_application_errors(
     failure = caught.value
     assert failure.type == error_type
     assert failure.non_retryable is non_retryable
-    assert failure.next_retry_delay == delay
     if error_type == "AgentAuth":
         assert "ANTHROPIC_API_KEY" in failure.message
-    (progress,) = failure.details
-    assert isinstance(progress, AgentProgress) and progress.session_id == SID
+    # The failed attempt rides in the details, for the task workflow to record and to decide
+    # when to try again.
+    (failed,) = failure.details
+    assert isinstance(failed, AgentRun) and failed.session_id == SID and failed.attempt == 1
+    assert failed.is_error and failed.error_type == error_type and failed.error == failure.message
+    assert failed.retry_after_s == (delay.total_seconds() if delay else None)
+    assert Path(failed.transcript_path).is_file()
 
 
 async def test_hung_agent_is_a_retryable_error_and_leaves_nothing(

@@ -171,7 +171,8 @@ class SessionWorkflow:
             entry.attempts = max(entry.attempts, run.attempt)
             entry.cost_usd += run.cost_usd
             entry.turns += run.turns
-            entry.transcripts.append(run.transcript_path)
+            if run.transcript_path:
+                entry.transcripts.append(run.transcript_path)
         return result
 
     async def _merge(self, task: Task, result: TaskResult) -> None:
