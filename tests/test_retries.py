@@ -1,0 +1,72 @@
+"""The task workflow retries a failed agent attempt and keeps a record of every attempt."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from autopilot.models import SessionStatus, TaskState
+from tests.harness import autopilot
+from tests.scripted_model import Conversation, HttpError, PlanFollower, Reply, ScriptedModel
+from workflows.session import SessionWorkflow
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+
+PLAN = """\
+# One task
+
+### Task 1: Write it
+
+**Files:**
+- Create: `it.txt`
+
+```
+it
+```
+"""
+
+
+class OverloadedFirst:
+    """The model is overloaded on the first request, then follows the plan."""
+
+    def __init__(self) -> None:
+        self._follower = PlanFollower()
+        self.failed = 0
+
+    def __call__(self, conversation: Conversation) -> Reply:
+        if not self.failed:
+            self.failed += 1
+            return HttpError(529, "overloaded_error", "Overloaded")
+        return self._follower(conversation)
+
+
+async def status_of(address: str, session_id: str) -> SessionStatus:
+    client = await Client.connect(address, data_converter=pydantic_data_converter)
+    return await client.get_workflow_handle_for(SessionWorkflow.run, session_id).query(
+        SessionWorkflow.status
+    )
+
+
+def test_a_failed_attempt_is_retried_and_recorded(tmp_path: Path, repo: Path) -> None:
+    plan = tmp_path / "plan.md"
+    plan.write_text(PLAN)
+    with (
+        ScriptedModel(OverloadedFirst()) as model,
+        autopilot(tmp_path / "autopilot", model.env()) as installation,
+    ):
+        done = installation.starter(str(plan), "--repo", str(repo))
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert (repo / "it.txt").read_text() == "it\n"
+        session_id = done.stdout.split("Started session ", 1)[1].split()[0]
+        task = asyncio.run(status_of(installation.address, session_id)).tasks[0]
+        assert task.state == TaskState.MERGED
+        assert task.attempts == 2
+        assert len(task.transcripts) == 2  # the failed attempt's transcript is kept too
+        assert "attempt-1-" in task.transcripts[0] and "attempt-2-" in task.transcripts[1]
+        first = Path(task.transcripts[0]).read_text()
+        assert '"is_error":true' in first.replace(" ", "")
+        assert task.cost_usd > 0
