@@ -24,11 +24,17 @@ from temporalio.service import RPCError
 
 from autopilot import gitops
 from autopilot.config import ConfigError, Settings, load_settings
-from autopilot.live_agents import live_agents
+from autopilot.live_tasks import live_tasks
 from autopilot.models import AgentSettings, SessionRequest, SessionState, SessionStatus
 from autopilot.plan_parser import PlanError, load_plan, select_batches
 from autopilot.plan_report import describe_plan
 from autopilot.progress_view import ProgressView, summary_line, task_line
+from autopilot.repo_config import (
+    CONFIG_FILE,
+    RepoConfigError,
+    load_repo_config,
+    merge_review_settings,
+)
 from autopilot.session_id import session_id
 from autopilot.temporal_connection import TemporalUnavailable, connect
 from autopilot.worker_process import WorkerStartFailed, ensure_worker
@@ -94,6 +100,34 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--dry-run", action="store_true", help="print what the plan says; start nothing"
     )
+    review = parser.add_argument_group(
+        "review", f"defaults come from {CONFIG_FILE} in the repo, then from these flags"
+    )
+    review.add_argument(
+        "--review",
+        choices=["agent", "checks", "both", "none"],
+        help="what must approve a task before it merges (both)",
+    )
+    review.add_argument(
+        "--review-rounds", type=int, metavar="N", help="agent rounds per task, fixes included (3)"
+    )
+    review.add_argument(
+        "--check",
+        action="append",
+        default=[],
+        metavar="CMD",
+        help="a check command run in the task's worktree, e.g. 'pytest -q' (repeatable)",
+    )
+    review.add_argument("--check-timeout", type=float, metavar="S", help="per check (900)")
+    review.add_argument("--reviewer-model", metavar="MODEL", help="model of the agent reviewer")
+    review.add_argument(
+        "--reviewer-prompt", metavar="TEXT", help="extra instructions for the agent reviewer"
+    )
+    review.add_argument(
+        "--on-failure",
+        choices=["continue", "pause"],
+        help="when a task fails, is rejected or conflicts: go on, or pause the session",
+    )
     parser.add_argument("--task-queue", help="task queue (default: AUTOPILOT_TASK_QUEUE)")
     parser.add_argument(
         "--no-worker",
@@ -122,6 +156,19 @@ def validate(args: argparse.Namespace, settings: Settings) -> SessionRequest:
         raise UserError(str(err)) from err
     del plan  # parsed here only to fail early; the session parses its own snapshot
     repo_path = Path(repo.path)
+    try:
+        review = merge_review_settings(
+            load_repo_config(repo_path),
+            mode=args.review,
+            rounds=args.review_rounds,
+            checks=args.check,
+            check_timeout_s=args.check_timeout,
+            reviewer_model=args.reviewer_model,
+            reviewer_prompt=args.reviewer_prompt,
+            on_failure=args.on_failure,
+        )
+    except RepoConfigError as err:
+        raise UserError(str(err)) from err
     return SessionRequest(
         session_id=session_id(repo_path, plan_path, args.start_batch, args.end_batch),
         repo=str(repo_path),
@@ -140,6 +187,7 @@ def validate(args: argparse.Namespace, settings: Settings) -> SessionRequest:
             heartbeat_timeout_s=args.heartbeat_timeout,
             max_attempts=args.max_attempts,
         ),
+        review=review,
     )
 
 
@@ -193,7 +241,7 @@ async def follow(
                 view.notice(f"waiting for a worker to answer ({err.__class__.__name__})")
                 continue
             view.notice("")
-            view.update(status, await live_agents(client, status))
+            view.update(status, await live_tasks(client, status))
         final = result.result()
         view.update(final)
     return final

@@ -24,7 +24,13 @@ from temporalio.worker import Worker
 from activities.agent import AgentActivities
 from activities.merge import merge_task
 from activities.parse_plan import parse_plan
-from activities.workspace import commit_changes, prepare_workspace, remove_workspace
+from activities.review import run_checks
+from activities.workspace import (
+    commit_changes,
+    merge_target,
+    prepare_workspace,
+    remove_workspace,
+)
 from autopilot import gitops
 from autopilot.claude_cli import ClaudeNotFound, find_claude
 from autopilot.config import ConfigError, Settings, load_settings
@@ -69,6 +75,9 @@ def build_worker(client: Client, task_queue: str, checks: Preflight) -> Worker:
             prepare_workspace,
             agent.run_agent,
             commit_changes,
+            run_checks,
+            agent.review_changes,
+            merge_target,
             merge_task,
             remove_workspace,
         ],

@@ -1,4 +1,4 @@
-"""Activity: run the Claude Code CLI on one task in its worktree.
+"""Activities that run the Claude Code CLI: the worker agent on a task, and the reviewer.
 
 Heartbeats carry the agent's progress (session id, turns, cost, transcript path) to the Web UI
 and to the starter; a missed heartbeat is how Temporal notices a dead worker and moves the
@@ -21,11 +21,20 @@ from temporalio.exceptions import ApplicationError
 from autopilot import gitops
 from autopilot.agent_runner import AgentFailure, StreamState, run_claude
 from autopilot.claude_cli import agent_environment, claude_argv
-from autopilot.models import AgentInput, AgentProgress, AgentRun
+from autopilot.models import (
+    AgentInput,
+    AgentProgress,
+    AgentRun,
+    AgentSettings,
+    ReviewerInput,
+    ReviewerOutcome,
+)
 from autopilot.process_guard import ProcessGuard
-from autopilot.prompts import task_prompt
+from autopilot.prompts import conflict_prompt, fix_prompt, task_prompt
+from autopilot.review import untouched_files
+from autopilot.reviewer import parse_verdict, reviewer_argv, reviewer_prompt
 
-# Namespace for deterministic per-attempt Claude session ids.
+# Namespace for deterministic Claude session ids (one per task, round and attempt).
 SESSION_NAMESPACE = uuid.UUID("6f1f7f0e-3c55-4d5e-9a43-2f0c0f7c3a11")
 ERROR_TYPES = {
     "auth": "AgentAuth",
@@ -37,79 +46,17 @@ ERROR_TYPES = {
 }
 
 
-def transcript_path(state_dir: str, session_id: str, task_id: str, attempt: int, sid: str) -> Path:
+def transcript_path(state_dir: str, session_id: str, task_id: str, name: str) -> Path:
     folder = Path(state_dir) / "transcripts" / gitops.safe_component(session_id)
-    return folder / gitops.safe_component(task_id) / f"attempt-{attempt}-{sid}.jsonl"
+    return folder / gitops.safe_component(task_id) / f"{name}.jsonl"
 
 
-class AgentActivities:
-    """Holds what the worker found once at start: the binary, the process guard, the env."""
-
-    def __init__(self, claude_bin: Path, guard: ProcessGuard, env: Mapping[str, str]) -> None:
-        self._claude_bin = claude_bin
-        self._guard = guard
-        self._env = dict(env)
-
-    @activity.defn(name="run_agent")
-    async def run_agent(self, job: AgentInput) -> AgentRun:
-        info = activity.info()
-        request, settings, attempt = job.request, job.request.agent, job.attempt
-        sid = str(uuid.uuid5(SESSION_NAMESPACE, f"{info.workflow_id}/{attempt}"))
-        transcript = transcript_path(
-            request.state_dir, request.session_id, request.task.id, attempt, sid
-        )
-        progress = AgentProgress(session_id=sid, attempt=attempt, transcript_path=str(transcript))
-
-        def on_progress(update: AgentProgress) -> None:
-            nonlocal progress
-            progress = update.model_copy(update={"attempt": attempt})
-            activity.heartbeat(progress)
-
-        async def keep_heartbeating() -> None:
-            while True:
-                activity.heartbeat(progress)
-                await asyncio.sleep(max(settings.heartbeat_timeout_s / 3, 0.5))
-
-        env = agent_environment(
-            self._claude_bin,
-            self._env,
-            await asyncio.to_thread(gitops.identity_env, job.workspace.path),
-        )
-        argv = self._guard.wrap(claude_argv(self._claude_bin, settings, sid))
-        activity.logger.info("agent starting: %s attempt %d", request.task.id, attempt)
-        ticker = asyncio.create_task(keep_heartbeating())
-        try:
-            state, duration = await run_claude(
-                argv,
-                cwd=Path(job.workspace.path),
-                env=env,
-                prompt=task_prompt(request, job.workspace.branch),
-                session_id=sid,
-                transcript=transcript,
-                idle_timeout_s=settings.idle_timeout_s,
-                on_progress=on_progress,
-            )
-        except AgentFailure as failure:
-            error_type = ERROR_TYPES[failure.kind]
-            # The failed attempt travels in the error's details: the task workflow records it
-            # (cost, turns, transcript) and decides whether and when to try again.
-            failed = agent_run(failure.state, attempt, transcript, failure.duration_s)
-            failed.is_error = True
-            failed.error = str(failure)
-            failed.error_type = error_type
-            failed.retry_after_s = failure.retry_after_s
-            raise ApplicationError(
-                str(failure), failed, type=error_type, non_retryable=failure.kind == "auth"
-            ) from failure
-        except FileNotFoundError as err:
-            raise ApplicationError(
-                f"cannot run the agent: {err}", type="AgentSetup", non_retryable=True
-            ) from err
-        finally:
-            ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await ticker
-        return agent_run(state, attempt, transcript, duration)
+def agent_prompt(job: AgentInput) -> str:
+    if job.purpose == "fix" and job.review is not None:
+        return fix_prompt(job.request, job.review)
+    if job.purpose == "conflict":
+        return conflict_prompt(job.request, job.request.target_branch, job.conflict_files)
+    return task_prompt(job.request, job.workspace.branch)
 
 
 def agent_run(state: StreamState, attempt: int, transcript: Path, duration_s: float) -> AgentRun:
@@ -129,3 +76,148 @@ def agent_run(state: StreamState, attempt: int, transcript: Path, duration_s: fl
         duration_s=duration_s,
         transcript_path=str(transcript),
     )
+
+
+def failure_error(failure: AgentFailure, attempt: int, transcript: Path) -> ApplicationError:
+    """The failed attempt travels in the error's details: the task workflow records it (cost,
+    turns, transcript) and decides whether and when to try again."""
+    error_type = ERROR_TYPES[failure.kind]
+    failed = agent_run(failure.state, attempt, transcript, failure.duration_s)
+    failed.is_error = True
+    failed.error = str(failure)
+    failed.error_type = error_type
+    failed.retry_after_s = failure.retry_after_s
+    return ApplicationError(
+        str(failure), failed, type=error_type, non_retryable=failure.kind == "auth"
+    )
+
+
+class AgentActivities:
+    """Holds what the worker found once at start: the binary, the process guard, the env."""
+
+    def __init__(self, claude_bin: Path, guard: ProcessGuard, env: Mapping[str, str]) -> None:
+        self._claude_bin = claude_bin
+        self._guard = guard
+        self._env = dict(env)
+
+    @activity.defn(name="run_agent")
+    async def run_agent(self, job: AgentInput) -> AgentRun:
+        request, attempt = job.request, job.attempt
+        name = f"round-{job.round}-attempt-{attempt}"
+        sid = str(uuid.uuid5(SESSION_NAMESPACE, f"{activity.info().workflow_id}/{name}"))
+        transcript = transcript_path(
+            request.state_dir, request.session_id, request.task.id, f"{name}-{sid}"
+        )
+        # A fix round continues the agent's own session where the CLI can (same worktree).
+        resume = job.resume_session is not None
+        argv = claude_argv(
+            self._claude_bin, request.agent, job.resume_session or sid, resume=resume
+        )
+        activity.logger.info(
+            "agent starting: task %s, %s, round %d, attempt %d%s",
+            request.task.id,
+            job.purpose,
+            job.round,
+            attempt,
+            f", resuming {job.resume_session}" if resume else "",
+        )
+        state, duration = await self._run(
+            argv, job.workspace.path, agent_prompt(job), sid, attempt, transcript, request.agent
+        )
+        return agent_run(state, attempt, transcript, duration)
+
+    @activity.defn(name="review_changes")
+    async def review_changes(self, job: ReviewerInput) -> ReviewerOutcome:
+        request, workspace = job.request, job.workspace
+        attempt = activity.info().attempt
+        name = f"review-round-{job.round}-attempt-{attempt}"
+        sid = str(uuid.uuid5(SESSION_NAMESPACE, f"{activity.info().workflow_id}/{name}"))
+        transcript = transcript_path(
+            request.state_dir, request.session_id, request.task.id, f"{name}-{sid}"
+        )
+        diff = await asyncio.to_thread(gitops.diff_for_review, workspace.path, workspace.base_sha)
+        prompt = reviewer_prompt(
+            request,
+            diff.diff,
+            diff.changed_files,
+            job.checks,
+            untouched_files(request.task, diff.changed_files),
+            request.review.reviewer_prompt,
+        )
+        argv = reviewer_argv(self._claude_bin, request.review, sid)
+        head = await asyncio.to_thread(gitops.head_sha, workspace.path)
+        before = await asyncio.to_thread(gitops.tree_fingerprint, workspace.path)
+        try:
+            state, duration = await self._run(
+                argv, workspace.path, prompt, sid, attempt, transcript, request.agent
+            )
+        finally:
+            # The reviewer is given read-only tools; this is the proof, and the repair.
+            changed = await asyncio.to_thread(gitops.tree_fingerprint, workspace.path) != before
+            if changed:
+                await asyncio.to_thread(gitops.restore_tree, workspace.path, head, workspace.branch)
+        if changed:
+            raise ApplicationError(
+                "the reviewer changed the task's worktree although it may only read it; "
+                "the worktree was restored and the review will run again",
+                type="ReviewerChangedTree",
+            )
+        try:
+            verdict = parse_verdict(state.result)
+        except AgentFailure as failure:
+            failure.state, failure.duration_s = state, duration
+            raise failure_error(failure, attempt, transcript) from failure
+        return ReviewerOutcome(
+            verdict=verdict,
+            run=agent_run(state, attempt, transcript, duration),
+            changed_files=diff.changed_files,
+        )
+
+    async def _run(
+        self,
+        argv: list[str],
+        cwd: str,
+        prompt: str,
+        sid: str,
+        attempt: int,
+        transcript: Path,
+        settings: AgentSettings,
+    ) -> tuple[StreamState, float]:
+        """One CLI run with heartbeats; failures become typed activity errors."""
+        progress = AgentProgress(session_id=sid, attempt=attempt, transcript_path=str(transcript))
+
+        def on_progress(update: AgentProgress) -> None:
+            nonlocal progress
+            progress = update.model_copy(update={"attempt": attempt})
+            activity.heartbeat(progress)
+
+        async def keep_heartbeating() -> None:
+            while True:
+                activity.heartbeat(progress)
+                await asyncio.sleep(max(settings.heartbeat_timeout_s / 3, 0.5))
+
+        env = agent_environment(
+            self._claude_bin, self._env, await asyncio.to_thread(gitops.identity_env, cwd)
+        )
+        ticker = asyncio.create_task(keep_heartbeating())
+        try:
+            return await run_claude(
+                self._guard.wrap(argv),
+                cwd=Path(cwd),
+                env=env,
+                prompt=prompt,
+                session_id=sid,
+                transcript=transcript,
+                idle_timeout_s=settings.idle_timeout_s,
+                on_progress=on_progress,
+            )
+        except AgentFailure as failure:
+            raise failure_error(failure, attempt, transcript) from failure
+        except FileNotFoundError as err:
+            raise ApplicationError(
+                f"cannot run the agent: {err}", type="AgentSetup", non_retryable=True
+            ) from err
+        finally:
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker

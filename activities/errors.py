@@ -7,13 +7,16 @@ from contextlib import contextmanager
 
 from temporalio.exceptions import ApplicationError
 
-from autopilot.gitops import GitError, RepoError
+from autopilot.gitops import ConflictsRemain, GitError, RepoError
 
 
 @contextmanager
 def git_errors_as_activity_errors() -> Iterator[None]:
     try:
         yield
+    except ConflictsRemain as err:
+        # The agent left conflict markers: the conflict round failed, a retry cannot fix it.
+        raise ApplicationError(str(err), type="ConflictsRemain", non_retryable=True) from err
     except RepoError as err:
         # The repository itself is unusable (gone, bare, no branch): retrying cannot fix it.
         raise ApplicationError(str(err), type="RepoUnusable", non_retryable=True) from err

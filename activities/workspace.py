@@ -16,6 +16,8 @@ from autopilot.models import (
     CommitInput,
     CommitOutcome,
     RemoveWorkspaceInput,
+    TargetMerge,
+    TargetMergeInput,
     Workspace,
     WorkspaceInput,
 )
@@ -51,3 +53,17 @@ async def commit_changes(request: CommitInput) -> CommitOutcome:
 async def remove_workspace(request: RemoveWorkspaceInput) -> None:
     with git_errors_as_activity_errors():
         await asyncio.to_thread(gitops.remove_workspace, request.repo, request.worktree)
+
+
+@activity.defn
+async def merge_target(request: TargetMergeInput) -> TargetMerge:
+    # The conflict round's first step: the target merged into the task's branch, conflicts
+    # left in place for the agent. Idempotent: a retry finds the merge in progress.
+    with git_errors_as_activity_errors():
+        return await asyncio.to_thread(
+            gitops.merge_target_into_branch,
+            request.worktree,
+            request.target_branch,
+            request.session_id,
+            request.task_id,
+        )

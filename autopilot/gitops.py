@@ -27,7 +27,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from autopilot.models import CommitInfo, CommitOutcome, MergeOutcome, Workspace
+from autopilot.models import CommitInfo, CommitOutcome, MergeOutcome, TargetMerge, Workspace
 
 SESSION_TRAILER = "Autopilot-Session"
 TASK_TRAILER = "Autopilot-Task"
@@ -57,6 +57,10 @@ _GIT_LOCATION_VARS = (
 
 class GitError(Exception):
     """A git operation failed; the message says what, where, and git's own words."""
+
+
+class ConflictsRemain(GitError):
+    """A conflict round's merge still has conflict markers: retrying cannot help."""
 
 
 class RepoError(GitError):
@@ -113,6 +117,39 @@ def _git(cwd: str | Path, *args: str, stdin: str | None = None) -> str:
     if proc.returncode != 0:
         raise GitError(_fail(cwd, args, proc))
     return proc.stdout
+
+
+def _run_raw(cwd: str | Path, args: Sequence[str]) -> subprocess.CompletedProcess[bytes]:
+    """Like `_run`, with bytes output: diffs, file contents and `-z` paths need not be UTF-8."""
+    try:
+        return subprocess.run(
+            ["git", "-C", str(cwd), *args], capture_output=True, env=_git_env(), check=False
+        )
+    except FileNotFoundError as exc:
+        raise GitError("git is not installed or not on PATH; install git >= 2.38") from exc
+
+
+def _git_raw(cwd: str | Path, *args: str) -> bytes:
+    """Run git and return its stdout as bytes; raise GitError on a non-zero exit."""
+    proc = _run_raw(cwd, args)
+    if proc.returncode != 0:
+        shown = subprocess.CompletedProcess(
+            proc.args,
+            proc.returncode,
+            proc.stdout.decode("utf-8", "replace"),
+            proc.stderr.decode("utf-8", "replace"),
+        )
+        raise GitError(_fail(cwd, args, shown))
+    return proc.stdout
+
+
+def _z_paths(out: bytes) -> list[bytes]:
+    return [path for path in out.split(b"\0") if path]
+
+
+def _shown(path: bytes) -> str:
+    """A repository path as text for people and models (never fails on odd bytes)."""
+    return path.decode("utf-8", "replace")
 
 
 def _missing_identity(cwd: str | Path) -> dict[str, str]:
@@ -226,6 +263,11 @@ def _resolve(cwd: str | Path, rev: str) -> str | None:
     """The commit sha `rev` names, or None if it names none."""
     proc = _run(cwd, ["rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}"])
     return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def head_sha(worktree: str | Path) -> str:
+    """The commit HEAD points at."""
+    return _git(worktree, "rev-parse", "--verify", "HEAD^{commit}").strip()
 
 
 def _branch_head(repo: str | Path, branch: str) -> str:
@@ -364,6 +406,11 @@ def _status_entries(cwd: str | Path, *, untracked: bool) -> list[str]:
     return paths
 
 
+def _git_path(cwd: str | Path, name: str) -> Path:
+    """Absolute path of `name` in the (per-worktree) git dir, e.g. MERGE_HEAD, MERGE_MSG."""
+    return Path(_git(cwd, "rev-parse", "--path-format=absolute", "--git-path", name).strip())
+
+
 def _rmtree(path: Path) -> None:
     """Remove a directory tree, read-only files (e.g. a Go module cache) included."""
 
@@ -478,10 +525,13 @@ def remove_workspace(repo: str | Path, worktree_path: str | Path) -> None:
 
 
 def _commits_since(worktree: str | Path, base_sha: str) -> list[CommitInfo]:
+    # --first-parent: after a conflict round merged the target into the branch, the target's
+    # own commits (reachable only through that merge's second parent) are not the task's.
     out = _git(
         worktree,
         "log",
         "--no-show-signature",
+        "--first-parent",
         "--reverse",
         "-z",
         "--format=%H%x1f%s",
@@ -496,11 +546,7 @@ def _commits_since(worktree: str | Path, base_sha: str) -> list[CommitInfo]:
     return commits
 
 
-def commit_changes(
-    worktree: str | Path, base_sha: str, session_id: str, task_id: str, message: str
-) -> CommitOutcome:
-    """Commit whatever the agent left uncommitted (with our trailers), then list the branch's
-    commits since base_sha, oldest first."""
+def _require_task_branch(worktree: str | Path, session_id: str, task_id: str) -> None:
     expected = _branch_ref(branch_name(session_id, task_id))
     head_ref = _run(worktree, ["symbolic-ref", "--quiet", "HEAD"]).stdout.strip()
     if head_ref != expected:
@@ -509,21 +555,69 @@ def commit_changes(
             f"the task worktree {worktree} is on {now_on}, not on {expected}; the agent "
             "switched branches: check out the task branch there, then retry"
         )
+
+
+def _commit(worktree: str | Path, full_message: str) -> None:
+    """Commit the index (a merge commit when MERGE_HEAD exists) with `full_message` as is."""
+    _git(
+        worktree,
+        *_identity_args(worktree),
+        "commit",
+        "--quiet",
+        "--no-verify",  # hooks must not stop us from keeping the agent's work
+        "--cleanup=whitespace",
+        "--file=-",
+        stdin=full_message,
+    )
+
+
+def _merge_message(worktree: str | Path, message: str, session_id: str, task_id: str) -> str:
+    """The message for concluding the merge in progress: the one it was started with
+    (MERGE_MSG, git's `# Conflicts` comment lines dropped) if it already carries our
+    trailers, else `message` (or git's merge message) with our trailers."""
+    try:
+        text = _git_path(worktree, "MERGE_MSG").read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        text = ""
+    kept = "\n".join(line for line in text.splitlines() if not line.startswith("#")).strip()
+    lines = kept.splitlines()
+    if f"{SESSION_TRAILER}: {session_id}" in lines and f"{TASK_TRAILER}: {task_id}" in lines:
+        return kept + "\n"
+    return _message_with_trailers(kept or message, session_id, task_id)
+
+
+def commit_changes(
+    worktree: str | Path, base_sha: str, session_id: str, task_id: str, message: str
+) -> CommitOutcome:
+    """Commit whatever the agent left uncommitted (with our trailers), then list the branch's
+    own commits since base_sha (first-parent), oldest first.
+
+    With a merge in progress (a conflict round), this concludes it as a two-parent merge
+    commit, staging the agent's resolutions; it raises GitError instead if a file still has
+    conflict markers. An unmerged file without markers counts as resolved as it stands."""
+    _require_task_branch(worktree, session_id, task_id)
     _clear_stale_index_lock(worktree)
-    committed = False
-    if _status_entries(worktree, untracked=True):
-        _git(worktree, "add", "--all")
-        if _run(worktree, ["diff", "--cached", "--quiet"]).returncode != 0:
-            _git(
-                worktree,
-                *_identity_args(worktree),
-                "commit",
-                "--quiet",
-                "--no-verify",  # hooks must not stop us from keeping the agent's work
-                "--cleanup=whitespace",
-                "--file=-",
-                stdin=_message_with_trailers(message, session_id, task_id),
+    merging = _resolve(worktree, "MERGE_HEAD") is not None
+    if merging:
+        _, marked = _conflict_state(worktree)
+        if marked:
+            raise ConflictsRemain(
+                f"cannot commit in {worktree}: the merge in progress still has conflict "
+                f"markers (<<<<<<< / ======= / >>>>>>>) in {_list_for_people(marked)}; "
+                "resolve them there, then retry"
             )
+    committed = False
+    # During a merge the resolution may equal HEAD (nothing to stage): still commit it, so
+    # the merge is recorded and MERGE_HEAD cleared.
+    if merging or _status_entries(worktree, untracked=True):
+        _git(worktree, "add", "--all")
+        if merging or _run(worktree, ["diff", "--cached", "--quiet"]).returncode != 0:
+            full_message = (
+                _merge_message(worktree, message, session_id, task_id)
+                if merging
+                else _message_with_trailers(message, session_id, task_id)
+            )
+            _commit(worktree, full_message)
             committed = True
     commits = _commits_since(worktree, base_sha)
     head_sha = _git(worktree, "rev-parse", "HEAD").strip()
@@ -534,6 +628,311 @@ def commit_changes(
         committed_leftovers=committed,
         no_changes=not commits and clean,
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Conflict rounds: merging the target into the task branch
+# --------------------------------------------------------------------------------------------
+
+
+def _list_for_people(paths: Sequence[bytes], limit: int = 10) -> str:
+    shown = ", ".join(_shown(path) for path in paths[:limit])
+    return shown + (f" and {len(paths) - limit} more" if len(paths) > limit else "")
+
+
+def _is_marker(line: bytes, char: bytes) -> bool:
+    # Exactly seven marker characters, then a label or the end of the line.
+    return line.startswith(char * 7) and (len(line) == 7 or line[7:8] in (b" ", b"\t", b"\r"))
+
+
+def _marker_blocks(data: bytes) -> int:
+    """How many `<<<<<<<` … `=======` … `>>>>>>>` line sequences `data` has."""
+    blocks, state = 0, 0
+    for line in data.splitlines():
+        if _is_marker(line, b"<"):
+            state = 1
+        elif state == 1 and line.rstrip() == b"=" * 7:
+            state = 2
+        elif state == 2 and _is_marker(line, b">"):
+            blocks, state = blocks + 1, 0
+    return blocks
+
+
+def _unmerged_paths(worktree: str | Path) -> list[bytes]:
+    # `<mode> <object> <stage>\t<path>`, one line per stage.
+    entries = _z_paths(_git_raw(worktree, "ls-files", "--unmerged", "-z"))
+    return sorted({entry.partition(b"\t")[2] for entry in entries})
+
+
+def _differs_from(worktree: str | Path, rev: str) -> set[bytes]:
+    """Tracked paths whose working-tree content differs from `rev`."""
+    return set(_z_paths(_git_raw(worktree, "diff", "--name-only", "--no-renames", "-z", rev, "--")))
+
+
+def _blob(worktree: str | Path, rev: str, path: bytes) -> bytes:
+    """The content of `path` at `rev`, empty if it does not exist there."""
+    proc = _run_raw(worktree, ["cat-file", "blob", f"{rev}:{os.fsdecode(path)}"])
+    return proc.stdout if proc.returncode == 0 else b""
+
+
+def _merge_sides(worktree: str | Path) -> tuple[str, str] | None:
+    """(ours, theirs) of the merge in progress, or of HEAD if it is a merge commit (the agent
+    may have concluded the merge itself); None without either."""
+    ours = _resolve(worktree, "HEAD")
+    theirs = _resolve(worktree, "MERGE_HEAD")
+    if ours is None:
+        return None
+    if theirs is not None:
+        return ours, theirs
+    second = _resolve(worktree, f"{ours}^2")
+    first = _resolve(worktree, f"{ours}^1")
+    return (first, second) if first is not None and second is not None else None
+
+
+def _conflict_state(worktree: str | Path) -> tuple[list[bytes], list[bytes]]:
+    """(unmerged paths, paths whose conflict markers the merge left in).
+
+    A file counts as marked when it changed since the merge base, differs from both sides,
+    and has more marker blocks than either side's version: a file that legitimately holds
+    marker-like lines (on either side) is not flagged."""
+    unmerged = _unmerged_paths(worktree)
+    sides = _merge_sides(worktree)
+    if sides is None:
+        return unmerged, []
+    ours, theirs = sides
+    candidates = _differs_from(worktree, ours) & _differs_from(worktree, theirs)
+    base = _run(worktree, ["merge-base", ours, theirs])
+    if base.returncode == 0:  # unrelated histories have no merge base
+        candidates &= _differs_from(worktree, base.stdout.strip())
+    marked: list[bytes] = []
+    for path in sorted(candidates | set(unmerged)):
+        full = Path(worktree, os.fsdecode(path))
+        if full.is_symlink() or not full.is_file():
+            continue
+        try:
+            blocks = _marker_blocks(full.read_bytes())
+        except OSError:
+            continue
+        if blocks == 0:
+            continue
+        if blocks > max(_marker_blocks(_blob(worktree, rev, path)) for rev in (ours, theirs)):
+            marked.append(path)
+    return unmerged, marked
+
+
+def unresolved_conflicts(worktree: str | Path) -> list[str]:
+    """Paths still in conflict: unmerged index entries, plus files with conflict markers left
+    by the merge in progress (or by HEAD's merge commit), even if `git add`-ed or committed."""
+    unmerged, marked = _conflict_state(worktree)
+    return sorted({_shown(path) for path in [*unmerged, *marked]})
+
+
+def merge_target_into_branch(
+    worktree: str | Path, target_branch: str, session_id: str, task_id: str
+) -> TargetMerge:
+    """Merge the target's head into the task branch, in the task's worktree.
+
+    A clean merge is committed (with our trailers); on conflicts the markers and MERGE_HEAD
+    are left for the agent, and `commit_changes` concludes the merge later. Called again
+    while that merge is in progress (a retry), it only reports it, or commits it once
+    nothing is unresolved. The target branch and the user's checkout are never touched."""
+    _require_task_branch(worktree, session_id, task_id)
+    _clear_stale_index_lock(worktree)
+    branch = branch_name(session_id, task_id)
+    message = _message_with_trailers(
+        f"Merge {target_branch} into {branch} for task {task_id}", session_id, task_id
+    )
+    in_progress = _resolve(worktree, "MERGE_HEAD")
+    if in_progress is not None:
+        conflicts = unresolved_conflicts(worktree)
+        if not conflicts:  # e.g. crashed between a clean merge and its commit: finish it
+            _commit(worktree, _merge_message(worktree, message, session_id, task_id))
+        return TargetMerge(
+            clean=not conflicts,
+            conflict_files=conflicts,
+            head_sha=head_sha(worktree),
+        )
+    target_sha = _branch_head(worktree, target_branch)
+    branch_head = head_sha(worktree)
+    if _is_ancestor(worktree, target_sha, branch_head):
+        return TargetMerge(clean=True, already_up_to_date=True, head_sha=branch_head)
+    dirty = _status_entries(worktree, untracked=False)
+    if dirty:
+        raise GitError(
+            f"cannot merge {target_branch} into {branch} in {worktree}: it has uncommitted "
+            f"changes to {', '.join(dirty[:10])}; commit them (commit_changes) or discard "
+            "them first, then retry"
+        )
+    # The sha, not the name: we merge exactly the head we checked, even if the target moves.
+    args = [
+        *_identity_args(worktree),
+        "merge",
+        "--no-ff",
+        "--no-commit",
+        "--no-autostash",
+        "--no-stat",
+        "--quiet",
+        f"--message={message}",
+        target_sha,
+    ]
+    proc = _run(worktree, args)
+    if _resolve(worktree, "MERGE_HEAD") is None:
+        raise GitError(
+            f"{_fail(worktree, args, proc)}; nothing was merged. If untracked files are in "
+            "the way, move or delete them in the worktree, then retry"
+        )
+    unmerged = _unmerged_paths(worktree)
+    if not unmerged:
+        _commit(worktree, message)
+    return TargetMerge(
+        clean=not unmerged,
+        conflict_files=[_shown(path) for path in unmerged],
+        head_sha=head_sha(worktree),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Review: the task's diff, and keeping the tree as the reviewer found it
+# --------------------------------------------------------------------------------------------
+
+
+class ReviewDiff(BaseModel):
+    diff: str  # `--stat` summary, then the patch; cut at limit_chars with a note saying so
+    changed_files: list[str]  # every path the task changed (renames: both names)
+    truncated: bool
+
+
+def _review_base(worktree: str | Path, base_sha: str) -> str:
+    """Where the task's own changes start: the merge base of base_sha and HEAD, moved past
+    each merge of the target into the branch (a conflict round) on HEAD's first-parent line.
+
+    Such a merge M is recognised by its shape: the merge base of its two parents is the
+    current base, i.e. its second parent is a later state of the target. An agent's own side
+    branch forks from a task commit instead, so its changes stay in the diff."""
+    proc = _run(worktree, ["merge-base", base_sha, "HEAD"])
+    if proc.returncode != 0:
+        raise GitError(
+            f"{base_sha!r} shares no history with HEAD in {worktree} (or names no commit); "
+            "pass the base the task branch started from, or the target's head"
+        )
+    base = proc.stdout.strip()
+    merges = _git(
+        worktree,
+        "rev-list",
+        "--first-parent",
+        "--min-parents=2",
+        "--reverse",
+        "--parents",
+        f"{base}..HEAD",
+        "--",
+    )
+    for line in merges.splitlines():
+        _, first, second = line.split()[:3]
+        if _run(worktree, ["merge-base", first, second]).stdout.strip() == base:
+            base = second
+    return base
+
+
+def diff_for_review(worktree: str | Path, base_sha: str, limit_chars: int = 60_000) -> ReviewDiff:
+    """The task's own changes, `git diff <base>...HEAD` with `--stat` first, cut at
+    limit_chars (plus a note saying what was left out).
+
+    base_sha may be the workspace's base or the target's head (or name): the diff starts at
+    their merge base with HEAD, moved past the target merges of conflict rounds, so the
+    target's own changes that came in through those merges are not shown as the task's."""
+    base = _review_base(worktree, base_sha)
+    common = ["--no-color", "--no-ext-diff", "--no-textconv", f"{base}...HEAD", "--"]
+    names = _git_raw(worktree, "diff", "--name-only", "--no-renames", "-z", *common)
+    text = _git_raw(
+        worktree, "diff", "--stat=200", "--summary", "--patch", "--find-renames", *common
+    ).decode("utf-8", "replace")
+    if not text.strip():
+        text = f"(no changes: HEAD changes nothing relative to {base})\n"
+    truncated = len(text) > limit_chars
+    if truncated:
+        cut = text.rfind("\n", 0, limit_chars) + 1 or limit_chars  # whole lines if possible
+        left = text[cut:]
+        unseen = left.count("\ndiff --git ") + left.startswith("diff --git ")
+        partly = "" if left.startswith("diff --git ") else "the last file shown is cut off, "
+        text = (
+            f"{text[:cut]}\n[diff truncated: {len(left)} of {len(text)} characters "
+            f"({left.count(chr(10))} lines) left out; {partly}{unseen} more file(s) not "
+            "shown. The summary at the top lists every changed file: read those files in "
+            f"the worktree, or run `git diff {base}...HEAD -- <path>`, to see the rest.]\n"
+        )
+    return ReviewDiff(
+        diff=text, changed_files=[_shown(path) for path in _z_paths(names)], truncated=truncated
+    )
+
+
+def tree_fingerprint(worktree: str | Path) -> str:
+    """A string that changes when anything in the worktree changes: HEAD, the branch,
+    a merge in progress, the index, and the content of every changed or untracked file
+    (so a second edit of an already modified file shows). Ignored files do not count."""
+    head = _resolve(worktree, "HEAD") or "(no commit)"
+    branch = _run(worktree, ["symbolic-ref", "--quiet", "HEAD"]).stdout.strip() or "(detached)"
+    merge_head = _resolve(worktree, "MERGE_HEAD") or "-"
+    # --no-optional-locks: looking must not write the index (a stat refresh) either.
+    status = _git_raw(
+        worktree,
+        "--no-optional-locks",
+        "status",
+        "--porcelain=v1",
+        "-z",
+        "--untracked-files=all",
+        "--ignore-submodules=none",
+    )
+    staged = _git_raw(
+        worktree, "--no-optional-locks", "diff", "--cached", "--raw", "--no-abbrev", "-z"
+    )
+    digest = hashlib.sha256()
+    for part in (head.encode(), branch.encode(), merge_head.encode(), status, staged):
+        digest.update(part + b"\0\0")
+    entries = iter(status.split(b"\0"))
+    for entry in entries:
+        if not entry:
+            continue
+        path = entry[3:]
+        if entry[:1] in (b"R", b"C"):  # a rename/copy is followed by its source path
+            next(entries, None)
+        full = Path(worktree, os.fsdecode(path))
+        digest.update(path + b"\0")
+        if full.is_symlink():
+            digest.update(b"link:" + os.fsencode(os.readlink(full)))
+        elif full.is_file():
+            with full.open("rb") as handle:
+                digest.update(b"file:" + hashlib.file_digest(handle, "sha256").digest())
+        else:
+            digest.update(b"dir" if full.is_dir() else b"missing")
+    return f"{head}:{digest.hexdigest()}"
+
+
+def restore_tree(worktree: str | Path, head_sha: str, branch: str | None = None) -> None:
+    """Bring the worktree back to `head_sha` after a reviewer touched it: quit a rebase,
+    cherry-pick or merge in progress, check out `branch` again if given (else the branch
+    now checked out is reset), `git reset --hard`, and remove untracked files (`git clean
+    -fd`, which keeps ignored files such as build caches)."""
+    _clear_stale_index_lock(worktree)
+    for state, quit_args in (
+        ("rebase-merge", ["rebase", "--quit"]),
+        ("rebase-apply", ["rebase", "--quit"]),
+        ("sequencer", ["cherry-pick", "--quit"]),
+        ("MERGE_HEAD", ["merge", "--abort"]),
+    ):
+        if _git_path(worktree, state).exists():
+            _run(worktree, quit_args)  # best effort: the reset below clears what is left
+    if branch is not None:
+        ref = _branch_ref(branch)
+        if _run(worktree, ["symbolic-ref", "--quiet", "HEAD"]).stdout.strip() != ref:
+            _git(worktree, "checkout", "--force", "--quiet", ref.removeprefix("refs/heads/"), "--")
+    _git(worktree, "reset", "--hard", "--quiet", head_sha)
+    _git(worktree, "clean", "-f", "-d", "--quiet")
+    what = _operation_in_progress(worktree)
+    if what is not None:
+        raise GitError(
+            f"{what} is still in progress in {worktree} after restoring it to {head_sha}; "
+            "abort it there by hand, then retry"
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -698,9 +1097,7 @@ _IN_PROGRESS = {
 
 def _operation_in_progress(checkout: str | Path) -> str | None:
     for name, what in _IN_PROGRESS.items():
-        if Path(
-            _git(checkout, "rev-parse", "--path-format=absolute", "--git-path", name).strip()
-        ).exists():
+        if _git_path(checkout, name).exists():
             return what
     return None
 

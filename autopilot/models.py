@@ -153,6 +153,98 @@ class AgentRun(BaseModel):
 
 
 # --------------------------------------------------------------------------------------------
+# Review: the repo's checks and the agent reviewer
+# --------------------------------------------------------------------------------------------
+
+ReviewMode = Literal["agent", "checks", "both", "none"]
+
+
+class CheckCommand(BaseModel):
+    """One check as the user wrote it, and the argv it runs (no shell unless they wrote one)."""
+
+    command: str
+    argv: list[str]
+
+
+class ReviewSettings(BaseModel):
+    mode: ReviewMode = "both"
+    rounds: int = 3  # agent rounds per task: the first try plus rounds-1 rounds of fixes
+    checks: list[CheckCommand] = Field(default_factory=list)
+    check_timeout_s: float = 900.0
+    reviewer_model: str | None = None
+    reviewer_prompt: str | None = None  # extra instructions for the reviewer
+    reviewer_max_turns: int = 30
+    on_failure: Literal["continue", "pause"] = "continue"
+
+    @property
+    def runs_checks(self) -> bool:
+        return self.mode in ("checks", "both")
+
+    @property
+    def runs_reviewer(self) -> bool:
+        return self.mode in ("agent", "both")
+
+
+class CheckResult(BaseModel):
+    command: str
+    passed: bool
+    exit_code: int | None = None  # None: it could not start, or timed out
+    timed_out: bool = False
+    duration_s: float = 0.0
+    output_tail: str = ""  # the end of stdout+stderr, for findings and status
+    output_path: str = ""  # the whole output, kept under the state dir
+
+
+class ReviewerFinding(BaseModel):
+    message: str
+    file: str | None = None
+    line: int | None = None
+    severity: Literal["blocker", "major", "minor"] = "major"
+
+
+class VerificationStep(BaseModel):
+    step: str
+    met: bool
+    note: str = ""
+
+
+class Verdict(BaseModel):
+    """The reviewer's answer, given through the CLI's --json-schema (StructuredOutput)."""
+
+    verdict: Literal["approve", "request_changes"]
+    summary: str
+    findings: list[ReviewerFinding] = Field(default_factory=list)
+    verification: list[VerificationStep] = Field(default_factory=list)
+
+
+class Finding(BaseModel):
+    """Something the agent has to fix, whoever found it."""
+
+    source: Literal["reviewer", "check", "files", "conflict"]
+    message: str
+    file: str | None = None
+    line: int | None = None
+
+
+class ReviewerOutcome(BaseModel):
+    verdict: Verdict
+    run: AgentRun
+    changed_files: list[str] = Field(default_factory=list)  # files the task's diff touches
+
+
+class ReviewResult(BaseModel):
+    round: int
+    approved: bool
+    summary: str
+    checks: list[CheckResult] = Field(default_factory=list)
+    verdict: Verdict | None = None  # None: the agent reviewer is off
+    findings: list[Finding] = Field(default_factory=list)  # what blocks approval
+    untouched_files: list[str] = Field(default_factory=list)  # named in **Files:**, not changed
+    reviewer_cost_usd: float = 0.0
+    reviewer_transcript: str = ""
+
+
+# --------------------------------------------------------------------------------------------
 # Workflows: inputs, results, status
 # --------------------------------------------------------------------------------------------
 
@@ -168,6 +260,7 @@ class SessionRequest(BaseModel):
     mode: Literal["local"] = "local"
     state_dir: str  # absolute; worktrees, transcripts and logs live here
     agent: AgentSettings = Field(default_factory=AgentSettings)
+    review: ReviewSettings = Field(default_factory=ReviewSettings)
 
 
 class TaskRequest(BaseModel):
@@ -181,34 +274,51 @@ class TaskRequest(BaseModel):
     batch_title: str = ""
     batch_description: str = ""
     agent: AgentSettings
+    review: ReviewSettings = Field(default_factory=ReviewSettings)
+    # The conflict round: the branch was ready but no longer merges into the target; merge
+    # the target into it, let the agent resolve, review again.
+    resolve_conflict: bool = False
 
 
 class TaskState(StrEnum):
     PENDING = "pending"
-    RUNNING = "running"  # the task workflow works: worktree, agent, commits
+    RUNNING = "running"  # the task workflow works: worktree, agent, commits, review
     MERGING = "merging"
     MERGED = "merged"
     NO_CHANGES = "no_changes"  # the agent finished but left nothing to merge
+    REJECTED = "rejected"  # still not approved after the last review round; branch kept
+    CONFLICT = "conflict"  # does not merge even after the conflict round; branch kept
     FAILED = "failed"
     BLOCKED = "blocked"  # a dependency did not merge
 
 
 FINISHED_TASK_STATES = frozenset(
-    {TaskState.MERGED, TaskState.NO_CHANGES, TaskState.FAILED, TaskState.BLOCKED}
+    {
+        TaskState.MERGED,
+        TaskState.NO_CHANGES,
+        TaskState.REJECTED,
+        TaskState.CONFLICT,
+        TaskState.FAILED,
+        TaskState.BLOCKED,
+    }
 )
+
+
+TaskOutcome = Literal["ready", "already_merged", "no_changes", "rejected", "conflict", "failed"]
 
 
 class TaskResult(BaseModel):
     """What a TaskWorkflow hands back to its session: a branch ready to merge, or why not."""
 
     task_id: str
-    outcome: Literal["ready", "already_merged", "no_changes", "failed"]
+    outcome: TaskOutcome
     branch: str = ""
     workspace_path: str = ""
     base_sha: str = ""
     commits: list[CommitInfo] = Field(default_factory=list)
     merge_sha: str | None = None
     agent_runs: list[AgentRun] = Field(default_factory=list)  # every attempt, failed ones too
+    reviews: list[ReviewResult] = Field(default_factory=list)  # one per round
     error: str | None = None
 
 
@@ -228,6 +338,8 @@ class TaskStatus(BaseModel):
     cost_usd: float = 0.0
     turns: int = 0
     transcripts: list[str] = Field(default_factory=list)
+    reviews: list[ReviewResult] = Field(default_factory=list)
+    conflict_round: bool = False  # the branch needed a conflict round before it merged
     last_error: str | None = None
 
 
@@ -261,6 +373,8 @@ class SessionStatus(BaseModel):
     tasks_total: int = 0
     tasks: list[TaskStatus] = Field(default_factory=list)
     cost_usd: float = 0.0
+    paused: bool = False
+    pause_reason: str | None = None
     started_at: datetime | None = None
     completed_at: datetime | None = None
     error: str | None = None
@@ -295,6 +409,43 @@ class AgentInput(BaseModel):
     request: TaskRequest
     workspace: Workspace
     attempt: int = 1  # counted by the task workflow, which owns the agent's retries
+    round: int = 1
+    # What the agent is asked: the task itself, fixes after a review, or a conflict to resolve.
+    purpose: Literal["task", "fix", "conflict"] = "task"
+    review: ReviewResult | None = None  # for "fix": the review to act on
+    conflict_files: list[str] = Field(default_factory=list)  # for "conflict"
+    resume_session: str | None = None  # continue this Claude session instead of a new one
+
+
+class ReviewerInput(BaseModel):
+    request: TaskRequest
+    workspace: Workspace
+    round: int
+    attempt: int = 1
+    checks: list[CheckResult] = Field(default_factory=list)
+
+
+class ChecksInput(BaseModel):
+    worktree: str
+    checks: list[CheckCommand]
+    timeout_s: float
+    output_dir: str
+
+
+class TargetMergeInput(BaseModel):
+    worktree: str
+    target_branch: str
+    session_id: str
+    task_id: str
+
+
+class TargetMerge(BaseModel):
+    """The target branch merged into a task's branch, in its worktree (the conflict round)."""
+
+    clean: bool
+    conflict_files: list[str] = Field(default_factory=list)
+    already_up_to_date: bool = False
+    head_sha: str = ""
 
 
 class CommitInput(BaseModel):

@@ -10,7 +10,13 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from autopilot.models import AgentProgress, SessionStatus, TaskState, TaskStatus
+from autopilot.live_tasks import LiveTask
+from autopilot.models import (
+    FINISHED_TASK_STATES,
+    SessionStatus,
+    TaskState,
+    TaskStatus,
+)
 
 STATE_STYLE = {
     TaskState.PENDING: "dim",
@@ -18,6 +24,8 @@ STATE_STYLE = {
     TaskState.MERGING: "magenta",
     TaskState.MERGED: "green",
     TaskState.NO_CHANGES: "yellow",
+    TaskState.REJECTED: "red",
+    TaskState.CONFLICT: "red",
     TaskState.FAILED: "red",
     TaskState.BLOCKED: "red",
 }
@@ -31,39 +39,39 @@ def elapsed(task: TaskStatus, now: datetime) -> str:
 
 
 def summary_line(status: SessionStatus) -> str:
+    paused = f" (PAUSED: {status.pause_reason})" if status.paused else ""
     return (
-        f"{status.id}: {status.status.value}, batch {status.current_batch or '-'} of "
+        f"{status.id}: {status.status.value}{paused}, batch {status.current_batch or '-'} of "
         f"{status.total_batches} selected, {status.tasks_completed}/{status.tasks_total} tasks "
         f"merged, ${status.cost_usd:.4f}"
     )
 
 
-def task_line(task: TaskStatus, agent: AgentProgress | None = None) -> str:
+def task_line(task: TaskStatus, live: LiveTask | None = None) -> str:
     line = f"Task {task.id} ({task.title}): {task.state.value}"
-    if agent is not None:
-        line += f", agent attempt {agent.attempt}, turn {agent.turns}"
+    if live is not None:
+        line += f" — {live.phase}"
+        if live.agent is not None:
+            line += f", turn {live.agent.turns}"
     if task.state == TaskState.MERGED and task.merge_sha:
         line += f" as {task.merge_sha[:10]}"
     if task.attempts > 1:
-        line += f" after {task.attempts} attempts"
-    if task.last_error and task.state in (
-        TaskState.FAILED,
-        TaskState.BLOCKED,
-        TaskState.NO_CHANGES,
-    ):
+        line += f" after {task.attempts} agent attempts"
+    if task.last_error and task.state in FINISHED_TASK_STATES - {TaskState.MERGED}:
         line += f" — {task.last_error}"
     return line
 
 
-def render_table(status: SessionStatus, agents: dict[str, AgentProgress], now: datetime) -> Table:
+def render_table(status: SessionStatus, live: dict[str, LiveTask], now: datetime) -> Table:
     table = Table(title=summary_line(status), title_justify="left", expand=False)
     for column in ("batch", "task", "state", "elapsed", "attempts", "turns", "cost", "note"):
         table.add_column(column)
     for task in status.tasks:
-        agent = agents.get(task.id)
+        doing = live.get(task.id)
+        agent = doing.agent if doing else None
         attempts = agent.attempt if agent else task.attempts
         turns = agent.turns if agent else task.turns
-        note = task.last_error or (agent.last_event if agent else "")
+        note = task.last_error or (doing.phase if doing else "")
         table.add_row(
             str(task.batch),
             Text(f"{task.id} {task.title}"),
@@ -106,16 +114,16 @@ class ProgressView:
         if message and not self._interactive:
             self._console.print(message, highlight=False)
 
-    def update(self, status: SessionStatus, agents: dict[str, AgentProgress] | None = None) -> None:
-        agents = agents or {}
+    def update(self, status: SessionStatus, live: dict[str, LiveTask] | None = None) -> None:
+        live = live or {}
         if self._live is not None:
-            parts: list[Table | Text] = [render_table(status, agents, datetime.now(UTC))]
+            parts: list[Table | Text] = [render_table(status, live, datetime.now(UTC))]
             if self._notice:
                 parts.append(Text(self._notice, style="yellow"))
             self._live.update(Group(*parts), refresh=True)
             return
         for task in status.tasks:
-            line = task_line(task, agents.get(task.id))
+            line = task_line(task, live.get(task.id))
             if self._seen.get(task.id) != line:
                 self._seen[task.id] = line
                 self._console.print(line, highlight=False, soft_wrap=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from autopilot.models import TaskRequest
+from autopilot.models import ReviewResult, TaskRequest
 
 CONTEXT_LIMIT = 12_000  # characters of plan preamble; a master plan's intro, not the whole plan
 
@@ -41,3 +41,98 @@ def task_prompt(request: TaskRequest, branch: str) -> str:
             parts += ["<batch>", request.batch_description.strip(), "</batch>"]
     parts += ["", "The task, as written in the plan:", "<task>", task.body, "</task>", ""]
     return "\n".join(parts)
+
+
+CHECK_TAIL_LIMIT = 3_000  # characters of a failed check's output shown to the agent
+
+
+def _tail(text: str, limit: int = CHECK_TAIL_LIMIT) -> str:
+    text = text.strip()
+    return text if len(text) <= limit else "[... shortened ...]\n" + text[-limit:]
+
+
+def _where(file: str | None, line: int | None) -> str:
+    if not file:
+        return ""
+    return f"{file}:{line}" if line else file
+
+
+def _header(request: TaskRequest) -> list[str]:
+    task = request.task
+    plan = f" ({request.plan_title})" if request.plan_title else ""
+    return [
+        f"You are an autonomous coding agent working on one task of a larger plan{plan}.",
+        "",
+        f"Task {task.id}: {task.title}",
+        "",
+    ]
+
+
+def _task_block(request: TaskRequest) -> list[str]:
+    # Repeated in every round: a fresh session (resume was impossible) needs the whole task.
+    return ["", "The task, as written in the plan:", "<task>", request.task.body, "</task>", ""]
+
+
+def fix_prompt(request: TaskRequest, review: ReviewResult) -> str:
+    """The next round's prompt after a review asked for changes."""
+    task = request.task
+    parts = _header(request)
+    parts += [
+        f"The review of round {review.round} of your work on this task requested changes.",
+    ]
+    if review.summary.strip():
+        parts += [f"Review summary: {review.summary.strip()}"]
+    parts += ["", "What has to be fixed:", "<findings>"]
+    named = {f.file for f in review.findings if f.file}
+    for finding in review.findings:
+        where = _where(finding.file, finding.line)
+        parts.append(f"- [{finding.source}] {where + ': ' if where else ''}{finding.message}")
+    for path in review.untouched_files:
+        if path not in named:
+            parts.append(f"- [files] {path}: named in the task's **Files:** list, not changed")
+    failed = [check for check in review.checks if not check.passed]
+    for check in failed:
+        state = "timed out" if check.timed_out else f"exit code {check.exit_code}"
+        parts.append(f"- [check] `{check.command}` failed ({state}). End of its output:")
+        parts += ["```text", _tail(check.output_tail) or "(no output)", "```"]
+    unmet = [
+        step for step in (review.verdict.verification if review.verdict else []) if not step.met
+    ]
+    if unmet:
+        parts.append("- Verification steps not met:")
+        parts += [f"  - {s.step}{': ' + s.note if s.note.strip() else ''}" for s in unmet]
+    if not review.findings and not failed and not unmet and not review.untouched_files:
+        parts.append("- The review named nothing specific: re-read the task and complete it.")
+    parts += [
+        "</findings>",
+        "",
+        "Rules:",
+        "- Fix every item above in this worktree (your working directory); work only inside it.",
+        "- Do not switch branches, rebase, push, or touch other worktrees. Do not ask questions.",
+        "- Check the task's verification steps again once the fixes are in.",
+        "- Commit your fixes with git when you are done"
+        + (f' (message: "{task.commit_message}").' if task.commit_message else ".")
+        + " Anything you leave uncommitted is committed for you.",
+    ]
+    return "\n".join(parts + _task_block(request))
+
+
+def conflict_prompt(request: TaskRequest, target_branch: str, conflict_files: list[str]) -> str:
+    """The prompt of the conflict round: the target was merged into the branch and stopped."""
+    parts = _header(request)
+    parts += [
+        f"The target branch `{target_branch}` moved on while this task was done. It has been "
+        "merged into this branch, and the merge stopped with conflicts in these files:",
+        "<findings>",
+        *(f"- [conflict] {path}: merge conflict" for path in conflict_files),
+        "</findings>",
+        "",
+        "Rules:",
+        "- Resolve every conflict so that both sides' intent is kept: the target branch's "
+        "changes and this task's work.",
+        "- Remove every conflict marker (<<<<<<<, =======, >>>>>>>) from every file.",
+        "- Re-run the task's verification steps on the merged result.",
+        "- Then `git add` the resolved files and `git commit`: that commit concludes the merge.",
+        "- Do not abort the merge, rebase, reset, switch branches or push. Do not ask questions.",
+    ]
+    return "\n".join(parts + _task_block(request))

@@ -2,13 +2,14 @@
 
 The real Claude Code CLI is pointed at it (`ScriptedModel.env()`), sends its requests here and
 runs the tool calls we answer with for real. A *responder* decides each answer from the parsed
-conversation; `script`, `by_task` and `PlanFollower` build responders.
+conversation; `script`, `by_task`, `PlanFollower` and `Reviewer` build responders.
 
 Stdlib only: a `ThreadingHTTPServer` on 127.0.0.1 in a daemon thread.
 """
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
 import os
@@ -728,6 +729,90 @@ def parse_task(prompt: str) -> TaskSpec:
     )
 
 
+STRUCTURED_OUTPUT = "StructuredOutput"  # the tool the CLI adds when run with --json-schema
+_VERIFY_RE = re.compile(r"^\s*\*\*(?:Verification|Verify):?\*\*:?\s*(.*)$", re.IGNORECASE)
+_STEP_RE = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+(?:\[[ xX]\]\s+)?(.*\S)\s*$")
+
+
+def verification_steps(prompt: str) -> list[str]:
+    """The `**Verification:**` steps of the prompt's task region (a list, or one inline step)."""
+    _, outside = _split_code(_task_region(prompt).splitlines())
+    steps: list[str] = []
+    in_list = False
+    for line in outside:
+        header = _VERIFY_RE.match(line)
+        if header is not None:
+            inline = header.group(1).strip()
+            if inline:
+                steps.append(inline)
+            in_list = not inline
+            continue
+        if in_list:
+            item = _STEP_RE.match(line)
+            if item is not None:
+                steps.append(item.group(1))
+            elif line.strip():
+                in_list = False
+    return steps
+
+
+def complete_verdict(verdict: JsonObj, prompt: str) -> JsonObj:
+    """`verdict` with what the CLI's schema check requires filled in: an approval by default,
+    no findings, and every verification step of the task (met when approving)."""
+    full = copy.deepcopy(verdict)
+    full.setdefault("verdict", "approve")
+    approve = full["verdict"] == "approve"
+    full.setdefault("summary", "Looks good" if approve else "Changes are needed")
+    full.setdefault("findings", [])
+    if "verification" not in full:
+        full["verification"] = [{"step": s, "met": approve} for s in verification_steps(prompt)]
+    return full
+
+
+class Reviewer:
+    """A reviewer for conversations run with --json-schema: it calls StructuredOutput with a
+    verdict, then ends with a short Text.
+
+    Each review session (the CLI's session id) gets its own verdict, fixed for the session:
+    the next of `verdicts` (the last one repeats), or what `verdicts(conversation)` returns;
+    by default an approval. Missing keys are completed by `complete_verdict`.
+    """
+
+    MAX_ATTEMPTS = 3  # StructuredOutput calls the CLI rejected before giving up
+
+    def __init__(
+        self, verdicts: list[JsonObj] | Callable[[Conversation], JsonObj] | None = None
+    ) -> None:
+        self._verdicts = verdicts
+        self._lock = threading.Lock()  # the server answers requests on several threads
+        self._sessions: dict[str, JsonObj] = {}
+        self.given: list[JsonObj] = []  # every session's verdict, in the order first asked
+
+    def __call__(self, conversation: Conversation) -> Reply:
+        calls = [i for name, i in _tool_calls_made(conversation) if name == STRUCTURED_OUTPUT]
+        if calls and not conversation.is_error_result:
+            return Text(f"Review finished: {calls[-1].get('verdict', '?')}.")
+        if len(calls) >= self.MAX_ATTEMPTS:
+            return Text("The verdict was rejected by the schema check; giving up.")
+        verdict = self.verdict_for(conversation)
+        return ToolUses([ToolCall(STRUCTURED_OUTPUT, verdict)], text="Reviewed the change.")
+
+    def verdict_for(self, conversation: Conversation) -> JsonObj:
+        key = conversation.session_id or conversation.prompt
+        with self._lock:
+            if key not in self._sessions:
+                if callable(self._verdicts):
+                    raw = self._verdicts(conversation)
+                elif self._verdicts:
+                    raw = self._verdicts[min(len(self.given), len(self._verdicts) - 1)]
+                else:
+                    raw = {}
+                verdict = complete_verdict(raw, conversation.prompt)
+                self._sessions[key] = verdict
+                self.given.append(verdict)
+            return copy.deepcopy(self._sessions[key])
+
+
 _COMMENT_PREFIX = {
     ".py": "# ",
     ".sh": "# ",
@@ -767,9 +852,23 @@ class PlanFollower:
        it has not read.
     2. Commit with one Bash call: `git add -A && git commit -q -m <message>` (turn 1).
     3. Answer with a summary, mentioning any tool_result that came back with is_error.
+
+    A conversation run with --json-schema (a review) goes to `reviewer`. A fix or conflict
+    round (the latest prompt has `<findings>`, in a fresh or a resumed session) rewrites the
+    task's files the findings name from their code blocks (Read first), commits (which also
+    concludes a merge in progress) and summarises.
     """
 
+    def __init__(self, reviewer: Reviewer | None = None) -> None:
+        self.reviewer = reviewer if reviewer is not None else Reviewer()
+
     def __call__(self, conversation: Conversation) -> Reply:
+        if STRUCTURED_OUTPUT in conversation.tools:
+            return self.reviewer(conversation)
+        start, latest = _latest_prompt(conversation)
+        findings = _tag_region(latest, "findings")
+        if findings is not None:
+            return self._fix(conversation, latest, findings, start)
         spec = parse_task(conversation.prompt)
         writes = self.writes(spec, conversation.cwd)
         used = [name for name, _ in _tool_calls_made(conversation)]
@@ -787,6 +886,48 @@ class PlanFollower:
         names = ", ".join(os.path.relpath(p, conversation.cwd or "/") for p, _ in writes)
         summary = f"Task {spec.id}: {spec.title}: wrote {names} and committed."
         errors = [text for text, err in conversation.all_tool_results() if err]
+        if errors:
+            summary += f" A tool reported an error: {errors[0].strip()[:300]}"
+        return Text(summary)
+
+    def _fix(self, conversation: Conversation, prompt: str, findings: str, start: int) -> Reply:
+        spec = parse_task(prompt)
+        named = _named_paths(findings)
+        # Only files with a code block of their own: rewriting one with generated filler
+        # would not fix anything.
+        targets = [
+            write
+            for index, write in enumerate(self.writes(spec, conversation.cwd) if spec.files else [])
+            if index < len(spec.code_blocks) and _normal_path(spec.files[index]) in named
+        ]
+        used = [name for name, _ in _tool_calls_made(conversation, since=start)]
+        if targets and "Write" not in used:
+            # Always Read in this round: after a merge or in a resumed session the CLI's record
+            # of an earlier Read is stale, and Write refuses a file changed since it was read.
+            existing = [path for path, _ in targets if os.path.isfile(path)]
+            if existing and "Read" not in used:
+                calls = [ToolCall("Read", {"file_path": path}) for path in existing]
+                return ToolUses(
+                    calls, text=f"Reading the files the findings of Task {spec.id} name."
+                )
+            calls = [ToolCall("Write", {"file_path": p, "content": c}) for p, c in targets]
+            return ToolUses(calls, text=f"Fixing Task {spec.id}: {spec.title}.")
+        conflict = "[conflict]" in findings
+        if "Bash" not in used:
+            what = "resolve merge conflicts" if conflict else "address review findings"
+            message = f"Task {spec.id}: {what}"
+            command = f"git add -A && git commit -q -m {shlex.quote(message)}"
+            return ToolUses([ToolCall("Bash", {"command": command, "description": "Commit"})])
+        names = ", ".join(os.path.relpath(p, conversation.cwd or "/") for p, _ in targets)
+        done = f"rewrote {names}" if targets else "found no file of the task to rewrite"
+        summary = f"Task {spec.id}: {spec.title}: {done} and committed."
+        errors = [
+            text
+            for message in conversation.messages[start:]
+            if message.get("role") == "user"
+            for text, err in _tool_results(message)
+            if err
+        ]
         if errors:
             summary += f" A tool reported an error: {errors[0].strip()[:300]}"
         return Text(summary)
@@ -809,10 +950,10 @@ class PlanFollower:
         return result
 
 
-def _tool_calls_made(conversation: Conversation) -> list[tuple[str, JsonObj]]:
-    """(name, input) of every tool_use in the conversation's assistant messages."""
+def _tool_calls_made(conversation: Conversation, since: int = 0) -> list[tuple[str, JsonObj]]:
+    """(name, input) of every tool_use in the assistant messages from index `since` on."""
     calls: list[tuple[str, JsonObj]] = []
-    for message in conversation.messages:
+    for message in conversation.messages[since:]:
         content = message.get("content")
         if message.get("role") != "assistant" or not isinstance(content, list):
             continue
@@ -823,3 +964,41 @@ def _tool_calls_made(conversation: Conversation) -> list[tuple[str, JsonObj]]:
                     (str(block.get("name", "")), tool_input if isinstance(tool_input, dict) else {})
                 )
     return calls
+
+
+def _latest_prompt(conversation: Conversation) -> tuple[int, str]:
+    """(message index, text) of the last user message that states a task. A resumed session
+    brings its earlier rounds along; the new round's prompt is the last such message."""
+    for index in range(len(conversation.messages) - 1, -1, -1):
+        message = conversation.messages[index]
+        if message.get("role") == "user":
+            text = _prompt_text(message.get("content"))
+            if find_task_line(text) is not None:
+                return index, text
+    return 0, conversation.prompt
+
+
+def _tag_region(text: str, tag: str) -> str | None:
+    """The lines between `<tag>` and `</tag>` lines, or None without an opening line."""
+    lines = text.splitlines()
+    try:
+        start = next(i for i, line in enumerate(lines) if line.strip() == f"<{tag}>")
+    except StopIteration:
+        return None
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].strip() == f"</{tag}>"), None)
+    return "\n".join(lines[start + 1 : end])
+
+
+_PATH_TOKEN_RE = re.compile(r"[\w./-]+")
+
+
+def _normal_path(path: str) -> str:
+    path = path.strip()
+    while path.startswith("./"):
+        path = path[2:]
+    return os.path.normpath(path) if path else ""
+
+
+def _named_paths(text: str) -> set[str]:
+    """Every path-like word of `text` (`pkg/a.py:3` and `./pkg/a.py.` give `pkg/a.py`)."""
+    return {_normal_path(token.rstrip(".")) for token in _PATH_TOKEN_RE.findall(text)} - {""}

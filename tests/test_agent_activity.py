@@ -38,7 +38,7 @@ from tests.scripted_model import HttpError, ScriptedModel, Text, ToolCall, ToolU
 RUN_TIMEOUT_S = 60.0
 GONE_TIMEOUT_S = 15.0
 SESSION, TASK_ID, WORKFLOW_ID = "sess-1", "3.1", "task-wf-3.1"
-SID = str(uuid.uuid5(SESSION_NAMESPACE, f"{WORKFLOW_ID}/1"))  # attempt 1's session id
+SID = str(uuid.uuid5(SESSION_NAMESPACE, f"{WORKFLOW_ID}/round-1-attempt-1"))
 
 BODY = """Add a greeting helper.
 
@@ -165,7 +165,9 @@ async def test_run_agent_does_the_task_and_reports_progress(
     assert greet.read_text() == 'def greet(name: str) -> str:\n    return f"Hello, {name}!"\n'
     assert git(setup.worktree, "log", "-1", "--format=%s") == "feat: greeting"
 
-    transcript = setup.state_dir / "transcripts" / SESSION / TASK_ID / f"attempt-1-{SID}.jsonl"
+    transcript = (
+        setup.state_dir / "transcripts" / SESSION / TASK_ID / f"round-1-attempt-1-{SID}.jsonl"
+    )
     assert run.session_id == SID and run.attempt == 1
     assert run.is_error is False and run.subtype == "success"
     assert "Task 3.1" in run.result_text
@@ -270,7 +272,9 @@ async def test_hung_agent_is_a_retryable_error_and_leaves_nothing(
     assert len(model.snapshot()) == 1
     # The timer kept heartbeating while the agent was silent (every heartbeat_timeout_s / 3),
     # beyond the one heartbeat per stream event.
-    transcript = setup.state_dir / "transcripts" / SESSION / TASK_ID / f"attempt-1-{SID}.jsonl"
+    transcript = (
+        setup.state_dir / "transcripts" / SESSION / TASK_ID / f"round-1-attempt-1-{SID}.jsonl"
+    )
     assert len(heartbeats) >= len(transcript.read_text().splitlines()) + 2
     await wait_gone(setup.worktree)
 

@@ -274,7 +274,10 @@ def test_worker_killed_mid_agent_recovers(tmp_path: Path, repo: Path, plan: Path
         assert processes_in(worktree), "the agent should be running in the task's worktree"
         # The starter's live view shows the agent's progress from its heartbeats.
         wait_until(
-            lambda: any("Task 1.3 (Notes): running, agent attempt 1, turn 1" in x for x in lines),
+            lambda: any(
+                "Task 1.3 (Notes): running — agent (task), round 1, attempt 1, turn 1" in x
+                for x in lines
+            ),
             60,
             f"the live view to show task 1.3's turn; saw {lines}",
         )

@@ -65,8 +65,12 @@ def test_a_failed_attempt_is_retried_and_recorded(tmp_path: Path, repo: Path) ->
         task = asyncio.run(status_of(installation.address, session_id)).tasks[0]
         assert task.state == TaskState.MERGED
         assert task.attempts == 2
-        assert len(task.transcripts) == 2  # the failed attempt's transcript is kept too
-        assert "attempt-1-" in task.transcripts[0] and "attempt-2-" in task.transcripts[1]
+        # Every attempt's transcript is kept, the failed one's too, and the reviewer's.
+        names = [Path(path).name for path in task.transcripts]
+        assert len(names) == 3, names
+        assert names[0].startswith("round-1-attempt-1-")
+        assert names[1].startswith("round-1-attempt-2-")
+        assert names[2].startswith("review-round-1-attempt-1-")
         first = Path(task.transcripts[0]).read_text()
         assert '"is_error":true' in first.replace(" ", "")
         assert task.cost_usd > 0

@@ -212,9 +212,12 @@ def test_first_call_starts_a_loopback_server_and_the_second_reuses_it(embedded: 
     assert (embedded.state_dir / "temporal" / "autopilot.db").is_file()
     assert answers("127.0.0.1", port_of(embedded))
 
+    # The Web UI comes up a little after the frontend answers.
+    wait_until(
+        lambda: ("127.0.0.1", embedded.ui_port) in listening_addresses(pid), 30, "the UI port"
+    )
     listening = listening_addresses(pid)
     assert ("127.0.0.1", port_of(embedded)) in listening
-    assert ("127.0.0.1", embedded.ui_port) in listening
     assert {host for host, _ in listening} == {"127.0.0.1"}, listening
     other = non_loopback_address()
     if other is not None:

@@ -10,6 +10,8 @@ at a time. A task whose dependency did not merge is blocked, never run on a brok
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 
 from temporalio import workflow
@@ -26,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
         Batch,
         BatchStatus,
         MergeInput,
+        MergeOutcome,
         ParsePlanInput,
         Plan,
         RemoveWorkspaceInput,
@@ -41,6 +44,14 @@ with workflow.unsafe.imports_passed_through():
     from workflows.task import TaskWorkflow, failure_message
 
 ACTIVITY_TIMEOUT = timedelta(minutes=5)
+OUTCOME_STATES = {
+    "no_changes": TaskState.NO_CHANGES,
+    "rejected": TaskState.REJECTED,
+    "conflict": TaskState.CONFLICT,
+    "failed": TaskState.FAILED,
+}
+# A task ending in one of these pauses the session when --on-failure is `pause`.
+FAILURE_STATES = frozenset({TaskState.FAILED, TaskState.REJECTED, TaskState.CONFLICT})
 GIT_RETRY = RetryPolicy(maximum_attempts=10, non_retryable_error_types=["RepoUnusable"])
 
 
@@ -57,6 +68,38 @@ class SessionWorkflow:
         if self._status is None:
             raise RuntimeError("the session has not started yet")
         return self._status
+
+    @workflow.update
+    def pause(self, reason: str) -> SessionStatus:
+        """No new task starts; running ones finish (and merge)."""
+        self._pause(reason or "paused by the operator")
+        self._show_progress()
+        return self.status()
+
+    @pause.validator
+    def _validate_pause(self, reason: str) -> None:
+        self._require_running()
+        if self._state.paused:
+            raise ValueError("the session is already paused")
+
+    @workflow.update
+    def resume(self) -> SessionStatus:
+        self._state.paused, self._state.pause_reason = False, None
+        self._show_progress()
+        return self.status()
+
+    @resume.validator
+    def _validate_resume(self) -> None:
+        self._require_running()
+        if not self._state.paused:
+            raise ValueError("the session is not paused")
+
+    def _require_running(self) -> None:
+        if self._status is None or self._status.status not in (
+            SessionState.PARSING,
+            SessionState.RUNNING,
+        ):
+            raise ValueError("the session has finished")
 
     @workflow.run
     async def run(self, request: SessionRequest) -> SessionStatus:
@@ -117,30 +160,49 @@ class SessionWorkflow:
             self._settle(task.id, TaskState.BLOCKED, f"{names} did not merge")
             return
 
-        await workflow.wait_condition(lambda: self._running < self._req.concurrency)
-        self._running += 1
-        try:
+        async with self._agent_slot():
             result = await self._execute_task(plan, batch, task)
-        finally:
-            self._running -= 1
-
         if result.outcome == "ready":
-            await self._merge(task, result)
+            merge = await self._merge(task, result)
+            if merge is not None and merge.conflict:
+                # The target moved under the task: one conflict round in its worktree, then a
+                # fresh review, then one more try at the merge.
+                self._task(task.id).conflict_round = True
+                async with self._agent_slot():
+                    result = await self._execute_task(plan, batch, task, resolve_conflict=True)
+                merge = await self._merge(task, result) if result.outcome == "ready" else None
+            if result.outcome == "ready":
+                self._settle_merge(task, merge)
         elif result.outcome == "already_merged":
             self._task(task.id).merge_sha = result.merge_sha
             self._settle(task.id, TaskState.MERGED)
-        else:
-            state = TaskState.NO_CHANGES if result.outcome == "no_changes" else TaskState.FAILED
-            self._settle(task.id, state, result.error)
+        if result.outcome not in ("ready", "already_merged"):
+            self._settle(task.id, OUTCOME_STATES[result.outcome], result.error)
         if result.workspace_path:
             await self._remove_workspace(task, result.workspace_path)
 
-    async def _execute_task(self, plan: Plan, batch: Batch, task: Task) -> TaskResult:
+    @asynccontextmanager
+    async def _agent_slot(self) -> AsyncIterator[None]:
+        """At most `concurrency` task workflows at once, and none starts while paused."""
+        await workflow.wait_condition(
+            lambda: not self._state.paused and self._running < self._req.concurrency
+        )
+        self._running += 1
+        try:
+            yield
+        finally:
+            self._running -= 1
+
+    async def _execute_task(
+        self, plan: Plan, batch: Batch, task: Task, resolve_conflict: bool = False
+    ) -> TaskResult:
         request = self._req
         entry = self._task(task.id)
         entry.state = TaskState.RUNNING
-        entry.started_at = workflow.now()
+        entry.started_at = entry.started_at or workflow.now()
         entry.workflow_id = f"{request.session_id}/task-{task.id}"
+        if resolve_conflict:
+            entry.workflow_id += "/conflict"
         self._show_progress()
         try:
             result = await workflow.execute_child_workflow(
@@ -156,31 +218,40 @@ class SessionWorkflow:
                     batch_title="" if batch.implicit else batch.title,
                     batch_description=batch.description,
                     agent=request.agent,
+                    review=request.review,
+                    resolve_conflict=resolve_conflict,
                 ),
                 id=entry.workflow_id,
                 parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
-                static_summary=f"Task {task.id}: {task.title}",
+                static_summary=f"Task {task.id}: {task.title}"
+                + (" — conflict round" if resolve_conflict else ""),
                 static_details=f"Session `{request.session_id}`, batch {batch.number}",
             )
         except ChildWorkflowError as err:
             # The task workflow itself failed (not the agent: that is an outcome).
             result = TaskResult(task_id=task.id, outcome="failed", error=failure_message(err))
-        entry.branch = result.branch
-        entry.commits = result.commits
+        entry.branch = result.branch or entry.branch
+        entry.commits = result.commits or entry.commits
+        entry.reviews += result.reviews
         for run in result.agent_runs:
-            entry.attempts = max(entry.attempts, run.attempt)
+            entry.attempts += 1
             entry.cost_usd += run.cost_usd
             entry.turns += run.turns
             if run.transcript_path:
                 entry.transcripts.append(run.transcript_path)
+        for review in result.reviews:
+            entry.cost_usd += review.reviewer_cost_usd
+            if review.reviewer_transcript:
+                entry.transcripts.append(review.reviewer_transcript)
         return result
 
-    async def _merge(self, task: Task, result: TaskResult) -> None:
-        entry = self._task(task.id)
-        entry.state = TaskState.MERGING
+    async def _merge(self, task: Task, result: TaskResult) -> MergeOutcome | None:
+        """Merge an approved branch, one at a time. None: the merge itself failed."""
+        self._task(task.id).state = TaskState.MERGING
+        self._show_progress()
         async with self._merge_queue:
             try:
-                merge = await workflow.execute_activity(
+                return await workflow.execute_activity(
                     merge_task,
                     MergeInput(
                         repo=self._req.repo,
@@ -196,10 +267,23 @@ class SessionWorkflow:
                 )
             except ActivityError as err:
                 self._settle(task.id, TaskState.FAILED, f"merge: {failure_message(err)}")
-                return
+                return None
+
+    def _settle_merge(self, task: Task, merge: MergeOutcome | None) -> None:
+        entry = self._task(task.id)
+        if merge is None:
+            return  # the merge activity failed: _merge settled the task
         if merge.merged:
             entry.merge_sha = merge.merge_sha
             self._settle(task.id, TaskState.MERGED)
+        elif merge.conflict:
+            files = ", ".join(merge.conflict_files) or "unknown files"
+            self._settle(
+                task.id,
+                TaskState.CONFLICT,
+                f"still conflicts with {self._req.target_branch} after the conflict round "
+                f"({files}); branch {entry.branch} is kept, {self._req.target_branch} untouched",
+            )
         else:
             self._settle(task.id, TaskState.FAILED, f"merge: {merge.message}")
 
@@ -218,6 +302,11 @@ class SessionWorkflow:
     def _req(self) -> SessionRequest:
         assert self._request is not None
         return self._request
+
+    @property
+    def _state(self) -> SessionStatus:
+        assert self._status is not None
+        return self._status
 
     def _track(self, plan: Plan) -> None:
         status = self._status
@@ -278,13 +367,19 @@ class SessionWorkflow:
             task.state == TaskState.MERGED for task in self._status.tasks
         )
         self._status.cost_usd = sum(task.cost_usd for task in self._status.tasks)
+        if state in FAILURE_STATES and self._req.review.on_failure == "pause":
+            self._pause(f"Task {task_id} ended {state.value}: {error}")
         self._show_progress()
+
+    def _pause(self, reason: str) -> None:
+        self._state.paused, self._state.pause_reason = True, reason
 
     def _show_progress(self) -> None:
         assert self._status is not None
         status = self._status
+        paused = f" — PAUSED: {status.pause_reason}" if status.paused else ""
         workflow.set_current_details(
-            f"**{status.status.value}** — batch {status.current_batch} "
+            f"**{status.status.value}**{paused} — batch {status.current_batch} "
             f"({status.total_batches} batches), {status.tasks_completed}/{status.tasks_total} "
             f"tasks merged, ${status.cost_usd:.2f}"
         )

@@ -1,7 +1,11 @@
-"""TaskWorkflow: one task of the plan, from a fresh worktree to a branch ready to merge.
+"""TaskWorkflow: one task of the plan, from a fresh worktree to a reviewed branch ready to merge.
 
-Its own workflow (and its own page in the Web UI): prepare the worktree, let the agent work,
-commit what it left, and hand the branch back to the session, which owns the merge queue.
+Its own workflow (and its own page in the Web UI). The story: prepare the worktree; let the
+agent work; commit what it left; review (the repo's checks, then the agent reviewer); if the
+review asks for changes, send the findings back to the agent in the same worktree, for at most
+`rounds` rounds. An approved branch goes back to the session, which owns the merge queue.
+In the conflict round the target branch is first merged into the task's branch and the agent
+resolves the conflicts; the rest is the same.
 """
 
 from __future__ import annotations
@@ -14,24 +18,39 @@ from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
 
 with workflow.unsafe.imports_passed_through():
     from activities.agent import AgentActivities
-    from activities.workspace import commit_changes, prepare_workspace
+    from activities.review import run_checks
+    from activities.workspace import commit_changes, merge_target, prepare_workspace
     from autopilot.models import (
         AgentInput,
         AgentProgress,
         AgentRun,
+        CheckResult,
+        ChecksInput,
         CommitInput,
+        CommitOutcome,
+        ReviewerInput,
+        ReviewerOutcome,
+        ReviewResult,
+        TargetMerge,
+        TargetMergeInput,
+        TaskOutcome,
         TaskRequest,
         TaskResult,
         Workspace,
         WorkspaceInput,
     )
+    from autopilot.review import combine_review, untouched_files
 
 GIT_TIMEOUT = timedelta(minutes=5)
 GIT_RETRY = RetryPolicy(maximum_attempts=5, non_retryable_error_types=["RepoUnusable"])
-# Errors that retrying the agent cannot fix: they end the task at once with the message.
+# Errors that retrying an agent cannot fix: they end the task at once with the message.
 AGENT_NON_RETRYABLE = frozenset({"AgentAuth", "AgentSetup"})
 AGENT_BACKOFF = timedelta(seconds=5)
 AGENT_BACKOFF_MAX = timedelta(minutes=5)
+
+
+def error_type(err: ActivityError) -> str | None:
+    return err.cause.type if isinstance(err.cause, ApplicationError) else None
 
 
 def failure_message(err: BaseException) -> str:
@@ -55,25 +74,12 @@ class TaskWorkflow:
     @workflow.run
     async def run(self, request: TaskRequest) -> TaskResult:
         task = request.task
-        label = f"Task {task.id}: {task.title}"
+        self._label = f"Task {task.id}: {task.title}"
 
-        self._phase = "preparing worktree"
-        workspace = await workflow.execute_activity(
-            prepare_workspace,
-            WorkspaceInput(
-                repo=request.repo,
-                target_branch=request.target_branch,
-                state_dir=request.state_dir,
-                session_id=request.session_id,
-                task_id=task.id,
-            ),
-            start_to_close_timeout=GIT_TIMEOUT,
-            retry_policy=GIT_RETRY,
-            summary=f"{label} — prepare worktree",
-        )
+        workspace = await self._prepare(request)
         if workspace.already_merged:
             # A merge for this task is already on the target (an earlier run of this session).
-            self._phase = "already merged"
+            self._show("already merged")
             return TaskResult(
                 task_id=task.id,
                 outcome="already_merged",
@@ -88,53 +94,130 @@ class TaskWorkflow:
             base_sha=workspace.base_sha,
         )
 
-        if await self._run_agent(request, workspace, result) is None:
-            self._phase = "failed"
-            return result
+        job: AgentInput | None = AgentInput(request=request, workspace=workspace)
+        if request.resolve_conflict:
+            merge = await self._merge_target_into_branch(request, workspace)
+            if merge.clean:
+                job = None  # the conflict went away: nothing for the agent, straight to review
+            else:
+                job = AgentInput(
+                    request=request,
+                    workspace=workspace,
+                    purpose="conflict",
+                    conflict_files=merge.conflict_files,
+                )
 
-        self._phase = "committing"
-        commits = await workflow.execute_activity(
+        for round_number in range(1, request.review.rounds + 1):
+            if job is not None:
+                job.round = round_number
+                run = await self._run_agent(job, result)
+                if run is None:
+                    return self._done(result, "failed")
+
+            try:
+                commits = await self._commit(request, workspace)
+            except ActivityError as err:
+                if not request.resolve_conflict or "[ConflictsRemain]" not in failure_message(err):
+                    raise
+                result.error = (
+                    f"the conflict round left conflicts with {request.target_branch}: "
+                    f"{failure_message(err)}; branch {workspace.branch} is kept, "
+                    f"{request.target_branch} untouched"
+                )
+                return self._done(result, "conflict")
+            result.commits = commits.commits
+            if commits.no_changes:
+                result.error = "the agent finished without changing anything; nothing to merge"
+                return self._done(result, "no_changes")
+
+            review = await self._review(request, workspace, round_number)
+            result.reviews.append(review)
+            if review.approved:
+                return self._done(result, "ready")
+
+            # Back to the agent with the findings, in its own session where it can resume.
+            last = result.agent_runs[-1] if result.agent_runs else None
+            job = AgentInput(
+                request=request,
+                workspace=workspace,
+                purpose="fix",
+                review=review,
+                resume_session=last.session_id if last and not last.is_error else None,
+            )
+
+        result.error = (
+            f"still not approved after {request.review.rounds} review round(s): "
+            + "; ".join(finding.message.splitlines()[0] for finding in result.reviews[-1].findings)
+        )
+        return self._done(result, "rejected")
+
+    # -- steps -------------------------------------------------------------------------------
+
+    async def _prepare(self, request: TaskRequest) -> Workspace:
+        self._show("preparing worktree")
+        return await workflow.execute_activity(
+            prepare_workspace,
+            WorkspaceInput(
+                repo=request.repo,
+                target_branch=request.target_branch,
+                state_dir=request.state_dir,
+                session_id=request.session_id,
+                task_id=request.task.id,
+            ),
+            start_to_close_timeout=GIT_TIMEOUT,
+            retry_policy=GIT_RETRY,
+            summary=f"{self._label} — prepare worktree",
+        )
+
+    async def _merge_target_into_branch(
+        self, request: TaskRequest, workspace: Workspace
+    ) -> TargetMerge:
+        self._show(f"merging {request.target_branch} into the task branch")
+        return await workflow.execute_activity(
+            merge_target,
+            TargetMergeInput(
+                worktree=workspace.path,
+                target_branch=request.target_branch,
+                session_id=request.session_id,
+                task_id=request.task.id,
+            ),
+            start_to_close_timeout=GIT_TIMEOUT,
+            retry_policy=GIT_RETRY,
+            summary=f"{self._label} — conflict round: merge {request.target_branch} in",
+        )
+
+    async def _commit(self, request: TaskRequest, workspace: Workspace) -> CommitOutcome:
+        self._show("committing")
+        return await workflow.execute_activity(
             commit_changes,
             CommitInput(
                 worktree=workspace.path,
                 base_sha=workspace.base_sha,
                 session_id=request.session_id,
-                task_id=task.id,
-                message=task.commit_message or label,
+                task_id=request.task.id,
+                message=request.task.commit_message or self._label,
             ),
             start_to_close_timeout=GIT_TIMEOUT,
             retry_policy=GIT_RETRY,
-            summary=f"{label} — commit",
+            summary=f"{self._label} — commit",
         )
-        result.commits = commits.commits
-        if commits.no_changes:
-            self._phase = "no changes"
-            result.outcome = "no_changes"
-            result.error = "the agent finished without changing anything; nothing to merge"
-            return result
 
-        self._phase = "ready to merge"
-        result.outcome = "ready"
-        return result
-
-    async def _run_agent(
-        self, request: TaskRequest, workspace: Workspace, result: TaskResult
-    ) -> AgentRun | None:
+    async def _run_agent(self, job: AgentInput, result: TaskResult) -> AgentRun | None:
         """The agent's attempts, each recorded. The workflow owns the retries (not the
         activity's retry policy) so that every attempt's cost, turns and transcript stay in
         the task's result, and a rate limit waits as a visible timer for the reset time."""
-        settings = request.agent
-        label = f"Task {request.task.id}: {request.task.title}"
+        settings = job.request.agent
         for attempt in range(1, settings.max_attempts + 1):
-            self._phase = f"agent attempt {attempt}"
+            self._show(f"agent ({job.purpose}), round {job.round}, attempt {attempt}")
+            job.attempt = attempt
             try:
                 run: AgentRun = await workflow.execute_activity_method(
                     AgentActivities.run_agent,
-                    AgentInput(request=request, workspace=workspace, attempt=attempt),
+                    job,
                     start_to_close_timeout=timedelta(seconds=settings.attempt_timeout_s),
                     heartbeat_timeout=timedelta(seconds=settings.heartbeat_timeout_s),
                     retry_policy=RetryPolicy(maximum_attempts=1),
-                    summary=f"{label} — agent, attempt {attempt}",
+                    summary=f"{self._label} — agent round {job.round}, attempt {attempt}",
                 )
             except ActivityError as err:
                 failed = failed_attempt(err, attempt)
@@ -142,11 +225,70 @@ class TaskWorkflow:
                 if failed.error_type in AGENT_NON_RETRYABLE or attempt == settings.max_attempts:
                     result.error = f"agent: {failed.error}"
                     return None
+                job.resume_session = None  # whatever went wrong, start the next try afresh
                 await workflow.sleep(retry_delay(failed, attempt))
                 continue
             result.agent_runs.append(run)
             return run
         return None
+
+    async def _review(
+        self, request: TaskRequest, workspace: Workspace, round_number: int
+    ) -> ReviewResult:
+        settings = request.review
+        checks: list[CheckResult] = []
+        if settings.runs_checks and settings.checks:
+            self._show(f"checks, round {round_number}")
+            checks = await workflow.execute_activity(
+                run_checks,
+                ChecksInput(
+                    worktree=workspace.path,
+                    checks=settings.checks,
+                    timeout_s=settings.check_timeout_s,
+                    output_dir=f"{request.state_dir}/checks/{request.session_id}/"
+                    f"{request.task.id}/round-{round_number}",
+                ),
+                start_to_close_timeout=timedelta(
+                    seconds=settings.check_timeout_s * len(settings.checks) + 60
+                ),
+                heartbeat_timeout=timedelta(seconds=request.agent.heartbeat_timeout_s),
+                retry_policy=RetryPolicy(maximum_attempts=3),
+                summary=f"{self._label} — checks, round {round_number}",
+            )
+        reviewer: ReviewerOutcome | None = None
+        untouched: list[str] = []
+        if settings.runs_reviewer:
+            self._show(f"reviewer, round {round_number}")
+            reviewer = await workflow.execute_activity_method(
+                AgentActivities.review_changes,
+                ReviewerInput(
+                    request=request, workspace=workspace, round=round_number, checks=checks
+                ),
+                start_to_close_timeout=timedelta(seconds=request.agent.attempt_timeout_s),
+                heartbeat_timeout=timedelta(seconds=request.agent.heartbeat_timeout_s),
+                retry_policy=RetryPolicy(
+                    initial_interval=AGENT_BACKOFF,
+                    maximum_attempts=request.agent.max_attempts,
+                    non_retryable_error_types=list(AGENT_NON_RETRYABLE),
+                ),
+                summary=f"{self._label} — reviewer, round {round_number}",
+            )
+            untouched = untouched_files(request.task, reviewer.changed_files)
+        review = combine_review(round_number, checks, reviewer, untouched)
+        self._show(f"round {round_number}: {review.summary}")
+        return review
+
+    # -- bookkeeping -------------------------------------------------------------------------
+
+    def _show(self, phase: str) -> None:
+        """The phase, for the `phase` query and the Web UI's current details."""
+        self._phase = phase
+        workflow.set_current_details(f"**{self._label}** — {phase}")
+
+    def _done(self, result: TaskResult, outcome: TaskOutcome) -> TaskResult:
+        result.outcome = outcome
+        self._show(outcome.replace("_", " ") + (f": {result.error}" if result.error else ""))
+        return result
 
 
 def failed_attempt(err: ActivityError, attempt: int) -> AgentRun:

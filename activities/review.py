@@ -1,0 +1,38 @@
+"""Activity: run the repo's check commands in a task's worktree (one review round's checks)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from temporalio import activity
+
+from autopilot.checks import run_checks as run_check_commands
+from autopilot.models import CheckResult, ChecksInput
+
+
+@activity.defn
+async def run_checks(request: ChecksInput) -> list[CheckResult]:
+    loop = asyncio.get_running_loop()
+
+    def on_progress(command: str) -> None:
+        # Called from the worker thread: heartbeat through the activity's own event loop.
+        loop.call_soon_threadsafe(activity.heartbeat, command)
+
+    async def keep_heartbeating() -> None:
+        while True:
+            activity.heartbeat()
+            await asyncio.sleep(5)
+
+    ticker = asyncio.create_task(keep_heartbeating())
+    try:
+        return await asyncio.to_thread(
+            run_check_commands,
+            Path(request.worktree),
+            request.checks,
+            request.timeout_s,
+            Path(request.output_dir),
+            on_progress,
+        )
+    finally:
+        ticker.cancel()

@@ -1,0 +1,282 @@
+"""The repo's check commands: parsing, and running them for real in a worktree directory."""
+
+from __future__ import annotations
+
+import secrets
+import shlex
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from autopilot.checks import (
+    TAIL_CHARS,
+    CheckSyntaxError,
+    check_log_name,
+    parse_check,
+    run_check,
+    run_checks,
+)
+from autopilot.models import CheckCommand, CheckResult
+
+PY = shlex.quote(sys.executable)
+
+
+def py(code: str) -> CheckCommand:
+    """A check that runs `code` with this interpreter (always installed, unlike most tools)."""
+    return parse_check(f"{PY} -c {shlex.quote(code)}")
+
+
+def wait_until(condition: Callable[[], bool], deadline_s: float = 5.0) -> bool:
+    """Poll until condition holds or the deadline passes; whether it held."""
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return condition()
+
+
+def sleepers(duration: str) -> list[int]:
+    """Live (non-zombie) processes running exactly `sleep <duration>`."""
+    found: list[int] = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")  # empty for zombies
+        except OSError:
+            continue
+        if argv[:2] == [b"sleep", duration.encode()]:
+            found.append(int(entry.name))
+    return found
+
+
+def unique_sleep() -> str:
+    """A sleep duration no other process uses: our marker in /proc."""
+    return f"300.{secrets.randbelow(10**6):06d}"
+
+
+@pytest.fixture
+def worktree(tmp_path: Path) -> Path:
+    path = tmp_path / "worktree"
+    path.mkdir()
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# parse_check
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("command", "argv"),
+    [
+        ("pytest -q", ["pytest", "-q"]),
+        ("  ruff check .  ", ["ruff", "check", "."]),
+        ("pytest -k 'not slow and fast'", ["pytest", "-k", "not slow and fast"]),
+        ('echo "a b" c\\ d', ["echo", "a b", "c d"]),
+        (
+            "sh -c 'make lint && make test | tee out'",
+            ["sh", "-c", "make lint && make test | tee out"],
+        ),
+        ("pytest >out.txt", ["pytest", ">out.txt"]),  # no shell: a redirect is just an argument
+    ],
+)
+def test_parse_check_splits_like_a_shell(command: str, argv: list[str]) -> None:
+    parsed = parse_check(command)
+    assert parsed.argv == argv
+    assert parsed.command == command.strip()
+
+
+@pytest.mark.parametrize("command", ["", "   ", "\t\n"])
+def test_parse_check_rejects_empty(command: str) -> None:
+    with pytest.raises(CheckSyntaxError, match=r"is empty; write a command such as 'pytest -q'"):
+        parse_check(command)
+
+
+def test_parse_check_rejects_unbalanced_quotes() -> None:
+    with pytest.raises(CheckSyntaxError) as caught:
+        parse_check("pytest -k 'slow")
+    message = str(caught.value)
+    assert '"pytest -k \'slow"' in message
+    assert "No closing quotation" in message
+    assert "close the quote" in message
+
+
+def test_parse_check_rejects_trailing_backslash() -> None:
+    with pytest.raises(CheckSyntaxError, match="remove the trailing backslash"):
+        parse_check("pytest \\")
+
+
+def test_parse_check_rejects_nul() -> None:
+    with pytest.raises(CheckSyntaxError, match="NUL"):
+        parse_check("pytest\0-q")
+
+
+# --------------------------------------------------------------------------------------------
+# run_check
+# --------------------------------------------------------------------------------------------
+
+
+def test_passing_check(worktree: Path, tmp_path: Path) -> None:
+    log = tmp_path / "logs" / "deep" / "check.log"
+    check = py(
+        "import os; print('cwd', os.getcwd()); print('stdin', os.path.realpath('/dev/stdin'))"
+    )
+    result = run_check(worktree, check, 30, log)
+    assert result.passed is True
+    assert result.exit_code == 0
+    assert result.timed_out is False
+    assert result.command == check.command
+    assert result.output_path == str(log)
+    assert f"cwd {worktree}" in result.output_tail
+    assert "stdin /dev/null" in result.output_tail
+    assert log.read_text() == result.output_tail
+    assert 0 < result.duration_s < 30
+
+
+def test_failing_check_keeps_exit_code_and_both_streams(worktree: Path, tmp_path: Path) -> None:
+    check = py("import sys; print('to out', flush=True); print('to err', file=sys.stderr); exit(3)")
+    result = run_check(worktree, check, 30, tmp_path / "check.log")
+    assert result.passed is False
+    assert result.exit_code == 3
+    assert result.timed_out is False
+    assert result.output_tail == "to out\nto err\n"  # interleaved in order, in one file
+
+
+def test_output_tail_is_the_end_of_a_long_output(worktree: Path, tmp_path: Path) -> None:
+    log = tmp_path / "check.log"
+    check = py("for i in range(2000): print(f'line {i:05d}')")
+    result = run_check(worktree, check, 30, log)
+    full = log.read_text()
+    assert len(full) == 2000 * len("line 00000\n")
+    assert len(result.output_tail) == TAIL_CHARS
+    assert full.endswith(result.output_tail)
+    assert result.output_tail.endswith("line 01999\n")
+
+
+def test_relative_script_runs_from_the_worktree(worktree: Path, tmp_path: Path) -> None:
+    script = worktree / "check.sh"
+    script.write_text("#!/bin/sh\necho from script\n")
+    script.chmod(0o755)
+    result = run_check(worktree, parse_check("./check.sh"), 30, tmp_path / "check.log")
+    assert result.passed is True
+    assert result.output_tail == "from script\n"
+
+
+def test_git_location_variables_are_dropped(
+    worktree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GIT_DIR", "/somewhere/else/.git")
+    monkeypatch.setenv("GIT_WORK_TREE", "/somewhere/else")
+    monkeypatch.setenv("GIT_AUTHOR_NAME", "Kept Name")
+    monkeypatch.setenv("AUTOPILOT_TEST_TOOLCHAIN", "kept")
+    code = (
+        "import os; "
+        "print([os.environ.get(k) for k in "
+        "('GIT_DIR', 'GIT_WORK_TREE', 'GIT_AUTHOR_NAME', 'AUTOPILOT_TEST_TOOLCHAIN')])"
+    )
+    result = run_check(worktree, py(code), 30, tmp_path / "check.log")
+    assert result.output_tail == "[None, None, 'Kept Name', 'kept']\n"
+
+
+def test_missing_command_could_not_start(worktree: Path, tmp_path: Path) -> None:
+    log = tmp_path / "check.log"
+    check = parse_check("autopilot-no-such-command-xyz --flag")
+    result = run_check(worktree, check, 30, log)
+    assert result.passed is False
+    assert result.exit_code is None
+    assert result.timed_out is False
+    assert "could not start: No such file or directory: autopilot-no-such-command-xyz" in (
+        result.output_tail
+    )
+    assert "could not start" in log.read_text()
+
+
+def test_non_executable_script_could_not_start(worktree: Path, tmp_path: Path) -> None:
+    (worktree / "check.sh").write_text("#!/bin/sh\necho hi\n")
+    result = run_check(worktree, parse_check("./check.sh"), 30, tmp_path / "check.log")
+    assert result.passed is False
+    assert result.exit_code is None
+    assert "could not start: Permission denied" in result.output_tail
+
+
+def test_timeout_kills_the_whole_group(worktree: Path, tmp_path: Path) -> None:
+    duration = unique_sleep()
+    check = parse_check(f"sh -c 'echo started; sleep {duration} & sleep {duration}'")
+    done: list[CheckResult] = []
+    runner = threading.Thread(
+        target=lambda: done.append(run_check(worktree, check, 1.5, tmp_path / "check.log"))
+    )
+    runner.start()
+    try:
+        # Both sleeps (the shell's child and its background grandchild) exist while it runs.
+        assert wait_until(lambda: len(sleepers(duration)) == 2)
+    finally:
+        runner.join(timeout=20)
+    assert not runner.is_alive()
+    [result] = done
+    assert result.timed_out is True
+    assert result.passed is False
+    assert result.exit_code is None
+    assert 1.5 <= result.duration_s < 10
+    assert result.output_tail.startswith("started\n")
+    assert result.output_tail.endswith("stopped after 1.5 s: the check timed out.\n")
+    assert wait_until(lambda: not sleepers(duration)), sleepers(duration)
+
+
+def test_processes_left_behind_by_a_finished_check_are_killed(
+    worktree: Path, tmp_path: Path
+) -> None:
+    duration = unique_sleep()
+    check = parse_check(f"sh -c 'sleep {duration} & echo left one behind'")
+    result = run_check(worktree, check, 30, tmp_path / "check.log")
+    assert result.passed is True
+    assert result.output_tail == "left one behind\n"
+    assert wait_until(lambda: not sleepers(duration)), sleepers(duration)
+
+
+# --------------------------------------------------------------------------------------------
+# run_checks
+# --------------------------------------------------------------------------------------------
+
+
+def test_run_checks_runs_all_in_order(worktree: Path, tmp_path: Path) -> None:
+    checks = [
+        py("open('order.txt', 'a').write('first\\n')"),
+        py("open('order.txt', 'a').write('second\\n'); exit(1)"),
+        parse_check("autopilot-no-such-command-xyz"),
+        py("open('order.txt', 'a').write('fourth\\n')"),
+    ]
+    announced: list[str] = []
+    results = run_checks(worktree, checks, 30, tmp_path / "logs", on_progress=announced.append)
+    assert [r.passed for r in results] == [True, False, False, True]
+    assert [r.command for r in results] == [c.command for c in checks]
+    assert announced == [c.command for c in checks]
+    assert (worktree / "order.txt").read_text() == "first\nsecond\nfourth\n"
+    names = [Path(r.output_path).name for r in results]
+    assert names == [check_log_name(i, c.command) for i, c in enumerate(checks, start=1)]
+    assert len(set(names)) == 4
+    assert all(Path(r.output_path).parent == tmp_path / "logs" for r in results)
+
+
+def test_run_checks_without_checks(worktree: Path, tmp_path: Path) -> None:
+    assert run_checks(worktree, [], 30, tmp_path / "logs") == []
+
+
+@pytest.mark.parametrize(
+    ("index", "command", "name"),
+    [
+        (1, "pytest -q", "check-1-pytest-q.log"),
+        (2, "ruff check .", "check-2-ruff-check.log"),
+        (3, "sh -c 'make lint && make test'", "check-3-sh-c-make-lint-make-test.log"),
+        (4, "./.../!!!", "check-4-check.log"),
+        (5, "x" * 100, f"check-5-{'x' * 40}.log"),
+    ],
+)
+def test_check_log_name(index: int, command: str, name: str) -> None:
+    assert check_log_name(index, command) == name

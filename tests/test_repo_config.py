@@ -1,0 +1,299 @@
+""".autopilot.toml: reading it, the errors that say what to fix, and layering with the flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from autopilot.models import CheckCommand, ReviewSettings
+from autopilot.repo_config import (
+    CONFIG_FILE,
+    RepoConfigError,
+    RepoReviewConfig,
+    load_repo_config,
+    merge_review_settings,
+)
+
+FULL = """\
+[review]
+mode = "checks"
+rounds = 2
+checks = ["pytest -q", "sh -c 'ruff check . && ruff format --check .'"]
+check_timeout_s = 120
+reviewer_model = "claude-test-model"
+reviewer_prompt = "Also check the docs."
+on_failure = "pause"
+"""
+
+
+def write_config(repo: Path, text: str) -> Path:
+    repo.mkdir(parents=True, exist_ok=True)
+    path = repo / CONFIG_FILE
+    path.write_text(text)
+    return path
+
+
+def config_error(repo: Path, text: str) -> str:
+    path = write_config(repo, text)
+    with pytest.raises(RepoConfigError) as caught:
+        load_repo_config(repo)
+    message = str(caught.value)
+    assert message.startswith(str(path)), message  # every file error names the file first
+    return message
+
+
+def no_flags(**flags: Any) -> dict[str, Any]:
+    """merge_review_settings' keyword arguments: nothing given on the command line but flags."""
+    base: dict[str, Any] = {
+        "mode": None,
+        "rounds": None,
+        "checks": [],
+        "check_timeout_s": None,
+        "reviewer_model": None,
+        "reviewer_prompt": None,
+        "on_failure": None,
+    }
+    return {**base, **flags}
+
+
+# --------------------------------------------------------------------------------------------
+# Reading the file
+# --------------------------------------------------------------------------------------------
+
+
+def test_full_file(tmp_path: Path) -> None:
+    path = write_config(tmp_path, FULL)
+    cfg = load_repo_config(tmp_path)
+    assert cfg == RepoReviewConfig(
+        mode="checks",
+        rounds=2,
+        checks=[
+            CheckCommand(command="pytest -q", argv=["pytest", "-q"]),
+            CheckCommand(
+                command="sh -c 'ruff check . && ruff format --check .'",
+                argv=["sh", "-c", "ruff check . && ruff format --check ."],
+            ),
+        ],
+        check_timeout_s=120.0,
+        reviewer_model="claude-test-model",
+        reviewer_prompt="Also check the docs.",
+        on_failure="pause",
+        source=str(path),
+    )
+
+
+def test_missing_file_sets_nothing(tmp_path: Path) -> None:
+    assert load_repo_config(tmp_path) == RepoReviewConfig()
+
+
+def test_empty_file_and_empty_table_set_nothing(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "")
+    assert load_repo_config(tmp_path) == RepoReviewConfig(source=str(path))
+    write_config(tmp_path, "[review]\n")
+    assert load_repo_config(tmp_path) == RepoReviewConfig(source=str(path))
+
+
+def test_reviewer_prompt_file(tmp_path: Path) -> None:
+    (tmp_path / "docs").mkdir(parents=True)
+    (tmp_path / "docs" / "review.md").write_text("Check the changelog.\n")
+    write_config(tmp_path, '[review]\nreviewer_prompt_file = "docs/review.md"\n')
+    assert load_repo_config(tmp_path).reviewer_prompt == "Check the changelog.\n"
+
+
+def test_invalid_toml_names_line_and_column(tmp_path: Path) -> None:
+    message = config_error(tmp_path, '[review]\nmode "both"\n')
+    assert "is not valid TOML" in message
+    assert "line 2, column" in message
+    assert "fix the syntax there" in message
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "[reveiw]\n",
+            "unknown table [reveiw] (did you mean 'review'?); the only table is [review]",
+        ),
+        ("[other]\nx = 1\n", "unknown table [other]; the only table is [review]"),
+        ('mode = "both"\n', "unknown top-level key 'mode'; put review settings under [review]"),
+        ("review = 3\n", "review must be a table; write [review] on its own line"),
+        (
+            "[review]\nround = 2\n",
+            "unknown key 'round' in [review] (did you mean 'rounds'?); allowed keys: "
+            "check_timeout_s, checks, mode, on_failure, reviewer_model, reviewer_prompt, "
+            "reviewer_prompt_file, rounds.",
+        ),
+    ],
+)
+def test_unknown_tables_and_keys(tmp_path: Path, text: str, expected: str) -> None:
+    assert expected in config_error(tmp_path, text)
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (
+            'mode = "fast"',
+            "[review] mode = 'fast' is not allowed; use one of: agent, checks, both, none.",
+        ),
+        ("mode = 1", "[review] mode = 1 is not allowed; use one of: agent, checks, both, none."),
+        (
+            'on_failure = "stop"',
+            "[review] on_failure = 'stop' is not allowed; use one of: continue, pause.",
+        ),
+        ("rounds = 0", "[review] rounds = 0 is not allowed; use a whole number of at least 1"),
+        ("rounds = 2.5", "[review] rounds = 2.5 is not allowed; use a whole number"),
+        ("rounds = true", "[review] rounds = True is not allowed; use a whole number"),
+        (
+            "check_timeout_s = 0",
+            "[review] check_timeout_s = 0 is not allowed; use a number of seconds",
+        ),
+        ("check_timeout_s = -5.0", "[review] check_timeout_s = -5.0 is not allowed"),
+        ("check_timeout_s = inf", "[review] check_timeout_s = inf is not allowed"),
+        ('check_timeout_s = "60"', "[review] check_timeout_s = '60' is not allowed"),
+        (
+            'checks = "pytest -q"',
+            "[review] checks = 'pytest -q' is not allowed; use a list of strings",
+        ),
+        ("checks = [1]", "[review] checks = [1] is not allowed; use a list of strings"),
+        (
+            "reviewer_model = 3",
+            "[review] reviewer_model = 3 is not allowed; use a non-empty string.",
+        ),
+        (
+            'reviewer_prompt = ""',
+            "[review] reviewer_prompt = '' is not allowed; use a non-empty string.",
+        ),
+    ],
+)
+def test_wrong_values(tmp_path: Path, line: str, expected: str) -> None:
+    assert expected in config_error(tmp_path, f"[review]\n{line}\n")
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ('checks = ["pytest -k \'slow"]', "No closing quotation"),
+        ('checks = ["pytest -q", "  "]', "is empty; write a command such as 'pytest -q'"),
+    ],
+)
+def test_check_that_does_not_parse(tmp_path: Path, line: str, expected: str) -> None:
+    message = config_error(tmp_path, f"[review]\n{line}\n")
+    assert "[review] checks: check " in message
+    assert expected in message
+
+
+def test_prompt_and_prompt_file_together(tmp_path: Path) -> None:
+    (tmp_path / "review.md").parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "review.md").write_text("x")
+    text = '[review]\nreviewer_prompt = "a"\nreviewer_prompt_file = "review.md"\n'
+    message = config_error(tmp_path, text)
+    assert "sets both reviewer_prompt and reviewer_prompt_file; keep one." in message
+
+
+def test_prompt_file_missing(tmp_path: Path) -> None:
+    message = config_error(tmp_path, '[review]\nreviewer_prompt_file = "docs/nope.md"\n')
+    assert "[review] reviewer_prompt_file = 'docs/nope.md' is not a file in the repo" in message
+    assert "create it or fix the path" in message
+
+
+@pytest.mark.parametrize("name", ["../outside.md", "docs/../../outside.md", "/etc/hostname"])
+def test_prompt_file_outside_the_repo(tmp_path: Path, name: str) -> None:
+    repo = tmp_path / "repo"
+    (tmp_path / "outside.md").write_text("secret")
+    message = config_error(repo, f'[review]\nreviewer_prompt_file = "{name}"\n')
+    assert f"[review] reviewer_prompt_file = '{name}' points outside the repo" in message
+
+
+def test_prompt_file_symlink_out_of_the_repo(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (tmp_path / "outside.md").write_text("secret")
+    (repo / "review.md").symlink_to(tmp_path / "outside.md")
+    message = config_error(repo, '[review]\nreviewer_prompt_file = "review.md"\n')
+    assert "points outside the repo" in message
+
+
+# --------------------------------------------------------------------------------------------
+# Layering: flags over file over defaults
+# --------------------------------------------------------------------------------------------
+
+
+def test_nothing_set_gives_the_defaults() -> None:
+    assert merge_review_settings(RepoReviewConfig(), **no_flags()) == ReviewSettings()
+
+
+def test_file_over_defaults(tmp_path: Path) -> None:
+    write_config(tmp_path, FULL)
+    settings = merge_review_settings(load_repo_config(tmp_path), **no_flags())
+    assert settings.mode == "checks"
+    assert settings.rounds == 2
+    assert [c.command for c in settings.checks] == [
+        "pytest -q",
+        "sh -c 'ruff check . && ruff format --check .'",
+    ]
+    assert settings.check_timeout_s == 120.0
+    assert settings.reviewer_model == "claude-test-model"
+    assert settings.reviewer_prompt == "Also check the docs."
+    assert settings.on_failure == "pause"
+    assert settings.reviewer_max_turns == ReviewSettings().reviewer_max_turns
+
+
+def test_flags_over_file(tmp_path: Path) -> None:
+    write_config(tmp_path, FULL)
+    flags = no_flags(
+        mode="agent",
+        rounds=1,
+        check_timeout_s=5.0,
+        reviewer_model="flag-model",
+        reviewer_prompt="from the flag",
+        on_failure="continue",
+    )
+    settings = merge_review_settings(load_repo_config(tmp_path), **flags)
+    assert (settings.mode, settings.rounds, settings.check_timeout_s) == ("agent", 1, 5.0)
+    assert (settings.reviewer_model, settings.reviewer_prompt) == ("flag-model", "from the flag")
+    assert settings.on_failure == "continue"
+
+
+def test_flags_over_defaults_and_partial_file() -> None:
+    settings = merge_review_settings(RepoReviewConfig(rounds=5), **no_flags(mode="none"))
+    assert (settings.mode, settings.rounds) == ("none", 5)
+    assert settings.check_timeout_s == ReviewSettings().check_timeout_s
+
+
+def test_checks_file_first_then_flags_without_duplicates(tmp_path: Path) -> None:
+    write_config(tmp_path, FULL)
+    flags = no_flags(checks=["mypy .", "  pytest -q ", "mypy .", "ruff check ."])
+    settings = merge_review_settings(load_repo_config(tmp_path), **flags)
+    assert [c.command for c in settings.checks] == [
+        "pytest -q",
+        "sh -c 'ruff check . && ruff format --check .'",
+        "mypy .",
+        "ruff check .",
+    ]
+    assert settings.checks[2].argv == ["mypy", "."]
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (
+            {"mode": "fast"},
+            "--review 'fast' is not allowed; use one of: agent, checks, both, none.",
+        ),
+        ({"rounds": 0}, "--review-rounds 0 is not allowed; use a whole number of at least 1."),
+        ({"check_timeout_s": 0.0}, "--check-timeout 0 is not allowed; use a number of seconds"),
+        (
+            {"on_failure": "stop"},
+            "--on-failure 'stop' is not allowed; use one of: continue, pause.",
+        ),
+        ({"checks": ["pytest 'x"]}, '--check: check "pytest \'x" cannot be split'),
+        ({"checks": [""]}, "--check: check '' is empty"),
+    ],
+)
+def test_invalid_flags(flags: dict[str, Any], expected: str) -> None:
+    with pytest.raises(RepoConfigError) as caught:
+        merge_review_settings(RepoReviewConfig(), **no_flags(**flags))
+    assert expected in str(caught.value)
