@@ -1,7 +1,8 @@
-"""Start (or re-attach to) an autonomous session and follow it.
+"""Start (or re-attach to) an autonomous session and follow it; look at and steer sessions.
 
     python starter.py PLAN [--repo DIR] [--start-batch N] [--end-batch M] [--concurrency K]
-                           [--target-branch B] [--mode local] [--detach] [--dry-run]
+                           [--target-branch B] [--mode local] [--detach] [--dry-run] ...
+    python starter.py status|watch|list|pause|resume|cancel|skip|retry|concurrency|cleanup ...
 
 Exit codes: 0 every requested task merged; 1 the session ended with tasks not merged (or
 failed); 2 bad input (plan, repo, settings), nothing started; 130 detached with Ctrl-C, the
@@ -14,7 +15,6 @@ import argparse
 import asyncio
 import shlex
 import sys
-from datetime import timedelta
 from pathlib import Path
 from typing import TextIO
 
@@ -22,13 +22,12 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError
 
-from autopilot import gitops
+from autopilot import commands, gitops
 from autopilot.config import ConfigError, Settings, load_settings
-from autopilot.live_tasks import live_tasks
-from autopilot.models import AgentSettings, SessionRequest, SessionState, SessionStatus
+from autopilot.follow import EXIT_MERGED, EXIT_NOT_MERGED, follow, report
+from autopilot.models import AgentSettings, SessionRequest, SessionStatus
 from autopilot.plan_parser import PlanError, load_plan, select_batches
 from autopilot.plan_report import describe_plan
-from autopilot.progress_view import ProgressView, summary_line, task_line
 from autopilot.repo_config import (
     CONFIG_FILE,
     RepoConfigError,
@@ -40,9 +39,7 @@ from autopilot.temporal_connection import TemporalUnavailable, connect
 from autopilot.worker_process import WorkerStartFailed, ensure_worker
 from workflows.session import SessionWorkflow
 
-EXIT_MERGED, EXIT_NOT_MERGED, EXIT_BAD_INPUT, EXIT_DETACHED = 0, 1, 2, 130
-REFRESH_S = 1.0
-QUERY_TIMEOUT = timedelta(seconds=5)
+EXIT_BAD_INPUT, EXIT_DETACHED = 2, 130
 
 
 class UserError(Exception):
@@ -93,6 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=defaults.max_attempts,
         metavar="N",
         help="agent attempts per task before it fails (%(default)d)",
+    )
+    parser.add_argument(
+        "--max-cost-usd",
+        type=float,
+        metavar="USD",
+        help="pause the session (not kill it) when its agents have cost this much",
     )
     parser.add_argument(
         "--detach", action="store_true", help="start (or find) the session and return at once"
@@ -188,6 +191,7 @@ def validate(args: argparse.Namespace, settings: Settings) -> SessionRequest:
             max_attempts=args.max_attempts,
         ),
         review=review,
+        max_cost_usd=args.max_cost_usd,
     )
 
 
@@ -225,39 +229,6 @@ async def start_or_attach(
     return handle, running
 
 
-async def follow(
-    client: Client, handle: WorkflowHandle[SessionWorkflow, SessionStatus], out: TextIO
-) -> SessionStatus:
-    """Show progress until the session ends; returns its final status."""
-    result = asyncio.ensure_future(handle.result())
-    with ProgressView(out) as view:
-        while True:
-            done, _ = await asyncio.wait({result}, timeout=REFRESH_S)
-            if done:
-                break
-            try:
-                status = await handle.query(SessionWorkflow.status, rpc_timeout=QUERY_TIMEOUT)
-            except (RPCError, TimeoutError) as err:
-                view.notice(f"waiting for a worker to answer ({err.__class__.__name__})")
-                continue
-            view.notice("")
-            view.update(status, await live_tasks(client, status))
-        final = result.result()
-        view.update(final)
-    return final
-
-
-def report(final: SessionStatus, settings: Settings, out: TextIO) -> int:
-    out.write("\n" + summary_line(final) + "\n")
-    for task in final.tasks:
-        out.write(f"  {task_line(task)}\n")
-    if final.error:
-        out.write(f"Session error: {final.error}\n")
-    if settings.ui_url:
-        out.write(f"Web UI: {settings.ui_url}/namespaces/default/workflows/{final.id}\n")
-    return EXIT_MERGED if final.status == SessionState.COMPLETED else EXIT_NOT_MERGED
-
-
 async def run(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     request = validate(args, settings)
     task_queue = args.task_queue or settings.task_queue
@@ -277,7 +248,7 @@ async def run(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     except WorkflowFailureError as err:
         out.write(f"Session {request.session_id} did not complete: {err.cause or err}\n")
         return EXIT_NOT_MERGED
-    return report(final, settings, out)
+    return report(final, settings.ui_url, out)
 
 
 def reattach_command(argv: list[str]) -> str:
@@ -285,8 +256,22 @@ def reattach_command(argv: list[str]) -> str:
     return "python starter.py " + " ".join(shlex.quote(a) for a in argv if a != "--detach")
 
 
+async def operate(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    client = await connect(settings)
+    return await commands.run_command(args, client, settings.ui_url, out)
+
+
 def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in commands.COMMANDS:
+        args = commands.build_parser().parse_args(argv)
+        try:
+            return asyncio.run(operate(args, load_settings(), out))
+        except (commands.CommandError, ConfigError, TemporalUnavailable) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        except KeyboardInterrupt:
+            return EXIT_DETACHED
     args = build_parser().parse_args(argv)
     args.argv = argv
     try:

@@ -31,7 +31,7 @@ from activities.workspace import (
     prepare_workspace,
     remove_workspace,
 )
-from autopilot import gitops
+from autopilot import gitops, search_attributes
 from autopilot.claude_cli import ClaudeNotFound, find_claude
 from autopilot.config import ConfigError, Settings, load_settings
 from autopilot.logs import configure_logging
@@ -88,6 +88,9 @@ def build_worker(client: Client, task_queue: str, checks: Preflight) -> Worker:
 async def serve(settings: Settings, task_queue: str) -> None:
     checks = preflight()
     client = await connect(settings)
+    added = await search_attributes.ensure_registered(client)
+    if added:
+        log.info("registered search attributes", names=added)
     worker = build_worker(client, task_queue, checks)
     log.info(
         "worker ready",
@@ -114,7 +117,12 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings()
         configure_logging(settings.path("logs", "worker.jsonl"))
         asyncio.run(serve(settings, args.task_queue or settings.task_queue))
-    except (ConfigError, PreflightError, TemporalUnavailable) as err:
+    except (
+        ConfigError,
+        PreflightError,
+        TemporalUnavailable,
+        search_attributes.SearchAttributesMissing,
+    ) as err:
         print(f"worker: {err}", file=sys.stderr)
         return 2
     return 0

@@ -52,7 +52,8 @@ async def commit_changes(request: CommitInput) -> CommitOutcome:
 @activity.defn
 async def remove_workspace(request: RemoveWorkspaceInput) -> None:
     with git_errors_as_activity_errors():
-        await asyncio.to_thread(gitops.remove_workspace, request.repo, request.worktree)
+        path = gitops.worktree_path(request.state_dir, request.session_id, request.task_id)
+        await asyncio.to_thread(gitops.remove_workspace, request.repo, path)
 
 
 @activity.defn

@@ -1102,7 +1102,9 @@ def _operation_in_progress(checkout: str | Path) -> str | None:
     return None
 
 
-def check_repo(repo: str | Path, target_branch: str | None = None) -> RepoCheck:
+def check_repo(
+    repo: str | Path, target_branch: str | None = None, *, clean: bool = True
+) -> RepoCheck:
     """Validate that `repo` can take a session's merges into `target_branch` (default: the
     current branch); raise RepoError saying what to fix."""
     path = Path(repo).expanduser()
@@ -1146,9 +1148,9 @@ def check_repo(repo: str | Path, target_branch: str | None = None) -> RepoCheck:
     checkout = _checkout_of(top, target_branch)
     for place in dict.fromkeys([top, *([checkout.path] if checkout else [])]):
         what = _operation_in_progress(place)
-        if what is not None:
+        if clean and what is not None:
             raise RepoError(f"{what} is in progress in {place}; finish or abort it first")
-    if checkout is not None:
+    if clean and checkout is not None:
         changed = _status_entries(checkout.path, untracked=False)
         if changed:
             shown = ", ".join(changed[:5]) + (

@@ -261,6 +261,11 @@ class SessionRequest(BaseModel):
     state_dir: str  # absolute; worktrees, transcripts and logs live here
     agent: AgentSettings = Field(default_factory=AgentSettings)
     review: ReviewSettings = Field(default_factory=ReviewSettings)
+    max_cost_usd: float | None = None
+
+
+class ResumeRequest(BaseModel):
+    max_cost_usd: float | None = None  # a new budget, when the old one paused the session
 
 
 class TaskRequest(BaseModel):
@@ -290,6 +295,8 @@ class TaskState(StrEnum):
     CONFLICT = "conflict"  # does not merge even after the conflict round; branch kept
     FAILED = "failed"
     BLOCKED = "blocked"  # a dependency did not merge
+    SKIPPED = "skipped"  # the operator skipped it; its dependants go on
+    CANCELLED = "cancelled"  # the session was cancelled before the task finished
 
 
 FINISHED_TASK_STATES = frozenset(
@@ -300,11 +307,26 @@ FINISHED_TASK_STATES = frozenset(
         TaskState.CONFLICT,
         TaskState.FAILED,
         TaskState.BLOCKED,
+        TaskState.SKIPPED,
+        TaskState.CANCELLED,
+    }
+)
+# What the operator may `retry`.
+RETRYABLE_TASK_STATES = frozenset(
+    {
+        TaskState.FAILED,
+        TaskState.REJECTED,
+        TaskState.CONFLICT,
+        TaskState.BLOCKED,
+        TaskState.NO_CHANGES,
+        TaskState.SKIPPED,
     }
 )
 
 
-TaskOutcome = Literal["ready", "already_merged", "no_changes", "rejected", "conflict", "failed"]
+TaskOutcome = Literal[
+    "ready", "already_merged", "no_changes", "rejected", "conflict", "failed", "cancelled"
+]
 
 
 class TaskResult(BaseModel):
@@ -329,6 +351,7 @@ class TaskStatus(BaseModel):
     state: TaskState = TaskState.PENDING
     depends_on: list[str] = Field(default_factory=list)
     workflow_id: str = ""
+    retries: int = 0  # times the operator sent it round again
     branch: str = ""
     attempts: int = 0
     commits: list[CommitInfo] = Field(default_factory=list)
@@ -336,6 +359,8 @@ class TaskStatus(BaseModel):
     started_at: datetime | None = None
     completed_at: datetime | None = None
     cost_usd: float = 0.0
+    input_tokens: int = 0
+    output_tokens: int = 0
     turns: int = 0
     transcripts: list[str] = Field(default_factory=list)
     reviews: list[ReviewResult] = Field(default_factory=list)
@@ -347,8 +372,12 @@ class SessionState(StrEnum):
     PARSING = "parsing"
     RUNNING = "running"
     COMPLETED = "completed"  # every task merged
-    FINISHED_WITH_FAILURES = "finished_with_failures"
-    FAILED = "failed"  # the session itself could not run (e.g. the plan no longer parses)
+    INCOMPLETE = "incomplete"  # finished, but some tasks did not merge
+    CANCELLED = "cancelled"
+    FAILED = "failed"  # the session itself could not run (e.g. the plan does not parse)
+
+
+ACTIVE_SESSION_STATES = frozenset({SessionState.PARSING, SessionState.RUNNING})
 
 
 class BatchStatus(BaseModel):
@@ -365,7 +394,7 @@ class SessionStatus(BaseModel):
     plan_path: str
     plan_title: str | None = None
     target_branch: str
-    concurrency: int
+    concurrency: int  # the live value: the operator may change it
     current_batch: int | None = None
     total_batches: int = 0
     batches: list[BatchStatus] = Field(default_factory=list)
@@ -373,8 +402,12 @@ class SessionStatus(BaseModel):
     tasks_total: int = 0
     tasks: list[TaskStatus] = Field(default_factory=list)
     cost_usd: float = 0.0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    max_cost_usd: float | None = None  # the budget: reaching it pauses the session
     paused: bool = False
     pause_reason: str | None = None
+    cancel_reason: str | None = None
     started_at: datetime | None = None
     completed_at: datetime | None = None
     error: str | None = None
@@ -467,4 +500,6 @@ class MergeInput(BaseModel):
 
 class RemoveWorkspaceInput(BaseModel):
     repo: str
-    worktree: str
+    state_dir: str
+    session_id: str
+    task_id: str

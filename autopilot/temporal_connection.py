@@ -22,6 +22,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfig
 
+from autopilot import search_attributes
 from autopilot.config import Settings
 
 SERVER_START_TIMEOUT_S = 60.0
@@ -107,6 +108,7 @@ def ensure_embedded_server(settings: Settings) -> bool:
             "--ui-disable-news-fetch",
             "--log-level",
             "warn",
+            *search_attributes.dev_server_args(),
         ]
         with log_path.open("ab") as log:
             log_offset = log.tell()

@@ -2,9 +2,13 @@
 
 The story: parse the plan (the parsed snapshot lands in history, so later edits of the file
 cannot change this session), then run the batches in order. Inside a batch each task waits for
-its dependencies, then for a free slot (at most `concurrency` agents at once), runs as a child
-TaskWorkflow in its own worktree, and joins the merge queue: one merge into the target branch
-at a time. A task whose dependency did not merge is blocked, never run on a broken base.
+its dependencies, then for a free slot (at most `concurrency` agents at once, none while the
+session is paused), runs as a child TaskWorkflow in its own worktree, and joins the merge
+queue: one merge into the target branch at a time. A branch that no longer merges gets one
+conflict round. A task whose dependency did not merge is blocked, never run on a broken base.
+
+The operator steers with updates (pause, resume, cancel, skip, retry, set_concurrency), each
+validated first so a request that cannot apply is rejected with the reason.
 """
 
 from __future__ import annotations
@@ -13,18 +17,22 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ChildWorkflowError
-from temporalio.workflow import ParentClosePolicy
+from temporalio.common import RetryPolicy, SearchAttributeUpdate
+from temporalio.exceptions import ActivityError, CancelledError, ChildWorkflowError
+from temporalio.workflow import ChildWorkflowHandle, ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.merge import merge_task
     from activities.parse_plan import parse_plan
     from activities.workspace import remove_workspace
+    from autopilot import search_attributes
     from autopilot.models import (
+        ACTIVE_SESSION_STATES,
         FINISHED_TASK_STATES,
+        RETRYABLE_TASK_STATES,
         Batch,
         BatchStatus,
         MergeInput,
@@ -32,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
         ParsePlanInput,
         Plan,
         RemoveWorkspaceInput,
+        ResumeRequest,
         SessionRequest,
         SessionState,
         SessionStatus,
@@ -44,77 +53,49 @@ with workflow.unsafe.imports_passed_through():
     from workflows.task import TaskWorkflow, failure_message
 
 ACTIVITY_TIMEOUT = timedelta(minutes=5)
+GIT_RETRY = RetryPolicy(maximum_attempts=10, non_retryable_error_types=["RepoUnusable"])
 OUTCOME_STATES = {
     "no_changes": TaskState.NO_CHANGES,
     "rejected": TaskState.REJECTED,
     "conflict": TaskState.CONFLICT,
     "failed": TaskState.FAILED,
+    "cancelled": TaskState.CANCELLED,
 }
 # A task ending in one of these pauses the session when --on-failure is `pause`.
 FAILURE_STATES = frozenset({TaskState.FAILED, TaskState.REJECTED, TaskState.CONFLICT})
-GIT_RETRY = RetryPolicy(maximum_attempts=10, non_retryable_error_types=["RepoUnusable"])
+# A dependency in one of these lets its dependants go on.
+DONE_STATES = frozenset({TaskState.MERGED, TaskState.SKIPPED})
 
 
 @workflow.defn
 class SessionWorkflow:
-    def __init__(self) -> None:
-        self._request: SessionRequest | None = None
-        self._status: SessionStatus | None = None
-        self._running = 0  # task workflows under way, bounded by concurrency
-        self._merge_queue = asyncio.Lock()  # one merge into the target branch at a time
-
-    @workflow.query
-    def status(self) -> SessionStatus:
-        if self._status is None:
-            raise RuntimeError("the session has not started yet")
-        return self._status
-
-    @workflow.update
-    def pause(self, reason: str) -> SessionStatus:
-        """No new task starts; running ones finish (and merge)."""
-        self._pause(reason or "paused by the operator")
-        self._show_progress()
-        return self.status()
-
-    @pause.validator
-    def _validate_pause(self, reason: str) -> None:
-        self._require_running()
-        if self._state.paused:
-            raise ValueError("the session is already paused")
-
-    @workflow.update
-    def resume(self) -> SessionStatus:
-        self._state.paused, self._state.pause_reason = False, None
-        self._show_progress()
-        return self.status()
-
-    @resume.validator
-    def _validate_resume(self) -> None:
-        self._require_running()
-        if not self._state.paused:
-            raise ValueError("the session is not paused")
-
-    def _require_running(self) -> None:
-        if self._status is None or self._status.status not in (
-            SessionState.PARSING,
-            SessionState.RUNNING,
-        ):
-            raise ValueError("the session has finished")
-
-    @workflow.run
-    async def run(self, request: SessionRequest) -> SessionStatus:
-        self._request = request
-        self._status = status = SessionStatus(
+    @workflow.init
+    def __init__(self, request: SessionRequest) -> None:
+        self._req = request
+        self._status = SessionStatus(
             id=request.session_id,
             status=SessionState.PARSING,
             repo=request.repo,
             plan_path=request.plan_path,
             target_branch=request.target_branch,
             concurrency=request.concurrency,
-            started_at=workflow.now(),
+            max_cost_usd=request.max_cost_usd,
         )
-        workflow.set_current_details(f"Parsing `{request.plan_path}`")
+        self._plan: Plan | None = None
+        self._running = 0  # task workflows under way, bounded by the concurrency
+        self._merge_queue = asyncio.Lock()  # one merge into the target branch at a time
+        self._children: dict[str, ChildWorkflowHandle[Any, TaskResult]] = {}
+        self._skip: set[str] = set()  # skip requests not yet carried out
+        self._retries: list[asyncio.Task[None]] = []  # task runs the operator asked for again
+        self._published: tuple[object, ...] = ()
 
+    # -- the story ---------------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, request: SessionRequest) -> SessionStatus:
+        status = self._status
+        status.started_at = workflow.now()
+        self._show_progress()
         try:
             plan = await workflow.execute_activity(
                 parse_plan,
@@ -133,43 +114,41 @@ class SessionWorkflow:
 
         status.status = SessionState.RUNNING
         for batch in plan.batches:
+            if self._cancelling:
+                break
             status.current_batch = batch.number
             self._show_progress()
-            await self._run_batch(plan, batch)
+            await asyncio.gather(*(self._run_task(batch, task) for task in batch.tasks))
+        # Tasks the operator sent round again finish before the session does.
+        await workflow.wait_condition(lambda: all(run.done() for run in self._retries))
 
+        if self._cancelling:
+            for task in status.tasks:
+                if task.state not in FINISHED_TASK_STATES:
+                    self._settle(task.id, TaskState.CANCELLED, "the session was cancelled")
+            return self._finish(SessionState.CANCELLED)
         all_merged = all(task.state == TaskState.MERGED for task in status.tasks)
-        return self._finish(
-            SessionState.COMPLETED if all_merged else SessionState.FINISHED_WITH_FAILURES
-        )
+        return self._finish(SessionState.COMPLETED if all_merged else SessionState.INCOMPLETE)
 
-    # -- batches and tasks -------------------------------------------------------------------
-
-    async def _run_batch(self, plan: Plan, batch: Batch) -> None:
-        unmet = self._unmet_batch_dependencies(batch)
-        if unmet:
-            for task in batch.tasks:
-                self._settle(task.id, TaskState.BLOCKED, f"batch dependency not met: {unmet}")
-            return
-        await asyncio.gather(*(self._run_task(plan, batch, task) for task in batch.tasks))
-
-    async def _run_task(self, plan: Plan, batch: Batch, task: Task) -> None:
+    async def _run_task(self, batch: Batch, task: Task) -> None:
         await workflow.wait_condition(lambda: self._dependencies_settled(task))
-        failed = [dep for dep in task.depends_on if self._dependency_failed(dep)]
-        if failed:
-            names = ", ".join(f"Task {dep}" for dep in failed)
-            self._settle(task.id, TaskState.BLOCKED, f"{names} did not merge")
+        unmet = self._unmet_dependencies(batch, task)
+        if unmet:
+            self._settle(task.id, TaskState.BLOCKED, unmet)
             return
 
-        async with self._agent_slot():
-            result = await self._execute_task(plan, batch, task)
+        async with self._agent_slot(task):
+            if self._stopped_before_start(task):
+                return
+            result = await self._execute_task(batch, task)
         if result.outcome == "ready":
             merge = await self._merge(task, result)
-            if merge is not None and merge.conflict:
+            if merge is not None and merge.conflict and not self._cancelling:
                 # The target moved under the task: one conflict round in its worktree, then a
                 # fresh review, then one more try at the merge.
                 self._task(task.id).conflict_round = True
-                async with self._agent_slot():
-                    result = await self._execute_task(plan, batch, task, resolve_conflict=True)
+                async with self._agent_slot(task):
+                    result = await self._execute_task(batch, task, resolve_conflict=True)
                 merge = await self._merge(task, result) if result.outcome == "ready" else None
             if result.outcome == "ready":
                 self._settle_merge(task, merge)
@@ -177,15 +156,23 @@ class SessionWorkflow:
             self._task(task.id).merge_sha = result.merge_sha
             self._settle(task.id, TaskState.MERGED)
         if result.outcome not in ("ready", "already_merged"):
-            self._settle(task.id, OUTCOME_STATES[result.outcome], result.error)
-        if result.workspace_path:
-            await self._remove_workspace(task, result.workspace_path)
+            state = OUTCOME_STATES[result.outcome]
+            if state == TaskState.CANCELLED and task.id in self._skip:
+                state, result.error = TaskState.SKIPPED, "skipped by the operator while running"
+            self._settle(task.id, state, result.error)
+        self._skip.discard(task.id)
+        # The worktree goes; the branch stays (merged, or kept for a look when not).
+        await self._remove_workspace(task)
 
     @asynccontextmanager
-    async def _agent_slot(self) -> AsyncIterator[None]:
+    async def _agent_slot(self, task: Task) -> AsyncIterator[None]:
         """At most `concurrency` task workflows at once, and none starts while paused."""
         await workflow.wait_condition(
-            lambda: not self._state.paused and self._running < self._req.concurrency
+            lambda: (
+                self._cancelling
+                or task.id in self._skip
+                or (not self._status.paused and self._running < self._status.concurrency)
+            )
         )
         self._running += 1
         try:
@@ -193,19 +180,31 @@ class SessionWorkflow:
         finally:
             self._running -= 1
 
+    def _stopped_before_start(self, task: Task) -> bool:
+        if task.id in self._skip:
+            self._skip.discard(task.id)
+            self._settle(task.id, TaskState.SKIPPED, "skipped by the operator")
+            return True
+        if self._cancelling:
+            self._settle(task.id, TaskState.CANCELLED, "the session was cancelled")
+            return True
+        return False
+
     async def _execute_task(
-        self, plan: Plan, batch: Batch, task: Task, resolve_conflict: bool = False
+        self, batch: Batch, task: Task, resolve_conflict: bool = False
     ) -> TaskResult:
-        request = self._req
-        entry = self._task(task.id)
+        request, plan, entry = self._req, self._plan, self._task(task.id)
+        assert plan is not None
         entry.state = TaskState.RUNNING
         entry.started_at = entry.started_at or workflow.now()
         entry.workflow_id = f"{request.session_id}/task-{task.id}"
+        if entry.retries:
+            entry.workflow_id += f"/retry-{entry.retries}"
         if resolve_conflict:
             entry.workflow_id += "/conflict"
         self._show_progress()
         try:
-            result = await workflow.execute_child_workflow(
+            child = await workflow.start_child_workflow(
                 TaskWorkflow.run,
                 TaskRequest(
                     session_id=request.session_id,
@@ -227,22 +226,16 @@ class SessionWorkflow:
                 + (" — conflict round" if resolve_conflict else ""),
                 static_details=f"Session `{request.session_id}`, batch {batch.number}",
             )
+            self._children[task.id] = child
+            result = await child
         except ChildWorkflowError as err:
-            # The task workflow itself failed (not the agent: that is an outcome).
-            result = TaskResult(task_id=task.id, outcome="failed", error=failure_message(err))
-        entry.branch = result.branch or entry.branch
-        entry.commits = result.commits or entry.commits
-        entry.reviews += result.reviews
-        for run in result.agent_runs:
-            entry.attempts += 1
-            entry.cost_usd += run.cost_usd
-            entry.turns += run.turns
-            if run.transcript_path:
-                entry.transcripts.append(run.transcript_path)
-        for review in result.reviews:
-            entry.cost_usd += review.reviewer_cost_usd
-            if review.reviewer_transcript:
-                entry.transcripts.append(review.reviewer_transcript)
+            if isinstance(err.cause, CancelledError):
+                result = TaskResult(task_id=task.id, outcome="cancelled", error="cancelled")
+            else:  # the task workflow itself failed (not the agent: that is an outcome)
+                result = TaskResult(task_id=task.id, outcome="failed", error=failure_message(err))
+        finally:
+            self._children.pop(task.id, None)
+        self._absorb(entry, result)
         return result
 
     async def _merge(self, task: Task, result: TaskResult) -> MergeOutcome | None:
@@ -287,30 +280,149 @@ class SessionWorkflow:
         else:
             self._settle(task.id, TaskState.FAILED, f"merge: {merge.message}")
 
-    async def _remove_workspace(self, task: Task, path: str) -> None:
+    async def _remove_workspace(self, task: Task) -> None:
         await workflow.execute_activity(
             remove_workspace,
-            RemoveWorkspaceInput(repo=self._req.repo, worktree=path),
+            RemoveWorkspaceInput(
+                repo=self._req.repo,
+                state_dir=self._req.state_dir,
+                session_id=self._req.session_id,
+                task_id=task.id,
+            ),
             start_to_close_timeout=ACTIVITY_TIMEOUT,
             retry_policy=GIT_RETRY,
             summary=f"Task {task.id}: remove worktree",
         )
 
+    # -- the operator's controls -------------------------------------------------------------
+
+    @workflow.query
+    def status(self) -> SessionStatus:
+        return self._status
+
+    @workflow.update
+    def pause(self, reason: str) -> SessionStatus:
+        """No new task starts; running ones finish (and merge)."""
+        self._pause(reason or "paused by the operator")
+        return self._status
+
+    @pause.validator
+    def _validate_pause(self, reason: str) -> None:
+        self._require_active()
+        if self._status.paused:
+            raise ValueError(f"the session is already paused ({self._status.pause_reason})")
+
+    @workflow.update
+    def resume(self, request: ResumeRequest) -> SessionStatus:
+        if request.max_cost_usd is not None:
+            self._status.max_cost_usd = request.max_cost_usd
+        self._status.paused, self._status.pause_reason = False, None
+        self._show_progress()
+        return self._status
+
+    @resume.validator
+    def _validate_resume(self, request: ResumeRequest) -> None:
+        self._require_active()
+        if not self._status.paused:
+            raise ValueError("the session is not paused")
+        budget = (
+            request.max_cost_usd if request.max_cost_usd is not None else self._status.max_cost_usd
+        )
+        if budget is not None and self._status.cost_usd >= budget:
+            raise ValueError(
+                f"the session has spent ${self._status.cost_usd:.2f} of its "
+                f"${budget:.2f} budget; resume with a higher --max-cost-usd"
+            )
+
+    @workflow.update
+    def cancel(self, reason: str) -> SessionStatus:
+        """Running agents are stopped (their task workflows cancelled), worktrees removed,
+        branches kept; nothing new starts; the session ends `cancelled`."""
+        self._status.cancel_reason = reason or "cancelled by the operator"
+        for child in self._children.values():
+            child.cancel()
+        self._show_progress()
+        return self._status
+
+    @cancel.validator
+    def _validate_cancel(self, reason: str) -> None:
+        self._require_active()
+        if self._cancelling:
+            raise ValueError("the session is already being cancelled")
+
+    @workflow.update
+    def skip(self, task_id: str) -> SessionStatus:
+        """A pending task never starts; a running one is stopped. Its dependants go on."""
+        self._skip.add(task_id)
+        child = self._children.get(task_id)
+        if child is not None:
+            child.cancel()
+        return self._status
+
+    @skip.validator
+    def _validate_skip(self, task_id: str) -> None:
+        self._require_active()
+        entry = self._known_task(task_id)
+        if entry.state in FINISHED_TASK_STATES or entry.state == TaskState.MERGING:
+            raise ValueError(f"Task {task_id} is already {entry.state.value}")
+
+    @workflow.update
+    def retry(self, task_id: str) -> SessionStatus:
+        """Run a task that did not merge again, with the tasks it blocked."""
+        for task_id_again in [task_id, *self._blocked_by(task_id)]:
+            batch, task = self._find(task_id_again)
+            entry = self._task(task_id_again)
+            entry.state, entry.completed_at = TaskState.PENDING, None
+            entry.retries += 1
+            self._retries.append(asyncio.create_task(self._run_task(batch, task)))
+        self._recount()
+        return self._status
+
+    @retry.validator
+    def _validate_retry(self, task_id: str) -> None:
+        self._require_active()
+        entry = self._known_task(task_id)
+        if self._cancelling:
+            raise ValueError("the session is being cancelled")
+        if entry.state not in RETRYABLE_TASK_STATES:
+            allowed = ", ".join(sorted(state.value for state in RETRYABLE_TASK_STATES))
+            raise ValueError(
+                f"Task {task_id} is {entry.state.value}; only a task that is {allowed} "
+                "can be retried"
+            )
+
+    @workflow.update
+    def set_concurrency(self, concurrency: int) -> SessionStatus:
+        self._status.concurrency = concurrency
+        self._show_progress()
+        return self._status
+
+    @set_concurrency.validator
+    def _validate_set_concurrency(self, concurrency: int) -> None:
+        self._require_active()
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1 (got {concurrency})")
+
+    def _require_active(self) -> None:
+        if self._status.status not in ACTIVE_SESSION_STATES:
+            raise ValueError(f"the session has finished ({self._status.status.value})")
+
+    def _known_task(self, task_id: str) -> TaskStatus:
+        try:
+            return self._task(task_id)
+        except KeyError:
+            known = ", ".join(task.id for task in self._status.tasks) or "none yet"
+            raise ValueError(f"no Task {task_id} in this session (tasks: {known})") from None
+
     # -- bookkeeping -------------------------------------------------------------------------
 
     @property
-    def _req(self) -> SessionRequest:
-        assert self._request is not None
-        return self._request
-
-    @property
-    def _state(self) -> SessionStatus:
-        assert self._status is not None
-        return self._status
+    def _cancelling(self) -> bool:
+        return self._status.cancel_reason is not None
 
     def _track(self, plan: Plan) -> None:
+        self._plan = plan
         status = self._status
-        assert status is not None
         status.plan_title = plan.title
         status.total_batches = len(plan.batches)
         status.batches = [
@@ -329,12 +441,18 @@ class SessionWorkflow:
         ]
         status.tasks_total = len(status.tasks)
 
+    def _find(self, task_id: str) -> tuple[Batch, Task]:
+        assert self._plan is not None
+        for batch in self._plan.batches:
+            for task in batch.tasks:
+                if task.id == task_id:
+                    return batch, task
+        raise KeyError(task_id)
+
     def _task(self, task_id: str) -> TaskStatus:
-        assert self._status is not None
         return self._status.task(task_id)
 
     def _in_session(self, task_id: str) -> bool:
-        assert self._status is not None
         return any(task.id == task_id for task in self._status.tasks)
 
     def _dependencies_settled(self, task: Task) -> bool:
@@ -344,38 +462,88 @@ class SessionWorkflow:
             for dep in task.depends_on
         )
 
-    def _dependency_failed(self, dep: str) -> bool:
-        return self._in_session(dep) and self._task(dep).state != TaskState.MERGED
+    def _unmet_dependencies(self, batch: Batch, task: Task) -> str | None:
+        failed = [
+            dep
+            for dep in task.depends_on
+            if self._in_session(dep) and self._task(dep).state not in DONE_STATES
+        ]
+        if failed:
+            return ", ".join(f"Task {dep}" for dep in failed) + " did not merge"
+        unmet = [
+            f"Batch {number}"
+            for number in batch.dependencies
+            if any(
+                entry.batch == number and entry.state not in DONE_STATES
+                for entry in self._status.tasks
+            )
+        ]
+        if unmet:
+            return f"batch dependency not met: {', '.join(unmet)}"
+        return None
 
-    def _unmet_batch_dependencies(self, batch: Batch) -> str:
-        assert self._status is not None
-        unmet = []
-        for number in batch.dependencies:
-            tasks = [task for task in self._status.tasks if task.batch == number]
-            if any(task.state != TaskState.MERGED for task in tasks):
-                unmet.append(f"Batch {number}")
-        return ", ".join(unmet)
+    def _blocked_by(self, task_id: str) -> list[str]:
+        """Blocked tasks that wait, directly or not, on task_id (or on its batch)."""
+        found: list[str] = []
+        frontier = [task_id]
+        while frontier:
+            current = frontier.pop()
+            batch_of_current = self._task(current).batch
+            for entry in self._status.tasks:
+                if entry.state != TaskState.BLOCKED or entry.id in found or entry.id == task_id:
+                    continue
+                batch, _ = self._find(entry.id)
+                if current in entry.depends_on or batch_of_current in batch.dependencies:
+                    found.append(entry.id)
+                    frontier.append(entry.id)
+        return found
+
+    def _absorb(self, entry: TaskStatus, result: TaskResult) -> None:
+        """A finished task workflow's figures, added to what earlier runs of it reported."""
+        entry.branch = result.branch or entry.branch
+        entry.commits = result.commits or entry.commits
+        entry.reviews += result.reviews
+        for run in result.agent_runs:
+            entry.attempts += 1
+            entry.cost_usd += run.cost_usd
+            entry.turns += run.turns
+            entry.input_tokens += run.input_tokens
+            entry.output_tokens += run.output_tokens
+            if run.transcript_path:
+                entry.transcripts.append(run.transcript_path)
+        for review in result.reviews:
+            entry.cost_usd += review.reviewer_cost_usd
+            if review.reviewer_transcript:
+                entry.transcripts.append(review.reviewer_transcript)
+        self._recount()
 
     def _settle(self, task_id: str, state: TaskState, error: str | None = None) -> None:
-        assert self._status is not None
         entry = self._task(task_id)
         entry.state = state
         entry.completed_at = workflow.now()
-        if error:
-            entry.last_error = error
-        self._status.tasks_completed = sum(
-            task.state == TaskState.MERGED for task in self._status.tasks
-        )
-        self._status.cost_usd = sum(task.cost_usd for task in self._status.tasks)
+        entry.last_error = error if state != TaskState.MERGED else None
         if state in FAILURE_STATES and self._req.review.on_failure == "pause":
-            self._pause(f"Task {task_id} ended {state.value}: {error}")
+            if not self._status.paused and not self._cancelling:
+                self._pause(f"Task {task_id} ended {state.value}: {error}")
+        self._recount()
+
+    def _recount(self) -> None:
+        status = self._status
+        status.tasks_completed = sum(task.state == TaskState.MERGED for task in status.tasks)
+        status.cost_usd = sum(task.cost_usd for task in status.tasks)
+        status.input_tokens = sum(task.input_tokens for task in status.tasks)
+        status.output_tokens = sum(task.output_tokens for task in status.tasks)
+        budget = status.max_cost_usd
+        if budget is not None and status.cost_usd >= budget and not status.paused:
+            self._pause(f"budget reached: ${status.cost_usd:.2f} of ${budget:.2f} spent")
         self._show_progress()
 
     def _pause(self, reason: str) -> None:
-        self._state.paused, self._state.pause_reason = True, reason
+        self._status.paused, self._status.pause_reason = True, reason
+        self._show_progress()
 
     def _show_progress(self) -> None:
-        assert self._status is not None
+        """What the Web UI shows: the current details line and the search attributes."""
         status = self._status
         paused = f" — PAUSED: {status.pause_reason}" if status.paused else ""
         workflow.set_current_details(
@@ -383,9 +551,28 @@ class SessionWorkflow:
             f"({status.total_batches} batches), {status.tasks_completed}/{status.tasks_total} "
             f"tasks merged, ${status.cost_usd:.2f}"
         )
+        self._publish()
+
+    def _publish(self) -> None:
+        status = self._status
+        label = "Paused" if status.paused else status.status.value.title()
+        if self._cancelling and status.status in ACTIVE_SESSION_STATES:
+            label = "Cancelling"
+        plan_name = status.plan_path.rsplit("/", 1)[-1]
+        published = (label, plan_name, status.repo, status.current_batch)
+        if published == self._published:
+            return  # every upsert is a history event: only on change
+        self._published = published
+        updates: list[SearchAttributeUpdate[Any]] = [
+            search_attributes.STATUS.value_set(label),
+            search_attributes.PLAN.value_set(plan_name),
+            search_attributes.REPO.value_set(status.repo),
+        ]
+        if status.current_batch is not None:
+            updates.append(search_attributes.BATCH.value_set(status.current_batch))
+        workflow.upsert_search_attributes(updates)
 
     def _finish(self, state: SessionState, error: str | None = None) -> SessionStatus:
-        assert self._status is not None
         self._status.status = state
         self._status.error = error
         self._status.completed_at = workflow.now()

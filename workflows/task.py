@@ -15,6 +15,7 @@ from datetime import timedelta
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
+from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from activities.agent import AgentActivities
@@ -217,6 +218,8 @@ class TaskWorkflow:
                     start_to_close_timeout=timedelta(seconds=settings.attempt_timeout_s),
                     heartbeat_timeout=timedelta(seconds=settings.heartbeat_timeout_s),
                     retry_policy=RetryPolicy(maximum_attempts=1),
+                    # On cancellation, wait until the agent's processes are really gone.
+                    cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
                     summary=f"{self._label} — agent round {job.round}, attempt {attempt}",
                 )
             except ActivityError as err:
@@ -253,6 +256,7 @@ class TaskWorkflow:
                 ),
                 heartbeat_timeout=timedelta(seconds=request.agent.heartbeat_timeout_s),
                 retry_policy=RetryPolicy(maximum_attempts=3),
+                cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
                 summary=f"{self._label} — checks, round {round_number}",
             )
         reviewer: ReviewerOutcome | None = None
@@ -271,6 +275,7 @@ class TaskWorkflow:
                     maximum_attempts=request.agent.max_attempts,
                     non_retryable_error_types=list(AGENT_NON_RETRYABLE),
                 ),
+                cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
                 summary=f"{self._label} — reviewer, round {round_number}",
             )
             untouched = untouched_files(request.task, reviewer.changed_files)

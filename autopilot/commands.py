@@ -1,0 +1,274 @@
+"""The starter's operator commands: look at sessions and steer them.
+
+    python starter.py status|watch [SESSION] [--json]
+    python starter.py list [--all] [--json]
+    python starter.py pause [SESSION] [--reason TEXT]
+    python starter.py resume [SESSION] [--max-cost-usd USD]
+    python starter.py cancel [SESSION] [--reason TEXT]
+    python starter.py skip|retry [SESSION] TASK
+    python starter.py concurrency [SESSION] K
+    python starter.py cleanup [--repo DIR] [--remote NAME] [--keep GLOB] [--include-unmerged]
+                              [--dry-run]
+
+SESSION may be left out when exactly one session is running. Controls are Temporal updates:
+the session validates each one and a request that cannot apply is refused with the reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any, TextIO
+
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
+from temporalio.service import RPCError, RPCStatusCode
+
+from autopilot import cleanup, gitops
+from autopilot.follow import follow, report
+from autopilot.models import (
+    FINISHED_TASK_STATES,
+    ResumeRequest,
+    SessionStatus,
+)
+from autopilot.progress_view import summary_line, task_line
+from workflows.session import SessionWorkflow
+
+SESSION_TYPE_QUERY = "WorkflowType = 'SessionWorkflow'"
+COMMANDS = (
+    "status",
+    "watch",
+    "list",
+    "pause",
+    "resume",
+    "cancel",
+    "skip",
+    "retry",
+    "concurrency",
+    "cleanup",
+)
+
+
+class CommandError(Exception):
+    """Printed as is, exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python starter.py", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def command(name: str, help_text: str, session: bool = True) -> argparse.ArgumentParser:
+        cmd = sub.add_parser(name, help=help_text, description=help_text)
+        if session:
+            cmd.add_argument("session", nargs="?", help="session id (optional if one runs)")
+        cmd.add_argument("--json", action="store_true", help="machine-readable output")
+        return cmd
+
+    command("status", "the whole status of a session")
+    command("watch", "follow a session live until it ends")
+    listing = command("list", "sessions, newest first", session=False)
+    listing.add_argument("--all", action="store_true", help="finished ones too")
+    command("pause", "start no new task; running ones finish").add_argument(
+        "--reason", default="", help="shown in status and the Web UI"
+    )
+    command("resume", "start tasks again").add_argument(
+        "--max-cost-usd", type=float, metavar="USD", help="a new budget"
+    )
+    command("cancel", "stop the agents, remove worktrees, keep branches").add_argument(
+        "--reason", default="", help="shown in status and the Web UI"
+    )
+    for name, text in (
+        ("skip", "never run TASK, or stop it if it runs; its dependants go on"),
+        ("retry", "run a failed, rejected, conflicting or blocked TASK again"),
+    ):
+        command(name, text).add_argument("task", help="task id, e.g. 31.2")
+    command("concurrency", "how many agents may run at once").add_argument(
+        "value", type=int, metavar="K"
+    )
+    tidy = command("cleanup", "remove finished autopilot branches and worktrees", session=False)
+    tidy.add_argument("--repo", type=Path, default=Path("."), help="the repository (.)")
+    tidy.add_argument("--target-branch", help="merged means merged into this (current branch)")
+    tidy.add_argument("--remote", help="also delete the branches on this remote")
+    tidy.add_argument("--fetch", action="store_true", help="fetch --prune the remote first")
+    tidy.add_argument("--keep", action="append", default=[], metavar="GLOB", help="never these")
+    tidy.add_argument(
+        "--include-unmerged", action="store_true", help="also branches that never merged"
+    )
+    tidy.add_argument("--dry-run", action="store_true", help="only say what would be removed")
+    return parser
+
+
+def _print_json(value: Any, out: TextIO) -> None:
+    out.write(json.dumps(value, indent=2, default=str) + "\n")
+
+
+async def _running_sessions(client: Client) -> list[str]:
+    query = f"{SESSION_TYPE_QUERY} AND ExecutionStatus = 'Running'"
+    return [execution.id async for execution in client.list_workflows(query)]
+
+
+async def resolve_session(client: Client, session: str | None) -> str:
+    if session:
+        return session
+    running = await _running_sessions(client)
+    if len(running) == 1:
+        return running[0]
+    if not running:
+        raise CommandError("no session is running; give a session id (see: python starter.py list)")
+    raise CommandError("several sessions are running; name one of: " + ", ".join(sorted(running)))
+
+
+async def _handle(
+    client: Client, session: str | None
+) -> WorkflowHandle[SessionWorkflow, SessionStatus]:
+    session_id = await resolve_session(client, session)
+    handle = client.get_workflow_handle_for(SessionWorkflow.run, session_id)
+    try:
+        await handle.describe()
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            raise CommandError(
+                f"no session {session_id} (see: python starter.py list --all)"
+            ) from err
+        raise
+    return handle
+
+
+async def current_status(handle: WorkflowHandle[SessionWorkflow, SessionStatus]) -> SessionStatus:
+    """A running session answers the query; a finished one's result is in its history (no
+    worker needed)."""
+    description = await handle.describe()
+    if description.status == WorkflowExecutionStatus.RUNNING:
+        return await handle.query(SessionWorkflow.status)
+    return await handle.result()
+
+
+def print_status(status: SessionStatus, as_json: bool, out: TextIO) -> None:
+    if as_json:
+        out.write(status.model_dump_json(indent=2) + "\n")
+        return
+    out.write(summary_line(status) + "\n")
+    out.write(f"  repo {status.repo}, target {status.target_branch}, plan {status.plan_path}\n")
+    for task in status.tasks:
+        out.write(f"  {task_line(task)}\n")
+        if task.transcripts and task.state not in FINISHED_TASK_STATES:
+            out.write(f"    transcript: {task.transcripts[-1]}\n")
+
+
+async def list_sessions(client: Client, show_all: bool, as_json: bool, out: TextIO) -> None:
+    query = (
+        SESSION_TYPE_QUERY if show_all else f"{SESSION_TYPE_QUERY} AND ExecutionStatus = 'Running'"
+    )
+    rows = []
+    async for execution in client.list_workflows(query):
+        attrs = {
+            key: (values[0] if isinstance(values, list) and values else values)
+            for key, values in execution.search_attributes.items()
+        }
+        rows.append(
+            {
+                "id": execution.id,
+                "execution_status": execution.status.name if execution.status else "",
+                "status": attrs.get("AutopilotStatus", ""),
+                "batch": attrs.get("AutopilotBatch"),
+                "plan": attrs.get("AutopilotPlan", ""),
+                "repo": attrs.get("AutopilotRepo", ""),
+                "started": execution.start_time.isoformat(timespec="seconds"),
+            }
+        )
+    if as_json:
+        _print_json(rows, out)
+        return
+    if not rows:
+        out.write(
+            "no sessions" + ("" if show_all else " running (--all shows finished ones)") + "\n"
+        )
+    for row in rows:
+        out.write(
+            f"{row['id']}  {row['status'] or row['execution_status']}  batch {row['batch']}  "
+            f"{row['plan']}  {row['repo']}  started {row['started']}\n"
+        )
+
+
+async def _update(
+    handle: WorkflowHandle[SessionWorkflow, SessionStatus], name: str, arg: Any
+) -> SessionStatus:
+    try:
+        status: SessionStatus = await handle.execute_update(name, arg, result_type=SessionStatus)
+    except WorkflowUpdateFailedError as err:
+        reason = getattr(err.cause, "message", None) or str(err.cause or err)
+        raise CommandError(f"{name} refused by session {handle.id}: {reason}") from err
+    return status
+
+
+async def _active_branches(client: Client, repo: str) -> set[str]:
+    """Branches of tasks that are not finished in a running session on this repo."""
+    active: set[str] = set()
+    for session_id in await _running_sessions(client):
+        handle = client.get_workflow_handle_for(SessionWorkflow.run, session_id)
+        status = await handle.query(SessionWorkflow.status)
+        if Path(status.repo) != Path(repo):
+            continue
+        active |= {
+            gitops.branch_name(session_id, task.id)
+            for task in status.tasks
+            if task.state not in FINISHED_TASK_STATES
+        }
+    return active
+
+
+async def run_cleanup(args: argparse.Namespace, client: Client, out: TextIO) -> int:
+    try:
+        checked = gitops.check_repo(str(args.repo.expanduser()), args.target_branch, clean=False)
+    except gitops.RepoError as err:
+        raise CommandError(str(err)) from err
+    branches = cleanup.find_branches(
+        checked.path, checked.target_branch, remote=args.remote, fetch=args.fetch
+    )
+    actions = cleanup.plan_cleanup(
+        branches,
+        active=await _active_branches(client, checked.path),
+        keep=args.keep,
+        include_unmerged=args.include_unmerged,
+    )
+    if args.json and args.dry_run:
+        _print_json([action.model_dump() for action in actions], out)
+        return 0
+    for action in actions:
+        verb = "keep" if action.kind == "keep" else ("would " if args.dry_run else "") + action.kind
+        out.write(f"{verb.replace('_', ' ')}: {action.target} ({action.reason})\n")
+    if not args.dry_run:
+        for line in cleanup.apply_cleanup(checked.path, actions, remote=args.remote):
+            out.write(line + "\n")
+    return 0
+
+
+async def run_command(args: argparse.Namespace, client: Client, ui_url: str, out: TextIO) -> int:
+    if args.command == "list":
+        await list_sessions(client, args.all, args.json, out)
+        return 0
+    if args.command == "cleanup":
+        return await run_cleanup(args, client, out)
+    handle = await _handle(client, args.session)
+    if args.command == "status":
+        print_status(await current_status(handle), args.json, out)
+        return 0
+    if args.command == "watch":
+        return report(await follow(client, handle, out), ui_url, out)
+    updates: dict[str, Any] = {
+        "pause": lambda: args.reason,
+        "resume": lambda: ResumeRequest(max_cost_usd=args.max_cost_usd),
+        "cancel": lambda: args.reason,
+        "skip": lambda: args.task,
+        "retry": lambda: args.task,
+        "concurrency": lambda: args.value,
+    }
+    name = "set_concurrency" if args.command == "concurrency" else args.command
+    status = await _update(handle, name, updates[args.command]())
+    print_status(status, args.json, out)
+    return 0

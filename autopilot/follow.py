@@ -1,0 +1,53 @@
+"""Follow a session until it ends, and say how it ended."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import TextIO
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.service import RPCError
+
+from autopilot.live_tasks import live_tasks
+from autopilot.models import SessionState, SessionStatus
+from autopilot.progress_view import ProgressView, summary_line, task_line
+from workflows.session import SessionWorkflow
+
+EXIT_MERGED, EXIT_NOT_MERGED = 0, 1
+REFRESH_S = 1.0
+QUERY_TIMEOUT = timedelta(seconds=5)
+
+
+async def follow(
+    client: Client, handle: WorkflowHandle[SessionWorkflow, SessionStatus], out: TextIO
+) -> SessionStatus:
+    """Show progress until the session ends; returns its final status."""
+    result = asyncio.ensure_future(handle.result())
+    with ProgressView(out) as view:
+        while True:
+            done, _ = await asyncio.wait({result}, timeout=REFRESH_S)
+            if done:
+                break
+            try:
+                status = await handle.query(SessionWorkflow.status, rpc_timeout=QUERY_TIMEOUT)
+            except (RPCError, TimeoutError) as err:
+                view.notice(f"waiting for a worker to answer ({err.__class__.__name__})")
+                continue
+            view.notice("")
+            view.update(status, await live_tasks(client, status))
+        final = result.result()
+        view.update(final)
+    return final
+
+
+def report(final: SessionStatus, ui_url: str, out: TextIO) -> int:
+    """The final summary; returns the exit code: 0 only when every task merged."""
+    out.write("\n" + summary_line(final) + "\n")
+    for task in final.tasks:
+        out.write(f"  {task_line(task)}\n")
+    if final.error:
+        out.write(f"Session error: {final.error}\n")
+    if ui_url:
+        out.write(f"Web UI: {ui_url}/namespaces/default/workflows/{final.id}\n")
+    return EXIT_MERGED if final.status == SessionState.COMPLETED else EXIT_NOT_MERGED
