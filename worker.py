@@ -34,6 +34,7 @@ from activities.workspace import (
 from autopilot import gitops, search_attributes
 from autopilot.claude_cli import ClaudeNotFound, find_claude
 from autopilot.config import ConfigError, Settings, load_settings
+from autopilot.log_context import LogContextInterceptor
 from autopilot.logs import configure_logging
 from autopilot.process_guard import ProcessGuard, detect_guard
 from autopilot.temporal_connection import TemporalUnavailable, connect
@@ -82,6 +83,7 @@ def build_worker(client: Client, task_queue: str, checks: Preflight) -> Worker:
             remove_workspace,
         ],
         max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
+        interceptors=[LogContextInterceptor()],
     )
 
 

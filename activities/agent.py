@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
+import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -34,6 +35,7 @@ from autopilot.prompts import conflict_prompt, fix_prompt, task_prompt
 from autopilot.review import untouched_files
 from autopilot.reviewer import parse_verdict, reviewer_argv, reviewer_prompt
 
+log = structlog.get_logger("agent")
 # Namespace for deterministic Claude session ids (one per task, round and attempt).
 SESSION_NAMESPACE = uuid.UUID("6f1f7f0e-3c55-4d5e-9a43-2f0c0f7c3a11")
 ERROR_TYPES = {
@@ -113,18 +115,27 @@ class AgentActivities:
         argv = claude_argv(
             self._claude_bin, request.agent, job.resume_session or sid, resume=resume
         )
-        activity.logger.info(
-            "agent starting: task %s, %s, round %d, attempt %d%s",
-            request.task.id,
-            job.purpose,
-            job.round,
-            attempt,
-            f", resuming {job.resume_session}" if resume else "",
+        log.info(
+            "agent starting",
+            purpose=job.purpose,
+            round=job.round,
+            agent_attempt=attempt,
+            claude_session=sid,
+            resuming=job.resume_session,
+            transcript=str(transcript),
         )
         state, duration = await self._run(
             argv, job.workspace.path, agent_prompt(job), sid, attempt, transcript, request.agent
         )
-        return agent_run(state, attempt, transcript, duration)
+        run = agent_run(state, attempt, transcript, duration)
+        log.info(
+            "agent finished",
+            turns=run.turns,
+            cost_usd=run.cost_usd,
+            duration_s=round(duration, 1),
+            claude_session=run.session_id,
+        )
+        return run
 
     @activity.defn(name="review_changes")
     async def review_changes(self, job: ReviewerInput) -> ReviewerOutcome:
@@ -167,6 +178,13 @@ class AgentActivities:
         except AgentFailure as failure:
             failure.state, failure.duration_s = state, duration
             raise failure_error(failure, attempt, transcript) from failure
+        log.info(
+            "review finished",
+            round=job.round,
+            verdict=verdict.verdict,
+            findings=len(verdict.findings),
+            transcript=str(transcript),
+        )
         return ReviewerOutcome(
             verdict=verdict,
             run=agent_run(state, attempt, transcript, duration),
@@ -212,6 +230,7 @@ class AgentActivities:
                 on_progress=on_progress,
             )
         except AgentFailure as failure:
+            log.warning("agent failed", kind=failure.kind, error=str(failure))
             raise failure_error(failure, attempt, transcript) from failure
         except FileNotFoundError as err:
             raise ApplicationError(

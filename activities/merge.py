@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 
+import structlog
 from temporalio import activity
 
 from activities.errors import git_errors_as_activity_errors
 from autopilot import gitops
 from autopilot.models import MergeInput, MergeOutcome
+
+log = structlog.get_logger("merge")
 
 
 @activity.defn
@@ -16,7 +19,7 @@ async def merge_task(request: MergeInput) -> MergeOutcome:
     # gitops.merge_task looks for this task's merge on the target first: a retry after a
     # crash between the merge and the activity's completion does not merge twice.
     with git_errors_as_activity_errors():
-        return await asyncio.to_thread(
+        outcome = await asyncio.to_thread(
             gitops.merge_task,
             request.repo,
             request.target_branch,
@@ -25,3 +28,12 @@ async def merge_task(request: MergeInput) -> MergeOutcome:
             request.task_id,
             request.message,
         )
+    log.info(
+        "merge",
+        merged=outcome.merged,
+        already_merged=outcome.already_merged,
+        conflict=outcome.conflict,
+        merge_sha=outcome.merge_sha,
+        target=request.target_branch,
+    )
+    return outcome

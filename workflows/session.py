@@ -118,6 +118,9 @@ class SessionWorkflow:
                 break
             status.current_batch = batch.number
             self._show_progress()
+            workflow.logger.info(
+                "Batch %s: %s (%d tasks)", batch.number, batch.title, len(batch.tasks)
+            )
             await asyncio.gather(*(self._run_task(batch, task) for task in batch.tasks))
         # Tasks the operator sent round again finish before the session does.
         await workflow.wait_condition(lambda: all(run.done() for run in self._retries))
@@ -521,6 +524,7 @@ class SessionWorkflow:
         entry = self._task(task_id)
         entry.state = state
         entry.completed_at = workflow.now()
+        workflow.logger.info("Task %s %s%s", task_id, state.value, f": {error}" if error else "")
         entry.last_error = error if state != TaskState.MERGED else None
         if state in FAILURE_STATES and self._req.review.on_failure == "pause":
             if not self._status.paused and not self._cancelling:
@@ -539,6 +543,7 @@ class SessionWorkflow:
         self._show_progress()
 
     def _pause(self, reason: str) -> None:
+        workflow.logger.info("Session paused: %s", reason)
         self._status.paused, self._status.pause_reason = True, reason
         self._show_progress()
 
