@@ -258,7 +258,7 @@ def reattach_command(argv: list[str]) -> str:
 
 async def operate(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     client = await connect(settings)
-    return await commands.run_command(args, client, settings.ui_url, out)
+    return await commands.run_command(args, client, settings, out)
 
 
 def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:

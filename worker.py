@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import structlog
@@ -43,6 +44,7 @@ from workflows.task import TaskWorkflow
 
 log = structlog.get_logger("worker")
 MAX_CONCURRENT_ACTIVITIES = 32
+HEARTBEAT_THROTTLE = timedelta(seconds=3)
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,10 @@ def build_worker(client: Client, task_queue: str, checks: Preflight) -> Worker:
         ],
         max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
         interceptors=[LogContextInterceptor()],
+        # Heartbeats reach the server at least this often whatever the heartbeat timeout, so
+        # a cancel (operator's cancel or skip) reaches a running agent within seconds.
+        max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
+        default_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
     )
 
 

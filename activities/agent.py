@@ -210,9 +210,11 @@ class AgentActivities:
             activity.heartbeat(progress)
 
         async def keep_heartbeating() -> None:
+            # Cheap: the SDK throttles what reaches the server. Often enough that a cancel
+            # (which comes back on a heartbeat's answer) reaches the agent within seconds.
             while True:
                 activity.heartbeat(progress)
-                await asyncio.sleep(max(settings.heartbeat_timeout_s / 3, 0.5))
+                await asyncio.sleep(min(settings.heartbeat_timeout_s / 3, 1.0))
 
         env = agent_environment(
             self._claude_bin, self._env, await asyncio.to_thread(gitops.identity_env, cwd)

@@ -22,7 +22,7 @@ async def run_checks(request: ChecksInput) -> list[CheckResult]:
     async def keep_heartbeating() -> None:
         while True:
             activity.heartbeat()
-            await asyncio.sleep(5)
+            await asyncio.sleep(1)  # throttled by the SDK; keeps cancels prompt
 
     ticker = asyncio.create_task(keep_heartbeating())
     try:

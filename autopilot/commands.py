@@ -30,6 +30,7 @@ from temporalio.client import (
 from temporalio.service import RPCError, RPCStatusCode
 
 from autopilot import cleanup, gitops
+from autopilot.config import Settings
 from autopilot.follow import follow, report
 from autopilot.models import (
     FINISHED_TASK_STATES,
@@ -198,11 +199,19 @@ async def list_sessions(client: Client, show_all: bool, as_json: bool, out: Text
 async def _update(
     handle: WorkflowHandle[SessionWorkflow, SessionStatus], name: str, arg: Any
 ) -> SessionStatus:
+    if (await handle.describe()).status != WorkflowExecutionStatus.RUNNING:
+        final = await current_status(handle)
+        raise CommandError(
+            f"{name} refused: session {handle.id} has finished ({final.status.value}); "
+            "run the plan again to start a new run (merged tasks are skipped)"
+        )
     try:
         status: SessionStatus = await handle.execute_update(name, arg, result_type=SessionStatus)
     except WorkflowUpdateFailedError as err:
         reason = getattr(err.cause, "message", None) or str(err.cause or err)
         raise CommandError(f"{name} refused by session {handle.id}: {reason}") from err
+    except RPCError as err:
+        raise CommandError(f"{name} did not reach session {handle.id}: {err.message}") from err
     return status
 
 
@@ -222,7 +231,9 @@ async def _active_branches(client: Client, repo: str) -> set[str]:
     return active
 
 
-async def run_cleanup(args: argparse.Namespace, client: Client, out: TextIO) -> int:
+async def run_cleanup(
+    args: argparse.Namespace, client: Client, settings: Settings, out: TextIO
+) -> int:
     try:
         checked = gitops.check_repo(str(args.repo.expanduser()), args.target_branch, clean=False)
     except gitops.RepoError as err:
@@ -243,23 +254,27 @@ async def run_cleanup(args: argparse.Namespace, client: Client, out: TextIO) -> 
         verb = "keep" if action.kind == "keep" else ("would " if args.dry_run else "") + action.kind
         out.write(f"{verb.replace('_', ' ')}: {action.target} ({action.reason})\n")
     if not args.dry_run:
-        for line in cleanup.apply_cleanup(checked.path, actions, remote=args.remote):
+        for line in cleanup.apply_cleanup(
+            checked.path, actions, remote=args.remote, state_dir=settings.state_dir
+        ):
             out.write(line + "\n")
     return 0
 
 
-async def run_command(args: argparse.Namespace, client: Client, ui_url: str, out: TextIO) -> int:
+async def run_command(
+    args: argparse.Namespace, client: Client, settings: Settings, out: TextIO
+) -> int:
     if args.command == "list":
         await list_sessions(client, args.all, args.json, out)
         return 0
     if args.command == "cleanup":
-        return await run_cleanup(args, client, out)
+        return await run_cleanup(args, client, settings, out)
     handle = await _handle(client, args.session)
     if args.command == "status":
         print_status(await current_status(handle), args.json, out)
         return 0
     if args.command == "watch":
-        return report(await follow(client, handle, out), ui_url, out)
+        return report(await follow(client, handle, out), settings.ui_url, out)
     updates: dict[str, Any] = {
         "pause": lambda: args.reason,
         "resume": lambda: ResumeRequest(max_cost_usd=args.max_cost_usd),

@@ -122,8 +122,14 @@ class SessionWorkflow:
                 "Batch %s: %s (%d tasks)", batch.number, batch.title, len(batch.tasks)
             )
             await asyncio.gather(*(self._run_task(batch, task) for task in batch.tasks))
-        # Tasks the operator sent round again finish before the session does.
-        await workflow.wait_condition(lambda: all(run.done() for run in self._retries))
+        # A paused session waits for its operator (who may retry what failed), and tasks
+        # sent round again finish before the session does.
+        await workflow.wait_condition(
+            lambda: (
+                all(run.done() for run in self._retries)
+                and (self._cancelling or not self._status.paused)
+            )
+        )
 
         if self._cancelling:
             for task in status.tasks:
@@ -135,6 +141,9 @@ class SessionWorkflow:
 
     async def _run_task(self, batch: Batch, task: Task) -> None:
         await workflow.wait_condition(lambda: self._dependencies_settled(task))
+        if self._cancelling:
+            self._settle(task.id, TaskState.CANCELLED, "the session was cancelled")
+            return
         unmet = self._unmet_dependencies(batch, task)
         if unmet:
             self._settle(task.id, TaskState.BLOCKED, unmet)
@@ -170,13 +179,18 @@ class SessionWorkflow:
     @asynccontextmanager
     async def _agent_slot(self, task: Task) -> AsyncIterator[None]:
         """At most `concurrency` task workflows at once, and none starts while paused."""
-        await workflow.wait_condition(
-            lambda: (
+
+        def may_go() -> bool:
+            return (
                 self._cancelling
                 or task.id in self._skip
                 or (not self._status.paused and self._running < self._status.concurrency)
             )
-        )
+
+        # Temporal checks every waiting condition in one pass, so several tasks can wake for
+        # one free slot: each checks again once it runs, and only the first one takes it.
+        while not may_go():
+            await workflow.wait_condition(may_go)
         self._running += 1
         try:
             yield
@@ -538,7 +552,8 @@ class SessionWorkflow:
         status.input_tokens = sum(task.input_tokens for task in status.tasks)
         status.output_tokens = sum(task.output_tokens for task in status.tasks)
         budget = status.max_cost_usd
-        if budget is not None and status.cost_usd >= budget and not status.paused:
+        work_left = any(task.state == TaskState.PENDING for task in status.tasks)
+        if budget is not None and status.cost_usd >= budget and work_left and not status.paused:
             self._pause(f"budget reached: ${status.cost_usd:.2f} of ${budget:.2f} spent")
         self._show_progress()
 

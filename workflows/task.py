@@ -14,7 +14,12 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    TimeoutError,
+    is_cancelled_exception,
+)
 from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
@@ -223,6 +228,8 @@ class TaskWorkflow:
                     summary=f"{self._label} — agent round {job.round}, attempt {attempt}",
                 )
             except ActivityError as err:
+                if is_cancelled_exception(err):
+                    raise  # the task was cancelled: not a failed attempt to retry
                 failed = failed_attempt(err, attempt)
                 result.agent_runs.append(failed)
                 if failed.error_type in AGENT_NON_RETRYABLE or attempt == settings.max_attempts:
