@@ -24,6 +24,7 @@ from tests.scripted_model import (
     HttpError,
     PlanFollower,
     Reply,
+    Reviewer,
     ScriptedModel,
 )
 
@@ -265,3 +266,41 @@ def test_visibility_ui_api_list_and_logs(tmp_path: Path, repo: Path) -> None:
                 assert secret not in path.read_text(errors="replace"), path
         history = ap.starter("status", session, "--json").stdout
         assert secret not in history
+
+
+def test_cleanup_removes_merged_branches_and_keeps_the_rest(tmp_path: Path, repo: Path) -> None:
+    plan = tmp_path / "plan.md"
+    plan.write_text(plan_text(("5.1", ""), ("5.2", "")))
+    reject_52 = Reviewer(
+        lambda c: (
+            {"verdict": "request_changes", "summary": "no", "findings": []}
+            if (c.task() or ("",))[0] == "5.2"
+            else {"verdict": "approve", "summary": "ok"}
+        )
+    )
+    with (
+        ScriptedModel(PlanFollower(reviewer=reject_52)) as model,
+        autopilot(tmp_path / "autopilot", model.env()) as installation,
+    ):
+        done = installation.starter(str(plan), "--repo", str(repo), "--review-rounds", "1")
+        assert done.returncode == 1, done.stdout + done.stderr  # 5.2 was rejected
+        session = done.stdout.split("Started session ", 1)[1].split()[0]
+        merged, failed = (gitops.branch_name(session, task) for task in ("5.1", "5.2"))
+        assert git(repo, "rev-parse", "--verify", "-q", failed)
+
+        dry = installation.starter("cleanup", "--repo", str(repo), "--dry-run")
+        assert dry.returncode == 0, dry.stderr
+        assert f"would delete branch: {merged}" in dry.stdout
+        assert f"keep: {failed} (not merged" in dry.stdout
+        assert git(repo, "rev-parse", "--verify", "-q", merged)  # a dry run changes nothing
+
+        real = installation.starter("cleanup", "--repo", str(repo))
+        assert real.returncode == 0, real.stderr
+        assert git(repo, "branch", "--list", merged) == ""
+        assert git(repo, "branch", "--list", failed).strip().endswith(failed)
+        everything = installation.starter(
+            "cleanup", "--repo", str(repo), "--include-unmerged", "--keep", "nothing*"
+        )
+        assert everything.returncode == 0, everything.stderr
+        assert git(repo, "branch", "--list", "autopilot/*") == ""
+        assert git(repo, "rev-parse", "--abbrev-ref", "HEAD") == "main"
