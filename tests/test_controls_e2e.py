@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import threading
 import urllib.request
 from pathlib import Path
@@ -16,6 +17,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from autopilot import gitops
 from autopilot.models import SessionState, SessionStatus, TaskState
+from autopilot.temporal_connection import temporal_cli
 from tests.gitutil import git
 from tests.harness import Autopilot, autopilot, processes_in, wait_until
 from tests.scripted_model import (
@@ -118,7 +120,27 @@ def test_pause_concurrency_skip_resume_cancel(tmp_path: Path, repo: Path) -> Non
 
         # Concurrency and skip while paused; skipping a finished task is refused.
         assert installation.starter("concurrency", session, "2").returncode == 0
-        assert installation.starter("skip", session, "1.3").returncode == 0
+        # The README's temporal CLI line does the same as `starter.py skip`.
+        cli = subprocess.run(
+            [
+                str(temporal_cli()),
+                "workflow",
+                "update",
+                "execute",
+                "--address",
+                installation.address,
+                "--workflow-id",
+                session,
+                "--name",
+                "skip",
+                "--input",
+                '"1.3"',
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert cli.returncode == 0, cli.stdout + cli.stderr
         wrong = installation.starter("skip", session, "1.1")
         assert wrong.returncode == 2 and "Task 1.1 is already merged" in wrong.stderr
         unknown = installation.starter("retry", session, "9.9")

