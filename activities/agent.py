@@ -31,7 +31,7 @@ from autopilot.models import (
     ReviewerOutcome,
 )
 from autopilot.process_guard import ProcessGuard
-from autopilot.prompts import conflict_prompt, fix_prompt, task_prompt
+from autopilot.prompts import conflict_prompt, continue_prompt, fix_prompt, task_prompt
 from autopilot.review import untouched_files
 from autopilot.reviewer import parse_verdict, reviewer_argv, reviewer_prompt
 
@@ -43,6 +43,7 @@ ERROR_TYPES = {
     "rate_limit": "AgentRateLimited",
     "overloaded": "AgentApiError",
     "hung": "AgentHung",
+    "timeout": "AgentTimedOut",
     "no_result": "AgentDied",
     "error": "AgentError",
 }
@@ -54,6 +55,8 @@ def transcript_path(state_dir: str, session_id: str, task_id: str, name: str) ->
 
 
 def agent_prompt(job: AgentInput) -> str:
+    if job.purpose == "task" and job.resume_session is not None:
+        return continue_prompt(job.request)
     if job.purpose == "fix" and job.review is not None:
         return fix_prompt(job.request, job.review)
     if job.purpose == "conflict":
@@ -221,16 +224,27 @@ class AgentActivities:
         )
         ticker = asyncio.create_task(keep_heartbeating())
         try:
-            return await run_claude(
-                self._guard.wrap(argv),
-                cwd=Path(cwd),
-                env=env,
-                prompt=prompt,
-                session_id=sid,
-                transcript=transcript,
-                idle_timeout_s=settings.idle_timeout_s,
-                on_progress=on_progress,
+            # The attempt's own time limit, enforced here (the process tree is killed) so the
+            # failure says what happened; the activity's timeout is a little longer.
+            async with asyncio.timeout(settings.attempt_timeout_s):
+                return await run_claude(
+                    self._guard.wrap(argv),
+                    cwd=Path(cwd),
+                    env=env,
+                    prompt=prompt,
+                    session_id=sid,
+                    transcript=transcript,
+                    idle_timeout_s=settings.idle_timeout_s,
+                    on_progress=on_progress,
+                )
+        except TimeoutError:
+            timed_out = AgentFailure(
+                "timeout",
+                f"the agent ran longer than its {settings.attempt_timeout_s:.0f}s limit; "
+                "it was stopped",
             )
+            log.warning("agent timed out", limit_s=settings.attempt_timeout_s)
+            raise failure_error(timed_out, attempt, transcript) from None
         except AgentFailure as failure:
             log.warning("agent failed", kind=failure.kind, error=str(failure))
             raise failure_error(failure, attempt, transcript) from failure

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import structlog
 from temporalio import activity
 
 from activities.errors import git_errors_as_activity_errors
+from activities.heartbeat import in_thread
 from autopilot import gitops
 from autopilot.models import MergeInput, MergeOutcome
 
@@ -19,7 +18,7 @@ async def merge_task(request: MergeInput) -> MergeOutcome:
     # gitops.merge_task looks for this task's merge on the target first: a retry after a
     # crash between the merge and the activity's completion does not merge twice.
     with git_errors_as_activity_errors():
-        outcome = await asyncio.to_thread(
+        outcome = await in_thread(
             gitops.merge_task,
             request.repo,
             request.target_branch,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from temporalio import activity
 
+from activities.heartbeat import in_thread
 from autopilot.checks import run_checks as run_check_commands
 from autopilot.models import CheckResult, ChecksInput
 
@@ -19,20 +20,11 @@ async def run_checks(request: ChecksInput) -> list[CheckResult]:
         # Called from the worker thread: heartbeat through the activity's own event loop.
         loop.call_soon_threadsafe(activity.heartbeat, command)
 
-    async def keep_heartbeating() -> None:
-        while True:
-            activity.heartbeat()
-            await asyncio.sleep(1)  # throttled by the SDK; keeps cancels prompt
-
-    ticker = asyncio.create_task(keep_heartbeating())
-    try:
-        return await asyncio.to_thread(
-            run_check_commands,
-            Path(request.worktree),
-            request.checks,
-            request.timeout_s,
-            Path(request.output_dir),
-            on_progress,
-        )
-    finally:
-        ticker.cancel()
+    return await in_thread(
+        run_check_commands,
+        Path(request.worktree),
+        request.checks,
+        request.timeout_s,
+        Path(request.output_dir),
+        on_progress,
+    )

@@ -6,11 +6,10 @@ crash at any point looks at git first and never repeats a commit.
 
 from __future__ import annotations
 
-import asyncio
-
 from temporalio import activity
 
 from activities.errors import git_errors_as_activity_errors
+from activities.heartbeat import in_thread
 from autopilot import gitops
 from autopilot.models import (
     CommitInput,
@@ -26,7 +25,7 @@ from autopilot.models import (
 @activity.defn
 async def prepare_workspace(request: WorkspaceInput) -> Workspace:
     with git_errors_as_activity_errors():
-        return await asyncio.to_thread(
+        return await in_thread(
             gitops.prepare_workspace,
             request.repo,
             request.target_branch,
@@ -39,7 +38,7 @@ async def prepare_workspace(request: WorkspaceInput) -> Workspace:
 @activity.defn
 async def commit_changes(request: CommitInput) -> CommitOutcome:
     with git_errors_as_activity_errors():
-        return await asyncio.to_thread(
+        return await in_thread(
             gitops.commit_changes,
             request.worktree,
             request.base_sha,
@@ -53,7 +52,7 @@ async def commit_changes(request: CommitInput) -> CommitOutcome:
 async def remove_workspace(request: RemoveWorkspaceInput) -> None:
     with git_errors_as_activity_errors():
         path = gitops.worktree_path(request.state_dir, request.session_id, request.task_id)
-        await asyncio.to_thread(gitops.remove_workspace, request.repo, path)
+        await in_thread(gitops.remove_workspace, request.repo, path)
 
 
 @activity.defn
@@ -61,7 +60,7 @@ async def merge_target(request: TargetMergeInput) -> TargetMerge:
     # The conflict round's first step: the target merged into the task's branch, conflicts
     # left in place for the agent. Idempotent: a retry finds the merge in progress.
     with git_errors_as_activity_errors():
-        return await asyncio.to_thread(
+        return await in_thread(
             gitops.merge_target_into_branch,
             request.worktree,
             request.target_branch,

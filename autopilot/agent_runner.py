@@ -13,11 +13,13 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from autopilot.models import AgentProgress
 from autopilot.process_guard import RUN_MARKER, kill_tree
+from autopilot.rate_limits import seconds_until_reset
 
 STREAM_LINE_LIMIT = 64 * 1024 * 1024  # a tool result echoing a big file is one line
 
@@ -100,7 +102,10 @@ def classify(state: StreamState, returncode: int | None, stderr_tail: str) -> Ag
             "ANTHROPIC_API_KEY for the worker or log in with `claude` once, then retry the task.",
         )
     if kind == "rate_limit" or status == 429 or "hit your limit" in text.lower():
-        return AgentFailure("rate_limit", f"rate or usage limit: {text}", retry_after_s=60.0)
+        wait = seconds_until_reset(text, datetime.now(UTC))
+        return AgentFailure(
+            "rate_limit", f"rate or usage limit: {text}; retrying in {wait:.0f}s", wait
+        )
     if kind in ("server_error", "overloaded") or (isinstance(status, int) and status >= 500):
         return AgentFailure("overloaded", f"the model API failed ({kind or status}): {text}")
     subtype = str(result.get("subtype") or "")

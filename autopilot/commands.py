@@ -17,6 +17,7 @@ the session validates each one and a request that cannot apply is refused with t
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 from pathlib import Path
 from typing import Any, TextIO
@@ -155,10 +156,26 @@ def print_status(status: SessionStatus, as_json: bool, out: TextIO) -> None:
         return
     out.write(summary_line(status) + "\n")
     out.write(f"  repo {status.repo}, target {status.target_branch}, plan {status.plan_path}\n")
+    if plan_changed(status):
+        out.write(
+            "  note: the plan file changed since this session parsed it; the session runs the "
+            "snapshot it parsed (start it again once it ended to run the new text)\n"
+        )
     for task in status.tasks:
         out.write(f"  {task_line(task)}\n")
         if task.transcripts and task.state not in FINISHED_TASK_STATES:
             out.write(f"    transcript: {task.transcripts[-1]}\n")
+
+
+def plan_changed(status: SessionStatus) -> bool:
+    """Does the plan file on disk differ from the snapshot the session runs?"""
+    if not status.plan_sha256:
+        return False
+    try:
+        now = hashlib.sha256(Path(status.plan_path).read_bytes()).hexdigest()
+    except OSError:
+        return True  # gone or unreadable: certainly not what the session runs
+    return now != status.plan_sha256
 
 
 async def list_sessions(client: Client, show_all: bool, as_json: bool, out: TextIO) -> None:

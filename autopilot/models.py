@@ -58,6 +58,7 @@ class IgnoredBlock(BaseModel):
 
 class Plan(BaseModel):
     path: str
+    sha256: str = ""  # of the file as parsed: the session's snapshot
     title: str | None = None
     front_matter: str = ""
     context: str = ""  # prose before the first batch/task: given to the agent as plan context
@@ -262,6 +263,17 @@ class SessionRequest(BaseModel):
     agent: AgentSettings = Field(default_factory=AgentSettings)
     review: ReviewSettings = Field(default_factory=ReviewSettings)
     max_cost_usd: float | None = None
+    # Continue as new before the history grows past this many events (Temporal's hard limit
+    # is 50,000; long histories also make every replay slower).
+    history_limit: int = 10_000
+    carry: SessionCarry | None = None  # set by continue-as-new: where the last run stopped
+
+
+class SessionCarry(BaseModel):
+    """What a session hands to its next run when it continues as new."""
+
+    plan: Plan
+    status: SessionStatus
 
 
 class ResumeRequest(BaseModel):
@@ -342,6 +354,7 @@ class TaskResult(BaseModel):
     agent_runs: list[AgentRun] = Field(default_factory=list)  # every attempt, failed ones too
     reviews: list[ReviewResult] = Field(default_factory=list)  # one per round
     error: str | None = None
+    error_type: str | None = None  # AgentAuth, RepoUnusable, ...: what kind of failure
 
 
 class TaskStatus(BaseModel):
@@ -393,6 +406,7 @@ class SessionStatus(BaseModel):
     repo: str
     plan_path: str
     plan_title: str | None = None
+    plan_sha256: str = ""  # the snapshot this session runs, whatever the file says now
     target_branch: str
     concurrency: int  # the live value: the operator may change it
     current_batch: int | None = None
@@ -410,6 +424,7 @@ class SessionStatus(BaseModel):
     cancel_reason: str | None = None
     started_at: datetime | None = None
     completed_at: datetime | None = None
+    runs: int = 1  # workflow runs so far: each continue-as-new starts another
     error: str | None = None
 
     def task(self, task_id: str) -> TaskStatus:
@@ -503,3 +518,8 @@ class RemoveWorkspaceInput(BaseModel):
     state_dir: str
     session_id: str
     task_id: str
+
+
+# Forward references (a session carries its own status and plan across continue-as-new).
+SessionCarry.model_rebuild()
+SessionRequest.model_rebuild()

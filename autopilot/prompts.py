@@ -136,3 +136,14 @@ def conflict_prompt(request: TaskRequest, target_branch: str, conflict_files: li
         "- Do not abort the merge, rebase, reset, switch branches or push. Do not ask questions.",
     ]
     return "\n".join(parts + _task_block(request))
+
+
+def continue_prompt(request: TaskRequest) -> str:
+    """Sent into the resumed Claude session of a run that was cut off (its worker died)."""
+    parts = _header(request)
+    parts += [
+        "Your previous run on this task was interrupted: the process running you stopped.",
+        "The worktree holds whatever you had done. Look at its state (`git status`, the "
+        "files), then finish the task and commit. Do not redo work that is already there.",
+    ]
+    return "\n".join(parts + _task_block(request))

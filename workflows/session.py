@@ -14,7 +14,7 @@ validated first so a request that cannot apply is rejected with the reason.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
@@ -41,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
         Plan,
         RemoveWorkspaceInput,
         ResumeRequest,
+        SessionCarry,
         SessionRequest,
         SessionState,
         SessionStatus,
@@ -50,7 +51,7 @@ with workflow.unsafe.imports_passed_through():
         TaskState,
         TaskStatus,
     )
-    from workflows.task import TaskWorkflow, failure_message
+    from workflows.task import TaskWorkflow, failure_message, innermost_error_type
 
 ACTIVITY_TIMEOUT = timedelta(minutes=5)
 GIT_RETRY = RetryPolicy(maximum_attempts=10, non_retryable_error_types=["RepoUnusable"])
@@ -63,6 +64,8 @@ OUTCOME_STATES = {
 }
 # A task ending in one of these pauses the session when --on-failure is `pause`.
 FAILURE_STATES = frozenset({TaskState.FAILED, TaskState.REJECTED, TaskState.CONFLICT})
+# Failures every other task would meet too: they pause the session, whatever the policy.
+SETUP_ERRORS = frozenset({"AgentAuth", "AgentSetup", "RepoUnusable"})
 # A dependency in one of these lets its dependants go on.
 DONE_STATES = frozenset({TaskState.MERGED, TaskState.SKIPPED})
 
@@ -82,6 +85,10 @@ class SessionWorkflow:
             max_cost_usd=request.max_cost_usd,
         )
         self._plan: Plan | None = None
+        if request.carry is not None:  # a continued run: pick up where the last one stopped
+            self._plan, self._status = request.carry.plan, request.carry.status
+            self._status.runs += 1
+        self._draining = False  # no new task starts: the session will continue as new
         self._running = 0  # task workflows under way, bounded by the concurrency
         self._merge_queue = asyncio.Lock()  # one merge into the target branch at a time
         self._children: dict[str, ChildWorkflowHandle[Any, TaskResult]] = {}
@@ -94,10 +101,50 @@ class SessionWorkflow:
     @workflow.run
     async def run(self, request: SessionRequest) -> SessionStatus:
         status = self._status
-        status.started_at = workflow.now()
-        self._show_progress()
+        if self._plan is None:
+            status.started_at = workflow.now()
+            self._show_progress()
+            parsed = await self._parse_plan(request)
+            if parsed is None:
+                return status
+            self._track(parsed)
+        plan = self._plan
+        assert plan is not None
+
+        status.status = SessionState.RUNNING
+        for batch in plan.batches:
+            if self._cancelling:
+                break
+            status.current_batch = batch.number
+            self._show_progress()
+            workflow.logger.info(
+                "Batch %s: %s (%d tasks)", batch.number, batch.title, len(batch.tasks)
+            )
+            batch_done = asyncio.gather(*(self._run_task(batch, task) for task in batch.tasks))
+            if await self._drained_before(batch_done):
+                return self._continue_as_new()
+        # A paused session waits for its operator (who may retry what failed), and tasks
+        # sent round again finish before the session does.
+        settled = workflow.wait_condition(
+            lambda: (
+                all(run.done() for run in self._retries)
+                and (self._cancelling or not self._status.paused)
+            )
+        )
+        if await self._drained_before(settled):
+            return self._continue_as_new()
+
+        if self._cancelling:
+            for task in status.tasks:
+                if task.state not in FINISHED_TASK_STATES:
+                    self._settle(task.id, TaskState.CANCELLED, "the session was cancelled")
+            return self._finish(SessionState.CANCELLED)
+        all_merged = all(task.state == TaskState.MERGED for task in status.tasks)
+        return self._finish(SessionState.COMPLETED if all_merged else SessionState.INCOMPLETE)
+
+    async def _parse_plan(self, request: SessionRequest) -> Plan | None:
         try:
-            plan = await workflow.execute_activity(
+            return await workflow.execute_activity(
                 parse_plan,
                 ParsePlanInput(
                     plan_path=request.plan_path,
@@ -109,37 +156,36 @@ class SessionWorkflow:
                 summary="Parse the plan",
             )
         except ActivityError as err:
-            return self._finish(SessionState.FAILED, f"plan: {failure_message(err)}")
-        self._track(plan)
+            self._finish(SessionState.FAILED, f"plan: {failure_message(err)}")
+            return None
 
-        status.status = SessionState.RUNNING
-        for batch in plan.batches:
-            if self._cancelling:
-                break
-            status.current_batch = batch.number
-            self._show_progress()
-            workflow.logger.info(
-                "Batch %s: %s (%d tasks)", batch.number, batch.title, len(batch.tasks)
-            )
-            await asyncio.gather(*(self._run_task(batch, task) for task in batch.tasks))
-        # A paused session waits for its operator (who may retry what failed), and tasks
-        # sent round again finish before the session does.
-        await workflow.wait_condition(
-            lambda: (
-                all(run.done() for run in self._retries)
-                and (self._cancelling or not self._status.paused)
+    async def _drained_before(self, work: Awaitable[object]) -> bool:
+        """Run `work`, unless the history grows too long first. True: time to continue as new
+        (new tasks stopped starting, and everything that ran has finished and merged)."""
+        done = asyncio.ensure_future(work)
+        drained = asyncio.ensure_future(
+            workflow.wait_condition(
+                lambda: self._draining and self._running == 0 and not self._merge_queue.locked()
             )
         )
+        await asyncio.wait([done, drained], return_when=asyncio.FIRST_COMPLETED)
+        if not done.done():
+            return True
+        drained.cancel()
+        done.result()  # raise what the work raised
+        return False
 
-        if self._cancelling:
-            for task in status.tasks:
-                if task.state not in FINISHED_TASK_STATES:
-                    self._settle(task.id, TaskState.CANCELLED, "the session was cancelled")
-            return self._finish(SessionState.CANCELLED)
-        all_merged = all(task.state == TaskState.MERGED for task in status.tasks)
-        return self._finish(SessionState.COMPLETED if all_merged else SessionState.INCOMPLETE)
+    def _continue_as_new(self) -> SessionStatus:
+        workflow.logger.info(
+            "History at %d events: continuing as new", workflow.info().get_current_history_length()
+        )
+        assert self._plan is not None
+        carry = SessionCarry(plan=self._plan, status=self._status)
+        workflow.continue_as_new(self._req.model_copy(update={"carry": carry}))
 
     async def _run_task(self, batch: Batch, task: Task) -> None:
+        if self._task(task.id).state in FINISHED_TASK_STATES:
+            return  # settled by an earlier run of this session (before continue-as-new)
         await workflow.wait_condition(lambda: self._dependencies_settled(task))
         if self._cancelling:
             self._settle(task.id, TaskState.CANCELLED, "the session was cancelled")
@@ -172,6 +218,12 @@ class SessionWorkflow:
             if state == TaskState.CANCELLED and task.id in self._skip:
                 state, result.error = TaskState.SKIPPED, "skipped by the operator while running"
             self._settle(task.id, state, result.error)
+            if result.error_type in SETUP_ERRORS and not self._status.paused:
+                # Every other task would fail the same way: stop and say what to fix.
+                self._pause(
+                    f"Task {task.id} cannot run on this setup ({result.error_type}): "
+                    f"{result.error} — fix it, then `starter.py retry {task.id}` and `resume`"
+                )
         self._skip.discard(task.id)
         # The worktree goes; the branch stays (merged, or kept for a look when not).
         await self._remove_workspace(task)
@@ -181,10 +233,14 @@ class SessionWorkflow:
         """At most `concurrency` task workflows at once, and none starts while paused."""
 
         def may_go() -> bool:
+            if self._cancelling or task.id in self._skip:
+                return True
+            if workflow.info().get_current_history_length() > self._req.history_limit:
+                self._draining = True  # finish what runs, then continue as new
             return (
-                self._cancelling
-                or task.id in self._skip
-                or (not self._status.paused and self._running < self._status.concurrency)
+                not self._draining
+                and not self._status.paused
+                and self._running < self._status.concurrency
             )
 
         # Temporal checks every waiting condition in one pass, so several tasks can wake for
@@ -249,7 +305,12 @@ class SessionWorkflow:
             if isinstance(err.cause, CancelledError):
                 result = TaskResult(task_id=task.id, outcome="cancelled", error="cancelled")
             else:  # the task workflow itself failed (not the agent: that is an outcome)
-                result = TaskResult(task_id=task.id, outcome="failed", error=failure_message(err))
+                result = TaskResult(
+                    task_id=task.id,
+                    outcome="failed",
+                    error=failure_message(err),
+                    error_type=innermost_error_type(err),
+                )
         finally:
             self._children.pop(task.id, None)
         self._absorb(entry, result)
@@ -272,6 +333,7 @@ class SessionWorkflow:
                         message=f"Merge task {task.id}: {task.title}",
                     ),
                     start_to_close_timeout=ACTIVITY_TIMEOUT,
+                    heartbeat_timeout=self._git_heartbeat,
                     retry_policy=GIT_RETRY,
                     summary=f"Task {task.id}: merge into {self._req.target_branch}",
                 )
@@ -307,6 +369,7 @@ class SessionWorkflow:
                 task_id=task.id,
             ),
             start_to_close_timeout=ACTIVITY_TIMEOUT,
+            heartbeat_timeout=self._git_heartbeat,
             retry_policy=GIT_RETRY,
             summary=f"Task {task.id}: remove worktree",
         )
@@ -434,6 +497,11 @@ class SessionWorkflow:
     # -- bookkeeping -------------------------------------------------------------------------
 
     @property
+    def _git_heartbeat(self) -> timedelta:
+        # Git steps heartbeat too: a worker that dies mid-merge is noticed this fast.
+        return timedelta(seconds=self._req.agent.heartbeat_timeout_s)
+
+    @property
     def _cancelling(self) -> bool:
         return self._status.cancel_reason is not None
 
@@ -441,6 +509,7 @@ class SessionWorkflow:
         self._plan = plan
         status = self._status
         status.plan_title = plan.title
+        status.plan_sha256 = plan.sha256
         status.total_batches = len(plan.batches)
         status.batches = [
             BatchStatus(

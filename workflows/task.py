@@ -60,6 +60,12 @@ def error_type(err: ActivityError) -> str | None:
     return err.cause.type if isinstance(err.cause, ApplicationError) else None
 
 
+def innermost_error_type(err: BaseException) -> str | None:
+    while isinstance(err, ActivityError | ChildWorkflowError) and err.cause is not None:
+        err = err.cause
+    return err.type if isinstance(err, ApplicationError) else None
+
+
 def failure_message(err: BaseException) -> str:
     """The innermost message of an activity failure: what a person needs to read."""
     while isinstance(err, ActivityError | ChildWorkflowError) and err.cause is not None:
@@ -172,6 +178,7 @@ class TaskWorkflow:
                 task_id=request.task.id,
             ),
             start_to_close_timeout=GIT_TIMEOUT,
+            heartbeat_timeout=timedelta(seconds=request.agent.heartbeat_timeout_s),
             retry_policy=GIT_RETRY,
             summary=f"{self._label} — prepare worktree",
         )
@@ -189,6 +196,7 @@ class TaskWorkflow:
                 task_id=request.task.id,
             ),
             start_to_close_timeout=GIT_TIMEOUT,
+            heartbeat_timeout=timedelta(seconds=request.agent.heartbeat_timeout_s),
             retry_policy=GIT_RETRY,
             summary=f"{self._label} — conflict round: merge {request.target_branch} in",
         )
@@ -205,6 +213,7 @@ class TaskWorkflow:
                 message=request.task.commit_message or self._label,
             ),
             start_to_close_timeout=GIT_TIMEOUT,
+            heartbeat_timeout=timedelta(seconds=request.agent.heartbeat_timeout_s),
             retry_policy=GIT_RETRY,
             summary=f"{self._label} — commit",
         )
@@ -221,7 +230,9 @@ class TaskWorkflow:
                 run: AgentRun = await workflow.execute_activity_method(
                     AgentActivities.run_agent,
                     job,
-                    start_to_close_timeout=timedelta(seconds=settings.attempt_timeout_s),
+                    # The activity stops the agent at attempt_timeout_s itself, with a clear
+                    # error; this only catches a worker that cannot even do that.
+                    start_to_close_timeout=timedelta(seconds=settings.attempt_timeout_s + 60),
                     heartbeat_timeout=timedelta(seconds=settings.heartbeat_timeout_s),
                     retry_policy=RetryPolicy(maximum_attempts=1),
                     # On cancellation, wait until the agent's processes are really gone.
@@ -234,9 +245,12 @@ class TaskWorkflow:
                 failed = failed_attempt(err, attempt)
                 result.agent_runs.append(failed)
                 if failed.error_type in AGENT_NON_RETRYABLE or attempt == settings.max_attempts:
-                    result.error = f"agent: {failed.error}"
+                    result.error, result.error_type = f"agent: {failed.error}", failed.error_type
                     return None
-                job.resume_session = None  # whatever went wrong, start the next try afresh
+                # A worker that died mid-run left a Claude session to resume in the same
+                # worktree; anything else starts the next try afresh.
+                lost = failed.error_type == "AgentLost" and failed.session_id
+                job.resume_session = failed.session_id if lost else None
                 await workflow.sleep(retry_delay(failed, attempt))
                 continue
             result.agent_runs.append(run)

@@ -1,0 +1,216 @@
+"""Faults, by killing real processes: nothing stuck, nothing lost, nothing done twice.
+
+The worker killed between a merge and the activity's completion, the Temporal server killed
+mid-session, a person committing to the target branch while the session runs, bad
+credentials, and a plan file edited under a running session.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import threading
+from pathlib import Path
+
+import pytest
+
+from autopilot import gitops
+from autopilot.models import SessionState, SessionStatus, TaskState
+from tests.gitutil import commit_file, git
+from tests.harness import Autopilot, autopilot, processes_in, wait_until
+from tests.scripted_model import (
+    STRUCTURED_OUTPUT,
+    Conversation,
+    HttpError,
+    PlanFollower,
+    Reply,
+    ScriptedModel,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.chaos, pytest.mark.timeout(400)]
+
+PLAN = """\
+# Two tasks
+
+### Task 1: First
+
+**Files:**
+- Create: `first.txt`
+
+```
+first
+```
+
+### Task 2: Second
+
+**Files:**
+- Create: `second.txt`
+
+```
+second
+```
+"""
+
+
+class HoldTask:
+    """The plan follower, holding one task's first agent reply until released."""
+
+    def __init__(self, task_id: str) -> None:
+        self.task_id = task_id
+        self.release = threading.Event()
+        self.follower = PlanFollower()
+        self._held = False
+
+    def __call__(self, conversation: Conversation) -> Reply:
+        reply = self.follower(conversation)
+        task = conversation.task()
+        agent = STRUCTURED_OUTPUT not in conversation.tools
+        if task and task[0] == self.task_id and agent and not self._held:
+            self._held = True
+            reply.hold = self.release
+        return reply
+
+
+def write_plan(tmp_path: Path, text: str = PLAN) -> Path:
+    plan = tmp_path / "plan.md"
+    plan.write_text(text)
+    return plan
+
+
+def status_now(installation: Autopilot, session: str) -> SessionStatus:
+    done = installation.starter("status", session, "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    return SessionStatus.model_validate_json(done.stdout)
+
+
+def start_detached(installation: Autopilot, plan: Path, repo: Path, *extra: str) -> str:
+    done = installation.starter(str(plan), "--repo", str(repo), "--detach", *extra)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout.split("session ", 1)[1].split()[0]
+
+
+def worker_pid(installation: Autopilot) -> int:
+    return int((installation.state_dir / "logs" / "worker.pid").read_text())
+
+
+def test_worker_killed_between_merge_and_completion(tmp_path: Path, repo: Path) -> None:
+    """A git hook holds the merge just after the target ref moved; the worker dies there.
+    The retried merge finds the task's merge on the target and does not merge again."""
+    marker = tmp_path / "merged-once"
+    hook = repo / ".git" / "hooks" / "reference-transaction"
+    hook.write_text(
+        "#!/bin/sh\n"
+        '[ "$1" = committed ] || exit 0\n'
+        f'if grep -q " refs/heads/main$" && [ ! -e "{marker}" ]; then\n'
+        f'  : > "{marker}"\n'
+        "  sleep 20\n"
+        "fi\n"
+    )
+    hook.chmod(hook.stat().st_mode | stat.S_IEXEC)
+    plan = write_plan(tmp_path)
+    with (
+        ScriptedModel(PlanFollower()) as model,
+        autopilot(tmp_path / "autopilot", model.env()) as installation,
+    ):
+        session = start_detached(installation, plan, repo, "--heartbeat-timeout", "4")
+        wait_until(marker.exists, 180, "the first merge to move the target")
+        first_merge = gitops.list_merges(str(repo), "main", session)
+        assert [task for task, _ in first_merge] == ["1"]
+        os.kill(worker_pid(installation), signal.SIGKILL)
+
+        installation.start_worker()
+        done = installation.starter("watch", session)
+        assert done.returncode == 0, done.stdout + done.stderr
+        merges = gitops.list_merges(str(repo), "main", session)
+        assert [task for task, _ in merges] == ["1", "2"]  # task 1 merged exactly once
+        assert merges[0] == first_merge[0]
+        assert git(repo, "status", "--porcelain") == ""
+
+
+def test_temporal_server_killed_mid_session(tmp_path: Path, repo: Path) -> None:
+    holder = HoldTask("1")
+    plan = write_plan(tmp_path)
+    with (
+        ScriptedModel(holder) as model,
+        autopilot(tmp_path / "autopilot", model.env()) as installation,
+    ):
+        session = start_detached(installation, plan, repo)
+        wait_until(lambda: any(c.task() == ("1", "First") for c in model.snapshot()), 120, "1")
+        server_pid = int((installation.state_dir / "temporal" / "server.pid").read_text())
+        os.kill(server_pid, signal.SIGKILL)
+        wait_until(lambda: not Path(f"/proc/{server_pid}").exists(), 30, "the server to die")
+        holder.release.set()  # the agent finishes while the server is down
+
+        # The next command finds no server and starts it again on the same database; the
+        # worker reconnects by itself and the session carries on.
+        done = installation.starter("watch", session)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert [t for t, _ in gitops.list_merges(str(repo), "main", session)] == ["1", "2"]
+        assert status_now(installation, session).status == SessionState.COMPLETED
+
+
+def test_a_person_commits_to_the_target_while_it_runs(tmp_path: Path, repo: Path) -> None:
+    holder = HoldTask("1")
+    plan = write_plan(tmp_path)
+    with (
+        ScriptedModel(holder) as model,
+        autopilot(tmp_path / "autopilot", model.env()) as installation,
+    ):
+        session = start_detached(installation, plan, repo)
+        wait_until(lambda: any(c.task() == ("1", "First") for c in model.snapshot()), 120, "1")
+        human = commit_file(repo, "human.txt", "mine\n", "a person's own commit")
+        holder.release.set()
+        done = installation.starter("watch", session)
+        assert done.returncode == 0, done.stdout + done.stderr
+
+        assert (repo / "human.txt").read_text() == "mine\n"  # nothing lost or reverted
+        assert git(repo, "merge-base", "--is-ancestor", human, "main", check=False) == ""
+        second = gitops.branch_name(session, "2")
+        # Task 2 started after the person's commit: it branched from the new head.
+        ancestor = git(repo, "merge-base", "--is-ancestor", human, second, check=False)
+        assert ancestor == ""
+        assert [t for t, _ in gitops.list_merges(str(repo), "main", session)] == ["1", "2"]
+
+
+class BadCredentials:
+    def __call__(self, conversation: Conversation) -> Reply:
+        return HttpError(401, "authentication_error", "invalid x-api-key")
+
+
+def test_bad_credentials_pause_the_session_with_what_to_fix(tmp_path: Path, repo: Path) -> None:
+    plan = write_plan(tmp_path)
+    with (
+        ScriptedModel(BadCredentials()) as model,
+        autopilot(tmp_path / "autopilot", model.env()) as installation,
+    ):
+        session = start_detached(installation, plan, repo)
+        wait_until(lambda: status_now(installation, session).paused, 120, "the pause")
+        status = status_now(installation, session)
+        assert status.task("1").state == TaskState.FAILED
+        assert status.task("2").state == TaskState.PENDING  # no crash loop over every task
+        reason = status.pause_reason or ""
+        assert "AgentAuth" in reason and "ANTHROPIC_API_KEY" in reason
+        assert "retry 1" in reason and "resume" in reason
+        assert len(model.snapshot()) == 1  # one request: not retried
+        assert installation.starter("cancel", session).returncode == 0
+        assert installation.starter("watch", session).returncode == 1
+
+
+def test_the_plan_file_changing_under_a_session(tmp_path: Path, repo: Path) -> None:
+    holder = HoldTask("1")
+    plan = write_plan(tmp_path)
+    with (
+        ScriptedModel(holder) as model,
+        autopilot(tmp_path / "autopilot", model.env()) as installation,
+    ):
+        session = start_detached(installation, plan, repo)
+        wait_until(lambda: any(c.task() == ("1", "First") for c in model.snapshot()), 120, "1")
+        plan.write_text(PLAN.replace("### Task 2: Second", "### Task 2: Renamed"))
+        shown = installation.starter("status", session)
+        assert "the plan file changed since this session parsed it" in shown.stdout
+        holder.release.set()
+        assert installation.starter("watch", session).returncode == 0
+        titles = [task.title for task in status_now(installation, session).tasks]
+        assert titles == ["First", "Second"]  # the snapshot, not the edited file
+        assert not processes_in(installation.state_dir)
