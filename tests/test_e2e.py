@@ -4,6 +4,7 @@ scripted model, on a fresh repository. Crash recovery kills the worker with SIGK
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -161,6 +162,11 @@ async def query_status(installation: Autopilot, session_id: str) -> object:
     return await handle.query(SessionWorkflow.status)
 
 
+@pytest.mark.reliability(
+    "the same plan started again after it finished",
+    "real session, then the same starter command: same session id, every task found merged, "
+    "no agent run, nothing merged twice",
+)
 def test_plan_runs_end_to_end(tmp_path: Path, repo: Path, plan: Path, model: ScriptedModel) -> None:
     with autopilot(tmp_path / "autopilot", model.env()) as installation:
         done = installation.starter(str(plan), "--repo", str(repo), "--concurrency", "2")
@@ -247,6 +253,11 @@ class FreezeOnce:
 
 
 @pytest.mark.chaos
+@pytest.mark.reliability(
+    "worker SIGKILLed while an agent runs",
+    "real session; SIGKILL the worker mid-agent, start another: the agent dies with it, the "
+    "attempt is retried after the heartbeat timeout, each task merged once",
+)
 def test_worker_killed_mid_agent_recovers(tmp_path: Path, repo: Path, plan: Path) -> None:
     freeze = FreezeOnce()
     with (
@@ -298,4 +309,16 @@ def test_worker_killed_mid_agent_recovers(tmp_path: Path, repo: Path, plan: Path
             for task in asyncio.run(query_status(installation, session_id)).tasks  # type: ignore[attr-defined]
         }
         assert attempts["1.3"] == 2, attempts
+        # The second attempt resumed the first one's Claude session instead of starting over.
+        transcripts = sorted((installation.state_dir / "transcripts").rglob("round-1-attempt-*"))
+        task_13 = [path for path in transcripts if path.parent.name == "1.3"]
+        first_events = [
+            json.loads(path.read_text().splitlines()[0])
+            for path in task_13
+            if path.suffix == ".jsonl"
+        ]
+        assert len(first_events) == 2
+        assert first_events[0]["session_id"] == first_events[1]["session_id"]
+        resumed = [c for c in model.snapshot() if "was interrupted" in json.dumps(c.messages)]
+        assert resumed and resumed[0].task() == ("1.3", "Notes")
         assert not [pid for pid in processes_in(installation.state_dir) if pid != os.getpid()]

@@ -168,7 +168,7 @@ class SessionWorkflow:
                 lambda: self._draining and self._running == 0 and not self._merge_queue.locked()
             )
         )
-        await asyncio.wait([done, drained], return_when=asyncio.FIRST_COMPLETED)
+        await workflow.wait([done, drained], return_when=asyncio.FIRST_COMPLETED)
         if not done.done():
             return True
         drained.cancel()
