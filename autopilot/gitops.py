@@ -1127,8 +1127,8 @@ def check_repo(
         head_ref = _run(top, ["symbolic-ref", "--quiet", "HEAD"]).stdout.strip()
         if not head_ref.startswith("refs/heads/"):
             raise RepoError(
-                f"{top} has a detached HEAD; name the target branch to merge into, "
-                "or check out a branch first"
+                f"{top} has a detached HEAD; name the target branch to merge into "
+                "(--target-branch B), or check out a branch first"
             )
         target_branch = head_ref.removeprefix("refs/heads/")
     valid = _run(top, ["check-ref-format", "--branch", target_branch]).returncode == 0

@@ -274,3 +274,75 @@ def test_ctrl_c_detaches_and_the_same_command_reattaches(tmp_path: Path, repo: P
         # One agent run (write, commit, summary): detaching and re-attaching repeated nothing.
         worker_turns = [c for c in model.requests if "StructuredOutput" not in c.tools]
         assert len(worker_turns) == 3
+
+
+def test_detached_head_without_target_branch(tmp_path: Path, repo: Path) -> None:
+    plan = write_plan(tmp_path)
+    git(repo, "checkout", "-q", "--detach")
+    done = run_starter(tmp_path, str(plan), "--repo", str(repo))
+    assert_user_error(done, "detached", "--target-branch")
+
+
+def test_bare_repository(tmp_path: Path, repo: Path) -> None:
+    plan = write_plan(tmp_path)
+    bare = tmp_path / "bare.git"
+    git(tmp_path, "clone", "-q", "--bare", str(repo), str(bare))
+    done = run_starter(tmp_path, str(plan), "--repo", str(bare))
+    assert_user_error(done, "bare repository")
+
+
+def test_missing_repo_path(tmp_path: Path) -> None:
+    plan = write_plan(tmp_path)
+    done = run_starter(tmp_path, str(plan), "--repo", str(tmp_path / "nowhere"))
+    assert_user_error(done, "nowhere", "does not exist")
+
+
+def test_no_shell_anywhere_in_the_project() -> None:
+    """The agent runs code; the orchestrator never hands a string to a shell."""
+    offenders = []
+    for folder in ("autopilot", "activities", "workflows", "bench", "scripts"):
+        for path in (ROOT / folder).rglob("*.py"):
+            text = path.read_text()
+            if "shell=True" in text or "os.system(" in text or "os.popen(" in text:
+                offenders.append(str(path))
+    for name in ("starter.py", "worker.py"):
+        if "shell=True" in (ROOT / name).read_text():
+            offenders.append(name)
+    assert offenders == []
+
+
+HOSTILE_PLAN = """\
+# Hostile names
+
+### Task 1: $(touch /tmp/pwned-autopilot) `rm -rf ~` ; ../../etc/passwd — ünïcödé & spaces
+
+**Files:**
+- Create: `safe.txt`
+
+```
+safe
+```
+"""
+
+
+@pytest.mark.e2e
+def test_hostile_titles_stay_text(tmp_path: Path, repo: Path) -> None:
+    plan = write_plan(tmp_path, HOSTILE_PLAN)
+    canary = Path("/tmp/pwned-autopilot")
+    canary.unlink(missing_ok=True)
+    with (
+        ScriptedModel(PlanFollower()) as model,
+        autopilot(tmp_path / "autopilot", model.env()) as installation,
+    ):
+        done = installation.starter(str(plan), "--repo", str(repo))
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert not canary.exists()  # nothing was run by a shell
+        assert (repo / "safe.txt").read_text() == "safe\n"
+        subjects = git(repo, "log", "--format=%s", "main")
+        assert "$(touch /tmp/pwned-autopilot) `rm -rf ~` ; ../../etc/passwd" in subjects
+        assert "ünïcödé" in subjects
+        # Every worktree stayed inside the state dir; branches are plain ref names.
+        branches = git(repo, "branch", "--list", "autopilot/*", "--format=%(refname)")
+        for branch in branches.splitlines():
+            assert git(repo, "check-ref-format", branch, check=False) == ""
+        assert list((tmp_path / "autopilot" / "state" / "worktrees").rglob("safe.txt")) == []
