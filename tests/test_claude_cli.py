@@ -239,3 +239,21 @@ def test_argv_resume_and_model() -> None:
     assert not any(a.startswith("--session-id") for a in argv)
     assert "--model=claude-test-model" in argv
     assert "--permission-mode=plan" in argv
+
+
+def test_no_argv_widens_what_the_agent_may_touch(tmp_path: Path) -> None:
+    """The agent's cwd is its worktree and nothing more: no extra directories, no permission
+    bypass, for the worker agent and the reviewer alike."""
+    from autopilot.models import AgentSettings, ReviewSettings
+    from autopilot.reviewer import reviewer_argv
+
+    binary = tmp_path / "claude"
+    for argv in (
+        claude_argv(binary, AgentSettings(), "sid"),
+        claude_argv(binary, AgentSettings(), "sid", resume=True),
+        reviewer_argv(binary, ReviewSettings(), "sid"),
+    ):
+        joined = " ".join(argv)
+        assert "--add-dir" not in joined
+        assert "--dangerously-skip-permissions" not in joined
+        assert "bypassPermissions" not in joined
