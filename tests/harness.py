@@ -87,7 +87,7 @@ class Autopilot:
             AUTOPILOT_STATE_DIR=str(self.state_dir),
             AUTOPILOT_TEMPORAL_PORT=str(self.temporal_port),
             AUTOPILOT_TEMPORAL_UI_PORT=str(self.ui_port),
-            AUTOPILOT_TASK_QUEUE="autopilot-test",
+            AUTOPILOT_TASK_QUEUE=f"autopilot-test-{self.temporal_port}",
             AUTOPILOT_CLAUDE_BIN=str(claude_bin()),
             CLAUDE_CONFIG_DIR=str(self.root / "claude-config"),
             HOME=str(home),
