@@ -520,9 +520,9 @@ async def test_failed_dependency_blocks_its_dependant_and_the_next_batch(
         make_batch(1, make_task("1"), make_task("2", depends_on=["1"]), make_task("3")),
         make_batch(2, make_task("4", 2), dependencies=[1]),
     )
-    auth = failed_run("AgentAuth", "not logged in")
-    stubs.script("run_agent", "1", agent_error(auth, non_retryable=True))
-    status = await run_session(client, stubs, concurrency=2)
+    broken = failed_run("AgentError", "not logged in")
+    stubs.script("run_agent", "1", agent_error(broken))
+    status = await run_session(client, stubs, concurrency=2, agent=AgentSettings(max_attempts=1))
 
     states = {task.id: task.state for task in status.tasks}
     assert states == {
@@ -589,11 +589,17 @@ async def test_a_failed_task_workflow_says_why(client: Client, stubs: Stubs) -> 
         "1",
         ApplicationError("/repo is not a git repository", type="RepoUnusable", non_retryable=True),
     )
-    status = await run_session(client, stubs)
+    async with worker(client, stubs) as queue:
+        handle = await start_session(client, queue)
+        # An unusable repo would fail every task: the session pauses and says why.
+        paused = await status_until(handle, lambda s: s.paused, "the session to pause")
+        await handle.execute_update(SessionWorkflow.cancel, "stop")
+        status = await handle.result()
 
     task = status.task("1")
     assert task.state == TaskState.FAILED
     assert task.last_error is not None and "/repo is not a git repository" in task.last_error
+    assert "(RepoUnusable)" in (paused.pause_reason or "")
 
 
 async def test_unparseable_plan_fails_the_session(client: Client, stubs: Stubs) -> None:
@@ -685,10 +691,15 @@ async def test_a_failure_at_the_end_waits_paused_for_the_operator(
     client: Client, stubs: Stubs
 ) -> None:
     stubs.plan = make_plan(make_batch(1, make_task("1")))
-    auth = failed_run("AgentAuth", "logged out")
-    stubs.script("run_agent", "1", agent_error(auth, non_retryable=True))
+    broken = failed_run("AgentError", "logged out")
+    stubs.script("run_agent", "1", agent_error(broken))
     async with worker(client, stubs) as queue:
-        handle = await start_session(client, queue, review=review_settings(on_failure="pause"))
+        handle = await start_session(
+            client,
+            queue,
+            review=review_settings(on_failure="pause"),
+            agent=AgentSettings(max_attempts=1),
+        )
         paused = await status_until(handle, lambda s: s.paused, "the session to pause")
         assert paused.status == SessionState.RUNNING
         assert paused.pause_reason == "Task 1 ended failed: agent: logged out"
@@ -772,12 +783,14 @@ async def test_finished_histories_replay(client: Client, stubs: Stubs) -> None:
     stubs.script("merge_task", "1", MergeOutcome(merged=False, conflict=True, conflict_files=["x"]))
     stubs.script("merge_target", "1", TargetMerge(clean=False, conflict_files=["x"]))
     limited = failed_run("AgentRateLimited", "slow down", retry_after_s=0.2)
-    auth = failed_run("AgentAuth", "logged out", attempt=2)
-    stubs.script("run_agent", "2", agent_error(limited), agent_error(auth, non_retryable=True))
+    broken = failed_run("AgentError", "logged out", attempt=2)
+    stubs.script("run_agent", "2", agent_error(limited), agent_error(broken))
     stubs.hold("1")  # task 1 still has work to do when the session pauses
     review = review_settings("checks", on_failure="pause")
     async with worker(client, stubs) as queue:
-        handle = await start_session(client, queue, concurrency=2, review=review)
+        handle = await start_session(
+            client, queue, concurrency=2, review=review, agent=AgentSettings(max_attempts=2)
+        )
         await status_until(handle, lambda s: s.paused, "the failure to pause the session")
         await handle.execute_update(SessionWorkflow.resume, ResumeRequest())
         stubs.release("1")
@@ -821,3 +834,20 @@ async def test_a_long_session_continues_as_new_and_keeps_its_state(
     merged = [request.task_id for request in stubs.inputs("merge_task")]
     assert sorted(merged, key=int) == [str(n) for n in range(1, 41)]  # each exactly once
     assert len(stubs.inputs("parse_plan")) == 1  # the plan snapshot travels with the state
+
+
+async def test_bad_credentials_pause_the_session_whatever_the_policy(
+    client: Client, stubs: Stubs
+) -> None:
+    stubs.plan = make_plan(make_batch(1, make_task("1"), make_task("2")))
+    auth = failed_run("AgentAuth", "Invalid API key")
+    stubs.script("run_agent", "1", agent_error(auth, non_retryable=True))
+    async with worker(client, stubs) as queue:
+        handle = await start_session(client, queue)  # on_failure: continue
+        paused = await status_until(handle, lambda s: s.paused, "the setup error to pause")
+        assert "cannot run on this setup (AgentAuth)" in (paused.pause_reason or "")
+        assert paused.task("2").state == TaskState.PENDING  # not failed the same way
+        await handle.execute_update(SessionWorkflow.cancel, "stop")
+        status = await handle.result()
+    assert status.status == SessionState.CANCELLED
+    assert not stubs.inputs("run_agent", "2")
