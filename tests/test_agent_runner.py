@@ -219,6 +219,11 @@ async def test_success_writes_in_cwd_counts_turns_and_records_every_event(
     ],
     ids=["401", "429", "529", "500"],
 )
+@pytest.mark.reliability(
+    "model API errors: 401, 429 with retry-after, 529, 500",
+    "real claude CLI against the scripted model: failure kind and retry-after; the CLI itself "
+    "does not retry",
+)
 async def test_api_errors_are_classified(
     box: Sandbox, model: ScriptedModel, error: HttpError, kind: str
 ) -> None:
@@ -239,6 +244,9 @@ async def test_api_errors_are_classified(
     assert not processes_in(box.repo)
 
 
+@pytest.mark.reliability(
+    "agent reaches --max-turns", "real CLI looping on a tool call: an error naming error_max_turns"
+)
 async def test_max_turns_reached_is_an_error(box: Sandbox, model: ScriptedModel) -> None:
     model.responder = lambda conversation: ToolUses([ToolCall("Bash", {"command": "true"})])
 
@@ -254,6 +262,10 @@ async def test_max_turns_reached_is_an_error(box: Sandbox, model: ScriptedModel)
 # ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.reliability(
+    "claude CLI killed from outside mid-run",
+    "SIGTERM the CLI while the model holds its answer: no_result failure, transcript kept",
+)
 async def test_cli_killed_from_outside_has_no_result(box: Sandbox, model: ScriptedModel) -> None:
     never = threading.Event()
     model.responder = script(Text("never sent", hold=never))
@@ -280,6 +292,10 @@ async def test_cli_killed_from_outside_has_no_result(box: Sandbox, model: Script
 
 
 @pytest.mark.parametrize("prompt_size", [10, 1_000_000], ids=["small-prompt", "huge-prompt"])
+@pytest.mark.reliability(
+    "claude binary exits at once without reading its prompt (10 B and 1 MB)",
+    "fake CLI script: no_result naming exit code, last event and stderr tail; no broken-pipe crash",
+)
 async def test_binary_that_exits_after_one_event_has_no_result(
     tmp_path: Path, prompt_size: int
 ) -> None:
@@ -320,6 +336,10 @@ async def test_binary_that_exits_after_one_event_has_no_result(
 # ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.reliability(
+    "agent hangs (the model never answers)",
+    "2 s idle timeout on the real CLI: failure kind hung, every process in the worktree gone",
+)
 async def test_silent_agent_is_stopped_as_hung_and_its_tree_killed(
     box: Sandbox, model: ScriptedModel
 ) -> None:
@@ -351,6 +371,11 @@ def guard_for(name: str) -> ProcessGuard:
 
 @needs_setsid
 @pytest.mark.parametrize("guard_name", ["detected", "none"])
+@pytest.mark.reliability(
+    "agent cancelled while it runs background processes",
+    "cancel the run with two background sleeps going (with and without the process guard): the "
+    "whole tree is killed",
+)
 async def test_cancellation_kills_the_whole_tree(
     box: Sandbox, model: ScriptedModel, guard_name: str
 ) -> None:
@@ -399,6 +424,11 @@ asyncio.run(
 
 
 @needs_setsid
+@pytest.mark.reliability(
+    "worker process SIGKILLed while its agent runs",
+    "a child process runs the real CLI, which starts background sleeps; SIGKILL it: every "
+    "agent process dies",
+)
 def test_agent_dies_with_a_sigkilled_worker(box: Sandbox, model: ScriptedModel) -> None:
     guard = detect_guard()
     if not guard.prefix:
@@ -506,6 +536,11 @@ def state_with(*events: dict[str, Any]) -> StreamState:
         ([result(True, subtype="error_during_execution")], "error"),
     ],
 )
+@pytest.mark.reliability(
+    "error results in the CLI stream: auth, billing, 403, 429, usage limit, 529/502, max "
+    "turns, execution error",
+    "classify() on stream events: the failure kind, retry-after only for rate limits",
+)
 def test_classify_error_results(events: list[dict[str, Any]], kind: str) -> None:
     failure = classify(state_with(*events), 1, "")
 
@@ -513,12 +548,20 @@ def test_classify_error_results(events: list[dict[str, Any]], kind: str) -> None
     assert (failure.retry_after_s is not None) == (kind == "rate_limit")
 
 
+@pytest.mark.reliability(
+    "result event with is_error true and subtype success",
+    "classify(): an error with the CLI's message",
+)
 def test_classify_is_error_decides_not_the_subtype() -> None:
     assert classify(state_with(result(False, subtype="success")), 0, "") is None
     failure = classify(state_with(result(True, subtype="success", result="boom")), 0, "")
     assert failure is not None and failure.kind == "error" and "boom" in str(failure)
 
 
+@pytest.mark.reliability(
+    "CLI ends without a result event (exit 0, 1, 143, killed)",
+    "classify(): no_result naming exit code, last event and stderr tail",
+)
 def test_classify_without_result_is_no_result_whatever_the_exit_code() -> None:
     for code in (0, 1, 143, None):
         state = state_with({"type": "system", "subtype": "init", "session_id": "x"}, assistant("a"))

@@ -90,6 +90,11 @@ async def sessions_with(installation: Autopilot, query: str) -> list[str]:
     return [execution.id async for execution in client.list_workflows(query)]
 
 
+@pytest.mark.reliability(
+    "session cancelled while agents run (after pause, skip, resume)",
+    "real session via starter commands: running agents stopped, worktrees removed, branches "
+    "kept, merged work stays; invalid commands refused (exit 2)",
+)
 def test_pause_concurrency_skip_resume_cancel(tmp_path: Path, repo: Path) -> None:
     plan = tmp_path / "plan.md"
     plan.write_text(plan_text(("1.1", ""), ("1.2", ""), ("1.3", ""), ("1.4", ""), ("1.5", "1.4")))
@@ -201,6 +206,11 @@ class FailFirst:
         return self.follower(conversation)
 
 
+@pytest.mark.reliability(
+    "bad credentials with --on-failure pause; cost budget reached",
+    "real session: paused with the reason, dependant blocked, retry merges both; budget pause "
+    "resumes only with a higher --max-cost-usd",
+)
 def test_on_failure_pause_then_retry_and_budget(tmp_path: Path, repo: Path) -> None:
     plan = tmp_path / "plan.md"
     plan.write_text(plan_text(("2.1", ""), ("2.2", "2.1")))

@@ -94,6 +94,14 @@ def worker_pid(installation: Autopilot) -> int:
     return int((installation.state_dir / "logs" / "worker.pid").read_text())
 
 
+@pytest.mark.reliability(
+    "Worker SIGKILLed between a merge and the activity's completion",
+    (
+        "a git reference-transaction hook holds the merge after the target ref moved;"
+        " the worker is SIGKILLed there; the retried merge finds the task's trailers "
+        "on the target: one merge, same sha"
+    ),
+)
 def test_worker_killed_between_merge_and_completion(tmp_path: Path, repo: Path) -> None:
     """A git hook holds the merge just after the target ref moved; the worker dies there.
     The retried merge finds the task's merge on the target and does not merge again."""
@@ -128,6 +136,14 @@ def test_worker_killed_between_merge_and_completion(tmp_path: Path, repo: Path) 
         assert git(repo, "status", "--porcelain") == ""
 
 
+@pytest.mark.reliability(
+    "Temporal dev server SIGKILLed mid-session, restarted on the same database",
+    (
+        "SIGKILL the embedded server while an agent works; the next starter command "
+        "restarts it on the same SQLite file; the worker reconnects; the session "
+        "completes"
+    ),
+)
 def test_temporal_server_killed_mid_session(tmp_path: Path, repo: Path) -> None:
     holder = HoldTask("1")
     plan = write_plan(tmp_path)
@@ -150,6 +166,13 @@ def test_temporal_server_killed_mid_session(tmp_path: Path, repo: Path) -> None:
         assert status_now(installation, session).status == SessionState.COMPLETED
 
 
+@pytest.mark.reliability(
+    "A person commits to the target branch while the session runs",
+    (
+        "commit to main while task 1 runs; task 2 branches from the new head; both "
+        "merge; the person's commit is kept"
+    ),
+)
 def test_a_person_commits_to_the_target_while_it_runs(tmp_path: Path, repo: Path) -> None:
     holder = HoldTask("1")
     plan = write_plan(tmp_path)
@@ -178,6 +201,13 @@ class BadCredentials:
         return HttpError(401, "authentication_error", "invalid x-api-key")
 
 
+@pytest.mark.reliability(
+    "Bad credentials (API 401)",
+    (
+        "every request answers 401: the first task fails once (not retried), the "
+        "session pauses with what to fix, no other task is tried"
+    ),
+)
 def test_bad_credentials_pause_the_session_with_what_to_fix(tmp_path: Path, repo: Path) -> None:
     plan = write_plan(tmp_path)
     with (
@@ -197,6 +227,13 @@ def test_bad_credentials_pause_the_session_with_what_to_fix(tmp_path: Path, repo
         assert installation.starter("watch", session).returncode == 1
 
 
+@pytest.mark.reliability(
+    "The plan file changes while the session runs",
+    (
+        "edit the plan mid-session: `status` says the file changed, the session "
+        "finishes its parsed snapshot"
+    ),
+)
 def test_the_plan_file_changing_under_a_session(tmp_path: Path, repo: Path) -> None:
     holder = HoldTask("1")
     plan = write_plan(tmp_path)

@@ -104,6 +104,10 @@ def test_plain_ids_are_kept() -> None:
 
 
 @pytest.mark.parametrize("hostile", HOSTILE_IDS)
+@pytest.mark.reliability(
+    "hostile session/task ids (.., /, $(), newline, .lock, 300 chars, ...)",
+    "branch names pass git check-ref-format; worktree paths stay under the state dir",
+)
 def test_hostile_ids_make_safe_branches_and_paths(hostile: str, tmp_path: Path) -> None:
     name = branch_name(hostile, hostile)
     parts = name.split("/")
@@ -161,6 +165,10 @@ def test_prepare_twice_reuses_the_worktree(repo: Path, state: Path) -> None:
     assert (Path(second.path) / "draft.txt").read_text() == "uncommitted\n"
 
 
+@pytest.mark.reliability(
+    "worktree directory deleted by hand",
+    "prepare again: the same worktree comes back at the branch's commit",
+)
 def test_prepare_after_worktree_dir_deleted_by_hand(repo: Path, state: Path) -> None:
     first = prepare_workspace(repo, "main", state, SESSION, "1")
     agent_sha = commit_file(Path(first.path), "work.txt", "agent\n")
@@ -172,6 +180,10 @@ def test_prepare_after_worktree_dir_deleted_by_hand(repo: Path, state: Path) -> 
     assert (Path(second.path) / "work.txt").read_text() == "agent\n"
 
 
+@pytest.mark.reliability(
+    "locked worktree registration whose directory is gone",
+    "prepare again: the worktree is recreated",
+)
 def test_prepare_after_a_stale_locked_registration(repo: Path, state: Path) -> None:
     first = prepare_workspace(repo, "main", state, SESSION, "1")
     git(repo, "worktree", "lock", "--reason", "user", first.path)
@@ -180,6 +192,9 @@ def test_prepare_after_a_stale_locked_registration(repo: Path, state: Path) -> N
     assert second == first and (Path(second.path) / "README.md").exists()
 
 
+@pytest.mark.reliability(
+    "leftover unregistered directory at the worktree path", "prepare: replaced by a clean worktree"
+)
 def test_prepare_replaces_a_leftover_unregistered_dir(repo: Path, state: Path) -> None:
     path = worktree_path(state, SESSION, "1")
     write(path, "junk.txt", "left over\n")
@@ -189,6 +204,10 @@ def test_prepare_replaces_a_leftover_unregistered_dir(repo: Path, state: Path) -
     assert git(path, "status", "--porcelain") == ""
 
 
+@pytest.mark.reliability(
+    "`git worktree add` killed midway (locked 'initializing', half checkout)",
+    "prepare again: the worktree is recreated clean and unlocked",
+)
 def test_prepare_recreates_a_worktree_whose_add_was_killed(repo: Path, state: Path) -> None:
     ws = prepare_workspace(repo, "main", state, SESSION, "1")
     git_dir = Path(git(ws.path, "rev-parse", "--absolute-git-dir"))
@@ -201,6 +220,10 @@ def test_prepare_recreates_a_worktree_whose_add_was_killed(repo: Path, state: Pa
     assert "locked" not in git(repo, "worktree", "list", "--porcelain")
 
 
+@pytest.mark.reliability(
+    "stale index.lock left by a killed git",
+    "a fresh lock is kept; one older than STALE_LOCK_SECONDS is removed and commits work",
+)
 def test_prepare_removes_only_stale_index_locks(repo: Path, state: Path) -> None:
     ws = prepare_workspace(repo, "main", state, SESSION, "1")
     lock = Path(git(ws.path, "rev-parse", "--absolute-git-dir")) / "index.lock"
@@ -216,6 +239,9 @@ def test_prepare_removes_only_stale_index_locks(repo: Path, state: Path) -> None
     assert commit_changes(ws.path, ws.base_sha, SESSION, "1", "works").committed_leftovers
 
 
+@pytest.mark.reliability(
+    "task worktree switched to another branch", "prepare raises GitError naming the branch"
+)
 def test_prepare_refuses_a_worktree_on_another_branch(repo: Path, state: Path) -> None:
     ws = prepare_workspace(repo, "main", state, SESSION, "1")
     git(ws.path, "checkout", "-q", "-b", "elsewhere")
@@ -223,6 +249,10 @@ def test_prepare_refuses_a_worktree_on_another_branch(repo: Path, state: Path) -
         prepare_workspace(repo, "main", state, SESSION, "1")
 
 
+@pytest.mark.reliability(
+    "task prepared again after it merged (retry after a crash)",
+    "prepare reports already_merged with the merge sha; no worktree made",
+)
 def test_prepare_reports_an_already_merged_task(repo: Path, state: Path) -> None:
     ws = do_task(repo, state, "1", {"a.txt": "a\n"})
     outcome = merge(repo, ws, "1")
@@ -251,6 +281,10 @@ def test_prepare_with_unknown_target(repo: Path, state: Path) -> None:
 # --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.reliability(
+    "commit step run twice (activity retried)",
+    "the second commit_changes commits nothing new and returns the same commits",
+)
 def test_commit_leftovers_with_trailers(repo: Path, state: Path) -> None:
     commit_file(repo, ".gitignore", "*.log\n")
     ws = prepare_workspace(repo, "main", state, SESSION, "1")
@@ -274,6 +308,7 @@ def test_commit_leftovers_with_trailers(repo: Path, state: Path) -> None:
     assert again.commits == outcome.commits
 
 
+@pytest.mark.reliability("agent changed nothing", "commit_changes: no_changes, no commit")
 def test_commit_with_nothing_to_do(repo: Path, state: Path) -> None:
     ws = prepare_workspace(repo, "main", state, SESSION, "1")
     outcome = commit_changes(ws.path, ws.base_sha, SESSION, "1", "Task 1")
@@ -394,6 +429,10 @@ def test_merge_into_target_not_checked_out(repo: Path, state: Path) -> None:
     assert "autopilot: merge" in git(repo, "reflog", "-1", "--format=%gs", "main")
 
 
+@pytest.mark.reliability(
+    "merge run twice (activity retried)",
+    "the second merge reports already_merged with the same sha; one merge commit",
+)
 def test_merge_twice_is_already_merged(repo: Path, state: Path) -> None:
     ws = do_task(repo, state, "1", {"a.txt": "a\n"})
     first = merge(repo, ws, "1")
@@ -402,6 +441,10 @@ def test_merge_twice_is_already_merged(repo: Path, state: Path) -> None:
     assert merge_commits(repo) == [first.merge_sha]
 
 
+@pytest.mark.reliability(
+    "worker dies mid-merge after the merge commit, before the target moves",
+    "crash injected into gitops: target unchanged and clean; the retry merges once",
+)
 def test_crash_after_commit_tree_then_retry_merges_once(
     repo: Path, state: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -425,6 +468,10 @@ def test_crash_after_commit_tree_then_retry_merges_once(
     assert merge_commits(repo) == [retry.merge_sha]
 
 
+@pytest.mark.reliability(
+    "merge conflict with the target branch",
+    "conflict reported with the files; target branch, checkout and files unchanged",
+)
 def test_conflict_leaves_target_untouched(repo: Path, state: Path) -> None:
     commit_file(repo, "other.txt", "x\n")
     ws = do_task(repo, state, "1", {"README.md": "task\n", "other.txt": "task\n", "ok": "1"})
@@ -454,6 +501,10 @@ def test_merge_after_target_moved(repo: Path, state: Path) -> None:
     assert git(repo, "status", "--porcelain") == ""
 
 
+@pytest.mark.reliability(
+    "target branch advanced by someone else during the merge",
+    "a commit injected between tree merge and ref update: the merge is redone on the new tip",
+)
 def test_merge_retries_when_target_moves_mid_merge(
     repo: Path, state: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -482,6 +533,10 @@ def test_merge_retries_when_target_moves_mid_merge(
     ]
 
 
+@pytest.mark.reliability(
+    "user editing the checked-out target branch",
+    "merge refused naming the file, nothing changed; merges once the file is clean",
+)
 def test_local_changes_in_user_checkout_block_merge(repo: Path, state: Path) -> None:
     ws = do_task(repo, state, "1", {"README.md": "task\n"})
     write(repo, "README.md", "user is editing\n")
@@ -528,6 +583,9 @@ def test_list_merges_in_merge_order(repo: Path, state: Path) -> None:
 # --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.reliability(
+    "workspace removed twice", "the second removal is a no-op; the branch is kept"
+)
 def test_remove_workspace_is_idempotent_and_keeps_branch(repo: Path, state: Path) -> None:
     ws = do_task(repo, state, "1", {"a.txt": "a\n"})
     write(Path(ws.path), "dirty.txt", "x")
@@ -571,6 +629,9 @@ def test_check_repo_target_elsewhere(repo: Path) -> None:
     assert result.target_branch == "dev" and result.checked_out_at is None
 
 
+@pytest.mark.reliability(
+    "repo path missing, a file, or not a git repository", "check_repo raises RepoError saying which"
+)
 def test_check_repo_missing_and_not_a_repo(tmp_path: Path) -> None:
     with pytest.raises(RepoError, match="does not exist"):
         check_repo(tmp_path / "missing", None)
@@ -582,6 +643,9 @@ def test_check_repo_missing_and_not_a_repo(tmp_path: Path) -> None:
         check_repo(tmp_path / "plain", None)
 
 
+@pytest.mark.reliability(
+    "bare repository, or a path inside .git", "check_repo raises RepoError saying which"
+)
 def test_check_repo_bare_and_git_dir(tmp_path: Path, repo: Path) -> None:
     git(tmp_path, "init", "-q", "--bare", "bare.git")
     with pytest.raises(RepoError, match="bare repository"):
@@ -590,12 +654,19 @@ def test_check_repo_bare_and_git_dir(tmp_path: Path, repo: Path) -> None:
         check_repo(repo / ".git", "main")
 
 
+@pytest.mark.reliability(
+    "repository without commits", "check_repo: 'no commits yet; make a first commit'"
+)
 def test_check_repo_without_commits(tmp_path: Path) -> None:
     git(tmp_path, "init", "-q", "empty")
     with pytest.raises(RepoError, match="no commits yet; make a first commit"):
         check_repo(tmp_path / "empty", None)
 
 
+@pytest.mark.reliability(
+    "detached HEAD and no target branch given",
+    "check_repo asks for the target branch; with one it works",
+)
 def test_check_repo_detached_head(repo: Path) -> None:
     git(repo, "checkout", "-q", "--detach")
     with pytest.raises(RepoError, match="detached HEAD; name the target branch"):
@@ -603,6 +674,9 @@ def test_check_repo_detached_head(repo: Path) -> None:
     assert check_repo(repo, "main").target_branch == "main"
 
 
+@pytest.mark.reliability(
+    "unknown or malformed target branch", "check_repo names the branches that exist"
+)
 def test_check_repo_unknown_target(repo: Path) -> None:
     git(repo, "branch", "dev")
     with pytest.raises(RepoError, match=r"no branch 'nope'.*include: .*dev") as caught:
@@ -612,6 +686,10 @@ def test_check_repo_unknown_target(repo: Path) -> None:
         check_repo(repo, "-bad..name")
 
 
+@pytest.mark.reliability(
+    "uncommitted tracked changes in the target checkout",
+    "check_repo lists the files (first five and a count)",
+)
 def test_check_repo_tracked_changes(repo: Path) -> None:
     for i in range(7):
         commit_file(repo, f"f{i}.txt", "x\n")
@@ -625,6 +703,10 @@ def test_check_repo_tracked_changes(repo: Path) -> None:
     assert "commit or stash them first" in text and str(repo) in text
 
 
+@pytest.mark.reliability(
+    "uncommitted changes in another worktree that has the target checked out",
+    "check_repo names that worktree and file",
+)
 def test_check_repo_tracked_changes_in_other_worktree(repo: Path, tmp_path: Path) -> None:
     git(repo, "branch", "dev")
     other = tmp_path / "dev-checkout"
@@ -634,6 +716,9 @@ def test_check_repo_tracked_changes_in_other_worktree(repo: Path, tmp_path: Path
         check_repo(repo, "dev")
 
 
+@pytest.mark.reliability(
+    "merge in progress in the target checkout", "check_repo: finish or abort it first"
+)
 def test_check_repo_merge_in_progress(repo: Path) -> None:
     git(repo, "checkout", "-q", "-b", "side")
     commit_file(repo, "README.md", "side\n")
@@ -644,6 +729,9 @@ def test_check_repo_merge_in_progress(repo: Path) -> None:
         check_repo(repo, "main")
 
 
+@pytest.mark.reliability(
+    "rebase in progress in the target checkout", "check_repo: a rebase is in progress"
+)
 def test_check_repo_rebase_in_progress(repo: Path) -> None:
     git(repo, "checkout", "-q", "-b", "side")
     commit_file(repo, "README.md", "side\n")
@@ -654,6 +742,7 @@ def test_check_repo_rebase_in_progress(repo: Path) -> None:
         check_repo(repo, "main")
 
 
+@pytest.mark.reliability("git older than required", "require_git raises naming the needed version")
 def test_git_version_and_requirement() -> None:
     version = git_version()
     assert version >= (2, 38, 0)

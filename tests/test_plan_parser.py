@@ -543,6 +543,9 @@ def test_setext_h1_is_the_title_and_no_title_is_none() -> None:
     assert parse("### Task 1: a", "a").ignored == []
 
 
+@pytest.mark.reliability(
+    "plan with CRLF line endings and a BOM", "parsed like LF text; lines counted right"
+)
 def test_crlf_and_bom() -> None:
     text = "\ufeff# T\r\n\r\n## Batch 1: A\r\n### Task 1.1: a\r\nline one\r\nline two\r\n"
     plan = parse_plan(text, "plan.md")
@@ -625,6 +628,10 @@ def test_prose_between_tasks_of_an_implicit_batch() -> None:
 # --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.reliability(
+    "tasks outside any batch in a plan with batches",
+    "an issue per task naming its line and the fix",
+)
 def test_stray_tasks_in_a_plan_with_batches() -> None:
     assert issues(
         "### Task 0.1: early",  # 1
@@ -649,6 +656,7 @@ def test_stray_tasks_in_a_plan_with_batches() -> None:
     ]
 
 
+@pytest.mark.reliability("task id defined twice", "PlanError with both lines")
 def test_duplicate_task_ids() -> None:
     assert one_issue("### Task 1: a", "a", "### Task 2: b", "b", "### Task 1: c", "c") == (
         5,
@@ -656,12 +664,14 @@ def test_duplicate_task_ids() -> None:
     )
 
 
+@pytest.mark.reliability("batch number defined twice", "PlanError with both lines")
 def test_duplicate_batch_numbers() -> None:
     assert one_issue(
         "## Batch 1: A", "### Task 1.1: a", "a", "## Batch 1: B", "### Task 1.2: b", "b"
     ) == (4, "Batch 1 is defined twice (lines 1 and 4); give each batch a unique number")
 
 
+@pytest.mark.reliability("dependency on an unknown task", "PlanError naming it")
 def test_unknown_task_dependency() -> None:
     assert one_issue("### Task 1: a", "a", "**Depends on:** Task 9") == (
         3,
@@ -669,6 +679,9 @@ def test_unknown_task_dependency() -> None:
     )
 
 
+@pytest.mark.reliability(
+    "unreadable Depends on / Dependencies values", "PlanError showing the expected form"
+)
 def test_unreadable_dependencies() -> None:
     assert issues(
         "## Batch 1: A",  # 1
@@ -690,6 +703,9 @@ def test_unreadable_dependencies() -> None:
     ]
 
 
+@pytest.mark.reliability(
+    "task depends on a task of a later batch", "PlanError: move it or remove the dependency"
+)
 def test_task_depending_on_a_later_batch() -> None:
     found = issues(
         "## Batch 1: A",
@@ -722,6 +738,9 @@ def test_task_depending_on_an_earlier_batch_is_fine() -> None:
     assert plan.batches[1].tasks[0].depends_on == ["1.1"]
 
 
+@pytest.mark.reliability(
+    "task dependency cycle, task depending on itself", "PlanError showing the cycle"
+)
 def test_task_dependency_cycles() -> None:
     found = issues(
         "### Task 1.1: a",  # 1
@@ -767,6 +786,9 @@ def test_cycle_is_reported_from_its_first_task() -> None:
     ]
 
 
+@pytest.mark.reliability(
+    "batch dependency cycle, on itself, on a later or unknown batch", "one PlanError issue for each"
+)
 def test_batch_dependency_errors() -> None:
     found = issues(
         "## Batch 1: A",  # 1
@@ -798,6 +820,7 @@ def test_batch_dependency_errors() -> None:
     ]
 
 
+@pytest.mark.reliability("task with an empty body", "PlanError naming the task")
 def test_empty_task_body() -> None:
     assert issues("## Batch 1: A", "### Task 1.1: a", "", "   ", "### Task 1.2: b", "b") == [
         (2, "Task 1.1 has an empty body; describe the work under its heading")
@@ -820,6 +843,10 @@ def test_empty_last_task_body() -> None:
         "```\n### Task 1: in code\nx\n```\n",
     ],
 )
+@pytest.mark.reliability(
+    "plan without tasks (empty, prose, batch only, tasks only in code)",
+    "PlanError: no tasks found, with the expected headings",
+)
 def test_no_tasks(text: str) -> None:
     with pytest.raises(PlanError) as caught:
         parse_plan(text, "plan.md")
@@ -832,6 +859,7 @@ def test_no_tasks(text: str) -> None:
     ]
 
 
+@pytest.mark.reliability("unknown Execution Mode", "PlanError listing the valid modes")
 def test_unknown_execution_mode() -> None:
     assert one_issue("## Batch 1: A", "**Execution Mode:** docker", "### Task 1.1: a", "a") == (
         2,
@@ -839,6 +867,7 @@ def test_unknown_execution_mode() -> None:
     )
 
 
+@pytest.mark.reliability("a single-value field given twice", "PlanError with the first line")
 def test_duplicate_single_value_fields() -> None:
     assert issues(
         "## Batch 1: A",
@@ -863,6 +892,7 @@ def test_duplicate_single_value_fields() -> None:
         ("### Task #4: Foo", "task", "### Task 3.1: Title"),
     ],
 )
+@pytest.mark.reliability("malformed batch or task heading", "PlanError showing the expected form")
 def test_headings_that_look_like_batches_or_tasks(heading: str, what: str, example: str) -> None:
     found = issues("## Batch 1: A", "### Task 1.1: a", "a", heading, "x")
     assert (
@@ -872,6 +902,9 @@ def test_headings_that_look_like_batches_or_tasks(heading: str, what: str, examp
     ) in found
 
 
+@pytest.mark.reliability(
+    "several problems in one plan", "all reported at once, sorted by line, as file:line"
+)
 def test_all_issues_are_reported_sorted_by_line() -> None:
     with pytest.raises(PlanError) as caught:
         parse(
@@ -916,6 +949,7 @@ def test_load_plan_reads_utf8(tmp_path: Path) -> None:
     assert plan.batches[0].tasks[0].body == "\u00fcber"
 
 
+@pytest.mark.reliability("plan file missing", "PlanError: not found")
 def test_load_plan_missing_file(tmp_path: Path) -> None:
     path = tmp_path / "nope.md"
     with pytest.raises(PlanError) as caught:
@@ -923,6 +957,7 @@ def test_load_plan_missing_file(tmp_path: Path) -> None:
     assert str(caught.value) == f"{path}:0: plan file not found; check the path"
 
 
+@pytest.mark.reliability("plan path is a directory", "PlanError saying so")
 def test_load_plan_directory(tmp_path: Path) -> None:
     with pytest.raises(PlanError) as caught:
         load_plan(tmp_path)
@@ -933,6 +968,7 @@ def test_load_plan_directory(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.reliability("plan file not UTF-8", "PlanError with the line of the first bad byte")
 def test_load_plan_not_utf8(tmp_path: Path) -> None:
     path = tmp_path / "plan.md"
     path.write_bytes(b"# Plan\n\n### Task 1: a\ncaf\xe9\n")
@@ -1003,6 +1039,7 @@ def test_select_batches_keeps_dependencies_outside_the_range() -> None:
     assert batch.tasks[0].depends_on == ["1.1"]
 
 
+@pytest.mark.reliability("batch range matching no batch", "PlanError listing the plan's batches")
 def test_select_batches_nothing_selected() -> None:
     with pytest.raises(PlanError) as caught:
         select_batches(_three_batches(), 6, 8)
@@ -1017,6 +1054,7 @@ def test_select_batches_nothing_selected() -> None:
     assert "no batch in the range 7..;" in str(caught.value)
 
 
+@pytest.mark.reliability("start batch after end batch", "PlanError listing the plan's batches")
 def test_select_batches_start_after_end() -> None:
     with pytest.raises(PlanError) as caught:
         select_batches(_three_batches(), 3, 2)
@@ -1045,6 +1083,9 @@ def test_select_batches_of_an_implicit_batch() -> None:
 # --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.reliability(
+    "a plan of 10 000 tasks in 100 batches", "parsed completely within the test timeout"
+)
 def test_ten_thousand_tasks() -> None:
     lines = ["# Big plan", ""]
     for batch in range(1, 101):

@@ -11,6 +11,10 @@ from autopilot.rate_limits import DEFAULT_WAIT_S, MAX_WAIT_S, MIN_WAIT_S, second
 NOW = datetime(2026, 11, 26, 14, 0, tzinfo=UTC)
 
 
+@pytest.mark.reliability(
+    "Rate or usage limit",
+    "the CLI's 'resets <time>' wording is turned into the wait before the retry",
+)
 @pytest.mark.parametrize(
     ("text", "expected"),
     [

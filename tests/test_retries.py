@@ -51,6 +51,10 @@ async def status_of(address: str, session_id: str) -> SessionStatus:
     )
 
 
+@pytest.mark.reliability(
+    "model API overloaded (HTTP 529) on the first request",
+    "real session: the attempt fails, is retried and merges; both attempts' transcripts kept",
+)
 def test_a_failed_attempt_is_retried_and_recorded(tmp_path: Path, repo: Path) -> None:
     plan = tmp_path / "plan.md"
     plan.write_text(PLAN)

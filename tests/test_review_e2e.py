@@ -119,6 +119,11 @@ class ReviewRounds:
         return self.follower(conversation)
 
 
+@pytest.mark.reliability(
+    "reviewer requests changes; a repo check fails; a task is never approved",
+    "real session, scripted reviewer: findings and check output go back to the agent, fixed "
+    "tasks merge, the rejected one is not merged (branch kept), exit 1",
+)
 def test_review_rounds_checks_and_rejection(tmp_path: Path, repo: Path) -> None:
     plan = tmp_path / "plan.md"
     plan.write_text(REVIEW_PLAN)
@@ -238,6 +243,11 @@ class Conflicting:
 
 
 @pytest.mark.parametrize("resolve", [True, False], ids=["resolved", "unresolved"])
+@pytest.mark.reliability(
+    "two parallel tasks change the same file (merge conflict)",
+    "real session: the loser gets one conflict round; resolved, both merge; unresolved, target "
+    "untouched, branch kept, exit 1",
+)
 def test_conflicting_parallel_tasks(tmp_path: Path, repo: Path, resolve: bool) -> None:
     plan = tmp_path / "plan.md"
     plan.write_text(CONFLICT_PLAN)

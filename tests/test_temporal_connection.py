@@ -229,6 +229,10 @@ def test_first_call_starts_a_loopback_server_and_the_second_reuses_it(embedded: 
     assert server_pids(embedded) == [pid]
 
 
+@pytest.mark.reliability(
+    "starter and worker start the embedded server at the same time",
+    "three concurrent calls: exactly one server process",
+)
 def test_concurrent_calls_start_exactly_one_server(embedded: Settings) -> None:
     barrier = threading.Barrier(3)
 
@@ -260,6 +264,9 @@ def test_stop_waits_until_the_server_is_gone_and_a_restart_works(embedded: Setti
     assert pid_of(embedded) != pid
 
 
+@pytest.mark.reliability(
+    "no server running, garbage in server.pid", "stop returns False, raises nothing"
+)
 def test_stop_with_nothing_started(embedded: Settings) -> None:
     assert stop_embedded_server(embedded) is False
     pid_path = embedded.path("temporal", "server.pid")
@@ -267,6 +274,10 @@ def test_stop_with_nothing_started(embedded: Settings) -> None:
     assert stop_embedded_server(embedded) is False
 
 
+@pytest.mark.reliability(
+    "stale server.pid whose pid now belongs to another process",
+    "stop signals nothing and removes the stale pid file",
+)
 def test_stop_never_signals_a_process_that_reused_a_stale_pid(embedded: Settings) -> None:
     bystander = subprocess.Popen(
         [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE
@@ -295,6 +306,11 @@ class _HangUp(socketserver.BaseRequestHandler):
         pass  # close the connection at once: a port used by something that is not Temporal
 
 
+@pytest.mark.reliability(
+    "Temporal port taken by something that is not Temporal",
+    "connect raises TemporalUnavailable naming the address and AUTOPILOT_TEMPORAL_PORT; no "
+    "server left",
+)
 async def test_port_held_by_something_else(tmp_path: Path) -> None:
     with socketserver.TCPServer(("127.0.0.1", 0), _HangUp) as squatter:
         thread = threading.Thread(target=squatter.serve_forever, daemon=True)
@@ -316,6 +332,11 @@ async def test_port_held_by_something_else(tmp_path: Path) -> None:
     assert server_pids(settings) == []
 
 
+@pytest.mark.reliability(
+    "temporal server exits at start",
+    "fake binary: error with exit code and log tail; the lock is released, a second try fails "
+    "the same way",
+)
 def test_server_that_exits_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     script = tmp_path / "fake-temporal"
     script.write_text("#!/bin/sh\necho 'fake server: cannot open the database' >&2\nexit 1\n")
@@ -335,6 +356,9 @@ def test_server_that_exits_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         ensure_embedded_server(settings)
 
 
+@pytest.mark.reliability(
+    "Web UI port taken", "real server start fails naming the port and AUTOPILOT_TEMPORAL_UI_PORT"
+)
 def test_ui_port_taken(tmp_path: Path) -> None:
     with socket.socket() as held:
         held.bind(("127.0.0.1", 0))
@@ -355,6 +379,10 @@ def test_ui_port_taken(tmp_path: Path) -> None:
 # -- durability ------------------------------------------------------------------------------
 
 
+@pytest.mark.reliability(
+    "embedded Temporal server SIGKILLed",
+    "restart on the same database: the running session workflow is there with the same run id",
+)
 async def test_workflow_survives_a_server_kill(tmp_path: Path, embedded: Settings) -> None:
     assert ensure_embedded_server(embedded) is True
     client = await connect(embedded)

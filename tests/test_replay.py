@@ -1,0 +1,60 @@
+"""Recorded histories of real sessions replay with the current workflow code.
+
+A worker that restarts with changed code replays the histories of the sessions still running.
+If the changed code issues different commands (another activity, a timer, a child workflow, a
+different order), the replay fails with a nondeterminism error and the session is stuck. This
+test replays every history under tests/histories/ (recorded by tests/record_histories.py from
+real sessions: two batches with a dependency then the same plan started again, review rounds
+with a failing check, a merge conflict round, pause/skip/cancel) and fails on any such error.
+
+When it fails after a workflow change, the change is the problem, not the recordings:
+- Guard the new behaviour with `if workflow.patched("some-change-id"): <new> else: <old>` so
+  running sessions keep the old commands; this test then passes on the old histories. Record
+  new histories next to them (`python -m tests.record_histories --out <new dir>`, or copy the
+  scenario directories under a new name) so both paths stay replayed; later, once no session
+  of the old code can be running, `workflow.deprecate_patch` and drop the old histories.
+- Re-recording in place (`.venv/bin/python -m tests.record_histories [scenario ...]`, which
+  replaces tests/histories/<scenario>/) is only right when the change is guarded as above, or
+  when no session recorded with the old code can still be running anywhere (e.g. nothing was
+  released with it).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from tests.record_histories import HISTORIES, workflow_id_of
+from workflows.session import SessionWorkflow
+from workflows.task import TaskWorkflow
+
+RECORDED = sorted(HISTORIES.rglob("*.json"))
+
+
+def test_histories_are_recorded() -> None:
+    scenarios = {path.parent.name for path in RECORDED}
+    assert {"two_batches", "review_rounds", "conflict", "controls"} <= scenarios, scenarios
+
+
+@pytest.mark.reliability(
+    "workflow code changed under running sessions (nondeterminism on replay)",
+    "recorded histories of real sessions replayed with the current SessionWorkflow/TaskWorkflow",
+)
+@pytest.mark.parametrize(
+    "path", RECORDED, ids=[str(path.relative_to(HISTORIES)) for path in RECORDED]
+)
+async def test_recorded_history_replays(path: Path) -> None:
+    history = WorkflowHistory.from_json(workflow_id_of(path), path.read_text())
+    replayer = Replayer(
+        workflows=[SessionWorkflow, TaskWorkflow], data_converter=pydantic_data_converter
+    )
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+    assert result.replay_failure is None, (
+        f"{path.relative_to(HISTORIES)} no longer replays with the current workflow code: "
+        f"{result.replay_failure!r}. Guard the change with workflow.patched(...); see the "
+        "module docstring before re-recording."
+    )
