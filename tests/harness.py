@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from autopilot.config import load_settings
+from autopilot.models import SessionStatus
 from autopilot.temporal_connection import stop_embedded_server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -128,6 +129,18 @@ class Autopilot:
             text=True,
             timeout=timeout,
         )
+
+    def start_detached(self, plan: Path, repo: Path, *extra: str) -> str:
+        """Start a session with `--detach`; returns its id."""
+        done = self.starter(str(plan), "--repo", str(repo), "--detach", *extra)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout.split("session ", 1)[1].split()[0]
+
+    def status(self, session: str) -> SessionStatus:
+        """`starter.py status --json`, parsed."""
+        done = self.starter("status", session, "--json")
+        assert done.returncode == 0, done.stdout + done.stderr
+        return SessionStatus.model_validate_json(done.stdout)
 
     def spawn_starter(self, *args: str) -> subprocess.Popen[str]:
         return subprocess.Popen(

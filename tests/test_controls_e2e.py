@@ -16,7 +16,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from autopilot import gitops
-from autopilot.models import SessionState, SessionStatus, TaskState
+from autopilot.models import SessionState, TaskState
 from autopilot.temporal_connection import temporal_cli
 from tests.gitutil import git
 from tests.harness import Autopilot, autopilot, processes_in, wait_until
@@ -73,18 +73,6 @@ def asked(model: ScriptedModel, task_id: str) -> bool:
     )
 
 
-def status_now(installation: Autopilot, session: str) -> SessionStatus:
-    done = installation.starter("status", session, "--json")
-    assert done.returncode == 0, done.stdout + done.stderr
-    return SessionStatus.model_validate_json(done.stdout)
-
-
-def start_detached(installation: Autopilot, plan: Path, repo: Path, *extra: str) -> str:
-    done = installation.starter(str(plan), "--repo", str(repo), "--detach", *extra)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout.split("session ", 1)[1].split()[0]
-
-
 async def sessions_with(installation: Autopilot, query: str) -> list[str]:
     client = await Client.connect(installation.address, data_converter=pydantic_data_converter)
     return [execution.id async for execution in client.list_workflows(query)]
@@ -103,7 +91,7 @@ def test_pause_concurrency_skip_resume_cancel(tmp_path: Path, repo: Path) -> Non
         ScriptedModel(holds) as model,
         autopilot(tmp_path / "autopilot", model.env()) as installation,
     ):
-        session = start_detached(installation, plan, repo)
+        session = installation.start_detached(plan, repo)
         wait_until(lambda: asked(model, "1.1"), 120, "task 1.1 to start")
 
         # Pause: the running task finishes and merges, nothing new starts.
@@ -113,11 +101,11 @@ def test_pause_concurrency_skip_resume_cancel(tmp_path: Path, repo: Path) -> Non
         assert asyncio.run(sessions_with(installation, "AutopilotStatus = 'Paused'")) == [session]
         holds.release["1.1"].set()
         wait_until(
-            lambda: status_now(installation, session).task("1.1").state == TaskState.MERGED,
+            lambda: installation.status(session).task("1.1").state == TaskState.MERGED,
             120,
             "1.1 to merge while paused",
         )
-        status = status_now(installation, session)
+        status = installation.status(session)
         assert [t.state for t in status.tasks[1:]] == [TaskState.PENDING] * 4
         assert not asked(model, "1.2")
         refused = installation.starter("pause", session)
@@ -150,7 +138,7 @@ def test_pause_concurrency_skip_resume_cancel(tmp_path: Path, repo: Path) -> Non
         assert wrong.returncode == 2 and "Task 1.1 is already merged" in wrong.stderr
         unknown = installation.starter("retry", session, "9.9")
         assert unknown.returncode == 2 and "no Task 9.9" in unknown.stderr
-        status = status_now(installation, session)
+        status = installation.status(session)
         assert status.concurrency == 2
         assert status.task("1.3").state == TaskState.SKIPPED
 
@@ -166,7 +154,7 @@ def test_pause_concurrency_skip_resume_cancel(tmp_path: Path, repo: Path) -> Non
         assert cancelled.returncode == 0, cancelled.stderr
         final = installation.starter("watch", session)
         assert final.returncode == 1, final.stdout + final.stderr
-        status = status_now(installation, session)
+        status = installation.status(session)
         assert status.status == SessionState.CANCELLED
         states = {task.id: task.state for task in status.tasks}
         assert states == {
@@ -218,9 +206,9 @@ def test_on_failure_pause_then_retry_and_budget(tmp_path: Path, repo: Path) -> N
         ScriptedModel(FailFirst()) as model,
         autopilot(tmp_path / "autopilot", model.env()) as installation,
     ):
-        session = start_detached(installation, plan, repo, "--on-failure", "pause")
-        wait_until(lambda: status_now(installation, session).paused, 120, "the failure to pause it")
-        status = status_now(installation, session)
+        session = installation.start_detached(plan, repo, "--on-failure", "pause")
+        wait_until(lambda: installation.status(session).paused, 120, "the failure to pause it")
+        status = installation.status(session)
         assert status.task("2.1").state == TaskState.FAILED
         assert "Task 2.1 ended failed" in (status.pause_reason or "")
         assert status.task("2.2").state == TaskState.BLOCKED
@@ -228,7 +216,7 @@ def test_on_failure_pause_then_retry_and_budget(tmp_path: Path, repo: Path) -> N
         # Retry the failed task: its blocked dependant comes back with it.
         retried = installation.starter("retry", session, "2.1")
         assert retried.returncode == 0, retried.stderr
-        status = status_now(installation, session)
+        status = installation.status(session)
         assert status.task("2.1").retries == 1 and status.task("2.2").retries == 1
         assert installation.starter("resume", session).returncode == 0
         done = installation.starter("watch", session)
@@ -243,9 +231,9 @@ def test_on_failure_pause_then_retry_and_budget(tmp_path: Path, repo: Path) -> N
         ScriptedModel(PlanFollower()) as model,
         autopilot(tmp_path / "autopilot-budget", model.env()) as installation,
     ):
-        session = start_detached(installation, plan, repo, "--max-cost-usd", "0.01")
-        wait_until(lambda: status_now(installation, session).paused, 120, "the budget pause")
-        status = status_now(installation, session)
+        session = installation.start_detached(plan, repo, "--max-cost-usd", "0.01")
+        wait_until(lambda: installation.status(session).paused, 120, "the budget pause")
+        status = installation.status(session)
         assert "budget reached" in (status.pause_reason or "")
         assert status.task("3.1").state == TaskState.MERGED
         assert status.task("3.2").state == TaskState.PENDING

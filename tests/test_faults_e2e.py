@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from autopilot import gitops
-from autopilot.models import SessionState, SessionStatus, TaskState
+from autopilot.models import SessionState, TaskState
 from tests.gitutil import commit_file, git
 from tests.harness import Autopilot, autopilot, processes_in, wait_until
 from tests.scripted_model import (
@@ -78,18 +78,6 @@ def write_plan(tmp_path: Path, text: str = PLAN) -> Path:
     return plan
 
 
-def status_now(installation: Autopilot, session: str) -> SessionStatus:
-    done = installation.starter("status", session, "--json")
-    assert done.returncode == 0, done.stdout + done.stderr
-    return SessionStatus.model_validate_json(done.stdout)
-
-
-def start_detached(installation: Autopilot, plan: Path, repo: Path, *extra: str) -> str:
-    done = installation.starter(str(plan), "--repo", str(repo), "--detach", *extra)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout.split("session ", 1)[1].split()[0]
-
-
 def worker_pid(installation: Autopilot) -> int:
     return int((installation.state_dir / "logs" / "worker.pid").read_text())
 
@@ -121,7 +109,7 @@ def test_worker_killed_between_merge_and_completion(tmp_path: Path, repo: Path) 
         ScriptedModel(PlanFollower()) as model,
         autopilot(tmp_path / "autopilot", model.env()) as installation,
     ):
-        session = start_detached(installation, plan, repo, "--heartbeat-timeout", "4")
+        session = installation.start_detached(plan, repo, "--heartbeat-timeout", "4")
         wait_until(marker.exists, 180, "the first merge to move the target")
         first_merge = gitops.list_merges(str(repo), "main", session)
         assert [task for task, _ in first_merge] == ["1"]
@@ -151,7 +139,7 @@ def test_temporal_server_killed_mid_session(tmp_path: Path, repo: Path) -> None:
         ScriptedModel(holder) as model,
         autopilot(tmp_path / "autopilot", model.env()) as installation,
     ):
-        session = start_detached(installation, plan, repo)
+        session = installation.start_detached(plan, repo)
         wait_until(lambda: any(c.task() == ("1", "First") for c in model.snapshot()), 120, "1")
         server_pid = int((installation.state_dir / "temporal" / "server.pid").read_text())
         os.kill(server_pid, signal.SIGKILL)
@@ -163,7 +151,7 @@ def test_temporal_server_killed_mid_session(tmp_path: Path, repo: Path) -> None:
         done = installation.starter("watch", session)
         assert done.returncode == 0, done.stdout + done.stderr
         assert [t for t, _ in gitops.list_merges(str(repo), "main", session)] == ["1", "2"]
-        assert status_now(installation, session).status == SessionState.COMPLETED
+        assert installation.status(session).status == SessionState.COMPLETED
 
 
 @pytest.mark.reliability(
@@ -180,7 +168,7 @@ def test_a_person_commits_to_the_target_while_it_runs(tmp_path: Path, repo: Path
         ScriptedModel(holder) as model,
         autopilot(tmp_path / "autopilot", model.env()) as installation,
     ):
-        session = start_detached(installation, plan, repo)
+        session = installation.start_detached(plan, repo)
         wait_until(lambda: any(c.task() == ("1", "First") for c in model.snapshot()), 120, "1")
         human = commit_file(repo, "human.txt", "mine\n", "a person's own commit")
         holder.release.set()
@@ -214,9 +202,9 @@ def test_bad_credentials_pause_the_session_with_what_to_fix(tmp_path: Path, repo
         ScriptedModel(BadCredentials()) as model,
         autopilot(tmp_path / "autopilot", model.env()) as installation,
     ):
-        session = start_detached(installation, plan, repo)
-        wait_until(lambda: status_now(installation, session).paused, 120, "the pause")
-        status = status_now(installation, session)
+        session = installation.start_detached(plan, repo)
+        wait_until(lambda: installation.status(session).paused, 120, "the pause")
+        status = installation.status(session)
         assert status.task("1").state == TaskState.FAILED
         assert status.task("2").state == TaskState.PENDING  # no crash loop over every task
         reason = status.pause_reason or ""
@@ -241,13 +229,13 @@ def test_the_plan_file_changing_under_a_session(tmp_path: Path, repo: Path) -> N
         ScriptedModel(holder) as model,
         autopilot(tmp_path / "autopilot", model.env()) as installation,
     ):
-        session = start_detached(installation, plan, repo)
+        session = installation.start_detached(plan, repo)
         wait_until(lambda: any(c.task() == ("1", "First") for c in model.snapshot()), 120, "1")
         plan.write_text(PLAN.replace("### Task 2: Second", "### Task 2: Renamed"))
         shown = installation.starter("status", session)
         assert "the plan file changed since this session parsed it" in shown.stdout
         holder.release.set()
         assert installation.starter("watch", session).returncode == 0
-        titles = [task.title for task in status_now(installation, session).tasks]
+        titles = [task.title for task in installation.status(session).tasks]
         assert titles == ["First", "Second"]  # the snapshot, not the edited file
         assert not processes_in(installation.state_dir)
