@@ -108,7 +108,31 @@ def _run(
 
 def _fail(cwd: str | Path, args: Sequence[str], proc: subprocess.CompletedProcess[str]) -> str:
     output = (proc.stderr.strip() or proc.stdout.strip() or "(no output)")[-2000:]
-    return f"`git {' '.join(args)}` failed in {cwd} (exit {proc.returncode}): {output}"
+    message = f"`git {' '.join(args)}` failed in {cwd} (exit {proc.returncode}): {output}"
+    return message + _full_disk_hint([str(cwd), *args])
+
+
+LOW_SPACE_BYTES = 4 * 1024 * 1024
+
+
+def _full_disk_hint(places: Sequence[str]) -> str:
+    """Git says "unable to write file" when a disk is full; say which disk, and what to do."""
+    for place in places:
+        path = Path(place)
+        if not path.is_absolute():
+            continue
+        while not path.exists() and path != path.parent:
+            path = path.parent
+        try:
+            free = shutil.disk_usage(path).free
+        except OSError:
+            continue
+        if free < LOW_SPACE_BYTES:
+            return (
+                f"; the disk holding {path} is full ({free // 1024} KB free): free some space "
+                "there (or move AUTOPILOT_STATE_DIR); the step is retried"
+            )
+    return ""
 
 
 def _git(cwd: str | Path, *args: str, stdin: str | None = None) -> str:
