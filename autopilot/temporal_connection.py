@@ -21,11 +21,13 @@ from pathlib import Path
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfig
+from temporalio.service import RPCError
 
 from autopilot import search_attributes
 from autopilot.config import Settings
 
 SERVER_START_TIMEOUT_S = 60.0
+HEALTHY_TIMEOUT_S = 15.0
 SERVER_STOP_TIMEOUT_S = 10.0
 PORT_HINT = (
     "set AUTOPILOT_TEMPORAL_PORT and AUTOPILOT_TEMPORAL_UI_PORT to free ports, or set "
@@ -215,18 +217,26 @@ async def connect(settings: Settings) -> Client:
     """A client with the pydantic data converter; starts the embedded server when needed."""
     if settings.embedded:
         await asyncio.to_thread(ensure_embedded_server, settings)
-        try:
-            return await Client.connect(
-                settings.temporal_address,
-                namespace=settings.temporal_namespace,
-                data_converter=pydantic_data_converter,
-            )
-        except RuntimeError as err:
-            raise TemporalUnavailable(
-                f"cannot connect to the embedded Temporal server at "
-                f"{settings.temporal_address}: {err}. Something that is not a Temporal server "
-                f"may be listening on that port: stop it, or {PORT_HINT}."
-            ) from err
+        # A server that was just started takes its port before its frontend is healthy: the
+        # first connections may be refused for a moment ("Frontend is not healthy yet").
+        deadline = time.monotonic() + HEALTHY_TIMEOUT_S
+        while True:
+            try:
+                client = await Client.connect(
+                    settings.temporal_address,
+                    namespace=settings.temporal_namespace,
+                    data_converter=pydantic_data_converter,
+                )
+                await client.service_client.check_health()
+                return client
+            except (RuntimeError, RPCError) as err:
+                if time.monotonic() > deadline:
+                    raise TemporalUnavailable(
+                        f"cannot connect to the embedded Temporal server at "
+                        f"{settings.temporal_address}: {err}. Something that is not a Temporal "
+                        f"server may be listening on that port: stop it, or {PORT_HINT}."
+                    ) from err
+                await asyncio.sleep(0.5)  # waiting for the frontend, bounded by the deadline
     # A cluster: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TLS settings and
     # TOML profiles all come through the SDK's own environment configuration.
     config = ClientConfig.load_client_connect_config()

@@ -818,7 +818,7 @@ async def test_a_long_session_continues_as_new_and_keeps_its_state(
     tasks[-1] = make_task("40", depends_on=["1"])  # a dependency settled in an earlier run
     stubs.plan = make_plan(make_batch(1, *tasks))
     async with worker(client, stubs) as queue:
-        handle = await start_session(client, queue, concurrency=4, history_limit=150)
+        handle = await start_session(client, queue, concurrency=4, history_limit=300)
         status = await handle.result()
         runs = []
         async for execution in client.list_workflows(f"WorkflowId = '{handle.id}'"):
@@ -829,8 +829,8 @@ async def test_a_long_session_continues_as_new_and_keeps_its_state(
 
     assert status.status == SessionState.COMPLETED
     assert status.tasks_completed == 40 and status.runs == len(runs) > 2
-    # No run's history grew much past the limit: the drain only lets running tasks finish.
-    assert max(runs) < 150 + 4 * 40, runs
+    # No run's history grew past the limit: the drain starts early enough.
+    assert max(runs) <= 300, runs
     merged = [request.task_id for request in stubs.inputs("merge_task")]
     assert sorted(merged, key=int) == [str(n) for n in range(1, 41)]  # each exactly once
     assert len(stubs.inputs("parse_plan")) == 1  # the plan snapshot travels with the state

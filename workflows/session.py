@@ -64,6 +64,9 @@ OUTCOME_STATES = {
 }
 # A task ending in one of these pauses the session when --on-failure is `pause`.
 FAILURE_STATES = frozenset({TaskState.FAILED, TaskState.REJECTED, TaskState.CONFLICT})
+# Events one task in flight may still add to the session's history (child, merge, cleanup,
+# details): the margin kept below history_limit when a run drains before continuing as new.
+DRAIN_EVENTS_PER_TASK = 40
 # Failures every other task would meet too: they pause the session, whatever the policy.
 SETUP_ERRORS = frozenset({"AgentAuth", "AgentSetup", "RepoUnusable"})
 # A dependency in one of these lets its dependants go on.
@@ -235,7 +238,7 @@ class SessionWorkflow:
         def may_go() -> bool:
             if self._cancelling or task.id in self._skip:
                 return True
-            if workflow.info().get_current_history_length() > self._req.history_limit:
+            if workflow.info().get_current_history_length() > self._drain_threshold:
                 self._draining = True  # finish what runs, then continue as new
             return (
                 not self._draining
@@ -495,6 +498,13 @@ class SessionWorkflow:
             raise ValueError(f"no Task {task_id} in this session (tasks: {known})") from None
 
     # -- bookkeeping -------------------------------------------------------------------------
+
+    @property
+    def _drain_threshold(self) -> int:
+        """When to stop starting tasks so that the run ends under history_limit: every task
+        still in flight adds its merge, cleanup and bookkeeping events while it finishes."""
+        reserve = DRAIN_EVENTS_PER_TASK * (self._status.concurrency + 1)
+        return max(self._req.history_limit - reserve, self._req.history_limit // 2)
 
     @property
     def _git_heartbeat(self) -> timedelta:

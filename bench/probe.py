@@ -1,0 +1,82 @@
+"""How far past its history limit a session run's history grows before it continues as new.
+
+A 1,000-task session crosses the 10,000-event limit (`SessionRequest.history_limit`); running
+one takes most of an hour. The same mechanism with a small limit takes a minute: the session
+is started as the starter would start it (starter.validate builds the request), only with
+`history_limit` lowered, and each run's history is counted. A run's events past the limit are
+what a 1,000-task session adds to its 10,000.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+import starter
+from autopilot.config import load_settings
+from bench.histories import collect
+from bench.pipeline import Installation
+from bench.repos import merges_on_main
+from workflows.session import SessionWorkflow
+
+
+@dataclass
+class ProbeResult:
+    tasks: int
+    concurrency: int
+    history_limit: int
+    wall_s: float
+    merged: int
+    session_events: list[int]  # per run, in order
+    overshoot: int  # the largest run's events past the limit (0 when none went past)
+
+
+async def _run_session(installation: Installation, argv: list[str], limit: int) -> str:
+    assert installation.autopilot is not None
+    env = installation.autopilot.env()
+    request = starter.validate(starter.build_parser().parse_args(argv), load_settings(env))
+    request.history_limit = limit
+    client = await Client.connect(
+        installation.autopilot.address, data_converter=pydantic_data_converter
+    )
+    handle = await client.start_workflow(
+        SessionWorkflow.run,
+        request,
+        id=request.session_id,
+        task_queue=env["AUTOPILOT_TASK_QUEUE"],
+    )
+    await handle.result()
+    return request.session_id
+
+
+def probe(
+    installation: Installation,
+    plan: Path,
+    repo: Path,
+    tasks: int,
+    concurrency: int,
+    history_limit: int,
+    timeout_s: float,
+) -> ProbeResult:
+    assert installation.autopilot is not None, "use the installation as a context manager"
+    argv = [str(plan), "--repo", str(repo), "--review", "none", "--concurrency", str(concurrency)]
+    started = time.perf_counter()
+    session_id = asyncio.run(
+        asyncio.wait_for(_run_session(installation, argv, history_limit), timeout_s)
+    )
+    wall = time.perf_counter() - started
+    stats = asyncio.run(collect(installation.autopilot.address, session_id, tasks + 1))
+    return ProbeResult(
+        tasks=tasks,
+        concurrency=concurrency,
+        history_limit=history_limit,
+        wall_s=wall,
+        merged=merges_on_main(repo),
+        session_events=stats.session_events,
+        overshoot=max(0, max(stats.session_events, default=0) - history_limit),
+    )

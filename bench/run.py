@@ -1,0 +1,516 @@
+"""The orchestration's cost against the bare work. See bench/README.md.
+
+    .venv/bin/python -m bench.run                      # every section, default sizes
+    .venv/bin/python -m bench.run --quick              # a smoke run, about 1.5 minutes
+    .venv/bin/python -m bench.run --sizes 10,50        # only the pipeline/baseline comparison
+    .venv/bin/python -m bench.run --sweep --scale 200  # only these sections
+    .venv/bin/python -m bench.run --full               # the issue's sizes: N=200 and 1,000 too
+
+Sections: compare (baseline vs the pipeline with review none and both), sweep (concurrency
+1..8 with a slow model), scale (one large plan: time, history sizes, worker memory), parse
+(the plan parser on a 10,000-task plan). Naming any section runs only the ones named.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from autopilot.process_guard import detect_guard
+from bench import chart, report
+from bench.machine import describe, load_average, machine_info
+from bench.plans import DEFAULT_BATCH_SIZE
+from bench.sections import (
+    ACTIVITY_OF_PHASE,
+    Context,
+    compare,
+    history_probe,
+    parse_timing,
+    ratio_agent_equalised,
+    scale,
+    sweep,
+)
+from tests.harness import claude_bin
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+DEFAULT_SIZES = (10, 50)
+DEFAULT_BOTH_SIZES = (10,)
+DEFAULT_SCALE = 100
+FULL_SIZES = (10, 50, 200)
+FULL_SCALE = 1_000
+SWEEP_TASKS, SWEEP_DELAY_S, SWEEP_LEVELS = 16, 2.0, (1, 2, 4, 8)
+PARSE_TASKS = 10_000
+PRESET_SIZE = -1  # a bare --scale or --parse: the size of the preset (default, --quick, --full)
+PROBE = {"probe_tasks": 20, "probe_limit": 150, "probe_concurrency": 2}
+QUICK = {
+    "sizes": (1, 2),
+    "both_sizes": (1,),
+    "sweep_tasks": 2,
+    "sweep_delay": 0.3,
+    "sweep_levels": (1, 2),
+    "scale": 2,
+    "parse_tasks": 1_000,
+    "probe_tasks": 3,
+    "probe_limit": 40,
+}
+
+
+def int_list(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of numbers: {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"give positive numbers, e.g. 10,50 (got {text!r})")
+    return values
+
+
+def positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"give a positive number (got {text!r})")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.run",
+        description="Benchmark the orchestration against the bare work (see bench/README.md).",
+    )
+    parser.add_argument("--compare", action="store_true", help="run the comparison section")
+    parser.add_argument(
+        "--sizes", type=int_list, help=f"comparison sizes (implies --compare; {DEFAULT_SIZES})"
+    )
+    parser.add_argument(
+        "--both-sizes",
+        type=int_list,
+        help=f"sizes where review `both` runs too ({DEFAULT_BOTH_SIZES}; --full: all)",
+    )
+    parser.add_argument("--sweep", action="store_true", help="run the concurrency sweep")
+    parser.add_argument("--sweep-tasks", type=positive, help=f"tasks in the sweep ({SWEEP_TASKS})")
+    parser.add_argument(
+        "--sweep-delay", type=float, help=f"seconds per model turn ({SWEEP_DELAY_S:g})"
+    )
+    parser.add_argument("--sweep-levels", type=int_list, help="concurrency levels (1,2,4,8)")
+    parser.add_argument(
+        "--scale",
+        type=int,
+        nargs="?",
+        const=PRESET_SIZE,
+        metavar="N",
+        help=f"run the scale section with N tasks ({DEFAULT_SCALE}; --full: {FULL_SCALE:,})",
+    )
+    parser.add_argument(
+        "--parse",
+        type=int,
+        nargs="?",
+        const=PRESET_SIZE,
+        metavar="N",
+        help=f"time the plan parser on N tasks ({PARSE_TASKS:,})",
+    )
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help=f"the issue's sizes {FULL_SIZES} and scale {FULL_SCALE:,} (over an hour)",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=positive,
+        default=DEFAULT_BATCH_SIZE,
+        help=f"tasks per batch in the generated plans ({DEFAULT_BATCH_SIZE})",
+    )
+    parser.add_argument(
+        "--results", type=Path, default=RESULTS_DIR, help="where the JSON and PNG go"
+    )
+    parser.add_argument(
+        "--name", help="file name of the results, without suffix (latest; --quick: quick)"
+    )
+    parser.add_argument("--work", type=Path, help="scratch directory (a new temporary one)")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    parser.add_argument(
+        "--report",
+        type=Path,
+        metavar="JSON",
+        help="run nothing: print a results file again, with its targets and plot redone",
+    )
+    return parser
+
+
+def settings(args: argparse.Namespace) -> dict[str, Any]:
+    """What to run: the named sections (all when none is named), with their sizes."""
+    preset: dict[str, Any] = {
+        "sizes": DEFAULT_SIZES,
+        "both_sizes": DEFAULT_BOTH_SIZES,
+        "sweep_tasks": SWEEP_TASKS,
+        "sweep_delay": SWEEP_DELAY_S,
+        "sweep_levels": SWEEP_LEVELS,
+        "scale": DEFAULT_SCALE,
+        "parse_tasks": PARSE_TASKS,
+        **PROBE,
+    }
+    if args.full:
+        preset.update(sizes=FULL_SIZES, both_sizes=FULL_SIZES, scale=FULL_SCALE)
+    if args.quick:
+        preset.update(QUICK)
+    named = {
+        "compare": bool(args.compare or args.sizes or args.both_sizes),
+        "sweep": bool(
+            args.sweep or args.sweep_tasks or args.sweep_levels or args.sweep_delay is not None
+        ),
+        "scale": args.scale is not None,
+        "parse": args.parse is not None,
+    }
+    run_all = not any(named.values())
+
+    def given(value: Any, key: str) -> Any:
+        """The flag's value, or the preset's (a bare --scale / --parse is PRESET_SIZE)."""
+        return preset[key] if value is None or value == PRESET_SIZE else value
+
+    return {
+        "sections": [name for name, on in named.items() if on or run_all],
+        "sizes": given(args.sizes, "sizes"),
+        "both_sizes": given(args.both_sizes, "both_sizes"),
+        "sweep_tasks": given(args.sweep_tasks, "sweep_tasks"),
+        "sweep_delay": given(args.sweep_delay, "sweep_delay"),
+        "sweep_levels": given(args.sweep_levels, "sweep_levels"),
+        "scale": given(args.scale, "scale"),
+        "parse_tasks": given(args.parse, "parse_tasks"),
+        "probe_tasks": preset["probe_tasks"],
+        "probe_limit": preset["probe_limit"],
+        "probe_concurrency": preset["probe_concurrency"],
+        "batch_size": args.batch_size,
+        "quick": args.quick,
+        "full": args.full,
+    }
+
+
+# -- printing -------------------------------------------------------------------------------
+
+
+def fmt(value: float | None, digits: int = 0) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def compare_table(rows: Sequence[dict[str, Any]]) -> str:
+    body = []
+    for row in rows:
+        both = row.get("both") or {}
+        body.append(
+            [
+                f"N={row['tasks']}",
+                fmt(row["baseline"]["per_task_ms"]),
+                fmt(row["none"]["per_task_ms"]),
+                fmt(row["overhead_ms_none"]),
+                fmt(row["ratio_none"], 2),
+                fmt(row.get("ratio_none_agent_equalised"), 2),
+                fmt(both.get("per_task_ms")),
+                fmt(row["overhead_ms_both"]),
+                fmt(row["ratio_both"], 2),
+            ]
+        )
+    header = [
+        "tasks",
+        "baseline ms/task",
+        "none ms/task",
+        "overhead ms",
+        "none/base",
+        "agent equalised",
+        "both ms/task",
+        "overhead ms",
+        "both/base",
+    ]
+    return report.table(header, body)
+
+
+def breakdown_table(row: dict[str, Any]) -> str:
+    """Where a task's time goes: the baseline's phases beside the pipeline's activities."""
+    base, none = row["baseline"], row["none"]
+    activities = none["activity_ms_per_task"]
+    body = [
+        [phase, fmt(base["phases_ms_per_task"][phase], 1), fmt(activities.get(name), 1), name]
+        for phase, name in ACTIVITY_OF_PHASE.items()
+    ]
+    known = set(ACTIVITY_OF_PHASE.values())
+    for name, value in activities.items():
+        if name not in known:
+            body.append(["", "-", fmt(value, 1), name])
+    body.append(["between activities", "-", fmt(none.get("between_activities_ms_per_task"), 1), ""])
+    startup, ending = none["starter_startup_s"], none["starter_exit_s"]
+    body.append(
+        [
+            "starter start, end",
+            "-",
+            fmt(none["fixed_s"] * 1000 / row["tasks"], 1),
+            f"once: {startup:.2f} s + {ending:.2f} s",
+        ]
+    )
+    body.append(["total", fmt(base["per_task_ms"], 1), fmt(none["per_task_ms"], 1), ""])
+    header = [f"N={row['tasks']}, ms per task", "baseline", "pipeline", "activity"]
+    return report.table(header, body, "lrrl")
+
+
+CPU_ROWS = {
+    "agents_and_git": "claude CLI runs and git",
+    "worker": "worker (Python)",
+    "temporal_server": "Temporal server",
+    "starter": "starter",
+    "bench_and_model": "scripted model (+ baseline loop)",
+}
+
+
+def cpu_table(row: dict[str, Any]) -> str:
+    """CPU time per task by process: what the orchestration burns beside the agents."""
+    base = row["baseline"].get("cpu_ms_per_task") or {}
+    pipe = row["none"].get("cpu_ms_per_task") or {}
+    body = [
+        [label, fmt(base.get(name), 1), fmt(pipe.get(name), 1)]
+        for name, label in CPU_ROWS.items()
+        if name in base or name in pipe
+    ]
+    body.append(["total", fmt(sum(base.values()), 1), fmt(sum(pipe.values()), 1)])
+    return report.table([f"N={row['tasks']}, CPU ms per task", "baseline", "pipeline"], body)
+
+
+def queue_line(run: dict[str, Any]) -> str:
+    wait, work = run["workflow_task_wait_ms"], run["workflow_task_run_ms"]
+    return (
+        f"workflow tasks: {run['workflow_tasks_per_task']} per task, schedule-to-start "
+        f"{wait['mean']:.1f} ms mean (p95 {wait['p95']:.1f}), start-to-complete "
+        f"{work['mean']:.1f} ms mean (p95 {work['p95']:.1f}); activities' schedule-to-start "
+        f"{run['activity_queue_wait_ms']['mean']:.1f} ms mean"
+    )
+
+
+def sweep_table(result: dict[str, Any]) -> str:
+    body = []
+    for level in result["levels"]:
+        wanted = report.SPEEDUP_TARGETS.get(level["concurrency"])
+        status = "" if wanted is None else report.verdict(level["speedup"] >= wanted)
+        body.append(
+            [
+                str(level["concurrency"]),
+                fmt(level["wall_s"], 1),
+                fmt(level["speedup"], 2),
+                fmt(level["ideal"], 0),
+                f">= {wanted}" if wanted else "",
+                status,
+                fmt(sum((level.get("cpu_ms_per_task") or {}).values()) or None),
+            ]
+        )
+    header = ["concurrency", "wall s", "speedup", "ideal", "target", "status", "CPU ms/task"]
+    return report.table(header, body)
+
+
+def scale_lines(result: dict[str, Any]) -> list[str]:
+    lines = [
+        f"N={result['tasks']:,}"
+        + (" (the compare run of that size)" if result["reused_compare_run"] else "")
+        + f": {result['wall_s']:,.1f} s total, {result['per_task_ms']:,.0f} ms per task",
+        f"max events per workflow history: {result['max_events']:,}; session runs "
+        f"(continue-as-new): {result['session_runs']}; session events per task: "
+        f"{result['session_events_per_task']}",
+        f"worker peak RSS: {result['worker_peak_rss_mb']:.1f} MB",
+    ]
+    if result.get("rss_ratio"):
+        lines.append(
+            f"  vs N={result['rss_reference_tasks']}: {result['rss_reference_mb']:.1f} MB, "
+            f"ratio {result['rss_ratio']:.2f} (target <= {report.RSS_RATIO_TARGET} at "
+            f"N={report.RSS_SIZE:,})"
+        )
+    if result.get("rss_projected_1000_mb") is not None:
+        lines.append(
+            f"  RSS growth within the run: {result['rss_growth_kb_per_task']:.1f} kB per task; "
+            f"projected at N=1,000: {result['rss_projected_1000_mb']:.1f} MB, ratio "
+            f"{fmt(result.get('rss_ratio_projected'), 2)}"
+        )
+    return lines
+
+
+def max_events(results: dict[str, Any]) -> dict[str, Any] | None:
+    runs: list[dict[str, Any]] = []
+    for row in results.get("compare") or []:
+        runs += [run for run in (row.get("none"), row.get("both")) if run]
+    runs += (results.get("sweep") or {}).get("levels", [])
+    scale_result = results.get("scale")
+    if scale_result and not scale_result["reused_compare_run"]:
+        runs.append(scale_result["run"])
+    if scale_result and scale_result.get("reference_run"):
+        runs.append(scale_result["reference_run"])
+    runs = [run for run in runs if run.get("max_events")]
+    if not runs:
+        return None
+    top = max(runs, key=lambda run: run["max_events"])
+    largest = max(runs, key=lambda run: run["merged"])
+    return {
+        "events": top["max_events"],
+        "where": top["max_events_workflow"],
+        "largest_tasks": largest["merged"],
+    }
+
+
+def failures(results: dict[str, Any]) -> list[str]:
+    found = []
+    for row in results.get("compare") or []:
+        if not row["baseline"]["ok"]:
+            found.append(f"baseline N={row['tasks']}: not every task merged")
+        for key in ("none", "both"):
+            run = row.get(key)
+            if run and not run["ok"]:
+                found.append(f"review {key} N={row['tasks']}: {run['error'] or 'not all merged'}")
+    for level in (results.get("sweep") or {}).get("levels", []):
+        if not level["ok"]:
+            found.append(f"sweep c={level['concurrency']}: {level['error'] or 'not all merged'}")
+    scale_result = results.get("scale")
+    if scale_result and not scale_result["run"]["ok"]:
+        found.append(f"scale N={scale_result['tasks']}: {scale_result['run']['error']}")
+    probe_result = results.get("probe")
+    if probe_result and not probe_result["ok"]:
+        found.append(f"history probe: merged {probe_result['merged']}/{probe_result['tasks']}")
+    return found
+
+
+# -- main -----------------------------------------------------------------------------------
+
+
+def run_sections(chosen: dict[str, Any], ctx: Context, results: dict[str, Any]) -> None:
+    sections, took = chosen["sections"], results.setdefault("section_s", {})
+
+    def timed(name: str, started: float) -> None:
+        took[name] = round(time.perf_counter() - started, 1)
+
+    started = time.perf_counter()
+    if "parse" in sections:
+        results["parse"] = parse_timing(chosen["parse_tasks"])
+        ctx.say(f"parse: {chosen['parse_tasks']:,} tasks, best {results['parse']['best_s']} s")
+        timed("parse", started)
+    if "compare" in sections:
+        started = time.perf_counter()
+        results["compare"] = compare(ctx, chosen["sizes"], chosen["both_sizes"])
+        timed("compare", started)
+    if "sweep" in sections:
+        started = time.perf_counter()
+        results["sweep"] = sweep(
+            ctx, chosen["sweep_tasks"], chosen["sweep_delay"], chosen["sweep_levels"]
+        )
+        timed("sweep", started)
+    if "scale" in sections:
+        started = time.perf_counter()
+        results["scale"] = scale(
+            ctx, chosen["scale"], results.get("compare") or [], report.RSS_REFERENCE_SIZE
+        )
+        results["probe"] = history_probe(
+            ctx, chosen["probe_tasks"], chosen["probe_limit"], chosen["probe_concurrency"]
+        )
+        timed("scale", started)
+
+
+def print_results(results: dict[str, Any]) -> None:
+    print()
+    print(f"Machine: {describe(results['machine'])}")
+    print(
+        f"Load average at start {results['machine']['load_average_at_start']}, at end "
+        f"{results['load_average_at_end']}"
+    )
+    if results.get("compare"):
+        print("\nPer-task wall time, concurrency 1 (pipeline = starter launch to exit)")
+        print(compare_table(results["compare"]))
+        print()
+        print(breakdown_table(results["compare"][-1]))
+        print(queue_line(results["compare"][-1]["none"]))
+        if results["compare"][-1]["baseline"].get("cpu_ms_per_task"):
+            print()
+            print(cpu_table(results["compare"][-1]))
+    if results.get("sweep"):
+        sweep_result = results["sweep"]
+        print(
+            f"\nConcurrency sweep: {sweep_result['tasks']} independent tasks, "
+            f"{sweep_result['delay_s']:g} s per model turn, review none"
+        )
+        print(sweep_table(sweep_result))
+    if results.get("scale"):
+        print("\nScale")
+        print("\n".join(scale_lines(results["scale"])))
+    if results.get("probe"):
+        probe_result = results["probe"]
+        print(
+            f"History probe: limit {probe_result['history_limit']}, {probe_result['tasks']} "
+            f"tasks, concurrency {probe_result['concurrency']}: session runs of "
+            f"{probe_result['session_events']} events, {probe_result['overshoot']} past the "
+            f"limit; with the shipped limit a run reaches {probe_result['projected_max_events']:,}"
+        )
+    if results.get("parse"):
+        parse = results["parse"]
+        runs = ", ".join(f"{run:.3f}" for run in parse["runs_s"])
+        print(f"\nParser: {parse['tasks']:,} tasks ({parse['chars']:,} chars): {runs} s")
+    print("\nTargets")
+    print(report.targets_table([report.Target(**target) for target in results["targets"]]))
+    for failure in results["failures"]:
+        print(f"FAILED RUN: {failure}")
+
+
+def conclude(results: dict[str, Any]) -> None:
+    """Everything derived from the measured figures: done after a run, or again (--report)."""
+    for row in results.get("compare") or []:
+        row["ratio_none_agent_equalised"] = ratio_agent_equalised(row["none"], row["baseline"])
+    results["max_events"] = max_events(results)
+    results["targets"] = report.targets_json(report.all_targets(results))
+    results["failures"] = failures(results)
+
+
+def write(results: dict[str, Any], folder: Path, name: str) -> tuple[Path, Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    json_path = folder / f"{name}.json"
+    json_path.write_text(json.dumps(results, indent=2) + "\n")
+    return json_path, chart.draw(results, folder / f"{name}.png")
+
+
+def rerender(path: Path) -> int:
+    results = json.loads(path.read_text())
+    conclude(results)
+    print_results(results)
+    json_path, png_path = write(results, path.parent, path.stem)
+    print(f"\nRewrote {json_path} and {png_path}")
+    return 1 if results["failures"] else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.report is not None:
+        return rerender(args.report)
+    chosen = settings(args)
+    name = args.name or ("quick" if args.quick else "latest")
+    work = args.work or Path(tempfile.mkdtemp(prefix="autopilot-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    binary = claude_bin()
+    results: dict[str, Any] = {"machine": machine_info(binary), "settings": chosen}
+    ctx = Context(work=work, claude_bin=binary, guard=detect_guard(), batch_size=args.batch_size)
+    print(f"Benchmark: sections {', '.join(chosen['sections'])}; scratch {work}", flush=True)
+    started = time.perf_counter()
+    try:
+        run_sections(chosen, ctx, results)
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    results["duration_s"] = round(time.perf_counter() - started, 1)
+    results["load_average_at_end"] = load_average()
+    conclude(results)
+    print_results(results)
+    json_path, png_path = write(results, args.results, name)
+    took = ", ".join(f"{name} {seconds:.0f} s" for name, seconds in results["section_s"].items())
+    print(f"\nWrote {json_path} and {png_path} in {results['duration_s']:.0f} s ({took})")
+    return 1 if results["failures"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,381 @@
+"""The benchmark's sections. Each runs its measurements and returns plain data (for the JSON),
+printing a line per finished run so a long benchmark shows where it is."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from autopilot.models import SessionRequest
+from autopilot.plan_parser import parse_plan
+from autopilot.process_guard import ProcessGuard
+from bench.baseline import PHASES, BaselineResult, baseline
+from bench.model import scripted_model
+from bench.pipeline import Installation, PipelineResult
+from bench.plans import DEFAULT_BATCH_SIZE, plan_text, write_plan
+from bench.probe import probe
+from bench.repos import make_repo, merges_on_main
+from tests.harness import Autopilot
+
+# Activity types of the pipeline beside the baseline's phases: the same plain functions.
+ACTIVITY_OF_PHASE = {
+    "prepare": "prepare_workspace",
+    "agent": "run_agent",
+    "commit": "commit_changes",
+    "merge": "merge_task",
+    "remove": "remove_workspace",
+}
+RUN_TIMEOUT_S_PER_TASK = 60.0
+RUN_TIMEOUT_S_FIXED = 300.0
+MIN_TASKS_TO_PROJECT = 20  # a shorter run's memory slope is start-up noise
+
+
+@dataclass
+class Context:
+    work: Path  # scratch space: repos, state dirs, installations
+    claude_bin: Path
+    guard: ProcessGuard
+    batch_size: int = DEFAULT_BATCH_SIZE
+    say: Callable[[str], None] = print
+
+
+def ms(seconds: float) -> float:
+    return round(seconds * 1000.0, 1)
+
+
+def mb(kilobytes: int) -> float:
+    return round(kilobytes / 1024.0, 1)
+
+
+def timeout_for(tasks: int, delay_s: float = 0.0) -> float:
+    return RUN_TIMEOUT_S_FIXED + tasks * (RUN_TIMEOUT_S_PER_TASK + 4 * delay_s)
+
+
+def quantiles_ms(values: Sequence[float]) -> dict[str, float]:
+    if not values:
+        return {"mean": 0.0, "p95": 0.0, "max": 0.0}
+    ordered = sorted(values)
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    return {"mean": ms(statistics.fmean(ordered)), "p95": ms(p95), "max": ms(ordered[-1])}
+
+
+def rss_growth_kb_per_task(
+    samples: Sequence[tuple[float, int]], wall_s: float, tasks: int
+) -> float:
+    """The slope of the worker's RSS over the run (its first fifth left out: start-up and the
+    first tasks warm caches), per task: a least-squares line through the samples."""
+    late = [(t, kb) for t, kb in samples if t >= 0.2 * wall_s]
+    if len(late) < 3 or tasks < 1 or late[-1][0] <= late[0][0]:
+        return 0.0
+    slope, _ = statistics.linear_regression([t for t, _ in late], [kb for _, kb in late])
+    return slope * wall_s / tasks
+
+
+def downsample(samples: Sequence[tuple[float, int]], points: int = 120) -> list[list[float]]:
+    step = max(1, len(samples) // points)
+    return [[round(t, 1), mb(kb)] for t, kb in samples[::step]]
+
+
+# -- one run of each kind -------------------------------------------------------------------
+
+
+def baseline_figures(result: BaselineResult) -> dict[str, Any]:
+    n = max(result.tasks, 1)
+    return {
+        "wall_s": round(result.wall_s, 3),
+        "per_task_ms": ms(result.wall_s / n),
+        "merged": result.merged,
+        "ok": result.merged == result.tasks,
+        "phases_ms_per_task": {phase: ms(result.phases_s[phase] / n) for phase in PHASES},
+        "task_ms": quantiles_ms(result.task_s),
+        "cpu_ms_per_task": {name: ms(value / n) for name, value in result.cpu_s.items()},
+    }
+
+
+def pipeline_figures(result: PipelineResult) -> dict[str, Any]:
+    n = max(result.tasks, 1)
+    history = result.history
+    activity_total = sum(history.activity_s.values())
+    figures: dict[str, Any] = {
+        "review": result.review,
+        "concurrency": result.concurrency,
+        "wall_s": round(result.wall_s, 3),
+        "per_task_ms": ms(result.wall_s / n),
+        "ok": result.ok,
+        "exit_code": result.exit_code,
+        "merged": result.merged,
+        "error": result.error,
+        "session_id": result.session_id,
+        "worker_peak_rss_mb": mb(result.worker_peak_rss_kb),
+        "worker_rss_at_ready_mb": mb(result.worker_rss_start_kb),
+        "worker_rss_max_sampled_mb": mb(result.worker_rss_max_sampled_kb),
+        "cpu_ms_per_task": {name: ms(value / n) for name, value in result.cpu_s.items()},
+        # Starter start-up and attach, plus noticing the end: paid once per session.
+        "fixed_s": round(result.fixed_s, 3),
+        "starter_startup_s": round(result.starter_startup_s, 3),
+        "starter_exit_s": round(result.starter_exit_s, 3),
+        "activity_ms_per_task": {
+            name: ms(seconds / n) for name, seconds in sorted(history.activity_s.items())
+        },
+        "activity_executions": dict(sorted(history.activity_count.items())),
+        "activity_queue_wait_ms": quantiles_ms(history.activity_wait_s),
+        "workflow_task_wait_ms": quantiles_ms(history.workflow_task_wait_s),
+        "workflow_task_run_ms": quantiles_ms(history.workflow_task_run_s),
+        "workflow_tasks_per_task": round(history.workflow_tasks / n, 2),
+        "rss_growth_kb_per_task": round(
+            rss_growth_kb_per_task(result.rss_samples, result.wall_s, result.tasks), 2
+        ),
+        "rss_samples_mb": downsample(result.rss_samples),
+        "workflow_tasks": history.workflow_tasks,
+        "histories": history.workflows,
+        "session_runs": history.session_runs,
+        "session_events": history.session_events,
+        "task_events_max": history.task_events_max,
+        "max_events": history.max_events,
+        "max_events_workflow": history.max_events_workflow,
+    }
+    if result.concurrency == 1:
+        # One thing at a time: what is neither an activity nor the fixed cost is orchestration
+        # between activities (workflow tasks, scheduling, the merge queue).
+        gaps = result.wall_s - result.fixed_s - activity_total
+        figures["between_activities_ms_per_task"] = ms(gaps / n)
+    return figures
+
+
+def run_baseline_once(ctx: Context, plan: Path, tasks: int, name: str) -> dict[str, Any]:
+    base = ctx.work / name
+    repo = make_repo(base / "repo")
+    with scripted_model() as model:
+        # The environment a worker of an installation would have: the same CLI environment.
+        env = Autopilot(root=base / "installation", model_env=model.env()).env()
+        result = baseline(plan, repo, base / "state", ctx.claude_bin, ctx.guard, env)
+    figures = baseline_figures(result)
+    figures["merged_on_main"] = merges_on_main(repo)
+    ctx.say(
+        f"  baseline        N={tasks:<5} {result.wall_s:8.1f} s  "
+        f"{figures['per_task_ms']:8.0f} ms/task  merged {result.merged}/{tasks}"
+    )
+    return figures
+
+
+def run_pipeline_once(
+    ctx: Context,
+    plan: Path,
+    tasks: int,
+    name: str,
+    review: str,
+    concurrency: int = 1,
+    delay_s: float = 0.0,
+) -> dict[str, Any]:
+    base = ctx.work / name
+    repo = make_repo(base / "repo")
+    with (
+        scripted_model(delay_s) as model,
+        Installation(base / "installation", model.env()) as installation,
+    ):
+        result = installation.run(
+            plan, repo, tasks, review, concurrency, timeout_for(tasks, delay_s)
+        )
+    figures = pipeline_figures(result)
+    say_pipeline(ctx, f"review {review}", result, figures)
+    return figures
+
+
+def say_pipeline(ctx: Context, label: str, result: PipelineResult, figures: dict[str, Any]) -> None:
+    state = "" if result.ok else f"  FAILED: {result.error or 'not every task merged'}"
+    ctx.say(
+        f"  {label:<15} N={result.tasks:<5} {result.wall_s:8.1f} s  "
+        f"{figures['per_task_ms']:8.0f} ms/task  merged {result.merged}/{result.tasks}  "
+        f"max events {result.history.max_events:,}  worker peak "
+        f"{figures['worker_peak_rss_mb']:.0f} MB{state}"
+    )
+
+
+# -- sections -------------------------------------------------------------------------------
+
+
+def ratio(pipeline: dict[str, Any] | None, base: dict[str, Any]) -> float | None:
+    if pipeline is None or not base["wall_s"]:
+        return None
+    return round(float(pipeline["wall_s"]) / float(base["wall_s"]), 3)
+
+
+def overhead_ms(pipeline: dict[str, Any] | None, base: dict[str, Any]) -> float | None:
+    if pipeline is None:
+        return None
+    return round(float(pipeline["per_task_ms"]) - float(base["per_task_ms"]), 1)
+
+
+def ratio_agent_equalised(pipeline: dict[str, Any] | None, base: dict[str, Any]) -> float | None:
+    """The ratio had the agent taken the baseline's time in the pipeline too: the claude runs
+    are most of the work, and the noisiest on a shared machine; what is left is orchestration."""
+    if pipeline is None or not base["per_task_ms"]:
+        return None
+    agent = pipeline["activity_ms_per_task"].get("run_agent")
+    if agent is None:
+        return None
+    rest = float(pipeline["per_task_ms"]) - float(agent)
+    equalised = rest + float(base["phases_ms_per_task"]["agent"])
+    return round(equalised / float(base["per_task_ms"]), 3)
+
+
+def compare(ctx: Context, sizes: Sequence[int], both_sizes: Sequence[int]) -> list[dict[str, Any]]:
+    """Baseline, then the pipeline with review none (and both), at each size, concurrency 1."""
+    rows = []
+    for tasks in sizes:
+        ctx.say(f"compare N={tasks}")
+        plan = write_plan(ctx.work / f"compare-{tasks}" / "plan.md", tasks, ctx.batch_size)
+        base = run_baseline_once(ctx, plan, tasks, f"compare-{tasks}/baseline")
+        none = run_pipeline_once(ctx, plan, tasks, f"compare-{tasks}/none", "none")
+        both = None
+        if tasks in both_sizes:
+            both = run_pipeline_once(ctx, plan, tasks, f"compare-{tasks}/both", "both")
+        rows.append(
+            {
+                "tasks": tasks,
+                "baseline": base,
+                "none": none,
+                "both": both,
+                "ratio_none": ratio(none, base),
+                "overhead_ms_none": overhead_ms(none, base),
+                "ratio_both": ratio(both, base),
+                "overhead_ms_both": overhead_ms(both, base),
+            }
+        )
+    return rows
+
+
+def sweep(ctx: Context, tasks: int, delay_s: float, levels: Sequence[int]) -> dict[str, Any]:
+    """The same independent tasks (one batch) at each concurrency, the model taking `delay_s`
+    per turn; one installation, a fresh repository per level."""
+    ctx.say(f"sweep: {tasks} tasks, {delay_s:g} s per model turn, concurrency {levels}")
+    plan = write_plan(ctx.work / "sweep" / "plan.md", tasks, batch_size=tasks)
+    results: list[dict[str, Any]] = []
+    with (
+        scripted_model(delay_s) as model,
+        Installation(ctx.work / "sweep" / "installation", model.env()) as installation,
+    ):
+        for level in levels:
+            repo = make_repo(ctx.work / "sweep" / f"repo-c{level}")
+            result = installation.run(plan, repo, tasks, "none", level, timeout_for(tasks, delay_s))
+            figures = pipeline_figures(result)
+            say_pipeline(ctx, f"concurrency {level}", result, figures)
+            results.append(figures)
+    first = results[0]["wall_s"] if results else 0.0
+    for figures in results:
+        figures["speedup"] = round(first / figures["wall_s"], 3) if figures["wall_s"] else 0.0
+        figures["ideal"] = min(figures["concurrency"], tasks) / min(levels[0], tasks)
+    return {"tasks": tasks, "delay_s": delay_s, "levels": results}
+
+
+def rss_reference(rows: Sequence[dict[str, Any]], wanted: int) -> dict[str, Any] | None:
+    """The review-none run at N=`wanted`, or the nearest size below the scale run's."""
+    runs = [row for row in rows if row.get("none") and row["none"]["ok"]]
+    if not runs:
+        return None
+    return min(runs, key=lambda row: abs(row["tasks"] - wanted))
+
+
+def scale(
+    ctx: Context, tasks: int, rows: Sequence[dict[str, Any]], reference_size: int
+) -> dict[str, Any]:
+    """A large plan through the pipeline (review none, concurrency 1): total time, history
+    sizes, the worker's peak memory against a smaller run's. A compare run of the same size
+    is reused rather than run twice."""
+    same = next((row for row in rows if row["tasks"] == tasks and row.get("none")), None)
+    if same is not None:
+        ctx.say(f"scale: N={tasks:,} (the compare run of that size)")
+        run = same["none"]
+    else:
+        ctx.say(f"scale: N={tasks:,}")
+        plan = write_plan(ctx.work / f"scale-{tasks}" / "plan.md", tasks, ctx.batch_size)
+        run = run_pipeline_once(ctx, plan, tasks, f"scale-{tasks}/none", "none")
+    figures: dict[str, Any] = {
+        "tasks": tasks,
+        "reused_compare_run": same is not None,
+        "run": run,
+        "wall_s": run["wall_s"],
+        "per_task_ms": run["per_task_ms"],
+        "max_events": run["max_events"],
+        "session_runs": run["session_runs"],
+        "session_events_per_task": round(sum(run["session_events"]) / tasks, 2),
+        "worker_peak_rss_mb": run["worker_peak_rss_mb"],
+    }
+    reference = rss_reference([row for row in rows if row["tasks"] != tasks], reference_size)
+    if reference is None and tasks != reference_size:
+        # Run alone (no compare section): its own reference run for the memory ratio.
+        ctx.say(f"scale: reference run N={reference_size}")
+        folder = ctx.work / f"scale-ref-{reference_size}"
+        plan = write_plan(folder / "plan.md", reference_size, ctx.batch_size)
+        reference = {
+            "tasks": reference_size,
+            "none": run_pipeline_once(
+                ctx, plan, reference_size, f"scale-ref-{reference_size}/none", "none"
+            ),
+        }
+        figures["reference_run"] = reference["none"]
+    if reference is not None:
+        ref_tasks, ref_rss = reference["tasks"], reference["none"]["worker_peak_rss_mb"]
+        figures["rss_reference_tasks"] = ref_tasks
+        figures["rss_reference_mb"] = ref_rss
+        figures["rss_ratio"] = round(run["worker_peak_rss_mb"] / ref_rss, 3) if ref_rss else None
+        if tasks >= MIN_TASKS_TO_PROJECT:
+            # Projected to 1,000 tasks with the growth seen within this run (none: no growth).
+            growth = max(0.0, float(run["rss_growth_kb_per_task"]))
+            projected = run["worker_peak_rss_mb"] + growth * max(0, 1000 - tasks) / 1024
+            figures["rss_growth_kb_per_task"] = run["rss_growth_kb_per_task"]
+            figures["rss_projected_1000_mb"] = round(projected, 1)
+            figures["rss_ratio_projected"] = round(projected / ref_rss, 3) if ref_rss else None
+    return figures
+
+
+def history_probe(ctx: Context, tasks: int, limit: int, concurrency: int) -> dict[str, Any]:
+    """A session with a small history limit: how far past the limit its runs go."""
+    ctx.say(f"history probe: {tasks} tasks, history limit {limit}, concurrency {concurrency}")
+    base = ctx.work / "probe"
+    plan = write_plan(base / "plan.md", tasks, ctx.batch_size)
+    repo = make_repo(base / "repo")
+    with (
+        scripted_model() as model,
+        Installation(base / "installation", model.env()) as installation,
+    ):
+        result = probe(installation, plan, repo, tasks, concurrency, limit, timeout_for(tasks))
+    ctx.say(
+        f"  {result.wall_s:.1f} s, merged {result.merged}/{tasks}, session runs "
+        f"{len(result.session_events)} with {result.session_events} events: "
+        f"{result.overshoot} past the limit"
+    )
+    return {
+        "tasks": tasks,
+        "concurrency": concurrency,
+        "history_limit": limit,
+        "wall_s": round(result.wall_s, 3),
+        "merged": result.merged,
+        "ok": result.merged == tasks,
+        "session_events": result.session_events,
+        "overshoot": result.overshoot,
+        # What a session of any size reaches with the shipped limit.
+        "projected_max_events": SessionRequest.model_fields["history_limit"].default
+        + result.overshoot,
+    }
+
+
+def parse_timing(tasks: int, repeats: int = 3) -> dict[str, Any]:
+    """parse_plan on a generated plan of `tasks` tasks: best of `repeats`."""
+    text = plan_text(tasks)
+    runs = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        plan = parse_plan(text, "bench-plan.md")
+        runs.append(time.perf_counter() - started)
+    assert plan.task_count() == tasks, plan.task_count()
+    return {
+        "tasks": tasks,
+        "chars": len(text),
+        "best_s": round(min(runs), 4),
+        "runs_s": [round(run, 4) for run in runs],
+    }

@@ -1,0 +1,68 @@
+"""The benchmark works end to end (`--quick`: tiny sizes). Figures are not asserted: only that
+every section ran, every run merged its tasks, and the JSON and PNG were written.
+
+Not collected by `./dev test` (pytest's testpaths is tests/); run it with
+`.venv/bin/python -m pytest bench/test_smoke.py`, or move it under tests/.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.png import Canvas
+from bench.report import table
+from tests.harness import ROOT
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+
+
+def test_quick_benchmark_runs_every_section(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.run",
+            "--quick",
+            "--results",
+            str(tmp_path / "results"),
+            "--work",
+            str(tmp_path / "work"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=540,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    results = json.loads((tmp_path / "results" / "quick.json").read_text())
+    assert set(results["settings"]["sections"]) == {"compare", "sweep", "scale", "parse"}
+    assert results["failures"] == []
+    row = results["compare"][0]
+    assert row["baseline"]["merged"] == row["none"]["merged"] == row["tasks"]
+    assert row["both"]["merged"] == row["tasks"] and row["ratio_none"] > 0
+    assert [level["concurrency"] for level in results["sweep"]["levels"]] == [1, 2]
+    assert results["scale"]["max_events"] > 0 and results["probe"]["ok"]
+    assert results["parse"]["best_s"] > 0
+    assert {t["status"] for t in results["targets"]} <= {"PASS", "MISS", "-"}
+    for heading in ("Per-task wall time", "Concurrency sweep", "Targets"):
+        assert heading in done.stdout
+    png = (tmp_path / "results" / "quick.png").read_bytes()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 1000
+    assert not (tmp_path / "work").exists()  # the scratch space is removed
+
+
+def test_png_and_table_helpers(tmp_path: Path) -> None:
+    canvas = Canvas(40, 20)
+    canvas.rect(0, 0, 9, 9, (255, 0, 0))
+    canvas.text(10, 2, "N=50 x1.2;")
+    data = canvas.save(tmp_path / "tiny.png").read_bytes()
+    assert data[12:16] == b"IHDR" and data[16:24] == (40).to_bytes(4, "big") + (20).to_bytes(
+        4, "big"
+    )
+    assert table(["a", "b"], [["x", "1"], ["yy", "22"]]).splitlines()[2] == "x    1"
