@@ -230,7 +230,8 @@ async def connect(settings: Settings) -> Client:
                 await client.service_client.check_health()
                 return client
             except (RuntimeError, RPCError) as err:
-                if time.monotonic() > deadline:
+                starting = "healthy" in str(err).lower() or "refused" in str(err).lower()
+                if not starting or time.monotonic() > deadline:
                     raise TemporalUnavailable(
                         f"cannot connect to the embedded Temporal server at "
                         f"{settings.temporal_address}: {err}. Something that is not a Temporal "

@@ -100,7 +100,7 @@ def test_worker_killed_between_merge_and_completion(tmp_path: Path, repo: Path) 
         '[ "$1" = committed ] || exit 0\n'
         f'if grep -q " refs/heads/main$" && [ ! -e "{marker}" ]; then\n'
         f'  : > "{marker}"\n'
-        "  sleep 20\n"
+        "  sleep 6\n"
         "fi\n"
     )
     hook.chmod(hook.stat().st_mode | stat.S_IEXEC)

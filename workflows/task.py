@@ -54,6 +54,7 @@ GIT_RETRY = RetryPolicy(maximum_attempts=5, non_retryable_error_types=["RepoUnus
 AGENT_NON_RETRYABLE = frozenset({"AgentAuth", "AgentSetup"})
 AGENT_BACKOFF = timedelta(seconds=5)
 AGENT_BACKOFF_MAX = timedelta(minutes=5)
+LOST_WORKER_DELAY = timedelta(seconds=1)
 
 
 def error_type(err: ActivityError) -> str | None:
@@ -336,5 +337,7 @@ def failed_attempt(err: ActivityError, attempt: int) -> AgentRun:
 def retry_delay(failed: AgentRun, attempt: int) -> timedelta:
     if failed.retry_after_s:
         return timedelta(seconds=failed.retry_after_s)
+    if failed.error_type == "AgentLost":
+        return LOST_WORKER_DELAY  # the worker died, not the service: no reason to back off
     backoff: timedelta = AGENT_BACKOFF * 2 ** (attempt - 1)
     return min(backoff, AGENT_BACKOFF_MAX)
