@@ -254,6 +254,32 @@ async def test_api_failures_become_typed_application_errors(
     assert Path(failed.transcript_path).is_file()
 
 
+@pytest.mark.reliability(
+    "Agent exceeds its attempt's time limit",
+    "real CLI whose model keeps it busy past attempt_timeout_s: AgentTimedOut (retryable), "
+    "the process tree killed",
+)
+async def test_agent_over_its_time_limit_is_stopped_and_retryable(
+    setup: Setup, model: ScriptedModel
+) -> None:
+    # The idle watchdog is far away (60 s): what stops this run is the attempt's own limit.
+    never = threading.Event()
+    model.responder = script(
+        ToolUses([ToolCall("Bash", {"command": "true", "description": "x"})], delay_s=0.5),
+        Text("never sent", hold=never),
+    )
+    job = setup.with_settings(attempt_timeout_s=3.0, idle_timeout_s=60.0, heartbeat_timeout_s=9.0)
+    try:
+        with pytest.raises(ApplicationError) as caught:
+            await run_agent(activity_environment([]), setup, job)
+    finally:
+        never.set()
+    assert caught.value.type == "AgentTimedOut"
+    assert caught.value.non_retryable is False
+    assert "ran longer than its 3s limit" in caught.value.message
+    await wait_gone(setup.worktree)
+
+
 async def test_hung_agent_is_a_retryable_error_and_leaves_nothing(
     setup: Setup, model: ScriptedModel
 ) -> None:
