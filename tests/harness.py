@@ -3,6 +3,7 @@ each with its own free ports and state dir, and condition waits with deadlines."
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -193,3 +194,24 @@ def processes_in(directory: Path) -> list[int]:
         if cwd == str(directory) or cwd.startswith(f"{directory}/"):
             found.append(int(entry.name))
     return found
+
+
+def commands_in(directory: Path) -> list[str]:
+    """Command lines of the live processes working in `directory`."""
+    found = []
+    for pid in processes_in(directory):
+        try:
+            found.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode())
+        except OSError:
+            continue
+    return found
+
+
+async def wait_gone(directory: Path, timeout: float = 15.0) -> None:
+    """Wait (with a deadline) until no process works in `directory`."""
+    await asyncio.to_thread(
+        wait_until,
+        lambda: not processes_in(directory),
+        timeout,
+        f"every process in {directory} to be gone (left: {commands_in(directory)})",
+    )

@@ -32,7 +32,7 @@ from autopilot.models import (
 )
 from autopilot.process_guard import ProcessGuard, detect_guard
 from tests.gitutil import git, head, isolate_git, make_repo
-from tests.harness import claude_bin, clean_env, processes_in, wait_until
+from tests.harness import claude_bin, clean_env, commands_in, processes_in, wait_gone, wait_until
 from tests.scripted_model import HttpError, ScriptedModel, Text, ToolCall, ToolUses, script
 
 RUN_TIMEOUT_S = 60.0
@@ -132,25 +132,6 @@ def activity_environment(heartbeats: list[Any]) -> ActivityEnvironment:
 async def run_agent(env: ActivityEnvironment, setup: Setup, job: AgentInput) -> AgentRun:
     async with asyncio.timeout(RUN_TIMEOUT_S):
         return await env.run(setup.activities().run_agent, job)
-
-
-def commands_in(directory: Path) -> list[str]:
-    found = []
-    for pid in processes_in(directory):
-        try:
-            found.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode())
-        except OSError:
-            continue
-    return found
-
-
-async def wait_gone(directory: Path) -> None:
-    await asyncio.to_thread(
-        wait_until,
-        lambda: not processes_in(directory),
-        GONE_TIMEOUT_S,
-        f"every process in {directory} to be gone (left: {commands_in(directory)})",
-    )
 
 
 async def test_run_agent_does_the_task_and_reports_progress(

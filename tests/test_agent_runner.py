@@ -24,7 +24,7 @@ from autopilot.claude_cli import agent_environment, claude_argv
 from autopilot.models import AgentProgress, AgentSettings
 from autopilot.process_guard import ProcessGuard, detect_guard
 from tests.gitutil import git, isolate_git, make_repo
-from tests.harness import claude_bin, clean_env, processes_in, wait_until
+from tests.harness import claude_bin, clean_env, commands_in, processes_in, wait_gone, wait_until
 from tests.scripted_model import HttpError, ScriptedModel, Text, ToolCall, ToolUses, script
 
 RUN_TIMEOUT_S = 60.0  # one CLI run; they take 1-3 s
@@ -101,26 +101,6 @@ def kill_leftovers(directory: Path) -> None:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-
-
-def commands_in(directory: Path) -> list[str]:
-    """Command lines of the live processes working in `directory`."""
-    found = []
-    for pid in processes_in(directory):
-        try:
-            found.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode())
-        except OSError:
-            continue
-    return found
-
-
-async def wait_gone(directory: Path) -> None:
-    await asyncio.to_thread(
-        wait_until,
-        lambda: not processes_in(directory),
-        GONE_TIMEOUT_S,
-        f"every process in {directory} to be gone (left: {commands_in(directory)})",
-    )
 
 
 async def run(
