@@ -54,7 +54,7 @@ class Preflight:
 
 
 class PreflightError(Exception):
-    pass
+    """The machine lacks something a task needs; the message says what to fix."""
 
 
 def preflight() -> Preflight:

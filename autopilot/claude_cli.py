@@ -63,7 +63,7 @@ STANDARD_PATH = ("/usr/local/bin", "/opt/homebrew/bin", "/usr/bin", "/bin")
 
 
 class ClaudeNotFound(Exception):
-    pass
+    """No usable `claude` binary; the message lists where we looked and what to do."""
 
 
 def find_claude(env: Mapping[str, str] | None = None) -> Path:

@@ -10,6 +10,7 @@ process tree through /proc and kills it explicitly.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -104,10 +105,8 @@ def kill_tree(pid: int, marker: str | None = None) -> None:
     """SIGKILL pid, its process group, every descendant it still has and, given the run's
     marker, every process carrying it in its environment."""
     targets = descendants(pid)
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)  # it was started as a session (and group) leader
-    except (ProcessLookupError, PermissionError):
-        pass
     for target in [pid, *targets]:
         _kill(target)
     # A marked process may fork while we kill: look again until none is left (bounded).
@@ -120,7 +119,5 @@ def kill_tree(pid: int, marker: str | None = None) -> None:
 
 
 def _kill(pid: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.kill(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass

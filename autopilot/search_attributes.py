@@ -37,7 +37,7 @@ INDEXED_TYPES = {
 
 
 class SearchAttributesMissing(Exception):
-    pass
+    """The namespace lacks our search attributes and we may not add them."""
 
 
 def dev_server_args() -> list[str]:

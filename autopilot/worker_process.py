@@ -24,7 +24,7 @@ WORKER_START_TIMEOUT_S = 90.0
 
 
 class WorkerStartFailed(Exception):
-    pass
+    """The background worker did not come up; the message carries its log's end."""
 
 
 async def has_pollers(client: Client, task_queue: str) -> bool:

@@ -276,7 +276,7 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:
-        pass
+        """Quiet: the tests read what they need from `requests`."""
 
     def do_HEAD(self) -> None:
         self._drain()
