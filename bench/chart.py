@@ -165,16 +165,22 @@ def sweep_panel(sweep: dict[str, Any] | None) -> Panel:
 
 
 def rss_panel(results: dict[str, Any]) -> Panel:
-    runs: list[tuple[int, float]] = [
-        (row["tasks"], row["none"]["worker_peak_rss_mb"])
+    runs: list[tuple[int, int, float]] = [
+        (1, row["tasks"], row["none"]["worker_peak_rss_mb"])
         for row in results.get("compare") or []
         if row.get("none")
     ]
     scale = results.get("scale")
     if scale and not scale["reused_compare_run"]:
-        runs.append((scale["tasks"], scale["worker_peak_rss_mb"]))
+        level = scale.get("concurrency", 1)
+        runs.append((level, scale["tasks"], scale["worker_peak_rss_mb"]))
+        if scale.get("reference_run"):
+            runs.append((level, scale["rss_reference_tasks"], scale["rss_reference_mb"]))
     runs.sort()
-    groups = [Group(f"N={tasks:,}", [Bar(rss, RSS, number(rss))]) for tasks, rss in runs]
+    groups = [
+        Group(f"N={tasks:,}" + (f" C={level}" if level != 1 else ""), [Bar(rss, RSS, number(rss))])
+        for level, tasks, rss in runs
+    ]
     marks = []
     if scale and scale.get("rss_reference_mb"):
         limit = 1.5 * scale["rss_reference_mb"]

@@ -1,10 +1,12 @@
 """How far past its history limit a session run's history grows before it continues as new.
 
-A 1,000-task session crosses the 10,000-event limit (`SessionRequest.history_limit`); running
-one takes most of an hour. The same mechanism with a small limit takes a minute: the session
-is started as the starter would start it (starter.validate builds the request), only with
-`history_limit` lowered, and each run's history is counted. A run's events past the limit are
-what a 1,000-task session adds to its 10,000.
+A 1,000-task session crosses the 10,000-event limit (`SessionRequest.history_limit`). The same
+mechanism with a small limit takes a minute: the session is started as the starter would start
+it (starter.validate builds the request), only with `history_limit` lowered, and each run's
+history is counted. The session stops starting tasks `DRAIN_EVENTS_PER_TASK x (concurrency +
+1)` events below its limit (or at half the limit, whichever is later), so a limit of at least
+twice that margin drains exactly as the 10,000 one does: the largest run's distance to the
+limit (negative: headroom) is what any large session's runs reach against their 10,000.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ class ProbeResult:
     wall_s: float
     merged: int
     session_events: list[int]  # per run, in order
-    overshoot: int  # the largest run's events past the limit (0 when none went past)
+    overshoot: int  # the largest run's events past the limit (negative: under it)
 
 
 async def _run_session(installation: Installation, argv: list[str], limit: int) -> str:
@@ -78,5 +80,5 @@ def probe(
         wall_s=wall,
         merged=merges_on_main(repo),
         session_events=stats.session_events,
-        overshoot=max(0, max(stats.session_events, default=0) - history_limit),
+        overshoot=max(stats.session_events, default=0) - history_limit,
     )

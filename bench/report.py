@@ -90,20 +90,36 @@ def probe_target(
         return None
     limit = probe["projected_max_events"] - probe["overshoot"]
     from_n = f"N >= ~{round(limit / events_per_task, -1):,.0f}" if events_per_task else "large N"
+    runs = len(probe["session_events"])
+    where = (
+        f"probe: limit {probe['history_limit']}, {probe['tasks']} tasks, concurrency "
+        f"{probe['concurrency']}, {runs} runs"
+    )
+    if runs < 2:  # it never reached its limit: it says nothing about the drain
+        return Target(
+            f"max events in one history, {from_n}",
+            "-",
+            f"<= {MAX_EVENTS:,}",
+            verdict(False),
+            f"the probe never continued as new ({where})",
+        )
     return Target(
         f"max events in one history, {from_n}",
         f"{probe['projected_max_events']:,}",
         f"<= {MAX_EVENTS:,}",
         verdict(probe["projected_max_events"] <= MAX_EVENTS),
-        f"history_limit {limit:,} + {probe['overshoot']} events a run goes past it (probe: limit "
-        f"{probe['history_limit']}, {probe['tasks']} tasks, concurrency {probe['concurrency']})",
+        f"history_limit {limit:,} {probe['overshoot']:+} events: the largest run against its "
+        f"limit ({where})",
     )
 
 
 def rss_target(scale: dict[str, Any] | None) -> Target | None:
     if not scale or not scale.get("rss_ratio"):
         return None
-    note = f"N={scale['tasks']:,} vs N={scale['rss_reference_tasks']}"
+    note = (
+        f"N={scale['tasks']:,} vs N={scale['rss_reference_tasks']}, "
+        f"concurrency {scale.get('concurrency', 1)}"
+    )
     if scale["tasks"] != RSS_SIZE and scale.get("rss_ratio_projected"):
         note += (
             f"; target is for N={RSS_SIZE:,}: projected {scale['rss_ratio_projected']:.2f} "

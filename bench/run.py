@@ -1,10 +1,9 @@
 """The orchestration's cost against the bare work. See bench/README.md.
 
-    .venv/bin/python -m bench.run                      # every section, default sizes
-    .venv/bin/python -m bench.run --quick              # a smoke run, about 1.5 minutes
+    .venv/bin/python -m bench.run                      # every section at the issue's sizes
+    .venv/bin/python -m bench.run --quick              # a smoke run, about 2 minutes
     .venv/bin/python -m bench.run --sizes 10,50        # only the pipeline/baseline comparison
     .venv/bin/python -m bench.run --sweep --scale 200  # only these sections
-    .venv/bin/python -m bench.run --full               # the issue's sizes: N=200 and 1,000 too
 
 Sections: compare (baseline vs the pipeline with review none and both), sweep (concurrency
 1..8 with a slow model), scale (one large plan: time, history sizes, worker memory), parse
@@ -40,15 +39,16 @@ from bench.sections import (
 from tests.harness import claude_bin
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-DEFAULT_SIZES = (10, 50)
-DEFAULT_BOTH_SIZES = (10,)
-DEFAULT_SCALE = 100
-FULL_SIZES = (10, 50, 200)
-FULL_SCALE = 1_000
+DEFAULT_SIZES = (10, 50, 200)
+DEFAULT_SCALE = 1_000
+# The scale run goes four at a time: at one at a time 1,000 tasks take over half an hour.
+DEFAULT_SCALE_CONCURRENCY = 4
 SWEEP_TASKS, SWEEP_DELAY_S, SWEEP_LEVELS = 16, 2.0, (1, 2, 4, 8)
 PARSE_TASKS = 10_000
-PRESET_SIZE = -1  # a bare --scale or --parse: the size of the preset (default, --quick, --full)
-PROBE = {"probe_tasks": 20, "probe_limit": 150, "probe_concurrency": 2}
+PRESET_SIZE = -1  # a bare --scale or --parse: the size of the preset (default or --quick)
+# A limit of at least 2 x the session's drain margin (40 events x (concurrency + 1)), so the
+# probe drains as a 10,000-event session does; enough tasks to continue as new twice.
+PROBE = {"probe_tasks": 30, "probe_limit": 400, "probe_concurrency": 2}
 QUICK = {
     "sizes": (1, 2),
     "both_sizes": (1,),
@@ -56,9 +56,11 @@ QUICK = {
     "sweep_delay": 0.3,
     "sweep_levels": (1, 2),
     "scale": 2,
+    "scale_concurrency": 1,
     "parse_tasks": 1_000,
-    "probe_tasks": 3,
-    "probe_limit": 40,
+    "probe_tasks": 12,
+    "probe_limit": 200,
+    "probe_concurrency": 1,
 }
 
 
@@ -94,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--both-sizes",
         type=int_list,
-        help=f"sizes where review `both` runs too ({DEFAULT_BOTH_SIZES}; --full: all)",
+        help="sizes where review `both` runs too (all of --sizes)",
     )
     parser.add_argument("--sweep", action="store_true", help="run the concurrency sweep")
     parser.add_argument("--sweep-tasks", type=positive, help=f"tasks in the sweep ({SWEEP_TASKS})")
@@ -108,7 +110,12 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="?",
         const=PRESET_SIZE,
         metavar="N",
-        help=f"run the scale section with N tasks ({DEFAULT_SCALE}; --full: {FULL_SCALE:,})",
+        help=f"run the scale section with N tasks ({DEFAULT_SCALE:,})",
+    )
+    parser.add_argument(
+        "--scale-concurrency",
+        type=positive,
+        help=f"concurrency of the scale run and its reference run ({DEFAULT_SCALE_CONCURRENCY})",
     )
     parser.add_argument(
         "--parse",
@@ -119,11 +126,6 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"time the plan parser on N tasks ({PARSE_TASKS:,})",
     )
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
-    parser.add_argument(
-        "--full",
-        action="store_true",
-        help=f"the issue's sizes {FULL_SIZES} and scale {FULL_SCALE:,} (over an hour)",
-    )
     parser.add_argument(
         "--batch-size",
         type=positive,
@@ -151,16 +153,15 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
     """What to run: the named sections (all when none is named), with their sizes."""
     preset: dict[str, Any] = {
         "sizes": DEFAULT_SIZES,
-        "both_sizes": DEFAULT_BOTH_SIZES,
+        "both_sizes": None,  # the same as sizes
         "sweep_tasks": SWEEP_TASKS,
         "sweep_delay": SWEEP_DELAY_S,
         "sweep_levels": SWEEP_LEVELS,
         "scale": DEFAULT_SCALE,
+        "scale_concurrency": DEFAULT_SCALE_CONCURRENCY,
         "parse_tasks": PARSE_TASKS,
         **PROBE,
     }
-    if args.full:
-        preset.update(sizes=FULL_SIZES, both_sizes=FULL_SIZES, scale=FULL_SCALE)
     if args.quick:
         preset.update(QUICK)
     named = {
@@ -177,21 +178,22 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
         """The flag's value, or the preset's (a bare --scale / --parse is PRESET_SIZE)."""
         return preset[key] if value is None or value == PRESET_SIZE else value
 
+    sizes = given(args.sizes, "sizes")
     return {
         "sections": [name for name, on in named.items() if on or run_all],
-        "sizes": given(args.sizes, "sizes"),
-        "both_sizes": given(args.both_sizes, "both_sizes"),
+        "sizes": sizes,
+        "both_sizes": given(args.both_sizes, "both_sizes") or sizes,
         "sweep_tasks": given(args.sweep_tasks, "sweep_tasks"),
         "sweep_delay": given(args.sweep_delay, "sweep_delay"),
         "sweep_levels": given(args.sweep_levels, "sweep_levels"),
         "scale": given(args.scale, "scale"),
+        "scale_concurrency": given(args.scale_concurrency, "scale_concurrency"),
         "parse_tasks": given(args.parse, "parse_tasks"),
         "probe_tasks": preset["probe_tasks"],
         "probe_limit": preset["probe_limit"],
         "probe_concurrency": preset["probe_concurrency"],
         "batch_size": args.batch_size,
         "quick": args.quick,
-        "full": args.full,
     }
 
 
@@ -314,7 +316,7 @@ def sweep_table(result: dict[str, Any]) -> str:
 
 def scale_lines(result: dict[str, Any]) -> list[str]:
     lines = [
-        f"N={result['tasks']:,}"
+        f"N={result['tasks']:,}, concurrency {result.get('concurrency', 1)}"
         + (" (the compare run of that size)" if result["reused_compare_run"] else "")
         + f": {result['wall_s']:,.1f} s total, {result['per_task_ms']:,.0f} ms per task",
         f"max events per workflow history: {result['max_events']:,}; session runs "
@@ -407,7 +409,11 @@ def run_sections(chosen: dict[str, Any], ctx: Context, results: dict[str, Any]) 
     if "scale" in sections:
         started = time.perf_counter()
         results["scale"] = scale(
-            ctx, chosen["scale"], results.get("compare") or [], report.RSS_REFERENCE_SIZE
+            ctx,
+            chosen["scale"],
+            results.get("compare") or [],
+            report.RSS_REFERENCE_SIZE,
+            chosen["scale_concurrency"],
         )
         results["probe"] = history_probe(
             ctx, chosen["probe_tasks"], chosen["probe_limit"], chosen["probe_concurrency"]
@@ -446,7 +452,7 @@ def print_results(results: dict[str, Any]) -> None:
         print(
             f"History probe: limit {probe_result['history_limit']}, {probe_result['tasks']} "
             f"tasks, concurrency {probe_result['concurrency']}: session runs of "
-            f"{probe_result['session_events']} events, {probe_result['overshoot']} past the "
+            f"{probe_result['session_events']} events, {probe_result['overshoot']:+} against the "
             f"limit; with the shipped limit a run reaches {probe_result['projected_max_events']:,}"
         )
     if results.get("parse"):

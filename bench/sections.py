@@ -281,21 +281,27 @@ def rss_reference(rows: Sequence[dict[str, Any]], wanted: int) -> dict[str, Any]
 
 
 def scale(
-    ctx: Context, tasks: int, rows: Sequence[dict[str, Any]], reference_size: int
+    ctx: Context,
+    tasks: int,
+    rows: Sequence[dict[str, Any]],
+    reference_size: int,
+    concurrency: int = 1,
 ) -> dict[str, Any]:
-    """A large plan through the pipeline (review none, concurrency 1): total time, history
-    sizes, the worker's peak memory against a smaller run's. A compare run of the same size
-    is reused rather than run twice."""
-    same = next((row for row in rows if row["tasks"] == tasks and row.get("none")), None)
+    """A large plan through the pipeline (review none): total time, history sizes, the
+    worker's peak memory against a smaller run's at the same concurrency. The compare
+    section's runs (concurrency 1) are reused when the concurrency is 1 too."""
+    comparable = [row for row in rows if row.get("none")] if concurrency == 1 else []
+    same = next((row for row in comparable if row["tasks"] == tasks), None)
     if same is not None:
         ctx.say(f"scale: N={tasks:,} (the compare run of that size)")
         run = same["none"]
     else:
-        ctx.say(f"scale: N={tasks:,}")
+        ctx.say(f"scale: N={tasks:,}, concurrency {concurrency}")
         plan = write_plan(ctx.work / f"scale-{tasks}" / "plan.md", tasks, ctx.batch_size)
-        run = run_pipeline_once(ctx, plan, tasks, f"scale-{tasks}/none", "none")
+        run = run_pipeline_once(ctx, plan, tasks, f"scale-{tasks}/none", "none", concurrency)
     figures: dict[str, Any] = {
         "tasks": tasks,
+        "concurrency": concurrency,
         "reused_compare_run": same is not None,
         "run": run,
         "wall_s": run["wall_s"],
@@ -305,16 +311,16 @@ def scale(
         "session_events_per_task": round(sum(run["session_events"]) / tasks, 2),
         "worker_peak_rss_mb": run["worker_peak_rss_mb"],
     }
-    reference = rss_reference([row for row in rows if row["tasks"] != tasks], reference_size)
+    reference = rss_reference([row for row in comparable if row["tasks"] != tasks], reference_size)
     if reference is None and tasks != reference_size:
-        # Run alone (no compare section): its own reference run for the memory ratio.
-        ctx.say(f"scale: reference run N={reference_size}")
-        folder = ctx.work / f"scale-ref-{reference_size}"
-        plan = write_plan(folder / "plan.md", reference_size, ctx.batch_size)
+        # No comparable compare run: its own reference run for the memory ratio.
+        ctx.say(f"scale: reference run N={reference_size}, concurrency {concurrency}")
+        folder = f"scale-ref-{reference_size}"
+        plan = write_plan(ctx.work / folder / "plan.md", reference_size, ctx.batch_size)
         reference = {
             "tasks": reference_size,
             "none": run_pipeline_once(
-                ctx, plan, reference_size, f"scale-ref-{reference_size}/none", "none"
+                ctx, plan, reference_size, f"{folder}/none", "none", concurrency
             ),
         }
         figures["reference_run"] = reference["none"]
@@ -323,10 +329,10 @@ def scale(
         figures["rss_reference_tasks"] = ref_tasks
         figures["rss_reference_mb"] = ref_rss
         figures["rss_ratio"] = round(run["worker_peak_rss_mb"] / ref_rss, 3) if ref_rss else None
-        if tasks >= MIN_TASKS_TO_PROJECT:
+        if MIN_TASKS_TO_PROJECT <= tasks < 1000:
             # Projected to 1,000 tasks with the growth seen within this run (none: no growth).
             growth = max(0.0, float(run["rss_growth_kb_per_task"]))
-            projected = run["worker_peak_rss_mb"] + growth * max(0, 1000 - tasks) / 1024
+            projected = run["worker_peak_rss_mb"] + growth * (1000 - tasks) / 1024
             figures["rss_growth_kb_per_task"] = run["rss_growth_kb_per_task"]
             figures["rss_projected_1000_mb"] = round(projected, 1)
             figures["rss_ratio_projected"] = round(projected / ref_rss, 3) if ref_rss else None
