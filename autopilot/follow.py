@@ -1,22 +1,25 @@
-"""Follow a session until it ends, and say how it ended."""
+"""Follow a session until it ends, and say how it ended.
+
+The view refreshes once a second through a LiveSession (autopilot/live_tasks.py): a describe of
+the session and of each running task every time (server only), and a query to the worker only
+for a workflow whose history moved since it last answered.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 from typing import TextIO
 
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError
 
-from autopilot.live_tasks import live_tasks
+from autopilot.live_tasks import LiveSession
 from autopilot.models import SessionState, SessionStatus
 from autopilot.progress_view import ProgressView, summary_line, task_line
 from workflows.session import SessionWorkflow
 
 EXIT_MERGED, EXIT_NOT_MERGED = 0, 1
 REFRESH_S = 1.0
-QUERY_TIMEOUT = timedelta(seconds=5)
 
 
 async def follow(
@@ -24,18 +27,19 @@ async def follow(
 ) -> SessionStatus:
     """Show progress until the session ends; returns its final status."""
     result = asyncio.ensure_future(handle.result())
+    live = LiveSession(client, handle)
     with ProgressView(out) as view:
         while True:
             done, _ = await asyncio.wait({result}, timeout=REFRESH_S)
             if done:
                 break
             try:
-                status = await handle.query(SessionWorkflow.status, rpc_timeout=QUERY_TIMEOUT)
+                status, tasks = await live.refresh()
             except (RPCError, TimeoutError) as err:
                 view.notice(f"waiting for a worker to answer ({err.__class__.__name__})")
                 continue
             view.notice("")
-            view.update(status, await live_tasks(client, status))
+            view.update(status, tasks)
         final = result.result()
         view.update(final)
     return final

@@ -1,20 +1,40 @@
-"""What the running tasks are doing now: their phase and their agent's latest heartbeat.
+"""What a session and its running tasks are doing now, for the starter's live view.
 
-The session's status says which tasks run; each task workflow answers a `phase` query, and its
-agent's latest heartbeat (session id, turns, cost, transcript) sits on its pending activity.
-Reading them costs a query and a describe per running task and adds nothing to any history.
+The session's `status` query says which tasks run; each task workflow answers a `phase` query,
+and its agent's latest heartbeat (session id, turns, cost, transcript) sits on its pending
+activity. A query is a round trip through the server to the worker, which replays or reads the
+workflow and serialises its answer; a describe is answered by the server alone.
+
+A workflow's state changes only when the worker completes a workflow task, and that always adds
+events to its history; heartbeats and queries add none. So LiveSession, asked once a second,
+describes the session and each running task (the describe also carries the heartbeat) and sends
+a query only to a workflow whose history (run id and length) moved since its last answer; other
+times it reuses that answer. A refresh in which nothing happened costs 1 + N describes (N
+running tasks) and no work on the worker, instead of 1 + N queries and N describes (with 4
+running tasks on the embedded dev server, measured: worker 0, server ~20 ms, starter ~9 ms CPU,
+down from ~28, ~57 and ~14 ms). A refresh after a change costs the describes plus the queries
+of what moved. The view is as fresh as ever: status and phases are those of the current
+history, the turns come from each refresh's describe. Nothing of this adds to any history.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Generic, TypeVar
 
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionDescription, WorkflowHandle
 from temporalio.service import RPCError
 
 from autopilot.models import AgentProgress, SessionStatus, TaskState
+from workflows.session import SessionWorkflow
 
+T = TypeVar("T")
 AGENT_ACTIVITIES = ("run_agent", "review_changes")
+QUERY_TIMEOUT = timedelta(seconds=5)
+
+# The version of a workflow's state: its run and its history length. Equal versions, equal state.
+Version = tuple[str, int]
 
 
 @dataclass(frozen=True)
@@ -23,25 +43,86 @@ class LiveTask:
     agent: AgentProgress | None = None
 
 
-async def live_tasks(client: Client, status: SessionStatus) -> dict[str, LiveTask]:
-    found: dict[str, LiveTask] = {}
-    for task in status.tasks:
-        if task.state != TaskState.RUNNING or not task.workflow_id:
-            continue
-        handle = client.get_workflow_handle(task.workflow_id)
-        try:
-            phase = await handle.query("phase")
-            description = await handle.describe()
-        except RPCError:
-            continue  # not started yet, or the server is busy: shown next refresh
+@dataclass(frozen=True)
+class _Answer(Generic[T]):
+    version: Version
+    value: T
+
+
+def version_of(description: WorkflowExecutionDescription) -> Version:
+    return description.run_id, description.raw_description.workflow_execution_info.history_length
+
+
+class LiveSession:
+    """One session followed live: `refresh()` once a second gives its status and what each
+    running task is doing, querying the worker only about workflows whose history moved."""
+
+    def __init__(
+        self,
+        client: Client,
+        handle: WorkflowHandle[Any, SessionStatus],
+        rpc_timeout: timedelta = QUERY_TIMEOUT,
+    ) -> None:
+        self._client = client
+        self._handle = handle
+        self._rpc_timeout = rpc_timeout
+        self._status: _Answer[SessionStatus] | None = None
+        self._phases: dict[str, _Answer[str]] = {}  # by task workflow id: running tasks only
+
+    async def refresh(self) -> tuple[SessionStatus, dict[str, LiveTask]]:
+        """The session's status and its running tasks' phases and heartbeats. Raises RPCError
+        or TimeoutError when the session cannot be read (no worker answers its query); a task
+        that cannot be read is left out this time."""
+        status = await self.status()
+        return status, await self.tasks(status)
+
+    async def status(self) -> SessionStatus:
+        """The session's status; queried only when its history moved since the last answer."""
+        description = await self._handle.describe(rpc_timeout=self._rpc_timeout)
+        version = version_of(description)
+        if self._status is None or self._status.version != version:
+            # Described before queried: an answer at least as new as `version`, so a change in
+            # between only costs one more query next time, never a stale status.
+            status = await self._handle.query(SessionWorkflow.status, rpc_timeout=self._rpc_timeout)
+            self._status = _Answer(version, status)
+        return self._status.value
+
+    async def tasks(self, status: SessionStatus) -> dict[str, LiveTask]:
+        """Phase and agent heartbeat of each running task of `status`, by task id."""
+        found: dict[str, LiveTask] = {}
+        running = {
+            task.id: task.workflow_id
+            for task in status.tasks
+            if task.state == TaskState.RUNNING and task.workflow_id
+        }
+        for workflow_id in set(self._phases) - set(running.values()):
+            del self._phases[workflow_id]
+        for task_id, workflow_id in running.items():
+            try:
+                found[task_id] = await self._task(workflow_id)
+            except (RPCError, TimeoutError):
+                continue  # not started yet, or the server is busy: shown next refresh
+        return found
+
+    async def _task(self, workflow_id: str) -> LiveTask:
+        handle = self._client.get_workflow_handle(workflow_id)
+        description = await handle.describe(rpc_timeout=self._rpc_timeout)
+        version = version_of(description)
+        cached = self._phases.get(workflow_id)
+        if cached is None or cached.version != version:
+            phase = await handle.query("phase", rpc_timeout=self._rpc_timeout)
+            cached = self._phases[workflow_id] = _Answer(version, str(phase))
+        return LiveTask(phase=cached.value, agent=await self._heartbeat(description))
+
+    async def _heartbeat(self, description: WorkflowExecutionDescription) -> AgentProgress | None:
+        """The latest heartbeat of the task's running agent (or reviewer), if any."""
         agent = None
         for pending in description.raw_description.pending_activities:
             if pending.activity_type.name not in AGENT_ACTIVITIES:
                 continue
             if pending.HasField("heartbeat_details") and pending.heartbeat_details.payloads:
-                decoded = await client.data_converter.decode(
+                decoded = await self._client.data_converter.decode(
                     pending.heartbeat_details.payloads, [AgentProgress]
                 )
                 agent = AgentProgress.model_validate(decoded[0])
-        found[task.id] = LiveTask(phase=str(phase), agent=agent)
-    return found
+        return agent
