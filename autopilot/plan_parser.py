@@ -1,9 +1,11 @@
 """Parse a markdown master plan into batches of tasks.
 
-The plan is read with a real Markdown parser (markdown-it-py, CommonMark): only top-level ATX
-headings (`## ...`) give the plan its structure, so a `## Batch` line inside a fenced code block,
-a list or a block quote is never a heading. Bodies and descriptions are cut verbatim from the
-source lines, using the line ranges markdown-it reports for each block.
+The plan is read as CommonMark: only top-level ATX headings (`## ...`) give the plan its
+structure, so a `## Batch` line inside a fenced code block, a list or a block quote is never a
+heading. The top-level blocks are those markdown-it-py reports; a line scanner reads the common
+block shapes itself, much faster, and leaves the rest to markdown-it, with the same result (see
+`autopilot.plan_blocks`). Bodies and descriptions are cut verbatim from the source lines, using
+the line ranges of the blocks.
 
 Structure:
 - `## Batch 31: Title` / `### Batch 31: Title` starts a batch; the text up to its first task is
@@ -20,17 +22,18 @@ Structure:
 
 from __future__ import annotations
 
+import gc
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from markdown_it import MarkdownIt
-from markdown_it.token import Token
 from pydantic import BaseModel, ConfigDict
 
 from autopilot.models import Batch, FileRef, IgnoredBlock, Plan, Task
+from autopilot.plan_blocks import Block, top_level_blocks
 
 __all__ = ["PlanError", "PlanIssue", "load_plan", "parse_plan", "select_batches"]
 
@@ -101,28 +104,9 @@ _EXECUTION_MODES = ("local", "dagger")
 _SUMMARY_MAX = 80
 
 
-def _markdown() -> MarkdownIt:
-    md = MarkdownIt("commonmark")
-    md.core.ruler.disable("inline")  # block structure and raw inline text are all we need
-    return md
-
-
-_MD = _markdown()
-
-
 # --------------------------------------------------------------------------------------------
 # Intermediate structures
 # --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class _Block:
-    """A top-level block of the document: lines [start, end), 0-based."""
-
-    start: int
-    end: int
-    index: int  # of its opening token
-    kind: str
 
 
 @dataclass
@@ -243,23 +227,40 @@ def select_batches(plan: Plan, start: int | None, end: int | None) -> Plan:
 
 def parse_plan(text: str, path: str) -> Plan:
     """Parse plan markdown. Raises `PlanError` with every issue found, sorted by line."""
-    text = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
-    lines = text.split("\n")
+    return _parse(text, path, fast=True)
+
+
+def _parse(text: str, path: str, *, fast: bool) -> Plan:
+    """`parse_plan`; `fast=False` reads the blocks with markdown-it alone (the reference)."""
+    with _gc_paused():
+        return _parse_lines(_lines(text), path, fast=fast)
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while parsing: the many objects a big plan makes (and
+    markdown-it's tokens) would trigger full collections again and again, for no cycles."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _parse_lines(lines: list[str], path: str, *, fast: bool) -> Plan:
     issues = _Issues()
 
     front_matter, fm_lines = _front_matter(lines)
-    # Blank the front matter out, so markdown-it's line numbers stay those of the file.
-    md_source = "\n".join([""] * fm_lines + lines[fm_lines:])
-    tokens = _MD.parse(md_source)
-    blocks = _top_level_blocks(tokens)
+    # markdown-it reads the front matter as blank lines: line numbers stay those of the file.
+    blocks, _ = top_level_blocks(lines, fm_lines, fast=fast)
 
-    title: str | None = None
-    for block in blocks:
-        if block.kind == "heading_open" and tokens[block.index].tag == "h1":
-            title = tokens[block.index + 1].content.strip() or None
-            break
-
-    segments, batches = _structure(blocks, tokens, fm_lines, title, issues)
+    title = next(
+        (block.text.strip() or None for block in blocks if _is_heading(block) and block.rank == 1),
+        None,
+    )
+    segments, batches = _structure(blocks, fm_lines, title, issues)
 
     ignored: list[IgnoredBlock] = []
     if fm_lines:
@@ -269,7 +270,7 @@ def parse_plan(text: str, path: str) -> Plan:
     pointer = 0
     for number, segment in enumerate(segments):
         start, end = segment.start, bounds[number + 1]
-        own: list[_Block] = []
+        own: list[Block] = []
         while pointer < len(blocks) and blocks[pointer].start < end:
             if blocks[pointer].start > start or segment.kind in ("pre", "prose", "stray"):
                 own.append(blocks[pointer])
@@ -282,10 +283,10 @@ def parse_plan(text: str, path: str) -> Plan:
                 context = _strip_blank_lines(lines[start:end])
         elif segment.kind == "batch" and segment.batch is not None:
             segment.batch.description = _strip_blank_lines(lines[start + 1 : end])
-            _batch_fields(segment.batch, _fields(own, tokens, lines), issues)
+            _batch_fields(segment.batch, _fields(own, lines), issues)
         elif segment.kind == "task" and segment.task is not None:
             segment.task.body = _strip_blank_lines(lines[start + 1 : end])
-            _task_fields(segment.task, _fields(own, tokens, lines), issues)
+            _task_fields(segment.task, _fields(own, lines), issues)
 
     _validate(batches, issues)
     if issues.items:
@@ -306,6 +307,12 @@ def parse_plan(text: str, path: str) -> Plan:
 # --------------------------------------------------------------------------------------------
 
 
+def _lines(text: str) -> list[str]:
+    """The lines of the text, without a byte order mark, for any line ending."""
+    text = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+    return text.split("\n")
+
+
 def _front_matter(lines: list[str]) -> tuple[str, int]:
     """YAML front matter at the very top: (its text, how many lines it spans incl. fences)."""
     if not lines or lines[0].rstrip() != "---":
@@ -316,16 +323,8 @@ def _front_matter(lines: list[str]) -> tuple[str, int]:
     return "", 0  # never closed: not front matter, just a thematic break
 
 
-def _top_level_blocks(tokens: Sequence[Token]) -> list[_Block]:
-    blocks: list[_Block] = []
-    for index, token in enumerate(tokens):
-        if token.level == 0 and token.map is not None and not token.type.endswith("_close"):
-            blocks.append(_Block(token.map[0], token.map[1], index, token.type))
-    return blocks
-
-
-def _is_atx(token: Token) -> bool:
-    return token.markup.startswith("#")
+def _is_heading(block: Block) -> bool:
+    return block.kind == "atx" or block.kind == "setext"
 
 
 def _heading_text(content: str) -> str:
@@ -336,28 +335,24 @@ def _heading_text(content: str) -> str:
 
 
 def _structure(
-    blocks: Sequence[_Block],
-    tokens: Sequence[Token],
-    first_line: int,
-    title: str | None,
-    issues: _Issues,
+    blocks: Sequence[Block], first_line: int, title: str | None, issues: _Issues
 ) -> tuple[list[_Segment], list[_BatchDraft]]:
     """Walk the top-level ATX headings: which lines belong to what (see the module doc)."""
     headings = [
-        (block, int(tokens[block.index].tag[1:]), _heading_text(tokens[block.index + 1].content))
+        (block, text, _BATCH_RE.match(text))
         for block in blocks
-        if block.kind == "heading_open" and _is_atx(tokens[block.index])
+        if block.kind == "atx"
+        for text in (_heading_text(block.text),)
     ]
-    has_batches = any(_BATCH_RE.match(text) for _, _, text in headings)
+    has_batches = any(batch_match for _, _, batch_match in headings)
 
     segments = [_Segment(first_line, "pre")]
     batches: list[_BatchDraft] = []
     batch: _BatchDraft | None = None
     task: _TaskDraft | None = None
-    for block, rank, text in headings:
-        line = block.start + 1
-        batch_match = _BATCH_RE.match(text)
-        task_match = _TASK_RE.match(text)
+    for block, text, batch_match in headings:
+        line, rank = block.start + 1, block.rank
+        task_match = None if batch_match else _TASK_RE.match(text)
         if batch_match:
             batch = _BatchDraft(int(batch_match[1]), (batch_match[2] or "").strip(), line, rank)
             batches.append(batch)
@@ -406,10 +401,13 @@ def _strip_blank_lines(lines: Sequence[str]) -> str:
 
 
 def _non_blank_span(lines: Sequence[str]) -> tuple[int, int]:
-    first = next((n for n, line in enumerate(lines) if line.strip()), -1)
-    if first < 0:
+    first, last = 0, len(lines) - 1
+    while first <= last and not lines[first].strip():
+        first += 1
+    if first > last:
         return -1, -1
-    last = next(n for n in range(len(lines) - 1, -1, -1) if lines[n].strip())
+    while not lines[last].strip():
+        last -= 1
     return first, last
 
 
@@ -442,18 +440,15 @@ def _front_matter_block(front_matter: str, fm_lines: int) -> IgnoredBlock:
 # --------------------------------------------------------------------------------------------
 
 
-def _fields(
-    blocks: Sequence[_Block], tokens: Sequence[Token], lines: Sequence[str]
-) -> list[_Field]:
-    """`**Label:** value` lines of top-level paragraphs, with a list or code block that follows
-    a label without a value (or one ending in ':')."""
+def _fields(blocks: Sequence[Block], lines: Sequence[str]) -> list[_Field]:
+    """`**Label:** value` lines of top-level paragraphs (setext headings too), with a list or
+    code block that follows a label without a value (or one ending in ':')."""
     found: list[_Field] = []
     for position, block in enumerate(blocks):
-        setext = block.kind == "heading_open" and not _is_atx(tokens[block.index])
-        if block.kind != "paragraph_open" and not setext:
-            continue
+        if (block.kind != "paragraph" and block.kind != "setext") or "**" not in block.text:
+            continue  # no label in it
         current: _Field | None = None
-        for offset, raw in enumerate(tokens[block.index + 1].content.split("\n")):
+        for offset, raw in enumerate(block.text.split("\n")):
             text = raw.strip()
             match = _LABEL_RE.match(text)
             if match:
@@ -471,16 +466,16 @@ def _fields(
         if current.inline and not current.inline.endswith(":"):
             continue
         following = blocks[position + 1]
-        if following.kind in ("bullet_list_open", "ordered_list_open"):
-            current.items = _list_items(tokens, following, lines)
-        elif following.kind in ("fence", "code_block"):
-            current.code = tokens[following.index].content
+        if following.kind == "list":
+            current.items = _list_items(following, lines)
+        elif following.kind == "code":
+            current.code = following.text
     for found_field in found:
         found_field.inline = found_field.inline.strip()
     return found
 
 
-def _list_items(tokens: Sequence[Token], block: _Block, lines: Sequence[str]) -> list[_Item]:
+def _list_items(block: Block, lines: Sequence[str]) -> list[_Item]:
     """The items of the list a field label introduces.
 
     CommonMark continues a list across blank lines, so `**Files:**` items followed by a blank
@@ -491,13 +486,7 @@ def _list_items(tokens: Sequence[Token], block: _Block, lines: Sequence[str]) ->
     items: list[_Item] = []
     first_is_box: bool | None = None
     tight = False
-    index = block.index + 1
-    while index < len(tokens) and not (tokens[index].level == 0 and tokens[index].nesting < 0):
-        token = tokens[index]
-        index += 1
-        if token.type != "list_item_open" or token.level != 1 or token.map is None:
-            continue
-        start, end = token.map
+    for start, end in block.items:
         is_box = _CHECKBOX_RE.match(lines[start]) is not None
         gap = start > 0 and not lines[start - 1].strip()
         if first_is_box is None:

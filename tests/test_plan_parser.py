@@ -4,13 +4,42 @@ from __future__ import annotations
 
 import pickle
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from autopilot import plan_parser
 from autopilot.models import FileRef, Plan
-from autopilot.plan_parser import PlanError, PlanIssue, load_plan, parse_plan, select_batches
+from autopilot.plan_parser import PlanError, PlanIssue, load_plan, select_batches
 
 PLANS = Path(__file__).parent / "plans"
+
+_parse_plan = plan_parser.parse_plan  # the real one: `both_paths` stands in for it in the module
+
+
+def checked_parse_plan(text: str, path: str) -> Plan:
+    """`parse_plan`, asserting that the reference path (markdown-it reads every block) gives
+    the same plan, or the same issues."""
+    try:
+        plan = _parse_plan(text, path)
+    except PlanError as error:
+        assert _reference(text, path) == error.issues
+        raise
+    assert _reference(text, path) == plan.model_dump()
+    return plan
+
+
+def _reference(text: str, path: str) -> dict[str, Any] | list[PlanIssue]:
+    try:
+        return plan_parser._parse(text, path, fast=False).model_dump()
+    except PlanError as error:
+        return error.issues
+
+
+@pytest.fixture(autouse=True)
+def both_paths(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every plan these tests parse, `load_plan`'s included, is parsed both ways."""
+    monkeypatch.setattr(plan_parser, "parse_plan", checked_parse_plan)
 
 
 def md(*lines: str) -> str:
@@ -19,7 +48,7 @@ def md(*lines: str) -> str:
 
 
 def parse(*lines: str) -> Plan:
-    return parse_plan(md(*lines), "plan.md")
+    return checked_parse_plan(md(*lines), "plan.md")
 
 
 def issues(*lines: str) -> list[tuple[int, str]]:
@@ -548,7 +577,7 @@ def test_setext_h1_is_the_title_and_no_title_is_none() -> None:
 )
 def test_crlf_and_bom() -> None:
     text = "\ufeff# T\r\n\r\n## Batch 1: A\r\n### Task 1.1: a\r\nline one\r\nline two\r\n"
-    plan = parse_plan(text, "plan.md")
+    plan = checked_parse_plan(text, "plan.md")
     assert plan.title == "T"
     assert plan.batches[0].tasks[0].line == 4
     assert plan.batches[0].tasks[0].body == "line one\nline two"
@@ -849,7 +878,7 @@ def test_empty_last_task_body() -> None:
 )
 def test_no_tasks(text: str) -> None:
     with pytest.raises(PlanError) as caught:
-        parse_plan(text, "plan.md")
+        checked_parse_plan(text, "plan.md")
     assert [(i.line, i.message) for i in caught.value.issues] == [
         (
             1,
@@ -1099,7 +1128,7 @@ def test_ten_thousand_tasks() -> None:
             elif batch > 1:
                 lines += [f"**Depends on:** Task {batch - 1}.100"]
             lines += ["**Files:**", f"- Create: `src/b{batch}/t{task}.py`", ""]
-    plan = parse_plan("\n".join(lines), "big.md")
+    plan = checked_parse_plan("\n".join(lines), "big.md")
     assert len(plan.batches) == 100
     assert plan.task_count() == 10_000
     last = plan.batches[-1].tasks[-1]
