@@ -1,12 +1,13 @@
 """How far past its history limit a session run's history grows before it continues as new.
 
-A 1,000-task session crosses the 10,000-event limit (`SessionRequest.history_limit`). The same
+A session of more than ~215 tasks crosses its history limit (`SessionRequest.history_limit`, 4,000
+events) and continues as new; the target is 10,000 events in any history. The same
 mechanism with a small limit takes a minute: the session is started as the starter would start
 it (starter.validate builds the request), only with `history_limit` lowered, and each run's
 history is counted. The session stops starting tasks `DRAIN_EVENTS_PER_TASK x (concurrency +
 1)` events below its limit (or at half the limit, whichever is later), so a limit of at least
 twice that margin drains exactly as the 10,000 one does: the largest run's distance to the
-limit (negative: headroom) is what any large session's runs reach against their 10,000.
+limit (negative: headroom) is what any large session's runs reach against the shipped limit.
 """
 
 from __future__ import annotations
