@@ -10,10 +10,10 @@ leaves the rest to markdown-it, with the same result:
   two of them parses alone as it does within the whole document.
 - The scanner reads a chunk made of paragraphs (setext headings too), thematic breaks,
   column-0 fenced code, indented code and lists whose items have text on their first line and
-  end at a blank line or at a line that ends every open block (a list marker, a thematic break
-  or a fence). markdown-it reads any chunk with anything else: block quotes, HTML, indented
-  headings or fences, link reference definitions, tabs in indentation, lazy continuation lines,
-  deep nesting.
+  end at a blank line or at a line that ends every open block (a list marker, a thematic break,
+  a fence or a heading); what is inside an item does not matter. markdown-it reads any chunk
+  with anything else: block quotes, HTML, indented headings or fences, link reference
+  definitions, tabs in indentation, lazy continuation lines, deep nesting.
 - A chunk markdown-it read may not end at its heading after all: a fenced code block opened by
   an indented fence, or an HTML block, can run across it, and nesting beyond markdown-it's
   limit skips to the end of the document. Then markdown-it reads the whole document.
@@ -66,7 +66,7 @@ _MD = _markdown()
 # A block starting at this token level makes markdown-it skip to the end of the document.
 _NESTING_LIMIT: int = _MD.options["maxNesting"]
 
-_HR_RE = re.compile(r"(?:\*[ \t]*){3,}$|(?:-[ \t]*){3,}$|(?:_[ \t]*){3,}$")
+_HR_RE = re.compile(r"([*_-])(?:[ \t]*\1){2,}[ \t]*$")
 _UNDERLINE_RE = re.compile(r"(?:=+|-+)[ \t]*$")
 # Group 1: a bullet; 2 and 3: an ordered item's number and delimiter.
 _MARKER_RE = re.compile(r"(?:([-*+])|([0-9]{1,9})([.)]))(?=[ \t]|$)")

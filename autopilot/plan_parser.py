@@ -250,6 +250,7 @@ def _gc_paused() -> Iterator[None]:
 
 
 def _parse_lines(lines: list[str], path: str, *, fast: bool) -> Plan:
+    """The plan in the lines of a file."""
     issues = _Issues()
 
     front_matter, fm_lines = _front_matter(lines)
@@ -338,19 +339,15 @@ def _structure(
     blocks: Sequence[Block], first_line: int, title: str | None, issues: _Issues
 ) -> tuple[list[_Segment], list[_BatchDraft]]:
     """Walk the top-level ATX headings: which lines belong to what (see the module doc)."""
-    headings = [
-        (block, text, _BATCH_RE.match(text))
-        for block in blocks
-        if block.kind == "atx"
-        for text in (_heading_text(block.text),)
-    ]
-    has_batches = any(batch_match for _, _, batch_match in headings)
+    headings = [(block, _heading_text(block.text)) for block in blocks if block.kind == "atx"]
+    batch_matches = [_BATCH_RE.match(text) for _, text in headings]
+    has_batches = any(batch_matches)
 
     segments = [_Segment(first_line, "pre")]
     batches: list[_BatchDraft] = []
     batch: _BatchDraft | None = None
     task: _TaskDraft | None = None
-    for block, text, batch_match in headings:
+    for (block, text), batch_match in zip(headings, batch_matches, strict=True):
         line, rank = block.start + 1, block.rank
         task_match = None if batch_match else _TASK_RE.match(text)
         if batch_match:

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from autopilot import plan_parser
+from autopilot import plan_blocks, plan_parser
 from autopilot.plan_blocks import Block, ScanReport, top_level_blocks
 from autopilot.plan_parser import PlanError, PlanIssue
 from bench.plans import plan_text
@@ -44,10 +44,19 @@ def check(text: str, *, plans: bool = True) -> ScanReport:
 # --------------------------------------------------------------------------------------------
 
 
-def test_the_benchmark_plan_is_scanned_without_markdown_it() -> None:
-    report = check(plan_text(200))
+def test_the_benchmark_plan_is_scanned_without_markdown_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    text = plan_text(200)
+    report = check(text)
     assert report == ScanReport(scanned=report.scanned, tokenised=0, whole=False)
     assert report.scanned > 200  # a chunk per heading
+
+    def no_markdown_it(source: str) -> None:
+        raise AssertionError("markdown-it tokenised the benchmark plan")
+
+    monkeypatch.setattr(plan_blocks._MD, "parse", no_markdown_it)
+    assert plan_parser.parse_plan(text, "plan.md").task_count() == 200
 
 
 @pytest.mark.parametrize(
@@ -59,6 +68,8 @@ def test_the_benchmark_plan_is_scanned_without_markdown_it() -> None:
         "### Task 1: a\n<div>\nx\n</div>\n\n### Task 2: b\nb\n",  # HTML, closed before
         "### Task 1: a\n[ref]: /url\n### Task 2: b\nb\n",  # link reference definition
         "### Task 1: a\n-\n  item on the next line\n### Task 2: b\nb\n",  # empty first line
+        # A fence closed on the chunk's last line ends there in the document too.
+        "### Task 1: a\n> quote\n\n```\ncode\n```\n### Task 2: b\nb\n",
     ],
 )
 def test_a_chunk_the_scanner_does_not_read_goes_to_markdown_it(text: str) -> None:
@@ -127,6 +138,7 @@ COMMON = [
     ["- item one", "- item two"],
     ["* star item", "* star two"],
     ["+ plus item"],
+    ["- dash", "* star", "+ plus"],
     ["1. first", "2. second"],
     ["1) first"],
     ["3. third"],
@@ -140,6 +152,8 @@ COMMON = [
     ["```", "## Batch 99: in code", "### Task 99.1: in code", "```"],
     ["~~~", "### Task 98.1: in tildes", "~~~"],
     ["````markdown", "```", "# in code", "```", "````"],
+    ["```", "### Task 9.9: closed by a longer fence", "`````"],
+    ["~~~ text", "## Batch 9: closed by a longer fence", "~~~~~~"],
     ["---"],
     ["***"],
     ["    indented code"],
@@ -210,6 +224,8 @@ ODD = [
     ["a\0b"],
     ["\u00a0"],
     ["\u2003text"],
+    ["\x0c"],
+    ["\x0bvertical tab"],
     ["#\u00a0not a heading"],
     ["text #"],
     ["\\## escaped"],
