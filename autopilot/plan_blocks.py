@@ -271,15 +271,15 @@ def _code(lines: Sequence[str], start: int, stop: int) -> tuple[Block, int]:
         if len(line) - len(rest) < 4 and rest[0] != "\t":
             break
         end = number
-    code = [_dedent(line, 4) for line in lines[start:end]]
+    code = [_unindented(line) for line in lines[start:end]]
     return Block(start, "code", text="\n".join(code) + "\n"), end
 
 
-def _dedent(line: str, width: int) -> str:
-    rest = line.lstrip(" ")
-    if rest.startswith("\t"):  # markdown-it expands such tabs partly
+def _unindented(line: str) -> str:
+    """A line of an indented code block (indented 4+, or blank) without its indent."""
+    if line.lstrip(" ").startswith("\t"):  # markdown-it expands such tabs partly
         raise _Unsure
-    return line[min(len(line) - len(rest), width) :]
+    return line[4:]
 
 
 def _fence(lines: Sequence[str], start: int, closing: int) -> Block:
@@ -343,7 +343,8 @@ def _list(lines: Sequence[str], start: int, stop: int, marker: re.Match[str]) ->
             break
         line = lines[end]
         rest = line.lstrip(" ")
-        if len(line) - len(rest) >= 4 or rest[0] == "\t" or _ends_list(rest):
+        # Indented 4+: code. A thematic break (`- - -`) is no item, whatever it looks like.
+        if len(line) - len(rest) >= 4 or rest[0] == "\t" or _HR_RE.match(rest):
             break
         next_marker = _MARKER_RE.match(rest)
         if next_marker is None or (next_marker[1] or next_marker[3]) != kind:
@@ -392,12 +393,12 @@ def _item_end(lines: Sequence[str], number: int, stop: int, column: int) -> int:
 def _ends_all(rest: str) -> bool:
     """Whether a line indented 0-3 ends every block open in a list item before it: nothing
     continues lazily across a list marker, a thematic break, a fence or an ATX heading."""
-    return _MARKER_RE.match(rest) is not None or _ends_list(rest) or _atx(rest) is not None
-
-
-def _ends_list(rest: str) -> bool:
-    """Whether a line indented 0-3 after a list item ends the list."""
-    return rest[0] == ">" or _HR_RE.match(rest) is not None or _opener(rest) is not None
+    return (
+        _MARKER_RE.match(rest) is not None
+        or _HR_RE.match(rest) is not None
+        or _opener(rest) is not None
+        or _atx(rest) is not None
+    )
 
 
 # --------------------------------------------------------------------------------------------
