@@ -34,17 +34,15 @@ from tests.workflow_stubs import (
     make_batch,
     make_plan,
     make_task,
-    session_request,
+    start_session,
     worker,
 )
-from workflows.session import SessionWorkflow
 
 pytestmark = pytest.mark.timeout(60)
 
 T = TypeVar("T")
 
 DEADLINE_S = 15.0  # for any one wait; a passing test never comes close
-RUN_TIMEOUT = timedelta(seconds=45)  # a stuck workflow fails instead of hanging the test
 
 
 class QueryCounter(Interceptor):
@@ -80,19 +78,6 @@ def counting_worker(
         interceptors=[counter],
         max_heartbeat_throttle_interval=timedelta(milliseconds=50),
         default_heartbeat_throttle_interval=timedelta(milliseconds=50),
-    )
-
-
-async def start_session(
-    client: Client, queue: str, concurrency: int
-) -> WorkflowHandle[SessionWorkflow, SessionStatus]:
-    session = session_request(concurrency=concurrency)
-    return await client.start_workflow(
-        SessionWorkflow.run,
-        session,
-        id=session.session_id,
-        task_queue=queue,
-        execution_timeout=RUN_TIMEOUT,
     )
 
 

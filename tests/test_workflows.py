@@ -12,7 +12,6 @@ import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
 from typing import Any, TypeVar
 
 import pytest
@@ -50,6 +49,7 @@ from autopilot.models import (
 )
 from tests.workflow_stubs import (
     DEFAULT,
+    RUN_TIMEOUT,
     TARGET,
     Stubs,
     check,
@@ -59,7 +59,7 @@ from tests.workflow_stubs import (
     make_plan,
     make_task,
     review_settings,
-    session_request,
+    start_session,
     task_request,
     verdict,
     worker,
@@ -71,7 +71,6 @@ pytestmark = pytest.mark.timeout(60)
 
 T = TypeVar("T")
 DEADLINE_S = 15.0  # for any one wait on the workflows; a passing test never comes close
-RUN_TIMEOUT = timedelta(seconds=45)  # a stuck workflow fails instead of hanging the test
 
 
 # -- helpers -------------------------------------------------------------------------------------
@@ -122,19 +121,6 @@ async def run_task(client: Client, stubs: Stubs, request: TaskRequest) -> TaskRe
             task_queue=queue,
             execution_timeout=RUN_TIMEOUT,
         )
-
-
-async def start_session(
-    client: Client, queue: str, **request: Any
-) -> WorkflowHandle[SessionWorkflow, SessionStatus]:
-    session = session_request(**request)
-    return await client.start_workflow(
-        SessionWorkflow.run,
-        session,
-        id=session.session_id,
-        task_queue=queue,
-        execution_timeout=RUN_TIMEOUT,
-    )
 
 
 async def run_session(client: Client, stubs: Stubs, **request: Any) -> SessionStatus:

@@ -13,10 +13,11 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any, TypeVar, cast
 
 from temporalio import activity
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
 from autopilot.models import (
@@ -41,6 +42,7 @@ from autopilot.models import (
     ReviewMode,
     ReviewSettings,
     SessionRequest,
+    SessionStatus,
     TargetMerge,
     TargetMergeInput,
     Task,
@@ -53,6 +55,7 @@ from workflows.session import SessionWorkflow
 from workflows.task import TaskWorkflow
 
 T = TypeVar("T")
+RUN_TIMEOUT = timedelta(seconds=45)  # a stuck workflow fails instead of hanging the test
 # A scripted outcome: the result itself, an exception to raise, DEFAULT for the happy default,
 # or an async function of the activity's input that produces it (to hang, heartbeat, ...).
 Scripted = object
@@ -354,3 +357,17 @@ async def worker(client: Client, stubs: Stubs, **options: Any) -> AsyncIterator[
         **options,
     ):
         yield task_queue
+
+
+async def start_session(
+    client: Client, queue: str, **request: Any
+) -> WorkflowHandle[SessionWorkflow, SessionStatus]:
+    """A session (session_request(**request)) on the worker's queue, bounded by RUN_TIMEOUT."""
+    session = session_request(**request)
+    return await client.start_workflow(
+        SessionWorkflow.run,
+        session,
+        id=session.session_id,
+        task_queue=queue,
+        execution_timeout=RUN_TIMEOUT,
+    )
