@@ -37,6 +37,7 @@ from autopilot.claude_cli import ClaudeNotFound, find_claude
 from autopilot.config import ConfigError, Settings, load_settings
 from autopilot.log_context import LogContextInterceptor
 from autopilot.logs import configure_logging
+from autopilot.malloc_arenas import limit_malloc_arenas
 from autopilot.process_guard import ProcessGuard, detect_guard
 from autopilot.temporal_connection import TemporalUnavailable, connect
 from workflows.session import SessionWorkflow
@@ -121,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run a CC3 Autopilot worker.")
     parser.add_argument("--task-queue", help="task queue to poll (default: AUTOPILOT_TASK_QUEUE)")
     args = parser.parse_args(argv)
+    limit_malloc_arenas()  # before the SDK starts its threads
     try:
         settings = load_settings()
         configure_logging(settings.path("logs", "worker.jsonl"))
