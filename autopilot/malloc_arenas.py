@@ -6,7 +6,7 @@ and activity thread pools) allocate and free large buffers over a long session (
 answers, history pages, payloads), and the arenas' free space is scattered, so the resident
 size steps up at every continue-as-new. Two arenas keep it nearer what is really in use:
 in a bench session at concurrency 4 the worker's peak after the first continue-as-new (~240
-tasks) was 101.5 MB with the cap against 116.7 MB without.
+tasks) was 99.1 MB with the cap against 116.7 MB without.
 """
 
 from __future__ import annotations
