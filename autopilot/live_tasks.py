@@ -1,6 +1,6 @@
 """What a session and its running tasks are doing now, for the starter's live view.
 
-The session's `status` query says which tasks run; each task workflow answers a `phase` query,
+The session's `changes` query says which tasks run; each task workflow answers a `phase` query,
 and its agent's latest heartbeat (session id, turns, cost, transcript) sits on its pending
 activity. A query is a round trip through the server to the worker, which replays or reads the
 workflow and serialises its answer; a describe is answered by the server alone.
@@ -15,6 +15,11 @@ running tasks on the embedded dev server, measured: worker 0, server ~20 ms, sta
 down from ~28, ~57 and ~14 ms). A refresh after a change costs the describes plus the queries
 of what moved. The view is as fresh as ever: status and phases are those of the current
 history, the turns come from each refresh's describe. Nothing of this adds to any history.
+
+The session's answer is small too: `changes(since)` sends the session's own fields and only
+the task entries changed after the revision this view last saw, which it puts into its copy
+(the whole status of a 1,000-task session is ~1 MB; serialising that once a second grew the
+worker's memory and the SDK warned about the payload size).
 """
 
 from __future__ import annotations
@@ -23,10 +28,15 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Generic, TypeVar
 
-from temporalio.client import Client, WorkflowExecutionDescription, WorkflowHandle
+from temporalio.client import (
+    Client,
+    WorkflowExecutionDescription,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+)
 from temporalio.service import RPCError
 
-from autopilot.models import AgentProgress, SessionStatus, TaskState
+from autopilot.models import AgentProgress, SessionChanges, SessionStatus, TaskState
 from workflows.session import SessionWorkflow
 
 T = TypeVar("T")
@@ -49,6 +59,11 @@ class _Answer(Generic[T]):
     value: T
 
 
+def whole(status: SessionStatus) -> SessionChanges:
+    """A whole status as an answer to `changes`: every entry changed."""
+    return SessionChanges(session=status.model_copy(update={"tasks": []}), tasks=status.tasks)
+
+
 def version_of(description: WorkflowExecutionDescription) -> Version:
     return description.run_id, description.raw_description.workflow_execution_info.history_length
 
@@ -68,6 +83,7 @@ class LiveSession:
         self._rpc_timeout = rpc_timeout
         self._status: _Answer[SessionStatus] | None = None
         self._phases: dict[str, _Answer[str]] = {}  # by task workflow id: running tasks only
+        self._whole_status_only = False  # the worker has no `changes` query
 
     async def refresh(self) -> tuple[SessionStatus, dict[str, LiveTask]]:
         """The session's status and its running tasks' phases and heartbeats. Raises RPCError
@@ -83,9 +99,35 @@ class LiveSession:
         if self._status is None or self._status.version != version:
             # Described before queried: an answer at least as new as `version`, so a change in
             # between only costs one more query next time, never a stale status.
-            status = await self._handle.query(SessionWorkflow.status, rpc_timeout=self._rpc_timeout)
-            self._status = _Answer(version, status)
+            self._status = _Answer(version, await self._changed_status())
         return self._status.value
+
+    async def _changed_status(self) -> SessionStatus:
+        """The last status with the task entries changed since then put in."""
+        known = self._status.value if self._status is not None else None
+        since = known.revision if known is not None else 0
+        changes = await self._changes(since)
+        if changes.session.revision < since:
+            # The session went back (reset to an earlier point): start over from everything.
+            known, changes = None, await self._changes(0)
+        return changes.applied_to(known)
+
+    async def _changes(self, since: int) -> SessionChanges:
+        if self._whole_status_only:
+            return whole(await self._whole_status())
+        try:
+            return await self._handle.query(
+                SessionWorkflow.changes, since, rpc_timeout=self._rpc_timeout
+            )
+        except WorkflowQueryFailedError as err:
+            if "changes" not in str(err):
+                raise
+            # A worker from before the `changes` query (still running an older checkout).
+            self._whole_status_only = True
+            return whole(await self._whole_status())
+
+    async def _whole_status(self) -> SessionStatus:
+        return await self._handle.query(SessionWorkflow.status, rpc_timeout=self._rpc_timeout)
 
     async def tasks(self, status: SessionStatus) -> dict[str, LiveTask]:
         """Phase and agent heartbeat of each running task of `status`, by task id."""

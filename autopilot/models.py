@@ -382,6 +382,7 @@ class TaskStatus(BaseModel):
     reviews: list[ReviewResult] = Field(default_factory=list)
     conflict_round: bool = False  # the branch needed a conflict round before it merged
     last_error: str | None = None
+    revision: int = 0  # the session's revision when this entry last changed (see changes)
 
 
 class SessionState(StrEnum):
@@ -429,12 +430,28 @@ class SessionStatus(BaseModel):
     completed_at: datetime | None = None
     runs: int = 1  # workflow runs so far: each continue-as-new starts another
     error: str | None = None
+    revision: int = 0  # counts changes to task entries; each entry keeps the one it got
 
     def task(self, task_id: str) -> TaskStatus:
         for task in self.tasks:
             if task.id == task_id:
                 return task
         raise KeyError(task_id)
+
+
+class SessionChanges(BaseModel):
+    """The answer to the session's `changes` query: its status without the task entries, and
+    the entries changed since the revision asked about (every one when asked about 0). The
+    live view asks once a second; the whole status of a 1,000-task session is ~1 MB."""
+
+    session: SessionStatus  # `tasks` left empty
+    tasks: list[TaskStatus] = Field(default_factory=list)
+
+    def applied_to(self, known: SessionStatus | None) -> SessionStatus:
+        """The whole status: `known` (an earlier whole status) with the changed entries in."""
+        entries = {task.id: task for task in known.tasks} if known is not None else {}
+        entries.update((task.id, task) for task in self.tasks)
+        return self.session.model_copy(update={"tasks": list(entries.values())})
 
 
 # --------------------------------------------------------------------------------------------

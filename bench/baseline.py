@@ -1,6 +1,12 @@
-"""The bare work, without Temporal: for each task in plan order, in one process, the same
+"""The bare work, without Temporal: each task of the plan, in one process, through the same
 plain functions the activities call: worktree, the same `claude -p` invocation (same argv,
-environment, process guard and prompt), commit, merge into the target, worktree removed."""
+environment, process guard and prompt), commit, merge into the target, worktree removed.
+
+One task after the other by default. With `concurrency` K it is the session's schedule without
+the session: at most K tasks between worktree and commit at once, started in plan order;
+merges one at a time; each worktree removed after its merge; git in threads, as in the
+activities. The sweep runs it beside the pipeline at each concurrency: what the work itself
+gains from K at once on this machine, to read the pipeline's speedup against."""
 
 from __future__ import annotations
 
@@ -14,7 +20,14 @@ from pathlib import Path
 from autopilot import gitops
 from autopilot.agent_runner import run_claude
 from autopilot.claude_cli import agent_environment, claude_argv
-from autopilot.models import AgentProgress, AgentSettings, Plan, ReviewSettings, TaskRequest
+from autopilot.models import (
+    AgentProgress,
+    AgentSettings,
+    Plan,
+    ReviewSettings,
+    TaskRequest,
+    Workspace,
+)
 from autopilot.plan_parser import load_plan
 from autopilot.process_guard import ProcessGuard
 from autopilot.prompts import task_prompt
@@ -28,6 +41,7 @@ class BaselineResult:
     tasks: int
     wall_s: float
     merged: int
+    concurrency: int = 1
     phases_s: dict[str, float] = field(default_factory=lambda: dict.fromkeys(PHASES, 0.0))
     task_s: list[float] = field(default_factory=list)
     cpu_s: dict[str, float] = field(default_factory=dict)  # CPU seconds by process (bench.cpu)
@@ -63,6 +77,10 @@ class Clock:
 
     def __init__(self, totals: dict[str, float]) -> None:
         self.totals = totals
+        self.restart()
+
+    def restart(self) -> None:
+        """From now: time spent waiting (for the merge queue) is nobody's phase."""
         self._last = time.perf_counter()
 
     def lap(self, phase: str) -> None:
@@ -71,54 +89,84 @@ class Clock:
         self._last = now
 
 
+@dataclass(frozen=True)
+class Bare:
+    """What every task of one baseline run shares: the CLI, its guard and environment, and
+    the schedule (agent slots, the merge queue)."""
+
+    claude_bin: Path
+    guard: ProcessGuard
+    base_env: Mapping[str, str]
+    slots: asyncio.Semaphore
+    merge_queue: asyncio.Lock
+
+
 async def run_task(
-    request: TaskRequest,
-    claude_bin: Path,
-    guard: ProcessGuard,
-    base_env: Mapping[str, str],
-    totals: dict[str, float],
-) -> bool:
-    """One task, start to merge. True when it merged."""
-    task, repo, state_dir = request.task, request.repo, request.state_dir
-    clock = Clock(totals)
-    workspace = gitops.prepare_workspace(
-        repo, request.target_branch, state_dir, request.session_id, task.id
-    )
-    clock.lap("prepare")
+    request: TaskRequest, bare: Bare, totals: dict[str, float]
+) -> tuple[bool, float]:
+    """One task, start to merge: worktree to commit in an agent slot, then the merge queue,
+    then the worktree goes. Whether it merged, and its seconds from taking its slot."""
+    task, repo = request.task, request.repo
+    async with bare.slots:
+        started = time.perf_counter()
+        clock = Clock(totals)
+        workspace = await asyncio.to_thread(
+            gitops.prepare_workspace,
+            repo,
+            request.target_branch,
+            request.state_dir,
+            request.session_id,
+            task.id,
+        )
+        clock.lap("prepare")
+        await run_agent(request, workspace, bare)
+        clock.lap("agent")
+        await asyncio.to_thread(
+            gitops.commit_changes,
+            workspace.path,
+            workspace.base_sha,
+            request.session_id,
+            task.id,
+            task.commit_message or f"Task {task.id}: {task.title}",
+        )
+        clock.lap("commit")
+    async with bare.merge_queue:
+        clock.restart()
+        outcome = await asyncio.to_thread(
+            gitops.merge_task,
+            repo,
+            request.target_branch,
+            workspace.branch,
+            request.session_id,
+            task.id,
+            f"Merge task {task.id}: {task.title}",
+        )
+        clock.lap("merge")
+    await asyncio.to_thread(gitops.remove_workspace, repo, workspace.path)
+    clock.lap("remove")
+    return outcome.merged, time.perf_counter() - started
+
+
+async def run_agent(request: TaskRequest, workspace: Workspace, bare: Bare) -> None:
+    """The CLI run the agent activity makes, without its heartbeats."""
     sid = str(uuid.uuid4())
-    transcript = Path(state_dir) / "transcripts" / gitops.safe_component(task.id) / f"{sid}.jsonl"
-    env = agent_environment(claude_bin, base_env, gitops.identity_env(workspace.path))
+    transcript = (
+        Path(request.state_dir)
+        / "transcripts"
+        / gitops.safe_component(request.task.id)
+        / f"{sid}.jsonl"
+    )
+    identity = await asyncio.to_thread(gitops.identity_env, workspace.path)
     await run_claude(
-        guard.wrap(claude_argv(claude_bin, request.agent, sid)),
+        bare.guard.wrap(claude_argv(bare.claude_bin, request.agent, sid)),
         cwd=Path(workspace.path),
-        env=env,
+        env=agent_environment(bare.claude_bin, bare.base_env, identity),
         prompt=task_prompt(request, workspace.branch),
         session_id=sid,
         transcript=transcript,
         idle_timeout_s=request.agent.idle_timeout_s,
         on_progress=_no_progress,
     )
-    clock.lap("agent")
-    gitops.commit_changes(
-        workspace.path,
-        workspace.base_sha,
-        request.session_id,
-        task.id,
-        task.commit_message or f"Task {task.id}: {task.title}",
-    )
-    clock.lap("commit")
-    outcome = gitops.merge_task(
-        repo,
-        request.target_branch,
-        workspace.branch,
-        request.session_id,
-        task.id,
-        f"Merge task {task.id}: {task.title}",
-    )
-    clock.lap("merge")
-    gitops.remove_workspace(repo, workspace.path)
-    clock.lap("remove")
-    return outcome.merged
 
 
 async def run_baseline(
@@ -128,18 +176,22 @@ async def run_baseline(
     claude_bin: Path,
     guard: ProcessGuard,
     base_env: Mapping[str, str],
+    concurrency: int = 1,
 ) -> BaselineResult:
-    """Every task of the plan, one after the other; wall time from parse to last merge."""
+    """Every task of the plan, `concurrency` at a time (in plan order); wall time from parse
+    to last merge."""
     started = time.perf_counter()
     cpu_before = snapshot()
     plan = load_plan(plan_path)
     requests = task_requests(plan, repo, state_dir, f"baseline-{uuid.uuid4().hex[:8]}")
-    result = BaselineResult(tasks=len(requests), wall_s=0.0, merged=0)
-    for request in requests:
-        task_started = time.perf_counter()
-        merged = await run_task(request, claude_bin, guard, base_env, result.phases_s)
-        result.merged += merged
-        result.task_s.append(time.perf_counter() - task_started)
+    result = BaselineResult(tasks=len(requests), wall_s=0.0, merged=0, concurrency=concurrency)
+    bare = Bare(claude_bin, guard, base_env, asyncio.Semaphore(concurrency), asyncio.Lock())
+    # The semaphore wakes its waiters first come, first served: tasks start in plan order.
+    outcomes = await asyncio.gather(
+        *(run_task(request, bare, result.phases_s) for request in requests)
+    )
+    result.merged = sum(merged for merged, _ in outcomes)
+    result.task_s = [seconds for _, seconds in outcomes]
     result.wall_s = time.perf_counter() - started
     cpu = snapshot().minus(cpu_before)
     result.cpu_s = {"agents_and_git": cpu["children"], "bench_and_model": cpu["bench_and_model"]}
@@ -153,5 +205,8 @@ def baseline(
     claude_bin: Path,
     guard: ProcessGuard,
     base_env: Mapping[str, str],
+    concurrency: int = 1,
 ) -> BaselineResult:
-    return asyncio.run(run_baseline(plan_path, repo, state_dir, claude_bin, guard, base_env))
+    return asyncio.run(
+        run_baseline(plan_path, repo, state_dir, claude_bin, guard, base_env, concurrency)
+    )

@@ -143,13 +143,12 @@ def compare_panel(rows: Sequence[dict[str, Any]]) -> Panel:
 
 def sweep_panel(sweep: dict[str, Any] | None) -> Panel:
     levels = sweep["levels"] if sweep else []
-    groups = [
-        Group(
-            f"c={level['concurrency']}",
-            [Bar(level["speedup"], SPEEDUP, f"{level['speedup']:.2f}")],
-        )
-        for level in levels
-    ]
+    groups = []
+    for level in levels:
+        bars = [Bar(level["speedup"], SPEEDUP, f"{level['speedup']:.2f}")]
+        if level.get("bare_speedup"):
+            bars.append(Bar(level["bare_speedup"], BASELINE, f"{level['bare_speedup']:.2f}"))
+        groups.append(Group(f"c={level['concurrency']}", bars))
     subtitle = (
         f"speedup over concurrency 1; {sweep['tasks']} tasks, {sweep['delay_s']:g} s per turn"
         if sweep
@@ -159,7 +158,7 @@ def sweep_panel(sweep: dict[str, Any] | None) -> Panel:
         "Concurrency sweep",
         subtitle,
         groups,
-        [("speedup", SPEEDUP), ("targets", RED)],
+        [("pipeline", SPEEDUP), ("bare work", BASELINE), ("targets", RED)],
         [(3.2, "3.2 AT C=4"), (1.8, "1.8 AT C=2")] if sweep else [],
     )
 

@@ -59,6 +59,8 @@ def speedup_targets(sweep: dict[str, Any] | None) -> list[Target]:
         note = f"{sweep['tasks']} tasks, {sweep['delay_s']:g} s per model turn"
         if sweep["tasks"] != 16 or sweep["delay_s"] != 2.0:
             note += " (target set for 16 tasks, 2 s)"
+        if level.get("bare_speedup"):
+            note += f"; the bare work's own speedup: {level['bare_speedup']:.2f}"
         targets.append(
             Target(
                 f"speedup at concurrency {concurrency}",

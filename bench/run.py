@@ -299,18 +299,33 @@ def sweep_table(result: dict[str, Any]) -> str:
     for level in result["levels"]:
         wanted = report.SPEEDUP_TARGETS.get(level["concurrency"])
         status = "" if wanted is None else report.verdict(level["speedup"] >= wanted)
+        bare = level.get("bare") or {}
         body.append(
             [
                 str(level["concurrency"]),
                 fmt(level["wall_s"], 1),
                 fmt(level["speedup"], 2),
+                fmt(bare.get("wall_s"), 1),
+                fmt(level.get("bare_speedup"), 2),
+                fmt(level.get("of_bare"), 2),
                 fmt(level["ideal"], 0),
                 f">= {wanted}" if wanted else "",
                 status,
                 fmt(sum((level.get("cpu_ms_per_task") or {}).values()) or None),
             ]
         )
-    header = ["concurrency", "wall s", "speedup", "ideal", "target", "status", "CPU ms/task"]
+    header = [
+        "concurrency",
+        "wall s",
+        "speedup",
+        "bare s",
+        "bare speedup",
+        "of bare",
+        "ideal",
+        "target",
+        "status",
+        "CPU ms/task",
+    ]
     return report.table(header, body)
 
 
@@ -441,7 +456,8 @@ def print_results(results: dict[str, Any]) -> None:
         sweep_result = results["sweep"]
         print(
             f"\nConcurrency sweep: {sweep_result['tasks']} independent tasks, "
-            f"{sweep_result['delay_s']:g} s per model turn, review none"
+            f"{sweep_result['delay_s']:g} s per model turn, review none; bare = the baseline "
+            "loop at the same concurrency (no Temporal), of bare = speedup / bare speedup"
         )
         print(sweep_table(sweep_result))
     if results.get("scale"):

@@ -86,6 +86,7 @@ def downsample(samples: Sequence[tuple[float, int]], points: int = 120) -> list[
 def baseline_figures(result: BaselineResult) -> dict[str, Any]:
     n = max(result.tasks, 1)
     return {
+        "concurrency": result.concurrency,
         "wall_s": round(result.wall_s, 3),
         "per_task_ms": ms(result.wall_s / n),
         "merged": result.merged,
@@ -146,17 +147,25 @@ def pipeline_figures(result: PipelineResult) -> dict[str, Any]:
     return figures
 
 
-def run_baseline_once(ctx: Context, plan: Path, tasks: int, name: str) -> dict[str, Any]:
+def run_baseline_once(
+    ctx: Context,
+    plan: Path,
+    tasks: int,
+    name: str,
+    concurrency: int = 1,
+    delay_s: float = 0.0,
+    label: str = "baseline",
+) -> dict[str, Any]:
     base = ctx.work / name
     repo = make_repo(base / "repo")
-    with scripted_model() as model:
+    with scripted_model(delay_s) as model:
         # The environment a worker of an installation would have: the same CLI environment.
         env = Autopilot(root=base / "installation", model_env=model.env()).env()
-        result = baseline(plan, repo, base / "state", ctx.claude_bin, ctx.guard, env)
+        result = baseline(plan, repo, base / "state", ctx.claude_bin, ctx.guard, env, concurrency)
     figures = baseline_figures(result)
     figures["merged_on_main"] = merges_on_main(repo)
     ctx.say(
-        f"  baseline        N={tasks:<5} {result.wall_s:8.1f} s  "
+        f"  {label:<15} N={tasks:<5} {result.wall_s:8.1f} s  "
         f"{figures['per_task_ms']:8.0f} ms/task  merged {result.merged}/{tasks}"
     )
     return figures
@@ -251,7 +260,9 @@ def compare(ctx: Context, sizes: Sequence[int], both_sizes: Sequence[int]) -> li
 
 def sweep(ctx: Context, tasks: int, delay_s: float, levels: Sequence[int]) -> dict[str, Any]:
     """The same independent tasks (one batch) at each concurrency, the model taking `delay_s`
-    per turn; one installation, a fresh repository per level."""
+    per turn; one installation, a fresh repository per level. Then the bare work (the
+    baseline loop, K tasks at once) at each level: the speedup the work itself gets on this
+    machine, the ceiling for the pipeline's."""
     ctx.say(f"sweep: {tasks} tasks, {delay_s:g} s per model turn, concurrency {levels}")
     plan = write_plan(ctx.work / "sweep" / "plan.md", tasks, batch_size=tasks)
     results: list[dict[str, Any]] = []
@@ -265,11 +276,31 @@ def sweep(ctx: Context, tasks: int, delay_s: float, levels: Sequence[int]) -> di
             figures = pipeline_figures(result)
             say_pipeline(ctx, f"concurrency {level}", result, figures)
             results.append(figures)
-    first = results[0]["wall_s"] if results else 0.0
+    for level, figures in zip(levels, results, strict=True):
+        figures["bare"] = run_baseline_once(
+            ctx, plan, tasks, f"sweep/bare-c{level}", level, delay_s, f"bare work c={level}"
+        )
+    speedups(results, lambda figures: figures, "speedup")
+    speedups(results, lambda figures: figures["bare"], "bare_speedup")
     for figures in results:
-        figures["speedup"] = round(first / figures["wall_s"], 3) if figures["wall_s"] else 0.0
         figures["ideal"] = min(figures["concurrency"], tasks) / min(levels[0], tasks)
+        # How much of what the work itself gains the pipeline keeps.
+        figures["of_bare"] = (
+            round(figures["speedup"] / figures["bare_speedup"], 3)
+            if figures["bare_speedup"]
+            else 0.0
+        )
     return {"tasks": tasks, "delay_s": delay_s, "levels": results}
+
+
+def speedups(
+    results: Sequence[dict[str, Any]], run: Callable[[dict[str, Any]], dict[str, Any]], key: str
+) -> None:
+    """Each level's wall time against the first level's, as `key`."""
+    first = run(results[0])["wall_s"] if results else 0.0
+    for figures in results:
+        wall = run(figures)["wall_s"]
+        figures[key] = round(first / wall, 3) if wall else 0.0
 
 
 def rss_reference(rows: Sequence[dict[str, Any]], wanted: int) -> dict[str, Any] | None:

@@ -46,7 +46,12 @@ def test_quick_benchmark_runs_every_section(tmp_path: Path) -> None:
     row = results["compare"][0]
     assert row["baseline"]["merged"] == row["none"]["merged"] == row["tasks"]
     assert row["both"]["merged"] == row["tasks"] and row["ratio_none"] > 0
-    assert [level["concurrency"] for level in results["sweep"]["levels"]] == [1, 2]
+    levels = results["sweep"]["levels"]
+    assert [level["concurrency"] for level in levels] == [1, 2]
+    for level in levels:  # the bare work ran beside the pipeline at each concurrency
+        assert level["bare"]["concurrency"] == level["concurrency"]
+        assert level["bare"]["merged"] == level["merged"] == results["sweep"]["tasks"]
+        assert level["bare_speedup"] > 0 and level["of_bare"] > 0
     assert results["scale"]["max_events"] > 0 and results["probe"]["ok"]
     assert len(results["probe"]["session_events"]) >= 2  # it reached its limit: continued
     assert results["parse"]["best_s"] > 0

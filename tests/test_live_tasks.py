@@ -18,6 +18,7 @@ import pytest
 from temporalio import activity, workflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
+from temporalio.exceptions import ApplicationError
 from temporalio.worker import (
     HandleQueryInput,
     Interceptor,
@@ -25,18 +26,29 @@ from temporalio.worker import (
     WorkflowInterceptorClassInput,
 )
 
-from autopilot.live_tasks import LiveSession, LiveTask
-from autopilot.models import AgentInput, AgentProgress, AgentRun, SessionStatus, TaskState
+from autopilot.live_tasks import LiveSession, LiveTask, version_of
+from autopilot.models import (
+    AgentInput,
+    AgentProgress,
+    AgentRun,
+    MergeOutcome,
+    ResumeRequest,
+    SessionState,
+    SessionStatus,
+    TaskState,
+)
 from tests.workflow_stubs import (
     Stubs,
     agent_run,
     commits,
+    failed_run,
     make_batch,
     make_plan,
     make_task,
     start_session,
     worker,
 )
+from workflows.session import SessionWorkflow
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -151,7 +163,7 @@ async def test_refreshes_ask_the_worker_only_once_while_nothing_changes(
             for task in tasks.values():
                 assert task.phase == "agent (task), round 1, attempt 1"
 
-        assert counter.of(handle.id, "status") == 1
+        assert counter.of(handle.id, "changes") == 1
         for task_id in ids:
             assert counter.of(task_workflow_id(handle, task_id), "phase") == 1
         stubs.release(*ids)
@@ -206,7 +218,7 @@ async def test_a_task_that_moved_is_asked_again_and_a_finished_one_drops_out(
         )
         assert set(tasks) == {"1"} and tasks["1"].phase == "committing"
         assert counter.of(task_1, "phase") == asked
-        assert counter.of(handle.id, "status") >= 2
+        assert counter.of(handle.id, "changes") >= 2
         asked_2 = counter.of(task_2, "phase")
         for _ in range(2):
             _, tasks = await live.refresh()
@@ -253,6 +265,100 @@ async def test_heartbeats_reach_the_view_every_refresh_without_a_query(
             agent=AgentProgress(session_id="claude-1", turns=2, cost_usd=0.25),
         )
         assert counter.of(task_workflow_id(handle, "1"), "phase") == 1
-        assert counter.of(handle.id, "status") == 1
+        assert counter.of(handle.id, "changes") == 1
         finish.set()
         assert (await handle.result()).tasks_completed == 1
+
+
+async def agree(live: LiveSession, handle: WorkflowHandle[Any, SessionStatus]) -> SessionStatus:
+    """The live view's status equals the whole `status`, read while the history stood still."""
+
+    async def same() -> SessionStatus | None:
+        before = version_of(await handle.describe())
+        seen = await live.status()
+        whole = await handle.query(SessionWorkflow.status)
+        if version_of(await handle.describe()) != before:
+            return None  # it moved in between: look again
+        assert seen == whole
+        return whole
+
+    found = await eventually(same, lambda status: status is not None, "a standing history")
+    assert found is not None
+    return found
+
+
+async def test_the_live_status_is_the_whole_status_through_every_kind_of_change(
+    client: Client, stubs: Stubs
+) -> None:
+    """The view keeps a copy and puts in only the entries changed since its last look: it must
+    equal the whole status through running and held tasks, a conflict round, a task with no
+    changes, a failure and the pause it causes, a blocked dependant, the operator's retry, and
+    the end."""
+    stubs.plan = make_plan(
+        make_batch(1, make_task("1"), make_task("2")),
+        make_batch(2, make_task("3", batch=2), make_task("4", batch=2, depends_on=["3"])),
+    )
+    stubs.script(
+        "merge_task", "1", MergeOutcome(merged=False, conflict=True, conflict_files=["f.txt"])
+    )
+    stubs.script("commit_changes", "2", commits("2", no_changes=True))
+    auth = failed_run("AgentAuth", "Invalid API key", cost=0.0)
+    assert auth.error is not None
+    stubs.script(
+        "run_agent",
+        "3",
+        ApplicationError(auth.error, auth, type=auth.error_type, non_retryable=True),
+    )
+    stubs.hold("1", "2")
+    counter = QueryCounter()
+    async with counting_worker(client, stubs, counter) as queue:
+        handle = await start_session(client, queue, concurrency=2)
+        live = LiveSession(client, handle)
+
+        await until_settled(client, stubs, handle, ["1", "2"])
+        status = await agree(live, handle)
+        assert [task.state for task in status.tasks] == [
+            TaskState.RUNNING,
+            TaskState.RUNNING,
+            TaskState.PENDING,
+            TaskState.PENDING,
+        ]
+
+        # 1 merges after its conflict round, 2 has nothing to merge; then 3 fails on a setup
+        # error (the session pauses) and 4, which needs 3, is blocked.
+        stubs.release("1", "2")
+        await eventually(
+            live.status,
+            lambda status: status.paused and status.task("4").state == TaskState.BLOCKED,
+            "the session paused by task 3, task 4 blocked",
+        )
+        status = await agree(live, handle)
+        assert [task.state for task in status.tasks] == [
+            TaskState.MERGED,
+            TaskState.NO_CHANGES,
+            TaskState.FAILED,
+            TaskState.BLOCKED,
+        ]
+        assert status.task("1").conflict_round and status.task("1").merge_sha
+
+        # Nothing moves while the session waits for its operator: no query, and an empty
+        # answer for the revision the view holds.
+        asked = counter.of(handle.id, "changes")
+        await live.status()
+        assert counter.of(handle.id, "changes") == asked
+        unchanged = await handle.query(SessionWorkflow.changes, status.revision)
+        assert unchanged.tasks == [] and unchanged.session.revision == status.revision
+
+        await handle.execute_update(SessionWorkflow.retry, "3")
+        await handle.execute_update(SessionWorkflow.resume, ResumeRequest())
+        final = await handle.result()
+        assert final.status == SessionState.INCOMPLETE  # task 2 had nothing to merge
+        assert await agree(live, handle) == final
+        assert [task.state for task in final.tasks] == [
+            TaskState.MERGED,
+            TaskState.NO_CHANGES,
+            TaskState.MERGED,
+            TaskState.MERGED,
+        ]
+        everything = await handle.query(SessionWorkflow.changes, 0)
+        assert [task.id for task in everything.tasks] == ["1", "2", "3", "4"]

@@ -42,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
         RemoveWorkspaceInput,
         ResumeRequest,
         SessionCarry,
+        SessionChanges,
         SessionRequest,
         SessionState,
         SessionStatus,
@@ -207,14 +208,14 @@ class SessionWorkflow:
             if merge is not None and merge.conflict and not self._cancelling:
                 # The target moved under the task: one conflict round in its worktree, then a
                 # fresh review, then one more try at the merge.
-                self._task(task.id).conflict_round = True
+                self._changed(self._task(task.id)).conflict_round = True
                 async with self._agent_slot(task):
                     result = await self._execute_task(batch, task, resolve_conflict=True)
                 merge = await self._merge(task, result) if result.outcome == "ready" else None
             if result.outcome == "ready":
                 self._settle_merge(task, merge)
         elif result.outcome == "already_merged":
-            self._task(task.id).merge_sha = result.merge_sha
+            self._task(task.id).merge_sha = result.merge_sha  # _settle marks the change
             self._settle(task.id, TaskState.MERGED)
         if result.outcome not in ("ready", "already_merged"):
             state = OUTCOME_STATES[result.outcome]
@@ -269,7 +270,7 @@ class SessionWorkflow:
     async def _execute_task(
         self, batch: Batch, task: Task, resolve_conflict: bool = False
     ) -> TaskResult:
-        request, plan, entry = self._req, self._plan, self._task(task.id)
+        request, plan, entry = self._req, self._plan, self._changed(self._task(task.id))
         assert plan is not None
         entry.state = TaskState.RUNNING
         entry.started_at = entry.started_at or workflow.now()
@@ -321,7 +322,7 @@ class SessionWorkflow:
 
     async def _merge(self, task: Task, result: TaskResult) -> MergeOutcome | None:
         """Merge an approved branch, one at a time. None: the merge itself failed."""
-        self._task(task.id).state = TaskState.MERGING
+        self._changed(self._task(task.id)).state = TaskState.MERGING
         self._show_progress()
         async with self._merge_queue:
             try:
@@ -349,7 +350,7 @@ class SessionWorkflow:
         if merge is None:
             return  # the merge activity failed: _merge settled the task
         if merge.merged:
-            entry.merge_sha = merge.merge_sha
+            entry.merge_sha = merge.merge_sha  # _settle marks the change
             self._settle(task.id, TaskState.MERGED)
         elif merge.conflict:
             files = ", ".join(merge.conflict_files) or "unknown files"
@@ -382,6 +383,14 @@ class SessionWorkflow:
     @workflow.query
     def status(self) -> SessionStatus:
         return self._status
+
+    @workflow.query
+    def changes(self, since: int) -> SessionChanges:
+        """The status with only the task entries changed after revision `since` (all of them
+        for 0): the live view's once-a-second read, small however many tasks the plan has."""
+        status = self._status
+        changed = [task for task in status.tasks if since <= 0 or task.revision > since]
+        return SessionChanges(session=status.model_copy(update={"tasks": []}), tasks=changed)
 
     @workflow.update
     def pause(self, reason: str) -> SessionStatus:
@@ -454,7 +463,7 @@ class SessionWorkflow:
         """Run a task that did not merge again, with the tasks it blocked."""
         for task_id_again in [task_id, *self._blocked_by(task_id)]:
             batch, task = self._find(task_id_again)
-            entry = self._task(task_id_again)
+            entry = self._changed(self._task(task_id_again))
             entry.state, entry.completed_at = TaskState.PENDING, None
             entry.retries += 1
             self._retries.append(asyncio.create_task(self._run_task(batch, task)))
@@ -531,7 +540,11 @@ class SessionWorkflow:
             for batch in plan.batches
         ]
         status.tasks = [
-            TaskStatus(id=task.id, title=task.title, batch=batch.number, depends_on=task.depends_on)
+            self._changed(
+                TaskStatus(
+                    id=task.id, title=task.title, batch=batch.number, depends_on=task.depends_on
+                )
+            )
             for batch in plan.batches
             for task in batch.tasks
         ]
@@ -547,6 +560,13 @@ class SessionWorkflow:
 
     def _task(self, task_id: str) -> TaskStatus:
         return self._status.task(task_id)
+
+    def _changed(self, entry: TaskStatus) -> TaskStatus:
+        """Mark a task entry as changed (before or after changing it, in the same step): the
+        `changes` query sends it again to whoever saw an earlier revision."""
+        self._status.revision += 1
+        entry.revision = self._status.revision
+        return entry
 
     def _in_session(self, task_id: str) -> bool:
         return any(task.id == task_id for task in self._status.tasks)
@@ -596,6 +616,7 @@ class SessionWorkflow:
 
     def _absorb(self, entry: TaskStatus, result: TaskResult) -> None:
         """A finished task workflow's figures, added to what earlier runs of it reported."""
+        self._changed(entry)
         entry.branch = result.branch or entry.branch
         entry.commits = result.commits or entry.commits
         entry.reviews += result.reviews
@@ -614,7 +635,7 @@ class SessionWorkflow:
         self._recount()
 
     def _settle(self, task_id: str, state: TaskState, error: str | None = None) -> None:
-        entry = self._task(task_id)
+        entry = self._changed(self._task(task_id))
         entry.state = state
         entry.completed_at = workflow.now()
         workflow.logger.info("Task %s %s%s", task_id, state.value, f": {error}" if error else "")
