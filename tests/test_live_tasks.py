@@ -362,3 +362,43 @@ async def test_the_live_status_is_the_whole_status_through_every_kind_of_change(
         ]
         everything = await handle.query(SessionWorkflow.changes, 0)
         assert [task.id for task in everything.tasks] == ["1", "2", "3", "4"]
+
+
+class WithoutChanges(QueryCounter):
+    """A worker from before the `changes` query: it fails it as the SDK fails a query it has no
+    handler for (and counts every query, that one too)."""
+
+    def workflow_interceptor_class(
+        self, input: WorkflowInterceptorClassInput
+    ) -> type[WorkflowInboundInterceptor]:
+        counts = self.counts
+
+        class Old(WorkflowInboundInterceptor):
+            async def handle_query(self, input: HandleQueryInput) -> Any:
+                counts[(workflow.info().workflow_id, input.query)] += 1
+                if input.query == "changes":
+                    raise RuntimeError(
+                        "Query handler for 'changes' expected but not found, known queries: "
+                        "[phase status]"
+                    )
+                return await super().handle_query(input)
+
+        return Old
+
+
+async def test_an_older_worker_without_changes_gets_asked_for_the_whole_status(
+    client: Client, stubs: Stubs
+) -> None:
+    stubs.plan = make_plan(make_batch(1, make_task("1"), make_task("2")))
+    stubs.hold("1")
+    counter = WithoutChanges()
+    async with counting_worker(client, stubs, counter) as queue:
+        handle = await start_session(client, queue, concurrency=1)
+        await until_settled(client, stubs, handle, ["1"])
+        live = LiveSession(client, handle)
+        await agree(live, handle)
+        stubs.release("1")
+        final = await handle.result()
+        assert await agree(live, handle) == final
+        assert counter.of(handle.id, "changes") == 1  # asked once, then never again
+        assert counter.of(handle.id, "status") >= 4  # the view's and agree's own
