@@ -44,6 +44,9 @@ DEFAULT_SCALE = 1_000
 # The scale run goes four at a time: at one at a time 1,000 tasks take over half an hour.
 DEFAULT_SCALE_CONCURRENCY = 4
 SWEEP_TASKS, SWEEP_DELAY_S, SWEEP_LEVELS = 16, 2.0, (1, 2, 4, 8)
+# Runs per sweep level, the fastest kept (as `timeit` does): one run at concurrency 4 took
+# anywhere from 33.7 to 39.1 s on the same idle machine.
+SWEEP_REPEATS = 2
 PARSE_TASKS = 10_000
 PRESET_SIZE = -1  # a bare --scale or --parse: the size of the preset (default or --quick)
 # A limit of at least 2 x the session's drain margin (40 events x (concurrency + 1)), so the
@@ -55,6 +58,7 @@ QUICK = {
     "sweep_tasks": 2,
     "sweep_delay": 0.3,
     "sweep_levels": (1, 2),
+    "sweep_repeats": 1,
     "scale": 2,
     "scale_concurrency": 1,
     "parse_tasks": 1_000,
@@ -104,6 +108,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--sweep-delay", type=float, help=f"seconds per model turn ({SWEEP_DELAY_S:g})"
     )
     parser.add_argument("--sweep-levels", type=int_list, help="concurrency levels (1,2,4,8)")
+    parser.add_argument(
+        "--sweep-repeats",
+        type=positive,
+        help=f"runs per level, the fastest kept ({SWEEP_REPEATS})",
+    )
     parser.add_argument(
         "--scale",
         type=int,
@@ -157,6 +166,7 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
         "sweep_tasks": SWEEP_TASKS,
         "sweep_delay": SWEEP_DELAY_S,
         "sweep_levels": SWEEP_LEVELS,
+        "sweep_repeats": SWEEP_REPEATS,
         "scale": DEFAULT_SCALE,
         "scale_concurrency": DEFAULT_SCALE_CONCURRENCY,
         "parse_tasks": PARSE_TASKS,
@@ -167,7 +177,11 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
     named = {
         "compare": bool(args.compare or args.sizes or args.both_sizes),
         "sweep": bool(
-            args.sweep or args.sweep_tasks or args.sweep_levels or args.sweep_delay is not None
+            args.sweep
+            or args.sweep_tasks
+            or args.sweep_levels
+            or args.sweep_repeats
+            or args.sweep_delay is not None
         ),
         "scale": args.scale is not None,
         "parse": args.parse is not None,
@@ -186,6 +200,7 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
         "sweep_tasks": given(args.sweep_tasks, "sweep_tasks"),
         "sweep_delay": given(args.sweep_delay, "sweep_delay"),
         "sweep_levels": given(args.sweep_levels, "sweep_levels"),
+        "sweep_repeats": given(args.sweep_repeats, "sweep_repeats"),
         "scale": given(args.scale, "scale"),
         "scale_concurrency": given(args.scale_concurrency, "scale_concurrency"),
         "parse_tasks": given(args.parse, "parse_tasks"),
@@ -294,6 +309,10 @@ def queue_line(run: dict[str, Any]) -> str:
     )
 
 
+def walls(runs: Sequence[float] | None) -> str:
+    return ", ".join(f"{wall:.1f}" for wall in runs) if runs else "-"
+
+
 def sweep_table(result: dict[str, Any]) -> str:
     body = []
     for level in result["levels"]:
@@ -304,8 +323,10 @@ def sweep_table(result: dict[str, Any]) -> str:
             [
                 str(level["concurrency"]),
                 fmt(level["wall_s"], 1),
+                walls(level.get("runs_s")),
                 fmt(level["speedup"], 2),
                 fmt(bare.get("wall_s"), 1),
+                walls(bare.get("runs_s")),
                 fmt(level.get("bare_speedup"), 2),
                 fmt(level.get("of_bare"), 2),
                 fmt(level["ideal"], 0),
@@ -317,8 +338,10 @@ def sweep_table(result: dict[str, Any]) -> str:
     header = [
         "concurrency",
         "wall s",
+        "runs s",
         "speedup",
         "bare s",
+        "bare runs s",
         "bare speedup",
         "of bare",
         "ideal",
@@ -388,6 +411,9 @@ def failures(results: dict[str, Any]) -> list[str]:
     for level in (results.get("sweep") or {}).get("levels", []):
         if not level["ok"]:
             found.append(f"sweep c={level['concurrency']}: {level['error'] or 'not all merged'}")
+        bare = level.get("bare")
+        if bare and not bare["ok"]:
+            found.append(f"sweep bare work c={level['concurrency']}: not every task merged")
     scale_result = results.get("scale")
     if scale_result and not scale_result["run"]["ok"]:
         found.append(f"scale N={scale_result['tasks']}: {scale_result['run']['error']}")
@@ -418,7 +444,11 @@ def run_sections(chosen: dict[str, Any], ctx: Context, results: dict[str, Any]) 
     if "sweep" in sections:
         started = time.perf_counter()
         results["sweep"] = sweep(
-            ctx, chosen["sweep_tasks"], chosen["sweep_delay"], chosen["sweep_levels"]
+            ctx,
+            chosen["sweep_tasks"],
+            chosen["sweep_delay"],
+            chosen["sweep_levels"],
+            chosen["sweep_repeats"],
         )
         timed("sweep", started)
     if "scale" in sections:
@@ -456,8 +486,9 @@ def print_results(results: dict[str, Any]) -> None:
         sweep_result = results["sweep"]
         print(
             f"\nConcurrency sweep: {sweep_result['tasks']} independent tasks, "
-            f"{sweep_result['delay_s']:g} s per model turn, review none; bare = the baseline "
-            "loop at the same concurrency (no Temporal), of bare = speedup / bare speedup"
+            f"{sweep_result['delay_s']:g} s per model turn, review none, the fastest of "
+            f"{sweep_result.get('repeats', 1)} run(s) per level; bare = the baseline loop at the "
+            "same concurrency (no Temporal), of bare = speedup / bare speedup"
         )
         print(sweep_table(sweep_result))
     if results.get("scale"):

@@ -258,28 +258,35 @@ def compare(ctx: Context, sizes: Sequence[int], both_sizes: Sequence[int]) -> li
     return rows
 
 
-def sweep(ctx: Context, tasks: int, delay_s: float, levels: Sequence[int]) -> dict[str, Any]:
+def sweep(
+    ctx: Context, tasks: int, delay_s: float, levels: Sequence[int], repeats: int = 1
+) -> dict[str, Any]:
     """The same independent tasks (one batch) at each concurrency, the model taking `delay_s`
-    per turn; one installation, a fresh repository per level. Then the bare work (the
-    baseline loop, K tasks at once) at each level: the speedup the work itself gets on this
-    machine, the ceiling for the pipeline's."""
-    ctx.say(f"sweep: {tasks} tasks, {delay_s:g} s per model turn, concurrency {levels}")
+    per turn; one installation, a fresh repository per run. Then the bare work (the baseline
+    loop, K tasks at once) at each level: the speedup the work itself gets on this machine,
+    the ceiling for the pipeline's. Each is run `repeats` times, the levels taking turns, and
+    the fastest run of each kept (all their wall times are in `runs_s`)."""
+    ctx.say(
+        f"sweep: {tasks} tasks, {delay_s:g} s per model turn, concurrency {levels}, "
+        f"{repeats} run(s) each"
+    )
     plan = write_plan(ctx.work / "sweep" / "plan.md", tasks, batch_size=tasks)
-    results: list[dict[str, Any]] = []
+    runs: dict[int, list[dict[str, Any]]] = {level: [] for level in levels}
+    bare: dict[int, list[dict[str, Any]]] = {level: [] for level in levels}
     with (
         scripted_model(delay_s) as model,
         Installation(ctx.work / "sweep" / "installation", model.env()) as installation,
     ):
-        for level in levels:
-            repo = make_repo(ctx.work / "sweep" / f"repo-c{level}")
+        for run, level in ((run, level) for run in range(1, repeats + 1) for level in levels):
+            repo = make_repo(ctx.work / "sweep" / f"repo-c{level}-{run}")
             result = installation.run(plan, repo, tasks, "none", level, timeout_for(tasks, delay_s))
             figures = pipeline_figures(result)
             say_pipeline(ctx, f"concurrency {level}", result, figures)
-            results.append(figures)
-    for level, figures in zip(levels, results, strict=True):
-        figures["bare"] = run_baseline_once(
-            ctx, plan, tasks, f"sweep/bare-c{level}", level, delay_s, f"bare work c={level}"
-        )
+            runs[level].append(figures)
+    for run, level in ((run, level) for run in range(1, repeats + 1) for level in levels):
+        name, label = f"sweep/bare-c{level}-{run}", f"bare work c={level}"
+        bare[level].append(run_baseline_once(ctx, plan, tasks, name, level, delay_s, label))
+    results = [fastest(runs[level]) | {"bare": fastest(bare[level])} for level in levels]
     speedups(results, lambda figures: figures, "speedup")
     speedups(results, lambda figures: figures["bare"], "bare_speedup")
     for figures in results:
@@ -290,7 +297,19 @@ def sweep(ctx: Context, tasks: int, delay_s: float, levels: Sequence[int]) -> di
             if figures["bare_speedup"]
             else 0.0
         )
-    return {"tasks": tasks, "delay_s": delay_s, "levels": results}
+    return {"tasks": tasks, "delay_s": delay_s, "repeats": repeats, "levels": results}
+
+
+def fastest(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The fastest of a level's runs, with every run's wall time; not ok when any run failed
+    (a failed run says nothing about speed, and must not go unseen)."""
+    best = dict(min(runs, key=lambda figures: float(figures["wall_s"])))
+    best["runs_s"] = [figures["wall_s"] for figures in runs]
+    failed = [figures for figures in runs if not figures["ok"]]
+    if failed:
+        best["ok"] = False
+        best["error"] = failed[0].get("error") or "not every task merged"
+    return best
 
 
 def speedups(

@@ -16,6 +16,7 @@ import pytest
 
 from bench.png import Canvas
 from bench.report import table
+from bench.sections import fastest
 from tests.harness import ROOT
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
@@ -72,3 +73,18 @@ def test_png_and_table_helpers(tmp_path: Path) -> None:
         4, "big"
     )
     assert table(["a", "b"], [["x", "1"], ["yy", "22"]]).splitlines()[2] == "x    1"
+
+
+def test_a_sweep_level_keeps_its_fastest_run_and_shows_a_failed_one() -> None:
+    runs = [
+        {"wall_s": 39.1, "ok": True, "error": ""},
+        {"wall_s": 33.7, "ok": True, "error": ""},
+    ]
+    assert fastest(runs) == {"wall_s": 33.7, "ok": True, "error": "", "runs_s": [39.1, 33.7]}
+    runs.append({"wall_s": 20.0, "ok": False, "error": "starter exit code 1"})
+    best = fastest(runs)
+    assert (best["ok"], best["error"], best["runs_s"]) == (
+        False,
+        "starter exit code 1",
+        [39.1, 33.7, 20.0],
+    )
