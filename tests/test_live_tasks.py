@@ -58,19 +58,27 @@ DEADLINE_S = 15.0  # for any one wait; a passing test never comes close
 
 
 class QueryCounter(Interceptor):
-    """Counts the queries the worker answers, by (workflow id, query name)."""
+    """Counts the queries the worker answers, by (workflow id, query name). With `refuse`, the
+    worker is one from before that query: it fails it as the SDK fails a query it has no
+    handler for (counted too)."""
 
-    def __init__(self) -> None:
+    def __init__(self, refuse: str | None = None) -> None:
         self.counts: Counter[tuple[str, str]] = Counter()
+        self.refuse = refuse
 
     def workflow_interceptor_class(
         self, input: WorkflowInterceptorClassInput
     ) -> type[WorkflowInboundInterceptor]:
-        counts = self.counts
+        counts, refuse = self.counts, self.refuse
 
         class Counting(WorkflowInboundInterceptor):
             async def handle_query(self, input: HandleQueryInput) -> Any:
                 counts[(workflow.info().workflow_id, input.query)] += 1
+                if input.query == refuse:
+                    raise RuntimeError(
+                        f"Query handler for '{refuse}' expected but not found, known queries: "
+                        "[phase status]"
+                    )
                 return await super().handle_query(input)
 
         return Counting
@@ -364,34 +372,12 @@ async def test_the_live_status_is_the_whole_status_through_every_kind_of_change(
         assert [task.id for task in everything.tasks] == ["1", "2", "3", "4"]
 
 
-class WithoutChanges(QueryCounter):
-    """A worker from before the `changes` query: it fails it as the SDK fails a query it has no
-    handler for (and counts every query, that one too)."""
-
-    def workflow_interceptor_class(
-        self, input: WorkflowInterceptorClassInput
-    ) -> type[WorkflowInboundInterceptor]:
-        counts = self.counts
-
-        class Old(WorkflowInboundInterceptor):
-            async def handle_query(self, input: HandleQueryInput) -> Any:
-                counts[(workflow.info().workflow_id, input.query)] += 1
-                if input.query == "changes":
-                    raise RuntimeError(
-                        "Query handler for 'changes' expected but not found, known queries: "
-                        "[phase status]"
-                    )
-                return await super().handle_query(input)
-
-        return Old
-
-
 async def test_an_older_worker_without_changes_gets_asked_for_the_whole_status(
     client: Client, stubs: Stubs
 ) -> None:
     stubs.plan = make_plan(make_batch(1, make_task("1"), make_task("2")))
     stubs.hold("1")
-    counter = WithoutChanges()
+    counter = QueryCounter(refuse="changes")
     async with counting_worker(client, stubs, counter) as queue:
         handle = await start_session(client, queue, concurrency=1)
         await until_settled(client, stubs, handle, ["1"])
