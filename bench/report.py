@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -47,6 +48,14 @@ def ratio_target(compare: Sequence[dict[str, Any]]) -> Target | None:
     )
 
 
+def mean_speedup(first: dict[str, Any], level: dict[str, Any]) -> float | None:
+    """The speedup of the runs' mean wall times (the sweep keeps the fastest run of each)."""
+    base, runs = first.get("runs_s") or [], level.get("runs_s") or []
+    if len(base) < 2 or len(runs) < 2:
+        return None
+    return statistics.fmean(base) / statistics.fmean(runs)
+
+
 def speedup_targets(sweep: dict[str, Any] | None) -> list[Target]:
     if not sweep:
         return []
@@ -59,6 +68,9 @@ def speedup_targets(sweep: dict[str, Any] | None) -> list[Target]:
         note = f"{sweep['tasks']} tasks, {sweep['delay_s']:g} s per model turn"
         if sweep["tasks"] != 16 or sweep["delay_s"] != 2.0:
             note += " (target set for 16 tasks, 2 s)"
+        mean = mean_speedup(sweep["levels"][0], level)
+        if mean is not None:
+            note += f"; from the mean of {len(level['runs_s'])} runs: {mean:.2f}"
         if level.get("bare_speedup"):
             note += f"; the bare work's own speedup: {level['bare_speedup']:.2f}"
         targets.append(
