@@ -3,10 +3,11 @@ plain functions the activities call: worktree, the same `claude -p` invocation (
 environment, process guard and prompt), commit, merge into the target, worktree removed.
 
 One task after the other by default. With `concurrency` K it is the session's schedule without
-the session: at most K tasks between worktree and commit at once, started in plan order;
-merges one at a time; each worktree removed after its merge; git in threads, as in the
-activities. The sweep runs it beside the pipeline at each concurrency: what the work itself
-gains from K at once on this machine, to read the pipeline's speedup against."""
+the session: at most K tasks between worktree and commit at once, started in plan order
+(batches are not waited for: the sweep's plan is one batch); merges one at a time; each
+worktree removed after its merge; git in threads, as in the activities. The sweep runs it
+beside the pipeline at each concurrency: what the work itself gains from K at once on this
+machine, to read the pipeline's speedup against."""
 
 from __future__ import annotations
 
