@@ -368,9 +368,34 @@ class _Worktree:
     prunable: bool
 
 
+# `git worktree add` creates a new entry's files before it writes them, and a listing that
+# reads one in between fails ("failed to read .git/worktrees/<name>/commondir"). Another task
+# adding its worktree is the usual cause, so the listing is tried again a moment later.
+WORKTREE_LIST_ATTEMPTS = 6
+WORKTREE_LIST_BACKOFF_S = 0.02
+_ENTRY_BEING_WRITTEN = re.compile(r"failed to read .*worktrees/[^\n]*/(commondir|gitdir)")
+
+
+def _wait_for_worktree_entry(failures: int) -> None:
+    time.sleep(WORKTREE_LIST_BACKOFF_S * 2 ** (failures - 1))  # 20 ms doubling: 0.6 s in all
+
+
+def _worktree_listing(repo: str | Path) -> str:
+    args = ("worktree", "list", "--porcelain", "-z")
+    failures = 0
+    while True:
+        proc = _run(repo, args)
+        if proc.returncode == 0:
+            return proc.stdout
+        failures += 1
+        if failures == WORKTREE_LIST_ATTEMPTS or not _ENTRY_BEING_WRITTEN.search(proc.stderr):
+            raise GitError(_fail(repo, args, proc))
+        _wait_for_worktree_entry(failures)
+
+
 def _worktrees(repo: str | Path) -> list[_Worktree]:
     """`git worktree list --porcelain -z`, parsed; the main worktree comes first."""
-    out = _git(repo, "worktree", "list", "--porcelain", "-z")
+    out = _worktree_listing(repo)
     result: list[_Worktree] = []
     for block in out.split("\0\0"):
         attrs: dict[str, str] = {}

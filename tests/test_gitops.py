@@ -608,6 +608,59 @@ def test_remove_workspace_refuses_the_main_checkout(repo: Path) -> None:
     assert (repo / "README.md").exists()
 
 
+def half_made_worktree_entry(repo: Path, tmp_path: Path) -> Path:
+    """What another `git worktree add` leaves for a moment: the entry's commondir file made
+    but not yet written."""
+    entry = repo / ".git" / "worktrees" / "other"
+    entry.mkdir(parents=True)
+    checkout = tmp_path / "other-checkout"
+    checkout.mkdir()
+    (checkout / ".git").write_text(f"gitdir: {entry}\n")
+    (entry / "gitdir").write_text(f"{checkout / '.git'}\n")
+    (entry / "commondir").write_text("")
+    return entry
+
+
+@pytest.mark.reliability(
+    "worktree listed while another task's `git worktree add` writes its entry",
+    "the listing waits for the entry and tries again instead of failing the step",
+)
+def test_a_listing_waits_for_a_worktree_entry_being_written(
+    repo: Path, state: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entry = half_made_worktree_entry(repo, tmp_path)
+    waits: list[int] = []
+
+    def other_add_finishes(failures: int) -> None:
+        waits.append(failures)
+        (entry / "commondir").write_text("../..\n")
+
+    monkeypatch.setattr(gitops, "_wait_for_worktree_entry", other_add_finishes)
+    ws = prepare_workspace(repo, "main", state, SESSION, "1")
+
+    assert waits == [1]
+    assert Path(ws.path).is_dir()
+    assert str(tmp_path / "other-checkout") in git(repo, "worktree", "list", "--porcelain")
+
+
+def test_a_worktree_entry_that_stays_half_made_fails_with_git_s_message(
+    repo: Path, state: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    half_made_worktree_entry(repo, tmp_path)
+    waits: list[int] = []
+    monkeypatch.setattr(gitops, "_wait_for_worktree_entry", waits.append)
+
+    with pytest.raises(GitError, match=r"failed to read .*worktrees/other/commondir"):
+        prepare_workspace(repo, "main", state, SESSION, "1")
+    assert waits == list(range(1, gitops.WORKTREE_LIST_ATTEMPTS))
+
+    # any other failure of the listing is not waited for
+    waits.clear()
+    with pytest.raises(GitError, match="cannot change to"):
+        remove_workspace(tmp_path / "no-repo", tmp_path / "wt")
+    assert waits == []
+
+
 # --------------------------------------------------------------------------------------------
 # Validating the repository
 # --------------------------------------------------------------------------------------------
