@@ -7,12 +7,14 @@ import os
 import signal
 import socket
 import socketserver
+import sqlite3
 import subprocess
 import sys
 import threading
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -209,8 +211,12 @@ def test_first_call_starts_a_loopback_server_and_the_second_reuses_it(embedded: 
     assert ensure_embedded_server(embedded) is True
     pid = pid_of(embedded)
     assert server_pids(embedded) == [pid]
-    assert (embedded.state_dir / "temporal" / "autopilot.db").is_file()
+    db = embedded.state_dir / "temporal" / "autopilot.db"
+    assert db.is_file()
     assert answers("127.0.0.1", port_of(embedded))
+    # a write-ahead log: each commit syncs one file instead of making and deleting a journal
+    with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as database:
+        assert database.execute("pragma journal_mode").fetchone() == ("wal",)
 
     # The Web UI comes up a little after the frontend answers.
     wait_until(
