@@ -15,18 +15,8 @@ log = structlog.get_logger("merge")
 
 @activity.defn
 async def merge_task(request: MergeInput) -> MergeOutcome:
-    # gitops.merge_task looks for this task's merge on the target first: a retry after a
-    # crash between the merge and the activity's completion does not merge twice.
     with git_errors_as_activity_errors():
-        outcome = await in_thread(
-            gitops.merge_task,
-            request.repo,
-            request.target_branch,
-            request.branch,
-            request.session_id,
-            request.task_id,
-            request.message,
-        )
+        outcome = await in_thread(merge_and_tidy, request)
     log.info(
         "merge",
         merged=outcome.merged,
@@ -34,5 +24,32 @@ async def merge_task(request: MergeInput) -> MergeOutcome:
         conflict=outcome.conflict,
         merge_sha=outcome.merge_sha,
         target=request.target_branch,
+        worktree_removed=outcome.worktree_removed,
     )
+    return outcome
+
+
+def merge_and_tidy(request: MergeInput) -> MergeOutcome:
+    """The merge, then the task's worktree once its branch is on the target.
+
+    gitops.merge_task looks for this task's merge on the target first: a retry after a crash
+    between the merge and the activity's completion does not merge twice, and removes the
+    worktree if the crash came before that. A worktree that will not go does not undo a merge
+    that landed: the outcome says it is still there and the session's removal step retries it.
+    """
+    outcome = gitops.merge_task(
+        request.repo,
+        request.target_branch,
+        request.branch,
+        request.session_id,
+        request.task_id,
+        request.message,
+    )
+    if request.worktree and outcome.merged:
+        try:
+            gitops.remove_workspace(request.repo, request.worktree)
+        except (gitops.GitError, OSError) as err:
+            log.warning("worktree kept after the merge", worktree=request.worktree, error=str(err))
+        else:
+            outcome.worktree_removed = True
     return outcome

@@ -103,6 +103,8 @@ class MergeOutcome(BaseModel):
     conflict: bool = False
     conflict_files: list[str] = Field(default_factory=list)
     message: str = ""
+    # The task's worktree went with the merge (MergeInput.worktree): no removal step follows.
+    worktree_removed: bool = False
 
 
 # --------------------------------------------------------------------------------------------
@@ -531,6 +533,9 @@ class MergeInput(BaseModel):
     session_id: str
     task_id: str
     message: str
+    # Removed in the same activity once the branch is on the target, which saves the session
+    # a step per task. None (and in histories recorded before it): the session removes it.
+    worktree: str | None = None
 
 
 class RemoveWorkspaceInput(BaseModel):

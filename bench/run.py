@@ -28,6 +28,7 @@ from bench.machine import describe, load_average, machine_info
 from bench.plans import DEFAULT_BATCH_SIZE
 from bench.sections import (
     ACTIVITY_OF_PHASE,
+    DONE_BY,
     Context,
     compare,
     history_probe,
@@ -255,7 +256,12 @@ def breakdown_table(row: dict[str, Any]) -> str:
     base, none = row["baseline"], row["none"]
     activities = none["activity_ms_per_task"]
     body = [
-        [phase, fmt(base["phases_ms_per_task"][phase], 1), fmt(activities.get(name), 1), name]
+        [
+            phase,
+            fmt(base["phases_ms_per_task"][phase], 1),
+            fmt(activities.get(name), 1),
+            name if name in activities or name not in DONE_BY else f"done by {DONE_BY[name]}",
+        ]
         for phase, name in ACTIVITY_OF_PHASE.items()
     ]
     known = set(ACTIVITY_OF_PHASE.values())

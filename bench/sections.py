@@ -29,6 +29,8 @@ ACTIVITY_OF_PHASE = {
     "merge": "merge_task",
     "remove": "remove_workspace",
 }
+# Steps the pipeline does inside another activity: the worktree goes with a landed merge.
+DONE_BY = {"remove_workspace": "merge_task"}
 RUN_TIMEOUT_S_PER_TASK = 60.0
 RUN_TIMEOUT_S_FIXED = 300.0
 MIN_TASKS_TO_PROJECT = 20  # a shorter run's memory slope is start-up noise

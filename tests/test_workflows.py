@@ -432,10 +432,12 @@ async def test_batches_run_in_order_and_dependants_wait_for_the_merge(
     assert stubs.inputs("parse_plan")[0].plan_path == "/plan.md"
     assert all(task.state == TaskState.MERGED for task in status.tasks)
     assert {task.id: task.merge_sha for task in status.tasks}["1.3"] == "m-1.3"
-    # each worktree is removed once its task is done
-    assert sorted(tid for name, tid, _ in stubs.calls if name == "remove_workspace") == sorted(
-        merges
-    )
+    # each worktree goes with its merge: no separate removal step
+    worktrees = {request.task_id: request.worktree for request in stubs.inputs("merge_task")}
+    assert worktrees == {
+        tid: f"/state/worktrees/{tid}" for tid in ("1.1", "1.2", "1.3", "2.1", "2.2")
+    }
+    assert not stubs.inputs("remove_workspace")
 
 
 async def test_at_most_concurrency_agents_run_at_once(client: Client, stubs: Stubs) -> None:
@@ -525,6 +527,8 @@ async def test_merge_conflict_gets_one_conflict_round_then_merges(
     assert jobs[1].conflict_files == ["x.py"]
     assert len(stubs.inputs("merge_task")) == 2 and len(task.reviews) == 2
     assert task.attempts == 2
+    # the worktree stays for the conflict round and goes with the merge that lands
+    assert not stubs.inputs("remove_workspace")
 
 
 async def test_merge_conflicting_after_the_conflict_round_ends_in_conflict(
@@ -542,6 +546,23 @@ async def test_merge_conflicting_after_the_conflict_round_ends_in_conflict(
     assert f"{TARGET} untouched" in task.last_error
     assert status.status == SessionState.INCOMPLETE
     assert len(stubs.inputs("merge_task")) == 2
+    assert [request.task_id for request in stubs.inputs("remove_workspace")] == ["1"]
+
+
+async def test_a_worktree_the_merge_could_not_remove_is_removed_after_it(
+    client: Client, stubs: Stubs
+) -> None:
+    stubs.plan = make_plan(make_batch(1, make_task("1"), make_task("2")))
+    kept = MergeOutcome(merged=True, merge_sha="m-1", worktree_removed=False)
+    stubs.script("merge_task", "1", kept)
+    stubs.script("run_agent", "2", agent_error(failed_run("AgentCrash", "boom")))
+    status = await run_session(client, stubs, agent=AgentSettings(max_attempts=1))
+
+    assert status.task("1").state == TaskState.MERGED
+    assert status.task("2").state == TaskState.FAILED
+    # task 1: the merge landed but left its worktree; task 2 never reached a merge
+    assert sorted(request.task_id for request in stubs.inputs("remove_workspace")) == ["1", "2"]
+    assert [request.task_id for request in stubs.inputs("merge_task")] == ["1"]
 
 
 async def test_a_failed_task_workflow_says_why(client: Client, stubs: Stubs) -> None:
@@ -603,8 +624,6 @@ async def test_pause_holds_new_tasks_until_resume(client: Client, stubs: Stubs) 
         status = await status_until(
             handle, lambda s: s.task("1").state == TaskState.MERGED, "task 1 to merge"
         )
-        await until(lambda: stubs.inputs("remove_workspace", "1"), "task 1's cleanup")
-        status = await handle.query(SessionWorkflow.status)
         assert status.paused and status.task("2").state == TaskState.PENDING
         assert not stubs.inputs("prepare_workspace", "2")
 
@@ -613,7 +632,7 @@ async def test_pause_holds_new_tasks_until_resume(client: Client, stubs: Stubs) 
         status = await handle.result()
 
         assert status.status == SessionState.COMPLETED
-        assert stubs.index("remove_workspace", "1") < stubs.index("prepare_workspace", "2")
+        assert stubs.index("merge_task", "1") < stubs.index("prepare_workspace", "2")
         # the session has finished: neither update is accepted any more
         for update in (
             handle.execute_update(SessionWorkflow.pause, "late"),

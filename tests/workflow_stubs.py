@@ -322,7 +322,12 @@ class Stubs:
         @activity.defn(name="merge_task")
         async def merge_task(request: MergeInput) -> MergeOutcome:
             self.calls.append(("merge_task", request.task_id, request))
-            default = MergeOutcome(merged=True, merge_sha=f"m-{request.task_id}")
+            # The real activity takes the worktree along with a merge that lands.
+            default = MergeOutcome(
+                merged=True,
+                merge_sha=f"m-{request.task_id}",
+                worktree_removed=request.worktree is not None,
+            )
             return await self._take("merge_task", request.task_id, request, default)
 
         @activity.defn(name="remove_workspace")

@@ -203,6 +203,7 @@ class SessionWorkflow:
             if self._stopped_before_start(task):
                 return
             result = await self._execute_task(batch, task)
+        merge: MergeOutcome | None = None
         if result.outcome == "ready":
             merge = await self._merge(task, result)
             if merge is not None and merge.conflict and not self._cancelling:
@@ -229,8 +230,10 @@ class SessionWorkflow:
                     f"{result.error} — fix it, then `starter.py retry {task.id}` and `resume`"
                 )
         self._skip.discard(task.id)
-        # The worktree goes; the branch stays (merged, or kept for a look when not).
-        await self._remove_workspace(task)
+        # The worktree goes; the branch stays (merged, or kept for a look when not). A merge
+        # took it along already.
+        if merge is None or not merge.worktree_removed:
+            await self._remove_workspace(task)
 
     @asynccontextmanager
     async def _agent_slot(self, task: Task) -> AsyncIterator[None]:
@@ -335,6 +338,7 @@ class SessionWorkflow:
                         session_id=self._req.session_id,
                         task_id=task.id,
                         message=f"Merge task {task.id}: {task.title}",
+                        worktree=result.workspace_path,
                     ),
                     start_to_close_timeout=ACTIVITY_TIMEOUT,
                     heartbeat_timeout=self._git_heartbeat,
