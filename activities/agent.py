@@ -27,6 +27,8 @@ from autopilot.models import (
     AgentProgress,
     AgentRun,
     AgentSettings,
+    CommitInput,
+    CommitOutcome,
     ReviewerInput,
     ReviewerOutcome,
 )
@@ -81,6 +83,24 @@ def agent_run(state: StreamState, attempt: int, transcript: Path, duration_s: fl
         duration_s=duration_s,
         transcript_path=str(transcript),
     )
+
+
+async def commit_after_run(commit: CommitInput) -> CommitOutcome | None:
+    """Commit what the agent left, in its own activity. A failing commit (a lock, markers
+    left in a conflict round) must not turn the agent's finished work into a failed attempt:
+    None hands it to the task workflow's commit step, which retries it or says what is wrong."""
+    try:
+        return await asyncio.to_thread(
+            gitops.commit_changes,
+            commit.worktree,
+            commit.base_sha,
+            commit.session_id,
+            commit.task_id,
+            commit.message,
+        )
+    except gitops.GitError as err:
+        log.warning("commit after the agent failed; the commit step takes over", error=str(err))
+        return None
 
 
 def failure_error(failure: AgentFailure, attempt: int, transcript: Path) -> ApplicationError:
@@ -138,6 +158,8 @@ class AgentActivities:
             duration_s=round(duration, 1),
             claude_session=run.session_id,
         )
+        if job.commit is not None:
+            run.commit = await commit_after_run(job.commit)
         return run
 
     @activity.defn(name="review_changes")

@@ -153,6 +153,10 @@ class AgentRun(BaseModel):
     output_tokens: int = 0
     duration_s: float = 0.0
     transcript_path: str = ""
+    # The commit made in the same activity right after a successful run (AgentInput.commit).
+    # None: no such commit (not asked, a failed run, or the commit failed): the task
+    # workflow's own commit step follows, as in histories recorded before.
+    commit: CommitOutcome | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -485,6 +489,8 @@ class AgentInput(BaseModel):
     review: ReviewResult | None = None  # for "fix": the review to act on
     conflict_files: list[str] = Field(default_factory=list)  # for "conflict"
     resume_session: str | None = None  # continue this Claude session instead of a new one
+    # Commit what the agent leaves, in the same activity: a round trip less per round.
+    commit: CommitInput | None = None
 
 
 class ReviewerInput(BaseModel):
@@ -547,4 +553,5 @@ class RemoveWorkspaceInput(BaseModel):
 
 # Forward references (a session carries its own status and plan across continue-as-new).
 SessionCarry.model_rebuild()
+AgentInput.model_rebuild()
 SessionRequest.model_rebuild()

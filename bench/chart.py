@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.png import BLACK, DARK, GREY, RED, Canvas, Color
+from bench.steps import overhead_by_activity
 
 BASELINE: Color = (110, 110, 110)
 NONE: Color = (40, 110, 200)
@@ -187,23 +188,15 @@ def rss_panel(results: dict[str, Any]) -> Panel:
     return Panel("Worker peak RSS", "MB (VmHWM), review none", groups, [("worker", RSS)], marks)
 
 
-GIT_PHASES = ("prepare", "commit", "merge", "remove")
-ACTIVITIES = {
-    "prepare": "prepare_workspace",
-    "commit": "commit_changes",
-    "merge": "merge_task",
-    "remove": "remove_workspace",
-}
-
-
 def overhead_parts(row: dict[str, Any]) -> list[tuple[str, float]]:
     """Pipeline minus baseline, ms per task, by where it is paid (review none)."""
     base, run = row["baseline"], row["none"]
-    phases, activities = base["phases_ms_per_task"], run["activity_ms_per_task"]
-    git = sum(activities.get(ACTIVITIES[p], 0.0) - phases[p] for p in GIT_PHASES)
+    activities = run["activity_ms_per_task"]
+    by_activity = overhead_by_activity(base["phases_ms_per_task"], activities)
+    agent = by_activity.pop("run_agent", 0.0)
     return [
-        ("agent", activities.get("run_agent", 0.0) - phases["agent"]),
-        ("git steps", git + activities.get("parse_plan", 0.0)),
+        ("agent", agent),
+        ("git steps", sum(by_activity.values()) + activities.get("parse_plan", 0.0)),
         ("between", run.get("between_activities_ms_per_task") or 0.0),
         ("starter", run["fixed_s"] * 1000 / row["tasks"]),
     ]

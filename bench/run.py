@@ -27,8 +27,6 @@ from bench import chart, report
 from bench.machine import describe, load_average, machine_info
 from bench.plans import DEFAULT_BATCH_SIZE
 from bench.sections import (
-    ACTIVITY_OF_PHASE,
-    DONE_BY,
     Context,
     compare,
     history_probe,
@@ -37,6 +35,7 @@ from bench.sections import (
     scale,
     sweep,
 )
+from bench.steps import ACTIVITY_OF_PHASE, host_of
 from tests.harness import claude_bin
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -260,7 +259,7 @@ def breakdown_table(row: dict[str, Any]) -> str:
             phase,
             fmt(base["phases_ms_per_task"][phase], 1),
             fmt(activities.get(name), 1),
-            name if name in activities or name not in DONE_BY else f"done by {DONE_BY[name]}",
+            name if host_of(name, activities) == name else f"done by {host_of(name, activities)}",
         ]
         for phase, name in ACTIVITY_OF_PHASE.items()
     ]

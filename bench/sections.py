@@ -19,18 +19,9 @@ from bench.pipeline import Installation, PipelineResult
 from bench.plans import DEFAULT_BATCH_SIZE, plan_text, write_plan
 from bench.probe import probe
 from bench.repos import make_repo, merges_on_main
+from bench.steps import ACTIVITY_OF_PHASE, host_of
 from tests.harness import Autopilot
 
-# Activity types of the pipeline beside the baseline's phases: the same plain functions.
-ACTIVITY_OF_PHASE = {
-    "prepare": "prepare_workspace",
-    "agent": "run_agent",
-    "commit": "commit_changes",
-    "merge": "merge_task",
-    "remove": "remove_workspace",
-}
-# Steps the pipeline does inside another activity: the worktree goes with a landed merge.
-DONE_BY = {"remove_workspace": "merge_task"}
 RUN_TIMEOUT_S_PER_TASK = 60.0
 RUN_TIMEOUT_S_FIXED = 300.0
 MIN_TASKS_TO_PROJECT = 20  # a shorter run's memory slope is start-up noise
@@ -230,8 +221,14 @@ def ratio_agent_equalised(pipeline: dict[str, Any] | None, base: dict[str, Any])
     if agent is None:
         return None
     rest = float(pipeline["per_task_ms"]) - float(agent)
-    equalised = rest + float(base["phases_ms_per_task"]["agent"])
-    return round(equalised / float(base["per_task_ms"]), 3)
+    # run_agent's share of the baseline: the agent, and the commit when run_agent did it
+    activities = pipeline["activity_ms_per_task"]
+    done_by_agent = sum(
+        float(base["phases_ms_per_task"][phase])
+        for phase, activity in ACTIVITY_OF_PHASE.items()
+        if host_of(activity, activities) == "run_agent"
+    )
+    return round((rest + done_by_agent) / float(base["per_task_ms"]), 3)
 
 
 def compare(ctx: Context, sizes: Sequence[int], both_sizes: Sequence[int]) -> list[dict[str, Any]]:

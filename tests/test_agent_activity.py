@@ -25,6 +25,7 @@ from autopilot.models import (
     AgentProgress,
     AgentRun,
     AgentSettings,
+    CommitInput,
     FileRef,
     Task,
     TaskRequest,
@@ -178,6 +179,51 @@ async def test_run_agent_does_the_task_and_reports_progress(
     assert heartbeats[-1].last_event == "result/success"
     assert heartbeats[-1].cost_usd == run.cost_usd
     assert not processes_in(setup.worktree)
+
+
+def leaves_a_file(*more_commands: str) -> ToolUses:
+    """The agent writes its file and does not commit it (then runs `more_commands`)."""
+    command = "mkdir -p pkg && printf 'X = 1\\n' > pkg/x.py"
+    return ToolUses([ToolCall("Bash", {"command": " && ".join([command, *more_commands])})])
+
+
+def commit_of(setup: Setup) -> CommitInput:
+    return CommitInput(
+        worktree=str(setup.worktree),
+        base_sha=setup.job.workspace.base_sha,
+        session_id=SESSION,
+        task_id=TASK_ID,
+        message="feat: greeting",
+    )
+
+
+async def test_run_agent_commits_what_the_agent_left(setup: Setup, model: ScriptedModel) -> None:
+    model.responder = script(leaves_a_file(), Text("done"))
+    job = setup.job.model_copy(update={"commit": commit_of(setup)})
+
+    run = await run_agent(activity_environment([]), setup, job)
+
+    assert run.commit is not None
+    assert run.commit.committed_leftovers and not run.commit.no_changes
+    assert [commit.subject for commit in run.commit.commits] == ["feat: greeting"]
+    assert run.commit.head_sha == head(setup.worktree)
+    assert git(setup.worktree, "show", "HEAD:pkg/x.py") == "X = 1"
+    assert git(setup.worktree, "status", "--porcelain") == ""
+
+
+async def test_a_commit_that_fails_after_the_run_is_left_to_the_commit_step(
+    setup: Setup, model: ScriptedModel
+) -> None:
+    # a fresh index.lock: git refuses to commit, as while another git command runs there
+    lock = 'touch "$(git rev-parse --git-dir)/index.lock"'
+    model.responder = script(leaves_a_file(lock), Text("done"))
+    job = setup.job.model_copy(update={"commit": commit_of(setup)})
+
+    run = await run_agent(activity_environment([]), setup, job)
+
+    assert not run.is_error and run.commit is None  # the agent's work is not a failed attempt
+    assert head(setup.worktree) == setup.job.workspace.base_sha
+    assert (setup.worktree / "pkg" / "x.py").read_text() == "X = 1\n"
 
 
 async def test_worker_environment_is_filtered_for_the_agent(

@@ -1,9 +1,10 @@
 """TaskWorkflow: one task of the plan, from a fresh worktree to a reviewed branch ready to merge.
 
 Its own workflow (and its own page in the Web UI). The story: prepare the worktree; let the
-agent work; commit what it left; review (the repo's checks, then the agent reviewer); if the
-review asks for changes, send the findings back to the agent in the same worktree, for at most
-`rounds` rounds. An approved branch goes back to the session, which owns the merge queue.
+agent work and commit what it left (in the agent's activity; a commit step of its own when
+that commit failed); review (the repo's checks, then the agent reviewer); if the review asks
+for changes, send the findings back to the agent in the same worktree, for at most `rounds`
+rounds. An approved branch goes back to the session, which owns the merge queue.
 In the conflict round the target branch is first merged into the task's branch and the agent
 resolves the conflicts; the rest is the same.
 """
@@ -122,14 +123,18 @@ class TaskWorkflow:
                 )
 
         for round_number in range(1, request.review.rounds + 1):
+            committed: CommitOutcome | None = None
             if job is not None:
                 job.round = round_number
+                job.commit = self._commit_input(request, workspace)
                 run = await self._run_agent(job, result)
                 if run is None:
                     return self._done(result, "failed")
+                committed = run.commit
 
             try:
-                commits = await self._commit(request, workspace)
+                # The agent's activity committed already, unless its commit failed.
+                commits = committed or await self._commit(request, workspace)
             except ActivityError as err:
                 if not request.resolve_conflict or "[ConflictsRemain]" not in failure_message(err):
                     raise
@@ -202,17 +207,20 @@ class TaskWorkflow:
             summary=f"{self._label} — conflict round: merge {request.target_branch} in",
         )
 
+    def _commit_input(self, request: TaskRequest, workspace: Workspace) -> CommitInput:
+        return CommitInput(
+            worktree=workspace.path,
+            base_sha=workspace.base_sha,
+            session_id=request.session_id,
+            task_id=request.task.id,
+            message=request.task.commit_message or self._label,
+        )
+
     async def _commit(self, request: TaskRequest, workspace: Workspace) -> CommitOutcome:
         self._show("committing")
         return await workflow.execute_activity(
             commit_changes,
-            CommitInput(
-                worktree=workspace.path,
-                base_sha=workspace.base_sha,
-                session_id=request.session_id,
-                task_id=request.task.id,
-                message=request.task.commit_message or self._label,
-            ),
+            self._commit_input(request, workspace),
             start_to_close_timeout=GIT_TIMEOUT,
             heartbeat_timeout=timedelta(seconds=request.agent.heartbeat_timeout_s),
             retry_policy=GIT_RETRY,
