@@ -28,6 +28,7 @@ from autopilot.follow import EXIT_MERGED, EXIT_NOT_MERGED, follow, report
 from autopilot.models import AgentSettings, SessionRequest, SessionStatus
 from autopilot.plan_parser import PlanError, load_plan, select_batches
 from autopilot.plan_report import describe_plan
+from autopilot.process_exit import exit_now
 from autopilot.repo_config import (
     CONFIG_FILE,
     RepoConfigError,
@@ -293,4 +294,4 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

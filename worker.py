@@ -38,6 +38,7 @@ from autopilot.config import ConfigError, Settings, load_settings
 from autopilot.log_context import LogContextInterceptor
 from autopilot.logs import configure_logging
 from autopilot.malloc_arenas import limit_malloc_arenas
+from autopilot.process_exit import exit_now
 from autopilot.process_guard import ProcessGuard, detect_guard
 from autopilot.temporal_connection import TemporalUnavailable, connect
 from workflows.session import SessionWorkflow
@@ -139,4 +140,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

@@ -20,6 +20,7 @@ from pathlib import Path
 import starter
 from autopilot.claude_cli import PROJECT_ROOT
 from autopilot.config import load_settings
+from autopilot.process_exit import exit_now
 from autopilot.temporal_connection import ensure_embedded_server
 
 EXAMPLE_PLAN = PROJECT_ROOT / "examples" / "hello-plan.md"
@@ -141,4 +142,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

@@ -15,13 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from autopilot.process_exit import exit_now
 from autopilot.process_guard import detect_guard
 from bench import chart, report
 from bench.machine import describe, load_average, machine_info
@@ -571,4 +571,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

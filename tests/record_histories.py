@@ -26,7 +26,6 @@ import argparse
 import asyncio
 import json
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -37,6 +36,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from autopilot.config import load_settings
+from autopilot.process_exit import exit_now
 from autopilot.temporal_connection import ensure_embedded_server, stop_embedded_server
 from tests import test_controls_e2e, test_e2e, test_review_e2e
 from tests.gitutil import make_repo
@@ -178,4 +178,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())
