@@ -12,6 +12,9 @@ SPEEDUP_TARGETS = {2: 1.8, 4: 3.2}
 MAX_EVENTS = 10_000
 RSS_RATIO_TARGET, RSS_SIZE, RSS_REFERENCE_SIZE = 1.5, 1_000, 50
 PARSE_TARGET_S, PARSE_TASKS = 1.0, 10_000
+# The user's previous pipeline, to beat: parallel efficiency and per-task coordination cost.
+PREVIOUS_EFFICIENCY, EFFICIENCY_LEVEL = 0.68, 4
+PREVIOUS_COORDINATION_MS = (150, 200)
 
 
 @dataclass
@@ -82,6 +85,68 @@ def speedup_targets(sweep: dict[str, Any] | None) -> list[Target]:
                 note,
             )
         )
+    return targets
+
+
+def efficiency_target(sweep: dict[str, Any] | None) -> Target | None:
+    """Speedup / concurrency at 4, each level's (and the bare work's) in the note."""
+    if not sweep:
+        return None
+    found = {level["concurrency"]: level for level in sweep["levels"]}
+    level = found.get(EFFICIENCY_LEVEL)
+    if level is None:
+        return None
+    efficiency = level["speedup"] / EFFICIENCY_LEVEL
+    each = []
+    for concurrency, at in sorted(found.items()):
+        if concurrency == 1:
+            continue
+        bare = at.get("bare_speedup")
+        each.append(
+            f"{concurrency}: {at['speedup'] / concurrency:.0%}"
+            + (f" (bare work {bare / concurrency:.0%})" if bare else "")
+        )
+    return Target(
+        f"parallel efficiency at concurrency {EFFICIENCY_LEVEL}",
+        f"{efficiency:.0%}",
+        f"> {PREVIOUS_EFFICIENCY:.0%} (previous pipeline)",
+        verdict(efficiency > PREVIOUS_EFFICIENCY),
+        "speedup / concurrency; at " + ", ".join(each),
+    )
+
+
+def coordination_targets(compare: Sequence[dict[str, Any]]) -> list[Target]:
+    """Against the previous pipeline's 0.15-0.2 s per task: the time between steps, and the
+    whole orchestration cost (pipeline minus baseline with the agent's time equalised)."""
+    rows = [row for row in compare if row.get("none") and row.get("ratio_none_agent_equalised")]
+    if not rows:
+        return []
+    row = min(rows, key=lambda r: abs(r["tasks"] - RATIO_SIZE))
+    low, high = PREVIOUS_COORDINATION_MS
+    wanted = f"< {low} ms (previous pipeline: {low}-{high})"
+    targets = []
+    between = row["none"].get("between_activities_ms_per_task")
+    if between is not None:
+        targets.append(
+            Target(
+                f"coordination between steps per task, N={row['tasks']}",
+                f"{between:.0f} ms",
+                wanted,
+                verdict(between < low),
+                "wall time minus the activities and the starter, concurrency 1",
+            )
+        )
+    cost = (float(row["ratio_none_agent_equalised"]) - 1) * float(row["baseline"]["per_task_ms"])
+    targets.append(
+        Target(
+            f"orchestration cost per task, N={row['tasks']}",
+            f"{cost:.0f} ms",
+            wanted,
+            verdict(cost < low),
+            "pipeline minus baseline, the agent's time equalised: coordination, the git "
+            "steps as activities, the starter",
+        )
+    )
     return targets
 
 
@@ -163,7 +228,9 @@ def parse_target(parse: dict[str, Any] | None) -> Target | None:
 
 def all_targets(results: dict[str, Any]) -> list[Target]:
     found: list[Target | None] = [ratio_target(results.get("compare") or [])]
+    found += coordination_targets(results.get("compare") or [])
     found += speedup_targets(results.get("sweep"))
+    found.append(efficiency_target(results.get("sweep")))
     if results.get("max_events"):
         found.append(
             events_target(
