@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from activities.merge import merge_and_tidy
 from autopilot import gitops
 from autopilot.gitops import (
     GitError,
@@ -27,7 +28,7 @@ from autopilot.gitops import (
     require_git,
     worktree_path,
 )
-from autopilot.models import MergeOutcome, Workspace
+from autopilot.models import MergeInput, MergeOutcome, Workspace
 from tests.gitutil import commit_file, git, head, isolate_git, make_repo, trailers, write
 
 SESSION = "sess-1"
@@ -802,3 +803,77 @@ def test_git_version_and_requirement() -> None:
     assert require_git() == version
     with pytest.raises(GitError, match=r"too old.*needs git >= 99\.0\.0"):
         require_git(min=(99, 0, 0))
+
+
+# --------------------------------------------------------------------------------------------
+# The merge activity's work: merge, then the worktree (activities/merge.py)
+# --------------------------------------------------------------------------------------------
+
+
+def merge_input(repo: Path, ws: Workspace, task: str, worktree: str | None) -> MergeInput:
+    return MergeInput(
+        repo=str(repo),
+        target_branch="main",
+        branch=ws.branch,
+        session_id=SESSION,
+        task_id=task,
+        message=f"Merge task {task}",
+        worktree=worktree,
+    )
+
+
+def test_a_landed_merge_takes_the_worktree_and_keeps_the_branch(repo: Path, state: Path) -> None:
+    ws = do_task(repo, state, "1", {"a.txt": "a\n"})
+
+    outcome = merge_and_tidy(merge_input(repo, ws, "1", ws.path))
+
+    assert outcome.merged and not outcome.already_merged and outcome.worktree_removed
+    assert git(repo, "show", "main:a.txt") == "a"
+    assert not Path(ws.path).exists()
+    assert ws.path not in git(repo, "worktree", "list", "--porcelain")
+    assert git(repo, "rev-parse", "--verify", ws.branch)  # kept for the record
+
+
+@pytest.mark.reliability(
+    "merge retried after a crash",
+    "the retry finds the merge on the target and finishes the worktree's removal",
+)
+def test_a_retry_after_the_merge_removes_the_worktree_without_merging_twice(
+    repo: Path, state: Path
+) -> None:
+    ws = do_task(repo, state, "1", {"a.txt": "a\n"})
+    first = merge_and_tidy(merge_input(repo, ws, "1", None))  # the crash: worktree left
+    assert first.merged and not first.worktree_removed and Path(ws.path).exists()
+    head_after_merge = head(repo, "main")
+
+    retried = merge_and_tidy(merge_input(repo, ws, "1", ws.path))
+
+    assert retried.already_merged and retried.worktree_removed
+    assert retried.merge_sha == first.merge_sha == head_after_merge
+    assert head(repo, "main") == head_after_merge
+    assert not Path(ws.path).exists()
+    # and once more, the worktree already gone
+    assert merge_and_tidy(merge_input(repo, ws, "1", ws.path)).worktree_removed
+
+
+def test_a_conflict_keeps_the_worktree_for_the_conflict_round(repo: Path, state: Path) -> None:
+    ws = do_task(repo, state, "1", {"README.md": "the task's text\n"})
+    commit_file(repo, "README.md", "someone else's text\n")
+
+    outcome = merge_and_tidy(merge_input(repo, ws, "1", ws.path))
+
+    assert outcome.conflict and not outcome.merged and not outcome.worktree_removed
+    assert Path(ws.path, "README.md").read_text() == "the task's text\n"
+    assert ws.path in git(repo, "worktree", "list", "--porcelain")
+
+
+def test_a_worktree_that_will_not_go_does_not_undo_the_merge(repo: Path, state: Path) -> None:
+    ws = do_task(repo, state, "1", {"a.txt": "a\n"})
+
+    # gitops refuses to remove the main checkout: the merge stands, the session's own
+    # removal step gets the worktree
+    outcome = merge_and_tidy(merge_input(repo, ws, "1", str(repo)))
+
+    assert outcome.merged and not outcome.worktree_removed
+    assert git(repo, "show", "main:a.txt") == "a"
+    assert Path(repo, ".git").exists() and Path(ws.path).exists()
