@@ -368,12 +368,14 @@ class _Worktree:
     prunable: bool
 
 
-# `git worktree add` creates a new entry's files before it writes them, and a listing that
-# reads one in between fails ("failed to read .git/worktrees/<name>/commondir"). Another task
-# adding its worktree is the usual cause, so the listing is tried again a moment later.
+# `git worktree add` writes a new entry's files one by one (commondir made before it is
+# written, a `locked` file held only while it initializes), and a listing that reads the entry
+# in between fails: "failed to read .git/worktrees/<name>/commondir", "failed to read
+# '.git/worktrees/<name>/locked': No such file". Another task adding its worktree is the usual
+# cause, so the listing is tried again a moment later.
 WORKTREE_LIST_ATTEMPTS = 6
 WORKTREE_LIST_BACKOFF_S = 0.02
-_ENTRY_BEING_WRITTEN = re.compile(r"failed to read .*worktrees/[^\n]*/(commondir|gitdir)")
+_ENTRY_BEING_WRITTEN = re.compile(r"failed to read '?[^\n']*worktrees/[^/\n']+/\w+")
 
 
 def _wait_for_worktree_entry(failures: int) -> None:

@@ -609,32 +609,44 @@ def test_remove_workspace_refuses_the_main_checkout(repo: Path) -> None:
     assert (repo / "README.md").exists()
 
 
-def half_made_worktree_entry(repo: Path, tmp_path: Path) -> Path:
-    """What another `git worktree add` leaves for a moment: the entry's commondir file made
-    but not yet written."""
+def half_made_worktree_entry(repo: Path, tmp_path: Path, stage: str) -> Path:
+    """What another `git worktree add` shows for a moment: its commondir file made but not
+    yet written, or its `locked` file (held while it initializes) unreadable, here a
+    directory where git expects the file it is about to delete."""
     entry = repo / ".git" / "worktrees" / "other"
     entry.mkdir(parents=True)
     checkout = tmp_path / "other-checkout"
     checkout.mkdir()
     (checkout / ".git").write_text(f"gitdir: {entry}\n")
     (entry / "gitdir").write_text(f"{checkout / '.git'}\n")
-    (entry / "commondir").write_text("")
+    if stage == "commondir":
+        (entry / "commondir").write_text("")
+    else:
+        (entry / "commondir").write_text("../..\n")
+        (entry / "locked").mkdir()
     return entry
+
+
+def finish_worktree_entry(entry: Path) -> None:
+    (entry / "commondir").write_text("../..\n")
+    if (entry / "locked").is_dir():
+        (entry / "locked").rmdir()
 
 
 @pytest.mark.reliability(
     "worktree listed while another task's `git worktree add` writes its entry",
     "the listing waits for the entry and tries again instead of failing the step",
 )
+@pytest.mark.parametrize("stage", ["commondir", "locked"])
 def test_a_listing_waits_for_a_worktree_entry_being_written(
-    repo: Path, state: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    repo: Path, state: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stage: str
 ) -> None:
-    entry = half_made_worktree_entry(repo, tmp_path)
+    entry = half_made_worktree_entry(repo, tmp_path, stage)
     waits: list[int] = []
 
     def other_add_finishes(failures: int) -> None:
         waits.append(failures)
-        (entry / "commondir").write_text("../..\n")
+        finish_worktree_entry(entry)
 
     monkeypatch.setattr(gitops, "_wait_for_worktree_entry", other_add_finishes)
     ws = prepare_workspace(repo, "main", state, SESSION, "1")
@@ -644,14 +656,15 @@ def test_a_listing_waits_for_a_worktree_entry_being_written(
     assert str(tmp_path / "other-checkout") in git(repo, "worktree", "list", "--porcelain")
 
 
+@pytest.mark.parametrize("stage", ["commondir", "locked"])
 def test_a_worktree_entry_that_stays_half_made_fails_with_git_s_message(
-    repo: Path, state: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    repo: Path, state: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stage: str
 ) -> None:
-    half_made_worktree_entry(repo, tmp_path)
+    half_made_worktree_entry(repo, tmp_path, stage)
     waits: list[int] = []
     monkeypatch.setattr(gitops, "_wait_for_worktree_entry", waits.append)
 
-    with pytest.raises(GitError, match=r"failed to read .*worktrees/other/commondir"):
+    with pytest.raises(GitError, match=rf"failed to read .*worktrees/other/{stage}"):
         prepare_workspace(repo, "main", state, SESSION, "1")
     assert waits == list(range(1, gitops.WORKTREE_LIST_ATTEMPTS))
 
