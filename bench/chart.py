@@ -214,7 +214,7 @@ def overhead_panel(rows: Sequence[dict[str, Any]]) -> Panel:
         title,
         "ms per task, pipeline (review none) minus baseline",
         groups,
-        [("agent: run_agent vs claude; git steps: activities vs calls", NONE)],
+        [("agent: run_agent vs claude and commit; git: activities vs calls", NONE)],
         [],
     )
 
