@@ -42,7 +42,8 @@ class Batch(BaseModel):
     title: str
     description: str = ""  # text between the batch heading and its first task
     dependencies: list[int] = Field(default_factory=list)  # batch numbers
-    execution_mode: Literal["local", "dagger"] | None = None
+    execution_mode: Literal["local", "dagger"] | None = None  # where its tasks run
+    sequential: bool = False  # `**Execution Mode:** sequential`: one task at a time, in order
     tasks: list[Task] = Field(default_factory=list)
     line: int
     implicit: bool = False  # a plan without batch headings: one batch of all tasks
@@ -407,6 +408,8 @@ class BatchStatus(BaseModel):
     number: int
     title: str
     dependencies: list[int] = Field(default_factory=list)
+    execution_mode: Literal["local", "dagger"] | None = None
+    sequential: bool = False
     task_ids: list[str] = Field(default_factory=list)
 
 

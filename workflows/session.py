@@ -124,7 +124,11 @@ class SessionWorkflow:
             workflow.logger.info(
                 "Batch %s: %s (%d tasks)", batch.number, batch.title, len(batch.tasks)
             )
-            batch_done = asyncio.gather(*(self._run_task(batch, task) for task in batch.tasks))
+            batch_done = (
+                self._run_in_order(batch)
+                if batch.sequential
+                else asyncio.gather(*(self._run_task(batch, task) for task in batch.tasks))
+            )
             if await self._drained_before(batch_done):
                 return self._continue_as_new()
         # A paused session waits for its operator (who may retry what failed), and tasks
@@ -186,6 +190,11 @@ class SessionWorkflow:
         assert self._plan is not None
         carry = SessionCarry(plan=self._plan, status=self._status)
         workflow.continue_as_new(self._req.model_copy(update={"carry": carry}))
+
+    async def _run_in_order(self, batch: Batch) -> None:
+        """A sequential batch: each task starts once the one before it has ended."""
+        for task in batch.tasks:
+            await self._run_task(batch, task)
 
     async def _run_task(self, batch: Batch, task: Task) -> None:
         if self._task(task.id).state in FINISHED_TASK_STATES:
@@ -539,6 +548,8 @@ class SessionWorkflow:
                 number=batch.number,
                 title=batch.title,
                 dependencies=batch.dependencies,
+                execution_mode=batch.execution_mode,
+                sequential=batch.sequential,
                 task_ids=[task.id for task in batch.tasks],
             )
             for batch in plan.batches
