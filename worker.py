@@ -24,7 +24,7 @@ from temporalio.worker import Worker
 
 from activities.agent import AgentActivities
 from activities.merge import merge_task
-from activities.parse_plan import parse_plan
+from activities.parse_plan import load_plan_snapshot, parse_plan
 from activities.review import run_checks
 from activities.workspace import (
     commit_changes,
@@ -77,6 +77,7 @@ def build_worker(client: Client, task_queue: str, checks: Preflight) -> Worker:
         workflows=[SessionWorkflow, TaskWorkflow],
         activities=[
             parse_plan,
+            load_plan_snapshot,
             prepare_workspace,
             agent.run_agent,
             commit_changes,

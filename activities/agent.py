@@ -19,7 +19,7 @@ import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from autopilot import gitops
+from autopilot import error_types, gitops, plan_snapshots
 from autopilot.agent_runner import AgentFailure, StreamState, run_claude
 from autopilot.claude_cli import agent_environment, claude_argv
 from autopilot.models import (
@@ -31,6 +31,7 @@ from autopilot.models import (
     CommitOutcome,
     ReviewerInput,
     ReviewerOutcome,
+    TaskRequest,
 )
 from autopilot.process_guard import ProcessGuard
 from autopilot.prompts import conflict_prompt, continue_prompt, fix_prompt, task_prompt
@@ -41,13 +42,15 @@ log = structlog.get_logger("agent")
 # Namespace for deterministic Claude session ids (one per task, round and attempt).
 SESSION_NAMESPACE = uuid.UUID("6f1f7f0e-3c55-4d5e-9a43-2f0c0f7c3a11")
 ERROR_TYPES = {
-    "auth": "AgentAuth",
-    "rate_limit": "AgentRateLimited",
-    "overloaded": "AgentApiError",
-    "hung": "AgentHung",
-    "timeout": "AgentTimedOut",
-    "no_result": "AgentDied",
-    "error": "AgentError",
+    "auth": error_types.AGENT_AUTH,
+    "rate_limit": error_types.AGENT_RATE_LIMITED,
+    "overloaded": error_types.AGENT_API_ERROR,
+    "hung": error_types.AGENT_HUNG,
+    "timeout": error_types.AGENT_TIMED_OUT,
+    "no_result": error_types.AGENT_DIED,
+    "killed": error_types.AGENT_KILLED,
+    "resume_refused": error_types.AGENT_ERROR,  # only when the fresh session failed as well
+    "error": error_types.AGENT_ERROR,
 }
 
 
@@ -57,7 +60,7 @@ def transcript_path(state_dir: str, session_id: str, task_id: str, name: str) ->
 
 
 def agent_prompt(job: AgentInput) -> str:
-    if job.purpose == "task" and job.resume_session is not None:
+    if job.purpose == "task" and (job.resume_session is not None or job.after_loss):
         return continue_prompt(job.request)
     if job.purpose == "fix" and job.review is not None:
         return fix_prompt(job.request, job.review)
@@ -82,6 +85,7 @@ def agent_run(state: StreamState, attempt: int, transcript: Path, duration_s: fl
         output_tokens=int(usage.get("output_tokens") or state.output_tokens),
         duration_s=duration_s,
         transcript_path=str(transcript),
+        session_saved=state.saved,
     )
 
 
@@ -103,11 +107,14 @@ async def commit_after_run(commit: CommitInput) -> CommitOutcome | None:
         return None
 
 
-def failure_error(failure: AgentFailure, attempt: int, transcript: Path) -> ApplicationError:
+def failure_error(
+    failure: AgentFailure, attempt: int, transcript: Path, *, resume_refused: bool = False
+) -> ApplicationError:
     """The failed attempt travels in the error's details: the task workflow records it (cost,
     turns, transcript) and decides whether and when to try again."""
     error_type = ERROR_TYPES[failure.kind]
     failed = agent_run(failure.state, attempt, transcript, failure.duration_s)
+    failed.resume_refused = resume_refused
     failed.is_error = True
     failed.error = str(failure)
     failed.error_type = error_type
@@ -115,6 +122,16 @@ def failure_error(failure: AgentFailure, attempt: int, transcript: Path) -> Appl
     return ApplicationError(
         str(failure), failed, type=error_type, non_retryable=failure.kind == "auth"
     )
+
+
+async def full_request(request: TaskRequest) -> TaskRequest:
+    """The task's texts from the plan snapshot; a snapshot gone for good stops the session."""
+    try:
+        return await asyncio.to_thread(plan_snapshots.full_request, request)
+    except plan_snapshots.SnapshotMissing as err:
+        raise ApplicationError(
+            str(err), type=error_types.PLAN_SNAPSHOT_MISSING, non_retryable=True
+        ) from err
 
 
 class AgentActivities:
@@ -127,16 +144,14 @@ class AgentActivities:
 
     @activity.defn(name="run_agent")
     async def run_agent(self, job: AgentInput) -> AgentRun:
+        job = job.model_copy(update={"request": await full_request(job.request)})
         request, attempt = job.request, job.attempt
         name = f"round-{job.round}-attempt-{attempt}"
+        if job.lost_before:
+            name += f"-run-{job.lost_before + 1}"
         sid = str(uuid.uuid5(SESSION_NAMESPACE, f"{activity.info().workflow_id}/{name}"))
         transcript = transcript_path(
             request.state_dir, request.session_id, request.task.id, f"{name}-{sid}"
-        )
-        # A fix round continues the agent's own session where the CLI can (same worktree).
-        resume = job.resume_session is not None
-        argv = claude_argv(
-            self._claude_bin, request.agent, job.resume_session or sid, resume=resume
         )
         log.info(
             "agent starting",
@@ -147,10 +162,26 @@ class AgentActivities:
             resuming=job.resume_session,
             transcript=str(transcript),
         )
-        state, duration = await self._run(
-            argv, job.workspace.path, agent_prompt(job), sid, attempt, transcript, request.agent
-        )
+        resume_refused = False
+        try:
+            state, duration = await self._agent_once(job, sid, transcript)
+        except AgentFailure as failure:
+            if failure.kind != "resume_refused":
+                raise failure_error(failure, attempt, transcript) from failure
+            # The session was never saved (its run was cut off before the CLI wrote it): a
+            # fresh session in the same worktree, within this attempt.
+            log.warning("resume refused; starting a fresh session", claude_session=sid)
+            resume_refused = True
+            fresh = f"{name}-fresh"
+            sid = str(uuid.uuid5(SESSION_NAMESPACE, f"{activity.info().workflow_id}/{fresh}"))
+            transcript = transcript.with_name(f"{fresh}-{sid}.jsonl")
+            job = job.model_copy(update={"resume_session": None, "after_loss": True})
+            try:
+                state, duration = await self._agent_once(job, sid, transcript)
+            except AgentFailure as again:
+                raise failure_error(again, attempt, transcript, resume_refused=True) from again
         run = agent_run(state, attempt, transcript, duration)
+        run.resume_refused = resume_refused
         log.info(
             "agent finished",
             turns=run.turns,
@@ -162,10 +193,31 @@ class AgentActivities:
             run.commit = await commit_after_run(job.commit)
         return run
 
+    async def _agent_once(
+        self, job: AgentInput, sid: str, transcript: Path
+    ) -> tuple[StreamState, float]:
+        """One CLI run of the agent: a new session `sid`, or the resumed job.resume_session."""
+        resume = job.resume_session is not None
+        argv = claude_argv(
+            self._claude_bin, job.request.agent, job.resume_session or sid, resume=resume
+        )
+        return await self._run(
+            argv,
+            job.workspace.path,
+            agent_prompt(job),
+            sid,
+            job.attempt,
+            transcript,
+            job.request.agent,
+        )
+
     @activity.defn(name="review_changes")
     async def review_changes(self, job: ReviewerInput) -> ReviewerOutcome:
-        request, workspace = job.request, job.workspace
-        attempt = activity.info().attempt
+        request = await full_request(job.request)
+        workspace = job.workspace
+        # The workflow counts the reviewer's attempts (ReviewerInput.attempt); histories from
+        # before it let the activity's retry policy count them.
+        attempt = max(job.attempt, activity.info().attempt)
         name = f"review-round-{job.round}-attempt-{attempt}"
         sid = str(uuid.uuid5(SESSION_NAMESPACE, f"{activity.info().workflow_id}/{name}"))
         transcript = transcript_path(
@@ -187,6 +239,8 @@ class AgentActivities:
             state, duration = await self._run(
                 argv, workspace.path, prompt, sid, attempt, transcript, request.agent
             )
+        except AgentFailure as failure:
+            raise failure_error(failure, attempt, transcript) from failure
         finally:
             # The reviewer is given read-only tools; this is the proof, and the repair.
             changed = await asyncio.to_thread(gitops.tree_fingerprint, workspace.path) != before
@@ -196,7 +250,7 @@ class AgentActivities:
             raise ApplicationError(
                 "the reviewer changed the task's worktree although it may only read it; "
                 "the worktree was restored and the review will run again",
-                type="ReviewerChangedTree",
+                type=error_types.REVIEWER_CHANGED_TREE,
             )
         try:
             verdict = parse_verdict(state.result)
@@ -226,7 +280,8 @@ class AgentActivities:
         transcript: Path,
         settings: AgentSettings,
     ) -> tuple[StreamState, float]:
-        """One CLI run with heartbeats; failures become typed activity errors."""
+        """One CLI run with heartbeats. Raises AgentFailure (the caller decides what a refused
+        resume means) or a typed activity error."""
         progress = AgentProgress(session_id=sid, attempt=attempt, transcript_path=str(transcript))
 
         def on_progress(update: AgentProgress) -> None:
@@ -260,19 +315,18 @@ class AgentActivities:
                     on_progress=on_progress,
                 )
         except TimeoutError:
-            timed_out = AgentFailure(
+            log.warning("agent timed out", limit_s=settings.attempt_timeout_s)
+            raise AgentFailure(
                 "timeout",
                 f"the agent ran longer than its {settings.attempt_timeout_s:.0f}s limit; "
                 "it was stopped",
-            )
-            log.warning("agent timed out", limit_s=settings.attempt_timeout_s)
-            raise failure_error(timed_out, attempt, transcript) from None
+            ) from None
         except AgentFailure as failure:
             log.warning("agent failed", kind=failure.kind, error=str(failure))
-            raise failure_error(failure, attempt, transcript) from failure
+            raise
         except FileNotFoundError as err:
             raise ApplicationError(
-                f"cannot run the agent: {err}", type="AgentSetup", non_retryable=True
+                f"cannot run the agent: {err}", type=error_types.AGENT_SETUP, non_retryable=True
             ) from err
         finally:
             ticker.cancel()

@@ -1,5 +1,8 @@
-"""Activity: read and parse the plan file. Its result lands in history: the session's snapshot,
-which later edits of the file cannot change."""
+"""Activities: read and parse the plan file, and read a session's snapshot of it again.
+
+The parse is the session's snapshot, which later edits of the file cannot change: it is kept
+under the state dir by its hash, and the session gets its outline (autopilot/plan_snapshots.py).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from pathlib import Path
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from autopilot import error_types, plan_snapshots
 from autopilot.models import ParsePlanInput, Plan
 from autopilot.plan_parser import PlanError, load_plan, select_batches
 from autopilot.plan_parser import parse_plan as parse_text
@@ -22,7 +26,16 @@ def _parse(request: ParsePlanInput) -> Plan:
     except (OSError, UnicodeDecodeError):
         plan, raw = load_plan(request.plan_path), b""  # raises PlanError saying what is wrong
     plan.sha256 = hashlib.sha256(raw).hexdigest()
-    return select_batches(plan, request.start_batch, request.end_batch)
+    if request.state_dir is None:  # a session recorded before snapshots: the whole plan
+        return select_batches(plan, request.start_batch, request.end_batch)
+    plan_snapshots.save(request.state_dir, plan)
+    return plan_snapshots.outline(select_batches(plan, request.start_batch, request.end_batch))
+
+
+def _load(request: ParsePlanInput) -> Plan:
+    assert request.state_dir is not None
+    plan = plan_snapshots.load(request.state_dir, request.sha256, request.plan_path)
+    return plan_snapshots.outline(select_batches(plan, request.start_batch, request.end_batch))
 
 
 @activity.defn
@@ -31,4 +44,15 @@ async def parse_plan(request: ParsePlanInput) -> Plan:
         return await asyncio.to_thread(_parse, request)
     except PlanError as err:
         # A plan that does not parse will not parse on a retry either.
-        raise ApplicationError(str(err), type="PlanInvalid", non_retryable=True) from err
+        raise ApplicationError(str(err), type=error_types.PLAN_INVALID, non_retryable=True) from err
+
+
+@activity.defn
+async def load_plan_snapshot(request: ParsePlanInput) -> Plan:
+    """A continued session's plan outline, from the snapshot its first run made."""
+    try:
+        return await asyncio.to_thread(_load, request)
+    except (plan_snapshots.SnapshotMissing, PlanError) as err:
+        raise ApplicationError(
+            str(err), type=error_types.PLAN_SNAPSHOT_MISSING, non_retryable=True
+        ) from err

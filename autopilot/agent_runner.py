@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -22,14 +23,20 @@ from autopilot.process_guard import RUN_MARKER, kill_tree
 from autopilot.rate_limits import seconds_until_reset
 
 STREAM_LINE_LIMIT = 64 * 1024 * 1024  # a tool result echoing a big file is one line
+# The CLI's answer to `--resume` of a session it never wrote (measured on 2.1.197).
+RESUME_REFUSED = "No conversation found"
+# Signals that end a process from outside (a person, the OOM killer, a dying container). The
+# pipeline's own kills (hung, timed out, cancelled) are raised before the run is classified.
+OUTSIDE_SIGNALS = frozenset({signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
 
 
 class AgentFailure(Exception):
     """The run failed. `kind` says how, so the caller can decide whether retrying helps."""
 
     # auth: credentials/billing, retrying cannot help. rate_limit, overloaded, api: the
-    # service. hung: no output for too long. no_result: the CLI died or was killed.
-    # error: the agent ended with is_error for another reason (e.g. max turns).
+    # service. hung: no output for too long. no_result: the CLI died on its own. killed: a
+    # signal from outside ended it (not the agent's failure). resume_refused: `--resume` of a
+    # session the CLI never saved. error: is_error for another reason (e.g. max turns).
     def __init__(self, kind: str, message: str, retry_after_s: float | None = None) -> None:
         super().__init__(message)
         self.kind = kind
@@ -46,6 +53,7 @@ class StreamState:
     input_tokens: int = 0
     output_tokens: int = 0
     error_kind: str = ""  # the `error` field of the last assistant message, if any
+    saved: bool = False  # the CLI announced its session (init event): a resume can find it
     last_event: str = ""
     result: dict[str, Any] | None = None
 
@@ -57,6 +65,7 @@ class StreamState:
             cost_usd=cost,
             last_event=self.last_event,
             transcript_path=str(transcript),
+            session_saved=self.saved,
         )
 
     def absorb(self, event: dict[str, Any]) -> None:
@@ -65,6 +74,7 @@ class StreamState:
         self.last_event = f"{kind}/{subtype}" if subtype else kind
         if kind == "system" and subtype == "init" and event.get("session_id"):
             self.session_id = str(event["session_id"])
+            self.saved = True
         elif kind == "assistant":
             message = event.get("message") or {}
             if message.get("id") and message["id"] not in self.message_ids:
@@ -78,9 +88,24 @@ class StreamState:
             self.result = event
 
 
+def killed_by_signal(returncode: int | None) -> bool:
+    """Did a signal end the process: -N from asyncio, or 128+N from a shell or wrapper
+    (`unshare --kill-child` reports its child's signal that way)."""
+    if returncode is None:
+        return False
+    number = -returncode if returncode < 0 else returncode - 128
+    return number in OUTSIDE_SIGNALS
+
+
 def classify(state: StreamState, returncode: int | None, stderr_tail: str) -> AgentFailure | None:
     """None when the run succeeded; otherwise what went wrong, in words a person can act on."""
     result = state.result
+    if result is None and killed_by_signal(returncode):
+        return AgentFailure(
+            "killed",
+            f"claude was killed by a signal from outside (exit code {returncode}, last event: "
+            f"{state.last_event or 'none'}); the run resumes",
+        )
     if result is None:
         return AgentFailure(
             "no_result",
@@ -90,6 +115,8 @@ def classify(state: StreamState, returncode: int | None, stderr_tail: str) -> Ag
     if not result.get("is_error"):
         return None
     text = str(result.get("result") or result.get("subtype") or "")
+    if not result.get("num_turns") and RESUME_REFUSED in f"{text}\n{stderr_tail}":
+        return AgentFailure("resume_refused", f"the CLI has no such session to resume: {text}")
     status = result.get("api_error_status")
     kind = state.error_kind
     if kind in ("authentication_failed", "billing_error", "oauth_org_not_allowed") or status in (

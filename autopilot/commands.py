@@ -39,6 +39,7 @@ from autopilot.models import (
     SessionStatus,
 )
 from autopilot.progress_view import summary_line, task_line
+from autopilot.task_details import with_details
 from workflows.session import SessionWorkflow
 
 SESSION_TYPE_QUERY = "WorkflowType = 'SessionWorkflow'"
@@ -163,8 +164,10 @@ def print_status(status: SessionStatus, as_json: bool, out: TextIO) -> None:
         )
     for task in status.tasks:
         out.write(f"  {task_line(task)}\n")
-        if task.transcripts and task.state not in FINISHED_TASK_STATES:
-            out.write(f"    transcript: {task.transcripts[-1]}\n")
+        if task.transcript and task.state not in FINISHED_TASK_STATES:
+            out.write(f"    transcript: {task.transcript}\n")
+        if task.workspace_left:
+            out.write(f"    {task.workspace_left}\n")
 
 
 def plan_changed(status: SessionStatus) -> bool:
@@ -288,7 +291,8 @@ async def run_command(
         return await run_cleanup(args, client, settings, out)
     handle = await _handle(client, args.session)
     if args.command == "status":
-        print_status(await current_status(handle), args.json, out)
+        status = await current_status(handle)
+        print_status(await with_details(client, status) if args.json else status, args.json, out)
         return 0
     if args.command == "watch":
         return report(await follow(client, handle, out), settings.ui_url, out)

@@ -65,6 +65,9 @@ class Plan(BaseModel):
     context: str = ""  # prose before the first batch/task: given to the agent as plan context
     batches: list[Batch]
     ignored: list[IgnoredBlock] = Field(default_factory=list)
+    # The texts (task bodies, context, batch descriptions) are left out: they stay in the
+    # snapshot under the state dir (autopilot/plan_snapshots.py), read by the activities.
+    outline: bool = False
 
     def task_count(self) -> int:
         return sum(len(batch.tasks) for batch in self.batches)
@@ -135,6 +138,8 @@ class AgentProgress(BaseModel):
     cost_usd: float = 0.0
     last_event: str = ""
     transcript_path: str = ""
+    # The CLI announced the session (its init event): a run cut off later can be resumed.
+    session_saved: bool = False
 
 
 class AgentRun(BaseModel):
@@ -154,6 +159,11 @@ class AgentRun(BaseModel):
     output_tokens: int = 0
     duration_s: float = 0.0
     transcript_path: str = ""
+    # `--resume` was refused (the CLI never saved that session) and a fresh session ran instead.
+    resume_refused: bool = False
+    session_saved: bool = False  # the CLI announced the session: it can be resumed
+    # The run was lost, not failed (worker gone, killed from outside): no attempt was spent.
+    lost: bool = False
     # The commit made in the same activity right after a successful run (AgentInput.commit).
     # None: no such commit (not asked, a failed run, or the commit failed): the task
     # workflow's own commit step follows, as in histories recorded before.
@@ -276,14 +286,20 @@ class SessionRequest(BaseModel):
     # 9,844-event first run took 14 s of CPU, and the worker grew ~35 kB per task through the
     # run and ~55 MB more at its end. At 4,000 events a run holds ~215 tasks.
     history_limit: int = 4_000
+    # The same in bytes of history: Temporal warns at 10 MB and refuses a run at 50 MB.
+    history_bytes_limit: int = 8 * 1024 * 1024
     carry: SessionCarry | None = None  # set by continue-as-new: where the last run stopped
 
 
 class SessionCarry(BaseModel):
-    """What a session hands to its next run when it continues as new."""
+    """The session's whole state: what it hands to its next run when it continues as new."""
 
-    plan: Plan
+    # None when the plan is an outline of a snapshot: the next run reads it again by its hash.
+    plan: Plan | None = None
     status: SessionStatus
+    skip_requested: list[str] = Field(default_factory=list)  # skips not yet carried out
+    # Tasks whose approved branch conflicted with the target: their conflict round is next.
+    conflict_due: list[str] = Field(default_factory=list)
 
 
 class ResumeRequest(BaseModel):
@@ -296,6 +312,10 @@ class TaskRequest(BaseModel):
     target_branch: str
     state_dir: str
     task: Task
+    # Set when `task` is an outline: the activities read its body, the plan context and the
+    # batch description from this snapshot (plan_snapshots.full_request).
+    plan_sha256: str = ""
+    plan_path: str = ""
     plan_title: str | None = None
     plan_context: str = ""
     batch_title: str = ""
@@ -346,8 +366,9 @@ RETRYABLE_TASK_STATES = frozenset(
 )
 
 
+# lost: the task's runs were lost too many times in a row (LOST_RUNS_LIMIT); nothing failed.
 TaskOutcome = Literal[
-    "ready", "already_merged", "no_changes", "rejected", "conflict", "failed", "cancelled"
+    "ready", "already_merged", "no_changes", "rejected", "conflict", "failed", "cancelled", "lost"
 ]
 
 
@@ -365,6 +386,7 @@ class TaskResult(BaseModel):
     reviews: list[ReviewResult] = Field(default_factory=list)  # one per round
     error: str | None = None
     error_type: str | None = None  # AgentAuth, RepoUnusable, ...: what kind of failure
+    lost_runs: int = 0  # agent and reviewer runs lost (worker gone, killed from outside)
 
 
 class TaskStatus(BaseModel):
@@ -377,7 +399,8 @@ class TaskStatus(BaseModel):
     retries: int = 0  # times the operator sent it round again
     branch: str = ""
     attempts: int = 0
-    commits: list[CommitInfo] = Field(default_factory=list)
+    commit_count: int = 0
+    commits: list[CommitInfo] = Field(default_factory=list)  # filled by `status --json`
     merge_sha: str | None = None
     started_at: datetime | None = None
     completed_at: datetime | None = None
@@ -385,6 +408,13 @@ class TaskStatus(BaseModel):
     input_tokens: int = 0
     output_tokens: int = 0
     turns: int = 0
+    # The session keeps a compact record (its status travels in every query, update and
+    # continue-as-new); `status --json` fills the lists below from the task workflows' results.
+    transcript: str = ""  # the latest run's
+    review_rounds: int = 0
+    review: str = ""  # the latest review's summary
+    lost_runs: int = 0  # runs lost without a failure, all runs of this task together
+    workspace_left: str = ""  # a worktree whose removal failed: `starter.py cleanup` takes it
     transcripts: list[str] = Field(default_factory=list)
     reviews: list[ReviewResult] = Field(default_factory=list)
     conflict_round: bool = False  # the branch needed a conflict round before it merged
@@ -472,6 +502,9 @@ class ParsePlanInput(BaseModel):
     plan_path: str
     start_batch: int | None = None
     end_batch: int | None = None
+    # Given: the parsed plan is kept there as a snapshot and the result is its outline.
+    state_dir: str | None = None
+    sha256: str = ""  # load_plan: the snapshot to read again
 
 
 class WorkspaceInput(BaseModel):
@@ -492,6 +525,10 @@ class AgentInput(BaseModel):
     review: ReviewResult | None = None  # for "fix": the review to act on
     conflict_files: list[str] = Field(default_factory=list)  # for "conflict"
     resume_session: str | None = None  # continue this Claude session instead of a new one
+    # An earlier run of this attempt was lost before the CLI saved its session: a fresh
+    # session, told to look at what the worktree holds before going on.
+    after_loss: bool = False
+    lost_before: int = 0  # runs of this attempt lost so far: each run gets a session of its own
     # Commit what the agent leaves, in the same activity: a round trip less per round.
     commit: CommitInput | None = None
 

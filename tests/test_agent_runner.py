@@ -265,8 +265,9 @@ async def test_cli_killed_from_outside_has_no_result(box: Sandbox, model: Script
     finally:
         never.set()
 
-    assert caught.value.kind == "no_result"
-    assert "without a result event" in str(caught.value)
+    # A signal the pipeline did not send: the run was lost, not failed.
+    assert caught.value.kind == "killed"
+    assert "killed by a signal from outside (exit code 143" in str(caught.value)
     events = (box.root / "transcripts" / f"{sid}.jsonl").read_text().splitlines()
     assert events and not any(json.loads(line)["type"] == "result" for line in events)
 
@@ -491,6 +492,7 @@ def test_stream_state_counts_each_message_once_and_takes_the_clis_session_id() -
         cost_usd=0.25,
         last_event="result/success",
         transcript_path="/t.jsonl",
+        session_saved=True,
     )
     assert classify(state, 0, "") is None
 
@@ -542,8 +544,8 @@ def test_classify_is_error_decides_not_the_subtype() -> None:
     "CLI ends without a result event (exit 0, 1, 143, killed)",
     "classify(): no_result naming exit code, last event and stderr tail",
 )
-def test_classify_without_result_is_no_result_whatever_the_exit_code() -> None:
-    for code in (0, 1, 143, None):
+def test_classify_without_result_is_no_result_unless_a_signal_ended_it() -> None:
+    for code in (0, 1, 2, 127, None):
         state = state_with({"type": "system", "subtype": "init", "session_id": "x"}, assistant("a"))
         failure = classify(state, code, "node: out of memory")
         assert failure is not None and failure.kind == "no_result"
@@ -553,3 +555,34 @@ def test_classify_without_result_is_no_result_whatever_the_exit_code() -> None:
 
     failure = classify(StreamState(session_id="x"), 1, "")
     assert failure is not None and "last event: none" in str(failure) and "(empty)" in str(failure)
+
+
+@pytest.mark.reliability(
+    "agent or reviewer killed by a signal from outside (SIGKILL, OOM killer, SIGTERM)",
+    "no result and a signal exit (-9, 137, 143 from unshare): kind killed, a lost run",
+)
+@pytest.mark.parametrize("code", [-9, -15, 137, 143, -1 * signal.SIGHUP, 130])
+def test_classify_a_signal_death_without_result_as_killed(code: int) -> None:
+    failure = classify(state_with(assistant("a")), code, "")
+    assert failure is not None and failure.kind == "killed"
+    assert f"exit code {code}" in str(failure)
+
+
+@pytest.mark.reliability(
+    "`--resume` of a session the CLI never saved (its first run was killed at once)",
+    "the CLI's 'No conversation found' result: kind resume_refused (the activity starts afresh)",
+)
+def test_classify_a_refused_resume() -> None:
+    refused = {
+        "type": "result",
+        "subtype": "error_during_execution",
+        "is_error": True,
+        "num_turns": 0,
+        "result": "",
+    }
+    failure = classify(state_with(refused), 1, "No conversation found with session ID: abc")
+    assert failure is not None and failure.kind == "resume_refused"
+    # The same words after real turns are the agent's own failure.
+    worked = state_with({**refused, "num_turns": 3})
+    failure = classify(worked, 1, "No conversation found with session ID: abc")
+    assert failure is not None and failure.kind == "error"

@@ -10,6 +10,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from autopilot.models import SessionStatus, TaskState
+from autopilot.task_details import with_details
 from tests.harness import autopilot
 from tests.scripted_model import Conversation, HttpError, PlanFollower, Reply, ScriptedModel
 from workflows.session import SessionWorkflow
@@ -46,9 +47,10 @@ class OverloadedFirst:
 
 async def status_of(address: str, session_id: str) -> SessionStatus:
     client = await Client.connect(address, data_converter=pydantic_data_converter)
-    return await client.get_workflow_handle_for(SessionWorkflow.run, session_id).query(
+    status = await client.get_workflow_handle_for(SessionWorkflow.run, session_id).query(
         SessionWorkflow.status
     )
+    return await with_details(client, status)  # what `status --json` shows
 
 
 @pytest.mark.reliability(

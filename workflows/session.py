@@ -26,9 +26,10 @@ from temporalio.workflow import ChildWorkflowHandle, ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.merge import merge_task
-    from activities.parse_plan import parse_plan
+    from activities.parse_plan import load_plan_snapshot, parse_plan
     from activities.workspace import remove_workspace
     from autopilot import search_attributes
+    from autopilot.error_types import REPO_UNUSABLE, SETUP_ERRORS
     from autopilot.models import (
         ACTIVE_SESSION_STATES,
         FINISHED_TASK_STATES,
@@ -55,7 +56,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.task import TaskWorkflow, failure_message, innermost_error_type
 
 ACTIVITY_TIMEOUT = timedelta(minutes=5)
-GIT_RETRY = RetryPolicy(maximum_attempts=10, non_retryable_error_types=["RepoUnusable"])
+GIT_RETRY = RetryPolicy(maximum_attempts=10, non_retryable_error_types=[REPO_UNUSABLE])
 OUTCOME_STATES = {
     "no_changes": TaskState.NO_CHANGES,
     "rejected": TaskState.REJECTED,
@@ -68,10 +69,13 @@ FAILURE_STATES = frozenset({TaskState.FAILED, TaskState.REJECTED, TaskState.CONF
 # Events one task in flight may still add to the session's history (child, merge, cleanup,
 # details): the margin kept below history_limit when a run drains before continuing as new.
 DRAIN_EVENTS_PER_TASK = 40
-# Failures every other task would meet too: they pause the session, whatever the policy.
-SETUP_ERRORS = frozenset({"AgentAuth", "AgentSetup", "RepoUnusable"})
+# The same margin in bytes: a task's result (its reviews) and its merge's events.
+DRAIN_BYTES_PER_TASK = 64 * 1024
+REVIEW_SUMMARY_LIMIT = 300  # characters of the latest review's summary kept in the status
 # A dependency in one of these lets its dependants go on.
 DONE_STATES = frozenset({TaskState.MERGED, TaskState.SKIPPED})
+# A task that was not started (skipped, cancelled): the state it settles in, and why.
+Stopped = tuple[TaskState, str]
 
 
 @workflow.defn
@@ -79,33 +83,50 @@ class SessionWorkflow:
     @workflow.init
     def __init__(self, request: SessionRequest) -> None:
         self._req = request
-        self._status = SessionStatus(
-            id=request.session_id,
-            status=SessionState.PARSING,
-            repo=request.repo,
-            plan_path=request.plan_path,
-            target_branch=request.target_branch,
-            concurrency=request.concurrency,
-            max_cost_usd=request.max_cost_usd,
-        )
-        self._plan: Plan | None = None
+        # Everything the session knows lives in one model, handed whole to the next run when
+        # it continues as new; the attributes below are this run's machinery only.
         if request.carry is not None:  # a continued run: pick up where the last one stopped
-            self._plan, self._status = request.carry.plan, request.carry.status
-            self._status.runs += 1
-        self._draining = False  # no new task starts: the session will continue as new
+            self._state = request.carry
+            self._state.status.runs += 1
+        else:
+            self._state = SessionCarry(
+                status=SessionStatus(
+                    id=request.session_id,
+                    status=SessionState.PARSING,
+                    repo=request.repo,
+                    plan_path=request.plan_path,
+                    target_branch=request.target_branch,
+                    concurrency=request.concurrency,
+                    max_cost_usd=request.max_cost_usd,
+                )
+            )
         self._running = 0  # task workflows under way, bounded by the concurrency
         self._merge_queue = asyncio.Lock()  # one merge into the target branch at a time
         self._children: dict[str, ChildWorkflowHandle[Any, TaskResult]] = {}
-        self._skip: set[str] = set()  # skip requests not yet carried out
         self._retries: list[asyncio.Task[None]] = []  # task runs the operator asked for again
+        self._removing: set[str] = set()  # tasks whose worktree is being removed
         self._published: tuple[object, ...] = ()
+
+    @property
+    def _status(self) -> SessionStatus:
+        return self._state.status
+
+    @property
+    def _plan(self) -> Plan | None:
+        return self._state.plan
 
     # -- the story ---------------------------------------------------------------------------
 
     @workflow.run
     async def run(self, request: SessionRequest) -> SessionStatus:
         status = self._status
-        if self._plan is None:
+        if self._plan is None and status.plan_sha256:
+            # A continued run of a session that keeps its plan as a snapshot.
+            loaded = await self._load_plan(request)
+            if loaded is None:
+                return status
+            self._state.plan = loaded
+        elif self._plan is None:
             status.started_at = workflow.now()
             self._show_progress()
             parsed = await self._parse_plan(request)
@@ -158,10 +179,30 @@ class SessionWorkflow:
                     plan_path=request.plan_path,
                     start_batch=request.start_batch,
                     end_batch=request.end_batch,
+                    state_dir=request.state_dir,
                 ),
                 start_to_close_timeout=ACTIVITY_TIMEOUT,
                 retry_policy=RetryPolicy(maximum_attempts=3),
                 summary="Parse the plan",
+            )
+        except ActivityError as err:
+            self._finish(SessionState.FAILED, f"plan: {failure_message(err)}")
+            return None
+
+    async def _load_plan(self, request: SessionRequest) -> Plan | None:
+        try:
+            return await workflow.execute_activity(
+                load_plan_snapshot,
+                ParsePlanInput(
+                    plan_path=request.plan_path,
+                    start_batch=request.start_batch,
+                    end_batch=request.end_batch,
+                    state_dir=request.state_dir,
+                    sha256=self._status.plan_sha256,
+                ),
+                start_to_close_timeout=ACTIVITY_TIMEOUT,
+                retry_policy=RetryPolicy(maximum_attempts=3),
+                summary="Read the plan snapshot again",
             )
         except ActivityError as err:
             self._finish(SessionState.FAILED, f"plan: {failure_message(err)}")
@@ -173,7 +214,9 @@ class SessionWorkflow:
         done = asyncio.ensure_future(work)
         drained = asyncio.ensure_future(
             workflow.wait_condition(
-                lambda: self._draining and self._running == 0 and not self._merge_queue.locked()
+                lambda: (
+                    self._history_full() and self._running == 0 and not self._merge_queue.locked()
+                )
             )
         )
         await workflow.wait([done, drained], return_when=asyncio.FIRST_COMPLETED)
@@ -188,7 +231,8 @@ class SessionWorkflow:
             "History at %d events: continuing as new", workflow.info().get_current_history_length()
         )
         assert self._plan is not None
-        carry = SessionCarry(plan=self._plan, status=self._status)
+        # An outline is read again from its snapshot: the carried state stays small.
+        carry = self._state.model_copy(update={"plan": None if self._plan.outline else self._plan})
         workflow.continue_as_new(self._req.model_copy(update={"carry": carry}))
 
     async def _run_in_order(self, batch: Batch) -> None:
@@ -199,7 +243,9 @@ class SessionWorkflow:
     async def _run_task(self, batch: Batch, task: Task) -> None:
         if self._task(task.id).state in FINISHED_TASK_STATES:
             return  # settled by an earlier run of this session (before continue-as-new)
-        await workflow.wait_condition(lambda: self._dependencies_settled(task))
+        await workflow.wait_condition(
+            lambda: self._dependencies_settled(task) and task.id not in self._removing
+        )
         if self._cancelling:
             self._settle(task.id, TaskState.CANCELLED, "the session was cancelled")
             return
@@ -208,53 +254,108 @@ class SessionWorkflow:
             self._settle(task.id, TaskState.BLOCKED, unmet)
             return
 
-        async with self._agent_slot(task):
-            if self._stopped_before_start(task):
-                return
-            result = await self._execute_task(batch, task)
+        outcome: TaskResult | Stopped | None = None
         merge: MergeOutcome | None = None
-        if result.outcome == "ready":
-            merge = await self._merge(task, result)
-            if merge is not None and merge.conflict and not self._cancelling:
-                # The target moved under the task: one conflict round in its worktree, then a
-                # fresh review, then one more try at the merge.
-                self._changed(self._task(task.id)).conflict_round = True
-                async with self._agent_slot(task):
-                    result = await self._execute_task(batch, task, resolve_conflict=True)
-                merge = await self._merge(task, result) if result.outcome == "ready" else None
-            if result.outcome == "ready":
-                self._settle_merge(task, merge)
-        elif result.outcome == "already_merged":
-            self._task(task.id).merge_sha = result.merge_sha  # _settle marks the change
-            self._settle(task.id, TaskState.MERGED)
-        if result.outcome not in ("ready", "already_merged"):
-            state = OUTCOME_STATES[result.outcome]
-            if state == TaskState.CANCELLED and task.id in self._skip:
-                state, result.error = TaskState.SKIPPED, "skipped by the operator while running"
-            self._settle(task.id, state, result.error)
-            if result.error_type in SETUP_ERRORS and not self._status.paused:
+        if task.id not in self._state.conflict_due:
+            outcome = await self._execute_in_slot(batch, task)
+            if isinstance(outcome, TaskResult) and outcome.outcome == "ready":
+                merge = await self._merge(task, outcome)
+                if merge.conflict and not self._cancelling:
+                    # The target moved under the task: one conflict round in its worktree,
+                    # then a fresh review, then one more try at the merge. Carried across
+                    # continue-as-new, so a drained run goes on with the round, not anew.
+                    self._changed(self._task(task.id)).conflict_round = True
+                    self._state.conflict_due.append(task.id)
+        if task.id in self._state.conflict_due:
+            outcome = await self._execute_in_slot(batch, task, resolve_conflict=True)
+            self._state.conflict_due.remove(task.id)
+            merge = None
+            if isinstance(outcome, TaskResult) and outcome.outcome == "ready":
+                merge = await self._merge(task, outcome)
+        assert outcome is not None
+
+        if isinstance(outcome, TaskResult):
+            state, error = self._final_state(task, outcome, merge)
+        else:
+            state, error = outcome
+        self._settle(task.id, state, error)
+        if isinstance(outcome, TaskResult) and outcome.error_type in SETUP_ERRORS:
+            if not self._status.paused:
                 # Every other task would fail the same way: stop and say what to fix.
                 self._pause(
-                    f"Task {task.id} cannot run on this setup ({result.error_type}): "
-                    f"{result.error} — fix it, then `starter.py retry {task.id}` and `resume`"
+                    f"Task {task.id} cannot run on this setup ({outcome.error_type}): "
+                    f"{outcome.error} — fix it, then `starter.py retry {task.id}` and `resume`"
                 )
-        self._skip.discard(task.id)
+        self._unskip(task.id)
         # The worktree goes; the branch stays (merged, or kept for a look when not). A merge
-        # took it along already.
-        if merge is None or not merge.worktree_removed:
-            await self._remove_workspace(task)
+        # took it along already; a task stopped before its first run has none. A retry of
+        # the task waits for this removal (_run_task), never meeting a half-removed worktree.
+        entry = self._task(task.id)
+        made_workspace = (
+            isinstance(outcome, TaskResult) or entry.conflict_round or entry.lost_runs > 0
+        )
+        if made_workspace and (merge is None or not merge.worktree_removed):
+            self._removing.add(task.id)
+            try:
+                await self._remove_workspace(task)
+            finally:
+                self._removing.discard(task.id)
+
+    async def _execute_in_slot(
+        self, batch: Batch, task: Task, resolve_conflict: bool = False
+    ) -> TaskResult | Stopped:
+        """The task workflow, in a free slot, or why it did not start. A task whose runs were
+        lost too often in a row pauses the session and runs again once resumed: lost work is
+        never a failure."""
+        while True:
+            async with self._agent_slot(task):
+                stopped = self._stopped_before_start(task)
+                if stopped is not None:
+                    return stopped
+                result = await self._execute_task(batch, task, resolve_conflict)
+            if result.outcome != "lost" or self._cancelling:
+                return result
+            entry = self._changed(self._task(task.id))
+            entry.state, entry.last_error = TaskState.PENDING, result.error
+            if not self._status.paused:
+                self._pause(
+                    f"Task {task.id}: {result.error}. Nothing failed; find why its runs are "
+                    f"lost (worker logs), then `starter.py resume` runs it again"
+                )
+
+    def _final_state(
+        self, task: Task, result: TaskResult, merge: MergeOutcome | None
+    ) -> tuple[TaskState, str | None]:
+        entry = self._task(task.id)
+        if result.outcome == "already_merged":
+            entry.merge_sha = result.merge_sha  # _settle marks the change
+            return TaskState.MERGED, None
+        if result.outcome != "ready":
+            state = OUTCOME_STATES[result.outcome]
+            if state == TaskState.CANCELLED and self._skip_requested(task.id):
+                return TaskState.SKIPPED, "skipped by the operator while running"
+            return state, result.error
+        assert merge is not None
+        if merge.merged:
+            entry.merge_sha = merge.merge_sha
+            return TaskState.MERGED, None
+        if merge.conflict:
+            files = ", ".join(merge.conflict_files) or "unknown files"
+            return TaskState.CONFLICT, (
+                f"still conflicts with {self._req.target_branch} after the conflict round "
+                f"({files}); branch {entry.branch} is kept, {self._req.target_branch} untouched"
+            )
+        return TaskState.FAILED, f"merge: {merge.message}"
 
     @asynccontextmanager
     async def _agent_slot(self, task: Task) -> AsyncIterator[None]:
         """At most `concurrency` task workflows at once, and none starts while paused."""
 
         def may_go() -> bool:
-            if self._cancelling or task.id in self._skip:
+            if self._cancelling or self._skip_requested(task.id):
                 return True
-            if workflow.info().get_current_history_length() > self._drain_threshold:
-                self._draining = True  # finish what runs, then continue as new
             return (
-                not self._draining
+                not self._history_full()  # finish what runs, then continue as new
                 and not self._status.paused
                 and self._running < self._status.concurrency
             )
@@ -269,15 +370,12 @@ class SessionWorkflow:
         finally:
             self._running -= 1
 
-    def _stopped_before_start(self, task: Task) -> bool:
-        if task.id in self._skip:
-            self._skip.discard(task.id)
-            self._settle(task.id, TaskState.SKIPPED, "skipped by the operator")
-            return True
+    def _stopped_before_start(self, task: Task) -> Stopped | None:
+        if self._skip_requested(task.id):
+            return TaskState.SKIPPED, "skipped by the operator"
         if self._cancelling:
-            self._settle(task.id, TaskState.CANCELLED, "the session was cancelled")
-            return True
-        return False
+            return TaskState.CANCELLED, "the session was cancelled"
+        return None
 
     async def _execute_task(
         self, batch: Batch, task: Task, resolve_conflict: bool = False
@@ -301,6 +399,9 @@ class SessionWorkflow:
                     target_branch=request.target_branch,
                     state_dir=request.state_dir,
                     task=task,
+                    # An outline's texts are read from the snapshot by the task's activities.
+                    plan_sha256=plan.sha256 if plan.outline else "",
+                    plan_path=request.plan_path,
                     plan_title=plan.title,
                     plan_context=plan.context,
                     batch_title="" if batch.implicit else batch.title,
@@ -332,8 +433,8 @@ class SessionWorkflow:
         self._absorb(entry, result)
         return result
 
-    async def _merge(self, task: Task, result: TaskResult) -> MergeOutcome | None:
-        """Merge an approved branch, one at a time. None: the merge itself failed."""
+    async def _merge(self, task: Task, result: TaskResult) -> MergeOutcome:
+        """Merge an approved branch, one at a time."""
         self._changed(self._task(task.id)).state = TaskState.MERGING
         self._show_progress()
         async with self._merge_queue:
@@ -355,41 +456,34 @@ class SessionWorkflow:
                     summary=f"Task {task.id}: merge into {self._req.target_branch}",
                 )
             except ActivityError as err:
-                self._settle(task.id, TaskState.FAILED, f"merge: {failure_message(err)}")
-                return None
-
-    def _settle_merge(self, task: Task, merge: MergeOutcome | None) -> None:
-        entry = self._task(task.id)
-        if merge is None:
-            return  # the merge activity failed: _merge settled the task
-        if merge.merged:
-            entry.merge_sha = merge.merge_sha  # _settle marks the change
-            self._settle(task.id, TaskState.MERGED)
-        elif merge.conflict:
-            files = ", ".join(merge.conflict_files) or "unknown files"
-            self._settle(
-                task.id,
-                TaskState.CONFLICT,
-                f"still conflicts with {self._req.target_branch} after the conflict round "
-                f"({files}); branch {entry.branch} is kept, {self._req.target_branch} untouched",
-            )
-        else:
-            self._settle(task.id, TaskState.FAILED, f"merge: {merge.message}")
+                return MergeOutcome(merged=False, message=failure_message(err))
 
     async def _remove_workspace(self, task: Task) -> None:
-        await workflow.execute_activity(
-            remove_workspace,
-            RemoveWorkspaceInput(
-                repo=self._req.repo,
-                state_dir=self._req.state_dir,
-                session_id=self._req.session_id,
-                task_id=task.id,
-            ),
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
-            heartbeat_timeout=self._git_heartbeat,
-            retry_policy=GIT_RETRY,
-            summary=f"Task {task.id}: remove worktree",
-        )
+        """A worktree that will not go is left for `starter.py cleanup` and shown in the
+        status: the task's outcome stands, and the session goes on."""
+        entry = self._task(task.id)
+        try:
+            await workflow.execute_activity(
+                remove_workspace,
+                RemoveWorkspaceInput(
+                    repo=self._req.repo,
+                    state_dir=self._req.state_dir,
+                    session_id=self._req.session_id,
+                    task_id=task.id,
+                ),
+                start_to_close_timeout=ACTIVITY_TIMEOUT,
+                heartbeat_timeout=self._git_heartbeat,
+                retry_policy=GIT_RETRY,
+                summary=f"Task {task.id}: remove worktree",
+            )
+        except ActivityError as err:
+            self._changed(entry).workspace_left = (
+                f"the worktree could not be removed ({failure_message(err)}); "
+                "`starter.py cleanup` removes it"
+            )
+        else:
+            if entry.workspace_left:
+                self._changed(entry).workspace_left = ""
 
     # -- the operator's controls -------------------------------------------------------------
 
@@ -458,7 +552,8 @@ class SessionWorkflow:
     @workflow.update
     def skip(self, task_id: str) -> SessionStatus:
         """A pending task never starts; a running one is stopped. Its dependants go on."""
-        self._skip.add(task_id)
+        if task_id not in self._state.skip_requested:
+            self._state.skip_requested.append(task_id)
         child = self._children.get(task_id)
         if child is not None:
             child.cancel()
@@ -521,12 +616,28 @@ class SessionWorkflow:
 
     # -- bookkeeping -------------------------------------------------------------------------
 
-    @property
-    def _drain_threshold(self) -> int:
-        """When to stop starting tasks so that the run ends under history_limit: every task
-        still in flight adds its merge, cleanup and bookkeeping events while it finishes."""
-        reserve = DRAIN_EVENTS_PER_TASK * (self._status.concurrency + 1)
-        return max(self._req.history_limit - reserve, self._req.history_limit // 2)
+    def _history_full(self) -> bool:
+        """Time to stop starting tasks and continue as new, so that the run ends under
+        history_limit (events) and history_bytes_limit: every task still in flight adds its
+        merge, cleanup and bookkeeping events while it finishes. The server may say so first.
+        A pure reading: wait predicates must not change state."""
+        info = workflow.info()
+        in_flight = self._status.concurrency + 1
+        limit, size_limit = self._req.history_limit, self._req.history_bytes_limit
+        return (
+            info.get_current_history_length()
+            > max(limit - DRAIN_EVENTS_PER_TASK * in_flight, limit // 2)
+            or info.get_current_history_size()
+            > max(size_limit - DRAIN_BYTES_PER_TASK * in_flight, size_limit // 2)
+            or info.is_continue_as_new_suggested()
+        )
+
+    def _skip_requested(self, task_id: str) -> bool:
+        return task_id in self._state.skip_requested
+
+    def _unskip(self, task_id: str) -> None:
+        if task_id in self._state.skip_requested:
+            self._state.skip_requested.remove(task_id)
 
     @property
     def _git_heartbeat(self) -> timedelta:
@@ -538,7 +649,7 @@ class SessionWorkflow:
         return self._status.cancel_reason is not None
 
     def _track(self, plan: Plan) -> None:
-        self._plan = plan
+        self._state.plan = plan
         status = self._status
         status.plan_title = plan.title
         status.plan_sha256 = plan.sha256
@@ -633,20 +744,22 @@ class SessionWorkflow:
         """A finished task workflow's figures, added to what earlier runs of it reported."""
         self._changed(entry)
         entry.branch = result.branch or entry.branch
-        entry.commits = result.commits or entry.commits
-        entry.reviews += result.reviews
+        entry.commit_count = len(result.commits) or entry.commit_count
+        entry.lost_runs += result.lost_runs
         for run in result.agent_runs:
-            entry.attempts += 1
+            entry.attempts += not run.lost
             entry.cost_usd += run.cost_usd
             entry.turns += run.turns
             entry.input_tokens += run.input_tokens
             entry.output_tokens += run.output_tokens
-            if run.transcript_path:
-                entry.transcripts.append(run.transcript_path)
+            entry.transcript = run.transcript_path or entry.transcript
+        # The reviews themselves stay in the task workflow's result (`status --json` shows
+        # them): the session's status travels in every query, update and continue-as-new.
+        entry.review_rounds += len(result.reviews)
         for review in result.reviews:
             entry.cost_usd += review.reviewer_cost_usd
-            if review.reviewer_transcript:
-                entry.transcripts.append(review.reviewer_transcript)
+            entry.transcript = review.reviewer_transcript or entry.transcript
+            entry.review = review.summary[:REVIEW_SUMMARY_LIMIT]
         self._recount()
 
     def _settle(self, task_id: str, state: TaskState, error: str | None = None) -> None:

@@ -28,6 +28,13 @@ with workflow.unsafe.imports_passed_through():
     from activities.agent import AgentActivities
     from activities.review import run_checks
     from activities.workspace import commit_changes, merge_target, prepare_workspace
+    from autopilot.error_types import (
+        AGENT_LOST,
+        AGENT_NON_RETRYABLE,
+        CONFLICTS_REMAIN,
+        LOST_RUN,
+        REPO_UNUSABLE,
+    )
     from autopilot.models import (
         AgentInput,
         AgentProgress,
@@ -50,12 +57,20 @@ with workflow.unsafe.imports_passed_through():
     from autopilot.review import combine_review, untouched_files
 
 GIT_TIMEOUT = timedelta(minutes=5)
-GIT_RETRY = RetryPolicy(maximum_attempts=5, non_retryable_error_types=["RepoUnusable"])
-# Errors that retrying an agent cannot fix: they end the task at once with the message.
-AGENT_NON_RETRYABLE = frozenset({"AgentAuth", "AgentSetup"})
+GIT_RETRY = RetryPolicy(maximum_attempts=5, non_retryable_error_types=[REPO_UNUSABLE])
 AGENT_BACKOFF = timedelta(seconds=5)
 AGENT_BACKOFF_MAX = timedelta(minutes=5)
 LOST_WORKER_DELAY = timedelta(seconds=1)
+# Runs of one task lost in a row (worker gone, killed from outside) before the session is
+# paused with the reason: a crash loop shows, and still nothing is counted as failed.
+LOST_RUNS_LIMIT = 20
+# The activity stops the CLI at attempt_timeout_s itself, with a clear error; its own
+# start-to-close timeout is this much longer and only catches a worker that cannot.
+ACTIVITY_MARGIN = timedelta(seconds=60)
+
+
+class RunsLost(Exception):
+    """LOST_RUNS_LIMIT runs of this task were lost in a row: hand it back to the session."""
 
 
 def error_type(err: ActivityError) -> str | None:
@@ -81,6 +96,7 @@ def failure_message(err: BaseException) -> str:
 class TaskWorkflow:
     def __init__(self) -> None:
         self._phase = "starting"
+        self._lost_in_a_row = 0
 
     @workflow.query
     def phase(self) -> str:
@@ -122,6 +138,20 @@ class TaskWorkflow:
                     conflict_files=merge.conflict_files,
                 )
 
+        try:
+            return await self._rounds(request, workspace, job, result)
+        except RunsLost as lost:
+            result.error = str(lost)
+            return self._done(result, "lost")
+
+    async def _rounds(
+        self,
+        request: TaskRequest,
+        workspace: Workspace,
+        job: AgentInput | None,
+        result: TaskResult,
+    ) -> TaskResult:
+        """The agent's rounds, each followed by a review, until one is approved."""
         for round_number in range(1, request.review.rounds + 1):
             committed: CommitOutcome | None = None
             if job is not None:
@@ -136,7 +166,7 @@ class TaskWorkflow:
                 # The agent's activity committed already, unless its commit failed.
                 commits = committed or await self._commit(request, workspace)
             except ActivityError as err:
-                if not request.resolve_conflict or "[ConflictsRemain]" not in failure_message(err):
+                if not request.resolve_conflict or error_type(err) != CONFLICTS_REMAIN:
                     raise
                 result.error = (
                     f"the conflict round left conflicts with {request.target_branch}: "
@@ -149,7 +179,7 @@ class TaskWorkflow:
                 result.error = "the agent finished without changing anything; nothing to merge"
                 return self._done(result, "no_changes")
 
-            review = await self._review(request, workspace, round_number)
+            review = await self._review(request, workspace, round_number, result)
             result.reviews.append(review)
             if review.approved:
                 return self._done(result, "ready")
@@ -230,18 +260,20 @@ class TaskWorkflow:
     async def _run_agent(self, job: AgentInput, result: TaskResult) -> AgentRun | None:
         """The agent's attempts, each recorded. The workflow owns the retries (not the
         activity's retry policy) so that every attempt's cost, turns and transcript stay in
-        the task's result, and a rate limit waits as a visible timer for the reset time."""
+        the task's result, a rate limit waits as a visible timer for the reset time, and a
+        lost run (worker gone, CLI killed from outside) resumes without spending an attempt."""
         settings = job.request.agent
-        for attempt in range(1, settings.max_attempts + 1):
+        attempt, runs = 1, 0
+        while True:
             self._show(f"agent ({job.purpose}), round {job.round}, attempt {attempt}")
-            job.attempt = attempt
+            job.attempt, job.lost_before = attempt, runs
+            runs += 1
             try:
                 run: AgentRun = await workflow.execute_activity_method(
                     AgentActivities.run_agent,
                     job,
-                    # The activity stops the agent at attempt_timeout_s itself, with a clear
-                    # error; this only catches a worker that cannot even do that.
-                    start_to_close_timeout=timedelta(seconds=settings.attempt_timeout_s + 60),
+                    start_to_close_timeout=timedelta(seconds=settings.attempt_timeout_s)
+                    + ACTIVITY_MARGIN,
                     heartbeat_timeout=timedelta(seconds=settings.heartbeat_timeout_s),
                     retry_policy=RetryPolicy(maximum_attempts=1),
                     # On cancellation, wait until the agent's processes are really gone.
@@ -253,21 +285,70 @@ class TaskWorkflow:
                     raise  # the task was cancelled: not a failed attempt to retry
                 failed = failed_attempt(err, attempt)
                 result.agent_runs.append(failed)
+                if failed.lost:
+                    self._count_lost(result, failed.error or "")
+                    # Resume the Claude session where the CLI saved it; otherwise a fresh
+                    # session in the same worktree, told to look at what is there.
+                    if failed.session_saved:
+                        job.resume_session = failed.session_id
+                    job.after_loss = job.resume_session is None
+                    await workflow.sleep(LOST_WORKER_DELAY)
+                    continue
+                self._lost_in_a_row = 0
                 if failed.error_type in AGENT_NON_RETRYABLE or attempt == settings.max_attempts:
                     result.error, result.error_type = f"agent: {failed.error}", failed.error_type
                     return None
-                # A worker that died mid-run left a Claude session to resume in the same
-                # worktree; anything else starts the next try afresh.
-                lost = failed.error_type == "AgentLost" and failed.session_id
-                job.resume_session = failed.session_id if lost else None
-                await workflow.sleep(retry_delay(failed, attempt))
+                job.resume_session, job.after_loss = None, False
+                attempt += 1
+                await workflow.sleep(retry_delay(failed, attempt - 1))
                 continue
+            self._lost_in_a_row = 0
             result.agent_runs.append(run)
             return run
-        return None
+
+    def _count_lost(self, result: TaskResult, error: str) -> None:
+        result.lost_runs += 1
+        self._lost_in_a_row += 1
+        if self._lost_in_a_row >= LOST_RUNS_LIMIT:
+            raise RunsLost(f"its runs were lost {self._lost_in_a_row} times in a row ({error})")
+
+    async def _run_reviewer(self, job: ReviewerInput, result: TaskResult) -> ReviewerOutcome:
+        """The reviewer's attempts: its failures spend --max-attempts, its lost runs do not
+        (it starts afresh)."""
+        settings = job.request.agent
+        failures = runs = 0
+        while True:
+            runs += 1
+            job.attempt = runs  # names the reviewer's Claude session: one per run
+            try:
+                outcome: ReviewerOutcome = await workflow.execute_activity_method(
+                    AgentActivities.review_changes,
+                    job,
+                    start_to_close_timeout=timedelta(seconds=settings.attempt_timeout_s)
+                    + ACTIVITY_MARGIN,
+                    heartbeat_timeout=timedelta(seconds=settings.heartbeat_timeout_s),
+                    retry_policy=RetryPolicy(maximum_attempts=1),
+                    cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+                    summary=f"{self._label} — reviewer, round {job.round}",
+                )
+            except ActivityError as err:
+                if is_cancelled_exception(err):
+                    raise
+                if is_lost(err):
+                    self._count_lost(result, failure_message(err))
+                    await workflow.sleep(LOST_WORKER_DELAY)
+                    continue
+                self._lost_in_a_row = 0
+                failures += 1
+                if error_type(err) in AGENT_NON_RETRYABLE or failures >= settings.max_attempts:
+                    raise
+                await workflow.sleep(min(AGENT_BACKOFF * 2 ** (failures - 1), AGENT_BACKOFF_MAX))
+                continue
+            self._lost_in_a_row = 0
+            return outcome
 
     async def _review(
-        self, request: TaskRequest, workspace: Workspace, round_number: int
+        self, request: TaskRequest, workspace: Workspace, round_number: int, result: TaskResult
     ) -> ReviewResult:
         settings = request.review
         checks: list[CheckResult] = []
@@ -286,7 +367,9 @@ class TaskWorkflow:
                     seconds=settings.check_timeout_s * len(settings.checks) + 60
                 ),
                 heartbeat_timeout=timedelta(seconds=request.agent.heartbeat_timeout_s),
-                retry_policy=RetryPolicy(maximum_attempts=3),
+                # A failing check is a result, not an error: what fails here is the worker
+                # or the machine, and a lost run must not cost the task.
+                retry_policy=RetryPolicy(maximum_attempts=LOST_RUNS_LIMIT),
                 cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
                 summary=f"{self._label} — checks, round {round_number}",
             )
@@ -294,20 +377,11 @@ class TaskWorkflow:
         untouched: list[str] = []
         if settings.runs_reviewer:
             self._show(f"reviewer, round {round_number}")
-            reviewer = await workflow.execute_activity_method(
-                AgentActivities.review_changes,
+            reviewer = await self._run_reviewer(
                 ReviewerInput(
                     request=request, workspace=workspace, round=round_number, checks=checks
                 ),
-                start_to_close_timeout=timedelta(seconds=request.agent.attempt_timeout_s),
-                heartbeat_timeout=timedelta(seconds=request.agent.heartbeat_timeout_s),
-                retry_policy=RetryPolicy(
-                    initial_interval=AGENT_BACKOFF,
-                    maximum_attempts=request.agent.max_attempts,
-                    non_retryable_error_types=list(AGENT_NON_RETRYABLE),
-                ),
-                cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-                summary=f"{self._label} — reviewer, round {round_number}",
+                result,
             )
             untouched = untouched_files(request.task, reviewer.changed_files)
         review = combine_review(round_number, checks, reviewer, untouched)
@@ -327,25 +401,33 @@ class TaskWorkflow:
         return result
 
 
+def is_lost(err: ActivityError) -> bool:
+    """The run was lost, not failed: the worker stopped heartbeating (it died, or the server
+    was away) or the CLI was killed by a signal the pipeline did not send."""
+    return isinstance(err.cause, TimeoutError) or error_type(err) in LOST_RUN
+
+
 def failed_attempt(err: ActivityError, attempt: int) -> AgentRun:
     """The failed attempt as the activity described it, or what its last heartbeat said
     when it never got to say anything (worker gone, timed out)."""
     cause = err.cause
     if isinstance(cause, ApplicationError) and cause.details:
-        return AgentRun.model_validate(cause.details[0])
-    run = AgentRun(session_id="", attempt=attempt, is_error=True, error=failure_message(err))
-    if isinstance(cause, TimeoutError) and cause.last_heartbeat_details:
-        progress = AgentProgress.model_validate(cause.last_heartbeat_details[0])
-        run.session_id, run.turns = progress.session_id, progress.turns
-        run.transcript_path = progress.transcript_path
-        run.error_type = "AgentLost"
+        run = AgentRun.model_validate(cause.details[0])
+    else:
+        run = AgentRun(session_id="", attempt=attempt, is_error=True, error=failure_message(err))
+    if isinstance(cause, TimeoutError):
+        run.error_type = AGENT_LOST
+        if cause.last_heartbeat_details:
+            progress = AgentProgress.model_validate(cause.last_heartbeat_details[0])
+            run.session_id, run.turns = progress.session_id, progress.turns
+            run.transcript_path = progress.transcript_path
+            run.session_saved = progress.session_saved
+    run.lost = is_lost(err)
     return run
 
 
 def retry_delay(failed: AgentRun, attempt: int) -> timedelta:
     if failed.retry_after_s:
         return timedelta(seconds=failed.retry_after_s)
-    if failed.error_type == "AgentLost":
-        return LOST_WORKER_DELAY  # the worker died, not the service: no reason to back off
     backoff: timedelta = AGENT_BACKOFF * 2 ** (attempt - 1)
     return min(backoff, AGENT_BACKOFF_MAX)

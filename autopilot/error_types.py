@@ -1,0 +1,36 @@
+"""The failure kinds that travel as Temporal ApplicationError types, named once.
+
+Activities raise them, workflows decide on them: whether a retry can help, whether the failure
+spends the task's `--max-attempts`, whether every other task would fail the same way.
+"""
+
+from __future__ import annotations
+
+# The agent failed: these spend the task's attempts.
+AGENT_AUTH = "AgentAuth"  # credentials or billing: retrying cannot help
+AGENT_RATE_LIMITED = "AgentRateLimited"
+AGENT_API_ERROR = "AgentApiError"
+AGENT_HUNG = "AgentHung"
+AGENT_TIMED_OUT = "AgentTimedOut"
+AGENT_DIED = "AgentDied"  # exited without a result event, not by a signal from outside
+AGENT_ERROR = "AgentError"  # ended with is_error for another reason (max turns, ...)
+AGENT_SETUP = "AgentSetup"  # the CLI cannot be started on this worker
+REVIEWER_CHANGED_TREE = "ReviewerChangedTree"
+
+# The run was lost, not failed: these never spend an attempt.
+AGENT_LOST = "AgentLost"  # the worker stopped heartbeating (died, or the server was away)
+AGENT_KILLED = "AgentKilled"  # the CLI died of a signal that the pipeline did not send
+
+# Git and the plan.
+REPO_UNUSABLE = "RepoUnusable"
+GIT_ERROR = "GitError"
+CONFLICTS_REMAIN = "ConflictsRemain"
+PLAN_INVALID = "PlanInvalid"
+PLAN_SNAPSHOT_MISSING = "PlanSnapshotMissing"
+
+# Retrying the agent cannot fix these: the task ends at once with the message.
+AGENT_NON_RETRYABLE = frozenset({AGENT_AUTH, AGENT_SETUP})
+# Every other task would meet these too: they pause the session, whatever the policy.
+SETUP_ERRORS = frozenset({AGENT_AUTH, AGENT_SETUP, REPO_UNUSABLE, PLAN_SNAPSHOT_MISSING})
+# A run that ended with one of these was lost: it resumes and is not counted as a failure.
+LOST_RUN = frozenset({AGENT_LOST, AGENT_KILLED})
