@@ -127,6 +127,9 @@ class AgentSettings(BaseModel):
     idle_timeout_s: float = 900.0  # no stream event for this long: the agent is hung
     heartbeat_timeout_s: float = 60.0  # no heartbeat for this long: the worker is gone
     max_attempts: int = 3
+    # Runs of one task lost in a row (worker gone, killed from outside) before the session is
+    # paused with the reason: a crash loop shows, and still nothing is counted as failed.
+    max_lost_runs: int = 20
 
 
 class AgentProgress(BaseModel):
@@ -366,7 +369,7 @@ RETRYABLE_TASK_STATES = frozenset(
 )
 
 
-# lost: the task's runs were lost too many times in a row (LOST_RUNS_LIMIT); nothing failed.
+# lost: the task's runs were lost too often in a row (max_lost_runs); nothing failed.
 TaskOutcome = Literal[
     "ready", "already_merged", "no_changes", "rejected", "conflict", "failed", "cancelled", "lost"
 ]

@@ -29,7 +29,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 from temporalio.worker import Replayer
 
-from autopilot import search_attributes
+from autopilot import plan_snapshots, search_attributes
 from autopilot.models import (
     AgentInput,
     AgentProgress,
@@ -39,6 +39,8 @@ from autopilot.models import (
     ResumeRequest,
     ReviewerInput,
     ReviewMode,
+    SessionCarry,
+    SessionRequest,
     SessionState,
     SessionStatus,
     TargetMerge,
@@ -50,6 +52,7 @@ from autopilot.models import (
 from tests.workflow_stubs import (
     DEFAULT,
     RUN_TIMEOUT,
+    STATE_DIR,
     TARGET,
     Stubs,
     check,
@@ -763,7 +766,7 @@ async def test_status_reports_progress_attempts_cost_and_transcripts(
     # The session keeps a compact record: the latest transcript, counts and the review's
     # summary; the whole reviews and transcripts stay in the task workflow's result.
     assert first.transcript == "/transcripts/1-review-r1.jsonl"
-    assert (first.review_rounds, first.review) == (1, "approved: looks right")
+    assert (first.review_rounds, first.review) == (1, "approved; reviewer: approve — looks right")
     assert first.transcripts == [] and first.reviews == [] and first.commits == []
     assert first.branch == f"autopilot/{status.id}/task-1" and first.merge_sha == "m-1"
     assert first.commit_count == 1
@@ -853,3 +856,155 @@ async def test_bad_credentials_pause_the_session_whatever_the_policy(
         status = await handle.result()
     assert status.status == SessionState.CANCELLED
     assert not stubs.inputs("run_agent", "2")
+
+
+# -- faults cost nothing, and the carried state is whole -----------------------------------------
+
+
+def killed(task_id: str) -> ApplicationError:
+    """What run_agent and review_changes raise for a CLI killed by a signal from outside."""
+    run = failed_run("AgentKilled", f"claude for {task_id} was killed by a signal from outside")
+    return agent_error(run)
+
+
+@pytest.mark.reliability(
+    "the agent's and the reviewer's runs killed from outside, again and again",
+    "stand-in activities raise AgentKilled: no attempt spent, the task merges with 1 attempt",
+)
+async def test_lost_runs_never_spend_attempts(client: Client, stubs: Stubs) -> None:
+    stubs.plan = make_plan(make_batch(1, make_task("1")))
+    stubs.script("run_agent", "1", killed("1"), killed("1"))
+    stubs.script("review_changes", "1", killed("1"), killed("1"), killed("1"))
+    status = await run_session(
+        client, stubs, agent=AgentSettings(max_attempts=1), review=review_settings("agent")
+    )
+
+    task = status.task("1")
+    assert (task.state, task.attempts, task.lost_runs) == (TaskState.MERGED, 1, 5)
+    assert [job.after_loss for job in stubs.inputs("run_agent")] == [False, True, True]
+    assert [job.attempt for job in stubs.inputs("review_changes")] == [1, 2, 3, 4]
+
+
+@pytest.mark.reliability(
+    "a task's runs lost again and again (a crash loop)",
+    "after max_lost_runs in a row the session pauses with the reason; resume runs it again",
+)
+async def test_a_crash_loop_pauses_the_session_and_never_fails_the_task(
+    client: Client, stubs: Stubs
+) -> None:
+    stubs.plan = make_plan(make_batch(1, make_task("1")))
+    stubs.script("run_agent", "1", killed("1"), killed("1"))
+    async with worker(client, stubs) as queue:
+        handle = await start_session(client, queue, agent=AgentSettings(max_lost_runs=2))
+        paused = await status_until(handle, lambda s: s.paused, "the crash loop to pause")
+        assert "lost 2 times in a row" in (paused.pause_reason or "")
+        assert "Nothing failed" in (paused.pause_reason or "")
+        assert paused.task("1").state == TaskState.PENDING
+        await handle.execute_update(SessionWorkflow.resume, ResumeRequest())
+        status = await handle.result()
+
+    task = status.task("1")
+    assert (status.status, task.state, task.lost_runs) == (SessionState.COMPLETED, "merged", 2)
+    assert len(stubs.inputs("prepare_workspace", "1")) == 2  # the same worktree, prepared again
+
+
+@pytest.mark.reliability(
+    "a worktree that cannot be removed",
+    "remove_workspace fails for good: the session still completes, status names the worktree",
+)
+async def test_a_worktree_that_will_not_go_is_left_for_cleanup(
+    client: Client, stubs: Stubs
+) -> None:
+    stubs.plan = make_plan(make_batch(1, make_task("1"), make_task("2")))
+    stubs.script("run_agent", "1", agent_error(failed_run("AgentError", "gave up")))
+    stubs.script("remove_workspace", "1", ApplicationError("busy", type="RepoUnusable"))
+    status = await run_session(client, stubs, agent=AgentSettings(max_attempts=1))
+
+    assert status.status == SessionState.INCOMPLETE and status.error is None
+    assert status.task("1").state == TaskState.FAILED
+    assert "starter.py cleanup" in status.task("1").workspace_left
+    assert status.task("2").state == TaskState.MERGED
+
+
+@pytest.mark.reliability(
+    "operator skip requested before the session continued as new",
+    "the skip request is part of the carried state: the skipped task never starts",
+)
+async def test_a_skip_request_survives_continue_as_new(client: Client, stubs: Stubs) -> None:
+    tasks = [make_task(str(n)) for n in range(1, 31)]
+    stubs.plan = make_plan(make_batch(1, *tasks))
+    stubs.hold("1")
+    async with worker(client, stubs) as queue:
+        handle = await start_session(client, queue, concurrency=1, history_limit=200)
+        await until(lambda: stubs.inputs("run_agent", "1"), "task 1's agent to start")
+        await handle.execute_update(SessionWorkflow.skip, "30")
+        stubs.release("1")
+        status = await handle.result()
+
+    assert status.runs > 1
+    assert status.task("30").state == TaskState.SKIPPED
+    assert not stubs.inputs("prepare_workspace", "30")
+    assert status.tasks_completed == 29
+
+
+@pytest.mark.reliability(
+    "the session continued as new while a task waited for its conflict round",
+    "the due conflict round is carried: every task runs its agent once, then the round",
+)
+async def test_a_due_conflict_round_survives_continue_as_new(client: Client, stubs: Stubs) -> None:
+    tasks = [make_task(str(n)) for n in range(1, 17)]
+    stubs.plan = make_plan(make_batch(1, *tasks))
+    for task in tasks:
+        stubs.script("merge_task", task.id, MergeOutcome(merged=False, conflict=True))
+        stubs.script("merge_target", task.id, TargetMerge(clean=False, conflict_files=["x"]))
+    async with worker(client, stubs) as queue:
+        handle = await start_session(client, queue, concurrency=2, history_limit=200)
+        status = await handle.result()
+
+    assert status.status == SessionState.COMPLETED and status.runs > 2
+    for task in tasks:
+        purposes = [job.purpose for job in stubs.inputs("run_agent", task.id)]
+        assert purposes == ["task", "conflict"], (task.id, purposes)
+
+
+async def test_the_plan_travels_as_an_outline_of_its_snapshot(client: Client, stubs: Stubs) -> None:
+    tasks = [make_task(str(n)) for n in range(1, 31)]
+    outline = plan_snapshots.outline(make_plan(make_batch(1, *tasks)))
+    stubs.plan = outline.model_copy(update={"sha256": "ab" * 32})
+    async with worker(client, stubs) as queue:
+        handle = await start_session(client, queue, concurrency=2, history_limit=200)
+        status = await handle.result()
+        carried = await carried_inputs(client, handle.id)
+
+    assert status.status == SessionState.COMPLETED and status.runs > 1
+    assert len(stubs.inputs("parse_plan")) == 1
+    assert len(stubs.inputs("load_plan_snapshot")) == status.runs - 1
+    assert stubs.inputs("parse_plan")[0].state_dir == STATE_DIR
+    # No task body travels: each task's activities read their own from the snapshot.
+    for job in stubs.inputs("run_agent"):
+        assert job.request.task.body == "" and job.request.plan_sha256 == "ab" * 32
+    # What a run hands to the next one holds no plan, only its hash in the status.
+    assert carried and all(carry.plan is None for carry in carried)
+
+
+async def carried_inputs(client: Client, session_id: str) -> list[SessionCarry]:
+    """The state each continued run of the session was started with."""
+    found: list[SessionCarry] = []
+    async for execution in client.list_workflows(f"WorkflowId = '{session_id}'"):
+        handle = client.get_workflow_handle(session_id, run_id=execution.run_id)
+        history = await handle.fetch_history()
+        start = history.events[0].workflow_execution_started_event_attributes
+        (payload,) = start.input.payloads
+        request = pydantic_data_converter.payload_converter.from_payload(payload, SessionRequest)
+        if request.carry is not None:
+            found.append(request.carry)
+    return found
+
+
+async def test_continue_as_new_on_history_bytes(client: Client, stubs: Stubs) -> None:
+    tasks = [make_task(str(n)) for n in range(1, 31)]
+    stubs.plan = make_plan(make_batch(1, *tasks))
+    async with worker(client, stubs) as queue:
+        handle = await start_session(client, queue, concurrency=2, history_bytes_limit=100_000)
+        status = await handle.result()
+    assert status.status == SessionState.COMPLETED and status.runs > 1

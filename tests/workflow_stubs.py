@@ -263,6 +263,12 @@ class Stubs:
             default = self.plan or Plan(path=request.plan_path, batches=[])
             return await self._take("parse_plan", "", request, default)
 
+        @activity.defn(name="load_plan_snapshot")
+        async def load_plan_snapshot(request: ParsePlanInput) -> Plan:
+            self.calls.append(("load_plan_snapshot", "", request))
+            assert self.plan is not None and request.sha256 == self.plan.sha256
+            return self.plan
+
         @activity.defn(name="prepare_workspace")
         async def prepare_workspace(request: WorkspaceInput) -> Workspace:
             self.calls.append(("prepare_workspace", request.task_id, request))
@@ -338,9 +344,11 @@ class Stubs:
         @activity.defn(name="remove_workspace")
         async def remove_workspace(request: RemoveWorkspaceInput) -> None:
             self.calls.append(("remove_workspace", request.task_id, request))
+            await self._take("remove_workspace", request.task_id, request, None)
 
         return [
             parse_plan,
+            load_plan_snapshot,
             prepare_workspace,
             run_agent,
             commit_changes,

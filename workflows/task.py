@@ -61,16 +61,16 @@ GIT_RETRY = RetryPolicy(maximum_attempts=5, non_retryable_error_types=[REPO_UNUS
 AGENT_BACKOFF = timedelta(seconds=5)
 AGENT_BACKOFF_MAX = timedelta(minutes=5)
 LOST_WORKER_DELAY = timedelta(seconds=1)
-# Runs of one task lost in a row (worker gone, killed from outside) before the session is
-# paused with the reason: a crash loop shows, and still nothing is counted as failed.
-LOST_RUNS_LIMIT = 20
+# A failing check is a result, not an error: the checks activity fails only when the worker
+# or the machine does, so it gets as many tries as a task's runs may be lost in a row.
+CHECK_ATTEMPTS = 20
 # The activity stops the CLI at attempt_timeout_s itself, with a clear error; its own
 # start-to-close timeout is this much longer and only catches a worker that cannot.
 ACTIVITY_MARGIN = timedelta(seconds=60)
 
 
 class RunsLost(Exception):
-    """LOST_RUNS_LIMIT runs of this task were lost in a row: hand it back to the session."""
+    """AgentSettings.max_lost_runs runs of this task were lost in a row: back to the session."""
 
 
 def error_type(err: ActivityError) -> str | None:
@@ -286,7 +286,7 @@ class TaskWorkflow:
                 failed = failed_attempt(err, attempt)
                 result.agent_runs.append(failed)
                 if failed.lost:
-                    self._count_lost(result, failed.error or "")
+                    self._count_lost(result, failed.error or "", settings.max_lost_runs)
                     # Resume the Claude session where the CLI saved it; otherwise a fresh
                     # session in the same worktree, told to look at what is there.
                     if failed.session_saved:
@@ -306,10 +306,10 @@ class TaskWorkflow:
             result.agent_runs.append(run)
             return run
 
-    def _count_lost(self, result: TaskResult, error: str) -> None:
+    def _count_lost(self, result: TaskResult, error: str, limit: int) -> None:
         result.lost_runs += 1
         self._lost_in_a_row += 1
-        if self._lost_in_a_row >= LOST_RUNS_LIMIT:
+        if self._lost_in_a_row >= limit:
             raise RunsLost(f"its runs were lost {self._lost_in_a_row} times in a row ({error})")
 
     async def _run_reviewer(self, job: ReviewerInput, result: TaskResult) -> ReviewerOutcome:
@@ -335,7 +335,7 @@ class TaskWorkflow:
                 if is_cancelled_exception(err):
                     raise
                 if is_lost(err):
-                    self._count_lost(result, failure_message(err))
+                    self._count_lost(result, failure_message(err), settings.max_lost_runs)
                     await workflow.sleep(LOST_WORKER_DELAY)
                     continue
                 self._lost_in_a_row = 0
@@ -367,9 +367,7 @@ class TaskWorkflow:
                     seconds=settings.check_timeout_s * len(settings.checks) + 60
                 ),
                 heartbeat_timeout=timedelta(seconds=request.agent.heartbeat_timeout_s),
-                # A failing check is a result, not an error: what fails here is the worker
-                # or the machine, and a lost run must not cost the task.
-                retry_policy=RetryPolicy(maximum_attempts=LOST_RUNS_LIMIT),
+                retry_policy=RetryPolicy(maximum_attempts=CHECK_ATTEMPTS),
                 cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
                 summary=f"{self._label} — checks, round {round_number}",
             )
