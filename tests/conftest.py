@@ -1,12 +1,14 @@
-"""Fixtures shared by the test modules, and the plugin that writes docs/RELIABILITY.md.
+"""Fixtures shared by the test modules, and the plugin that writes the reliability report.
 
 Tests that prove how autopilot copes with a fault or with bad input are marked
 
     @pytest.mark.reliability("<the fault or bad input>", "<how the test provokes and checks it>")
 
-and at the end of a run docs/RELIABILITY.md is rewritten from this run: one row per marked test
+and at the end of a run build/RELIABILITY.md (ignored by git: a test run leaves the tree as it
+found it) is written from this run: one row per marked test
 that ran (each parametrized case is a row) with its result (passed / failed / skipped) and
 duration (setup + call + teardown), plus the date, git commit and command line of the run.
+`./dev publish-reliability` copies it to the tracked docs/RELIABILITY.md, on purpose.
 
 When the file is written (never when no marked test ran):
 - `AUTOPILOT_WRITE_RELIABILITY=1`: always, for whatever was selected. Regenerate it from only
@@ -40,7 +42,7 @@ from tests.gitutil import make_repo
 from tests.harness import free_port
 from tests.workflow_stubs import Stubs
 
-REPORT_PATH = Path("docs") / "RELIABILITY.md"
+REPORT_PATH = Path("build") / "RELIABILITY.md"
 WRITE_ENV = "AUTOPILOT_WRITE_RELIABILITY"
 
 
