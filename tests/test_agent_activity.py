@@ -377,3 +377,23 @@ async def test_missing_binary_is_a_non_retryable_setup_error(setup: Setup) -> No
     assert caught.value.type == "AgentSetup"
     assert caught.value.non_retryable is True
     assert "no-claude" in caught.value.message
+
+
+@pytest.mark.reliability(
+    "`--resume` of a Claude session the CLI never saved (its run was killed at once)",
+    "real CLI answers 'No conversation found': a fresh session runs in the same attempt",
+)
+async def test_a_refused_resume_starts_a_fresh_session_in_the_same_attempt(
+    setup: Setup, model: ScriptedModel
+) -> None:
+    never_saved = str(uuid.uuid4())
+    job = setup.job.model_copy(update={"resume_session": never_saved})
+
+    run = await run_agent(activity_environment([]), setup, job)
+
+    assert run.resume_refused and not run.is_error and run.attempt == 1
+    assert run.session_id != never_saved
+    assert Path(run.transcript_path).name.startswith("round-1-attempt-1-fresh-")
+    # The fresh session was told the worktree may hold an interrupted run's work.
+    assert "Your previous run on this task was interrupted" in model.snapshot()[0].prompt
+    assert (setup.worktree / "pkg" / "greet.py").is_file()
