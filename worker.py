@@ -37,7 +37,7 @@ from autopilot.claude_cli import ClaudeNotFound, find_claude
 from autopilot.config import ConfigError, Settings, load_settings
 from autopilot.log_context import LogContextInterceptor
 from autopilot.logs import configure_logging
-from autopilot.malloc_arenas import limit_malloc_arenas
+from autopilot.malloc_arenas import forget_arena_cap, restart_with_arena_cap
 from autopilot.process_exit import exit_now
 from autopilot.process_guard import ProcessGuard, detect_guard
 from autopilot.temporal_connection import TemporalUnavailable, connect
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run a CC3 Autopilot worker.")
     parser.add_argument("--task-queue", help="task queue to poll (default: AUTOPILOT_TASK_QUEUE)")
     args = parser.parse_args(argv)
-    limit_malloc_arenas()  # before the SDK starts its threads
+    forget_arena_cap()  # glibc has read it: git and the checks start without autopilot's cap
     try:
         settings = load_settings()
         configure_logging(settings.path("logs", "worker.jsonl"))
@@ -141,4 +141,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    restart_with_arena_cap()  # glibc reads MALLOC_ARENA_MAX only when a process starts
     exit_now(main())

@@ -20,6 +20,7 @@ from pathlib import Path
 import starter
 from autopilot.claude_cli import PROJECT_ROOT
 from autopilot.config import load_settings
+from autopilot.malloc_arenas import worker_environment
 from autopilot.process_exit import exit_now
 from autopilot.temporal_connection import ensure_embedded_server
 
@@ -54,7 +55,7 @@ def start_worker(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]
     with log_path.open("ab") as log:
         return subprocess.Popen(
             [sys.executable, str(PROJECT_ROOT / "worker.py")],
-            env=env,
+            env=worker_environment(env),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -5,7 +5,7 @@ process group) can leave them running. On Linux, as root, each run goes into its
 namespace (`unshare --pid --fork --kill-child`): when the namespace's first process dies,
 the kernel kills everything in it. `setpriv --pdeathsig KILL` in front makes the run die with
 the worker, even when the worker is SIGKILLed. Where neither works, the fallback tracks the
-process tree through /proc and kills it explicitly.
+process tree through the process table (psutil: /proc on Linux) and kills it explicitly.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ import shutil
 import signal
 import subprocess
 from dataclasses import dataclass, field
-from pathlib import Path
+
+import psutil
 
 # Environment variable run_claude gives each run a unique value of; see kill_tree.
 RUN_MARKER = "AUTOPILOT_AGENT_RUN"
@@ -55,22 +56,12 @@ def detect_guard() -> ProcessGuard:
 
 
 def descendants(pid: int) -> list[int]:
-    """All live descendants of pid (Linux /proc; empty elsewhere)."""
+    """All live descendants of pid (of the processes this user may read)."""
     children: dict[int, list[int]] = {}
-    proc = Path("/proc")
-    if not proc.is_dir():
-        return []
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # The command name may hold spaces and parentheses: fields start after the last ')'.
-        fields = stat.rpartition(")")[2].split()
-        if len(fields) > 1:
-            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    # Not Process.children(): one process it may not read (hidepid=1) fails the whole call.
+    for process in psutil.process_iter():
+        with contextlib.suppress(psutil.Error):  # gone, or not ours to read
+            children.setdefault(process.ppid(), []).append(process.pid)
     found: list[int] = []
     stack = [pid]
     while stack:
@@ -81,23 +72,18 @@ def descendants(pid: int) -> list[int]:
 
 
 def marked(marker: str) -> list[int]:
-    """Live processes whose environment holds RUN_MARKER=marker (Linux /proc; empty elsewhere).
+    """Live processes whose environment holds RUN_MARKER=marker (of those this user may read).
 
     A process that left the tree (setsid plus a fork: reparented to init) still carries it."""
-    proc = Path("/proc")
-    if not marker or not proc.is_dir():
-        return []
-    needle = f"{RUN_MARKER}={marker}".encode()
     found: list[int] = []
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes()  # empty for zombies
-        except OSError:
-            continue
-        if needle in environ.split(b"\0"):
-            found.append(int(entry.name))
+    if not marker:
+        return found
+    # Each call asks the process itself: process_iter(attrs) shares `info` between threads,
+    # and the checks' thread and the agents' loop may both be killing a tree at once.
+    for process in psutil.process_iter():
+        with contextlib.suppress(psutil.Error):  # gone, or not ours to read
+            if process.environ().get(RUN_MARKER) == marker:  # empty for zombies
+                found.append(process.pid)
     return found
 
 

@@ -7,6 +7,7 @@ keeps running when the starter is interrupted or the terminal closes.
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 import time
@@ -18,6 +19,7 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
 from autopilot.config import Settings
+from autopilot.malloc_arenas import worker_environment
 
 WORKER_SCRIPT = Path(__file__).resolve().parent.parent / "worker.py"
 WORKER_START_TIMEOUT_S = 90.0
@@ -46,6 +48,7 @@ async def ensure_worker(client: Client, settings: Settings, task_queue: str) -> 
     with log_path.open("ab") as log:
         worker = subprocess.Popen(
             [sys.executable, str(WORKER_SCRIPT), "--task-queue", task_queue],
+            env=worker_environment(os.environ),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -1,27 +1,23 @@
-"""CPU time spent by the processes of a run (Linux /proc), to tell orchestration work from the
+"""CPU time spent by the processes of a run (psutil), to tell orchestration work from the
 agents' own: the worker itself, what it ran (the agents and git: children it waited for), the
 Temporal server, the starter, and this process (the scripted model answers on its threads)."""
 
 from __future__ import annotations
 
-import os
 import resource
 from dataclasses import dataclass
 from pathlib import Path
 
-TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+import psutil
 
 
 def process_cpu_s(pid: int) -> tuple[float, float]:
     """(own, waited-for children's) CPU seconds of `pid`; zeros when it cannot be read."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+        times = psutil.Process(pid).cpu_times()
+    except psutil.Error:
         return 0.0, 0.0
-    # Fields after the command name (which may hold spaces): utime is field 14 of the line.
-    fields = stat.rpartition(")")[2].split()
-    utime, stime, cutime, cstime = (int(value) for value in fields[11:15])
-    return (utime + stime) / TICKS, (cutime + cstime) / TICKS
+    return times.user + times.system, times.children_user + times.children_system
 
 
 def own_cpu_s() -> tuple[float, float]:

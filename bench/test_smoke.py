@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.png import Canvas
+from bench import chart
 from bench.report import table
 from bench.sections import fastest
 from tests.harness import ROOT
@@ -64,14 +64,15 @@ def test_quick_benchmark_runs_every_section(tmp_path: Path) -> None:
     assert not (tmp_path / "work").exists()  # the scratch space is removed
 
 
-def test_png_and_table_helpers(tmp_path: Path) -> None:
-    canvas = Canvas(40, 20)
-    canvas.rect(0, 0, 9, 9, (255, 0, 0))
-    canvas.text(10, 2, "N=50 x1.2;")
-    data = canvas.save(tmp_path / "tiny.png").read_bytes()
-    assert data[12:16] == b"IHDR" and data[16:24] == (40).to_bytes(4, "big") + (20).to_bytes(
-        4, "big"
-    )
+def test_chart_and_table_helpers(tmp_path: Path) -> None:
+    results = json.loads((ROOT / "bench" / "results" / "quick.json").read_text())
+    shown = [panel.__name__ for panel in chart.panels(results)]
+    assert shown == ["compare_panel", "overhead_panel", "sweep_panel", "rss_panel", "parse_panel"]
+    scale_only = {"scale": {**results["scale"], "reused_compare_run": False}}
+    assert [panel.__name__ for panel in chart.panels(scale_only)] == ["rss_panel"]
+    for name, figures in (("all", results), ("nothing", {})):
+        data = chart.draw(figures, tmp_path / f"{name}.png").read_bytes()
+        assert data.startswith(b"\x89PNG\r\n\x1a\n") and data[12:16] == b"IHDR", name
     assert table(["a", "b"], [["x", "1"], ["yy", "22"]]).splitlines()[2] == "x    1"
 
 
