@@ -38,6 +38,7 @@ from autopilot.models import (
     ResumeRequest,
     SessionStatus,
 )
+from autopilot.options import CONCURRENCY, MAX_COST_USD, flag_value
 from autopilot.progress_view import summary_line, task_line
 from workflows.session import SessionWorkflow
 
@@ -276,6 +277,18 @@ async def run_cleanup(
         ):
             out.write(line + "\n")
     return 0
+
+
+def check_numbers(args: argparse.Namespace) -> None:
+    """The numbers a control sends, in the same ranges as the starter's flags (checked before
+    connecting: a bad value needs no server to be refused)."""
+    for flag, value, limits in (
+        ("K", getattr(args, "value", None), CONCURRENCY),
+        ("--max-cost-usd", getattr(args, "max_cost_usd", None), MAX_COST_USD),
+    ):
+        problem = None if value is None else limits.problem(value)
+        if problem is not None:
+            raise CommandError(f"{flag} {flag_value(value)} is not allowed; use {problem}.")
 
 
 async def run_command(
