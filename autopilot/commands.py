@@ -39,7 +39,9 @@ from autopilot.models import (
     SessionStatus,
 )
 from autopilot.options import CONCURRENCY, MAX_COST_USD, flag_value
+from autopilot.plan_report import mode_text
 from autopilot.progress_view import summary_line, task_line
+from autopilot.safe_text import printable
 from workflows.session import SessionWorkflow
 
 SESSION_TYPE_QUERY = "WorkflowType = 'SessionWorkflow'"
@@ -156,7 +158,11 @@ def print_status(status: SessionStatus, as_json: bool, out: TextIO) -> None:
         out.write(status.model_dump_json(indent=2) + "\n")
         return
     out.write(summary_line(status) + "\n")
-    out.write(f"  repo {status.repo}, target {status.target_branch}, plan {status.plan_path}\n")
+    where = f"  repo {status.repo}, target {status.target_branch}, plan {status.plan_path}"
+    out.write(printable(where) + "\n")
+    for batch in status.batches:
+        mode = mode_text(batch.sequential, batch.execution_mode)
+        out.write(printable(f"  Batch {batch.number} ({batch.title}): {mode}") + "\n")
     if plan_changed(status):
         out.write(
             "  note: the plan file changed since this session parsed it; the session runs the "
