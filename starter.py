@@ -15,10 +15,16 @@ import argparse
 import asyncio
 import shlex
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import TextIO
 
-from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.client import (
+    Client,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+)
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError
 
@@ -39,11 +45,13 @@ from autopilot.repo_config import (
 )
 from autopilot.safe_text import printable
 from autopilot.session_id import session_id
+from autopilot.session_settings import differences, refusal
 from autopilot.temporal_connection import TemporalUnavailable, connect
 from autopilot.worker_process import WorkerStartFailed, ensure_worker
 from workflows.session import SessionWorkflow
 
 EXIT_BAD_INPUT, EXIT_DETACHED = 2, 130
+STATUS_QUERY_TIMEOUT = timedelta(seconds=5)
 
 
 class UserError(Exception):
@@ -246,13 +254,21 @@ def dry_run(args: argparse.Namespace, out: TextIO) -> None:
 
 async def start_or_attach(
     client: Client, request: SessionRequest, task_queue: str
-) -> tuple[WorkflowHandle[SessionWorkflow, SessionStatus], bool]:
-    """Start the session, or return the running one with the same id (True: attached)."""
+) -> tuple[WorkflowHandle[SessionWorkflow, SessionStatus], bool, str]:
+    """Start the session, or return the running one with the same id (True: attached) and a
+    note when this command asks for another concurrency. A running session with other
+    settings that cannot change: UserError, nothing started."""
     handle = client.get_workflow_handle_for(SessionWorkflow.run, request.session_id)
     try:
         running = (await handle.describe()).status.name == "RUNNING"  # type: ignore[union-attr]
     except RPCError:
         running = False
+    note = ""
+    if running:
+        found = differences(await running_request(client, handle), request)
+        if found.fixed:
+            raise UserError(refusal(request.session_id, found.fixed))
+        note = found.concurrency_note
     handle = await client.start_workflow(
         SessionWorkflow.run,
         request,
@@ -265,7 +281,28 @@ async def start_or_attach(
             f"target branch `{request.target_branch}`"
         ),
     )
-    return handle, running
+    return handle, running, note
+
+
+async def running_request(
+    client: Client, handle: WorkflowHandle[SessionWorkflow, SessionStatus]
+) -> SessionRequest:
+    """The running session's settings: the input of its current run (from the server, no
+    worker needed), with the live concurrency and budget when a worker answers in time."""
+    request: SessionRequest | None = None
+    async for event in handle.fetch_history_events():
+        started = event.workflow_execution_started_event_attributes
+        [request] = await client.data_converter.decode(started.input.payloads, [SessionRequest])
+        break
+    if request is None:
+        raise UserError(f"session {handle.id} has no history yet; run the command again")
+    try:
+        status = await handle.query(SessionWorkflow.status, rpc_timeout=STATUS_QUERY_TIMEOUT)
+    except (RPCError, WorkflowQueryFailedError):
+        return request  # no worker answers now: the settings it started with
+    return request.model_copy(
+        update={"concurrency": status.concurrency, "max_cost_usd": status.max_cost_usd}
+    )
 
 
 async def run(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
@@ -276,9 +313,11 @@ async def run(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
         log = await ensure_worker(client, settings, task_queue)
         if log is not None:
             out.write(f"Started a background worker (log: {log}).\n")
-    handle, attached = await start_or_attach(client, request, task_queue)
+    handle, attached, note = await start_or_attach(client, request, task_queue)
     verb = "Attached to running" if attached else "Started"
     out.write(f"{verb} session {request.session_id}\n")
+    if note:
+        out.write(note + "\n")
     if args.detach:
         out.write(f"Detached. Follow it with: {reattach_command(args.argv)}\n")
         return EXIT_MERGED
