@@ -15,17 +15,25 @@ import argparse
 import asyncio
 import shlex
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import TextIO
 
-from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.client import (
+    Client,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+)
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError
 
 from autopilot import commands, gitops
 from autopilot.config import ConfigError, Settings, load_settings
 from autopilot.follow import EXIT_MERGED, EXIT_NOT_MERGED, follow, report
-from autopilot.models import AgentSettings, SessionRequest, SessionStatus
+from autopilot.models import AgentSettings, Plan, SessionRequest, SessionStatus
+from autopilot.options import RUN_RANGES, OptionError, RunNumbers
+from autopilot.payload_size import PayloadTooLarge, check_requests
 from autopilot.plan_parser import PlanError, load_plan, select_batches
 from autopilot.plan_report import describe_plan
 from autopilot.process_exit import exit_now
@@ -35,12 +43,15 @@ from autopilot.repo_config import (
     load_repo_config,
     merge_review_settings,
 )
+from autopilot.safe_text import printable
 from autopilot.session_id import session_id
+from autopilot.session_settings import differences, refusal
 from autopilot.temporal_connection import TemporalUnavailable, connect
 from autopilot.worker_process import WorkerStartFailed, ensure_worker
 from workflows.session import SessionWorkflow
 
 EXIT_BAD_INPUT, EXIT_DETACHED = 2, 130
+STATUS_QUERY_TIMEOUT = timedelta(seconds=5)
 
 
 class UserError(Exception):
@@ -143,23 +154,43 @@ def build_parser() -> argparse.ArgumentParser:
 
 def validate(args: argparse.Namespace, settings: Settings) -> SessionRequest:
     """Everything checked locally before anything starts."""
-    if args.concurrency < 1:
-        raise UserError(f"--concurrency must be at least 1 (got {args.concurrency}).")
-    for flag in ("max_turns", "max_attempts", "agent_timeout", "idle_timeout", "heartbeat_timeout"):
-        if getattr(args, flag) <= 0:
-            name = "--" + flag.replace("_", "-")
-            raise UserError(f"{name} must be greater than 0 (got {getattr(args, flag)}).")
+    numbers = _numbers(args)
     plan_path = args.plan.expanduser().resolve()
-    try:
-        plan = select_batches(load_plan(plan_path), args.start_batch, args.end_batch)
-    except PlanError as err:
-        raise UserError(str(err)) from err
+    _, selected = _plan(plan_path, args)
     try:
         repo = gitops.check_repo(str(args.repo.expanduser()), args.target_branch)
     except gitops.RepoError as err:
         raise UserError(str(err)) from err
-    del plan  # parsed here only to fail early; the session parses its own snapshot
-    repo_path = Path(repo.path)
+    request = _request(args, numbers, Path(repo.path), plan_path, repo.target_branch, settings)
+    _check_payloads(args, request, selected)
+    return request
+
+
+def _numbers(args: argparse.Namespace) -> RunNumbers:
+    try:
+        return RunNumbers.from_flags({name: getattr(args, name) for name in RUN_RANGES})
+    except OptionError as err:
+        raise UserError(str(err)) from err
+
+
+def _plan(plan_path: Path, args: argparse.Namespace) -> tuple[Plan, Plan]:
+    """The whole plan and the batches the run selects; the session parses its own snapshot."""
+    try:
+        plan = load_plan(plan_path)
+        return plan, select_batches(plan, args.start_batch, args.end_batch)
+    except PlanError as err:
+        raise UserError(str(err)) from err
+
+
+def _request(
+    args: argparse.Namespace,
+    numbers: RunNumbers,
+    repo_path: Path,
+    plan_path: Path,
+    target_branch: str,
+    settings: Settings | None,
+) -> SessionRequest:
+    """The session's input. Without settings (a dry run): no state dir, as nothing starts."""
     try:
         review = merge_review_settings(
             load_repo_config(repo_path),
@@ -177,44 +208,67 @@ def validate(args: argparse.Namespace, settings: Settings) -> SessionRequest:
         session_id=session_id(repo_path, plan_path, args.start_batch, args.end_batch),
         repo=str(repo_path),
         plan_path=str(plan_path),
-        target_branch=repo.target_branch,
-        start_batch=args.start_batch,
-        end_batch=args.end_batch,
-        concurrency=args.concurrency,
+        target_branch=target_branch,
+        start_batch=numbers.start_batch,
+        end_batch=numbers.end_batch,
+        concurrency=numbers.concurrency,
         mode=args.mode,
-        state_dir=str(settings.state_dir),
+        state_dir=str(settings.state_dir) if settings else "",
         agent=AgentSettings(
-            max_turns=args.max_turns,
+            max_turns=numbers.max_turns,
             model=args.model,
-            attempt_timeout_s=args.agent_timeout,
-            idle_timeout_s=args.idle_timeout,
-            heartbeat_timeout_s=args.heartbeat_timeout,
-            max_attempts=args.max_attempts,
+            attempt_timeout_s=numbers.agent_timeout,
+            idle_timeout_s=numbers.idle_timeout,
+            heartbeat_timeout_s=numbers.heartbeat_timeout,
+            max_attempts=numbers.max_attempts,
         ),
         review=review,
-        max_cost_usd=args.max_cost_usd,
+        max_cost_usd=numbers.max_cost_usd,
     )
 
 
-def dry_run(args: argparse.Namespace, out: TextIO) -> None:
+def _check_payloads(args: argparse.Namespace, request: SessionRequest, selected: Plan) -> None:
+    source = (
+        "--reviewer-prompt"
+        if args.reviewer_prompt is not None
+        else f"reviewer_prompt or reviewer_prompt_file in {Path(request.repo) / CONFIG_FILE}"
+    )
     try:
-        plan = load_plan(args.plan.expanduser().resolve())
-        selected = select_batches(plan, args.start_batch, args.end_batch)
-    except PlanError as err:
+        check_requests(request, selected, source)
+    except (PayloadTooLarge, PlanError) as err:
         raise UserError(str(err)) from err
+
+
+def dry_run(args: argparse.Namespace, out: TextIO) -> None:
+    numbers = _numbers(args)
+    plan_path = args.plan.expanduser().resolve()
+    plan, selected = _plan(plan_path, args)
+    # The repo is not checked (nothing starts), but its .autopilot.toml is read if it has one:
+    # the review settings travel in every task's request, whose size is checked here too.
+    repo_path = args.repo.expanduser().resolve()
+    request = _request(args, numbers, repo_path, plan_path, args.target_branch or "", None)
+    _check_payloads(args, request, selected)
     out.write(describe_plan(plan, selected) + "\n")
     out.write("Dry run: nothing was started.\n")
 
 
 async def start_or_attach(
     client: Client, request: SessionRequest, task_queue: str
-) -> tuple[WorkflowHandle[SessionWorkflow, SessionStatus], bool]:
-    """Start the session, or return the running one with the same id (True: attached)."""
+) -> tuple[WorkflowHandle[SessionWorkflow, SessionStatus], bool, str]:
+    """Start the session, or return the running one with the same id (True: attached) and a
+    note when this command asks for another concurrency. A running session with other
+    settings that cannot change: UserError, nothing started."""
     handle = client.get_workflow_handle_for(SessionWorkflow.run, request.session_id)
     try:
         running = (await handle.describe()).status.name == "RUNNING"  # type: ignore[union-attr]
     except RPCError:
         running = False
+    note = ""
+    if running:
+        found = differences(await running_request(client, handle), request)
+        if found.fixed:
+            raise UserError(refusal(request.session_id, found.fixed))
+        note = found.concurrency_note
     handle = await client.start_workflow(
         SessionWorkflow.run,
         request,
@@ -227,7 +281,28 @@ async def start_or_attach(
             f"target branch `{request.target_branch}`"
         ),
     )
-    return handle, running
+    return handle, running, note
+
+
+async def running_request(
+    client: Client, handle: WorkflowHandle[SessionWorkflow, SessionStatus]
+) -> SessionRequest:
+    """The running session's settings: the input of its current run (from the server, no
+    worker needed), with the live concurrency and budget when a worker answers in time."""
+    request: SessionRequest | None = None
+    async for event in handle.fetch_history_events():
+        started = event.workflow_execution_started_event_attributes
+        [request] = await client.data_converter.decode(started.input.payloads, [SessionRequest])
+        break
+    if request is None:
+        raise UserError(f"session {handle.id} has no history yet; run the command again")
+    try:
+        status = await handle.query(SessionWorkflow.status, rpc_timeout=STATUS_QUERY_TIMEOUT)
+    except (RPCError, WorkflowQueryFailedError):
+        return request  # no worker answers now: the settings it started with
+    return request.model_copy(
+        update={"concurrency": status.concurrency, "max_cost_usd": status.max_cost_usd}
+    )
 
 
 async def run(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
@@ -238,9 +313,11 @@ async def run(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
         log = await ensure_worker(client, settings, task_queue)
         if log is not None:
             out.write(f"Started a background worker (log: {log}).\n")
-    handle, attached = await start_or_attach(client, request, task_queue)
+    handle, attached, note = await start_or_attach(client, request, task_queue)
     verb = "Attached to running" if attached else "Started"
     out.write(f"{verb} session {request.session_id}\n")
+    if note:
+        out.write(note + "\n")
     if args.detach:
         out.write(f"Detached. Follow it with: {reattach_command(args.argv)}\n")
         return EXIT_MERGED
@@ -267,9 +344,10 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
     if argv and argv[0] in commands.COMMANDS:
         args = commands.build_parser().parse_args(argv)
         try:
+            commands.check_numbers(args)
             return asyncio.run(operate(args, load_settings(), out))
         except (commands.CommandError, ConfigError, TemporalUnavailable) as err:
-            print(f"error: {err}", file=sys.stderr)
+            print(f"error: {printable(str(err), keep=chr(10))}", file=sys.stderr)
             return EXIT_BAD_INPUT
         except KeyboardInterrupt:
             return EXIT_DETACHED
@@ -282,7 +360,7 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
         settings = load_settings()
         return asyncio.run(run(args, settings, out))
     except (UserError, ConfigError, TemporalUnavailable, WorkerStartFailed) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {printable(str(err), keep=chr(10))}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         # asyncio.run cancelled the follow loop; the session itself runs on in Temporal.

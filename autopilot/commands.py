@@ -38,7 +38,10 @@ from autopilot.models import (
     ResumeRequest,
     SessionStatus,
 )
+from autopilot.options import CONCURRENCY, MAX_COST_USD, flag_value
+from autopilot.plan_report import mode_text
 from autopilot.progress_view import summary_line, task_line
+from autopilot.safe_text import printable
 from autopilot.task_details import with_details
 from workflows.session import SessionWorkflow
 
@@ -156,7 +159,11 @@ def print_status(status: SessionStatus, as_json: bool, out: TextIO) -> None:
         out.write(status.model_dump_json(indent=2) + "\n")
         return
     out.write(summary_line(status) + "\n")
-    out.write(f"  repo {status.repo}, target {status.target_branch}, plan {status.plan_path}\n")
+    where = f"  repo {status.repo}, target {status.target_branch}, plan {status.plan_path}"
+    out.write(printable(where) + "\n")
+    for batch in status.batches:
+        mode = mode_text(batch.sequential, batch.execution_mode)
+        out.write(printable(f"  Batch {batch.number} ({batch.title}): {mode}") + "\n")
     if plan_changed(status):
         out.write(
             "  note: the plan file changed since this session parsed it; the session runs the "
@@ -279,6 +286,18 @@ async def run_cleanup(
         ):
             out.write(line + "\n")
     return 0
+
+
+def check_numbers(args: argparse.Namespace) -> None:
+    """The numbers a control sends, in the same ranges as the starter's flags (checked before
+    connecting: a bad value needs no server to be refused)."""
+    for flag, value, limits in (
+        ("K", getattr(args, "value", None), CONCURRENCY),
+        ("--max-cost-usd", getattr(args, "max_cost_usd", None), MAX_COST_USD),
+    ):
+        problem = None if value is None else limits.problem(value)
+        if problem is not None:
+            raise CommandError(f"{flag} {flag_value(value)} is not allowed; use {problem}.")
 
 
 async def run_command(

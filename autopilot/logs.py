@@ -12,12 +12,26 @@ from pathlib import Path
 
 import structlog
 
+from autopilot.safe_text import printable
+
 SHARED_PROCESSORS: list[structlog.types.Processor] = [
     structlog.contextvars.merge_contextvars,
     structlog.stdlib.add_log_level,
     structlog.stdlib.add_logger_name,
     structlog.processors.TimeStamper(fmt="iso", utc=True),
 ]
+
+
+def escape_control_characters(
+    _logger: object, _name: str, event: structlog.types.EventDict
+) -> structlog.types.EventDict:
+    """Text from a plan (task titles in summaries and messages) printed on a terminal as is
+    could move the cursor or recolour it: escape its control characters, but for the line
+    breaks and tabs of a multi-line message. JSON lines escape them already."""
+    return {
+        key: printable(value, keep="\n\t") if isinstance(value, str) else value
+        for key, value in event.items()
+    }
 
 
 def configure_logging(json_file: Path | None, level: int = logging.INFO) -> None:
@@ -36,6 +50,7 @@ def configure_logging(json_file: Path | None, level: int = logging.INFO) -> None
         structlog.stdlib.ProcessorFormatter(
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                escape_control_characters,
                 structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty()),
             ],
             foreign_pre_chain=SHARED_PROCESSORS,

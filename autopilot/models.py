@@ -49,6 +49,15 @@ class Batch(BaseModel):
     implicit: bool = False  # a plan without batch headings: one batch of all tasks
 
 
+class KeptField(BaseModel):
+    """A `**Label:** value` line autopilot does not read: it stays in the text the agent gets
+    (`**Target Efficiency:** >85%`); `--dry-run` lists it so nobody thinks it was acted on."""
+
+    line: int
+    label: str  # as written, without the stars and colon
+    owner: str  # "plan context", "Batch 31", "Task 31.1": whose text keeps it
+
+
 class IgnoredBlock(BaseModel):
     """Text the parser kept only as context (front matter, prose outside batches and tasks)."""
 
@@ -68,6 +77,11 @@ class Plan(BaseModel):
     # The texts (task bodies, context, batch descriptions) are left out: they stay in the
     # snapshot under the state dir (autopilot/plan_snapshots.py), read by the activities.
     outline: bool = False
+    # The plan's default `**Execution Mode:**` (before the first batch), as read ("sequential",
+    # "parallel, local"); "" when the plan sets none. Each batch already has it applied.
+    execution_mode: str = ""
+    execution_mode_line: int = 0
+    kept_fields: list[KeptField] = Field(default_factory=list)
 
     def task_count(self) -> int:
         return sum(len(batch.tasks) for batch in self.batches)

@@ -9,7 +9,11 @@ the line ranges of the blocks.
 
 Structure:
 - `## Batch 31: Title` / `### Batch 31: Title` starts a batch; the text up to its first task is
-  the batch description (optional `**Dependencies:**` and `**Execution Mode:**` fields).
+  the batch description (optional `**Dependencies:**` and `**Execution Mode:**` fields). An
+  `**Execution Mode:**` before the first batch is the default of every batch that sets none.
+- Batch and task numbers are ASCII digits (a batch number fits a signed 64-bit integer, the
+  type of the AutopilotBatch search attribute); other scripts' digits are a near-miss error.
+- `**Label:**` lines the parser does not read stay in the text and are listed as kept.
 - `### Task 31.1: Title` / `#### Task 31.1a: Title` starts a task; its body runs to the next task
   or batch heading. A non-task heading of a higher rank (fewer `#`) than the task heading ends the
   task; one of rank <= the batch heading's ends the batch. The text after either is plan prose.
@@ -23,7 +27,10 @@ Structure:
 from __future__ import annotations
 
 import gc
+import itertools
+import os
 import re
+import stat
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -32,10 +39,25 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from autopilot.models import Batch, FileRef, IgnoredBlock, Plan, Task
+from autopilot.models import Batch, FileRef, IgnoredBlock, KeptField, Plan, Task
 from autopilot.plan_blocks import Block, top_level_blocks
 
-__all__ = ["PlanError", "PlanIssue", "load_plan", "parse_plan", "select_batches"]
+__all__ = [
+    "BATCH_NUMBER_MAX",
+    "PLAN_SIZE_LIMIT",
+    "PlanError",
+    "PlanIssue",
+    "load_plan",
+    "parse_plan",
+    "read_plan_bytes",
+    "select_batches",
+]
+
+# A plan is a text file of a few hundred kB at most (a 10,000-task plan is ~1 MB): anything
+# bigger is the wrong file, and would be read into memory whole.
+PLAN_SIZE_LIMIT = 8 * 1024 * 1024
+# The AutopilotBatch search attribute is a Temporal Int: a signed 64-bit integer.
+BATCH_NUMBER_MAX = 2**63 - 1
 
 
 class PlanIssue(BaseModel):
@@ -68,9 +90,15 @@ class PlanError(Exception):
 
 # Between the number and the title: ":", "." (not "31.5"), " - ", en or em dash; or no title.
 _SEPARATOR = r"(?:\s*:|\.(?=\s|$)|\s+[-\u2013\u2014](?=\s|$))"
-_BATCH_RE = re.compile(rf"^batch\s+(\d+)(?:{_SEPARATOR}\s*(.*))?$", re.IGNORECASE)
-_TASK_RE = re.compile(rf"^task\s+(\d+(?:\.\d+)*[a-z]?)(?:{_SEPARATOR}\s*(.*))?$", re.IGNORECASE)
-# A heading that starts like a batch/task heading but is not one is reported, never dropped.
+# re.ASCII: `\d` is 0-9 only (not Arabic-Indic or fullwidth digits), and IGNORECASE folds
+# ASCII letters only (without it `[a-z]` takes the Kelvin sign and `task` the long s).
+_BATCH_RE = re.compile(rf"^batch\s+(\d+)(?:{_SEPARATOR}\s*(.*))?$", re.IGNORECASE | re.ASCII)
+_TASK_RE = re.compile(
+    rf"^task\s+(\d+(?:\.\d+)*[a-z]?)(?:{_SEPARATOR}\s*(.*))?$", re.IGNORECASE | re.ASCII
+)
+# A heading that starts like a batch/task heading but is not one is reported, never dropped:
+# Unicode on purpose, so a task numbered in another script, or a Kelvin sign after the number,
+# is reported, not taken as prose.
 _NEAR_MISS_RE = re.compile(r"^(batch|task)\s*#?\d", re.IGNORECASE)
 
 # `**Label:** value` or `**Label**: value` at the start of a line of a top-level paragraph.
@@ -91,8 +119,10 @@ _LABELS: dict[str, _FieldKind] = {
 }
 
 _NONE_VALUES = frozenset({"", "none", "-", "\u2013", "\u2014", "n/a", "na", "nothing"})
-_TASK_REF_RE = re.compile(r"^(?:tasks?\s*)?(\d+(?:\.\d+)*[a-z]?)(?=$|[\s:\-\u2013\u2014])", re.I)
-_BATCH_REF_RE = re.compile(r"^(?:batch(?:es)?\s*)?(\d+)(?=$|[\s:\-\u2013\u2014])", re.I)
+_TASK_REF_RE = re.compile(
+    r"^(?:tasks?\s*)?(\d+(?:\.\d+)*[a-z]?)(?=$|[\s:\-\u2013\u2014])", re.I | re.ASCII
+)
+_BATCH_REF_RE = re.compile(r"^(?:batch(?:es)?\s*)?(\d+)(?=$|[\s:\-\u2013\u2014])", re.I | re.ASCII)
 _LIST_SPLIT_RE = re.compile(r"\s*(?:,|;|&|\band\b)\s*", re.IGNORECASE)
 _PARENTHESES_RE = re.compile(r"\([^)]*\)")
 _LIST_MARKER_RE = re.compile(r"^\s*(?:[-*+]|\d+[.)])(?:\s+\[[ xX]\])?(?:\s+|$)")
@@ -100,7 +130,23 @@ _CHECKBOX_RE = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+\[[ xX]\]")
 _LINE_RANGE_RE = re.compile(r":\d+(?:-\d+)?$")
 _ACTION_RE = re.compile(r"^([A-Za-z]+)\s*:?$")
 _ACTION_PREFIX_RE = re.compile(r"^([A-Za-z]+)\s*:\s+(.*)$")
-_EXECUTION_MODES = ("local", "dagger")
+# `**Execution Mode:**` says how a batch's tasks run, where, or both: `parallel` (up to
+# --concurrency at once) or `sequential` (one at a time, in plan order); `local` (the task's
+# worktree on the worker) or `dagger` (containers: not available yet). Words are separated by
+# commas, spaces, `+` or `/`; a remark in parentheses is left out.
+_HOW_MODES: dict[str, bool] = {"parallel": False, "sequential": True}  # value: sequential
+_WHERE_MODES = ("local", "dagger")
+_AVAILABLE_WHERE = ("local",)
+_MODE_SPLIT_RE = re.compile(r"[\s,;+/]+")
+_MODE_SYNTAX = (
+    "write how the tasks run (`parallel` or `sequential`), where (`local`), or both, e.g."
+    " `**Execution Mode:** sequential, local`"
+)
+# A task file given as a line of its own, `Create `path`:`, followed by a fenced code block.
+_CREATE_RE = re.compile(
+    r"^(create|modify|update|edit|add|write|test)\s+(?:file\s+)?`([^`\n]+)`\s*:$",
+    re.IGNORECASE | re.ASCII,
+)
 _SUMMARY_MAX = 80
 
 
@@ -140,6 +186,16 @@ class _TaskDraft:
 
 
 @dataclass
+class _Mode:
+    """An `**Execution Mode:**` field as read: each part None when it does not say."""
+
+    line: int
+    text: str  # normalised, e.g. "sequential, local"
+    sequential: bool | None = None
+    where: Literal["local", "dagger"] | None = None
+
+
+@dataclass
 class _BatchDraft:
     number: int
     title: str
@@ -147,7 +203,7 @@ class _BatchDraft:
     rank: int | None  # None: the implicit batch of a plan without batch headings
     description: str = ""
     depends: list[tuple[int, int]] = field(default_factory=list)  # (batch number, line)
-    mode: Literal["local", "dagger"] | None = None
+    mode: _Mode | None = None
     tasks: list[_TaskDraft] = field(default_factory=list)
 
 
@@ -162,8 +218,11 @@ class _Segment:
 
 
 class _Issues:
+    """What parsing found besides the plan itself: problems, and the fields kept as text."""
+
     def __init__(self) -> None:
         self.items: list[PlanIssue] = []
+        self.kept: list[KeptField] = []
 
     def add(self, line: int, message: str) -> None:
         self.items.append(PlanIssue(line=line, message=message))
@@ -174,20 +233,62 @@ class _Issues:
 # --------------------------------------------------------------------------------------------
 
 
+def read_plan_bytes(path: str | Path) -> bytes:
+    """The plan file's bytes, refused (`PlanError`) before reading if it is not a regular file
+    (a FIFO would block the reader for ever, a device never end) or is over PLAN_SIZE_LIMIT."""
+    name = str(path)
+
+    def refuse(message: str) -> PlanError:
+        return PlanError(name, [PlanIssue(line=0, message=message)])
+
+    try:
+        # O_NONBLOCK: opening a FIFO without a writer returns at once instead of waiting; the
+        # descriptor's own fstat then says what it is (no race with a file swapped in between).
+        fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise refuse("plan file not found; check the path") from None
+    except IsADirectoryError:
+        raise refuse(
+            "is a directory, not a plan file; give the path of the markdown plan"
+        ) from None
+    except OSError as exc:
+        message = f"cannot read the plan file ({exc.strerror or exc}); check its permissions"
+        raise refuse(message) from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise refuse("is a directory, not a plan file; give the path of the markdown plan")
+        if not stat.S_ISREG(mode):
+            raise refuse(
+                f"is not a regular file (it is a {_file_kind(mode)}); give the path of the"
+                " markdown plan itself"
+            )
+        with os.fdopen(fd, "rb", closefd=False) as file:
+            raw = file.read(PLAN_SIZE_LIMIT + 1)  # never more, even if the file grows meanwhile
+    finally:
+        os.close(fd)
+    if len(raw) > PLAN_SIZE_LIMIT:
+        raise refuse(
+            f"the plan file is over the {PLAN_SIZE_LIMIT // (1024 * 1024)} MiB limit of a plan;"
+            " check that this is the plan, or split it into several plans"
+        )
+    return raw
+
+
+def _file_kind(mode: int) -> str:
+    kinds = (
+        (stat.S_ISFIFO, "FIFO (named pipe)"),
+        (stat.S_ISCHR, "character device"),
+        (stat.S_ISBLK, "block device"),
+        (stat.S_ISSOCK, "socket"),
+    )
+    return next((kind for test, kind in kinds if test(mode)), "special file")
+
+
 def load_plan(path: str | Path) -> Plan:
     """Read and parse a plan file (UTF-8). Any problem, the file's own included: `PlanError`."""
     name = str(path)
-    try:
-        raw = Path(path).read_bytes()
-    except FileNotFoundError:
-        message = "plan file not found; check the path"
-        raise PlanError(name, [PlanIssue(line=0, message=message)]) from None
-    except IsADirectoryError:
-        message = "is a directory, not a plan file; give the path of the markdown plan"
-        raise PlanError(name, [PlanIssue(line=0, message=message)]) from None
-    except OSError as exc:
-        message = f"cannot read the plan file ({exc.strerror or exc}); check its permissions"
-        raise PlanError(name, [PlanIssue(line=0, message=message)]) from None
+    raw = read_plan_bytes(path)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -252,6 +353,7 @@ def _gc_paused() -> Iterator[None]:
 def _parse_lines(lines: list[str], path: str, *, fast: bool) -> Plan:
     """The plan in the lines of a file."""
     issues = _Issues()
+    _refuse_nul(lines, path)
 
     front_matter, fm_lines = _front_matter(lines)
     # markdown-it reads the front matter as blank lines: line numbers stay those of the file.
@@ -267,6 +369,7 @@ def _parse_lines(lines: list[str], path: str, *, fast: bool) -> Plan:
     if fm_lines:
         ignored.append(_front_matter_block(front_matter, fm_lines))
     context = ""
+    plan_mode: _Mode | None = None
     bounds = [segment.start for segment in segments] + [len(lines)]
     pointer = 0
     for number, segment in enumerate(segments):
@@ -282,12 +385,17 @@ def _parse_lines(lines: list[str], path: str, *, fast: bool) -> Plan:
                 ignored.append(prose)
             if segment.kind == "pre":
                 context = _strip_blank_lines(lines[start:end])
+                plan_mode = _plan_fields(_fields(own, lines, issues, "plan context"), issues)
         elif segment.kind == "batch" and segment.batch is not None:
             segment.batch.description = _strip_blank_lines(lines[start + 1 : end])
-            _batch_fields(segment.batch, _fields(own, lines), issues)
+            found = _fields(own, lines, issues, f"Batch {segment.batch.number}")
+            _batch_fields(segment.batch, found, issues)
         elif segment.kind == "task" and segment.task is not None:
             segment.task.body = _strip_blank_lines(lines[start + 1 : end])
-            _task_fields(segment.task, _fields(own, lines), issues)
+            _task_fields(
+                segment.task, _fields(own, lines, issues, f"Task {segment.task.id}"), issues
+            )
+            _created_files(segment.task, own)
 
     _validate(batches, issues)
     if issues.items:
@@ -298,9 +406,23 @@ def _parse_lines(lines: list[str], path: str, *, fast: bool) -> Plan:
         title=title,
         front_matter=front_matter,
         context=context,
-        batches=[_batch_model(batch) for batch in batches],
+        batches=[_batch_model(batch, plan_mode) for batch in batches],
         ignored=ignored,
+        execution_mode=plan_mode.text if plan_mode else "",
+        execution_mode_line=plan_mode.line if plan_mode else 0,
+        kept_fields=sorted(issues.kept, key=lambda kept: kept.line),
     )
+
+
+def _refuse_nul(lines: Sequence[str], path: str) -> None:
+    """A NUL byte is never in a text plan (the wrong file, or a broken one): stop at once."""
+    for number, line in enumerate(lines, 1):
+        if "\0" in line:
+            message = (
+                "this line holds a NUL byte (\\0), which a markdown plan never has; remove it,"
+                " or check that this is the plan and not a binary file"
+            )
+            raise PlanError(path, [PlanIssue(line=number, message=message)])
 
 
 # --------------------------------------------------------------------------------------------
@@ -351,7 +473,15 @@ def _structure(
         line, rank = block.start + 1, block.rank
         task_match = None if batch_match else _TASK_RE.match(text)
         if batch_match:
-            batch = _BatchDraft(int(batch_match[1]), (batch_match[2] or "").strip(), line, rank)
+            number = _batch_number(batch_match[1])
+            if number is None:
+                issues.add(
+                    line,
+                    f"batch number {_shortened(batch_match[1])} is too large; number batches"
+                    f" from 0 to {BATCH_NUMBER_MAX} (a signed 64-bit integer)",
+                )
+                number = -line  # unique, so it adds no other error
+            batch = _BatchDraft(number, (batch_match[2] or "").strip(), line, rank)
             batches.append(batch)
             task = None
             segments.append(_Segment(block.start, "batch", batch=batch))
@@ -374,7 +504,7 @@ def _structure(
         else:
             near = _NEAR_MISS_RE.match(text)
             if near:
-                what = near[1].lower()
+                what = "batch" if near[1].lower() == "batch" else "task"  # a long s too
                 example = "## Batch 3: Title" if what == "batch" else "### Task 3.1: Title"
                 issues.add(
                     line,
@@ -388,6 +518,19 @@ def _structure(
                 task = None
                 segments.append(_Segment(block.start, "prose"))
     return segments, batches
+
+
+def _batch_number(digits: str) -> int | None:
+    """The batch number written as `digits`; None if it does not fit BATCH_NUMBER_MAX (checked
+    on the length first: int() refuses more than 4,300 digits with a ValueError)."""
+    digits = digits.lstrip("0") or "0"
+    if len(digits) > len(str(BATCH_NUMBER_MAX)) or int(digits) > BATCH_NUMBER_MAX:
+        return None
+    return int(digits)
+
+
+def _shortened(digits: str) -> str:
+    return digits if len(digits) <= 24 else f"{digits[:10]}...({len(digits)} digits)"
 
 
 def _strip_blank_lines(lines: Sequence[str]) -> str:
@@ -437,9 +580,12 @@ def _front_matter_block(front_matter: str, fm_lines: int) -> IgnoredBlock:
 # --------------------------------------------------------------------------------------------
 
 
-def _fields(blocks: Sequence[Block], lines: Sequence[str]) -> list[_Field]:
+def _fields(
+    blocks: Sequence[Block], lines: Sequence[str], issues: _Issues, owner: str
+) -> list[_Field]:
     """`**Label:** value` lines of top-level paragraphs (setext headings too), with a list or
-    code block that follows a label without a value (or one ending in ':')."""
+    code block that follows a label without a value (or one ending in ':'). A label that is no
+    field stays text, and is listed in `issues.kept` with `owner`."""
     found: list[_Field] = []
     for position, block in enumerate(blocks):
         if (block.kind != "paragraph" and block.kind != "setext") or "**" not in block.text:
@@ -455,6 +601,8 @@ def _fields(blocks: Sequence[Block], lines: Sequence[str]) -> list[_Field]:
                 if kind is not None:
                     current = _Field(kind, match[1].strip(), block.start + offset + 1, match[2])
                     found.append(current)
+                else:
+                    issues.kept.append(_kept(match[1], block.start + offset + 1, owner))
             elif current is not None:
                 current.inline = f"{current.inline} {text}".strip()
         if current is None or position + 1 >= len(blocks):
@@ -578,11 +726,17 @@ def _split_outside_backticks(value: str) -> list[str]:
     return [piece.strip() for piece in pieces if piece.strip()]
 
 
+def _kept(label: str, line: int, owner: str) -> KeptField:
+    return KeptField(line=line, label=" ".join(label.split()), owner=owner)
+
+
 def _task_fields(task: _TaskDraft, found: Sequence[_Field], issues: _Issues) -> None:
     commit_line: int | None = None
     where = f"Task {task.id}"
     for item in found:
-        if item.kind == "files":
+        if item.kind == "mode":  # a batch's or the plan's field: in a task it is only text
+            issues.kept.append(_kept(item.label, item.line, where))
+        elif item.kind == "files":
             if item.items:
                 refs = [_file_ref(entry.text.split("\n")[0], entry.line) for entry in item.items]
             else:
@@ -617,11 +771,81 @@ def _task_fields(task: _TaskDraft, found: Sequence[_Field], issues: _Issues) -> 
             task.commit = message or None
 
 
+def _created_files(task: _TaskDraft, blocks: Sequence[Block]) -> None:
+    """Files a task gives as a paragraph `Create `path`:` followed by a fenced code block,
+    added to its **Files:** (once: a path listed there already is not repeated)."""
+    listed = {ref.path for ref in task.files}
+    for block, following in itertools.pairwise(blocks):
+        if block.kind != "paragraph" or following.kind != "code":
+            continue
+        match = _CREATE_RE.match(block.text.strip())
+        if match is None:
+            continue
+        path = _LINE_RANGE_RE.sub("", match[2].strip())
+        if path and path not in listed:
+            listed.add(path)
+            task.files.append(FileRef(action=match[1].lower(), path=path, line=block.start + 1))
+
+
+def _plan_fields(found: Sequence[_Field], issues: _Issues) -> _Mode | None:
+    """The plan's default execution mode, from the prose before the first batch; the other
+    fields there are only text (plan context)."""
+    mode: _Mode | None = None
+    for item in found:
+        if item.kind != "mode":
+            issues.kept.append(_kept(item.label, item.line, "plan context"))
+        elif mode is not None:
+            issues.add(
+                item.line,
+                f"the plan has a second default **Execution Mode:** (first at line {mode.line});"
+                " keep one",
+            )
+        else:
+            mode = _read_mode(item, "the plan", issues)
+    return mode
+
+
+def _read_mode(item: _Field, where: str, issues: _Issues) -> _Mode | None:
+    """An `**Execution Mode:**` value: how, where, or both (see _HOW_MODES, _WHERE_MODES)."""
+    written = _plain(item.inline)
+    words = [w for w in _MODE_SPLIT_RE.split(_PARENTHESES_RE.sub(" ", written).lower()) if w]
+    mode = _Mode(line=item.line, text="")
+    problem = "" if words else f"empty Execution Mode for {where}; {_MODE_SYNTAX}"
+    for word in words:
+        if problem:
+            break
+        if word in _HOW_MODES:
+            if mode.sequential is not None and mode.sequential != _HOW_MODES[word]:
+                problem = (
+                    f"Execution Mode '{written}' for {where} says both parallel and sequential"
+                )
+            mode.sequential = _HOW_MODES[word]
+        elif word in _WHERE_MODES:
+            if mode.where is not None and mode.where != word:
+                problem = f"Execution Mode '{written}' for {where} names two places to run"
+            mode.where = "local" if word == "local" else "dagger"
+        else:
+            problem = f"unknown Execution Mode '{written}' for {where}; {_MODE_SYNTAX}"
+    if not problem and mode.where is not None and mode.where not in _AVAILABLE_WHERE:
+        problem = (
+            f"Execution Mode '{mode.where}' for {where} (tasks in containers) is not available"
+            " yet; use `local`, or leave the place out"
+        )
+    if problem:
+        issues.add(item.line, problem)
+        return None
+    parts = [] if mode.sequential is None else ["sequential" if mode.sequential else "parallel"]
+    mode.text = ", ".join([*parts, *([mode.where] if mode.where else [])])
+    return mode
+
+
 def _batch_fields(batch: _BatchDraft, found: Sequence[_Field], issues: _Issues) -> None:
     mode_line: int | None = None
     where = f"Batch {batch.number}"
     for item in found:
-        if item.kind == "depends":
+        if item.kind in ("files", "verification", "commit"):  # a task's fields: text here
+            issues.kept.append(_kept(item.label, item.line, where))
+        elif item.kind == "depends":
             for value, line in _field_values(item):
                 match = _BATCH_REF_RE.match(value)
                 if match is None:
@@ -630,8 +854,14 @@ def _batch_fields(batch: _BatchDraft, found: Sequence[_Field], issues: _Issues) 
                         f"cannot read dependency '{value}' of {where}; list batches like"
                         " `**Dependencies:** Batch 1, Batch 2` or write `None`",
                     )
-                elif all(dep != int(match[1]) for dep, _ in batch.depends):
-                    batch.depends.append((int(match[1]), line))
+                elif (number := _batch_number(match[1])) is None:
+                    issues.add(
+                        line,
+                        f"{where} depends on batch number {_shortened(match[1])}, which is too"
+                        f" large; batch numbers go from 0 to {BATCH_NUMBER_MAX}",
+                    )
+                elif all(dep != number for dep, _ in batch.depends):
+                    batch.depends.append((number, line))
         elif item.kind == "mode":
             if mode_line is not None:
                 issues.add(
@@ -641,17 +871,7 @@ def _batch_fields(batch: _BatchDraft, found: Sequence[_Field], issues: _Issues) 
                 )
                 continue
             mode_line = item.line
-            mode = _plain(item.inline).lower()
-            if mode == "local":
-                batch.mode = "local"
-            elif mode == "dagger":
-                batch.mode = "dagger"
-            else:
-                issues.add(
-                    item.line,
-                    f"unknown Execution Mode '{_plain(item.inline)}' for {where};"
-                    " use `local` or `dagger`",
-                )
+            batch.mode = _read_mode(item, where, issues)
 
 
 # --------------------------------------------------------------------------------------------
@@ -814,13 +1034,20 @@ def _cycles(graph: dict[str, list[str]], lines: dict[str, int]) -> list[list[str
 # --------------------------------------------------------------------------------------------
 
 
-def _batch_model(batch: _BatchDraft) -> Batch:
+def _batch_model(batch: _BatchDraft, plan_mode: _Mode | None) -> Batch:
+    # What the batch does not say, the plan's default says; what neither says is the default:
+    # parallel (up to --concurrency), local (None).
+    sequential = next(
+        (m.sequential for m in (batch.mode, plan_mode) if m and m.sequential is not None), False
+    )
+    where = next((m.where for m in (batch.mode, plan_mode) if m and m.where), None)
     return Batch(
         number=batch.number,
         title=batch.title,
         description=batch.description,
         dependencies=[number for number, _ in batch.depends],
-        execution_mode=batch.mode,
+        execution_mode=where,
+        sequential=sequential,
         tasks=[
             Task(
                 id=task.id,

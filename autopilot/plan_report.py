@@ -1,8 +1,10 @@
 """The plain-text plan description `starter.py PLAN --dry-run` prints.
 
-Selected batches are shown in full (dependencies, files, verification, commit message); batches
-outside the selection show one line per task. Dependencies on batches or tasks outside the
-selection are marked "assumed merged": the run will not wait for them.
+Selected batches are shown in full (dependencies, execution mode, files, verification, commit
+message); batches outside the selection show one line per task. Dependencies on batches or tasks
+outside the selection are marked "assumed merged": the run will not wait for them. Bold fields
+autopilot does not read are listed as kept: the agent gets them as written. Every line is
+printed with its control characters escaped: titles come from the plan, which is user input.
 """
 
 from __future__ import annotations
@@ -10,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from autopilot.models import Batch, Plan, Task
+from autopilot.safe_text import printable
 
-__all__ = ["describe_plan"]
+__all__ = ["describe_plan", "mode_text"]
 
 _UNTITLED = "(no title)"
 
@@ -21,6 +24,10 @@ def describe_plan(plan: Plan, selected: Plan) -> str:
     chosen_batches = {batch.number for batch in selected.batches}
     chosen_tasks = {task.id for batch in selected.batches for task in batch.tasks}
     out = [f"Plan: {plan.path}", f"Title: {plan.title or _UNTITLED}"]
+    if plan.execution_mode:
+        out.append(
+            f"Default execution mode: {plan.execution_mode} (line {plan.execution_mode_line})"
+        )
     for batch in plan.batches:
         out.append("")
         if batch.number in chosen_batches:
@@ -36,13 +43,28 @@ def describe_plan(plan: Plan, selected: Plan) -> str:
     else:
         out.append("  nothing")
 
+    out.append("")
+    out.append(
+        "Kept as text (bold fields autopilot does not read; the agent gets them as written):"
+    )
+    if plan.kept_fields:
+        for kept in plan.kept_fields:
+            out.append(f"  line {kept.line}: **{kept.label}:** ({kept.owner})")
+    else:
+        out.append("  nothing")
+
     selected_tasks = selected.task_count()
     out.append("")
     out.append(
         f"{_count(len(selected.batches), 'batch', 'batches')},"
         f" {_count(selected_tasks, 'task', 'tasks')} selected of {plan.task_count()}"
     )
-    return "\n".join(out)
+    return "\n".join(printable(line) for line in out)
+
+
+def mode_text(sequential: bool, where: str | None) -> str:
+    """How and where a batch's tasks run, e.g. `sequential, local`."""
+    return f"{'sequential' if sequential else 'parallel'}, {where or 'local'}"
 
 
 def _count(number: int, one: str, many: str) -> str:
@@ -61,7 +83,7 @@ def _batch_settings(batch: Batch, chosen_batches: set[int] | None) -> str:
         + ("" if chosen_batches is None or number in chosen_batches else " (assumed merged)")
         for number in batch.dependencies
     )
-    mode = batch.execution_mode or "default"
+    mode = mode_text(batch.sequential, batch.execution_mode)
     return f"  depends on: {deps or 'none'} | execution mode: {mode}"
 
 

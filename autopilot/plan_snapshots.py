@@ -78,6 +78,7 @@ def outline(plan: Plan) -> Plan:
             "context": "",
             "front_matter": "",
             "ignored": [],
+            "kept_fields": [],
             "outline": True,
             "batches": [
                 batch.model_copy(

@@ -17,6 +17,7 @@ from autopilot.models import (
     TaskState,
     TaskStatus,
 )
+from autopilot.safe_text import printable
 
 STATE_STYLE = {
     TaskState.PENDING: "dim",
@@ -40,7 +41,7 @@ def elapsed(task: TaskStatus, now: datetime) -> str:
 
 def summary_line(status: SessionStatus) -> str:
     paused = f" (PAUSED: {status.pause_reason})" if status.paused else ""
-    return (
+    return printable(
         f"{status.id}: {status.status.value}{paused}, batch {status.current_batch or '-'} of "
         f"{status.total_batches} selected, {status.tasks_completed}/{status.tasks_total} tasks "
         f"merged, ${status.cost_usd:.4f}"
@@ -59,7 +60,7 @@ def task_line(task: TaskStatus, live: LiveTask | None = None) -> str:
         line += f" after {task.attempts} agent attempts"
     if task.last_error and task.state in FINISHED_TASK_STATES - {TaskState.MERGED}:
         line += f" — {task.last_error}"
-    return line
+    return printable(line)  # titles and errors come from the plan and the agent
 
 
 def render_table(status: SessionStatus, live: dict[str, LiveTask], now: datetime) -> Table:
@@ -74,13 +75,13 @@ def render_table(status: SessionStatus, live: dict[str, LiveTask], now: datetime
         note = task.last_error or (doing.phase if doing else "")
         table.add_row(
             str(task.batch),
-            Text(f"{task.id} {task.title}"),
+            Text(printable(f"{task.id} {task.title}")),
             Text(task.state.value, style=STATE_STYLE[task.state]),
             elapsed(task, now),
             str(attempts or ""),
             str(turns or ""),
             f"${task.cost_usd:.4f}" if task.cost_usd else "",
-            Text(note[:80]),
+            Text(printable(note[:80])),
         )
     return table
 

@@ -24,7 +24,6 @@ run with a `RepoConfigError` that names the file, the key and what to write inst
 from __future__ import annotations
 
 import difflib
-import math
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,9 +34,13 @@ from pydantic import BaseModel
 
 from autopilot.checks import CheckSyntaxError, parse_check
 from autopilot.models import CheckCommand, ReviewMode, ReviewSettings
+from autopilot.options import CHECK_TIMEOUT, REVIEW_ROUNDS, flag_value
 
 CONFIG_FILE = ".autopilot.toml"
 TABLE = "review"
+# Not read past this: the prompt goes to the server in every task's request, whose payload
+# limit (autopilot/payload_size.py) refuses far less anyway, with the task named.
+PROMPT_FILE_LIMIT = 8 * 1024 * 1024
 
 MODES: tuple[str, ...] = get_args(ReviewMode)
 ON_FAILURE: tuple[str, ...] = get_args(ReviewSettings.model_fields["on_failure"].annotation)
@@ -154,20 +157,17 @@ def _choice(allowed: tuple[str, ...]) -> Callable[[_Key, object], str]:
 
 
 def _rounds(where: _Key, value: object) -> int:
-    # bool is an int in Python; `rounds = true` is a mistake, not 1.
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise where.error(value, "is not allowed; use a whole number of at least 1 (1 = no fixes).")
+    # bool is an int in Python; `rounds = true` is a mistake, not 1 (Range.problem says so).
+    problem = REVIEW_ROUNDS.problem(value)
+    if problem is not None or not isinstance(value, int):
+        raise where.error(value, f"is not allowed; use {problem} (1 = no fixes).")
     return value
 
 
 def _timeout(where: _Key, value: object) -> float:
-    if (
-        not isinstance(value, int | float)
-        or isinstance(value, bool)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise where.error(value, "is not allowed; use a number of seconds greater than 0.")
+    problem = CHECK_TIMEOUT.problem(value)
+    if problem is not None or not isinstance(value, int | float):
+        raise where.error(value, f"is not allowed; use {problem}.")
     return float(value)
 
 
@@ -198,6 +198,13 @@ def _read_prompt_file(where: _Key, repo: Path, name: str) -> str:
         )
     if not target.is_file():
         raise where.error(name, f"is not a file in the repo ({target}); create it or fix the path.")
+    size = target.stat().st_size
+    if size > PROMPT_FILE_LIMIT:
+        raise where.error(
+            name,
+            f"is {size / 2**20:.1f} MiB, over the {PROMPT_FILE_LIMIT // 2**20} MiB limit of a"
+            " reviewer prompt; keep it to the instructions the reviewer needs.",
+        )
     try:
         return target.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
@@ -255,14 +262,13 @@ def _check_flags(
 ) -> None:
     if mode is not None and mode not in MODES:
         raise RepoConfigError(f"--review {mode!r} is not allowed; use one of: {', '.join(MODES)}.")
-    if rounds is not None and rounds < 1:
-        raise RepoConfigError(
-            f"--review-rounds {rounds} is not allowed; use a whole number of at least 1."
-        )
-    if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
-        raise RepoConfigError(
-            f"--check-timeout {timeout:g} is not allowed; use a number of seconds greater than 0."
-        )
+    for flag, value, limits in (
+        ("--review-rounds", rounds, REVIEW_ROUNDS),
+        ("--check-timeout", timeout, CHECK_TIMEOUT),
+    ):
+        problem = None if value is None else limits.problem(value)
+        if problem is not None:
+            raise RepoConfigError(f"{flag} {flag_value(value)} is not allowed; use {problem}.")
     if on_failure is not None and on_failure not in ON_FAILURE:
         raise RepoConfigError(
             f"--on-failure {on_failure!r} is not allowed; use one of: {', '.join(ON_FAILURE)}."

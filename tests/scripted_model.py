@@ -627,6 +627,8 @@ _COMMIT_RE = re.compile(r"^\s*\*\*Commit(?: message)?:?\*\*:?\s*(.+?)\s*$", re.I
 _ITEM_RE = re.compile(r"^\s*[-*+]\s+(.*)$")
 _LABEL_RE = re.compile(r"^(?:\*\*)?[A-Za-z][A-Za-z ]*?:(?:\*\*)?\s+(.*)$")
 _LINES_SUFFIX_RE = re.compile(r":\d+(?:-\d+)?$")
+# "Create `path`:" on a line of its own, its content in the fenced block that follows.
+_CREATE_RE = re.compile(r"^\s*(?:create|modify|update|edit|add|write)\s+`([^`]+)`\s*:\s*$", re.I)
 
 
 @dataclass
@@ -688,8 +690,38 @@ def _split_code(lines: list[str]) -> tuple[list[str], list[str]]:
     return blocks, outside
 
 
+def _created_files(lines: list[str]) -> list[tuple[str, str]]:
+    """(path, content) of each `Create `path`:` line whose next non-blank line opens a code
+    block: that block is the file's content."""
+    created: list[tuple[str, str]] = []
+    pending: str | None = None
+    number = 0
+    while number < len(lines):
+        line = lines[number]
+        fence = _FENCE_RE.match(line)
+        if fence is not None and not (fence.group(1)[0] == "`" and "`" in fence.group(2)):
+            body, number = [], number + 1
+            marker = fence.group(1)
+            while number < len(lines):
+                stripped = lines[number].strip()
+                if stripped.startswith(marker) and set(stripped) == {marker[0]}:
+                    break
+                body.append(lines[number])
+                number += 1
+            if pending is not None:
+                created.append((pending, "".join(f"{b}\n" for b in body)))
+            pending = None
+        elif line.strip():
+            match = _CREATE_RE.match(line)
+            pending = _LINES_SUFFIX_RE.sub("", match.group(1).strip()) if match else None
+        number += 1
+    return created
+
+
 def parse_task(prompt: str) -> TaskSpec:
-    """Read task id/title, files, code blocks and commit message from an agent prompt."""
+    """Read task id/title, files, code blocks and commit message from an agent prompt. Files
+    given as `Create `path`:` + a code block come first, each with its own block; then the
+    `**Files:**` list's, code block i for file i."""
     task = find_task_line(prompt)
     task_id, title = task if task is not None else ("unknown", "Untitled task")
     region = _task_region(prompt)
@@ -720,6 +752,11 @@ def parse_task(prompt: str) -> TaskSpec:
     message = commit.group(1).strip().strip("`").strip() if commit else ""
     if len(message) >= 2 and message[0] == message[-1] and message[0] in "\"'":
         message = message[1:-1]
+    created = _created_files(region.splitlines())
+    if created:
+        paths = [path for path, _ in created]
+        files = paths + [path for path in files if path not in paths]
+        blocks = [content for _, content in created]
     return TaskSpec(
         id=task_id,
         title=title,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 from pathlib import Path
 from typing import Any
@@ -203,12 +204,165 @@ def test_batch_dependencies(value: str, expected: list[int]) -> None:
 
 
 @pytest.mark.parametrize(
-    ("value", "expected"),
-    [("local", "local"), ("Dagger", "dagger"), ("`LOCAL`", "local"), ("**dagger**", "dagger")],
+    ("value", "where", "sequential"),
+    [
+        ("local", "local", False),
+        ("`LOCAL`", "local", False),
+        ("parallel", None, False),
+        ("**Sequential**", None, True),
+        ("parallel, local", "local", False),
+        ("sequential local", "local", True),
+        ("`local` + sequential", "local", True),
+        ("sequential (one agent: they share a fixture)", None, True),
+        ("parallel, parallel", None, False),
+    ],
 )
-def test_execution_mode(value: str, expected: str) -> None:
+def test_execution_mode(value: str, where: str | None, sequential: bool) -> None:
     plan = parse("## Batch 1: A", f"**Execution Mode:** {value}", "### Task 1.1: a", "a")
-    assert plan.batches[0].execution_mode == expected
+    assert plan.batches[0].execution_mode == where
+    assert plan.batches[0].sequential is sequential
+    assert plan.execution_mode == ""  # the batch's own, not the plan's default
+
+
+def test_plan_default_execution_mode_and_batch_overrides() -> None:
+    plan = parse(
+        "# Plan",  # 1
+        "",
+        "**Execution Mode:** sequential, local",  # 3
+        "**Target Efficiency:** >85%",  # 4
+        "",
+        "## Batch 1: Uses the default",  # 6
+        "### Task 1.1: a",
+        "a",
+        "## Batch 2: Parallel here",  # 9
+        "**Execution Mode:** parallel",  # 10
+        "### Task 2.1: b",
+        "b",
+    )
+    assert (plan.execution_mode, plan.execution_mode_line) == ("sequential, local", 3)
+    first, second = plan.batches
+    assert (first.sequential, first.execution_mode) == (True, "local")
+    assert (second.sequential, second.execution_mode) == (False, "local")  # where: the default
+    assert "**Execution Mode:** sequential, local" in plan.context  # still plan context
+    assert [(k.line, k.label, k.owner) for k in plan.kept_fields] == [
+        (4, "Target Efficiency", "plan context")
+    ]
+
+
+def test_plan_default_in_a_plan_without_batches() -> None:
+    plan = parse(
+        "# Plan", "**Execution Mode:** sequential", "### Task 1: a", "a", "### Task 2: b", "b"
+    )
+    assert plan.batches[0].implicit and plan.batches[0].sequential
+
+
+def test_no_execution_mode_is_parallel_and_local() -> None:
+    plan = parse("## Batch 1: A", "### Task 1.1: a", "a")
+    assert (plan.batches[0].sequential, plan.batches[0].execution_mode) == (False, None)
+    assert (plan.execution_mode, plan.execution_mode_line) == ("", 0)
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("docker", "unknown Execution Mode 'docker' for Batch 1; write how the tasks run"),
+        ("parallel, sequential", "says both parallel and sequential"),
+        ("", "empty Execution Mode for Batch 1; write how the tasks run"),
+        (
+            "dagger",
+            "Execution Mode 'dagger' for Batch 1 (tasks in containers) is not available yet;"
+            " use `local`, or leave the place out",
+        ),
+        ("parallel, dagger", "'dagger' for Batch 1 (tasks in containers) is not available yet"),
+    ],
+)
+@pytest.mark.reliability(
+    "Execution Mode that cannot be used (unknown word, both how's, dagger before it exists)",
+    "PlanError naming the line and the syntax to write",
+)
+def test_execution_modes_that_cannot_be_used(value: str, problem: str) -> None:
+    line, message = one_issue(
+        "## Batch 1: A", f"**Execution Mode:** {value}", "### Task 1.1: a", "a"
+    )
+    assert line == 2
+    assert problem in message
+
+
+@pytest.mark.reliability(
+    "plan-level Execution Mode that cannot be used", "PlanError naming its line"
+)
+def test_bad_plan_default_execution_mode() -> None:
+    assert (
+        one_issue("# P", "**Execution Mode:** dagger", "## Batch 1: A", "### Task 1.1: a", "a")[0]
+        == 2
+    )
+    found = issues(
+        "# P", "**Execution Mode:** local", "**Execution Mode:** parallel", "### Task 1: a", "a"
+    )
+    assert found == [
+        (3, "the plan has a second default **Execution Mode:** (first at line 2); keep one")
+    ]
+
+
+def test_unknown_bold_fields_are_kept_as_text() -> None:
+    plan = parse(
+        "## Batch 1: A",  # 1
+        "**Target Efficiency:** >85%",  # 2
+        "**Files:** not here",  # 3: a task's field, text in a batch
+        "### Task 1.1: a",  # 4
+        "Do a.",
+        "",
+        "**Expected:** all green",  # 7
+        "**Execution Mode:** sequential",  # 8: a batch's field, text in a task
+        "",
+        "**Implementation:**",  # 10
+        "```python",
+        "A = 1",
+        "```",
+    )
+    task = plan.batches[0].tasks[0]
+    assert "**Expected:** all green" in task.body and "A = 1" in task.body
+    assert "**Target Efficiency:** >85%" in plan.batches[0].description
+    assert not plan.batches[0].sequential
+    assert [(k.line, k.label, k.owner) for k in plan.kept_fields] == [
+        (2, "Target Efficiency", "Batch 1"),
+        (3, "Files", "Batch 1"),
+        (7, "Expected", "Task 1.1"),
+        (8, "Execution Mode", "Task 1.1"),
+        (10, "Implementation", "Task 1.1"),
+    ]
+
+
+def test_create_path_followed_by_a_code_block_is_a_task_file() -> None:
+    task = (
+        parse(
+            "### Task 1: a",  # 1
+            "**Files:**",
+            "- Modify: `b.py`",  # 3
+            "",
+            "Create `src/a.py`:",  # 5
+            "```python",
+            "A = 1",
+            "```",
+            "",
+            "Modify `b.py`:",  # 10: listed already
+            "```python",
+            "B = 2",
+            "```",
+            "",
+            "Create `not-a-file.py`: because no code block follows",
+            "",
+            "Create `c.py`:",  # 17: no code block after it
+            "",
+            "text",
+        )
+        .batches[0]
+        .tasks[0]
+    )
+    assert task.files == [
+        FileRef(action="modify", path="b.py", line=3),
+        FileRef(action="create", path="src/a.py", line=5),
+    ]
 
 
 # --------------------------------------------------------------------------------------------
@@ -892,7 +1046,8 @@ def test_no_tasks(text: str) -> None:
 def test_unknown_execution_mode() -> None:
     assert one_issue("## Batch 1: A", "**Execution Mode:** docker", "### Task 1.1: a", "a") == (
         2,
-        "unknown Execution Mode 'docker' for Batch 1; use `local` or `dagger`",
+        "unknown Execution Mode 'docker' for Batch 1; write how the tasks run (`parallel` or"
+        " `sequential`), where (`local`), or both, e.g. `**Execution Mode:** sequential, local`",
     )
 
 
@@ -950,7 +1105,9 @@ def test_all_issues_are_reported_sorted_by_line() -> None:
     err = caught.value
     assert [issue.line for issue in err.issues] == [2, 3, 7, 8]
     assert str(err).splitlines() == [
-        "plan.md:2: unknown Execution Mode 'cloud' for Batch 1; use `local` or `dagger`",
+        "plan.md:2: unknown Execution Mode 'cloud' for Batch 1; write how the tasks run"
+        " (`parallel` or `sequential`), where (`local`), or both, e.g. `**Execution Mode:**"
+        " sequential, local`",
         "plan.md:3: Task 1.1 has an empty body; describe the work under its heading",
         "plan.md:7: Task 1.2 depends on unknown Task 7; fix the id in **Depends on:** or remove it",
         "plan.md:8: Task 1.2 is defined twice (lines 5 and 8); give each task a unique id",
@@ -1007,6 +1164,105 @@ def test_load_plan_not_utf8(tmp_path: Path) -> None:
     assert issue.line == 0
     assert issue.message.startswith("the plan file is not valid UTF-8 (first bad byte on line 4")
     assert issue.message.endswith("save it as UTF-8")
+
+
+@pytest.mark.reliability(
+    "plan path is a FIFO or a device", "PlanError before reading (a FIFO would block for ever)"
+)
+def test_load_plan_refuses_what_is_not_a_regular_file(tmp_path: Path) -> None:
+    fifo = tmp_path / "plan.md"
+    os.mkfifo(fifo)
+    for path, kind in ((fifo, "FIFO (named pipe)"), (Path("/dev/zero"), "character device")):
+        with pytest.raises(PlanError) as caught:
+            load_plan(path)  # returns at once: nothing is read
+        assert caught.value.issues == [
+            PlanIssue(
+                line=0,
+                message=f"is not a regular file (it is a {kind}); give the path of the markdown"
+                " plan itself",
+            )
+        ]
+
+
+@pytest.mark.reliability("plan file over the size limit", "PlanError naming the limit")
+def test_load_plan_refuses_a_file_over_the_limit(tmp_path: Path) -> None:
+    path = tmp_path / "plan.md"
+    with path.open("wb") as file:
+        file.truncate(plan_parser.PLAN_SIZE_LIMIT + 1)  # sparse: no disk used
+    with pytest.raises(PlanError) as caught:
+        load_plan(path)
+    assert str(caught.value) == (
+        f"{path}:0: the plan file is over the 8 MiB limit of a plan; check that this is the"
+        " plan, or split it into several plans"
+    )
+    with path.open("r+b") as file:
+        file.truncate(plan_parser.PLAN_SIZE_LIMIT)  # at the limit: read (and parsed)
+    with pytest.raises(PlanError) as caught:
+        load_plan(path)
+    assert "NUL byte" in str(caught.value)
+
+
+@pytest.mark.reliability("NUL byte in a plan", "PlanError naming its line, nothing else parsed")
+def test_nul_byte_is_an_error_with_its_line() -> None:
+    assert issues("# P", "### Task 1: a", "do \0 it", "\0") == [
+        (
+            3,
+            "this line holds a NUL byte (\\0), which a markdown plan never has; remove it, or"
+            " check that this is the plan and not a binary file",
+        )
+    ]
+
+
+@pytest.mark.parametrize(
+    "heading",
+    [
+        "### Task \u0661.1: Arabic-Indic digit",
+        "### Task 1.\uff11: fullwidth digit",
+        "### Task 1.1\u212a: Kelvin sign as the letter",
+        "### Ta\u017fk 1.1: long s",
+    ],
+)
+@pytest.mark.reliability(
+    "task number in other scripts' digits, or a Kelvin sign as its letter",
+    "PlanError naming the line (a heading that looks like a task), never a task id",
+)
+def test_task_numbers_are_ascii_only(heading: str) -> None:
+    with pytest.raises(PlanError) as caught:
+        parse("## Batch 1: A", "### Task 1.0: ok", "ok", heading, "x")
+    assert any(
+        issue.line == 4 and "looks like a task heading" in issue.message
+        for issue in caught.value.issues
+    ), caught.value.issues
+
+
+@pytest.mark.reliability(
+    "batch number beyond a signed 64-bit integer (the AutopilotBatch search attribute)",
+    "PlanError naming the line; a 5,000-digit number does not crash int()",
+)
+def test_batch_number_must_fit_a_signed_64_bit_integer() -> None:
+    largest = plan_parser.BATCH_NUMBER_MAX
+    plan = parse(f"## Batch {largest}: A", "### Task 1.1: a", "a")
+    assert plan.batches[0].number == largest
+    assert issues(f"## Batch {largest + 1}: A", "### Task 1.1: a", "a") == [
+        (
+            1,
+            f"batch number {largest + 1} is too large; number batches from 0 to {largest}"
+            " (a signed 64-bit integer)",
+        )
+    ]
+    huge = "9" * 5000
+    found = issues(
+        f"## Batch {huge}: A",
+        "### Task 1.1: a",
+        "a",
+        "## Batch 2: B",
+        f"**Dependencies:** Batch {huge}",
+        "### Task 2.1: b",
+        "b",
+    )
+    assert [line for line, _ in found] == [1, 5]
+    assert "9999999999...(5000 digits) is too large" in found[0][1]
+    assert "depends on batch number 9999999999...(5000 digits), which is too large" in found[1][1]
 
 
 def test_load_plan_reports_parse_errors_with_the_path(tmp_path: Path) -> None:
@@ -1148,7 +1404,8 @@ def test_fixture_batch_plan() -> None:
         (33, "Expiry", 78),
     ]
     assert [b.dependencies for b in plan.batches] == [[], [31], [31, 32]]
-    assert [b.execution_mode for b in plan.batches] == ["local", "dagger", None]
+    assert [b.execution_mode for b in plan.batches] == ["local", None, None]
+    assert [b.sequential for b in plan.batches] == [False, True, False]
     tasks = {task.id: task for batch in plan.batches for task in batch.tasks}
     assert list(tasks) == ["31.1", "31.2", "32.1", "32.1a", "33.1"]
     assert tasks["31.1"].files == [

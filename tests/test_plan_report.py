@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from autopilot.plan_parser import load_plan, parse_plan, select_batches
 from autopilot.plan_report import describe_plan
 
@@ -20,8 +22,11 @@ def test_report_of_a_selected_range() -> None:
     assert "Batch 31: Reservation model  (line 11; not selected)" in lines
     assert "Batch 32: Reservation API  (line 50; selected)" in lines
     assert "Batch 33: Expiry  (line 78; selected)" in lines
-    assert "  depends on: Batch 31 (assumed merged) | execution mode: dagger" in lines
-    assert "  depends on: Batch 31 (assumed merged), Batch 32 | execution mode: default" in lines
+    assert "  depends on: Batch 31 (assumed merged) | execution mode: sequential, local" in lines
+    assert (
+        "  depends on: Batch 31 (assumed merged), Batch 32 | execution mode: parallel, local"
+        in lines
+    )
     # Tasks of batches outside the range: one line each.
     assert "  Task 31.1: Add the Reservation model  (line 18)" in lines
     assert "    commit: feat(reservations): add Reservation model" not in lines
@@ -51,7 +56,7 @@ def test_report_of_the_whole_plan() -> None:
     plan = load_plan(PLANS / "batch_plan.md")
     lines = describe_plan(plan, select_batches(plan, None, None)).splitlines()
     assert "Batch 31: Reservation model  (line 11; selected)" in lines
-    assert "  depends on: none | execution mode: local" in lines
+    assert "  depends on: none | execution mode: parallel, local" in lines
     assert "    files: create src/inventory/reservations.py" in lines
     assert "    verification: `pytest tests/test_reservations.py -q` passes" in lines
     assert "                  `mypy src` reports no errors" in lines
@@ -86,3 +91,38 @@ def test_report_of_a_bare_plan() -> None:
     assert "  (no tasks)" in lines
     assert lines[lines.index("Ignored (kept as plan context):") + 1] == "  nothing"
     assert lines[-1] == "1 batch, 1 task selected of 1"
+
+
+def test_report_shows_modes_and_kept_fields() -> None:
+    plan = parse_plan(
+        "# P\n\n**Execution Mode:** parallel\n**Target Efficiency:** >85%\n\n"
+        "## Batch 1: One at a time\n**Execution Mode:** sequential\n"
+        "### Task 1.1: a\nDo a.\n\n**Expected:** it works\n\nCreate `a.py`:\n```\nA\n```\n",
+        "modes.md",
+    )
+    lines = describe_plan(plan, plan).splitlines()
+    assert lines[2] == "Default execution mode: parallel (line 3)"
+    assert "  depends on: none | execution mode: sequential, local" in lines
+    assert "    files: create a.py" in lines
+    kept = lines.index(
+        "Kept as text (bold fields autopilot does not read; the agent gets them as written):"
+    )
+    assert lines[kept + 1 : kept + 3] == [
+        "  line 4: **Target Efficiency:** (plan context)",
+        "  line 11: **Expected:** (Task 1.1)",
+    ]
+
+
+@pytest.mark.reliability(
+    "control characters (terminal escapes, CR, bidi overrides) in plan titles",
+    "--dry-run's description prints them escaped, never raw",
+)
+def test_report_escapes_control_characters() -> None:
+    plan = parse_plan(
+        "# Evil \x1b[2J title\n## Batch 1: B\x07\u202e\n### Task 1.1: a\x08b\x9b\nDo it.\n", "x.md"
+    )
+    report = describe_plan(plan, plan)
+    assert "Title: Evil \\x1b[2J title" in report
+    assert "Batch 1: B\\x07\\u202e  (line 2; selected)" in report
+    assert "  Task 1.1: a\\x08b\\x9b  (line 3)" in report
+    assert not any(char in report for char in "\x1b\x07\x08\x9b\u202e")

@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import io
+import logging
 from datetime import UTC, datetime, timedelta
 
+import pytest
+import structlog
 from rich.console import Console
 
+from autopilot import logs
+from autopilot.commands import print_status
 from autopilot.live_tasks import LiveTask
-from autopilot.models import AgentProgress, SessionState, SessionStatus, TaskState, TaskStatus
+from autopilot.models import (
+    AgentProgress,
+    BatchStatus,
+    SessionState,
+    SessionStatus,
+    TaskState,
+    TaskStatus,
+)
 from autopilot.progress_view import ProgressView, render_table
 
 START = datetime(2026, 11, 26, 1, 0, tzinfo=UTC)
@@ -68,3 +80,40 @@ def test_table_shows_state_elapsed_attempts_turns_cost_and_pause() -> None:
     row = next(line for line in text.splitlines() if "1.1 Alpha" in line)
     for cell in ("merged", "1:15", "2", "7", "$0.2500"):
         assert cell in row, row
+
+
+EVIL = "Alpha\x1b[2J\r\u202e"
+
+
+@pytest.mark.reliability(
+    "control characters (terminal escapes, CR, bidi overrides) in task titles and errors",
+    "live view lines, table, status and console log lines print them escaped, never raw",
+)
+def test_control_characters_are_escaped_wherever_printed(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    entry = TaskStatus(id="1.1", title=EVIL, batch=1, state=TaskState.FAILED, last_error="boom\x07")
+    status = session(entry).model_copy(
+        update={"batches": [BatchStatus(number=1, title=EVIL, sequential=True)]}
+    )
+    out = io.StringIO()
+    with ProgressView(out) as view:
+        view.update(status)
+    print_status(status, as_json=False, out=out)
+    console = Console(file=io.StringIO(), width=200)
+    console.print(render_table(status, {}, START))
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        logs.configure_logging(None)
+        structlog.get_logger("test").info("task title", title=EVIL)
+        logging.getLogger("temporalio.workflow").info("Task %s: %s", "1.1", EVIL)
+    finally:  # the logging set-up is process-wide: leave it as the other tests expect
+        root.handlers[:], root.level = handlers, level
+        structlog.reset_defaults()
+    printed = out.getvalue() + console.file.getvalue() + capsys.readouterr().err  # type: ignore[attr-defined]
+    assert "Task 1.1 (Alpha\\x1b[2J\\r\\u202e): failed — boom\\x07" in printed
+    assert "  Batch 1 (Alpha\\x1b[2J\\r\\u202e): sequential, local" in printed
+    assert "1.1 Alpha\\x1b[2J\\r\\u202e" in printed  # the table
+    assert printed.count("Alpha\\x1b[2J\\r\\u202e") == 6  # view, status x2, table, logs x2
+    assert not any(char in printed for char in "\x1b\r\u202e\x07")

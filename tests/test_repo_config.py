@@ -10,6 +10,7 @@ import pytest
 from autopilot.models import CheckCommand, ReviewSettings
 from autopilot.repo_config import (
     CONFIG_FILE,
+    PROMPT_FILE_LIMIT,
     RepoConfigError,
     RepoReviewConfig,
     load_repo_config,
@@ -297,3 +298,33 @@ def test_invalid_flags(flags: dict[str, Any], expected: str) -> None:
     with pytest.raises(RepoConfigError) as caught:
         merge_review_settings(RepoReviewConfig(), **no_flags(**flags))
     assert expected in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("rounds = 21", "[review] rounds = 21 is not allowed; use a whole number of at most 20"),
+        (
+            "check_timeout_s = 1e300",
+            "[review] check_timeout_s = 1e+300 is not allowed; use a number of seconds of at"
+            " most 604800.",
+        ),
+        ("check_timeout_s = nan", "[review] check_timeout_s = nan is not allowed; use a number"),
+    ],
+)
+@pytest.mark.reliability(
+    ".autopilot.toml number out of its range (1e300 s overflowed a timedelta, nan)",
+    "RepoConfigError naming the file, the key and the range",
+)
+def test_numbers_out_of_range(tmp_path: Path, line: str, expected: str) -> None:
+    assert expected in config_error(tmp_path, f"[review]\n{line}\n")
+
+
+@pytest.mark.reliability(
+    "reviewer_prompt_file far too big", "RepoConfigError with its size, before it is read"
+)
+def test_prompt_file_over_the_limit(tmp_path: Path) -> None:
+    with (tmp_path / "review.md").open("wb") as file:
+        file.truncate(PROMPT_FILE_LIMIT + 1)  # sparse: nothing written
+    message = config_error(tmp_path, '[review]\nreviewer_prompt_file = "review.md"\n')
+    assert "[review] reviewer_prompt_file = 'review.md' is 8.0 MiB, over the 8 MiB limit" in message

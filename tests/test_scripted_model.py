@@ -510,6 +510,21 @@ def test_parse_task_reads_files_blocks_and_commit() -> None:
     assert writes["/r/tests/test_a.py"] == "# Created by Task 2.3b: Many files\n"
 
 
+def test_parse_task_create_path_and_its_code_block() -> None:
+    prompt = (
+        "Task 3.1: Created files\n<task>\n**Files:**\n- Modify: `README.md`\n\n"
+        "Run this first:\n```bash\npytest -q\n```\n\n"
+        "Create `src/a.py`:\n\n```python\nA = 1\n```\n\n**Expected:** green\n\n"
+        "Create `tests/test_a.py`:\n````python\nfrom a import A\n```\n````\n</task>\n"
+    )
+    spec = parse_task(prompt)
+    assert spec.files == ["src/a.py", "tests/test_a.py", "README.md"]
+    writes = dict(PlanFollower.writes(spec, "/r"))
+    assert writes["/r/src/a.py"] == "A = 1\n"
+    assert writes["/r/tests/test_a.py"] == "from a import A\n```\n"
+    assert writes["/r/README.md"] == "Created by Task 3.1: Created files\n"  # no block of its own
+
+
 def test_parse_task_inline_file_and_fallbacks() -> None:
     inline = parse_task("Task 5: Inline\n**File:** `lib/x.js`\n")
     assert inline.files == ["lib/x.js"] and inline.code_blocks == []

@@ -3,6 +3,7 @@ naming what and where, no traceback); outcomes map to exit codes; Ctrl-C detache
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -137,12 +138,151 @@ def test_unknown_target_branch(tmp_path: Path, repo: Path) -> None:
 
 
 @pytest.mark.reliability(
-    "--concurrency 0", "starter.py: exit 2, '--concurrency must be at least 1'"
+    "--concurrency 0",
+    "starter.py: exit 2, '--concurrency 0 is not allowed; use a whole number from 1 to 64'",
 )
 def test_bad_concurrency(tmp_path: Path, repo: Path) -> None:
     plan = write_plan(tmp_path)
     done = run_starter(tmp_path, str(plan), "--repo", str(repo), "--concurrency", "0")
-    assert_user_error(done, "--concurrency must be at least 1")
+    assert_user_error(done, "--concurrency 0 is not allowed; use a whole number of at least 1.")
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (
+            ["--heartbeat-timeout", "nan"],
+            "--heartbeat-timeout nan is not allowed; use a number of seconds from 1 to 3600.",
+        ),
+        (
+            ["--agent-timeout", "inf"],
+            "--agent-timeout inf is not allowed; use a number of seconds from 1 to 604800.",
+        ),
+        (
+            ["--heartbeat-timeout", "1e-9"],
+            "--heartbeat-timeout 1e-09 is not allowed; use a number of seconds of at least 1.",
+        ),
+        (
+            ["--check-timeout", "1e300"],
+            "--check-timeout 1e+300 is not allowed; use a number of seconds of at most 604800.",
+        ),
+        (
+            ["--max-cost-usd", "-1"],
+            "--max-cost-usd -1 is not allowed; use an amount of US dollars greater than 0.",
+        ),
+        (["--max-cost-usd", "nan"], "--max-cost-usd nan is not allowed; use an amount of US"),
+        (["--concurrency", "65"], "--concurrency 65 is not allowed; use a whole number of at most"),
+        (["--max-turns", "0"], "--max-turns 0 is not allowed; use a whole number of at least 1."),
+        (["--review-rounds", "21"], "--review-rounds 21 is not allowed; use a whole number of at"),
+        (
+            ["--start-batch", str(2**63)],
+            f"--start-batch {2**63} is not allowed; use a whole number of at most {2**63 - 1}.",
+        ),
+    ],
+)
+@pytest.mark.reliability(
+    "numeric flag that is nan, inf, out of range or negative (timeouts, budget, batches)",
+    "starter.py, real run and --dry-run: exit 2 naming the flag and its range, nothing started",
+)
+def test_numbers_out_of_range(tmp_path: Path, repo: Path, flags: list[str], message: str) -> None:
+    plan = write_plan(tmp_path)
+    assert_user_error(run_starter(tmp_path, str(plan), "--repo", str(repo), *flags), message)
+    assert_user_error(run_starter(tmp_path, str(plan), "--dry-run", *flags), message)
+    assert not (tmp_path / "state" / "temporal").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["concurrency", "s", "0"], "K 0 is not allowed; use a whole number of at least 1."),
+        (
+            ["resume", "s", "--max-cost-usd", "inf"],
+            "--max-cost-usd inf is not allowed; use an amount of US dollars greater than 0",
+        ),
+    ],
+)
+@pytest.mark.reliability(
+    "control with a number out of range (concurrency K, resume --max-cost-usd)",
+    "starter.py: exit 2 with the range before any server is asked",
+)
+def test_control_numbers_out_of_range(tmp_path: Path, args: list[str], message: str) -> None:
+    assert_user_error(run_starter(tmp_path, *args), message)
+
+
+@pytest.mark.reliability(
+    "plan path is a FIFO", "starter.py: exit 2 at once (never blocks reading), nothing started"
+)
+def test_plan_that_is_a_fifo(tmp_path: Path, repo: Path) -> None:
+    fifo = tmp_path / "plan.md"
+    os.mkfifo(fifo)
+    done = run_starter(tmp_path, str(fifo), "--repo", str(repo))
+    assert_user_error(done, f"{fifo}:0: is not a regular file (it is a FIFO (named pipe))")
+
+
+@pytest.mark.reliability(
+    "NUL byte in the plan", "starter.py --dry-run and run: exit 2 naming file:line"
+)
+def test_plan_with_a_nul_byte(tmp_path: Path, repo: Path) -> None:
+    plan = write_plan(tmp_path, GOOD_PLAN.replace("one\n```", "o\0ne\n```"))
+    for extra in (["--dry-run"], ["--repo", str(repo)]):
+        assert_user_error(run_starter(tmp_path, str(plan), *extra), f"{plan}:9: ", "NUL byte")
+
+
+BIG_TASK_PLAN = """\
+# Big
+
+### Task 1: Small
+
+Write a.
+
+### Task 2: Huge data
+
+```
+{data}
+```
+"""
+
+
+@pytest.mark.reliability(
+    "task body over the server's payload limit (Temporal's 2 MB blob limit)",
+    "starter.py --dry-run and run: exit 2 naming the task's file:line and the limit, "
+    "before the session would fail with PayloadsTooLarge",
+)
+def test_task_over_the_payload_limit(tmp_path: Path, repo: Path) -> None:
+    plan = write_plan(tmp_path, BIG_TASK_PLAN.format(data="x" * 3_000_000))
+    for extra in (["--dry-run"], ["--repo", str(repo)]):
+        done = run_starter(tmp_path, str(plan), *extra)
+        assert_user_error(
+            done,
+            f"{plan}:7: Task 2's request to the server would be 2.8",
+            "over the server's payload limit (1.75 MiB: Temporal's 2.00 MiB blob limit",
+            "its body is 2.86 MiB",
+        )
+        assert "Task 1" not in done.stderr
+    # Just under the limit: the dry run passes.
+    plan = write_plan(tmp_path, BIG_TASK_PLAN.format(data="x" * 1_700_000))
+    done = run_starter(tmp_path, str(plan), "--dry-run")
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.reliability(
+    "reviewer prompt file of 3 MB in .autopilot.toml",
+    "starter.py: exit 2 naming the prompt and the limit (it crashed the start with a "
+    "traceback), nothing started",
+)
+def test_reviewer_prompt_over_the_payload_limit(tmp_path: Path, repo: Path) -> None:
+    plan = write_plan(tmp_path)
+    (repo / "review.md").write_text("Check everything. " * 170_000)
+    (repo / ".autopilot.toml").write_text('[review]\nreviewer_prompt_file = "review.md"\n')
+    git(repo, "add", "review.md", ".autopilot.toml")
+    git(repo, "commit", "-qm", "review prompt")
+    done = run_starter(tmp_path, str(plan), "--repo", str(repo))
+    assert_user_error(
+        done,
+        "the request that starts the session would be 2.9",
+        "the reviewer prompt alone is 2.92 MiB (from reviewer_prompt or reviewer_prompt_file in"
+        f" {repo / '.autopilot.toml'}): shorten it. Nothing was started.",
+    )
 
 
 OUTCOME_PLAN = """\

@@ -1,0 +1,82 @@
+"""Running the same command again with other settings: which differ, and what can apply.
+
+The session id comes from the repo, the plan and the batch range, so the same command attaches
+to the running session. Its other settings were fixed when it started: a different
+`--concurrency` can apply through the `concurrency` control; anything else (target branch,
+agent and review settings, budget) cannot while it runs, and attaching would silently ignore
+it, so the starter refuses and says what to do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from autopilot.models import SessionRequest
+
+__all__ = ["Differences", "differences", "refusal"]
+
+# (flag, the setting as the session holds it): every setting a command line can change but the
+# session cannot once it runs. Concurrency is compared on its own, against the live value.
+_FIXED: tuple[tuple[str, Callable[[SessionRequest], object]], ...] = (
+    ("--target-branch", lambda r: r.target_branch),
+    ("--mode", lambda r: r.mode),
+    ("--max-turns", lambda r: r.agent.max_turns),
+    ("--model", lambda r: r.agent.model),
+    ("--agent-timeout", lambda r: r.agent.attempt_timeout_s),
+    ("--idle-timeout", lambda r: r.agent.idle_timeout_s),
+    ("--heartbeat-timeout", lambda r: r.agent.heartbeat_timeout_s),
+    ("--max-attempts", lambda r: r.agent.max_attempts),
+    ("--max-cost-usd", lambda r: r.max_cost_usd),
+    ("--review", lambda r: r.review.mode),
+    ("--review-rounds", lambda r: r.review.rounds),
+    ("--check", lambda r: [check.command for check in r.review.checks]),
+    ("--check-timeout", lambda r: r.review.check_timeout_s),
+    ("--reviewer-model", lambda r: r.review.reviewer_model),
+    ("--reviewer-prompt", lambda r: r.review.reviewer_prompt),
+    ("--on-failure", lambda r: r.review.on_failure),
+)
+_PROMPT_FLAG = "--reviewer-prompt"  # its text may be long: only said to differ
+_REVIEW_SOURCE = "(flags or .autopilot.toml)"
+
+
+@dataclass(frozen=True)
+class Differences:
+    fixed: list[str]  # one line per setting that cannot change while the session runs
+    concurrency_note: str  # "" when the concurrency is the one asked for
+
+
+def differences(running: SessionRequest, wanted: SessionRequest) -> Differences:
+    """How `wanted` (this command's request) differs from the running session's (its start
+    request with the live concurrency and budget, which the operator may have changed)."""
+    fixed = []
+    for flag, value_of in _FIXED:
+        had, asked = value_of(running), value_of(wanted)
+        if had == asked:
+            continue
+        if flag == _PROMPT_FLAG:
+            fixed.append(f"  {flag} {_REVIEW_SOURCE}: this command gives another reviewer prompt")
+        else:
+            fixed.append(f"  {flag}: the session runs with {had!r}, this command gives {asked!r}")
+    note = ""
+    if wanted.concurrency != running.concurrency:
+        note = (
+            f"note: session {running.session_id} runs {running.concurrency} agent(s) at once, not"
+            f" the {wanted.concurrency} of --concurrency; to change it: python starter.py"
+            f" concurrency {running.session_id} {wanted.concurrency}"
+        )
+    return Differences(fixed=fixed, concurrency_note=note)
+
+
+def refusal(session_id: str, fixed: list[str]) -> str:
+    """The message when settings that cannot apply differ."""
+    return "\n".join(
+        [
+            f"session {session_id} is running with other settings, which cannot change while"
+            " it runs:",
+            *fixed,
+            f"Wait for it to end (python starter.py watch {session_id}) or cancel it (python"
+            f" starter.py cancel {session_id}), then run this command again; or give the"
+            " session's own settings to attach to it. Nothing was started.",
+        ]
+    )
