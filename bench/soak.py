@@ -44,6 +44,7 @@ from typing import Literal
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.common import SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 
 from autopilot.config import Settings, load_settings
 from autopilot.gitops import SESSION_TRAILER, TASK_TRAILER
@@ -401,6 +402,10 @@ class SessionWatch(threading.Thread):
         self._stop.set()
 
     async def _poll(self) -> None:
+        # The SDK core warns on stderr at every retried call while the server is away, which
+        # the soak causes on purpose: only its errors are shown.
+        quiet = TelemetryFilter(core_level="ERROR", other_level="ERROR")
+        runtime = Runtime(telemetry=TelemetryConfig(logging=LoggingConfig(filter=quiet)))
         client: Client | None = None
         while not self._stop.is_set():
             try:
@@ -409,6 +414,7 @@ class SessionWatch(threading.Thread):
                         self._settings.temporal_address,
                         namespace=self._settings.temporal_namespace,
                         data_converter=pydantic_data_converter,
+                        runtime=runtime,
                     )
                 described = await client.get_workflow_handle(self._session_id).describe()
                 status = described.status
@@ -793,6 +799,16 @@ def report(result: SoakResult) -> str:
     return "\n".join(lines)
 
 
+def seconds_range(text: str) -> tuple[float, float]:
+    try:
+        low, high = (float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"give MIN,MAX in seconds (got {text!r})") from None
+    if not 0 <= low <= high:
+        raise argparse.ArgumentTypeError(f"need 0 <= MIN <= MAX (got {text!r})")
+    return low, high
+
+
 def build_parser() -> argparse.ArgumentParser:
     defaults = SoakConfig()
     parser = argparse.ArgumentParser(
@@ -821,7 +837,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="the kinds drawn at random, or in turn (worker, server, claude, ...)",
     )
     parser.add_argument(
-        "--heartbeat-timeout", type=float, default=defaults.heartbeat_timeout, metavar="S"
+        "--gap",
+        type=seconds_range,
+        default=defaults.gap,
+        metavar="MIN,MAX",
+        help="seconds between kills, drawn uniformly (%(default)s)",
+    )
+    parser.add_argument(
+        "--heartbeat-timeout",
+        type=float,
+        default=defaults.heartbeat_timeout,
+        metavar="S",
+        help="the session's --heartbeat-timeout: how soon a killed worker's runs count as lost",
     )
     parser.add_argument("--work", type=Path, help="scratch directory (a new temporary one)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch of a passing run")
@@ -840,6 +867,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         duration=args.duration,
         review=args.review,
         schedule=args.schedule,
+        gap=args.gap,
         heartbeat_timeout=args.heartbeat_timeout,
     )
     root = args.work or Path(tempfile.mkdtemp(prefix="autopilot-soak-"))
