@@ -19,6 +19,7 @@ from temporalio.worker import Replayer
 
 from autopilot import gitops
 from autopilot.models import SessionState, TaskState
+from autopilot.task_details import with_details
 from autopilot.temporal_connection import temporal_cli
 from tests.gitutil import git
 from tests.harness import Autopilot, autopilot, processes_in, wait_until
@@ -159,7 +160,8 @@ async def replay_all(installation: Autopilot) -> int:
 async def query_status(installation: Autopilot, session_id: str) -> object:
     client = await Client.connect(installation.address, data_converter=pydantic_data_converter)
     handle = client.get_workflow_handle_for(SessionWorkflow.run, session_id)
-    return await handle.query(SessionWorkflow.status)
+    # What `status --json` shows: the compact record plus the task workflows' details.
+    return await with_details(client, await handle.query(SessionWorkflow.status))
 
 
 @pytest.mark.reliability(
@@ -183,7 +185,7 @@ def test_plan_runs_end_to_end(tmp_path: Path, repo: Path, plan: Path, model: Scr
             assert task.state == TaskState.MERGED
             assert task.merge_sha == merges[task.id]
             assert task.branch == gitops.branch_name(session_id, task.id)
-            assert task.commits and task.attempts == 1
+            assert task.commits and task.commit_count and task.attempts == 1
             assert task.started_at and task.completed_at and task.turns >= 2
             assert all(Path(path).is_file() for path in task.transcripts)
 
@@ -304,11 +306,12 @@ def test_worker_killed_mid_agent_recovers(tmp_path: Path, repo: Path, plan: Path
         out = "\n".join(lines)
         session_id = session_id_from(out)
         assert_work_landed(repo, installation, session_id)
-        attempts = {
-            task.id: task.attempts
+        runs = {
+            task.id: (task.attempts, task.lost_runs)
             for task in asyncio.run(query_status(installation, session_id)).tasks  # type: ignore[attr-defined]
         }
-        assert attempts["1.3"] == 2, attempts
+        # The killed worker's run was lost, not failed: it spent no attempt.
+        assert runs["1.3"] == (1, 1), runs
         # The second attempt resumed the first one's Claude session instead of starting over.
         transcripts = sorted((installation.state_dir / "transcripts").rglob("round-1-attempt-*"))
         task_13 = [path for path in transcripts if path.parent.name == "1.3"]
