@@ -14,7 +14,7 @@ validated first so a request that cannot apply is rejected with the reason.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
@@ -172,37 +172,35 @@ class SessionWorkflow:
         return self._finish(SessionState.COMPLETED if all_merged else SessionState.INCOMPLETE)
 
     async def _parse_plan(self, request: SessionRequest) -> Plan | None:
-        try:
-            return await workflow.execute_activity(
-                parse_plan,
-                ParsePlanInput(
-                    plan_path=request.plan_path,
-                    start_batch=request.start_batch,
-                    end_batch=request.end_batch,
-                    state_dir=request.state_dir,
-                ),
-                start_to_close_timeout=ACTIVITY_TIMEOUT,
-                retry_policy=RetryPolicy(maximum_attempts=3),
-                summary="Parse the plan",
-            )
-        except ActivityError as err:
-            self._finish(SessionState.FAILED, f"plan: {failure_message(err)}")
-            return None
+        return await self._read_plan(parse_plan, request, "Parse the plan")
 
     async def _load_plan(self, request: SessionRequest) -> Plan | None:
+        return await self._read_plan(
+            load_plan_snapshot, request, "Read the plan snapshot again", self._status.plan_sha256
+        )
+
+    async def _read_plan(
+        self,
+        reader: Callable[[ParsePlanInput], Awaitable[Plan]],
+        request: SessionRequest,
+        summary: str,
+        sha256: str = "",
+    ) -> Plan | None:
+        """The plan's outline, parsed anew or read from the session's snapshot. None: the
+        session has failed with the reason."""
         try:
             return await workflow.execute_activity(
-                load_plan_snapshot,
+                reader,
                 ParsePlanInput(
                     plan_path=request.plan_path,
                     start_batch=request.start_batch,
                     end_batch=request.end_batch,
                     state_dir=request.state_dir,
-                    sha256=self._status.plan_sha256,
+                    sha256=sha256,
                 ),
                 start_to_close_timeout=ACTIVITY_TIMEOUT,
                 retry_policy=RetryPolicy(maximum_attempts=3),
-                summary="Read the plan snapshot again",
+                summary=summary,
             )
         except ActivityError as err:
             self._finish(SessionState.FAILED, f"plan: {failure_message(err)}")

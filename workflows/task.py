@@ -12,6 +12,7 @@ resolves the conflicts; the rest is the same.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -39,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
         AgentInput,
         AgentProgress,
         AgentRun,
+        AgentSettings,
         CheckResult,
         ChecksInput,
         CommitInput,
@@ -272,13 +274,8 @@ class TaskWorkflow:
                 run: AgentRun = await workflow.execute_activity_method(
                     AgentActivities.run_agent,
                     job,
-                    start_to_close_timeout=timedelta(seconds=settings.attempt_timeout_s)
-                    + ACTIVITY_MARGIN,
-                    heartbeat_timeout=timedelta(seconds=settings.heartbeat_timeout_s),
-                    retry_policy=RetryPolicy(maximum_attempts=1),
-                    # On cancellation, wait until the agent's processes are really gone.
-                    cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
                     summary=f"{self._label} — agent round {job.round}, attempt {attempt}",
+                    **claude_run_options(settings),
                 )
             except ActivityError as err:
                 if is_cancelled_exception(err):
@@ -324,12 +321,8 @@ class TaskWorkflow:
                 outcome: ReviewerOutcome = await workflow.execute_activity_method(
                     AgentActivities.review_changes,
                     job,
-                    start_to_close_timeout=timedelta(seconds=settings.attempt_timeout_s)
-                    + ACTIVITY_MARGIN,
-                    heartbeat_timeout=timedelta(seconds=settings.heartbeat_timeout_s),
-                    retry_policy=RetryPolicy(maximum_attempts=1),
-                    cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
                     summary=f"{self._label} — reviewer, round {job.round}",
+                    **claude_run_options(settings),
                 )
             except ActivityError as err:
                 if is_cancelled_exception(err):
@@ -397,6 +390,18 @@ class TaskWorkflow:
         result.outcome = outcome
         self._show(outcome.replace("_", " ") + (f": {result.error}" if result.error else ""))
         return result
+
+
+def claude_run_options(settings: AgentSettings) -> dict[str, Any]:
+    """How the workflow runs the agent's and the reviewer's activities: one run each (the
+    workflow counts failures and losses itself), and on cancellation it waits until the
+    CLI's processes are really gone."""
+    return {
+        "start_to_close_timeout": timedelta(seconds=settings.attempt_timeout_s) + ACTIVITY_MARGIN,
+        "heartbeat_timeout": timedelta(seconds=settings.heartbeat_timeout_s),
+        "retry_policy": RetryPolicy(maximum_attempts=1),
+        "cancellation_type": ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    }
 
 
 def is_lost(err: ActivityError) -> bool:
