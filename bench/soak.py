@@ -87,6 +87,9 @@ class SoakConfig:
     server_down: tuple[float, float] = (0.0, 3.0)  # seconds the killed server stays away
     claude_wait: float = 10.0  # how long a claude kill waits for a claude to be running
     heartbeat_timeout: float = HEARTBEAT_TIMEOUT_S
+    # SIGKILL, as the OOM killer sends; TERM is there to tell a wrapper's handling of KILL
+    # apart from the rest of the pipeline's (bench/README.md, "Soak").
+    claude_signal: Literal["KILL", "TERM"] = "KILL"
 
 
 @dataclass(frozen=True)
@@ -295,7 +298,7 @@ class Installation:
         self.autopilot = Autopilot(root=root, model_env=model_env)
         self.settings: Settings = load_settings(self.autopilot.env())
         self.worker: subprocess.Popen[bytes] | None = None
-        self.worker_exits: list[str] = []  # workers that died without being killed
+        self.incidents: list[str] = []  # a worker or server that died without being killed
 
     @property
     def worktrees(self) -> Path:
@@ -368,10 +371,10 @@ class Installation:
         worker = self.worker
         if worker is not None and worker.poll() is not None:
             log = self.autopilot.root / f"worker-{self.autopilot.workers.index(worker)}.log"
-            self.worker_exits.append(f"worker pid {worker.pid} exited {worker.returncode}: {log}")
+            self.incidents.append(f"worker pid {worker.pid} exited {worker.returncode}: {log}")
             self.start_worker()
         if self.server_pid() is None:
-            self.worker_exits.append("the server was not running: started again")
+            self.incidents.append("the server was not running: started again")
             self.start_server()
 
     def shutdown(self) -> None:
@@ -617,8 +620,10 @@ def read_status(installation: Installation, session_id: str) -> SessionStatus | 
     return SessionStatus.model_validate_json(done.stdout)
 
 
-def kill_claude(installation: Installation, pick: float) -> ClaudeProcess | None:
-    """SIGKILL one running claude (the `pick` fraction of them); None when none runs. A run
+def kill_claude(
+    installation: Installation, pick: float, signum: signal.Signals = signal.SIGKILL
+) -> ClaudeProcess | None:
+    """Signal (SIGKILL) one running claude (the `pick` fraction of them); None when none runs. A run
     may end between the listing and the kill: then the listing is taken again."""
     binary = os.path.realpath(claude_bin())
     for _ in range(3):
@@ -629,7 +634,7 @@ def kill_claude(installation: Installation, pick: float) -> ClaudeProcess | None
         if not _is_claude(target.pid, binary):
             continue  # it ended and the pid may be someone else's now
         try:
-            os.kill(target.pid, signal.SIGKILL)
+            os.kill(target.pid, signum)
         except ProcessLookupError:
             continue
         wait_until(partial(_gone, target.pid), PROCESS_GONE_S, f"claude {target.pid} to die")
@@ -652,7 +657,8 @@ def do_kill(
         except AssertionError:
             pass  # none ran for a while (a merge, the batch's end): the fallback kind instead
         else:
-            killed = kill_claude(installation, planned.pick)
+            signum = signal.Signals[f"SIG{config.claude_signal}"]
+            killed = kill_claude(installation, planned.pick, signum)
             if killed is not None:
                 detail = f"{killed.role} of task {killed.task}, pid {killed.pid}"
                 return "claude", detail, [killed.task]
@@ -747,7 +753,7 @@ def run_soak(config: SoakConfig, root: Path, say: bool = True) -> SoakResult:
             result.verdict = judge(
                 repo, "main", session, files, installation, result.status, watch.outcome
             )
-            for line in installation.worker_exits:
+            for line in installation.incidents:
                 result.verdict.notes.append(f"not killed by the soak: {line}")
         finally:
             installation.shutdown()
@@ -767,7 +773,12 @@ def report(result: SoakResult) -> str:
     lines = [
         f"seed {config.seed}: {config.tasks} tasks in {config.batches} batches, concurrency "
         f"{config.concurrency}, review {config.review}, {config.turn_delay:g} s per model turn, "
-        f"schedule {config.schedule}",
+        f"schedule {config.schedule}"
+        + (
+            ""
+            if config.claude_signal == "KILL"
+            else f", claude kills with SIG{config.claude_signal}"
+        ),
         f"kills: {len(result.kills)} of {config.kills}: worker {kinds['worker']}, server "
         f"{kinds['server']}, claude {kinds['claude']} (agent {roles['agent']}, reviewer "
         f"{roles['reviewer']})",
@@ -850,6 +861,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="the session's --heartbeat-timeout: how soon a killed worker's runs count as lost",
     )
+    parser.add_argument(
+        "--claude-signal",
+        choices=["KILL", "TERM"],
+        default=defaults.claude_signal,
+        help="the signal a claude kill sends (%(default)s)",
+    )
     parser.add_argument("--work", type=Path, help="scratch directory (a new temporary one)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch of a passing run")
     return parser
@@ -868,6 +885,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         review=args.review,
         schedule=args.schedule,
         gap=args.gap,
+        claude_signal=args.claude_signal,
         heartbeat_timeout=args.heartbeat_timeout,
     )
     root = args.work or Path(tempfile.mkdtemp(prefix="autopilot-soak-"))
