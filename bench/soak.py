@@ -43,10 +43,10 @@ from pathlib import Path
 from typing import Literal
 
 from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.common import SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 
+from autopilot import search_attributes
 from autopilot.config import Settings, load_settings
 from autopilot.gitops import SESSION_TRAILER, TASK_TRAILER
 from autopilot.models import SessionState, SessionStatus, TaskState, TaskStatus
@@ -70,7 +70,6 @@ AGENT_TURNS, REVIEWER_TURNS = 3, 1
 HEARTBEAT_TIMEOUT_S = 10.0
 WORKER_READY_S = 90.0
 PROCESS_GONE_S = 15.0
-STATUS_SEARCH_ATTRIBUTE = SearchAttributeKey.for_keyword("AutopilotStatus")
 
 
 @dataclass(frozen=True)
@@ -425,7 +424,7 @@ class SessionWatch(threading.Thread):
                     )
                 described = await client.get_workflow_handle(self._session_id).describe()
                 status = described.status
-                shown = described.typed_search_attributes.get(STATUS_SEARCH_ATTRIBUTE)
+                shown = described.typed_search_attributes.get(search_attributes.STATUS)
                 if status not in (None, WorkflowExecutionStatus.RUNNING):
                     if status != WorkflowExecutionStatus.CONTINUED_AS_NEW:
                         self.outcome = status.name.lower()
@@ -670,8 +669,9 @@ def kill_claude(
 
 def do_kill(
     installation: Installation, planned: PlannedKill, config: SoakConfig
-) -> tuple[Kind, str, list[str]]:
-    """Carry out one planned kill: (the kind done, what was killed, the tasks it hit)."""
+) -> tuple[Kind, str, list[str], float]:
+    """Carry out one planned kill: (the kind done, what was killed, the tasks it hit, when
+    (time.monotonic) the signal went)."""
     if planned.kind == "claude":
         try:
             wait_until(
@@ -684,15 +684,17 @@ def do_kill(
             pass  # none ran for a while (a merge, the batch's end): the fallback kind instead
         else:
             signum = signal.Signals[f"SIG{config.claude_signal}"]
+            when = time.monotonic()
             killed = kill_claude(installation, planned.pick, signum)
             if killed is not None:
                 detail = f"{killed.role} of task {killed.task}, pid {killed.pid}"
-                return "claude", detail, [killed.task]
+                return "claude", detail, [killed.task], when
     kind: Kind = planned.fallback if planned.kind == "claude" else planned.kind
     hit = sorted({proc.task for proc in claude_processes(installation.worktrees)})
+    when = time.monotonic()
     if kind == "worker":
-        return kind, installation.kill_worker(), hit
-    return kind, installation.kill_server(planned.server_down_s), hit
+        return kind, installation.kill_worker(), hit, when
+    return kind, installation.kill_server(planned.server_down_s), hit, when
 
 
 def merged_tasks(repo: Path, target: str, session_id: str) -> set[str]:
@@ -766,8 +768,8 @@ def run_soak(config: SoakConfig, root: Path, say: bool = True) -> SoakResult:
                 if watch.ended.wait(planned.gap_s) or time.monotonic() > deadline:
                     break
                 installation.check_alive()
-                kind, detail, tasks = do_kill(installation, planned, config)
-                kill = Kill(number, time.monotonic() - started, kind, detail, tasks, planned.kind)
+                kind, detail, tasks, when = do_kill(installation, planned, config)
+                kill = Kill(number, when - started, kind, detail, tasks, planned.kind)
                 result.kills.append(kill)
                 out(f"kill {number:>2} at {kill.at_s:6.1f} s: {kind:<6} {detail}")
             while not watch.ended.wait(1.0) and time.monotonic() < deadline:
@@ -807,7 +809,8 @@ def report(result: SoakResult) -> str:
         ),
         f"kills: {len(result.kills)} of {config.kills}: worker {kinds['worker']}, server "
         f"{kinds['server']}, claude {kinds['claude']} (agent {roles['agent']}, reviewer "
-        f"{roles['reviewer']})",
+        f"{roles['reviewer']})"
+        + ("" if len(result.kills) == config.kills else "; the session ended before the rest"),
         f"time: {result.wall_s:.1f} s from the session's start to its end",
         f"tasks merged: {result.merged} of {config.tasks}",
         f"turns: agent {turns.agent} (a clean run: {turns.agent_min}), reviewer "
