@@ -486,3 +486,41 @@ def test_hostile_titles_stay_text(tmp_path: Path, repo: Path) -> None:
         for branch in branches.splitlines():
             assert git(repo, "check-ref-format", branch, check=False) == ""
         assert list((tmp_path / "autopilot" / "state" / "worktrees").rglob("safe.txt")) == []
+
+
+@pytest.mark.parametrize(
+    ("plan_text", "where", "message"),
+    [
+        (
+            "## Batch 1: A\n\n**Execution Mode:** dagger\n\n### Task 1.1: a\n\nDo a.\n",
+            3,
+            "Execution Mode 'dagger' for Batch 1 (tasks in containers) is not available yet",
+        ),
+        (
+            "# P\n\n**Execution Mode:** parallel, sequential\n\n### Task 1: a\n\nDo a.\n",
+            3,
+            "Execution Mode 'parallel, sequential' for the plan says both parallel and sequential",
+        ),
+        (
+            f"## Batch {2**63}: A\n\n### Task 1.1: a\n\nDo a.\n",
+            1,
+            f"batch number {2**63} is too large; number batches from 0 to {2**63 - 1}",
+        ),
+        (
+            "## Batch 1: A\n\n### Task 1.\u0661: a\n\nDo a.\n\n### Task 1.2: b\n\nDo b.\n",
+            3,
+            "heading 'Task 1.\u0661: a' looks like a task heading but cannot be read",
+        ),
+    ],
+)
+@pytest.mark.reliability(
+    "plan with dagger, both how's, a batch number beyond 64 bits or non-ASCII digits",
+    "starter.py --dry-run and run: exit 2 naming file:line, nothing started",
+)
+def test_plan_input_refused_with_file_and_line(
+    tmp_path: Path, repo: Path, plan_text: str, where: int, message: str
+) -> None:
+    plan = write_plan(tmp_path, plan_text)
+    for extra in (["--dry-run"], ["--repo", str(repo)]):
+        assert_user_error(run_starter(tmp_path, str(plan), *extra), f"{plan}:{where}: {message}")
+    assert not (tmp_path / "state" / "temporal").exists()
