@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -16,10 +15,9 @@ from autopilot import gitops
 from tests.gitutil import git
 from tests.harness import ROOT, autopilot, clean_env
 from tests.scripted_model import (
-    Conversation,
+    HoldFirst,
     HttpError,
     PlanFollower,
-    Reply,
     ScriptedModel,
     Text,
     by_task,
@@ -362,22 +360,6 @@ def test_outcomes_and_exit_code(tmp_path: Path, repo: Path) -> None:
         assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1
         session = done.stdout.split("Started session ", 1)[1].split()[0]
         assert [t for t, _ in gitops.list_merges(str(repo), "main", session)] == ["1.4"]
-
-
-class HoldFirst:
-    """Plan follower that holds the first answer until released."""
-
-    def __init__(self) -> None:
-        self.release = threading.Event()
-        self._follower = PlanFollower()
-        self._held = False
-
-    def __call__(self, conversation: Conversation) -> Reply:
-        reply = self._follower(conversation)
-        if not self._held:
-            self._held = True
-            reply.hold = self.release
-        return reply
 
 
 @pytest.mark.e2e
