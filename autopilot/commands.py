@@ -45,30 +45,18 @@ from autopilot.safe_text import printable
 from workflows.session import SessionWorkflow
 
 SESSION_TYPE_QUERY = "WorkflowType = 'SessionWorkflow'"
-COMMANDS = (
-    "status",
-    "watch",
-    "list",
-    "pause",
-    "resume",
-    "cancel",
-    "skip",
-    "retry",
-    "concurrency",
-    "cleanup",
-)
 
 
 class CommandError(Exception):
     """Printed as is, exit code 2."""
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python starter.py", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+def add_commands(sub: Any) -> None:
+    """The operator commands, as subcommands of the starter's command line (`sub`: its
+    argparse subparsers)."""
 
     def command(name: str, help_text: str, session: bool = True) -> argparse.ArgumentParser:
-        cmd = sub.add_parser(name, help=help_text, description=help_text)
+        cmd: argparse.ArgumentParser = sub.add_parser(name, help=help_text, description=help_text)
         if session:
             cmd.add_argument("session", nargs="?", help="session id (optional if one runs)")
         cmd.add_argument("--json", action="store_true", help="machine-readable output")
@@ -105,7 +93,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--include-unmerged", action="store_true", help="also branches that never merged"
     )
     tidy.add_argument("--dry-run", action="store_true", help="only say what would be removed")
-    return parser
 
 
 def _print_json(value: Any, out: TextIO) -> None:

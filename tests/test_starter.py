@@ -506,3 +506,21 @@ def test_plan_input_refused_with_file_and_line(
     for extra in (["--dry-run"], ["--repo", str(repo)]):
         assert_user_error(run_starter(tmp_path, str(plan), *extra), f"{plan}:{where}: {message}")
     assert not (tmp_path / "state" / "temporal").exists()
+
+
+def test_a_plan_named_like_a_command_runs_with_run(tmp_path: Path) -> None:
+    plan = tmp_path / "status"
+    plan.write_text(GOOD_PLAN)
+    env = clean_env()
+    env.update(AUTOPILOT_STATE_DIR=str(tmp_path / "state"), TEMPORAL_ADDRESS="127.0.0.1:9")
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "starter.py"), "run", "status", "--dry-run"],
+        cwd=tmp_path,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"Plan: {plan}" in done.stdout and "Dry run: nothing was started." in done.stdout
