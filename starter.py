@@ -62,6 +62,16 @@ class UserError(Exception):
     """Bad input: printed as is, exit code 2, nothing started."""
 
 
+# The review flags' argparse names, and merge_review_settings' (the [review] keys).
+REVIEW_FLAGS = {
+    "review": "mode",
+    "review_rounds": "rounds",
+    "check": "checks",
+    "check_timeout": "check_timeout_s",
+    "reviewer_model": "reviewer_model",
+    "reviewer_prompt": "reviewer_prompt",
+    "on_failure": "on_failure",
+}
 RUN_DESCRIPTION = "Run a markdown master plan with Claude Code, durably, on Temporal."
 RUN_COMMAND = "run"  # the default command: `starter.py PLAN` is `starter.py run PLAN`
 _AGENT = AgentSettings()
@@ -224,16 +234,8 @@ def _request(
 ) -> SessionRequest:
     """The session's input. Without settings (a dry run): no state dir, as nothing starts."""
     try:
-        review = merge_review_settings(
-            load_repo_config(repo_path),
-            mode=args.review,
-            rounds=args.review_rounds,
-            checks=args.check,
-            check_timeout_s=args.check_timeout,
-            reviewer_model=args.reviewer_model,
-            reviewer_prompt=args.reviewer_prompt,
-            on_failure=args.on_failure,
-        )
+        flags = {key: getattr(args, dest) for dest, key in REVIEW_FLAGS.items()}
+        review = merge_review_settings(load_repo_config(repo_path), **flags)
     except RepoConfigError as err:
         raise UserError(str(err)) from err
     return SessionRequest(
@@ -246,14 +248,7 @@ def _request(
         concurrency=numbers.concurrency,
         mode=args.mode,
         state_dir=str(settings.state_dir) if settings else "",
-        agent=AgentSettings(
-            max_turns=numbers.max_turns,
-            model=args.model,
-            attempt_timeout_s=numbers.agent_timeout,
-            idle_timeout_s=numbers.idle_timeout,
-            heartbeat_timeout_s=numbers.heartbeat_timeout,
-            max_attempts=numbers.max_attempts,
-        ),
+        agent=numbers.agent_settings(args.model),
         review=review,
         max_cost_usd=numbers.max_cost_usd,
     )

@@ -154,6 +154,11 @@ class RunNumbers(BaseModel):
     max_attempts: Annotated[int, MAX_ATTEMPTS.field()] = _AGENT.max_attempts
     max_cost_usd: Annotated[float, MAX_COST_USD.field()] | None = None
 
+    def agent_settings(self, model: str | None) -> AgentSettings:
+        """The agent's settings these flags give (the model is a name: no range)."""
+        values = {field: getattr(self, flag) for flag, field in AGENT_FIELDS.items()}
+        return AgentSettings.model_validate({**values, "model": model})
+
     @classmethod
     def from_flags(cls, values: Mapping[str, object]) -> RunNumbers:
         """Validated flags (argparse's dest names); `OptionError` naming the flag."""
@@ -165,6 +170,14 @@ class RunNumbers(BaseModel):
             ) from None
 
 
+# RunNumbers' names of the agent's flags, and AgentSettings' own.
+AGENT_FIELDS = {
+    "max_turns": "max_turns",
+    "agent_timeout": "attempt_timeout_s",
+    "idle_timeout": "idle_timeout_s",
+    "heartbeat_timeout": "heartbeat_timeout_s",
+    "max_attempts": "max_attempts",
+}
 RUN_RANGES: dict[str, Range] = {
     "start_batch": BATCH_NUMBER,
     "end_batch": BATCH_NUMBER,
