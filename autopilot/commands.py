@@ -38,7 +38,7 @@ from autopilot.models import (
     ResumeRequest,
     SessionStatus,
 )
-from autopilot.options import CONCURRENCY, MAX_COST_USD, flag_value
+from autopilot.options import CONCURRENCY, MAX_COST_USD, flag_value, not_allowed
 from autopilot.plan_report import mode_text
 from autopilot.progress_view import summary_line, task_line
 from autopilot.safe_text import printable
@@ -281,7 +281,7 @@ def check_numbers(args: argparse.Namespace) -> None:
     ):
         problem = None if value is None else limits.problem(value)
         if problem is not None:
-            raise CommandError(f"{flag} {flag_value(value)} is not allowed; use {problem}.")
+            raise CommandError(not_allowed(flag, flag_value(value), problem))
 
 
 async def run_command(

@@ -38,6 +38,8 @@ __all__ = [
     "Range",
     "RunNumbers",
     "did_you_mean",
+    "flag_value",
+    "not_allowed",
 ]
 
 WEEK_S = 7 * 24 * 3600
@@ -120,8 +122,13 @@ class OptionError(ValueError):
         value = shown(error["input"])
         if field in ranges:
             rule = ranges[field].rule(error["type"])
-            return cls(f"{name(field)} {value} is not allowed; use {rule}.")
-        return cls(f"{name(field)} {value} is not allowed: {error['msg']}.")
+            return cls(not_allowed(name(field), value, rule))
+        return cls(not_allowed(name(field), value, error["msg"].lower()))
+
+
+def not_allowed(name: str, value: str, rule: str) -> str:
+    """The one wording of a value refused, for flags and `.autopilot.toml` keys alike."""
+    return f"{name} {value} is not allowed; use {rule}."
 
 
 def did_you_mean(name: str, allowed: list[str]) -> str:

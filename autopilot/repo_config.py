@@ -37,7 +37,14 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from autopilot.checks import CheckSyntaxError, parse_check
 from autopilot.models import CheckCommand, ReviewMode, ReviewSettings
-from autopilot.options import CHECK_TIMEOUT, REVIEW_ROUNDS, STRICT, did_you_mean, flag_value
+from autopilot.options import (
+    CHECK_TIMEOUT,
+    REVIEW_ROUNDS,
+    STRICT,
+    did_you_mean,
+    flag_value,
+    not_allowed,
+)
 
 CONFIG_FILE = ".autopilot.toml"
 TABLE = "review"
@@ -186,7 +193,7 @@ def _file_problem(err: ValidationError, document: Mapping[str, Any]) -> str:
             f"allowed keys: {', '.join(allowed)}."
         )
     value = document[TABLE][key]  # the whole value, not only the list item that is wrong
-    return f"[{TABLE}] {key} = {value!r} is not allowed; use {_RULES[key](error['type'])}."
+    return not_allowed(f"[{TABLE}] {key} =", repr(value), _RULES[key](error["type"]))
 
 
 def _read_prompt_file(path: Path, repo: Path, name: str) -> str:
@@ -246,9 +253,7 @@ def merge_review_settings(
         error = err.errors()[0]
         key = str(error["loc"][0])
         rule = _RULES[key](error["type"])
-        raise RepoConfigError(
-            f"{_FLAGS[key]} {flag_value(given[key])} is not allowed; use {rule}."
-        ) from None
+        raise RepoConfigError(not_allowed(_FLAGS[key], flag_value(given[key]), rule)) from None
     layered = {
         "mode": _first(table.mode, file_cfg.mode),
         "rounds": _first(table.rounds, file_cfg.rounds),
