@@ -43,13 +43,13 @@ def write_plan(tmp_path: Path, text: str = GOOD_PLAN) -> Path:
     return plan
 
 
-def run_starter(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def run_starter(tmp_path: Path, *args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     """The starter with an unreachable Temporal: validation must fail before connecting."""
     env = clean_env()
     env.update(AUTOPILOT_STATE_DIR=str(tmp_path / "state"), TEMPORAL_ADDRESS="127.0.0.1:9")
     return subprocess.run(
         [sys.executable, str(ROOT / "starter.py"), *args],
-        cwd=ROOT,
+        cwd=cwd,
         env=env,
         stdin=subprocess.DEVNULL,
         capture_output=True,
@@ -511,16 +511,6 @@ def test_plan_input_refused_with_file_and_line(
 def test_a_plan_named_like_a_command_runs_with_run(tmp_path: Path) -> None:
     plan = tmp_path / "status"
     plan.write_text(GOOD_PLAN)
-    env = clean_env()
-    env.update(AUTOPILOT_STATE_DIR=str(tmp_path / "state"), TEMPORAL_ADDRESS="127.0.0.1:9")
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "starter.py"), "run", "status", "--dry-run"],
-        cwd=tmp_path,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_starter(tmp_path, "run", "status", "--dry-run", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert f"Plan: {plan}" in done.stdout and "Dry run: nothing was started." in done.stdout
