@@ -3,6 +3,7 @@
     python starter.py PLAN [--repo DIR] [--start-batch N] [--end-batch M] [--concurrency K]
                            [--target-branch B] [--mode local] [--detach] [--dry-run] ...
     python starter.py status|watch|list|pause|resume|cancel|skip|retry|concurrency|cleanup ...
+    python starter.py run PLAN ...   (the same as the first form: for a plan named like a command)
 
 Exit codes: 0 every requested task merged; 1 the session ended with tasks not merged (or
 failed); 2 bad input (plan, repo, settings), nothing started; 130 detached with Ctrl-C, the
@@ -39,6 +40,8 @@ from autopilot.plan_report import describe_plan
 from autopilot.process_exit import exit_now
 from autopilot.repo_config import (
     CONFIG_FILE,
+    MODES,
+    ON_FAILURE,
     RepoConfigError,
     load_repo_config,
     merge_review_settings,
@@ -51,6 +54,7 @@ from autopilot.worker_process import WorkerStartFailed, ensure_worker
 from workflows.session import SessionWorkflow
 
 EXIT_BAD_INPUT, EXIT_DETACHED = 2, 130
+PROG = "python starter.py"
 STATUS_QUERY_TIMEOUT = timedelta(seconds=5)
 
 
@@ -58,11 +62,78 @@ class UserError(Exception):
     """Bad input: printed as is, exit code 2, nothing started."""
 
 
+# The review flags' argparse names, and merge_review_settings' (the [review] keys).
+REVIEW_FLAGS = {
+    "review": "mode",
+    "review_rounds": "rounds",
+    "check": "checks",
+    "check_timeout": "check_timeout_s",
+    "reviewer_model": "reviewer_model",
+    "reviewer_prompt": "reviewer_prompt",
+    "on_failure": "on_failure",
+}
+RUN_DESCRIPTION = "Run a markdown master plan with Claude Code, durably, on Temporal."
+RUN_COMMAND = "run"  # the default command: `starter.py PLAN` is `starter.py run PLAN`
+_AGENT = AgentSettings()
+# The agent's numeric flags: (flag, type, default, metavar, help). One table, one loop.
+_AGENT_FLAGS: tuple[tuple[str, type, float, str, str], ...] = (
+    (
+        "--agent-timeout",
+        float,
+        _AGENT.attempt_timeout_s,
+        "S",
+        "time limit of one agent attempt, seconds (%(default).0f)",
+    ),
+    (
+        "--idle-timeout",
+        float,
+        _AGENT.idle_timeout_s,
+        "S",
+        "an agent silent this long is hung: stopped and retried (%(default).0f)",
+    ),
+    (
+        "--heartbeat-timeout",
+        float,
+        _AGENT.heartbeat_timeout_s,
+        "S",
+        "a worker silent this long is gone: its task moves to another (%(default).0f)",
+    ),
+    (
+        "--max-attempts",
+        int,
+        _AGENT.max_attempts,
+        "N",
+        "agent attempts per task before it fails (%(default)d)",
+    ),
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python starter.py",
-        description="Run a markdown master plan with Claude Code, durably, on Temporal.",
+    """The `run` command's parser on its own (a plan and its flags)."""
+    return _run_arguments(argparse.ArgumentParser(prog=PROG, description=RUN_DESCRIPTION))
+
+
+def build_cli() -> tuple[argparse.ArgumentParser, set[str]]:
+    """The whole command line, `run` (the default command) and the operator commands, and the
+    commands' names."""
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run_help = f"run a plan (the default command: `{PROG} PLAN` is `{PROG} run PLAN`)"
+    _run_arguments(
+        sub.add_parser(RUN_COMMAND, prog=PROG, help=run_help, description=RUN_DESCRIPTION)
     )
+    commands.add_commands(sub)
+    return parser, set(sub.choices)
+
+
+def parse_command_line(argv: list[str]) -> argparse.Namespace:
+    """argv, as `run` unless it starts with a command's name (so a plan file named like a
+    command runs as `run status`)."""
+    parser, names = build_cli()
+    return parser.parse_args(argv if argv and argv[0] in names else [RUN_COMMAND, *argv])
+
+
+def _run_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("plan", type=Path, help="the plan file (markdown)")
     parser.add_argument("--repo", type=Path, default=Path("."), help="target repository (.)")
     parser.add_argument("--start-batch", type=int, metavar="N", help="first batch to run")
@@ -72,37 +143,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--target-branch", metavar="B", help="branch to merge into (current)")
     parser.add_argument("--mode", choices=["local"], default="local", help="execution mode")
-    parser.add_argument("--max-turns", type=int, default=AgentSettings().max_turns)
+    parser.add_argument("--max-turns", type=int, default=_AGENT.max_turns)
     parser.add_argument("--model", help="model for the agent (the CLI's default)")
-    defaults = AgentSettings()
-    parser.add_argument(
-        "--agent-timeout",
-        type=float,
-        default=defaults.attempt_timeout_s,
-        metavar="S",
-        help="time limit of one agent attempt, seconds (%(default).0f)",
-    )
-    parser.add_argument(
-        "--idle-timeout",
-        type=float,
-        default=defaults.idle_timeout_s,
-        metavar="S",
-        help="an agent silent this long is hung: stopped and retried (%(default).0f)",
-    )
-    parser.add_argument(
-        "--heartbeat-timeout",
-        type=float,
-        default=defaults.heartbeat_timeout_s,
-        metavar="S",
-        help="a worker silent this long is gone: its task moves to another (%(default).0f)",
-    )
-    parser.add_argument(
-        "--max-attempts",
-        type=int,
-        default=defaults.max_attempts,
-        metavar="N",
-        help="agent attempts per task before it fails (%(default)d)",
-    )
+    for flag, kind, default, metavar, text in _AGENT_FLAGS:
+        parser.add_argument(flag, type=kind, default=default, metavar=metavar, help=text)
     parser.add_argument(
         "--max-cost-usd",
         type=float,
@@ -119,9 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
         "review", f"defaults come from {CONFIG_FILE} in the repo, then from these flags"
     )
     review.add_argument(
-        "--review",
-        choices=["agent", "checks", "both", "none"],
-        help="what must approve a task before it merges (both)",
+        "--review", choices=MODES, help="what must approve a task before it merges (both)"
     )
     review.add_argument(
         "--review-rounds", type=int, metavar="N", help="agent rounds per task, fixes included (3)"
@@ -140,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     review.add_argument(
         "--on-failure",
-        choices=["continue", "pause"],
+        choices=ON_FAILURE,
         help="when a task fails, is rejected or conflicts: go on, or pause the session",
     )
     parser.add_argument("--task-queue", help="task queue (default: AUTOPILOT_TASK_QUEUE)")
@@ -192,16 +234,8 @@ def _request(
 ) -> SessionRequest:
     """The session's input. Without settings (a dry run): no state dir, as nothing starts."""
     try:
-        review = merge_review_settings(
-            load_repo_config(repo_path),
-            mode=args.review,
-            rounds=args.review_rounds,
-            checks=args.check,
-            check_timeout_s=args.check_timeout,
-            reviewer_model=args.reviewer_model,
-            reviewer_prompt=args.reviewer_prompt,
-            on_failure=args.on_failure,
-        )
+        flags = {key: getattr(args, dest) for dest, key in REVIEW_FLAGS.items()}
+        review = merge_review_settings(load_repo_config(repo_path), **flags)
     except RepoConfigError as err:
         raise UserError(str(err)) from err
     return SessionRequest(
@@ -214,14 +248,7 @@ def _request(
         concurrency=numbers.concurrency,
         mode=args.mode,
         state_dir=str(settings.state_dir) if settings else "",
-        agent=AgentSettings(
-            max_turns=numbers.max_turns,
-            model=args.model,
-            attempt_timeout_s=numbers.agent_timeout,
-            idle_timeout_s=numbers.idle_timeout,
-            heartbeat_timeout_s=numbers.heartbeat_timeout,
-            max_attempts=numbers.max_attempts,
-        ),
+        agent=numbers.agent_settings(args.model),
         review=review,
         max_cost_usd=numbers.max_cost_usd,
     )
@@ -341,8 +368,8 @@ async def operate(args: argparse.Namespace, settings: Settings, out: TextIO) -> 
 
 def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] in commands.COMMANDS:
-        args = commands.build_parser().parse_args(argv)
+    args = parse_command_line(argv)
+    if args.command != RUN_COMMAND:
         try:
             commands.check_numbers(args)
             return asyncio.run(operate(args, load_settings(), out))
@@ -351,7 +378,6 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
             return EXIT_BAD_INPUT
         except KeyboardInterrupt:
             return EXIT_DETACHED
-    args = build_parser().parse_args(argv)
     args.argv = argv
     try:
         if args.dry_run:

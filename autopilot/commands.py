@@ -38,7 +38,7 @@ from autopilot.models import (
     ResumeRequest,
     SessionStatus,
 )
-from autopilot.options import CONCURRENCY, MAX_COST_USD, flag_value
+from autopilot.options import CONCURRENCY, MAX_COST_USD, flag_value, not_allowed
 from autopilot.plan_report import mode_text
 from autopilot.progress_view import summary_line, task_line
 from autopilot.safe_text import printable
@@ -46,30 +46,18 @@ from autopilot.task_details import with_details
 from workflows.session import SessionWorkflow
 
 SESSION_TYPE_QUERY = "WorkflowType = 'SessionWorkflow'"
-COMMANDS = (
-    "status",
-    "watch",
-    "list",
-    "pause",
-    "resume",
-    "cancel",
-    "skip",
-    "retry",
-    "concurrency",
-    "cleanup",
-)
 
 
 class CommandError(Exception):
     """Printed as is, exit code 2."""
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python starter.py", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+def add_commands(sub: Any) -> None:
+    """The operator commands, as subcommands of the starter's command line (`sub`: its
+    argparse subparsers)."""
 
     def command(name: str, help_text: str, session: bool = True) -> argparse.ArgumentParser:
-        cmd = sub.add_parser(name, help=help_text, description=help_text)
+        cmd: argparse.ArgumentParser = sub.add_parser(name, help=help_text, description=help_text)
         if session:
             cmd.add_argument("session", nargs="?", help="session id (optional if one runs)")
         cmd.add_argument("--json", action="store_true", help="machine-readable output")
@@ -106,7 +94,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--include-unmerged", action="store_true", help="also branches that never merged"
     )
     tidy.add_argument("--dry-run", action="store_true", help="only say what would be removed")
-    return parser
 
 
 def _print_json(value: Any, out: TextIO) -> None:
@@ -297,7 +284,7 @@ def check_numbers(args: argparse.Namespace) -> None:
     ):
         problem = None if value is None else limits.problem(value)
         if problem is not None:
-            raise CommandError(f"{flag} {flag_value(value)} is not allowed; use {problem}.")
+            raise CommandError(not_allowed(flag, flag_value(value), problem))
 
 
 async def run_command(

@@ -1,4 +1,9 @@
-"""Settings read from the environment, in one place, so every process agrees on them."""
+"""Settings read from the environment, in one place, so every process agrees on them.
+
+Kept by hand, not pydantic-settings: six variables, and what is not plain parsing (`~` against
+the given environment's HOME, creating the state dir and checking it is writable) would stay
+code anyway, next to a new dependency.
+"""
 
 from __future__ import annotations
 

@@ -38,6 +38,8 @@ __all__ = [
     "Range",
     "RunNumbers",
     "did_you_mean",
+    "flag_value",
+    "not_allowed",
 ]
 
 WEEK_S = 7 * 24 * 3600
@@ -120,8 +122,13 @@ class OptionError(ValueError):
         value = shown(error["input"])
         if field in ranges:
             rule = ranges[field].rule(error["type"])
-            return cls(f"{name(field)} {value} is not allowed; use {rule}.")
-        return cls(f"{name(field)} {value} is not allowed: {error['msg']}.")
+            return cls(not_allowed(name(field), value, rule))
+        return cls(not_allowed(name(field), value, error["msg"].lower()))
+
+
+def not_allowed(name: str, value: str, rule: str) -> str:
+    """The one wording of a value refused, for flags and `.autopilot.toml` keys alike."""
+    return f"{name} {value} is not allowed; use {rule}."
 
 
 def did_you_mean(name: str, allowed: list[str]) -> str:
@@ -154,6 +161,11 @@ class RunNumbers(BaseModel):
     max_attempts: Annotated[int, MAX_ATTEMPTS.field()] = _AGENT.max_attempts
     max_cost_usd: Annotated[float, MAX_COST_USD.field()] | None = None
 
+    def agent_settings(self, model: str | None) -> AgentSettings:
+        """The agent's settings these flags give (the model is a name: no range)."""
+        values = {field: getattr(self, flag) for flag, field in AGENT_FIELDS.items()}
+        return AgentSettings.model_validate({**values, "model": model})
+
     @classmethod
     def from_flags(cls, values: Mapping[str, object]) -> RunNumbers:
         """Validated flags (argparse's dest names); `OptionError` naming the flag."""
@@ -165,6 +177,14 @@ class RunNumbers(BaseModel):
             ) from None
 
 
+# RunNumbers' names of the agent's flags, and AgentSettings' own.
+AGENT_FIELDS = {
+    "max_turns": "max_turns",
+    "agent_timeout": "attempt_timeout_s",
+    "idle_timeout": "idle_timeout_s",
+    "heartbeat_timeout": "heartbeat_timeout_s",
+    "max_attempts": "max_attempts",
+}
 RUN_RANGES: dict[str, Range] = {
     "start_batch": BATCH_NUMBER,
     "end_batch": BATCH_NUMBER,

@@ -56,6 +56,7 @@ __all__ = [
 # A plan is a text file of a few hundred kB at most (a 10,000-task plan is ~1 MB): anything
 # bigger is the wrong file, and would be read into memory whole.
 PLAN_SIZE_LIMIT = 8 * 1024 * 1024
+IS_A_DIRECTORY = "is a directory, not a plan file; give the path of the markdown plan"
 # The AutopilotBatch search attribute is a Temporal Int: a signed 64-bit integer.
 BATCH_NUMBER_MAX = 2**63 - 1
 
@@ -248,16 +249,14 @@ def read_plan_bytes(path: str | Path) -> bytes:
     except FileNotFoundError:
         raise refuse("plan file not found; check the path") from None
     except IsADirectoryError:
-        raise refuse(
-            "is a directory, not a plan file; give the path of the markdown plan"
-        ) from None
+        raise refuse(IS_A_DIRECTORY) from None
     except OSError as exc:
         message = f"cannot read the plan file ({exc.strerror or exc}); check its permissions"
         raise refuse(message) from None
     try:
         mode = os.fstat(fd).st_mode
         if stat.S_ISDIR(mode):
-            raise refuse("is a directory, not a plan file; give the path of the markdown plan")
+            raise refuse(IS_A_DIRECTORY)
         if not stat.S_ISREG(mode):
             raise refuse(
                 f"is not a regular file (it is a {_file_kind(mode)}); give the path of the"

@@ -19,22 +19,32 @@ Each check is a command split like a shell splits it (quotes work) but run witho
 in the task's worktree; for pipes or `&&` write `sh -c '...'`. Checks given with `--check`
 run after the file's, a command listed twice runs once. Anything wrong in the file stops the
 run with a `RepoConfigError` that names the file, the key and what to write instead.
+
+What may be set, and each value's type and range, is one strict pydantic model, `ReviewTable`:
+the file's [review] table and the review flags go through it, and its validation errors become
+those messages (a "did you mean" for an unknown key). The numeric ranges are in
+autopilot/options.py, with the other flags' ranges.
 """
 
 from __future__ import annotations
 
-import difflib
 import tomllib
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from autopilot.checks import CheckSyntaxError, parse_check
 from autopilot.models import CheckCommand, ReviewMode, ReviewSettings
-from autopilot.options import CHECK_TIMEOUT, REVIEW_ROUNDS, flag_value
+from autopilot.options import (
+    CHECK_TIMEOUT,
+    REVIEW_ROUNDS,
+    STRICT,
+    did_you_mean,
+    flag_value,
+    not_allowed,
+)
 
 CONFIG_FILE = ".autopilot.toml"
 TABLE = "review"
@@ -42,12 +52,72 @@ TABLE = "review"
 # limit (autopilot/payload_size.py) refuses far less anyway, with the task named.
 PROMPT_FILE_LIMIT = 8 * 1024 * 1024
 
+OnFailure = Literal["continue", "pause"]
 MODES: tuple[str, ...] = get_args(ReviewMode)
-ON_FAILURE: tuple[str, ...] = get_args(ReviewSettings.model_fields["on_failure"].annotation)
+ON_FAILURE: tuple[str, ...] = get_args(OnFailure)
 
 
 class RepoConfigError(ValueError):
     """The repo's config file or a review flag is unusable; the message says what to fix."""
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("blank")
+    return value
+
+
+_Text = Annotated[str, AfterValidator(_not_blank)]
+
+
+class ReviewTable(BaseModel):
+    """What may be set in [review], and in the review flags: None = not set."""
+
+    model_config = STRICT
+
+    mode: ReviewMode | None = None
+    rounds: Annotated[int, REVIEW_ROUNDS.field()] | None = None
+    checks: list[str] | None = None
+    check_timeout_s: Annotated[float, CHECK_TIMEOUT.field()] | None = None
+    reviewer_model: _Text | None = None
+    reviewer_prompt: _Text | None = None
+    reviewer_prompt_file: _Text | None = None
+    on_failure: OnFailure | None = None
+
+
+class _ConfigFile(BaseModel):
+    """The whole file: [review] and nothing else."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    review: ReviewTable = Field(default_factory=ReviewTable)
+
+
+def _choice(allowed: tuple[str, ...]) -> Callable[[str], str]:
+    return lambda _error: f"one of: {', '.join(allowed)}"
+
+
+def _fixed(rule: str) -> Callable[[str], str]:
+    return lambda _error: rule
+
+
+# What to write instead, by key and pydantic error type.
+_RULES: dict[str, Callable[[str], str]] = {
+    "mode": _choice(MODES),
+    "rounds": REVIEW_ROUNDS.rule,
+    "checks": _fixed('a list of strings, e.g. ["pytest -q"]'),
+    "check_timeout_s": CHECK_TIMEOUT.rule,
+    "reviewer_model": _fixed("a non-empty string"),
+    "reviewer_prompt": _fixed("a non-empty string"),
+    "reviewer_prompt_file": _fixed("a non-empty string"),
+    "on_failure": _choice(ON_FAILURE),
+}
+_FLAGS = {
+    "mode": "--review",
+    "rounds": "--review-rounds",
+    "check_timeout_s": "--check-timeout",
+    "on_failure": "--on-failure",
+}
 
 
 class RepoReviewConfig(BaseModel):
@@ -59,7 +129,7 @@ class RepoReviewConfig(BaseModel):
     check_timeout_s: float | None = None
     reviewer_model: str | None = None
     reviewer_prompt: str | None = None  # from reviewer_prompt, or reviewer_prompt_file's text
-    on_failure: Literal["continue", "pause"] | None = None
+    on_failure: OnFailure | None = None
     source: str | None = None  # the file read, when there was one
 
 
@@ -72,8 +142,22 @@ def load_repo_config(repo: Path) -> RepoReviewConfig:
     path = repo / CONFIG_FILE
     if not path.exists():
         return RepoReviewConfig()
-    review = _review_table(path, _read_toml(path))
-    values = _review_values(path, repo, review)
+    document = _read_toml(path)
+    try:
+        table = _ConfigFile.model_validate(document).review
+    except ValidationError as err:
+        raise RepoConfigError(f"{path}: {_file_problem(err, document)}") from None
+    values = table.model_dump(exclude_none=True)
+    if "reviewer_prompt" in values and "reviewer_prompt_file" in values:
+        raise RepoConfigError(
+            f"{path}: [{TABLE}] sets both reviewer_prompt and reviewer_prompt_file; keep one."
+        )
+    if table.reviewer_prompt_file is not None:
+        values["reviewer_prompt"] = _read_prompt_file(
+            path, repo, values.pop("reviewer_prompt_file")
+        )
+    if table.checks is not None:
+        values["checks"] = _parse_checks(table.checks, f"{path}: [{TABLE}] checks")
     return RepoReviewConfig.model_validate({**values, "source": str(path)})
 
 
@@ -90,137 +174,58 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise RepoConfigError(f"cannot read {path}: {err.strerror}.") from err
 
 
-def _review_table(path: Path, document: dict[str, Any]) -> dict[str, Any]:
-    for name, value in document.items():
-        if name == TABLE:
-            continue
-        if isinstance(value, dict):
-            raise RepoConfigError(
-                f"{path}: unknown table [{name}]{_did_you_mean(name, [TABLE])}; "
-                f"the only table is [{TABLE}]."
-            )
-        raise RepoConfigError(
-            f"{path}: unknown top-level key {name!r}; put review settings under [{TABLE}]."
+def _file_problem(err: ValidationError, document: Mapping[str, Any]) -> str:
+    """The first validation error of the file, as what to fix."""
+    error = err.errors()[0]
+    loc = [str(part) for part in error["loc"]]
+    if loc[0] != TABLE:  # an extra top-level entry
+        if isinstance(error["input"], dict):
+            hint = did_you_mean(loc[0], [TABLE])
+            return f"unknown table [{loc[0]}]{hint}; the only table is [{TABLE}]."
+        return f"unknown top-level key {loc[0]!r}; put review settings under [{TABLE}]."
+    if len(loc) == 1:
+        return f"{TABLE} must be a table; write [{TABLE}] on its own line."
+    key = loc[1]
+    if error["type"] == "extra_forbidden":
+        allowed = sorted(ReviewTable.model_fields)
+        return (
+            f"unknown key {key!r} in [{TABLE}]{did_you_mean(key, allowed)}; "
+            f"allowed keys: {', '.join(allowed)}."
         )
-    review = document.get(TABLE, {})
-    if not isinstance(review, dict):
-        raise RepoConfigError(f"{path}: {TABLE} must be a table; write [{TABLE}] on its own line.")
-    return review
+    value = document[TABLE][key]  # the whole value, not only the list item that is wrong
+    return not_allowed(f"[{TABLE}] {key} =", repr(value), _RULES[key](error["type"]))
 
 
-def _review_values(path: Path, repo: Path, review: dict[str, Any]) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    for key, raw in review.items():
-        reader = _READERS.get(key)
-        if reader is None:
-            allowed = ", ".join(sorted(_READERS))
-            raise RepoConfigError(
-                f"{path}: unknown key {key!r} in [{TABLE}]{_did_you_mean(key, list(_READERS))}; "
-                f"allowed keys: {allowed}."
-            )
-        values[key] = reader(_Key(path, key), raw)
-    if "reviewer_prompt" in values and "reviewer_prompt_file" in values:
-        raise RepoConfigError(
-            f"{path}: [{TABLE}] sets both reviewer_prompt and reviewer_prompt_file; keep one."
-        )
-    if "reviewer_prompt_file" in values:
-        prompt_file = values.pop("reviewer_prompt_file")
-        values["reviewer_prompt"] = _read_prompt_file(
-            _Key(path, "reviewer_prompt_file"), repo, prompt_file
-        )
-    return values
+def _read_prompt_file(path: Path, repo: Path, name: str) -> str:
+    def error(problem: str) -> RepoConfigError:
+        return RepoConfigError(f"{path}: [{TABLE}] reviewer_prompt_file = {name!r} {problem}")
 
-
-def _did_you_mean(name: str, allowed: list[str]) -> str:
-    close = difflib.get_close_matches(name, allowed, n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-@dataclass(frozen=True)
-class _Key:
-    """Where a value came from, to build error messages that point at it."""
-
-    path: Path
-    key: str
-
-    def error(self, value: object, problem: str) -> RepoConfigError:
-        return RepoConfigError(f"{self.path}: [{TABLE}] {self.key} = {value!r} {problem}")
-
-
-def _choice(allowed: tuple[str, ...]) -> Callable[[_Key, object], str]:
-    def read(where: _Key, value: object) -> str:
-        if not isinstance(value, str) or value not in allowed:
-            raise where.error(value, f"is not allowed; use one of: {', '.join(allowed)}.")
-        return value
-
-    return read
-
-
-def _rounds(where: _Key, value: object) -> int:
-    # bool is an int in Python; `rounds = true` is a mistake, not 1 (Range.problem says so).
-    problem = REVIEW_ROUNDS.problem(value)
-    if problem is not None or not isinstance(value, int):
-        raise where.error(value, f"is not allowed; use {problem} (1 = no fixes).")
-    return value
-
-
-def _timeout(where: _Key, value: object) -> float:
-    problem = CHECK_TIMEOUT.problem(value)
-    if problem is not None or not isinstance(value, int | float):
-        raise where.error(value, f"is not allowed; use {problem}.")
-    return float(value)
-
-
-def _text(where: _Key, value: object) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise where.error(value, "is not allowed; use a non-empty string.")
-    return value
-
-
-def _checks(where: _Key, value: object) -> list[CheckCommand]:
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise where.error(value, 'is not allowed; use a list of strings, e.g. ["pytest -q"].')
-    parsed: list[CheckCommand] = []
-    for item in value:
-        try:
-            parsed.append(parse_check(item))
-        except CheckSyntaxError as err:
-            raise RepoConfigError(f"{where.path}: [{TABLE}] checks: {err}") from err
-    return parsed
-
-
-def _read_prompt_file(where: _Key, repo: Path, name: str) -> str:
     top = repo.resolve()
     target = (top / name).resolve()  # resolve() follows symlinks: a link out is caught too
     if Path(name).is_absolute() or not target.is_relative_to(top):
-        raise where.error(
-            name, f"points outside the repo; use a path inside {top}, relative to it."
-        )
+        raise error(f"points outside the repo; use a path inside {top}, relative to it.")
     if not target.is_file():
-        raise where.error(name, f"is not a file in the repo ({target}); create it or fix the path.")
+        raise error(f"is not a file in the repo ({target}); create it or fix the path.")
     size = target.stat().st_size
     if size > PROMPT_FILE_LIMIT:
-        raise where.error(
-            name,
+        raise error(
             f"is {size / 2**20:.1f} MiB, over the {PROMPT_FILE_LIMIT // 2**20} MiB limit of a"
-            " reviewer prompt; keep it to the instructions the reviewer needs.",
+            " reviewer prompt; keep it to the instructions the reviewer needs."
         )
     try:
         return target.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
-        raise where.error(name, f"cannot be read as UTF-8 text ({err}).") from err
+        raise error(f"cannot be read as UTF-8 text ({err}).") from err
 
 
-_READERS: dict[str, Callable[[_Key, Any], Any]] = {
-    "mode": _choice(MODES),
-    "rounds": _rounds,
-    "checks": _checks,
-    "check_timeout_s": _timeout,
-    "reviewer_model": _text,
-    "reviewer_prompt": _text,
-    "reviewer_prompt_file": _text,
-    "on_failure": _choice(ON_FAILURE),
-}
+def _parse_checks(commands: list[str], where: str) -> list[CheckCommand]:
+    parsed: list[CheckCommand] = []
+    for command in commands:
+        try:
+            parsed.append(parse_check(command))
+        except CheckSyntaxError as err:
+            raise RepoConfigError(f"{where}: {err}") from err
+    return parsed
 
 
 # --------------------------------------------------------------------------------------------
@@ -239,50 +244,31 @@ def merge_review_settings(
     reviewer_prompt: str | None,
     on_failure: str | None,
 ) -> ReviewSettings:
-    _check_flags(mode=mode, rounds=rounds, timeout=check_timeout_s, on_failure=on_failure)
+    flags = {"mode": mode, "rounds": rounds, "check_timeout_s": check_timeout_s}
+    flags["on_failure"] = on_failure
+    given = {key: value for key, value in flags.items() if value is not None}
+    try:
+        table = ReviewTable.model_validate(given)
+    except ValidationError as err:
+        error = err.errors()[0]
+        key = str(error["loc"][0])
+        rule = _RULES[key](error["type"])
+        raise RepoConfigError(not_allowed(_FLAGS[key], flag_value(given[key]), rule)) from None
     layered = {
-        "mode": _first(mode, file_cfg.mode),
-        "rounds": _first(rounds, file_cfg.rounds),
-        "check_timeout_s": _first(check_timeout_s, file_cfg.check_timeout_s),
+        "mode": _first(table.mode, file_cfg.mode),
+        "rounds": _first(table.rounds, file_cfg.rounds),
+        "check_timeout_s": _first(table.check_timeout_s, file_cfg.check_timeout_s),
         "reviewer_model": _first(reviewer_model, file_cfg.reviewer_model),
         "reviewer_prompt": _first(reviewer_prompt, file_cfg.reviewer_prompt),
-        "on_failure": _first(on_failure, file_cfg.on_failure),
+        "on_failure": _first(table.on_failure, file_cfg.on_failure),
     }
     settings = {key: value for key, value in layered.items() if value is not None}
-    settings["checks"] = _dedupe([*(file_cfg.checks or []), *_parse_flag_checks(checks)])
+    settings["checks"] = _dedupe([*(file_cfg.checks or []), *_parse_checks(checks, "--check")])
     return ReviewSettings.model_validate(settings)
 
 
 def _first(*values: object) -> object:
     return next((value for value in values if value is not None), None)
-
-
-def _check_flags(
-    *, mode: str | None, rounds: int | None, timeout: float | None, on_failure: str | None
-) -> None:
-    if mode is not None and mode not in MODES:
-        raise RepoConfigError(f"--review {mode!r} is not allowed; use one of: {', '.join(MODES)}.")
-    for flag, value, limits in (
-        ("--review-rounds", rounds, REVIEW_ROUNDS),
-        ("--check-timeout", timeout, CHECK_TIMEOUT),
-    ):
-        problem = None if value is None else limits.problem(value)
-        if problem is not None:
-            raise RepoConfigError(f"{flag} {flag_value(value)} is not allowed; use {problem}.")
-    if on_failure is not None and on_failure not in ON_FAILURE:
-        raise RepoConfigError(
-            f"--on-failure {on_failure!r} is not allowed; use one of: {', '.join(ON_FAILURE)}."
-        )
-
-
-def _parse_flag_checks(commands: list[str]) -> list[CheckCommand]:
-    parsed: list[CheckCommand] = []
-    for command in commands:
-        try:
-            parsed.append(parse_check(command))
-        except CheckSyntaxError as err:
-            raise RepoConfigError(f"--check: {err}") from err
-    return parsed
 
 
 def _dedupe(checks: list[CheckCommand]) -> list[CheckCommand]:

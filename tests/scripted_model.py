@@ -987,6 +987,23 @@ class PlanFollower:
         return result
 
 
+class HoldFirst:
+    """The plan follower, holding its first answer until `release` is set: the session stays
+    running (an agent waits on the model) while a test does something else."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self._follower = PlanFollower()
+        self._held = False
+
+    def __call__(self, conversation: Conversation) -> Reply:
+        reply = self._follower(conversation)
+        if not self._held:
+            self._held = True
+            reply.hold = self.release
+        return reply
+
+
 def _tool_calls_made(conversation: Conversation, since: int = 0) -> list[tuple[str, JsonObj]]:
     """(name, input) of every tool_use in the assistant messages from index `since` on."""
     calls: list[tuple[str, JsonObj]] = []

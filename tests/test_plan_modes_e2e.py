@@ -7,13 +7,12 @@ again with other settings while it runs."""
 from __future__ import annotations
 
 import itertools
-import threading
 from pathlib import Path
 
 import pytest
 
 from tests.harness import autopilot
-from tests.scripted_model import Conversation, PlanFollower, Reply, ScriptedModel
+from tests.scripted_model import HoldFirst, ScriptedModel
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
 
@@ -26,23 +25,6 @@ FILES = {
     "steps/three.txt": "three\n",
 }
 SEQUENTIAL = ["2.1", "2.2", "2.3"]
-
-
-class HoldFirst:
-    """The plan follower, holding its first answer until released: the session stays running
-    while the test runs the starter again."""
-
-    def __init__(self) -> None:
-        self.release = threading.Event()
-        self._follower = PlanFollower()
-        self._held = False
-
-    def __call__(self, conversation: Conversation) -> Reply:
-        reply = self._follower(conversation)
-        if not self._held:
-            self._held = True
-            reply.hold = self.release
-        return reply
 
 
 @pytest.mark.reliability(

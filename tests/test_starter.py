@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -16,10 +15,9 @@ from autopilot import gitops
 from tests.gitutil import git
 from tests.harness import ROOT, autopilot, clean_env
 from tests.scripted_model import (
-    Conversation,
+    HoldFirst,
     HttpError,
     PlanFollower,
-    Reply,
     ScriptedModel,
     Text,
     by_task,
@@ -45,13 +43,13 @@ def write_plan(tmp_path: Path, text: str = GOOD_PLAN) -> Path:
     return plan
 
 
-def run_starter(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def run_starter(tmp_path: Path, *args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     """The starter with an unreachable Temporal: validation must fail before connecting."""
     env = clean_env()
     env.update(AUTOPILOT_STATE_DIR=str(tmp_path / "state"), TEMPORAL_ADDRESS="127.0.0.1:9")
     return subprocess.run(
         [sys.executable, str(ROOT / "starter.py"), *args],
-        cwd=ROOT,
+        cwd=cwd,
         env=env,
         stdin=subprocess.DEVNULL,
         capture_output=True,
@@ -364,22 +362,6 @@ def test_outcomes_and_exit_code(tmp_path: Path, repo: Path) -> None:
         assert [t for t, _ in gitops.list_merges(str(repo), "main", session)] == ["1.4"]
 
 
-class HoldFirst:
-    """Plan follower that holds the first answer until released."""
-
-    def __init__(self) -> None:
-        self.release = threading.Event()
-        self._follower = PlanFollower()
-        self._held = False
-
-    def __call__(self, conversation: Conversation) -> Reply:
-        reply = self._follower(conversation)
-        if not self._held:
-            self._held = True
-            reply.hold = self.release
-        return reply
-
-
 @pytest.mark.e2e
 @pytest.mark.reliability(
     "Ctrl-C in the starter while the session runs",
@@ -486,3 +468,49 @@ def test_hostile_titles_stay_text(tmp_path: Path, repo: Path) -> None:
         for branch in branches.splitlines():
             assert git(repo, "check-ref-format", branch, check=False) == ""
         assert list((tmp_path / "autopilot" / "state" / "worktrees").rglob("safe.txt")) == []
+
+
+@pytest.mark.parametrize(
+    ("plan_text", "where", "message"),
+    [
+        (
+            "## Batch 1: A\n\n**Execution Mode:** dagger\n\n### Task 1.1: a\n\nDo a.\n",
+            3,
+            "Execution Mode 'dagger' for Batch 1 (tasks in containers) is not available yet",
+        ),
+        (
+            "# P\n\n**Execution Mode:** parallel, sequential\n\n### Task 1: a\n\nDo a.\n",
+            3,
+            "Execution Mode 'parallel, sequential' for the plan says both parallel and sequential",
+        ),
+        (
+            f"## Batch {2**63}: A\n\n### Task 1.1: a\n\nDo a.\n",
+            1,
+            f"batch number {2**63} is too large; number batches from 0 to {2**63 - 1}",
+        ),
+        (
+            "## Batch 1: A\n\n### Task 1.\u0661: a\n\nDo a.\n\n### Task 1.2: b\n\nDo b.\n",
+            3,
+            "heading 'Task 1.\u0661: a' looks like a task heading but cannot be read",
+        ),
+    ],
+)
+@pytest.mark.reliability(
+    "plan with dagger, both how's, a batch number beyond 64 bits or non-ASCII digits",
+    "starter.py --dry-run and run: exit 2 naming file:line, nothing started",
+)
+def test_plan_input_refused_with_file_and_line(
+    tmp_path: Path, repo: Path, plan_text: str, where: int, message: str
+) -> None:
+    plan = write_plan(tmp_path, plan_text)
+    for extra in (["--dry-run"], ["--repo", str(repo)]):
+        assert_user_error(run_starter(tmp_path, str(plan), *extra), f"{plan}:{where}: {message}")
+    assert not (tmp_path / "state" / "temporal").exists()
+
+
+def test_a_plan_named_like_a_command_runs_with_run(tmp_path: Path) -> None:
+    plan = tmp_path / "status"
+    plan.write_text(GOOD_PLAN)
+    done = run_starter(tmp_path, "run", "status", "--dry-run", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert f"Plan: {plan}" in done.stdout and "Dry run: nothing was started." in done.stdout
