@@ -2,7 +2,8 @@
 judged by git alone. See bench/README.md ("Soak").
 
     .venv/bin/python -m bench.soak --tasks 20 --kills 30 --seed 7
-    .venv/bin/python -m bench.soak --tasks 8 --kills 10 --seed 1 --schedule cycle --turn-delay 0.5
+    .venv/bin/python -m bench.soak --tasks 8 --kills 10 --seed 11 --batches 2 --turn-delay 1 \
+        --gap 2,5 --schedule cycle
 
 A scratch repository, a plan of N tasks in B batches (each task creates its own file
 `tasks/t<batch>_<n>.txt`), an isolated installation (tests/harness.py: its own state dir,
@@ -140,7 +141,8 @@ class Turns:
 
     @property
     def redone(self) -> int:
-        return self.agent + self.reviewer - self.agent_min - self.reviewer_min
+        """Turns beyond a clean run's, task by task (a task that failed early did fewer)."""
+        return sum(max(0, count - self.min_per_task) for count in self.by_task.values())
 
 
 @dataclass
@@ -265,7 +267,10 @@ def claude_processes(worktrees: Path) -> list[ClaudeProcess]:
     for pid in processes_in(worktrees):
         if not _is_claude(pid, binary) or _is_claude(_parent(pid), binary):
             continue
-        parts = Path(_link(Path(f"/proc/{pid}/cwd"))).relative_to(worktrees).parts
+        cwd = Path(_link(Path(f"/proc/{pid}/cwd")))
+        if not cwd.is_relative_to(worktrees):
+            continue  # it exited since it was listed
+        parts = cwd.relative_to(worktrees).parts
         task = parts[1] if len(parts) > 1 else "?"
         reviewing = any(arg.startswith("--json-schema") for arg in _cmdline(pid))
         role = "reviewer" if reviewing else "agent"
