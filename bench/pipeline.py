@@ -21,6 +21,7 @@ from tests.harness import ROOT, Autopilot, autopilot
 
 def read_status_kb(pid: int, key: str) -> int:
     """A `VmRSS`/`VmHWM`-like field of /proc/<pid>/status, in kB (0 when unreadable)."""
+    # Not psutil: it has no VmHWM (the peak), and one reader serves both fields.
     try:
         text = Path(f"/proc/{pid}/status").read_text()
     except OSError:
