@@ -489,9 +489,11 @@ def spent_attempts(task: TaskStatus) -> str:
     reviewer_failed = max(0, sum(runs - 1 for runs in reviewer_runs) - reviewer_lost)
     # A task that failed spent every attempt; one that merged had its last one succeed.
     agent_failed = task.attempts if task.state == TaskState.FAILED else max(0, task.attempts - 1)
-    if not agent_failed and not reviewer_failed:
-        return ""
-    return f"agent {agent_failed}, reviewer {reviewer_failed}"
+    spent = f"agent {agent_failed}, reviewer {reviewer_failed}"
+    if task.state == TaskState.FAILED:
+        # A task whose reviewer failed for good has no runs in its status at all.
+        return f"{spent}; failed: {(task.last_error or '')[:160]}"
+    return spent if agent_failed or reviewer_failed else ""
 
 
 def judge(
