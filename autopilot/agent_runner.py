@@ -28,6 +28,9 @@ RESUME_REFUSED = "No conversation found"
 # Signals that end a process from outside (a person, the OOM killer, a dying container). The
 # pipeline's own kills (hung, timed out, cancelled) are raised before the run is classified.
 OUTSIDE_SIGNALS = frozenset({signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
+# util-linux before 2.40 (util-linux#2614): `unshare --fork` whose child a signal killed
+# exits 1 with this line instead of re-raising the signal.
+UNSHARE_LOST_SIGNAL = "sigprocmask unblock failed"
 
 
 class AgentFailure(Exception):
@@ -100,7 +103,7 @@ def killed_by_signal(returncode: int | None) -> bool:
 def classify(state: StreamState, returncode: int | None, stderr_tail: str) -> AgentFailure | None:
     """None when the run succeeded; otherwise what went wrong, in words a person can act on."""
     result = state.result
-    if result is None and killed_by_signal(returncode):
+    if result is None and (killed_by_signal(returncode) or UNSHARE_LOST_SIGNAL in stderr_tail):
         return AgentFailure(
             "killed",
             f"claude was killed by a signal from outside (exit code {returncode}, last event: "

@@ -568,6 +568,13 @@ def test_classify_a_signal_death_without_result_as_killed(code: int) -> None:
     assert f"exit code {code}" in str(failure)
 
 
+def test_classify_unshare_that_lost_its_childs_signal_as_killed() -> None:
+    # util-linux 2.38 exits 1 with this line when a signal killed the child it forked.
+    stderr = "unshare: sigprocmask unblock failed: Invalid argument"
+    failure = classify(state_with(assistant("a")), 1, stderr)
+    assert failure is not None and failure.kind == "killed"
+
+
 @pytest.mark.reliability(
     "`--resume` of a session the CLI never saved (its first run was killed at once)",
     "the CLI's 'No conversation found' result: kind resume_refused (the activity starts afresh)",
