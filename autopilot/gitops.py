@@ -38,6 +38,7 @@ MIN_GIT_VERSION = (2, 38, 0)  # `git merge-tree --write-tree`
 # An index.lock in one of OUR worktrees older than this is left over from a killed git
 # process: no git command we or the agent run holds the index that long.
 STALE_LOCK_SECONDS = 60.0
+BRANCH_LOCK_STALE_SECONDS = 5.0
 MERGE_ATTEMPTS = 5  # the target moved under us this many times in a row: give up
 
 _MAX_COMPONENT = 64
@@ -498,6 +499,20 @@ def _clear_stale_index_lock(worktree: str | Path) -> None:
 # --------------------------------------------------------------------------------------------
 
 
+def _clear_stale_branch_lock(repo: str | Path, branch: str) -> None:
+    """Remove the task branch's own ref lock left by a git killed mid-update (a worker killed
+    during `git worktree add -b`). Only this task's steps write its branch, one at a time, and
+    git holds a ref lock for milliseconds: one older than BRANCH_LOCK_STALE_SECONDS is dead."""
+    common_dir = Path(_git(repo, "rev-parse", "--path-format=absolute", "--git-common-dir").strip())
+    lock = common_dir / f"{_branch_ref(branch)}.lock"
+    try:
+        age = time.time() - lock.stat().st_mtime
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    if age > BRANCH_LOCK_STALE_SECONDS:
+        lock.unlink(missing_ok=True)
+
+
 def _remove_registered_worktree(repo: str | Path, path: str | Path) -> None:
     # Twice --force: also removes a locked worktree and one with local changes.
     _git(repo, "worktree", "remove", "--force", "--force", str(path))
@@ -525,6 +540,7 @@ def _ensure_worktree(repo: str | Path, path: Path, branch: str, start_sha: str) 
             f"the task worktree {path} is on {now_on}, not on {ref}; check out {branch} "
             "there or remove the worktree (`git worktree remove --force`), then retry"
         )
+    _clear_stale_branch_lock(repo, branch)
     if path.exists() or path.is_symlink():
         _rmtree(path)  # a leftover directory in our state dir that git does not know
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -890,3 +890,20 @@ def test_a_worktree_that_will_not_go_does_not_undo_the_merge(repo: Path, state: 
     assert outcome.merged and not outcome.worktree_removed
     assert git(repo, "show", "main:a.txt") == "a"
     assert Path(repo, ".git").exists() and Path(ws.path).exists()
+
+
+@pytest.mark.reliability(
+    "worker killed during `git worktree add -b` (the task branch's ref lock left behind)",
+    "real git: a stale refs/heads/<branch>.lock is removed and the worktree is made",
+)
+def test_a_stale_lock_on_the_task_branch_is_cleared(tmp_path: Path, repo: Path) -> None:
+    branch = gitops.branch_name("sess", "1")
+    lock = repo / ".git" / f"refs/heads/{branch}.lock"
+    lock.parent.mkdir(parents=True)
+    lock.write_text("")
+    old = time.time() - 60
+    os.utime(lock, (old, old))
+
+    workspace = gitops.prepare_workspace(repo, "main", tmp_path / "state", "sess", "1")
+
+    assert Path(workspace.path).is_dir() and not lock.exists()
