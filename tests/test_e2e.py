@@ -19,7 +19,6 @@ from temporalio.worker import Replayer
 
 from autopilot import gitops
 from autopilot.models import SessionState, TaskState
-from autopilot.task_details import with_details
 from autopilot.temporal_connection import temporal_cli
 from tests.gitutil import git
 from tests.harness import Autopilot, autopilot, processes_in, wait_until
@@ -157,13 +156,6 @@ async def replay_all(installation: Autopilot) -> int:
     return replayed
 
 
-async def query_status(installation: Autopilot, session_id: str) -> object:
-    client = await Client.connect(installation.address, data_converter=pydantic_data_converter)
-    handle = client.get_workflow_handle_for(SessionWorkflow.run, session_id)
-    # What `status --json` shows: the compact record plus the task workflows' details.
-    return await with_details(client, await handle.query(SessionWorkflow.status))
-
-
 @pytest.mark.reliability(
     "the same plan started again after it finished",
     "real session, then the same starter command: same session id, every task found merged, "
@@ -177,11 +169,11 @@ def test_plan_runs_end_to_end(tmp_path: Path, repo: Path, plan: Path, model: Scr
         assert "Started a background worker" in done.stdout
         assert_work_landed(repo, installation, session_id)
 
-        status = asyncio.run(query_status(installation, session_id))
-        assert status.status == SessionState.COMPLETED  # type: ignore[attr-defined]
-        assert status.tasks_completed == status.tasks_total == 5  # type: ignore[attr-defined]
+        status = installation.status(session_id)
+        assert status.status == SessionState.COMPLETED
+        assert status.tasks_completed == status.tasks_total == 5
         merges = dict(gitops.list_merges(str(repo), "main", session_id))
-        for task in status.tasks:  # type: ignore[attr-defined]
+        for task in status.tasks:
             assert task.state == TaskState.MERGED
             assert task.merge_sha == merges[task.id]
             assert task.branch == gitops.branch_name(session_id, task.id)
@@ -308,7 +300,7 @@ def test_worker_killed_mid_agent_recovers(tmp_path: Path, repo: Path, plan: Path
         assert_work_landed(repo, installation, session_id)
         runs = {
             task.id: (task.attempts, task.lost_runs)
-            for task in asyncio.run(query_status(installation, session_id)).tasks  # type: ignore[attr-defined]
+            for task in installation.status(session_id).tasks
         }
         # The killed worker's run was lost, not failed: it spent no attempt.
         assert runs["1.3"] == (1, 1), runs

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
-from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 
-from autopilot.models import SessionStatus, TaskState
-from autopilot.task_details import with_details
+from autopilot.models import TaskState
 from tests.harness import autopilot
 from tests.scripted_model import Conversation, HttpError, PlanFollower, Reply, ScriptedModel
-from workflows.session import SessionWorkflow
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -45,14 +40,6 @@ class OverloadedFirst:
         return self._follower(conversation)
 
 
-async def status_of(address: str, session_id: str) -> SessionStatus:
-    client = await Client.connect(address, data_converter=pydantic_data_converter)
-    status = await client.get_workflow_handle_for(SessionWorkflow.run, session_id).query(
-        SessionWorkflow.status
-    )
-    return await with_details(client, status)  # what `status --json` shows
-
-
 @pytest.mark.reliability(
     "model API overloaded (HTTP 529) on the first request",
     "real session: the attempt fails, is retried and merges; both attempts' transcripts kept",
@@ -68,7 +55,7 @@ def test_a_failed_attempt_is_retried_and_recorded(tmp_path: Path, repo: Path) ->
         assert done.returncode == 0, done.stdout + done.stderr
         assert (repo / "it.txt").read_text() == "it\n"
         session_id = done.stdout.split("Started session ", 1)[1].split()[0]
-        task = asyncio.run(status_of(installation.address, session_id)).tasks[0]
+        task = installation.status(session_id).tasks[0]
         assert task.state == TaskState.MERGED
         assert task.attempts == 2
         # Every attempt's transcript is kept, the failed one's too, and the reviewer's.

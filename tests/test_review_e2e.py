@@ -3,7 +3,6 @@ the repo's checks, feedback rounds, and the conflict round after a conflicting m
 
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
 from collections import Counter
@@ -11,13 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 from autopilot import gitops
-from autopilot.models import SessionStatus, TaskState
+from autopilot.models import TaskState
 from tests.gitutil import git
-from tests.harness import Autopilot, autopilot
+from tests.harness import autopilot
 from tests.scripted_model import (
     STRUCTURED_OUTPUT,
     Conversation,
@@ -29,7 +26,6 @@ from tests.scripted_model import (
     ToolCall,
     ToolUses,
 )
-from workflows.session import SessionWorkflow
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(400)]
 
@@ -61,13 +57,6 @@ FINDING_12 = "b.txt must end with a newline and say b"
 
 def session_id_of(output: str) -> str:
     return output.split("Started session ", 1)[1].split()[0]
-
-
-async def status_of(installation: Autopilot, session_id: str) -> SessionStatus:
-    client = await Client.connect(installation.address, data_converter=pydantic_data_converter)
-    return await client.get_workflow_handle_for(SessionWorkflow.run, session_id).query(
-        SessionWorkflow.status
-    )
 
 
 class ReviewRounds:
@@ -137,7 +126,7 @@ def test_review_rounds_checks_and_rejection(tmp_path: Path, repo: Path) -> None:
         )
         assert done.returncode == 1, done.stdout + done.stderr  # 1.4 was rejected
         session = session_id_of(done.stdout)
-        status = asyncio.run(status_of(installation, session))
+        status = installation.status(session)
         tasks = {task.id: task for task in status.tasks}
 
         # 1.1: approved by the checks and the reviewer on the first round.
@@ -258,7 +247,7 @@ def test_conflicting_parallel_tasks(tmp_path: Path, repo: Path, resolve: bool) -
     ):
         done = installation.starter(str(plan), "--repo", str(repo), "--concurrency", "2")
         session = session_id_of(done.stdout)
-        status = asyncio.run(status_of(installation, session))
+        status = installation.status(session)
         merged = [task_id for task_id, _ in gitops.list_merges(str(repo), "main", session)]
         loser = next(task for task in status.tasks if task.conflict_round)
         winner = next(task for task in status.tasks if not task.conflict_round)
