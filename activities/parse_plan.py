@@ -8,23 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from pathlib import Path
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from autopilot import error_types, plan_snapshots
 from autopilot.models import ParsePlanInput, Plan
-from autopilot.plan_parser import PlanError, load_plan, select_batches
-from autopilot.plan_parser import parse_plan as parse_text
+from autopilot.plan_parser import PlanError, decode_plan, read_plan_bytes, select_batches
 
 
 def _parse(request: ParsePlanInput) -> Plan:
-    try:
-        raw = Path(request.plan_path).read_bytes()
-        plan = parse_text(raw.decode("utf-8"), request.plan_path)
-    except (OSError, UnicodeDecodeError):
-        plan, raw = load_plan(request.plan_path), b""  # raises PlanError saying what is wrong
+    raw = read_plan_bytes(request.plan_path)  # PlanError saying what is wrong with the file
+    plan = decode_plan(raw, request.plan_path)
     plan.sha256 = hashlib.sha256(raw).hexdigest()
     if request.state_dir is None:  # a session recorded before snapshots: the whole plan
         return select_batches(plan, request.start_batch, request.end_batch)

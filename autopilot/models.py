@@ -343,6 +343,34 @@ class TaskRequest(BaseModel):
     # the target into it, let the agent resolve, review again.
     resolve_conflict: bool = False
 
+    @classmethod
+    def of(
+        cls,
+        request: SessionRequest,
+        plan: Plan,
+        batch: Batch,
+        task: Task,
+        resolve_conflict: bool = False,
+    ) -> TaskRequest:
+        """The input of `task`'s TaskWorkflow, as the session sends it."""
+        return cls(
+            session_id=request.session_id,
+            repo=request.repo,
+            target_branch=request.target_branch,
+            state_dir=request.state_dir,
+            task=task,
+            # An outline's texts are read from the snapshot by the task's activities.
+            plan_sha256=plan.sha256 if plan.outline else "",
+            plan_path=request.plan_path,
+            plan_title=plan.title,
+            plan_context=plan.context,
+            batch_title="" if batch.implicit else batch.title,
+            batch_description=batch.description,
+            agent=request.agent,
+            review=request.review,
+            resolve_conflict=resolve_conflict,
+        )
+
 
 class TaskState(StrEnum):
     PENDING = "pending"

@@ -7,8 +7,8 @@ request the way it will be sent (the pydantic data converter's JSON payload, as 
 before anything starts:
 
 - the SessionRequest that starts the session, and
-- each task's TaskRequest, the child workflow's input, built by `task_request` exactly as the
-  session builds it (workflows/session.py). The task workflow's activities carry that request
+- each task's TaskRequest, the child workflow's input, built by `TaskRequest.of` exactly as the
+  session builds it. The task workflow's activities carry that request
   again with a little more (the worktree, a review round's findings, check output tails): the
   safety margin is for that.
 
@@ -33,7 +33,6 @@ __all__ = [
     "check_requests",
     "encoded_size",
     "mib",
-    "task_request",
 ]
 
 BLOB_SIZE_LIMIT = 2 * 1024 * 1024  # Temporal's default limit.blobSize.error
@@ -47,23 +46,6 @@ def encoded_size(value: BaseModel) -> int:
     """Bytes `value` takes as a workflow or activity input: its payload, as the server gets it."""
     payloads = pydantic_data_converter.payload_converter.to_payloads([value])
     return Payloads(payloads=payloads).ByteSize()
-
-
-def task_request(request: SessionRequest, plan: Plan, batch: Batch, task: Task) -> TaskRequest:
-    """The input of `task`'s TaskWorkflow, as the session sends it (workflows/session.py)."""
-    return TaskRequest(
-        session_id=request.session_id,
-        repo=request.repo,
-        target_branch=request.target_branch,
-        state_dir=request.state_dir,
-        task=task,
-        plan_title=plan.title,
-        plan_context=plan.context,
-        batch_title="" if batch.implicit else batch.title,
-        batch_description=batch.description,
-        agent=request.agent,
-        review=request.review,
-    )
 
 
 def mib(size: int) -> str:
@@ -99,7 +81,7 @@ def check_requests(request: SessionRequest, plan: Plan, prompt_source: str) -> N
     issues: list[PlanIssue] = []
     for batch in plan.batches:
         for task in batch.tasks:
-            size = encoded_size(task_request(request, plan, batch, task))
+            size = encoded_size(TaskRequest.of(request, plan, batch, task))
             if size > PAYLOAD_LIMIT:
                 issues.append(
                     PlanIssue(line=task.line, message=_task_message(task, batch, plan, size))

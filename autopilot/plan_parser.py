@@ -47,6 +47,7 @@ __all__ = [
     "PLAN_SIZE_LIMIT",
     "PlanError",
     "PlanIssue",
+    "decode_plan",
     "load_plan",
     "parse_plan",
     "read_plan_bytes",
@@ -286,8 +287,11 @@ def _file_kind(mode: int) -> str:
 
 def load_plan(path: str | Path) -> Plan:
     """Read and parse a plan file (UTF-8). Any problem, the file's own included: `PlanError`."""
-    name = str(path)
-    raw = read_plan_bytes(path)
+    return decode_plan(read_plan_bytes(path), str(path))
+
+
+def decode_plan(raw: bytes, name: str) -> Plan:
+    """Parse a plan file's bytes (UTF-8); `name` is the file's, for the messages."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -391,23 +391,7 @@ class SessionWorkflow:
         try:
             child = await workflow.start_child_workflow(
                 TaskWorkflow.run,
-                TaskRequest(
-                    session_id=request.session_id,
-                    repo=request.repo,
-                    target_branch=request.target_branch,
-                    state_dir=request.state_dir,
-                    task=task,
-                    # An outline's texts are read from the snapshot by the task's activities.
-                    plan_sha256=plan.sha256 if plan.outline else "",
-                    plan_path=request.plan_path,
-                    plan_title=plan.title,
-                    plan_context=plan.context,
-                    batch_title="" if batch.implicit else batch.title,
-                    batch_description=batch.description,
-                    agent=request.agent,
-                    review=request.review,
-                    resolve_conflict=resolve_conflict,
-                ),
+                TaskRequest.of(request, plan, batch, task, resolve_conflict),
                 id=entry.workflow_id,
                 parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
                 static_summary=f"Task {task.id}: {task.title}"
