@@ -13,6 +13,7 @@ message says what failed, where, and what git printed.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -584,6 +585,10 @@ def remove_workspace(repo: str | Path, worktree_path: str | Path) -> None:
     if any(_same_path(wt.path, path) for wt in worktrees):
         _remove_registered_worktree(repo, path)
     _rmtree(path)
+    # The session's folder goes with its last worktree. A task preparing its worktree at the
+    # same moment is safe: `git worktree add` creates the folder again if it is gone.
+    with contextlib.suppress(OSError):  # not empty: other tasks' worktrees are in it
+        path.parent.rmdir()
 
 
 # --------------------------------------------------------------------------------------------

@@ -601,6 +601,18 @@ def test_remove_workspace_is_idempotent_and_keeps_branch(repo: Path, state: Path
     assert not Path(ws.path).exists()
 
 
+def test_the_last_removed_workspace_takes_the_session_folder(repo: Path, state: Path) -> None:
+    first = do_task(repo, state, "1", {"a.txt": "a\n"})
+    second = do_task(repo, state, "2", {"b.txt": "b\n"})
+    session_folder = Path(first.path).parent
+    remove_workspace(repo, first.path)
+    assert session_folder.is_dir()  # task 2's worktree is still in it
+    remove_workspace(repo, second.path)
+    assert not session_folder.exists()
+    again = do_task(repo, state, "3", {"c.txt": "c\n"})  # a later task makes it again
+    assert Path(again.path).parent == session_folder and Path(again.path).is_dir()
+
+
 def test_remove_workspace_refuses_the_main_checkout(repo: Path) -> None:
     with pytest.raises(GitError, match="main checkout"):
         remove_workspace(repo, repo)

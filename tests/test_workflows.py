@@ -909,6 +909,27 @@ async def test_a_crash_loop_pauses_the_session_and_never_fails_the_task(
 
 
 @pytest.mark.reliability(
+    "the reviewer fails for good after the agent's runs",
+    "the task fails, and its status keeps the agent's attempts, turns, cost and lost runs",
+)
+async def test_a_failed_task_keeps_its_runs_in_the_status(client: Client, stubs: Stubs) -> None:
+    stubs.plan = make_plan(make_batch(1, make_task("1")))
+    stubs.script("run_agent", "1", killed("1"))
+    broken = failed_run("AgentError", "the reviewer hit its turn limit")
+    stubs.script("review_changes", "1", agent_error(broken))
+    status = await run_session(
+        client, stubs, agent=AgentSettings(max_attempts=1), review=review_settings("agent")
+    )
+
+    task = status.task("1")
+    assert task.state == TaskState.FAILED
+    assert "the reviewer hit its turn limit" in (task.last_error or "")
+    # the lost run (1 turn, $0.10) and the attempt that worked (3 turns, $0.50)
+    assert (task.attempts, task.lost_runs, task.turns) == (1, 1, 4)
+    assert task.cost_usd == pytest.approx(0.6) and task.transcript
+
+
+@pytest.mark.reliability(
     "a worktree that cannot be removed",
     "remove_workspace fails for good: the session still completes, status names the worktree",
 )

@@ -69,6 +69,8 @@ CHECK_ATTEMPTS = 20
 # The activity stops the CLI at attempt_timeout_s itself, with a clear error; its own
 # start-to-close timeout is this much longer and only catches a worker that cannot.
 ACTIVITY_MARGIN = timedelta(seconds=60)
+# Patch ids (workflow.patched): histories recorded before a change replay the old way.
+FAILURE_KEEPS_RUNS = "failure-keeps-runs"
 
 
 class RunsLost(Exception):
@@ -145,6 +147,13 @@ class TaskWorkflow:
         except RunsLost as lost:
             result.error = str(lost)
             return self._done(result, "lost")
+        except ActivityError as err:
+            # A step failed for good (the reviewer, a check, a commit): the task failed, and
+            # its result keeps the runs it made, for status and the budget.
+            if is_cancelled_exception(err) or not workflow.patched(FAILURE_KEEPS_RUNS):
+                raise
+            result.error, result.error_type = failure_message(err), innermost_error_type(err)
+            return self._done(result, "failed")
 
     async def _rounds(
         self,
