@@ -4,8 +4,11 @@ the time went (activities' own run time, how long they and workflow tasks waited
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from google.protobuf.message import Message
+from temporalio.api.common.v1 import Payloads
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowExecution, WorkflowHistory
@@ -33,6 +36,11 @@ class HistoryStats:
     workflow_task_wait_s: list[float] = field(default_factory=list)  # scheduled -> started
     workflow_task_run_s: list[float] = field(default_factory=list)  # started -> completed
     workflow_tasks: int = 0
+    # The largest Payloads of any event (a workflow or activity input or result, a
+    # continue-as-new's carried state, an update's result): what the server's blob size limit
+    # applies to.
+    max_payload_bytes: int = 0
+    max_payload_where: str = ""
     session_start_s: float = 0.0  # epoch seconds: the first session run started
     session_close_s: float = 0.0  # epoch seconds: the last session run closed
 
@@ -81,6 +89,31 @@ def _absorb_timings(stats: HistoryStats, events: list[HistoryEvent]) -> None:
             stats.activity_count[name] = stats.activity_count.get(name, 0) + 1
 
 
+def payload_sizes(message: Message) -> Iterator[int]:
+    """The encoded size of every Payloads inside `message` (map fields, which hold memos and
+    search attributes, are not walked)."""
+    for described, value in message.ListFields():
+        kind = described.message_type
+        if kind is None or kind.GetOptions().map_entry:
+            continue
+        for item in value if described.is_repeated else [value]:
+            if isinstance(item, Payloads):
+                yield item.ByteSize()
+            else:
+                yield from payload_sizes(item)
+
+
+def _absorb_payloads(
+    stats: HistoryStats, execution: WorkflowExecution, events: list[HistoryEvent]
+) -> None:
+    for event in events:
+        size = max(payload_sizes(event), default=0)
+        if size > stats.max_payload_bytes:
+            kind = EventType.Name(event.event_type).removeprefix("EVENT_TYPE_").lower()
+            stats.max_payload_bytes = size
+            stats.max_payload_where = f"{execution.id}, event {event.event_id} ({kind})"
+
+
 def absorb(stats: HistoryStats, execution: WorkflowExecution, history: WorkflowHistory) -> None:
     events = list(history.events)
     count = len(events)
@@ -96,6 +129,7 @@ def absorb(stats: HistoryStats, execution: WorkflowExecution, history: WorkflowH
     else:
         stats.task_events_max = max(stats.task_events_max, count)
     _absorb_timings(stats, events)
+    _absorb_payloads(stats, execution, events)
 
 
 def in_session(execution: WorkflowExecution, session_id: str) -> bool:

@@ -7,9 +7,14 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from autopilot.payload_size import BLOB_SIZE_LIMIT
+
 RATIO_TARGET, RATIO_GOAL, RATIO_SIZE = 1.3, 1.1, 50
 SPEEDUP_TARGETS = {2: 1.8, 4: 3.2}
 MAX_EVENTS = 10_000
+# The largest payload may use a quarter of the server's blob limit: room for what grows with a
+# plan (more tasks, longer reviews) before PayloadsTooLarge.
+PAYLOAD_SHARE_TARGET = 0.25
 RSS_RATIO_TARGET, RSS_SIZE, RSS_REFERENCE_SIZE = 1.5, 1_000, 50
 PARSE_TARGET_S, PARSE_TASKS = 1.0, 10_000
 # The user's previous pipeline, to beat: parallel efficiency and per-task coordination cost.
@@ -213,6 +218,19 @@ def rss_target(scale: dict[str, Any] | None) -> Target | None:
     )
 
 
+def payload_target(found: dict[str, Any] | None) -> Target | None:
+    if not found or not found["max_payload_bytes"]:
+        return None
+    share = found["max_payload_bytes"] / BLOB_SIZE_LIMIT
+    return Target(
+        f"largest payload, N={found['tasks']:,}, review both, {found['body_bytes']:,} B bodies",
+        f"{found['max_payload_bytes']:,} B ({share:.1%})",
+        f"<= {PAYLOAD_SHARE_TARGET:.0%} of {BLOB_SIZE_LIMIT // 1024 // 1024} MiB",
+        verdict(share <= PAYLOAD_SHARE_TARGET),
+        found["max_payload_where"],
+    )
+
+
 def parse_target(parse: dict[str, Any] | None) -> Target | None:
     if not parse:
         return None
@@ -244,6 +262,7 @@ def all_targets(results: dict[str, Any]) -> list[Target]:
             results.get("probe"), (results.get("scale") or {}).get("session_events_per_task")
         ),
         rss_target(results.get("scale")),
+        payload_target(results.get("payload")),
         parse_target(results.get("parse")),
     ]
     return [target for target in found if target is not None]

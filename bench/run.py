@@ -6,8 +6,9 @@
     .venv/bin/python -m bench.run --sweep --scale 200  # only these sections
 
 Sections: compare (baseline vs the pipeline with review none and both), sweep (concurrency
-1..8 with a slow model), scale (one large plan: time, history sizes, worker memory), parse
-(the plan parser on a 10,000-task plan). Naming any section runs only the ones named.
+1..8 with a slow model), scale (one large plan: time, history sizes, worker memory), payload
+(one large plan with review `both` and 2 KB task bodies: the largest payload), parse (the plan
+parser on a 10,000-task plan). Naming any section runs only the ones named.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from bench.sections import (
     compare,
     history_probe,
     parse_timing,
+    payload,
     ratio_agent_equalised,
     scale,
     sweep,
@@ -43,6 +45,7 @@ DEFAULT_SIZES = (10, 50, 200)
 DEFAULT_SCALE = 1_000
 # The scale run goes four at a time: at one at a time 1,000 tasks take over half an hour.
 DEFAULT_SCALE_CONCURRENCY = 4
+PAYLOAD_BODY_BYTES = 2048  # a real plan's task body
 SWEEP_TASKS, SWEEP_DELAY_S, SWEEP_LEVELS = 16, 2.0, (1, 2, 4, 8)
 # Runs per sweep level, the fastest kept (as `timeit` does): one run at concurrency 4 took
 # anywhere from 33.7 to 39.1 s on the same idle machine.
@@ -61,6 +64,7 @@ QUICK = {
     "sweep_repeats": 1,
     "scale": 2,
     "scale_concurrency": 1,
+    "payload": 2,
     "parse_tasks": 1_000,
     "probe_tasks": 12,
     "probe_limit": 200,
@@ -127,6 +131,14 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"concurrency of the scale run and its reference run ({DEFAULT_SCALE_CONCURRENCY})",
     )
     parser.add_argument(
+        "--payload",
+        type=int,
+        nargs="?",
+        const=PRESET_SIZE,
+        metavar="N",
+        help=f"run the payload section with N tasks ({DEFAULT_SCALE:,}), at --scale-concurrency",
+    )
+    parser.add_argument(
         "--parse",
         type=int,
         nargs="?",
@@ -169,6 +181,7 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
         "sweep_repeats": SWEEP_REPEATS,
         "scale": DEFAULT_SCALE,
         "scale_concurrency": DEFAULT_SCALE_CONCURRENCY,
+        "payload": DEFAULT_SCALE,
         "parse_tasks": PARSE_TASKS,
         **PROBE,
     }
@@ -184,6 +197,7 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
             or args.sweep_delay is not None
         ),
         "scale": args.scale is not None,
+        "payload": args.payload is not None,
         "parse": args.parse is not None,
     }
     run_all = not any(named.values())
@@ -203,6 +217,7 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
         "sweep_repeats": given(args.sweep_repeats, "sweep_repeats"),
         "scale": given(args.scale, "scale"),
         "scale_concurrency": given(args.scale_concurrency, "scale_concurrency"),
+        "payload": given(args.payload, "payload"),
         "parse_tasks": given(args.parse, "parse_tasks"),
         "probe_tasks": preset["probe_tasks"],
         "probe_limit": preset["probe_limit"],
@@ -392,6 +407,8 @@ def max_events(results: dict[str, Any]) -> dict[str, Any] | None:
         runs.append(scale_result["run"])
     if scale_result and scale_result.get("reference_run"):
         runs.append(scale_result["reference_run"])
+    if results.get("payload"):
+        runs.append(results["payload"]["run"])
     runs = [run for run in runs if run.get("max_events")]
     if not runs:
         return None
@@ -422,6 +439,9 @@ def failures(results: dict[str, Any]) -> list[str]:
     scale_result = results.get("scale")
     if scale_result and not scale_result["run"]["ok"]:
         found.append(f"scale N={scale_result['tasks']}: {scale_result['run']['error']}")
+    payload_result = results.get("payload")
+    if payload_result and not payload_result["run"]["ok"]:
+        found.append(f"payload N={payload_result['tasks']}: {payload_result['run']['error']}")
     probe_result = results.get("probe")
     if probe_result and not probe_result["ok"]:
         found.append(f"history probe: merged {probe_result['merged']}/{probe_result['tasks']}")
@@ -469,6 +489,12 @@ def run_sections(chosen: dict[str, Any], ctx: Context, results: dict[str, Any]) 
             ctx, chosen["probe_tasks"], chosen["probe_limit"], chosen["probe_concurrency"]
         )
         timed("scale", started)
+    if "payload" in sections:
+        started = time.perf_counter()
+        results["payload"] = payload(
+            ctx, chosen["payload"], chosen["scale_concurrency"], PAYLOAD_BODY_BYTES
+        )
+        timed("payload", started)
 
 
 def print_results(results: dict[str, Any]) -> None:
@@ -506,6 +532,15 @@ def print_results(results: dict[str, Any]) -> None:
             f"tasks, concurrency {probe_result['concurrency']}: session runs of "
             f"{probe_result['session_events']} events, {probe_result['overshoot']:+} against the "
             f"limit; with the shipped limit a run reaches {probe_result['projected_max_events']:,}"
+        )
+    if results.get("payload"):
+        found = results["payload"]
+        print(
+            f"\nPayload: N={found['tasks']:,}, review both, {found['body_bytes']:,} B task bodies "
+            f"(plan {found['plan_bytes']:,} B), concurrency {found['concurrency']}: "
+            f"{found['wall_s']:,.1f} s; largest payload {found['max_payload_bytes']:,} B "
+            f"({found['max_payload_where']}); max events {found['max_events']:,}, session runs "
+            f"{found['session_runs']}"
         )
     if results.get("parse"):
         parse = results["parse"]

@@ -131,6 +131,8 @@ def pipeline_figures(result: PipelineResult) -> dict[str, Any]:
         "task_events_max": history.task_events_max,
         "max_events": history.max_events,
         "max_events_workflow": history.max_events_workflow,
+        "max_payload_bytes": history.max_payload_bytes,
+        "max_payload_where": history.max_payload_where,
     }
     if result.concurrency == 1:
         # One thing at a time: what is neither an activity nor the fixed cost is orchestration
@@ -386,6 +388,35 @@ def scale(
             figures["rss_projected_1000_mb"] = round(projected, 1)
             figures["rss_ratio_projected"] = round(projected / ref_rss, 3) if ref_rss else None
     return figures
+
+
+def payload(ctx: Context, tasks: int, concurrency: int, body_bytes: int) -> dict[str, Any]:
+    """The heaviest payloads a session makes: review `both` (each task's review travels back)
+    and task bodies of a real plan's size. The largest Payloads in any history, against the
+    server's limit."""
+    ctx.say(
+        f"payload: N={tasks:,}, review both, {body_bytes:,} B task bodies, concurrency "
+        f"{concurrency}"
+    )
+    folder = f"payload-{tasks}"
+    plan = write_plan(ctx.work / folder / "plan.md", tasks, ctx.batch_size, body_bytes)
+    run = run_pipeline_once(ctx, plan, tasks, f"{folder}/both", "both", concurrency)
+    ctx.say(
+        f"  largest payload {run['max_payload_bytes']:,} B ({run['max_payload_where']}); "
+        f"plan file {plan.stat().st_size:,} B"
+    )
+    return {
+        "tasks": tasks,
+        "concurrency": concurrency,
+        "body_bytes": body_bytes,
+        "plan_bytes": plan.stat().st_size,
+        "run": run,
+        "wall_s": run["wall_s"],
+        "max_events": run["max_events"],
+        "max_payload_bytes": run["max_payload_bytes"],
+        "max_payload_where": run["max_payload_where"],
+        "session_runs": run["session_runs"],
+    }
 
 
 def history_probe(ctx: Context, tasks: int, limit: int, concurrency: int) -> dict[str, Any]:

@@ -4,6 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from temporalio.api.common.v1 import Header, Payload, Payloads
+from temporalio.api.history.v1 import (
+    ActivityTaskCompletedEventAttributes,
+    ActivityTaskScheduledEventAttributes,
+    HistoryEvent,
+)
+
+from autopilot.plan_parser import parse_plan
+from bench.histories import payload_sizes
+from bench.plans import plan_text
 from bench.report import all_targets
 
 
@@ -47,3 +57,41 @@ def test_coordination_and_whole_cost_are_judged_against_150_ms() -> None:
     slow = judged({"compare": [compare_row(between_ms=160, equalised=1.2, baseline_ms=1400)]})
     assert slow["coordination between steps per task, N=50"] == ("160 ms", "MISS")
     assert slow["orchestration cost per task, N=50"] == ("280 ms", "MISS")
+
+
+def payload_result(size: int) -> dict[str, Any]:
+    return {"tasks": 1000, "body_bytes": 2048, "max_payload_bytes": size, "max_payload_where": "x"}
+
+
+def test_the_largest_payload_is_judged_against_a_quarter_of_the_blob_limit() -> None:
+    figure = "largest payload, N=1,000, review both, 2,048 B bodies"
+    assert judged({"payload": payload_result(300_000)})[figure] == ("300,000 B (14.3%)", "PASS")
+    assert judged({"payload": payload_result(600_000)})[figure][1] == "MISS"
+
+
+def test_payload_sizes_finds_every_payloads_in_an_event() -> None:
+    big, small = Payload(data=b"x" * 5000), Payload(data=b"y" * 10)
+    event = HistoryEvent(
+        event_id=7,
+        activity_task_scheduled_event_attributes=ActivityTaskScheduledEventAttributes(
+            input=Payloads(payloads=[big]),
+            header=Header(fields={"h": Payload(data=b"z" * 9000)}),  # a map: not a payload
+        ),
+    )
+    done = HistoryEvent(
+        activity_task_completed_event_attributes=ActivityTaskCompletedEventAttributes(
+            result=Payloads(payloads=[small, small])
+        )
+    )
+    assert list(payload_sizes(event)) == [Payloads(payloads=[big]).ByteSize()]
+    assert 5000 < max(payload_sizes(event)) < 5100
+    assert list(payload_sizes(done)) == [Payloads(payloads=[small, small]).ByteSize()]
+
+
+def test_bench_plans_have_task_bodies_of_the_size_asked() -> None:
+    plain = parse_plan(plan_text(3, 10), "plain.md")
+    padded = parse_plan(plan_text(3, 10, body_bytes=2048), "padded.md")
+    for short, long in zip(plain.batches[0].tasks, padded.batches[0].tasks, strict=True):
+        assert len(short.body) < 400 and 2048 <= len(long.body.encode()) < 2300
+        assert [file.path for file in short.files] == [file.path for file in long.files]
+        assert short.commit_message == long.commit_message
