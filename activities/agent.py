@@ -101,6 +101,7 @@ async def commit_after_run(commit: CommitInput) -> CommitOutcome | None:
             commit.session_id,
             commit.task_id,
             commit.message,
+            repo=commit.repo or None,
         )
     except gitops.GitError as err:
         log.warning("commit after the agent failed; the commit step takes over", error=str(err))

@@ -45,6 +45,7 @@ async def commit_changes(request: CommitInput) -> CommitOutcome:
             request.session_id,
             request.task_id,
             request.message,
+            repo=request.repo or None,
         )
 
 
@@ -66,4 +67,5 @@ async def merge_target(request: TargetMergeInput) -> TargetMerge:
             request.target_branch,
             request.session_id,
             request.task_id,
+            repo=request.repo or None,
         )

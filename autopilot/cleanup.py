@@ -33,7 +33,9 @@ from autopilot.gitops import (
     _resolve,
     _run,
     _worktrees,
+    is_workspace_repo,
     remove_workspace,
+    worktree_path,
 )
 
 BRANCH_PREFIX = "autopilot/"
@@ -105,11 +107,17 @@ def _refs(repo: str | Path, prefix: str) -> list[tuple[str, str]]:
 
 
 def find_branches(
-    repo: str | Path, target_branch: str, remote: str | None = None, *, fetch: bool = False
+    repo: str | Path,
+    target_branch: str,
+    remote: str | None = None,
+    *,
+    fetch: bool = False,
+    state_dir: str | Path | None = None,
 ) -> list[BranchInfo]:
     """The task branches of `repo`: local ones and, with `remote`, that remote's as last
     fetched (`fetch=True` runs `git fetch --prune <remote>` first). Local branches come
-    first, each group sorted by name. The target branch itself is never listed."""
+    first, each group sorted by name. The target branch itself is never listed. A branch's
+    `worktree` is where it is checked out, or its task's workspace under `state_dir`."""
     if fetch and remote is None:
         raise ValueError("fetch=True needs a remote to fetch from")
     target_sha = _branch_head(repo, target_branch)
@@ -126,7 +134,7 @@ def find_branches(
         if not is_task_branch(name) or name == target_branch:
             continue
         _, session_id, task_id = name.split("/")
-        path = checked_out.get(ref)
+        path = checked_out.get(ref) or _workspace_of(state_dir, session_id, task_id)
         found.append(
             BranchInfo(
                 name=name,
@@ -167,6 +175,14 @@ def find_branches(
             )
     found.sort(key=lambda b: (b.remote is not None, b.name))
     return found
+
+
+def _workspace_of(state_dir: str | Path | None, session_id: str, task_id: str) -> str | None:
+    """The task's workspace (a repository of its own) if one is left in the state dir."""
+    if state_dir is None:
+        return None
+    path = worktree_path(Path(state_dir).absolute(), session_id, task_id)
+    return str(path) if is_workspace_repo(path) else None
 
 
 def _keep_reason(

@@ -253,7 +253,11 @@ async def run_cleanup(
     except gitops.RepoError as err:
         raise CommandError(str(err)) from err
     branches = cleanup.find_branches(
-        checked.path, checked.target_branch, remote=args.remote, fetch=args.fetch
+        checked.path,
+        checked.target_branch,
+        remote=args.remote,
+        fetch=args.fetch,
+        state_dir=settings.state_dir,
     )
     actions = cleanup.plan_cleanup(
         branches,

@@ -34,6 +34,7 @@ SESSION_TRAILER = "Autopilot-Session"
 TASK_TRAILER = "Autopilot-Task"
 DEFAULT_USER_NAME = "CC3 Autopilot"
 DEFAULT_USER_EMAIL = "autopilot@localhost"
+_DEFAULT_IDENTITY = {"user.name": DEFAULT_USER_NAME, "user.email": DEFAULT_USER_EMAIL}
 MIN_GIT_VERSION = (2, 38, 0)  # `git merge-tree --write-tree`
 
 # An index.lock in one of OUR worktrees older than this is left over from a killed git
@@ -85,8 +86,40 @@ class RepoCheck(BaseModel):
 # --------------------------------------------------------------------------------------------
 
 
+# What our git commands see of the worker's environment: where things are, the locale, which
+# config files and identity the user chose. Nothing else: an API key has no business there.
+_GIT_ENV_KEPT = frozenset(
+    {
+        "PATH",
+        "HOME",
+        "USER",
+        "LOGNAME",
+        "LANG",
+        "LANGUAGE",
+        "LC_ALL",
+        "LC_CTYPE",
+        "LC_MESSAGES",
+        "TZ",
+        "TMPDIR",
+        "SSH_AUTH_SOCK",
+        "GIT_SSH",
+        "GIT_SSH_COMMAND",
+        "GIT_CONFIG_GLOBAL",
+        "GIT_CONFIG_SYSTEM",
+        "GIT_CONFIG_NOSYSTEM",
+        "GIT_AUTHOR_NAME",
+        "GIT_AUTHOR_EMAIL",
+        "GIT_COMMITTER_NAME",
+        "GIT_COMMITTER_EMAIL",
+    }
+)
+# Every git command of ours runs no hook and no fsmonitor command, whatever a repository's
+# config says: in a workspace that config is the agent's to write.
+_GIT = ["git", "-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false"]
+
+
 def _git_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in _GIT_LOCATION_VARS}
+    env = {k: v for k, v in os.environ.items() if k in _GIT_ENV_KEPT}
     env["GIT_TERMINAL_PROMPT"] = "0"
     return env
 
@@ -97,7 +130,7 @@ def _run(
     """Run `git -C cwd args...` and return the result whatever its exit status."""
     try:
         return subprocess.run(
-            ["git", "-C", str(cwd), *args],
+            [*_GIT, "-C", str(cwd), *args],
             capture_output=True,
             text=True,
             input=stdin,
@@ -149,7 +182,7 @@ def _run_raw(cwd: str | Path, args: Sequence[str]) -> subprocess.CompletedProces
     """Like `_run`, with bytes output: diffs, file contents and `-z` paths need not be UTF-8."""
     try:
         return subprocess.run(
-            ["git", "-C", str(cwd), *args], capture_output=True, env=_git_env(), check=False
+            [*_GIT, "-C", str(cwd), *args], capture_output=True, env=_git_env(), check=False
         )
     except FileNotFoundError as exc:
         raise GitError("git is not installed or not on PATH; install git >= 2.38") from exc
@@ -180,10 +213,9 @@ def _shown(path: bytes) -> str:
 
 def _missing_identity(cwd: str | Path) -> dict[str, str]:
     """Our default for each of user.name / user.email the repository has not configured."""
-    defaults = {"user.name": DEFAULT_USER_NAME, "user.email": DEFAULT_USER_EMAIL}
     return {
         key: default
-        for key, default in defaults.items()
+        for key, default in _DEFAULT_IDENTITY.items()
         if not _run(cwd, ["config", "--get", key]).stdout.strip()
     }
 
@@ -477,22 +509,29 @@ def _rmtree(path: Path) -> None:
         shutil.rmtree(path, onerror=make_writable_and_retry)
 
 
+def _clear_stale_lock(lock: Path, stale_after_s: float = STALE_LOCK_SECONDS) -> None:
+    """Remove `lock` if it is older than `stale_after_s`: a git killed while holding it."""
+    try:
+        age = time.time() - lock.stat().st_mtime
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    if age > stale_after_s:
+        lock.unlink(missing_ok=True)
+
+
 def _clear_stale_index_lock(worktree: str | Path) -> None:
-    """Remove an index.lock older than STALE_LOCK_SECONDS, only in a linked worktree's own
-    git dir (never the main repository's): a killed git leaves it behind, and no git command
-    run in a task worktree holds the index lock that long."""
+    """Remove an index.lock older than STALE_LOCK_SECONDS, only in a task workspace or a
+    linked worktree's own git dir (never the main repository's): a killed git leaves it
+    behind, and no git command run in a task worktree holds the index lock that long."""
+    if is_workspace_repo(worktree):
+        _clear_stale_lock(Path(worktree, ".git", "index.lock"))
+        return
     out = _git(worktree, "rev-parse", "--absolute-git-dir", "--git-common-dir").splitlines()
     git_dir = Path(out[0])
     common_dir = Path(worktree, out[1]) if not Path(out[1]).is_absolute() else Path(out[1])
     if _same_path(git_dir, common_dir):
         return  # not a linked worktree: not ours to clean
-    lock = git_dir / "index.lock"
-    try:
-        age = time.time() - lock.stat().st_mtime
-    except FileNotFoundError:
-        return
-    if age > STALE_LOCK_SECONDS:
-        lock.unlink(missing_ok=True)
+    _clear_stale_lock(git_dir / "index.lock")
 
 
 # --------------------------------------------------------------------------------------------
@@ -505,13 +544,7 @@ def _clear_stale_branch_lock(repo: str | Path, branch: str) -> None:
     during `git worktree add -b`). Only this task's steps write its branch, one at a time, and
     git holds a ref lock for milliseconds: one older than BRANCH_LOCK_STALE_SECONDS is dead."""
     common_dir = Path(_git(repo, "rev-parse", "--path-format=absolute", "--git-common-dir").strip())
-    lock = common_dir / f"{_branch_ref(branch)}.lock"
-    try:
-        age = time.time() - lock.stat().st_mtime
-    except (FileNotFoundError, NotADirectoryError):
-        return
-    if age > BRANCH_LOCK_STALE_SECONDS:
-        lock.unlink(missing_ok=True)
+    _clear_stale_lock(common_dir / f"{_branch_ref(branch)}.lock", BRANCH_LOCK_STALE_SECONDS)
 
 
 def _remove_registered_worktree(repo: str | Path, path: str | Path) -> None:
@@ -567,9 +600,187 @@ def prepare_workspace(
             path="", branch=branch, base_sha=target_head, already_merged=True, merge_sha=merge_sha
         )
     path = worktree_path(Path(state_dir).absolute(), session_id, task_id)
-    _ensure_worktree(repo, path, branch, target_head)
-    base_sha = _git(repo, "merge-base", _branch_ref(branch), target_head).strip()
+    if _registered(repo, path) is not None:  # a worktree made before workspaces had their own
+        _ensure_worktree(repo, path, branch, target_head)
+        base_sha = _git(repo, "merge-base", _branch_ref(branch), target_head).strip()
+        return Workspace(path=str(path), branch=branch, base_sha=base_sha)
+    _clear_stale_branch_lock(repo, branch)
+    start = _resolve(repo, _branch_ref(branch)) or target_head  # a retry goes on from its branch
+    _ensure_workspace(repo, path, branch, start)
+    # In the workspace: a crashed run's commits may not be brought back yet.
+    base_sha = _git(path, "merge-base", "HEAD", target_head).strip()
     return Workspace(path=str(path), branch=branch, base_sha=base_sha)
+
+
+# --------------------------------------------------------------------------------------------
+# Task workspaces: a repository of their own
+# --------------------------------------------------------------------------------------------
+# The agent's workspace shares nothing writable with the user's repository: its own git dir,
+# the user's objects read through `alternates` (the sandbox keeps them read-only: no hardlink
+# or shared object file the agent could change). Its config is ours and is put back before
+# each of our steps there; its commits reach the user's repository only by `bring_back`, a
+# fetch into refs/autopilot/ that is checked before the task branch moves.
+
+INCOMING_PREFIX = "refs/autopilot"
+# The whole config of a workspace: no remote, no hooks, no gc (its objects are mostly the
+# user's, through alternates), and the identity its commits carry.
+WORKSPACE_SETTINGS = {
+    "core.repositoryformatversion": "0",
+    "core.filemode": "true",
+    "core.bare": "false",
+    "core.logallrefupdates": "true",
+    "core.hookspath": "/dev/null",
+    "gc.auto": "0",
+}
+
+
+class WorkspaceBroken(GitError):
+    """The agent changed what makes its workspace a repository of its own (.git replaced by a
+    link or a file, another repository named as its git dir): nothing of it is trusted."""
+
+
+def incoming_ref(session_id: str, task_id: str) -> str:
+    """Where a task's commits arrive in the user's repository, before they are checked."""
+    return f"{INCOMING_PREFIX}/{safe_component(session_id)}/{safe_component(task_id)}"
+
+
+def _objects_dir(repo: str | Path) -> Path:
+    common = _git(repo, "rev-parse", "--path-format=absolute", "--git-common-dir").strip()
+    return Path(common) / "objects"
+
+
+def is_workspace_repo(path: str | Path) -> bool:
+    """A repository of its own (a `.git` directory), not a linked worktree (a `.git` file)."""
+    return Path(path, ".git").is_dir() and not Path(path, ".git").is_symlink()
+
+
+# What of a workspace's config survives `_own_workspace`: the identity its commits carry.
+_WORKSPACE_KEPT_KEYS = tuple(_DEFAULT_IDENTITY)
+
+
+def _config_values(config: Path) -> dict[str, str]:
+    """The settings of a config file, read as data (nothing in it runs)."""
+    proc = _run_raw(config.parent, ["config", "--file", str(config), "--list", "-z"])
+    values: dict[str, str] = {}
+    for entry in proc.stdout.decode("utf-8", "replace").split("\0"):
+        key, _, value = entry.partition("\n")
+        if key:
+            values[key] = value
+    return values
+
+
+def _write_workspace_config(config: Path, identity: dict[str, str]) -> None:
+    fresh = config.with_name("config.autopilot")
+    fresh.write_text("")
+    for key, value in (WORKSPACE_SETTINGS | identity).items():
+        _git(config.parent, "config", "--file", str(fresh), key, value)
+    os.replace(fresh, config)
+
+
+def _own_workspace(path: Path) -> None:
+    """Put our config back (keeping only the identity) and drop whatever would point git at
+    another repository: our next git command there must work on this repository and run
+    nothing the agent configured."""
+    git_dir = path / ".git"
+    if git_dir.is_symlink() or not git_dir.is_dir():
+        raise WorkspaceBroken(
+            f"the workspace {path} no longer has a .git directory of its own (the agent "
+            "replaced it); its work cannot be trusted: retry the task to start afresh"
+        )
+    for name in ("commondir", "config.worktree"):  # would point git at another repository
+        _rmtree(git_dir / name)
+    config = git_dir / "config"
+    values = {} if config.is_symlink() or not config.is_file() else _config_values(config)
+    identity = {key: values[key] for key in _WORKSPACE_KEPT_KEYS if key in values}
+    expected = WORKSPACE_SETTINGS | identity
+    if values != expected:
+        _rmtree(config)
+        _write_workspace_config(config, identity)
+
+
+def _enter(worktree: str | Path) -> None:
+    """Before any step of ours in a task workspace: it is ours again (`_own_workspace`)."""
+    if is_workspace_repo(worktree):
+        _own_workspace(Path(worktree))
+
+
+def _ensure_workspace(repo: str | Path, path: Path, branch: str, start_sha: str) -> None:
+    """Make `path` the task's own repository on `branch` at `start_sha`, or keep the one there
+    (a retry after a crash finds it as the agent left it)."""
+    if is_workspace_repo(path):
+        _own_workspace(path)
+        _clear_stale_index_lock(path)
+        on = _run(path, ["symbolic-ref", "--quiet", "HEAD"]).stdout.strip()
+        if on != _branch_ref(branch):
+            raise GitError(
+                f"the task workspace {path} is on {on or 'a detached HEAD'}, not on "
+                f"{_branch_ref(branch)}; check out {branch} there or remove the workspace, "
+                "then retry"
+            )
+        return
+    # Made aside and renamed into place: a workspace at `path` is always a whole one, and
+    # what a worker killed while making it left is made again.
+    making = path.with_name(f".making-{path.name}")
+    _rmtree(making)
+    making.mkdir(parents=True)
+    # --template=: no sample hooks, nothing but what git needs.
+    _git(making, "init", "--quiet", "--template=", f"--initial-branch={branch}")
+    identity = {
+        key: _run(repo, ["config", "--get", key]).stdout.strip() or default
+        for key, default in _DEFAULT_IDENTITY.items()
+    }
+    _write_workspace_config(making / ".git" / "config", identity)
+    alternates = making / ".git" / "objects" / "info" / "alternates"
+    alternates.parent.mkdir(parents=True, exist_ok=True)
+    alternates.write_text(f"{_objects_dir(repo)}\n")
+    _git(making, "update-ref", _branch_ref(branch), start_sha)
+    _git(making, "reset", "--quiet", "--hard", start_sha)
+    _rmtree(path)  # something else that was there: not a workspace, not ours to keep
+    making.rename(path)
+
+
+def bring_back(
+    repo: str | Path, workspace: str | Path, session_id: str, task_id: str, base_sha: str
+) -> str:
+    """Fetch the workspace's task branch into the user's repository's private namespace,
+    check that it descends from `base_sha`, and only then point the task branch at it.
+    Returns the task branch's new head."""
+    path = Path(workspace)
+    branch = branch_name(session_id, task_id)
+    if not is_workspace_repo(path):  # a linked worktree shares the branch already
+        return _branch_head(repo, branch)
+    _own_workspace(path)
+    incoming = incoming_ref(session_id, task_id)
+    # The workspace's objects that the user's repository lacks come over; refs other than
+    # the task branch, and anything the agent configured, do not.
+    _git(
+        repo,
+        "fetch",
+        "--quiet",
+        "--no-tags",
+        "--no-write-fetch-head",
+        "--no-recurse-submodules",
+        str(path),
+        f"+{_branch_ref(branch)}:{incoming}",
+    )
+    head = _git(repo, "rev-parse", "--verify", "--quiet", f"{incoming}^{{commit}}").strip()
+    if not _is_ancestor(repo, base_sha, head):
+        raise WorkspaceBroken(
+            f"the task branch in {path} ({head[:12]}) does not descend from {base_sha[:12]}, "
+            f"where the task started: its history was rewritten; {branch} was left unchanged"
+        )
+    current = _resolve(repo, _branch_ref(branch))
+    if current != head:
+        args = [
+            "update-ref",
+            "-m",
+            f"autopilot: task {task_id} from its workspace",
+            _branch_ref(branch),
+            head,
+        ]
+        _git(repo, *args, *([current] if current else []))
+    _git(repo, "update-ref", "-d", incoming, head)  # checked and published: done with
+    return head
 
 
 def remove_workspace(repo: str | Path, worktree_path: str | Path) -> None:
@@ -659,14 +870,24 @@ def _merge_message(worktree: str | Path, message: str, session_id: str, task_id:
 
 
 def commit_changes(
-    worktree: str | Path, base_sha: str, session_id: str, task_id: str, message: str
+    worktree: str | Path,
+    base_sha: str,
+    session_id: str,
+    task_id: str,
+    message: str,
+    *,
+    repo: str | Path | None,
 ) -> CommitOutcome:
     """Commit whatever the agent left uncommitted (with our trailers), then list the branch's
     own commits since base_sha (first-parent), oldest first.
 
+    `repo`: the user's repository, where the commits are brought back (`bring_back`); None
+    for a linked worktree of a session recorded before, which shares the branch.
+
     With a merge in progress (a conflict round), this concludes it as a two-parent merge
     commit, staging the agent's resolutions; it raises GitError instead if a file still has
     conflict markers. An unmerged file without markers counts as resolved as it stands."""
+    _enter(worktree)
     _require_task_branch(worktree, session_id, task_id)
     _clear_stale_index_lock(worktree)
     merging = _resolve(worktree, "MERGE_HEAD") is not None
@@ -694,6 +915,8 @@ def commit_changes(
     commits = _commits_since(worktree, base_sha)
     head_sha = _git(worktree, "rev-parse", "HEAD").strip()
     clean = not _status_entries(worktree, untracked=True)
+    if repo is not None:
+        bring_back(repo, worktree, session_id, task_id, base_sha)
     return CommitOutcome(
         commits=commits,
         head_sha=head_sha,
@@ -800,14 +1023,22 @@ def unresolved_conflicts(worktree: str | Path) -> list[str]:
 
 
 def merge_target_into_branch(
-    worktree: str | Path, target_branch: str, session_id: str, task_id: str
+    worktree: str | Path,
+    target_branch: str,
+    session_id: str,
+    task_id: str,
+    *,
+    repo: str | Path | None,
 ) -> TargetMerge:
     """Merge the target's head into the task branch, in the task's worktree.
 
     A clean merge is committed (with our trailers); on conflicts the markers and MERGE_HEAD
     are left for the agent, and `commit_changes` concludes the merge later. Called again
     while that merge is in progress (a retry), it only reports it, or commits it once
-    nothing is unresolved. The target branch and the user's checkout are never touched."""
+    nothing is unresolved. The target branch and the user's checkout are never touched.
+    `repo`: the user's repository, where the target is (a workspace of its own has no target
+    branch; it reads the target's objects through its alternates)."""
+    _enter(worktree)
     _require_task_branch(worktree, session_id, task_id)
     _clear_stale_index_lock(worktree)
     branch = branch_name(session_id, task_id)
@@ -824,7 +1055,7 @@ def merge_target_into_branch(
             conflict_files=conflicts,
             head_sha=head_sha(worktree),
         )
-    target_sha = _branch_head(worktree, target_branch)
+    target_sha = _branch_head(worktree if repo is None else repo, target_branch)
     branch_head = head_sha(worktree)
     if _is_ancestor(worktree, target_sha, branch_head):
         return TargetMerge(clean=True, already_up_to_date=True, head_sha=branch_head)
@@ -912,6 +1143,7 @@ def diff_for_review(worktree: str | Path, base_sha: str, limit_chars: int = 60_0
     base_sha may be the workspace's base or the target's head (or name): the diff starts at
     their merge base with HEAD, moved past the target merges of conflict rounds, so the
     target's own changes that came in through those merges are not shown as the task's."""
+    _enter(worktree)
     base = _review_base(worktree, base_sha)
     common = ["--no-color", "--no-ext-diff", "--no-textconv", f"{base}...HEAD", "--"]
     names = _git_raw(worktree, "diff", "--name-only", "--no-renames", "-z", *common)
@@ -984,6 +1216,7 @@ def restore_tree(worktree: str | Path, head_sha: str, branch: str | None = None)
     cherry-pick or merge in progress, check out `branch` again if given (else the branch
     now checked out is reset), `git reset --hard`, and remove untracked files (`git clean
     -fd`, which keeps ignored files such as build caches)."""
+    _enter(worktree)
     _clear_stale_index_lock(worktree)
     for state, quit_args in (
         ("rebase-merge", ["rebase", "--quit"]),

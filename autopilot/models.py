@@ -598,6 +598,7 @@ class TargetMergeInput(BaseModel):
     target_branch: str
     session_id: str
     task_id: str
+    repo: str = ""  # the user's repository, where the target is ("": recorded before)
 
 
 class TargetMerge(BaseModel):
@@ -615,6 +616,9 @@ class CommitInput(BaseModel):
     session_id: str
     task_id: str
     message: str
+    # The user's repository: the commits are brought back there ("": recorded before
+    # workspaces had repositories of their own, when the branch was shared).
+    repo: str = ""
 
 
 class MergeInput(BaseModel):

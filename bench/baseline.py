@@ -129,6 +129,7 @@ async def run_task(
             request.session_id,
             task.id,
             task.commit_message or f"Task {task.id}: {task.title}",
+            repo=request.repo,
         )
         clock.lap("commit")
     async with bare.merge_queue:

@@ -55,7 +55,7 @@ def do_task(repo: Path, state: Path, session: str, task: str, *, merged: bool) -
     """A task's worktree with one commit on its branch, merged into main if asked."""
     ws = prepare_workspace(repo, "main", state, session, task)
     write(Path(ws.path), f"{session}-{task}.txt", "work\n")
-    commit_changes(ws.path, ws.base_sha, session, task, f"Task {task}")
+    commit_changes(ws.path, ws.base_sha, session, task, f"Task {task}", repo=repo)
     if merged:
         assert merge_task(repo, "main", ws.branch, session, task, f"Merge {task}").merged
     return ws
@@ -77,9 +77,10 @@ def plan(
     active: set[str] | None = None,
     keep: list[str] | None = None,
     include_unmerged: bool = False,
+    state: Path | None = None,
 ) -> list[CleanupAction]:
     return plan_cleanup(
-        find_branches(repo, "main", remote),
+        find_branches(repo, "main", remote, state_dir=state),
         active=active or set(),
         keep=keep or [],
         include_unmerged=include_unmerged,
@@ -120,7 +121,7 @@ def test_find_branches_merged_unmerged_and_worktrees(repo: Path, state: Path) ->
     remove_workspace(repo, open_ws.path)
     user_branches(repo)
 
-    found = find_branches(repo, "main")
+    found = find_branches(repo, "main", state_dir=state)
     assert found == [
         BranchInfo(
             name="autopilot/s1/1.2",
@@ -149,7 +150,7 @@ def test_plan_removes_merged_with_worktree_first_and_keeps_unmerged(
     open_ws = do_task(repo, state, "s1", "2", merged=False)
     before = snapshot(repo, state)
 
-    actions = plan(repo)
+    actions = plan(repo, state=state)
     assert kinds(actions) == [
         ("remove_worktree", done.path),
         ("delete_branch", "autopilot/s1/1"),
@@ -163,7 +164,7 @@ def test_plan_removes_merged_with_worktree_first_and_keeps_unmerged(
 
 def test_include_unmerged_removes_them_too(repo: Path, state: Path) -> None:
     ws = do_task(repo, state, "s1", "2", merged=False)
-    actions = plan(repo, include_unmerged=True)
+    actions = plan(repo, state=state, include_unmerged=True)
     assert kinds(actions) == [("remove_worktree", ws.path), ("delete_branch", ws.branch)]
     assert "include-unmerged" in actions[1].reason
 
@@ -177,7 +178,7 @@ def test_active_branches_are_never_touched(repo: Path, state: Path) -> None:
     running = do_task(repo, state, "s1", "1", merged=True)
     pending = do_task(repo, state, "s1", "2", merged=False)
     active = {running.branch, pending.branch}
-    actions = plan(repo, active=active, include_unmerged=True)
+    actions = plan(repo, state=state, active=active, include_unmerged=True)
     assert [(a.kind, a.reason) for a in actions] == [("keep", "its task is still running")] * 2
 
     apply_cleanup(repo, actions, remote=None, state_dir=state)
@@ -189,7 +190,7 @@ def test_keep_patterns(repo: Path, state: Path) -> None:
     do_task(repo, state, "s1", "1", merged=True)
     do_task(repo, state, "s2", "1", merged=True)
     do_task(repo, state, "s2", "2", merged=False)
-    actions = plan(repo, keep=["autopilot/s1/*", "*/[", "*/2"], include_unmerged=True)
+    actions = plan(repo, state=state, keep=["autopilot/s1/*", "*/[", "*/2"], include_unmerged=True)
     kept = {a.target: a.reason for a in actions if a.kind == "keep"}
     assert kept == {
         "autopilot/s1/1": "kept: matches --keep autopilot/s1/*",
@@ -202,7 +203,7 @@ def test_branch_in_the_main_checkout_is_kept(repo: Path, state: Path) -> None:
     ws = do_task(repo, state, "s1", "1", merged=True)
     remove_workspace(repo, ws.path)
     git(repo, "checkout", "-q", ws.branch)
-    [info] = find_branches(repo, "main")
+    [info] = find_branches(repo, "main", state_dir=state)
     assert info.main_checkout and info.worktree == str(repo)
     [action] = plan_cleanup([info], active=set(), keep=[], include_unmerged=True)
     assert action.kind == "keep" and "main checkout" in action.reason
@@ -218,7 +219,7 @@ def test_apply_removes_worktree_then_branch_and_is_idempotent(repo: Path, state:
     second = do_task(repo, state, "s2", "1", merged=True)
     kept = do_task(repo, state, "s2", "2", merged=False)
     user_branches(repo)
-    actions = plan(repo)
+    actions = plan(repo, state=state)
     first_sha, second_sha = head(repo, first.branch), head(repo, second.branch)
 
     lines = apply_cleanup(repo, actions, remote=None, state_dir=state)
@@ -231,13 +232,13 @@ def test_apply_removes_worktree_then_branch_and_is_idempotent(repo: Path, state:
     ]
     assert not (state / "worktrees" / "s1").exists()  # gone with its last worktree
     assert Path(kept.path).is_dir()  # s2 still holds the kept task's worktree
-    assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 2
+    assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1  # the main one
     assert git(repo, "branch", "--list", "autopilot/s1/*", "autopilot/s2/1") == ""
     for name in ("feature/x", "autopilot-notes", "autopilot/notes", "autopilot/a/b/c"):
         assert git(repo, "branch", "--list", name)
 
     # Planning again finds nothing to do; replaying the old plan changes nothing either.
-    assert [a.kind for a in plan(repo)] == ["keep"]
+    assert [a.kind for a in plan(repo, state=state)] == ["keep"]
     before = snapshot(repo, state)
     again = apply_cleanup(repo, actions, remote=None, state_dir=state)
     assert not failures(again)
@@ -250,7 +251,7 @@ def test_a_failing_action_is_reported_and_the_rest_done(repo: Path, state: Path)
     ws1 = do_task(repo, state, "s1", "1", merged=True)
     ws2 = do_task(repo, state, "s1", "2", merged=True)
     remove_workspace(repo, ws1.path)
-    actions = plan(repo)
+    actions = plan(repo, state=state)
     git(repo, "checkout", "-q", ws1.branch)  # the user checks it out after the plan was made
 
     lines = apply_cleanup(repo, actions, remote=None, state_dir=state)
@@ -265,7 +266,7 @@ def test_a_failing_action_is_reported_and_the_rest_done(repo: Path, state: Path)
 def test_a_branch_that_moved_since_the_plan_is_left_alone(repo: Path, state: Path) -> None:
     ws = do_task(repo, state, "s1", "1", merged=True)
     remove_workspace(repo, ws.path)
-    actions = plan(repo)
+    actions = plan(repo, state=state)
     git(repo, "branch", "-f", ws.branch, commit_file(repo, "new.txt", "new work\n"))
     git(repo, "reset", "-q", "--hard", "HEAD~1")
 
@@ -284,7 +285,7 @@ def test_a_worktree_outside_the_state_dir_is_not_forced(
     write(mine, "precious.txt", "uncommitted\n")
     git(mine, "add", "precious.txt")
 
-    actions = plan(repo)
+    actions = plan(repo, state=state)
     assert kinds(actions) == [("remove_worktree", str(mine)), ("delete_branch", ws.branch)]
     lines = apply_cleanup(repo, actions, remote=None, state_dir=state)
     assert len(failures(lines)) == 2  # git refuses both: changes there, branch checked out
@@ -307,10 +308,10 @@ def test_hand_made_actions_cannot_reach_other_branches(repo: Path, state: Path) 
 def test_hostile_ids(repo: Path, state: Path, hostile: str) -> None:
     name = branch_name(hostile, hostile)
     git(repo, "branch", name, "main")
-    [info] = find_branches(repo, "main")
+    [info] = find_branches(repo, "main", state_dir=state)
     assert info.name == name and info.merged
     assert f"autopilot/{info.session_id}/{info.task_id}" == name
-    assert apply_cleanup(repo, plan(repo, keep=[hostile]), remote=None) == [
+    assert apply_cleanup(repo, plan(repo, state=state, keep=[hostile]), remote=None) == [
         f"deleted branch {name} (was {head(repo)[:12]})"
     ]
 
@@ -355,7 +356,7 @@ def test_remote_branches_deleted_by_push(repo: Path, state: Path, origin: Path) 
     user_branches(repo)
     git(repo, "push", "-q", "origin", "--all")
     git(repo, "fetch", "-q", "origin")
-    found = find_branches(repo, "main", "origin")
+    found = find_branches(repo, "main", "origin", state_dir=state)
     assert [(b.remote, b.name, b.merged) for b in found] == [
         (None, merged.branch, True),
         (None, unmerged.branch, False),
@@ -363,7 +364,7 @@ def test_remote_branches_deleted_by_push(repo: Path, state: Path, origin: Path) 
         ("origin", unmerged.branch, False),
     ]
 
-    actions = plan(repo, remote="origin")
+    actions = plan(repo, state=state, remote="origin")
     assert kinds(actions)[3:] == [
         ("delete_remote_branch", merged.branch),
         ("keep", f"origin/{unmerged.branch}"),
@@ -376,7 +377,7 @@ def test_remote_branches_deleted_by_push(repo: Path, state: Path, origin: Path) 
     for name in ("feature/x", "autopilot-notes", "autopilot/notes", "main"):
         assert git(origin, "branch", "--list", name)
 
-    assert {a.kind for a in plan(repo, remote="origin")} == {"keep"}
+    assert {a.kind for a in plan(repo, state=state, remote="origin")} == {"keep"}
     assert not failures(apply_cleanup(repo, actions, remote="origin"))
 
 

@@ -56,7 +56,7 @@ def do_task(
     ws = prepare_workspace(repo, "main", state, session, task)
     for name, content in files.items():
         write(Path(ws.path), name, content)
-    commit_changes(ws.path, ws.base_sha, session, task, f"Task {task}")
+    commit_changes(ws.path, ws.base_sha, session, task, f"Task {task}", repo=repo)
     return ws
 
 
@@ -170,10 +170,11 @@ def test_prepare_twice_reuses_the_worktree(repo: Path, state: Path) -> None:
     "worktree directory deleted by hand",
     "prepare again: the same worktree comes back at the branch's commit",
 )
-def test_prepare_after_worktree_dir_deleted_by_hand(repo: Path, state: Path) -> None:
+def test_prepare_after_workspace_dir_deleted_by_hand(repo: Path, state: Path) -> None:
     first = prepare_workspace(repo, "main", state, SESSION, "1")
-    agent_sha = commit_file(Path(first.path), "work.txt", "agent\n")
-    gitops._rmtree(Path(first.path))  # registration is now stale
+    write(Path(first.path), "work.txt", "agent\n")
+    agent_sha = commit_changes(first.path, first.base_sha, SESSION, "1", "x", repo=repo).head_sha
+    gitops._rmtree(Path(first.path))  # what was brought back is on the task branch
 
     second = prepare_workspace(repo, "main", state, SESSION, "1")
     assert second == first
@@ -182,15 +183,17 @@ def test_prepare_after_worktree_dir_deleted_by_hand(repo: Path, state: Path) -> 
 
 
 @pytest.mark.reliability(
-    "locked worktree registration whose directory is gone",
-    "prepare again: the worktree is recreated",
+    "a worker killed while making a workspace (half a repository left aside)",
+    "prepare again: the workspace is made whole; a half one never stands at its path",
 )
-def test_prepare_after_a_stale_locked_registration(repo: Path, state: Path) -> None:
-    first = prepare_workspace(repo, "main", state, SESSION, "1")
-    git(repo, "worktree", "lock", "--reason", "user", first.path)
-    gitops._rmtree(Path(first.path))
-    second = prepare_workspace(repo, "main", state, SESSION, "1")
-    assert second == first and (Path(second.path) / "README.md").exists()
+def test_prepare_remakes_a_workspace_left_half_made(repo: Path, state: Path) -> None:
+    path = worktree_path(state, SESSION, "1")
+    half = path.with_name(f".making-{path.name}")
+    write(half, "README.md", "half\n")  # killed during the checkout of a new workspace
+    (half / ".git").mkdir()
+    ws = prepare_workspace(repo, "main", state, SESSION, "1")
+    assert ws.path == str(path) and not half.exists()
+    assert git(path, "status", "--porcelain") == "" and head(path) == head(repo)
 
 
 @pytest.mark.reliability(
@@ -203,22 +206,6 @@ def test_prepare_replaces_a_leftover_unregistered_dir(repo: Path, state: Path) -
     assert ws.path == str(path)
     assert not (path / "junk.txt").exists()
     assert git(path, "status", "--porcelain") == ""
-
-
-@pytest.mark.reliability(
-    "`git worktree add` killed midway (locked 'initializing', half checkout)",
-    "prepare again: the worktree is recreated clean and unlocked",
-)
-def test_prepare_recreates_a_worktree_whose_add_was_killed(repo: Path, state: Path) -> None:
-    ws = prepare_workspace(repo, "main", state, SESSION, "1")
-    git_dir = Path(git(ws.path, "rev-parse", "--absolute-git-dir"))
-    (git_dir / "locked").write_text("initializing")  # what a killed `worktree add` leaves
-    (Path(ws.path) / "README.md").unlink()  # ... with a half-done checkout
-
-    again = prepare_workspace(repo, "main", state, SESSION, "1")
-    assert again == ws
-    assert git(again.path, "status", "--porcelain") == ""
-    assert "locked" not in git(repo, "worktree", "list", "--porcelain")
 
 
 @pytest.mark.reliability(
@@ -237,7 +224,9 @@ def test_prepare_removes_only_stale_index_locks(repo: Path, state: Path) -> None
     prepare_workspace(repo, "main", state, SESSION, "1")
     assert not lock.exists()
     write(Path(ws.path), "a.txt", "a\n")
-    assert commit_changes(ws.path, ws.base_sha, SESSION, "1", "works").committed_leftovers
+    assert commit_changes(
+        ws.path, ws.base_sha, SESSION, "1", "works", repo=repo
+    ).committed_leftovers
 
 
 @pytest.mark.reliability(
@@ -294,7 +283,9 @@ def test_commit_leftovers_with_trailers(repo: Path, state: Path) -> None:
     write(path, "new/dir/file.txt", "new\n")
     write(path, "debug.log", "ignored\n")
 
-    outcome = commit_changes(ws.path, ws.base_sha, SESSION, "1", "Task 1: do it\n\nBody.")
+    outcome = commit_changes(
+        ws.path, ws.base_sha, SESSION, "1", "Task 1: do it\n\nBody.", repo=repo
+    )
     assert outcome.committed_leftovers and not outcome.no_changes
     assert [c.subject for c in outcome.commits] == ["Task 1: do it"]
     assert outcome.head_sha == outcome.commits[0].sha == head(path)
@@ -304,7 +295,7 @@ def test_commit_leftovers_with_trailers(repo: Path, state: Path) -> None:
     assert git(path, "status", "--porcelain", "--untracked-files=all") == ""
     assert (path / "debug.log").exists()
 
-    again = commit_changes(ws.path, ws.base_sha, SESSION, "1", "Task 1: do it")
+    again = commit_changes(ws.path, ws.base_sha, SESSION, "1", "Task 1: do it", repo=repo)
     assert not again.committed_leftovers and not again.no_changes
     assert again.commits == outcome.commits
 
@@ -312,7 +303,7 @@ def test_commit_leftovers_with_trailers(repo: Path, state: Path) -> None:
 @pytest.mark.reliability("agent changed nothing", "commit_changes: no_changes, no commit")
 def test_commit_with_nothing_to_do(repo: Path, state: Path) -> None:
     ws = prepare_workspace(repo, "main", state, SESSION, "1")
-    outcome = commit_changes(ws.path, ws.base_sha, SESSION, "1", "Task 1")
+    outcome = commit_changes(ws.path, ws.base_sha, SESSION, "1", "Task 1", repo=repo)
     assert outcome.no_changes and not outcome.committed_leftovers
     assert outcome.commits == [] and outcome.head_sha == ws.base_sha
 
@@ -324,7 +315,7 @@ def test_agent_commits_are_listed_oldest_first(repo: Path, state: Path) -> None:
     second = commit_file(path, "b.txt", "b\n", "agent two")
     write(path, "c.txt", "c\n")
 
-    outcome = commit_changes(ws.path, ws.base_sha, SESSION, "1", "leftovers")
+    outcome = commit_changes(ws.path, ws.base_sha, SESSION, "1", "leftovers", repo=repo)
     assert [(c.sha, c.subject) for c in outcome.commits[:2]] == [
         (first, "agent one"),
         (second, "agent two"),
@@ -337,7 +328,7 @@ def test_commit_message_edge_cases_keep_trailers(repo: Path, state: Path) -> Non
     ws = prepare_workspace(repo, "main", state, SESSION, "task 1")
     write(Path(ws.path), "a.txt", "a\n")
     message = "Subject\n\n# not a comment\n---\nmore\n\nSigned-off-by: Someone <s@x>"
-    commit_changes(ws.path, ws.base_sha, SESSION, "task 1", message)
+    commit_changes(ws.path, ws.base_sha, SESSION, "task 1", message, repo=repo)
     body = git(ws.path, "log", "-1", "--format=%B")
     assert "# not a comment" in body and "Signed-off-by: Someone <s@x>" in body
     assert trailers(Path(ws.path), "HEAD") == {
@@ -350,7 +341,7 @@ def test_commit_identity_defaults_only_when_unconfigured(tmp_path: Path, state: 
     bare_identity = make_repo(tmp_path / "anon", identity=False)
     ws = prepare_workspace(bare_identity, "main", state, SESSION, "1")
     write(Path(ws.path), "a.txt", "a\n")
-    commit_changes(ws.path, ws.base_sha, SESSION, "1", "x")
+    commit_changes(ws.path, ws.base_sha, SESSION, "1", "x", repo=bare_identity)
     assert git(ws.path, "log", "-1", "--format=%an <%ae>|%cn") == (
         "CC3 Autopilot <autopilot@localhost>|CC3 Autopilot"
     )
@@ -358,7 +349,7 @@ def test_commit_identity_defaults_only_when_unconfigured(tmp_path: Path, state: 
     configured = make_repo(tmp_path / "named")
     ws = prepare_workspace(configured, "main", tmp_path / "st2", SESSION, "1")
     write(Path(ws.path), "a.txt", "a\n")
-    commit_changes(ws.path, ws.base_sha, SESSION, "1", "x")
+    commit_changes(ws.path, ws.base_sha, SESSION, "1", "x", repo=configured)
     assert git(ws.path, "log", "-1", "--format=%an <%ae>") == "Test User <test@example.com>"
 
 
@@ -380,7 +371,7 @@ def test_commit_refuses_a_worktree_on_another_branch(repo: Path, state: Path) ->
     ws = prepare_workspace(repo, "main", state, SESSION, "1")
     git(ws.path, "checkout", "-q", "--detach")
     with pytest.raises(GitError, match="detached HEAD"):
-        commit_changes(ws.path, ws.base_sha, SESSION, "1", "x")
+        commit_changes(ws.path, ws.base_sha, SESSION, "1", "x", repo=repo)
 
 
 def test_trailer_values_must_be_single_line(repo: Path, state: Path) -> None:
@@ -388,7 +379,7 @@ def test_trailer_values_must_be_single_line(repo: Path, state: Path) -> None:
     write(Path(ws.path), "a.txt", "a\n")
     git(ws.path, "branch", "-m", branch_name(SESSION, "1\n2"))
     with pytest.raises(ValueError, match="trailer"):
-        commit_changes(ws.path, ws.base_sha, SESSION, "1\n2", "x")
+        commit_changes(ws.path, ws.base_sha, SESSION, "1\n2", "x", repo=repo)
 
 
 # --------------------------------------------------------------------------------------------
@@ -889,7 +880,7 @@ def test_a_conflict_keeps_the_worktree_for_the_conflict_round(repo: Path, state:
 
     assert outcome.conflict and not outcome.merged and not outcome.worktree_removed
     assert Path(ws.path, "README.md").read_text() == "the task's text\n"
-    assert ws.path in git(repo, "worktree", "list", "--porcelain")
+    assert gitops.is_workspace_repo(ws.path)
 
 
 def test_a_worktree_that_will_not_go_does_not_undo_the_merge(repo: Path, state: Path) -> None:
@@ -919,3 +910,20 @@ def test_a_stale_lock_on_the_task_branch_is_cleared(tmp_path: Path, repo: Path) 
     workspace = gitops.prepare_workspace(repo, "main", tmp_path / "state", "sess", "1")
 
     assert Path(workspace.path).is_dir() and not lock.exists()
+
+
+@pytest.mark.reliability(
+    "a session from before workspaces had repositories of their own (a linked worktree)",
+    "prepare reuses the worktree; commits land on the shared branch as before",
+)
+def test_a_worktree_of_an_earlier_version_is_still_used(repo: Path, state: Path) -> None:
+    path = worktree_path(state, SESSION, "1")
+    branch = gitops.branch_name(SESSION, "1")
+    git(repo, "worktree", "add", "-q", "-b", branch, str(path), "main")
+    ws = prepare_workspace(repo, "main", state, SESSION, "1")
+    assert ws.path == str(path) and not gitops.is_workspace_repo(path)
+    write(path, "a.txt", "a\n")
+    done = commit_changes(ws.path, ws.base_sha, SESSION, "1", "x", repo=repo)
+    assert git(repo, "rev-parse", branch) == done.head_sha
+    remove_workspace(repo, ws.path)
+    assert str(path) not in git(repo, "worktree", "list", "--porcelain")

@@ -67,7 +67,7 @@ def conflicting(repo: Path, ws: Workspace) -> tuple[Path, str, str]:
 
 def start_conflict(repo: Path, ws: Workspace) -> tuple[Path, str, str]:
     wt, branch_head, target = conflicting(repo, ws)
-    result = merge_target_into_branch(wt, "main", SESSION, TASK)
+    result = merge_target_into_branch(wt, "main", SESSION, TASK, repo=repo)
     assert not result.clean
     return wt, branch_head, target
 
@@ -128,10 +128,10 @@ def test_diff_excludes_the_targets_changes_after_a_target_merge(repo: Path, ws: 
     wt = Path(ws.path)
     commit_file(wt, "task.txt", "task\n")
     target = commit_file(repo, "other.txt", "target\n")
-    assert merge_target_into_branch(wt, "main", SESSION, TASK).clean
+    assert merge_target_into_branch(wt, "main", SESSION, TASK, repo=repo).clean
     commit_file(wt, "after.txt", "after the merge\n")
 
-    for base in (ws.base_sha, target, "main"):
+    for base in (ws.base_sha, target):  # a workspace has no target branch: shas
         review = diff_for_review(wt, base)
         assert review.changed_files == ["after.txt", "task.txt"], base
         assert "other.txt" not in review.diff
@@ -140,7 +140,7 @@ def test_diff_excludes_the_targets_changes_after_a_target_merge(repo: Path, ws: 
 def test_diff_after_a_conflict_round_shows_the_resolution(repo: Path, ws: Workspace) -> None:
     wt, _, target = start_conflict(repo, ws)
     write(wt, "README.md", "hello from both\n")
-    commit_changes(wt, ws.base_sha, SESSION, TASK, "Task 1")
+    commit_changes(wt, ws.base_sha, SESSION, TASK, "Task 1", repo=repo)
 
     for base in (ws.base_sha, target):
         review = diff_for_review(wt, base)
@@ -224,7 +224,7 @@ def test_restore_tree_undoes_a_reviewers_edits_commits_and_branch_switch(
     restore_tree(wt, start, branch=ws.branch)
 
     assert tree_fingerprint(wt) == before
-    assert head(repo, ws.branch) == start
+    assert head(wt, ws.branch) == start
     assert (wt / "task.txt").read_text() == "task\n"
     assert not (wt / "scratch").exists()
     assert (wt / "pytest.log").exists()  # ignored files are kept (no clean -x)
@@ -233,9 +233,9 @@ def test_restore_tree_undoes_a_reviewers_edits_commits_and_branch_switch(
 
 
 def test_restore_tree_aborts_a_merge_in_progress(repo: Path, ws: Workspace) -> None:
-    wt, branch_head, _ = conflicting(repo, ws)
+    wt, branch_head, target = conflicting(repo, ws)
     before = tree_fingerprint(wt)
-    git(wt, "merge", "main", check=False)
+    git(wt, "merge", target, check=False)
     assert merging(wt)
 
     restore_tree(wt, branch_head)
@@ -249,10 +249,10 @@ def test_restore_tree_aborts_a_merge_in_progress(repo: Path, ws: Workspace) -> N
 # --------------------------------------------------------------------------------------------
 
 
-def test_merge_target_when_already_up_to_date(ws: Workspace) -> None:
+def test_merge_target_when_already_up_to_date(repo: Path, ws: Workspace) -> None:
     wt = Path(ws.path)
     task_head = commit_file(wt, "task.txt", "task\n")
-    result = merge_target_into_branch(wt, "main", SESSION, TASK)
+    result = merge_target_into_branch(wt, "main", SESSION, TASK, repo=repo)
     assert result.clean and result.already_up_to_date
     assert result.head_sha == head(wt) == task_head
 
@@ -262,7 +262,7 @@ def test_clean_merge_of_the_target_is_committed_with_trailers(repo: Path, ws: Wo
     task_head = commit_file(wt, "task.txt", "task\n")
     target = commit_file(repo, "other.txt", "target\n")
 
-    result = merge_target_into_branch(wt, "main", SESSION, TASK)
+    result = merge_target_into_branch(wt, "main", SESSION, TASK, repo=repo)
 
     assert result.clean and not result.already_up_to_date and result.conflict_files == []
     assert result.head_sha == head(wt)
@@ -271,14 +271,14 @@ def test_clean_merge_of_the_target_is_committed_with_trailers(repo: Path, ws: Wo
     assert trailers(wt, "HEAD") == {"Autopilot-Session": [SESSION], "Autopilot-Task": [TASK]}
     assert head(repo, "main") == target
     assert git(repo, "status", "--porcelain") == ""
-    again = merge_target_into_branch(wt, "main", SESSION, TASK)
+    again = merge_target_into_branch(wt, "main", SESSION, TASK, repo=repo)
     assert again.already_up_to_date and again.head_sha == result.head_sha
 
 
 def test_conflicting_merge_leaves_markers_for_the_agent(repo: Path, ws: Workspace) -> None:
     wt, branch_head, target = conflicting(repo, ws)
 
-    result = merge_target_into_branch(wt, "main", SESSION, TASK)
+    result = merge_target_into_branch(wt, "main", SESSION, TASK, repo=repo)
 
     assert not result.clean and result.conflict_files == ["README.md"]
     assert result.head_sha == branch_head == head(wt)
@@ -296,7 +296,7 @@ def test_merge_target_retry_while_the_merge_is_in_progress(repo: Path, ws: Works
     wt, branch_head, target = start_conflict(repo, ws)
     markers = (wt / "README.md").read_text()
 
-    again = merge_target_into_branch(wt, "main", SESSION, TASK)
+    again = merge_target_into_branch(wt, "main", SESSION, TASK, repo=repo)
 
     assert not again.clean and again.conflict_files == ["README.md"]
     assert again.head_sha == branch_head and head(repo, "main") == target
@@ -309,9 +309,9 @@ def test_merge_target_retry_finishes_a_clean_merge_left_uncommitted(
     wt = Path(ws.path)
     task_head = commit_file(wt, "task.txt", "task\n")
     target = commit_file(repo, "other.txt", "target\n")
-    git(wt, "merge", "--no-ff", "--no-commit", "main")  # as if we crashed before committing
+    git(wt, "merge", "--no-ff", "--no-commit", target)  # as if we crashed before committing
 
-    result = merge_target_into_branch(wt, "main", SESSION, TASK)
+    result = merge_target_into_branch(wt, "main", SESSION, TASK, repo=repo)
 
     assert result.clean and not merging(wt)
     assert parents(wt) == [task_head, target]
@@ -322,7 +322,7 @@ def test_merge_target_refuses_uncommitted_changes(repo: Path, ws: Workspace) -> 
     commit_file(repo, "other.txt", "target\n")
     write(Path(ws.path), "README.md", "uncommitted\n")
     with pytest.raises(GitError, match=r"uncommitted changes to README\.md"):
-        merge_target_into_branch(ws.path, "main", SESSION, TASK)
+        merge_target_into_branch(ws.path, "main", SESSION, TASK, repo=repo)
     assert not merging(Path(ws.path))
 
 
@@ -381,7 +381,7 @@ def test_commit_changes_concludes_the_merge_then_merge_task_succeeds(
     task_commits = git(wt, "rev-list", "--reverse", f"{ws.base_sha}..{branch_head}").split()
     write(wt, "README.md", "hello from both\n")  # resolved, not staged
 
-    outcome = commit_changes(wt, ws.base_sha, SESSION, TASK, "Task 1")
+    outcome = commit_changes(wt, ws.base_sha, SESSION, TASK, "Task 1", repo=repo)
 
     assert outcome.committed_leftovers and not merging(wt)
     assert parents(wt) == [branch_head, target]
@@ -389,7 +389,7 @@ def test_commit_changes_concludes_the_merge_then_merge_task_succeeds(
     assert trailers(wt, "HEAD") == {"Autopilot-Session": [SESSION], "Autopilot-Task": [TASK]}
     assert [c.sha for c in outcome.commits] == [*task_commits, outcome.head_sha]
     assert git(wt, "status", "--porcelain") == ""
-    again = commit_changes(wt, ws.base_sha, SESSION, TASK, "Task 1")  # idempotent
+    again = commit_changes(wt, ws.base_sha, SESSION, TASK, "Task 1", repo=repo)  # idempotent
     assert again.head_sha == outcome.head_sha and not again.committed_leftovers
 
     merged = merge_task(repo, "main", ws.branch, SESSION, TASK, "Merge task 1")
@@ -406,7 +406,7 @@ def test_commit_changes_concludes_a_merge_resolved_as_ours(repo: Path, ws: Works
     git(wt, "checkout", "--ours", "README.md")
     git(wt, "rm", "-qf", "other.txt")  # the tree now equals HEAD: nothing staged to commit
 
-    commit_changes(wt, ws.base_sha, SESSION, TASK, "Task 1")
+    commit_changes(wt, ws.base_sha, SESSION, TASK, "Task 1", repo=repo)
 
     assert not merging(wt) and parents(wt) == [branch_head, target]
 
@@ -416,6 +416,6 @@ def test_commit_changes_refuses_conflict_markers(repo: Path, ws: Workspace) -> N
     git(wt, "add", "--all")  # the agent staged the file with its markers
 
     with pytest.raises(GitError, match=r"conflict markers .* in README\.md"):
-        commit_changes(wt, ws.base_sha, SESSION, TASK, "Task 1")
+        commit_changes(wt, ws.base_sha, SESSION, TASK, "Task 1", repo=repo)
 
     assert merging(wt) and head(wt) == branch_head

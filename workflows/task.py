@@ -241,6 +241,7 @@ class TaskWorkflow:
                 target_branch=request.target_branch,
                 session_id=request.session_id,
                 task_id=request.task.id,
+                repo=request.repo,
             ),
             start_to_close_timeout=GIT_TIMEOUT,
             heartbeat_timeout=timedelta(seconds=request.agent.heartbeat_timeout_s),
@@ -255,6 +256,7 @@ class TaskWorkflow:
             session_id=request.session_id,
             task_id=request.task.id,
             message=request.task.commit_message or self._label,
+            repo=request.repo,
         )
 
     async def _commit(self, request: TaskRequest, workspace: Workspace) -> CommitOutcome:
