@@ -523,7 +523,7 @@ def _clear_stale_index_lock(worktree: str | Path) -> None:
     """Remove an index.lock older than STALE_LOCK_SECONDS, only in a task workspace or a
     linked worktree's own git dir (never the main repository's): a killed git leaves it
     behind, and no git command run in a task worktree holds the index lock that long."""
-    if is_workspace_repo(worktree):
+    if not _is_linked_worktree(Path(worktree)):
         _clear_stale_lock(Path(worktree, ".git", "index.lock"))
         return
     out = _git(worktree, "rev-parse", "--absolute-git-dir", "--git-common-dir").splitlines()
@@ -698,10 +698,27 @@ def _own_workspace(path: Path) -> None:
         _write_workspace_config(config, identity)
 
 
+def _is_linked_worktree(path: Path) -> bool:
+    """A worktree of a session recorded before workspaces had repositories of their own: its
+    `.git` file names a git dir whose `gitdir` file names this `.git` back (git writes both
+    when it adds a worktree; a `.git` file pointing at a repository itself has no such link)."""
+    dot_git = path / ".git"
+    if dot_git.is_symlink() or not dot_git.is_file():
+        return False
+    named = dot_git.read_text(errors="replace").strip().removeprefix("gitdir:").strip()
+    try:
+        back = Path(named, "gitdir").read_text(errors="replace").strip()
+    except OSError:
+        return False
+    return _same_path(back, dot_git)
+
+
 def _enter(worktree: str | Path) -> None:
-    """Before any step of ours in a task workspace: it is ours again (`_own_workspace`)."""
-    if is_workspace_repo(worktree):
-        _own_workspace(Path(worktree))
+    """Before any step of ours in a task workspace: it is ours again (`_own_workspace`). A
+    linked worktree of before is taken as it is."""
+    path = Path(worktree)
+    if not _is_linked_worktree(path):
+        _own_workspace(path)
 
 
 def _ensure_workspace(repo: str | Path, path: Path, branch: str, start_sha: str) -> None:
@@ -747,7 +764,7 @@ def bring_back(
     Returns the task branch's new head."""
     path = Path(workspace)
     branch = branch_name(session_id, task_id)
-    if not is_workspace_repo(path):  # a linked worktree shares the branch already
+    if _is_linked_worktree(path):  # it shares the branch already
         return _branch_head(repo, branch)
     _own_workspace(path)
     incoming = incoming_ref(session_id, task_id)
