@@ -39,7 +39,7 @@ from autopilot.log_context import LogContextInterceptor
 from autopilot.logs import configure_logging
 from autopilot.malloc_arenas import forget_arena_cap, restart_with_arena_cap
 from autopilot.process_exit import exit_now
-from autopilot.process_guard import ProcessGuard, detect_guard
+from autopilot.sandbox import Sandbox, SandboxUnavailable, detect_sandbox
 from autopilot.temporal_connection import TemporalUnavailable, connect
 from workflows.session import SessionWorkflow
 from workflows.task import TaskWorkflow
@@ -52,7 +52,7 @@ HEARTBEAT_THROTTLE = timedelta(seconds=3)
 @dataclass(frozen=True)
 class Preflight:
     claude_bin: Path
-    guard: ProcessGuard
+    sandbox: Sandbox
 
 
 class PreflightError(Exception):
@@ -64,13 +64,14 @@ def preflight() -> Preflight:
     try:
         claude_bin = find_claude()
         gitops.require_git()
-    except (ClaudeNotFound, gitops.GitError) as err:
+        sandbox = detect_sandbox()
+    except (ClaudeNotFound, gitops.GitError, SandboxUnavailable) as err:
         raise PreflightError(str(err)) from err
-    return Preflight(claude_bin=claude_bin, guard=detect_guard())
+    return Preflight(claude_bin=claude_bin, sandbox=sandbox)
 
 
 def build_worker(client: Client, task_queue: str, checks: Preflight) -> Worker:
-    agent = AgentActivities(checks.claude_bin, checks.guard, dict(os.environ))
+    agent = AgentActivities(checks.claude_bin, checks.sandbox, dict(os.environ))
     return Worker(
         client,
         task_queue=task_queue,
@@ -108,7 +109,7 @@ async def serve(settings: Settings, task_queue: str) -> None:
         task_queue=task_queue,
         temporal=settings.temporal_address,
         claude=str(checks.claude_bin),
-        isolation=checks.guard.description,
+        isolation=checks.sandbox.description,
         state_dir=str(settings.state_dir),
     )
     stop = asyncio.Event()

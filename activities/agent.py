@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
@@ -33,7 +34,7 @@ from autopilot.models import (
     ReviewerOutcome,
     TaskRequest,
 )
-from autopilot.process_guard import ProcessGuard
+from autopilot.sandbox import Layout, Sandbox, space_environment, task_layout
 from autopilot.prompts import conflict_prompt, continue_prompt, fix_prompt, task_prompt
 from autopilot.review import untouched_files
 from autopilot.reviewer import parse_verdict, reviewer_argv, reviewer_prompt
@@ -57,6 +58,29 @@ ERROR_TYPES = {
 def transcript_path(state_dir: str, session_id: str, task_id: str, name: str) -> Path:
     folder = Path(state_dir) / "transcripts" / gitops.safe_component(session_id)
     return folder / gitops.safe_component(task_id) / f"{name}.jsonl"
+
+
+def agent_space(state_dir: str, session_id: str, task_id: str, role: str) -> Path:
+    """The sandboxed agent's own folder (home, Claude config and sessions, temp), one per
+    task and role: the reviewer never runs with what the agent left in its config."""
+    folder = Path(state_dir).absolute() / "agents" / gitops.safe_component(session_id)
+    return folder / gitops.safe_component(task_id) / role
+
+
+async def sandbox_for(request: TaskRequest, workspace: str, role: str) -> tuple[Layout, Path]:
+    """The layout of a run in `workspace` (the agent writes there, the reviewer only reads),
+    and its own folder."""
+    space = agent_space(request.state_dir, request.session_id, request.task.id, role)
+    objects = await asyncio.to_thread(gitops.objects_dir, request.repo)
+    layout = task_layout(
+        Path(workspace),
+        space,
+        state_dir=Path(request.state_dir).absolute(),
+        repo=Path(request.repo).absolute(),
+        objects=objects,
+        writes_workspace=role == "agent",
+    )
+    return layout, space
 
 
 def agent_prompt(job: AgentInput) -> str:
@@ -136,11 +160,11 @@ async def full_request(request: TaskRequest) -> TaskRequest:
 
 
 class AgentActivities:
-    """Holds what the worker found once at start: the binary, the process guard, the env."""
+    """Holds what the worker found once at start: the binary, the sandbox, the env."""
 
-    def __init__(self, claude_bin: Path, guard: ProcessGuard, env: Mapping[str, str]) -> None:
+    def __init__(self, claude_bin: Path, sandbox: Sandbox, env: Mapping[str, str]) -> None:
         self._claude_bin = claude_bin
-        self._guard = guard
+        self._sandbox = sandbox
         self._env = dict(env)
 
     @activity.defn(name="run_agent")
@@ -204,7 +228,7 @@ class AgentActivities:
         )
         return await self._run(
             argv,
-            job.workspace.path,
+            await sandbox_for(job.request, job.workspace.path, "agent"),
             agent_prompt(job),
             sid,
             job.attempt,
@@ -237,8 +261,9 @@ class AgentActivities:
         head = await asyncio.to_thread(gitops.head_sha, workspace.path)
         before = await asyncio.to_thread(gitops.tree_fingerprint, workspace.path)
         try:
+            sandbox = await sandbox_for(request, workspace.path, "reviewer")
             state, duration = await self._run(
-                argv, workspace.path, prompt, sid, attempt, transcript, request.agent
+                argv, sandbox, prompt, sid, attempt, transcript, request.agent
             )
         except AgentFailure as failure:
             raise failure_error(failure, attempt, transcript) from failure
@@ -274,7 +299,7 @@ class AgentActivities:
     async def _run(
         self,
         argv: list[str],
-        cwd: str,
+        sandbox: tuple[Layout, Path],
         prompt: str,
         sid: str,
         attempt: int,
@@ -297,17 +322,23 @@ class AgentActivities:
                 activity.heartbeat(progress)
                 await asyncio.sleep(min(settings.heartbeat_timeout_s / 3, 1.0))
 
-        env = agent_environment(
-            self._claude_bin, self._env, await asyncio.to_thread(gitops.identity_env, cwd)
-        )
+        layout, space = sandbox
+        if not os.access(argv[0], os.X_OK):  # inside the sandbox bwrap would report it
+            raise ApplicationError(
+                f"cannot run the agent: {argv[0]} is not an executable file; set "
+                "AUTOPILOT_CLAUDE_BIN or install the Claude Code CLI (./dev setup)",
+                type=error_types.AGENT_SETUP,
+                non_retryable=True,
+            )
+        env = agent_environment(self._claude_bin, self._env, space_environment(space))
         ticker = asyncio.create_task(keep_heartbeating())
         try:
             # The attempt's own time limit, enforced here (the process tree is killed) so the
             # failure says what happened; the activity's timeout is a little longer.
             async with asyncio.timeout(settings.attempt_timeout_s):
                 return await run_claude(
-                    self._guard.wrap(argv),
-                    cwd=Path(cwd),
+                    self._sandbox.wrap(argv, layout),
+                    cwd=layout.workdir,
                     env=env,
                     prompt=prompt,
                     session_id=sid,
@@ -325,10 +356,6 @@ class AgentActivities:
         except AgentFailure as failure:
             log.warning("agent failed", kind=failure.kind, error=str(failure))
             raise
-        except FileNotFoundError as err:
-            raise ApplicationError(
-                f"cannot run the agent: {err}", type=error_types.AGENT_SETUP, non_retryable=True
-            ) from err
         finally:
             ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -644,7 +644,8 @@ def incoming_ref(session_id: str, task_id: str) -> str:
     return f"{INCOMING_PREFIX}/{safe_component(session_id)}/{safe_component(task_id)}"
 
 
-def _objects_dir(repo: str | Path) -> Path:
+def objects_dir(repo: str | Path) -> Path:
+    """The repository's object store (a task workspace reads it through `alternates`)."""
     common = _git(repo, "rev-parse", "--path-format=absolute", "--git-common-dir").strip()
     return Path(common) / "objects"
 
@@ -749,7 +750,7 @@ def _ensure_workspace(repo: str | Path, path: Path, branch: str, start_sha: str)
     _write_workspace_config(making / ".git" / "config", identity)
     alternates = making / ".git" / "objects" / "info" / "alternates"
     alternates.parent.mkdir(parents=True, exist_ok=True)
-    alternates.write_text(f"{_objects_dir(repo)}\n")
+    alternates.write_text(f"{objects_dir(repo)}\n")
     _git(making, "update-ref", _branch_ref(branch), start_sha)
     _git(making, "reset", "--quiet", "--hard", start_sha)
     _rmtree(path)  # something else that was there: not a workspace, not ours to keep

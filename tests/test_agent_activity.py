@@ -20,6 +20,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.agent import SESSION_NAMESPACE, AgentActivities
+from autopilot.gitops import prepare_workspace
 from autopilot.models import (
     AgentInput,
     AgentProgress,
@@ -29,9 +30,8 @@ from autopilot.models import (
     FileRef,
     Task,
     TaskRequest,
-    Workspace,
 )
-from autopilot.process_guard import ProcessGuard, detect_guard
+from autopilot.sandbox import Sandbox, detect_sandbox
 from tests.gitutil import git, head, isolate_git, make_repo
 from tests.harness import claude_bin, clean_env, commands_in, processes_in, wait_gone, wait_until
 from tests.scripted_model import HttpError, ScriptedModel, Text, ToolCall, ToolUses, script
@@ -62,8 +62,8 @@ class Setup:
     job: AgentInput
     worker_env: dict[str, str]  # what the worker read from its own environment at start
 
-    def activities(self, guard: ProcessGuard | None = None) -> AgentActivities:
-        return AgentActivities(claude_bin(), guard or detect_guard(), self.worker_env)
+    def activities(self, sandbox: Sandbox | None = None) -> AgentActivities:
+        return AgentActivities(claude_bin(), sandbox or detect_sandbox(), self.worker_env)
 
     def with_settings(self, **settings: Any) -> AgentInput:
         request = self.job.request.model_copy(update={"agent": AgentSettings(**settings)})
@@ -83,9 +83,8 @@ def setup(tmp_path: Path, model: ScriptedModel, monkeypatch: pytest.MonkeyPatch)
     isolate_git(monkeypatch, home)
     repo = make_repo(tmp_path / "repo")
     state_dir = tmp_path / "state"
-    worktree = state_dir / "worktrees" / SESSION / TASK_ID
-    branch = f"autopilot/{SESSION}/{TASK_ID}"
-    git(repo, "worktree", "add", "-q", "-b", branch, str(worktree), "main")
+    workspace = prepare_workspace(repo, "main", state_dir, SESSION, TASK_ID)
+    worktree = Path(workspace.path)
     task = Task(
         id=TASK_ID,
         title="Greeting",
@@ -105,7 +104,6 @@ def setup(tmp_path: Path, model: ScriptedModel, monkeypatch: pytest.MonkeyPatch)
         plan_context="A small demo project.",
         agent=AgentSettings(),
     )
-    workspace = Workspace(path=str(worktree), branch=branch, base_sha=head(repo))
     worker_env = clean_env()
     worker_env.update(model.env())
     worker_env.update(
@@ -369,7 +367,7 @@ async def test_cancelled_activity_kills_the_agents_whole_tree(
 
 
 async def test_missing_binary_is_a_non_retryable_setup_error(setup: Setup) -> None:
-    activities = AgentActivities(setup.root / "no-claude", ProcessGuard(), setup.worker_env)
+    activities = AgentActivities(setup.root / "no-claude", detect_sandbox(), setup.worker_env)
 
     with pytest.raises(ApplicationError) as caught:
         await activity_environment([]).run(activities.run_agent, setup.job)

@@ -1,0 +1,167 @@
+"""The agent's sandbox: what it, and every command its tools start, may see and change.
+
+Each agent, reviewer and check runs under bubblewrap (`bwrap`, Debian's `bubblewrap`):
+
+- the whole file system read-only, with three writable places: the task's workspace, the
+  agent's own home (its Claude config and sessions, tool caches) and its own /tmp;
+- the state dir and the user's repository hidden behind empty folders (the repository's
+  object store shown again read-only: the workspace reads it through `alternates`), and the
+  worker user's credential files hidden;
+- its own PID namespace, no capabilities, and death with the worker (`setpriv --pdeathsig`
+  in front; bwrap's `--die-with-parent` takes the namespace with it).
+
+The network stays shared: the CLI must reach its API. There is no fallback: a worker that
+cannot sandbox does not start (`detect_sandbox`), and says how to install bubblewrap.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+INSTALL_HINT = (
+    "install bubblewrap (as root: `apt-get install -y bubblewrap`; otherwise "
+    "`sudo apt-get install bubblewrap`, or your system's package of that name), then start "
+    "the worker again. The agent never runs outside its sandbox"
+)
+# The worker user's files that hold credentials, relative to its home: hidden from the agent
+# (directories behind an empty folder, files behind an empty file).
+CREDENTIALS = (
+    ".ssh",
+    ".gnupg",
+    ".aws",
+    ".azure",
+    ".kube",
+    ".docker",
+    ".claude",
+    ".claude.json",
+    ".config/gcloud",
+    ".config/gh",
+    ".config/git/credentials",
+    ".git-credentials",
+    ".netrc",
+    ".npmrc",
+    ".pypirc",
+    ".password-store",
+    ".local/share/keyrings",
+    ".cargo/credentials",
+    ".cargo/credentials.toml",
+)
+# One namespace of each kind bwrap can make without privileges, except the network's.
+_NAMESPACES = ("--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try")
+
+
+class SandboxUnavailable(RuntimeError):
+    """bubblewrap is missing or cannot make a sandbox here; the message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What one sandboxed command sees: where it starts, what it may change, what is hidden."""
+
+    workdir: Path
+    writable: Sequence[Path]  # bound read-write, created if missing
+    tmp: Path  # its /tmp
+    hidden: Sequence[Path] = ()  # behind an empty folder (or file)
+    shown: Sequence[Path] = ()  # read-only again inside a hidden folder
+    read_only: Sequence[Path] = ()  # inside a writable one, but not to be changed
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    bwrap: str
+    # Before bwrap: dies with the worker even when the worker is SIGKILLed.
+    death: tuple[str, ...] = ()
+    home: Path = field(default_factory=Path.home)
+    description: str = "bubblewrap: read-only system, own PID namespace, dies with the worker"
+
+    def wrap(self, argv: Sequence[str], layout: Layout) -> list[str]:
+        """`argv` run inside the sandbox that `layout` describes."""
+        for folder in (*layout.writable, layout.tmp):
+            folder.mkdir(parents=True, exist_ok=True)
+        options = [*_NAMESPACES, "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
+        # /tmp first: the places below may lie inside it (the host's /tmp, as sources).
+        options += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+        options += ["--bind", str(layout.tmp), "/tmp"]
+        for path in _depth_first(self._secrets() + [Path(p) for p in layout.hidden]):
+            if path.is_dir() and not path.is_symlink():
+                options += ["--tmpfs", str(path)]
+            elif path.exists():
+                options += ["--ro-bind", os.devnull, str(path)]
+        for path in layout.shown:
+            if path.exists():
+                options += ["--ro-bind", str(path), str(path)]
+        for path in _depth_first(list(layout.writable)):
+            options += ["--bind", str(path), str(path)]
+        for path in layout.read_only:
+            if path.exists():
+                options += ["--ro-bind", str(path), str(path)]
+        options += ["--chdir", str(layout.workdir)]
+        return [*self.death, self.bwrap, *options, "--", *argv]
+
+    def _secrets(self) -> list[Path]:
+        return [self.home / name for name in CREDENTIALS if (self.home / name).exists()]
+
+
+def _depth_first(paths: list[Path]) -> list[Path]:
+    """Outer folders before what lies inside them: a later mount goes on top of an earlier."""
+    unique = dict.fromkeys(Path(os.path.abspath(path)) for path in paths)
+    return sorted(unique, key=lambda path: len(path.parts))
+
+
+def detect_sandbox() -> Sandbox:
+    """The sandbox of this machine, proven by making one; SandboxUnavailable if it cannot."""
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        raise SandboxUnavailable(f"bubblewrap (`bwrap`) is not installed: {INSTALL_HINT}")
+    setpriv = shutil.which("setpriv")
+    sandbox = Sandbox(bwrap, (setpriv, "--pdeathsig", "KILL", "--") if setpriv else ())
+    probe = Path(os.environ.get("TMPDIR") or "/tmp")
+    argv = sandbox.wrap(["true"], Layout(workdir=Path("/"), writable=(), tmp=probe))
+    try:
+        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        raise SandboxUnavailable(f"bubblewrap could not be run ({err}): {INSTALL_HINT}") from err
+    if done.returncode != 0:
+        said = done.stderr.decode(errors="replace").strip()[-500:]
+        raise SandboxUnavailable(
+            f"bubblewrap cannot make a sandbox on this machine (it said: {said}); it needs "
+            "user namespaces (`sysctl kernel.unprivileged_userns_clone=1`) or to run as root. "
+            f"Otherwise {INSTALL_HINT}"
+        )
+    return sandbox
+
+
+def task_layout(
+    workspace: Path,
+    space: Path,
+    *,
+    state_dir: Path,
+    repo: Path,
+    objects: Path,
+    writes_workspace: bool,
+) -> Layout:
+    """An agent's (or a check's) layout: its workspace, writable or not (the reviewer only
+    reads), and `space`, its own folder for home, config and temp. The state dir and the
+    user's repository are hidden; the repository's objects stay readable for `alternates`."""
+    return Layout(
+        workdir=workspace,
+        writable=[space, workspace] if writes_workspace else [space],
+        tmp=space / "tmp",
+        hidden=[state_dir, repo],
+        shown=[objects] if writes_workspace else [objects, workspace],
+    )
+
+
+def space_environment(space: Path) -> dict[str, str]:
+    """What a sandboxed agent's environment says about its own folder: its home and its
+    Claude config are there (the worker's own hold credentials and the user's settings)."""
+    return {
+        "HOME": str(space / "home"),
+        "CLAUDE_CONFIG_DIR": str(space / "config"),
+        "TMPDIR": "/tmp",
+    }
