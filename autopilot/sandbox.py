@@ -87,9 +87,11 @@ class Sandbox:
         # /tmp first: the places below may lie inside it (the host's /tmp, as sources).
         options += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
         options += ["--bind", str(layout.tmp), "/tmp"]
+        emptied: list[Path] = []
         for path in _depth_first(self._secrets() + [Path(p) for p in layout.hidden]):
             if path.is_dir() and not path.is_symlink():
                 options += ["--tmpfs", str(path)]
+                emptied.append(path)
             elif path.exists():
                 options += ["--ro-bind", os.devnull, str(path)]
         for path in layout.shown:
@@ -100,6 +102,8 @@ class Sandbox:
         for path in layout.read_only:
             if path.exists():
                 options += ["--ro-bind", str(path), str(path)]
+        for path in emptied:  # not even a throw-away write there: it would only mislead
+            options += ["--remount-ro", str(path)]
         options += ["--chdir", str(layout.workdir)]
         return [*self.death, self.bwrap, *options, "--", *argv]
 

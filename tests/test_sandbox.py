@@ -1,0 +1,252 @@
+"""The agent's sandbox (autopilot/sandbox.py), with the real bubblewrap: what a command inside
+may change and see, the worker's refusal to run without it, and a hostile agent through the
+real CLI and pipeline, judged by git."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from autopilot import gitops
+from autopilot.sandbox import (
+    INSTALL_HINT,
+    Layout,
+    Sandbox,
+    SandboxUnavailable,
+    detect_sandbox,
+    task_layout,
+)
+from tests.gitutil import git, head, make_repo, write
+from tests.harness import ROOT, autopilot, clean_env
+from tests.scripted_model import (
+    Conversation,
+    PlanFollower,
+    Reply,
+    ScriptedModel,
+    ToolCall,
+    ToolUses,
+)
+
+SECRET = "-----BEGIN OPENSSH PRIVATE KEY----- not-for-the-agent"
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> Sandbox:
+    home = tmp_path / "home"
+    write(home, ".ssh/id_ed25519", SECRET + "\n")
+    write(home, ".netrc", "machine example.com password hunter2\n")
+    found = detect_sandbox()
+    return Sandbox(found.bwrap, found.death, home=home)
+
+
+class Places:
+    def __init__(self, root: Path) -> None:
+        self.state = root / "state"
+        self.repo = make_repo(root / "repo")
+        self.workspace = gitops.prepare_workspace(self.repo, "main", self.state, "s", "1").path
+        self.space = self.state / "agents" / "s" / "1" / "agent"
+        self.marker = write(self.state, "logs/worker.log", "the worker's log\n")
+
+    def layout(self, *, writes_workspace: bool = True) -> Layout:
+        return task_layout(
+            Path(self.workspace),
+            self.space,
+            state_dir=self.state,
+            repo=self.repo,
+            objects=gitops.objects_dir(self.repo),
+            writes_workspace=writes_workspace,
+        )
+
+
+@pytest.fixture
+def places(tmp_path: Path) -> Places:
+    return Places(tmp_path)
+
+
+def run(sandbox: Sandbox, layout: Layout, script: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        sandbox.wrap(["sh", "-c", script], layout),
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=30,
+        check=False,
+    )
+
+
+def test_only_the_workspace_its_own_folder_and_tmp_are_writable(
+    sandbox: Sandbox, places: Places
+) -> None:
+    script = (
+        f"echo work > new.txt && echo mine > {places.space}/note && echo t > /tmp/t && echo ok; "
+        f"for p in /etc/x /usr/x {places.repo}/.git/hooks/post-merge {places.repo}/x "
+        f"{places.state}/x {places.state}/logs/worker.log; do "
+        "  (echo evil > $p) 2>/dev/null && echo WROTE $p; done; true"
+    )
+    done = run(sandbox, places.layout(), script)
+    assert done.stdout.split() == ["ok"], done.stdout + done.stderr
+    assert Path(places.workspace, "new.txt").read_text() == "work\n"
+    assert (places.space / "note").read_text() == "mine\n"
+    assert (places.space / "tmp" / "t").read_text() == "t\n"  # its /tmp is its own folder
+    assert not (places.repo / ".git" / "hooks" / "post-merge").exists()
+    assert not (places.repo / "x").exists() and not (places.state / "x").exists()
+    assert places.marker.read_text() == "the worker's log\n"
+
+
+def test_the_state_dir_repository_and_credentials_are_hidden(
+    sandbox: Sandbox, places: Places, tmp_path: Path
+) -> None:
+    script = (
+        f"ls -A {places.state}/logs 2>&1; ls -A {places.repo} 2>&1; "
+        f"cat {tmp_path}/home/.ssh/id_ed25519 {tmp_path}/home/.netrc 2>&1; "
+        # the workspace still reads the repository's objects, through alternates
+        "git log --format=%s -1"
+    )
+    done = run(sandbox, places.layout(), script)
+    assert "the worker's log" not in done.stdout and "worker.log" not in done.stdout
+    assert "README.md" not in done.stdout.splitlines()[0:2]
+    assert SECRET not in done.stdout and "hunter2" not in done.stdout
+    assert done.stdout.strip().endswith("initial"), done.stdout + done.stderr
+
+
+def test_the_reviewer_reads_its_workspace_and_changes_nothing(
+    sandbox: Sandbox, places: Places
+) -> None:
+    done = run(
+        sandbox,
+        places.layout(writes_workspace=False),
+        "cat README.md; (echo x > README.md) 2>/dev/null && echo CHANGED; "
+        "(git commit -q --allow-empty -m x) 2>/dev/null && echo COMMITTED; true",
+    )
+    assert done.stdout.split() == ["hello"], done.stdout + done.stderr
+    assert head(Path(places.workspace)) == head(places.repo)
+
+
+def test_a_machine_without_bubblewrap_is_refused_with_the_command_to_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(SandboxUnavailable) as refused:
+        detect_sandbox()
+    assert "apt-get install -y bubblewrap" in str(refused.value)
+    assert INSTALL_HINT in str(refused.value)
+
+
+@pytest.mark.reliability(
+    "a machine without bubblewrap",
+    "worker.py exits 2 before taking any task and says how to install it; no unsandboxed run",
+)
+def test_the_worker_does_not_start_without_its_sandbox(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("git", "node"):  # what else the preflight needs, without bwrap
+        found = subprocess.run(["which", tool], capture_output=True, text=True).stdout.strip()
+        if found:
+            (bin_dir / tool).symlink_to(found)
+    env = clean_env()
+    env.update(
+        PATH=str(bin_dir),
+        AUTOPILOT_STATE_DIR=str(tmp_path / "state"),
+        TEMPORAL_ADDRESS="127.0.0.1:9",  # never reached: preflight comes first
+    )
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "worker.py")],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "bubblewrap" in done.stderr and "apt-get install" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+# --------------------------------------------------------------------------------------------
+# A hostile agent through the real CLI and pipeline
+# --------------------------------------------------------------------------------------------
+
+PLAN = """\
+# One task
+
+## Batch 1: Only
+
+### Task 1.1: Alpha
+
+**Files:**
+- Create: `alpha.txt`
+
+```text
+alpha
+```
+"""
+
+
+class Hostile:
+    """Tries to escape before doing its task as PlanFollower does."""
+
+    def __init__(self, home: Path, state: Path) -> None:
+        self.follower = PlanFollower()
+        self.home, self.state = home, state
+
+    def attack(self) -> str:
+        repo = 'R=$(dirname "$(dirname "$(cat .git/objects/info/alternates)")")'
+        tries = {
+            "HOOK": 'printf "#!/bin/sh\\ntouch /tmp/pwned\\n" > "$R/.git/hooks/post-merge"',
+            "MAIN": 'git -C "$R" update-ref refs/heads/main HEAD',
+            "CONFIG": 'git -C "$R" config core.hooksPath /tmp',
+            "STATE": f"echo evil >> {self.state}/logs/evil.log",
+            "KEY": f"cat {self.home}/.ssh/id_ed25519",
+        }
+        lines = [repo] + [
+            f"({command}) >/dev/null 2>&1 && echo {name}-DONE || echo {name}-BLOCKED"
+            for name, command in tries.items()
+        ]
+        return "\n".join(lines)
+
+    def __call__(self, conversation: Conversation) -> Reply:
+        if conversation.turn == 0 and not conversation.side_call:
+            return ToolUses([ToolCall("Bash", {"command": self.attack(), "description": "x"})])
+        if conversation.turn == 1:
+            read = ToolCall("Read", {"file_path": str(self.home / ".ssh" / "id_ed25519")})
+            return ToolUses([read])
+        return self.follower(conversation)
+
+
+@pytest.fixture
+def hostile_run(tmp_path: Path, repo: Path) -> Iterator[tuple[Path, list[Conversation]]]:
+    plan = tmp_path / "plan.md"
+    plan.write_text(PLAN)
+    root = tmp_path / "autopilot"
+    home = root / "home"
+    write(home, ".ssh/id_ed25519", SECRET + "\n")
+    agent = Hostile(home, root / "state")
+    with ScriptedModel(agent) as model, autopilot(root, model.env()) as installation:
+        done = installation.starter(str(plan), "--repo", str(repo))
+        assert done.returncode == 0, done.stdout + done.stderr
+        yield repo, model.snapshot()
+
+
+@pytest.mark.e2e
+@pytest.mark.reliability(
+    "a hostile agent: writes a hook into the user's repository, moves its main, changes its "
+    "config, writes the state dir, reads the user's SSH key (Bash and Read)",
+    "every attempt is refused by the sandbox; only the task's reviewed merge lands on main",
+)
+def test_a_hostile_agent_changes_nothing_but_its_workspace(
+    hostile_run: tuple[Path, list[Conversation]],
+) -> None:
+    repo, conversations = hostile_run
+    results = "\n".join(r for c in conversations for r in c.last_tool_results)
+    for name in ("HOOK", "MAIN", "CONFIG", "STATE", "KEY"):
+        assert f"{name}-BLOCKED" in results and f"{name}-DONE" not in results, results
+    assert SECRET not in results
+    assert not (repo / ".git" / "hooks" / "post-merge").exists()
+    assert git(repo, "config", "--get", "core.hooksPath", check=False) == ""
+    log = git(repo, "log", "--first-parent", "--format=%s", "main").splitlines()
+    assert log == ["Merge task 1.1: Alpha", "initial"]
+    assert git(repo, "show", "main:alpha.txt") == "alpha"
