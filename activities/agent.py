@@ -35,6 +35,7 @@ from autopilot.models import (
 )
 from autopilot.process_guard import ProcessGuard
 from autopilot.prompts import conflict_prompt, continue_prompt, fix_prompt, task_prompt
+from autopilot.redact import Redactor
 from autopilot.review import untouched_files
 from autopilot.reviewer import parse_verdict, reviewer_argv, reviewer_prompt
 
@@ -135,12 +136,14 @@ async def full_request(request: TaskRequest) -> TaskRequest:
 
 
 class AgentActivities:
-    """Holds what the worker found once at start: the binary, the process guard, the env."""
+    """Holds what the worker found once at start: the binary, the process guard, the env and
+    the secrets in it, which are scrubbed from the transcripts and what the runs report."""
 
     def __init__(self, claude_bin: Path, guard: ProcessGuard, env: Mapping[str, str]) -> None:
         self._claude_bin = claude_bin
         self._guard = guard
         self._env = dict(env)
+        self._redactor = Redactor.from_env(self._env)
 
     @activity.defn(name="run_agent")
     async def run_agent(self, job: AgentInput) -> AgentRun:
@@ -313,6 +316,7 @@ class AgentActivities:
                     transcript=transcript,
                     idle_timeout_s=settings.idle_timeout_s,
                     on_progress=on_progress,
+                    redactor=self._redactor,
                 )
         except TimeoutError:
             log.warning("agent timed out", limit_s=settings.attempt_timeout_s)
