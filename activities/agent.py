@@ -34,10 +34,11 @@ from autopilot.models import (
     ReviewerOutcome,
     TaskRequest,
 )
-from autopilot.sandbox import Layout, Sandbox, space_environment, task_layout
 from autopilot.prompts import conflict_prompt, continue_prompt, fix_prompt, task_prompt
+from autopilot.redact import Redactor
 from autopilot.review import untouched_files
 from autopilot.reviewer import parse_verdict, reviewer_argv, reviewer_prompt
+from autopilot.sandbox import Layout, Sandbox, space_environment, task_layout
 
 log = structlog.get_logger("agent")
 # Namespace for deterministic Claude session ids (one per task, round and attempt).
@@ -160,12 +161,14 @@ async def full_request(request: TaskRequest) -> TaskRequest:
 
 
 class AgentActivities:
-    """Holds what the worker found once at start: the binary, the sandbox, the env."""
+    """Holds what the worker found once at start: the binary, the sandbox, the env and the
+    secrets in it, which are scrubbed from the transcripts and what the runs report."""
 
     def __init__(self, claude_bin: Path, sandbox: Sandbox, env: Mapping[str, str]) -> None:
         self._claude_bin = claude_bin
         self._sandbox = sandbox
         self._env = dict(env)
+        self._redactor = Redactor.from_env(self._env)
 
     @activity.defn(name="run_agent")
     async def run_agent(self, job: AgentInput) -> AgentRun:
@@ -345,6 +348,7 @@ class AgentActivities:
                     transcript=transcript,
                     idle_timeout_s=settings.idle_timeout_s,
                     on_progress=on_progress,
+                    redactor=self._redactor,
                 )
         except TimeoutError:
             log.warning("agent timed out", limit_s=settings.attempt_timeout_s)

@@ -8,6 +8,7 @@ from pathlib import Path
 from temporalio import activity
 
 from activities.heartbeat import in_thread
+from autopilot.checks import CheckEnv
 from autopilot.checks import run_checks as run_check_commands
 from autopilot.models import CheckResult, ChecksInput
 
@@ -27,4 +28,8 @@ async def run_checks(request: ChecksInput) -> list[CheckResult]:
         request.timeout_s,
         Path(request.output_dir),
         on_progress,
+        CheckEnv(
+            passed=tuple(request.check_env),
+            tmp_root=Path(request.tmp_dir) if request.tmp_dir else None,
+        ),
     )

@@ -3,12 +3,18 @@
 Plain asyncio, no Temporal: the activity wraps this with heartbeats and error types. The
 rules measured on this CLI: a run without a `result` event failed, whatever its exit code;
 `is_error` decides success, never `subtype` alone.
+
+The transcript and the stderr log are scrubbed of the worker's secrets as they are written
+(autopilot/redact.py); the stream state, and so everything reported back, is read from the
+scrubbed events.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import signal
 import time
 import uuid
@@ -16,13 +22,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from autopilot.models import AgentProgress
 from autopilot.process_guard import RUN_MARKER, kill_tree
 from autopilot.rate_limits import seconds_until_reset
+from autopilot.redact import NO_SECRETS, Redactor, StreamScrubber
 
 STREAM_LINE_LIMIT = 64 * 1024 * 1024  # a tool result echoing a big file is one line
+STDERR_CHUNK = 64 * 1024
+# How long stderr may stay open once the CLI has exited and its stdout is closed: only a
+# process it left behind with its stderr can hold it, and that one's output is not waited for.
+STDERR_DRAIN_S = 5.0
 # The CLI's answer to `--resume` of a session it never wrote (measured on 2.1.197).
 RESUME_REFUSED = "No conversation found"
 # Signals that end a process from outside (a person, the OOM killer, a dying container). The
@@ -148,6 +159,7 @@ async def _read_stream(
     state: StreamState,
     idle_timeout_s: float,
     on_progress: Callable[[AgentProgress], None],
+    redactor: Redactor,
 ) -> None:
     with transcript.open("ab") as out:
         while True:
@@ -159,6 +171,8 @@ async def _read_stream(
                 ) from None
             if not line:
                 return
+            # stream-json is one event a line: a whole line holds any secret it holds.
+            line = redactor.scrub_bytes(line)
             out.write(line)
             out.flush()
             try:
@@ -180,6 +194,7 @@ async def run_claude(
     transcript: Path,
     idle_timeout_s: float,
     on_progress: Callable[[AgentProgress], None],
+    redactor: Redactor = NO_SECRETS,
 ) -> tuple[StreamState, float]:
     """Run the CLI to its end. Returns the stream state and the wall time; raises AgentFailure.
 
@@ -192,41 +207,83 @@ async def run_claude(
     # (`setsid -f`, a double fork): without a PID namespace that is how kill_tree finds it.
     marker = uuid.uuid4().hex
     started = time.monotonic()
-    with stderr_path.open("wb") as stderr:
+    # stderr through a pipe of our own, not asyncio's: process.wait() waits for asyncio's
+    # pipes to close as well, and a process the CLI left behind may hold its stderr.
+    stderr_read, stderr_write = os.pipe()
+    try:
         process = await asyncio.create_subprocess_exec(
             *argv,
             cwd=cwd,
             env={**env, RUN_MARKER: marker},
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
-            stderr=stderr,
+            stderr=stderr_write,
             start_new_session=True,  # its own process group, away from the worker's signals
             limit=STREAM_LINE_LIMIT,
         )
-    try:
-        assert process.stdin is not None and process.stdout is not None
-        try:
-            process.stdin.write(prompt.encode())
-            await process.stdin.drain()
-            process.stdin.close()
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # it exited without reading the prompt: its output and exit code say why
-        await _read_stream(process.stdout, transcript, state, idle_timeout_s, on_progress)
-        returncode = await process.wait()
-    except AgentFailure as hung:
-        kill_tree(process.pid, marker)
-        await process.wait()
-        hung.state, hung.duration_s = state, time.monotonic() - started
-        raise
     except BaseException:
-        kill_tree(process.pid, marker)
-        await process.wait()
+        os.close(stderr_read)
         raise
+    finally:
+        os.close(stderr_write)  # the CLI has its own copy; ours would keep the pipe open
+    assert process.stdin is not None and process.stdout is not None
+    # Closed on the way out even if the copy never started (cancelled at once).
+    with os.fdopen(stderr_read, "rb", buffering=0) as stderr_pipe:
+        stderr = asyncio.create_task(_copy_stderr(stderr_pipe, stderr_path, redactor.stream()))
+        try:
+            try:
+                process.stdin.write(prompt.encode())
+                await process.stdin.drain()
+                process.stdin.close()
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # it exited without reading the prompt: its output and exit code say why
+            await _read_stream(
+                process.stdout, transcript, state, idle_timeout_s, on_progress, redactor
+            )
+            returncode = await process.wait()
+            await _finish_stderr(stderr)
+        except AgentFailure as hung:
+            kill_tree(process.pid, marker)
+            await process.wait()
+            await _finish_stderr(stderr)
+            hung.state, hung.duration_s = state, time.monotonic() - started
+            raise
+        except BaseException:
+            kill_tree(process.pid, marker)
+            await process.wait()
+            stderr.cancel()
+            await asyncio.gather(stderr, return_exceptions=True)
+            raise
     failure = classify(state, returncode, _tail(stderr_path))
     if failure:
         failure.state, failure.duration_s = state, time.monotonic() - started
         raise failure
     return state, time.monotonic() - started
+
+
+async def _copy_stderr(pipe: BinaryIO, path: Path, scrubber: StreamScrubber) -> None:
+    """The CLI's stderr into its log, scrubbed: it is not line-oriented, so by chunks, with a
+    secret split between two of them still caught."""
+    stream = asyncio.StreamReader()
+    transport, _ = await asyncio.get_running_loop().connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(stream), pipe
+    )
+    try:
+        with path.open("wb") as out:
+            try:
+                while chunk := await stream.read(STDERR_CHUNK):
+                    out.write(scrubber.feed(chunk))
+                    out.flush()
+            finally:
+                out.write(scrubber.close())
+    finally:
+        transport.close()
+
+
+async def _finish_stderr(copy: asyncio.Task[None]) -> None:
+    """Let the stderr copy reach the end of its stream, bounded by STDERR_DRAIN_S."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(copy, STDERR_DRAIN_S)  # a timeout cancels it: what it read stays
 
 
 def _tail(path: Path, limit: int = 600) -> str:

@@ -5,26 +5,43 @@ pipes or `&&` writes `sh -c '...'`. Each check runs blocking (the caller puts it
 in its own session, so a timeout, or a check that leaves processes behind, can be cleaned up
 by killing the whole process group. Its stdout and stderr go, interleaved, to one log file;
 the result carries the log's tail for findings and status.
+
+The code a check runs is partly the agent's, so a check gets a minimal environment (PATH,
+HOME, LANG, its own TMPDIR, and the variables the repo names in `check_env`), and its output is
+scrubbed of the worker's secret values on its way to the log (autopilot/redact.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import selectors
 import shlex
 import signal
 import subprocess
+import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, BinaryIO
 
-from autopilot.gitops import _GIT_LOCATION_VARS
+from autopilot.gitops import _rmtree
 from autopilot.models import CheckCommand, CheckResult
 from autopilot.process_guard import kill_tree
+from autopilot.redact import Redactor, StreamScrubber
 
 TAIL_CHARS = 4000
 _NOTE_PREFIX = "[autopilot]"
 _SLUG_CHARS = 40
+# Every check gets these from the worker (when set); anything more only if check_env names it.
+BASE_VARS = ("PATH", "HOME", "LANG")
+_CHUNK = 64 * 1024
+# After the check is over, at most this much more output is read: what its killed processes
+# left in the pipe (a pipe holds 64 KiB to 1 MiB), not a stream from one that escaped.
+_DRAIN_LIMIT = 4 * 1024 * 1024
 
 
 class CheckSyntaxError(ValueError):
@@ -52,18 +69,64 @@ def _split_fix(err: ValueError) -> str:
     return "close the quote, or escape a literal quote with a backslash."
 
 
-def check_env() -> dict[str, str]:
-    """The worker's environment (checks need the user's toolchain), minus the variables that
-    would point git in the check at another repository than the worktree."""
-    return {k: v for k, v in os.environ.items() if k not in _GIT_LOCATION_VARS}
+def _worker_env() -> dict[str, str]:
+    return dict(os.environ)
+
+
+@dataclass(frozen=True)
+class CheckEnv:
+    """Where a check's environment comes from: the worker's own (`base`), of which it gets
+    BASE_VARS and the `passed` names (`check_env`; an unset one is simply absent), and the
+    folder its private TMPDIR is made in (None: beside its log)."""
+
+    base: Mapping[str, str] = field(default_factory=_worker_env)
+    passed: tuple[str, ...] = ()
+    tmp_root: Path | None = None
+
+    def variables(self, tmpdir: Path) -> dict[str, str]:
+        # HOME is the worker's: the user's toolchains and their caches live there (cargo,
+        # rustup, go, uv, ~/.local/bin), and a fake one would not hide its files from a check
+        # that runs as the same user anyway; keeping files out of reach is the sandbox's job.
+        names = (*BASE_VARS, *self.passed)
+        env = {name: self.base[name] for name in names if name in self.base}
+        env["TMPDIR"] = str(tmpdir)
+        return env
+
+
+@contextlib.contextmanager
+def private_tmpdir(root: Path) -> Iterator[Path]:
+    """A fresh, empty TMPDIR for one check, removed with everything in it when the check ends.
+
+    Not the shared /tmp: there a check would see (and could plant files for) other users,
+    other tasks' checks and the worker, and whatever it leaves would pile up. Under the state
+    dir it is the one place besides the worktree a check writes to, which a sandbox can allow.
+    The name stays short: a Unix socket path (multiprocessing, test databases) is at most 107
+    bytes."""
+    root.mkdir(parents=True, exist_ok=True)
+    path = Path(tempfile.mkdtemp(prefix="check-", dir=root))
+    try:
+        yield path
+    finally:
+        with contextlib.suppress(OSError):
+            _rmtree(path)
 
 
 def run_check(
-    worktree: Path, check: CheckCommand, timeout_s: float, output_path: Path
+    worktree: Path,
+    check: CheckCommand,
+    timeout_s: float,
+    output_path: Path,
+    env: CheckEnv | None = None,
+    redactor: Redactor | None = None,
 ) -> CheckResult:
+    env = env or CheckEnv()
+    redactor = redactor or Redactor.from_env(env.base)
     output_path.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    exit_code, timed_out, start_error = _run_to_file(worktree, check.argv, timeout_s, output_path)
+    with private_tmpdir(env.tmp_root or output_path.parent) as tmpdir:
+        exit_code, timed_out, start_error = _run_to_file(
+            worktree, check.argv, timeout_s, output_path, env.variables(tmpdir), redactor
+        )
     duration = time.monotonic() - started
     if start_error is not None:
         _append_note(output_path, f"{_NOTE_PREFIX} could not start: {start_error}")
@@ -83,31 +146,124 @@ def run_check(
 
 
 def _run_to_file(
-    worktree: Path, argv: list[str], timeout_s: float, output_path: Path
+    worktree: Path,
+    argv: list[str],
+    timeout_s: float,
+    output_path: Path,
+    env: dict[str, str],
+    redactor: Redactor,
 ) -> tuple[int | None, bool, str | None]:
-    """Run argv with its output in output_path: (exit code, timed out, why it did not start)."""
+    """Run argv with its output, scrubbed, in output_path: (exit code, timed out, why it did
+    not start). OSError when the log cannot be written (a full disk)."""
     with output_path.open("wb") as output:
         try:
             process = subprocess.Popen(
                 argv,
                 cwd=worktree,
                 stdin=subprocess.DEVNULL,
-                stdout=output,
+                stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
-                env=check_env(),
+                env=env,
                 start_new_session=True,  # its own group: one kill reaches its children
             )
         except OSError as err:
             return None, False, _describe_start_error(err, argv)
+        assert process.stdout is not None
+        log = _ScrubbedLog(output, redactor.stream())
+        with _copying(process.stdout, log):
+            code, timed_out = _wait(process, timeout_s)
+        if log.error is not None:
+            raise log.error
+        return code, timed_out, None
+
+
+def _wait(process: subprocess.Popen[bytes], timeout_s: float) -> tuple[int | None, bool]:
+    """Wait for the check, then kill its group: (exit code, timed out)."""
+    try:
+        code = process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        kill_tree(process.pid)
+        process.wait()
+        return None, True
+    # Anything it left running in its group (a server started with `&`) goes too.
+    _kill_group(process.pid)
+    return code, False
+
+
+class _ScrubbedLog:
+    """The check's log, written scrubbed. A write that fails (a full disk) is kept, and the
+    rest of the output is read and dropped: a check blocked on a full pipe would only time out."""
+
+    def __init__(self, output: BinaryIO, scrubber: StreamScrubber) -> None:
+        self._output = output
+        self._scrubber = scrubber
+        self.error: OSError | None = None
+
+    def feed(self, chunk: bytes) -> None:
+        self._write(self._scrubber.feed(chunk))
+
+    def close(self) -> None:
+        self._write(self._scrubber.close())
+
+    def _write(self, data: bytes) -> None:
+        if self.error is not None:
+            return
         try:
-            code = process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            kill_tree(process.pid)
-            process.wait()
-            return None, True, None
-        # Anything it left running in its group (a server started with `&`) goes too.
-        _kill_group(process.pid)
-        return code, False, None
+            self._output.write(data)
+            self._output.flush()  # the log can be followed while the check runs
+        except OSError as err:
+            self.error = err
+
+
+@contextlib.contextmanager
+def _copying(source: IO[bytes], log: _ScrubbedLog) -> Iterator[None]:
+    """Copy the check's output to its log in a thread while the body waits for the check;
+    when the body is done (the check and its group are gone), the copy finishes."""
+    stop_read, stop_write = os.pipe()
+    copier = threading.Thread(
+        target=_copy, args=(source.fileno(), stop_read, log), name="check-output", daemon=True
+    )
+    copier.start()
+    try:
+        yield
+    finally:
+        os.write(stop_write, b"x")
+        copier.join()
+        os.close(stop_read)
+        os.close(stop_write)
+        source.close()
+
+
+def _copy(source: int, stop: int, log: _ScrubbedLog) -> None:
+    """Until the pipe closes, or `stop` says the check is over: then read what is left in the
+    pipe without waiting, since a process that escaped the group may hold it open forever."""
+    with selectors.DefaultSelector() as selector:
+        selector.register(source, selectors.EVENT_READ)
+        selector.register(stop, selectors.EVENT_READ)
+        while True:
+            ready = {key.fd for key, _ in selector.select()}
+            if stop in ready:
+                _drain(source, log)
+                break
+            chunk = os.read(source, _CHUNK)
+            if not chunk:
+                break
+            log.feed(chunk)
+    log.close()
+
+
+def _drain(source: int, log: _ScrubbedLog) -> None:
+    os.set_blocking(source, False)
+    read = 0
+    while read < _DRAIN_LIMIT:
+        try:
+            chunk = os.read(source, _CHUNK)
+        except BlockingIOError:
+            return
+        if not chunk:
+            return
+        read += len(chunk)
+        log.feed(chunk)
 
 
 def _describe_start_error(err: OSError, argv: list[str]) -> str:
@@ -161,12 +317,16 @@ def run_checks(
     timeout_s: float,
     output_dir: Path,
     on_progress: Callable[[str], None] | None = None,
+    env: CheckEnv | None = None,
 ) -> list[CheckResult]:
     """Every check in order, even after one fails: the agent gets to fix all failures at once."""
+    env = env or CheckEnv()
+    # The worker's secrets, check_env's among them (they come from the same environment).
+    redactor = Redactor.from_env(env.base)
     results: list[CheckResult] = []
     for index, check in enumerate(checks, start=1):
         if on_progress is not None:
             on_progress(check.command)
         log = output_dir / check_log_name(index, check.command)
-        results.append(run_check(worktree, check, timeout_s, log))
+        results.append(run_check(worktree, check, timeout_s, log, env, redactor))
     return results

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
@@ -1187,14 +1187,31 @@ def diff_for_review(worktree: str | Path, base_sha: str, limit_chars: int = 60_0
     )
 
 
+# What the fingerprint leaves out of a git dir. objects/ is content-addressed: a new object
+# changes nothing until a ref or the index points at it, and those are covered. logs/ only
+# records how refs moved (the refs are hashed themselves). The index is rewritten by any
+# `git status` that refreshes its stat data; what it stages is in the `diff --cached` above.
+_UNHASHED_GIT_PARTS = frozenset({"objects", "logs", "index"})
+# The other worktrees' private git dirs, in a repository shared by several.
+_OTHER_WORKTREES = "worktrees"
+# What a linked worktree shares with the rest of its repository and the fingerprint covers:
+# the configuration that makes git run commands (hooks, filters, core.fsmonitor) and the
+# exclude and attributes files. Not the shared refs, packed-refs and the main checkout's
+# HEAD: other tasks commit and merge, and the user works, in that repository while a review
+# runs, and the fingerprint would see them as the reviewer's doing.
+_SHARED_GIT_PARTS = ("config", "hooks", "info")
+
+
 def tree_fingerprint(worktree: str | Path) -> str:
-    """A string that changes when anything in the worktree changes: HEAD, the branch,
-    a merge in progress, the index, and the content of every changed or untracked file
-    (so a second edit of an already modified file shows). Ignored files do not count."""
+    """A string that changes when anything in the worktree changes: HEAD, the branch, a merge
+    in progress, the index, the content of every changed, untracked or ignored file (so a
+    second edit of an already modified file shows), and the worktree's git dir: its config,
+    hooks and refs (`_hash_git_dirs` says which, for a linked worktree)."""
     head = _resolve(worktree, "HEAD") or "(no commit)"
     branch = _run(worktree, ["symbolic-ref", "--quiet", "HEAD"]).stdout.strip() or "(detached)"
     merge_head = _resolve(worktree, "MERGE_HEAD") or "-"
     # --no-optional-locks: looking must not write the index (a stat refresh) either.
+    # --ignored=traditional with -uall lists each ignored file, not only its folder.
     status = _git_raw(
         worktree,
         "--no-optional-locks",
@@ -1202,6 +1219,7 @@ def tree_fingerprint(worktree: str | Path) -> str:
         "--porcelain=v1",
         "-z",
         "--untracked-files=all",
+        "--ignored=traditional",
         "--ignore-submodules=none",
     )
     staged = _git_raw(
@@ -1210,23 +1228,87 @@ def tree_fingerprint(worktree: str | Path) -> str:
     digest = hashlib.sha256()
     for part in (head.encode(), branch.encode(), merge_head.encode(), status, staged):
         digest.update(part + b"\0\0")
+    for path in _status_paths(status):
+        digest.update(path + b"\0")
+        _hash_entry(digest, Path(worktree, os.fsdecode(path)))
+    _hash_git_dirs(digest, worktree)
+    return f"{head}:{digest.hexdigest()}"
+
+
+def _status_paths(status: bytes) -> list[bytes]:
+    """The paths of `git status --porcelain=v1 -z` entries (a rename's source skipped)."""
+    paths: list[bytes] = []
     entries = iter(status.split(b"\0"))
     for entry in entries:
         if not entry:
             continue
-        path = entry[3:]
+        paths.append(entry[3:])
         if entry[:1] in (b"R", b"C"):  # a rename/copy is followed by its source path
             next(entries, None)
-        full = Path(worktree, os.fsdecode(path))
-        digest.update(path + b"\0")
-        if full.is_symlink():
-            digest.update(b"link:" + os.fsencode(os.readlink(full)))
-        elif full.is_file():
-            with full.open("rb") as handle:
+    return paths
+
+
+class _Digest(Protocol):
+    def update(self, data: bytes, /) -> None: ...
+
+
+def _hash_entry(digest: _Digest, path: Path) -> None:
+    """What is at `path`: a link's target, a file's content, or that it is a folder or gone.
+    Links are not followed: a link out of the worktree is the link, not what it points at."""
+    try:
+        if path.is_symlink():
+            digest.update(b"link:" + os.fsencode(os.readlink(path)))
+        elif path.is_file():
+            with path.open("rb") as handle:
                 digest.update(b"file:" + hashlib.file_digest(handle, "sha256").digest())
         else:
-            digest.update(b"dir" if full.is_dir() else b"missing")
-    return f"{head}:{digest.hexdigest()}"
+            digest.update(b"dir" if path.is_dir() else b"missing")
+    except FileNotFoundError:  # gone between listing and reading
+        digest.update(b"missing")
+
+
+def _hash_tree(digest: _Digest, root: Path, skip: frozenset[str] = frozenset()) -> None:
+    """Every entry under root, in a stable order, but the top-level names in `skip`."""
+    digest.update(b"tree:" + os.fsencode(root) + b"\0")
+    for folder, dirs, files in os.walk(root):
+        here = Path(folder)
+        if here == root:
+            dirs[:] = [name for name in dirs if name not in skip]
+            files = [name for name in files if name not in skip]
+        dirs.sort()
+        for name in sorted([*dirs, *files]):
+            entry = here / name
+            digest.update(os.fsencode(entry.relative_to(root)) + b"\0")
+            _hash_entry(digest, entry)
+
+
+def _hash_git_dirs(digest: _Digest, worktree: str | Path) -> None:
+    """The worktree's own git dir (all of it but _UNHASHED_GIT_PARTS) and, for a linked
+    worktree, the parts of its repository's common dir that are _SHARED_GIT_PARTS; and the
+    hooks folder wherever core.hooksPath puts it."""
+    out = _git(
+        worktree,
+        "rev-parse",
+        "--path-format=absolute",
+        "--git-dir",
+        "--git-common-dir",
+        "--git-path",
+        "hooks",
+    )
+    git_dir, common_dir, hooks = (Path(line) for line in out.splitlines())
+    if _same_path(git_dir, common_dir):  # a repository of its own
+        _hash_tree(digest, git_dir, _UNHASHED_GIT_PARTS | {_OTHER_WORKTREES})
+    else:
+        _hash_tree(digest, git_dir, _UNHASHED_GIT_PARTS)
+        for name in _SHARED_GIT_PARTS:
+            shared = common_dir / name
+            digest.update(os.fsencode(shared) + b"\0")
+            if shared.is_dir() and not shared.is_symlink():
+                _hash_tree(digest, shared)
+            else:
+                _hash_entry(digest, shared)
+    if hooks.is_dir():
+        _hash_tree(digest, hooks)
 
 
 def restore_tree(worktree: str | Path, head_sha: str, branch: str | None = None) -> None:

@@ -205,6 +205,8 @@ class ReviewSettings(BaseModel):
     mode: ReviewMode = "both"
     rounds: int = 3  # agent rounds per task: the first try plus rounds-1 rounds of fixes
     checks: list[CheckCommand] = Field(default_factory=list)
+    # Names of the worker's environment variables the checks get besides PATH, HOME, LANG.
+    check_env: list[str] = Field(default_factory=list)
     check_timeout_s: float = 900.0
     reviewer_model: str | None = None
     reviewer_prompt: str | None = None  # extra instructions for the reviewer
@@ -591,6 +593,8 @@ class ChecksInput(BaseModel):
     checks: list[CheckCommand]
     timeout_s: float
     output_dir: str
+    check_env: list[str] = Field(default_factory=list)  # see ReviewSettings.check_env
+    tmp_dir: str | None = None  # where each check's own TMPDIR is made (None: beside its log)
 
 
 class TargetMergeInput(BaseModel):

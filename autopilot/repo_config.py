@@ -8,6 +8,7 @@ file wins over the built-in defaults:
 mode = "both"              # agent | checks | both | none
 rounds = 3                 # agent rounds per task (1 = no fix rounds)
 checks = ["pytest -q", "ruff check ."]
+check_env = ["DATABASE_URL"]  # variables the checks get besides PATH, HOME, LANG, TMPDIR
 check_timeout_s = 900      # seconds, per check
 reviewer_model = "claude-..."       # optional
 reviewer_prompt = "Also check ..."  # optional extra instructions for the reviewer
@@ -17,7 +18,9 @@ on_failure = "continue"    # continue | pause
 
 Each check is a command split like a shell splits it (quotes work) but run without a shell,
 in the task's worktree; for pipes or `&&` write `sh -c '...'`. Checks given with `--check`
-run after the file's, a command listed twice runs once. Anything wrong in the file stops the
+run after the file's, a command listed twice runs once. A check's environment is PATH, HOME,
+LANG, a TMPDIR of its own and the worker's variables that `check_env` names (see
+autopilot/checks.py); nothing else of the worker's. Anything wrong in the file stops the
 run with a `RepoConfigError` that names the file, the key and what to write instead.
 
 What may be set, and each value's type and range, is one strict pydantic model, `ReviewTable`:
@@ -28,14 +31,17 @@ autopilot/options.py, with the other flags' ranges.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import PydanticCustomError
 
 from autopilot.checks import CheckSyntaxError, parse_check
+from autopilot.gitops import _GIT_LOCATION_VARS
 from autopilot.models import CheckCommand, ReviewMode, ReviewSettings
 from autopilot.options import (
     CHECK_TIMEOUT,
@@ -69,6 +75,24 @@ def _not_blank(value: str) -> str:
 
 _Text = Annotated[str, AfterValidator(_not_blank)]
 
+# What a shell accepts as a variable name; anything else cannot be exported to a check.
+_ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_BAD_ENV_NAME = "env_name"
+_GIT_LOCATION = "git_location"
+
+
+def _env_name(value: str) -> str:
+    if not _ENV_NAME_RE.fullmatch(value):
+        raise PydanticCustomError(_BAD_ENV_NAME, "not an environment variable name")
+    if value in _GIT_LOCATION_VARS:
+        # The worker drops these for every git it runs: they would point git in a check at
+        # another repository than the task's worktree.
+        raise PydanticCustomError(_GIT_LOCATION, "points git at another repository")
+    return value
+
+
+_EnvName = Annotated[str, AfterValidator(_env_name)]
+
 
 class ReviewTable(BaseModel):
     """What may be set in [review], and in the review flags: None = not set."""
@@ -78,6 +102,7 @@ class ReviewTable(BaseModel):
     mode: ReviewMode | None = None
     rounds: Annotated[int, REVIEW_ROUNDS.field()] | None = None
     checks: list[str] | None = None
+    check_env: list[_EnvName] | None = None
     check_timeout_s: Annotated[float, CHECK_TIMEOUT.field()] | None = None
     reviewer_model: _Text | None = None
     reviewer_prompt: _Text | None = None
@@ -101,11 +126,24 @@ def _fixed(rule: str) -> Callable[[str], str]:
     return lambda _error: rule
 
 
+def _env_names_rule(error_type: str) -> str:
+    if error_type == _GIT_LOCATION:
+        return (
+            f"names other than {', '.join(_GIT_LOCATION_VARS)}: they would point git in a check"
+            " at another repository than the task's worktree"
+        )
+    return (
+        "a list of environment variable names (letters, digits and _, not starting with a"
+        ' digit), e.g. ["DATABASE_URL"]'
+    )
+
+
 # What to write instead, by key and pydantic error type.
 _RULES: dict[str, Callable[[str], str]] = {
     "mode": _choice(MODES),
     "rounds": REVIEW_ROUNDS.rule,
     "checks": _fixed('a list of strings, e.g. ["pytest -q"]'),
+    "check_env": _env_names_rule,
     "check_timeout_s": CHECK_TIMEOUT.rule,
     "reviewer_model": _fixed("a non-empty string"),
     "reviewer_prompt": _fixed("a non-empty string"),
@@ -126,6 +164,7 @@ class RepoReviewConfig(BaseModel):
     mode: ReviewMode | None = None
     rounds: int | None = None
     checks: list[CheckCommand] | None = None
+    check_env: list[str] | None = None
     check_timeout_s: float | None = None
     reviewer_model: str | None = None
     reviewer_prompt: str | None = None  # from reviewer_prompt, or reviewer_prompt_file's text
@@ -264,6 +303,7 @@ def merge_review_settings(
     }
     settings = {key: value for key, value in layered.items() if value is not None}
     settings["checks"] = _dedupe([*(file_cfg.checks or []), *_parse_checks(checks, "--check")])
+    settings["check_env"] = list(dict.fromkeys(file_cfg.check_env or []))
     return ReviewSettings.model_validate(settings)
 
 

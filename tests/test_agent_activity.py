@@ -28,13 +28,22 @@ from autopilot.models import (
     AgentSettings,
     CommitInput,
     FileRef,
+    ReviewerInput,
     Task,
     TaskRequest,
 )
 from autopilot.sandbox import Sandbox, detect_sandbox
 from tests.gitutil import git, head, isolate_git, make_repo
 from tests.harness import claude_bin, clean_env, commands_in, processes_in, wait_gone, wait_until
-from tests.scripted_model import HttpError, ScriptedModel, Text, ToolCall, ToolUses, script
+from tests.scripted_model import (
+    HttpError,
+    Reviewer,
+    ScriptedModel,
+    Text,
+    ToolCall,
+    ToolUses,
+    script,
+)
 
 RUN_TIMEOUT_S = 60.0
 GONE_TIMEOUT_S = 15.0
@@ -237,6 +246,54 @@ async def test_worker_environment_is_filtered_for_the_agent(
     assert "must-not-reach-the-agent" not in seen
     assert f"ANTHROPIC_BASE_URL={model.base_url}" in seen
     assert f"PATH={claude_bin().parent}{os.pathsep}" in seen
+
+
+API_KEY = "sk-ant-test-0123456789abcdef"
+TOKEN = "must-not-reach-the-agent"  # the fixture's SECRET_TOKEN
+
+
+async def test_secrets_are_scrubbed_from_the_transcript_and_the_run(
+    setup: Setup, model: ScriptedModel
+) -> None:
+    setup.worker_env["ANTHROPIC_API_KEY"] = API_KEY  # the scripted model takes any key
+    model.responder = script(
+        ToolUses([ToolCall("Bash", {"command": "printenv ANTHROPIC_API_KEY"})]),
+        Text(f"Done. The key is {API_KEY} and the token {TOKEN}."),
+    )
+
+    run = await run_agent(activity_environment([]), setup, setup.job)
+
+    # The agent saw the key (it needs it); what is stored and reported has markers instead.
+    assert API_KEY in model.snapshot()[-1].last_tool_results[0]
+    marked = "[redacted ANTHROPIC_API_KEY]"
+    assert run.result_text == f"Done. The key is {marked} and the token [redacted SECRET_TOKEN]."
+    transcript = Path(run.transcript_path).read_text()
+    assert API_KEY not in transcript and TOKEN not in transcript
+    assert transcript.count(marked) >= 2  # the tool's output and the answer
+    assert API_KEY not in Path(run.transcript_path).with_suffix(".stderr").read_text()
+
+
+async def test_secrets_are_scrubbed_from_the_reviewers_verdict_and_transcript(
+    setup: Setup, model: ScriptedModel
+) -> None:
+    setup.worker_env["ANTHROPIC_API_KEY"] = API_KEY
+    model.responder = Reviewer(
+        [
+            {
+                "verdict": "request_changes",
+                "summary": f"The code prints {API_KEY}.",
+                "findings": [{"message": f"remove {TOKEN}", "severity": "blocker"}],
+            }
+        ]
+    )
+    job = ReviewerInput(request=setup.job.request, workspace=setup.job.workspace, round=1)
+
+    outcome = await activity_environment([]).run(setup.activities().review_changes, job)
+
+    assert outcome.verdict.summary == "The code prints [redacted ANTHROPIC_API_KEY]."
+    assert outcome.verdict.findings[0].message == "remove [redacted SECRET_TOKEN]"
+    transcript = Path(outcome.run.transcript_path).read_text()
+    assert API_KEY not in transcript and TOKEN not in transcript
 
 
 @pytest.mark.parametrize(

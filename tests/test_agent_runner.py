@@ -23,6 +23,7 @@ from autopilot.agent_runner import AgentFailure, StreamState, classify, run_clau
 from autopilot.claude_cli import agent_environment, claude_argv
 from autopilot.models import AgentProgress, AgentSettings
 from autopilot.process_guard import ProcessGuard, detect_guard
+from autopilot.redact import Redactor
 from tests.gitutil import git, isolate_git, make_repo
 from tests.harness import claude_bin, clean_env, commands_in, processes_in, wait_gone, wait_until
 from tests.scripted_model import HttpError, ScriptedModel, Text, ToolCall, ToolUses, script
@@ -310,6 +311,44 @@ async def test_binary_that_exits_after_one_event_has_no_result(
     assert "system/init" in message  # the last event it saw
     assert "unknown option --frobnicate" in message  # the stderr tail
     assert json.loads(transcript.read_text())["session_id"] == "fake"
+
+
+async def test_secrets_are_scrubbed_from_transcript_stderr_and_failure(tmp_path: Path) -> None:
+    secret = "sk-ant-test-0123456789abcdef"
+    event = {"type": "assistant", "message": {"id": "m1", "content": f"the key is {secret}"}}
+    fake = tmp_path / "claude"
+    fake.write_text(
+        "#!/bin/sh\n"
+        f"echo '{json.dumps(event)}'\n"
+        # stderr in two writes, the key split between them
+        f"printf 'auth failed for key {secret[:10]}' >&2\n"
+        f"printf '{secret[10:]}\\n' >&2\n"
+        "exit 1\n"
+    )
+    fake.chmod(0o755)
+    transcript = tmp_path / "t.jsonl"
+
+    with pytest.raises(AgentFailure) as caught:
+        async with asyncio.timeout(RUN_TIMEOUT_S):
+            await run_claude(
+                [str(fake)],
+                cwd=tmp_path,
+                env={"PATH": "/usr/bin:/bin"},
+                prompt="x",
+                session_id="ours",
+                transcript=transcript,
+                idle_timeout_s=RUN_TIMEOUT_S,
+                on_progress=lambda progress: None,
+                redactor=Redactor({"ANTHROPIC_API_KEY": secret}),
+            )
+
+    marker = "[redacted ANTHROPIC_API_KEY]"
+    message = str(caught.value)
+    assert f"auth failed for key {marker}" in message and secret not in message
+    stored = json.loads(transcript.read_text())
+    assert stored["message"]["content"] == f"the key is {marker}"
+    stderr = transcript.with_suffix(".stderr").read_text()
+    assert stderr == f"auth failed for key {marker}\n"
 
 
 # ---------------------------------------------------------------------------------------------

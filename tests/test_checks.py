@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 import shlex
 import sys
@@ -14,6 +15,7 @@ import pytest
 
 from autopilot.checks import (
     TAIL_CHARS,
+    CheckEnv,
     CheckSyntaxError,
     check_log_name,
     parse_check,
@@ -168,20 +170,94 @@ def test_relative_script_runs_from_the_worktree(worktree: Path, tmp_path: Path) 
     assert result.output_tail == "from script\n"
 
 
-def test_git_location_variables_are_dropped(
-    worktree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+WORKER_SECRETS = {
+    "ANTHROPIC_API_KEY": "sk-ant-test-0123456789abcdef",
+    "DEPLOY_TOKEN": "deploy-token-fedcba9876543210",
+}
+# Variables a shell sets for itself, whatever environment it was given.
+SHELL_OWN = {"PWD", "OLDPWD", "SHLVL", "_"}
+
+
+@pytest.fixture
+def worker_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The worker's environment as a check would have inherited it before: secrets, git
+    locations and the rest of the worker's variables."""
+    extra = {
+        **WORKER_SECRETS,
+        "GIT_DIR": "/somewhere/else/.git",
+        "GIT_AUTHOR_NAME": "Worker Name",
+        "AUTOPILOT_TEST_TOOLCHAIN": "worker-only",
+        "DATABASE_URL": "postgres://localhost/test",
+        "LANG": "C.UTF-8",
+    }
+    for name, value in extra.items():
+        monkeypatch.setenv(name, value)
+    return extra
+
+
+def env_names(output: str) -> set[str]:
+    return {line.split("=", 1)[0] for line in output.splitlines() if "=" in line}
+
+
+def test_a_check_sees_only_path_home_lang_and_its_tmpdir(
+    worktree: Path, tmp_path: Path, worker_env: dict[str, str]
 ) -> None:
-    monkeypatch.setenv("GIT_DIR", "/somewhere/else/.git")
-    monkeypatch.setenv("GIT_WORK_TREE", "/somewhere/else")
-    monkeypatch.setenv("GIT_AUTHOR_NAME", "Kept Name")
-    monkeypatch.setenv("AUTOPILOT_TEST_TOOLCHAIN", "kept")
+    check = parse_check("sh -c 'echo \"key:$ANTHROPIC_API_KEY\"; env'")
+    result = run_check(worktree, check, 30, tmp_path / "check.log")
+    assert result.passed, result.output_tail
+    lines = result.output_tail.splitlines()
+    assert lines[0] == "key:"
+    assert env_names("\n".join(lines[1:])) - SHELL_OWN == {"PATH", "HOME", "LANG", "TMPDIR"}
+    for value in worker_env.values():
+        if value not in (os.environ["PATH"], os.environ["HOME"], "C.UTF-8"):
+            assert value not in result.output_tail
+
+
+def test_check_env_passes_the_named_variables_and_skips_unset_ones(
+    worktree: Path, tmp_path: Path, worker_env: dict[str, str]
+) -> None:
+    env = CheckEnv(passed=("DATABASE_URL", "AUTOPILOT_TEST_UNSET_VARIABLE"))
+    result = run_check(worktree, parse_check("env"), 30, tmp_path / "check.log", env)
+    assert "DATABASE_URL=postgres://localhost/test\n" in result.output_tail
+    assert env_names(result.output_tail) == {"PATH", "HOME", "LANG", "TMPDIR", "DATABASE_URL"}
+
+
+def test_each_check_has_its_own_tmpdir_removed_when_it_ends(worktree: Path, tmp_path: Path) -> None:
+    root = tmp_path / "state" / "tmp"
     code = (
-        "import os; "
-        "print([os.environ.get(k) for k in "
-        "('GIT_DIR', 'GIT_WORK_TREE', 'GIT_AUTHOR_NAME', 'AUTOPILOT_TEST_TOOLCHAIN')])"
+        "import os, tempfile; d = tempfile.gettempdir(); "
+        "open(os.path.join(d, 'left.txt'), 'w').write('x'); print(d)"
     )
-    result = run_check(worktree, py(code), 30, tmp_path / "check.log")
-    assert result.output_tail == "[None, None, 'Kept Name', 'kept']\n"
+    results = run_checks(
+        worktree, [py(code), py(code)], 30, tmp_path / "logs", env=CheckEnv(tmp_root=root)
+    )
+    first, second = (Path(r.output_tail.strip()) for r in results)
+    assert first != second
+    assert first.parent == second.parent == root
+    assert not first.exists() and not second.exists()
+    assert list(root.iterdir()) == []
+
+
+def test_a_secret_a_check_prints_is_scrubbed_in_its_log_and_result(
+    worktree: Path, tmp_path: Path, worker_env: dict[str, str]
+) -> None:
+    key, token = WORKER_SECRETS["ANTHROPIC_API_KEY"], WORKER_SECRETS["DEPLOY_TOKEN"]
+    # The agent's code may hold a secret it read somewhere, and print it in halves.
+    code = (
+        f"import sys; k = {key!r}; print('key', k); "
+        "sys.stdout.write(k[:9]); sys.stdout.flush(); sys.stdout.write(k[9:] + '\\n')"
+    )
+    log = tmp_path / "check.log"
+    result = run_check(worktree, py(code), 30, log)
+    expected = "key [redacted ANTHROPIC_API_KEY]\n[redacted ANTHROPIC_API_KEY]\n"
+    assert result.output_tail == expected
+    assert log.read_text() == expected
+
+    # A secret passed on purpose through check_env is scrubbed just the same.
+    env = CheckEnv(passed=("DEPLOY_TOKEN",))
+    [passed] = run_checks(worktree, [parse_check("printenv DEPLOY_TOKEN")], 30, tmp_path, env=env)
+    assert passed.output_tail == "[redacted DEPLOY_TOKEN]\n"
+    assert token not in Path(passed.output_path).read_text()
 
 
 def test_missing_command_could_not_start(worktree: Path, tmp_path: Path) -> None:

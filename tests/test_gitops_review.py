@@ -169,9 +169,26 @@ def test_diff_with_an_unknown_base(ws: Workspace) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def test_fingerprint_is_stable_when_nothing_happens(ws: Workspace) -> None:
-    write(Path(ws.path), "dirty.txt", "uncommitted\n")
-    assert tree_fingerprint(ws.path) == tree_fingerprint(ws.path)
+def git_path(wt: Path, name: str) -> Path:
+    """Where git keeps `name` for this worktree (the common dir for hooks and config)."""
+    return Path(wt, git(wt, "rev-parse", "--git-path", name))
+
+
+def with_ignored_build(repo: Path, tmp_path: Path) -> Path:
+    """A task worktree whose repo ignores build/ and *.log, with a build output in it."""
+    commit_file(repo, ".gitignore", "build/\n*.log\n")
+    wt = Path(prepare_workspace(repo, "main", tmp_path / "state", SESSION, "2").path)
+    write(wt, "build/lib/module.py", "compiled = 1\n")
+    return wt
+
+
+def test_fingerprint_is_stable_when_nothing_happens(repo: Path, tmp_path: Path) -> None:
+    wt = with_ignored_build(repo, tmp_path)
+    write(wt, "dirty.txt", "uncommitted\n")
+    write(wt, "run.log", "ignored output\n")
+    write(git_path(wt, "hooks"), "pre-commit", "#!/bin/sh\nexit 0\n")
+    git(wt, "update-ref", "refs/worktree/mark", "HEAD")
+    assert tree_fingerprint(wt) == tree_fingerprint(wt)
 
 
 def test_fingerprint_sees_every_kind_of_change(ws: Workspace) -> None:
@@ -197,12 +214,95 @@ def test_fingerprint_sees_every_kind_of_change(ws: Workspace) -> None:
     changed()
 
 
-def test_fingerprint_ignores_ignored_files(repo: Path, tmp_path: Path) -> None:
-    commit_file(repo, ".gitignore", "*.log\n")
-    ws = prepare_workspace(repo, "main", tmp_path / "state", SESSION, "2")
-    before = tree_fingerprint(ws.path)
-    write(Path(ws.path), "run.log", "noise\n")
-    assert tree_fingerprint(ws.path) == before
+def test_fingerprint_sees_ignored_files_and_their_content(repo: Path, tmp_path: Path) -> None:
+    wt = with_ignored_build(repo, tmp_path)
+    before = tree_fingerprint(wt)
+    (wt / "build" / "lib" / "module.py").write_text("compiled = 2\n")  # same name and size
+    after_edit = tree_fingerprint(wt)
+    assert after_edit != before
+    write(wt, "run.log", "noise\n")
+    assert tree_fingerprint(wt) not in (before, after_edit)
+
+
+def test_fingerprint_sees_a_hook_and_a_config_change(ws: Workspace) -> None:
+    wt = Path(ws.path)
+    before = tree_fingerprint(wt)
+    hook = write(git_path(wt, "hooks"), "post-checkout", "#!/bin/sh\necho one\n")
+    with_hook = tree_fingerprint(wt)
+    assert with_hook != before
+    hook.write_text("#!/bin/sh\necho two\n")
+    with_edited_hook = tree_fingerprint(wt)
+    assert with_edited_hook not in (before, with_hook)
+    git(wt, "config", "alias.st", "!echo three")
+    assert tree_fingerprint(wt) not in (before, with_hook, with_edited_hook)
+
+
+def test_fingerprint_sees_hooks_where_core_hookspath_points(ws: Workspace, tmp_path: Path) -> None:
+    wt = Path(ws.path)
+    hooks = tmp_path / "shared-hooks"
+    hooks.mkdir()
+    git(wt, "config", "core.hooksPath", str(hooks))
+    before = tree_fingerprint(wt)
+    write(hooks, "pre-push", "#!/bin/sh\n")
+    assert tree_fingerprint(wt) != before
+
+
+def test_fingerprint_sees_the_worktrees_refs_but_not_the_shared_repos(
+    repo: Path, ws: Workspace
+) -> None:
+    wt = Path(ws.path)
+    before = tree_fingerprint(wt)
+    # Other tasks commit and merge in the repository the worktree shares while a review runs.
+    commit_file(repo, "target.txt", "merged meanwhile\n")
+    git(repo, "branch", "autopilot/sess-1/other", "HEAD")
+    assert tree_fingerprint(wt) == before
+    # A ref of the worktree's own moves: a per-worktree ref, or the worktree's ORIG_HEAD.
+    git(wt, "update-ref", "refs/worktree/mark", "HEAD")
+    marked = tree_fingerprint(wt)
+    assert marked != before
+    git(wt, "update-ref", "refs/worktree/mark", "main")
+    moved = tree_fingerprint(wt)
+    assert moved not in (before, marked)
+    git(wt, "update-ref", "ORIG_HEAD", "main")
+    assert tree_fingerprint(wt) not in (before, marked, moved)
+
+
+def test_fingerprint_of_a_repository_of_its_own_sees_every_ref(tmp_path: Path) -> None:
+    # The shape a workspace has as a standalone repository (a clone), not a linked worktree.
+    standalone = make_repo(tmp_path / "standalone")
+    commit_file(standalone, "second.txt", "2\n")
+    git(standalone, "branch", "side", "HEAD~1")
+    seen = [tree_fingerprint(standalone)]
+
+    def changed() -> None:
+        now = tree_fingerprint(standalone)
+        assert now not in seen
+        seen.append(now)
+
+    git(standalone, "tag", "v1")
+    changed()
+    git(standalone, "branch", "-f", "side", "HEAD")
+    changed()
+    git(standalone, "pack-refs", "--all")  # refs move into packed-refs
+    changed()
+    git(standalone, "update-ref", "refs/heads/side", "HEAD~1")  # a packed ref moves
+    changed()
+    write(standalone / ".git" / "hooks", "pre-commit", "#!/bin/sh\n")
+    changed()
+    git(standalone, "config", "diff.external", "echo")
+    changed()
+    assert tree_fingerprint(standalone) == seen[-1]
+
+
+def worktree_state(wt: Path) -> tuple[str, ...]:
+    """What restore_tree puts back: HEAD, the branch, files (ignored ones too), no merge."""
+    return (
+        head(wt),
+        git(wt, "symbolic-ref", "-q", "HEAD", check=False),
+        git(wt, "status", "--porcelain=v1", "--untracked-files=all", "--ignored"),
+        git(wt, "diff", "HEAD"),
+        str(merging(wt)),
+    )
 
 
 def test_restore_tree_undoes_a_reviewers_edits_commits_and_branch_switch(
@@ -212,36 +312,36 @@ def test_restore_tree_undoes_a_reviewers_edits_commits_and_branch_switch(
     ws = prepare_workspace(repo, "main", tmp_path / "state", SESSION, TASK)
     wt = Path(ws.path)
     start = commit_file(wt, "task.txt", "task\n")
-    before = tree_fingerprint(wt)
+    write(wt, "pytest.log", "ignored output\n")
+    before = worktree_state(wt)
 
     write(wt, "task.txt", "reviewer edit\n")
     write(wt, "scratch/new.txt", "reviewer file\n")
-    write(wt, "pytest.log", "ignored output\n")
     git(wt, "commit", "-q", "-am", "reviewer commit")
     git(wt, "checkout", "-q", "-b", "reviewer-branch")
     write(wt, "README.md", "on the other branch\n")
 
     restore_tree(wt, start, branch=ws.branch)
 
-    assert tree_fingerprint(wt) == before
+    assert worktree_state(wt) == before
     assert head(wt, ws.branch) == start
     assert (wt / "task.txt").read_text() == "task\n"
     assert not (wt / "scratch").exists()
     assert (wt / "pytest.log").exists()  # ignored files are kept (no clean -x)
     restore_tree(wt, start, branch=ws.branch)  # idempotent
-    assert tree_fingerprint(wt) == before
+    assert worktree_state(wt) == before
 
 
 def test_restore_tree_aborts_a_merge_in_progress(repo: Path, ws: Workspace) -> None:
     wt, branch_head, target = conflicting(repo, ws)
-    before = tree_fingerprint(wt)
+    before = worktree_state(wt)
     git(wt, "merge", target, check=False)
     assert merging(wt)
 
     restore_tree(wt, branch_head)
 
     assert not merging(wt)
-    assert tree_fingerprint(wt) == before
+    assert worktree_state(wt) == before
 
 
 # --------------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ FULL = """\
 mode = "checks"
 rounds = 2
 checks = ["pytest -q", "sh -c 'ruff check . && ruff format --check .'"]
+check_env = ["DATABASE_URL", "_PRIVATE_HOME2", "DATABASE_URL"]
 check_timeout_s = 120
 reviewer_model = "claude-test-model"
 reviewer_prompt = "Also check the docs."
@@ -77,6 +78,7 @@ def test_full_file(tmp_path: Path) -> None:
                 argv=["sh", "-c", "ruff check . && ruff format --check ."],
             ),
         ],
+        check_env=["DATABASE_URL", "_PRIVATE_HOME2", "DATABASE_URL"],
         check_timeout_s=120.0,
         reviewer_model="claude-test-model",
         reviewer_prompt="Also check the docs.",
@@ -123,8 +125,8 @@ def test_invalid_toml_names_line_and_column(tmp_path: Path) -> None:
         (
             "[review]\nround = 2\n",
             "unknown key 'round' in [review] (did you mean 'rounds'?); allowed keys: "
-            "check_timeout_s, checks, mode, on_failure, reviewer_model, reviewer_prompt, "
-            "reviewer_prompt_file, rounds.",
+            "check_env, check_timeout_s, checks, mode, on_failure, reviewer_model, "
+            "reviewer_prompt, reviewer_prompt_file, rounds.",
         ),
     ],
 )
@@ -159,6 +161,27 @@ def test_unknown_tables_and_keys(tmp_path: Path, text: str, expected: str) -> No
             "[review] checks = 'pytest -q' is not allowed; use a list of strings",
         ),
         ("checks = [1]", "[review] checks = [1] is not allowed; use a list of strings"),
+        (
+            'check_env = "DATABASE_URL"',
+            "[review] check_env = 'DATABASE_URL' is not allowed; use a list of environment"
+            " variable names (letters, digits and _, not starting with a digit), e.g."
+            ' ["DATABASE_URL"].',
+        ),
+        (
+            'check_env = ["JAVA_HOME", "1ST"]',
+            "[review] check_env = ['JAVA_HOME', '1ST'] is not allowed; use a list of environment"
+            " variable names",
+        ),
+        ('check_env = ["A-B"]', "[review] check_env = ['A-B'] is not allowed"),
+        ('check_env = ["A B"]', "[review] check_env = ['A B'] is not allowed"),
+        ('check_env = ["A=1"]', "[review] check_env = ['A=1'] is not allowed"),
+        ('check_env = [""]', "[review] check_env = [''] is not allowed"),
+        ("check_env = [1]", "[review] check_env = [1] is not allowed; use a list of environment"),
+        (
+            'check_env = ["GIT_DIR"]',
+            "[review] check_env = ['GIT_DIR'] is not allowed; use names other than GIT_DIR,"
+            " GIT_WORK_TREE,",
+        ),
         (
             "reviewer_model = 3",
             "[review] reviewer_model = 3 is not allowed; use a non-empty string.",
@@ -239,6 +262,7 @@ def test_file_over_defaults(tmp_path: Path) -> None:
     assert settings.reviewer_model == "claude-test-model"
     assert settings.reviewer_prompt == "Also check the docs."
     assert settings.on_failure == "pause"
+    assert settings.check_env == ["DATABASE_URL", "_PRIVATE_HOME2"]  # a name twice: once
     assert settings.reviewer_max_turns == ReviewSettings().reviewer_max_turns
 
 

@@ -39,6 +39,7 @@ def test_settings_that_cannot_change_are_named() -> None:
         agent=AgentSettings(max_turns=5),
         review=ReviewSettings(
             checks=[CheckCommand(command="pytest -q", argv=["pytest", "-q"])],
+            check_env=["DATABASE_URL"],
             reviewer_prompt="Be strict.",
         ),
         max_cost_usd=2.0,
@@ -49,6 +50,8 @@ def test_settings_that_cannot_change_are_named() -> None:
         "  --max-turns: the session runs with 40, this command gives 5",
         "  --max-cost-usd: the session runs with None, this command gives 2.0",
         "  --check: the session runs with [], this command gives ['pytest -q']",
+        "  check_env (.autopilot.toml): the session runs with [], this command gives"
+        " ['DATABASE_URL']",
         "  --reviewer-prompt (flags or .autopilot.toml): this command gives another reviewer"
         " prompt",
     ]

@@ -366,6 +366,8 @@ class TaskWorkflow:
                     timeout_s=settings.check_timeout_s,
                     output_dir=f"{request.state_dir}/checks/{request.session_id}/"
                     f"{request.task.id}/round-{round_number}",
+                    check_env=settings.check_env,
+                    tmp_dir=f"{request.state_dir}/tmp",
                 ),
                 start_to_close_timeout=timedelta(
                     seconds=settings.check_timeout_s * len(settings.checks) + 60
