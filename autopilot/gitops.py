@@ -1284,18 +1284,11 @@ def _hash_tree(digest: _Digest, root: Path, skip: frozenset[str] = frozenset()) 
 
 def _hash_git_dirs(digest: _Digest, worktree: str | Path) -> None:
     """The worktree's own git dir (all of it but _UNHASHED_GIT_PARTS) and, for a linked
-    worktree, the parts of its repository's common dir that are _SHARED_GIT_PARTS; and the
-    hooks folder wherever core.hooksPath puts it."""
-    out = _git(
-        worktree,
-        "rev-parse",
-        "--path-format=absolute",
-        "--git-dir",
-        "--git-common-dir",
-        "--git-path",
-        "hooks",
-    )
-    git_dir, common_dir, hooks = (Path(line) for line in out.splitlines())
+    worktree, the parts of its repository's common dir that are _SHARED_GIT_PARTS. (Hooks
+    elsewhere, where a core.hooksPath would put them, never run for us: our git commands
+    override it.)"""
+    out = _git(worktree, "rev-parse", "--path-format=absolute", "--git-dir", "--git-common-dir")
+    git_dir, common_dir = (Path(line) for line in out.splitlines())
     if _same_path(git_dir, common_dir):  # a repository of its own
         _hash_tree(digest, git_dir, _UNHASHED_GIT_PARTS | {_OTHER_WORKTREES})
     else:
@@ -1307,8 +1300,6 @@ def _hash_git_dirs(digest: _Digest, worktree: str | Path) -> None:
                 _hash_tree(digest, shared)
             else:
                 _hash_entry(digest, shared)
-    if hooks.is_dir():
-        _hash_tree(digest, hooks)
 
 
 def restore_tree(worktree: str | Path, head_sha: str, branch: str | None = None) -> None:

@@ -186,7 +186,7 @@ def test_fingerprint_is_stable_when_nothing_happens(repo: Path, tmp_path: Path) 
     wt = with_ignored_build(repo, tmp_path)
     write(wt, "dirty.txt", "uncommitted\n")
     write(wt, "run.log", "ignored output\n")
-    write(git_path(wt, "hooks"), "pre-commit", "#!/bin/sh\nexit 0\n")
+    write(wt / ".git" / "hooks", "pre-commit", "#!/bin/sh\nexit 0\n")
     git(wt, "update-ref", "refs/worktree/mark", "HEAD")
     assert tree_fingerprint(wt) == tree_fingerprint(wt)
 
@@ -227,7 +227,7 @@ def test_fingerprint_sees_ignored_files_and_their_content(repo: Path, tmp_path: 
 def test_fingerprint_sees_a_hook_and_a_config_change(ws: Workspace) -> None:
     wt = Path(ws.path)
     before = tree_fingerprint(wt)
-    hook = write(git_path(wt, "hooks"), "post-checkout", "#!/bin/sh\necho one\n")
+    hook = write(wt / ".git" / "hooks", "post-checkout", "#!/bin/sh\necho one\n")
     with_hook = tree_fingerprint(wt)
     assert with_hook != before
     hook.write_text("#!/bin/sh\necho two\n")
@@ -237,34 +237,22 @@ def test_fingerprint_sees_a_hook_and_a_config_change(ws: Workspace) -> None:
     assert tree_fingerprint(wt) not in (before, with_hook, with_edited_hook)
 
 
-def test_fingerprint_sees_hooks_where_core_hookspath_points(ws: Workspace, tmp_path: Path) -> None:
-    wt = Path(ws.path)
-    hooks = tmp_path / "shared-hooks"
-    hooks.mkdir()
-    git(wt, "config", "core.hooksPath", str(hooks))
-    before = tree_fingerprint(wt)
-    write(hooks, "pre-push", "#!/bin/sh\n")
-    assert tree_fingerprint(wt) != before
-
-
-def test_fingerprint_sees_the_worktrees_refs_but_not_the_shared_repos(
+def test_fingerprint_sees_the_workspaces_refs_but_not_the_users_repository(
     repo: Path, ws: Workspace
 ) -> None:
     wt = Path(ws.path)
     before = tree_fingerprint(wt)
-    # Other tasks commit and merge in the repository the worktree shares while a review runs.
+    # Other tasks commit and merge in the user's repository while a review runs.
     commit_file(repo, "target.txt", "merged meanwhile\n")
     git(repo, "branch", "autopilot/sess-1/other", "HEAD")
     assert tree_fingerprint(wt) == before
-    # A ref of the worktree's own moves: a per-worktree ref, or the worktree's ORIG_HEAD.
-    git(wt, "update-ref", "refs/worktree/mark", "HEAD")
+    # A ref of the workspace moves: a new one, then the same one again.
+    start = head(wt)
+    git(wt, "update-ref", "refs/heads/mark", start)
     marked = tree_fingerprint(wt)
     assert marked != before
-    git(wt, "update-ref", "refs/worktree/mark", "main")
-    moved = tree_fingerprint(wt)
-    assert moved not in (before, marked)
-    git(wt, "update-ref", "ORIG_HEAD", "main")
-    assert tree_fingerprint(wt) not in (before, marked, moved)
+    git(wt, "update-ref", "refs/heads/mark", commit_file(wt, "x.txt", "x\n"))
+    assert tree_fingerprint(wt) not in (before, marked)
 
 
 def test_fingerprint_of_a_repository_of_its_own_sees_every_ref(tmp_path: Path) -> None:
