@@ -288,7 +288,13 @@ def _message_with_trailers(message: str, session_id: str, task_id: str) -> str:
 
 
 def _branch_ref(branch: str) -> str:
-    return branch if branch.startswith("refs/") else f"refs/heads/{branch}"
+    """The full ref of a branch named short (`main`) or in full (`refs/heads/main`). Any other
+    ref is refused: what a merge moves must never be a tag or a remote-tracking branch."""
+    if branch.startswith("refs/heads/"):
+        return branch
+    if branch.startswith("refs/"):
+        raise RepoError(f"{branch!r} is not a branch: only branches (refs/heads/*) are merged into")
+    return f"refs/heads/{branch}"
 
 
 def _resolve(cwd: str | Path, rev: str) -> str | None:
@@ -1313,6 +1319,35 @@ def _operation_in_progress(checkout: str | Path) -> str | None:
     return None
 
 
+def _target_branch(top: str, name: str) -> str:
+    """`name` as the short name of an existing branch: `main`, `feature/x` or
+    `refs/heads/main`. A tag, a remote-tracking branch, HEAD or a commit is refused: the merge
+    moves the target's ref, and must never move anything but a branch."""
+    short = name.removeprefix("refs/heads/")
+    valid = (
+        not short.startswith("refs/")
+        and _run(top, ["check-ref-format", "--branch", short]).returncode == 0
+    )
+    if valid and _resolve(top, f"refs/heads/{short}") is not None:
+        return short
+    if not valid or _resolve(top, name) is not None:
+        raise RepoError(
+            f"--target-branch {name!r} is not a branch of {top}: only a branch (a name like "
+            "main or feature/x, or refs/heads/<name>) can be merged into, never a tag, a "
+            "remote-tracking branch, HEAD or a commit. Give a branch; to merge on top of "
+            f"{name!r}, create one there first (`git branch <new-name> {name}`)"
+        )
+    names = _git(
+        top,
+        "for-each-ref",
+        "--sort=-committerdate",
+        "--count=5",
+        "--format=%(refname:short)",
+        "refs/heads",
+    ).split()
+    raise RepoError(f"{top} has no branch {name!r}; existing branches include: {', '.join(names)}")
+
+
 def check_repo(
     repo: str | Path, target_branch: str | None = None, *, clean: bool = True
 ) -> RepoCheck:
@@ -1342,20 +1377,8 @@ def check_repo(
                 "(--target-branch B), or check out a branch first"
             )
         target_branch = head_ref.removeprefix("refs/heads/")
-    valid = _run(top, ["check-ref-format", "--branch", target_branch]).returncode == 0
-    head_sha = _resolve(top, _branch_ref(target_branch)) if valid else None
-    if head_sha is None:
-        names = _git(
-            top,
-            "for-each-ref",
-            "--sort=-committerdate",
-            "--count=5",
-            "--format=%(refname:short)",
-            "refs/heads",
-        ).split()
-        raise RepoError(
-            f"{top} has no branch {target_branch!r}; existing branches include: {', '.join(names)}"
-        )
+    target_branch = _target_branch(top, target_branch)
+    head_sha = _branch_head(top, target_branch)
     checkout = _checkout_of(top, target_branch)
     for place in dict.fromkeys([top, *([checkout.path] if checkout else [])]):
         what = _operation_in_progress(place)

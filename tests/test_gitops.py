@@ -970,8 +970,26 @@ def test_check_repo_unknown_target(repo: Path) -> None:
     with pytest.raises(RepoError, match=r"no branch 'nope'.*include: .*dev") as caught:
         check_repo(repo, "nope")
     assert "main" in str(caught.value)
-    with pytest.raises(RepoError, match="no branch"):
+    with pytest.raises(RepoError, match=r"'-bad\.\.name' is not a branch"):
         check_repo(repo, "-bad..name")
+
+
+def test_check_repo_takes_branches_only(repo: Path) -> None:
+    git(repo, "tag", "v1.0")
+    git(repo, "branch", "feature/x")
+    assert check_repo(repo, "refs/heads/main").target_branch == "main"
+    assert check_repo(repo, "feature/x").target_branch == "feature/x"
+    for name in ("refs/tags/v1.0", "v1.0", "HEAD", head(repo), "refs/remotes/origin/main"):
+        with pytest.raises(RepoError, match=f"'{re.escape(name)}' is not a branch"):
+            check_repo(repo, name)
+
+
+def test_a_merge_never_moves_a_tag(repo: Path, state: Path) -> None:
+    git(repo, "tag", "v1.0")
+    ws = do_task(repo, state, "1", {"a.txt": "a\n"})
+    with pytest.raises(RepoError, match=r"'refs/tags/v1\.0' is not a branch"):
+        merge_task(repo, "refs/tags/v1.0", ws.branch, SESSION, "1", "Merge task 1")
+    assert head(repo, "v1.0") == head(repo, "main")
 
 
 @pytest.mark.reliability(
