@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from autopilot.models import AgentProgress
+from autopilot.private_files import make_private_dir, open_private
 from autopilot.process_guard import RUN_MARKER, kill_tree
 from autopilot.rate_limits import seconds_until_reset
 
@@ -149,7 +150,7 @@ async def _read_stream(
     idle_timeout_s: float,
     on_progress: Callable[[AgentProgress], None],
 ) -> None:
-    with transcript.open("ab") as out:
+    with open_private(transcript, "ab") as out:
         while True:
             try:
                 line = await asyncio.wait_for(stream.readline(), timeout=idle_timeout_s)
@@ -185,14 +186,14 @@ async def run_claude(
 
     On cancellation, a hang or any error the whole process tree is killed before returning.
     """
-    transcript.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dir(transcript.parent)
     stderr_path = transcript.with_suffix(".stderr")
     state = StreamState(session_id=session_id)
     # Every process of this run inherits the marker, even one that left the process tree
     # (`setsid -f`, a double fork): without a PID namespace that is how kill_tree finds it.
     marker = uuid.uuid4().hex
     started = time.monotonic()
-    with stderr_path.open("wb") as stderr:
+    with open_private(stderr_path, "wb") as stderr:
         process = await asyncio.create_subprocess_exec(
             *argv,
             cwd=cwd,

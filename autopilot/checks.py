@@ -20,6 +20,7 @@ from pathlib import Path
 
 from autopilot.gitops import _GIT_LOCATION_VARS
 from autopilot.models import CheckCommand, CheckResult
+from autopilot.private_files import make_private_dir, open_private
 from autopilot.process_guard import kill_tree
 
 TAIL_CHARS = 4000
@@ -61,7 +62,7 @@ def check_env() -> dict[str, str]:
 def run_check(
     worktree: Path, check: CheckCommand, timeout_s: float, output_path: Path
 ) -> CheckResult:
-    output_path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dir(output_path.parent)
     started = time.monotonic()
     exit_code, timed_out, start_error = _run_to_file(worktree, check.argv, timeout_s, output_path)
     duration = time.monotonic() - started
@@ -86,7 +87,7 @@ def _run_to_file(
     worktree: Path, argv: list[str], timeout_s: float, output_path: Path
 ) -> tuple[int | None, bool, str | None]:
     """Run argv with its output in output_path: (exit code, timed out, why it did not start)."""
-    with output_path.open("wb") as output:
+    with open_private(output_path, "wb") as output:
         try:
             process = subprocess.Popen(
                 argv,
@@ -126,7 +127,7 @@ def _kill_group(pgid: int) -> None:
 def _append_note(path: Path, note: str) -> None:
     """Add a line of ours to the log, on a line of its own."""
     prefix = b"\n" if _ends_mid_line(path) else b""
-    with path.open("ab") as log:
+    with open_private(path, "ab") as log:
         log.write(prefix + note.encode() + b"\n")
 
 

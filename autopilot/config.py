@@ -1,8 +1,8 @@
 """Settings read from the environment, in one place, so every process agrees on them.
 
-Kept by hand, not pydantic-settings: six variables, and what is not plain parsing (`~` against
-the given environment's HOME, creating the state dir and checking it is writable) would stay
-code anyway, next to a new dependency.
+Kept by hand, not pydantic-settings: a few variables, and what is not plain parsing (`~`
+against the given environment's HOME, creating the state dir private and checking it is
+writable) would stay code anyway, next to a new dependency.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from autopilot.private_files import make_private_dir, tighten_dir
 
 DEFAULT_TASK_QUEUE = "autopilot"
 DEFAULT_TEMPORAL_PORT = 7233
@@ -38,9 +40,9 @@ class Settings:
         return ""
 
     def path(self, *parts: str) -> Path:
-        """A path under the state dir, its parent created."""
+        """A path under the state dir, its parent created (0700)."""
         target = self.state_dir.joinpath(*parts)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dir(target.parent)
         return target
 
 
@@ -54,6 +56,19 @@ def _port(env: Mapping[str, str], name: str, default: int) -> int:
     return int(raw)
 
 
+def _make_private(state_dir: Path) -> None:
+    """Transcripts, logs and check output are for the owner's eyes: a state dir that lets
+    others in (made by an older version, or by hand) is closed to them."""
+    try:
+        tighten_dir(state_dir)
+    except OSError as err:
+        raise ConfigError(
+            f"cannot make the state directory {state_dir} private (mode 700): {err.strerror}; "
+            "it holds transcripts and logs, so it must be yours alone: set "
+            "AUTOPILOT_STATE_DIR to a directory you own."
+        ) from err
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     # HOME from `env` too, so settings computed for another environment use that home.
@@ -65,7 +80,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         state_dir = Path(raw_state_dir).expanduser() if raw_state_dir else home / ".autopilot"
     state_dir = state_dir.resolve()
     try:
-        state_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dir(state_dir)
     except OSError as err:
         raise ConfigError(
             f"cannot create the state directory {state_dir}: {err.strerror}; "
@@ -77,6 +92,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             f"the state directory {state_dir} is not writable; "
             "set AUTOPILOT_STATE_DIR to a writable directory."
         )
+    _make_private(state_dir)
     address = env.get("TEMPORAL_ADDRESS", "").strip()
     embedded = not address
     if embedded:

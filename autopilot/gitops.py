@@ -29,6 +29,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from autopilot.models import CommitInfo, CommitOutcome, MergeOutcome, TargetMerge, Workspace
+from autopilot.private_files import make_private_dir
 
 SESSION_TRAILER = "Autopilot-Session"
 TASK_TRAILER = "Autopilot-Task"
@@ -556,7 +557,7 @@ def _ensure_worktree(repo: str | Path, path: Path, branch: str, start_sha: str) 
     _clear_stale_branch_lock(repo, branch)
     if path.exists() or path.is_symlink():
         _rmtree(path)  # a leftover directory in our state dir that git does not know
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dir(path.parent)
     if _resolve(repo, ref) is not None:
         _git(repo, "worktree", "add", str(path), branch)
     else:
