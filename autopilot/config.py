@@ -17,6 +17,8 @@ from autopilot.private_files import make_private_dir, tighten_dir
 DEFAULT_TASK_QUEUE = "autopilot"
 DEFAULT_TEMPORAL_PORT = 7233
 DEFAULT_UI_PORT = 8233
+UI_SETTING = "AUTOPILOT_TEMPORAL_UI"
+UI_CHOICES = {"on": True, "off": False}
 
 
 class ConfigError(Exception):
@@ -32,10 +34,12 @@ class Settings:
     temporal_address: str
     temporal_namespace: str
     ui_port: int
+    # The embedded server's Web UI; off: the server starts headless (no UI port at all).
+    ui_enabled: bool = True
 
     @property
     def ui_url(self) -> str:
-        if self.embedded:
+        if self.embedded and self.ui_enabled:
             return f"http://127.0.0.1:{self.ui_port}"
         return ""
 
@@ -54,6 +58,18 @@ def _port(env: Mapping[str, str], name: str, default: int) -> int:
     if not (raw.isascii() and raw.isdecimal()) or not 0 < int(raw) < 65536:
         raise ConfigError(f"{name}={raw!r} is not a TCP port; set it to a number from 1 to 65535.")
     return int(raw)
+
+
+def _ui_enabled(env: Mapping[str, str]) -> bool:
+    raw = env.get(UI_SETTING, "").strip()
+    if not raw:
+        return True
+    if raw.lower() not in UI_CHOICES:
+        raise ConfigError(
+            f"{UI_SETTING}={raw!r} is neither on nor off; set it to off to run the embedded "
+            "Temporal server without its Web UI, or on (the default)."
+        )
+    return UI_CHOICES[raw.lower()]
 
 
 def _make_private(state_dir: Path) -> None:
@@ -104,4 +120,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         temporal_address=address,
         temporal_namespace=env.get("TEMPORAL_NAMESPACE", "").strip() or "default",
         ui_port=_port(env, "AUTOPILOT_TEMPORAL_UI_PORT", DEFAULT_UI_PORT),
+        ui_enabled=_ui_enabled(env),
     )

@@ -96,6 +96,12 @@ def _pid_path(settings: Settings) -> Path:
     return settings.state_dir / "temporal" / "server.pid"
 
 
+def _ui_args(settings: Settings) -> list[str]:
+    if not settings.ui_enabled:
+        return ["--headless"]  # AUTOPILOT_TEMPORAL_UI=off: no Web UI, no port for it
+    return ["--ui-port", str(settings.ui_port), "--ui-disable-news-fetch"]
+
+
 def ensure_embedded_server(settings: Settings) -> bool:
     """Start the dev server unless one already answers. Returns True if this call started it."""
     if _answers(settings.temporal_address):
@@ -118,9 +124,7 @@ def ensure_embedded_server(settings: Settings) -> bool:
             "127.0.0.1",
             "--port",
             port,
-            "--ui-port",
-            str(settings.ui_port),
-            "--ui-disable-news-fetch",
+            *_ui_args(settings),
             "--log-level",
             "warn",
             *SQLITE_PRAGMAS,
