@@ -1146,7 +1146,7 @@ def _blocking_entry(checkout: str, root: bytes, path: bytes) -> bytes | None:
     return path
 
 
-def untracked_in_the_way(checkout: str | Path, old_head: str, new_head: str) -> list[str]:
+def _untracked_in_the_way(checkout: str | Path, old_head: str, new_head: str) -> list[str]:
     """What in `checkout` (at old_head) that git does not track the fast-forward to new_head
     would overwrite or remove. Git itself treats ignored files as expendable (a `.env`, a
     build directory): we never do. Tracked files with local changes are git's own check."""
@@ -1181,7 +1181,7 @@ def _advance_in_checkout(
     what = _operation_in_progress(path)
     if what is not None:
         raise _refuse_operation(path, what, target_branch, task_id)
-    in_the_way = untracked_in_the_way(path, old_head, merge_sha)
+    in_the_way = _untracked_in_the_way(path, old_head, merge_sha)
     if in_the_way:
         raise _refuse_untracked(path, in_the_way, target_branch, task_id)
     # --no-overwrite-ignore: should a file appear after the check above, git refuses too.
