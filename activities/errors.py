@@ -7,7 +7,8 @@ from contextlib import contextmanager
 
 from temporalio.exceptions import ApplicationError
 
-from autopilot.gitops import ConflictsRemain, GitError, RepoError
+from autopilot.error_types import CHECKOUT_IN_THE_WAY, CONFLICTS_REMAIN, GIT_ERROR, REPO_UNUSABLE
+from autopilot.gitops import CheckoutInTheWay, ConflictsRemain, GitError, RepoError
 
 
 @contextmanager
@@ -16,10 +17,14 @@ def git_errors_as_activity_errors() -> Iterator[None]:
         yield
     except ConflictsRemain as err:
         # The agent left conflict markers: the conflict round failed, a retry cannot fix it.
-        raise ApplicationError(str(err), type="ConflictsRemain", non_retryable=True) from err
+        raise ApplicationError(str(err), type=CONFLICTS_REMAIN, non_retryable=True) from err
+    except CheckoutInTheWay as err:
+        # The user's files or their rebase are in the way: nothing changes until they act,
+        # and the task waits for them (its `retry`), not for a backoff.
+        raise ApplicationError(str(err), type=CHECKOUT_IN_THE_WAY, non_retryable=True) from err
     except RepoError as err:
         # The repository itself is unusable (gone, bare, no branch): retrying cannot fix it.
-        raise ApplicationError(str(err), type="RepoUnusable", non_retryable=True) from err
+        raise ApplicationError(str(err), type=REPO_UNUSABLE, non_retryable=True) from err
     except GitError as err:
         # Locks, a busy checkout, a full disk: worth another attempt after the backoff.
-        raise ApplicationError(str(err), type="GitError") from err
+        raise ApplicationError(str(err), type=GIT_ERROR) from err

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from autopilot.models import AgentProgress
+from autopilot.private_files import make_private_dir, open_private
 from autopilot.process_guard import RUN_MARKER, kill_tree
 from autopilot.rate_limits import seconds_until_reset
 from autopilot.redact import NO_SECRETS, Redactor, StreamScrubber
@@ -161,7 +162,7 @@ async def _read_stream(
     on_progress: Callable[[AgentProgress], None],
     redactor: Redactor,
 ) -> None:
-    with transcript.open("ab") as out:
+    with open_private(transcript, "ab") as out:
         while True:
             try:
                 line = await asyncio.wait_for(stream.readline(), timeout=idle_timeout_s)
@@ -200,7 +201,7 @@ async def run_claude(
 
     On cancellation, a hang or any error the whole process tree is killed before returning.
     """
-    transcript.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dir(transcript.parent)
     stderr_path = transcript.with_suffix(".stderr")
     state = StreamState(session_id=session_id)
     # Every process of this run inherits the marker, even one that left the process tree
@@ -269,7 +270,7 @@ async def _copy_stderr(pipe: BinaryIO, path: Path, scrubber: StreamScrubber) -> 
         lambda: asyncio.StreamReaderProtocol(stream), pipe
     )
     try:
-        with path.open("wb") as out:
+        with open_private(path, "wb") as out:
             try:
                 while chunk := await stream.read(STDERR_CHUNK):
                     out.write(scrubber.feed(chunk))

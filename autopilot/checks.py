@@ -26,10 +26,11 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, BinaryIO
+from typing import IO
 
 from autopilot.gitops import _rmtree
 from autopilot.models import CheckCommand, CheckResult
+from autopilot.private_files import make_private_dir, open_private
 from autopilot.process_guard import kill_tree
 from autopilot.redact import Redactor, StreamScrubber
 
@@ -121,7 +122,7 @@ def run_check(
 ) -> CheckResult:
     env = env or CheckEnv()
     redactor = redactor or Redactor.from_env(env.base)
-    output_path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dir(output_path.parent)
     started = time.monotonic()
     with private_tmpdir(env.tmp_root or output_path.parent) as tmpdir:
         exit_code, timed_out, start_error = _run_to_file(
@@ -155,7 +156,7 @@ def _run_to_file(
 ) -> tuple[int | None, bool, str | None]:
     """Run argv with its output, scrubbed, in output_path: (exit code, timed out, why it did
     not start). OSError when the log cannot be written (a full disk)."""
-    with output_path.open("wb") as output:
+    with open_private(output_path, "wb") as output:
         try:
             process = subprocess.Popen(
                 argv,
@@ -194,7 +195,7 @@ class _ScrubbedLog:
     """The check's log, written scrubbed. A write that fails (a full disk) is kept, and the
     rest of the output is read and dropped: a check blocked on a full pipe would only time out."""
 
-    def __init__(self, output: BinaryIO, scrubber: StreamScrubber) -> None:
+    def __init__(self, output: IO[bytes], scrubber: StreamScrubber) -> None:
         self._output = output
         self._scrubber = scrubber
         self.error: OSError | None = None
@@ -282,7 +283,7 @@ def _kill_group(pgid: int) -> None:
 def _append_note(path: Path, note: str) -> None:
     """Add a line of ours to the log, on a line of its own."""
     prefix = b"\n" if _ends_mid_line(path) else b""
-    with path.open("ab") as log:
+    with open_private(path, "ab") as log:
         log.write(prefix + note.encode() + b"\n")
 
 

@@ -1,8 +1,8 @@
 """Settings read from the environment, in one place, so every process agrees on them.
 
-Kept by hand, not pydantic-settings: six variables, and what is not plain parsing (`~` against
-the given environment's HOME, creating the state dir and checking it is writable) would stay
-code anyway, next to a new dependency.
+Kept by hand, not pydantic-settings: a few variables, and what is not plain parsing (`~`
+against the given environment's HOME, creating the state dir private and checking it is
+writable) would stay code anyway, next to a new dependency.
 """
 
 from __future__ import annotations
@@ -12,9 +12,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from autopilot.private_files import make_private_dir, tighten_dir
+
 DEFAULT_TASK_QUEUE = "autopilot"
 DEFAULT_TEMPORAL_PORT = 7233
 DEFAULT_UI_PORT = 8233
+UI_SETTING = "AUTOPILOT_TEMPORAL_UI"
+UI_CHOICES = {"on": True, "off": False}
 
 
 class ConfigError(Exception):
@@ -30,17 +34,19 @@ class Settings:
     temporal_address: str
     temporal_namespace: str
     ui_port: int
+    # The embedded server's Web UI; off: the server starts headless (no UI port at all).
+    ui_enabled: bool = True
 
     @property
     def ui_url(self) -> str:
-        if self.embedded:
+        if self.embedded and self.ui_enabled:
             return f"http://127.0.0.1:{self.ui_port}"
         return ""
 
     def path(self, *parts: str) -> Path:
-        """A path under the state dir, its parent created."""
+        """A path under the state dir, its parent created (0700)."""
         target = self.state_dir.joinpath(*parts)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dir(target.parent)
         return target
 
 
@@ -54,6 +60,31 @@ def _port(env: Mapping[str, str], name: str, default: int) -> int:
     return int(raw)
 
 
+def _ui_enabled(env: Mapping[str, str]) -> bool:
+    raw = env.get(UI_SETTING, "").strip()
+    if not raw:
+        return True
+    if raw.lower() not in UI_CHOICES:
+        raise ConfigError(
+            f"{UI_SETTING}={raw!r} is neither on nor off; set it to off to run the embedded "
+            "Temporal server without its Web UI, or on (the default)."
+        )
+    return UI_CHOICES[raw.lower()]
+
+
+def _make_private(state_dir: Path) -> None:
+    """Transcripts, logs and check output are for the owner's eyes: a state dir that lets
+    others in (made by an older version, or by hand) is closed to them."""
+    try:
+        tighten_dir(state_dir)
+    except OSError as err:
+        raise ConfigError(
+            f"cannot make the state directory {state_dir} private (mode 700): {err.strerror}; "
+            "it holds transcripts and logs, so it must be yours alone: set "
+            "AUTOPILOT_STATE_DIR to a directory you own."
+        ) from err
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     # HOME from `env` too, so settings computed for another environment use that home.
@@ -65,7 +96,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         state_dir = Path(raw_state_dir).expanduser() if raw_state_dir else home / ".autopilot"
     state_dir = state_dir.resolve()
     try:
-        state_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dir(state_dir)
     except OSError as err:
         raise ConfigError(
             f"cannot create the state directory {state_dir}: {err.strerror}; "
@@ -77,6 +108,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             f"the state directory {state_dir} is not writable; "
             "set AUTOPILOT_STATE_DIR to a writable directory."
         )
+    _make_private(state_dir)
     address = env.get("TEMPORAL_ADDRESS", "").strip()
     embedded = not address
     if embedded:
@@ -88,4 +120,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         temporal_address=address,
         temporal_namespace=env.get("TEMPORAL_NAMESPACE", "").strip() or "default",
         ui_port=_port(env, "AUTOPILOT_TEMPORAL_UI_PORT", DEFAULT_UI_PORT),
+        ui_enabled=_ui_enabled(env),
     )

@@ -21,6 +21,7 @@ import starter
 from autopilot.claude_cli import PROJECT_ROOT
 from autopilot.config import load_settings
 from autopilot.malloc_arenas import worker_environment
+from autopilot.private_files import open_private
 from autopilot.process_exit import exit_now
 from autopilot.temporal_connection import ensure_embedded_server
 
@@ -52,7 +53,7 @@ def make_scratch_repo(parent: Path) -> Path:
 
 
 def start_worker(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
-    with log_path.open("ab") as log:
+    with open_private(log_path, "ab") as log:
         return subprocess.Popen(
             [sys.executable, str(PROJECT_ROOT / "worker.py")],
             env=worker_environment(env),

@@ -25,6 +25,9 @@ AGENT_KILLED = "AgentKilled"  # the CLI died of a signal that the pipeline did n
 REPO_UNUSABLE = "RepoUnusable"
 GIT_ERROR = "GitError"
 CONFLICTS_REMAIN = "ConflictsRemain"
+# The target's checkout has the user's files in the merge's way, or a rebase/merge under way:
+# the merge is refused until they act, then `retry`.
+CHECKOUT_IN_THE_WAY = "CheckoutInTheWay"
 PLAN_INVALID = "PlanInvalid"
 PLAN_SNAPSHOT_MISSING = "PlanSnapshotMissing"
 

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ConfigDict
 
 from autopilot.models import CommitInfo, CommitOutcome, MergeOutcome, TargetMerge, Workspace
+from autopilot.private_files import make_private_dir
 
 SESSION_TRAILER = "Autopilot-Session"
 TASK_TRAILER = "Autopilot-Task"
@@ -64,6 +65,12 @@ class GitError(Exception):
 
 class ConflictsRemain(GitError):
     """A conflict round's merge still has conflict markers: retrying cannot help."""
+
+
+class CheckoutInTheWay(GitError):
+    """The target's checkout has files git does not track where a merge would write or remove,
+    or a rebase, merge or cherry-pick under way: the merge is refused, nothing was changed, and
+    the message says what the user can do before the task is retried."""
 
 
 class RepoError(GitError):
@@ -314,7 +321,13 @@ def _message_with_trailers(message: str, session_id: str, task_id: str) -> str:
 
 
 def _branch_ref(branch: str) -> str:
-    return branch if branch.startswith("refs/") else f"refs/heads/{branch}"
+    """The full ref of a branch named short (`main`) or in full (`refs/heads/main`). Any other
+    ref is refused: what a merge moves must never be a tag or a remote-tracking branch."""
+    if branch.startswith("refs/heads/"):
+        return branch
+    if branch.startswith("refs/"):
+        raise RepoError(f"{branch!r} is not a branch: only branches (refs/heads/*) are merged into")
+    return f"refs/heads/{branch}"
 
 
 def _resolve(cwd: str | Path, rev: str) -> str | None:
@@ -577,7 +590,7 @@ def _ensure_worktree(repo: str | Path, path: Path, branch: str, start_sha: str) 
     _clear_stale_branch_lock(repo, branch)
     if path.exists() or path.is_symlink():
         _rmtree(path)  # a leftover directory in our state dir that git does not know
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dir(path.parent)
     if _resolve(repo, ref) is not None:
         _git(repo, "worktree", "add", str(path), branch)
     else:
@@ -1375,17 +1388,129 @@ def _merge_trees(repo: str | Path, ours: str, theirs: str) -> _TreeMerge:
     )
 
 
+def _retry_hint(target_branch: str, task_id: str) -> str:
+    return (
+        f"then `python starter.py retry {task_id}`. {target_branch!r} and the files there "
+        "were left unchanged."
+    )
+
+
+def _refuse_operation(path: str, what: str, target_branch: str, task_id: str) -> CheckoutInTheWay:
+    return CheckoutInTheWay(
+        f"cannot merge into {target_branch!r}: {what} is in progress in its checkout at "
+        f"{path}, and moving {target_branch!r} now would break it. Finish or abort it there, "
+        + _retry_hint(target_branch, task_id)
+    )
+
+
+def _refuse_untracked(
+    path: str, in_the_way: list[str], target_branch: str, task_id: str
+) -> CheckoutInTheWay:
+    shown = ", ".join(in_the_way[:10]) + (
+        f" and {len(in_the_way) - 10} more" if len(in_the_way) > 10 else ""
+    )
+    return CheckoutInTheWay(
+        f"cannot merge into {target_branch!r}: its checkout at {path} has files that git does "
+        f"not track (untracked or ignored) where the merge would write or remove files: "
+        f"{shown}. Move them out of the way, or switch that checkout to another branch so "
+        f"that {target_branch!r} is not checked out there; " + _retry_hint(target_branch, task_id)
+    )
+
+
+def _changes(checkout: str, old_head: str, new_head: str) -> dict[bytes, bytes]:
+    """Each path the fast-forward changes, with its status: A added, D deleted, M or T
+    changed in place (renames come as a delete and an add)."""
+    out = _git_raw(checkout, "diff", "--name-status", "--no-renames", "-z", old_head, new_head)
+    fields = _z_paths(out)
+    return dict(zip(fields[1::2], fields[::2], strict=True))
+
+
+def _lstat(path: bytes) -> os.stat_result | None:
+    try:
+        return os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
+def _is_real_dir(found: os.stat_result) -> bool:
+    return stat.S_ISDIR(found.st_mode)  # lstat: a symlink to a directory is not one
+
+
+def _untracked_under(checkout: str, directory: bytes) -> bool:
+    """Does `directory` hold any file git does not track (ignored ones included)?"""
+    # No --exclude-standard: ignored files are listed too. Literal: a path is no pattern.
+    out = _git_raw(
+        checkout, "--literal-pathspecs", "ls-files", "--others", "-z", "--", os.fsdecode(directory)
+    )
+    return bool(out.strip(b"\0"))
+
+
+def _blocking_parent(root: bytes, path: bytes, deleted: set[bytes]) -> bytes | None:
+    """The first leading directory of `path` that is on disk as something else (a file, a
+    symlink) the merge does not itself delete: git would remove it to make the directory."""
+    parts = path.split(b"/")[:-1]
+    for depth in range(1, len(parts) + 1):
+        parent = b"/".join(parts[:depth])
+        found = _lstat(os.path.join(root, parent))
+        if found is None:
+            return None  # nothing deeper exists either
+        if not _is_real_dir(found):
+            return None if parent in deleted else parent
+    return None
+
+
+def _blocking_entry(checkout: str, root: bytes, path: bytes) -> bytes | None:
+    """`path`, added by the merge, if something untracked is there: a file or symlink git
+    would overwrite, or a directory whose untracked files git would delete."""
+    found = _lstat(os.path.join(root, path))
+    if found is None:
+        return None
+    if _is_real_dir(found):
+        return path + b"/" if _untracked_under(checkout, path) else None
+    return path
+
+
+def _untracked_in_the_way(checkout: str | Path, old_head: str, new_head: str) -> list[str]:
+    """What in `checkout` (at old_head) that git does not track the fast-forward to new_head
+    would overwrite or remove. Git itself treats ignored files as expendable (a `.env`, a
+    build directory): we never do. Tracked files with local changes are git's own check."""
+    checkout = str(checkout)
+    root = os.fsencode(checkout)
+    changes = _changes(checkout, old_head, new_head)
+    deleted = {path for path, status in changes.items() if status == b"D"}
+    blocking: set[bytes] = set()
+    for path, status in changes.items():
+        if status == b"D":
+            continue  # git removes only the tracked file: untracked ones beside it stay
+        parent = _blocking_parent(root, path, deleted)
+        if parent is not None:
+            blocking.add(parent)
+        elif status == b"A":  # a path changed in place is tracked: git checks it itself
+            entry = _blocking_entry(checkout, root, path)
+            if entry is not None:
+                blocking.add(entry)
+    return sorted(_shown(path) for path in blocking)
+
+
 def _advance_in_checkout(
-    checkout: _Worktree, target_branch: str, old_head: str, merge_sha: str
+    checkout: _Worktree, target_branch: str, old_head: str, merge_sha: str, task_id: str
 ) -> bool:
     """Fast-forward the target where it is checked out (ref, index and files together).
-    False if the target moved meanwhile (the caller recomputes)."""
+    False if the target moved meanwhile (the caller recomputes). Refused (CheckoutInTheWay)
+    while an operation is under way there, or when it would touch an untracked file."""
     path = checkout.path
     now_on = _run(path, ["symbolic-ref", "--quiet", "HEAD"]).stdout.strip()
     if now_on != _branch_ref(target_branch) or _resolve(path, "HEAD") != old_head:
         return False
-    args = ["merge", "--ff-only", "--no-autostash", "--no-verify-signatures", "--quiet"]
-    args += ["--no-stat", merge_sha]
+    what = _operation_in_progress(path)
+    if what is not None:
+        raise _refuse_operation(path, what, target_branch, task_id)
+    in_the_way = _untracked_in_the_way(path, old_head, merge_sha)
+    if in_the_way:
+        raise _refuse_untracked(path, in_the_way, target_branch, task_id)
+    # --no-overwrite-ignore: should a file appear after the check above, git refuses too.
+    args = ["merge", "--ff-only", "--no-overwrite-ignore", "--no-autostash"]
+    args += ["--no-verify-signatures", "--quiet", "--no-stat", merge_sha]
     proc = _run(path, args)
     if proc.returncode == 0:
         return True
@@ -1397,6 +1522,21 @@ def _advance_in_checkout(
         f"Commit or stash them there, then retry; {target_branch!r} was left unchanged. "
         f"git said: {(proc.stderr.strip() or proc.stdout.strip())[-2000:]}"
     )
+
+
+def _rebase_of(repo: str | Path, branch: str) -> _Worktree | None:
+    """The worktree where `branch` is being rebased. Its HEAD is detached meanwhile, so it is
+    no checkout of the branch, but the rebase moves the branch when it ends, and fails if the
+    branch moved in between."""
+    ref = _branch_ref(branch)
+    for wt in _worktrees(repo):
+        if wt.branch is not None or wt.bare or wt.prunable or not Path(wt.path).is_dir():
+            continue
+        for state in ("rebase-merge", "rebase-apply"):
+            with contextlib.suppress(OSError):
+                if _git_path(wt.path, f"{state}/head-name").read_text().strip() == ref:
+                    return wt
+    return None
 
 
 def _advance_ref(repo: str | Path, target_branch: str, old_head: str, merge_sha: str) -> bool:
@@ -1420,7 +1560,8 @@ def merge_task(
     message: str,
 ) -> MergeOutcome:
     """Merge `branch` into the target with a merge commit carrying our trailers, atomically:
-    the target either points at the full merge (with its checkout updated) or is untouched."""
+    the target either points at the full merge (with its checkout updated) or is untouched.
+    CheckoutInTheWay: the user's checkout of the target is not safe to update now."""
     found = find_task_merge(repo, target_branch, session_id, task_id)
     if found is not None:
         return MergeOutcome(
@@ -1461,9 +1602,14 @@ def merge_task(
             branch_head,
             stdin=full_message,
         ).strip()
+        rebasing = _rebase_of(repo, target_branch)
+        if rebasing is not None:
+            raise _refuse_operation(rebasing.path, "a rebase", target_branch, task_id)
         checkout = _checkout_of(repo, target_branch)
         if checkout is not None:
-            advanced = _advance_in_checkout(checkout, target_branch, target_head, merge_sha)
+            advanced = _advance_in_checkout(
+                checkout, target_branch, target_head, merge_sha, task_id
+            )
         else:
             advanced = _advance_ref(repo, target_branch, target_head, merge_sha)
         if advanced:
@@ -1498,6 +1644,35 @@ def _operation_in_progress(checkout: str | Path) -> str | None:
     return None
 
 
+def _target_branch(top: str, name: str) -> str:
+    """`name` as the short name of an existing branch: `main`, `feature/x` or
+    `refs/heads/main`. A tag, a remote-tracking branch, HEAD or a commit is refused: the merge
+    moves the target's ref, and must never move anything but a branch."""
+    short = name.removeprefix("refs/heads/")
+    valid = (
+        not short.startswith("refs/")
+        and _run(top, ["check-ref-format", "--branch", short]).returncode == 0
+    )
+    if valid and _resolve(top, f"refs/heads/{short}") is not None:
+        return short
+    if not valid or _resolve(top, name) is not None:
+        raise RepoError(
+            f"--target-branch {name!r} is not a branch of {top}: only a branch (a name like "
+            "main or feature/x, or refs/heads/<name>) can be merged into, never a tag, a "
+            "remote-tracking branch, HEAD or a commit. Give a branch; to merge on top of "
+            f"{name!r}, create one there first (`git branch <new-name> {name}`)"
+        )
+    names = _git(
+        top,
+        "for-each-ref",
+        "--sort=-committerdate",
+        "--count=5",
+        "--format=%(refname:short)",
+        "refs/heads",
+    ).split()
+    raise RepoError(f"{top} has no branch {name!r}; existing branches include: {', '.join(names)}")
+
+
 def check_repo(
     repo: str | Path, target_branch: str | None = None, *, clean: bool = True
 ) -> RepoCheck:
@@ -1527,20 +1702,8 @@ def check_repo(
                 "(--target-branch B), or check out a branch first"
             )
         target_branch = head_ref.removeprefix("refs/heads/")
-    valid = _run(top, ["check-ref-format", "--branch", target_branch]).returncode == 0
-    head_sha = _resolve(top, _branch_ref(target_branch)) if valid else None
-    if head_sha is None:
-        names = _git(
-            top,
-            "for-each-ref",
-            "--sort=-committerdate",
-            "--count=5",
-            "--format=%(refname:short)",
-            "refs/heads",
-        ).split()
-        raise RepoError(
-            f"{top} has no branch {target_branch!r}; existing branches include: {', '.join(names)}"
-        )
+    target_branch = _target_branch(top, target_branch)
+    head_sha = _branch_head(top, target_branch)
     checkout = _checkout_of(top, target_branch)
     for place in dict.fromkeys([top, *([checkout.path] if checkout else [])]):
         what = _operation_in_progress(place)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import structlog
 
+from autopilot.private_files import touch_private
 from autopilot.safe_text import printable
 
 SHARED_PROCESSORS: list[structlog.types.Processor] = [
@@ -58,8 +59,8 @@ def configure_logging(json_file: Path | None, level: int = logging.INFO) -> None
     )
     handlers.append(console)
     if json_file is not None:
-        json_file.parent.mkdir(parents=True, exist_ok=True)
-        to_file = logging.FileHandler(json_file, encoding="utf-8")
+        # The handler opens the file itself (append): made private first, it stays so.
+        to_file = logging.FileHandler(touch_private(json_file), encoding="utf-8")
         to_file.setFormatter(
             structlog.stdlib.ProcessorFormatter(
                 processors=[

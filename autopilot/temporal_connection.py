@@ -25,6 +25,7 @@ from temporalio.service import RPCError
 
 from autopilot import search_attributes
 from autopilot.config import Settings
+from autopilot.private_files import PRIVATE_UMASK, open_private
 
 SERVER_START_TIMEOUT_S = 60.0
 HEALTHY_TIMEOUT_S = 15.0
@@ -95,12 +96,18 @@ def _pid_path(settings: Settings) -> Path:
     return settings.state_dir / "temporal" / "server.pid"
 
 
+def _ui_args(settings: Settings) -> list[str]:
+    if not settings.ui_enabled:
+        return ["--headless"]  # AUTOPILOT_TEMPORAL_UI=off: no Web UI, no port for it
+    return ["--ui-port", str(settings.ui_port), "--ui-disable-news-fetch"]
+
+
 def ensure_embedded_server(settings: Settings) -> bool:
     """Start the dev server unless one already answers. Returns True if this call started it."""
     if _answers(settings.temporal_address):
         return False
     lock_path = settings.path("temporal", "server.lock")
-    with lock_path.open("w") as lock:
+    with open_private(lock_path, "w") as lock:
         # Starter and worker may both get here at once: one starts, the other waits and reuses.
         fcntl.flock(lock, fcntl.LOCK_EX)
         if _answers(settings.temporal_address):
@@ -117,15 +124,13 @@ def ensure_embedded_server(settings: Settings) -> bool:
             "127.0.0.1",
             "--port",
             port,
-            "--ui-port",
-            str(settings.ui_port),
-            "--ui-disable-news-fetch",
+            *_ui_args(settings),
             "--log-level",
             "warn",
             *SQLITE_PRAGMAS,
             *search_attributes.dev_server_args(),
         ]
-        with log_path.open("ab") as log:
+        with open_private(log_path, "ab") as log:
             log_offset = log.tell()
             server = subprocess.Popen(
                 argv,
@@ -134,9 +139,11 @@ def ensure_embedded_server(settings: Settings) -> bool:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # not killed with the terminal or process that started it
                 close_fds=True,
+                umask=PRIVATE_UMASK,  # its database holds every task's text and result
             )
         pid_path = _pid_path(settings)
-        pid_path.write_text(f"{server.pid}\n")
+        with open_private(pid_path, "w") as pid_file:
+            pid_file.write(f"{server.pid}\n")
         deadline = time.monotonic() + SERVER_START_TIMEOUT_S
         while time.monotonic() < deadline:
             if _answers(settings.temporal_address):

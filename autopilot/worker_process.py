@@ -20,6 +20,7 @@ from temporalio.client import Client
 
 from autopilot.config import Settings
 from autopilot.malloc_arenas import worker_environment
+from autopilot.private_files import open_private
 
 WORKER_SCRIPT = Path(__file__).resolve().parent.parent / "worker.py"
 WORKER_START_TIMEOUT_S = 90.0
@@ -45,7 +46,7 @@ async def ensure_worker(client: Client, settings: Settings, task_queue: str) -> 
     if await has_pollers(client, task_queue):
         return None
     log_path = settings.path("logs", f"worker-{time.strftime('%Y%m%d-%H%M%S')}.log")
-    with log_path.open("ab") as log:
+    with open_private(log_path, "ab") as log:
         worker = subprocess.Popen(
             [sys.executable, str(WORKER_SCRIPT), "--task-queue", task_queue],
             env=worker_environment(os.environ),

@@ -155,3 +155,17 @@ def test_path_creates_parents(home: Path, tmp_path: Path) -> None:
     assert target == settings.state_dir / "logs" / "deep" / "x.log"
     assert target.parent.is_dir()
     assert not target.exists()
+
+
+@pytest.mark.parametrize(
+    ("raw", "enabled"), [("", True), ("on", True), (" OFF ", False), ("off", False)]
+)
+def test_the_web_ui_setting(home: Path, raw: str, enabled: bool) -> None:
+    settings = load_settings({"HOME": str(home), "AUTOPILOT_TEMPORAL_UI": raw})
+    assert settings.ui_enabled is enabled
+    assert settings.ui_url == ("http://127.0.0.1:8233" if enabled else "")
+
+
+def test_a_web_ui_setting_that_is_neither_on_nor_off(home: Path) -> None:
+    with pytest.raises(ConfigError, match=r"AUTOPILOT_TEMPORAL_UI='no' is neither on nor off"):
+        load_settings({"HOME": str(home), "AUTOPILOT_TEMPORAL_UI": "no"})

@@ -9,9 +9,12 @@ import time
 from pathlib import Path
 
 import pytest
+from temporalio.exceptions import ApplicationError
 
+from activities.errors import git_errors_as_activity_errors
 from activities.merge import merge_and_tidy
 from autopilot import gitops
+from autopilot.error_types import CHECKOUT_IN_THE_WAY
 from autopilot.gitops import (
     GitError,
     RepoError,
@@ -548,6 +551,212 @@ def test_local_changes_in_user_checkout_block_merge(repo: Path, state: Path) -> 
     assert (repo / "README.md").read_text() == "task\n"
 
 
+# --------------------------------------------------------------------------------------------
+# The user's checkout is never damaged
+# --------------------------------------------------------------------------------------------
+
+
+def ignore(repo: Path, *patterns: str) -> None:
+    """Commit a .gitignore with `patterns` on the checked-out branch."""
+    commit_file(repo, ".gitignore", "".join(f"{pattern}\n" for pattern in patterns))
+
+
+def do_forced_task(repo: Path, state: Path, task: str, files: dict[str, str]) -> Workspace:
+    """A task whose commit adds `files` even where they are ignored (`git add -f`)."""
+    ws = prepare_workspace(repo, "main", state, SESSION, task)
+    for name, content in files.items():
+        write(Path(ws.path), name, content)
+    git(ws.path, "add", "-f", "--", *files)
+    git(ws.path, "commit", "-q", "-m", f"Task {task}")
+    return ws
+
+
+def refused(repo: Path, ws: Workspace, task: str) -> str:
+    """Merge, expecting the refusal; the target, its checkout and the task branch unchanged."""
+    before, branch_head = head(repo, "main"), head(repo, ws.branch)
+    with pytest.raises(gitops.CheckoutInTheWay) as caught:
+        merge(repo, ws, task)
+    assert head(repo, "main") == before
+    assert head(repo, ws.branch) == branch_head  # the task branch is kept
+    assert find_task_merge(repo, "main", SESSION, task) is None
+    text = str(caught.value)
+    assert f"python starter.py retry {task}" in text and "left unchanged" in text
+    return text
+
+
+@pytest.mark.reliability(
+    "the user's checkout holds an ignored .env (a secret) and the task adds a .env",
+    "merge refused naming the file and the way forward; .env and the target unchanged; "
+    "merges once the file is moved",
+)
+def test_an_ignored_file_the_merge_adds_is_never_overwritten(repo: Path, state: Path) -> None:
+    ignore(repo, ".env")
+    ws = do_forced_task(repo, state, "1", {".env": "TOKEN=from-the-task\n", "a.txt": "a\n"})
+    write(repo, ".env", "TOKEN=secret\n")
+
+    text = refused(repo, ws, "1")
+    assert str(repo) in text and ".env" in text and "a.txt" not in text
+    assert (repo / ".env").read_text() == "TOKEN=secret\n"
+    assert not (repo / "a.txt").exists()
+
+    (repo / ".env").rename(repo / ".env.mine")  # the user moves it; a retry merges
+    assert merge(repo, ws, "1").merged
+    assert (repo / ".env.mine").read_text() == "TOKEN=secret\n"
+    assert (repo / ".env").read_text() == "TOKEN=from-the-task\n"
+
+
+@pytest.mark.reliability(
+    "the task replaces an ignored directory of the user's checkout with a file",
+    "merge refused naming the directory; the directory and its files intact",
+)
+def test_an_ignored_directory_the_merge_replaces_is_kept(repo: Path, state: Path) -> None:
+    ignore(repo, "build/")
+    ws = do_forced_task(repo, state, "1", {"build": "now a file\n"})
+    write(repo, "build/cache.bin", "precious\n")
+
+    assert "build/" in refused(repo, ws, "1")
+    assert (repo / "build" / "cache.bin").read_text() == "precious\n"
+
+
+def test_an_untracked_file_the_merge_adds_is_refused(repo: Path, state: Path) -> None:
+    ws = do_task(repo, state, "1", {"notes.txt": "task\n"})
+    write(repo, "notes.txt", "the user's own\n")
+
+    assert "notes.txt" in refused(repo, ws, "1")
+    assert (repo / "notes.txt").read_text() == "the user's own\n"
+
+
+def test_an_untracked_file_where_the_merge_needs_a_directory_is_refused(
+    repo: Path, state: Path
+) -> None:
+    ignore(repo, "docs")
+    ws = do_forced_task(repo, state, "1", {"docs/guide.md": "task\n"})
+    write(repo, "docs", "the user's file, not a directory\n")
+
+    text = refused(repo, ws, "1")
+    assert "docs" in text and "guide.md" not in text
+    assert (repo / "docs").read_text() == "the user's file, not a directory\n"
+
+
+def test_an_untracked_directory_takes_a_new_file_beside_the_users(repo: Path, state: Path) -> None:
+    ws = do_task(repo, state, "1", {"d/x.txt": "task\n"})
+    write(repo, "d/y.txt", "the user's own\n")
+
+    assert merge(repo, ws, "1").merged
+    assert (repo / "d" / "x.txt").read_text() == "task\n"
+    assert (repo / "d" / "y.txt").read_text() == "the user's own\n"
+
+
+def test_a_tracked_directory_replaced_by_a_file_merges(repo: Path, state: Path) -> None:
+    commit_file(repo, "lib/a.py", "a\n")
+    ws = prepare_workspace(repo, "main", state, SESSION, "1")
+    git(ws.path, "rm", "-q", "-r", "lib")
+    write(Path(ws.path), "lib", "a file now\n")
+    commit_changes(ws.path, ws.base_sha, SESSION, "1", "Task 1", repo=repo)
+
+    assert merge(repo, ws, "1").merged
+    assert (repo / "lib").read_text() == "a file now\n"
+
+
+def stop_on_a_conflict(repo: Path, *command: str) -> None:
+    """Make `side` and `main` change README.md apart, then run `command` (with `side` last)
+    on main: it stops on the conflict, leaving its state in the checkout."""
+    git(repo, "checkout", "-q", "-b", "side")
+    commit_file(repo, "README.md", "side\n")
+    git(repo, "checkout", "-q", "main")
+    commit_file(repo, "README.md", "main\n")
+    git(repo, *command, "side", check=False)
+
+
+@pytest.mark.parametrize(
+    ("command", "state_file", "what"),
+    [
+        (("rebase",), "rebase-merge", "a rebase"),
+        (("merge", "--no-edit"), "MERGE_HEAD", "a merge"),
+        (("cherry-pick",), "CHERRY_PICK_HEAD", "a cherry-pick"),
+    ],
+)
+@pytest.mark.reliability(
+    "a rebase, merge or cherry-pick in progress in the user's checkout of the target",
+    "a real one stopped on a conflict: merge refused, the target and the operation's state "
+    "untouched; merges once it is aborted",
+)
+def test_an_operation_in_progress_in_the_checkout_refuses_the_merge(
+    repo: Path, state: Path, command: tuple[str, ...], state_file: str, what: str
+) -> None:
+    ws = do_task(repo, state, "1", {"a.txt": "task\n"})
+    stop_on_a_conflict(repo, *command)
+    git_dir = Path(git(repo, "rev-parse", "--absolute-git-dir"))
+    operation = sorted(p.name for p in git_dir.iterdir())
+    index = git(repo, "ls-files", "--stage")
+
+    text = refused(repo, ws, "1")
+    assert f"{what} is in progress" in text and str(repo) in text
+    assert (git_dir / state_file).exists()
+    assert sorted(p.name for p in git_dir.iterdir()) == operation
+    assert git(repo, "ls-files", "--stage") == index
+    assert "<<<<<<<" in (repo / "README.md").read_text()
+    if state_file == "rebase-merge":  # main is detached meanwhile; the rebase will move it
+        assert (git_dir / "rebase-merge" / "head-name").read_text().strip() == "refs/heads/main"
+
+    abort = {"rebase-merge": "rebase", "MERGE_HEAD": "merge", "CHERRY_PICK_HEAD": "cherry-pick"}
+    git(repo, abort[state_file], "--abort")
+    assert merge(repo, ws, "1").merged
+    assert (repo / "a.txt").read_text() == "task\n"
+
+
+def test_a_rebase_of_the_target_in_another_worktree_refuses_the_merge(
+    repo: Path, state: Path, tmp_path: Path
+) -> None:
+    ws = do_task(repo, state, "1", {"a.txt": "task\n"})
+    git(repo, "checkout", "-q", "-b", "side")
+    commit_file(repo, "README.md", "side\n")
+    git(repo, "checkout", "-q", "--detach")
+    other = tmp_path / "other"
+    git(repo, "worktree", "add", "-q", str(other), "main")
+    commit_file(other, "README.md", "main\n")
+    git(other, "rebase", "side", check=False)
+
+    text = refused(repo, ws, "1")
+    assert "a rebase is in progress" in text and str(other) in text
+
+
+@pytest.mark.reliability(
+    "the target branch is not checked out; the user's checkout has an ignored .env",
+    "merges as before (only the ref moves); the checkout and its .env untouched",
+)
+def test_a_target_not_checked_out_merges_whatever_the_checkout_holds(
+    repo: Path, state: Path
+) -> None:
+    ignore(repo, ".env")
+    ws = do_forced_task(repo, state, "1", {".env": "TOKEN=from-the-task\n"})
+    git(repo, "checkout", "-q", "-b", "user-work")
+    write(repo, ".env", "TOKEN=secret\n")
+
+    outcome = merge(repo, ws, "1")
+    assert outcome.merged and outcome.merge_sha == head(repo, "main")
+    assert (repo / ".env").read_text() == "TOKEN=secret\n"
+    assert git(repo, "show", "main:.env") == "TOKEN=from-the-task"
+
+
+def test_a_refused_merge_is_a_non_retryable_activity_error(repo: Path, state: Path) -> None:
+    ws = do_task(repo, state, "1", {"notes.txt": "task\n"})
+    write(repo, "notes.txt", "the user's own\n")
+    request = MergeInput(
+        repo=str(repo),
+        target_branch="main",
+        branch=ws.branch,
+        session_id=SESSION,
+        task_id="1",
+        message="Merge task 1",
+        worktree=ws.path,
+    )
+    with pytest.raises(ApplicationError) as caught, git_errors_as_activity_errors():
+        merge_and_tidy(request)
+    assert caught.value.type == CHECKOUT_IN_THE_WAY and caught.value.non_retryable
+    assert Path(ws.path).is_dir()  # the worktree stays with the branch for the retry
+
+
 def test_branch_already_contained_in_target(repo: Path, state: Path) -> None:
     ws = do_task(repo, state, "1", {"a.txt": "a\n"})
     git(repo, "merge", "-q", "--ff-only", ws.branch)
@@ -752,8 +961,26 @@ def test_check_repo_unknown_target(repo: Path) -> None:
     with pytest.raises(RepoError, match=r"no branch 'nope'.*include: .*dev") as caught:
         check_repo(repo, "nope")
     assert "main" in str(caught.value)
-    with pytest.raises(RepoError, match="no branch"):
+    with pytest.raises(RepoError, match=r"'-bad\.\.name' is not a branch"):
         check_repo(repo, "-bad..name")
+
+
+def test_check_repo_takes_branches_only(repo: Path) -> None:
+    git(repo, "tag", "v1.0")
+    git(repo, "branch", "feature/x")
+    assert check_repo(repo, "refs/heads/main").target_branch == "main"
+    assert check_repo(repo, "feature/x").target_branch == "feature/x"
+    for name in ("refs/tags/v1.0", "v1.0", "HEAD", head(repo), "refs/remotes/origin/main"):
+        with pytest.raises(RepoError, match=f"'{re.escape(name)}' is not a branch"):
+            check_repo(repo, name)
+
+
+def test_a_merge_never_moves_a_tag(repo: Path, state: Path) -> None:
+    git(repo, "tag", "v1.0")
+    ws = do_task(repo, state, "1", {"a.txt": "a\n"})
+    with pytest.raises(RepoError, match=r"'refs/tags/v1\.0' is not a branch"):
+        merge_task(repo, "refs/tags/v1.0", ws.branch, SESSION, "1", "Merge task 1")
+    assert head(repo, "v1.0") == head(repo, "main")
 
 
 @pytest.mark.reliability(

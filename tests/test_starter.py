@@ -135,6 +135,33 @@ def test_unknown_target_branch(tmp_path: Path, repo: Path) -> None:
     assert_user_error(done, "nope")
 
 
+@pytest.mark.parametrize(
+    "target", ["refs/tags/v1.0", "v1.0", "refs/remotes/origin/main", "HEAD", "a commit"]
+)
+@pytest.mark.reliability(
+    "--target-branch names a tag, a remote-tracking branch, HEAD or a commit",
+    "starter.py: exit 2 saying only a branch can be merged into and how to make one; no "
+    "session, state or ref created, the tag unmoved",
+)
+def test_target_that_is_not_a_branch(tmp_path: Path, repo: Path, target: str) -> None:
+    git(repo, "tag", "v1.0")
+    git(repo, "update-ref", "refs/remotes/origin/main", "HEAD")
+    sha = git(repo, "rev-parse", "HEAD")
+    target = sha if target == "a commit" else target
+    refs = git(repo, "for-each-ref")
+    plan = write_plan(tmp_path)
+
+    done = run_starter(tmp_path, str(plan), "--repo", str(repo), "--target-branch", target)
+    assert_user_error(
+        done,
+        f"--target-branch {target!r} is not a branch of {repo}",
+        f"git branch <new-name> {target}",
+    )
+    assert "Temporal" not in done.stderr  # refused before connecting
+    assert git(repo, "for-each-ref") == refs
+    assert sorted(path.name for path in (tmp_path / "state").glob("*")) == []
+
+
 @pytest.mark.reliability(
     "--concurrency 0",
     "starter.py: exit 2, '--concurrency 0 is not allowed; use a whole number from 1 to 64'",

@@ -8,6 +8,7 @@ import signal
 import socket
 import socketserver
 import sqlite3
+import stat
 import subprocess
 import sys
 import threading
@@ -233,6 +234,47 @@ def test_first_call_starts_a_loopback_server_and_the_second_reuses_it(embedded: 
     assert ensure_embedded_server(embedded) is False
     assert pid_of(embedded) == pid
     assert server_pids(embedded) == [pid]
+
+
+@pytest.fixture
+def headless(tmp_path: Path) -> Iterator[Settings]:
+    """Like `embedded`, with AUTOPILOT_TEMPORAL_UI=off."""
+    settings = settings_for(tmp_path, AUTOPILOT_TEMPORAL_UI="off")
+    try:
+        yield settings
+    finally:
+        stop_embedded_server(settings)
+        for pid in server_pids(settings):
+            stop_process(pid)
+
+
+@pytest.mark.reliability(
+    "the embedded server's Web UI is not wanted (AUTOPILOT_TEMPORAL_UI=off); its database "
+    "and log hold every task's text",
+    "real server: started --headless, nothing on the UI port once it answers; its database "
+    "and log 0600 in 0700 folders (umask 022)",
+)
+async def test_the_ui_can_be_off_and_the_servers_files_are_private(headless: Settings) -> None:
+    before = os.umask(0o022)
+    try:
+        await connect(headless)  # starts the server and waits until its frontend is healthy
+    finally:
+        os.umask(before)
+    pid = pid_of(headless)
+    argv = cmdline(pid)
+    assert "--headless" in argv and "--ui-port" not in argv
+    assert ("127.0.0.1", port_of(headless)) in listening_addresses(pid)
+    assert ("127.0.0.1", headless.ui_port) not in listening_addresses(pid)
+    assert not answers("127.0.0.1", headless.ui_port)
+    assert headless.ui_url == ""
+
+    temporal_dir = headless.state_dir / "temporal"
+    files = {path.name: stat.S_IMODE(path.stat().st_mode) for path in temporal_dir.iterdir()}
+    assert "autopilot.db" in files and set(files.values()) == {0o600}, files
+    log = headless.state_dir / "logs" / "temporal-server.log"
+    assert stat.S_IMODE(log.stat().st_mode) == 0o600
+    for folder in (headless.state_dir, temporal_dir, log.parent):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
 
 
 @pytest.mark.reliability(

@@ -12,6 +12,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -29,12 +30,15 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 from temporalio.worker import Replayer
 
+from activities.merge import merge_task as merge_activity
 from autopilot import plan_snapshots, search_attributes
+from autopilot.error_types import CHECKOUT_IN_THE_WAY
 from autopilot.models import (
     AgentInput,
     AgentProgress,
     AgentRun,
     AgentSettings,
+    MergeInput,
     MergeOutcome,
     ResumeRequest,
     ReviewerInput,
@@ -49,6 +53,7 @@ from autopilot.models import (
     TaskState,
     Workspace,
 )
+from tests.gitutil import commit_file, git, head, isolate_git, make_repo, write
 from tests.workflow_stubs import (
     DEFAULT,
     RUN_TIMEOUT,
@@ -717,6 +722,59 @@ async def test_a_failure_at_the_end_waits_paused_for_the_operator(
     assert status.status == SessionState.INCOMPLETE and not status.paused
     published = (await handle.describe()).typed_search_attributes
     assert published.get(search_attributes.STATUS) == "Incomplete"
+
+
+@pytest.mark.reliability(
+    "an approved task's commit adds a .env where the user's checkout has its own ignored one "
+    "(--on-failure pause)",
+    "stand-ins with the real merge activity on a real repo: the merge is asked once, the task "
+    "fails with the reason and the retry command, the session pauses; after the user moves "
+    "the file, retry merges it",
+)
+async def test_a_checkout_in_the_way_fails_the_task_with_the_way_forward(
+    client: Client, stubs: Stubs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    isolate_git(monkeypatch, tmp_path / "home")
+    repo = make_repo(tmp_path / "repo")
+    commit_file(repo, ".gitignore", ".env\n")
+    git(repo, "checkout", "-q", "-b", "approved")
+    write(repo, ".env", "TOKEN=from-the-task\n")
+    git(repo, "add", "-f", ".env")
+    git(repo, "commit", "-q", "-m", "the task's work")
+    git(repo, "checkout", "-q", "main")
+    write(repo, ".env", "TOKEN=secret\n")
+    before = head(repo, "main")
+
+    async def real_merge(request: MergeInput) -> MergeOutcome:
+        on_disk = {"repo": str(repo), "branch": "approved", "worktree": None}
+        return await merge_activity(request.model_copy(update=on_disk))
+
+    stubs.plan = make_plan(make_batch(1, make_task("1")))
+    stubs.script("merge_task", "1", real_merge, real_merge)
+    async with worker(client, stubs) as queue:
+        handle = await start_session(client, queue, review=review_settings(on_failure="pause"))
+        paused = await status_until(handle, lambda s: s.paused, "the session to pause")
+
+        task = paused.task("1")
+        assert task.state == TaskState.FAILED and task.last_error is not None
+        assert task.last_error.startswith("merge: cannot merge into 'main': its checkout at ")
+        assert ".env" in task.last_error and "Move them out of the way" in task.last_error
+        assert "`python starter.py retry 1`" in task.last_error
+        assert task.last_error.endswith(f"[{CHECKOUT_IN_THE_WAY}]")
+        assert paused.pause_reason == f"Task 1 ended failed: {task.last_error}"
+        assert len(stubs.inputs("merge_task", "1")) == 1  # refused at once, not retried
+        assert head(repo, "main") == before
+        assert (repo / ".env").read_text() == "TOKEN=secret\n"
+
+        (repo / ".env").rename(repo / ".env.mine")  # the user moves it, then retries
+        await handle.execute_update(SessionWorkflow.retry, "1")
+        await handle.execute_update(SessionWorkflow.resume, ResumeRequest())
+        status = await handle.result()
+
+    assert status.status == SessionState.COMPLETED
+    assert status.task("1").merge_sha == head(repo, "main") != before
+    assert (repo / ".env").read_text() == "TOKEN=from-the-task\n"
+    assert (repo / ".env.mine").read_text() == "TOKEN=secret\n"
 
 
 # -- SessionWorkflow: status ---------------------------------------------------------------------
