@@ -753,7 +753,8 @@ def _ensure_workspace(repo: str | Path, path: Path, branch: str, start_sha: str)
     # what a worker killed while making it left is made again.
     making = path.with_name(f".making-{path.name}")
     _rmtree(making)
-    making.mkdir(parents=True)
+    make_private_dir(path.parent)  # the state dir's folders are the worker's alone
+    making.mkdir()
     # --template=: no sample hooks, nothing but what git needs.
     _git(making, "init", "--quiet", "--template=", f"--initial-branch={branch}")
     identity = {

@@ -568,6 +568,7 @@ def do_forced_task(repo: Path, state: Path, task: str, files: dict[str, str]) ->
         write(Path(ws.path), name, content)
     git(ws.path, "add", "-f", "--", *files)
     git(ws.path, "commit", "-q", "-m", f"Task {task}")
+    gitops.bring_back(repo, ws.path, SESSION, task, ws.base_sha)
     return ws
 
 
