@@ -160,7 +160,10 @@ def cell(text: str) -> str:
     return " ".join(text.split()).replace("|", "\\|")
 
 
-def render(rows: list[Row], when: str, commit: str, command: str) -> str:
+SOAK_RUNS = Path("bench") / "results" / "soak.md"
+
+
+def render(rows: list[Row], when: str, commit: str, command: str, soak: str = "") -> str:
     counts = {
         outcome: sum(row.outcome == outcome for row in rows)
         for outcome in ("passed", "failed", "skipped")
@@ -186,6 +189,8 @@ def render(rows: list[Row], when: str, commit: str, command: str) -> str:
             f"| {cell(row.fault)} | {cell(row.how)} | `{cell(row.nodeid)}` | "
             f"{row.outcome} | {row.duration:.2f} s |"
         )
+    if soak:  # the full soak is a bench run, not a test: its figures as recorded
+        lines += ["", f"## Soak runs ({SOAK_RUNS.as_posix()})", "", soak.strip()]
     return "\n".join(lines) + "\n"
 
 
@@ -223,7 +228,8 @@ class ReliabilityReport:
         root = self.config.rootpath
         path = root / REPORT_PATH
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(render(ran, now, git_commit(root), command_line(self.config)))
+        soak = (root / SOAK_RUNS).read_text() if (root / SOAK_RUNS).exists() else ""
+        path.write_text(render(ran, now, git_commit(root), command_line(self.config), soak))
         self.written = path
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:

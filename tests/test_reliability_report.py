@@ -99,6 +99,17 @@ def test_a_full_run_writes_one_row_per_marked_test(project: Path) -> None:
     assert "- Results: 5 tests, 3 passed, 1 failed, 1 skipped" in report
 
 
+def test_the_recorded_soak_runs_follow_the_table(project: Path) -> None:
+    write_soak = project / "bench" / "results" / "soak.md"
+    write_soak.parent.mkdir(parents=True)
+    write_soak.write_text("| seed | verdict |\n| 1 | PASS |\n")
+    report = run(project)
+    assert report is not None
+    table_end = report.index("## Soak runs (bench/results/soak.md)")
+    assert "`t/test_things.py::test_passes`" in report[:table_end]
+    assert report[table_end:].endswith("| seed | verdict |\n| 1 | PASS |\n")
+
+
 @pytest.mark.parametrize(
     ("args", "write", "written"),
     [
