@@ -235,9 +235,12 @@ def _request(
     """The session's input. Without settings (a dry run): no state dir, as nothing starts."""
     try:
         flags = {key: getattr(args, dest) for dest, key in REVIEW_FLAGS.items()}
-        review = merge_review_settings(load_repo_config(repo_path), **flags)
+        file_cfg = load_repo_config(repo_path)
+        review = merge_review_settings(file_cfg, **flags)
     except RepoConfigError as err:
         raise UserError(str(err)) from err
+    agent = numbers.agent_settings(args.model)
+    agent.network = file_cfg.network
     return SessionRequest(
         session_id=session_id(repo_path, plan_path, args.start_batch, args.end_batch),
         repo=str(repo_path),
@@ -248,7 +251,7 @@ def _request(
         concurrency=numbers.concurrency,
         mode=args.mode,
         state_dir=str(settings.state_dir) if settings else "",
-        agent=numbers.agent_settings(args.model),
+        agent=agent,
         review=review,
         max_cost_usd=numbers.max_cost_usd,
     )

@@ -14,6 +14,7 @@ import asyncio
 import os
 import signal
 import sys
+import tempfile
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -35,6 +36,7 @@ from activities.workspace import (
 from autopilot import gitops, search_attributes
 from autopilot.claude_cli import ClaudeNotFound, find_claude
 from autopilot.config import ConfigError, Settings, load_settings
+from autopilot.egress import Egress
 from autopilot.log_context import LogContextInterceptor
 from autopilot.logs import configure_logging
 from autopilot.malloc_arenas import forget_arena_cap, restart_with_arena_cap
@@ -70,8 +72,8 @@ def preflight() -> Preflight:
     return Preflight(claude_bin=claude_bin, sandbox=sandbox)
 
 
-def build_worker(client: Client, task_queue: str, checks: Preflight) -> Worker:
-    agent = AgentActivities(checks.claude_bin, checks.sandbox, dict(os.environ))
+def build_worker(client: Client, task_queue: str, checks: Preflight, egress: Egress) -> Worker:
+    agent = AgentActivities(checks.claude_bin, checks.sandbox, egress, dict(os.environ))
     return Worker(
         client,
         task_queue=task_queue,
@@ -103,22 +105,29 @@ async def serve(settings: Settings, task_queue: str) -> None:
     added = await search_attributes.ensure_registered(client)
     if added:
         log.info("registered search attributes", names=added)
-    worker = build_worker(client, task_queue, checks)
-    log.info(
-        "worker ready",
-        task_queue=task_queue,
-        temporal=settings.temporal_address,
-        claude=str(checks.claude_bin),
-        isolation=checks.sandbox.description,
-        state_dir=str(settings.state_dir),
-    )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    async with worker:
-        await stop.wait()
-        log.info("worker stopping")
+    # The sandboxes' way out (autopilot/egress.py), at a short path of its own: a Unix
+    # socket's must fit in 107 bytes, and the state dir's may be longer.
+    with tempfile.TemporaryDirectory(prefix="autopilot-egress-") as folder:
+        egress = await Egress(Path(folder) / "egress.sock", os.environ).start()
+        try:
+            worker = build_worker(client, task_queue, checks, egress)
+            log.info(
+                "worker ready",
+                task_queue=task_queue,
+                temporal=settings.temporal_address,
+                claude=str(checks.claude_bin),
+                isolation=checks.sandbox.description,
+                state_dir=str(settings.state_dir),
+            )
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, stop.set)
+            async with worker:
+                await stop.wait()
+                log.info("worker stopping")
+        finally:
+            await egress.close()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,6 +23,7 @@ from temporalio.exceptions import ApplicationError
 from autopilot import error_types, gitops, plan_snapshots
 from autopilot.agent_runner import AgentFailure, StreamState, run_claude
 from autopilot.claude_cli import agent_environment, claude_argv
+from autopilot.egress import Egress
 from autopilot.models import (
     AgentInput,
     AgentProgress,
@@ -38,7 +39,7 @@ from autopilot.prompts import conflict_prompt, continue_prompt, fix_prompt, task
 from autopilot.redact import Redactor
 from autopilot.review import untouched_files
 from autopilot.reviewer import parse_verdict, reviewer_argv, reviewer_prompt
-from autopilot.sandbox import Layout, Sandbox, space_environment, task_layout
+from autopilot.sandbox import Gateway, Layout, Sandbox, space_environment, task_layout
 
 log = structlog.get_logger("agent")
 # Namespace for deterministic Claude session ids (one per task, round and attempt).
@@ -164,9 +165,13 @@ class AgentActivities:
     """Holds what the worker found once at start: the binary, the sandbox, the env and the
     secrets in it, which are scrubbed from the transcripts and what the runs report."""
 
-    def __init__(self, claude_bin: Path, sandbox: Sandbox, env: Mapping[str, str]) -> None:
+    def __init__(
+        self, claude_bin: Path, sandbox: Sandbox, egress: Egress, env: Mapping[str, str]
+    ) -> None:
         self._claude_bin = claude_bin
         self._sandbox = sandbox
+        self._egress = egress
+        self._gateway = Gateway(egress.socket_path)
         self._env = dict(env)
         self._redactor = Redactor.from_env(self._env)
 
@@ -333,34 +338,38 @@ class AgentActivities:
                 type=error_types.AGENT_SETUP,
                 non_retryable=True,
             )
-        env = agent_environment(self._claude_bin, self._env, space_environment(space))
         ticker = asyncio.create_task(keep_heartbeating())
-        try:
-            # The attempt's own time limit, enforced here (the process tree is killed) so the
-            # failure says what happened; the activity's timeout is a little longer.
-            async with asyncio.timeout(settings.attempt_timeout_s):
-                return await run_claude(
-                    self._sandbox.wrap(argv, layout),
-                    cwd=layout.workdir,
-                    env=env,
-                    prompt=prompt,
-                    session_id=sid,
-                    transcript=transcript,
-                    idle_timeout_s=settings.idle_timeout_s,
-                    on_progress=on_progress,
-                    redactor=self._redactor,
-                )
-        except TimeoutError:
-            log.warning("agent timed out", limit_s=settings.attempt_timeout_s)
-            raise AgentFailure(
-                "timeout",
-                f"the agent ran longer than its {settings.attempt_timeout_s:.0f}s limit; "
-                "it was stopped",
-            ) from None
-        except AgentFailure as failure:
-            log.warning("agent failed", kind=failure.kind, error=str(failure))
-            raise
-        finally:
-            ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await ticker
+        # The run's grant: the model API through the gateway, and its domains; the worker's
+        # credentials stay here.
+        with self._egress.grant(settings.network) as grant:
+            gateway = self._gateway.environment(grant.token, self._egress.credential_names)
+            env = agent_environment(self._claude_bin, self._env, space_environment(space) | gateway)
+            try:
+                # The attempt's own time limit, enforced here (the process tree is killed) so
+                # the failure says what happened; the activity's timeout is a little longer.
+                async with asyncio.timeout(settings.attempt_timeout_s):
+                    return await run_claude(
+                        self._sandbox.wrap(argv, layout, self._gateway),
+                        cwd=layout.workdir,
+                        env=env,
+                        prompt=prompt,
+                        session_id=sid,
+                        transcript=transcript,
+                        idle_timeout_s=settings.idle_timeout_s,
+                        on_progress=on_progress,
+                        redactor=self._redactor,
+                    )
+            except TimeoutError:
+                log.warning("agent timed out", limit_s=settings.attempt_timeout_s)
+                raise AgentFailure(
+                    "timeout",
+                    f"the agent ran longer than its {settings.attempt_timeout_s:.0f}s limit; "
+                    "it was stopped",
+                ) from None
+            except AgentFailure as failure:
+                log.warning("agent failed", kind=failure.kind, error=str(failure))
+                raise
+            finally:
+                ticker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await ticker

@@ -8,7 +8,7 @@ and the domains it may reach. The proxy then serves:
   points here) whose `x-api-key` or `Authorization` carries the run's token is sent on to the
   real API with the worker's credentials in its place. The agent never holds them: nothing it
   reads (`/proc/self/environ` included) shows them;
-- the domains of the grant (`.autopilot.toml`'s `[agent] network`): `CONNECT host:port` and
+- the domains of the grant (`.autopilot.toml`'s `[sandbox] network`): `CONNECT host:port` and
   plain-HTTP requests in absolute form, the token in `Proxy-Authorization`, as HTTPS_PROXY
   makes npm, pip, curl and git send them. Everything else is refused, the Temporal server and
   the rest of this machine included.
@@ -290,7 +290,7 @@ class Egress:
         await _refuse(
             writer,
             403,
-            f"{host} is not among the domains this run may reach; list it under [agent] "
+            f"{host} is not among the domains this run may reach; list it under [sandbox] "
             "network in .autopilot.toml",
         )
 

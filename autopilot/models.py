@@ -144,6 +144,9 @@ class AgentSettings(BaseModel):
     # Runs of one task lost in a row (worker gone, killed from outside) before the session is
     # paused with the reason: a crash loop shows, and still nothing is counted as failed.
     max_lost_runs: int = 20
+    # What the agent and the checks may reach from their sandbox besides the model API
+    # ([sandbox] network in .autopilot.toml; autopilot/egress.py).
+    network: list[str] = Field(default_factory=list)
 
 
 class AgentProgress(BaseModel):

@@ -14,6 +14,9 @@ reviewer_model = "claude-..."       # optional
 reviewer_prompt = "Also check ..."  # optional extra instructions for the reviewer
 reviewer_prompt_file = "docs/review.md"  # optional, relative to the repo; or reviewer_prompt
 on_failure = "continue"    # continue | pause
+
+[sandbox]
+network = ["pypi.org", "files.pythonhosted.org"]  # what agents and checks may reach
 ```
 
 Each check is a command split like a shell splits it (quotes work) but run without a shell,
@@ -54,6 +57,7 @@ from autopilot.options import (
 
 CONFIG_FILE = ".autopilot.toml"
 TABLE = "review"
+SANDBOX = "sandbox"
 # Not read past this: the prompt goes to the server in every task's request, whose payload
 # limit (autopilot/payload_size.py) refuses far less anyway, with the task named.
 PROMPT_FILE_LIMIT = 8 * 1024 * 1024
@@ -93,6 +97,20 @@ def _env_name(value: str) -> str:
 
 _EnvName = Annotated[str, AfterValidator(_env_name)]
 
+# A host name, or `*.` and one: what the sandbox's egress proxy matches (autopilot/egress.py).
+_DOMAIN_RE = re.compile(
+    r"(\*\.)?([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9-]{1,63}"
+)
+
+
+def _domain(value: str) -> str:
+    if not _DOMAIN_RE.fullmatch(value):
+        raise ValueError("not a domain")
+    return value.lower()
+
+
+_Domain = Annotated[str, AfterValidator(_domain)]
+
 
 class ReviewTable(BaseModel):
     """What may be set in [review], and in the review flags: None = not set."""
@@ -110,12 +128,24 @@ class ReviewTable(BaseModel):
     on_failure: OnFailure | None = None
 
 
+class SandboxTable(BaseModel):
+    """What may be set in [sandbox]."""
+
+    model_config = STRICT
+
+    network: list[_Domain] | None = None
+
+
 class _ConfigFile(BaseModel):
-    """The whole file: [review] and nothing else."""
+    """The whole file: [review] and [sandbox]."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
     review: ReviewTable = Field(default_factory=ReviewTable)
+    sandbox: SandboxTable = Field(default_factory=SandboxTable)
+
+
+_TABLES: dict[str, type[BaseModel]] = {TABLE: ReviewTable, SANDBOX: SandboxTable}
 
 
 def _choice(allowed: tuple[str, ...]) -> Callable[[str], str]:
@@ -149,6 +179,7 @@ _RULES: dict[str, Callable[[str], str]] = {
     "reviewer_prompt": _fixed("a non-empty string"),
     "reviewer_prompt_file": _fixed("a non-empty string"),
     "on_failure": _choice(ON_FAILURE),
+    "network": _fixed('a list of domains, e.g. ["pypi.org", "*.npmjs.org"]'),
 }
 _FLAGS = {
     "mode": "--review",
@@ -169,6 +200,7 @@ class RepoReviewConfig(BaseModel):
     reviewer_model: str | None = None
     reviewer_prompt: str | None = None  # from reviewer_prompt, or reviewer_prompt_file's text
     on_failure: OnFailure | None = None
+    network: list[str] = Field(default_factory=list)  # [sandbox] network
     source: str | None = None  # the file read, when there was one
 
 
@@ -183,10 +215,12 @@ def load_repo_config(repo: Path) -> RepoReviewConfig:
         return RepoReviewConfig()
     document = _read_toml(path)
     try:
-        table = _ConfigFile.model_validate(document).review
+        whole = _ConfigFile.model_validate(document)
     except ValidationError as err:
         raise RepoConfigError(f"{path}: {_file_problem(err, document)}") from None
+    table = whole.review
     values = table.model_dump(exclude_none=True)
+    values["network"] = list(dict.fromkeys(whole.sandbox.network or []))
     if "reviewer_prompt" in values and "reviewer_prompt_file" in values:
         raise RepoConfigError(
             f"{path}: [{TABLE}] sets both reviewer_prompt and reviewer_prompt_file; keep one."
@@ -217,22 +251,25 @@ def _file_problem(err: ValidationError, document: Mapping[str, Any]) -> str:
     """The first validation error of the file, as what to fix."""
     error = err.errors()[0]
     loc = [str(part) for part in error["loc"]]
-    if loc[0] != TABLE:  # an extra top-level entry
+    table = loc[0]
+    if table not in _TABLES:  # an extra top-level entry
+        names = " and ".join(f"[{name}]" for name in _TABLES)
         if isinstance(error["input"], dict):
-            hint = did_you_mean(loc[0], [TABLE])
-            return f"unknown table [{loc[0]}]{hint}; the only table is [{TABLE}]."
-        return f"unknown top-level key {loc[0]!r}; put review settings under [{TABLE}]."
+            hint = did_you_mean(table, list(_TABLES))
+            return f"unknown table [{table}]{hint}; the tables are {names}."
+        either = " or ".join(f"[{name}]" for name in _TABLES)
+        return f"unknown top-level key {table!r}; put it under its table, {either}."
     if len(loc) == 1:
-        return f"{TABLE} must be a table; write [{TABLE}] on its own line."
+        return f"{table} must be a table; write [{table}] on its own line."
     key = loc[1]
     if error["type"] == "extra_forbidden":
-        allowed = sorted(ReviewTable.model_fields)
+        allowed = sorted(_TABLES[table].model_fields)
         return (
-            f"unknown key {key!r} in [{TABLE}]{did_you_mean(key, allowed)}; "
+            f"unknown key {key!r} in [{table}]{did_you_mean(key, allowed)}; "
             f"allowed keys: {', '.join(allowed)}."
         )
-    value = document[TABLE][key]  # the whole value, not only the list item that is wrong
-    return not_allowed(f"[{TABLE}] {key} =", repr(value), _RULES[key](error["type"]))
+    value = document[table][key]  # the whole value, not only the list item that is wrong
+    return not_allowed(f"[{table}] {key} =", repr(value), _RULES[key](error["type"]))
 
 
 def _read_prompt_file(path: Path, repo: Path, name: str) -> str:

@@ -10,8 +10,11 @@ Each agent, reviewer and check runs under bubblewrap (`bwrap`, Debian's `bubblew
 - its own PID namespace, no capabilities, and death with the worker (`setpriv --pdeathsig`
   in front; bwrap's `--die-with-parent` takes the namespace with it).
 
-The network stays shared: the CLI must reach its API. There is no fallback: a worker that
-cannot sandbox does not start (`detect_sandbox`), and says how to install bubblewrap.
+With a gateway, the run has no network of its own: its loopback port GATEWAY_PORT leads,
+through socat, to the worker's egress proxy (autopilot/egress.py), which holds the API
+credentials and lets it reach the model API and its granted domains only. There is no
+fallback: a worker that cannot sandbox does not start (`detect_sandbox`), and says how to
+install bubblewrap and socat.
 """
 
 from __future__ import annotations
@@ -24,9 +27,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 INSTALL_HINT = (
-    "install bubblewrap (as root: `apt-get install -y bubblewrap`; otherwise "
-    "`sudo apt-get install bubblewrap`, or your system's package of that name), then start "
-    "the worker again. The agent never runs outside its sandbox"
+    "install bubblewrap and socat (as root: `apt-get install -y bubblewrap socat`; otherwise "
+    "`sudo apt-get install bubblewrap socat`, or your system's packages of those names), then "
+    "start the worker again. The agent never runs outside its sandbox"
+)
+# Inside the sandbox: where its programs find the gateway, and where its socket is mounted.
+GATEWAY_PORT = 8117
+GATEWAY_SOCKET = "/run/autopilot/egress.sock"
+# Started before the command: socat forwards the sandbox's loopback port to the egress socket;
+# the command starts once the port answers (at most ~1,000 tries, a few ms each).
+_BRIDGE = (
+    "socat TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork UNIX-CONNECT:{socket} & "
+    "i=0; until socat -u OPEN:/dev/null TCP:127.0.0.1:{port} 2>/dev/null; do i=$((i+1)); "
+    'if [ "$i" -ge 1000 ]; then echo "autopilot: the sandbox gateway did not start" >&2; '
+    'exit 97; fi; done; exec "$@"'
 )
 # The worker user's files that hold credentials, relative to its home: hidden from the agent
 # (directories behind an empty folder, files behind an empty file).
@@ -72,6 +86,27 @@ class Layout:
 
 
 @dataclass(frozen=True)
+class Gateway:
+    """The sandbox's only way out: the worker's egress proxy, at its Unix socket."""
+
+    socket: Path
+    socat: str = "socat"
+
+    def environment(self, token: str, credentials: Sequence[str]) -> dict[str, str]:
+        """What a run's programs need to use the gateway with its grant's token: the model
+        API for the CLI (each credential variable the worker has, holding the token instead)
+        and a proxy for everything else."""
+        local = f"127.0.0.1:{GATEWAY_PORT}"
+        proxy = f"http://autopilot:{token}@{local}"
+        env = {"ANTHROPIC_BASE_URL": f"http://{local}", "NO_PROXY": "127.0.0.1"}
+        env |= {name: token for name in credentials}
+        for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+            env[name] = proxy
+        env["no_proxy"] = env["NO_PROXY"]
+        return env
+
+
+@dataclass(frozen=True)
 class Sandbox:
     bwrap: str
     # Before bwrap: dies with the worker even when the worker is SIGKILLed.
@@ -79,8 +114,11 @@ class Sandbox:
     home: Path = field(default_factory=Path.home)
     description: str = "bubblewrap: read-only system, own PID namespace, dies with the worker"
 
-    def wrap(self, argv: Sequence[str], layout: Layout) -> list[str]:
-        """`argv` run inside the sandbox that `layout` describes."""
+    def wrap(
+        self, argv: Sequence[str], layout: Layout, gateway: Gateway | None = None
+    ) -> list[str]:
+        """`argv` run inside the sandbox that `layout` describes; with `gateway`, with no
+        network but the way to it."""
         for folder in (*layout.writable, layout.tmp):
             folder.mkdir(parents=True, exist_ok=True)
         options = [*_NAMESPACES, "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
@@ -105,7 +143,12 @@ class Sandbox:
         for path in emptied:  # not even a throw-away write there: it would only mislead
             options += ["--remount-ro", str(path)]
         options += ["--chdir", str(layout.workdir)]
-        return [*self.death, self.bwrap, *options, "--", *argv]
+        if gateway is None:
+            return [*self.death, self.bwrap, *options, "--", *argv]
+        options += ["--unshare-net", "--tmpfs", "/run"]
+        options += ["--bind", str(gateway.socket), GATEWAY_SOCKET]
+        bridge = _BRIDGE.format(port=GATEWAY_PORT, socket=GATEWAY_SOCKET)
+        return [*self.death, self.bwrap, *options, "--", "sh", "-c", bridge, "sh", *argv]
 
     def _secrets(self) -> list[Path]:
         return [self.home / name for name in CREDENTIALS if (self.home / name).exists()]
@@ -122,6 +165,8 @@ def detect_sandbox() -> Sandbox:
     bwrap = shutil.which("bwrap")
     if bwrap is None:
         raise SandboxUnavailable(f"bubblewrap (`bwrap`) is not installed: {INSTALL_HINT}")
+    if shutil.which("socat") is None:
+        raise SandboxUnavailable(f"socat (the sandbox's gateway) is not installed: {INSTALL_HINT}")
     setpriv = shutil.which("setpriv")
     sandbox = Sandbox(bwrap, (setpriv, "--pdeathsig", "KILL", "--") if setpriv else ())
     probe = Path(os.environ.get("TMPDIR") or "/tmp")

@@ -117,6 +117,7 @@ class Conversation:
     side_call: bool = False
     stream: bool = False
     session_id: str | None = None  # the CLI's X-Claude-Code-Session-Id header
+    api_key: str = ""  # the x-api-key header: the worker's key, put there by its egress proxy
     seq: int = 0  # arrival number over all requests to /v1/messages (main and side calls)
     body: JsonObj = field(default_factory=dict, repr=False)
 
@@ -166,6 +167,7 @@ class Conversation:
             is_error_result=is_error,
             stream=bool(body.get("stream", False)),
             session_id=lowered.get("x-claude-code-session-id"),
+            api_key=lowered.get("x-api-key", ""),
             body=body,
         )
 

@@ -7,19 +7,22 @@ import dataclasses
 import os
 import shutil
 import signal
+import tempfile
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.agent import SESSION_NAMESPACE, AgentActivities
+from autopilot.egress import Egress
 from autopilot.gitops import prepare_workspace
 from autopilot.models import (
     AgentInput,
@@ -32,7 +35,7 @@ from autopilot.models import (
     Task,
     TaskRequest,
 )
-from autopilot.sandbox import Sandbox, detect_sandbox
+from autopilot.sandbox import GATEWAY_PORT, Sandbox, detect_sandbox
 from tests.gitutil import git, head, isolate_git, make_repo
 from tests.harness import claude_bin, clean_env, commands_in, processes_in, wait_gone, wait_until
 from tests.scripted_model import (
@@ -70,9 +73,12 @@ class Setup:
     state_dir: Path
     job: AgentInput
     worker_env: dict[str, str]  # what the worker read from its own environment at start
+    egress: Egress
 
     def activities(self, sandbox: Sandbox | None = None) -> AgentActivities:
-        return AgentActivities(claude_bin(), sandbox or detect_sandbox(), self.worker_env)
+        return AgentActivities(
+            claude_bin(), sandbox or detect_sandbox(), self.egress, self.worker_env
+        )
 
     def with_settings(self, **settings: Any) -> AgentInput:
         request = self.job.request.model_copy(update={"agent": AgentSettings(**settings)})
@@ -86,8 +92,20 @@ def model() -> Iterator[ScriptedModel]:
     assert server.errors == [], f"responder raised: {server.errors!r}"
 
 
+@pytest_asyncio.fixture
+async def egress(model: ScriptedModel) -> AsyncIterator[Egress]:
+    """The worker's egress proxy, holding the scripted model's key (as a worker holds the
+    real one), in the test's own event loop."""
+    with tempfile.TemporaryDirectory(prefix="egress-") as folder:
+        proxy = await Egress(Path(folder) / "egress.sock", model.env()).start()
+        yield proxy
+        await proxy.close()
+
+
 @pytest.fixture
-def setup(tmp_path: Path, model: ScriptedModel, monkeypatch: pytest.MonkeyPatch) -> Iterator[Setup]:
+def setup(
+    tmp_path: Path, model: ScriptedModel, egress: Egress, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Setup]:
     home = tmp_path / "home"
     isolate_git(monkeypatch, home)
     repo = make_repo(tmp_path / "repo")
@@ -121,7 +139,12 @@ def setup(tmp_path: Path, model: ScriptedModel, monkeypatch: pytest.MonkeyPatch)
         SECRET_TOKEN="must-not-reach-the-agent",
     )
     yield Setup(
-        tmp_path, worktree, state_dir, AgentInput(request=request, workspace=workspace), worker_env
+        tmp_path,
+        worktree,
+        state_dir,
+        AgentInput(request=request, workspace=workspace),
+        worker_env,
+        egress,
     )
     for pid in processes_in(tmp_path):  # a failed test must not leak its processes
         try:
@@ -244,8 +267,13 @@ async def test_worker_environment_is_filtered_for_the_agent(
 
     seen = (setup.worktree / "seen-env.txt").read_text()
     assert "must-not-reach-the-agent" not in seen
-    assert f"ANTHROPIC_BASE_URL={model.base_url}" in seen
     assert f"PATH={claude_bin().parent}{os.pathsep}" in seen
+    # The model API through the sandbox's gateway: the key stays with the worker's proxy,
+    # which puts it in each request; the agent holds only its run's token.
+    assert f"ANTHROPIC_BASE_URL=http://127.0.0.1:{GATEWAY_PORT}" in seen
+    key = model.env()["ANTHROPIC_API_KEY"]
+    assert f"ANTHROPIC_API_KEY={key}" not in seen and key not in seen
+    assert {conversation.api_key for conversation in model.snapshot()} == {key}
 
 
 API_KEY = "sk-ant-test-0123456789abcdef"
@@ -263,13 +291,14 @@ async def test_secrets_are_scrubbed_from_the_transcript_and_the_run(
 
     run = await run_agent(activity_environment([]), setup, setup.job)
 
-    # The agent saw the key (it needs it); what is stored and reported has markers instead.
-    assert API_KEY in model.snapshot()[-1].last_tool_results[0]
+    # The agent never holds the key (its gateway token instead); the model's answer names it,
+    # and what is stored and reported has markers instead.
+    assert API_KEY not in model.snapshot()[-1].last_tool_results[0]
     marked = "[redacted ANTHROPIC_API_KEY]"
     assert run.result_text == f"Done. The key is {marked} and the token [redacted SECRET_TOKEN]."
     transcript = Path(run.transcript_path).read_text()
     assert API_KEY not in transcript and TOKEN not in transcript
-    assert transcript.count(marked) >= 2  # the tool's output and the answer
+    assert transcript.count(marked) >= 1  # the answer
     assert API_KEY not in Path(run.transcript_path).with_suffix(".stderr").read_text()
 
 
@@ -424,7 +453,9 @@ async def test_cancelled_activity_kills_the_agents_whole_tree(
 
 
 async def test_missing_binary_is_a_non_retryable_setup_error(setup: Setup) -> None:
-    activities = AgentActivities(setup.root / "no-claude", detect_sandbox(), setup.worker_env)
+    activities = AgentActivities(
+        setup.root / "no-claude", detect_sandbox(), setup.egress, setup.worker_env
+    )
 
     with pytest.raises(ApplicationError) as caught:
         await activity_environment([]).run(activities.run_agent, setup.job)

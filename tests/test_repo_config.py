@@ -117,10 +117,14 @@ def test_invalid_toml_names_line_and_column(tmp_path: Path) -> None:
     [
         (
             "[reveiw]\n",
-            "unknown table [reveiw] (did you mean 'review'?); the only table is [review]",
+            "unknown table [reveiw] (did you mean 'review'?); the tables are [review] and "
+            "[sandbox]",
         ),
-        ("[other]\nx = 1\n", "unknown table [other]; the only table is [review]"),
-        ('mode = "both"\n', "unknown top-level key 'mode'; put review settings under [review]"),
+        ("[other]\nx = 1\n", "unknown table [other]; the tables are [review] and [sandbox]"),
+        (
+            'mode = "both"\n',
+            "unknown top-level key 'mode'; put it under its table, [review] or [sandbox]",
+        ),
         ("review = 3\n", "review must be a table; write [review] on its own line"),
         (
             "[review]\nround = 2\n",
@@ -352,3 +356,16 @@ def test_prompt_file_over_the_limit(tmp_path: Path) -> None:
         file.truncate(PROMPT_FILE_LIMIT + 1)  # sparse: nothing written
     message = config_error(tmp_path, '[review]\nreviewer_prompt_file = "review.md"\n')
     assert "[review] reviewer_prompt_file = 'review.md' is 8.0 MiB, over the 8 MiB limit" in message
+
+
+def test_sandbox_network_domains(tmp_path: Path) -> None:
+    (tmp_path / CONFIG_FILE).write_text(
+        '[sandbox]\nnetwork = ["PyPI.org", "*.npmjs.org", "pypi.org"]\n'
+    )
+    assert load_repo_config(tmp_path).network == ["pypi.org", "*.npmjs.org"]
+    message = config_error(tmp_path, '[sandbox]\nnetwork = ["https://pypi.org/simple"]\n')
+    assert "[sandbox] network = ['https://pypi.org/simple']" in message
+    assert 'a list of domains, e.g. ["pypi.org", "*.npmjs.org"]' in message
+    assert "unknown key 'netwrok' in [sandbox] (did you mean 'network'?)" in config_error(
+        tmp_path, "[sandbox]\nnetwrok = []\n"
+    )

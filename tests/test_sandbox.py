@@ -189,9 +189,10 @@ alpha
 class Hostile:
     """Tries to escape before doing its task as PlanFollower does."""
 
-    def __init__(self, home: Path, state: Path) -> None:
+    def __init__(self, home: Path, state: Path, key: str) -> None:
         self.follower = PlanFollower()
-        self.home, self.state = home, state
+        self.home, self.state, self.key = home, state, key
+        self.temporal_port = 0  # the installation's, once it has one
 
     def attack(self) -> str:
         repo = 'R=$(dirname "$(dirname "$(cat .git/objects/info/alternates)")")'
@@ -201,6 +202,10 @@ class Hostile:
             "CONFIG": 'git -C "$R" config core.hooksPath /tmp',
             "STATE": f"echo evil >> {self.state}/logs/evil.log",
             "KEY": f"cat {self.home}/.ssh/id_ed25519",
+            # the worker's API key, from its own environment or a parent's
+            "APIKEY": f"cat /proc/*/environ | tr '\\0' '\\n' | grep -q {self.key}",
+            # the embedded Temporal server: no auth on loopback, so no way to it at all
+            "TEMPORAL": f"socat -u OPEN:/dev/null TCP:127.0.0.1:{self.temporal_port}",
         }
         lines = [repo] + [
             f"({command}) >/dev/null 2>&1 && echo {name}-DONE || echo {name}-BLOCKED"
@@ -224,8 +229,10 @@ def hostile_run(tmp_path: Path, repo: Path) -> Iterator[tuple[Path, list[Convers
     root = tmp_path / "autopilot"
     home = root / "home"
     write(home, ".ssh/id_ed25519", SECRET + "\n")
-    agent = Hostile(home, root / "state")
+    agent = Hostile(home, root / "state", "scripted-model")
     with ScriptedModel(agent) as model, autopilot(root, model.env()) as installation:
+        assert model.env()["ANTHROPIC_API_KEY"] == agent.key
+        agent.temporal_port = installation.temporal_port
         done = installation.starter(str(plan), "--repo", str(repo))
         assert done.returncode == 0, done.stdout + done.stderr
         yield repo, model.snapshot()
@@ -234,7 +241,8 @@ def hostile_run(tmp_path: Path, repo: Path) -> Iterator[tuple[Path, list[Convers
 @pytest.mark.e2e
 @pytest.mark.reliability(
     "a hostile agent: writes a hook into the user's repository, moves its main, changes its "
-    "config, writes the state dir, reads the user's SSH key (Bash and Read)",
+    "config, writes the state dir, reads the user's SSH key (Bash and Read) and the worker's "
+    "API key (/proc/*/environ), connects to the Temporal server",
     "every attempt is refused by the sandbox; only the task's reviewed merge lands on main",
 )
 def test_a_hostile_agent_changes_nothing_but_its_workspace(
@@ -242,7 +250,7 @@ def test_a_hostile_agent_changes_nothing_but_its_workspace(
 ) -> None:
     repo, conversations = hostile_run
     results = "\n".join(r for c in conversations for r in c.last_tool_results)
-    for name in ("HOOK", "MAIN", "CONFIG", "STATE", "KEY"):
+    for name in ("HOOK", "MAIN", "CONFIG", "STATE", "KEY", "APIKEY", "TEMPORAL"):
         assert f"{name}-BLOCKED" in results and f"{name}-DONE" not in results, results
     assert SECRET not in results
     assert not (repo / ".git" / "hooks" / "post-merge").exists()
