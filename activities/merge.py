@@ -7,7 +7,7 @@ from temporalio import activity
 
 from activities.errors import git_errors_as_activity_errors
 from activities.heartbeat import in_thread
-from autopilot import gitops
+from autopilot import failpoints, gitops
 from autopilot.models import MergeInput, MergeOutcome
 
 log = structlog.get_logger("merge")
@@ -45,6 +45,7 @@ def merge_and_tidy(request: MergeInput) -> MergeOutcome:
         request.task_id,
         request.message,
     )
+    failpoints.reach(failpoints.AFTER_MERGE)
     if request.worktree and outcome.merged:
         try:
             gitops.remove_workspace(request.repo, request.worktree)

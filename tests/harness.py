@@ -71,6 +71,7 @@ class Autopilot:
     temporal_port: int = field(default_factory=free_port)
     ui_port: int = field(default_factory=free_port)
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    extra_env: dict[str, str] = field(default_factory=dict)  # for every process it starts
 
     @property
     def state_dir(self) -> Path:
@@ -95,6 +96,7 @@ class Autopilot:
             HOME=str(home),
             PYTHONUNBUFFERED="1",
         )
+        env.update(self.extra_env)
         env.update(extra)
         return env
 

@@ -149,7 +149,8 @@ def test_pause_concurrency_skip_resume_cancel(tmp_path: Path, repo: Path) -> Non
         worktrees = installation.state_dir / "worktrees"
         assert processes_in(worktrees)
 
-        # Cancel: the held agents are stopped, worktrees go, branches stay.
+        # Cancel: the held agents are stopped and their workspaces go; they committed
+        # nothing, so nothing of them reaches the repository.
         cancelled = installation.starter("cancel", session, "--reason", "enough")
         assert cancelled.returncode == 0, cancelled.stderr
         final = installation.starter("watch", session)
@@ -167,7 +168,8 @@ def test_pause_concurrency_skip_resume_cancel(tmp_path: Path, repo: Path) -> Non
         wait_until(lambda: not processes_in(worktrees), 30, "the agents to be gone")
         assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1
         for task_id in ("1.2", "1.4"):
-            assert git(repo, "rev-parse", "--verify", "-q", gitops.branch_name(session, task_id))
+            branch = gitops.branch_name(session, task_id)
+            assert git(repo, "branch", "--list", branch) == ""
         assert [t for t, _ in gitops.list_merges(str(repo), "main", session)] == ["1.1"]
         late = installation.starter("resume", session)
         assert late.returncode == 2 and "has finished (cancelled)" in late.stderr

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import os
 import signal
-import stat
 import threading
 from pathlib import Path
 
 import pytest
 
 from autopilot import gitops
+from autopilot.failpoints import AFTER_MERGE, FAILPOINTS_ENV
 from autopilot.models import SessionState, TaskState
 from tests.gitutil import commit_file, git
 from tests.harness import Autopilot, autopilot, processes_in, wait_until
@@ -91,24 +91,16 @@ def worker_pid(installation: Autopilot) -> int:
     ),
 )
 def test_worker_killed_between_merge_and_completion(tmp_path: Path, repo: Path) -> None:
-    """A git hook holds the merge just after the target ref moved; the worker dies there.
-    The retried merge finds the task's merge on the target and does not merge again."""
+    """The worker stops just after the target ref moved (a failpoint: our git runs no hook)
+    and dies there. The retried merge finds the task's merge on the target and does not merge
+    again."""
     marker = tmp_path / "merged-once"
-    hook = repo / ".git" / "hooks" / "reference-transaction"
-    hook.write_text(
-        "#!/bin/sh\n"
-        '[ "$1" = committed ] || exit 0\n'
-        f'if grep -q " refs/heads/main$" && [ ! -e "{marker}" ]; then\n'
-        f'  : > "{marker}"\n'
-        "  sleep 6\n"
-        "fi\n"
-    )
-    hook.chmod(hook.stat().st_mode | stat.S_IEXEC)
     plan = write_plan(tmp_path)
     with (
         ScriptedModel(PlanFollower()) as model,
         autopilot(tmp_path / "autopilot", model.env()) as installation,
     ):
+        installation.extra_env[FAILPOINTS_ENV] = f"{AFTER_MERGE}={marker}"
         session = installation.start_detached(plan, repo, "--heartbeat-timeout", "4")
         wait_until(marker.exists, 180, "the first merge to move the target")
         first_merge = gitops.list_merges(str(repo), "main", session)
