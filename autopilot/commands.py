@@ -158,8 +158,6 @@ def print_status(status: SessionStatus, as_json: bool, out: TextIO) -> None:
         )
     for task in status.tasks:
         out.write(f"  {task_line(task)}\n")
-        if task.transcript and task.state not in FINISHED_TASK_STATES:
-            out.write(f"    transcript: {task.transcript}\n")
         if task.workspace_left:
             out.write(f"    {task.workspace_left}\n")
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer
 
 # --------------------------------------------------------------------------------------------
 # The plan, as parsed from markdown
@@ -459,7 +459,8 @@ class TaskStatus(BaseModel):
     output_tokens: int = 0
     turns: int = 0
     # The session keeps a compact record (its status travels in every query, update and
-    # continue-as-new); `status --json` fills the lists below from the task workflows' results.
+    # continue-as-new); `status --json` fills transcript, review and the lists below from the
+    # task workflows' results.
     transcript: str = ""  # the latest run's
     review_rounds: int = 0
     review: str = ""  # the latest review's summary
@@ -470,6 +471,27 @@ class TaskStatus(BaseModel):
     conflict_round: bool = False  # the branch needed a conflict round before it merged
     last_error: str | None = None
     revision: int = 0  # the session's revision when this entry last changed (see changes)
+
+    @model_serializer(mode="wrap")
+    def _only_what_is_set(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Fields still at their defaults are left out (reading fills them in again): a
+        session's status holds one entry per task, in every query, update and
+        continue-as-new, and must stay far below the server's payload limit at 1,000 tasks."""
+        data: dict[str, Any] = handler(self)
+        return {
+            key: value
+            for key, value in data.items()
+            if key in _ALWAYS_SHOWN or value != _TASK_STATUS_DEFAULTS.get(key, _UNSET)
+        }
+
+
+_UNSET = object()
+_ALWAYS_SHOWN = frozenset({"id", "title", "batch", "state"})
+_TASK_STATUS_DEFAULTS = {
+    name: field.get_default(call_default_factory=True)
+    for name, field in TaskStatus.model_fields.items()
+    if not field.is_required()
+}
 
 
 class SessionState(StrEnum):

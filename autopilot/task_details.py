@@ -59,4 +59,6 @@ async def with_details(client: Client, status: SessionStatus) -> SessionStatus:
             entry.transcripts = [path for path in entry.transcripts if path]
             entry.reviews += result.reviews
             entry.commits = result.commits or entry.commits
+        entry.transcript = entry.transcripts[-1] if entry.transcripts else entry.transcript
+        entry.review = entry.reviews[-1].summary if entry.reviews else entry.review
     return detailed

@@ -53,6 +53,7 @@ from autopilot.models import (
     TaskState,
     Workspace,
 )
+from autopilot.task_details import with_details
 from tests.gitutil import commit_file, git, head, isolate_git, make_repo, write
 from tests.workflow_stubs import (
     DEFAULT,
@@ -821,11 +822,14 @@ async def test_status_reports_progress_attempts_cost_and_transcripts(
     assert first.cost_usd == pytest.approx(0.1 + 0.5 + 0.25)  # failed try, agent, reviewer
     assert second.cost_usd == pytest.approx(0.5 + 0.25)
     assert status.cost_usd == pytest.approx(0.85 + 0.75)
-    # The session keeps a compact record: the latest transcript, counts and the review's
-    # summary; the whole reviews and transcripts stay in the task workflow's result.
-    assert first.transcript == "/transcripts/1-review-r1.jsonl"
-    assert (first.review_rounds, first.review) == (1, "approved; reviewer: approve — looks right")
+    # The session keeps a compact record, counts only; the reviews and transcripts stay in
+    # the task workflow's result, and `status --json` fills them in (with_details).
+    assert (first.review_rounds, first.review, first.transcript) == (1, "", "")
     assert first.transcripts == [] and first.reviews == [] and first.commits == []
+    detailed = (await with_details(client, status)).task("1")
+    assert detailed.transcript == "/transcripts/1-review-r1.jsonl"
+    assert detailed.review == "approved; reviewer: approve — looks right"
+    assert len(detailed.reviews) == 1 and detailed.commits
     assert first.branch == f"autopilot/{status.id}/task-1" and first.merge_sha == "m-1"
     assert first.commit_count == 1
     assert first.started_at is not None and first.completed_at is not None
@@ -984,7 +988,8 @@ async def test_a_failed_task_keeps_its_runs_in_the_status(client: Client, stubs:
     assert "the reviewer hit its turn limit" in (task.last_error or "")
     # the lost run (1 turn, $0.10) and the attempt that worked (3 turns, $0.50)
     assert (task.attempts, task.lost_runs, task.turns) == (1, 1, 4)
-    assert task.cost_usd == pytest.approx(0.6) and task.transcript
+    assert task.cost_usd == pytest.approx(0.6)
+    assert (await with_details(client, status)).task("1").transcript  # the lost run's
 
 
 @pytest.mark.reliability(

@@ -71,7 +71,6 @@ FAILURE_STATES = frozenset({TaskState.FAILED, TaskState.REJECTED, TaskState.CONF
 DRAIN_EVENTS_PER_TASK = 40
 # The same margin in bytes: a task's result (its reviews) and its merge's events.
 DRAIN_BYTES_PER_TASK = 64 * 1024
-REVIEW_SUMMARY_LIMIT = 300  # characters of the latest review's summary kept in the status
 # A dependency in one of these lets its dependants go on.
 DONE_STATES = frozenset({TaskState.MERGED, TaskState.SKIPPED})
 # A task that was not started (skipped, cancelled): the state it settles in, and why.
@@ -734,14 +733,12 @@ class SessionWorkflow:
             entry.turns += run.turns
             entry.input_tokens += run.input_tokens
             entry.output_tokens += run.output_tokens
-            entry.transcript = run.transcript_path or entry.transcript
-        # The reviews themselves stay in the task workflow's result (`status --json` shows
-        # them): the session's status travels in every query, update and continue-as-new.
+        # The reviews and transcripts themselves stay in the task workflow's result (`status
+        # --json` fills them in): the session's status travels in every query, update and
+        # continue-as-new, one entry per task.
         entry.review_rounds += len(result.reviews)
         for review in result.reviews:
             entry.cost_usd += review.reviewer_cost_usd
-            entry.transcript = review.reviewer_transcript or entry.transcript
-            entry.review = review.summary[:REVIEW_SUMMARY_LIMIT]
         self._recount()
 
     def _settle(self, task_id: str, state: TaskState, error: str | None = None) -> None:
