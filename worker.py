@@ -26,7 +26,7 @@ from temporalio.worker import Worker
 from activities.agent import AgentActivities
 from activities.merge import merge_task
 from activities.parse_plan import load_plan_snapshot, parse_plan
-from activities.review import run_checks
+from activities.review import CheckActivities
 from activities.workspace import (
     commit_changes,
     merge_target,
@@ -74,6 +74,7 @@ def preflight() -> Preflight:
 
 def build_worker(client: Client, task_queue: str, checks: Preflight, egress: Egress) -> Worker:
     agent = AgentActivities(checks.claude_bin, checks.sandbox, egress, dict(os.environ))
+    check_runner = CheckActivities(checks.sandbox, egress)
     return Worker(
         client,
         task_queue=task_queue,
@@ -84,7 +85,7 @@ def build_worker(client: Client, task_queue: str, checks: Preflight, egress: Egr
             prepare_workspace,
             agent.run_agent,
             commit_changes,
-            run_checks,
+            check_runner.run_checks,
             agent.review_changes,
             merge_target,
             merge_task,

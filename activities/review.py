@@ -1,4 +1,5 @@
-"""Activity: run the repo's check commands in a task's worktree (one review round's checks)."""
+"""Activity: run the repo's check commands in a task's worktree (one review round's checks),
+each in the agent's sandbox: the code the agent wrote runs in them."""
 
 from __future__ import annotations
 
@@ -8,28 +9,57 @@ from pathlib import Path
 from temporalio import activity
 
 from activities.heartbeat import in_thread
+from autopilot import gitops
 from autopilot.checks import CheckEnv
 from autopilot.checks import run_checks as run_check_commands
+from autopilot.egress import Egress
 from autopilot.models import CheckResult, ChecksInput
+from autopilot.sandbox import Gateway, Layout, Sandbox
 
 
-@activity.defn
-async def run_checks(request: ChecksInput) -> list[CheckResult]:
-    loop = asyncio.get_running_loop()
+class CheckActivities:
+    """Holds the worker's sandbox and egress proxy for the checks."""
 
-    def on_progress(command: str) -> None:
-        # Called from the worker thread: heartbeat through the activity's own event loop.
-        loop.call_soon_threadsafe(activity.heartbeat, command)
+    def __init__(self, sandbox: Sandbox, egress: Egress) -> None:
+        self._sandbox = sandbox
+        self._egress = egress
+        self._gateway = Gateway(egress.socket_path)
 
-    return await in_thread(
-        run_check_commands,
-        Path(request.worktree),
-        request.checks,
-        request.timeout_s,
-        Path(request.output_dir),
-        on_progress,
-        CheckEnv(
-            passed=tuple(request.check_env),
-            tmp_root=Path(request.tmp_dir) if request.tmp_dir else None,
-        ),
-    )
+    @activity.defn(name="run_checks")
+    async def run_checks(self, request: ChecksInput) -> list[CheckResult]:
+        loop = asyncio.get_running_loop()
+
+        def on_progress(command: str) -> None:
+            # Called from the worker thread: heartbeat through the activity's own event loop.
+            loop.call_soon_threadsafe(activity.heartbeat, command)
+
+        worktree = Path(request.worktree)
+        hidden = [Path(p) for p in (request.state_dir, request.repo) if p]
+        shown = [gitops.objects_dir(request.repo)] if request.repo else []
+        with self._egress.grant(request.network) as grant:
+            gateway = self._gateway.environment(grant.token)  # no model API: not an agent
+
+            def confine(argv: list[str], tmpdir: Path) -> tuple[list[str], dict[str, str]]:
+                # The worktree and its own TMPDIR writable; the rest as for the agent.
+                layout = Layout(
+                    workdir=worktree,
+                    writable=[worktree, tmpdir],
+                    tmp=tmpdir,
+                    hidden=hidden,
+                    shown=shown,
+                )
+                return self._sandbox.wrap(argv, layout, self._gateway), gateway
+
+            return await in_thread(
+                run_check_commands,
+                worktree,
+                request.checks,
+                request.timeout_s,
+                Path(request.output_dir),
+                on_progress,
+                CheckEnv(
+                    passed=tuple(request.check_env),
+                    tmp_root=Path(request.tmp_dir) if request.tmp_dir else None,
+                    confine=confine,
+                ),
+            )

@@ -18,6 +18,7 @@ import os
 import re
 import selectors
 import shlex
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -83,6 +84,9 @@ class CheckEnv:
     base: Mapping[str, str] = field(default_factory=_worker_env)
     passed: tuple[str, ...] = ()
     tmp_root: Path | None = None
+    # The sandbox a check runs in: (argv, its TMPDIR) -> the argv that runs it there, and
+    # what its environment needs for that (activities/review.py makes it). None: as it is.
+    confine: Callable[[list[str], Path], tuple[list[str], dict[str, str]]] | None = None
 
     def variables(self, tmpdir: Path) -> dict[str, str]:
         # HOME is the worker's: the user's toolchains and their caches live there (cargo,
@@ -125,8 +129,13 @@ def run_check(
     make_private_dir(output_path.parent)
     started = time.monotonic()
     with private_tmpdir(env.tmp_root or output_path.parent) as tmpdir:
+        argv, variables = check.argv, env.variables(tmpdir)
+        missing = shutil.which(argv[0], path=variables.get("PATH")) is None
+        if env.confine is not None and not missing:  # missing: said plainly, not by bwrap
+            argv, extra = env.confine(argv, tmpdir)
+            variables |= extra
         exit_code, timed_out, start_error = _run_to_file(
-            worktree, check.argv, timeout_s, output_path, env.variables(tmpdir), redactor
+            worktree, argv, timeout_s, output_path, variables, redactor
         )
     duration = time.monotonic() - started
     if start_error is not None:

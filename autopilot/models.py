@@ -620,6 +620,11 @@ class ChecksInput(BaseModel):
     output_dir: str
     check_env: list[str] = Field(default_factory=list)  # see ReviewSettings.check_env
     tmp_dir: str | None = None  # where each check's own TMPDIR is made (None: beside its log)
+    # For its sandbox: what it must not see, and what it may reach (AgentSettings.network).
+    # Empty in histories recorded before checks were sandboxed.
+    repo: str = ""
+    state_dir: str = ""
+    network: list[str] = Field(default_factory=list)
 
 
 class TargetMergeInput(BaseModel):

@@ -92,17 +92,18 @@ class Gateway:
     socket: Path
     socat: str = "socat"
 
-    def environment(self, token: str, credentials: Sequence[str]) -> dict[str, str]:
-        """What a run's programs need to use the gateway with its grant's token: the model
-        API for the CLI (each credential variable the worker has, holding the token instead)
-        and a proxy for everything else."""
+    def environment(self, token: str, credentials: Sequence[str] | None = None) -> dict[str, str]:
+        """What a run's programs need to use the gateway with its grant's token: a proxy for
+        the granted domains, and with `credentials` (the worker's credential variables) the
+        model API for the CLI, each variable holding the token instead."""
         local = f"127.0.0.1:{GATEWAY_PORT}"
         proxy = f"http://autopilot:{token}@{local}"
-        env = {"ANTHROPIC_BASE_URL": f"http://{local}", "NO_PROXY": "127.0.0.1"}
-        env |= {name: token for name in credentials}
+        env = {"NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1"}
         for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
             env[name] = proxy
-        env["no_proxy"] = env["NO_PROXY"]
+        if credentials is not None:
+            env["ANTHROPIC_BASE_URL"] = f"http://{local}"
+            env |= {name: token for name in credentials}
         return env
 
 

@@ -4,14 +4,22 @@ real CLI and pipeline, judged by git."""
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 import sys
-from collections.abc import Iterator
+import tempfile
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
+from temporalio.testing import ActivityEnvironment
 
+from activities.review import CheckActivities
 from autopilot import gitops
+from autopilot.checks import parse_check
+from autopilot.egress import Egress
+from autopilot.models import ChecksInput
 from autopilot.sandbox import (
     INSTALL_HINT,
     Layout,
@@ -258,3 +266,54 @@ def test_a_hostile_agent_changes_nothing_but_its_workspace(
     log = git(repo, "log", "--first-parent", "--format=%s", "main").splitlines()
     assert log == ["Merge task 1.1: Alpha", "initial"]
     assert git(repo, "show", "main:alpha.txt") == "alpha"
+
+
+# --------------------------------------------------------------------------------------------
+# Checks: the code the agent wrote runs in them, in the same sandbox
+# --------------------------------------------------------------------------------------------
+
+
+@pytest_asyncio.fixture
+async def egress(tmp_path: Path) -> AsyncIterator[Egress]:
+    with tempfile.TemporaryDirectory(prefix="egress-") as folder:
+        env = {"ANTHROPIC_API_KEY": "sk-ant-worker-key-0123456789"}
+        proxy = await Egress(Path(folder) / "egress.sock", env).start()
+        yield proxy
+        await proxy.close()
+
+
+@pytest.mark.reliability(
+    "a check (code the agent wrote) writes the user's repository and state dir, reads the "
+    "worker's key and SSH key, connects out",
+    "run_checks in the agent's sandbox: every attempt fails, the worktree is writable",
+)
+async def test_checks_run_in_the_agents_sandbox(
+    places: Places, egress: Egress, tmp_path: Path
+) -> None:
+    write(tmp_path / "home", ".ssh/id_ed25519", SECRET + "\n")
+    script = (
+        "echo built > out.txt; "
+        f"(echo x > {places.repo}/.git/hooks/post-merge) 2>/dev/null || echo HOOK-BLOCKED; "
+        f"(echo x > {places.state}/logs/worker.log) 2>/dev/null || echo STATE-BLOCKED; "
+        "cat /proc/*/environ | tr '\\0' '\\n' | grep -q sk-ant-worker || echo KEY-HIDDEN; "
+        f"cat {tmp_path}/home/.ssh/id_ed25519 2>/dev/null || echo SSH-HIDDEN; "
+        "curl -s -m 5 http://example.com/ | grep -q 'not among the domains' && echo NET-REFUSED"
+    )
+    request = ChecksInput(
+        worktree=places.workspace,
+        checks=[parse_check(f"sh -c {shlex.quote(script)}")],
+        timeout_s=60,
+        output_dir=str(places.state / "checks" / "s" / "1" / "round-1"),
+        tmp_dir=str(places.state / "tmp"),
+        repo=str(places.repo),
+        state_dir=str(places.state),
+    )
+    sandbox = detect_sandbox()
+    runner = CheckActivities(Sandbox(sandbox.bwrap, sandbox.death, home=tmp_path / "home"), egress)
+    [result] = await ActivityEnvironment().run(runner.run_checks, request)
+    assert result.passed, result.output_tail
+    said = result.output_tail.split()
+    for line in ("HOOK-BLOCKED", "STATE-BLOCKED", "KEY-HIDDEN", "SSH-HIDDEN", "NET-REFUSED"):
+        assert line in said, result.output_tail
+    assert Path(places.workspace, "out.txt").read_text() == "built\n"
+    assert places.marker.read_text() == "the worker's log\n"

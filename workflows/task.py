@@ -27,7 +27,7 @@ from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from activities.agent import AgentActivities
-    from activities.review import run_checks
+    from activities.review import CheckActivities
     from activities.workspace import commit_changes, merge_target, prepare_workspace
     from autopilot.error_types import (
         AGENT_LOST,
@@ -358,8 +358,8 @@ class TaskWorkflow:
         checks: list[CheckResult] = []
         if settings.runs_checks and settings.checks:
             self._show(f"checks, round {round_number}")
-            checks = await workflow.execute_activity(
-                run_checks,
+            checks = await workflow.execute_activity_method(
+                CheckActivities.run_checks,
                 ChecksInput(
                     worktree=workspace.path,
                     checks=settings.checks,
@@ -368,6 +368,9 @@ class TaskWorkflow:
                     f"{request.task.id}/round-{round_number}",
                     check_env=settings.check_env,
                     tmp_dir=f"{request.state_dir}/tmp",
+                    repo=request.repo,
+                    state_dir=request.state_dir,
+                    network=request.agent.network,
                 ),
                 start_to_close_timeout=timedelta(
                     seconds=settings.check_timeout_s * len(settings.checks) + 60
