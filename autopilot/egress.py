@@ -20,6 +20,8 @@ import asyncio
 import base64
 import contextlib
 import hmac
+import json
+import os
 import secrets
 import ssl
 from collections.abc import Iterator, Mapping, Sequence
@@ -46,6 +48,24 @@ CREDENTIALS = {
     "ANTHROPIC_AUTH_TOKEN": "authorization",
     "CLAUDE_CODE_OAUTH_TOKEN": "authorization",
 }
+LOGIN = "CLAUDE_CODE_OAUTH_TOKEN"  # what the agent is given for a Claude login of the worker's
+
+
+def login_file(env: Mapping[str, str]) -> Path:
+    """Where `claude login` keeps the worker user's OAuth tokens."""
+    config = env.get("CLAUDE_CONFIG_DIR") or os.path.join(env.get("HOME", "~"), ".claude")
+    return Path(config).expanduser() / ".credentials.json"
+
+
+def _login_token(path: Path) -> str | None:
+    """The access token of a Claude login, read at each request: the user's own CLI refreshes
+    it there."""
+    try:
+        data = json.loads(path.read_text())
+        token = data["claudeAiOauth"]["accessToken"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return token if isinstance(token, str) and token else None
 
 
 @dataclass(frozen=True)
@@ -109,6 +129,10 @@ class Egress:
             header: env[name] for name, header in reversed(CREDENTIALS.items()) if env.get(name)
         }
         self.credential_names = [name for name in CREDENTIALS if env.get(name)]
+        # No credential variable: a Claude login of the worker's user, if there is one.
+        self._login = login_file(env) if not self._secrets else None
+        if self._login is not None and self._login.is_file():
+            self.credential_names = [LOGIN]
         self._grants: dict[str, Grant] = {}
         self._server: asyncio.AbstractServer | None = None
 
@@ -143,6 +167,13 @@ class Egress:
         for token, grant in list(self._grants.items()):
             if token and hmac.compare_digest(token.encode(), value.encode()):
                 return grant
+        return None
+
+    def _secret(self, header: str) -> str | None:
+        if header in self._secrets:
+            return self._secrets[header]
+        if header == "authorization" and self._login is not None:
+            return _login_token(self._login)
         return None
 
     def _proxy_grant(self, request: _Request) -> Grant | None:
@@ -189,10 +220,10 @@ class Egress:
             lowered = name.lower()
             if lowered in ("x-api-key", "authorization"):
                 token = value.removeprefix("Bearer ").strip()
-                if self._grant_of(token) is None or lowered not in self._secrets:
+                real = self._secret(lowered)
+                if self._grant_of(token) is None or real is None:
                     continue
                 granted = True
-                real = self._secrets[lowered]
                 value = f"Bearer {real}" if lowered == "authorization" else real
             headers.append((name, value))
         if not granted:

@@ -118,6 +118,7 @@ class Conversation:
     stream: bool = False
     session_id: str | None = None  # the CLI's X-Claude-Code-Session-Id header
     api_key: str = ""  # the x-api-key header: the worker's key, put there by its egress proxy
+    authorization: str = ""  # the Authorization header (a token, or a Claude login's)
     seq: int = 0  # arrival number over all requests to /v1/messages (main and side calls)
     body: JsonObj = field(default_factory=dict, repr=False)
 
@@ -168,6 +169,7 @@ class Conversation:
             stream=bool(body.get("stream", False)),
             session_id=lowered.get("x-claude-code-session-id"),
             api_key=lowered.get("x-api-key", ""),
+            authorization=lowered.get("authorization", ""),
             body=body,
         )
 

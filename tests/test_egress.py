@@ -131,3 +131,29 @@ def test_grants_match_a_domain_and_what_is_below_it() -> None:
     assert grant.allows("pypi.org") and grant.allows("files.pypi.org")
     assert grant.allows("registry.npmjs.org") and not grant.allows("npmjs.org")
     assert not grant.allows("evilpypi.org") and not grant.allows("pypi.org.evil.com")
+
+
+async def test_a_claude_login_of_the_worker_is_used_and_never_handed_over(
+    model: ScriptedModel, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    (home / ".claude").mkdir(parents=True)
+    login = '{"claudeAiOauth": {"accessToken": "sk-ant-oat-login-token"}}'
+    (home / ".claude" / ".credentials.json").write_text(login)
+    env = {"ANTHROPIC_BASE_URL": model.env()["ANTHROPIC_BASE_URL"], "HOME": str(home)}
+    with tempfile.TemporaryDirectory(prefix="egress-") as folder:
+        proxy = await Egress(Path(folder) / "egress.sock", env).start()
+        try:
+            assert proxy.credential_names == ["CLAUDE_CODE_OAUTH_TOKEN"]
+            with proxy.grant() as grant:
+                out = await inside(
+                    proxy,
+                    grant,
+                    'env; curl -s -H "authorization: Bearer $CLAUDE_CODE_OAUTH_TOKEN"'
+                    f" -d '{MESSAGE}' $ANTHROPIC_BASE_URL/v1/messages",
+                    tmp_path / "work",
+                )
+        finally:
+            await proxy.close()
+    assert '"type": "message"' in out and "sk-ant-oat-login-token" not in out
+    assert [c.authorization for c in model.side_calls] == ["Bearer sk-ant-oat-login-token"]
