@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import shlex
 import subprocess
-import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -29,7 +28,7 @@ from autopilot.sandbox import (
     task_layout,
 )
 from tests.gitutil import git, head, make_repo, write
-from tests.harness import ROOT, autopilot, clean_env
+from tests.harness import autopilot
 from tests.scripted_model import (
     Conversation,
     PlanFollower,
@@ -142,36 +141,6 @@ def test_a_machine_without_bubblewrap_is_refused_with_the_command_to_run(
         detect_sandbox()
     assert "apt-get install -y bubblewrap" in str(refused.value)
     assert INSTALL_HINT in str(refused.value)
-
-
-@pytest.mark.reliability(
-    "a machine without bubblewrap",
-    "worker.py exits 2 before taking any task and says how to install it; no unsandboxed run",
-)
-def test_the_worker_does_not_start_without_its_sandbox(tmp_path: Path) -> None:
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    for tool in ("git", "node"):  # what else the preflight needs, without bwrap
-        found = subprocess.run(["which", tool], capture_output=True, text=True).stdout.strip()
-        if found:
-            (bin_dir / tool).symlink_to(found)
-    env = clean_env()
-    env.update(
-        PATH=str(bin_dir),
-        AUTOPILOT_STATE_DIR=str(tmp_path / "state"),
-        TEMPORAL_ADDRESS="127.0.0.1:9",  # never reached: preflight comes first
-    )
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "worker.py")],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 2, done.stdout + done.stderr
-    assert "bubblewrap" in done.stderr and "apt-get install" in done.stderr
-    assert "Traceback" not in done.stderr
 
 
 # --------------------------------------------------------------------------------------------
