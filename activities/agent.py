@@ -39,7 +39,14 @@ from autopilot.prompts import conflict_prompt, continue_prompt, fix_prompt, task
 from autopilot.redact import Redactor
 from autopilot.review import untouched_files
 from autopilot.reviewer import parse_verdict, reviewer_argv, reviewer_prompt
-from autopilot.sandbox import Gateway, Layout, Sandbox, space_environment, task_layout
+from autopilot.sandbox import (
+    Gateway,
+    Layout,
+    Sandbox,
+    space_environment,
+    task_layout,
+    tools_of,
+)
 
 log = structlog.get_logger("agent")
 # Namespace for deterministic Claude session ids (one per task, round and attempt).
@@ -69,7 +76,9 @@ def agent_space(state_dir: str, session_id: str, task_id: str, role: str) -> Pat
     return folder / gitops.safe_component(task_id) / role
 
 
-async def sandbox_for(request: TaskRequest, workspace: str, role: str) -> tuple[Layout, Path]:
+async def sandbox_for(
+    request: TaskRequest, workspace: str, role: str, tools: list[Path]
+) -> tuple[Layout, Path]:
     """The layout of a run in `workspace` (the agent writes there, the reviewer only reads),
     and its own folder."""
     space = agent_space(request.state_dir, request.session_id, request.task.id, role)
@@ -81,6 +90,7 @@ async def sandbox_for(request: TaskRequest, workspace: str, role: str) -> tuple[
         repo=Path(request.repo).absolute(),
         objects=objects,
         writes_workspace=role == "agent",
+        tools=tools,
     )
     return layout, space
 
@@ -173,6 +183,8 @@ class AgentActivities:
         self._egress = egress
         self._gateway = Gateway(egress.socket_path)
         self._env = dict(env)
+        path = agent_environment(claude_bin, self._env)["PATH"]
+        self._tools = tools_of(claude_bin, path)
         self._redactor = Redactor.from_env(self._env)
 
     @activity.defn(name="run_agent")
@@ -236,7 +248,7 @@ class AgentActivities:
         )
         return await self._run(
             argv,
-            await sandbox_for(job.request, job.workspace.path, "agent"),
+            await sandbox_for(job.request, job.workspace.path, "agent", self._tools),
             agent_prompt(job),
             sid,
             job.attempt,
@@ -269,7 +281,7 @@ class AgentActivities:
         head = await asyncio.to_thread(gitops.head_sha, workspace.path)
         before = await asyncio.to_thread(gitops.tree_fingerprint, workspace.path)
         try:
-            sandbox = await sandbox_for(request, workspace.path, "reviewer")
+            sandbox = await sandbox_for(request, workspace.path, "reviewer", self._tools)
             state, duration = await self._run(
                 argv, sandbox, prompt, sid, attempt, transcript, request.agent
             )

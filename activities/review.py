@@ -4,6 +4,7 @@ each in the agent's sandbox: the code the agent wrote runs in them."""
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 from temporalio import activity
@@ -14,7 +15,7 @@ from autopilot.checks import CheckEnv
 from autopilot.checks import run_checks as run_check_commands
 from autopilot.egress import Egress
 from autopilot.models import CheckResult, ChecksInput
-from autopilot.sandbox import Gateway, Layout, Sandbox
+from autopilot.sandbox import Gateway, Layout, Sandbox, under_tmp
 
 
 class CheckActivities:
@@ -35,7 +36,9 @@ class CheckActivities:
 
         worktree = Path(request.worktree)
         hidden = [Path(p) for p in (request.state_dir, request.repo) if p]
-        shown = [gitops.objects_dir(request.repo)] if request.repo else []
+        path_var = os.environ.get("PATH", "")  # the checks' (autopilot/checks.py, BASE_VARS)
+        shown = under_tmp([Path(entry) for entry in path_var.split(os.pathsep) if entry])
+        shown += [gitops.objects_dir(request.repo)] if request.repo else []
         with self._egress.grant(request.network) as grant:
             gateway = self._gateway.environment(grant.token)  # no model API: not an agent
 

@@ -186,6 +186,21 @@ def detect_sandbox() -> Sandbox:
     return sandbox
 
 
+def under_tmp(paths: Sequence[Path]) -> list[Path]:
+    """Those of `paths` that the run's own /tmp would hide (a project checked out under /tmp,
+    its tools with it), to be shown again read-only."""
+    return [path for path in paths if path.is_absolute() and path.is_relative_to("/tmp")]
+
+
+def tools_of(claude_bin: Path, path_var: str) -> list[Path]:
+    """What a run needs to see of the worker's tools: the CLI's install (from the name it is
+    called by to the file it links to: npm's `.bin/claude` points into the package) and the
+    folders on its PATH."""
+    called, real = Path(os.path.abspath(claude_bin)), Path(os.path.realpath(claude_bin))
+    install = Path(os.path.commonpath([called.parent, real.parent]))
+    return [install, *(Path(entry) for entry in path_var.split(os.pathsep) if entry)]
+
+
 def task_layout(
     workspace: Path,
     space: Path,
@@ -194,6 +209,7 @@ def task_layout(
     repo: Path,
     objects: Path,
     writes_workspace: bool,
+    tools: Sequence[Path] = (),
 ) -> Layout:
     """An agent's (or a check's) layout: its workspace, writable or not (the reviewer only
     reads), and `space`, its own folder for home, config and temp. The state dir and the
@@ -203,7 +219,7 @@ def task_layout(
         writable=[space, workspace] if writes_workspace else [space],
         tmp=space / "tmp",
         hidden=[state_dir, repo],
-        shown=[objects] if writes_workspace else [objects, workspace],
+        shown=[*under_tmp(tools), objects, *([] if writes_workspace else [workspace])],
     )
 
 

@@ -26,6 +26,8 @@ from autopilot.sandbox import (
     SandboxUnavailable,
     detect_sandbox,
     task_layout,
+    tools_of,
+    under_tmp,
 )
 from tests.gitutil import git, head, make_repo, write
 from tests.harness import autopilot
@@ -286,3 +288,15 @@ async def test_checks_run_in_the_agents_sandbox(
         assert line in said, result.output_tail
     assert Path(places.workspace, "out.txt").read_text() == "built\n"
     assert places.marker.read_text() == "the worker's log\n"
+
+
+def test_tools_under_tmp_are_shown_again(tmp_path: Path) -> None:
+    # npm's `.bin/claude` links into the package: both must be seen, from their common root.
+    package = tmp_path / "node_modules" / "@anthropic-ai" / "claude-code" / "bin"
+    write(package, "claude.exe", "")
+    link = tmp_path / "node_modules" / ".bin" / "claude"
+    link.parent.mkdir()
+    link.symlink_to("../@anthropic-ai/claude-code/bin/claude.exe")
+    tools = tools_of(link, f"{tmp_path}/venv/bin:/usr/bin")
+    assert tools == [tmp_path / "node_modules", tmp_path / "venv" / "bin", Path("/usr/bin")]
+    assert under_tmp(tools) == tools[:2]  # tmp_path is under /tmp; /usr/bin is seen anyway
