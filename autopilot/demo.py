@@ -23,6 +23,7 @@ from autopilot.config import load_settings
 from autopilot.malloc_arenas import worker_environment
 from autopilot.private_files import open_private
 from autopilot.process_exit import exit_now
+from autopilot.scripted_model import PlanFollower, ScriptedModel
 from autopilot.temporal_connection import ensure_embedded_server
 
 EXAMPLE_PLAN = PROJECT_ROOT / "examples" / "hello-plan.md"
@@ -97,9 +98,6 @@ def main(argv: list[str] | None = None) -> int:
         if has_real_credentials() and not args.scripted:
             print("  model:      the REAL model, through your Anthropic key / Claude login")
         else:
-            # Imported here: the stand-in lives with the tests and is needed only now.
-            from tests.scripted_model import PlanFollower, ScriptedModel
-
             model = cleanup.enter_context(ScriptedModel(PlanFollower()))
             env.update(model.env())
             env["CLAUDE_CONFIG_DIR"] = str(run_dir / "claude-config")

@@ -36,9 +36,7 @@ from autopilot.models import (
     TaskRequest,
 )
 from autopilot.sandbox import GATEWAY_PORT, Sandbox, detect_sandbox
-from tests.gitutil import git, head, isolate_git, make_repo
-from tests.harness import claude_bin, clean_env, commands_in, processes_in, wait_gone, wait_until
-from tests.scripted_model import (
+from autopilot.scripted_model import (
     HttpError,
     Reviewer,
     ScriptedModel,
@@ -47,6 +45,8 @@ from tests.scripted_model import (
     ToolUses,
     script,
 )
+from tests.gitutil import git, head, isolate_git, make_repo
+from tests.harness import claude_bin, clean_env, commands_in, processes_in, wait_gone, wait_until
 
 RUN_TIMEOUT_S = 60.0
 GONE_TIMEOUT_S = 15.0

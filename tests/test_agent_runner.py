@@ -24,9 +24,9 @@ from autopilot.claude_cli import agent_environment, claude_argv
 from autopilot.models import AgentProgress, AgentSettings
 from autopilot.process_guard import ProcessGuard, detect_guard
 from autopilot.redact import Redactor
+from autopilot.scripted_model import HttpError, ScriptedModel, Text, ToolCall, ToolUses, script
 from tests.gitutil import git, isolate_git, make_repo
 from tests.harness import claude_bin, clean_env, commands_in, processes_in, wait_gone, wait_until
-from tests.scripted_model import HttpError, ScriptedModel, Text, ToolCall, ToolUses, script
 
 RUN_TIMEOUT_S = 60.0  # one CLI run; they take 1-3 s
 GONE_TIMEOUT_S = 15.0  # for killed processes to disappear

@@ -17,10 +17,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from autopilot import gitops
 from autopilot.models import SessionState, TaskState
-from autopilot.temporal_connection import temporal_cli
-from tests.gitutil import git
-from tests.harness import Autopilot, autopilot, processes_in, wait_until
-from tests.scripted_model import (
+from autopilot.scripted_model import (
     STRUCTURED_OUTPUT,
     Conversation,
     HttpError,
@@ -29,6 +26,9 @@ from tests.scripted_model import (
     Reviewer,
     ScriptedModel,
 )
+from autopilot.temporal_connection import temporal_cli
+from tests.gitutil import git
+from tests.harness import Autopilot, autopilot, processes_in, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(400)]
 

@@ -19,10 +19,10 @@ from temporalio.worker import Replayer
 
 from autopilot import gitops
 from autopilot.models import SessionState, TaskState
+from autopilot.scripted_model import Conversation, PlanFollower, Reply, ScriptedModel
 from autopilot.temporal_connection import temporal_cli
 from tests.gitutil import git
 from tests.harness import Autopilot, autopilot, processes_in, wait_until
-from tests.scripted_model import Conversation, PlanFollower, Reply, ScriptedModel
 from workflows.session import SessionWorkflow
 from workflows.task import TaskWorkflow
 

@@ -15,7 +15,7 @@ import pytest_asyncio
 
 from autopilot.egress import Egress, Grant
 from autopilot.sandbox import GATEWAY_PORT, Gateway, Layout, detect_sandbox
-from tests.scripted_model import ScriptedModel, Text
+from autopilot.scripted_model import ScriptedModel, Text
 
 pytestmark = pytest.mark.timeout(120)
 

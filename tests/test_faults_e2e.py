@@ -17,9 +17,7 @@ import pytest
 from autopilot import gitops
 from autopilot.failpoints import AFTER_MERGE, FAILPOINTS_ENV
 from autopilot.models import SessionState, TaskState
-from tests.gitutil import commit_file, git
-from tests.harness import Autopilot, autopilot, processes_in, wait_until
-from tests.scripted_model import (
+from autopilot.scripted_model import (
     STRUCTURED_OUTPUT,
     Conversation,
     HttpError,
@@ -27,6 +25,8 @@ from tests.scripted_model import (
     Reply,
     ScriptedModel,
 )
+from tests.gitutil import commit_file, git
+from tests.harness import Autopilot, autopilot, processes_in, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.chaos, pytest.mark.timeout(400)]
 

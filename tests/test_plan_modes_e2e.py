@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from autopilot.scripted_model import HoldFirst, ScriptedModel
 from tests.harness import autopilot
-from tests.scripted_model import HoldFirst, ScriptedModel
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
 

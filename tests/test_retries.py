@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from autopilot.models import TaskState
+from autopilot.scripted_model import Conversation, HttpError, PlanFollower, Reply, ScriptedModel
 from tests.harness import autopilot
-from tests.scripted_model import Conversation, HttpError, PlanFollower, Reply, ScriptedModel
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 

@@ -13,9 +13,7 @@ import pytest
 
 from autopilot import gitops
 from autopilot.models import TaskState
-from tests.gitutil import git
-from tests.harness import autopilot
-from tests.scripted_model import (
+from autopilot.scripted_model import (
     STRUCTURED_OUTPUT,
     Conversation,
     PlanFollower,
@@ -26,6 +24,8 @@ from tests.scripted_model import (
     ToolCall,
     ToolUses,
 )
+from tests.gitutil import git
+from tests.harness import autopilot
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(400)]
 

@@ -36,9 +36,7 @@ from autopilot.reviewer import (
     reviewer_argv,
     reviewer_prompt,
 )
-from tests.gitutil import commit_file, git, isolate_git, make_repo
-from tests.harness import claude_bin, clean_env
-from tests.scripted_model import (
+from autopilot.scripted_model import (
     STRUCTURED_OUTPUT,
     Conversation,
     PlanFollower,
@@ -51,6 +49,8 @@ from tests.scripted_model import (
     script,
     verification_steps,
 )
+from tests.gitutil import commit_file, git, isolate_git, make_repo
+from tests.harness import claude_bin, clean_env
 
 RUN_TIMEOUT_S = 60.0  # one CLI run; they take 1-3 s
 

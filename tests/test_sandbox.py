@@ -29,9 +29,7 @@ from autopilot.sandbox import (
     tools_of,
     under_tmp,
 )
-from tests.gitutil import git, head, make_repo, write
-from tests.harness import autopilot
-from tests.scripted_model import (
+from autopilot.scripted_model import (
     Conversation,
     PlanFollower,
     Reply,
@@ -39,6 +37,8 @@ from tests.scripted_model import (
     ToolCall,
     ToolUses,
 )
+from tests.gitutil import git, head, make_repo, write
+from tests.harness import autopilot
 
 SECRET = "-----BEGIN OPENSSH PRIVATE KEY----- not-for-the-agent"
 

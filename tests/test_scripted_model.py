@@ -16,8 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.harness import claude_bin
-from tests.scripted_model import (
+from autopilot.scripted_model import (
     Conversation,
     HttpError,
     PlanFollower,
@@ -29,6 +28,7 @@ from tests.scripted_model import (
     parse_task,
     script,
 )
+from tests.harness import claude_bin
 
 CLAUDE_BIN = claude_bin()  # the pinned CLI; missing means set-up is broken: fail, never skip
 CLAUDE_FLAGS = [

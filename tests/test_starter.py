@@ -12,9 +12,7 @@ from pathlib import Path
 import pytest
 
 from autopilot import gitops
-from tests.gitutil import git
-from tests.harness import ROOT, autopilot, clean_env
-from tests.scripted_model import (
+from autopilot.scripted_model import (
     HoldFirst,
     HttpError,
     PlanFollower,
@@ -22,6 +20,8 @@ from tests.scripted_model import (
     Text,
     by_task,
 )
+from tests.gitutil import git
+from tests.harness import ROOT, autopilot, clean_env
 
 GOOD_PLAN = """\
 # Plan

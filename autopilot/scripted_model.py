@@ -1,4 +1,6 @@
-"""A scripted Anthropic Messages API server: the one stand-in the tests use for the model.
+"""A scripted Anthropic Messages API server: the one stand-in for the model, in the tests and
+in `./dev demo` without credentials (hence in the package: production code never imports
+from tests/).
 
 The real Claude Code CLI is pointed at it (`ScriptedModel.env()`), sends its requests here and
 runs the tool calls we answer with for real. A *responder* decides each answer from the parsed
