@@ -72,8 +72,7 @@ def transcript_path(state_dir: str, session_id: str, task_id: str, name: str) ->
 def agent_space(state_dir: str, session_id: str, task_id: str, role: str) -> Path:
     """The sandboxed agent's own folder (home, Claude config and sessions, temp), one per
     task and role: the reviewer never runs with what the agent left in its config."""
-    folder = Path(state_dir).absolute() / "agents" / gitops.safe_component(session_id)
-    return folder / gitops.safe_component(task_id) / role
+    return gitops.agent_space_path(Path(state_dir).absolute(), session_id, task_id) / role
 
 
 async def sandbox_for(

@@ -16,6 +16,7 @@ Only refs shaped exactly like `gitops.branch_name` makes them are ever considere
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Iterable, Sequence
@@ -26,6 +27,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from autopilot.gitops import (
+    AGENT_SPACES,
     GitError,
     _branch_head,
     _git,
@@ -307,6 +309,8 @@ def remove_empty_session_dirs(state_dir: str | Path) -> list[str]:
     for entry in sorted(root.iterdir()):
         if entry.is_symlink() or not entry.is_dir():
             continue
+        with contextlib.suppress(OSError):  # its tasks' agent folders, if all gone
+            (entry / AGENT_SPACES).rmdir()
         try:
             entry.rmdir()  # only ever succeeds on an empty folder
         except OSError:

@@ -298,6 +298,14 @@ def worktree_path(state_dir: str | Path, session_id: str, task_id: str) -> Path:
     return Path(state_dir) / "worktrees" / safe_component(session_id) / safe_component(task_id)
 
 
+def agent_space_path(state_dir: str | Path, session_id: str, task_id: str) -> Path:
+    """The folder of the task's sandboxed runs (their homes, Claude sessions and temp):
+    `<session>/.agents/<task>` beside its workspace (no task's name starts with a dot), and
+    removed with it."""
+    workspace = worktree_path(state_dir, session_id, task_id)
+    return workspace.parent / AGENT_SPACES / workspace.name
+
+
 def _trailer_value(kind: str, value: str) -> str:
     if not value or value != value.strip() or any(ord(c) < 32 or ord(c) == 127 for c in value):
         raise ValueError(
@@ -635,6 +643,7 @@ def prepare_workspace(
 # fetch into refs/autopilot/ that is checked before the task branch moves.
 
 INCOMING_PREFIX = "refs/autopilot"
+AGENT_SPACES = ".agents"
 # The whole config of a workspace: no remote, no hooks, no gc (its objects are mostly the
 # user's, through alternates), and the identity its commits carry.
 WORKSPACE_SETTINGS = {
@@ -828,10 +837,12 @@ def remove_workspace(repo: str | Path, worktree_path: str | Path) -> None:
     if any(_same_path(wt.path, path) for wt in worktrees):
         _remove_registered_worktree(repo, path)
     _rmtree(path)
+    _rmtree(path.parent / AGENT_SPACES / path.name)
     # The session's folder goes with its last worktree. A task preparing its worktree at the
-    # same moment is safe: `git worktree add` creates the folder again if it is gone.
-    with contextlib.suppress(OSError):  # not empty: other tasks' worktrees are in it
-        path.parent.rmdir()
+    # same moment is safe: it makes the folder again.
+    for folder in (path.parent / AGENT_SPACES, path.parent):
+        with contextlib.suppress(OSError):  # not empty: other tasks' are in it
+            folder.rmdir()
 
 
 # --------------------------------------------------------------------------------------------

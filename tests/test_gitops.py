@@ -805,9 +805,12 @@ def test_remove_workspace_is_idempotent_and_keeps_branch(repo: Path, state: Path
 def test_the_last_removed_workspace_takes_the_session_folder(repo: Path, state: Path) -> None:
     first = do_task(repo, state, "1", {"a.txt": "a\n"})
     second = do_task(repo, state, "2", {"b.txt": "b\n"})
+    for task in ("1", "2"):  # what its sandboxed runs left: a home, Claude sessions
+        write(gitops.agent_space_path(state, SESSION, task) / "agent", "home/.cache", "x")
     session_folder = Path(first.path).parent
     remove_workspace(repo, first.path)
     assert session_folder.is_dir()  # task 2's worktree is still in it
+    assert not gitops.agent_space_path(state, SESSION, "1").exists()
     remove_workspace(repo, second.path)
     assert not session_folder.exists()
     again = do_task(repo, state, "3", {"c.txt": "c\n"})  # a later task makes it again

@@ -57,7 +57,7 @@ class Places:
         self.state = root / "state"
         self.repo = make_repo(root / "repo")
         self.workspace = gitops.prepare_workspace(self.repo, "main", self.state, "s", "1").path
-        self.space = self.state / "agents" / "s" / "1" / "agent"
+        self.space = gitops.agent_space_path(self.state, "s", "1") / "agent"
         self.marker = write(self.state, "logs/worker.log", "the worker's log\n")
 
     def layout(self, *, writes_workspace: bool = True) -> Layout:
