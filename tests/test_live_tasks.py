@@ -289,8 +289,8 @@ def without_timestamps(status: SessionStatus) -> dict[str, Any]:
     the view keeps the entries the run sent (seen: 80 ms on a task's completed_at)."""
     data = status.model_dump()
     for entry in [data, *data["tasks"]]:
-        for name in TIMESTAMPS:
-            entry[name] = entry[name] is not None
+        for name in TIMESTAMPS:  # a task entry leaves out what is unset (None)
+            entry[name] = entry.get(name) is not None
     return data
 
 
