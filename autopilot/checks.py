@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from autopilot.gitops import _rmtree
+from autopilot.git.refs import _rmtree
 from autopilot.models import CheckCommand, CheckResult
 from autopilot.private_files import make_private_dir, open_private
 from autopilot.process_guard import kill_tree

@@ -204,8 +204,8 @@ class Egress:
                 await self._api_call(request, reader, writer)
             else:
                 await self._plain_http(request, reader, writer)
-        except (ConnectionError, OSError, TimeoutError) as err:
-            log.info("egress connection ended", error=str(err))
+        except (ConnectionError, OSError, TimeoutError, asyncio.IncompleteReadError) as err:
+            log.info("egress connection ended", error=str(err) or type(err).__name__)
         finally:
             writer.close()
             with contextlib.suppress(ConnectionError, OSError):

@@ -44,7 +44,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from pydantic_core import PydanticCustomError
 
 from autopilot.checks import CheckSyntaxError, parse_check
-from autopilot.gitops import _GIT_LOCATION_VARS
+from autopilot.git.runner import _GIT_LOCATION_VARS
 from autopilot.models import CheckCommand, ReviewMode, ReviewSettings
 from autopilot.options import (
     CHECK_TIMEOUT,

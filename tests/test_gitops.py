@@ -15,6 +15,9 @@ from activities.errors import git_errors_as_activity_errors
 from activities.merge import merge_and_tidy
 from autopilot import gitops
 from autopilot.error_types import CHECKOUT_IN_THE_WAY
+from autopilot.git import merge as git_merge
+from autopilot.git import refs as git_refs
+from autopilot.git.refs import _rmtree
 from autopilot.gitops import (
     GitError,
     RepoError,
@@ -177,7 +180,7 @@ def test_prepare_after_workspace_dir_deleted_by_hand(repo: Path, state: Path) ->
     first = prepare_workspace(repo, "main", state, SESSION, "1")
     write(Path(first.path), "work.txt", "agent\n")
     agent_sha = commit_changes(first.path, first.base_sha, SESSION, "1", "x", repo=repo).head_sha
-    gitops._rmtree(Path(first.path))  # what was brought back is on the task branch
+    _rmtree(Path(first.path))  # what was brought back is on the task branch
 
     second = prepare_workspace(repo, "main", state, SESSION, "1")
     assert second == first
@@ -450,7 +453,7 @@ def test_crash_after_commit_tree_then_retry_merges_once(
         raise KeyboardInterrupt("worker killed")
 
     with monkeypatch.context() as patch:
-        patch.setattr(gitops, "_advance_in_checkout", crash)
+        patch.setattr(git_merge, "_advance_in_checkout", crash)
         with pytest.raises(KeyboardInterrupt):
             merge(repo, ws, "1")
     assert head(repo) == old_head  # the unpublished merge commit is harmless garbage
@@ -505,12 +508,12 @@ def test_merge_retries_when_target_moves_mid_merge(
 ) -> None:
     ws = do_task(repo, state, "1", {"a.txt": "task\n"})
     git(repo, "checkout", "-q", "--detach")  # target not checked out: the update-ref path
-    real_merge_trees = gitops._merge_trees
+    real_merge_trees = git_merge._merge_trees
     moved: list[str] = []
 
     def merge_trees_while_someone_commits(
         cwd: str | Path, ours: str, theirs: str
-    ) -> gitops._TreeMerge:
+    ) -> git_merge._TreeMerge:
         result = real_merge_trees(cwd, ours, theirs)
         if not moved:  # someone else advances main between our read and our update
             tree = git(repo, "rev-parse", "main^{tree}")
@@ -519,7 +522,7 @@ def test_merge_retries_when_target_moves_mid_merge(
             moved.append(sha)
         return result
 
-    monkeypatch.setattr(gitops, "_merge_trees", merge_trees_while_someone_commits)
+    monkeypatch.setattr(git_merge, "_merge_trees", merge_trees_while_someone_commits)
     outcome = merge(repo, ws, "1")
     assert outcome.merged
     assert git(repo, "log", "-1", "--format=%P", "main").split() == [
@@ -864,7 +867,7 @@ def test_a_listing_waits_for_a_worktree_entry_being_written(
         waits.append(failures)
         finish_worktree_entry(entry)
 
-    monkeypatch.setattr(gitops, "_wait_for_worktree_entry", other_add_finishes)
+    monkeypatch.setattr(git_refs, "_wait_for_worktree_entry", other_add_finishes)
     ws = prepare_workspace(repo, "main", state, SESSION, "1")
 
     assert waits == [1]
@@ -878,7 +881,7 @@ def test_a_worktree_entry_that_stays_half_made_fails_with_git_s_message(
 ) -> None:
     half_made_worktree_entry(repo, tmp_path, stage)
     waits: list[int] = []
-    monkeypatch.setattr(gitops, "_wait_for_worktree_entry", waits.append)
+    monkeypatch.setattr(git_refs, "_wait_for_worktree_entry", waits.append)
 
     with pytest.raises(GitError, match=rf"failed to read .*worktrees/other/{stage}"):
         prepare_workspace(repo, "main", state, SESSION, "1")

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from autopilot import gitops
+from autopilot.git.refs import _rmtree
+from autopilot.git.workspace import _config_values
 from autopilot.gitops import (
     WorkspaceBroken,
     commit_changes,
@@ -110,7 +112,7 @@ def test_a_branch_that_left_its_base_is_refused(repo: Path, ws: Workspace) -> No
 )
 def test_a_git_dir_moved_to_the_users_repository_is_refused(repo: Path, ws: Workspace) -> None:
     path = Path(ws.path)
-    gitops._rmtree(path / ".git")
+    _rmtree(path / ".git")
     (path / ".git").write_text(f"gitdir: {repo / '.git'}\n")
     write(path, "a.txt", "a\n")
     refs_before = git(repo, "for-each-ref")
@@ -147,7 +149,7 @@ def test_what_the_agent_configures_in_its_workspace_never_runs(
 
     assert not ran.exists()
     assert git(repo, "show", f"{ws.branch}:a.txt") == "a"
-    values = gitops._config_values(path / ".git" / "config")
+    values = _config_values(path / ".git" / "config")
     assert values == gitops.WORKSPACE_SETTINGS | {
         "user.name": "Test User",
         "user.email": "test@example.com",

@@ -1,0 +1,1 @@
+"""The git layer, in parts; `autopilot.gitops` is its face."""

@@ -1,0 +1,328 @@
+"""Commits on the task branch, and the conflict round's merge of the target into it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from autopilot.git.names import SESSION_TRAILER, TASK_TRAILER, _message_with_trailers, branch_name
+from autopilot.git.refs import (
+    _branch_head,
+    _branch_ref,
+    _clear_stale_index_lock,
+    _git_path,
+    _is_ancestor,
+    _resolve,
+    _status_entries,
+    head_sha,
+)
+from autopilot.git.runner import (
+    GitError,
+    _fail,
+    _git,
+    _git_raw,
+    _identity_args,
+    _run,
+    _run_raw,
+    _shown,
+    _z_paths,
+)
+from autopilot.git.workspace import _enter, bring_back
+from autopilot.models import CommitInfo, CommitOutcome, TargetMerge
+
+
+class ConflictsRemain(GitError):
+    """A conflict round's merge still has conflict markers: retrying cannot help."""
+
+
+# --------------------------------------------------------------------------------------------
+# Commits on the task branch
+# --------------------------------------------------------------------------------------------
+
+
+def _commits_since(worktree: str | Path, base_sha: str) -> list[CommitInfo]:
+    # --first-parent: after a conflict round merged the target into the branch, the target's
+    # own commits (reachable only through that merge's second parent) are not the task's.
+    out = _git(
+        worktree,
+        "log",
+        "--no-show-signature",
+        "--first-parent",
+        "--reverse",
+        "-z",
+        "--format=%H%x1f%s",
+        f"{base_sha}..HEAD",
+        "--",
+    )
+    commits: list[CommitInfo] = []
+    for record in out.split("\0"):
+        if record:
+            sha, _, subject = record.partition("\x1f")
+            commits.append(CommitInfo(sha=sha, subject=subject))
+    return commits
+
+
+def _require_task_branch(worktree: str | Path, session_id: str, task_id: str) -> None:
+    expected = _branch_ref(branch_name(session_id, task_id))
+    head_ref = _run(worktree, ["symbolic-ref", "--quiet", "HEAD"]).stdout.strip()
+    if head_ref != expected:
+        now_on = head_ref or "a detached HEAD"
+        raise GitError(
+            f"the task worktree {worktree} is on {now_on}, not on {expected}; the agent "
+            "switched branches: check out the task branch there, then retry"
+        )
+
+
+def _commit(worktree: str | Path, full_message: str) -> None:
+    """Commit the index (a merge commit when MERGE_HEAD exists) with `full_message` as is."""
+    _git(
+        worktree,
+        *_identity_args(worktree),
+        "commit",
+        "--quiet",
+        "--no-verify",  # hooks must not stop us from keeping the agent's work
+        "--cleanup=whitespace",
+        "--file=-",
+        stdin=full_message,
+    )
+
+
+def _merge_message(worktree: str | Path, message: str, session_id: str, task_id: str) -> str:
+    """The message for concluding the merge in progress: the one it was started with
+    (MERGE_MSG, git's `# Conflicts` comment lines dropped) if it already carries our
+    trailers, else `message` (or git's merge message) with our trailers."""
+    try:
+        text = _git_path(worktree, "MERGE_MSG").read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        text = ""
+    kept = "\n".join(line for line in text.splitlines() if not line.startswith("#")).strip()
+    lines = kept.splitlines()
+    if f"{SESSION_TRAILER}: {session_id}" in lines and f"{TASK_TRAILER}: {task_id}" in lines:
+        return kept + "\n"
+    return _message_with_trailers(kept or message, session_id, task_id)
+
+
+def commit_changes(
+    worktree: str | Path,
+    base_sha: str,
+    session_id: str,
+    task_id: str,
+    message: str,
+    *,
+    repo: str | Path | None,
+) -> CommitOutcome:
+    """Commit whatever the agent left uncommitted (with our trailers), then list the branch's
+    own commits since base_sha (first-parent), oldest first.
+
+    `repo`: the user's repository, where the commits are brought back (`bring_back`); None
+    for a linked worktree of a session recorded before, which shares the branch.
+
+    With a merge in progress (a conflict round), this concludes it as a two-parent merge
+    commit, staging the agent's resolutions; it raises GitError instead if a file still has
+    conflict markers. An unmerged file without markers counts as resolved as it stands."""
+    _enter(worktree)
+    _require_task_branch(worktree, session_id, task_id)
+    _clear_stale_index_lock(worktree)
+    merging = _resolve(worktree, "MERGE_HEAD") is not None
+    if merging:
+        _, marked = _conflict_state(worktree)
+        if marked:
+            raise ConflictsRemain(
+                f"cannot commit in {worktree}: the merge in progress still has conflict "
+                f"markers (<<<<<<< / ======= / >>>>>>>) in {_list_for_people(marked)}; "
+                "resolve them there, then retry"
+            )
+    committed = False
+    # During a merge the resolution may equal HEAD (nothing to stage): still commit it, so
+    # the merge is recorded and MERGE_HEAD cleared.
+    if merging or _status_entries(worktree, untracked=True):
+        _git(worktree, "add", "--all")
+        if merging or _run(worktree, ["diff", "--cached", "--quiet"]).returncode != 0:
+            full_message = (
+                _merge_message(worktree, message, session_id, task_id)
+                if merging
+                else _message_with_trailers(message, session_id, task_id)
+            )
+            _commit(worktree, full_message)
+            committed = True
+    commits = _commits_since(worktree, base_sha)
+    head_sha = _git(worktree, "rev-parse", "HEAD").strip()
+    clean = not _status_entries(worktree, untracked=True)
+    if repo is not None:
+        bring_back(repo, worktree, session_id, task_id, base_sha)
+    return CommitOutcome(
+        commits=commits,
+        head_sha=head_sha,
+        committed_leftovers=committed,
+        no_changes=not commits and clean,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Conflict rounds: merging the target into the task branch
+# --------------------------------------------------------------------------------------------
+
+
+def _list_for_people(paths: Sequence[bytes], limit: int = 10) -> str:
+    shown = ", ".join(_shown(path) for path in paths[:limit])
+    return shown + (f" and {len(paths) - limit} more" if len(paths) > limit else "")
+
+
+def _is_marker(line: bytes, char: bytes) -> bool:
+    # Exactly seven marker characters, then a label or the end of the line.
+    return line.startswith(char * 7) and (len(line) == 7 or line[7:8] in (b" ", b"\t", b"\r"))
+
+
+def _marker_blocks(data: bytes) -> int:
+    """How many `<<<<<<<` … `=======` … `>>>>>>>` line sequences `data` has."""
+    blocks, state = 0, 0
+    for line in data.splitlines():
+        if _is_marker(line, b"<"):
+            state = 1
+        elif state == 1 and line.rstrip() == b"=" * 7:
+            state = 2
+        elif state == 2 and _is_marker(line, b">"):
+            blocks, state = blocks + 1, 0
+    return blocks
+
+
+def _unmerged_paths(worktree: str | Path) -> list[bytes]:
+    # `<mode> <object> <stage>\t<path>`, one line per stage.
+    entries = _z_paths(_git_raw(worktree, "ls-files", "--unmerged", "-z"))
+    return sorted({entry.partition(b"\t")[2] for entry in entries})
+
+
+def _differs_from(worktree: str | Path, rev: str) -> set[bytes]:
+    """Tracked paths whose working-tree content differs from `rev`."""
+    return set(_z_paths(_git_raw(worktree, "diff", "--name-only", "--no-renames", "-z", rev, "--")))
+
+
+def _blob(worktree: str | Path, rev: str, path: bytes) -> bytes:
+    """The content of `path` at `rev`, empty if it does not exist there."""
+    proc = _run_raw(worktree, ["cat-file", "blob", f"{rev}:{os.fsdecode(path)}"])
+    return proc.stdout if proc.returncode == 0 else b""
+
+
+def _merge_sides(worktree: str | Path) -> tuple[str, str] | None:
+    """(ours, theirs) of the merge in progress, or of HEAD if it is a merge commit (the agent
+    may have concluded the merge itself); None without either."""
+    ours = _resolve(worktree, "HEAD")
+    theirs = _resolve(worktree, "MERGE_HEAD")
+    if ours is None:
+        return None
+    if theirs is not None:
+        return ours, theirs
+    second = _resolve(worktree, f"{ours}^2")
+    first = _resolve(worktree, f"{ours}^1")
+    return (first, second) if first is not None and second is not None else None
+
+
+def _conflict_state(worktree: str | Path) -> tuple[list[bytes], list[bytes]]:
+    """(unmerged paths, paths whose conflict markers the merge left in).
+
+    A file counts as marked when it changed since the merge base, differs from both sides,
+    and has more marker blocks than either side's version: a file that legitimately holds
+    marker-like lines (on either side) is not flagged."""
+    unmerged = _unmerged_paths(worktree)
+    sides = _merge_sides(worktree)
+    if sides is None:
+        return unmerged, []
+    ours, theirs = sides
+    candidates = _differs_from(worktree, ours) & _differs_from(worktree, theirs)
+    base = _run(worktree, ["merge-base", ours, theirs])
+    if base.returncode == 0:  # unrelated histories have no merge base
+        candidates &= _differs_from(worktree, base.stdout.strip())
+    marked: list[bytes] = []
+    for path in sorted(candidates | set(unmerged)):
+        full = Path(worktree, os.fsdecode(path))
+        if full.is_symlink() or not full.is_file():
+            continue
+        try:
+            blocks = _marker_blocks(full.read_bytes())
+        except OSError:
+            continue
+        if blocks == 0:
+            continue
+        if blocks > max(_marker_blocks(_blob(worktree, rev, path)) for rev in (ours, theirs)):
+            marked.append(path)
+    return unmerged, marked
+
+
+def unresolved_conflicts(worktree: str | Path) -> list[str]:
+    """Paths still in conflict: unmerged index entries, plus files with conflict markers left
+    by the merge in progress (or by HEAD's merge commit), even if `git add`-ed or committed."""
+    unmerged, marked = _conflict_state(worktree)
+    return sorted({_shown(path) for path in [*unmerged, *marked]})
+
+
+def merge_target_into_branch(
+    worktree: str | Path,
+    target_branch: str,
+    session_id: str,
+    task_id: str,
+    *,
+    repo: str | Path | None,
+) -> TargetMerge:
+    """Merge the target's head into the task branch, in the task's worktree.
+
+    A clean merge is committed (with our trailers); on conflicts the markers and MERGE_HEAD
+    are left for the agent, and `commit_changes` concludes the merge later. Called again
+    while that merge is in progress (a retry), it only reports it, or commits it once
+    nothing is unresolved. The target branch and the user's checkout are never touched.
+    `repo`: the user's repository, where the target is (a workspace of its own has no target
+    branch; it reads the target's objects through its alternates)."""
+    _enter(worktree)
+    _require_task_branch(worktree, session_id, task_id)
+    _clear_stale_index_lock(worktree)
+    branch = branch_name(session_id, task_id)
+    message = _message_with_trailers(
+        f"Merge {target_branch} into {branch} for task {task_id}", session_id, task_id
+    )
+    in_progress = _resolve(worktree, "MERGE_HEAD")
+    if in_progress is not None:
+        conflicts = unresolved_conflicts(worktree)
+        if not conflicts:  # e.g. crashed between a clean merge and its commit: finish it
+            _commit(worktree, _merge_message(worktree, message, session_id, task_id))
+        return TargetMerge(
+            clean=not conflicts,
+            conflict_files=conflicts,
+            head_sha=head_sha(worktree),
+        )
+    target_sha = _branch_head(worktree if repo is None else repo, target_branch)
+    branch_head = head_sha(worktree)
+    if _is_ancestor(worktree, target_sha, branch_head):
+        return TargetMerge(clean=True, already_up_to_date=True, head_sha=branch_head)
+    dirty = _status_entries(worktree, untracked=False)
+    if dirty:
+        raise GitError(
+            f"cannot merge {target_branch} into {branch} in {worktree}: it has uncommitted "
+            f"changes to {', '.join(dirty[:10])}; commit them (commit_changes) or discard "
+            "them first, then retry"
+        )
+    # The sha, not the name: we merge exactly the head we checked, even if the target moves.
+    args = [
+        *_identity_args(worktree),
+        "merge",
+        "--no-ff",
+        "--no-commit",
+        "--no-autostash",
+        "--no-stat",
+        "--quiet",
+        f"--message={message}",
+        target_sha,
+    ]
+    proc = _run(worktree, args)
+    if _resolve(worktree, "MERGE_HEAD") is None:
+        raise GitError(
+            f"{_fail(worktree, args, proc)}; nothing was merged. If untracked files are in "
+            "the way, move or delete them in the worktree, then retry"
+        )
+    unmerged = _unmerged_paths(worktree)
+    if not unmerged:
+        _commit(worktree, message)
+    return TargetMerge(
+        clean=not unmerged,
+        conflict_files=[_shown(path) for path in unmerged],
+        head_sha=head_sha(worktree),
+    )

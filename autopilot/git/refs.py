@@ -1,0 +1,279 @@
+"""Refs, history and worktrees of a repository, read; stale locks a killed git left."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import stat
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from autopilot.git.names import SESSION_TRAILER, TASK_TRAILER
+from autopilot.git.runner import GitError, RepoError, _fail, _git, _run
+
+# An index.lock in one of OUR worktrees older than this is left over from a killed git
+# process: no git command we or the agent run holds the index that long.
+STALE_LOCK_SECONDS = 60.0
+BRANCH_LOCK_STALE_SECONDS = 5.0
+
+
+def _branch_ref(branch: str) -> str:
+    """The full ref of a branch named short (`main`) or in full (`refs/heads/main`). Any other
+    ref is refused: what a merge moves must never be a tag or a remote-tracking branch."""
+    if branch.startswith("refs/heads/"):
+        return branch
+    if branch.startswith("refs/"):
+        raise RepoError(f"{branch!r} is not a branch: only branches (refs/heads/*) are merged into")
+    return f"refs/heads/{branch}"
+
+
+def _resolve(cwd: str | Path, rev: str) -> str | None:
+    """The commit sha `rev` names, or None if it names none."""
+    proc = _run(cwd, ["rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}"])
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def head_sha(worktree: str | Path) -> str:
+    """The commit HEAD points at."""
+    return _git(worktree, "rev-parse", "--verify", "HEAD^{commit}").strip()
+
+
+def _branch_head(repo: str | Path, branch: str) -> str:
+    if not Path(repo).is_dir():
+        raise RepoError(f"the repository {repo} does not exist (moved or deleted?)")
+    sha = _resolve(repo, _branch_ref(branch))
+    if sha is None:
+        raise RepoError(f"branch {branch!r} does not exist in {repo} (renamed or deleted?)")
+    return sha
+
+
+def _is_ancestor(repo: str | Path, ancestor: str, descendant: str) -> bool:
+    args = ["merge-base", "--is-ancestor", ancestor, descendant]
+    proc = _run(repo, args)
+    if proc.returncode not in (0, 1):
+        raise GitError(_fail(repo, args, proc))
+    return proc.returncode == 0
+
+
+def _our_merges(repo: str | Path, target_branch: str, session_id: str) -> list[tuple[str, str]]:
+    """(task id, merge sha) of this session's merge commits on the target's first-parent
+    history, oldest first."""
+    fmt = (
+        f"%H%x1f%(trailers:key={SESSION_TRAILER},valueonly,unfold,separator=%x1d)"
+        f"%x1f%(trailers:key={TASK_TRAILER},valueonly,unfold,separator=%x1d)%x1e"
+    )
+    out = _git(
+        repo,
+        "log",
+        "--no-show-signature",
+        "--first-parent",
+        "--min-parents=2",
+        "--reverse",
+        "--fixed-strings",
+        f"--grep={SESSION_TRAILER}: {session_id}",
+        f"--format={fmt}",
+        _branch_ref(target_branch),
+        "--",
+    )
+    merges: list[tuple[str, str]] = []
+    for record in out.split("\x1e"):
+        fields = record.strip("\n").split("\x1f")
+        if len(fields) != 3:
+            continue
+        sha, sessions, tasks = fields
+        if session_id in sessions.split("\x1d") and tasks:
+            merges.append((tasks.split("\x1d")[-1], sha))
+    return merges
+
+
+def list_merges(repo: str | Path, target_branch: str, session_id: str) -> list[tuple[str, str]]:
+    """(task id, merge sha) of the session's merges on the target branch, oldest first."""
+    return _our_merges(repo, target_branch, session_id)
+
+
+def find_task_merge(
+    repo: str | Path, target_branch: str, session_id: str, task_id: str
+) -> str | None:
+    """The sha of the merge commit on the target (first-parent history) whose trailers name
+    this session and task, or None."""
+    for merged_task, sha in _our_merges(repo, target_branch, session_id):
+        if merged_task == task_id:
+            return sha
+    return None
+
+
+@dataclass(frozen=True)
+class _Worktree:
+    path: str
+    head: str | None
+    branch: str | None  # full ref name, None when detached or bare
+    bare: bool
+    locked: str | None  # the lock reason ("" without one), None when not locked
+    prunable: bool
+
+
+# `git worktree add` writes a new entry's files one by one (commondir made before it is
+# written, a `locked` file held only while it initializes), and a listing that reads the entry
+# in between fails: "failed to read .git/worktrees/<name>/commondir", "failed to read
+# '.git/worktrees/<name>/locked': No such file". Another task adding its worktree is the usual
+# cause, so the listing is tried again a moment later.
+WORKTREE_LIST_ATTEMPTS = 6
+WORKTREE_LIST_BACKOFF_S = 0.02
+_ENTRY_BEING_WRITTEN = re.compile(r"failed to read '?[^\n']*worktrees/[^/\n']+/\w+")
+
+
+def _wait_for_worktree_entry(failures: int) -> None:
+    time.sleep(WORKTREE_LIST_BACKOFF_S * 2 ** (failures - 1))  # 20 ms doubling: 0.6 s in all
+
+
+def _worktree_listing(repo: str | Path) -> str:
+    args = ("worktree", "list", "--porcelain", "-z")
+    failures = 0
+    while True:
+        proc = _run(repo, args)
+        if proc.returncode == 0:
+            return proc.stdout
+        failures += 1
+        if failures == WORKTREE_LIST_ATTEMPTS or not _ENTRY_BEING_WRITTEN.search(proc.stderr):
+            raise GitError(_fail(repo, args, proc))
+        _wait_for_worktree_entry(failures)
+
+
+def _worktrees(repo: str | Path) -> list[_Worktree]:
+    """`git worktree list --porcelain -z`, parsed; the main worktree comes first."""
+    out = _worktree_listing(repo)
+    result: list[_Worktree] = []
+    for block in out.split("\0\0"):
+        attrs: dict[str, str] = {}
+        for line in block.split("\0"):
+            if line:
+                key, _, value = line.partition(" ")
+                attrs[key] = value
+        if "worktree" in attrs:
+            result.append(
+                _Worktree(
+                    path=attrs["worktree"],
+                    head=attrs.get("HEAD"),
+                    branch=attrs.get("branch"),
+                    bare="bare" in attrs,
+                    locked=attrs.get("locked"),
+                    prunable="prunable" in attrs,
+                )
+            )
+    return result
+
+
+def _is_linked_worktree(path: Path) -> bool:
+    """A worktree of a session recorded before workspaces had repositories of their own: its
+    `.git` file names a git dir whose `gitdir` file names this `.git` back (git writes both
+    when it adds a worktree; a `.git` file pointing at a repository itself has no such link)."""
+    dot_git = path / ".git"
+    if dot_git.is_symlink() or not dot_git.is_file():
+        return False
+    named = dot_git.read_text(errors="replace").strip().removeprefix("gitdir:").strip()
+    try:
+        back = Path(named, "gitdir").read_text(errors="replace").strip()
+    except OSError:
+        return False
+    return _same_path(back, dot_git)
+
+
+def _same_path(a: str | Path, b: str | Path) -> bool:
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _registered(repo: str | Path, path: str | Path) -> _Worktree | None:
+    return next((wt for wt in _worktrees(repo) if _same_path(wt.path, path)), None)
+
+
+def _checkout_of(repo: str | Path, branch: str) -> _Worktree | None:
+    """The worktree (with an existing directory) where `branch` is checked out, if any."""
+    ref = _branch_ref(branch)
+    for wt in _worktrees(repo):
+        if wt.branch == ref and not wt.prunable and Path(wt.path).is_dir():
+            return wt
+    return None
+
+
+def _status_entries(cwd: str | Path, *, untracked: bool) -> list[str]:
+    """Paths `git status` reports as changed (ignored files never count)."""
+    out = _git(
+        cwd,
+        "status",
+        "--porcelain=v1",
+        "-z",
+        "--ignore-submodules=none",
+        f"--untracked-files={'all' if untracked else 'no'}",
+    )
+    paths: list[str] = []
+    fields = iter(out.split("\0"))
+    for entry in fields:
+        if not entry:
+            continue
+        paths.append(entry[3:])
+        if entry[0] in "RC":  # a rename/copy is followed by its source path
+            next(fields, None)
+    return paths
+
+
+def _git_path(cwd: str | Path, name: str) -> Path:
+    """Absolute path of `name` in the (per-worktree) git dir, e.g. MERGE_HEAD, MERGE_MSG."""
+    return Path(_git(cwd, "rev-parse", "--path-format=absolute", "--git-path", name).strip())
+
+
+def _rmtree(path: Path) -> None:
+    """Remove a directory tree, read-only files (e.g. a Go module cache) included."""
+
+    def make_writable_and_retry(func: Callable[..., Any], name: str, _exc: Any) -> None:
+        os.chmod(name, stat.S_IRWXU)
+        func(name)
+
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.exists():
+        shutil.rmtree(path, onerror=make_writable_and_retry)
+
+
+_IN_PROGRESS = {
+    "MERGE_HEAD": "a merge",
+    "rebase-merge": "a rebase",
+    "rebase-apply": "a rebase (or `git am`)",
+    "CHERRY_PICK_HEAD": "a cherry-pick",
+    "REVERT_HEAD": "a revert",
+}
+
+
+def _operation_in_progress(checkout: str | Path) -> str | None:
+    for name, what in _IN_PROGRESS.items():
+        if _git_path(checkout, name).exists():
+            return what
+    return None
+
+
+def _clear_stale_lock(lock: Path, stale_after_s: float = STALE_LOCK_SECONDS) -> None:
+    """Remove `lock` if it is older than `stale_after_s`: a git killed while holding it."""
+    try:
+        age = time.time() - lock.stat().st_mtime
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    if age > stale_after_s:
+        lock.unlink(missing_ok=True)
+
+
+def _clear_stale_index_lock(worktree: str | Path) -> None:
+    """Remove an index.lock older than STALE_LOCK_SECONDS, only in a task workspace or a
+    linked worktree's own git dir (never the main repository's): a killed git leaves it
+    behind, and no git command run in a task worktree holds the index lock that long."""
+    if not _is_linked_worktree(Path(worktree)):
+        _clear_stale_lock(Path(worktree, ".git", "index.lock"))
+        return
+    out = _git(worktree, "rev-parse", "--absolute-git-dir", "--git-common-dir").splitlines()
+    git_dir = Path(out[0])
+    common_dir = Path(worktree, out[1]) if not Path(out[1]).is_absolute() else Path(out[1])
+    if _same_path(git_dir, common_dir):
+        return  # not a linked worktree: not ours to clean
+    _clear_stale_lock(git_dir / "index.lock")

@@ -1,0 +1,214 @@
+"""Running git: one command at a time, argv only, no hook, a short environment; the
+errors and the machine's git.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+DEFAULT_USER_NAME = "CC3 Autopilot"
+DEFAULT_USER_EMAIL = "autopilot@localhost"
+_DEFAULT_IDENTITY = {"user.name": DEFAULT_USER_NAME, "user.email": DEFAULT_USER_EMAIL}
+MIN_GIT_VERSION = (2, 38, 0)  # `git merge-tree --write-tree`
+
+
+# Variables that would point git at another repository than the one we name with -C.
+_GIT_LOCATION_VARS = (
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "GIT_COMMON_DIR",
+    "GIT_NAMESPACE",
+    "GIT_PREFIX",
+)
+
+
+class GitError(Exception):
+    """A git operation failed; the message says what, where, and git's own words."""
+
+
+class RepoError(GitError):
+    """The repository cannot be used for a session; the message says how to fix it."""
+
+
+# What our git commands see of the worker's environment: where things are, the locale, which
+# config files and identity the user chose. Nothing else: an API key has no business there.
+_GIT_ENV_KEPT = frozenset(
+    {
+        "PATH",
+        "HOME",
+        "USER",
+        "LOGNAME",
+        "LANG",
+        "LANGUAGE",
+        "LC_ALL",
+        "LC_CTYPE",
+        "LC_MESSAGES",
+        "TZ",
+        "TMPDIR",
+        "SSH_AUTH_SOCK",
+        "GIT_SSH",
+        "GIT_SSH_COMMAND",
+        "GIT_CONFIG_GLOBAL",
+        "GIT_CONFIG_SYSTEM",
+        "GIT_CONFIG_NOSYSTEM",
+        "GIT_AUTHOR_NAME",
+        "GIT_AUTHOR_EMAIL",
+        "GIT_COMMITTER_NAME",
+        "GIT_COMMITTER_EMAIL",
+    }
+)
+# Every git command of ours runs no hook and no fsmonitor command, whatever a repository's
+# config says: in a workspace that config is the agent's to write.
+_GIT = ["git", "-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false"]
+
+
+def _git_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k in _GIT_ENV_KEPT}
+    env["GIT_TERMINAL_PROMPT"] = "0"
+    return env
+
+
+def _run(
+    cwd: str | Path, args: Sequence[str], *, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run `git -C cwd args...` and return the result whatever its exit status."""
+    try:
+        return subprocess.run(
+            [*_GIT, "-C", str(cwd), *args],
+            capture_output=True,
+            text=True,
+            input=stdin,
+            env=_git_env(),
+            check=False,
+        )
+    except FileNotFoundError as exc:
+        raise GitError("git is not installed or not on PATH; install git >= 2.38") from exc
+
+
+def _fail(cwd: str | Path, args: Sequence[str], proc: subprocess.CompletedProcess[str]) -> str:
+    output = (proc.stderr.strip() or proc.stdout.strip() or "(no output)")[-2000:]
+    message = f"`git {' '.join(args)}` failed in {cwd} (exit {proc.returncode}): {output}"
+    return message + _full_disk_hint([str(cwd), *args])
+
+
+LOW_SPACE_BYTES = 4 * 1024 * 1024
+
+
+def _full_disk_hint(places: Sequence[str]) -> str:
+    """Git says "unable to write file" when a disk is full; say which disk, and what to do."""
+    for place in places:
+        path = Path(place)
+        if not path.is_absolute():
+            continue
+        while not path.exists() and path != path.parent:
+            path = path.parent
+        try:
+            free = shutil.disk_usage(path).free
+        except OSError:
+            continue
+        if free < LOW_SPACE_BYTES:
+            return (
+                f"; the disk holding {path} is full ({free // 1024} KB free): free some space "
+                "there (or move AUTOPILOT_STATE_DIR); the step is retried"
+            )
+    return ""
+
+
+def _git(cwd: str | Path, *args: str, stdin: str | None = None) -> str:
+    """Run git and return its stdout; raise GitError on a non-zero exit."""
+    proc = _run(cwd, args, stdin=stdin)
+    if proc.returncode != 0:
+        raise GitError(_fail(cwd, args, proc))
+    return proc.stdout
+
+
+def _run_raw(cwd: str | Path, args: Sequence[str]) -> subprocess.CompletedProcess[bytes]:
+    """Like `_run`, with bytes output: diffs, file contents and `-z` paths need not be UTF-8."""
+    try:
+        return subprocess.run(
+            [*_GIT, "-C", str(cwd), *args], capture_output=True, env=_git_env(), check=False
+        )
+    except FileNotFoundError as exc:
+        raise GitError("git is not installed or not on PATH; install git >= 2.38") from exc
+
+
+def _git_raw(cwd: str | Path, *args: str) -> bytes:
+    """Run git and return its stdout as bytes; raise GitError on a non-zero exit."""
+    proc = _run_raw(cwd, args)
+    if proc.returncode != 0:
+        shown = subprocess.CompletedProcess(
+            proc.args,
+            proc.returncode,
+            proc.stdout.decode("utf-8", "replace"),
+            proc.stderr.decode("utf-8", "replace"),
+        )
+        raise GitError(_fail(cwd, args, shown))
+    return proc.stdout
+
+
+def _z_paths(out: bytes) -> list[bytes]:
+    return [path for path in out.split(b"\0") if path]
+
+
+def _shown(path: bytes) -> str:
+    """A repository path as text for people and models (never fails on odd bytes)."""
+    return path.decode("utf-8", "replace")
+
+
+def _missing_identity(cwd: str | Path) -> dict[str, str]:
+    """Our default for each of user.name / user.email the repository has not configured."""
+    return {
+        key: default
+        for key, default in _DEFAULT_IDENTITY.items()
+        if not _run(cwd, ["config", "--get", key]).stdout.strip()
+    }
+
+
+def _identity_args(cwd: str | Path) -> list[str]:
+    """`-c user.name=… -c user.email=…` defaults for whatever the repo has not configured."""
+    return [
+        arg for key, value in _missing_identity(cwd).items() for arg in ("-c", f"{key}={value}")
+    ]
+
+
+def identity_env(cwd: str | Path) -> dict[str, str]:
+    """Environment variables giving an agent's own `git commit` in `cwd` our default author
+    and committer, for whatever identity the repository has not configured (else empty)."""
+    missing = _missing_identity(cwd)
+    env: dict[str, str] = {}
+    if "user.name" in missing:
+        env["GIT_AUTHOR_NAME"] = env["GIT_COMMITTER_NAME"] = missing["user.name"]
+    if "user.email" in missing:
+        env["GIT_AUTHOR_EMAIL"] = env["GIT_COMMITTER_EMAIL"] = missing["user.email"]
+    return env
+
+
+def git_version() -> tuple[int, int, int]:
+    """The installed git's version, e.g. (2, 39, 5)."""
+    out = _git(".", "--version")
+    found = re.search(r"(\d+)\.(\d+)(?:\.(\d+))?", out)
+    if found is None:
+        raise GitError(f"cannot read the git version from `git --version`: {out.strip()!r}")
+    major, minor, patch = found.groups()
+    return int(major), int(minor), int(patch or 0)
+
+
+def require_git(min: tuple[int, int, int] = MIN_GIT_VERSION) -> tuple[int, int, int]:
+    """Return the git version, or raise GitError if it is older than `min`."""
+    version = git_version()
+    if version < min:
+        have = ".".join(map(str, version))
+        need = ".".join(map(str, min))
+        raise GitError(
+            f"git {have} is too old: CC3 Autopilot needs git >= {need} "
+            "(for `git merge-tree --write-tree`); install a newer git and try again"
+        )
+    return version
