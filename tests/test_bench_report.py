@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import Any
 
 from temporalio.api.common.v1 import Header, Payload, Payloads
@@ -15,6 +17,7 @@ from autopilot.plan_parser import parse_plan
 from bench.histories import payload_sizes
 from bench.plans import plan_text
 from bench.report import all_targets
+from tests.harness import ROOT
 
 
 def sweep(speedups: dict[int, tuple[float, float]]) -> dict[str, Any]:
@@ -95,3 +98,19 @@ def test_bench_plans_have_task_bodies_of_the_size_asked() -> None:
         assert len(short.body) < 400 and 2048 <= len(long.body.encode()) < 2300
         assert [file.path for file in short.files] == [file.path for file in long.files]
         assert short.commit_message == long.commit_message
+
+
+def test_the_large_repository_bench_runs_every_step() -> None:
+    small = ["--files", "300", "--commits", "30", "--runs", "1"]
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.large_repo", *small],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "repository: 300 files, 31 commits" in done.stdout
+    for step in ("prepare", "commit and bring back", "merge", "remove", "git worktree add"):
+        assert f"  {step} " in done.stdout, done.stdout
