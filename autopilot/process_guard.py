@@ -1,11 +1,13 @@
 """Make sure an agent run leaves no process behind, whatever happens to it or to the worker.
 
 The CLI's Bash tool starts children in their own sessions, so killing the CLI (even its
-process group) can leave them running. On Linux, as root, each run goes into its own PID
-namespace (`unshare --pid --fork --kill-child`): when the namespace's first process dies,
-the kernel kills everything in it. `setpriv --pdeathsig KILL` in front makes the run die with
-the worker, even when the worker is SIGKILLed. Where neither works, the fallback tracks the
-process tree through the process table (psutil: /proc on Linux) and kills it explicitly.
+process group) can leave them running. The pipeline's runs are in the sandbox's own PID
+namespace (autopilot/sandbox.py), which dies with them; `kill_tree` here still ends a run's
+tree explicitly, through the process table (psutil: /proc on Linux) and the per-run marker.
+
+`detect_guard` is the guard of runs outside the sandbox (the bench's bare work): a PID
+namespace of its own (`unshare --pid --fork --kill-child`) where the machine allows it,
+`setpriv --pdeathsig KILL` in front so that it dies with its parent.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ def _works(argv: list[str]) -> bool:
 
 
 def detect_guard() -> ProcessGuard:
-    """Pick the strongest isolation this machine allows. Called once at worker start."""
+    """Pick the strongest isolation this machine allows, once per process that runs agents."""
     setpriv, unshare = shutil.which("setpriv"), shutil.which("unshare")
     death = [setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []
     if unshare:
