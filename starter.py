@@ -29,16 +29,12 @@ from temporalio.client import (
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError
 
-from autopilot import commands, gitops
-from autopilot.config import ConfigError, Settings, load_settings
-from autopilot.follow import EXIT_MERGED, EXIT_NOT_MERGED, follow, report
-from autopilot.models import AgentSettings, Plan, SessionRequest, SessionStatus
-from autopilot.options import RUN_RANGES, OptionError, RunNumbers
-from autopilot.payload_size import PayloadTooLarge, check_requests
-from autopilot.plan_parser import PlanError, load_plan, select_batches
-from autopilot.plan_report import describe_plan
-from autopilot.process_exit import exit_now
-from autopilot.repo_config import (
+from autopilot import git as gitops
+from autopilot.infra.config import ConfigError, Settings, load_settings
+from autopilot.infra.options import RUN_RANGES, OptionError, RunNumbers
+from autopilot.infra.payload_size import PayloadTooLarge, check_requests
+from autopilot.infra.process_exit import exit_now
+from autopilot.infra.repo_config import (
     CONFIG_FILE,
     MODES,
     ON_FAILURE,
@@ -46,11 +42,16 @@ from autopilot.repo_config import (
     load_repo_config,
     merge_review_settings,
 )
-from autopilot.safe_text import printable
-from autopilot.session_id import session_id
-from autopilot.session_settings import differences, refusal
-from autopilot.temporal_connection import TemporalUnavailable, connect
-from autopilot.worker_process import WorkerStartFailed, ensure_worker
+from autopilot.infra.temporal_connection import TemporalUnavailable, connect
+from autopilot.infra.worker_process import WorkerStartFailed, ensure_worker
+from autopilot.models import AgentSettings, Plan, SessionRequest, SessionStatus
+from autopilot.operate import commands
+from autopilot.operate.follow import EXIT_MERGED, EXIT_NOT_MERGED, follow, report
+from autopilot.operate.session_id import session_id
+from autopilot.operate.session_settings import differences, refusal
+from autopilot.plan.parser import PlanError, load_plan, select_batches
+from autopilot.plan.report import describe_plan
+from autopilot.plan.safe_text import printable
 from workflows.session import SessionWorkflow
 
 EXIT_BAD_INPUT, EXIT_DETACHED = 2, 130

@@ -33,16 +33,17 @@ from activities.workspace import (
     prepare_workspace,
     remove_workspace,
 )
-from autopilot import gitops, search_attributes
-from autopilot.claude_cli import ClaudeNotFound, find_claude
-from autopilot.config import ConfigError, Settings, load_settings
-from autopilot.egress import Egress
-from autopilot.log_context import LogContextInterceptor
-from autopilot.logs import configure_logging
-from autopilot.malloc_arenas import forget_arena_cap, restart_with_arena_cap
-from autopilot.process_exit import exit_now
-from autopilot.sandbox import Sandbox, SandboxUnavailable, detect_sandbox
-from autopilot.temporal_connection import TemporalUnavailable, connect
+from autopilot import git as gitops
+from autopilot.agent.cli import ClaudeNotFound, find_claude
+from autopilot.agent.egress import Egress
+from autopilot.agent.sandbox import Sandbox, SandboxUnavailable, detect_sandbox
+from autopilot.infra import search_attributes
+from autopilot.infra.config import ConfigError, Settings, load_settings
+from autopilot.infra.log_context import LogContextInterceptor
+from autopilot.infra.logs import configure_logging
+from autopilot.infra.malloc_arenas import forget_arena_cap, restart_with_arena_cap
+from autopilot.infra.process_exit import exit_now
+from autopilot.infra.temporal_connection import TemporalUnavailable, connect
 from workflows.session import SessionWorkflow
 from workflows.task import TaskWorkflow
 
@@ -106,7 +107,7 @@ async def serve(settings: Settings, task_queue: str) -> None:
     added = await search_attributes.ensure_registered(client)
     if added:
         log.info("registered search attributes", names=added)
-    # The sandboxes' way out (autopilot/egress.py), at a short path of its own: a Unix
+    # The sandboxes' way out (autopilot/agent/egress.py), at a short path of its own: a Unix
     # socket's must fit in 107 bytes, and the state dir's may be longer.
     with tempfile.TemporaryDirectory(prefix="autopilot-egress-") as folder:
         egress = await Egress(Path(folder) / "egress.sock", os.environ).start()

@@ -20,10 +20,21 @@ import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from autopilot import error_types, gitops, plan_snapshots
-from autopilot.agent_runner import AgentFailure, StreamState, run_claude
-from autopilot.claude_cli import agent_environment, claude_argv
-from autopilot.egress import Egress
+from autopilot import error_types
+from autopilot import git as gitops
+from autopilot.agent.cli import agent_environment, claude_argv
+from autopilot.agent.egress import Egress
+from autopilot.agent.prompts import conflict_prompt, continue_prompt, fix_prompt, task_prompt
+from autopilot.agent.runner import AgentFailure, StreamState, run_claude
+from autopilot.agent.sandbox import (
+    Gateway,
+    Layout,
+    Sandbox,
+    space_environment,
+    task_layout,
+    tools_of,
+)
+from autopilot.infra.redact import Redactor
 from autopilot.models import (
     AgentInput,
     AgentProgress,
@@ -35,18 +46,9 @@ from autopilot.models import (
     ReviewerOutcome,
     TaskRequest,
 )
-from autopilot.prompts import conflict_prompt, continue_prompt, fix_prompt, task_prompt
-from autopilot.redact import Redactor
-from autopilot.review import untouched_files
-from autopilot.reviewer import parse_verdict, reviewer_argv, reviewer_prompt
-from autopilot.sandbox import (
-    Gateway,
-    Layout,
-    Sandbox,
-    space_environment,
-    task_layout,
-    tools_of,
-)
+from autopilot.plan import snapshots as plan_snapshots
+from autopilot.review.reviewer import parse_verdict, reviewer_argv, reviewer_prompt
+from autopilot.review.verdict import untouched_files
 
 log = structlog.get_logger("agent")
 # Namespace for deterministic Claude session ids (one per task, round and attempt).

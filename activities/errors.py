@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from temporalio.exceptions import ApplicationError
 
 from autopilot.error_types import CHECKOUT_IN_THE_WAY, CONFLICTS_REMAIN, GIT_ERROR, REPO_UNUSABLE
-from autopilot.gitops import CheckoutInTheWay, ConflictsRemain, GitError, RepoError
+from autopilot.git import CheckoutInTheWay, ConflictsRemain, GitError, RepoError
 
 
 @contextmanager

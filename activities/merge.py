@@ -7,7 +7,8 @@ from temporalio import activity
 
 from activities.errors import git_errors_as_activity_errors
 from activities.heartbeat import in_thread
-from autopilot import failpoints, gitops
+from autopilot import git as gitops
+from autopilot.infra import failpoints
 from autopilot.models import MergeInput, MergeOutcome
 
 log = structlog.get_logger("merge")

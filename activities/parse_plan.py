@@ -1,7 +1,7 @@
 """Activities: read and parse the plan file, and read a session's snapshot of it again.
 
 The parse is the session's snapshot, which later edits of the file cannot change: it is kept
-under the state dir by its hash, and the session gets its outline (autopilot/plan_snapshots.py).
+under the state dir by its hash, and the session gets its outline (autopilot/plan/snapshots.py).
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ import hashlib
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from autopilot import error_types, plan_snapshots
+from autopilot import error_types
 from autopilot.models import ParsePlanInput, Plan
-from autopilot.plan_parser import PlanError, decode_plan, read_plan_bytes, select_batches
+from autopilot.plan import snapshots as plan_snapshots
+from autopilot.plan.parser import PlanError, decode_plan, read_plan_bytes, select_batches
 
 
 def _parse(request: ParsePlanInput) -> Plan:

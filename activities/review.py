@@ -10,12 +10,12 @@ from pathlib import Path
 from temporalio import activity
 
 from activities.heartbeat import in_thread
-from autopilot import gitops
-from autopilot.checks import CheckEnv
-from autopilot.checks import run_checks as run_check_commands
-from autopilot.egress import Egress
+from autopilot import git as gitops
+from autopilot.agent.egress import Egress
+from autopilot.agent.sandbox import Gateway, Layout, Sandbox, under_tmp
 from autopilot.models import CheckResult, ChecksInput
-from autopilot.sandbox import Gateway, Layout, Sandbox, under_tmp
+from autopilot.review.checks import CheckEnv
+from autopilot.review.checks import run_checks as run_check_commands
 
 
 class CheckActivities:
@@ -36,7 +36,7 @@ class CheckActivities:
 
         worktree = Path(request.worktree)
         hidden = [Path(p) for p in (request.state_dir, request.repo) if p]
-        path_var = os.environ.get("PATH", "")  # the checks' (autopilot/checks.py, BASE_VARS)
+        path_var = os.environ.get("PATH", "")  # the checks' (autopilot/review/checks.py, BASE_VARS)
         shown = under_tmp([Path(entry) for entry in path_var.split(os.pathsep) if entry])
         shown += [gitops.objects_dir(request.repo)] if request.repo else []
         with self._egress.grant(request.network) as grant:

@@ -1,6 +1,6 @@
 """Activities over a task's worktree: prepare it, commit what the agent left, remove it.
 
-Each is a thin wrapper over autopilot.gitops, whose functions are idempotent: a retry after a
+Each is a thin wrapper over autopilot.git, whose functions are idempotent: a retry after a
 crash at any point looks at git first and never repeats a commit.
 """
 
@@ -10,7 +10,7 @@ from temporalio import activity
 
 from activities.errors import git_errors_as_activity_errors
 from activities.heartbeat import in_thread
-from autopilot import gitops
+from autopilot import git as gitops
 from autopilot.models import (
     CommitInput,
     CommitOutcome,

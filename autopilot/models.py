@@ -75,7 +75,7 @@ class Plan(BaseModel):
     batches: list[Batch]
     ignored: list[IgnoredBlock] = Field(default_factory=list)
     # The texts (task bodies, context, batch descriptions) are left out: they stay in the
-    # snapshot under the state dir (autopilot/plan_snapshots.py), read by the activities.
+    # snapshot under the state dir (autopilot/plan/snapshots.py), read by the activities.
     outline: bool = False
     # The plan's default `**Execution Mode:**` (before the first batch), as read ("sequential",
     # "parallel, local"); "" when the plan sets none. Each batch already has it applied.
@@ -145,7 +145,7 @@ class AgentSettings(BaseModel):
     # paused with the reason: a crash loop shows, and still nothing is counted as failed.
     max_lost_runs: int = 20
     # What the agent and the checks may reach from their sandbox besides the model API
-    # ([sandbox] network in .autopilot.toml; autopilot/egress.py).
+    # ([sandbox] network in .autopilot.toml; autopilot/agent/egress.py).
     network: list[str] = Field(default_factory=list)
 
 

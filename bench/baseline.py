@@ -18,9 +18,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from autopilot import gitops
-from autopilot.agent_runner import run_claude
-from autopilot.claude_cli import agent_environment, claude_argv
+from autopilot import git as gitops
+from autopilot.agent.cli import agent_environment, claude_argv
+from autopilot.agent.process_guard import ProcessGuard
+from autopilot.agent.prompts import task_prompt
+from autopilot.agent.runner import run_claude
 from autopilot.models import (
     AgentProgress,
     AgentSettings,
@@ -29,9 +31,7 @@ from autopilot.models import (
     TaskRequest,
     Workspace,
 )
-from autopilot.plan_parser import load_plan
-from autopilot.process_guard import ProcessGuard
-from autopilot.prompts import task_prompt
+from autopilot.plan.parser import load_plan
 from bench.cpu import snapshot
 
 PHASES = ("prepare", "agent", "commit", "merge", "remove")

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from autopilot import gitops
+from autopilot import git as gitops
 from autopilot.models import Workspace
 
 SESSION = "bench-large"

@@ -3,7 +3,7 @@ fixed time per turn (the concurrency sweep)."""
 
 from __future__ import annotations
 
-from autopilot.scripted_model import Conversation, PlanFollower, Reply, ScriptedModel
+from autopilot.agent.scripted_model import Conversation, PlanFollower, Reply, ScriptedModel
 
 
 class SlowFollower:

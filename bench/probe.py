@@ -21,7 +21,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 import starter
-from autopilot.config import load_settings
+from autopilot.infra.config import load_settings
 from bench.histories import collect
 from bench.pipeline import Installation
 from bench.repos import merges_on_main

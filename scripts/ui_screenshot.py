@@ -61,8 +61,8 @@ def main() -> int:
         print("ui_screenshot: Chromium is not installed; run: apt-get install chromium")
         return 2
     sys.path.insert(0, str(ROOT))
-    from autopilot.config import load_settings
-    from autopilot.temporal_connection import stop_embedded_server
+    from autopilot.infra.config import load_settings
+    from autopilot.infra.temporal_connection import stop_embedded_server
 
     with tempfile.TemporaryDirectory(prefix="autopilot-screenshot-") as scratch:
         env = {
@@ -73,7 +73,7 @@ def main() -> int:
         }
         try:
             demo = subprocess.run(
-                [sys.executable, "-m", "autopilot.demo", "--scripted"],
+                [sys.executable, "-m", "autopilot.operate.demo", "--scripted"],
                 cwd=ROOT,
                 env=env,
                 capture_output=True,

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from autopilot.config import load_settings
+from autopilot.infra.config import load_settings
+from autopilot.infra.temporal_connection import stop_embedded_server
 from autopilot.models import SessionStatus
-from autopilot.temporal_connection import stop_embedded_server
 
 ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")

@@ -22,8 +22,18 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.agent import SESSION_NAMESPACE, AgentActivities
-from autopilot.egress import Egress
-from autopilot.gitops import prepare_workspace
+from autopilot.agent.egress import Egress
+from autopilot.agent.sandbox import GATEWAY_PORT, Sandbox, detect_sandbox
+from autopilot.agent.scripted_model import (
+    HttpError,
+    Reviewer,
+    ScriptedModel,
+    Text,
+    ToolCall,
+    ToolUses,
+    script,
+)
+from autopilot.git import prepare_workspace
 from autopilot.models import (
     AgentInput,
     AgentProgress,
@@ -34,16 +44,6 @@ from autopilot.models import (
     ReviewerInput,
     Task,
     TaskRequest,
-)
-from autopilot.sandbox import GATEWAY_PORT, Sandbox, detect_sandbox
-from autopilot.scripted_model import (
-    HttpError,
-    Reviewer,
-    ScriptedModel,
-    Text,
-    ToolCall,
-    ToolUses,
-    script,
 )
 from tests.gitutil import git, head, isolate_git, make_repo
 from tests.harness import claude_bin, clean_env, commands_in, processes_in, wait_gone, wait_until

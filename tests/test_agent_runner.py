@@ -19,12 +19,19 @@ from typing import Any
 
 import pytest
 
-from autopilot.agent_runner import AgentFailure, StreamState, classify, run_claude
-from autopilot.claude_cli import agent_environment, claude_argv
+from autopilot.agent.cli import agent_environment, claude_argv
+from autopilot.agent.process_guard import ProcessGuard, detect_guard
+from autopilot.agent.runner import AgentFailure, StreamState, classify, run_claude
+from autopilot.agent.scripted_model import (
+    HttpError,
+    ScriptedModel,
+    Text,
+    ToolCall,
+    ToolUses,
+    script,
+)
+from autopilot.infra.redact import Redactor
 from autopilot.models import AgentProgress, AgentSettings
-from autopilot.process_guard import ProcessGuard, detect_guard
-from autopilot.redact import Redactor
-from autopilot.scripted_model import HttpError, ScriptedModel, Text, ToolCall, ToolUses, script
 from tests.gitutil import git, isolate_git, make_repo
 from tests.harness import claude_bin, clean_env, commands_in, processes_in, wait_gone, wait_until
 
@@ -425,7 +432,7 @@ async def test_cancellation_kills_the_whole_tree(
 WORKER = """
 import asyncio, json, sys
 from pathlib import Path
-from autopilot.agent_runner import run_claude
+from autopilot.agent.runner import run_claude
 
 job = json.loads(sys.argv[1])
 asyncio.run(

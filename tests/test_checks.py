@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from autopilot.checks import (
+from autopilot.models import CheckCommand, CheckResult
+from autopilot.review.checks import (
     TAIL_CHARS,
     CheckEnv,
     CheckSyntaxError,
@@ -22,7 +23,6 @@ from autopilot.checks import (
     run_check,
     run_checks,
 )
-from autopilot.models import CheckCommand, CheckResult
 
 PY = shlex.quote(sys.executable)
 

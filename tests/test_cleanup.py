@@ -1,4 +1,5 @@
-"""autopilot.cleanup against real repositories in tmp_path (a bare repo stands in for origin)."""
+"""autopilot.git.cleanup against real repositories in tmp_path (a bare repo stands in for
+origin)."""
 
 from __future__ import annotations
 
@@ -6,16 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from autopilot.cleanup import (
-    BranchInfo,
-    CleanupAction,
-    apply_cleanup,
-    find_branches,
-    is_task_branch,
-    plan_cleanup,
-    remove_empty_session_dirs,
-)
-from autopilot.gitops import (
+from autopilot.git import (
     GitError,
     RepoError,
     branch_name,
@@ -23,6 +15,15 @@ from autopilot.gitops import (
     merge_task,
     prepare_workspace,
     remove_workspace,
+)
+from autopilot.git.cleanup import (
+    BranchInfo,
+    CleanupAction,
+    apply_cleanup,
+    find_branches,
+    is_task_branch,
+    plan_cleanup,
+    remove_empty_session_dirs,
 )
 from autopilot.models import Workspace
 from tests.gitutil import commit_file, git, head, isolate_git, write

@@ -15,9 +15,8 @@ import pytest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from autopilot import gitops
-from autopilot.models import SessionState, TaskState
-from autopilot.scripted_model import (
+from autopilot import git as gitops
+from autopilot.agent.scripted_model import (
     STRUCTURED_OUTPUT,
     Conversation,
     HttpError,
@@ -26,7 +25,8 @@ from autopilot.scripted_model import (
     Reviewer,
     ScriptedModel,
 )
-from autopilot.temporal_connection import temporal_cli
+from autopilot.infra.temporal_connection import temporal_cli
+from autopilot.models import SessionState, TaskState
 from tests.gitutil import git
 from tests.harness import Autopilot, autopilot, processes_in, wait_until
 

@@ -19,7 +19,7 @@ def test_demo_without_credentials_uses_the_scripted_model(tmp_path: Path) -> Non
     # No model env: the demo must find no credentials and start the stand-in by itself.
     with autopilot(tmp_path / "autopilot", model_env={}) as installation:
         done = subprocess.run(
-            [sys.executable, "-m", "autopilot.demo"],
+            [sys.executable, "-m", "autopilot.operate.demo"],
             cwd=ROOT,
             env=installation.env(),
             stdin=subprocess.DEVNULL,
@@ -45,7 +45,7 @@ def test_demo_without_credentials_uses_the_scripted_model(tmp_path: Path) -> Non
 def test_an_api_key_means_the_real_model(
     name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from autopilot.demo import has_real_credentials
+    from autopilot.operate.demo import has_real_credentials
 
     monkeypatch.setenv("HOME", str(tmp_path))
     for var in ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN"):
@@ -59,7 +59,7 @@ def test_an_api_key_means_the_real_model(
 def test_a_claude_login_means_the_real_model(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from autopilot.demo import has_real_credentials
+    from autopilot.operate.demo import has_real_credentials
 
     for var in ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN"):
         monkeypatch.delenv(var, raising=False)

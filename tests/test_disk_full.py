@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from autopilot import gitops
+from autopilot import git as gitops
 from tests.gitutil import commit_file, isolate_git
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")

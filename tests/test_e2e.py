@@ -17,10 +17,10 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from autopilot import gitops
+from autopilot import git as gitops
+from autopilot.agent.scripted_model import Conversation, PlanFollower, Reply, ScriptedModel
+from autopilot.infra.temporal_connection import temporal_cli
 from autopilot.models import SessionState, TaskState
-from autopilot.scripted_model import Conversation, PlanFollower, Reply, ScriptedModel
-from autopilot.temporal_connection import temporal_cli
 from tests.gitutil import git
 from tests.harness import Autopilot, autopilot, processes_in, wait_until
 from workflows.session import SessionWorkflow

@@ -1,4 +1,4 @@
-"""The sandbox's only way out (autopilot/egress.py): the worker's proxy, reached from inside a
+"""The sandbox's only way out (autopilot/agent/egress.py): the worker's proxy, reached from inside a
 real bubblewrap sandbox with no network of its own, through its gateway port."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from autopilot.egress import Egress, Grant
-from autopilot.sandbox import GATEWAY_PORT, Gateway, Layout, detect_sandbox
-from autopilot.scripted_model import ScriptedModel, Text
+from autopilot.agent.egress import Egress, Grant
+from autopilot.agent.sandbox import GATEWAY_PORT, Gateway, Layout, detect_sandbox
+from autopilot.agent.scripted_model import ScriptedModel, Text
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -1,4 +1,4 @@
-"""autopilot.gitops against real git repositories in tmp_path (no network)."""
+"""autopilot.git against real git repositories in tmp_path (no network)."""
 
 from __future__ import annotations
 
@@ -13,12 +13,9 @@ from temporalio.exceptions import ApplicationError
 
 from activities.errors import git_errors_as_activity_errors
 from activities.merge import merge_and_tidy
-from autopilot import gitops
+from autopilot import git as gitops
 from autopilot.error_types import CHECKOUT_IN_THE_WAY
-from autopilot.git import merge as git_merge
-from autopilot.git import refs as git_refs
-from autopilot.git.refs import _rmtree
-from autopilot.gitops import (
+from autopilot.git import (
     GitError,
     RepoError,
     branch_name,
@@ -34,6 +31,9 @@ from autopilot.gitops import (
     require_git,
     worktree_path,
 )
+from autopilot.git import merge as git_merge
+from autopilot.git import refs as git_refs
+from autopilot.git.refs import _rmtree
 from autopilot.models import MergeInput, MergeOutcome, Workspace
 from tests.gitutil import commit_file, git, head, isolate_git, make_repo, trailers, write
 

@@ -1,4 +1,4 @@
-"""Review and conflict-round support in autopilot.gitops, against real git repos in tmp_path."""
+"""Review and conflict-round support in autopilot.git, against real git repos in tmp_path."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from autopilot.gitops import (
+from autopilot.git import (
     GitError,
     branch_name,
     commit_changes,

@@ -1,7 +1,7 @@
-"""The live view's reads (autopilot/live_tasks.py: LiveSession) on the real Temporal dev server,
-with the stand-in activities of tests/workflow_stubs.py and a worker that counts the queries it
-answers: a refresh asks the worker only about workflows whose history moved, and still shows
-the current phase and the latest heartbeat every time.
+"""The live view's reads (autopilot/operate/live_tasks.py: LiveSession) on the real Temporal dev
+server, with the stand-in activities of tests/workflow_stubs.py and a worker that counts the
+queries it answers: a refresh asks the worker only about workflows whose history moved, and
+still shows the current phase and the latest heartbeat every time.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from temporalio.worker import (
     WorkflowInterceptorClassInput,
 )
 
-from autopilot.live_tasks import LiveSession, LiveTask, version_of
 from autopilot.models import (
     AgentInput,
     AgentProgress,
@@ -37,6 +36,7 @@ from autopilot.models import (
     SessionStatus,
     TaskState,
 )
+from autopilot.operate.live_tasks import LiveSession, LiveTask, version_of
 from tests.workflow_stubs import (
     Stubs,
     agent_run,

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from autopilot.malloc_arenas import (
+from autopilot.infra.malloc_arenas import (
     ARENAS_VAR,
     CHOSEN_BY_US,
     forget_arena_cap,
@@ -21,7 +21,7 @@ from tests.harness import ROOT
 ENTRY = """
 import json, os, sys
 from pathlib import Path
-from autopilot.malloc_arenas import forget_arena_cap, restart_with_arena_cap
+from autopilot.infra.malloc_arenas import forget_arena_cap, restart_with_arena_cap
 
 NAMES = ("MALLOC_ARENA_MAX", "AUTOPILOT_MALLOC_ARENA_MAX")
 with Path(sys.argv[1]).open("a") as starts:

@@ -6,9 +6,10 @@ import random
 
 import pytest
 
-from autopilot import plan_blocks, plan_parser
-from autopilot.plan_blocks import Block, ScanReport, top_level_blocks
-from autopilot.plan_parser import PlanError, PlanIssue
+from autopilot.plan import blocks as plan_blocks
+from autopilot.plan import parser as plan_parser
+from autopilot.plan.blocks import Block, ScanReport, top_level_blocks
+from autopilot.plan.parser import PlanError, PlanIssue
 from bench.plans import plan_text
 
 Outcome = dict[str, object] | list[PlanIssue]

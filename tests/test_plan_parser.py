@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from autopilot import plan_parser
 from autopilot.models import FileRef, Plan
-from autopilot.plan_parser import PlanError, PlanIssue, load_plan, select_batches
+from autopilot.plan import parser as plan_parser
+from autopilot.plan.parser import PlanError, PlanIssue, load_plan, select_batches
 
 PLANS = Path(__file__).parent / "plans"
 

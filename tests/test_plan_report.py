@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from autopilot.plan_parser import load_plan, parse_plan, select_batches
-from autopilot.plan_report import describe_plan
+from autopilot.plan.parser import load_plan, parse_plan, select_batches
+from autopilot.plan.report import describe_plan
 
 PLANS = Path(__file__).parent / "plans"
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from autopilot import plan_snapshots
 from autopilot.models import AgentSettings, TaskRequest
-from autopilot.plan_parser import parse_plan
+from autopilot.plan import snapshots as plan_snapshots
+from autopilot.plan.parser import parse_plan
 
 PLAN = """# Plan
 

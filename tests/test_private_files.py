@@ -14,12 +14,13 @@ from pathlib import Path
 import pytest
 import structlog
 
-from autopilot import logs, plan_snapshots
-from autopilot.agent_runner import AgentFailure, run_claude
-from autopilot.checks import run_check
-from autopilot.config import Settings, load_settings
-from autopilot.gitops import prepare_workspace, worktree_path
+from autopilot.agent.runner import AgentFailure, run_claude
+from autopilot.git import prepare_workspace, worktree_path
+from autopilot.infra import logs
+from autopilot.infra.config import Settings, load_settings
 from autopilot.models import CheckCommand, Plan
+from autopilot.plan import snapshots as plan_snapshots
+from autopilot.review.checks import run_check
 from tests.gitutil import isolate_git, make_repo
 
 SHA = "ab" * 32

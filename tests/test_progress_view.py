@@ -10,9 +10,7 @@ import pytest
 import structlog
 from rich.console import Console
 
-from autopilot import logs
-from autopilot.commands import print_status
-from autopilot.live_tasks import LiveTask
+from autopilot.infra import logs
 from autopilot.models import (
     AgentProgress,
     BatchStatus,
@@ -21,7 +19,9 @@ from autopilot.models import (
     TaskState,
     TaskStatus,
 )
-from autopilot.progress_view import ProgressView, render_table
+from autopilot.operate.commands import print_status
+from autopilot.operate.live_tasks import LiveTask
+from autopilot.operate.progress_view import ProgressView, render_table
 
 START = datetime(2026, 11, 26, 1, 0, tzinfo=UTC)
 

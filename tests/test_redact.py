@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from autopilot.redact import (
+from autopilot.infra.redact import (
     MIN_SECRET_CHARS,
     NO_SECRETS,
     Redactor,

@@ -7,8 +7,7 @@ from typing import Any
 
 import pytest
 
-from autopilot.models import CheckCommand, ReviewSettings
-from autopilot.repo_config import (
+from autopilot.infra.repo_config import (
     CONFIG_FILE,
     PROMPT_FILE_LIMIT,
     RepoConfigError,
@@ -16,6 +15,7 @@ from autopilot.repo_config import (
     load_repo_config,
     merge_review_settings,
 )
+from autopilot.models import CheckCommand, ReviewSettings
 
 FULL = """\
 [review]

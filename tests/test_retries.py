@@ -6,8 +6,14 @@ from pathlib import Path
 
 import pytest
 
+from autopilot.agent.scripted_model import (
+    Conversation,
+    HttpError,
+    PlanFollower,
+    Reply,
+    ScriptedModel,
+)
 from autopilot.models import TaskState
-from autopilot.scripted_model import Conversation, HttpError, PlanFollower, Reply, ScriptedModel
 from tests.harness import autopilot
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]

@@ -11,9 +11,8 @@ from typing import Any
 
 import pytest
 
-from autopilot import gitops
-from autopilot.models import TaskState
-from autopilot.scripted_model import (
+from autopilot import git as gitops
+from autopilot.agent.scripted_model import (
     STRUCTURED_OUTPUT,
     Conversation,
     PlanFollower,
@@ -24,6 +23,7 @@ from autopilot.scripted_model import (
     ToolCall,
     ToolUses,
 )
+from autopilot.models import TaskState
 from tests.gitutil import git
 from tests.harness import autopilot
 

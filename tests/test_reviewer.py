@@ -13,30 +13,10 @@ from typing import Any
 
 import pytest
 
-from autopilot.agent_runner import AgentFailure, StreamState, run_claude
-from autopilot.claude_cli import agent_environment, claude_argv
-from autopilot.models import (
-    AgentSettings,
-    CheckResult,
-    FileRef,
-    Finding,
-    ReviewResult,
-    ReviewSettings,
-    Task,
-    TaskRequest,
-    Verdict,
-    VerificationStep,
-)
-from autopilot.plan_parser import parse_plan
-from autopilot.prompts import conflict_prompt, fix_prompt, task_prompt
-from autopilot.review import untouched_files
-from autopilot.reviewer import (
-    VERDICT_SCHEMA,
-    parse_verdict,
-    reviewer_argv,
-    reviewer_prompt,
-)
-from autopilot.scripted_model import (
+from autopilot.agent.cli import agent_environment, claude_argv
+from autopilot.agent.prompts import conflict_prompt, fix_prompt, task_prompt
+from autopilot.agent.runner import AgentFailure, StreamState, run_claude
+from autopilot.agent.scripted_model import (
     STRUCTURED_OUTPUT,
     Conversation,
     PlanFollower,
@@ -49,6 +29,26 @@ from autopilot.scripted_model import (
     script,
     verification_steps,
 )
+from autopilot.models import (
+    AgentSettings,
+    CheckResult,
+    FileRef,
+    Finding,
+    ReviewResult,
+    ReviewSettings,
+    Task,
+    TaskRequest,
+    Verdict,
+    VerificationStep,
+)
+from autopilot.plan.parser import parse_plan
+from autopilot.review.reviewer import (
+    VERDICT_SCHEMA,
+    parse_verdict,
+    reviewer_argv,
+    reviewer_prompt,
+)
+from autopilot.review.verdict import untouched_files
 from tests.gitutil import commit_file, git, isolate_git, make_repo
 from tests.harness import claude_bin, clean_env
 

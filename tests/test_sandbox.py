@@ -1,4 +1,4 @@
-"""The agent's sandbox (autopilot/sandbox.py), with the real bubblewrap: what a command inside
+"""The agent's sandbox (autopilot/agent/sandbox.py), with the real bubblewrap: what a command inside
 may change and see, the worker's refusal to run without it, and a hostile agent through the
 real CLI and pipeline, judged by git."""
 
@@ -15,11 +15,9 @@ import pytest_asyncio
 from temporalio.testing import ActivityEnvironment
 
 from activities.review import CheckActivities
-from autopilot import gitops
-from autopilot.checks import parse_check
-from autopilot.egress import Egress
-from autopilot.models import ChecksInput
-from autopilot.sandbox import (
+from autopilot import git as gitops
+from autopilot.agent.egress import Egress
+from autopilot.agent.sandbox import (
     INSTALL_HINT,
     Layout,
     Sandbox,
@@ -29,7 +27,7 @@ from autopilot.sandbox import (
     tools_of,
     under_tmp,
 )
-from autopilot.scripted_model import (
+from autopilot.agent.scripted_model import (
     Conversation,
     PlanFollower,
     Reply,
@@ -37,6 +35,8 @@ from autopilot.scripted_model import (
     ToolCall,
     ToolUses,
 )
+from autopilot.models import ChecksInput
+from autopilot.review.checks import parse_check
 from tests.gitutil import git, head, make_repo, write
 from tests.harness import autopilot
 

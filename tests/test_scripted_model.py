@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from autopilot.scripted_model import (
+from autopilot.agent.scripted_model import (
     Conversation,
     HttpError,
     PlanFollower,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from autopilot.models import AgentSettings, CheckCommand, ReviewSettings, SessionRequest
-from autopilot.session_settings import differences, refusal
+from autopilot.operate.session_settings import differences, refusal
 
 
 def request(**changes: object) -> SessionRequest:

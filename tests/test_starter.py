@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from autopilot import gitops
-from autopilot.scripted_model import (
+from autopilot import git as gitops
+from autopilot.agent.scripted_model import (
     HoldFirst,
     HttpError,
     PlanFollower,

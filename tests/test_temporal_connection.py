@@ -23,17 +23,17 @@ from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from autopilot import temporal_connection
-from autopilot.config import Settings, load_settings
-from autopilot.models import SessionRequest
-from autopilot.temporal_connection import (
+from autopilot.infra import temporal_connection
+from autopilot.infra.config import Settings, load_settings
+from autopilot.infra.temporal_connection import (
     TemporalUnavailable,
     connect,
     ensure_embedded_server,
     stop_embedded_server,
     temporal_cli,
 )
-from autopilot.worker_process import has_pollers
+from autopilot.infra.worker_process import has_pollers
+from autopilot.models import SessionRequest
 from tests.gitutil import isolate_git, make_repo
 from tests.harness import ROOT, clean_env, free_port, wait_until
 from workflows.session import SessionWorkflow

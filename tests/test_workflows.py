@@ -31,8 +31,8 @@ from temporalio.service import RPCError
 from temporalio.worker import Replayer
 
 from activities.merge import merge_task as merge_activity
-from autopilot import plan_snapshots, search_attributes
 from autopilot.error_types import CHECKOUT_IN_THE_WAY
+from autopilot.infra import search_attributes
 from autopilot.models import (
     AgentInput,
     AgentProgress,
@@ -53,7 +53,8 @@ from autopilot.models import (
     TaskState,
     Workspace,
 )
-from autopilot.task_details import with_details
+from autopilot.operate.task_details import with_details
+from autopilot.plan import snapshots as plan_snapshots
 from tests.gitutil import commit_file, git, head, isolate_git, make_repo, write
 from tests.workflow_stubs import (
     DEFAULT,

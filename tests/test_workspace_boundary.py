@@ -1,5 +1,5 @@
 """A task's workspace is a repository of its own: what a hostile agent does inside it never
-reaches the user's repository except as commits the pipeline checks (autopilot.gitops, real
+reaches the user's repository except as commits the pipeline checks (autopilot.git, real
 git). The sandbox that keeps the agent's writes inside the workspace is tested in
 tests/test_sandbox.py; these are the steps the pipeline itself runs there."""
 
@@ -10,16 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from autopilot import gitops
-from autopilot.git.refs import _rmtree
-from autopilot.git.workspace import _config_values
-from autopilot.gitops import (
+from autopilot import git as gitops
+from autopilot.git import (
     WorkspaceBroken,
     commit_changes,
     incoming_ref,
     merge_task,
     prepare_workspace,
 )
+from autopilot.git.refs import _rmtree
+from autopilot.git.workspace import _config_values
 from autopilot.models import CommitOutcome, Workspace
 from tests.gitutil import commit_file, git, head, isolate_git, make_repo, write
 

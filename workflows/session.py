@@ -28,8 +28,8 @@ with workflow.unsafe.imports_passed_through():
     from activities.merge import merge_task
     from activities.parse_plan import load_plan_snapshot, parse_plan
     from activities.workspace import remove_workspace
-    from autopilot import search_attributes
     from autopilot.error_types import REPO_UNUSABLE, SETUP_ERRORS
+    from autopilot.infra import search_attributes
     from autopilot.models import (
         ACTIVE_SESSION_STATES,
         FINISHED_TASK_STATES,

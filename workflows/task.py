@@ -56,7 +56,7 @@ with workflow.unsafe.imports_passed_through():
         Workspace,
         WorkspaceInput,
     )
-    from autopilot.review import combine_review, untouched_files
+    from autopilot.review.verdict import combine_review, untouched_files
 
 GIT_TIMEOUT = timedelta(minutes=5)
 GIT_RETRY = RetryPolicy(maximum_attempts=5, non_retryable_error_types=[REPO_UNUSABLE])

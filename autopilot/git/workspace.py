@@ -25,8 +25,8 @@ from autopilot.git.refs import (
     find_task_merge,
 )
 from autopilot.git.runner import _DEFAULT_IDENTITY, GitError, _git, _run, _run_raw
+from autopilot.infra.private_files import make_private_dir
 from autopilot.models import Workspace
-from autopilot.private_files import make_private_dir
 
 
 def _clear_stale_branch_lock(repo: str | Path, branch: str) -> None:

@@ -11,7 +11,7 @@ Each agent, reviewer and check runs under bubblewrap (`bwrap`, Debian's `bubblew
   in front; bwrap's `--die-with-parent` takes the namespace with it).
 
 With a gateway, the run has no network of its own: its loopback port GATEWAY_PORT leads,
-through socat, to the worker's egress proxy (autopilot/egress.py), which holds the API
+through socat, to the worker's egress proxy (autopilot/agent/egress.py), which holds the API
 credentials and lets it reach the model API and its granted domains only. There is no
 fallback: a worker that cannot sandbox does not start (`detect_sandbox`), and says how to
 install bubblewrap and socat.

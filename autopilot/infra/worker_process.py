@@ -18,11 +18,11 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
-from autopilot.config import Settings
-from autopilot.malloc_arenas import worker_environment
-from autopilot.private_files import open_private
+from autopilot.infra.config import Settings
+from autopilot.infra.malloc_arenas import worker_environment
+from autopilot.infra.private_files import open_private
 
-WORKER_SCRIPT = Path(__file__).resolve().parent.parent / "worker.py"
+WORKER_SCRIPT = Path(__file__).resolve().parents[2] / "worker.py"
 WORKER_START_TIMEOUT_S = 90.0
 
 

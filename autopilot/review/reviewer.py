@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from autopilot.agent_runner import AgentFailure
+from autopilot.agent.runner import AgentFailure
 from autopilot.models import CheckResult, ReviewSettings, TaskRequest, Verdict
 
 # Mirrors models.Verdict. Kept to plain keywords (type, enum, properties, required, items,

@@ -4,7 +4,7 @@ The plan is read as CommonMark: only top-level ATX headings (`## ...`) give the 
 structure, so a `## Batch` line inside a fenced code block, a list or a block quote is never a
 heading. The top-level blocks are those markdown-it-py reports; a line scanner reads the common
 block shapes itself, much faster, and leaves the rest to markdown-it, with the same result (see
-`autopilot.plan_blocks`). Bodies and descriptions are cut verbatim from the source lines, using
+`autopilot.plan.blocks`). Bodies and descriptions are cut verbatim from the source lines, using
 the line ranges of the blocks.
 
 Structure:
@@ -40,7 +40,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from autopilot.models import Batch, FileRef, IgnoredBlock, KeptField, Plan, Task
-from autopilot.plan_blocks import Block, top_level_blocks
+from autopilot.plan.blocks import Block, top_level_blocks
 
 __all__ = [
     "BATCH_NUMBER_MAX",

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails
 
 from autopilot.models import AgentSettings
-from autopilot.plan_parser import BATCH_NUMBER_MAX
+from autopilot.plan.parser import BATCH_NUMBER_MAX
 
 __all__ = [
     "AGENT_TIMEOUT",

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from autopilot.models import AgentSettings
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # The project's own pinned install (./dev setup) first, then where installers usually put it.
 USUAL_PLACES = (
     PROJECT_ROOT / "tools" / "claude-code" / "node_modules" / ".bin" / "claude",

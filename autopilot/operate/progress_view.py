@@ -10,14 +10,14 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from autopilot.live_tasks import LiveTask
 from autopilot.models import (
     FINISHED_TASK_STATES,
     SessionStatus,
     TaskState,
     TaskStatus,
 )
-from autopilot.safe_text import printable
+from autopilot.operate.live_tasks import LiveTask
+from autopilot.plan.safe_text import printable
 
 STATE_STYLE = {
     TaskState.PENDING: "dim",

@@ -1,6 +1,6 @@
 """The sandbox's only way out: a proxy in the worker that holds the API credentials.
 
-An agent, reviewer or check runs without a network of its own (autopilot/sandbox.py); inside,
+An agent, reviewer or check runs without a network of its own (autopilot/agent/sandbox.py); inside,
 its loopback port leads to this proxy's Unix socket. Each run gets a grant: a random token
 and the domains it may reach. The proxy then serves:
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from autopilot.private_files import make_private_dir, tighten_dir
+from autopilot.infra.private_files import make_private_dir, tighten_dir
 
 DEFAULT_TASK_QUEUE = "autopilot"
 DEFAULT_TEMPORAL_PORT = 7233

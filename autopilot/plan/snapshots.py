@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 from autopilot.models import Plan, TaskRequest
-from autopilot.plan_parser import parse_plan
+from autopilot.plan.parser import parse_plan
 
 SNAPSHOT_DIR = "plans"
 

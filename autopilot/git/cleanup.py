@@ -26,9 +26,9 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from autopilot.git import AGENT_SPACES, is_workspace_repo, remove_workspace, worktree_path
 from autopilot.git.refs import _branch_head, _is_ancestor, _resolve, _worktrees
 from autopilot.git.runner import GitError, _git, _run
-from autopilot.gitops import AGENT_SPACES, is_workspace_repo, remove_workspace, worktree_path
 
 BRANCH_PREFIX = "autopilot/"
 # What `gitops.safe_component` produces: a leading [A-Za-z0-9_], then [A-Za-z0-9._-].

@@ -23,9 +23,9 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfig
 from temporalio.service import RPCError
 
-from autopilot import search_attributes
-from autopilot.config import Settings
-from autopilot.private_files import PRIVATE_UMASK, open_private
+from autopilot.infra import search_attributes
+from autopilot.infra.config import Settings
+from autopilot.infra.private_files import PRIVATE_UMASK, open_private
 
 SERVER_START_TIMEOUT_S = 60.0
 HEALTHY_TIMEOUT_S = 15.0

@@ -1,8 +1,8 @@
 """Follow a session until it ends, and say how it ended.
 
-The view refreshes once a second through a LiveSession (autopilot/live_tasks.py): a describe of
-the session and of each running task every time (server only), and a query to the worker only
-for a workflow whose history moved since it last answered.
+The view refreshes once a second through a LiveSession (autopilot/operate/live_tasks.py): a
+describe of the session and of each running task every time (server only), and a query to the
+worker only for a workflow whose history moved since it last answered.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from typing import TextIO
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError
 
-from autopilot.live_tasks import LiveSession
 from autopilot.models import SessionState, SessionStatus
-from autopilot.progress_view import ProgressView, summary_line, task_line
+from autopilot.operate.live_tasks import LiveSession
+from autopilot.operate.progress_view import ProgressView, summary_line, task_line
 from workflows.session import SessionWorkflow
 
 EXIT_MERGED, EXIT_NOT_MERGED = 0, 1

@@ -30,19 +30,20 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from autopilot import cleanup, gitops
-from autopilot.config import Settings
-from autopilot.follow import follow, report
+from autopilot import git as gitops
+from autopilot.git import cleanup
+from autopilot.infra.config import Settings
+from autopilot.infra.options import CONCURRENCY, MAX_COST_USD, flag_value, not_allowed
 from autopilot.models import (
     FINISHED_TASK_STATES,
     ResumeRequest,
     SessionStatus,
 )
-from autopilot.options import CONCURRENCY, MAX_COST_USD, flag_value, not_allowed
-from autopilot.plan_report import mode_text
-from autopilot.progress_view import summary_line, task_line
-from autopilot.safe_text import printable
-from autopilot.task_details import with_details
+from autopilot.operate.follow import follow, report
+from autopilot.operate.progress_view import summary_line, task_line
+from autopilot.operate.task_details import with_details
+from autopilot.plan.report import mode_text
+from autopilot.plan.safe_text import printable
 from workflows.session import SessionWorkflow
 
 SESSION_TYPE_QUERY = "WorkflowType = 'SessionWorkflow'"

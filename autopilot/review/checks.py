@@ -8,7 +8,7 @@ the result carries the log's tail for findings and status.
 
 The code a check runs is partly the agent's, so a check gets a minimal environment (PATH,
 HOME, LANG, its own TMPDIR, and the variables the repo names in `check_env`), and its output is
-scrubbed of the worker's secret values on its way to the log (autopilot/redact.py).
+scrubbed of the worker's secret values on its way to the log (autopilot/infra/redact.py).
 """
 
 from __future__ import annotations
@@ -29,11 +29,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from autopilot.agent.process_guard import kill_tree
 from autopilot.git.refs import _rmtree
+from autopilot.infra.private_files import make_private_dir, open_private
+from autopilot.infra.redact import Redactor, StreamScrubber
 from autopilot.models import CheckCommand, CheckResult
-from autopilot.private_files import make_private_dir, open_private
-from autopilot.process_guard import kill_tree
-from autopilot.redact import Redactor, StreamScrubber
 
 TAIL_CHARS = 4000
 _NOTE_PREFIX = "[autopilot]"

@@ -18,13 +18,13 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import starter
-from autopilot.claude_cli import PROJECT_ROOT
-from autopilot.config import load_settings
-from autopilot.malloc_arenas import worker_environment
-from autopilot.private_files import open_private
-from autopilot.process_exit import exit_now
-from autopilot.scripted_model import PlanFollower, ScriptedModel
-from autopilot.temporal_connection import ensure_embedded_server
+from autopilot.agent.cli import PROJECT_ROOT
+from autopilot.agent.scripted_model import PlanFollower, ScriptedModel
+from autopilot.infra.config import load_settings
+from autopilot.infra.malloc_arenas import worker_environment
+from autopilot.infra.private_files import open_private
+from autopilot.infra.process_exit import exit_now
+from autopilot.infra.temporal_connection import ensure_embedded_server
 
 EXAMPLE_PLAN = PROJECT_ROOT / "examples" / "hello-plan.md"
 CREDENTIAL_VARS = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN")

@@ -2,7 +2,7 @@
 
 The CLI's Bash tool starts children in their own sessions, so killing the CLI (even its
 process group) can leave them running. The pipeline's runs are in the sandbox's own PID
-namespace (autopilot/sandbox.py), which dies with them; `kill_tree` here still ends a run's
+namespace (autopilot/agent/sandbox.py), which dies with them; `kill_tree` here still ends a run's
 tree explicitly, through the process table (psutil: /proc on Linux) and the per-run marker.
 
 `detect_guard` is the guard of runs outside the sandbox (the bench's bare work): a PID

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from autopilot.models import Batch, Plan, Task
-from autopilot.safe_text import printable
+from autopilot.plan.safe_text import printable
 
 __all__ = ["describe_plan", "mode_text"]
 

@@ -5,7 +5,7 @@ rules measured on this CLI: a run without a `result` event failed, whatever its 
 `is_error` decides success, never `subtype` alone.
 
 The transcript and the stderr log are scrubbed of the worker's secrets as they are written
-(autopilot/redact.py); the stream state, and so everything reported back, is read from the
+(autopilot/infra/redact.py); the stream state, and so everything reported back, is read from the
 scrubbed events.
 """
 
@@ -24,11 +24,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from autopilot.agent.process_guard import RUN_MARKER, kill_tree
+from autopilot.agent.rate_limits import seconds_until_reset
+from autopilot.infra.private_files import make_private_dir, open_private
+from autopilot.infra.redact import NO_SECRETS, Redactor, StreamScrubber
 from autopilot.models import AgentProgress
-from autopilot.private_files import make_private_dir, open_private
-from autopilot.process_guard import RUN_MARKER, kill_tree
-from autopilot.rate_limits import seconds_until_reset
-from autopilot.redact import NO_SECRETS, Redactor, StreamScrubber
 
 STREAM_LINE_LIMIT = 64 * 1024 * 1024  # a tool result echoing a big file is one line
 STDERR_CHUNK = 64 * 1024

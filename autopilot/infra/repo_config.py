@@ -23,13 +23,13 @@ Each check is a command split like a shell splits it (quotes work) but run witho
 in the task's worktree; for pipes or `&&` write `sh -c '...'`. Checks given with `--check`
 run after the file's, a command listed twice runs once. A check's environment is PATH, HOME,
 LANG, a TMPDIR of its own and the worker's variables that `check_env` names (see
-autopilot/checks.py); nothing else of the worker's. Anything wrong in the file stops the
+autopilot/review/checks.py); nothing else of the worker's. Anything wrong in the file stops the
 run with a `RepoConfigError` that names the file, the key and what to write instead.
 
 What may be set, and each value's type and range, is one strict pydantic model, `ReviewTable`:
 the file's [review] table and the review flags go through it, and its validation errors become
 those messages (a "did you mean" for an unknown key). The numeric ranges are in
-autopilot/options.py, with the other flags' ranges.
+autopilot/infra/options.py, with the other flags' ranges.
 """
 
 from __future__ import annotations
@@ -43,10 +43,8 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import PydanticCustomError
 
-from autopilot.checks import CheckSyntaxError, parse_check
 from autopilot.git.runner import _GIT_LOCATION_VARS
-from autopilot.models import CheckCommand, ReviewMode, ReviewSettings
-from autopilot.options import (
+from autopilot.infra.options import (
     CHECK_TIMEOUT,
     REVIEW_ROUNDS,
     STRICT,
@@ -54,12 +52,14 @@ from autopilot.options import (
     flag_value,
     not_allowed,
 )
+from autopilot.models import CheckCommand, ReviewMode, ReviewSettings
+from autopilot.review.checks import CheckSyntaxError, parse_check
 
 CONFIG_FILE = ".autopilot.toml"
 TABLE = "review"
 SANDBOX = "sandbox"
 # Not read past this: the prompt goes to the server in every task's request, whose payload
-# limit (autopilot/payload_size.py) refuses far less anyway, with the task named.
+# limit (autopilot/infra/payload_size.py) refuses far less anyway, with the task named.
 PROMPT_FILE_LIMIT = 8 * 1024 * 1024
 
 OnFailure = Literal["continue", "pause"]
@@ -97,7 +97,7 @@ def _env_name(value: str) -> str:
 
 _EnvName = Annotated[str, AfterValidator(_env_name)]
 
-# A host name, or `*.` and one: what the sandbox's egress proxy matches (autopilot/egress.py).
+# A host name, or `*.` and one: what the sandbox's egress proxy matches (autopilot/agent/egress.py).
 _DOMAIN_RE = re.compile(
     r"(\*\.)?([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9-]{1,63}"
 )

@@ -23,7 +23,7 @@ from temporalio.api.common.v1 import Payloads
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from autopilot.models import Batch, Plan, SessionRequest, Task, TaskRequest
-from autopilot.plan_parser import PlanError, PlanIssue
+from autopilot.plan.parser import PlanError, PlanIssue
 
 __all__ = [
     "BLOB_SIZE_LIMIT",
