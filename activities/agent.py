@@ -34,6 +34,7 @@ from autopilot.agent.sandbox import (
     task_layout,
     tools_of,
 )
+from autopilot.git.kinds import LOCAL as workspaces
 from autopilot.infra.redact import Redactor
 from autopilot.models import (
     AgentInput,
@@ -83,7 +84,7 @@ async def sandbox_for(
     """The layout of a run in `workspace` (the agent writes there, the reviewer only reads),
     and its own folder."""
     space = agent_space(request.state_dir, request.session_id, request.task.id, role)
-    objects = await asyncio.to_thread(gitops.objects_dir, request.repo)
+    objects = await asyncio.to_thread(workspaces.shared_objects, request.repo)
     layout = task_layout(
         Path(workspace),
         space,
@@ -131,15 +132,7 @@ async def commit_after_run(commit: CommitInput) -> CommitOutcome | None:
     left in a conflict round) must not turn the agent's finished work into a failed attempt:
     None hands it to the task workflow's commit step, which retries it or says what is wrong."""
     try:
-        return await asyncio.to_thread(
-            gitops.commit_changes,
-            commit.worktree,
-            commit.base_sha,
-            commit.session_id,
-            commit.task_id,
-            commit.message,
-            repo=commit.repo or None,
-        )
+        return await asyncio.to_thread(workspaces.commit, commit)
     except gitops.GitError as err:
         log.warning("commit after the agent failed; the commit step takes over", error=str(err))
         return None

@@ -8,6 +8,7 @@ from temporalio import activity
 from activities.errors import git_errors_as_activity_errors
 from activities.heartbeat import in_thread
 from autopilot import git as gitops
+from autopilot.git.kinds import LOCAL as workspaces
 from autopilot.infra import failpoints
 from autopilot.models import MergeInput, MergeOutcome
 
@@ -33,23 +34,16 @@ async def merge_task(request: MergeInput) -> MergeOutcome:
 def merge_and_tidy(request: MergeInput) -> MergeOutcome:
     """The merge, then the task's worktree once its branch is on the target.
 
-    gitops.merge_task looks for this task's merge on the target first: a retry after a crash
+    The merge looks for this task's merge on the target first: a retry after a crash
     between the merge and the activity's completion does not merge twice, and removes the
     worktree if the crash came before that. A worktree that will not go does not undo a merge
     that landed: the outcome says it is still there and the session's removal step retries it.
     """
-    outcome = gitops.merge_task(
-        request.repo,
-        request.target_branch,
-        request.branch,
-        request.session_id,
-        request.task_id,
-        request.message,
-    )
+    outcome = workspaces.merge(request)
     failpoints.reach(failpoints.AFTER_MERGE)
     if request.worktree and outcome.merged:
         try:
-            gitops.remove_workspace(request.repo, request.worktree)
+            workspaces.remove_at(request.repo, request.worktree)
         except (gitops.GitError, OSError) as err:
             log.warning("worktree kept after the merge", worktree=request.worktree, error=str(err))
         else:

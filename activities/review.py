@@ -10,9 +10,9 @@ from pathlib import Path
 from temporalio import activity
 
 from activities.heartbeat import in_thread
-from autopilot import git as gitops
 from autopilot.agent.egress import Egress
 from autopilot.agent.sandbox import Gateway, Layout, Sandbox, under_tmp
+from autopilot.git.kinds import LOCAL as workspaces
 from autopilot.models import CheckResult, ChecksInput
 from autopilot.review.checks import CheckEnv
 from autopilot.review.checks import run_checks as run_check_commands
@@ -38,7 +38,7 @@ class CheckActivities:
         hidden = [Path(p) for p in (request.state_dir, request.repo) if p]
         path_var = os.environ.get("PATH", "")  # the checks' (autopilot/review/checks.py, BASE_VARS)
         shown = under_tmp([Path(entry) for entry in path_var.split(os.pathsep) if entry])
-        shown += [gitops.objects_dir(request.repo)] if request.repo else []
+        shown += [workspaces.shared_objects(request.repo)] if request.repo else []
         with self._egress.grant(request.network) as grant:
             gateway = self._gateway.environment(grant.token)  # no model API: not an agent
 

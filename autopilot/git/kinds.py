@@ -1,0 +1,123 @@
+"""The kinds of task workspace, behind one interface.
+
+A kind says where a task's repository lives and how the agent's work gets from its workspace
+to the target branch. The activities call only this interface, so the task workflow, its
+heartbeats, review and merge stay the same whatever the kind:
+
+- `local`: the user's repository on this machine. Each task gets a repository of its own in
+  the state dir that reads the user's objects through alternates (autopilot/git/workspace.py);
+  its commits come back by a checked fetch, and the merge moves the user's branch.
+
+Every method is blocking and idempotent, like the functions under it: a retry after a crash
+at any point looks at git first.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from autopilot.git.commits import commit_changes, merge_target_into_branch
+from autopilot.git.merge import merge_task
+from autopilot.git.names import worktree_path
+from autopilot.git.workspace import objects_dir, prepare_workspace, remove_workspace
+from autopilot.models import (
+    CommitInput,
+    CommitOutcome,
+    MergeInput,
+    MergeOutcome,
+    RemoveWorkspaceInput,
+    TargetMerge,
+    TargetMergeInput,
+    Workspace,
+    WorkspaceInput,
+)
+
+
+@runtime_checkable
+class WorkspaceKind(Protocol):
+    """A task's workspace from start to merge."""
+
+    def prepare(self, request: WorkspaceInput) -> Workspace:
+        """Make the task's workspace on its branch, or say the task is merged already."""
+        ...
+
+    def shared_objects(self, repo: str) -> Path:
+        """The object store the workspace reads and must never write (the sandbox shows it
+        read-only)."""
+        ...
+
+    def commit(self, request: CommitInput) -> CommitOutcome:
+        """Commit what the agent left and bring the branch back where the merge reads it."""
+        ...
+
+    def merge_target(self, request: TargetMergeInput) -> TargetMerge:
+        """Merge the target into the task's branch in its workspace (a conflict round)."""
+        ...
+
+    def merge(self, request: MergeInput) -> MergeOutcome:
+        """Merge the task's branch into the target, once."""
+        ...
+
+    def remove(self, request: RemoveWorkspaceInput) -> None:
+        """Remove the task's workspace (its branch stays)."""
+        ...
+
+    def remove_at(self, repo: str, path: str) -> None:
+        """Remove a workspace known by its path (the merge's tidy-up)."""
+        ...
+
+
+class LocalWorkspaces:
+    """The user's repository on this machine."""
+
+    def prepare(self, request: WorkspaceInput) -> Workspace:
+        return prepare_workspace(
+            request.repo,
+            request.target_branch,
+            request.state_dir,
+            request.session_id,
+            request.task_id,
+        )
+
+    def shared_objects(self, repo: str) -> Path:
+        return objects_dir(repo)
+
+    def commit(self, request: CommitInput) -> CommitOutcome:
+        return commit_changes(
+            request.worktree,
+            request.base_sha,
+            request.session_id,
+            request.task_id,
+            request.message,
+            repo=request.repo or None,
+        )
+
+    def merge_target(self, request: TargetMergeInput) -> TargetMerge:
+        return merge_target_into_branch(
+            request.worktree,
+            request.target_branch,
+            request.session_id,
+            request.task_id,
+            repo=request.repo or None,
+        )
+
+    def merge(self, request: MergeInput) -> MergeOutcome:
+        return merge_task(
+            request.repo,
+            request.target_branch,
+            request.branch,
+            request.session_id,
+            request.task_id,
+            request.message,
+        )
+
+    def remove(self, request: RemoveWorkspaceInput) -> None:
+        path = worktree_path(Path(request.state_dir), request.session_id, request.task_id)
+        remove_workspace(request.repo, path)
+
+    def remove_at(self, repo: str, path: str) -> None:
+        remove_workspace(repo, path)
+
+
+LOCAL: WorkspaceKind = LocalWorkspaces()
