@@ -167,3 +167,22 @@ def test_a_users_hook_never_runs_for_our_merge(repo: Path, ws: Workspace, tmp_pa
     commit(repo, ws)
     assert merge_task(repo, "main", ws.branch, SESSION, "1", "Merge task 1").merged
     assert not ran.exists()
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        'Ann "the dev" O\'Neil',
+        "back\\slash",
+        "# not a comment ; nor this",
+        "  spaced  ",
+        "tab\there",
+    ],
+)
+def test_a_workspace_keeps_any_identity_exactly(tmp_path: Path, name: str) -> None:
+    repo = make_repo(tmp_path / "repo")
+    git(repo, "config", "user.name", name)
+    ws = prepare_workspace(repo, "main", tmp_path / "state", SESSION, "1")
+    values = _config_values(Path(ws.path, ".git", "config"))
+    assert values["user.name"] == name.strip()
+    assert {k: values[k] for k in gitops.WORKSPACE_SETTINGS} == gitops.WORKSPACE_SETTINGS

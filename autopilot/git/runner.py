@@ -163,13 +163,22 @@ def _shown(path: bytes) -> str:
     return path.decode("utf-8", "replace")
 
 
+def configured_identity(cwd: str | Path) -> dict[str, str]:
+    """The user.name / user.email git would use in `cwd` (the last of each that is set and not
+    blank), in one git call."""
+    proc = _run_raw(cwd, ["config", "-z", "--get-regexp", r"^user\.(name|email)$"])
+    found: dict[str, str] = {}
+    for entry in proc.stdout.decode("utf-8", "replace").split("\0"):
+        key, _, value = entry.partition("\n")
+        if key in _DEFAULT_IDENTITY and value.strip():
+            found[key] = value.strip()
+    return found
+
+
 def _missing_identity(cwd: str | Path) -> dict[str, str]:
     """Our default for each of user.name / user.email the repository has not configured."""
-    return {
-        key: default
-        for key, default in _DEFAULT_IDENTITY.items()
-        if not _run(cwd, ["config", "--get", key]).stdout.strip()
-    }
+    configured = configured_identity(cwd)
+    return {key: default for key, default in _DEFAULT_IDENTITY.items() if key not in configured}
 
 
 def _identity_args(cwd: str | Path) -> list[str]:

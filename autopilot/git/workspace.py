@@ -24,7 +24,14 @@ from autopilot.git.refs import (
     _worktrees,
     find_task_merge,
 )
-from autopilot.git.runner import _DEFAULT_IDENTITY, GitError, _git, _run, _run_raw
+from autopilot.git.runner import (
+    _DEFAULT_IDENTITY,
+    GitError,
+    _git,
+    _run,
+    _run_raw,
+    configured_identity,
+)
 from autopilot.infra.private_files import make_private_dir
 from autopilot.models import Workspace
 
@@ -160,11 +167,25 @@ def _config_values(config: Path) -> dict[str, str]:
     return values
 
 
+def _config_text(settings: dict[str, str]) -> str:
+    """A git config file holding `settings` (`section.key` names), each value quoted and
+    escaped as git reads it back: written at once instead of one `git config` per key."""
+    sections: dict[str, list[str]] = {}
+    for name, value in settings.items():
+        section, _, key = name.rpartition(".")
+        escaped = (
+            value.replace("\\", "\\\\")
+            .replace('"', '\\"')
+            .replace("\n", "\\n")
+            .replace("\t", "\\t")
+        )
+        sections.setdefault(section, []).append(f'\t{key} = "{escaped}"\n')
+    return "".join(f"[{section}]\n" + "".join(lines) for section, lines in sections.items())
+
+
 def _write_workspace_config(config: Path, identity: dict[str, str]) -> None:
     fresh = config.with_name("config.autopilot")
-    fresh.write_text("")
-    for key, value in (WORKSPACE_SETTINGS | identity).items():
-        _git(config.parent, "config", "--file", str(fresh), key, value)
+    fresh.write_text(_config_text(WORKSPACE_SETTINGS | identity))
     os.replace(fresh, config)
 
 
@@ -219,10 +240,7 @@ def _ensure_workspace(repo: str | Path, path: Path, branch: str, start_sha: str)
     making.mkdir()
     # --template=: no sample hooks, nothing but what git needs.
     _git(making, "init", "--quiet", "--template=", f"--initial-branch={branch}")
-    identity = {
-        key: _run(repo, ["config", "--get", key]).stdout.strip() or default
-        for key, default in _DEFAULT_IDENTITY.items()
-    }
+    identity = _DEFAULT_IDENTITY | configured_identity(repo)
     _write_workspace_config(making / ".git" / "config", identity)
     alternates = making / ".git" / "objects" / "info" / "alternates"
     alternates.parent.mkdir(parents=True, exist_ok=True)
