@@ -1,10 +1,15 @@
 """The worker: runs the session and task workflows and their activities.
 
-    python worker.py [--task-queue Q]
+    python worker.py [--task-queue Q] [--max-agents N] [--graceful-shutdown-s S]
 
 Preflight first (agent binary, git, process isolation, Temporal), failing fast with a message
 that says what to fix; then it polls until SIGINT/SIGTERM. With no TEMPORAL_ADDRESS it starts
 (or reuses) the embedded Temporal dev server under the state dir.
+
+Two pollers: the workflows, git steps and checks on the task queue, and the agent's and the
+reviewer's runs on its agents queue, at most `--max-agents` of them at once on this worker.
+On SIGTERM (or SIGINT) both stop taking work; what runs may finish within the grace period,
+and what still runs then is handed over to another worker as a lost run (activities/shutdown.py).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import tempfile
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import structlog
 from temporalio.client import Client
@@ -27,6 +33,7 @@ from activities.agent import AgentActivities
 from activities.merge import merge_task
 from activities.parse_plan import load_plan_snapshot, parse_plan
 from activities.review import CheckActivities
+from activities.shutdown import ShutdownInterceptor
 from activities.workspace import (
     commit_changes,
     merge_target,
@@ -38,12 +45,13 @@ from autopilot.agent.cli import ClaudeNotFound, find_claude
 from autopilot.agent.egress import Egress
 from autopilot.agent.sandbox import Sandbox, SandboxUnavailable, detect_sandbox
 from autopilot.infra import search_attributes
-from autopilot.infra.config import ConfigError, Settings, load_settings
+from autopilot.infra.config import ConfigError, Settings, agent_task_queue, load_settings
 from autopilot.infra.log_context import LogContextInterceptor
 from autopilot.infra.logs import configure_logging
 from autopilot.infra.malloc_arenas import forget_arena_cap, restart_with_arena_cap
 from autopilot.infra.process_exit import exit_now
 from autopilot.infra.temporal_connection import TemporalUnavailable, connect
+from autopilot.infra.worker_options import WorkerOptions, worker_options
 from workflows.session import SessionWorkflow
 from workflows.task import TaskWorkflow
 
@@ -73,10 +81,22 @@ def preflight() -> Preflight:
     return Preflight(claude_bin=claude_bin, sandbox=sandbox)
 
 
-def build_worker(client: Client, task_queue: str, checks: Preflight, egress: Egress) -> Worker:
+def build_workers(
+    client: Client, task_queue: str, checks: Preflight, egress: Egress, options: WorkerOptions
+) -> tuple[Worker, Worker]:
+    """The task queue's worker (workflows, git steps, checks) and the agents queue's (agent
+    and reviewer runs, at most options.max_agents at once)."""
     agent = AgentActivities(checks.claude_bin, checks.sandbox, egress, dict(os.environ))
     check_runner = CheckActivities(checks.sandbox, egress)
-    return Worker(
+    common: dict[str, Any] = {
+        "interceptors": [LogContextInterceptor(), ShutdownInterceptor()],
+        "graceful_shutdown_timeout": timedelta(seconds=options.graceful_shutdown_s),
+        # Heartbeats reach the server at least this often whatever the heartbeat timeout, so
+        # a cancel (operator's cancel or skip) reaches a running agent within seconds.
+        "max_heartbeat_throttle_interval": HEARTBEAT_THROTTLE,
+        "default_heartbeat_throttle_interval": HEARTBEAT_THROTTLE,
+    }
+    tasks = Worker(
         client,
         task_queue=task_queue,
         workflows=[SessionWorkflow, TaskWorkflow],
@@ -84,6 +104,7 @@ def build_worker(client: Client, task_queue: str, checks: Preflight, egress: Egr
             parse_plan,
             load_plan_snapshot,
             prepare_workspace,
+            # Also here: sessions started before the agents queue run their agents here.
             agent.run_agent,
             commit_changes,
             check_runner.run_checks,
@@ -93,15 +114,19 @@ def build_worker(client: Client, task_queue: str, checks: Preflight, egress: Egr
             remove_workspace,
         ],
         max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
-        interceptors=[LogContextInterceptor()],
-        # Heartbeats reach the server at least this often whatever the heartbeat timeout, so
-        # a cancel (operator's cancel or skip) reaches a running agent within seconds.
-        max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
-        default_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
+        **common,
     )
+    agents = Worker(
+        client,
+        task_queue=agent_task_queue(task_queue),
+        activities=[agent.run_agent, agent.review_changes],
+        max_concurrent_activities=options.max_agents,
+        **common,
+    )
+    return tasks, agents
 
 
-async def serve(settings: Settings, task_queue: str) -> None:
+async def serve(settings: Settings, task_queue: str, options: WorkerOptions) -> None:
     checks = preflight()
     client = await connect(settings)
     added = await search_attributes.ensure_registered(client)
@@ -112,22 +137,32 @@ async def serve(settings: Settings, task_queue: str) -> None:
     with tempfile.TemporaryDirectory(prefix="autopilot-egress-") as folder:
         egress = await Egress(Path(folder) / "egress.sock", os.environ).start()
         try:
-            worker = build_worker(client, task_queue, checks, egress)
+            workers = build_workers(client, task_queue, checks, egress, options)
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, stop.set)
+            running = [asyncio.create_task(worker.run()) for worker in workers]
             log.info(
                 "worker ready",
                 task_queue=task_queue,
+                max_agents=options.max_agents,
+                graceful_shutdown_s=options.graceful_shutdown_s,
                 temporal=settings.temporal_address,
                 claude=str(checks.claude_bin),
                 isolation=checks.sandbox.description,
                 state_dir=str(settings.state_dir),
             )
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(signum, stop.set)
-            async with worker:
-                await stop.wait()
-                log.info("worker stopping")
+            # Until a signal, or a poller that ended on its own (it failed: raised below).
+            stopping = asyncio.create_task(stop.wait())
+            await asyncio.wait([*running, stopping], return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            log.info("worker stopping", grace_s=options.graceful_shutdown_s)
+            # Both stop polling at once and share one grace period.
+            await asyncio.gather(*(worker.shutdown() for worker in workers))
+            for task in running:
+                await task  # a poller that failed raises here
+            log.info("worker stopped")
         finally:
             await egress.close()
 
@@ -135,12 +170,25 @@ async def serve(settings: Settings, task_queue: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run a CC3 Autopilot worker.")
     parser.add_argument("--task-queue", help="task queue to poll (default: AUTOPILOT_TASK_QUEUE)")
+    parser.add_argument(
+        "--max-agents",
+        metavar="N",
+        help="agent and reviewer runs this worker takes at once (default: AUTOPILOT_MAX_AGENTS, "
+        "else 32); the session's --concurrency caps them over all workers",
+    )
+    parser.add_argument(
+        "--graceful-shutdown-s",
+        metavar="S",
+        help="after SIGTERM, how long running agents may finish before they are handed over "
+        "(default: AUTOPILOT_GRACEFUL_SHUTDOWN_S, else 120)",
+    )
     args = parser.parse_args(argv)
     forget_arena_cap()  # glibc has read it: git and the checks start without autopilot's cap
     try:
         settings = load_settings()
+        options = worker_options(args.max_agents, args.graceful_shutdown_s, os.environ)
         configure_logging(settings.path("logs", "worker.jsonl"))
-        asyncio.run(serve(settings, args.task_queue or settings.task_queue))
+        asyncio.run(serve(settings, args.task_queue or settings.task_queue, options))
     except (
         ConfigError,
         PreflightError,

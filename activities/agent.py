@@ -18,7 +18,7 @@ from pathlib import Path
 
 import structlog
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from autopilot import error_types
 from autopilot import git as gitops
@@ -136,6 +136,28 @@ async def commit_after_run(commit: CommitInput) -> CommitOutcome | None:
     except gitops.GitError as err:
         log.warning("commit after the agent failed; the commit step takes over", error=str(err))
         return None
+
+
+def handed_over(progress: AgentProgress) -> ApplicationError:
+    """A run cut short by its worker's shutdown: lost, not failed (error_types.LOST_RUN)."""
+    run = AgentRun(
+        session_id=progress.session_id,
+        attempt=progress.attempt,
+        is_error=True,
+        error="the worker stopped before the run finished; it resumes on another worker",
+        error_type=error_types.WORKER_STOPPED,
+        cost_usd=progress.cost_usd,
+        turns=progress.turns,
+        transcript_path=progress.transcript_path,
+        session_saved=progress.session_saved,
+        lost=True,
+    )
+    return ApplicationError(
+        run.error or "",
+        run,
+        type=error_types.WORKER_STOPPED,
+        category=ApplicationErrorCategory.BENIGN,  # expected: logged without a traceback
+    )
 
 
 def failure_error(
@@ -375,6 +397,13 @@ class AgentActivities:
             except AgentFailure as failure:
                 log.warning("agent failed", kind=failure.kind, error=str(failure))
                 raise
+            except asyncio.CancelledError:
+                if not activity.is_worker_shutdown():
+                    raise  # the task was cancelled
+                # The worker's grace period ran out (run_claude killed the CLI): the run is
+                # handed over with where it got to, so the next worker resumes its session.
+                log.warning("worker stopping: agent handed over", turns=progress.turns)
+                raise handed_over(progress) from None
             finally:
                 ticker.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -20,6 +20,8 @@ REVIEWER_CHANGED_TREE = "ReviewerChangedTree"
 # The run was lost, not failed: these never spend an attempt.
 AGENT_LOST = "AgentLost"  # the worker stopped heartbeating (died, or the server was away)
 AGENT_KILLED = "AgentKilled"  # the CLI died of a signal that the pipeline did not send
+# The worker was told to stop (SIGTERM) and its grace period ran out: the run is handed over.
+WORKER_STOPPED = "WorkerStopped"
 
 # Git and the plan.
 REPO_UNUSABLE = "RepoUnusable"
@@ -36,4 +38,4 @@ AGENT_NON_RETRYABLE = frozenset({AGENT_AUTH, AGENT_SETUP})
 # Every other task would meet these too: they pause the session, whatever the policy.
 SETUP_ERRORS = frozenset({AGENT_AUTH, AGENT_SETUP, REPO_UNUSABLE, PLAN_SNAPSHOT_MISSING})
 # A run that ended with one of these was lost: it resumes and is not counted as a failure.
-LOST_RUN = frozenset({AGENT_LOST, AGENT_KILLED})
+LOST_RUN = frozenset({AGENT_LOST, AGENT_KILLED, WORKER_STOPPED})

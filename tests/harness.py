@@ -100,13 +100,17 @@ class Autopilot:
         env.update(extra)
         return env
 
-    def start_worker(self) -> subprocess.Popen[bytes]:
-        log_path = self.root / f"worker-{len(self.workers)}.log"
+    def worker_log(self, index: int) -> Path:
+        """What the index-th worker started by `start_worker` wrote."""
+        return self.root / f"worker-{index}.log"
+
+    def start_worker(self, *args: str, **env: str) -> subprocess.Popen[bytes]:
+        log_path = self.worker_log(len(self.workers))
         with log_path.open("wb") as log:
             worker = subprocess.Popen(
-                [sys.executable, str(ROOT / "worker.py")],
+                [sys.executable, str(ROOT / "worker.py"), *args],
                 cwd=ROOT,
-                env=self.env(),
+                env=self.env(**env),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -17,8 +17,9 @@ from tests.harness import ROOT, claude_bin, clean_env
     "worker.py with AUTOPILOT_CLAUDE_BIN pointing nowhere: exit 2 with the variable named, "
     "before any Temporal connection or task",
 )
-def run_worker(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    """worker.py with `env`, expected to stop in its preflight: exit 2, no traceback."""
+def run_worker(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """worker.py with `args` and `env`, expected to stop in its preflight: exit 2, no
+    traceback."""
     full = clean_env()
     full.update(
         AUTOPILOT_STATE_DIR=str(tmp_path / "state"),
@@ -26,7 +27,7 @@ def run_worker(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
         **env,
     )
     done = subprocess.run(
-        [sys.executable, str(ROOT / "worker.py")],
+        [sys.executable, str(ROOT / "worker.py"), *args],
         env=full,
         stdin=subprocess.DEVNULL,
         capture_output=True,
@@ -56,3 +57,12 @@ def test_the_worker_does_not_start_without_its_sandbox(tmp_path: Path) -> None:
         (bin_dir / tool).symlink_to(found)
     done = run_worker(tmp_path, PATH=str(bin_dir), AUTOPILOT_CLAUDE_BIN=str(claude_bin()))
     assert "bubblewrap" in done.stderr and "apt-get install -y bubblewrap socat" in done.stderr
+
+
+def test_a_bad_capacity_stops_the_worker_before_anything_starts(tmp_path: Path) -> None:
+    done = run_worker(tmp_path, "--max-agents", "0", AUTOPILOT_CLAUDE_BIN=str(claude_bin()))
+    assert "--max-agents 0 is not allowed; use a whole number of at least 1." in done.stderr
+    done = run_worker(
+        tmp_path, AUTOPILOT_CLAUDE_BIN=str(claude_bin()), AUTOPILOT_GRACEFUL_SHUTDOWN_S="soon"
+    )
+    assert "AUTOPILOT_GRACEFUL_SHUTDOWN_S=soon is not allowed" in done.stderr

@@ -20,6 +20,7 @@ from temporalio import activity
 from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
+from autopilot.infra.config import agent_task_queue
 from autopilot.models import (
     AgentInput,
     AgentRun,
@@ -366,13 +367,22 @@ async def worker(client: Client, stubs: Stubs, **options: Any) -> AsyncIterator[
     cache, so every workflow task replays the history so far (a cheap determinism check).
     `options`: more Worker arguments (interceptors, heartbeat throttling)."""
     task_queue = f"workflow-test-{uuid.uuid4()}"
-    async with Worker(
-        client,
-        task_queue=task_queue,
-        workflows=[SessionWorkflow, TaskWorkflow],
-        activities=stubs.activities(),
-        max_cached_workflows=0,
-        **options,
+    activities = stubs.activities()
+    async with (
+        Worker(
+            client,
+            task_queue=task_queue,
+            workflows=[SessionWorkflow, TaskWorkflow],
+            activities=activities,
+            max_cached_workflows=0,
+            **options,
+        ),
+        Worker(  # the agents queue, as worker.py polls it
+            client,
+            task_queue=agent_task_queue(task_queue),
+            activities=activities,
+            **options,
+        ),
     ):
         yield task_queue
 

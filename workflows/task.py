@@ -36,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
         LOST_RUN,
         REPO_UNUSABLE,
     )
+    from autopilot.infra.config import agent_task_queue
     from autopilot.models import (
         AgentInput,
         AgentProgress,
@@ -409,10 +410,14 @@ class TaskWorkflow:
 
 
 def claude_run_options(settings: AgentSettings) -> dict[str, Any]:
-    """How the workflow runs the agent's and the reviewer's activities: one run each (the
-    workflow counts failures and losses itself), and on cancellation it waits until the
-    CLI's processes are really gone."""
-    return {
+    """How the workflow runs the agent's and the reviewer's activities: on the agents queue
+    (each worker takes its --max-agents of them), one run each (the workflow counts failures
+    and losses itself), and on cancellation it waits until the CLI's processes are really
+    gone."""
+    queue: dict[str, Any] = {}
+    if workflow.patched("agents-queue"):  # before it, on the session's own task queue
+        queue["task_queue"] = agent_task_queue(workflow.info().task_queue)
+    return queue | {
         "start_to_close_timeout": timedelta(seconds=settings.attempt_timeout_s) + ACTIVITY_MARGIN,
         "heartbeat_timeout": timedelta(seconds=settings.heartbeat_timeout_s),
         "retry_policy": RetryPolicy(maximum_attempts=1),

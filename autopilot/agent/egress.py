@@ -27,6 +27,7 @@ import ssl
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import structlog
@@ -135,6 +136,7 @@ class Egress:
             self.credential_names = [LOGIN]
         self._grants: dict[str, Grant] = {}
         self._server: asyncio.AbstractServer | None = None
+        self._connections: set[asyncio.Task[Any]] = set()
 
     async def start(self) -> Egress:
         self.socket_path.parent.mkdir(parents=True, exist_ok=True)
@@ -146,8 +148,14 @@ class Egress:
         return self
 
     async def close(self) -> None:
+        """Stop listening and end the connections still open (a request whose run was cut
+        short by the worker's shutdown may still wait on the model)."""
         if self._server is not None:
             self._server.close()
+        for connection in list(self._connections):
+            connection.cancel()
+        await asyncio.gather(*self._connections, return_exceptions=True)
+        if self._server is not None:
             await self._server.wait_closed()
         self.socket_path.unlink(missing_ok=True)
 
@@ -187,6 +195,10 @@ class Egress:
         return self._grant_of(token)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connection = asyncio.current_task()
+        if connection is not None:
+            self._connections.add(connection)
+            connection.add_done_callback(self._connections.discard)
         try:
             try:
                 raw = await reader.readuntil(b"\r\n\r\n")
@@ -206,6 +218,10 @@ class Egress:
                 await self._plain_http(request, reader, writer)
         except (ConnectionError, OSError, TimeoutError, asyncio.IncompleteReadError) as err:
             log.info("egress connection ended", error=str(err) or type(err).__name__)
+        except asyncio.CancelledError:
+            # Ended by `close` (the worker stops): the connection's end is all there is to it;
+            # a handler that stayed cancelled would make asyncio log a traceback.
+            pass
         finally:
             writer.close()
             with contextlib.suppress(ConnectionError, OSError):

@@ -122,3 +122,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ui_port=_port(env, "AUTOPILOT_TEMPORAL_UI_PORT", DEFAULT_UI_PORT),
         ui_enabled=_ui_enabled(env),
     )
+
+
+def agent_task_queue(task_queue: str) -> str:
+    """The queue of the agent's and the reviewer's runs: polled by every worker of the
+    installation with at most its `--max-agents` of them at once, so a session's agents go to
+    the machines that have room, while its git steps and checks stay on `task_queue`."""
+    return f"{task_queue}-agents"

@@ -35,6 +35,13 @@ def escape_control_characters(
     }
 
 
+# A traceback's local variables hold what the code was handling: an API key in the egress
+# proxy, a token, a prompt. Tracebacks are logged without them, on the console and in the file.
+TRACEBACKS_WITHOUT_LOCALS = structlog.processors.ExceptionRenderer(
+    structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+)
+
+
 def configure_logging(json_file: Path | None, level: int = logging.INFO) -> None:
     structlog.configure(
         processors=[
@@ -52,7 +59,10 @@ def configure_logging(json_file: Path | None, level: int = logging.INFO) -> None
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 escape_control_characters,
-                structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty()),
+                structlog.dev.ConsoleRenderer(
+                    colors=sys.stderr.isatty(),
+                    exception_formatter=structlog.dev.RichTracebackFormatter(show_locals=False),
+                ),
             ],
             foreign_pre_chain=SHARED_PROCESSORS,
         )
@@ -65,7 +75,7 @@ def configure_logging(json_file: Path | None, level: int = logging.INFO) -> None
             structlog.stdlib.ProcessorFormatter(
                 processors=[
                     structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                    structlog.processors.dict_tracebacks,
+                    TRACEBACKS_WITHOUT_LOCALS,
                     structlog.processors.JSONRenderer(),
                 ],
                 foreign_pre_chain=SHARED_PROCESSORS,
