@@ -37,8 +37,14 @@ RECORDED = sorted(HISTORIES.rglob("*.json"))
 
 SCENARIOS = {"two_batches", "review_rounds", "conflict", "controls"}
 # Each era of the workflow code keeps its recordings: the first ones at the top, later ones in
-# a directory named for what changed (commit-in-agent: run_agent commits, merge_task removes).
-ERAS = {"": HISTORIES, "commit-in-agent": HISTORIES / "commit-in-agent"}
+# a directory named for what changed (commit-in-agent: run_agent commits, merge_task removes;
+# agents-queue: the agent's runs on a queue of their own, workspaces of their own, a failed
+# task keeps its runs).
+ERAS = {
+    "": HISTORIES,
+    "commit-in-agent": HISTORIES / "commit-in-agent",
+    "agents-queue": HISTORIES / "agents-queue",
+}
 
 
 @pytest.mark.parametrize("era", sorted(ERAS))
