@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -25,6 +26,7 @@ from temporalio.worker import Worker
 
 from activities.agent import AgentActivities
 from activities.merge import merge_task
+from activities.notify import NotifyActivities
 from activities.parse_plan import load_plan_snapshot, parse_plan
 from activities.review import CheckActivities
 from activities.workspace import (
@@ -73,9 +75,16 @@ def preflight() -> Preflight:
     return Preflight(claude_bin=claude_bin, sandbox=sandbox)
 
 
-def build_worker(client: Client, task_queue: str, checks: Preflight, egress: Egress) -> Worker:
+def build_worker(
+    client: Client,
+    task_queue: str,
+    checks: Preflight,
+    egress: Egress,
+    notify_urls: Sequence[str] = (),
+) -> Worker:
     agent = AgentActivities(checks.claude_bin, checks.sandbox, egress, dict(os.environ))
     check_runner = CheckActivities(checks.sandbox, egress)
+    notifier = NotifyActivities(notify_urls, dict(os.environ))
     return Worker(
         client,
         task_queue=task_queue,
@@ -91,6 +100,8 @@ def build_worker(client: Client, task_queue: str, checks: Preflight, egress: Egr
             merge_target,
             merge_task,
             remove_workspace,
+            notifier.notify_installation,
+            notifier.notify,
         ],
         max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
         interceptors=[LogContextInterceptor()],
@@ -112,7 +123,7 @@ async def serve(settings: Settings, task_queue: str) -> None:
     with tempfile.TemporaryDirectory(prefix="autopilot-egress-") as folder:
         egress = await Egress(Path(folder) / "egress.sock", os.environ).start()
         try:
-            worker = build_worker(client, task_queue, checks, egress)
+            worker = build_worker(client, task_queue, checks, egress, settings.notify)
             log.info(
                 "worker ready",
                 task_queue=task_queue,
