@@ -122,8 +122,9 @@ class SessionWorkflow:
     @workflow.run
     async def run(self, request: SessionRequest) -> SessionStatus:
         final = await self._run(request)
-        # Say how it ended, and wait for the last deliveries (each has a deadline), so that
-        # one that failed is in the result.
+        # Say how it ended, after what was said before (each delivery has a deadline), and
+        # wait for it, so that a notification that failed is in the result.
+        await self._notifier.settled()
         self._notifier.send(session_ended(final, self._duration()))
         await self._notifier.settled()
         return final
