@@ -158,8 +158,8 @@ def test_the_end_gives_counts_cost_duration_and_the_target_head(repo: Path) -> N
     assert body.duration_s == 192.4
     assert body.head_sha == head(repo)
     assert body.text.splitlines() == [
-        f"Autopilot session `{SESSION}` ended incomplete: 2 of 3 tasks merged (2 merged, "
-        "1 failed) in 3m 12s, $0.42.",
+        f"Autopilot session `{SESSION}` ended incomplete: 2 of 3 tasks merged (1 failed) in "
+        "3m 12s, $0.42.",
         f"Plan plan.md on {repo}, target branch `main`. `main` is at {head(repo)[:12]}.",
     ]
 
@@ -169,8 +169,7 @@ def test_a_failed_session_says_why_and_a_lost_repo_still_notifies(tmp_path: Path
     body = notify.with_text(notify.with_head(notify.session_ended(failed, None)))
     assert body.head_sha is None
     assert body.text.startswith(
-        f"Autopilot session `{SESSION}` failed (plan: no such file): 0 of 0 tasks merged "
-        "(no tasks), $0.42."
+        f"Autopilot session `{SESSION}` failed (plan: no such file): 0 of 0 tasks merged, $0.42."
     )
 
 

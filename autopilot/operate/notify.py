@@ -235,14 +235,16 @@ def _text(n: Notification) -> str:
             _where(n),
         ]
     else:
-        others = ", ".join(f"{count} {state}" for state, count in n.counts.items())
+        others = ", ".join(
+            f"{count} {state}" for state, count in n.counts.items() if state != "merged"
+        )
         took = f" in {_duration(n.duration_s)}" if n.duration_s is not None else ""
         ending = _SESSION_ENDINGS.get(n.status, f"ended {n.status}")
         why = f" ({reason})" if reason else ""
         head = f"`{n.target_branch}` is at {n.head_sha[:12]}." if n.head_sha else ""
         lines = [
-            f"{session} {ending}{why}: {n.tasks_merged} of {n.tasks_total} tasks merged "
-            f"({others or 'no tasks'}){took}, ${n.cost_usd:.2f}.",
+            f"{session} {ending}{why}: {n.tasks_merged} of {n.tasks_total} tasks merged"
+            f"{f' ({others})' if others else ''}{took}, ${n.cost_usd:.2f}.",
             f"{_where(n)} {head}".rstrip(),
         ]
     return _clip("\n".join(lines), TEXT_LIMIT) or ""
