@@ -4,6 +4,7 @@ no secret in anything sent."""
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 import time
@@ -25,6 +26,7 @@ from autopilot.infra.repo_config import (
 )
 from autopilot.models import (
     Notification,
+    NotifyFailure,
     NotifyInput,
     NotifySettings,
     NotifyTarget,
@@ -35,6 +37,7 @@ from autopilot.models import (
     TaskStatus,
 )
 from autopilot.operate import notify
+from autopilot.operate.commands import print_status
 from autopilot.operate.session_settings import differences
 from tests.gitutil import head
 from tests.harness import wait_until
@@ -182,6 +185,24 @@ def test_a_long_reason_is_clipped_in_the_text_and_kept_in_the_field() -> None:
     body = notify.with_text(body)
     assert len(body.text) <= notify.TEXT_LIMIT
     assert body.reason is not None and len(body.reason) == notify.REASON_LIMIT
+
+
+def test_status_shows_the_notifications_that_failed() -> None:
+    failed = status(TaskState.FAILED)
+    failed.notify_failures = [
+        NotifyFailure(
+            event="task_failed",
+            target="https://hooks.example.com",
+            error="https://hooks.example.com answered HTTP 404 Not Found\x1b[2J",
+            task_id="1.1",
+        )
+    ]
+    out = io.StringIO()
+    print_status(failed, as_json=False, out=out)
+    assert out.getvalue().splitlines()[-1] == (
+        "  notification task_failed (Task 1.1) to https://hooks.example.com failed: "
+        "https://hooks.example.com answered HTTP 404 Not Found\\x1b[2J"
+    )
 
 
 # -- where notifications go ----------------------------------------------------------------------

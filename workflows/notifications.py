@@ -43,7 +43,9 @@ NOTIFY_RETRY = RetryPolicy(
     non_retryable_error_types=[NOTIFY_REFUSED],
 )
 LOOKUP_RETRY = RetryPolicy(maximum_attempts=3)
-NOTIFY_FAILURES_KEPT = 5  # the status travels in every query: only the latest few
+# The status travels in every query: only the latest few failures, each error clipped.
+NOTIFY_FAILURES_KEPT = 5
+NOTIFY_ERROR_CHARS = 500
 INSTALLATION = "the worker's AUTOPILOT_NOTIFY"
 
 
@@ -133,6 +135,7 @@ class Notifier:
 
     def _failed(self, failure: NotifyFailure) -> None:
         failure.at = workflow.now()
+        failure.error = failure.error[:NOTIFY_ERROR_CHARS]
         workflow.logger.warning(
             "Notification %s to %s failed: %s", failure.event, failure.target, failure.error
         )

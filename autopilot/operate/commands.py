@@ -161,6 +161,10 @@ def print_status(status: SessionStatus, as_json: bool, out: TextIO) -> None:
         out.write(f"  {task_line(task)}\n")
         if task.workspace_left:
             out.write(f"    {task.workspace_left}\n")
+    for failure in status.notify_failures:
+        about = f" (Task {failure.task_id})" if failure.task_id else ""
+        line = f"  notification {failure.event}{about} to {failure.target} failed: {failure.error}"
+        out.write(printable(line) + "\n")
 
 
 def plan_changed(status: SessionStatus) -> bool:
