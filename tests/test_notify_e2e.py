@@ -93,4 +93,5 @@ def test_a_paused_and_a_finished_session_notify(tmp_path: Path, repo: Path) -> N
         lines = recorded(record)
         assert [line["body"]["event"] for line in lines] == ["budget_reached", "session_ended"]
         assert lines[1]["body"] == ended and lines[1]["text"] == ended["text"]
-        print(json.dumps(ended, indent=2))  # the README's example payload comes from here
+        # The README's example payloads come from here (pytest -s shows them).
+        print(json.dumps(paused, indent=2), json.dumps(ended, indent=2), sep="\n")
