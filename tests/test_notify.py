@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -350,6 +351,15 @@ def test_a_receiver_that_is_not_there_is_worth_another_attempt() -> None:
     with pytest.raises(notify.NotifyError) as err:
         notify.post(url, b"{}", timeout_s=5)
     assert err.value.retryable and "failed" in str(err.value)
+
+
+def test_a_receiver_that_hangs_times_out_and_is_tried_again() -> None:
+    with Receiver(hold=threading.Event()).running() as receiver:
+        started = time.monotonic()
+        with pytest.raises(notify.NotifyError) as err:
+            notify.post(receiver.url(), b"{}", timeout_s=1)
+    assert err.value.retryable and "timed out" in str(err.value)
+    assert time.monotonic() - started < 5
 
 
 def command_script(tmp_path: Path, body: str) -> list[str]:

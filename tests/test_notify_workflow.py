@@ -9,6 +9,7 @@ import threading
 from typing import Any
 
 import pytest
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
 from activities.notify import NotifyActivities
@@ -22,10 +23,11 @@ from tests.workflow_stubs import (
     make_plan,
     make_task,
     review_settings,
+    session_request,
     start_session,
     worker,
 )
-from workflows.notifications import NOTIFY_FAILURES_KEPT
+from workflows.notifications import NOTIFY_ATTEMPT, NOTIFY_DEADLINE, NOTIFY_FAILURES_KEPT
 from workflows.session import SessionWorkflow
 
 pytestmark = pytest.mark.timeout(90)
@@ -65,8 +67,10 @@ async def test_notifications_are_retried_never_block_and_failures_show(
         stubs.notifier = NotifyActivities([held.url()], WORKER_ENV)
         targets = NotifySettings(urls=[flaky.url(), *(dead.url(f"/{n}") for n in "abc")])
         async with worker(client, stubs) as queue:
-            handle = await start_session(
-                client, queue, agent=AgentSettings(max_attempts=1), notify=targets
+            # No run timeout here: the server would cap the notifications' deadline to it.
+            request = session_request(agent=AgentSettings(max_attempts=1), notify=targets)
+            handle = await client.start_workflow(
+                SessionWorkflow.run, request, id=request.session_id, task_queue=queue
             )
             failed = await delivered(flaky, "task_failed")
             # The held receiver has not answered, and the next task merged meanwhile.
@@ -75,7 +79,7 @@ async def test_notifications_are_retried_never_block_and_failures_show(
             )
             assert held.received == []
             release.set()
-            final = await handle.result()
+            final = await asyncio.wait_for(handle.result(), 60)
 
     assert final.status == SessionState.INCOMPLETE
     # 500 first, then 200 for the retry and for the session's end: each delivered once.
@@ -102,6 +106,19 @@ async def test_notifications_are_retried_never_block_and_failures_show(
         assert failure.target == label  # never the URL's path
         assert "answered HTTP 404" in failure.error and failure.at is not None
     assert [f.event for f in final.notify_failures] == ["task_failed"] * 2 + ["session_ended"] * 3
+
+    # Every delivery is bounded: one try, and all of them together (what the end waits for).
+    history = await handle.fetch_history()
+    scheduled = [
+        event.activity_task_scheduled_event_attributes
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    ]
+    notifying = [a for a in scheduled if a.activity_type.name.startswith("notify")]
+    assert len(notifying) == 1 + 2 * 5  # the worker's targets looked up; 2 events x 5 targets
+    for attributes in notifying:
+        assert attributes.start_to_close_timeout.ToTimedelta() == NOTIFY_ATTEMPT
+        assert attributes.schedule_to_close_timeout.ToTimedelta() == NOTIFY_DEADLINE
 
 
 async def test_a_paused_session_notifies_at_once_with_the_command_that_resumes_it(
