@@ -40,6 +40,7 @@ from autopilot.infra.repo_config import (
     ON_FAILURE,
     RepoConfigError,
     load_repo_config,
+    merge_notify_settings,
     merge_review_settings,
 )
 from autopilot.infra.temporal_connection import TemporalUnavailable, connect
@@ -186,6 +187,14 @@ def _run_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         choices=ON_FAILURE,
         help="when a task fails, is rejected or conflicts: go on, or pause the session",
     )
+    parser.add_argument(
+        "--notify",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="POST a JSON notification there when the session pauses, a task fails, is rejected"
+        f" or conflicts, and when it ends (repeatable; added to [notify] in {CONFIG_FILE})",
+    )
     parser.add_argument("--task-queue", help="task queue (default: AUTOPILOT_TASK_QUEUE)")
     parser.add_argument(
         "--no-worker",
@@ -238,6 +247,7 @@ def _request(
         flags = {key: getattr(args, dest) for dest, key in REVIEW_FLAGS.items()}
         file_cfg = load_repo_config(repo_path)
         review = merge_review_settings(file_cfg, **flags)
+        notify = merge_notify_settings(file_cfg, args.notify)
     except RepoConfigError as err:
         raise UserError(str(err)) from err
     agent = numbers.agent_settings(args.model)
@@ -255,6 +265,7 @@ def _request(
         agent=agent,
         review=review,
         max_cost_usd=numbers.max_cost_usd,
+        notify=notify,
     )
 
 
@@ -289,7 +300,7 @@ async def start_or_attach(
     """Start the session, or return the running one with the same id (True: attached) and a
     note when this command asks for another concurrency. A running session with other
     settings that cannot change: UserError, nothing started."""
-    handle = client.get_workflow_handle_for(SessionWorkflow.run, request.session_id)
+    handle = commands.session_handle(client, request.session_id)
     try:
         running = (await handle.describe()).status.name == "RUNNING"  # type: ignore[union-attr]
     except RPCError:

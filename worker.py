@@ -20,6 +20,7 @@ import os
 import signal
 import sys
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -31,6 +32,7 @@ from temporalio.worker import Worker
 
 from activities.agent import AgentActivities
 from activities.merge import merge_task
+from activities.notify import NotifyActivities
 from activities.parse_plan import load_plan_snapshot, parse_plan
 from activities.review import CheckActivities
 from activities.shutdown import ShutdownInterceptor
@@ -82,12 +84,18 @@ def preflight() -> Preflight:
 
 
 def build_workers(
-    client: Client, task_queue: str, checks: Preflight, egress: Egress, options: WorkerOptions
+    client: Client,
+    task_queue: str,
+    checks: Preflight,
+    egress: Egress,
+    options: WorkerOptions,
+    notify_urls: Sequence[str] = (),
 ) -> tuple[Worker, Worker]:
     """The task queue's worker (workflows, git steps, checks) and the agents queue's (agent
     and reviewer runs, at most options.max_agents at once)."""
     agent = AgentActivities(checks.claude_bin, checks.sandbox, egress, dict(os.environ))
     check_runner = CheckActivities(checks.sandbox, egress)
+    notifier = NotifyActivities(notify_urls, dict(os.environ))
     common: dict[str, Any] = {
         "interceptors": [LogContextInterceptor(), ShutdownInterceptor()],
         "graceful_shutdown_timeout": timedelta(seconds=options.graceful_shutdown_s),
@@ -112,6 +120,8 @@ def build_workers(
             merge_target,
             merge_task,
             remove_workspace,
+            notifier.notify_installation,
+            notifier.notify,
         ],
         max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
         **common,
@@ -137,7 +147,7 @@ async def serve(settings: Settings, task_queue: str, options: WorkerOptions) -> 
     with tempfile.TemporaryDirectory(prefix="autopilot-egress-") as folder:
         egress = await Egress(Path(folder) / "egress.sock", os.environ).start()
         try:
-            workers = build_workers(client, task_queue, checks, egress, options)
+            workers = build_workers(client, task_queue, checks, egress, options, settings.notify)
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGINT, signal.SIGTERM):

@@ -33,6 +33,11 @@ CHECKOUT_IN_THE_WAY = "CheckoutInTheWay"
 PLAN_INVALID = "PlanInvalid"
 PLAN_SNAPSHOT_MISSING = "PlanSnapshotMissing"
 
+# Notifications: another attempt may deliver it (a 5xx, a timeout, a command's non-zero exit),
+# or it cannot (a 4xx, a redirect, a command that does not start).
+NOTIFY_FAILED = "NotifyFailed"
+NOTIFY_REFUSED = "NotifyRefused"
+
 # Retrying the agent cannot fix these: the task ends at once with the message.
 AGENT_NON_RETRYABLE = frozenset({AGENT_AUTH, AGENT_SETUP})
 # Every other task would meet these too: they pause the session, whatever the policy.

@@ -302,6 +302,9 @@ class SessionRequest(BaseModel):
     agent: AgentSettings = Field(default_factory=AgentSettings)
     review: ReviewSettings = Field(default_factory=ReviewSettings)
     max_cost_usd: float | None = None
+    # Where the session's notifications go (--notify, [notify] in .autopilot.toml); the
+    # worker's own (AUTOPILOT_NOTIFY) are added by the session when it first notifies.
+    notify: NotifySettings = Field(default_factory=lambda: NotifySettings())
     # Continue as new before the history grows past this many events. Temporal's hard limit is
     # 50,000, but a replay (worker restart, cache eviction) runs the whole history, and the
     # worker's memory grows with the run: measured on a 1,000-task bench session, replaying its
@@ -322,6 +325,9 @@ class SessionCarry(BaseModel):
     skip_requested: list[str] = Field(default_factory=list)  # skips not yet carried out
     # Tasks whose approved branch conflicted with the target: their conflict round is next.
     conflict_due: list[str] = Field(default_factory=list)
+    # Labels of the worker's own notification targets (AUTOPILOT_NOTIFY), looked up at the
+    # session's first notification; None: not yet. Their URLs stay on the worker.
+    notify_installation: list[str] | None = None
 
 
 class ResumeRequest(BaseModel):
@@ -542,6 +548,8 @@ class SessionStatus(BaseModel):
     runs: int = 1  # workflow runs so far: each continue-as-new starts another
     error: str | None = None
     revision: int = 0  # counts changes to task entries; each entry keeps the one it got
+    # Notifications that failed after their retries, the latest few (NOTIFY_FAILURES_KEPT).
+    notify_failures: list[NotifyFailure] = Field(default_factory=list)
 
     def task(self, task_id: str) -> TaskStatus:
         for task in self.tasks:
@@ -563,6 +571,83 @@ class SessionChanges(BaseModel):
         entries = {task.id: task for task in known.tasks} if known is not None else {}
         entries.update((task.id, task) for task in self.tasks)
         return self.session.model_copy(update={"tasks": list(entries.values())})
+
+
+# --------------------------------------------------------------------------------------------
+# Notifications (autopilot/operate/notify.py)
+# --------------------------------------------------------------------------------------------
+
+NotifyEvent = Literal[
+    "session_paused",
+    "budget_reached",
+    "task_failed",
+    "task_rejected",
+    "task_conflict",
+    "session_ended",
+]
+
+
+class NotifySettings(BaseModel):
+    """A session's notification targets: webhook URLs (each gets a JSON POST) and a command
+    (argv, no shell: the JSON body on stdin, the text as its last argument)."""
+
+    urls: list[str] = Field(default_factory=list)
+    command: list[str] = Field(default_factory=list)
+
+
+class NotifyTarget(BaseModel):
+    """One place a notification goes: a URL, a command, or the worker's own target number
+    `installation` (its URL is read on the worker, never sent through Temporal)."""
+
+    label: str  # what status and the logs show: never a URL's path (it may be its secret)
+    url: str = ""
+    command: list[str] = Field(default_factory=list)
+    installation: int | None = None
+
+
+class Notification(BaseModel):
+    """The JSON body of a notification. `text` reads as a chat message (Slack, Mattermost and
+    most webhook receivers show it; Discord shows `content`, the same text); the rest is for
+    programs. The session fills in the facts; the activity adds the target branch's head and
+    the texts, and scrubs secrets."""
+
+    event: NotifyEvent
+    text: str = ""
+    content: str = ""
+    session_id: str
+    status: str  # the session's: running (paused), completed, incomplete, cancelled, failed
+    repo: str
+    target_branch: str
+    plan: str
+    reason: str | None = None  # why it paused, why the task ended so, why the session failed
+    resume_command: str | None = None
+    task_id: str | None = None
+    task_title: str | None = None
+    task_state: str | None = None
+    branch: str | None = None  # the task's branch, kept when it did not merge
+    retry_command: str | None = None
+    counts: dict[str, int] = Field(default_factory=dict)  # tasks by state
+    tasks_total: int = 0
+    tasks_merged: int = 0
+    cost_usd: float = 0.0
+    max_cost_usd: float | None = None
+    duration_s: float | None = None
+    head_sha: str | None = None  # the target branch's head when the session ended
+
+
+class NotifyInput(BaseModel):
+    notification: Notification
+    target: NotifyTarget
+
+
+class NotifyFailure(BaseModel):
+    """A notification that failed for good, as `status` shows it."""
+
+    event: NotifyEvent | Literal["lookup"]
+    target: str  # the target's label
+    error: str
+    task_id: str | None = None
+    at: datetime | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -678,3 +763,4 @@ class RemoveWorkspaceInput(BaseModel):
 SessionCarry.model_rebuild()
 AgentInput.model_rebuild()
 SessionRequest.model_rebuild()
+SessionStatus.model_rebuild()

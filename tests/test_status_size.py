@@ -7,7 +7,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from autopilot.infra.payload_size import BLOB_SIZE_LIMIT, encoded_size
-from autopilot.models import SessionState, SessionStatus, TaskState, TaskStatus
+from autopilot.models import NotifyFailure, SessionState, SessionStatus, TaskState, TaskStatus
+from workflows.notifications import NOTIFY_ERROR_CHARS, NOTIFY_FAILURES_KEPT
 
 SESSION = "repo-plan-all-a498a63c"
 
@@ -54,5 +55,15 @@ def test_a_thousand_task_status_is_under_a_quarter_of_the_payload_limit() -> Non
         target_branch="main",
         concurrency=4,
         tasks=[finished(batch, index) for batch in range(1, 101) for index in range(1, 11)],
+        notify_failures=[
+            NotifyFailure(
+                event="task_failed",
+                target="https://hooks.example.com",
+                error="x" * NOTIFY_ERROR_CHARS,
+                task_id="57.3",
+                at=datetime(2026, 12, 5, 4, 14, 36, tzinfo=UTC),
+            )
+        ]
+        * NOTIFY_FAILURES_KEPT,
     )
     assert encoded_size(status) < BLOB_SIZE_LIMIT // 4

@@ -20,6 +20,7 @@ from temporalio import activity
 from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
+from activities.notify import NotifyActivities
 from autopilot.infra.config import agent_task_queue
 from autopilot.models import (
     AgentInput,
@@ -34,6 +35,7 @@ from autopilot.models import (
     CommitOutcome,
     MergeInput,
     MergeOutcome,
+    NotifyInput,
     ParsePlanInput,
     Plan,
     RemoveWorkspaceInput,
@@ -212,6 +214,8 @@ class Stubs:
         self.peak_agents = 0
         self._scripts: dict[tuple[str, str], list[Scripted]] = {}
         self._holds: dict[str, asyncio.Event] = {}
+        # The real notify activities (delivering to test receivers) instead of the stand-ins.
+        self.notifier: NotifyActivities | None = None
 
     # -- scripting and observing ---------------------------------------------------------------
 
@@ -347,7 +351,22 @@ class Stubs:
             self.calls.append(("remove_workspace", request.task_id, request))
             await self._take("remove_workspace", request.task_id, request, None)
 
+        @activity.defn(name="notify_installation")
+        async def notify_installation() -> list[str]:
+            self.calls.append(("notify_installation", "", None))
+            return []
+
+        @activity.defn(name="notify")
+        async def notify(request: NotifyInput) -> None:
+            self.calls.append(("notify", request.notification.task_id or "", request))
+
+        notifications: list[Callable[..., Any]] = (
+            [notify_installation, notify]
+            if self.notifier is None
+            else [self.notifier.notify_installation, self.notifier.notify]
+        )
         return [
+            *notifications,
             parse_plan,
             load_plan_snapshot,
             prepare_workspace,

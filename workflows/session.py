@@ -53,6 +53,8 @@ with workflow.unsafe.imports_passed_through():
         TaskState,
         TaskStatus,
     )
+    from autopilot.operate.notify import paused, session_ended, task_ended
+    from workflows.notifications import Notifier
     from workflows.task import TaskWorkflow, failure_message, innermost_error_type
 
 ACTIVITY_TIMEOUT = timedelta(minutes=5)
@@ -105,6 +107,7 @@ class SessionWorkflow:
         self._retries: list[asyncio.Task[None]] = []  # task runs the operator asked for again
         self._removing: set[str] = set()  # tasks whose worktree is being removed
         self._published: tuple[object, ...] = ()
+        self._notifier = Notifier(request, self._state)
 
     @property
     def _status(self) -> SessionStatus:
@@ -118,6 +121,15 @@ class SessionWorkflow:
 
     @workflow.run
     async def run(self, request: SessionRequest) -> SessionStatus:
+        final = await self._run(request)
+        # Say how it ended, after what was said before (each delivery has a deadline), and
+        # wait for it, so that a notification that failed is in the result.
+        await self._notifier.settled()
+        self._notifier.send(session_ended(final, self._duration()))
+        await self._notifier.settled()
+        return final
+
+    async def _run(self, request: SessionRequest) -> SessionStatus:
         status = self._status
         if self._plan is None and status.plan_sha256:
             # A continued run of a session that keeps its plan as a snapshot.
@@ -212,7 +224,10 @@ class SessionWorkflow:
         drained = asyncio.ensure_future(
             workflow.wait_condition(
                 lambda: (
-                    self._history_full() and self._running == 0 and not self._merge_queue.locked()
+                    self._history_full()
+                    and self._running == 0
+                    and not self._merge_queue.locked()
+                    and not self._notifier.busy
                 )
             )
         )
@@ -747,6 +762,7 @@ class SessionWorkflow:
         entry.completed_at = workflow.now()
         workflow.logger.info("Task %s %s%s", task_id, state.value, f": {error}" if error else "")
         entry.last_error = error if state != TaskState.MERGED else None
+        self._notifier.send(task_ended(self._status, entry))
         if state in FAILURE_STATES and self._req.review.on_failure == "pause":
             if not self._status.paused and not self._cancelling:
                 self._pause(f"Task {task_id} ended {state.value}: {error}")
@@ -761,13 +777,17 @@ class SessionWorkflow:
         budget = status.max_cost_usd
         work_left = any(task.state == TaskState.PENDING for task in status.tasks)
         if budget is not None and status.cost_usd >= budget and work_left and not status.paused:
-            self._pause(f"budget reached: ${status.cost_usd:.2f} of ${budget:.2f} spent")
+            self._pause(
+                f"budget reached: ${status.cost_usd:.2f} of ${budget:.2f} spent",
+                budget_reached=True,
+            )
         self._show_progress()
 
-    def _pause(self, reason: str) -> None:
+    def _pause(self, reason: str, *, budget_reached: bool = False) -> None:
         workflow.logger.info("Session paused: %s", reason)
         self._status.paused, self._status.pause_reason = True, reason
         self._show_progress()
+        self._notifier.send(paused(self._status, budget_reached=budget_reached))
 
     def _show_progress(self) -> None:
         """What the Web UI shows: the current details line and the search attributes."""
@@ -798,6 +818,12 @@ class SessionWorkflow:
         if status.current_batch is not None:
             updates.append(search_attributes.BATCH.value_set(status.current_batch))
         workflow.upsert_search_attributes(updates)
+
+    def _duration(self) -> float | None:
+        status = self._status
+        if status.started_at is None or status.completed_at is None:
+            return None
+        return (status.completed_at - status.started_at).total_seconds()
 
     def _finish(self, state: SessionState, error: str | None = None) -> SessionStatus:
         self._status.status = state

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from autopilot.infra.notify_targets import NotifyUrlError, parse_url_list
 from autopilot.infra.private_files import make_private_dir, tighten_dir
 
 DEFAULT_TASK_QUEUE = "autopilot"
@@ -19,6 +20,7 @@ DEFAULT_TEMPORAL_PORT = 7233
 DEFAULT_UI_PORT = 8233
 UI_SETTING = "AUTOPILOT_TEMPORAL_UI"
 UI_CHOICES = {"on": True, "off": False}
+NOTIFY_SETTING = "AUTOPILOT_NOTIFY"
 
 
 class ConfigError(Exception):
@@ -36,6 +38,9 @@ class Settings:
     ui_port: int
     # The embedded server's Web UI; off: the server starts headless (no UI port at all).
     ui_enabled: bool = True
+    # The installation's own notification targets (AUTOPILOT_NOTIFY): every session the worker
+    # runs notifies them too. Read by the worker only; they never travel through Temporal.
+    notify: tuple[str, ...] = ()
 
     @property
     def ui_url(self) -> str:
@@ -70,6 +75,15 @@ def _ui_enabled(env: Mapping[str, str]) -> bool:
             "Temporal server without its Web UI, or on (the default)."
         )
     return UI_CHOICES[raw.lower()]
+
+
+def _notify_urls(env: Mapping[str, str]) -> tuple[str, ...]:
+    try:
+        return tuple(parse_url_list(env.get(NOTIFY_SETTING, "")))
+    except NotifyUrlError as err:
+        raise ConfigError(
+            f"{NOTIFY_SETTING}: {err}; set it to http(s) URLs separated by spaces, or unset it."
+        ) from None
 
 
 def _make_private(state_dir: Path) -> None:
@@ -121,6 +135,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         temporal_namespace=env.get("TEMPORAL_NAMESPACE", "").strip() or "default",
         ui_port=_port(env, "AUTOPILOT_TEMPORAL_UI_PORT", DEFAULT_UI_PORT),
         ui_enabled=_ui_enabled(env),
+        notify=_notify_urls(env),
     )
 
 

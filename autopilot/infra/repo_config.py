@@ -17,6 +17,10 @@ on_failure = "continue"    # continue | pause
 
 [sandbox]
 network = ["pypi.org", "files.pythonhosted.org"]  # what agents and checks may reach
+
+[notify]
+notify = ["https://hooks.example.com/T000/B000"]  # each gets a JSON POST (http/https only)
+notify_command = ["notify-send", "Autopilot"]  # argv, no shell: JSON on stdin, text last
 ```
 
 Each check is a command split like a shell splits it (quotes work) but run without a shell,
@@ -25,6 +29,7 @@ run after the file's, a command listed twice runs once. A check's environment is
 LANG, a TMPDIR of its own and the worker's variables that `check_env` names (see
 autopilot/review/checks.py); nothing else of the worker's. Anything wrong in the file stops the
 run with a `RepoConfigError` that names the file, the key and what to write instead.
+`--notify URL` flags add to the file's `notify` (autopilot/operate/notify.py says what is sent).
 
 What may be set, and each value's type and range, is one strict pydantic model, `ReviewTable`:
 the file's [review] table and the review flags go through it, and its validation errors become
@@ -44,6 +49,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from pydantic_core import PydanticCustomError
 
 from autopilot.git.runner import _GIT_LOCATION_VARS
+from autopilot.infra.notify_targets import NotifyUrlError, check_url
 from autopilot.infra.options import (
     CHECK_TIMEOUT,
     REVIEW_ROUNDS,
@@ -52,12 +58,13 @@ from autopilot.infra.options import (
     flag_value,
     not_allowed,
 )
-from autopilot.models import CheckCommand, ReviewMode, ReviewSettings
+from autopilot.models import CheckCommand, NotifySettings, ReviewMode, ReviewSettings
 from autopilot.review.checks import CheckSyntaxError, parse_check
 
 CONFIG_FILE = ".autopilot.toml"
 TABLE = "review"
 SANDBOX = "sandbox"
+NOTIFY = "notify"
 # Not read past this: the prompt goes to the server in every task's request, whose payload
 # limit (autopilot/infra/payload_size.py) refuses far less anyway, with the task named.
 PROMPT_FILE_LIMIT = 8 * 1024 * 1024
@@ -110,6 +117,17 @@ def _domain(value: str) -> str:
 
 
 _Domain = Annotated[str, AfterValidator(_domain)]
+_BAD_URL = "notify_url"
+
+
+def _url(value: str) -> str:
+    try:
+        return check_url(value)
+    except NotifyUrlError as err:
+        raise PydanticCustomError(_BAD_URL, str(err)) from None
+
+
+_Url = Annotated[str, AfterValidator(_url)]
 
 
 class ReviewTable(BaseModel):
@@ -136,16 +154,30 @@ class SandboxTable(BaseModel):
     network: list[_Domain] | None = None
 
 
+class NotifyTable(BaseModel):
+    """What may be set in [notify]."""
+
+    model_config = STRICT
+
+    notify: list[_Url] | None = None
+    notify_command: Annotated[list[_Text], Field(min_length=1)] | None = None
+
+
 class _ConfigFile(BaseModel):
-    """The whole file: [review] and [sandbox]."""
+    """The whole file: [review], [sandbox] and [notify]."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
     review: ReviewTable = Field(default_factory=ReviewTable)
     sandbox: SandboxTable = Field(default_factory=SandboxTable)
+    notify: NotifyTable = Field(default_factory=NotifyTable)
 
 
-_TABLES: dict[str, type[BaseModel]] = {TABLE: ReviewTable, SANDBOX: SandboxTable}
+_TABLES: dict[str, type[BaseModel]] = {
+    TABLE: ReviewTable,
+    SANDBOX: SandboxTable,
+    NOTIFY: NotifyTable,
+}
 
 
 def _choice(allowed: tuple[str, ...]) -> Callable[[str], str]:
@@ -180,6 +212,10 @@ _RULES: dict[str, Callable[[str], str]] = {
     "reviewer_prompt_file": _fixed("a non-empty string"),
     "on_failure": _choice(ON_FAILURE),
     "network": _fixed('a list of domains, e.g. ["pypi.org", "*.npmjs.org"]'),
+    "notify": _fixed('a list of http or https URLs, e.g. ["https://hooks.example.com/T000/B000"]'),
+    "notify_command": _fixed(
+        'a command as a list of arguments, run without a shell, e.g. ["notify-send", "Autopilot"]'
+    ),
 }
 _FLAGS = {
     "mode": "--review",
@@ -201,6 +237,7 @@ class RepoReviewConfig(BaseModel):
     reviewer_prompt: str | None = None  # from reviewer_prompt, or reviewer_prompt_file's text
     on_failure: OnFailure | None = None
     network: list[str] = Field(default_factory=list)  # [sandbox] network
+    notify: NotifySettings = Field(default_factory=NotifySettings)  # [notify]
     source: str | None = None  # the file read, when there was one
 
 
@@ -221,6 +258,10 @@ def load_repo_config(repo: Path) -> RepoReviewConfig:
     table = whole.review
     values = table.model_dump(exclude_none=True)
     values["network"] = list(dict.fromkeys(whole.sandbox.network or []))
+    values["notify"] = NotifySettings(
+        urls=list(dict.fromkeys(whole.notify.notify or [])),
+        command=whole.notify.notify_command or [],
+    )
     if "reviewer_prompt" in values and "reviewer_prompt_file" in values:
         raise RepoConfigError(
             f"{path}: [{TABLE}] sets both reviewer_prompt and reviewer_prompt_file; keep one."
@@ -342,6 +383,20 @@ def merge_review_settings(
     settings["checks"] = _dedupe([*(file_cfg.checks or []), *_parse_checks(checks, "--check")])
     settings["check_env"] = list(dict.fromkeys(file_cfg.check_env or []))
     return ReviewSettings.model_validate(settings)
+
+
+def merge_notify_settings(file_cfg: RepoReviewConfig, urls: list[str]) -> NotifySettings:
+    """The file's targets and the --notify URLs (after them, each once)."""
+    checked = []
+    for url in urls:
+        try:
+            checked.append(check_url(url))
+        except NotifyUrlError as err:
+            raise RepoConfigError(f"--notify: {err}.") from None
+    return NotifySettings(
+        urls=list(dict.fromkeys([*file_cfg.notify.urls, *checked])),
+        command=file_cfg.notify.command,
+    )
 
 
 def _first(*values: object) -> object:

@@ -117,11 +117,19 @@ async def resolve_session(client: Client, session: str | None) -> str:
     raise CommandError("several sessions are running; name one of: " + ", ".join(sorted(running)))
 
 
+def session_handle(
+    client: Client, session_id: str
+) -> WorkflowHandle[SessionWorkflow, SessionStatus]:
+    """A session's handle, typed. (Not `get_workflow_handle_for(SessionWorkflow.run, ...)`:
+    mypy 2.4 no longer infers its types once the session workflow imports its notifier.)"""
+    return client.get_workflow_handle(session_id, result_type=SessionStatus)
+
+
 async def _handle(
     client: Client, session: str | None
 ) -> WorkflowHandle[SessionWorkflow, SessionStatus]:
     session_id = await resolve_session(client, session)
-    handle = client.get_workflow_handle_for(SessionWorkflow.run, session_id)
+    handle = session_handle(client, session_id)
     try:
         await handle.describe()
     except RPCError as err:
@@ -161,6 +169,10 @@ def print_status(status: SessionStatus, as_json: bool, out: TextIO) -> None:
         out.write(f"  {task_line(task)}\n")
         if task.workspace_left:
             out.write(f"    {task.workspace_left}\n")
+    for failure in status.notify_failures:
+        about = f" (Task {failure.task_id})" if failure.task_id else ""
+        line = f"  notification {failure.event}{about} to {failure.target} failed: {failure.error}"
+        out.write(printable(line) + "\n")
 
 
 def plan_changed(status: SessionStatus) -> bool:
@@ -232,7 +244,7 @@ async def _active_branches(client: Client, repo: str) -> set[str]:
     """Branches of tasks that are not finished in a running session on this repo."""
     active: set[str] = set()
     for session_id in await _running_sessions(client):
-        handle = client.get_workflow_handle_for(SessionWorkflow.run, session_id)
+        handle = session_handle(client, session_id)
         status = await handle.query(SessionWorkflow.status)
         if Path(status.repo) != Path(repo):
             continue

@@ -37,6 +37,8 @@ _FIXED: tuple[tuple[str, Callable[[SessionRequest], object]], ...] = (
     ("--reviewer-model", lambda r: r.review.reviewer_model),
     ("--reviewer-prompt", lambda r: r.review.reviewer_prompt),
     ("--on-failure", lambda r: r.review.on_failure),
+    ("--notify (or [notify] notify, .autopilot.toml)", lambda r: r.notify.urls),
+    ("[notify] notify_command (.autopilot.toml)", lambda r: r.notify.command),
 )
 _PROMPT_FLAG = "--reviewer-prompt"  # its text may be long: only said to differ
 _REVIEW_SOURCE = "(flags or .autopilot.toml)"

@@ -1,0 +1,400 @@
+"""Notifications: a person told when a session needs them (paused, a task failed, rejected or
+conflicting, the budget reached) and when it ended.
+
+The session builds each notification from its status (`paused`, `task_ended`,
+`session_ended`: pure, so the workflow may call them); the notify activity adds the target
+branch's head (`with_head`) and the chat text (`with_text`), scrubs the worker's secret values
+(`scrubbed`) and delivers it (`deliver`): a JSON POST to a webhook URL, or a command run
+argv-style with the JSON on stdin and the text as its last argument. A `NotifyError` says
+whether another attempt can help.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shlex
+import signal
+import subprocess
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from typing import Any, NoReturn
+
+from autopilot.git.refs import _branch_head
+from autopilot.git.runner import GitError
+from autopilot.infra.notify_targets import url_label
+from autopilot.infra.redact import Redactor
+from autopilot.models import Notification, NotifyEvent, SessionStatus, TaskState, TaskStatus
+
+__all__ = [
+    "COMMAND_TIMEOUT_S",
+    "HTTP_TIMEOUT_S",
+    "NotifyError",
+    "command_env",
+    "deliver",
+    "paused",
+    "post",
+    "resume_command",
+    "retry_command",
+    "run_command",
+    "scrubbed",
+    "session_ended",
+    "task_ended",
+    "with_head",
+    "with_text",
+]
+
+STARTER = "python starter.py"
+HTTP_TIMEOUT_S = 10.0
+COMMAND_TIMEOUT_S = 20.0
+# Discord refuses a `content` over 2,000 characters; the whole failure stays in `reason`.
+TEXT_LIMIT = 1900
+REASON_IN_TEXT = 600
+REASON_LIMIT = 4000
+ERROR_BODY_CHARS = 300
+# HTTP answers that may mean "later": a timeout, too early, too many, any server error.
+RETRYABLE_STATUS = frozenset({408, 425, 429})
+# Besides PATH, HOME and LANG, what a desktop notifier (notify-send) needs to find the desktop.
+COMMAND_VARS = (
+    "PATH",
+    "HOME",
+    "LANG",
+    "DISPLAY",
+    "WAYLAND_DISPLAY",
+    "DBUS_SESSION_BUS_ADDRESS",
+    "XDG_RUNTIME_DIR",
+)
+TASK_EVENTS: dict[TaskState, NotifyEvent] = {
+    TaskState.FAILED: "task_failed",
+    TaskState.REJECTED: "task_rejected",
+    TaskState.CONFLICT: "task_conflict",
+}
+
+
+class NotifyError(Exception):
+    """A delivery failed; `retryable`: another attempt later may succeed."""
+
+    def __init__(self, message: str, *, retryable: bool) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+# --------------------------------------------------------------------------------------------
+# What the session sends (pure: called in the workflow)
+# --------------------------------------------------------------------------------------------
+
+
+def resume_command(session_id: str, budget: float | None = None) -> str:
+    command = f"{STARTER} resume {shlex.quote(session_id)}"
+    return command if budget is None else f"{command} --max-cost-usd {budget:.2f}"
+
+
+def retry_command(session_id: str, task_id: str) -> str:
+    return f"{STARTER} retry {shlex.quote(session_id)} {shlex.quote(task_id)}"
+
+
+def _facts(status: SessionStatus, event: NotifyEvent) -> dict[str, Any]:
+    """What every notification says about its session."""
+    counts: dict[str, int] = {}
+    for task in status.tasks:
+        counts[task.state.value] = counts.get(task.state.value, 0) + 1
+    return {
+        "event": event,
+        "session_id": status.id,
+        "status": status.status.value,
+        "repo": status.repo,
+        "target_branch": status.target_branch,
+        "plan": status.plan_path,
+        "counts": {state.value: counts[state.value] for state in TaskState if state in counts},
+        "tasks_total": status.tasks_total,
+        "tasks_merged": status.tasks_completed,
+        "cost_usd": round(status.cost_usd, 4),
+        "max_cost_usd": status.max_cost_usd,
+    }
+
+
+def _clip(text: str | None, limit: int) -> str | None:
+    if text is None or len(text) <= limit:
+        return text
+    return text[: limit - 1] + "…"
+
+
+def paused(status: SessionStatus, *, budget_reached: bool = False) -> Notification:
+    """The session paused: why, and the command that resumes it (with a higher budget when
+    the budget paused it: twice what was spent or budgeted, in whole cents, so that `resume`
+    accepts it)."""
+    budget = status.max_cost_usd
+    higher = None
+    if budget_reached and budget is not None:
+        higher = math.ceil(200 * max(status.cost_usd, budget)) / 100
+    return Notification(
+        **_facts(status, "budget_reached" if budget_reached else "session_paused"),
+        reason=_clip(status.pause_reason, REASON_LIMIT),
+        resume_command=resume_command(status.id, higher),
+    )
+
+
+def task_ended(status: SessionStatus, task: TaskStatus) -> Notification | None:
+    """A task failed, was rejected or conflicts: why, its kept branch and how to retry it.
+    None for any other end."""
+    event = TASK_EVENTS.get(task.state)
+    if event is None:
+        return None
+    return Notification(
+        **_facts(status, event),
+        reason=_clip(task.last_error, REASON_LIMIT),
+        task_id=task.id,
+        task_title=task.title,
+        task_state=task.state.value,
+        branch=task.branch or None,
+        retry_command=retry_command(status.id, task.id),
+    )
+
+
+def session_ended(status: SessionStatus, duration_s: float | None) -> Notification:
+    reason = status.error or status.cancel_reason
+    return Notification(
+        **_facts(status, "session_ended"),
+        reason=_clip(reason, REASON_LIMIT),
+        duration_s=None if duration_s is None else round(duration_s, 1),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# The body as sent (in the activity)
+# --------------------------------------------------------------------------------------------
+
+
+def with_head(notification: Notification) -> Notification:
+    """A session's end with the target branch's head as git has it now (None when the repo
+    or the branch cannot be read: the notification still goes)."""
+    if notification.event != "session_ended":
+        return notification
+    try:
+        head = _branch_head(notification.repo, notification.target_branch)
+    except GitError:
+        head = None
+    return notification.model_copy(update={"head_sha": head})
+
+
+def _duration(seconds: float) -> str:
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    return f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
+
+
+def _progress(n: Notification) -> str:
+    return f"{n.tasks_merged} of {n.tasks_total} tasks merged, ${n.cost_usd:.2f}"
+
+
+def _where(n: Notification) -> str:
+    plan = n.plan.rsplit("/", 1)[-1]
+    return f"Plan {plan} on {n.repo}, target branch `{n.target_branch}`."
+
+
+_TASK_ENDINGS = {
+    "task_failed": "failed",
+    "task_rejected": "was rejected by its review",
+    "task_conflict": "conflicts with the target branch",
+}
+_SESSION_ENDINGS = {
+    "completed": "completed",
+    "incomplete": "ended incomplete",
+    "cancelled": "was cancelled",
+    "failed": "failed",
+}
+
+
+def _text(n: Notification) -> str:
+    session = f"Autopilot session `{n.session_id}`"
+    reason = _clip(n.reason, REASON_IN_TEXT)
+    if n.event == "session_paused":
+        lines = [
+            f"{session} paused: {reason}",
+            f"Resume it with `{n.resume_command}`",
+            f"{_progress(n)} so far. {_where(n)}",
+        ]
+    elif n.event == "budget_reached":
+        budget = f" of ${n.max_cost_usd:.2f}" if n.max_cost_usd is not None else ""
+        lines = [
+            f"{session} reached its budget: ${n.cost_usd:.2f}{budget} spent, no new task starts.",
+            f"Resume it with a higher budget: `{n.resume_command}`",
+            f"{_progress(n)} so far. {_where(n)}",
+        ]
+    elif n.event in _TASK_ENDINGS:
+        kept = f" Its branch `{n.branch}` is kept." if n.branch else ""
+        lines = [
+            f"Autopilot: Task {n.task_id} ({n.task_title}) {_TASK_ENDINGS[n.event]} in session "
+            f"`{n.session_id}`: {reason}",
+            f"Run it again with `{n.retry_command}`.{kept}",
+            _where(n),
+        ]
+    else:
+        others = ", ".join(
+            f"{count} {state}" for state, count in n.counts.items() if state != "merged"
+        )
+        took = f" in {_duration(n.duration_s)}" if n.duration_s is not None else ""
+        ending = _SESSION_ENDINGS.get(n.status, f"ended {n.status}")
+        why = f" ({reason})" if reason else ""
+        head = f"`{n.target_branch}` is at {n.head_sha[:12]}." if n.head_sha else ""
+        lines = [
+            f"{session} {ending}{why}: {n.tasks_merged} of {n.tasks_total} tasks merged"
+            f"{f' ({others})' if others else ''}{took}, ${n.cost_usd:.2f}.",
+            f"{_where(n)} {head}".rstrip(),
+        ]
+    return _clip("\n".join(lines), TEXT_LIMIT) or ""
+
+
+def with_text(notification: Notification) -> Notification:
+    """The notification with its chat text, as `text` and (for Discord) `content`."""
+    text = _text(notification)
+    return notification.model_copy(update={"text": text, "content": text})
+
+
+def _scrub(value: Any, redactor: Redactor) -> Any:
+    if isinstance(value, str):
+        return redactor.scrub(value)
+    if isinstance(value, dict):
+        return {key: _scrub(item, redactor) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_scrub(item, redactor) for item in value]
+    return value
+
+
+def scrubbed(notification: Notification, redactor: Redactor) -> Notification:
+    """Every text of the notification with the worker's secret values replaced."""
+    return Notification.model_validate(_scrub(notification.model_dump(), redactor))
+
+
+# --------------------------------------------------------------------------------------------
+# Delivery (blocking: the activity runs it in a thread)
+# --------------------------------------------------------------------------------------------
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect is an error: urllib would turn the POST into a GET without its body."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
+
+
+def post(url: str, data: bytes, timeout_s: float = HTTP_TIMEOUT_S) -> None:
+    """POST `data` as JSON to `url`; any 2xx answer is a delivery."""
+    label = url_label(url)
+    request = urllib.request.Request(
+        url,
+        data=data,
+        method="POST",
+        headers={"Content-Type": "application/json", "User-Agent": "cc3-autopilot"},
+    )
+    try:
+        with _OPENER.open(request, timeout=timeout_s) as answer:
+            answer.read(ERROR_BODY_CHARS)
+    except urllib.error.HTTPError as err:
+        _refused(label, err)
+    except (urllib.error.URLError, TimeoutError, OSError) as err:
+        reason = getattr(err, "reason", None) or err
+        raise NotifyError(f"POST to {label} failed: {reason}", retryable=True) from None
+
+
+def _refused(label: str, err: urllib.error.HTTPError) -> NoReturn:
+    code = err.code
+    if 300 <= code < 400:
+        where = err.headers.get("Location", "")
+        raise NotifyError(
+            f"{label} answered HTTP {code}, a redirect"
+            + (f" to {url_label(where)}" if where.startswith(("http://", "https://")) else "")
+            + "; give the URL it redirects to",
+            retryable=False,
+        )
+    try:
+        said = err.read(ERROR_BODY_CHARS).decode("utf-8", "replace").strip()
+    except OSError:
+        said = ""
+    message = f"{label} answered HTTP {code} {err.reason}" + (f": {said}" if said else "")
+    raise NotifyError(message, retryable=code in RETRYABLE_STATUS or code >= 500)
+
+
+def command_env(env: Mapping[str, str]) -> dict[str, str]:
+    """A notify_command's environment: the basics and what finds the desktop, nothing else of
+    the worker's (its credentials stay out)."""
+    return {name: env[name] for name in COMMAND_VARS if name in env}
+
+
+def run_command(
+    argv: Sequence[str],
+    data: bytes,
+    text: str,
+    env: Mapping[str, str],
+    timeout_s: float = COMMAND_TIMEOUT_S,
+) -> None:
+    """Run argv + [text] without a shell, `data` on its stdin, in its own process group (all
+    of it is killed at the timeout). Exit status 0 is a delivery."""
+    shown = shlex.quote(argv[0])
+    with tempfile.TemporaryFile() as output:  # a file, not a pipe: a left child cannot hang us
+        try:
+            proc = subprocess.Popen(
+                [*argv, text],
+                stdin=subprocess.PIPE,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                env=command_env(env),
+                cwd="/",
+                start_new_session=True,
+            )
+        except OSError as err:
+            raise NotifyError(
+                f"notify_command {shown} cannot start: {err.strerror or err}; give a program on "
+                "the worker's PATH or an absolute path",
+                retryable=False,
+            ) from None
+        try:
+            proc.communicate(data, timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            raise NotifyError(
+                f"notify_command {shown} did not finish in {timeout_s:g}s", retryable=True
+            ) from None
+        if proc.returncode != 0:
+            output.seek(0)
+            said = output.read(ERROR_BODY_CHARS).decode("utf-8", "replace").strip()
+            raise NotifyError(
+                f"notify_command {shown} exited with {proc.returncode}"
+                + (f": {said}" if said else ""),
+                retryable=True,
+            )
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        proc.kill()
+    proc.wait()
+
+
+def deliver(
+    notification: Notification,
+    *,
+    url: str = "",
+    command: Sequence[str] = (),
+    redactor: Redactor,
+    env: Mapping[str, str],
+) -> Notification:
+    """Send the notification, completed and scrubbed, to a URL or a command; returns the
+    body as sent. NotifyError when it could not be delivered."""
+    body = scrubbed(with_text(with_head(notification)), redactor)
+    data = body.model_dump_json().encode()
+    if command:
+        run_command(command, data, body.text, env)
+    else:
+        post(url, data)
+    return body
