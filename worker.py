@@ -87,6 +87,7 @@ def build_worker(client: Client, task_queue: str, checks: Preflight, egress: Egr
             agent.run_agent,
             commit_changes,
             check_runner.run_checks,
+            check_runner.set_up_workspace,
             agent.review_changes,
             merge_target,
             merge_task,
