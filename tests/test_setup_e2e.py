@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from autopilot.agent.scripted_model import PlanFollower, ScriptedModel
-from autopilot.models import TaskState
+from autopilot.models import SessionStatus, TaskState
 from tests.gitutil import commit_file, git
 from tests.harness import autopilot, wait_until
 
@@ -107,8 +107,13 @@ def test_failing_setup_pauses_the_session(tmp_path: Path, repo: Path) -> None:
         autopilot(tmp_path / "autopilot", model.env()) as installation,
     ):
         session = installation.start_detached(plan, repo)
+
+        def paused() -> SessionStatus | None:
+            found = installation.status(session)
+            return found if found.paused else None
+
         status = wait_until(
-            lambda: (found := installation.status(session)).paused and found,
+            paused,
             180,
             "the session to pause on the failing setup",
             interval=1.0,
