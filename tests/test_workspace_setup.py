@@ -193,6 +193,20 @@ def test_copy_of_a_file_missing_from_the_checkout(repo: Path, tmp_path: Path) ->
         copy_in(repo, ws, ["config/local.toml"])
 
 
+def test_copy_goes_through_no_linked_folder_of_the_checkout(repo: Path, tmp_path: Path) -> None:
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "id_key").write_text("private\n")
+    (repo / "keys").symlink_to(secrets)  # a link a merged task could have committed
+    ws = Path(workspace(repo, tmp_path, "1").path)
+    with pytest.raises(CopyProblem, match="is a link or a file"):
+        copy_in(repo, ws, ["keys/id_key"])
+    assert not (ws / "keys").exists()
+    (repo / ".env.local").symlink_to(repo / ".env.test")  # the user's own link is followed
+    copy_in(repo, ws, [".env.local"])
+    assert (ws / ".env.local").read_text() == "TOKEN_FOR_TESTS=abc\n"
+
+
 def test_a_tracked_copy_file_is_refused(repo: Path) -> None:
     check_untracked(repo, "main", settings())  # .env.test is untracked, deps too
     commit_file(repo, "deps/vendored.sh", "x\n")

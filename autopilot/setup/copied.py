@@ -17,7 +17,7 @@ from pathlib import Path
 
 from autopilot.git.runner import _git_raw, _shown, _z_paths
 from autopilot.models import WorkspaceSettings
-from autopilot.setup.paths import UnsafePath, make_parents
+from autopilot.setup.paths import UnsafePath, inside, make_parents
 
 EXCLUDE_HEADER = "# autopilot: [workspace] copy and cache_dirs (never committed)"
 _PATTERN_SPECIALS = "\\*?[!#"
@@ -58,8 +58,13 @@ def copy_in(checkout: Path, workspace: Path, names: Sequence[str]) -> list[str]:
     """Copy each named file from the checkout to the same place in the workspace (replacing
     what the workspace has there); returns the names copied."""
     for name in names:
-        source = checkout / name
-        if not source.is_file():  # a link in the user's own checkout is followed: theirs
+        try:
+            # The file itself may be a link (it is untracked: the user's own), but no folder
+            # on the way: a tracked link there could come from a merged task.
+            source = inside(checkout, name)
+        except UnsafePath as err:
+            raise CopyProblem(f"cannot copy {name!r} from your checkout: {err}") from err
+        if not source.is_file():
             raise CopyProblem(
                 f"[workspace] copy names {name!r}, which is not a file in your checkout "
                 f"({source}); create it there, or take it out of copy in .autopilot.toml"
