@@ -9,7 +9,10 @@ import threading
 from pathlib import Path
 
 import pytest
+from temporalio.exceptions import ApplicationError
 
+from activities.errors import git_errors_as_activity_errors
+from autopilot.error_types import WORKSPACE_FILES_COMMITTED
 from autopilot.git import WorkspaceFilesCommitted, commit_changes, prepare_workspace
 from autopilot.models import SetupInput, Workspace, WorkspaceSettings
 from autopilot.review.checks import CheckEnv, parse_check, run_checks
@@ -319,6 +322,13 @@ def test_a_branch_whose_commits_hold_a_copied_file_is_not_brought_back(
             path, ws.base_sha, SESSION, "1", "feat", repo=repo, keep_out=settings().keep_out
         )
     assert "retry 1" in str(caught.value) and "[workspace] copy" in str(caught.value)
+    assert ") hold .env.test, which the workspace setup" in str(caught.value)  # and no more
+    # As an activity error: the task fails with this message, and no retry is made.
+    with pytest.raises(ApplicationError) as failed, git_errors_as_activity_errors():
+        commit_changes(
+            path, ws.base_sha, SESSION, "1", "feat", repo=repo, keep_out=settings().keep_out
+        )
+    assert failed.value.type == WORKSPACE_FILES_COMMITTED and failed.value.non_retryable
     # Nothing came back to the user's repository: no task branch, no incoming ref, no object.
     assert git(repo, "for-each-ref", "refs/heads/autopilot", "refs/autopilot") == ""
     assert git(repo, "log", "--all", "--format=", "--name-only").count(".env.test") == 0

@@ -189,12 +189,10 @@ def _refuse_kept_out(
     shas = found.split()
     if not shas:
         return
-    names = _z_paths(
-        _git_raw(
-            worktree, "diff", "--name-only", "--no-renames", "-z", base_sha, "HEAD", "--", *literal
-        )
-    )
-    named = ", ".join(_shown(path) for path in names) or ", ".join(keep_out)
+    # Each path any of them touched (one added and removed again is still in the history).
+    touched = ["log", "-z", "--format=", "--name-only", "--no-renames", f"{base_sha}..HEAD"]
+    paths = list(dict.fromkeys(_z_paths(_git_raw(worktree, *touched, "--", *literal))))
+    named = _list_for_people(paths) or ", ".join(keep_out)
     raise WorkspaceFilesCommitted(
         f"the task's commits ({', '.join(sha[:10] for sha in shas[:5])}) hold {named}, which "
         "the workspace setup put in its workspace ([workspace] copy or cache_dirs in "
