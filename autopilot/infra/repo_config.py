@@ -33,8 +33,8 @@ LANG, a TMPDIR of its own and the worker's variables that `check_env` names (see
 autopilot/review/checks.py); nothing else of the worker's. Setup commands are split and run
 the same way (autopilot/setup/steps.py). The [workspace] paths are relative to the top of the
 repository, without `..`, never in `.git`; `cache_dirs` needs `setup`, `cache_key` needs
-`cache_dirs`. Anything wrong in the file stops the
-run with a `RepoConfigError` that names the file, the key and what to write instead.
+`cache_dirs`. Anything wrong in the file stops the run with a `RepoConfigError` that names the
+file, the key and what to write instead.
 
 What may be set, and each value's type and range, is one strict pydantic model, `ReviewTable`:
 the file's [review] table and the review flags go through it, and its validation errors become
