@@ -53,6 +53,7 @@ from autopilot.operate.session_settings import differences, refusal
 from autopilot.plan.parser import PlanError, load_plan, select_batches
 from autopilot.plan.report import describe_plan
 from autopilot.plan.safe_text import printable
+from autopilot.setup.copied import CopyProblem, check_untracked
 from workflows.session import SessionWorkflow
 
 EXIT_BAD_INPUT, EXIT_DETACHED = 2, 130
@@ -214,6 +215,10 @@ def validate(args: argparse.Namespace, settings: Settings) -> SessionRequest:
     except gitops.RepoError as err:
         raise UserError(str(err)) from err
     request = _request(args, numbers, Path(repo.path), plan_path, repo.target_branch, settings)
+    try:
+        check_untracked(repo.path, repo.target_branch, request.workspace)
+    except CopyProblem as err:
+        raise UserError(f"{Path(repo.path) / CONFIG_FILE}: {err}") from err
     _check_payloads(args, request, selected)
     return request
 
@@ -264,6 +269,7 @@ def _request(
         state_dir=str(settings.state_dir) if settings else "",
         agent=agent,
         review=review,
+        workspace=file_cfg.workspace,
         max_cost_usd=numbers.max_cost_usd,
         notify=notify,
     )

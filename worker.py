@@ -116,6 +116,7 @@ def build_workers(
             agent.run_agent,
             commit_changes,
             check_runner.run_checks,
+            check_runner.set_up_workspace,
             agent.review_changes,
             merge_target,
             merge_task,

@@ -7,8 +7,20 @@ from contextlib import contextmanager
 
 from temporalio.exceptions import ApplicationError
 
-from autopilot.error_types import CHECKOUT_IN_THE_WAY, CONFLICTS_REMAIN, GIT_ERROR, REPO_UNUSABLE
-from autopilot.git import CheckoutInTheWay, ConflictsRemain, GitError, RepoError
+from autopilot.error_types import (
+    CHECKOUT_IN_THE_WAY,
+    CONFLICTS_REMAIN,
+    GIT_ERROR,
+    REPO_UNUSABLE,
+    WORKSPACE_FILES_COMMITTED,
+)
+from autopilot.git import (
+    CheckoutInTheWay,
+    ConflictsRemain,
+    GitError,
+    RepoError,
+    WorkspaceFilesCommitted,
+)
 
 
 @contextmanager
@@ -18,6 +30,11 @@ def git_errors_as_activity_errors() -> Iterator[None]:
     except ConflictsRemain as err:
         # The agent left conflict markers: the conflict round failed, a retry cannot fix it.
         raise ApplicationError(str(err), type=CONFLICTS_REMAIN, non_retryable=True) from err
+    except WorkspaceFilesCommitted as err:
+        # The agent committed what the setup put in its workspace: its branch stays out.
+        raise ApplicationError(
+            str(err), type=WORKSPACE_FILES_COMMITTED, non_retryable=True
+        ) from err
     except CheckoutInTheWay as err:
         # The user's files or their rebase are in the way: nothing changes until they act,
         # and the task waits for them (its `retry`), not for a backoff.

@@ -1,25 +1,33 @@
-"""Activity: run the repo's check commands in a task's worktree (one review round's checks),
-each in the agent's sandbox: the code the agent wrote runs in them."""
+"""Activities: run the repo's check commands in a task's worktree (one review round's checks),
+and make a new workspace ready ([workspace] setup). Both run each command in the agent's
+sandbox with the checks' minimal environment: the code they run is the repository's, and after
+the agent's first round partly the agent's."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities.heartbeat import in_thread
 from autopilot.agent.egress import Egress
 from autopilot.agent.sandbox import Gateway, Layout, Sandbox, under_tmp
+from autopilot.error_types import WORKSPACE_SETUP_FAILED
 from autopilot.git.kinds import LOCAL as workspaces
-from autopilot.models import CheckResult, ChecksInput
+from autopilot.models import CheckResult, ChecksInput, SetupInput, SetupResult
 from autopilot.review.checks import CheckEnv
 from autopilot.review.checks import run_checks as run_check_commands
+from autopilot.setup.steps import SetupFailed
+from autopilot.setup.steps import set_up_workspace as set_up
 
 
 class CheckActivities:
-    """Holds the worker's sandbox and egress proxy for the checks."""
+    """Holds the worker's sandbox and egress proxy for the checks and the setup commands."""
 
     def __init__(self, sandbox: Sandbox, egress: Egress) -> None:
         self._sandbox = sandbox
@@ -28,22 +36,61 @@ class CheckActivities:
 
     @activity.defn(name="run_checks")
     async def run_checks(self, request: ChecksInput) -> list[CheckResult]:
-        loop = asyncio.get_running_loop()
-
-        def on_progress(command: str) -> None:
-            # Called from the worker thread: heartbeat through the activity's own event loop.
-            loop.call_soon_threadsafe(activity.heartbeat, command)
-
         worktree = Path(request.worktree)
-        hidden = [Path(p) for p in (request.state_dir, request.repo) if p]
+        tmp_root = Path(request.tmp_dir) if request.tmp_dir else None
+        with self._confined(
+            worktree, request.repo, request.state_dir, request.network, request.check_env, tmp_root
+        ) as env:
+            return await in_thread(
+                run_check_commands,
+                worktree,
+                request.checks,
+                request.timeout_s,
+                Path(request.output_dir),
+                _heartbeat_each(),
+                env,
+            )
+
+    @activity.defn(name="set_up_workspace")
+    async def set_up_workspace(self, request: SetupInput) -> SetupResult:
+        worktree = Path(request.worktree)
+        tmp_root = Path(request.state_dir) / "tmp"
+        with self._confined(
+            worktree, request.repo, request.state_dir, request.network, request.check_env, tmp_root
+        ) as env:
+            try:
+                return await in_thread(set_up, request, env, _heartbeat_each())
+            except SetupFailed as err:
+                # Every task of this repository would fail the same way: the session pauses
+                # (SETUP_ERRORS), and the result so far (its logs) goes along for status.
+                raise ApplicationError(
+                    str(err),
+                    err.result.model_dump(mode="json"),
+                    type=WORKSPACE_SETUP_FAILED,
+                    non_retryable=True,
+                ) from err
+
+    @contextlib.contextmanager
+    def _confined(
+        self,
+        worktree: Path,
+        repo: str,
+        state_dir: str,
+        network: list[str],
+        check_env: list[str],
+        tmp_root: Path | None,
+    ) -> Iterator[CheckEnv]:
+        """The checks' environment, each command in the sandbox: the worktree and its own
+        TMPDIR writable, the rest as for the agent, the network only through the egress proxy
+        to the granted domains."""
+        hidden = [Path(p) for p in (state_dir, repo) if p]
         path_var = os.environ.get("PATH", "")  # the checks' (autopilot/review/checks.py, BASE_VARS)
         shown = under_tmp([Path(entry) for entry in path_var.split(os.pathsep) if entry])
-        shown += [workspaces.shared_objects(request.repo)] if request.repo else []
-        with self._egress.grant(request.network) as grant:
+        shown += [workspaces.shared_objects(repo)] if repo else []
+        with self._egress.grant(network) as grant:
             gateway = self._gateway.environment(grant.token)  # no model API: not an agent
 
             def confine(argv: list[str], tmpdir: Path) -> tuple[list[str], dict[str, str]]:
-                # The worktree and its own TMPDIR writable; the rest as for the agent.
                 layout = Layout(
                     workdir=worktree,
                     writable=[worktree, tmpdir],
@@ -53,16 +100,14 @@ class CheckActivities:
                 )
                 return self._sandbox.wrap(argv, layout, self._gateway), gateway
 
-            return await in_thread(
-                run_check_commands,
-                worktree,
-                request.checks,
-                request.timeout_s,
-                Path(request.output_dir),
-                on_progress,
-                CheckEnv(
-                    passed=tuple(request.check_env),
-                    tmp_root=Path(request.tmp_dir) if request.tmp_dir else None,
-                    confine=confine,
-                ),
-            )
+            yield CheckEnv(passed=tuple(check_env), tmp_root=tmp_root, confine=confine)
+
+
+def _heartbeat_each() -> Callable[[str], None]:
+    """A progress callback for the worker thread: heartbeat through the activity's own loop."""
+    loop = asyncio.get_running_loop()
+
+    def on_progress(command: str) -> None:
+        loop.call_soon_threadsafe(activity.heartbeat, command)
+
+    return on_progress

@@ -30,6 +30,11 @@ CONFLICTS_REMAIN = "ConflictsRemain"
 # The target's checkout has the user's files in the merge's way, or a rebase/merge under way:
 # the merge is refused until they act, then `retry`.
 CHECKOUT_IN_THE_WAY = "CheckoutInTheWay"
+# The task's commits hold a file the workspace setup put there (`copy`, `cache_dirs`): the
+# branch is not brought back, a retry of the step cannot help.
+WORKSPACE_FILES_COMMITTED = "WorkspaceFilesCommitted"
+# [workspace] setup failed (a command, a `copy` file missing or tracked): not the agent's doing.
+WORKSPACE_SETUP_FAILED = "WorkspaceSetupFailed"
 PLAN_INVALID = "PlanInvalid"
 PLAN_SNAPSHOT_MISSING = "PlanSnapshotMissing"
 
@@ -41,6 +46,8 @@ NOTIFY_REFUSED = "NotifyRefused"
 # Retrying the agent cannot fix these: the task ends at once with the message.
 AGENT_NON_RETRYABLE = frozenset({AGENT_AUTH, AGENT_SETUP})
 # Every other task would meet these too: they pause the session, whatever the policy.
-SETUP_ERRORS = frozenset({AGENT_AUTH, AGENT_SETUP, REPO_UNUSABLE, PLAN_SNAPSHOT_MISSING})
+SETUP_ERRORS = frozenset(
+    {AGENT_AUTH, AGENT_SETUP, REPO_UNUSABLE, PLAN_SNAPSHOT_MISSING, WORKSPACE_SETUP_FAILED}
+)
 # A run that ended with one of these was lost: it resumes and is not counted as a failure.
 LOST_RUN = frozenset({AGENT_LOST, AGENT_KILLED, WORKER_STOPPED})

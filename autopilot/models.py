@@ -235,6 +235,53 @@ class CheckResult(BaseModel):
     output_path: str = ""  # the whole output, kept under the state dir
 
 
+# --------------------------------------------------------------------------------------------
+# Workspace setup: [workspace] in .autopilot.toml
+# --------------------------------------------------------------------------------------------
+
+
+class WorkspaceSettings(BaseModel):
+    """How a new task workspace is made ready before the agent starts (autopilot/setup/)."""
+
+    setup: list[CheckCommand] = Field(default_factory=list)  # run like checks, in order
+    setup_timeout_s: float = 900.0  # per command
+    cache_key: list[str] = Field(default_factory=list)  # files whose contents key the cache
+    cache_dirs: list[str] = Field(default_factory=list)  # what the setup makes, reused
+    copy_files: list[str] = Field(default_factory=list)  # `copy`: from the user's checkout
+
+    @property
+    def active(self) -> bool:
+        return bool(self.setup or self.copy_files)
+
+    @property
+    def keep_out(self) -> list[str]:
+        """Paths the task's commits must never hold: copied in, or made by the setup."""
+        return [*self.copy_files, *self.cache_dirs]
+
+
+class SetupResult(BaseModel):
+    """One setup of a task's workspace: its commands' results, or the cache it came from."""
+
+    key: str = ""  # the cache key (sha256 of the commands and cache_key files)
+    from_cache: bool = False  # the cached dirs were copied in; no command ran
+    unchanged: bool = False  # after a conflict round: the cache_key files did not change
+    commands: list[CheckResult] = Field(default_factory=list)  # in order, up to a failed one
+    copied: list[str] = Field(default_factory=list)  # `copy` files put in the workspace
+    duration_s: float = 0.0
+    error: str | None = None  # why it failed, for a person
+
+    def summary(self) -> str:
+        """A few words for the session's compact status."""
+        if self.error is not None:
+            failed = next((run for run in self.commands if not run.passed), None)
+            return f"failed: {failed.command[:60]}" if failed else "failed"
+        if self.from_cache:
+            return "from cache"
+        if self.commands:
+            return f"ran {len(self.commands)} command(s) in {self.duration_s:.1f} s"
+        return f"copied {len(self.copied)} file(s)"
+
+
 class ReviewerFinding(BaseModel):
     message: str
     file: str | None = None
@@ -301,6 +348,7 @@ class SessionRequest(BaseModel):
     state_dir: str  # absolute; worktrees, transcripts and logs live here
     agent: AgentSettings = Field(default_factory=AgentSettings)
     review: ReviewSettings = Field(default_factory=ReviewSettings)
+    workspace: WorkspaceSettings = Field(default_factory=WorkspaceSettings)
     max_cost_usd: float | None = None
     # Where the session's notifications go (--notify, [notify] in .autopilot.toml); the
     # worker's own (AUTOPILOT_NOTIFY) are added by the session when it first notifies.
@@ -350,6 +398,7 @@ class TaskRequest(BaseModel):
     batch_description: str = ""
     agent: AgentSettings
     review: ReviewSettings = Field(default_factory=ReviewSettings)
+    workspace: WorkspaceSettings = Field(default_factory=WorkspaceSettings)
     # The conflict round: the branch was ready but no longer merges into the target; merge
     # the target into it, let the agent resolve, review again.
     resolve_conflict: bool = False
@@ -379,6 +428,7 @@ class TaskRequest(BaseModel):
             batch_description=batch.description,
             agent=request.agent,
             review=request.review,
+            workspace=request.workspace,
             resolve_conflict=resolve_conflict,
         )
 
@@ -443,6 +493,7 @@ class TaskResult(BaseModel):
     error: str | None = None
     error_type: str | None = None  # AgentAuth, RepoUnusable, ...: what kind of failure
     lost_runs: int = 0  # agent and reviewer runs lost (worker gone, killed from outside)
+    setup: list[SetupResult] = Field(default_factory=list)  # the workspace's setups, in order
 
 
 class TaskStatus(BaseModel):
@@ -475,6 +526,8 @@ class TaskStatus(BaseModel):
     transcripts: list[str] = Field(default_factory=list)
     reviews: list[ReviewResult] = Field(default_factory=list)
     conflict_round: bool = False  # the branch needed a conflict round before it merged
+    setup: str = ""  # the latest workspace setup, in a few words ("from cache")
+    setup_runs: list[SetupResult] = Field(default_factory=list)  # filled by `status --json`
     last_error: str | None = None
     revision: int = 0  # the session's revision when this entry last changed (see changes)
 
@@ -712,6 +765,18 @@ class ChecksInput(BaseModel):
     network: list[str] = Field(default_factory=list)
 
 
+class SetupInput(BaseModel):
+    """Make a task's workspace ready (autopilot/setup/steps.py), in the checks' sandbox."""
+
+    worktree: str
+    repo: str
+    state_dir: str
+    settings: WorkspaceSettings
+    output_dir: str  # the commands' logs
+    check_env: list[str] = Field(default_factory=list)  # see ReviewSettings.check_env
+    network: list[str] = Field(default_factory=list)  # see AgentSettings.network
+
+
 class TargetMergeInput(BaseModel):
     worktree: str
     target_branch: str
@@ -738,6 +803,9 @@ class CommitInput(BaseModel):
     # The user's repository: the commits are brought back there ("": recorded before
     # workspaces had repositories of their own, when the branch was shared).
     repo: str = ""
+    # Never committed, and a branch whose commits hold them is not brought back
+    # (WorkspaceSettings.keep_out).
+    keep_out: list[str] = Field(default_factory=list)
 
 
 class MergeInput(BaseModel):

@@ -37,6 +37,14 @@ def test_demo_without_credentials_uses_the_scripted_model(tmp_path: Path) -> Non
         merges = git(repo, "log", "--merges", "--first-parent", "--format=%s", "main")
         assert len(merges.splitlines()) == 5, merges
         assert "Hello" in (repo / "greeter" / "__init__.py").read_text()
+        # Its check needs the virtualenv the setup makes: it ran, and passed, in every task;
+        # the setup ran at most for the two tasks that started together, then came from cache.
+        checks = installation.state_dir / "checks"
+        assert len(list(checks.glob("*/*/round-1/check-1-*.log"))) == 5
+        assert 1 <= len(list(checks.glob("*/*/setup/setup-1-*.log"))) <= 2
+        (entry,) = (installation.state_dir / "setup-cache").iterdir()
+        assert (entry / "tree" / ".venv" / "pyvenv.cfg").is_file()
+        assert ".venv" not in git(repo, "ls-tree", "-r", "--name-only", "main")
         # The demo stopped the worker it started; the Temporal server stays for the Web UI.
         assert f"Web UI (the server keeps running): http://127.0.0.1:{installation.ui_port}" in out
 

@@ -117,10 +117,9 @@ def test_invalid_toml_names_line_and_column(tmp_path: Path) -> None:
     [
         (
             "[reveiw]\n",
-            "unknown table [reveiw] (did you mean 'review'?); the tables are [review] and "
-            "[sandbox]",
+            "unknown table [reveiw] (did you mean 'review'?); the tables are [review], [sandbox]",
         ),
-        ("[other]\nx = 1\n", "unknown table [other]; the tables are [review] and [sandbox]"),
+        ("[other]\nx = 1\n", "unknown table [other]; the tables are [review], [sandbox]"),
         (
             'mode = "both"\n',
             "unknown top-level key 'mode'; put it under its table, [review] or [sandbox]",
@@ -369,3 +368,69 @@ def test_sandbox_network_domains(tmp_path: Path) -> None:
     assert "unknown key 'netwrok' in [sandbox] (did you mean 'network'?)" in config_error(
         tmp_path, "[sandbox]\nnetwrok = []\n"
     )
+
+
+# --------------------------------------------------------------------------------------------
+# [workspace]
+# --------------------------------------------------------------------------------------------
+
+WORKSPACE = """\
+[workspace]
+setup = ["uv sync", "sh -c 'npm ci && npm run build'"]
+setup_timeout_s = 300
+cache_key = ["uv.lock", "web/package-lock.json", "uv.lock"]
+cache_dirs = [".venv/", "web/node_modules"]
+copy = [".env.test", "./config/local.toml"]
+"""
+
+
+def test_workspace_table(tmp_path: Path) -> None:
+    write_config(tmp_path, WORKSPACE)
+    workspace = load_repo_config(tmp_path).workspace
+    assert workspace.setup == [
+        CheckCommand(command="uv sync", argv=["uv", "sync"]),
+        CheckCommand(
+            command="sh -c 'npm ci && npm run build'", argv=["sh", "-c", "npm ci && npm run build"]
+        ),
+    ]
+    assert workspace.setup_timeout_s == 300
+    assert workspace.cache_key == ["uv.lock", "web/package-lock.json"]  # once each
+    assert workspace.cache_dirs == [".venv", "web/node_modules"]  # paths written cleanly
+    assert workspace.copy_files == [".env.test", "config/local.toml"]
+    assert workspace.keep_out == [".env.test", "config/local.toml", ".venv", "web/node_modules"]
+    assert load_repo_config(tmp_path / "none").workspace.active is False
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ('copy = ["../secrets.env"]', "[workspace] copy = ['../secrets.env'] is not allowed"),
+        ('copy = ["/etc/passwd"]', "[workspace] copy = ['/etc/passwd'] is not allowed"),
+        ('copy = [".git/config"]', "[workspace] copy = ['.git/config'] is not allowed"),
+        ('copy = ["sub/.GIT/hooks/x"]', "not in .git"),
+        ('copy = ["."]', "[workspace] copy = ['.'] is not allowed"),
+        ('cache_key = [""]', "[workspace] cache_key = [''] is not allowed"),
+        ('setup = "uv sync"', 'a list of strings, e.g. ["uv sync", "npm ci"]'),
+        ("setup_timeout_s = 0", "use a number of seconds greater than 0"),
+        ("setup_timeout_s = 1e300", "of at most 604800"),
+        ("cpoy = []", "unknown key 'cpoy' in [workspace] (did you mean 'copy'?)"),
+    ],
+)
+def test_workspace_values_refused(tmp_path: Path, line: str, expected: str) -> None:
+    assert expected in config_error(tmp_path, f"[workspace]\n{line}\n")
+
+
+@pytest.mark.parametrize(
+    ("table", "expected"),
+    [
+        ('cache_dirs = [".venv"]', "names cache_dirs but no setup"),
+        ('setup = ["uv sync"]\ncache_key = ["uv.lock"]', "names cache_key but no cache_dirs"),
+        (
+            'setup = ["x"]\ncache_dirs = ["conf"]\ncopy = ["conf"]',
+            "names conf in both copy and cache_dirs",
+        ),
+        ('setup = ["sh -c \'unclosed"]', '[workspace] setup: check "sh -c \'unclosed"'),
+    ],
+)
+def test_workspace_keys_that_do_not_go_together(tmp_path: Path, table: str, expected: str) -> None:
+    assert expected in config_error(tmp_path, f"[workspace]\n{table}\n")

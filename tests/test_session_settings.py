@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from autopilot.models import AgentSettings, CheckCommand, ReviewSettings, SessionRequest
+from autopilot.models import (
+    AgentSettings,
+    CheckCommand,
+    ReviewSettings,
+    SessionRequest,
+    WorkspaceSettings,
+)
 from autopilot.operate.session_settings import differences, refusal
 
 
@@ -59,3 +65,11 @@ def test_settings_that_cannot_change_are_named() -> None:
     assert message.startswith("session s1 is running with other settings, which cannot change")
     assert message.endswith("Nothing was started.")
     assert "python starter.py cancel s1" in message
+
+
+def test_another_workspace_table_is_named() -> None:
+    wanted = request(workspace=WorkspaceSettings(copy_files=[".env.test"]))
+    assert differences(request(), wanted).fixed == [
+        "  [workspace] (.autopilot.toml): the session runs with {}, this command gives"
+        " {'copy_files': ['.env.test']}",
+    ]

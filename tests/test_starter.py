@@ -310,6 +310,25 @@ def test_reviewer_prompt_over_the_payload_limit(tmp_path: Path, repo: Path) -> N
     )
 
 
+@pytest.mark.reliability(
+    "[workspace] copy names a file the repository tracks",
+    "starter.py: exit 2 naming the config file, the key and the file, nothing started",
+)
+def test_a_tracked_copy_file_is_a_config_error(tmp_path: Path, repo: Path) -> None:
+    plan = write_plan(tmp_path)
+    (repo / ".env.test").write_text("TRACKED=1\n")
+    (repo / ".autopilot.toml").write_text('[workspace]\ncopy = [".env.test"]\n')
+    git(repo, "add", ".env.test", ".autopilot.toml")
+    git(repo, "commit", "-qm", "tracked env file")
+    done = run_starter(tmp_path, str(plan), "--repo", str(repo))
+    assert_user_error(
+        done,
+        f"{repo / '.autopilot.toml'}: [workspace] copy names .env.test, which the repository"
+        " tracks (main)",
+        "`git rm --cached`",
+    )
+
+
 OUTCOME_PLAN = """\
 # Outcomes
 

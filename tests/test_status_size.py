@@ -34,6 +34,7 @@ def finished(batch: int, index: int) -> TaskStatus:
         output_tokens=300,
         turns=3,
         review_rounds=1,
+        setup="from cache",  # [workspace] setup: a few words, its logs in `status --json`
         revision=1234,
     )
 

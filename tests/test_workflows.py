@@ -31,7 +31,7 @@ from temporalio.service import RPCError
 from temporalio.worker import Replayer
 
 from activities.merge import merge_task as merge_activity
-from autopilot.error_types import CHECKOUT_IN_THE_WAY
+from autopilot.error_types import CHECKOUT_IN_THE_WAY, WORKSPACE_SETUP_FAILED
 from autopilot.infra import search_attributes
 from autopilot.models import (
     AgentInput,
@@ -47,16 +47,19 @@ from autopilot.models import (
     SessionRequest,
     SessionState,
     SessionStatus,
+    SetupResult,
     TargetMerge,
     TaskRequest,
     TaskResult,
     TaskState,
     Workspace,
+    WorkspaceSettings,
 )
 from autopilot.operate.task_details import with_details
 from autopilot.plan import snapshots as plan_snapshots
 from tests.gitutil import commit_file, git, head, isolate_git, make_repo, write
 from tests.workflow_stubs import (
+    CHECK,
     DEFAULT,
     RUN_TIMEOUT,
     STATE_DIR,
@@ -919,6 +922,101 @@ async def test_bad_credentials_pause_the_session_whatever_the_policy(
         status = await handle.result()
     assert status.status == SessionState.CANCELLED
     assert not stubs.inputs("run_agent", "2")
+
+
+# -- [workspace]: setup before the agent, again in a conflict round, a failure pauses -------------
+
+WORKSPACE = WorkspaceSettings.model_validate(
+    {"setup": [CHECK], "cache_dirs": ["deps"], "copy_files": [".env.test"]}
+)
+
+
+async def test_setup_runs_before_the_agent_and_its_files_stay_out_of_commits(
+    client: Client, stubs: Stubs
+) -> None:
+    stubs.script("commit_changes", "1", DEFAULT)  # the commit step runs on its own: seen
+    request = task_request(make_task("1"), review=review_settings("checks"))
+    request.workspace = WORKSPACE
+    result = await run_task(client, stubs, request)
+
+    assert result.outcome == "ready", result.error
+    assert stubs.names() == [
+        "prepare_workspace",
+        "set_up_workspace",
+        "run_agent",
+        "commit_changes",
+        "run_checks",
+    ]
+    (setup,) = stubs.inputs("set_up_workspace")
+    assert setup.settings == WORKSPACE and setup.output_dir.endswith("/1/setup")
+    assert stubs.inputs("commit_changes")[0].keep_out == [".env.test", "deps"]
+    assert stubs.inputs("run_agent")[0].commit.keep_out == [".env.test", "deps"]
+    assert [run.key for run in result.setup] == ["k"]
+
+
+async def test_no_workspace_table_no_setup(client: Client, stubs: Stubs) -> None:
+    result = await run_task(client, stubs, task_request(make_task("1")))
+    assert result.outcome == "ready" and result.setup == []
+    assert "set_up_workspace" not in stubs.names()
+
+
+async def test_conflict_round_sets_up_again_before_the_checks(client: Client, stubs: Stubs) -> None:
+    stubs.script("merge_target", "1", TargetMerge(clean=False, conflict_files=["deps.lock"]))
+    stubs.script("set_up_workspace", "1", SetupResult(key="k2", from_cache=True))
+    request = task_request(make_task("1"), review=review_settings("checks"), resolve_conflict=True)
+    request.workspace = WORKSPACE
+    result = await run_task(client, stubs, request)
+
+    assert result.outcome == "ready", result.error
+    # Not before the agent: the lock files may hold conflicts until it resolves them.
+    assert stubs.names() == [
+        "prepare_workspace",
+        "merge_target",
+        "run_agent",
+        "set_up_workspace",
+        "run_checks",
+    ]
+    assert stubs.inputs("set_up_workspace")[0].output_dir.endswith("/1/setup-conflict-1")
+    assert [run.from_cache for run in result.setup] == [True]
+
+
+async def test_unchanged_lock_files_leave_no_setup_record(client: Client, stubs: Stubs) -> None:
+    stubs.script("set_up_workspace", "1", SetupResult(key="k", unchanged=True))
+    request = task_request(make_task("1"), review=review_settings("checks"), resolve_conflict=True)
+    request.workspace = WORKSPACE
+    result = await run_task(client, stubs, request)
+    assert result.outcome == "ready" and result.setup == []
+
+
+async def test_a_failing_setup_pauses_the_session_and_spends_no_attempt(
+    client: Client, stubs: Stubs
+) -> None:
+    stubs.plan = make_plan(make_batch(1, make_task("1"), make_task("2")))
+    failed = SetupResult(commands=[check(False, "npm ERR! 404")], error="x")
+    message = "workspace setup command `make test` exited with 1; it ended with:\nnpm ERR! 404"
+    stubs.script(
+        "set_up_workspace",
+        "1",
+        ApplicationError(
+            message, failed.model_dump(mode="json"), type=WORKSPACE_SETUP_FAILED, non_retryable=True
+        ),
+    )
+    async with worker(client, stubs) as queue:
+        handle = await start_session(client, queue, workspace=WORKSPACE)  # on_failure: continue
+        paused = await status_until(handle, lambda s: s.paused, "the setup failure to pause")
+        reason = paused.pause_reason or ""
+        assert "Task 1 cannot run on this setup (WorkspaceSetupFailed)" in reason
+        assert "`make test` exited with 1" in reason and "npm ERR! 404" in reason
+        task = paused.task("1")
+        assert task.state == TaskState.FAILED and task.attempts == 0
+        assert task.setup == "failed: make test"
+        detailed = await with_details(client, paused)
+        assert detailed.task("1").setup_runs[0].commands[0].output_tail == "npm ERR! 404"
+        assert paused.task("2").state == TaskState.PENDING  # not failed the same way
+        await handle.execute_update(SessionWorkflow.cancel, "stop")
+        await handle.result()
+    assert len(stubs.inputs("set_up_workspace", "1")) == 1  # not retried: it is not transient
+    assert not stubs.inputs("run_agent")
 
 
 # -- faults cost nothing, and the carried state is whole -----------------------------------------

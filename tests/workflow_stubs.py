@@ -46,6 +46,8 @@ from autopilot.models import (
     ReviewSettings,
     SessionRequest,
     SessionStatus,
+    SetupInput,
+    SetupResult,
     TargetMerge,
     TargetMergeInput,
     Task,
@@ -315,6 +317,13 @@ class Stubs:
             self.calls.append(("run_checks", task_id, request))
             return await self._take("run_checks", task_id, request, [check(True)])
 
+        @activity.defn(name="set_up_workspace")
+        async def set_up_workspace(request: SetupInput) -> SetupResult:
+            task_id = request.output_dir.split("/")[-2]  # .../checks/<session>/<task>/<step>
+            self.calls.append(("set_up_workspace", task_id, request))
+            default = SetupResult(key="k", commands=[check(True)], duration_s=1.0)
+            return await self._take("set_up_workspace", task_id, request, default)
+
         @activity.defn(name="review_changes")
         async def review_changes(job: ReviewerInput) -> ReviewerOutcome:
             task_id = job.request.task.id
@@ -373,6 +382,7 @@ class Stubs:
             run_agent,
             commit_changes,
             run_checks,
+            set_up_workspace,
             review_changes,
             merge_target,
             merge_task,

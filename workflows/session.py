@@ -751,6 +751,8 @@ class SessionWorkflow:
         # The reviews and transcripts themselves stay in the task workflow's result (`status
         # --json` fills them in): the session's status travels in every query, update and
         # continue-as-new, one entry per task.
+        if result.setup:
+            entry.setup = result.setup[-1].summary()
         entry.review_rounds += len(result.reviews)
         for review in result.reviews:
             entry.cost_usd += review.reviewer_cost_usd

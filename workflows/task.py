@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
         CONFLICTS_REMAIN,
         LOST_RUN,
         REPO_UNUSABLE,
+        WORKSPACE_SETUP_FAILED,
     )
     from autopilot.infra.config import agent_task_queue
     from autopilot.models import (
@@ -49,6 +50,8 @@ with workflow.unsafe.imports_passed_through():
         ReviewerInput,
         ReviewerOutcome,
         ReviewResult,
+        SetupInput,
+        SetupResult,
         TargetMerge,
         TargetMergeInput,
         TaskOutcome,
@@ -72,6 +75,9 @@ CHECK_ATTEMPTS = 20
 ACTIVITY_MARGIN = timedelta(seconds=60)
 # Patch ids (workflow.patched): histories recorded before a change replay the old way.
 FAILURE_KEEPS_RUNS = "failure-keeps-runs"
+WORKSPACE_SETUP = "workspace-setup"
+# Copying a large cached folder (node_modules) takes a while besides the commands themselves.
+SETUP_MARGIN = timedelta(minutes=10)
 
 
 class RunsLost(Exception):
@@ -144,6 +150,8 @@ class TaskWorkflow:
                 )
 
         try:
+            if not request.resolve_conflict:
+                await self._set_up(request, workspace, result, "setup")
             return await self._rounds(request, workspace, job, result)
         except RunsLost as lost:
             result.error = str(lost)
@@ -191,6 +199,9 @@ class TaskWorkflow:
                 result.error = "the agent finished without changing anything; nothing to merge"
                 return self._done(result, "no_changes")
 
+            if request.resolve_conflict:
+                # The merge may have changed the lock files: set up again if it did.
+                await self._set_up(request, workspace, result, f"setup-conflict-{round_number}")
             review = await self._review(request, workspace, round_number, result)
             result.reviews.append(review)
             if review.approved:
@@ -250,6 +261,49 @@ class TaskWorkflow:
             summary=f"{self._label} — conflict round: merge {request.target_branch} in",
         )
 
+    async def _set_up(
+        self, request: TaskRequest, workspace: Workspace, result: TaskResult, step: str
+    ) -> None:
+        """[workspace]: the copied files and the setup commands (or their cache). A failure
+        is the setup's, not the agent's: the task fails with the command and its output, and
+        the session pauses (SETUP_ERRORS)."""
+        settings = request.workspace
+        if not settings.active or not workflow.patched(WORKSPACE_SETUP):
+            return
+        self._show("setting up the workspace")
+        try:
+            done: SetupResult = await workflow.execute_activity_method(
+                CheckActivities.set_up_workspace,
+                SetupInput(
+                    worktree=workspace.path,
+                    repo=request.repo,
+                    state_dir=request.state_dir,
+                    settings=settings,
+                    output_dir=f"{request.state_dir}/checks/{request.session_id}/"
+                    f"{request.task.id}/{step}",
+                    check_env=request.review.check_env,
+                    network=request.agent.network,
+                ),
+                start_to_close_timeout=timedelta(
+                    seconds=settings.setup_timeout_s * len(settings.setup)
+                )
+                + SETUP_MARGIN,
+                heartbeat_timeout=timedelta(seconds=request.agent.heartbeat_timeout_s),
+                retry_policy=RetryPolicy(
+                    maximum_attempts=CHECK_ATTEMPTS,
+                    non_retryable_error_types=[WORKSPACE_SETUP_FAILED],
+                ),
+                cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+                summary=f"{self._label} — workspace setup",
+            )
+        except ActivityError as err:
+            cause = err.cause
+            if isinstance(cause, ApplicationError) and cause.details:
+                result.setup.append(SetupResult.model_validate(cause.details[0]))
+            raise
+        if not done.unchanged:
+            result.setup.append(done)
+
     def _commit_input(self, request: TaskRequest, workspace: Workspace) -> CommitInput:
         return CommitInput(
             worktree=workspace.path,
@@ -258,6 +312,7 @@ class TaskWorkflow:
             task_id=request.task.id,
             message=request.task.commit_message or self._label,
             repo=request.repo,
+            keep_out=request.workspace.keep_out,
         )
 
     async def _commit(self, request: TaskRequest, workspace: Workspace) -> CommitOutcome:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from autopilot.git.commits import (
     ConflictsRemain,
+    WorkspaceFilesCommitted,
     commit_changes,
     merge_target_into_branch,
     unresolved_conflicts,
@@ -100,6 +101,7 @@ __all__ = [
     "RepoError",
     "ReviewDiff",
     "WorkspaceBroken",
+    "WorkspaceFilesCommitted",
     "agent_space_path",
     "branch_name",
     "bring_back",

@@ -36,6 +36,11 @@ class ConflictsRemain(GitError):
     """A conflict round's merge still has conflict markers: retrying cannot help."""
 
 
+class WorkspaceFilesCommitted(GitError):
+    """The task's commits hold files the workspace setup put there (`copy`, `cache_dirs`):
+    the branch is not brought back, and retrying the step cannot help."""
+
+
 # --------------------------------------------------------------------------------------------
 # Commits on the task branch
 # --------------------------------------------------------------------------------------------
@@ -111,6 +116,7 @@ def commit_changes(
     message: str,
     *,
     repo: str | Path | None,
+    keep_out: Sequence[str] = (),
 ) -> CommitOutcome:
     """Commit whatever the agent left uncommitted (with our trailers), then list the branch's
     own commits since base_sha (first-parent), oldest first.
@@ -120,7 +126,12 @@ def commit_changes(
 
     With a merge in progress (a conflict round), this concludes it as a two-parent merge
     commit, staging the agent's resolutions; it raises GitError instead if a file still has
-    conflict markers. An unmerged file without markers counts as resolved as it stands."""
+    conflict markers. An unmerged file without markers counts as resolved as it stands.
+
+    `keep_out`: paths the workspace setup put there (WorkspaceSettings.keep_out). They are
+    never staged by this commit, even if the agent force-added them; if the agent committed
+    them itself, WorkspaceFilesCommitted: the branch is not brought back, so they cannot
+    reach the user's repository, nor the target."""
     _enter(worktree)
     _require_task_branch(worktree, session_id, task_id)
     _clear_stale_index_lock(worktree)
@@ -138,6 +149,8 @@ def commit_changes(
     # the merge is recorded and MERGE_HEAD cleared.
     if merging or _status_entries(worktree, untracked=True):
         _git(worktree, "add", "--all")
+        if keep_out:  # back to HEAD's index entries: a `git add -f` of them is undone
+            _git(worktree, "reset", "--quiet", "--", *_literal(keep_out))
         if merging or _run(worktree, ["diff", "--cached", "--quiet"]).returncode != 0:
             full_message = (
                 _merge_message(worktree, message, session_id, task_id)
@@ -146,6 +159,7 @@ def commit_changes(
             )
             _commit(worktree, full_message)
             committed = True
+    _refuse_kept_out(worktree, base_sha, keep_out, task_id)
     commits = _commits_since(worktree, base_sha)
     head_sha = _git(worktree, "rev-parse", "HEAD").strip()
     clean = not _status_entries(worktree, untracked=True)
@@ -156,6 +170,35 @@ def commit_changes(
         head_sha=head_sha,
         committed_leftovers=committed,
         no_changes=not commits and clean,
+    )
+
+
+def _literal(paths: Sequence[str]) -> list[str]:
+    return [f":(literal){path}" for path in paths]
+
+
+def _refuse_kept_out(
+    worktree: str | Path, base_sha: str, keep_out: Sequence[str], task_id: str
+) -> None:
+    """Any commit since base_sha that adds, changes or removes a kept-out path (a merge
+    commit too, when it differs from all its parents there): WorkspaceFilesCommitted."""
+    if not keep_out:
+        return
+    literal = _literal(keep_out)
+    found = _git(worktree, "rev-list", "--full-history", f"{base_sha}..HEAD", "--", *literal)
+    shas = found.split()
+    if not shas:
+        return
+    # Each path any of them touched (one added and removed again is still in the history).
+    touched = ["log", "-z", "--format=", "--name-only", "--no-renames", f"{base_sha}..HEAD"]
+    paths = list(dict.fromkeys(_z_paths(_git_raw(worktree, *touched, "--", *literal))))
+    named = _list_for_people(paths) or ", ".join(keep_out)
+    raise WorkspaceFilesCommitted(
+        f"the task's commits ({', '.join(sha[:10] for sha in shas[:5])}) hold {named}, which "
+        "the workspace setup put in its workspace ([workspace] copy or cache_dirs in "
+        ".autopilot.toml): those never leave the workspace, so the branch was not brought "
+        f"back and the target is untouched. Retry the task (`starter.py retry {task_id}`); "
+        "the agent must leave them uncommitted"
     )
 
 

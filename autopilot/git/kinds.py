@@ -91,6 +91,7 @@ class LocalWorkspaces:
             request.task_id,
             request.message,
             repo=request.repo or None,
+            keep_out=request.keep_out,
         )
 
     def merge_target(self, request: TargetMergeInput) -> TargetMerge:

@@ -34,6 +34,7 @@ __all__ = [
     "MAX_COST_USD",
     "MAX_TURNS",
     "REVIEW_ROUNDS",
+    "SETUP_TIMEOUT",
     "OptionError",
     "Range",
     "RunNumbers",
@@ -100,6 +101,7 @@ HEARTBEAT_TIMEOUT = Range(SECONDS, 1, 3600)
 MAX_COST_USD = Range(DOLLARS, 0, 1_000_000, low_open=True)
 REVIEW_ROUNDS = Range(WHOLE, 1, 20)
 CHECK_TIMEOUT = Range(SECONDS, 0, WEEK_S, low_open=True)
+SETUP_TIMEOUT = Range(SECONDS, 0, WEEK_S, low_open=True)
 
 # strict: `rounds = true` is a mistake, not 1, and "60" is no number; no inf or nan.
 STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)

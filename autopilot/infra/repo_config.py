@@ -21,15 +21,25 @@ network = ["pypi.org", "files.pythonhosted.org"]  # what agents and checks may r
 [notify]
 notify = ["https://hooks.example.com/T000/B000"]  # each gets a JSON POST (http/https only)
 notify_command = ["notify-send", "Autopilot"]  # argv, no shell: JSON on stdin, text last
+
+[workspace]
+setup = ["uv sync", "npm ci"]      # run in each new workspace before the agent, like checks
+setup_timeout_s = 900              # seconds, per setup command
+cache_key = ["uv.lock", "package-lock.json"]  # files whose contents key the setup's cache
+cache_dirs = [".venv", "node_modules"]        # what the setup makes, copied from the cache
+copy = [".env.test", "config/local.toml"]     # files copied in from your checkout
 ```
 
 Each check is a command split like a shell splits it (quotes work) but run without a shell,
 in the task's worktree; for pipes or `&&` write `sh -c '...'`. Checks given with `--check`
 run after the file's, a command listed twice runs once. A check's environment is PATH, HOME,
 LANG, a TMPDIR of its own and the worker's variables that `check_env` names (see
-autopilot/review/checks.py); nothing else of the worker's. Anything wrong in the file stops the
-run with a `RepoConfigError` that names the file, the key and what to write instead.
-`--notify URL` flags add to the file's `notify` (autopilot/operate/notify.py says what is sent).
+autopilot/review/checks.py); nothing else of the worker's. `--notify URL` flags add to the
+file's `notify` (autopilot/operate/notify.py says what is sent). Setup commands are split and
+run the same way (autopilot/setup/steps.py). The [workspace] paths are relative to the top of
+the repository, without `..`, never in `.git`; `cache_dirs` needs `setup`, `cache_key` needs
+`cache_dirs`. Anything wrong in the file stops the run with a `RepoConfigError` that names the
+file, the key and what to write instead.
 
 What may be set, and each value's type and range, is one strict pydantic model, `ReviewTable`:
 the file's [review] table and the review flags go through it, and its validation errors become
@@ -53,18 +63,27 @@ from autopilot.infra.notify_targets import NotifyUrlError, check_url
 from autopilot.infra.options import (
     CHECK_TIMEOUT,
     REVIEW_ROUNDS,
+    SETUP_TIMEOUT,
     STRICT,
     did_you_mean,
     flag_value,
     not_allowed,
 )
-from autopilot.models import CheckCommand, NotifySettings, ReviewMode, ReviewSettings
+from autopilot.models import (
+    CheckCommand,
+    NotifySettings,
+    ReviewMode,
+    ReviewSettings,
+    WorkspaceSettings,
+)
 from autopilot.review.checks import CheckSyntaxError, parse_check
+from autopilot.setup.paths import relative_path
 
 CONFIG_FILE = ".autopilot.toml"
 TABLE = "review"
 SANDBOX = "sandbox"
 NOTIFY = "notify"
+WORKSPACE = "workspace"
 # Not read past this: the prompt goes to the server in every task's request, whose payload
 # limit (autopilot/infra/payload_size.py) refuses far less anyway, with the task named.
 PROMPT_FILE_LIMIT = 8 * 1024 * 1024
@@ -128,6 +147,7 @@ def _url(value: str) -> str:
 
 
 _Url = Annotated[str, AfterValidator(_url)]
+_RelativePath = Annotated[str, AfterValidator(relative_path)]
 
 
 class ReviewTable(BaseModel):
@@ -163,20 +183,34 @@ class NotifyTable(BaseModel):
     notify_command: Annotated[list[_Text], Field(min_length=1)] | None = None
 
 
+class WorkspaceTable(BaseModel):
+    """What may be set in [workspace]."""
+
+    model_config = STRICT
+
+    setup: list[str] | None = None
+    setup_timeout_s: Annotated[float, SETUP_TIMEOUT.field()] | None = None
+    cache_key: list[_RelativePath] | None = None
+    cache_dirs: list[_RelativePath] | None = None
+    copy_files: list[_RelativePath] | None = Field(default=None, alias="copy")
+
+
 class _ConfigFile(BaseModel):
-    """The whole file: [review], [sandbox] and [notify]."""
+    """The whole file: [review], [sandbox], [notify] and [workspace]."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
     review: ReviewTable = Field(default_factory=ReviewTable)
     sandbox: SandboxTable = Field(default_factory=SandboxTable)
     notify: NotifyTable = Field(default_factory=NotifyTable)
+    workspace: WorkspaceTable = Field(default_factory=WorkspaceTable)
 
 
 _TABLES: dict[str, type[BaseModel]] = {
     TABLE: ReviewTable,
     SANDBOX: SandboxTable,
     NOTIFY: NotifyTable,
+    WORKSPACE: WorkspaceTable,
 }
 
 
@@ -216,6 +250,20 @@ _RULES: dict[str, Callable[[str], str]] = {
     "notify_command": _fixed(
         'a command as a list of arguments, run without a shell, e.g. ["notify-send", "Autopilot"]'
     ),
+    "setup": _fixed('a list of strings, e.g. ["uv sync", "npm ci"]'),
+    "setup_timeout_s": SETUP_TIMEOUT.rule,
+    "cache_key": _fixed(
+        'a list of paths relative to the top of the repository, without "..", not in .git,'
+        ' e.g. ["uv.lock", "package-lock.json"]'
+    ),
+    "cache_dirs": _fixed(
+        'a list of paths relative to the top of the repository, without "..", not in .git,'
+        ' e.g. [".venv", "node_modules"]'
+    ),
+    "copy": _fixed(
+        'a list of paths relative to the top of the repository, without "..", not in .git,'
+        ' e.g. [".env.test", "config/local.toml"]'
+    ),
 }
 _FLAGS = {
     "mode": "--review",
@@ -238,6 +286,7 @@ class RepoReviewConfig(BaseModel):
     on_failure: OnFailure | None = None
     network: list[str] = Field(default_factory=list)  # [sandbox] network
     notify: NotifySettings = Field(default_factory=NotifySettings)  # [notify]
+    workspace: WorkspaceSettings = Field(default_factory=WorkspaceSettings)  # [workspace]
     source: str | None = None  # the file read, when there was one
 
 
@@ -272,7 +321,38 @@ def load_repo_config(repo: Path) -> RepoReviewConfig:
         )
     if table.checks is not None:
         values["checks"] = _parse_checks(table.checks, f"{path}: [{TABLE}] checks")
+    values["workspace"] = _workspace_settings(path, whole.workspace)
     return RepoReviewConfig.model_validate({**values, "source": str(path)})
+
+
+def _workspace_settings(path: Path, table: WorkspaceTable) -> WorkspaceSettings:
+    where = f"{path}: [{WORKSPACE}]"
+    setup = _parse_checks(table.setup or [], f"{where} setup")
+    if table.cache_dirs and not setup:
+        raise RepoConfigError(
+            f"{where} names cache_dirs but no setup: the cache keeps what the setup commands "
+            "make; add them (setup = [...]) or remove cache_dirs."
+        )
+    if table.cache_key and not table.cache_dirs:
+        raise RepoConfigError(
+            f"{where} names cache_key but no cache_dirs: say which folders the setup makes "
+            '(cache_dirs = [".venv"]) or remove cache_key.'
+        )
+    settings: dict[str, Any] = {
+        "setup": setup,
+        "cache_key": list(dict.fromkeys(table.cache_key or [])),
+        "cache_dirs": list(dict.fromkeys(table.cache_dirs or [])),
+        "copy_files": list(dict.fromkeys(table.copy_files or [])),
+    }
+    if table.setup_timeout_s is not None:
+        settings["setup_timeout_s"] = table.setup_timeout_s
+    overlapping = set(settings["copy_files"]) & set(settings["cache_dirs"])
+    if overlapping:
+        raise RepoConfigError(
+            f"{where} names {', '.join(sorted(overlapping))} in both copy and cache_dirs; "
+            "keep it in one."
+        )
+    return WorkspaceSettings.model_validate(settings)
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -294,7 +374,8 @@ def _file_problem(err: ValidationError, document: Mapping[str, Any]) -> str:
     loc = [str(part) for part in error["loc"]]
     table = loc[0]
     if table not in _TABLES:  # an extra top-level entry
-        names = " and ".join(f"[{name}]" for name in _TABLES)
+        listed = [f"[{name}]" for name in _TABLES]
+        names = ", ".join(listed[:-1]) + " and " + listed[-1]
         if isinstance(error["input"], dict):
             hint = did_you_mean(table, list(_TABLES))
             return f"unknown table [{table}]{hint}; the tables are {names}."
@@ -304,7 +385,7 @@ def _file_problem(err: ValidationError, document: Mapping[str, Any]) -> str:
         return f"{table} must be a table; write [{table}] on its own line."
     key = loc[1]
     if error["type"] == "extra_forbidden":
-        allowed = sorted(_TABLES[table].model_fields)
+        allowed = sorted(field.alias or name for name, field in _TABLES[table].model_fields.items())
         return (
             f"unknown key {key!r} in [{table}]{did_you_mean(key, allowed)}; "
             f"allowed keys: {', '.join(allowed)}."

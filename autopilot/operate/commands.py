@@ -167,6 +167,8 @@ def print_status(status: SessionStatus, as_json: bool, out: TextIO) -> None:
         )
     for task in status.tasks:
         out.write(f"  {task_line(task)}\n")
+        if task.setup:
+            out.write(printable(f"    setup: {task.setup}") + "\n")
         if task.workspace_left:
             out.write(f"    {task.workspace_left}\n")
     for failure in status.notify_failures:

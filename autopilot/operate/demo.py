@@ -9,7 +9,9 @@ writes each task's code block to the file the task names. The screen says which.
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -37,6 +39,21 @@ def has_real_credentials() -> bool:
     return (config_dir / ".credentials.json").is_file()
 
 
+def demo_config(python: str) -> str:
+    """The scratch repository's `.autopilot.toml`: each task's workspace gets a virtualenv
+    (from the setup's cache after the first task), and the check runs with it, so it passes
+    only in a workspace the setup made ready."""
+    setup = json.dumps([f"{shlex.quote(python)} -m venv --without-pip .venv"])
+    return (
+        "[review]\n"
+        'checks = [".venv/bin/python -m compileall -q -x [.]venv ."]\n'
+        "\n"
+        "[workspace]\n"
+        f"setup = {setup}\n"
+        'cache_dirs = [".venv"]\n'
+    )
+
+
 def make_scratch_repo(parent: Path) -> Path:
     repo = parent / "repo"
     repo.mkdir(parents=True)
@@ -48,6 +65,7 @@ def make_scratch_repo(parent: Path) -> Path:
     git("config", "user.name", "CC3 Autopilot demo")
     git("config", "user.email", "demo@autopilot.invalid")
     (repo / ".gitignore").write_text("__pycache__/\n.pytest_cache/\n")
+    (repo / ".autopilot.toml").write_text(demo_config(sys.executable))
     git("add", "-A")
     git("commit", "-q", "-m", "Scratch repository for the CC3 Autopilot demo")
     return repo

@@ -40,7 +40,7 @@ async def _result(client: Client, workflow_id: str, gate: asyncio.Semaphore) -> 
 
 
 async def with_details(client: Client, status: SessionStatus) -> SessionStatus:
-    """`status` with each task's reviews, transcripts and commits filled in."""
+    """`status` with each task's reviews, workspace setups, transcripts and commits filled in."""
     gate = asyncio.Semaphore(PARALLEL_READS)
     detailed = status.model_copy(deep=True)
     entries = [task for task in detailed.tasks if task.workflow_id]
@@ -58,6 +58,7 @@ async def with_details(client: Client, status: SessionStatus) -> SessionStatus:
             entry.transcripts += [r.reviewer_transcript for r in result.reviews]
             entry.transcripts = [path for path in entry.transcripts if path]
             entry.reviews += result.reviews
+            entry.setup_runs += result.setup
             entry.commits = result.commits or entry.commits
         entry.transcript = entry.transcripts[-1] if entry.transcripts else entry.transcript
         entry.review = entry.reviews[-1].summary if entry.reviews else entry.review

@@ -316,9 +316,9 @@ def read_tail(path: Path, chars: int = TAIL_CHARS) -> str:
     return data.decode("utf-8", errors="replace")[-chars:]
 
 
-def check_log_name(index: int, command: str) -> str:
+def check_log_name(index: int, command: str, kind: str = "check") -> str:
     slug = re.sub(r"[^a-z0-9]+", "-", command.lower()).strip("-")[:_SLUG_CHARS].strip("-")
-    return f"check-{index}-{slug or 'check'}.log"
+    return f"{kind}-{index}-{slug or kind}.log"
 
 
 def run_checks(

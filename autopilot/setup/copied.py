@@ -1,0 +1,125 @@
+"""`copy`: files from the user's checkout copied into each new workspace, by name only, and
+kept out of git there.
+
+They are the user's local files (`.env.test`, `config/local.toml`): the repository must not
+track them, a workspace ignores them (its own `.git/info/exclude`, with the setup's cache
+dirs), and the commit step never commits them (autopilot/git/commits.py, `keep_out`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import stat
+from collections.abc import Sequence
+from pathlib import Path
+
+from autopilot.git.runner import _git_raw, _shown, _z_paths
+from autopilot.models import WorkspaceSettings
+from autopilot.setup.paths import UnsafePath, inside, make_parents
+
+EXCLUDE_HEADER = "# autopilot: [workspace] copy and cache_dirs (never committed)"
+_PATTERN_SPECIALS = "\\*?[!#"
+
+
+class CopyProblem(ValueError):
+    """A `copy` file cannot be copied; the message says which and what to do."""
+
+
+def tracked(repo: str | Path, rev: str, names: Sequence[str]) -> list[str]:
+    """Those of `names` (files, or folders: anything under them) that `rev` tracks."""
+    if not names:
+        return []
+    literal = [f":(literal){name}" for name in names]
+    out = _git_raw(repo, "ls-tree", "-r", "-z", "--name-only", rev, "--", *literal)
+    paths = [_shown(path) for path in _z_paths(out)]
+    return [name for name in names if any(_under(path, name) for path in paths)]
+
+
+def check_untracked(repo: str | Path, rev: str, settings: WorkspaceSettings) -> None:
+    """CopyProblem if `rev` tracks a `copy` file or anything in a cache dir: what the setup
+    puts in a workspace is never committed, so it cannot be the repository's."""
+    for names, key in ((settings.copy_files, "copy"), (settings.cache_dirs, "cache_dirs")):
+        found = tracked(repo, rev, names)
+        if found:
+            raise CopyProblem(
+                f"[workspace] {key} names {', '.join(found)}, which the repository tracks "
+                f"({rev}): what the setup puts in a workspace is never committed; take it out "
+                f"of {key} in .autopilot.toml, or stop tracking it (`git rm --cached`)"
+            )
+
+
+def _under(path: str, name: str) -> bool:
+    return path == name or path.startswith(name + "/")
+
+
+def copy_in(checkout: Path, workspace: Path, names: Sequence[str]) -> list[str]:
+    """Copy each named file from the checkout to the same place in the workspace (replacing
+    what the workspace has there); returns the names copied."""
+    for name in names:
+        try:
+            # The file itself may be a link (it is untracked: the user's own), but no folder
+            # on the way: a tracked link there could come from a merged task.
+            source = inside(checkout, name)
+        except UnsafePath as err:
+            raise CopyProblem(f"cannot copy {name!r} from your checkout: {err}") from err
+        if not source.is_file():
+            raise CopyProblem(
+                f"[workspace] copy names {name!r}, which is not a file in your checkout "
+                f"({source}); create it there, or take it out of copy in .autopilot.toml"
+            )
+        try:
+            target = make_parents(workspace, name)
+        except UnsafePath as err:
+            raise CopyProblem(f"cannot copy {name!r} into the workspace: {err}") from err
+        if target.is_dir() and not target.is_symlink():
+            raise CopyProblem(
+                f"cannot copy {name!r} into the workspace {workspace}: a folder is there"
+            )
+        _copy_file(source, target)
+    return list(names)
+
+
+def _copy_file(source: Path, target: Path) -> None:
+    """Written aside and renamed over the target: a link there is replaced, not followed."""
+    aside = target.with_name(f".{target.name}.autopilot-copy")
+    with contextlib.suppress(FileNotFoundError):
+        aside.unlink()
+    fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "wb") as out, source.open("rb") as data:
+        shutil.copyfileobj(data, out)
+    os.chmod(aside, stat.S_IMODE(source.stat().st_mode))
+    os.replace(aside, target)
+
+
+def exclude(workspace: Path, names: Sequence[str]) -> None:
+    """The workspace's `.git/info/exclude`: `names` (anchored at its top) are ignored there.
+    A linked worktree of an older session shares the user's exclude file: left alone."""
+    git_dir = workspace / ".git"
+    if git_dir.is_symlink() or not git_dir.is_dir():
+        return
+    info = git_dir / "info"
+    if info.is_symlink() or (info.exists() and not info.is_dir()):
+        _remove(info)
+    info.mkdir(exist_ok=True)
+    lines = [EXCLUDE_HEADER, *(_anchored(name) for name in names)]
+    aside = info / "exclude.autopilot"
+    _remove(aside)
+    aside.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    os.replace(aside, info / "exclude")
+
+
+def _anchored(name: str) -> str:
+    """A gitignore pattern for exactly `name`: anchored, special characters escaped."""
+    escaped = "".join("\\" + char if char in _PATTERN_SPECIALS else char for char in name)
+    if escaped.endswith(" "):
+        escaped = escaped[:-1] + "\\ "
+    return "/" + escaped
+
+
+def _remove(path: Path) -> None:
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.is_dir():
+        shutil.rmtree(path)

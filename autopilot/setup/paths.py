@@ -1,0 +1,55 @@
+"""The paths `[workspace]` names (`copy`, `cache_key`, `cache_dirs`): relative to the top of
+the repository, inside it, never in a git directory, and reached without following a link.
+
+A workspace is the agent's to change between our steps, so a folder on the way to one of these
+paths may have become a symbolic link to somewhere else: `inside` refuses to go through one.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path, PurePosixPath
+
+
+class UnsafePath(ValueError):
+    """A named path leaves the workspace or goes through a link; the message says which."""
+
+
+def relative_path(value: str) -> str:
+    """`value` as a clean relative path (`config/local.toml`), or ValueError saying why not."""
+    if not value or "\0" in value:
+        raise ValueError("an empty path or one with a NUL character")
+    path = PurePosixPath(value)
+    if path.is_absolute():
+        raise ValueError("an absolute path")
+    if not path.parts or path.parts == (".",):
+        raise ValueError("the top of the repository itself")
+    if ".." in path.parts:
+        raise ValueError("a path with '..'")
+    if any(part.lower() == ".git" for part in path.parts):
+        raise ValueError("a path in a git directory")
+    return str(path)
+
+
+def inside(root: Path, name: str) -> Path:
+    """`root/name`, after checking that no folder between them is a link (or not a folder).
+    The last component itself is not looked at: the caller decides what it may be."""
+    path = root
+    parts = PurePosixPath(relative_path(name)).parts
+    for part in parts[:-1]:
+        path = path / part
+        try:
+            mode = os.lstat(path).st_mode
+        except FileNotFoundError:
+            continue  # made later by the caller, as a real folder
+        if not stat.S_ISDIR(mode):
+            raise UnsafePath(f"{name}: {path} is a link or a file, not a folder")
+    return root / Path(*parts)
+
+
+def make_parents(root: Path, name: str) -> Path:
+    """`inside(root, name)` with its missing folders made."""
+    path = inside(root, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return inside(root, name)  # again: nothing on the way may have become a link meanwhile

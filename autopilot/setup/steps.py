@@ -1,0 +1,146 @@
+"""Making a task's workspace ready, before the agent starts and again after a conflict round.
+
+A new workspace gets the `copy` files and its `.git/info/exclude`; then the setup commands
+run, exactly like the checks (autopilot/review/checks.py: argv, the checks' sandbox and
+minimal environment, a log each, scrubbed), one after the other until one fails. With
+`cache_dirs` what they made is stored under the key of the `cache_key` files, and a later
+workspace with the same key gets a copy of it instead of running them (autopilot/setup/cache.py).
+
+The key the workspace was set up for is kept in its git dir: called again (after a conflict
+round), the setup runs only if the lock files changed. The agent could change that note;
+it would only spare or cost its own workspace a setup.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from autopilot.git.runner import GitError
+from autopilot.infra.redact import Redactor
+from autopilot.models import CheckResult, SetupInput, SetupResult
+from autopilot.review.checks import CheckEnv, check_log_name, run_check
+from autopilot.setup import cache
+from autopilot.setup.copied import CopyProblem, check_untracked, copy_in, exclude
+from autopilot.setup.paths import UnsafePath
+
+STAMP = "autopilot-setup"  # in the workspace's .git: the key it was set up for
+_STAMP_LIMIT = 128
+# What of a failed command's output goes into the error (and the session's pause reason);
+# the whole output is in its log.
+ERROR_TAIL_LINES = 20
+ERROR_TAIL_CHARS = 1500
+
+
+class SetupFailed(Exception):
+    """The workspace could not be made ready; `result` says how far it got."""
+
+    def __init__(self, message: str, result: SetupResult) -> None:
+        super().__init__(message)
+        result.error = message
+        self.result = result
+
+
+def set_up_workspace(
+    request: SetupInput,
+    env: CheckEnv,
+    on_progress: Callable[[str], None] | None = None,
+) -> SetupResult:
+    started = time.monotonic()
+    settings = request.settings
+    workspace = Path(request.worktree)
+    result = SetupResult()
+    try:
+        stamp = _read_stamp(workspace)
+        if stamp is None:  # a new workspace: nothing of the agent's is in it yet
+            check_untracked(workspace, "HEAD", settings)
+            result.copied = copy_in(Path(request.repo), workspace, settings.copy_files)
+            exclude(workspace, settings.keep_out)
+        key = cache.cache_key(workspace, settings)
+        if stamp == key:
+            return SetupResult(key=key, unchanged=True)
+        result.key = key
+        entry = cache.lookup(cache.cache_root(request.state_dir), key)
+        if settings.cache_dirs and entry is not None:
+            cache.restore(entry, workspace, settings.cache_dirs)
+            result.from_cache = True
+        elif settings.setup:
+            cache.clear(workspace, settings.cache_dirs)
+            _run_commands(request, env, result, on_progress)
+            if settings.cache_dirs:
+                cache.store(
+                    cache.cache_root(request.state_dir), key, workspace, settings.cache_dirs
+                )
+        _write_stamp(workspace, key)
+    except (CopyProblem, UnsafePath, cache.CacheProblem, GitError) as err:
+        raise SetupFailed(f"workspace setup in {workspace}: {err}", result) from err
+    result.duration_s = time.monotonic() - started
+    return result
+
+
+def _run_commands(
+    request: SetupInput,
+    env: CheckEnv,
+    result: SetupResult,
+    on_progress: Callable[[str], None] | None,
+) -> None:
+    redactor = Redactor.from_env(env.base)
+    worktree, output_dir = Path(request.worktree), Path(request.output_dir)
+    for index, command in enumerate(request.settings.setup, start=1):
+        if on_progress is not None:
+            on_progress(command.command)
+        log = output_dir / check_log_name(index, command.command, kind="setup")
+        run = run_check(worktree, command, request.settings.setup_timeout_s, log, env, redactor)
+        result.commands.append(run)
+        if not run.passed:
+            raise SetupFailed(_failure(run, request.settings.setup_timeout_s), result)
+
+
+def _failure(run: CheckResult, timeout_s: float) -> str:
+    if run.timed_out:
+        how = f"timed out after {timeout_s:g} s"
+    elif run.exit_code is None:
+        how = "could not start"
+    else:
+        how = f"exited with {run.exit_code}"
+    lines = run.output_tail.rstrip().splitlines()[-ERROR_TAIL_LINES:]
+    tail = "\n".join(lines)[-ERROR_TAIL_CHARS:]
+    return (
+        f"workspace setup command `{run.command}` {how} (whole output: {run.output_path}); "
+        f"it ended with:\n{tail}"
+    )
+
+
+def _stamp_path(workspace: Path) -> Path | None:
+    git_dir = workspace / ".git"
+    if git_dir.is_symlink() or not git_dir.is_dir():
+        return None  # a linked worktree of an older session: set up every time
+    return git_dir / STAMP
+
+
+def _read_stamp(workspace: Path) -> str | None:
+    path = _stamp_path(workspace)
+    if path is None:
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as data:
+        if not stat.S_ISREG(os.fstat(data.fileno()).st_mode):
+            return None
+        return data.read(_STAMP_LIMIT).decode("ascii", "replace").strip()
+
+
+def _write_stamp(workspace: Path, key: str) -> None:
+    path = _stamp_path(workspace)
+    if path is None:
+        return
+    aside = path.with_name(STAMP + ".new")
+    if aside.is_symlink() or aside.exists():
+        aside.unlink()
+    aside.write_text(key + "\n")
+    os.replace(aside, path)
