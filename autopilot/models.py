@@ -775,6 +775,8 @@ class SetupInput(BaseModel):
     output_dir: str  # the commands' logs
     check_env: list[str] = Field(default_factory=list)  # see ReviewSettings.check_env
     network: list[str] = Field(default_factory=list)  # see AgentSettings.network
+    # Only a workspace still at a commit of this branch, unchanged, fills the cache ("": never).
+    target_branch: str = ""
 
 
 class TargetMergeInput(BaseModel):

@@ -62,6 +62,7 @@ def set_up(ws: Workspace, repo: Path, tmp_path: Path, **values: object) -> Setup
         state_dir=str(tmp_path / "state"),
         settings=settings(**values),
         output_dir=str(tmp_path / "logs" / Path(ws.path).name),
+        target_branch="main",
     )
 
 
@@ -332,3 +333,21 @@ def test_a_branch_whose_commits_hold_a_copied_file_is_not_brought_back(
     # Nothing came back to the user's repository: no task branch, no incoming ref, no object.
     assert git(repo, "for-each-ref", "refs/heads/autopilot", "refs/autopilot") == ""
     assert git(repo, "log", "--all", "--format=", "--name-only").count(".env.test") == 0
+
+
+def test_a_workspace_the_agent_worked_in_never_fills_the_cache(repo: Path, tmp_path: Path) -> None:
+    """Setup commands run the project's code (install scripts): in a workspace with the
+    agent's commits or changes, what they make is partly the agent's and stays there."""
+    committed = workspace(repo, tmp_path, "1")
+    commit_file(Path(committed.path), "setup.py", "print('the agent was here')\n")
+    done = set_up_workspace(set_up(committed, repo, tmp_path), CheckEnv())
+    assert done.commands and not done.from_cache
+    changed = workspace(repo, tmp_path, "2")
+    (Path(changed.path) / "README.md").write_text("changed by the agent\n")
+    again = set_up_workspace(set_up(changed, repo, tmp_path), CheckEnv())
+    assert again.commands and not again.from_cache  # nothing was cached by the first
+
+    clean = workspace(repo, tmp_path, "3")
+    set_up_workspace(set_up(clean, repo, tmp_path), CheckEnv())
+    later = workspace(repo, tmp_path, "4")
+    assert set_up_workspace(set_up(later, repo, tmp_path), CheckEnv()).from_cache

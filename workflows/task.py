@@ -283,6 +283,7 @@ class TaskWorkflow:
                     f"{request.task.id}/{step}",
                     check_env=request.review.check_env,
                     network=request.agent.network,
+                    target_branch=request.target_branch,
                 ),
                 start_to_close_timeout=timedelta(
                     seconds=settings.setup_timeout_s * len(settings.setup)

@@ -19,7 +19,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from autopilot.git.runner import GitError
+from autopilot.git.refs import _is_ancestor
+from autopilot.git.runner import GitError, _git, _run
 from autopilot.infra.redact import Redactor
 from autopilot.models import CheckResult, SetupInput, SetupResult
 from autopilot.review.checks import CheckEnv, check_log_name, run_check
@@ -69,8 +70,9 @@ def set_up_workspace(
             result.from_cache = True
         elif settings.setup:
             cache.clear(workspace, settings.cache_dirs)
+            fills_cache = settings.cache_dirs and _untouched(request, workspace)
             _run_commands(request, env, result, on_progress)
-            if settings.cache_dirs:
+            if fills_cache:
                 cache.store(
                     cache.cache_root(request.state_dir), key, workspace, settings.cache_dirs
                 )
@@ -97,6 +99,21 @@ def _run_commands(
         result.commands.append(run)
         if not run.passed:
             raise SetupFailed(_failure(run, request.settings.setup_timeout_s), result)
+
+
+def _untouched(request: SetupInput, workspace: Path) -> bool:
+    """Is the workspace the user's reviewed code alone: its HEAD on the target branch's
+    history, nothing changed? Only then does its setup fill the cache. Setup commands run the
+    project's own code (install scripts, a build of the project): in a workspace the agent
+    worked in (a retry from its branch, a conflict round), what they make is partly the
+    agent's, and must not reach the workspaces of other tasks."""
+    if not request.target_branch:
+        return False
+    head = _git(workspace, "rev-parse", "--verify", "HEAD").strip()
+    changed = _git(workspace, "status", "--porcelain", "--untracked-files=all").strip()
+    if changed or _run(request.repo, ["cat-file", "-e", f"{head}^{{commit}}"]).returncode:
+        return False  # changed, or a commit of the agent's (only in the workspace's objects)
+    return _is_ancestor(request.repo, head, f"refs/heads/{request.target_branch}")
 
 
 def _failure(run: CheckResult, timeout_s: float) -> str:
