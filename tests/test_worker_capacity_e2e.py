@@ -115,23 +115,6 @@ def test_max_agents_caps_each_worker_and_the_session_spreads_over_them(
         assert sorted(merged_tasks(repo, session)) == ["1", "2", "3", "4"]
 
 
-def test_without_a_cap_one_worker_runs_the_agents_together(tmp_path: Path, repo: Path) -> None:
-    """The other side of the cap: the same session on one worker with --max-agents 2 has two
-    agents at once (so the test above would see it if the cap did nothing)."""
-    plan = tmp_path / "plan.md"
-    plan.write_text(plan_of(2))
-    with (
-        ScriptedModel(SlowAgents(delay_s=1.0)) as model,
-        autopilot(tmp_path / "autopilot", model.env()) as installation,
-    ):
-        installation.start_worker("--max-agents", "2")
-        session = installation.start_detached(plan, repo, "--concurrency", "2", "--review", "none")
-        done = installation.starter("watch", session)
-        assert done.returncode == 0, done.stdout + done.stderr
-        assert most_at_once(agent_events(installation.worker_log(0))) == 2
-        assert sorted(merged_tasks(repo, session)) == ["1", "2"]
-
-
 def start_held_session(
     installation: Autopilot, model: ScriptedModel, plan: Path, repo: Path
 ) -> str:
