@@ -52,6 +52,7 @@ from autopilot.agent.scripted_model import (
     Conversation,
     PlanFollower,
     ScriptedModel,
+    SlowFollower,
 )
 from autopilot.git import SESSION_TRAILER, TASK_TRAILER
 from autopilot.infra import search_attributes
@@ -59,7 +60,6 @@ from autopilot.infra.config import Settings, load_settings
 from autopilot.infra.process_exit import exit_now
 from autopilot.infra.temporal_connection import ensure_embedded_server
 from autopilot.models import SessionState, SessionStatus, TaskState, TaskStatus
-from bench.model import SlowFollower
 from bench.repos import git, make_repo
 from tests.harness import ROOT, Autopilot, claude_bin, processes_in, wait_until
 

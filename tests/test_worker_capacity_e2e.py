@@ -11,20 +11,12 @@ from __future__ import annotations
 
 import re
 import signal
-import subprocess
-import threading
 from pathlib import Path
 
 import pytest
 
 from autopilot import git as gitops
-from autopilot.agent.scripted_model import (
-    STRUCTURED_OUTPUT,
-    Conversation,
-    PlanFollower,
-    Reply,
-    ScriptedModel,
-)
+from autopilot.agent.scripted_model import HoldFirst, ScriptedModel, SlowFollower
 from autopilot.models import SessionState, TaskState
 from tests.gitutil import git
 from tests.harness import Autopilot, autopilot, wait_until
@@ -38,36 +30,6 @@ def plan_of(count: int) -> str:
         for n in range(1, count + 1)
     )
     return f"# {count} tasks\n\n{tasks}"
-
-
-class SlowAgents:
-    """The plan follower, each agent turn taking `delay_s`: runs overlap when they can."""
-
-    def __init__(self, delay_s: float) -> None:
-        self.follower = PlanFollower()
-        self.delay_s = delay_s
-
-    def __call__(self, conversation: Conversation) -> Reply:
-        reply = self.follower(conversation)
-        if STRUCTURED_OUTPUT not in conversation.tools:
-            reply.delay_s = self.delay_s
-        return reply
-
-
-class HoldOnce:
-    """The plan follower, holding the first agent reply until `release` is set."""
-
-    def __init__(self) -> None:
-        self.follower = PlanFollower()
-        self.release = threading.Event()
-        self._held = False
-
-    def __call__(self, conversation: Conversation) -> Reply:
-        reply = self.follower(conversation)
-        if not self._held and STRUCTURED_OUTPUT not in conversation.tools:
-            self._held = True
-            reply.hold = self.release
-        return reply
 
 
 def agent_events(log: Path) -> list[str]:
@@ -89,8 +51,19 @@ def merged_tasks(repo: Path, session: str) -> list[str]:
     return [task for task, _ in gitops.list_merges(str(repo), "main", session)]
 
 
-def wait_exit(worker: subprocess.Popen[bytes], timeout: float) -> int:
-    return worker.wait(timeout=timeout)
+def finish_on_a_new_worker(
+    installation: Autopilot, session: str, repo: Path, lost_runs: int
+) -> None:
+    """Another worker takes the session over: the task merged exactly once, one attempt."""
+    installation.start_worker()
+    done = installation.starter("watch", session)
+    assert done.returncode == 0, done.stdout + done.stderr
+    status = installation.status(session)
+    task = status.tasks[0]
+    assert status.status == SessionState.COMPLETED
+    assert (task.state, task.attempts, task.lost_runs) == (TaskState.MERGED, 1, lost_runs)
+    assert merged_tasks(repo, session) == ["1"]
+    assert git(repo, "status", "--porcelain") == ""
 
 
 def test_max_agents_caps_each_worker_and_the_session_spreads_over_them(
@@ -99,7 +72,7 @@ def test_max_agents_caps_each_worker_and_the_session_spreads_over_them(
     plan = tmp_path / "plan.md"
     plan.write_text(plan_of(4))
     with (
-        ScriptedModel(SlowAgents(delay_s=1.0)) as model,
+        ScriptedModel(SlowFollower(delay_s=1.0)) as model,
         autopilot(tmp_path / "autopilot", model.env()) as installation,
     ):
         for _ in range(2):
@@ -133,7 +106,7 @@ def start_held_session(
     "finishes there, the worker exits 0; the next worker merges; no run lost",
 )
 def test_sigterm_lets_the_running_agent_finish(tmp_path: Path, repo: Path) -> None:
-    holder = HoldOnce()
+    holder = HoldFirst()
     plan = tmp_path / "plan.md"
     plan.write_text(plan_of(1))
     with (
@@ -147,18 +120,10 @@ def test_sigterm_lets_the_running_agent_finish(tmp_path: Path, repo: Path) -> No
         wait_until(lambda: "worker stopping" in log.read_text(), 30, "the worker to stop polling")
         assert first.poll() is None  # its agent still runs, within the grace
         holder.release.set()
-        assert wait_exit(first, 60) == 0
+        assert first.wait(timeout=60) == 0
         assert agent_events(log) == ["starting", "finished"]
 
-        installation.start_worker()
-        done = installation.starter("watch", session)
-        assert done.returncode == 0, done.stdout + done.stderr
-        status = installation.status(session)
-        task = status.tasks[0]
-        assert status.status == SessionState.COMPLETED
-        assert (task.state, task.attempts, task.lost_runs) == (TaskState.MERGED, 1, 0)
-        assert merged_tasks(repo, session) == ["1"]
-        assert git(repo, "status", "--porcelain") == ""
+        finish_on_a_new_worker(installation, session, repo, lost_runs=0)
 
 
 @pytest.mark.reliability(
@@ -169,7 +134,7 @@ def test_sigterm_lets_the_running_agent_finish(tmp_path: Path, repo: Path) -> No
 def test_sigterm_hands_over_what_the_grace_period_did_not_finish(
     tmp_path: Path, repo: Path
 ) -> None:
-    holder = HoldOnce()
+    holder = HoldFirst()
     plan = tmp_path / "plan.md"
     plan.write_text(plan_of(1))
     with (
@@ -179,16 +144,8 @@ def test_sigterm_hands_over_what_the_grace_period_did_not_finish(
         first = installation.start_worker("--graceful-shutdown-s", "1")
         session = start_held_session(installation, model, plan, repo)
         first.send_signal(signal.SIGTERM)
-        assert wait_exit(first, 60) == 0  # the grace ended: the agent was handed over
+        assert first.wait(timeout=60) == 0  # the grace ended: the agent was handed over
         assert agent_events(installation.worker_log(0)) == ["starting", "handed over"]
 
         holder.release.set()  # the held reply goes to a CLI that is gone
-        installation.start_worker()
-        done = installation.starter("watch", session)
-        assert done.returncode == 0, done.stdout + done.stderr
-        status = installation.status(session)
-        task = status.tasks[0]
-        assert status.status == SessionState.COMPLETED
-        assert (task.state, task.attempts, task.lost_runs) == (TaskState.MERGED, 1, 1)
-        assert merged_tasks(repo, session) == ["1"]
-        assert git(repo, "status", "--porcelain") == ""
+        finish_on_a_new_worker(installation, session, repo, lost_runs=1)

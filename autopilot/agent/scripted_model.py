@@ -993,6 +993,20 @@ class PlanFollower:
         return result
 
 
+class SlowFollower:
+    """The plan follower, every reply (agent and reviewer turns) taking `delay_s`: runs that
+    can overlap do."""
+
+    def __init__(self, delay_s: float) -> None:
+        self._follower = PlanFollower()
+        self._delay_s = delay_s
+
+    def __call__(self, conversation: Conversation) -> Reply:
+        reply = self._follower(conversation)
+        reply.delay_s = self._delay_s
+        return reply
+
+
 class HoldFirst:
     """The plan follower, holding its first answer until `release` is set: the session stays
     running (an agent waits on the model) while a test does something else."""
