@@ -624,3 +624,52 @@ async def test_the_listener_takes_only_the_runs_token() -> None:
         assert await asyncio.wait_for(listener.lines.get(), 10) is None
         intruder.close()
         assert await reader.read() == b""
+
+
+async def test_a_dagger_cli_on_path_opens_the_session_and_nothing_is_downloaded(
+    standin: StandIn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CLI preflight found is the one the SDK runs (`dagger session`), not one it fetches:
+    a stand-in CLI answers with the stand-in engine's port and token, as the real one does on
+    its stdout, and ends when the run closes its stdin."""
+    import dagger.provisioning._download as download
+
+    def no_download(*_args: Any, **_kwargs: Any) -> None:
+        raise AssertionError("the SDK tried to download a dagger CLI")
+
+    monkeypatch.setattr(download.Downloader, "get", no_download)
+    monkeypatch.setattr(download.Downloader, "get_sync", no_download)
+    cli = tmp_path / "bin" / "dagger"
+    cli.parent.mkdir()
+    closed = tmp_path / "session-closed"
+    cli.write_text(
+        f"#!{shutil.which('python3')}\n"
+        "import json, pathlib, sys\n"
+        "assert sys.argv[1] == 'session', sys.argv\n"
+        f"print(json.dumps({{'port': {standin.port}, 'session_token': {standin.token!r}}}),"
+        " flush=True)\n"
+        "sys.stdin.read()\n"
+        f"pathlib.Path({str(closed)!r}).touch()\n"
+    )
+    cli.chmod(0o755)
+    found = engine_preflight({"PATH": str(cli.parent)})
+    assert found.cli == cli
+    standin.on_exec = lambda _c: ExecResult(0, b"".join(events()).decode(), "")
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    state, _ = await run_claude_in_container(
+        found,
+        fast(),
+        ContainerJob(workspace=workspace),
+        claude_argv(CONTAINER_CLAUDE, AgentSettings(), SESSION),
+        env={"ANTHROPIC_API_KEY": KEY},
+        prompt=PROMPT,
+        session_id=SESSION,
+        transcript=tmp_path / "run.jsonl",
+        idle_timeout_s=30,
+        run_timeout_s=60,
+        on_progress=lambda _p: None,
+    )
+    assert state.result is not None
+    assert standin.executed() and all(r.authorized for r in standin.queries)
+    assert closed.exists()  # the session ended with the run
