@@ -136,6 +136,7 @@ async def run(
     settings: ContainerSettings | None = None,
     env: dict[str, str] | None = None,
     idle_timeout_s: float = 30.0,
+    run_timeout_s: float = 60.0,
     on_progress: Callable[[AgentProgress], None] = lambda _p: None,
 ) -> Any:
     workspace = tmp_path / "workspace"
@@ -150,7 +151,7 @@ async def run(
         session_id=SESSION,
         transcript=tmp_path / "transcripts" / "run.jsonl",
         idle_timeout_s=idle_timeout_s,
-        run_timeout_s=60.0,
+        run_timeout_s=run_timeout_s,
         on_progress=on_progress,
         redactor=Redactor.from_env({"ANTHROPIC_API_KEY": KEY}),
     )
@@ -376,6 +377,15 @@ async def test_a_silent_agent_is_hung_and_its_container_stopped(
         await run(standin, tmp_path, idle_timeout_s=1.0)
     assert caught.value.kind == "hung"
     wait_until(lambda: standin.aborted, 10, "the stand-in to see the run's call abandoned")
+
+
+async def test_a_run_past_its_limit_is_the_agents_timeout(standin: StandIn, tmp_path: Path) -> None:
+    standin.hang_on = lambda query: "sync" in query
+    with pytest.raises(AgentFailure) as caught:
+        await run(standin, tmp_path, run_timeout_s=1.0)
+    assert caught.value.kind == "timeout"  # the agent's limit: AgentTimedOut, as locally
+    assert "longer than its 1s limit" in str(caught.value)
+    wait_until(lambda: standin.aborted, 10, "the run's call to be closed")
 
 
 async def test_cancelling_the_run_closes_the_session(standin: StandIn, tmp_path: Path) -> None:

@@ -199,10 +199,17 @@ async def run_claude_in_container(
                 take = _LineTaker(out, state, transcript, on_progress, redactor)
                 try:
                     await _follow(listener, run, take, idle_timeout_s)
+                    ran, exit_code, stdout, stderr = await run
+                except EngineTimedOut as err:  # the run's own call: the agent's time limit
+                    failure = AgentFailure(
+                        "timeout",
+                        f"the agent ran longer than its {run_timeout_s:.0f}s limit; it was stopped",
+                    )
+                    failure.state, failure.duration_s = state, time.monotonic() - started
+                    raise failure from err
                 except AgentFailure as hung:  # the finally below stops the container
                     hung.state, hung.duration_s = state, time.monotonic() - started
                     raise
-                ran, exit_code, stdout, stderr = await run
                 # What the stream did not bring (it never connected, or broke off): the
                 # forwarder wrote the same bytes to both.
                 rest = stdout.encode()[take.streamed :]
@@ -307,16 +314,19 @@ async def _follow(
     STREAM_DRAIN_S to catch up. Nothing for idle_timeout_s: the agent is hung."""
     while True:
         line_wait = asyncio.ensure_future(listener.lines.get())
-        done, _ = await asyncio.wait(
-            {line_wait, run}, timeout=idle_timeout_s, return_when=asyncio.FIRST_COMPLETED
-        )
+        try:
+            done, _ = await asyncio.wait(
+                {line_wait, run}, timeout=idle_timeout_s, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            if not line_wait.done():
+                line_wait.cancel()  # cancelled from outside too: no waiter left behind
         if line_wait in done:
             line = line_wait.result()
             if line is None:
                 return
             take(line)
             continue
-        line_wait.cancel()
         if run in done:
             break
         raise AgentFailure(
