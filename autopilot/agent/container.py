@@ -201,12 +201,12 @@ async def run_claude_in_container(
                     await _follow(listener, run, take, idle_timeout_s)
                     ran, exit_code, stdout, stderr = await run
                 except EngineTimedOut as err:  # the run's own call: the agent's time limit
-                    failure = AgentFailure(
+                    late = AgentFailure(
                         "timeout",
                         f"the agent ran longer than its {run_timeout_s:.0f}s limit; it was stopped",
                     )
-                    failure.state, failure.duration_s = state, time.monotonic() - started
-                    raise failure from err
+                    late.state, late.duration_s = state, time.monotonic() - started
+                    raise late from err
                 except AgentFailure as hung:  # the finally below stops the container
                     hung.state, hung.duration_s = state, time.monotonic() - started
                     raise
