@@ -22,6 +22,13 @@ AGENT_LOST = "AgentLost"  # the worker stopped heartbeating (died, or the server
 AGENT_KILLED = "AgentKilled"  # the CLI died of a signal that the pipeline did not send
 # The worker was told to stop (SIGTERM) and its grace period ran out: the run is handed over.
 WORKER_STOPPED = "WorkerStopped"
+# Container mode (autopilot/agent/container_engine.py): the Dagger engine went away mid-run, or
+# one of its calls ran past its hard timeout. Lost, not failed: the agent did nothing wrong.
+ENGINE_LOST = "EngineLost"
+ENGINE_TIMED_OUT = "EngineTimedOut"
+# The container could not be made (image not pulled, packages or the CLI not installed):
+# every other task would meet it too.
+CONTAINER_SETUP = "ContainerSetup"
 
 # Git and the plan.
 REPO_UNUSABLE = "RepoUnusable"
@@ -47,7 +54,14 @@ NOTIFY_REFUSED = "NotifyRefused"
 AGENT_NON_RETRYABLE = frozenset({AGENT_AUTH, AGENT_SETUP})
 # Every other task would meet these too: they pause the session, whatever the policy.
 SETUP_ERRORS = frozenset(
-    {AGENT_AUTH, AGENT_SETUP, REPO_UNUSABLE, PLAN_SNAPSHOT_MISSING, WORKSPACE_SETUP_FAILED}
+    {
+        AGENT_AUTH,
+        AGENT_SETUP,
+        REPO_UNUSABLE,
+        PLAN_SNAPSHOT_MISSING,
+        WORKSPACE_SETUP_FAILED,
+        CONTAINER_SETUP,
+    }
 )
 # A run that ended with one of these was lost: it resumes and is not counted as a failure.
-LOST_RUN = frozenset({AGENT_LOST, AGENT_KILLED, WORKER_STOPPED})
+LOST_RUN = frozenset({AGENT_LOST, AGENT_KILLED, WORKER_STOPPED, ENGINE_LOST, ENGINE_TIMED_OUT})

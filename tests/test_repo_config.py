@@ -15,7 +15,12 @@ from autopilot.infra.repo_config import (
     load_repo_config,
     merge_review_settings,
 )
-from autopilot.models import CheckCommand, ReviewSettings
+from autopilot.models import (
+    DEFAULT_CONTAINER_IMAGE,
+    CheckCommand,
+    ContainerSettings,
+    ReviewSettings,
+)
 
 FULL = """\
 [review]
@@ -434,3 +439,42 @@ def test_workspace_values_refused(tmp_path: Path, line: str, expected: str) -> N
 )
 def test_workspace_keys_that_do_not_go_together(tmp_path: Path, table: str, expected: str) -> None:
     assert expected in config_error(tmp_path, f"[workspace]\n{table}\n")
+
+
+# --------------------------------------------------------------------------------------------
+# [container]
+# --------------------------------------------------------------------------------------------
+
+
+def test_container_table(tmp_path: Path) -> None:
+    write_config(
+        tmp_path,
+        '[container]\nimage = "ghcr.io/me/agent:1.2"\npackages = []\nuser = "dev"\n'
+        'home = "/home/dev"\nengine_timeout_s = 60\n',
+    )
+    container = load_repo_config(tmp_path).container
+    assert container == ContainerSettings(
+        image="ghcr.io/me/agent:1.2", packages=[], user="dev", home="/home/dev",
+        engine_timeout_s=60,
+    )  # fmt: skip
+    write_config(tmp_path, '[container]\nuser = "dev"\n')
+    assert load_repo_config(tmp_path).container.image == DEFAULT_CONTAINER_IMAGE  # a default
+    assert load_repo_config(tmp_path / "none").container == ContainerSettings()
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (
+            'image = ""',
+            "[container] image = '' is not allowed; use an image reference, e.g. \"node",
+        ),
+        ('home = "home/node"', "[container] home = 'home/node' is not allowed; use an absolute"),
+        ('packages = "git"', "use a list of Debian package names"),
+        ("user = 1000", 'use a non-empty user name, e.g. "node"'),
+        ("engine_timeout_s = 0", "use a number of seconds greater than 0"),
+        ("imgae = 'x'", "unknown key 'imgae' in [container] (did you mean 'image'?)"),
+    ],
+)
+def test_container_values_refused(tmp_path: Path, line: str, expected: str) -> None:
+    assert expected in config_error(tmp_path, f"[container]\n{line}\n")

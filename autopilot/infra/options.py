@@ -28,6 +28,7 @@ __all__ = [
     "BATCH_NUMBER",
     "CHECK_TIMEOUT",
     "CONCURRENCY",
+    "ENGINE_TIMEOUT",
     "HEARTBEAT_TIMEOUT",
     "IDLE_TIMEOUT",
     "MAX_ATTEMPTS",
@@ -102,6 +103,7 @@ MAX_COST_USD = Range(DOLLARS, 0, 1_000_000, low_open=True)
 REVIEW_ROUNDS = Range(WHOLE, 1, 20)
 CHECK_TIMEOUT = Range(SECONDS, 0, WEEK_S, low_open=True)
 SETUP_TIMEOUT = Range(SECONDS, 0, WEEK_S, low_open=True)
+ENGINE_TIMEOUT = Range(SECONDS, 0, WEEK_S, low_open=True)
 
 # strict: `rounds = true` is a mistake, not 1, and "60" is no number; no inf or nan.
 STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)

@@ -28,6 +28,13 @@ setup_timeout_s = 900              # seconds, per setup command
 cache_key = ["uv.lock", "package-lock.json"]  # files whose contents key the setup's cache
 cache_dirs = [".venv", "node_modules"]        # what the setup makes, copied from the cache
 copy = [".env.test", "config/local.toml"]     # files copied in from your checkout
+
+[container]
+image = "node:22.12.0-bookworm-slim"  # with node and npm; the agent and the checks run in it
+packages = ["git", "ca-certificates"] # apt-get installed as root first; [] for none
+user = "node"                         # the non-root user the CLI runs as
+home = "/home/node"                   # that user's home (absolute)
+engine_timeout_s = 900                # seconds, each engine call but the run itself
 ```
 
 Each check is a command split like a shell splits it (quotes work) but run without a shell,
@@ -39,7 +46,8 @@ file's `notify` (autopilot/operate/notify.py says what is sent). Setup commands 
 run the same way (autopilot/setup/steps.py). The [workspace] paths are relative to the top of
 the repository, without `..`, never in `.git`; `cache_dirs` needs `setup`, `cache_key` needs
 `cache_dirs`. Anything wrong in the file stops the run with a `RepoConfigError` that names the
-file, the key and what to write instead.
+file, the key and what to write instead. [container] is read by container mode
+(autopilot/agent/container.py); a key left out keeps ContainerSettings' default.
 
 What may be set, and each value's type and range, is one strict pydantic model, `ReviewTable`:
 the file's [review] table and the review flags go through it, and its validation errors become
@@ -62,6 +70,7 @@ from autopilot.git.runner import _GIT_LOCATION_VARS
 from autopilot.infra.notify_targets import NotifyUrlError, check_url
 from autopilot.infra.options import (
     CHECK_TIMEOUT,
+    ENGINE_TIMEOUT,
     REVIEW_ROUNDS,
     SETUP_TIMEOUT,
     STRICT,
@@ -71,6 +80,7 @@ from autopilot.infra.options import (
 )
 from autopilot.models import (
     CheckCommand,
+    ContainerSettings,
     NotifySettings,
     ReviewMode,
     ReviewSettings,
@@ -84,6 +94,7 @@ TABLE = "review"
 SANDBOX = "sandbox"
 NOTIFY = "notify"
 WORKSPACE = "workspace"
+CONTAINER = "container"
 # Not read past this: the prompt goes to the server in every task's request, whose payload
 # limit (autopilot/infra/payload_size.py) refuses far less anyway, with the task named.
 PROMPT_FILE_LIMIT = 8 * 1024 * 1024
@@ -150,6 +161,15 @@ _Url = Annotated[str, AfterValidator(_url)]
 _RelativePath = Annotated[str, AfterValidator(relative_path)]
 
 
+def _absolute(value: str) -> str:
+    if not value.startswith("/"):
+        raise ValueError("not absolute")
+    return value
+
+
+_AbsolutePath = Annotated[str, AfterValidator(_not_blank), AfterValidator(_absolute)]
+
+
 class ReviewTable(BaseModel):
     """What may be set in [review], and in the review flags: None = not set."""
 
@@ -195,8 +215,20 @@ class WorkspaceTable(BaseModel):
     copy_files: list[_RelativePath] | None = Field(default=None, alias="copy")
 
 
+class ContainerTable(BaseModel):
+    """What may be set in [container]."""
+
+    model_config = STRICT
+
+    image: _Text | None = None
+    packages: list[_Text] | None = None
+    user: _Text | None = None
+    home: _AbsolutePath | None = None
+    engine_timeout_s: Annotated[float, ENGINE_TIMEOUT.field()] | None = None
+
+
 class _ConfigFile(BaseModel):
-    """The whole file: [review], [sandbox], [notify] and [workspace]."""
+    """The whole file: [review], [sandbox], [notify], [workspace] and [container]."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
@@ -204,6 +236,7 @@ class _ConfigFile(BaseModel):
     sandbox: SandboxTable = Field(default_factory=SandboxTable)
     notify: NotifyTable = Field(default_factory=NotifyTable)
     workspace: WorkspaceTable = Field(default_factory=WorkspaceTable)
+    container: ContainerTable = Field(default_factory=ContainerTable)
 
 
 _TABLES: dict[str, type[BaseModel]] = {
@@ -211,6 +244,7 @@ _TABLES: dict[str, type[BaseModel]] = {
     SANDBOX: SandboxTable,
     NOTIFY: NotifyTable,
     WORKSPACE: WorkspaceTable,
+    CONTAINER: ContainerTable,
 }
 
 
@@ -264,6 +298,11 @@ _RULES: dict[str, Callable[[str], str]] = {
         'a list of paths relative to the top of the repository, without "..", not in .git,'
         ' e.g. [".env.test", "config/local.toml"]'
     ),
+    "image": _fixed('an image reference, e.g. "node:22.12.0-bookworm-slim"'),
+    "packages": _fixed('a list of Debian package names, e.g. ["git", "ca-certificates"]'),
+    "user": _fixed('a non-empty user name, e.g. "node"'),
+    "home": _fixed('an absolute path, e.g. "/home/node"'),
+    "engine_timeout_s": ENGINE_TIMEOUT.rule,
 }
 _FLAGS = {
     "mode": "--review",
@@ -287,6 +326,7 @@ class RepoReviewConfig(BaseModel):
     network: list[str] = Field(default_factory=list)  # [sandbox] network
     notify: NotifySettings = Field(default_factory=NotifySettings)  # [notify]
     workspace: WorkspaceSettings = Field(default_factory=WorkspaceSettings)  # [workspace]
+    container: ContainerSettings = Field(default_factory=ContainerSettings)  # [container]
     source: str | None = None  # the file read, when there was one
 
 
@@ -322,6 +362,9 @@ def load_repo_config(repo: Path) -> RepoReviewConfig:
     if table.checks is not None:
         values["checks"] = _parse_checks(table.checks, f"{path}: [{TABLE}] checks")
     values["workspace"] = _workspace_settings(path, whole.workspace)
+    values["container"] = ContainerSettings.model_validate(
+        whole.container.model_dump(exclude_none=True)
+    )
     return RepoReviewConfig.model_validate({**values, "source": str(path)})
 
 
