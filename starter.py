@@ -1,7 +1,7 @@
 """Start (or re-attach to) an autonomous session and follow it; look at and steer sessions.
 
     python starter.py PLAN [--repo DIR] [--start-batch N] [--end-batch M] [--concurrency K]
-                           [--target-branch B] [--mode local] [--detach] [--dry-run] ...
+                           [--target-branch B] [--mode local|dagger] [--detach] [--dry-run] ...
     python starter.py status|watch|list|pause|resume|cancel|skip|retry|concurrency|cleanup ...
     python starter.py run PLAN ...   (the same as the first form: for a plan named like a command)
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import shlex
 import sys
 from datetime import timedelta
@@ -30,6 +31,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError
 
 from autopilot import git as gitops
+from autopilot.agent.container_engine import EngineUnavailable, engine_preflight
 from autopilot.infra.config import ConfigError, Settings, load_settings
 from autopilot.infra.options import RUN_RANGES, OptionError, RunNumbers
 from autopilot.infra.payload_size import PayloadTooLarge, check_requests
@@ -45,7 +47,14 @@ from autopilot.infra.repo_config import (
 )
 from autopilot.infra.temporal_connection import TemporalUnavailable, connect
 from autopilot.infra.worker_process import WorkerStartFailed, ensure_worker
-from autopilot.models import AgentSettings, Plan, SessionRequest, SessionStatus
+from autopilot.models import (
+    AgentSettings,
+    ContainerSettings,
+    Plan,
+    SessionRequest,
+    SessionStatus,
+    place_of,
+)
 from autopilot.operate import commands
 from autopilot.operate.follow import EXIT_MERGED, EXIT_NOT_MERGED, follow, report
 from autopilot.operate.session_id import session_id
@@ -78,6 +87,9 @@ REVIEW_FLAGS = {
 RUN_DESCRIPTION = "Run a markdown master plan with Claude Code, durably, on Temporal."
 RUN_COMMAND = "run"  # the default command: `starter.py PLAN` is `starter.py run PLAN`
 _AGENT = AgentSettings()
+# Agents at once when --concurrency is not given: containers take the agents' load off the
+# worker's own cores.
+DEFAULT_CONCURRENCY = {"local": 1, "dagger": 4}
 # The agent's numeric flags: (flag, type, default, metavar, help). One table, one loop.
 _AGENT_FLAGS: tuple[tuple[str, type, float, str, str], ...] = (
     (
@@ -142,10 +154,23 @@ def _run_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--start-batch", type=int, metavar="N", help="first batch to run")
     parser.add_argument("--end-batch", type=int, metavar="M", help="last batch to run")
     parser.add_argument(
-        "--concurrency", type=int, default=1, metavar="K", help="agents at once (1)"
+        "--concurrency",
+        type=int,
+        metavar="K",
+        help=f"agents at once ({DEFAULT_CONCURRENCY['local']}; with --mode dagger "
+        f"{DEFAULT_CONCURRENCY['dagger']})",
     )
     parser.add_argument("--target-branch", metavar="B", help="branch to merge into (current)")
-    parser.add_argument("--mode", choices=["local"], default="local", help="execution mode")
+    parser.add_argument(
+        "--mode",
+        choices=["local", "dagger"],
+        default="local",
+        help="where the tasks' agents and checks run: their sandboxed workspace here (local) or "
+        "a Dagger container (dagger); a batch's **Execution Mode:** place wins",
+    )
+    parser.add_argument(
+        "--image", help="container mode's base image (default: [container] image, else pinned)"
+    )
     parser.add_argument("--max-turns", type=int, default=_AGENT.max_turns)
     parser.add_argument("--model", help="model for the agent (the CLI's default)")
     for flag, kind, default, metavar, text in _AGENT_FLAGS:
@@ -220,12 +245,32 @@ def validate(args: argparse.Namespace, settings: Settings) -> SessionRequest:
     except CopyProblem as err:
         raise UserError(f"{Path(repo.path) / CONFIG_FILE}: {err}") from err
     _check_payloads(args, request, selected)
+    _check_engine(request, selected)
     return request
 
 
-def _numbers(args: argparse.Namespace) -> RunNumbers:
+def _check_engine(request: SessionRequest, selected: Plan) -> None:
+    """Container mode needs a Dagger engine: without one, nothing starts."""
+    dagger_batches = [b.number for b in selected.batches if place_of(request, b) == "dagger"]
+    if not dagger_batches:
+        return
     try:
-        return RunNumbers.from_flags({name: getattr(args, name) for name in RUN_RANGES})
+        engine_preflight(os.environ)
+    except EngineUnavailable as err:
+        which = (
+            "--mode dagger"
+            if request.mode == "dagger"
+            else ("**Execution Mode:** dagger in batch " + ", ".join(map(str, dagger_batches)))
+        )
+        raise UserError(f"{which} runs tasks in containers, but {err}") from err
+
+
+def _numbers(args: argparse.Namespace) -> RunNumbers:
+    flags = {name: getattr(args, name) for name in RUN_RANGES}
+    if flags["concurrency"] is None:
+        flags["concurrency"] = DEFAULT_CONCURRENCY[args.mode]
+    try:
+        return RunNumbers.from_flags(flags)
     except OptionError as err:
         raise UserError(str(err)) from err
 
@@ -266,6 +311,7 @@ def _request(
         end_batch=numbers.end_batch,
         concurrency=numbers.concurrency,
         mode=args.mode,
+        container=_container(file_cfg.container, args.image),
         state_dir=str(settings.state_dir) if settings else "",
         agent=agent,
         review=review,
@@ -273,6 +319,15 @@ def _request(
         max_cost_usd=numbers.max_cost_usd,
         notify=notify,
     )
+
+
+def _container(configured: ContainerSettings, image: str | None) -> ContainerSettings:
+    """[container] of .autopilot.toml, with --image over its image."""
+    if image is None:
+        return configured
+    if not image.strip() or image != image.strip():
+        raise UserError(f"--image {image!r} is not an image reference; give e.g. node:22-slim")
+    return configured.model_copy(update={"image": image})
 
 
 def _check_payloads(args: argparse.Namespace, request: SessionRequest, selected: Plan) -> None:
@@ -296,7 +351,7 @@ def dry_run(args: argparse.Namespace, out: TextIO) -> None:
     repo_path = args.repo.expanduser().resolve()
     request = _request(args, numbers, repo_path, plan_path, args.target_branch or "", None)
     _check_payloads(args, request, selected)
-    out.write(describe_plan(plan, selected) + "\n")
+    out.write(describe_plan(plan, selected, args.mode) + "\n")
     out.write("Dry run: nothing was started.\n")
 
 

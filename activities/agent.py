@@ -13,16 +13,19 @@ import asyncio
 import contextlib
 import os
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
 import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
+from activities.container import engine_or_setup_error
 from autopilot import error_types
 from autopilot import git as gitops
 from autopilot.agent.cli import agent_environment, claude_argv
+from autopilot.agent.container import CONTAINER_CLAUDE, ContainerJob, run_claude_in_container
+from autopilot.agent.container_engine import EngineError
 from autopilot.agent.egress import Egress
 from autopilot.agent.prompts import conflict_prompt, continue_prompt, fix_prompt, task_prompt
 from autopilot.agent.runner import AgentFailure, StreamState, run_claude
@@ -43,6 +46,7 @@ from autopilot.models import (
     AgentSettings,
     CommitInput,
     CommitOutcome,
+    ContainerSettings,
     ReviewerInput,
     ReviewerOutcome,
     TaskRequest,
@@ -52,6 +56,7 @@ from autopilot.review.reviewer import parse_verdict, reviewer_argv, reviewer_pro
 from autopilot.review.verdict import untouched_files
 
 log = structlog.get_logger("agent")
+RunOutcome = tuple[StreamState, float]  # the run's stream and its wall time
 # Namespace for deterministic Claude session ids (one per task, round and attempt).
 SESSION_NAMESPACE = uuid.UUID("6f1f7f0e-3c55-4d5e-9a43-2f0c0f7c3a11")
 ERROR_TYPES = {
@@ -160,6 +165,29 @@ def handed_over(progress: AgentProgress) -> ApplicationError:
     )
 
 
+def run_error(
+    message: str, error_type: str, sid: str, attempt: int, transcript: Path
+) -> ApplicationError:
+    """A run that failed around the agent (container mode's engine), with the run it was, so
+    the task workflow records it: lost (LOST_RUN) or a setup error (AGENT_NON_RETRYABLE)."""
+    lost = error_type in error_types.LOST_RUN
+    run = AgentRun(
+        session_id=sid,
+        attempt=attempt,
+        is_error=True,
+        error=message,
+        error_type=error_type,
+        transcript_path=str(transcript),
+        lost=lost,
+    )
+    return ApplicationError(
+        message,
+        run,
+        type=error_type,
+        non_retryable=error_type in error_types.AGENT_NON_RETRYABLE,
+    )
+
+
 def failure_error(
     failure: AgentFailure, attempt: int, transcript: Path, *, resume_refused: bool = False
 ) -> ApplicationError:
@@ -257,7 +285,10 @@ class AgentActivities:
     async def _agent_once(
         self, job: AgentInput, sid: str, transcript: Path
     ) -> tuple[StreamState, float]:
-        """One CLI run of the agent: a new session `sid`, or the resumed job.resume_session."""
+        """One CLI run of the agent: a new session `sid`, or the resumed job.resume_session;
+        in the sandbox here, or in a container (container mode)."""
+        if job.request.container is not None:
+            return await self._run_in_container(job, job.request.container, sid, transcript)
         resume = job.resume_session is not None
         argv = claude_argv(
             self._claude_bin, job.request.agent, job.resume_session or sid, resume=resume
@@ -342,8 +373,98 @@ class AgentActivities:
         transcript: Path,
         settings: AgentSettings,
     ) -> tuple[StreamState, float]:
-        """One CLI run with heartbeats. Raises AgentFailure (the caller decides what a refused
-        resume means) or a typed activity error."""
+        """One CLI run in the sandbox, with heartbeats. Raises AgentFailure (the caller decides
+        what a refused resume means) or a typed activity error."""
+        layout, space = sandbox
+        if not os.access(argv[0], os.X_OK):  # inside the sandbox bwrap would report it
+            raise ApplicationError(
+                f"cannot run the agent: {argv[0]} is not an executable file; set "
+                "AUTOPILOT_CLAUDE_BIN or install the Claude Code CLI (./dev setup)",
+                type=error_types.AGENT_SETUP,
+                non_retryable=True,
+            )
+        # The run's grant: the model API through the gateway, and its domains; the worker's
+        # credentials stay here.
+        with self._egress.grant(settings.network) as grant:
+            gateway = self._gateway.environment(grant.token, self._egress.credential_names)
+            env = agent_environment(self._claude_bin, self._env, space_environment(space) | gateway)
+
+            async def run(on_progress: Callable[[AgentProgress], None]) -> RunOutcome:
+                # The attempt's own time limit, enforced here (the process tree is killed) so
+                # the failure says what happened; the activity's timeout is a little longer.
+                try:
+                    async with asyncio.timeout(settings.attempt_timeout_s):
+                        return await run_claude(
+                            self._sandbox.wrap(argv, layout, self._gateway),
+                            cwd=layout.workdir,
+                            env=env,
+                            prompt=prompt,
+                            session_id=sid,
+                            transcript=transcript,
+                            idle_timeout_s=settings.idle_timeout_s,
+                            on_progress=on_progress,
+                            redactor=self._redactor,
+                        )
+                except TimeoutError:
+                    raise AgentFailure(
+                        "timeout",
+                        f"the agent ran longer than its {settings.attempt_timeout_s:.0f}s limit;"
+                        " it was stopped",
+                    ) from None
+
+            return await self._heartbeating(run, sid, attempt, transcript, settings)
+
+    async def _run_in_container(
+        self, job: AgentInput, container: ContainerSettings, sid: str, transcript: Path
+    ) -> RunOutcome:
+        """Container mode: the same argv, prompt and stream as a local run, in the task's
+        Dagger container; the workspace comes back over the host's when it ends."""
+        try:
+            access = engine_or_setup_error(self._env)
+        except ApplicationError as err:
+            raise run_error(err.message, err.type or "", sid, job.attempt, transcript) from err
+        settings = job.request.agent
+        argv = claude_argv(
+            CONTAINER_CLAUDE,
+            settings,
+            job.resume_session or sid,
+            resume=job.resume_session is not None,
+        )
+        objects = await asyncio.to_thread(workspaces.shared_objects, job.request.repo)
+        work = ContainerJob(workspace=Path(job.workspace.path), objects=objects)
+        env = agent_environment(self._claude_bin, self._env)
+
+        async def run(on_progress: Callable[[AgentProgress], None]) -> RunOutcome:
+            try:
+                return await run_claude_in_container(
+                    access,
+                    container,
+                    work,
+                    argv,
+                    env=env,
+                    prompt=agent_prompt(job),
+                    session_id=sid,
+                    transcript=transcript,
+                    idle_timeout_s=settings.idle_timeout_s,
+                    run_timeout_s=settings.attempt_timeout_s,
+                    on_progress=on_progress,
+                    redactor=self._redactor,
+                )
+            except EngineError as err:
+                raise run_error(str(err), err.error_type, sid, job.attempt, transcript) from err
+
+        return await self._heartbeating(run, sid, job.attempt, transcript, settings)
+
+    async def _heartbeating(
+        self,
+        run: Callable[[Callable[[AgentProgress], None]], Awaitable[RunOutcome]],
+        sid: str,
+        attempt: int,
+        transcript: Path,
+        settings: AgentSettings,
+    ) -> RunOutcome:
+        """`run`, heartbeating with its progress (session id, turns, cost, transcript) as it
+        comes and on a timer; a worker's shutdown hands it over (`handed_over`)."""
         progress = AgentProgress(session_id=sid, attempt=attempt, transcript_path=str(transcript))
 
         def on_progress(update: AgentProgress) -> None:
@@ -358,53 +479,20 @@ class AgentActivities:
                 activity.heartbeat(progress)
                 await asyncio.sleep(min(settings.heartbeat_timeout_s / 3, 1.0))
 
-        layout, space = sandbox
-        if not os.access(argv[0], os.X_OK):  # inside the sandbox bwrap would report it
-            raise ApplicationError(
-                f"cannot run the agent: {argv[0]} is not an executable file; set "
-                "AUTOPILOT_CLAUDE_BIN or install the Claude Code CLI (./dev setup)",
-                type=error_types.AGENT_SETUP,
-                non_retryable=True,
-            )
         ticker = asyncio.create_task(keep_heartbeating())
-        # The run's grant: the model API through the gateway, and its domains; the worker's
-        # credentials stay here.
-        with self._egress.grant(settings.network) as grant:
-            gateway = self._gateway.environment(grant.token, self._egress.credential_names)
-            env = agent_environment(self._claude_bin, self._env, space_environment(space) | gateway)
-            try:
-                # The attempt's own time limit, enforced here (the process tree is killed) so
-                # the failure says what happened; the activity's timeout is a little longer.
-                async with asyncio.timeout(settings.attempt_timeout_s):
-                    return await run_claude(
-                        self._sandbox.wrap(argv, layout, self._gateway),
-                        cwd=layout.workdir,
-                        env=env,
-                        prompt=prompt,
-                        session_id=sid,
-                        transcript=transcript,
-                        idle_timeout_s=settings.idle_timeout_s,
-                        on_progress=on_progress,
-                        redactor=self._redactor,
-                    )
-            except TimeoutError:
-                log.warning("agent timed out", limit_s=settings.attempt_timeout_s)
-                raise AgentFailure(
-                    "timeout",
-                    f"the agent ran longer than its {settings.attempt_timeout_s:.0f}s limit; "
-                    "it was stopped",
-                ) from None
-            except AgentFailure as failure:
-                log.warning("agent failed", kind=failure.kind, error=str(failure))
-                raise
-            except asyncio.CancelledError:
-                if not activity.is_worker_shutdown():
-                    raise  # the task was cancelled
-                # The worker's grace period ran out (run_claude killed the CLI): the run is
-                # handed over with where it got to, so the next worker resumes its session.
-                log.warning("worker stopping: agent handed over", turns=progress.turns)
-                raise handed_over(progress) from None
-            finally:
-                ticker.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await ticker
+        try:
+            return await run(on_progress)
+        except AgentFailure as failure:
+            log.warning("agent failed", kind=failure.kind, error=str(failure))
+            raise
+        except asyncio.CancelledError:
+            if not activity.is_worker_shutdown():
+                raise  # the task was cancelled
+            # The worker's grace period ran out (the run's processes were stopped): the run
+            # is handed over with where it got to, so the next worker resumes its session.
+            log.warning("worker stopping: agent handed over", turns=progress.turns)
+            raise handed_over(progress) from None
+        finally:
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker

@@ -14,13 +14,17 @@ from pathlib import Path
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.container import engine_error, engine_or_setup_error
 from activities.heartbeat import in_thread
+from autopilot.agent.container import run_check_in_container
+from autopilot.agent.container_engine import EngineError
 from autopilot.agent.egress import Egress
 from autopilot.agent.sandbox import Gateway, Layout, Sandbox, under_tmp
 from autopilot.error_types import WORKSPACE_SETUP_FAILED
 from autopilot.git.kinds import LOCAL as workspaces
-from autopilot.models import CheckResult, ChecksInput, SetupInput, SetupResult
-from autopilot.review.checks import CheckEnv
+from autopilot.infra.redact import Redactor
+from autopilot.models import CheckResult, ChecksInput, ContainerSettings, SetupInput, SetupResult
+from autopilot.review.checks import CheckEnv, check_log_name
 from autopilot.review.checks import run_checks as run_check_commands
 from autopilot.setup.steps import SetupFailed
 from autopilot.setup.steps import set_up_workspace as set_up
@@ -36,6 +40,8 @@ class CheckActivities:
 
     @activity.defn(name="run_checks")
     async def run_checks(self, request: ChecksInput) -> list[CheckResult]:
+        if request.container is not None:
+            return await self._checks_in_container(request, request.container)
         worktree = Path(request.worktree)
         tmp_root = Path(request.tmp_dir) if request.tmp_dir else None
         with self._confined(
@@ -50,6 +56,39 @@ class CheckActivities:
                 _heartbeat_each(),
                 env,
             )
+
+    async def _checks_in_container(
+        self, request: ChecksInput, settings: ContainerSettings
+    ) -> list[CheckResult]:
+        """Container mode: each check in the task's image, in a copy of its workspace, with
+        the checks' environment (LANG and check_env; the worker's secrets among them go in as
+        Dagger secrets). Every check runs, even after one fails, as in the sandbox."""
+        access = engine_or_setup_error()
+        env = CheckEnv(passed=tuple(request.check_env))
+        plain = {name: env.base[name] for name in ("LANG", *request.check_env) if name in env.base}
+        redactor = Redactor.from_env(env.base)
+        objects = workspaces.shared_objects(request.repo) if request.repo else None
+        results = []
+        for index, check in enumerate(request.checks, start=1):
+            activity.heartbeat(check.command)
+            try:
+                results.append(
+                    await run_check_in_container(
+                        access,
+                        settings,
+                        Path(request.worktree),
+                        check.argv,
+                        command=check.command,
+                        env=plain,
+                        timeout_s=request.timeout_s,
+                        output_path=Path(request.output_dir) / check_log_name(index, check.command),
+                        objects=objects,
+                        redactor=redactor,
+                    )
+                )
+            except EngineError as err:
+                raise engine_error(err) from err
+        return results
 
     @activity.defn(name="set_up_workspace")
     async def set_up_workspace(self, request: SetupInput) -> SetupResult:

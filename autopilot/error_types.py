@@ -51,7 +51,7 @@ NOTIFY_FAILED = "NotifyFailed"
 NOTIFY_REFUSED = "NotifyRefused"
 
 # Retrying the agent cannot fix these: the task ends at once with the message.
-AGENT_NON_RETRYABLE = frozenset({AGENT_AUTH, AGENT_SETUP})
+AGENT_NON_RETRYABLE = frozenset({AGENT_AUTH, AGENT_SETUP, CONTAINER_SETUP})
 # Every other task would meet these too: they pause the session, whatever the policy.
 SETUP_ERRORS = frozenset(
     {

@@ -12,6 +12,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer
 
+# Where a task's agent and checks run: its sandboxed workspace on the worker, or a container.
+ExecutionPlace = Literal["local", "dagger"]
+
 # --------------------------------------------------------------------------------------------
 # The plan, as parsed from markdown
 # --------------------------------------------------------------------------------------------
@@ -42,7 +45,7 @@ class Batch(BaseModel):
     title: str
     description: str = ""  # text between the batch heading and its first task
     dependencies: list[int] = Field(default_factory=list)  # batch numbers
-    execution_mode: Literal["local", "dagger"] | None = None  # where its tasks run
+    execution_mode: ExecutionPlace | None = None  # where its tasks run
     sequential: bool = False  # `**Execution Mode:** sequential`: one task at a time, in order
     tasks: list[Task] = Field(default_factory=list)
     line: int
@@ -369,7 +372,10 @@ class SessionRequest(BaseModel):
     start_batch: int | None = None
     end_batch: int | None = None
     concurrency: int = 1
-    mode: Literal["local"] = "local"
+    # Where the tasks' agents and checks run: in their sandboxed workspace on the worker, or
+    # in a Dagger container; a batch's `**Execution Mode:**` place wins over it.
+    mode: ExecutionPlace = "local"
+    container: ContainerSettings = Field(default_factory=ContainerSettings)  # for "dagger"
     state_dir: str  # absolute; worktrees, transcripts and logs live here
     agent: AgentSettings = Field(default_factory=AgentSettings)
     review: ReviewSettings = Field(default_factory=ReviewSettings)
@@ -427,6 +433,8 @@ class TaskRequest(BaseModel):
     # The conflict round: the branch was ready but no longer merges into the target; merge
     # the target into it, let the agent resolve, review again.
     resolve_conflict: bool = False
+    # Set: the task's agent and checks run in a Dagger container built so (container mode).
+    container: ContainerSettings | None = None
 
     @classmethod
     def of(
@@ -455,7 +463,13 @@ class TaskRequest(BaseModel):
             review=request.review,
             workspace=request.workspace,
             resolve_conflict=resolve_conflict,
+            container=request.container if place_of(request, batch) == "dagger" else None,
         )
+
+
+def place_of(request: SessionRequest, batch: Batch) -> ExecutionPlace:
+    """Where a batch's tasks run: its own `**Execution Mode:**` place, else the session's."""
+    return batch.execution_mode or request.mode
 
 
 class TaskState(StrEnum):
@@ -594,7 +608,7 @@ class BatchStatus(BaseModel):
     number: int
     title: str
     dependencies: list[int] = Field(default_factory=list)
-    execution_mode: Literal["local", "dagger"] | None = None
+    execution_mode: ExecutionPlace | None = None
     sequential: bool = False
     task_ids: list[str] = Field(default_factory=list)
 
@@ -788,6 +802,8 @@ class ChecksInput(BaseModel):
     repo: str = ""
     state_dir: str = ""
     network: list[str] = Field(default_factory=list)
+    # Set: the checks run in the task's container image (container mode), not the sandbox.
+    container: ContainerSettings | None = None
 
 
 class SetupInput(BaseModel):

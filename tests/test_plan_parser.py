@@ -256,6 +256,22 @@ def test_plan_default_in_a_plan_without_batches() -> None:
     assert plan.batches[0].implicit and plan.batches[0].sequential
 
 
+def test_dagger_is_a_place_for_a_batch_or_the_whole_plan() -> None:
+    plan = parse(
+        "# P",
+        "**Execution Mode:** dagger",
+        "## Batch 1: A",
+        "### Task 1.1: a",
+        "a",
+        "## Batch 2: B",
+        "**Execution Mode:** sequential, local",
+        "### Task 2.1: b",
+        "b",
+    )
+    assert [b.execution_mode for b in plan.batches] == ["dagger", "local"]
+    assert plan.execution_mode == "dagger" and plan.batches[1].sequential
+
+
 def test_no_execution_mode_is_parallel_and_local() -> None:
     plan = parse("## Batch 1: A", "### Task 1.1: a", "a")
     assert (plan.batches[0].sequential, plan.batches[0].execution_mode) == (False, None)
@@ -268,16 +284,11 @@ def test_no_execution_mode_is_parallel_and_local() -> None:
         ("docker", "unknown Execution Mode 'docker' for Batch 1; write how the tasks run"),
         ("parallel, sequential", "says both parallel and sequential"),
         ("", "empty Execution Mode for Batch 1; write how the tasks run"),
-        (
-            "dagger",
-            "Execution Mode 'dagger' for Batch 1 (tasks in containers) is not available yet;"
-            " use `local`, or leave the place out",
-        ),
-        ("parallel, dagger", "'dagger' for Batch 1 (tasks in containers) is not available yet"),
+        ("local, dagger", "Execution Mode 'local, dagger' for Batch 1 names two places to run"),
     ],
 )
 @pytest.mark.reliability(
-    "Execution Mode that cannot be used (unknown word, both how's, dagger before it exists)",
+    "Execution Mode that cannot be used (unknown word, both how's, two places)",
     "PlanError naming the line and the syntax to write",
 )
 def test_execution_modes_that_cannot_be_used(value: str, problem: str) -> None:
@@ -293,7 +304,7 @@ def test_execution_modes_that_cannot_be_used(value: str, problem: str) -> None:
 )
 def test_bad_plan_default_execution_mode() -> None:
     assert (
-        one_issue("# P", "**Execution Mode:** dagger", "## Batch 1: A", "### Task 1.1: a", "a")[0]
+        one_issue("# P", "**Execution Mode:** docker", "## Batch 1: A", "### Task 1.1: a", "a")[0]
         == 2
     )
     found = issues(
@@ -1047,7 +1058,8 @@ def test_unknown_execution_mode() -> None:
     assert one_issue("## Batch 1: A", "**Execution Mode:** docker", "### Task 1.1: a", "a") == (
         2,
         "unknown Execution Mode 'docker' for Batch 1; write how the tasks run (`parallel` or"
-        " `sequential`), where (`local`), or both, e.g. `**Execution Mode:** sequential, local`",
+        " `sequential`), where (`local` or `dagger`), or both, e.g."
+        " `**Execution Mode:** sequential, local`",
     )
 
 
@@ -1106,8 +1118,8 @@ def test_all_issues_are_reported_sorted_by_line() -> None:
     assert [issue.line for issue in err.issues] == [2, 3, 7, 8]
     assert str(err).splitlines() == [
         "plan.md:2: unknown Execution Mode 'cloud' for Batch 1; write how the tasks run"
-        " (`parallel` or `sequential`), where (`local`), or both, e.g. `**Execution Mode:**"
-        " sequential, local`",
+        " (`parallel` or `sequential`), where (`local` or `dagger`), or both, e.g."
+        " `**Execution Mode:** sequential, local`",
         "plan.md:3: Task 1.1 has an empty body; describe the work under its heading",
         "plan.md:7: Task 1.2 depends on unknown Task 7; fix the id in **Depends on:** or remove it",
         "plan.md:8: Task 1.2 is defined twice (lines 5 and 8); give each task a unique id",

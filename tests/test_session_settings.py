@@ -7,6 +7,7 @@ import pytest
 from autopilot.models import (
     AgentSettings,
     CheckCommand,
+    ContainerSettings,
     ReviewSettings,
     SessionRequest,
     WorkspaceSettings,
@@ -72,4 +73,13 @@ def test_another_workspace_table_is_named() -> None:
     assert differences(request(), wanted).fixed == [
         "  [workspace] (.autopilot.toml): the session runs with {}, this command gives"
         " {'copy_files': ['.env.test']}",
+    ]
+
+
+def test_another_place_or_image_is_named() -> None:
+    wanted = request(mode="dagger", container=ContainerSettings(image="node:22.12.0-slim"))
+    assert differences(request(), wanted).fixed == [
+        "  --mode: the session runs with 'local', this command gives 'dagger'",
+        "  --image (or [container], .autopilot.toml): the session runs with {}, this command"
+        " gives {'image': 'node:22.12.0-slim'}",
     ]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+import starter
 from autopilot import git as gitops
 from autopilot.agent.scripted_model import (
     HoldFirst,
@@ -520,9 +521,9 @@ def test_hostile_titles_stay_text(tmp_path: Path, repo: Path) -> None:
     ("plan_text", "where", "message"),
     [
         (
-            "## Batch 1: A\n\n**Execution Mode:** dagger\n\n### Task 1.1: a\n\nDo a.\n",
+            "## Batch 1: A\n\n**Execution Mode:** docker\n\n### Task 1.1: a\n\nDo a.\n",
             3,
-            "Execution Mode 'dagger' for Batch 1 (tasks in containers) is not available yet",
+            "unknown Execution Mode 'docker' for Batch 1",
         ),
         (
             "# P\n\n**Execution Mode:** parallel, sequential\n\n### Task 1: a\n\nDo a.\n",
@@ -560,3 +561,19 @@ def test_a_plan_named_like_a_command_runs_with_run(tmp_path: Path) -> None:
     done = run_starter(tmp_path, "run", "status", "--dry-run", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert f"Plan: {plan}" in done.stdout and "Dry run: nothing was started." in done.stdout
+
+
+def test_container_mode_runs_four_agents_at_once_unless_told() -> None:
+    def concurrency(*flags: str) -> int:
+        return starter._numbers(starter.parse_command_line(["plan.md", *flags])).concurrency
+
+    assert concurrency() == 1
+    assert concurrency("--mode", "dagger") == 4
+    assert concurrency("--mode", "dagger", "--concurrency", "2") == 2
+
+
+def test_an_empty_image_is_refused(tmp_path: Path, repo: Path) -> None:
+    plan = tmp_path / "plan.md"
+    plan.write_text("### Task 1: a\n\nDo a.\n")
+    done = run_starter(tmp_path, str(plan), "--repo", str(repo), "--dry-run", "--image", " ")
+    assert done.returncode == 2 and "--image ' ' is not an image reference" in done.stderr

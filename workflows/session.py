@@ -52,6 +52,7 @@ with workflow.unsafe.imports_passed_through():
         TaskResult,
         TaskState,
         TaskStatus,
+        place_of,
     )
     from autopilot.operate.notify import paused, session_ended, task_ended
     from workflows.notifications import Notifier
@@ -655,7 +656,7 @@ class SessionWorkflow:
                 number=batch.number,
                 title=batch.title,
                 dependencies=batch.dependencies,
-                execution_mode=batch.execution_mode,
+                execution_mode=place_of(self._req, batch),
                 sequential=batch.sequential,
                 task_ids=[task.id for task in batch.tasks],
             )

@@ -428,6 +428,7 @@ class TaskWorkflow:
                     repo=request.repo,
                     state_dir=request.state_dir,
                     network=request.agent.network,
+                    container=request.container,
                 ),
                 start_to_close_timeout=timedelta(
                     seconds=settings.check_timeout_s * len(settings.checks) + 60

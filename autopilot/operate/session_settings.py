@@ -34,6 +34,10 @@ _FIXED: tuple[tuple[str, Callable[[SessionRequest], object]], ...] = (
     ("check_env (.autopilot.toml)", lambda r: r.review.check_env),
     ("[sandbox] network (.autopilot.toml)", lambda r: r.agent.network),
     ("[workspace] (.autopilot.toml)", lambda r: r.workspace.model_dump(exclude_defaults=True)),
+    (
+        "--image (or [container], .autopilot.toml)",
+        lambda r: r.container.model_dump(exclude_defaults=True),
+    ),
     ("--check-timeout", lambda r: r.review.check_timeout_s),
     ("--reviewer-model", lambda r: r.review.reviewer_model),
     ("--reviewer-prompt", lambda r: r.review.reviewer_prompt),

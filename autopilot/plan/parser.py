@@ -134,14 +134,14 @@ _ACTION_RE = re.compile(r"^([A-Za-z]+)\s*:?$")
 _ACTION_PREFIX_RE = re.compile(r"^([A-Za-z]+)\s*:\s+(.*)$")
 # `**Execution Mode:**` says how a batch's tasks run, where, or both: `parallel` (up to
 # --concurrency at once) or `sequential` (one at a time, in plan order); `local` (the task's
-# worktree on the worker) or `dagger` (containers: not available yet). Words are separated by
-# commas, spaces, `+` or `/`; a remark in parentheses is left out.
+# sandboxed workspace on the worker) or `dagger` (its agent and checks in a Dagger container).
+# Words are separated by commas, spaces, `+` or `/`; a remark in parentheses is left out.
 _HOW_MODES: dict[str, bool] = {"parallel": False, "sequential": True}  # value: sequential
 _WHERE_MODES = ("local", "dagger")
-_AVAILABLE_WHERE = ("local",)
 _MODE_SPLIT_RE = re.compile(r"[\s,;+/]+")
 _MODE_SYNTAX = (
-    "write how the tasks run (`parallel` or `sequential`), where (`local`), or both, e.g."
+    "write how the tasks run (`parallel` or `sequential`), where (`local` or `dagger`), or"
+    " both, e.g."
     " `**Execution Mode:** sequential, local`"
 )
 # A task file given as a line of its own, `Create `path`:`, followed by a fenced code block.
@@ -829,11 +829,6 @@ def _read_mode(item: _Field, where: str, issues: _Issues) -> _Mode | None:
             mode.where = "local" if word == "local" else "dagger"
         else:
             problem = f"unknown Execution Mode '{written}' for {where}; {_MODE_SYNTAX}"
-    if not problem and mode.where is not None and mode.where not in _AVAILABLE_WHERE:
-        problem = (
-            f"Execution Mode '{mode.where}' for {where} (tasks in containers) is not available"
-            " yet; use `local`, or leave the place out"
-        )
     if problem:
         issues.add(item.line, problem)
         return None

@@ -19,8 +19,9 @@ __all__ = ["describe_plan", "mode_text"]
 _UNTITLED = "(no title)"
 
 
-def describe_plan(plan: Plan, selected: Plan) -> str:
-    """Describe `plan`, marking what `selected` (from `select_batches`) will run."""
+def describe_plan(plan: Plan, selected: Plan, place: str = "local") -> str:
+    """Describe `plan`, marking what `selected` (from `select_batches`) will run; `place` is
+    where a batch that names none runs (the session's --mode)."""
     chosen_batches = {batch.number for batch in selected.batches}
     chosen_tasks = {task.id for batch in selected.batches for task in batch.tasks}
     out = [f"Plan: {plan.path}", f"Title: {plan.title or _UNTITLED}"]
@@ -31,9 +32,9 @@ def describe_plan(plan: Plan, selected: Plan) -> str:
     for batch in plan.batches:
         out.append("")
         if batch.number in chosen_batches:
-            out.extend(_selected_batch(batch, chosen_batches, chosen_tasks))
+            out.extend(_selected_batch(batch, chosen_batches, chosen_tasks, place))
         else:
-            out.extend(_other_batch(batch))
+            out.extend(_other_batch(batch, place))
 
     out.append("")
     out.append("Ignored (kept as plan context):")
@@ -77,18 +78,20 @@ def _batch_heading(batch: Batch, selected: bool) -> str:
     return f"Batch {batch.number}: {batch.title or _UNTITLED}  ({where}; {state})"
 
 
-def _batch_settings(batch: Batch, chosen_batches: set[int] | None) -> str:
+def _batch_settings(batch: Batch, chosen_batches: set[int] | None, place: str) -> str:
     deps = ", ".join(
         f"Batch {number}"
         + ("" if chosen_batches is None or number in chosen_batches else " (assumed merged)")
         for number in batch.dependencies
     )
-    mode = mode_text(batch.sequential, batch.execution_mode)
+    mode = mode_text(batch.sequential, batch.execution_mode or place)
     return f"  depends on: {deps or 'none'} | execution mode: {mode}"
 
 
-def _selected_batch(batch: Batch, chosen_batches: set[int], chosen_tasks: set[str]) -> list[str]:
-    out = [_batch_heading(batch, True), _batch_settings(batch, chosen_batches)]
+def _selected_batch(
+    batch: Batch, chosen_batches: set[int], chosen_tasks: set[str], place: str
+) -> list[str]:
+    out = [_batch_heading(batch, True), _batch_settings(batch, chosen_batches, place)]
     if not batch.tasks:
         out.append("  (no tasks)")
     for task in batch.tasks:
@@ -96,8 +99,8 @@ def _selected_batch(batch: Batch, chosen_batches: set[int], chosen_tasks: set[st
     return out
 
 
-def _other_batch(batch: Batch) -> list[str]:
-    out = [_batch_heading(batch, False), _batch_settings(batch, None)]
+def _other_batch(batch: Batch, place: str) -> list[str]:
+    out = [_batch_heading(batch, False), _batch_settings(batch, None, place)]
     if not batch.tasks:
         out.append("  (no tasks)")
     for task in batch.tasks:
