@@ -65,8 +65,8 @@ def test_later_pipeline_plan_runs_unchanged(tmp_path: Path, repo: Path) -> None:
         status = installation.status(session)
         assert status.tasks_completed == 5
         assert [(b.number, b.sequential, b.execution_mode) for b in status.batches] == [
-            (1, False, None),
-            (2, True, None),
+            (1, False, "local"),  # where each batch runs: its own place, else the session's
+            (2, True, "local"),
         ]
         # The sequential batch at --concurrency 3: in plan order, each task workflow started
         # only after the one before it had ended (merged).
