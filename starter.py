@@ -31,7 +31,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError
 
 from autopilot import git as gitops
-from autopilot.agent.container_engine import EngineUnavailable, engine_preflight
+from autopilot.agent.container_access import EngineUnavailable, engine_preflight
 from autopilot.infra.config import ConfigError, Settings, load_settings
 from autopilot.infra.options import RUN_RANGES, OptionError, RunNumbers
 from autopilot.infra.payload_size import PayloadTooLarge, check_requests

@@ -24,8 +24,7 @@ from activities.container import engine_or_setup_error
 from autopilot import error_types
 from autopilot import git as gitops
 from autopilot.agent.cli import agent_environment, claude_argv
-from autopilot.agent.container import CONTAINER_CLAUDE, ContainerJob, run_claude_in_container
-from autopilot.agent.container_engine import EngineError
+from autopilot.agent.container_access import EngineError
 from autopilot.agent.egress import Egress
 from autopilot.agent.prompts import conflict_prompt, continue_prompt, fix_prompt, task_prompt
 from autopilot.agent.runner import AgentFailure, StreamState, run_claude
@@ -419,6 +418,13 @@ class AgentActivities:
     ) -> RunOutcome:
         """Container mode: the same argv, prompt and stream as a local run, in the task's
         Dagger container; the workspace comes back over the host's when it ends."""
+        # Imported here: the Dagger SDK is slow to import, and only container mode needs it.
+        from autopilot.agent.container import (
+            CONTAINER_CLAUDE,
+            ContainerJob,
+            run_claude_in_container,
+        )
+
         try:
             access = engine_or_setup_error(self._env)
         except ApplicationError as err:

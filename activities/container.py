@@ -8,7 +8,7 @@ from collections.abc import Mapping
 
 from temporalio.exceptions import ApplicationError
 
-from autopilot.agent.container_engine import (
+from autopilot.agent.container_access import (
     EngineAccess,
     EngineError,
     EngineUnavailable,

@@ -16,8 +16,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.container import engine_error, engine_or_setup_error
 from activities.heartbeat import in_thread
-from autopilot.agent.container import run_check_in_container
-from autopilot.agent.container_engine import EngineError
+from autopilot.agent.container_access import EngineError
 from autopilot.agent.egress import Egress
 from autopilot.agent.sandbox import Gateway, Layout, Sandbox, under_tmp
 from autopilot.error_types import WORKSPACE_SETUP_FAILED
@@ -63,6 +62,9 @@ class CheckActivities:
         """Container mode: each check in the task's image, in a copy of its workspace, with
         the checks' environment (LANG and check_env; the worker's secrets among them go in as
         Dagger secrets). Every check runs, even after one fails, as in the sandbox."""
+        # Imported here: the Dagger SDK is slow to import, and only container mode needs it.
+        from autopilot.agent.container import run_check_in_container
+
         access = engine_or_setup_error()
         env = CheckEnv(passed=tuple(request.check_env))
         plain = {name: env.base[name] for name in ("LANG", *request.check_env) if name in env.base}

@@ -32,7 +32,7 @@ from autopilot.agent.container import (
     run_check_in_container,
     run_claude_in_container,
 )
-from autopilot.agent.container_engine import (
+from autopilot.agent.container_access import (
     CLI_DOWNLOAD,
     ENGINE_IMAGE,
     ContainerFailed,

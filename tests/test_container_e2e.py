@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from autopilot import git as gitops
-from autopilot.agent.container_engine import PORT_VAR, TOKEN_VAR
+from autopilot.agent.container_access import PORT_VAR, TOKEN_VAR
 from autopilot.agent.scripted_model import PlanFollower, ScriptedModel
 from autopilot.models import ContainerSettings, SessionState
 from tests.dagger_standin import Container, Directory, ExecResult, StandIn

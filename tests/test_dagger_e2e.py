@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from autopilot import git as gitops
-from autopilot.agent.container_engine import EngineUnavailable, engine_preflight
+from autopilot.agent.container_access import EngineUnavailable, engine_preflight
 from autopilot.agent.scripted_model import PlanFollower, ScriptedModel
 from autopilot.models import SessionState
 from tests.gitutil import git

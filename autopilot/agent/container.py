@@ -32,13 +32,8 @@ import dagger
 import structlog
 
 from autopilot.agent.cli import PROJECT_ROOT, agent_environment
-from autopilot.agent.container_engine import (
-    ContainerFailed,
-    EngineAccess,
-    EngineTimedOut,
-    engine_call,
-    engine_session,
-)
+from autopilot.agent.container_access import ContainerFailed, EngineAccess, EngineTimedOut
+from autopilot.agent.container_engine import engine_call, engine_session
 from autopilot.agent.container_stream import (
     ADDRESS_VAR,
     FORWARDER_JS,
