@@ -95,6 +95,9 @@ class Autopilot:
             CLAUDE_CONFIG_DIR=str(self.root / "claude-config"),
             HOME=str(home),
             PYTHONUNBUFFERED="1",
+            # A test's workers stop at once when it ends (its held agents need no grace);
+            # the tests of the grace period give it with --graceful-shutdown-s.
+            AUTOPILOT_GRACEFUL_SHUTDOWN_S="0",
         )
         env.update(self.extra_env)
         env.update(extra)
