@@ -27,7 +27,7 @@ import os
 import shlex
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Generator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -210,8 +210,12 @@ class ReliabilityReport:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         row = self.rows.get(report.nodeid)
-        if row is None:
-            return
+        if row is None:  # run by an xdist worker: the mark travels in the report
+            marked = dict(report.user_properties).get(RELIABILITY_PROPERTY)
+            if not isinstance(marked, tuple | list):
+                return
+            fault, how = marked
+            row = self.rows[report.nodeid] = Row(fault, how, nodeid=report.nodeid)
         row.duration += report.duration
         if report.failed:
             row.outcome = "failed"
@@ -237,5 +241,23 @@ class ReliabilityReport:
             terminalreporter.write_line(f"reliability report written to {self.written}")
 
 
+RELIABILITY_PROPERTY = "reliability"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Each report carries its test's reliability mark: with `-n` the tests run in xdist
+    workers and only their reports reach the process that writes the report."""
+    report = yield
+    marked = reliability_mark(item)
+    if marked:
+        report.user_properties.append((RELIABILITY_PROPERTY, marked))
+    return report
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    if hasattr(config, "workerinput"):  # an xdist worker: the controller writes the report
+        return
     config.pluginmanager.register(ReliabilityReport(config), "autopilot-reliability-report")

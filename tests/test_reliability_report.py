@@ -99,6 +99,22 @@ def test_a_full_run_writes_one_row_per_marked_test(project: Path) -> None:
     assert "- Results: 5 tests, 3 passed, 1 failed, 1 skipped" in report
 
 
+def test_a_run_in_two_processes_writes_the_same_rows(project: Path) -> None:
+    """`./dev test` runs pytest-xdist with two workers: the rows come from their reports."""
+    report = run(project, "-n", "2", "--dist", "loadfile", write="1")
+    assert report is not None
+    rows = [line for line in report.splitlines() if line.startswith("| ") and "::" in line]
+    outcomes = sorted((row.split(" | ")[2], row.split(" | ")[3]) for row in rows)
+    assert outcomes == [
+        ("`t/test_things.py::test_cases[1]`", "passed"),
+        ("`t/test_things.py::test_cases[2]`", "passed"),
+        ("`t/test_things.py::test_fails`", "failed"),
+        ("`t/test_things.py::test_passes`", "passed"),
+        ("`t/test_things.py::test_skipped`", "skipped"),
+    ]
+    assert "- Results: 5 tests, 3 passed, 1 failed, 1 skipped" in report
+
+
 def test_the_recorded_soak_runs_follow_the_table(project: Path) -> None:
     write_soak = project / "bench" / "results" / "soak.md"
     write_soak.parent.mkdir(parents=True)
