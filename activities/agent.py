@@ -144,46 +144,41 @@ async def commit_after_run(commit: CommitInput) -> CommitOutcome | None:
 
 def handed_over(progress: AgentProgress) -> ApplicationError:
     """A run cut short by its worker's shutdown: lost, not failed (error_types.LOST_RUN)."""
+    return run_error(
+        "the worker stopped before the run finished; it resumes on another worker",
+        error_types.WORKER_STOPPED,
+        progress,
+    )
+
+
+def run_error(message: str, error_type: str, progress: AgentProgress) -> ApplicationError:
+    """A run ended around the agent, not by it (the worker stopping, container mode's engine),
+    with where it got to, so that the task workflow records it: lost (LOST_RUN: resumed, no
+    attempt spent) or a setup error (AGENT_NON_RETRYABLE)."""
     run = AgentRun(
         session_id=progress.session_id,
         attempt=progress.attempt,
         is_error=True,
-        error="the worker stopped before the run finished; it resumes on another worker",
-        error_type=error_types.WORKER_STOPPED,
+        error=message,
+        error_type=error_type,
         cost_usd=progress.cost_usd,
         turns=progress.turns,
         transcript_path=progress.transcript_path,
         session_saved=progress.session_saved,
-        lost=True,
+        lost=error_type in error_types.LOST_RUN,
     )
-    return ApplicationError(
-        run.error or "",
-        run,
-        type=error_types.WORKER_STOPPED,
-        category=ApplicationErrorCategory.BENIGN,  # expected: logged without a traceback
-    )
-
-
-def run_error(
-    message: str, error_type: str, sid: str, attempt: int, transcript: Path
-) -> ApplicationError:
-    """A run that failed around the agent (container mode's engine), with the run it was, so
-    the task workflow records it: lost (LOST_RUN) or a setup error (AGENT_NON_RETRYABLE)."""
-    lost = error_type in error_types.LOST_RUN
-    run = AgentRun(
-        session_id=sid,
-        attempt=attempt,
-        is_error=True,
-        error=message,
-        error_type=error_type,
-        transcript_path=str(transcript),
-        lost=lost,
+    # A worker's shutdown is expected: logged without a traceback.
+    category = (
+        ApplicationErrorCategory.BENIGN
+        if error_type == error_types.WORKER_STOPPED
+        else ApplicationErrorCategory.UNSPECIFIED
     )
     return ApplicationError(
         message,
         run,
         type=error_type,
         non_retryable=error_type in error_types.AGENT_NON_RETRYABLE,
+        category=category,
     )
 
 
@@ -425,10 +420,13 @@ class AgentActivities:
             run_claude_in_container,
         )
 
+        started = AgentProgress(
+            session_id=sid, attempt=job.attempt, transcript_path=str(transcript)
+        )
         try:
             access = engine_or_setup_error(self._env)
         except ApplicationError as err:
-            raise run_error(err.message, err.type or "", sid, job.attempt, transcript) from err
+            raise run_error(err.message, err.type or "", started) from err
         settings = job.request.agent
         argv = claude_argv(
             CONTAINER_CLAUDE,
@@ -457,7 +455,7 @@ class AgentActivities:
                     redactor=self._redactor,
                 )
             except EngineError as err:
-                raise run_error(str(err), err.error_type, sid, job.attempt, transcript) from err
+                raise run_error(str(err), err.error_type, started) from err
 
         return await self._heartbeating(run, sid, job.attempt, transcript, settings)
 
