@@ -4,6 +4,7 @@ dir of its own; every test is judged by reading the remote with git."""
 
 from __future__ import annotations
 
+import fcntl
 import socket
 import subprocess
 import sys
@@ -20,7 +21,7 @@ from autopilot.git.commits import commit_changes
 from autopilot.git.kinds import WorkspaceKind
 from autopilot.git.merge import merge_task
 from autopilot.git.names import branch_name, worktree_path
-from autopilot.git.remote import RemoteWorkspaces
+from autopilot.git.remote import RemoteWorkspaces, TaskBranchMoved
 from autopilot.git.remote_cache import cache_path, locked
 from autopilot.git.remote_check import PREFLIGHT_REF, check_remote
 from autopilot.git.remote_url import RemoteError, is_remote, remote_url, shown_url
@@ -394,6 +395,38 @@ def test_a_workspace_with_unpushed_commits_is_kept(tmp_path: Path, url: str, bar
     assert git(bare, "rev-parse", ws.branch) == head
 
 
+@pytest.mark.reliability(
+    "two workers run the same task at once (a run thought lost was not), and both push",
+    "the later push is refused as TaskBranchMoved, the remote keeps the first worker's "
+    "branch, and preparing the task again on the refused worker starts from it",
+)
+def test_a_task_branch_moved_by_another_worker_is_not_overwritten(
+    tmp_path: Path, url: str, bare: Path
+) -> None:
+    a = RemoteWorkspaces(tmp_path / "worker-a")
+    b = RemoteWorkspaces(tmp_path / "worker-b")
+    on_a = a.prepare(start(url, "1"))
+    on_b = b.prepare(start(url, "1"))
+    write(Path(on_b.path), "b.txt", "by b\n")
+    by_b = b.commit(commit_input(url, on_b, "1"))
+    write(Path(on_a.path), "a.txt", "by a\n")
+    with pytest.raises(TaskBranchMoved, match="another worker pushed the task"):
+        a.commit(commit_input(url, on_a, "1"))
+    assert git(bare, "rev-parse", on_a.branch) == by_b.head_sha
+    again = a.prepare(start(url, "1"))
+    assert (Path(again.path) / "b.txt").exists() and not (Path(again.path) / "a.txt").exists()
+    write(Path(again.path), "a.txt", "by a, after b\n")
+    a.commit(commit_input(url, again, "1"))
+    assert a.merge(merge_input(url, "1")).merged
+    assert git(bare, "ls-tree", "--name-only", "main").split() == [
+        "README.md",
+        "a.txt",
+        "b.txt",
+        "notes.txt",
+    ]
+    assert_remote_is_tidy(bare, "1")
+
+
 def test_a_real_conflict_goes_to_the_conflict_round(tmp_path: Path, url: str, bare: Path) -> None:
     a = RemoteWorkspaces(tmp_path / "worker-a")
     b = RemoteWorkspaces(tmp_path / "worker-b")
@@ -483,6 +516,7 @@ def test_a_cache_wide_fetch_never_moves_a_task_branch_back_under_its_push(
 
 
 def test_the_cache_lock_holds_off_another_process(tmp_path: Path) -> None:
+    """Workers in several processes may share a state dir: the lock is a `flock` too."""
     cache = tmp_path / "state" / "remotes" / "p-0123.git"
     holder = subprocess.Popen(
         [
@@ -501,23 +535,19 @@ def test_the_cache_lock_holds_off_another_process(tmp_path: Path) -> None:
     assert holder.stdout is not None and holder.stdin is not None
     try:
         assert holder.stdout.readline() == "held\n"
-        got: list[float] = []
-        waiter = threading.Thread(target=lambda: _take(cache, got))
-        waiter.start()
-        waiter.join(timeout=0.5)
-        assert got == []  # held off while the other process holds it
-        holder.stdin.write("\n")
-        holder.stdin.flush()
-        waiter.join(timeout=30)
-        assert len(got) == 1
+        with open(cache.with_suffix(".lock"), "a") as lock_file:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            holder.stdin.write("\n")
+            holder.stdin.flush()
+            assert holder.wait(timeout=30) == 0
+            fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released with its holder
+            fcntl.flock(lock_file, fcntl.LOCK_UN)
+        with locked(cache):
+            pass
     finally:
         holder.kill()
         holder.wait()
-
-
-def _take(cache: Path, got: list[float]) -> None:
-    with locked(cache):
-        got.append(time.monotonic())
 
 
 # --------------------------------------------------------------------------------------------

@@ -60,6 +60,12 @@ from autopilot.models import (
 )
 
 
+class TaskBranchMoved(GitError):
+    """The remote's task branch has commits this worker's workspace does not: another worker
+    pushed the task since this one prepared it. Pushing again cannot help; preparing the task
+    again (which starts from the remote's branch) does."""
+
+
 class RemoteWorkspaces:
     """Task workspaces of a session whose repository (`request.repo`) is a remote URL."""
 
@@ -136,6 +142,8 @@ class RemoteWorkspaces:
         return outcome
 
     def merge_target(self, request: TargetMergeInput) -> TargetMerge:
+        # Held through the merge into the task branch: the cache's target is read there, and
+        # outside the lock it could be another task's merge that is never pushed.
         with self.cache(request.repo, request.target_branch) as cache:
             self._sync(cache, request.target_branch, [])
             return merge_target_into_branch(
@@ -200,7 +208,7 @@ def _holds(workspace: Path, sha: str) -> bool:
 
 def _push_task_branch(cache: RemoteCache, branch: str, head: str) -> None:
     if not cache.push(head, branch):
-        raise GitError(
+        raise TaskBranchMoved(
             f"the remote {shown_url(cache.url)} refused {branch} at {head[:12]}: its {branch} "
             "has commits this workspace does not (another worker pushed the task since this "
             "one prepared it); the task must be prepared again"
