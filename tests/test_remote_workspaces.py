@@ -454,6 +454,20 @@ def test_a_real_conflict_goes_to_the_conflict_round(tmp_path: Path, url: str, ba
     assert_remote_is_tidy(bare, "1", "2")
 
 
+def test_removal_touches_only_this_workers_own_workspaces(tmp_path: Path, url: str) -> None:
+    a = RemoteWorkspaces(tmp_path / "worker-a")
+    ws = work(a, url, "1", {"one.txt": "1\n"})
+    elsewhere = tmp_path / "other-machine" / "worktrees" / SESSION / "1"
+    elsewhere.mkdir(parents=True)
+    a.remove_at(url, str(elsewhere))  # a path another worker reported
+    a.remove_at(url, str(Path(ws.path).parent.parent))  # the worktrees folder itself
+    a.remove_at(url, str(Path(ws.path).parent))  # the session's folder
+    assert elsewhere.is_dir() and Path(ws.path).is_dir()
+    a.remove_at(url, ws.path)
+    assert not Path(ws.path).exists()
+    a.remove_at(url, ws.path)  # again: nothing there, nothing done
+
+
 def test_a_missing_target_branch_is_a_remote_error(tmp_path: Path, url: str) -> None:
     a = RemoteWorkspaces(tmp_path / "worker-a")
     with pytest.raises(RemoteError, match="has no branch 'develop'"):

@@ -72,6 +72,8 @@ class RemoteWorkspaces:
     def __init__(self, state_dir: str | Path, *, timeout_s: float = TRANSPORT_TIMEOUT_S) -> None:
         self.state_dir = Path(state_dir).absolute()
         self.timeout_s = timeout_s
+        # <state_dir>/worktrees: every workspace is a <session>/<task> folder in it.
+        self._worktrees = worktree_path(self.state_dir, "session", "task").parent.parent
 
     def cache_path(self, url: str) -> Path:
         """This worker's cache of `url` (it may not exist yet)."""
@@ -189,10 +191,10 @@ class RemoteWorkspaces:
         )
 
     def remove_at(self, repo: str, path: str) -> None:
-        # A path another worker reported is not this worker's to remove: only workspaces
-        # under this worker's own state dir are.
+        # A path another worker reported is not this worker's to remove: only a workspace
+        # (<worktrees>/<session>/<task>) under this worker's own state dir is.
         workspace = Path(os.path.abspath(path))
-        if workspace.is_relative_to(self.state_dir / "worktrees"):
+        if workspace.parent.parent == self._worktrees:
             remove_workspace_dirs(workspace)
 
 
