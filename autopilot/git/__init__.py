@@ -1,7 +1,8 @@
 """Plain, blocking git operations behind the Temporal activities: the git layer's face.
 Its parts are the modules beside this one (runner, names, refs, workspace, commits, inspect,
-merge, repo_check, cleanup); callers use this package's names (`from autopilot import git as
-gitops`), not the parts.
+merge, repo_check, cleanup; remote_url, remote_check, remote_cache and remote for a session
+whose repository is a git remote); callers use this package's names (`from autopilot import
+git as gitops`), not the parts.
 
 Git is the source of truth: every commit and merge commit we create carries the trailers
 `Autopilot-Session: <session>` and `Autopilot-Task: <task>`, so each function can find out
@@ -52,6 +53,17 @@ from autopilot.git.refs import (
     head_sha,
     list_merges,
 )
+from autopilot.git.remote_check import (
+    PREFLIGHT_TIMEOUT_S,
+    RemoteCheck,
+    check_remote,
+)
+from autopilot.git.remote_url import (
+    RemoteError,
+    is_remote,
+    remote_url,
+    shown_url,
+)
 from autopilot.git.repo_check import (
     RepoCheck,
     check_repo,
@@ -62,6 +74,7 @@ from autopilot.git.runner import (
     LOW_SPACE_BYTES,
     MIN_GIT_VERSION,
     GitError,
+    GitTimeout,
     RepoError,
     git_version,
     identity_env,
@@ -88,6 +101,7 @@ __all__ = [
     "LOW_SPACE_BYTES",
     "MERGE_ATTEMPTS",
     "MIN_GIT_VERSION",
+    "PREFLIGHT_TIMEOUT_S",
     "SESSION_TRAILER",
     "STALE_LOCK_SECONDS",
     "TASK_TRAILER",
@@ -97,6 +111,9 @@ __all__ = [
     "CheckoutInTheWay",
     "ConflictsRemain",
     "GitError",
+    "GitTimeout",
+    "RemoteCheck",
+    "RemoteError",
     "RepoCheck",
     "RepoError",
     "ReviewDiff",
@@ -105,6 +122,7 @@ __all__ = [
     "agent_space_path",
     "branch_name",
     "bring_back",
+    "check_remote",
     "check_repo",
     "commit_changes",
     "diff_for_review",
@@ -113,16 +131,19 @@ __all__ = [
     "head_sha",
     "identity_env",
     "incoming_ref",
+    "is_remote",
     "is_workspace_repo",
     "list_merges",
     "merge_target_into_branch",
     "merge_task",
     "objects_dir",
     "prepare_workspace",
+    "remote_url",
     "remove_workspace",
     "require_git",
     "restore_tree",
     "safe_component",
+    "shown_url",
     "tree_fingerprint",
     "unresolved_conflicts",
     "worktree_path",

@@ -4,11 +4,13 @@ errors and the machine's git.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
+import signal
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 DEFAULT_USER_NAME = "CC3 Autopilot"
@@ -36,6 +38,11 @@ class GitError(Exception):
 
 class RepoError(GitError):
     """The repository cannot be used for a session; the message says how to fix it."""
+
+
+class GitTimeout(GitError):
+    """A git command did not finish in the time it was given (a remote that does not answer);
+    it and everything it started were killed."""
 
 
 # What our git commands see of the worker's environment: where things are, the locale, which
@@ -77,20 +84,60 @@ def _git_env() -> dict[str, str]:
 
 
 def _run(
-    cwd: str | Path, args: Sequence[str], *, stdin: str | None = None
+    cwd: str | Path,
+    args: Sequence[str],
+    *,
+    stdin: str | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run `git -C cwd args...` and return the result whatever its exit status."""
+    """Run `git -C cwd args...` and return the result whatever its exit status.
+
+    `env`: variables added to the short environment (a transport's settings). `timeout`: after
+    that many seconds git and whatever it started (ssh, a remote helper) are killed and
+    GitTimeout is raised."""
+    command = [*_GIT, "-C", str(cwd), *args]
+    full_env = _git_env() | dict(env or {})
     try:
+        if timeout is not None:
+            return _run_bounded(command, full_env, stdin, timeout, cwd, args)
         return subprocess.run(
-            [*_GIT, "-C", str(cwd), *args],
-            capture_output=True,
-            text=True,
-            input=stdin,
-            env=_git_env(),
-            check=False,
+            command, capture_output=True, text=True, input=stdin, env=full_env, check=False
         )
     except FileNotFoundError as exc:
         raise GitError("git is not installed or not on PATH; install git >= 2.38") from exc
+
+
+def _run_bounded(
+    command: list[str],
+    env: dict[str, str],
+    stdin: str | None,
+    timeout: float,
+    cwd: str | Path,
+    args: Sequence[str],
+) -> subprocess.CompletedProcess[str]:
+    # A process group of its own: on timeout the ssh or remote helper git started goes too,
+    # and nothing is left holding the pipes. Never the worker's stdin: nothing may prompt.
+    with subprocess.Popen(
+        command,
+        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    ) as proc:
+        try:
+            out, err = proc.communicate(stdin, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            raise GitTimeout(
+                f"`git {' '.join(args)}` in {cwd} did not finish within {timeout:g} s "
+                "and was stopped"
+            ) from None
+        return subprocess.CompletedProcess(command, proc.returncode, out, err)
 
 
 def _fail(cwd: str | Path, args: Sequence[str], proc: subprocess.CompletedProcess[str]) -> str:
@@ -122,9 +169,15 @@ def _full_disk_hint(places: Sequence[str]) -> str:
     return ""
 
 
-def _git(cwd: str | Path, *args: str, stdin: str | None = None) -> str:
-    """Run git and return its stdout; raise GitError on a non-zero exit."""
-    proc = _run(cwd, args, stdin=stdin)
+def _git(
+    cwd: str | Path,
+    *args: str,
+    stdin: str | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float | None = None,
+) -> str:
+    """Run git and return its stdout; raise GitError on a non-zero exit (see `_run`)."""
+    proc = _run(cwd, args, stdin=stdin, env=env, timeout=timeout)
     if proc.returncode != 0:
         raise GitError(_fail(cwd, args, proc))
     return proc.stdout

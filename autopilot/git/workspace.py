@@ -307,6 +307,11 @@ def remove_workspace(repo: str | Path, worktree_path: str | Path) -> None:
         raise GitError(f"refusing to remove {path}: it is (or holds) the main checkout of {repo}")
     if any(_same_path(wt.path, path) for wt in worktrees):
         _remove_registered_worktree(repo, path)
+    remove_workspace_dirs(path)
+
+
+def remove_workspace_dirs(path: Path) -> None:
+    """Remove a task's workspace directory and its agent space (no registration to drop)."""
     _rmtree(path)
     _rmtree(path.parent / AGENT_SPACES / path.name)
     # The session's folder goes with its last worktree. A task preparing its worktree at the

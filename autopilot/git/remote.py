@@ -1,0 +1,229 @@
+"""The remote kind of workspace: the session's repository is a git remote, and workers on many
+machines share nothing but it (and the Temporal cluster).
+
+Each worker keeps one cache of the remote in its own state dir (autopilot/git/remote_cache.py):
+a bare repository, made once, fetched from then on, never cloned again per task. A task's
+workspace is made from the cache exactly as the local kind makes it from the user's
+repository (autopilot/git/workspace.py): a repository of its own reading the cache's objects
+through alternates. Its commits come back into the cache by the same checked fetch and are
+pushed to the remote's `autopilot/<session>/<task>`. Nothing else is ever pushed but the
+target branch, and the user's own checkout is never involved.
+
+The merge happens on the remote by compare-and-swap: the cache fetches the target and the task
+branch, `merge_task` computes the merge there (finding, by the commit trailers, a merge that
+is already on the remote's target: nothing is merged twice), and the new target is pushed with
+`--force-with-lease=<target>:<the head it was computed on>`. When another worker moved the
+target in between, the remote refuses, and the merge is fetched and computed again. A crash
+between the cache's merge and the push leaves only the cache ahead; the next step fetches the
+remote's target over it, so a retry, here or on another worker, merges exactly once.
+
+Locks: the cache's branches are the remote's as last fetched, and a fetch overwrites them.
+Every step on a cache holds its lock (a thread lock and `flock`, as several worker processes
+may share a state dir) from its fetch to its push: a fetch never moves a task branch back
+between its bring-back and its push, nor the target between a merge and its push.
+
+Workspaces live under this worker's own state dir, never the one a request names: a request
+may come from a session that another machine started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from autopilot.git.commits import commit_changes, merge_target_into_branch
+from autopilot.git.merge import MERGE_ATTEMPTS, merge_task
+from autopilot.git.names import branch_name, worktree_path
+from autopilot.git.refs import _is_ancestor, _resolve, _rmtree, find_task_merge
+from autopilot.git.remote_cache import TRANSPORT_TIMEOUT_S, RemoteCache, cache_path, locked
+from autopilot.git.remote_url import RemoteError, shown_url
+from autopilot.git.runner import GitError
+from autopilot.git.workspace import (
+    _own_workspace,
+    bring_back,
+    is_workspace_repo,
+    prepare_workspace,
+    remove_workspace_dirs,
+)
+from autopilot.models import (
+    CommitInput,
+    CommitOutcome,
+    MergeInput,
+    MergeOutcome,
+    RemoveWorkspaceInput,
+    TargetMerge,
+    TargetMergeInput,
+    Workspace,
+    WorkspaceInput,
+)
+
+
+class TaskBranchMoved(GitError):
+    """The remote's task branch has commits this worker's workspace does not: another worker
+    pushed the task since this one prepared it. Pushing again cannot help; preparing the task
+    again (which starts from the remote's branch) does."""
+
+
+class RemoteWorkspaces:
+    """Task workspaces of a session whose repository (`request.repo`) is a remote URL."""
+
+    def __init__(self, state_dir: str | Path, *, timeout_s: float = TRANSPORT_TIMEOUT_S) -> None:
+        self.state_dir = Path(state_dir).absolute()
+        self.timeout_s = timeout_s
+        # <state_dir>/worktrees: every workspace is a <session>/<task> folder in it.
+        self._worktrees = worktree_path(self.state_dir, "session", "task").parent.parent
+
+    def cache_path(self, url: str) -> Path:
+        """This worker's cache of `url` (it may not exist yet)."""
+        return cache_path(self.state_dir, url)
+
+    @contextlib.contextmanager
+    def cache(self, url: str, first_branch: str | None = None) -> Iterator[RemoteCache]:
+        """The cache of `url`, made if missing, held for the `with` block."""
+        cache = RemoteCache(self.cache_path(url), url, self.timeout_s)
+        with locked(cache.path):
+            cache.ensure(first_branch)
+            yield cache
+
+    def refresh(self, url: str) -> dict[str, str]:
+        """Fetch every branch of the remote into the cache (their heads by name)."""
+        with self.cache(url) as cache:
+            return cache.refresh()
+
+    def _sync(self, cache: RemoteCache, target: str, others: Sequence[str]) -> dict[str, str]:
+        seen = cache.sync([target, *others])
+        if target not in seen:
+            raise RemoteError(
+                f"the remote {shown_url(cache.url)} has no branch {target!r} (renamed or "
+                "deleted?); push it there again, or start the session with another "
+                "--target-branch"
+            )
+        return seen
+
+    def prepare(self, request: WorkspaceInput) -> Workspace:
+        branch = branch_name(request.session_id, request.task_id)
+        path = worktree_path(self.state_dir, request.session_id, request.task_id)
+        with self.cache(request.repo, request.target_branch) as cache:
+            seen = self._sync(cache, request.target_branch, [branch])
+            pushed = seen.get(branch)
+            if pushed is not None and not _holds(path, pushed):
+                # Another worker went on with the task from here (or this workspace is from
+                # before its last push): start again from what the remote has.
+                _rmtree(path)
+            return prepare_workspace(
+                cache.path,
+                request.target_branch,
+                self.state_dir,
+                request.session_id,
+                request.task_id,
+            )
+
+    def shared_objects(self, repo: str) -> Path:
+        return self.cache_path(repo) / "objects"
+
+    def commit(self, request: CommitInput) -> CommitOutcome:
+        # Committing in the workspace needs no lock (it only reads the cache's objects);
+        # bringing the branch back and pushing it are one locked step.
+        outcome = commit_changes(
+            request.worktree,
+            request.base_sha,
+            request.session_id,
+            request.task_id,
+            request.message,
+            repo=None,
+            keep_out=request.keep_out,
+        )
+        branch = branch_name(request.session_id, request.task_id)
+        with self.cache(request.repo) as cache:
+            head = bring_back(
+                cache.path, request.worktree, request.session_id, request.task_id, request.base_sha
+            )
+            _push_task_branch(cache, branch, head)
+        return outcome
+
+    def merge_target(self, request: TargetMergeInput) -> TargetMerge:
+        # Held through the merge into the task branch: the cache's target is read there, and
+        # outside the lock it could be another task's merge that is never pushed.
+        with self.cache(request.repo, request.target_branch) as cache:
+            self._sync(cache, request.target_branch, [])
+            return merge_target_into_branch(
+                request.worktree,
+                request.target_branch,
+                request.session_id,
+                request.task_id,
+                repo=cache.path,
+            )
+
+    def merge(self, request: MergeInput) -> MergeOutcome:
+        target = request.target_branch
+        with self.cache(request.repo, target) as cache:
+            for _ in range(MERGE_ATTEMPTS):
+                seen = self._sync(cache, target, [request.branch])
+                if request.branch not in seen and not find_task_merge(
+                    cache.path, target, request.session_id, request.task_id
+                ):
+                    _push_unpushed_branch(cache, request.branch)
+                outcome = merge_task(
+                    cache.path,
+                    target,
+                    request.branch,
+                    request.session_id,
+                    request.task_id,
+                    request.message,
+                )
+                if not outcome.merged or outcome.already_merged or outcome.merge_sha is None:
+                    return outcome  # a conflict, or found on the remote's target: no push
+                if cache.push(outcome.merge_sha, target, expect=seen[target]):
+                    return outcome
+                # Another worker moved the target since the fetch: fetch and merge again.
+        raise GitError(
+            f"could not merge {request.branch} into {target} on {shown_url(request.repo)}: "
+            f"the remote's {target} kept moving during {MERGE_ATTEMPTS} attempts; retry when "
+            "it is quiet"
+        )
+
+    def remove(self, request: RemoveWorkspaceInput) -> None:
+        self.remove_at(
+            request.repo,
+            str(worktree_path(self.state_dir, request.session_id, request.task_id)),
+        )
+
+    def remove_at(self, repo: str, path: str) -> None:
+        # A path another worker reported is not this worker's to remove: only a workspace
+        # (<worktrees>/<session>/<task>) under this worker's own state dir is.
+        workspace = Path(os.path.abspath(path))
+        if workspace.parent.parent == self._worktrees:
+            remove_workspace_dirs(workspace)
+
+
+def _holds(workspace: Path, sha: str) -> bool:
+    """Whether the task's workspace here has `sha` in its history (no workspace: True, there
+    is nothing to throw away)."""
+    if not is_workspace_repo(workspace):
+        return True
+    _own_workspace(workspace)  # our config before our git runs there
+    head = _resolve(workspace, "HEAD")
+    return head is not None and _is_ancestor(workspace, sha, head)
+
+
+def _push_task_branch(cache: RemoteCache, branch: str, head: str) -> None:
+    if not cache.push(head, branch):
+        raise TaskBranchMoved(
+            f"the remote {shown_url(cache.url)} refused {branch} at {head[:12]}: its {branch} "
+            "has commits this workspace does not (another worker pushed the task since this "
+            "one prepared it); the task must be prepared again"
+        )
+
+
+def _push_unpushed_branch(cache: RemoteCache, branch: str) -> None:
+    """The remote lacks the task branch to merge: push the one brought back here (a crash
+    came between its bring-back and its push), or say that there is none."""
+    head = cache.head(branch)
+    if head is None:
+        raise GitError(
+            f"neither the remote {shown_url(cache.url)} nor this worker's cache has {branch}; "
+            "commit the task's work (its commit step) before merging it"
+        )
+    _push_task_branch(cache, branch, head)

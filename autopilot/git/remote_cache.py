@@ -1,0 +1,190 @@
+"""A worker's cache of one remote: a bare repository in its state dir, made once, fetched and
+pushed from then on; every use under one lock.
+
+Its branches are the remote's as last seen (the target, the task branches), plus, for as long
+as one locked step lasts, what that step made here and has not pushed yet (a task branch
+brought back from its workspace, a merge of the target). Every step fetches what it reads
+first, so what a crashed step left unpushed here is overwritten by the remote's value: the
+remote is the only truth.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import re
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from autopilot.git.refs import _branch_ref, _resolve, _rmtree
+from autopilot.git.remote_url import redact, shown_url, transport_env
+from autopilot.git.runner import GitError, _git, _run
+from autopilot.infra.private_files import make_private_dir
+
+# A fetch or push that has not finished after this long is stopped (and the step retried):
+# a hung connection must not hold the cache's lock, and every task of the remote, forever.
+TRANSPORT_TIMEOUT_S = 600.0
+REMOTE_NAME = "origin"  # the remote's name in the cache: the URL is not in any argv we show
+CACHES = "remotes"  # <state_dir>/remotes/<slug>-<hash>.git
+# The whole config of a cache: bare, no hooks, no gc (task workspaces read its objects
+# through alternates: a prune could delete what a workspace's commits stand on), and the
+# remote, without fetch refspecs: every fetch names exactly what it takes.
+_CACHE_SETTINGS = (
+    ("core", "repositoryformatversion", "0"),
+    ("core", "bare", "true"),
+    ("core", "hookspath", "/dev/null"),
+    ("core", "logallrefupdates", "true"),
+    ("gc", "auto", "0"),
+    ("fetch", "recursesubmodules", "false"),
+)
+_FETCH = ["fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--no-recurse-submodules"]
+_PUSH = ["push", "--porcelain", "--no-signed", "--no-follow-tags", "--no-recurse-submodules"]
+
+_thread_locks: dict[Path, threading.Lock] = {}
+_thread_locks_guard = threading.Lock()
+
+
+def cache_path(state_dir: str | Path, url: str) -> Path:
+    """Where this worker keeps its cache of `url`: one per remote, named for people by the
+    repository's name and told apart by a hash of the whole URL."""
+    name = re.split(r"[/:]", url.rstrip("/"))[-1].removesuffix(".git")
+    slug = re.sub(r"[^A-Za-z0-9._-]", "_", name).strip("._-")[:40] or "remote"
+    digest = hashlib.sha256(url.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    return Path(state_dir).absolute() / CACHES / f"{slug}-{digest}.git"
+
+
+def _thread_lock(cache: Path) -> threading.Lock:
+    with _thread_locks_guard:
+        return _thread_locks.setdefault(cache, threading.Lock())
+
+
+@contextlib.contextmanager
+def locked(cache: Path) -> Iterator[None]:
+    """Hold the cache: threads of this worker by a lock, other worker processes sharing the
+    state dir by `flock` on a file beside it (released by the kernel if the holder dies).
+    Not reentrant."""
+    with _thread_lock(cache):
+        make_private_dir(cache.parent)
+        fd = os.open(cache.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+
+def _config_text() -> str:
+    sections: dict[str, list[str]] = {}
+    for section, key, value in _CACHE_SETTINGS:
+        sections.setdefault(section, []).append(f"\t{key} = {value}\n")
+    return "".join(f"[{section}]\n" + "".join(lines) for section, lines in sections.items())
+
+
+class RemoteCache:
+    """The cache of `url` at `path`. Every method expects the caller to hold `locked(path)`."""
+
+    def __init__(self, path: Path, url: str, timeout_s: float = TRANSPORT_TIMEOUT_S) -> None:
+        self.path = path
+        self.url = url
+        self.timeout_s = timeout_s
+
+    def _transport(self, *args: str) -> str:
+        """A git command that talks to the remote: bounded in time, our transports only, never
+        a prompt; its failure names the remote without its password."""
+        proc = _run(self.path, args, env=transport_env(), timeout=self.timeout_s)
+        if proc.returncode != 0:
+            said = redact((proc.stderr.strip() or proc.stdout.strip())[-2000:], self.url)
+            raise GitError(
+                f"`git {' '.join(args)}` against {shown_url(self.url)} failed (exit "
+                f"{proc.returncode}): {said or '(no output)'}; the step is retried"
+            )
+        return proc.stdout
+
+    def ensure(self, first_branch: str | None = None) -> None:
+        """Make the cache if this worker has none yet: made aside, with `first_branch` fetched
+        (the long first fetch), then renamed into place, so that a cache at `path` is always
+        a whole one and a worker killed while making it leaves nothing half made."""
+        if (self.path / "HEAD").is_file():
+            return
+        making = self.path.with_name(f".making-{self.path.name}")
+        _rmtree(making)
+        make_private_dir(making)
+        _git(making, "init", "--quiet", "--bare", "--template=")
+        config = making / "config"
+        config.write_text(_config_text())
+        _git(making, "config", "--file", str(config), f"remote.{REMOTE_NAME}.url", self.url)
+        if first_branch is not None:
+            ref = _branch_ref(first_branch)
+            maker = RemoteCache(making, self.url, self.timeout_s)
+            if maker.observe([first_branch]):
+                maker._transport(*_FETCH, REMOTE_NAME, f"+{ref}:{ref}")
+        _rmtree(self.path)  # something else that was there: not a cache, not ours to keep
+        making.rename(self.path)
+
+    def observe(self, branches: Sequence[str]) -> dict[str, str]:
+        """The remote's heads of `branches` (short names), for those it has."""
+        wanted = {_branch_ref(branch): branch for branch in branches}
+        out = self._transport("ls-remote", "--heads", REMOTE_NAME, *wanted)
+        found: dict[str, str] = {}
+        for line in out.splitlines():
+            sha, _, ref = line.partition("\t")
+            if ref in wanted:  # ls-remote matches a pattern's tail: keep exact names only
+                found[wanted[ref]] = sha
+        return found
+
+    def sync(self, branches: Sequence[str]) -> dict[str, str]:
+        """Make this cache's `branches` the remote's (forced: the remote is the truth), for
+        those the remote has; return their heads. A branch the remote lacks is left as is.
+        Only what differs is fetched."""
+        seen = self.observe(branches)
+        stale = [b for b, sha in seen.items() if _resolve(self.path, _branch_ref(b)) != sha]
+        if stale:
+            refspecs = [f"+{_branch_ref(b)}:{_branch_ref(b)}" for b in stale]
+            self._transport(*_FETCH, REMOTE_NAME, *refspecs)
+        # What was fetched may be newer than what ls-remote saw: the cache's value is the one.
+        return {b: self.head(b) or seen[b] for b in seen}
+
+    def refresh(self) -> dict[str, str]:
+        """Make every branch here the remote's, and drop those the remote no longer has: the
+        cache-wide fetch. Returns the remote's branches and heads."""
+        self._transport(*_FETCH, "--prune", REMOTE_NAME, "+refs/heads/*:refs/heads/*")
+        out = _git(self.path, "for-each-ref", "--format=%(objectname) %(refname)", "refs/heads")
+        heads: dict[str, str] = {}
+        for line in out.splitlines():
+            sha, _, ref = line.partition(" ")
+            heads[ref.removeprefix("refs/heads/")] = sha
+        return heads
+
+    def head(self, branch: str) -> str | None:
+        return _resolve(self.path, _branch_ref(branch))
+
+    def set_head(self, branch: str, sha: str) -> None:
+        """Point this cache's `branch` at `sha` (whatever it pointed at: the remote's value)."""
+        _git(self.path, "update-ref", "-m", "autopilot: as on the remote", _branch_ref(branch), sha)
+
+    def push(self, sha: str, branch: str, *, expect: str | None = None) -> bool:
+        """Push `sha` to the remote's `branch`: a fast-forward, or, with `expect`, a
+        compare-and-swap (`--force-with-lease`: only if the remote's branch is still at
+        `expect`). True when the remote's branch is `sha`; False when the remote refused
+        because the branch moved (fetch and recompute); GitError on anything else."""
+        ref = _branch_ref(branch)
+        lease = [f"--force-with-lease={ref}:{expect}"] if expect is not None else []
+        args = [*_PUSH, *lease, REMOTE_NAME, f"{sha}:{ref}"]
+        proc = _run(self.path, args, env=transport_env(), timeout=self.timeout_s)
+        for line in proc.stdout.splitlines():
+            flag, _, rest = line.partition("\t")
+            spec, _, summary = rest.partition("\t")
+            if spec.rpartition(":")[2] != ref:
+                continue
+            if flag in (" ", "*", "+", "=", "-") and proc.returncode == 0:
+                return True
+            if flag == "!" and summary.startswith("[rejected]"):
+                return False
+        said = redact((proc.stderr.strip() or proc.stdout.strip())[-2000:], self.url)
+        raise GitError(
+            f"pushing {sha[:12]} to {branch} on {shown_url(self.url)} failed (exit "
+            f"{proc.returncode}): {said or '(no output)'}; the step is retried"
+        )

@@ -1,0 +1,162 @@
+"""Validating a remote before a session starts: it answers, it has the target branch, and we
+may push to it. Each failure is a RemoteError that says what to fix."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from pydantic import BaseModel, ConfigDict
+
+from autopilot.git.remote_url import RemoteError, redact, remote_url, shown_url, transport_env
+from autopilot.git.runner import GitTimeout, _git, _run
+
+PREFLIGHT_TIMEOUT_S = 20.0
+# The dry-run push's destination: a name no task branch has (those are autopilot/<s>/<t>).
+PREFLIGHT_REF = "refs/heads/autopilot/preflight-check"
+_SHOWN_BRANCHES = 10
+
+
+class RemoteCheck(BaseModel):
+    """A remote validated by `check_remote`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    url: str  # normalised (remote_url)
+    target_branch: str  # short branch name, e.g. "main"
+    head_sha: str  # the target branch's head on the remote
+
+
+def _ask(scratch: str, url: str, args: list[str], timeout_s: float, doing: str) -> str:
+    """Run a git command against the remote; RemoteError if it does not answer."""
+    shown = shown_url(url)
+    try:
+        proc = _run(scratch, args, env=transport_env(), timeout=timeout_s)
+    except GitTimeout:
+        raise RemoteError(
+            f"the remote {shown} did not answer within {timeout_s:g} s ({doing}); check the "
+            "URL, and that the server is up and reachable from this machine (a firewall, a "
+            "VPN, a proxy)"
+        ) from None
+    if proc.returncode != 0:
+        said = redact((proc.stderr.strip() or proc.stdout.strip())[-1000:], url)
+        raise RemoteError(
+            f"the remote {shown} does not answer ({doing}): {said or '(no output)'}. Check the "
+            "URL, that the server is up and reachable from here, and that your credentials "
+            "(an ssh key in your agent, an https token) give access to it"
+        )
+    return proc.stdout
+
+
+def _heads(scratch: str, url: str, timeout_s: float) -> tuple[dict[str, str], str | None]:
+    """The remote's branches (short name: sha) and the branch its HEAD names, if any."""
+    args = ["ls-remote", "--symref", url, "HEAD", "refs/heads/*"]
+    out = _ask(scratch, url, args, timeout_s, "listing its branches")
+    heads: dict[str, str] = {}
+    default: str | None = None
+    for line in out.splitlines():
+        left, _, ref = line.partition("\t")
+        if left.startswith("ref: ") and ref == "HEAD":
+            default = left.removeprefix("ref: ").removeprefix("refs/heads/")
+        elif ref.startswith("refs/heads/"):
+            heads[ref.removeprefix("refs/heads/")] = left
+    return heads, default
+
+
+def _listed(heads: dict[str, str]) -> str:
+    # The task branches autopilot pushed are no target: shown only when there is nothing else.
+    pool = [name for name in sorted(heads) if not name.startswith("autopilot/")] or sorted(heads)
+    names = pool[:_SHOWN_BRANCHES]
+    more = len(pool) - len(names)
+    return ", ".join(names) + (f" and {more} more" if more > 0 else "")
+
+
+def _target(
+    scratch: str, url: str, given: str | None, heads: dict[str, str], default: str | None
+) -> str:
+    shown = shown_url(url)
+    if not heads:
+        raise RemoteError(f"the remote {shown} has no branches; push the branch to merge into")
+    if given is None:
+        if default is None or default not in heads:
+            raise RemoteError(
+                f"the remote {shown} names no default branch; give the branch to merge into "
+                f"with --target-branch (its branches include: {_listed(heads)})"
+            )
+        return default
+    name = given.removeprefix("refs/heads/")
+    valid = (
+        not name.startswith("refs/")
+        and _run(scratch, ["check-ref-format", "--branch", name]).returncode == 0
+    )
+    if not valid:
+        raise RemoteError(
+            f"--target-branch {given!r} is not a branch name: only a branch (a name like main "
+            "or feature/x, or refs/heads/<name>) can be merged into on the remote"
+        )
+    if name not in heads:
+        raise RemoteError(
+            f"the remote {shown} has no branch {name!r}; its branches include: "
+            f"{_listed(heads)}. Give one of them with --target-branch, or push {name!r} there"
+        )
+    return name
+
+
+def _refuse_checked_out_target(url: str, branch: str) -> None:
+    """A file:// remote that is a checkout with the target checked out refuses every merge's
+    push (`receive.denyCurrentBranch`), and is someone's working files: refused up front."""
+    parts = urlsplit(url)
+    if parts.scheme != "file":
+        return
+    path = Path(unquote(parts.path))
+    bare = _run(path, ["rev-parse", "--is-bare-repository"]).stdout.strip()
+    head = _run(path, ["symbolic-ref", "--quiet", "HEAD"]).stdout.strip()
+    if bare == "false" and head == f"refs/heads/{branch}":
+        raise RemoteError(
+            f"the remote {path} is a checkout with {branch!r} checked out: git refuses pushes "
+            f"to it, and its files are someone's work. Give a bare repository instead (`git "
+            f"clone --bare {path} <new-path>`), or check out another branch there"
+        )
+
+
+def _check_push(scratch: str, url: str, sha: str, timeout_s: float) -> None:
+    """A dry-run push of the target's own head to a scratch branch: it reaches the remote's
+    receiving side (where push rights are checked) and sends and changes nothing."""
+    args = ["push", "--dry-run", "--porcelain", "--no-signed", url, f"{sha}:{PREFLIGHT_REF}"]
+    shown = shown_url(url)
+    try:
+        proc = _run(scratch, args, env=transport_env(), timeout=timeout_s)
+    except GitTimeout:
+        raise RemoteError(
+            f"the remote {shown} answered but did not take a (dry-run) push within "
+            f"{timeout_s:g} s; check that the server accepts pushes from this machine"
+        ) from None
+    accepted = any(
+        line.partition("\t")[0] in ("*", " ", "+", "=") for line in proc.stdout.splitlines()
+    )
+    if proc.returncode != 0 or not accepted:
+        said = redact((proc.stderr.strip() or proc.stdout.strip())[-1000:], url)
+        raise RemoteError(
+            f"no push rights on the remote {shown}: a dry-run push to {PREFLIGHT_REF} was "
+            f"refused ({said or 'no output'}). Autopilot pushes task branches (autopilot/...) "
+            "and merges there: use a URL and credentials that may push (an ssh key with write "
+            "access, an https token with write scope; a git daemon needs "
+            "--enable=receive-pack)"
+        )
+
+
+def check_remote(
+    url: str, target_branch: str | None = None, timeout_s: float = PREFLIGHT_TIMEOUT_S
+) -> RemoteCheck:
+    """Validate that the remote `url` can take a session's task branches and merges into
+    `target_branch` (default: the branch the remote's HEAD names); each failure is a
+    RemoteError whose message says what to fix. Nothing is changed on the remote."""
+    url = remote_url(url)
+    with tempfile.TemporaryDirectory(prefix="autopilot-remote-check-") as scratch:
+        _git(scratch, "init", "--quiet", "--bare", "--template=")
+        heads, default = _heads(scratch, url, timeout_s)
+        branch = _target(scratch, url, target_branch, heads, default)
+        _refuse_checked_out_target(url, branch)
+        _check_push(scratch, url, heads[branch], timeout_s)
+    return RemoteCheck(url=url, target_branch=branch, head_sha=heads[branch])

@@ -1,0 +1,655 @@
+"""The remote kind of workspace (autopilot/git/remote.py) on real git over real transports:
+a `git daemon` on 127.0.0.1 and file:// URLs. Each "worker" is a RemoteWorkspaces with a state
+dir of its own; every test is judged by reading the remote with git."""
+
+from __future__ import annotations
+
+import fcntl
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from autopilot.git import remote as remote_module
+from autopilot.git.commits import commit_changes
+from autopilot.git.kinds import WorkspaceKind
+from autopilot.git.merge import merge_task
+from autopilot.git.names import branch_name, worktree_path
+from autopilot.git.remote import RemoteWorkspaces, TaskBranchMoved
+from autopilot.git.remote_cache import cache_path, locked
+from autopilot.git.remote_check import PREFLIGHT_REF, check_remote
+from autopilot.git.remote_url import RemoteError, is_remote, remote_url, shown_url
+from autopilot.git.workspace import bring_back
+from autopilot.models import (
+    CommitInput,
+    MergeInput,
+    MergeOutcome,
+    RemoveWorkspaceInput,
+    TargetMergeInput,
+    Workspace,
+    WorkspaceInput,
+)
+from tests.git_daemon import git_daemon
+from tests.gitutil import commit_file, git, isolate_git, make_repo, write
+from tests.harness import free_port
+
+SESSION = "sess-r"
+# What a request from another machine carries: that machine's state dir, not this worker's.
+ELSEWHERE = "/nonexistent/state-of-another-machine"
+
+
+@pytest.fixture(autouse=True)
+def _hermetic_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    isolate_git(monkeypatch, tmp_path / "home")
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Path:
+    """The folder the daemon serves, holding project.git: a bare repository with main."""
+    seed = make_repo(tmp_path / "seed")
+    commit_file(seed, "notes.txt", "one\ntwo\nthree\n")
+    base = tmp_path / "served"
+    base.mkdir()
+    git(base, "clone", "--quiet", "--bare", str(seed), "project.git")
+    return base
+
+
+@pytest.fixture
+def bare(served: Path) -> Path:
+    return served / "project.git"
+
+
+@pytest.fixture(params=["git-daemon", "file"])
+def url(request: pytest.FixtureRequest, served: Path, bare: Path) -> Iterator[str]:
+    if request.param == "file":
+        yield remote_url(str(bare))
+        return
+    with git_daemon(served) as daemon:
+        yield daemon.url("project.git")
+
+
+@pytest.fixture
+def daemon_url(served: Path) -> Iterator[str]:
+    with git_daemon(served) as daemon:
+        yield daemon.url("project.git")
+
+
+# --------------------------------------------------------------------------------------------
+# Judging the remote by git alone
+# --------------------------------------------------------------------------------------------
+
+
+def remote_branches(bare: Path) -> list[str]:
+    return git(bare, "for-each-ref", "--format=%(refname:short)", "refs/heads").split()
+
+
+def merged_tasks(bare: Path, target: str = "main") -> list[str]:
+    """The task of each merge on the target's first-parent history, oldest first."""
+    out = git(
+        bare,
+        "log",
+        "--first-parent",
+        "--merges",
+        "--reverse",
+        "--format=%(trailers:key=Autopilot-Task,valueonly,unfold)%x1e",
+        target,
+    )
+    return [record.strip() for record in out.split("\x1e") if record.strip()]
+
+
+def assert_remote_is_tidy(bare: Path, *tasks: str) -> None:
+    """Each task merged exactly once; nothing on the remote but main and task branches."""
+    assert sorted(merged_tasks(bare)) == sorted(tasks)
+    for name in remote_branches(bare):
+        assert name == "main" or name.startswith(f"autopilot/{SESSION}/"), name
+
+
+# --------------------------------------------------------------------------------------------
+# A task's steps through the interface
+# --------------------------------------------------------------------------------------------
+
+
+def start(url: str, task: str) -> WorkspaceInput:
+    return WorkspaceInput(
+        repo=url, target_branch="main", state_dir=ELSEWHERE, session_id=SESSION, task_id=task
+    )
+
+
+def commit_input(url: str, ws: Workspace, task: str) -> CommitInput:
+    return CommitInput(
+        worktree=ws.path,
+        base_sha=ws.base_sha,
+        session_id=SESSION,
+        task_id=task,
+        message=f"Task {task}",
+        repo=url,
+    )
+
+
+def merge_input(url: str, task: str) -> MergeInput:
+    return MergeInput(
+        repo=url,
+        target_branch="main",
+        branch=branch_name(SESSION, task),
+        session_id=SESSION,
+        task_id=task,
+        message=f"Merge task {task}",
+    )
+
+
+def work(kind: WorkspaceKind, url: str, task: str, files: dict[str, str]) -> Workspace:
+    """Prepare the task's workspace, let the "agent" write `files`, commit."""
+    ws = kind.prepare(start(url, task))
+    for name, content in files.items():
+        write(Path(ws.path), name, content)
+    kind.commit(commit_input(url, ws, task))
+    return ws
+
+
+# --------------------------------------------------------------------------------------------
+# Names
+# --------------------------------------------------------------------------------------------
+
+
+def test_which_repositories_are_remotes() -> None:
+    for url in (
+        "file:///srv/git/project.git",
+        "ssh://git@example.com/team/project.git",
+        "git://example.com/project.git",
+        "https://example.com/team/project.git",
+        "http://example.com/project",
+        "git@github.com:team/project.git",
+        "example.com:project.git",
+    ):
+        assert is_remote(url), url
+    for local in ("/home/me/project", "/srv/git/a:b", "ext::sh -c id", "ftp://example.com/x"):
+        assert not is_remote(local), local
+
+
+def test_what_remote_accepts_normalised(tmp_path: Path) -> None:
+    odd = tmp_path / "with space" / "100%.git"
+    odd.mkdir(parents=True)
+    as_url = remote_url(str(odd))
+    assert as_url == odd.as_uri() and "%20" in as_url and "%25" in as_url
+    git(odd, "init", "--quiet", "--bare")
+    assert git(tmp_path, "ls-remote", as_url) == ""  # git reads it back as that directory
+    relative = Path("with space") / "100%.git"
+    assert remote_url(str(tmp_path / "with space" / ".." / relative)) == as_url
+    assert remote_url(as_url) == as_url
+    assert remote_url("file://localhost/srv/x.git/") == "file:///srv/x.git"
+    assert remote_url(" HTTPS://Me@Example.COM:8443/Team/Project.git/ ") == (
+        "https://Me@example.com:8443/Team/Project.git"
+    )
+    assert remote_url("git@GitHub.com:Team/Project.git") == "git@github.com:Team/Project.git"
+    assert remote_url("ssh://git@Example.com/p.git") == "ssh://git@example.com/p.git"
+    assert cache_path(tmp_path, remote_url("https://EXAMPLE.com/p.git/")) == cache_path(
+        tmp_path, "https://example.com/p.git"
+    )
+    assert cache_path(tmp_path, "https://example.com/a/p.git") != cache_path(
+        tmp_path, "https://example.com/b/p.git"
+    )
+    assert cache_path(tmp_path, "https://example.com/a/p.git").name.startswith("p-")
+
+
+@pytest.mark.reliability(
+    "`--remote` names something that is not a usable git remote (another transport, a "
+    "command, an option, a missing directory, a URL without a repository)",
+    "remote_url refuses each before git sees it, with a message naming what was given "
+    "(its password hidden) and the forms accepted",
+)
+@pytest.mark.parametrize(
+    ("given", "why"),
+    [
+        ("", "is empty"),
+        ("ext::sh -c 'touch /tmp/owned'", "remote helper"),
+        ("ftp://example.com/p.git", "ftp://"),
+        ("-oProxyCommand=touch /tmp/owned", "starts with '-'"),
+        ("/does/not/exist", "neither a URL nor a directory"),
+        ("https://example.com", "names no repository"),
+        ("https://me:s3cret@example.com/", "names no repository"),
+        ("file://otherhost/srv/p.git", "another machine"),
+        ("ssh://-oProxyCommand=x/p.git", "no host name"),
+    ],
+)
+def test_what_remote_refuses(given: str, why: str) -> None:
+    with pytest.raises(RemoteError) as refused:
+        remote_url(given)
+    message = str(refused.value)
+    assert why in message and "Give a git remote" in message
+    assert "s3cret" not in message
+
+
+def test_a_password_is_never_shown() -> None:
+    assert shown_url("https://me:s3cret@example.com/p.git") == "https://me:***@example.com/p.git"
+    assert shown_url("https://example.com/p.git") == "https://example.com/p.git"
+
+
+# --------------------------------------------------------------------------------------------
+# Tasks end to end over two workers
+# --------------------------------------------------------------------------------------------
+
+
+def test_the_remote_kind_is_a_workspace_kind(tmp_path: Path) -> None:
+    assert isinstance(RemoteWorkspaces(tmp_path), WorkspaceKind)
+
+
+def test_two_workers_run_a_session_and_a_rejected_merge_push_is_recomputed(
+    tmp_path: Path, url: str, bare: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a = RemoteWorkspaces(tmp_path / "worker-a")
+    b = RemoteWorkspaces(tmp_path / "worker-b")
+    ws1 = work(a, url, "1", {"one.txt": "from worker a\n"})
+    ws2 = work(b, url, "2", {"two.txt": "from worker b\n"})
+    # Each worker's workspace is under its own state dir, reading its own cache's objects.
+    assert Path(ws1.path) == worktree_path(tmp_path / "worker-a", SESSION, "1")
+    assert Path(ws2.path) == worktree_path(tmp_path / "worker-b", SESSION, "2")
+    alternates = (Path(ws1.path) / ".git/objects/info/alternates").read_text().split()
+    assert alternates == [str(a.shared_objects(url))]
+    assert a.shared_objects(url).parent == a.cache_path(url)
+    assert a.cache_path(url).is_relative_to(tmp_path / "worker-a")
+    # The task branches are on the remote, pushed by the commit step.
+    assert git(bare, "show", f"{ws1.branch}:one.txt") == "from worker a"
+    assert git(bare, "show", f"{ws2.branch}:two.txt") == "from worker b"
+
+    # Worker a fetches main and computes its merge; worker b's merge lands in between, so
+    # a's compare-and-swap push is refused and a fetches and merges again.
+    calls: list[str] = []
+    b_outcome: list[MergeOutcome] = []
+
+    def interleaved(repo: Path, *args: Any, **kwargs: Any) -> MergeOutcome:
+        calls.append(str(repo))
+        if repo == a.cache_path(url) and not b_outcome:
+            b_outcome.append(b.merge(merge_input(url, "2")))
+        return merge_task(repo, *args, **kwargs)
+
+    monkeypatch.setattr(remote_module, "merge_task", interleaved)
+    main_before = git(bare, "rev-parse", "main")
+    outcome = a.merge(merge_input(url, "1"))
+
+    assert b_outcome[0].merged and not b_outcome[0].already_merged
+    assert outcome.merged and not outcome.already_merged
+    assert calls.count(str(a.cache_path(url))) == 2  # computed twice: the first push refused
+    assert git(bare, "rev-parse", "main") == outcome.merge_sha
+    assert merged_tasks(bare) == ["2", "1"]
+    assert git(bare, "rev-parse", "main^1") == b_outcome[0].merge_sha
+    assert git(bare, "rev-parse", f"{b_outcome[0].merge_sha}^1") == main_before
+    assert git(bare, "show", "main:one.txt") == "from worker a"
+    assert git(bare, "show", "main:two.txt") == "from worker b"
+    assert_remote_is_tidy(bare, "1", "2")
+    # A retry on either worker finds the merge on the remote and pushes nothing.
+    monkeypatch.setattr(remote_module, "merge_task", merge_task)
+    for worker in (a, b):
+        again = worker.merge(merge_input(url, "1"))
+        assert again.already_merged and again.merge_sha == outcome.merge_sha
+    assert git(bare, "rev-parse", "main") == outcome.merge_sha
+
+    for worker, task in ((a, "1"), (b, "2")):
+        remove = RemoveWorkspaceInput(
+            repo=url, state_dir=ELSEWHERE, session_id=SESSION, task_id=task
+        )
+        worker.remove(remove)
+        worker.remove(remove)
+    assert not Path(ws1.path).exists() and not Path(ws2.path).exists()
+    assert a.prepare(start(url, "1")).already_merged
+
+
+@pytest.mark.reliability(
+    "a worker dies between merging a task in its cache and pushing the merge to the remote",
+    "the merge is made in worker a's cache and not pushed; the task's merge retried on worker b "
+    "and then on worker a leaves the remote's main with exactly one merge of it",
+)
+def test_a_crash_between_the_merge_and_its_push_merges_once(
+    tmp_path: Path, url: str, bare: Path
+) -> None:
+    a = RemoteWorkspaces(tmp_path / "worker-a")
+    b = RemoteWorkspaces(tmp_path / "worker-b")
+    ws = work(a, url, "1", {"one.txt": "one\n"})
+    main_before = git(bare, "rev-parse", "main")
+    with a.cache(url, "main") as cache:  # the merge step's pieces, up to the push
+        cache.sync(["main", ws.branch])
+        # (Its own message: a merge made in the same second with the same one is the same
+        # commit, and could not tell the two attempts apart.)
+        local = merge_task(cache.path, "main", ws.branch, SESSION, "1", "Merge task 1 on a")
+    assert local.merged and local.merge_sha is not None
+    assert git(a.cache_path(url), "rev-parse", "main") == local.merge_sha
+    assert git(bare, "rev-parse", "main") == main_before  # "crashed" before the push
+
+    on_b = b.merge(merge_input(url, "1"))
+    assert on_b.merged and not on_b.already_merged and on_b.merge_sha != local.merge_sha
+    on_a = a.merge(merge_input(url, "1"))
+    assert on_a.already_merged and on_a.merge_sha == on_b.merge_sha
+    assert git(a.cache_path(url), "rev-parse", "main") == on_b.merge_sha  # the remote's again
+    assert git(bare, "rev-parse", "main") == on_b.merge_sha
+    assert_remote_is_tidy(bare, "1")
+
+
+def test_a_crash_between_the_bring_back_and_its_push_is_pushed_by_the_merge(
+    tmp_path: Path, url: str, bare: Path
+) -> None:
+    a = RemoteWorkspaces(tmp_path / "worker-a")
+    ws = a.prepare(start(url, "1"))
+    write(Path(ws.path), "one.txt", "one\n")
+    request = commit_input(url, ws, "1")
+    with a.cache(url) as cache:  # the commit step's pieces, up to the push
+        commit_changes(ws.path, ws.base_sha, SESSION, "1", "Task 1", repo=cache.path)
+    assert ws.branch not in remote_branches(bare)
+    assert a.merge(merge_input(url, "1")).merged
+    assert git(bare, "show", "main:one.txt") == "one"
+    assert ws.branch in remote_branches(bare)
+    assert a.commit(request).head_sha == git(bare, "rev-parse", ws.branch)  # nothing new
+    assert_remote_is_tidy(bare, "1")
+
+
+@pytest.mark.reliability(
+    "the worker running a task dies after pushing its branch; another worker goes on with it",
+    "worker b prepares the task from the remote's branch (worker a's commit, not its "
+    "uncommitted leftovers); when worker a comes back its stale workspace is made again from "
+    "the remote, and the task is merged once with both workers' commits",
+)
+def test_a_task_pushed_by_one_worker_is_continued_by_another(
+    tmp_path: Path, url: str, bare: Path
+) -> None:
+    a = RemoteWorkspaces(tmp_path / "worker-a")
+    b = RemoteWorkspaces(tmp_path / "worker-b")
+    on_a = work(a, url, "1", {"a.txt": "by a\n"})
+    write(Path(on_a.path), "left.txt", "uncommitted when a died\n")
+
+    on_b = b.prepare(start(url, "1"))
+    assert on_b.base_sha == on_a.base_sha
+    assert (Path(on_b.path) / "a.txt").read_text() == "by a\n"
+    assert not (Path(on_b.path) / "left.txt").exists()
+    write(Path(on_b.path), "b.txt", "by b\n")
+    b.commit(commit_input(url, on_b, "1"))
+    pushed = git(bare, "rev-parse", on_b.branch)
+    assert git(bare, "merge-base", "--is-ancestor", git(bare, "rev-parse", "main"), pushed) == ""
+
+    back = a.prepare(start(url, "1"))  # a is back, with its workspace of before
+    assert back.path == on_a.path
+    assert git(Path(back.path), "rev-parse", "HEAD") == pushed
+    assert (Path(back.path) / "b.txt").read_text() == "by b\n"
+    assert not (Path(back.path) / "left.txt").exists()
+    assert a.merge(merge_input(url, "1")).merged
+    assert git(bare, "ls-tree", "--name-only", "main").split() == [
+        "README.md",
+        "a.txt",
+        "b.txt",
+        "notes.txt",
+    ]
+    assert_remote_is_tidy(bare, "1")
+
+
+def test_a_workspace_with_unpushed_commits_is_kept(tmp_path: Path, url: str, bare: Path) -> None:
+    a = RemoteWorkspaces(tmp_path / "worker-a")
+    ws = work(a, url, "1", {"a.txt": "pushed\n"})
+    commit_file(Path(ws.path), "later.txt", "the agent's own commit, not pushed yet\n")
+    head = git(Path(ws.path), "rev-parse", "HEAD")
+    assert a.prepare(start(url, "1")).path == ws.path
+    assert git(Path(ws.path), "rev-parse", "HEAD") == head  # a retry goes on from it
+    a.commit(commit_input(url, ws, "1"))
+    assert git(bare, "rev-parse", ws.branch) == head
+
+
+@pytest.mark.reliability(
+    "two workers run the same task at once (a run thought lost was not), and both push",
+    "the later push is refused as TaskBranchMoved, the remote keeps the first worker's "
+    "branch, and preparing the task again on the refused worker starts from it",
+)
+def test_a_task_branch_moved_by_another_worker_is_not_overwritten(
+    tmp_path: Path, url: str, bare: Path
+) -> None:
+    a = RemoteWorkspaces(tmp_path / "worker-a")
+    b = RemoteWorkspaces(tmp_path / "worker-b")
+    on_a = a.prepare(start(url, "1"))
+    on_b = b.prepare(start(url, "1"))
+    write(Path(on_b.path), "b.txt", "by b\n")
+    by_b = b.commit(commit_input(url, on_b, "1"))
+    write(Path(on_a.path), "a.txt", "by a\n")
+    with pytest.raises(TaskBranchMoved, match="another worker pushed the task"):
+        a.commit(commit_input(url, on_a, "1"))
+    assert git(bare, "rev-parse", on_a.branch) == by_b.head_sha
+    again = a.prepare(start(url, "1"))
+    assert (Path(again.path) / "b.txt").exists() and not (Path(again.path) / "a.txt").exists()
+    write(Path(again.path), "a.txt", "by a, after b\n")
+    a.commit(commit_input(url, again, "1"))
+    assert a.merge(merge_input(url, "1")).merged
+    assert git(bare, "ls-tree", "--name-only", "main").split() == [
+        "README.md",
+        "a.txt",
+        "b.txt",
+        "notes.txt",
+    ]
+    assert_remote_is_tidy(bare, "1")
+
+
+def test_a_real_conflict_goes_to_the_conflict_round(tmp_path: Path, url: str, bare: Path) -> None:
+    a = RemoteWorkspaces(tmp_path / "worker-a")
+    b = RemoteWorkspaces(tmp_path / "worker-b")
+    work(a, url, "1", {"notes.txt": "one\nTWO by a\nthree\n"})
+    ws2 = work(b, url, "2", {"notes.txt": "one\n2 by b\nthree\n"})
+    assert a.merge(merge_input(url, "1")).merged
+    main_after_1 = git(bare, "rev-parse", "main")
+
+    conflict = b.merge(merge_input(url, "2"))
+    assert conflict.conflict and not conflict.merged
+    assert conflict.conflict_files == ["notes.txt"]
+    assert git(bare, "rev-parse", "main") == main_after_1  # untouched
+
+    round_ = b.merge_target(
+        TargetMergeInput(
+            worktree=ws2.path, target_branch="main", session_id=SESSION, task_id="2", repo=url
+        )
+    )
+    assert not round_.clean and round_.conflict_files == ["notes.txt"]
+    write(Path(ws2.path), "notes.txt", "one\nTWO by a, 2 by b\nthree\n")
+    b.commit(commit_input(url, ws2, "2"))
+    resolved = b.merge(merge_input(url, "2"))
+    assert resolved.merged and not resolved.conflict
+    assert git(bare, "show", "main:notes.txt") == "one\nTWO by a, 2 by b\nthree"
+    assert_remote_is_tidy(bare, "1", "2")
+
+
+def test_removal_touches_only_this_workers_own_workspaces(tmp_path: Path, url: str) -> None:
+    a = RemoteWorkspaces(tmp_path / "worker-a")
+    ws = work(a, url, "1", {"one.txt": "1\n"})
+    elsewhere = tmp_path / "other-machine" / "worktrees" / SESSION / "1"
+    elsewhere.mkdir(parents=True)
+    a.remove_at(url, str(elsewhere))  # a path another worker reported
+    a.remove_at(url, str(Path(ws.path).parent.parent))  # the worktrees folder itself
+    a.remove_at(url, str(Path(ws.path).parent))  # the session's folder
+    assert elsewhere.is_dir() and Path(ws.path).is_dir()
+    a.remove_at(url, ws.path)
+    assert not Path(ws.path).exists()
+    a.remove_at(url, ws.path)  # again: nothing there, nothing done
+
+
+def test_a_missing_target_branch_is_a_remote_error(tmp_path: Path, url: str) -> None:
+    a = RemoteWorkspaces(tmp_path / "worker-a")
+    with pytest.raises(RemoteError, match="has no branch 'develop'"):
+        a.prepare(start(url, "1").model_copy(update={"target_branch": "develop"}))
+
+
+# --------------------------------------------------------------------------------------------
+# The cache and its lock
+# --------------------------------------------------------------------------------------------
+
+
+def test_one_cache_per_remote_made_aside_and_never_cloned_again(
+    tmp_path: Path, daemon_url: str, bare: Path
+) -> None:
+    a = RemoteWorkspaces(tmp_path / "worker-a")
+    cache = a.cache_path(daemon_url)
+    leftover = cache.with_name(f".making-{cache.name}")  # a worker killed while making it
+    leftover.mkdir(parents=True)
+    (leftover / "half").write_text("")
+    work(a, daemon_url, "1", {"one.txt": "1\n"})
+    assert not leftover.exists()
+    assert git(cache, "rev-parse", "--is-bare-repository") == "true"
+    assert git(cache, "config", "gc.auto") == "0"
+    assert git(cache, "config", "core.hooksPath") == "/dev/null"
+    assert not list((cache / "hooks").glob("*"))
+    assert git(cache, "rev-parse", "main") == git(bare, "rev-parse", "main")
+    marker = cache / "objects" / "marker"
+    marker.write_text("")  # a new clone would not have it
+    work(a, daemon_url, "2", {"two.txt": "2\n"})
+    assert marker.exists()
+    assert [p.name for p in cache.parent.iterdir() if p.suffix == ".git"] == [cache.name]
+
+
+def test_a_cache_wide_fetch_never_moves_a_task_branch_back_under_its_push(
+    tmp_path: Path, daemon_url: str, bare: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fetch of every branch from another thread, right between a bring-back and its push,
+    waits for the push: the task branch stays where the bring-back put it."""
+    a = RemoteWorkspaces(tmp_path / "worker-a")
+    ws = work(a, daemon_url, "1", {"one.txt": "first\n"})
+    fetches: list[threading.Thread] = []
+
+    def bring_back_then_fetch(*args: Any, **kwargs: Any) -> str:
+        head = bring_back(*args, **kwargs)
+        fetch = threading.Thread(target=a.refresh, args=(daemon_url,))
+        fetch.start()
+        fetches.append(fetch)
+        fetch.join(timeout=1.0)  # enough for a fetch that is not held off to run
+        return head
+
+    monkeypatch.setattr(remote_module, "bring_back", bring_back_then_fetch)
+    write(Path(ws.path), "one.txt", "second\n")
+    done = a.commit(commit_input(daemon_url, ws, "1"))
+    for fetch in fetches:
+        fetch.join(timeout=30)
+        assert not fetch.is_alive()
+    cache = a.cache_path(daemon_url)
+    assert git(cache, "rev-parse", ws.branch) == done.head_sha
+    assert git(bare, "rev-parse", ws.branch) == done.head_sha
+
+
+def test_the_cache_lock_holds_off_another_process(tmp_path: Path) -> None:
+    """Workers in several processes may share a state dir: the lock is a `flock` too."""
+    cache = tmp_path / "state" / "remotes" / "p-0123.git"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from pathlib import Path\n"
+            "from autopilot.git.remote_cache import locked\n"
+            "with locked(Path(sys.argv[1])):\n"
+            "    print('held', flush=True); sys.stdin.readline()\n",
+            str(cache),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None and holder.stdin is not None
+    try:
+        assert holder.stdout.readline() == "held\n"
+        with open(cache.with_suffix(".lock"), "a") as lock_file:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            holder.stdin.write("\n")
+            holder.stdin.flush()
+            assert holder.wait(timeout=30) == 0
+            fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released with its holder
+            fcntl.flock(lock_file, fcntl.LOCK_UN)
+        with locked(cache):
+            pass
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+# --------------------------------------------------------------------------------------------
+# The starter's preflight
+# --------------------------------------------------------------------------------------------
+
+
+def test_a_usable_remote_passes_and_nothing_changes_on_it(url: str, bare: Path) -> None:
+    git(bare, "symbolic-ref", "HEAD", "refs/heads/main")
+    before = git(bare, "for-each-ref")
+    checked = check_remote(url, "main")
+    assert checked.target_branch == "main"
+    assert checked.head_sha == git(bare, "rev-parse", "main")
+    assert check_remote(url).target_branch == "main"  # the remote's default branch
+    assert check_remote(url, "refs/heads/main").target_branch == "main"
+    assert git(bare, "for-each-ref") == before
+    assert PREFLIGHT_REF.removeprefix("refs/heads/") not in remote_branches(bare)
+
+
+@pytest.mark.reliability(
+    "the remote does not answer: nothing listens on its port",
+    "check_remote against a free port on 127.0.0.1: RemoteError saying it does not answer "
+    "and what to check",
+)
+def test_a_remote_that_does_not_answer() -> None:
+    url = f"git://127.0.0.1:{free_port()}/project.git"
+    with pytest.raises(RemoteError) as refused:
+        check_remote(url, "main", timeout_s=20)
+    assert f"the remote {url} does not answer" in str(refused.value)
+    assert "reachable" in str(refused.value)
+
+
+@pytest.mark.reliability(
+    "the remote's host accepts the connection and then never answers",
+    "check_remote against a listening socket that never replies: RemoteError once the "
+    "timeout passes, git and its children stopped",
+)
+def test_a_remote_that_hangs_times_out() -> None:
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # connections complete in the backlog; nothing is ever read or sent
+        url = f"git://127.0.0.1:{silent.getsockname()[1]}/project.git"
+        began = time.monotonic()
+        with pytest.raises(RemoteError) as refused:
+            check_remote(url, "main", timeout_s=1.0)
+        assert time.monotonic() - began < 15
+    assert "did not answer within 1 s" in str(refused.value)
+
+
+@pytest.mark.reliability(
+    "the session names a target branch the remote does not have",
+    "check_remote with `develop` on a remote with only main: RemoteError listing its branches",
+)
+def test_an_unknown_target_branch_lists_what_exists(url: str, bare: Path) -> None:
+    git(bare, "branch", "release/2.0", "main")
+    git(bare, "branch", f"autopilot/{SESSION}/9", "main")
+    with pytest.raises(RemoteError) as refused:
+        check_remote(url, "develop")
+    message = str(refused.value)
+    assert "has no branch 'develop'" in message
+    assert "its branches include: main, release/2.0." in message
+    with pytest.raises(RemoteError, match="is not a branch name"):
+        check_remote(url, "a..b")
+
+
+@pytest.mark.reliability(
+    "the remote answers but refuses pushes (no push rights)",
+    "check_remote against a git daemon without receive-pack: RemoteError saying there are no "
+    "push rights and what to use instead",
+)
+def test_a_remote_without_push_rights(served: Path) -> None:
+    with git_daemon(served, receive_pack=False) as daemon:
+        url = daemon.url("project.git")
+        with pytest.raises(RemoteError) as refused:
+            check_remote(url, "main")
+    message = str(refused.value)
+    assert f"no push rights on the remote {url}" in message
+    assert "dry-run push" in message
+
+
+def test_a_checkout_with_the_target_checked_out_is_refused(tmp_path: Path) -> None:
+    checkout = make_repo(tmp_path / "checkout")
+    with pytest.raises(RemoteError, match="Give a bare repository instead"):
+        check_remote(str(checkout), "main")
+
+
+def test_remote_errors_hide_the_password(tmp_path: Path) -> None:
+    url = f"http://me:s3cret@127.0.0.1:{free_port()}/project.git"
+    with pytest.raises(RemoteError) as refused:
+        check_remote(url, "main", timeout_s=20)
+    assert "s3cret" not in str(refused.value) and "me:***@" in str(refused.value)
