@@ -17,6 +17,7 @@ import asyncio
 import os
 import shlex
 import sys
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import TextIO
@@ -32,15 +33,20 @@ from temporalio.service import RPCError
 
 from autopilot import git as gitops
 from autopilot.agent.container_access import EngineUnavailable, engine_preflight
+from autopilot.git.remote import RemoteWorkspaces
+from autopilot.git.remote_check import check_remote
+from autopilot.git.remote_url import RemoteError
 from autopilot.infra.config import ConfigError, Settings, load_settings
 from autopilot.infra.options import RUN_RANGES, OptionError, RunNumbers
 from autopilot.infra.payload_size import PayloadTooLarge, check_requests
 from autopilot.infra.process_exit import exit_now
+from autopilot.infra.remote_repo_config import load_remote_config
 from autopilot.infra.repo_config import (
     CONFIG_FILE,
     MODES,
     ON_FAILURE,
     RepoConfigError,
+    RepoReviewConfig,
     load_repo_config,
     merge_notify_settings,
     merge_review_settings,
@@ -150,7 +156,14 @@ def parse_command_line(argv: list[str]) -> argparse.Namespace:
 
 def _run_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("plan", type=Path, help="the plan file (markdown)")
-    parser.add_argument("--repo", type=Path, default=Path("."), help="target repository (.)")
+    parser.add_argument("--repo", type=Path, help="target repository (.)")
+    parser.add_argument(
+        "--remote",
+        metavar="URL",
+        help="run on a git remote instead of a local repository (a path, file://, ssh://, "
+        "user@host:path, git:// or https://): workers on any machine make the workspaces from "
+        "it, push task branches there and merge there; your checkout is never touched",
+    )
     parser.add_argument("--start-batch", type=int, metavar="N", help="first batch to run")
     parser.add_argument("--end-batch", type=int, metavar="M", help="last batch to run")
     parser.add_argument(
@@ -235,18 +248,68 @@ def validate(args: argparse.Namespace, settings: Settings) -> SessionRequest:
     numbers = _numbers(args)
     plan_path = args.plan.expanduser().resolve()
     _, selected = _plan(plan_path, args)
-    try:
-        repo = gitops.check_repo(str(args.repo.expanduser()), args.target_branch)
-    except gitops.RepoError as err:
-        raise UserError(str(err)) from err
-    request = _request(args, numbers, Path(repo.path), plan_path, repo.target_branch, settings)
-    try:
-        check_untracked(repo.path, repo.target_branch, request.workspace)
-    except CopyProblem as err:
-        raise UserError(f"{Path(repo.path) / CONFIG_FILE}: {err}") from err
+    if args.remote is not None:
+        request = _remote_request(args, numbers, plan_path, settings)
+    else:
+        try:
+            repo = gitops.check_repo(str(_repo_arg(args).expanduser()), args.target_branch)
+        except gitops.RepoError as err:
+            raise UserError(str(err)) from err
+        repo_path = Path(repo.path)
+        file_cfg = _repo_config(lambda: load_repo_config(repo_path))
+        request = _request(
+            args, numbers, repo_path, plan_path, repo.target_branch, settings, file_cfg
+        )
+        try:
+            check_untracked(repo.path, repo.target_branch, request.workspace)
+        except CopyProblem as err:
+            raise UserError(f"{repo_path / CONFIG_FILE}: {err}") from err
     _check_payloads(args, request, selected)
     _check_engine(request, selected)
     return request
+
+
+def _repo_arg(args: argparse.Namespace) -> Path:
+    return Path(".") if args.repo is None else Path(args.repo)
+
+
+def _remote_request(
+    args: argparse.Namespace, numbers: RunNumbers, plan_path: Path, settings: Settings
+) -> SessionRequest:
+    """Remote mode: the remote answers, has the target branch and takes pushes (checked
+    without changing it); its .autopilot.toml is read from that branch; the plan goes along in
+    the request, as the workers may be on machines without the starter's disk."""
+    if args.repo is not None:
+        raise UserError(
+            "--repo and --remote name two repositories; give --remote alone for a remote "
+            "session (your checkout is not used), or --repo alone for a local one"
+        )
+    try:
+        checked = check_remote(args.remote, args.target_branch)
+    except RemoteError as err:
+        raise UserError(f"--remote: {err}") from err
+    remote = RemoteWorkspaces(settings.state_dir)
+    file_cfg = _repo_config(lambda: load_remote_config(remote, checked.url, checked.target_branch))
+    if file_cfg.workspace.copy_files:
+        raise UserError(
+            f"{file_cfg.source}: [workspace] copy names files from your checkout "
+            f"({', '.join(file_cfg.workspace.copy_files)}), and a remote session has none (its "
+            "workers may be on other machines): remove `copy` from the target branch's "
+            f"{CONFIG_FILE}, or run the session with --repo"
+        )
+    request = _request(
+        args, numbers, checked.url, plan_path, checked.target_branch, settings, file_cfg
+    )
+    return request.model_copy(
+        update={"state_dir": "", "plan_text": plan_path.read_text(encoding="utf-8")}
+    )
+
+
+def _repo_config(read: Callable[[], RepoReviewConfig]) -> RepoReviewConfig:
+    try:
+        return read()
+    except (RepoConfigError, gitops.GitError) as err:
+        raise UserError(str(err)) from err
 
 
 def _check_engine(request: SessionRequest, selected: Plan) -> None:
@@ -287,15 +350,16 @@ def _plan(plan_path: Path, args: argparse.Namespace) -> tuple[Plan, Plan]:
 def _request(
     args: argparse.Namespace,
     numbers: RunNumbers,
-    repo_path: Path,
+    repo: Path | str,
     plan_path: Path,
     target_branch: str,
     settings: Settings | None,
+    file_cfg: RepoReviewConfig,
 ) -> SessionRequest:
-    """The session's input. Without settings (a dry run): no state dir, as nothing starts."""
+    """The session's input (`repo`: a local repository's path, or a remote's URL). Without
+    settings (a dry run): no state dir, as nothing starts."""
     try:
         flags = {key: getattr(args, dest) for dest, key in REVIEW_FLAGS.items()}
-        file_cfg = load_repo_config(repo_path)
         review = merge_review_settings(file_cfg, **flags)
         notify = merge_notify_settings(file_cfg, args.notify)
     except RepoConfigError as err:
@@ -303,8 +367,8 @@ def _request(
     agent = numbers.agent_settings(args.model)
     agent.network = file_cfg.network
     return SessionRequest(
-        session_id=session_id(repo_path, plan_path, args.start_batch, args.end_batch),
-        repo=str(repo_path),
+        session_id=session_id(repo, plan_path, args.start_batch, args.end_batch),
+        repo=str(repo),
         plan_path=str(plan_path),
         target_branch=target_branch,
         start_batch=numbers.start_batch,
@@ -348,8 +412,14 @@ def dry_run(args: argparse.Namespace, out: TextIO) -> None:
     plan, selected = _plan(plan_path, args)
     # The repo is not checked (nothing starts), but its .autopilot.toml is read if it has one:
     # the review settings travel in every task's request, whose size is checked here too.
-    repo_path = args.repo.expanduser().resolve()
-    request = _request(args, numbers, repo_path, plan_path, args.target_branch or "", None)
+    # A remote is not contacted: its settings are not read.
+    if args.remote is not None:
+        repo: Path | str = args.remote
+        file_cfg = RepoReviewConfig()
+    else:
+        repo = _repo_arg(args).expanduser().resolve()
+        file_cfg = _repo_config(lambda: load_repo_config(Path(repo)))
+    request = _request(args, numbers, repo, plan_path, args.target_branch or "", None, file_cfg)
     _check_payloads(args, request, selected)
     out.write(describe_plan(plan, selected, args.mode) + "\n")
     out.write("Dry run: nothing was started.\n")

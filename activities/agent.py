@@ -21,6 +21,8 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities.container import engine_or_setup_error
+from activities.heartbeat import in_thread
+from activities.review import CheckActivities
 from autopilot import error_types
 from autopilot import git as gitops
 from autopilot.agent.cli import agent_environment, claude_argv
@@ -36,7 +38,10 @@ from autopilot.agent.sandbox import (
     task_layout,
     tools_of,
 )
-from autopilot.git.kinds import LOCAL as workspaces
+from autopilot.git.commits import ConflictsRemain, WorkspaceFilesCommitted
+from autopilot.git.kind_of import kind_for
+from autopilot.git.remote_url import is_remote
+from autopilot.infra.config import on_this_worker
 from autopilot.infra.redact import Redactor
 from autopilot.models import (
     AgentInput,
@@ -48,7 +53,10 @@ from autopilot.models import (
     ContainerSettings,
     ReviewerInput,
     ReviewerOutcome,
+    SetupInput,
+    TargetMergeInput,
     TaskRequest,
+    Workspace,
 )
 from autopilot.plan import snapshots as plan_snapshots
 from autopilot.review.reviewer import parse_verdict, reviewer_argv, reviewer_prompt
@@ -72,14 +80,14 @@ ERROR_TYPES = {
 
 
 def transcript_path(state_dir: str, session_id: str, task_id: str, name: str) -> Path:
-    folder = Path(state_dir) / "transcripts" / gitops.safe_component(session_id)
+    folder = on_this_worker(state_dir) / "transcripts" / gitops.safe_component(session_id)
     return folder / gitops.safe_component(task_id) / f"{name}.jsonl"
 
 
 def agent_space(state_dir: str, session_id: str, task_id: str, role: str) -> Path:
     """The sandboxed agent's own folder (home, Claude config and sessions, temp), one per
     task and role: the reviewer never runs with what the agent left in its config."""
-    return gitops.agent_space_path(Path(state_dir).absolute(), session_id, task_id) / role
+    return gitops.agent_space_path(on_this_worker(state_dir), session_id, task_id) / role
 
 
 async def sandbox_for(
@@ -88,12 +96,12 @@ async def sandbox_for(
     """The layout of a run in `workspace` (the agent writes there, the reviewer only reads),
     and its own folder."""
     space = agent_space(request.state_dir, request.session_id, request.task.id, role)
-    objects = await asyncio.to_thread(workspaces.shared_objects, request.repo)
+    objects = await asyncio.to_thread(kind_for(request.repo).shared_objects, request.repo)
     layout = task_layout(
         Path(workspace),
         space,
-        state_dir=Path(request.state_dir).absolute(),
-        repo=Path(request.repo).absolute(),
+        state_dir=on_this_worker(request.state_dir),
+        repo=None if is_remote(request.repo) else Path(request.repo).absolute(),
         objects=objects,
         writes_workspace=role == "agent",
         tools=tools,
@@ -131,15 +139,33 @@ def agent_run(state: StreamState, attempt: int, transcript: Path, duration_s: fl
     )
 
 
-async def commit_after_run(commit: CommitInput) -> CommitOutcome | None:
+async def commit_after_run(commit: CommitInput, run: AgentRun) -> CommitOutcome | None:
     """Commit what the agent left, in its own activity. A failing commit (a lock, markers
     left in a conflict round) must not turn the agent's finished work into a failed attempt:
-    None hands it to the task workflow's commit step, which retries it or says what is wrong."""
+    None hands it to the task workflow's commit step, which retries it or says what is wrong.
+
+    Remote mode: the commit step may run on another machine, where the work left here is not;
+    it must reach the remote in this activity. Markers or kept-out files left are then the
+    agent's failure (an attempt); a push that did not go through is a lost run (the next
+    goes on from what the remote has)."""
     try:
-        return await asyncio.to_thread(workspaces.commit, commit)
+        return await asyncio.to_thread(kind_for(commit.repo).commit, commit)
     except gitops.GitError as err:
-        log.warning("commit after the agent failed; the commit step takes over", error=str(err))
-        return None
+        if not is_remote(commit.repo):
+            log.warning("commit after the agent failed; the commit step takes over", error=str(err))
+            return None
+        own = isinstance(err, ConflictsRemain | WorkspaceFilesCommitted)
+        failed = run.model_copy(
+            update={
+                "is_error": True,
+                "error": f"its work could not be committed and pushed: {err}",
+                "error_type": error_types.AGENT_ERROR if own else error_types.WORK_NOT_PUSHED,
+                "lost": not own,
+            }
+        )
+        raise ApplicationError(
+            failed.error or "", failed, type=failed.error_type, non_retryable=True
+        ) from err
 
 
 def handed_over(progress: AgentProgress) -> ApplicationError:
@@ -224,11 +250,35 @@ class AgentActivities:
         path = agent_environment(claude_bin, self._env)["PATH"]
         self._tools = tools_of(claude_bin, path)
         self._redactor = Redactor.from_env(self._env)
+        self._setup = CheckActivities(sandbox, egress)
+
+    async def _workspace_here(self, request: TaskRequest, workspace: Workspace) -> Workspace:
+        """The workspace where this run happens: a remote session's worker that lacks it makes
+        it again from the remote, and sets it up."""
+        path = await self._setup.workspace_here(SetupInput.of(request, workspace, "setup-again"))
+        return workspace.model_copy(update={"path": path})
 
     @activity.defn(name="run_agent")
     async def run_agent(self, job: AgentInput) -> AgentRun:
-        job = job.model_copy(update={"request": await full_request(job.request)})
-        request, attempt = job.request, job.attempt
+        request = await full_request(job.request)
+        workspace = await self._workspace_here(request, job.workspace)
+        job = job.model_copy(update={"request": request, "workspace": workspace})
+        if job.purpose == "conflict" and is_remote(request.repo):
+            # The target's merge, conflicts left for the agent, is made where the agent runs
+            # (a no-op where it is in progress already).
+            merged = await in_thread(
+                kind_for(request.repo).merge_target,
+                TargetMergeInput(
+                    worktree=workspace.path,
+                    target_branch=request.target_branch,
+                    session_id=request.session_id,
+                    task_id=request.task.id,
+                    repo=request.repo,
+                    base_sha=workspace.base_sha,
+                ),
+            )
+            job.conflict_files = merged.conflict_files or job.conflict_files
+        attempt = job.attempt
         name = f"round-{job.round}-attempt-{attempt}"
         if job.lost_before:
             name += f"-run-{job.lost_before + 1}"
@@ -273,7 +323,7 @@ class AgentActivities:
             claude_session=run.session_id,
         )
         if job.commit is not None:
-            run.commit = await commit_after_run(job.commit)
+            run.commit = await commit_after_run(job.commit, run)
         return run
 
     async def _agent_once(
@@ -300,7 +350,7 @@ class AgentActivities:
     @activity.defn(name="review_changes")
     async def review_changes(self, job: ReviewerInput) -> ReviewerOutcome:
         request = await full_request(job.request)
-        workspace = job.workspace
+        workspace = await self._workspace_here(request, job.workspace)
         # The workflow counts the reviewer's attempts (ReviewerInput.attempt); histories from
         # before it let the activity's retry policy count them.
         attempt = max(job.attempt, activity.info().attempt)
@@ -434,7 +484,8 @@ class AgentActivities:
             job.resume_session or sid,
             resume=job.resume_session is not None,
         )
-        objects = await asyncio.to_thread(workspaces.shared_objects, job.request.repo)
+        repo = job.request.repo
+        objects = await asyncio.to_thread(kind_for(repo).shared_objects, repo)
         work = ContainerJob(workspace=Path(job.workspace.path), objects=objects)
         env = agent_environment(self._claude_bin, self._env)
 

@@ -8,7 +8,7 @@ from temporalio import activity
 from activities.errors import git_errors_as_activity_errors
 from activities.heartbeat import in_thread
 from autopilot import git as gitops
-from autopilot.git.kinds import LOCAL as workspaces
+from autopilot.git.kind_of import kind_for
 from autopilot.infra import failpoints
 from autopilot.models import MergeInput, MergeOutcome
 
@@ -39,6 +39,7 @@ def merge_and_tidy(request: MergeInput) -> MergeOutcome:
     worktree if the crash came before that. A worktree that will not go does not undo a merge
     that landed: the outcome says it is still there and the session's removal step retries it.
     """
+    workspaces = kind_for(request.repo)
     outcome = workspaces.merge(request)
     failpoints.reach(failpoints.AFTER_MERGE)
     if request.worktree and outcome.merged:

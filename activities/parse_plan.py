@@ -1,4 +1,5 @@
-"""Activities: read and parse the plan file, and read a session's snapshot of it again.
+"""Activities: read and parse the plan file (or, in remote mode, the text the session carries),
+and read a session's snapshot of it again.
 
 The parse is the session's snapshot, which later edits of the file cannot change: it is kept
 under the state dir by its hash, and the session gets its outline (autopilot/plan/snapshots.py).
@@ -19,10 +20,16 @@ from autopilot.plan.parser import PlanError, decode_plan, read_plan_bytes, selec
 
 
 def _parse(request: ParsePlanInput) -> Plan:
-    raw = read_plan_bytes(request.plan_path)  # PlanError saying what is wrong with the file
+    if request.plan_text:
+        # Remote mode: the plan came in the request, and the workers share no state dir to
+        # keep a snapshot in: the session keeps the whole plan (the starter checked its size).
+        raw = request.plan_text.encode("utf-8")
+    else:
+        raw = read_plan_bytes(request.plan_path)  # PlanError saying what is wrong with the file
     plan = decode_plan(raw, request.plan_path)
     plan.sha256 = hashlib.sha256(raw).hexdigest()
-    if request.state_dir is None:  # a session recorded before snapshots: the whole plan
+    if request.state_dir is None or request.plan_text:
+        # The whole plan (also in sessions recorded before snapshots).
         return select_batches(plan, request.start_batch, request.end_batch)
     plan_snapshots.save(request.state_dir, plan)
     return plan_snapshots.outline(select_batches(plan, request.start_batch, request.end_batch))

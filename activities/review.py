@@ -20,9 +20,18 @@ from autopilot.agent.container_access import EngineError
 from autopilot.agent.egress import Egress
 from autopilot.agent.sandbox import Gateway, Layout, Sandbox, under_tmp
 from autopilot.error_types import WORKSPACE_SETUP_FAILED
-from autopilot.git.kinds import LOCAL as workspaces
+from autopilot.git.kind_of import kind_for
+from autopilot.git.remote_url import is_remote
+from autopilot.infra.config import on_this_worker
 from autopilot.infra.redact import Redactor
-from autopilot.models import CheckResult, ChecksInput, ContainerSettings, SetupInput, SetupResult
+from autopilot.models import (
+    CheckResult,
+    ChecksInput,
+    ContainerSettings,
+    SetupInput,
+    SetupResult,
+    WorkspaceSettings,
+)
 from autopilot.review.checks import CheckEnv, check_log_name
 from autopilot.review.checks import run_checks as run_check_commands
 from autopilot.setup.steps import SetupFailed
@@ -39,22 +48,55 @@ class CheckActivities:
 
     @activity.defn(name="run_checks")
     async def run_checks(self, request: ChecksInput) -> list[CheckResult]:
+        worktree = await self.workspace_here(
+            SetupInput(
+                worktree=request.worktree,
+                repo=request.repo,
+                state_dir=request.state_dir,
+                settings=request.setup,
+                output_dir=f"{request.output_dir}-setup",
+                check_env=request.check_env,
+                network=request.network,
+                target_branch=request.place.target_branch if request.place else "",
+                place=request.place,
+            )
+        )
+        request = request.model_copy(
+            update={"worktree": worktree, "output_dir": str(on_this_worker(request.output_dir))}
+        )
         if request.container is not None:
             return await self._checks_in_container(request, request.container)
-        worktree = Path(request.worktree)
-        tmp_root = Path(request.tmp_dir) if request.tmp_dir else None
+        tmp_root = on_this_worker(request.tmp_dir) if request.tmp_dir else None
         with self._confined(
-            worktree, request.repo, request.state_dir, request.network, request.check_env, tmp_root
+            Path(worktree),
+            request.repo,
+            request.state_dir,
+            request.network,
+            request.check_env,
+            tmp_root,
         ) as env:
             return await in_thread(
                 run_check_commands,
-                worktree,
+                Path(worktree),
                 request.checks,
                 request.timeout_s,
                 Path(request.output_dir),
                 _heartbeat_each(),
                 env,
             )
+
+    async def workspace_here(self, request: SetupInput) -> str:
+        """The task's workspace where this step runs. A remote session's steps may each run
+        on another machine: one that lacks the workspace makes it again from the remote and
+        sets it up (request.settings) before the step uses it."""
+        if not request.repo:  # recorded before workspaces had repositories of their own
+            return request.worktree
+        located = await in_thread(
+            kind_for(request.repo).here, request.repo, request.worktree, request.place
+        )
+        if located.made and request.settings.active:
+            await self._set_up(request.model_copy(update={"worktree": located.path}))
+        return located.path
 
     async def _checks_in_container(
         self, request: ChecksInput, settings: ContainerSettings
@@ -69,7 +111,7 @@ class CheckActivities:
         env = CheckEnv(passed=tuple(request.check_env))
         plain = {name: env.base[name] for name in ("LANG", *request.check_env) if name in env.base}
         redactor = Redactor.from_env(env.base)
-        objects = workspaces.shared_objects(request.repo) if request.repo else None
+        objects = kind_for(request.repo).shared_objects(request.repo) if request.repo else None
         results = []
         for index, check in enumerate(request.checks, start=1):
             activity.heartbeat(check.command)
@@ -94,6 +136,18 @@ class CheckActivities:
 
     @activity.defn(name="set_up_workspace")
     async def set_up_workspace(self, request: SetupInput) -> SetupResult:
+        # Made again here if missing, not set up twice: the setup is this step.
+        located = request.model_copy(update={"settings": WorkspaceSettings()})
+        worktree = await self.workspace_here(located)
+        return await self._set_up(request.model_copy(update={"worktree": worktree}))
+
+    async def _set_up(self, request: SetupInput) -> SetupResult:
+        request = request.model_copy(
+            update={
+                "state_dir": str(on_this_worker(request.state_dir)),
+                "output_dir": str(on_this_worker(request.output_dir)),
+            }
+        )
         worktree = Path(request.worktree)
         tmp_root = Path(request.state_dir) / "tmp"
         with self._confined(
@@ -124,10 +178,11 @@ class CheckActivities:
         """The checks' environment, each command in the sandbox: the worktree and its own
         TMPDIR writable, the rest as for the agent, the network only through the egress proxy
         to the granted domains."""
-        hidden = [Path(p) for p in (state_dir, repo) if p]
+        hidden = [on_this_worker(state_dir)]
+        hidden += [Path(repo)] if repo and not is_remote(repo) else []
         path_var = os.environ.get("PATH", "")  # the checks' (autopilot/review/checks.py, BASE_VARS)
         shown = under_tmp([Path(entry) for entry in path_var.split(os.pathsep) if entry])
-        shown += [workspaces.shared_objects(repo)] if repo else []
+        shown += [kind_for(repo).shared_objects(repo)] if repo else []
         with self._egress.grant(network) as grant:
             gateway = self._gateway.environment(grant.token)  # no model API: not an agent
 

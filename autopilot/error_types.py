@@ -22,6 +22,9 @@ AGENT_LOST = "AgentLost"  # the worker stopped heartbeating (died, or the server
 AGENT_KILLED = "AgentKilled"  # the CLI died of a signal that the pipeline did not send
 # The worker was told to stop (SIGTERM) and its grace period ran out: the run is handed over.
 WORKER_STOPPED = "WorkerStopped"
+# Remote mode: the agent finished but its work could not be pushed to the remote (the remote
+# was away, or refused for a reason of its own). Lost: the next run goes on from the remote.
+WORK_NOT_PUSHED = "WorkNotPushed"
 # Container mode (autopilot/agent/container_engine.py): the Dagger engine went away mid-run, or
 # one of its calls ran past its hard timeout. Lost, not failed: the agent did nothing wrong.
 ENGINE_LOST = "EngineLost"
@@ -64,4 +67,6 @@ SETUP_ERRORS = frozenset(
     }
 )
 # A run that ended with one of these was lost: it resumes and is not counted as a failure.
-LOST_RUN = frozenset({AGENT_LOST, AGENT_KILLED, WORKER_STOPPED, ENGINE_LOST, ENGINE_TIMED_OUT})
+LOST_RUN = frozenset(
+    {AGENT_LOST, AGENT_KILLED, WORKER_STOPPED, ENGINE_LOST, ENGINE_TIMED_OUT, WORK_NOT_PUSHED}
+)

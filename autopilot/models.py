@@ -6,6 +6,7 @@ data converter carries them through Temporal, so they must stay plain data.
 
 from __future__ import annotations
 
+import posixpath
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
@@ -366,8 +367,8 @@ class ContainerSettings(BaseModel):
 
 class SessionRequest(BaseModel):
     session_id: str
-    repo: str  # absolute path of the user's repository
-    plan_path: str  # absolute path of the plan file
+    repo: str  # absolute path of the user's repository, or a remote's URL (remote mode)
+    plan_path: str  # absolute path of the plan file (on the starter's machine)
     target_branch: str
     start_batch: int | None = None
     end_batch: int | None = None
@@ -376,7 +377,12 @@ class SessionRequest(BaseModel):
     # in a Dagger container; a batch's `**Execution Mode:**` place wins over it.
     mode: ExecutionPlace = "local"
     container: ContainerSettings = Field(default_factory=ContainerSettings)  # for "dagger"
-    state_dir: str  # absolute; worktrees, transcripts and logs live here
+    # Absolute: worktrees, transcripts and logs live there, shared by the starter and the
+    # workers of one machine. "" in remote mode: each worker uses its own (on_this_worker).
+    state_dir: str
+    # Remote mode: the plan file's text. Its workers do not read the starter's disk, so the
+    # session parses this and keeps the whole plan (no snapshot under a shared state dir).
+    plan_text: str = ""
     agent: AgentSettings = Field(default_factory=AgentSettings)
     review: ReviewSettings = Field(default_factory=ReviewSettings)
     workspace: WorkspaceSettings = Field(default_factory=WorkspaceSettings)
@@ -411,6 +417,12 @@ class SessionCarry(BaseModel):
 
 class ResumeRequest(BaseModel):
     max_cost_usd: float | None = None  # a new budget, when the old one paused the session
+
+
+def in_state_dir(state_dir: str, *parts: str) -> str:
+    """A path under a session's state dir as the session names it: absolute, or relative to
+    each worker's own state dir when the session names none (remote mode, on_this_worker)."""
+    return posixpath.join(state_dir, *parts)
 
 
 class TaskRequest(BaseModel):
@@ -754,6 +766,7 @@ class ParsePlanInput(BaseModel):
     # Given: the parsed plan is kept there as a snapshot and the result is its outline.
     state_dir: str | None = None
     sha256: str = ""  # load_plan: the snapshot to read again
+    plan_text: str = ""  # remote mode: the plan itself (SessionRequest.plan_text)
 
 
 class WorkspaceInput(BaseModel):
@@ -790,6 +803,26 @@ class ReviewerInput(BaseModel):
     checks: list[CheckResult] = Field(default_factory=list)
 
 
+class TaskPlace(BaseModel):
+    """What a worker needs to make a task's workspace again when it has none (remote mode,
+    where a task's steps may each run on another machine): the remote's task branch, or the
+    commit the task started from."""
+
+    session_id: str
+    task_id: str
+    target_branch: str
+    base_sha: str
+
+    @classmethod
+    def of(cls, request: TaskRequest, workspace: Workspace) -> TaskPlace:
+        return cls(
+            session_id=request.session_id,
+            task_id=request.task.id,
+            target_branch=request.target_branch,
+            base_sha=workspace.base_sha,
+        )
+
+
 class ChecksInput(BaseModel):
     worktree: str
     checks: list[CheckCommand]
@@ -804,6 +837,9 @@ class ChecksInput(BaseModel):
     network: list[str] = Field(default_factory=list)
     # Set: the checks run in the task's container image (container mode), not the sandbox.
     container: ContainerSettings | None = None
+    # Remote mode: the workspace made again (and set up) on a worker that lacks it.
+    place: TaskPlace | None = None
+    setup: WorkspaceSettings = Field(default_factory=WorkspaceSettings)
 
 
 class SetupInput(BaseModel):
@@ -818,6 +854,24 @@ class SetupInput(BaseModel):
     network: list[str] = Field(default_factory=list)  # see AgentSettings.network
     # Only a workspace still at a commit of this branch, unchanged, fills the cache ("": never).
     target_branch: str = ""
+    place: TaskPlace | None = None  # remote mode: the workspace made again where it is missing
+
+    @classmethod
+    def of(cls, request: TaskRequest, workspace: Workspace, step: str) -> SetupInput:
+        """The setup of `request`'s workspace, its logs under checks/<session>/<task>/<step>."""
+        return cls(
+            worktree=workspace.path,
+            repo=request.repo,
+            state_dir=request.state_dir,
+            settings=request.workspace,
+            output_dir=in_state_dir(
+                request.state_dir, "checks", request.session_id, request.task.id, step
+            ),
+            check_env=request.review.check_env,
+            network=request.agent.network,
+            target_branch=request.target_branch,
+            place=TaskPlace.of(request, workspace),
+        )
 
 
 class TargetMergeInput(BaseModel):
@@ -826,6 +880,7 @@ class TargetMergeInput(BaseModel):
     session_id: str
     task_id: str
     repo: str = ""  # the user's repository, where the target is ("": recorded before)
+    base_sha: str = ""  # remote mode: where the workspace starts when it is made again
 
 
 class TargetMerge(BaseModel):

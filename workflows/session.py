@@ -209,6 +209,7 @@ class SessionWorkflow:
                     end_batch=request.end_batch,
                     state_dir=request.state_dir,
                     sha256=sha256,
+                    plan_text=request.plan_text,
                 ),
                 start_to_close_timeout=ACTIVITY_TIMEOUT,
                 retry_policy=RetryPolicy(maximum_attempts=3),

@@ -55,10 +55,12 @@ with workflow.unsafe.imports_passed_through():
         TargetMerge,
         TargetMergeInput,
         TaskOutcome,
+        TaskPlace,
         TaskRequest,
         TaskResult,
         Workspace,
         WorkspaceInput,
+        in_state_dir,
     )
     from autopilot.review.verdict import combine_review, untouched_files
 
@@ -254,6 +256,7 @@ class TaskWorkflow:
                 session_id=request.session_id,
                 task_id=request.task.id,
                 repo=request.repo,
+                base_sha=workspace.base_sha,
             ),
             start_to_close_timeout=GIT_TIMEOUT,
             heartbeat_timeout=timedelta(seconds=request.agent.heartbeat_timeout_s),
@@ -274,17 +277,7 @@ class TaskWorkflow:
         try:
             done: SetupResult = await workflow.execute_activity_method(
                 CheckActivities.set_up_workspace,
-                SetupInput(
-                    worktree=workspace.path,
-                    repo=request.repo,
-                    state_dir=request.state_dir,
-                    settings=settings,
-                    output_dir=f"{request.state_dir}/checks/{request.session_id}/"
-                    f"{request.task.id}/{step}",
-                    check_env=request.review.check_env,
-                    network=request.agent.network,
-                    target_branch=request.target_branch,
-                ),
+                SetupInput.of(request, workspace, step),
                 start_to_close_timeout=timedelta(
                     seconds=settings.setup_timeout_s * len(settings.setup)
                 )
@@ -421,14 +414,21 @@ class TaskWorkflow:
                     worktree=workspace.path,
                     checks=settings.checks,
                     timeout_s=settings.check_timeout_s,
-                    output_dir=f"{request.state_dir}/checks/{request.session_id}/"
-                    f"{request.task.id}/round-{round_number}",
+                    output_dir=in_state_dir(
+                        request.state_dir,
+                        "checks",
+                        request.session_id,
+                        request.task.id,
+                        f"round-{round_number}",
+                    ),
                     check_env=settings.check_env,
-                    tmp_dir=f"{request.state_dir}/tmp",
+                    tmp_dir=in_state_dir(request.state_dir, "tmp"),
                     repo=request.repo,
                     state_dir=request.state_dir,
                     network=request.agent.network,
                     container=request.container,
+                    place=TaskPlace.of(request, workspace),
+                    setup=request.workspace,
                 ),
                 start_to_close_timeout=timedelta(
                     seconds=settings.check_timeout_s * len(settings.checks) + 60

@@ -206,19 +206,20 @@ def task_layout(
     space: Path,
     *,
     state_dir: Path,
-    repo: Path,
+    repo: Path | None,
     objects: Path,
     writes_workspace: bool,
     tools: Sequence[Path] = (),
 ) -> Layout:
     """An agent's (or a check's) layout: its workspace, writable or not (the reviewer only
     reads), and `space`, its own folder for home, config and temp. The state dir and the
-    user's repository are hidden; the repository's objects stay readable for `alternates`."""
+    user's repository (None in remote mode: not on this machine) are hidden; the repository's
+    objects stay readable for `alternates`."""
     return Layout(
         workdir=workspace,
         writable=[space, workspace] if writes_workspace else [space],
         tmp=space / "tmp",
-        hidden=[state_dir, repo],
+        hidden=[state_dir, *([repo] if repo is not None else [])],
         shown=[*under_tmp(tools), objects, *([] if writes_workspace else [workspace])],
     )
 

@@ -18,7 +18,7 @@ at any point looks at git first.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, runtime_checkable
 
 from autopilot.git.commits import commit_changes, merge_target_into_branch
 from autopilot.git.merge import merge_task
@@ -32,9 +32,17 @@ from autopilot.models import (
     RemoveWorkspaceInput,
     TargetMerge,
     TargetMergeInput,
+    TaskPlace,
     Workspace,
     WorkspaceInput,
 )
+
+
+class Located(NamedTuple):
+    """A task's workspace on this worker."""
+
+    path: str
+    made: bool  # made anew here just now (a remote task's step on another worker): set it up
 
 
 @runtime_checkable
@@ -43,6 +51,10 @@ class WorkspaceKind(Protocol):
 
     def prepare(self, request: WorkspaceInput) -> Workspace:
         """Make the task's workspace on its branch, or say the task is merged already."""
+        ...
+
+    def here(self, repo: str, worktree: str, place: TaskPlace | None) -> Located:
+        """The task's workspace (prepared as `worktree`) where this step runs."""
         ...
 
     def shared_objects(self, repo: str) -> Path:
@@ -82,6 +94,9 @@ class LocalWorkspaces:
             request.session_id,
             request.task_id,
         )
+
+    def here(self, repo: str, worktree: str, place: TaskPlace | None) -> Located:
+        return Located(worktree, made=False)  # one machine: where it was prepared
 
     def shared_objects(self, repo: str) -> Path:
         return objects_dir(repo)

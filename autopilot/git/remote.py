@@ -6,8 +6,13 @@ a bare repository, made once, fetched from then on, never cloned again per task.
 workspace is made from the cache exactly as the local kind makes it from the user's
 repository (autopilot/git/workspace.py): a repository of its own reading the cache's objects
 through alternates. Its commits come back into the cache by the same checked fetch and are
-pushed to the remote's `autopilot/<session>/<task>`. Nothing else is ever pushed but the
-target branch, and the user's own checkout is never involved.
+pushed to the remote's `autopilot/<session>/<task>`, deleted there once the task is merged.
+Nothing else is ever pushed but the target branch, and the user's own checkout is never
+involved.
+
+A task's steps may run on different workers: each step finds the workspace here (`here`), or
+makes it again from the remote's task branch. The agent's work reaches the remote before its
+activity ends (its commit pushes), so nothing a step needs is only on another machine.
 
 The merge happens on the remote by compare-and-swap: the cache fetches the target and the task
 branch, `merge_task` computes the merge there (finding, by the commit trailers, a merge that
@@ -34,13 +39,15 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from autopilot.git.commits import commit_changes, merge_target_into_branch
+from autopilot.git.kinds import Located
 from autopilot.git.merge import MERGE_ATTEMPTS, merge_task
 from autopilot.git.names import branch_name, worktree_path
 from autopilot.git.refs import _is_ancestor, _resolve, _rmtree, find_task_merge
 from autopilot.git.remote_cache import TRANSPORT_TIMEOUT_S, RemoteCache, cache_path, locked
 from autopilot.git.remote_url import RemoteError, shown_url
-from autopilot.git.runner import GitError
+from autopilot.git.runner import GitError, _run, _run_raw
 from autopilot.git.workspace import (
+    _ensure_workspace,
     _own_workspace,
     bring_back,
     is_workspace_repo,
@@ -55,6 +62,7 @@ from autopilot.models import (
     RemoveWorkspaceInput,
     TargetMerge,
     TargetMergeInput,
+    TaskPlace,
     Workspace,
     WorkspaceInput,
 )
@@ -92,6 +100,13 @@ class RemoteWorkspaces:
         with self.cache(url) as cache:
             return cache.refresh()
 
+    def read_file(self, url: str, branch: str, name: str) -> bytes | None:
+        """The file `name` as the remote's `branch` has it now (None: no such file)."""
+        with self.cache(url, branch) as cache:
+            self._sync(cache, branch, [])
+            proc = _run_raw(cache.path, ["show", f"refs/heads/{branch}:{name}"])
+        return proc.stdout if proc.returncode == 0 else None
+
     def _sync(self, cache: RemoteCache, target: str, others: Sequence[str]) -> dict[str, str]:
         seen = cache.sync([target, *others])
         if target not in seen:
@@ -120,14 +135,50 @@ class RemoteWorkspaces:
                 request.task_id,
             )
 
+    def here(self, repo: str, worktree: str, place: TaskPlace | None) -> Located:
+        """The task's workspace on this worker (`worktree` may be another machine's path):
+        the one here when it holds what the remote has of the task, else made again from the
+        remote's task branch, or from the commit the task started from before its first
+        push. `made`: it was made anew here (its setup must run again)."""
+        if place is None:
+            raise GitError(
+                f"a step of a remote session came without its task's place (workspace "
+                f"{worktree}); this worker cannot make the workspace again"
+            )
+        branch = branch_name(place.session_id, place.task_id)
+        path = worktree_path(self.state_dir, place.session_id, place.task_id)
+        with self.cache(repo, place.target_branch or None) as cache:
+            pushed = cache.sync([branch]).get(branch)
+            if is_workspace_repo(path) and (pushed is None or _holds(path, pushed)):
+                return Located(str(path), made=False)
+            start = pushed or place.base_sha
+            if not _has_commit(cache.path, start):
+                if place.target_branch:
+                    self._sync(cache, place.target_branch, [])
+                else:
+                    cache.refresh()
+            _rmtree(path)
+            _ensure_workspace(cache.path, path, branch, start)
+        return Located(str(path), made=True)
+
     def shared_objects(self, repo: str) -> Path:
         return self.cache_path(repo) / "objects"
 
     def commit(self, request: CommitInput) -> CommitOutcome:
+        place = TaskPlace(
+            session_id=request.session_id,
+            task_id=request.task_id,
+            target_branch="",
+            base_sha=request.base_sha,
+        )
+        # The work to commit is in the workspace here, whatever the remote has since (a push
+        # refused is TaskBranchMoved); only a worker without one makes it from the remote.
+        here = worktree_path(self.state_dir, request.session_id, request.task_id)
+        worktree = str(here) if is_workspace_repo(here) else self.here(request.repo, "", place).path
         # Committing in the workspace needs no lock (it only reads the cache's objects);
         # bringing the branch back and pushing it are one locked step.
         outcome = commit_changes(
-            request.worktree,
+            worktree,
             request.base_sha,
             request.session_id,
             request.task_id,
@@ -138,23 +189,39 @@ class RemoteWorkspaces:
         branch = branch_name(request.session_id, request.task_id)
         with self.cache(request.repo) as cache:
             head = bring_back(
-                cache.path, request.worktree, request.session_id, request.task_id, request.base_sha
+                cache.path, worktree, request.session_id, request.task_id, request.base_sha
             )
             _push_task_branch(cache, branch, head)
         return outcome
 
     def merge_target(self, request: TargetMergeInput) -> TargetMerge:
+        place = TaskPlace(
+            session_id=request.session_id,
+            task_id=request.task_id,
+            target_branch=request.target_branch,
+            base_sha=request.base_sha,
+        )
+        worktree = self.here(request.repo, request.worktree, place).path
+        branch = branch_name(request.session_id, request.task_id)
         # Held through the merge into the task branch: the cache's target is read there, and
         # outside the lock it could be another task's merge that is never pushed.
         with self.cache(request.repo, request.target_branch) as cache:
             self._sync(cache, request.target_branch, [])
-            return merge_target_into_branch(
-                request.worktree,
+            merged = merge_target_into_branch(
+                worktree,
                 request.target_branch,
                 request.session_id,
                 request.task_id,
                 repo=cache.path,
             )
+            if merged.clean and not merged.already_up_to_date:
+                # A clean merge is the task's new head, which the review and the merge read
+                # wherever they run: pushed now (conflicts are pushed with their resolution).
+                head = bring_back(
+                    cache.path, worktree, request.session_id, request.task_id, request.base_sha
+                )
+                _push_task_branch(cache, branch, head)
+            return merged
 
     def merge(self, request: MergeInput) -> MergeOutcome:
         target = request.target_branch
@@ -173,9 +240,15 @@ class RemoteWorkspaces:
                     request.task_id,
                     request.message,
                 )
-                if not outcome.merged or outcome.already_merged or outcome.merge_sha is None:
-                    return outcome  # a conflict, or found on the remote's target: no push
+                if not outcome.merged:
+                    return outcome  # a conflict: the branch stays for the conflict round
+                if outcome.already_merged or outcome.merge_sha is None:
+                    cache.delete(request.branch)  # found on the remote's target: no push
+                    return outcome
                 if cache.push(outcome.merge_sha, target, expect=seen[target]):
+                    # Merged: the task branch has nothing the target lacks (an unmerged
+                    # task's branch stays, as `starter.py cleanup` keeps it locally).
+                    cache.delete(request.branch)
                     return outcome
                 # Another worker moved the target since the fetch: fetch and merge again.
         raise GitError(
@@ -206,6 +279,10 @@ def _holds(workspace: Path, sha: str) -> bool:
     _own_workspace(workspace)  # our config before our git runs there
     head = _resolve(workspace, "HEAD")
     return head is not None and _is_ancestor(workspace, sha, head)
+
+
+def _has_commit(repo: Path, sha: str) -> bool:
+    return _run(repo, ["cat-file", "-e", f"{sha}^{{commit}}"]).returncode == 0
 
 
 def _push_task_branch(cache: RemoteCache, branch: str, head: str) -> None:

@@ -188,3 +188,11 @@ class RemoteCache:
             f"pushing {sha[:12]} to {branch} on {shown_url(self.url)} failed (exit "
             f"{proc.returncode}): {said or '(no output)'}; the step is retried"
         )
+
+    def delete(self, branch: str) -> None:
+        """Delete `branch` on the remote (gone already: nothing to do) and here."""
+        ref = _branch_ref(branch)
+        if self.observe([branch]):
+            self._transport(*_PUSH, REMOTE_NAME, f":{ref}")
+        if self.head(branch) is not None:
+            _git(self.path, "update-ref", "-d", ref)

@@ -9,7 +9,15 @@ from urllib.parse import unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict
 
-from autopilot.git.remote_url import RemoteError, redact, remote_url, shown_url, transport_env
+from autopilot.git.refs import _branch_head
+from autopilot.git.remote_url import (
+    RemoteError,
+    is_remote,
+    redact,
+    remote_url,
+    shown_url,
+    transport_env,
+)
 from autopilot.git.runner import GitTimeout, _git, _run
 
 PREFLIGHT_TIMEOUT_S = 20.0
@@ -160,3 +168,20 @@ def check_remote(
         _refuse_checked_out_target(url, branch)
         _check_push(scratch, url, heads[branch], timeout_s)
     return RemoteCheck(url=url, target_branch=branch, head_sha=heads[branch])
+
+
+def remote_head(url: str, branch: str, timeout_s: float = PREFLIGHT_TIMEOUT_S) -> str:
+    """The remote's `branch` head now; RemoteError when it does not answer or has no such
+    branch."""
+    with tempfile.TemporaryDirectory(prefix="autopilot-remote-head-") as scratch:
+        _git(scratch, "init", "--quiet", "--bare", "--template=")
+        heads, _ = _heads(scratch, url, timeout_s)
+    if branch not in heads:
+        raise RemoteError(f"the remote {shown_url(url)} has no branch {branch!r}")
+    return heads[branch]
+
+
+def target_head(repo: str, branch: str) -> str:
+    """A session's target branch head as git has it now: on the remote (remote mode), or in
+    the local repository."""
+    return remote_head(repo, branch) if is_remote(repo) else _branch_head(repo, branch)

@@ -7,6 +7,7 @@ writable) would stay code anyway, next to a new dependency.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -99,8 +100,8 @@ def _make_private(state_dir: Path) -> None:
         ) from err
 
 
-def load_settings(env: Mapping[str, str] | None = None) -> Settings:
-    env = os.environ if env is None else env
+def state_dir_of(env: Mapping[str, str]) -> Path:
+    """The state dir `env` names (AUTOPILOT_STATE_DIR, else ~/.autopilot), absolute."""
     # HOME from `env` too, so settings computed for another environment use that home.
     home = Path(env["HOME"]) if env.get("HOME") else Path.home()
     raw_state_dir = env.get("AUTOPILOT_STATE_DIR", "").strip()
@@ -108,7 +109,25 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         state_dir = home / raw_state_dir[2:]
     else:
         state_dir = Path(raw_state_dir).expanduser() if raw_state_dir else home / ".autopilot"
-    state_dir = state_dir.resolve()
+    return state_dir.resolve()
+
+
+@functools.cache
+def own_state_dir() -> Path:
+    """This process's own state dir (the worker made it private when it started)."""
+    return state_dir_of(os.environ)
+
+
+def on_this_worker(path: str) -> Path:
+    """A path a session names, as this worker uses it. A local session names absolute paths
+    in the state dir its starter and workers share; a remote session's workers share no disk,
+    so it names paths relative to each worker's own state dir ("" is the state dir itself)."""
+    return Path(path) if os.path.isabs(path) else own_state_dir() / path
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if env is None else env
+    state_dir = state_dir_of(env)
     try:
         make_private_dir(state_dir)
     except OSError as err:

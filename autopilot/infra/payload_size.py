@@ -66,12 +66,17 @@ def check_requests(request: SessionRequest, plan: Plan, prompt_source: str) -> N
     """Refuse (PayloadTooLarge, or PlanError naming each task's file:line) any request the
     session would send over PAYLOAD_LIMIT. `prompt_source` says where the reviewer prompt came
     from, for the message."""
-    size = encoded_size(request)
+    # A remote session carries its plan's text, and, from its parse on, the parsed plan as
+    # well, through every continue-as-new.
+    size = encoded_size(request) + _size(request.plan_text)
     if size > PAYLOAD_LIMIT:
         prompt = _size(request.review.reviewer_prompt)
         culprit = (
             f"the reviewer prompt alone is {mib(prompt)} (from {prompt_source}): shorten it"
             if prompt > PAYLOAD_LIMIT // 2
+            else f"a remote session carries its plan ({mib(_size(request.plan_text))}) through "
+            "Temporal, twice: split the plan into smaller files"
+            if _size(request.plan_text) > PAYLOAD_LIMIT // 4
             else "shorten the settings that carry text (reviewer prompt, checks)"
         )
         raise PayloadTooLarge(

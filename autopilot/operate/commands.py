@@ -32,6 +32,8 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from autopilot import git as gitops
 from autopilot.git import cleanup
+from autopilot.git.remote_check import remote_head
+from autopilot.git.remote_url import RemoteError, is_remote
 from autopilot.infra.config import Settings
 from autopilot.infra.options import CONCURRENCY, MAX_COST_USD, flag_value, not_allowed
 from autopilot.models import (
@@ -150,6 +152,14 @@ async def current_status(handle: WorkflowHandle[SessionWorkflow, SessionStatus])
     return await handle.result()
 
 
+def remote_head_line(url: str, branch: str) -> str:
+    """Where a remote session's target is now: the merges happen there, not in a checkout."""
+    try:
+        return f"the remote's {branch} is at {remote_head(url, branch)[:12]}"
+    except RemoteError as err:
+        return f"the remote's {branch} cannot be read now: {err}"
+
+
 def print_status(status: SessionStatus, as_json: bool, out: TextIO) -> None:
     if as_json:
         out.write(status.model_dump_json(indent=2) + "\n")
@@ -157,6 +167,8 @@ def print_status(status: SessionStatus, as_json: bool, out: TextIO) -> None:
     out.write(summary_line(status) + "\n")
     where = f"  repo {status.repo}, target {status.target_branch}, plan {status.plan_path}"
     out.write(printable(where) + "\n")
+    if is_remote(status.repo):
+        out.write(printable(f"  {remote_head_line(status.repo, status.target_branch)}") + "\n")
     for batch in status.batches:
         mode = mode_text(batch.sequential, batch.execution_mode)
         out.write(printable(f"  Batch {batch.number} ({batch.title}): {mode}") + "\n")

@@ -22,7 +22,7 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 
-from autopilot.git.refs import _branch_head
+from autopilot.git.remote_check import target_head
 from autopilot.git.runner import GitError
 from autopilot.infra.notify_targets import url_label
 from autopilot.infra.redact import Redactor
@@ -173,7 +173,7 @@ def with_head(notification: Notification) -> Notification:
     if notification.event != "session_ended":
         return notification
     try:
-        head = _branch_head(notification.repo, notification.target_branch)
+        head = target_head(notification.repo, notification.target_branch)
     except GitError:
         head = None
     return notification.model_copy(update={"head_sha": head})

@@ -13,10 +13,17 @@ def _slug(text: str, limit: int = 24) -> str:
     return slug[:limit].strip("-") or "x"
 
 
-def session_id(repo: Path, plan_path: Path, start_batch: int | None, end_batch: int | None) -> str:
+def session_id(
+    repo: Path | str, plan_path: Path, start_batch: int | None, end_batch: int | None
+) -> str:
+    """`repo`: a local repository's path, or a remote's normalised URL (remote mode)."""
     span = f"{start_batch if start_batch is not None else 'first'}-"
     span += f"{end_batch if end_batch is not None else 'last'}"
-    key = "\0".join([str(repo.resolve()), str(plan_path.resolve()), span])
+    if isinstance(repo, Path):
+        where, name = str(repo.resolve()), repo.resolve().name
+    else:
+        where, name = repo, re.split(r"[/:]", repo.rstrip("/"))[-1].removesuffix(".git")
+    key = "\0".join([where, str(plan_path.resolve()), span])
     digest = hashlib.sha256(key.encode()).hexdigest()[:8]
     batches = "all" if start_batch is None and end_batch is None else f"b{span}"
-    return f"{_slug(repo.resolve().name)}-{_slug(plan_path.stem)}-{batches}-{digest}"
+    return f"{_slug(name)}-{_slug(plan_path.stem)}-{batches}-{digest}"
