@@ -145,16 +145,21 @@ async def commit_after_run(commit: CommitInput, run: AgentRun) -> CommitOutcome 
     None hands it to the task workflow's commit step, which retries it or says what is wrong.
 
     Remote mode: the commit step may run on another machine, where the work left here is not;
-    it must reach the remote in this activity. Markers or kept-out files left are then the
-    agent's failure (an attempt); a push that did not go through is a lost run (the next
-    goes on from what the remote has)."""
+    it must reach the remote in this activity. Kept-out files committed are then the agent's
+    failure (an attempt); a push that did not go through is a lost run (the next goes on from
+    what the remote has)."""
     try:
         return await asyncio.to_thread(kind_for(commit.repo).commit, commit)
     except gitops.GitError as err:
         if not is_remote(commit.repo):
             log.warning("commit after the agent failed; the commit step takes over", error=str(err))
             return None
-        own = isinstance(err, ConflictsRemain | WorkspaceFilesCommitted)
+        if isinstance(err, ConflictsRemain):
+            # The commit step says so (the task's conflict outcome); where it runs without
+            # this workspace, it merges the target in again and finds the same.
+            log.warning("conflicts remain after the agent", error=str(err))
+            return None
+        own = isinstance(err, WorkspaceFilesCommitted)
         failed = run.model_copy(
             update={
                 "is_error": True,

@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,11 +107,14 @@ class Autopilot:
         """What the index-th worker started by `start_worker` wrote."""
         return self.root / f"worker-{index}.log"
 
-    def start_worker(self, *args: str, **env: str) -> subprocess.Popen[bytes]:
+    def start_worker(
+        self, *args: str, wrap: Sequence[str] = (), **env: str
+    ) -> subprocess.Popen[bytes]:
+        """A worker process (`wrap`: the command it runs under, e.g. its own mount namespace)."""
         log_path = self.worker_log(len(self.workers))
         with log_path.open("wb") as log:
             worker = subprocess.Popen(
-                [sys.executable, str(ROOT / "worker.py"), *args],
+                [*wrap, sys.executable, str(ROOT / "worker.py"), *args],
                 cwd=ROOT,
                 env=self.env(**env),
                 stdin=subprocess.DEVNULL,

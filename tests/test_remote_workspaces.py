@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from autopilot.git import remote as remote_module
-from autopilot.git.commits import commit_changes
+from autopilot.git.commits import ConflictsRemain, commit_changes
 from autopilot.git.kinds import WorkspaceKind
 from autopilot.git.merge import merge_task
 from autopilot.git.names import branch_name, worktree_path
@@ -32,6 +32,7 @@ from autopilot.models import (
     MergeOutcome,
     RemoveWorkspaceInput,
     TargetMergeInput,
+    TaskPlace,
     Workspace,
     WorkspaceInput,
 )
@@ -650,3 +651,103 @@ def test_remote_errors_hide_the_password(tmp_path: Path) -> None:
     with pytest.raises(RemoteError) as refused:
         check_remote(url, "main", timeout_s=20)
     assert "s3cret" not in str(refused.value) and "me:***@" in str(refused.value)
+
+
+# --------------------------------------------------------------------------------------------
+# A task's steps on different workers: each finds the workspace, or makes it from the remote
+# --------------------------------------------------------------------------------------------
+
+
+def place(ws: Workspace, task: str) -> TaskPlace:
+    return TaskPlace(session_id=SESSION, task_id=task, target_branch="main", base_sha=ws.base_sha)
+
+
+def head_of(path: str) -> str:
+    return git(Path(path), "rev-parse", "HEAD")
+
+
+def test_a_step_on_a_worker_without_the_workspace_makes_it_from_the_pushed_branch(
+    tmp_path: Path, url: str, bare: Path
+) -> None:
+    a, b = RemoteWorkspaces(tmp_path / "worker-a"), RemoteWorkspaces(tmp_path / "worker-b")
+    ws = work(a, url, "1", {"one.txt": "one\n"})  # the agent's step, pushed by its commit
+    on_b = b.here(url, ws.path, place(ws, "1"))
+    assert on_b.made and on_b.path != ws.path
+    assert Path(on_b.path, "one.txt").read_text() == "one\n"
+    assert head_of(on_b.path) == git(bare, "rev-parse", ws.branch)
+    assert b.here(url, ws.path, place(ws, "1")) == (on_b.path, False)  # found the second time
+    # B goes on with the task (a fix round) and pushes: A's copy is behind, so A makes it again.
+    write(Path(on_b.path), "two.txt", "two\n")
+    b.commit(commit_input(url, ws, "1"))
+    on_a = a.here(url, ws.path, place(ws, "1"))
+    assert on_a == (ws.path, True)
+    assert Path(ws.path, "two.txt").read_text() == "two\n"
+
+
+def test_before_the_first_push_a_workspace_is_made_at_the_task_s_base(
+    tmp_path: Path, url: str, bare: Path
+) -> None:
+    """Setup on another worker than the prepare, after the target moved on: the workspace
+    starts where the task started, not at the target's new head."""
+    a, b = RemoteWorkspaces(tmp_path / "worker-a"), RemoteWorkspaces(tmp_path / "worker-b")
+    ws = a.prepare(start(url, "1"))
+    work(a, url, "2", {"two.txt": "two\n"})
+    assert a.merge(merge_input(url, "2")).merged
+    on_b = b.here(url, ws.path, place(ws, "1"))
+    assert on_b.made and head_of(on_b.path) == ws.base_sha
+    assert not Path(on_b.path, "two.txt").exists()
+
+
+def test_a_commit_step_keeps_the_work_in_its_workspace_and_makes_one_only_where_none_is(
+    tmp_path: Path, url: str, bare: Path
+) -> None:
+    a, b = RemoteWorkspaces(tmp_path / "worker-a"), RemoteWorkspaces(tmp_path / "worker-b")
+    ws = work(a, url, "1", {"one.txt": "one\n"})
+    # The workflow's commit step on B (after the agent's activity committed and pushed on A):
+    # B makes the workspace from the remote, finds nothing new, reports the task's commits.
+    on_b = b.commit(commit_input(url, ws, "1"))
+    assert not on_b.no_changes and on_b.head_sha == git(bare, "rev-parse", ws.branch)
+    assert [c.subject for c in on_b.commits] == ["Task 1"]
+
+
+def test_a_clean_merge_of_the_target_is_pushed_for_the_steps_that_follow(
+    tmp_path: Path, url: str, bare: Path
+) -> None:
+    a, b = RemoteWorkspaces(tmp_path / "worker-a"), RemoteWorkspaces(tmp_path / "worker-b")
+    ws = work(a, url, "1", {"one.txt": "one\n"})
+    work(a, url, "2", {"two.txt": "two\n"})
+    assert a.merge(merge_input(url, "2")).merged
+    merged = b.merge_target(target_merge(url, ws, "1"))  # the conflict round, on B
+    assert merged.clean and not merged.already_up_to_date
+    assert git(bare, "rev-parse", ws.branch) == merged.head_sha  # on the remote for the review
+    assert git(bare, "show", f"{ws.branch}:two.txt") == "two"
+
+
+def test_a_conflict_round_s_commit_without_the_workspace_finds_the_conflicts_again(
+    tmp_path: Path, url: str, bare: Path
+) -> None:
+    """The agent left the conflict unresolved on A; the commit step runs on C, which has no
+    workspace: it merges the target in again and says what the agent's commit said."""
+    a, c = RemoteWorkspaces(tmp_path / "worker-a"), RemoteWorkspaces(tmp_path / "worker-c")
+    ws = work(a, url, "1", {"notes.txt": "one\nTWO by 1\nthree\n"})
+    work(a, url, "2", {"notes.txt": "one\nTWO by 2\nthree\n"})
+    assert a.merge(merge_input(url, "2")).merged
+    assert not a.merge_target(target_merge(url, ws, "1")).clean
+    request = commit_input(url, ws, "1").model_copy(update={"conflict_target": "main"})
+    with pytest.raises(ConflictsRemain):
+        a.commit(request)
+    with pytest.raises(ConflictsRemain):
+        c.commit(request)
+    assert sorted(remote_branches(bare)) == sorted(["main", ws.branch])
+    assert "<<<<<<<" not in git(bare, "show", f"{ws.branch}:notes.txt")
+
+
+def target_merge(url: str, ws: Workspace, task: str) -> TargetMergeInput:
+    return TargetMergeInput(
+        worktree=ws.path,
+        target_branch="main",
+        session_id=SESSION,
+        task_id=task,
+        repo=url,
+        base_sha=ws.base_sha,
+    )

@@ -307,6 +307,7 @@ class TaskWorkflow:
             message=request.task.commit_message or self._label,
             repo=request.repo,
             keep_out=request.workspace.keep_out,
+            conflict_target=request.target_branch if request.resolve_conflict else "",
         )
 
     async def _commit(self, request: TaskRequest, workspace: Workspace) -> CommitOutcome:

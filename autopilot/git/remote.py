@@ -165,16 +165,11 @@ class RemoteWorkspaces:
         return self.cache_path(repo) / "objects"
 
     def commit(self, request: CommitInput) -> CommitOutcome:
-        place = TaskPlace(
-            session_id=request.session_id,
-            task_id=request.task_id,
-            target_branch="",
-            base_sha=request.base_sha,
-        )
         # The work to commit is in the workspace here, whatever the remote has since (a push
         # refused is TaskBranchMoved); only a worker without one makes it from the remote.
-        here = worktree_path(self.state_dir, request.session_id, request.task_id)
-        worktree = str(here) if is_workspace_repo(here) else self.here(request.repo, "", place).path
+        worktree = str(worktree_path(self.state_dir, request.session_id, request.task_id))
+        if not is_workspace_repo(worktree):
+            self._remake_for_commit(request)
         # Committing in the workspace needs no lock (it only reads the cache's objects);
         # bringing the branch back and pushing it are one locked step.
         outcome = commit_changes(
@@ -193,6 +188,29 @@ class RemoteWorkspaces:
             )
             _push_task_branch(cache, branch, head)
         return outcome
+
+    def _remake_for_commit(self, request: CommitInput) -> None:
+        """The workspace as the agent's step left it, for a commit step on a worker without
+        it: the remote's task branch (the agent's activity pushed its work), with the target
+        merged in again in a conflict round."""
+        place = TaskPlace(
+            session_id=request.session_id,
+            task_id=request.task_id,
+            target_branch=request.conflict_target,
+            base_sha=request.base_sha,
+        )
+        made = self.here(request.repo, request.worktree, place)
+        if request.conflict_target:
+            self.merge_target(
+                TargetMergeInput(
+                    worktree=made.path,
+                    target_branch=request.conflict_target,
+                    session_id=request.session_id,
+                    task_id=request.task_id,
+                    repo=request.repo,
+                    base_sha=request.base_sha,
+                )
+            )
 
     def merge_target(self, request: TargetMergeInput) -> TargetMerge:
         place = TaskPlace(

@@ -1,0 +1,130 @@
+"""Remote mode across machines, simulated on one box through a real network transport.
+
+Three workers, each with its own state dir and home, each in a mount namespace of its own
+where the user's checkout is an empty directory: they share nothing but the remote (served by
+`git daemon` on loopback) and one Temporal dev server. A 12-task session at concurrency 4;
+one worker is killed with SIGKILL mid-run and another stopped with SIGTERM; a fourth worker
+joins. Judged by the remote alone: every task merged exactly once, nothing left there but the
+target branch; the user's checkout never touched.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import threading
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from autopilot import git as gitops
+from autopilot.agent.scripted_model import Conversation, PlanFollower, Reply, ScriptedModel
+from autopilot.models import SessionState, TaskState
+from tests.gitutil import git
+from tests.harness import autopilot, wait_until
+from tests.machines import checkout_state, own_mount_namespace, served_remote, start_machine
+from tests.test_worker_capacity_e2e import agent_events, plan_of
+
+pytestmark = [pytest.mark.e2e, pytest.mark.chaos, pytest.mark.timeout(480)]
+
+TASKS = 12
+HELD = 3  # the first runs wait on the model: one on each worker (each takes one agent)
+
+
+class HoldFirstRuns:
+    """The plan follower, holding the first answer of the first `count` tasks asked until
+    `release` is set: that many agents are running, and stay so, while the test acts."""
+
+    def __init__(self, count: int) -> None:
+        self.release = threading.Event()
+        self._follower = PlanFollower()
+        self._count = count
+        self._held: set[str] = set()
+        self._lock = threading.Lock()
+
+    def __call__(self, conversation: Conversation) -> Reply:
+        reply = self._follower(conversation)
+        task = conversation.task()
+        with self._lock:
+            if task is not None and len(self._held) < self._count and task[0] not in self._held:
+                self._held.add(task[0])
+                reply.hold = self.release
+        return reply
+
+
+@pytest.mark.reliability(
+    "Three workers on separate machines share only a git remote; one SIGKILLed, one SIGTERMed",
+    "12 tasks at concurrency 4 over git daemon, each worker with its own state dir and no view "
+    "of the user's checkout: every worker ran agents, every task merged exactly once on the "
+    "remote, nothing left there but main, no attempt spent on the lost runs",
+)
+def test_workers_that_share_only_a_remote_merge_every_task_once(tmp_path: Path, repo: Path) -> None:
+    plan = tmp_path / "plan.md"
+    plan.write_text(plan_of(TASKS))
+    checkout_before = checkout_state(repo)
+    holder = HoldFirstRuns(HELD)
+    machines = tmp_path / "machines"
+    with (
+        served_remote(tmp_path, repo) as remote,
+        ScriptedModel(holder) as model,
+        autopilot(tmp_path / "autopilot", model.env()) as installation,
+    ):
+        url, bare = remote.url, remote.bare
+        wrap = own_mount_namespace(repo)
+        if wrap:  # what a worker's machine shows of the user's checkout: nothing
+            shown = subprocess.run([*wrap, "ls", "-A", str(repo)], capture_output=True, text=True)
+            assert (shown.returncode, shown.stdout) == (0, "")
+        assert installation.starter("list").returncode == 0  # the one Temporal server
+        workers = [
+            start_machine(installation, machines, f"m{n}", repo, "--max-agents", "1")
+            for n in range(3)
+        ]
+        started = installation.starter(
+            str(plan),
+            "--remote",
+            url,
+            "--detach",
+            "--no-worker",
+            "--concurrency",
+            "4",
+            "--review",
+            "none",
+            "--heartbeat-timeout",
+            "10",
+        )
+        assert started.returncode == 0, started.stdout + started.stderr
+        session = started.stdout.split("session ", 1)[1].split()[0]
+
+        def running(index: int) -> bool:
+            events = agent_events(installation.worker_log(index))
+            return events.count("starting") > len(events) - events.count("starting")
+
+        wait_until(lambda: all(running(n) for n in range(3)), 180, "an agent on every worker")
+        workers[0].send_signal(signal.SIGKILL)
+        workers[1].send_signal(signal.SIGTERM)
+        assert workers[1].wait(timeout=60) == 0
+        workers[0].wait(timeout=30)
+        start_machine(installation, machines, "m3", repo, "--max-agents", "2")
+        holder.release.set()
+
+        done = installation.starter("watch", session, timeout=400)
+        assert done.returncode == 0, done.stdout + done.stderr
+        status = installation.status(session)
+
+    # The session: complete, one attempt per task, the lost runs not counted against them.
+    assert status.status == SessionState.COMPLETED
+    assert {task.state for task in status.tasks} == {TaskState.MERGED}
+    assert {task.attempts for task in status.tasks} == {1}
+    assert sum(task.lost_runs for task in status.tasks) >= 2
+    # Judged by the remote: each task merged exactly once, every file there, nothing left.
+    merges = Counter(task for task, _ in gitops.list_merges(str(bare), "main", session))
+    assert merges == Counter({str(n): 1 for n in range(1, TASKS + 1)})
+    tree = git(bare, "ls-tree", "--name-only", "main").splitlines()
+    assert {f"file{n}.txt" for n in range(1, TASKS + 1)} <= set(tree)
+    assert remote.branches() == ["main"]
+    # Each machine worked from its own cache of the remote, never from the user's checkout.
+    for n in range(3):
+        assert "agent starting" in installation.worker_log(n).read_text()
+        assert list((machines / f"m{n}" / "state" / "remotes").glob("*.git"))
+    assert checkout_state(repo) == checkout_before
