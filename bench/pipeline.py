@@ -90,13 +90,16 @@ class PipelineResult:
         return self.exit_code == 0 and self.merged == self.tasks and not self.error
 
 
-def starter_argv(plan: Path, repo: Path, review: str, concurrency: int) -> list[str]:
+def starter_argv(
+    plan: Path, repo: Path, review: str, concurrency: int, remote: str | None = None
+) -> list[str]:
+    """`remote`: run the session on that remote instead (`repo` is its bare repository, where
+    the merges are counted)."""
     return [
         sys.executable,
         str(ROOT / "starter.py"),
         str(plan),
-        "--repo",
-        str(repo),
+        *(["--repo", str(repo)] if remote is None else ["--remote", remote]),
         "--review",
         review,
         "--concurrency",
@@ -151,7 +154,14 @@ class Installation:
         self._stack.close()
 
     def run(
-        self, plan: Path, repo: Path, tasks: int, review: str, concurrency: int, timeout_s: float
+        self,
+        plan: Path,
+        repo: Path,
+        tasks: int,
+        review: str,
+        concurrency: int,
+        timeout_s: float,
+        remote: str | None = None,
     ) -> PipelineResult:
         """The plan through the starter, timed from launch to exit; then its histories."""
         assert self.autopilot is not None, "use the installation as a context manager"
@@ -165,7 +175,7 @@ class Installation:
             started = time.perf_counter()
             try:
                 done = subprocess.run(
-                    starter_argv(plan, repo, review, concurrency),
+                    starter_argv(plan, repo, review, concurrency, remote),
                     cwd=ROOT,
                     env=self.autopilot.env(),
                     stdin=subprocess.DEVNULL,

@@ -128,3 +128,26 @@ def test_workers_that_share_only_a_remote_merge_every_task_once(tmp_path: Path, 
         assert "agent starting" in installation.worker_log(n).read_text()
         assert list((machines / f"m{n}" / "state" / "remotes").glob("*.git"))
     assert checkout_state(repo) == checkout_before
+
+
+def test_a_remote_given_as_a_path_runs_with_the_starter_s_own_worker(
+    tmp_path: Path, repo: Path
+) -> None:
+    """One machine, the embedded defaults: `--remote <path of a bare repository>` starts the
+    background worker as usual, and the session merges on the remote, not in a checkout."""
+    bare = tmp_path / "shared.git"
+    git(tmp_path, "clone", "--quiet", "--bare", str(repo), str(bare))
+    plan = tmp_path / "plan.md"
+    plan.write_text(plan_of(2))
+    before = checkout_state(repo)
+    with (
+        ScriptedModel(PlanFollower()) as model,
+        autopilot(tmp_path / "autopilot", model.env()) as installation,
+    ):
+        done = installation.starter(str(plan), "--remote", str(bare), "--review", "none")
+        assert done.returncode == 0, done.stdout + done.stderr
+        session = done.stdout.split("Started session ", 1)[1].split()[0]
+    merges = Counter(task for task, _ in gitops.list_merges(str(bare), "main", session))
+    assert merges == Counter({"1": 1, "2": 1})
+    assert git(bare, "for-each-ref", "--format=%(refname)") == "refs/heads/main"
+    assert checkout_state(repo) == before

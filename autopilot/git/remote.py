@@ -249,7 +249,7 @@ class RemoteWorkspaces:
                 if request.branch not in seen and not find_task_merge(
                     cache.path, target, request.session_id, request.task_id
                 ):
-                    _push_unpushed_branch(cache, request.branch)
+                    seen[request.branch] = _push_unpushed_branch(cache, request.branch)
                 outcome = merge_task(
                     cache.path,
                     target,
@@ -260,13 +260,14 @@ class RemoteWorkspaces:
                 )
                 if not outcome.merged:
                     return outcome  # a conflict: the branch stays for the conflict round
+                # Merged, the task branch has nothing the target lacks: it goes (an unmerged
+                # task's branch stays, as `starter.py cleanup` keeps it locally).
+                branch = request.branch if request.branch in seen else None
                 if outcome.already_merged or outcome.merge_sha is None:
-                    cache.delete(request.branch)  # found on the remote's target: no push
+                    if branch is not None:  # found on the remote's target: no merge to push
+                        cache.delete(branch)
                     return outcome
-                if cache.push(outcome.merge_sha, target, expect=seen[target]):
-                    # Merged: the task branch has nothing the target lacks (an unmerged
-                    # task's branch stays, as `starter.py cleanup` keeps it locally).
-                    cache.delete(request.branch)
+                if cache.push(outcome.merge_sha, target, expect=seen[target], delete=branch):
                     return outcome
                 # Another worker moved the target since the fetch: fetch and merge again.
         raise GitError(
@@ -312,9 +313,9 @@ def _push_task_branch(cache: RemoteCache, branch: str, head: str) -> None:
         )
 
 
-def _push_unpushed_branch(cache: RemoteCache, branch: str) -> None:
+def _push_unpushed_branch(cache: RemoteCache, branch: str) -> str:
     """The remote lacks the task branch to merge: push the one brought back here (a crash
-    came between its bring-back and its push), or say that there is none."""
+    came between its bring-back and its push), or say that there is none. Returns its head."""
     head = cache.head(branch)
     if head is None:
         raise GitError(
@@ -322,3 +323,4 @@ def _push_unpushed_branch(cache: RemoteCache, branch: str) -> None:
             "commit the task's work (its commit step) before merging it"
         )
     _push_task_branch(cache, branch, head)
+    return head

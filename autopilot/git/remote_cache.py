@@ -165,14 +165,18 @@ class RemoteCache:
         """Point this cache's `branch` at `sha` (whatever it pointed at: the remote's value)."""
         _git(self.path, "update-ref", "-m", "autopilot: as on the remote", _branch_ref(branch), sha)
 
-    def push(self, sha: str, branch: str, *, expect: str | None = None) -> bool:
+    def push(
+        self, sha: str, branch: str, *, expect: str | None = None, delete: str | None = None
+    ) -> bool:
         """Push `sha` to the remote's `branch`: a fast-forward, or, with `expect`, a
         compare-and-swap (`--force-with-lease`: only if the remote's branch is still at
         `expect`). True when the remote's branch is `sha`; False when the remote refused
-        because the branch moved (fetch and recompute); GitError on anything else."""
+        because the branch moved (fetch and recompute); GitError on anything else.
+        `delete`: a branch the remote has, deleted in the same atomic push."""
         ref = _branch_ref(branch)
         lease = [f"--force-with-lease={ref}:{expect}"] if expect is not None else []
-        args = [*_PUSH, *lease, REMOTE_NAME, f"{sha}:{ref}"]
+        atomic = ["--atomic", f":{_branch_ref(delete)}"] if delete is not None else []
+        args = [*_PUSH, *lease, *atomic[:1], REMOTE_NAME, f"{sha}:{ref}", *atomic[1:]]
         proc = _run(self.path, args, env=transport_env(), timeout=self.timeout_s)
         for line in proc.stdout.splitlines():
             flag, _, rest = line.partition("\t")
@@ -180,6 +184,8 @@ class RemoteCache:
             if spec.rpartition(":")[2] != ref:
                 continue
             if flag in (" ", "*", "+", "=", "-") and proc.returncode == 0:
+                if delete is not None and self.head(delete) is not None:
+                    _git(self.path, "update-ref", "-d", _branch_ref(delete))
                 return True
             if flag == "!" and summary.startswith("[rejected]"):
                 return False
@@ -190,9 +196,6 @@ class RemoteCache:
         )
 
     def delete(self, branch: str) -> None:
-        """Delete `branch` on the remote (gone already: nothing to do) and here."""
-        ref = _branch_ref(branch)
-        if self.observe([branch]):
-            self._transport(*_PUSH, REMOTE_NAME, f":{ref}")
-        if self.head(branch) is not None:
-            _git(self.path, "update-ref", "-d", ref)
+        """Delete `branch`, which the remote has, there and here."""
+        self._transport(*_PUSH, REMOTE_NAME, f":{_branch_ref(branch)}")
+        _git(self.path, "update-ref", "-d", _branch_ref(branch))
