@@ -160,6 +160,7 @@ async def commit_after_run(commit: CommitInput, run: AgentRun) -> CommitOutcome 
             log.warning("conflicts remain after the agent", error=str(err))
             return None
         own = isinstance(err, WorkspaceFilesCommitted)
+        log.warning("the agent's work was not pushed", error=str(err), lost=not own)
         failed = run.model_copy(
             update={
                 "is_error": True,
@@ -257,32 +258,57 @@ class AgentActivities:
         self._redactor = Redactor.from_env(self._env)
         self._setup = CheckActivities(sandbox, egress)
 
-    async def _workspace_here(self, request: TaskRequest, workspace: Workspace) -> Workspace:
+    async def _workspace_here(
+        self, request: TaskRequest, workspace: Workspace, attempt: int
+    ) -> Workspace:
         """The workspace where this run happens: a remote session's worker that lacks it makes
-        it again from the remote, and sets it up."""
-        path = await self._setup.workspace_here(SetupInput.of(request, workspace, "setup-again"))
+        it again from the remote, and sets it up. Failing that, the run ends before it began:
+        lost when the remote did not answer, a setup error when the setup or the remote
+        itself is at fault (AGENT_NON_RETRYABLE)."""
+        started = AgentProgress(session_id="", attempt=attempt)
+        try:
+            path = await self._setup.workspace_here(
+                SetupInput.of(request, workspace, "setup-again")
+            )
+        except ApplicationError as err:
+            if err.type != error_types.GIT_ERROR:  # RepoUnusable, WorkspaceSetupFailed
+                raise run_error(err.message, err.type or "", started) from err
+            raise run_error(
+                f"the task's workspace could not be made on this worker: {err.message}",
+                error_types.WORKSPACE_UNAVAILABLE,
+                started,
+            ) from err
         return workspace.model_copy(update={"path": path})
+
+    async def _conflict_here(self, job: AgentInput) -> list[str]:
+        """Remote mode's conflict round: the target merged in where the agent runs, its
+        conflicts left for the agent (found in progress where the round's first step ran)."""
+        request, workspace = job.request, job.workspace
+        merge = TargetMergeInput(
+            worktree=workspace.path,
+            target_branch=request.target_branch,
+            session_id=request.session_id,
+            task_id=request.task.id,
+            repo=request.repo,
+            base_sha=workspace.base_sha,
+        )
+        try:
+            merged = await in_thread(kind_for(request.repo).merge_target, merge)
+        except gitops.GitError as err:
+            raise run_error(
+                f"the conflict round's merge could not be made on this worker: {err}",
+                error_types.WORKSPACE_UNAVAILABLE,
+                AgentProgress(session_id="", attempt=job.attempt),
+            ) from err
+        return merged.conflict_files or job.conflict_files
 
     @activity.defn(name="run_agent")
     async def run_agent(self, job: AgentInput) -> AgentRun:
         request = await full_request(job.request)
-        workspace = await self._workspace_here(request, job.workspace)
+        workspace = await self._workspace_here(request, job.workspace, job.attempt)
         job = job.model_copy(update={"request": request, "workspace": workspace})
         if job.purpose == "conflict" and is_remote(request.repo):
-            # The target's merge, conflicts left for the agent, is made where the agent runs
-            # (a no-op where it is in progress already).
-            merged = await in_thread(
-                kind_for(request.repo).merge_target,
-                TargetMergeInput(
-                    worktree=workspace.path,
-                    target_branch=request.target_branch,
-                    session_id=request.session_id,
-                    task_id=request.task.id,
-                    repo=request.repo,
-                    base_sha=workspace.base_sha,
-                ),
-            )
-            job.conflict_files = merged.conflict_files or job.conflict_files
+            job.conflict_files = await self._conflict_here(job)
         attempt = job.attempt
         name = f"round-{job.round}-attempt-{attempt}"
         if job.lost_before:
@@ -355,10 +381,10 @@ class AgentActivities:
     @activity.defn(name="review_changes")
     async def review_changes(self, job: ReviewerInput) -> ReviewerOutcome:
         request = await full_request(job.request)
-        workspace = await self._workspace_here(request, job.workspace)
         # The workflow counts the reviewer's attempts (ReviewerInput.attempt); histories from
         # before it let the activity's retry policy count them.
         attempt = max(job.attempt, activity.info().attempt)
+        workspace = await self._workspace_here(request, job.workspace, attempt)
         name = f"review-round-{job.round}-attempt-{attempt}"
         sid = str(uuid.uuid5(SESSION_NAMESPACE, f"{activity.info().workflow_id}/{name}"))
         transcript = transcript_path(

@@ -15,6 +15,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.container import engine_error, engine_or_setup_error
+from activities.errors import git_errors_as_activity_errors
 from activities.heartbeat import in_thread
 from autopilot.agent.container_access import EngineError
 from autopilot.agent.egress import Egress
@@ -91,9 +92,10 @@ class CheckActivities:
         sets it up (request.settings) before the step uses it."""
         if not request.repo:  # recorded before workspaces had repositories of their own
             return request.worktree
-        located = await in_thread(
-            kind_for(request.repo).here, request.repo, request.worktree, request.place
-        )
+        with git_errors_as_activity_errors():
+            located = await in_thread(
+                kind_for(request.repo).here, request.repo, request.worktree, request.place
+            )
         if located.made and request.settings.active:
             await self._set_up(request.model_copy(update={"worktree": located.path}))
         return located.path

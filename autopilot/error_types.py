@@ -25,6 +25,9 @@ WORKER_STOPPED = "WorkerStopped"
 # Remote mode: the agent finished but its work could not be pushed to the remote (the remote
 # was away, or refused for a reason of its own). Lost: the next run goes on from the remote.
 WORK_NOT_PUSHED = "WorkNotPushed"
+# Remote mode: this worker could not find or make the task's workspace before the run (the
+# remote did not answer). Lost: the next run, here or elsewhere, tries again.
+WORKSPACE_UNAVAILABLE = "WorkspaceUnavailable"
 # Container mode (autopilot/agent/container_engine.py): the Dagger engine went away mid-run, or
 # one of its calls ran past its hard timeout. Lost, not failed: the agent did nothing wrong.
 ENGINE_LOST = "EngineLost"
@@ -54,7 +57,10 @@ NOTIFY_FAILED = "NotifyFailed"
 NOTIFY_REFUSED = "NotifyRefused"
 
 # Retrying the agent cannot fix these: the task ends at once with the message.
-AGENT_NON_RETRYABLE = frozenset({AGENT_AUTH, AGENT_SETUP, CONTAINER_SETUP})
+AGENT_NON_RETRYABLE = frozenset(
+    # The last two: a remote session's run that had to make its workspace again first.
+    {AGENT_AUTH, AGENT_SETUP, CONTAINER_SETUP, REPO_UNUSABLE, WORKSPACE_SETUP_FAILED}
+)
 # Every other task would meet these too: they pause the session, whatever the policy.
 SETUP_ERRORS = frozenset(
     {
@@ -68,5 +74,13 @@ SETUP_ERRORS = frozenset(
 )
 # A run that ended with one of these was lost: it resumes and is not counted as a failure.
 LOST_RUN = frozenset(
-    {AGENT_LOST, AGENT_KILLED, WORKER_STOPPED, ENGINE_LOST, ENGINE_TIMED_OUT, WORK_NOT_PUSHED}
+    {
+        AGENT_LOST,
+        AGENT_KILLED,
+        WORKER_STOPPED,
+        ENGINE_LOST,
+        ENGINE_TIMED_OUT,
+        WORK_NOT_PUSHED,
+        WORKSPACE_UNAVAILABLE,
+    }
 )

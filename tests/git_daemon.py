@@ -28,9 +28,12 @@ class GitDaemon:
 
 
 @contextlib.contextmanager
-def git_daemon(base: Path, *, receive_pack: bool = True) -> Iterator[GitDaemon]:
-    """Serve `base` until the block ends; `receive_pack=False`: fetches only, pushes refused."""
-    port = free_port()
+def git_daemon(
+    base: Path, *, receive_pack: bool = True, port: int | None = None
+) -> Iterator[GitDaemon]:
+    """Serve `base` until the block ends; `receive_pack=False`: fetches only, pushes refused;
+    `port`: that one (a daemon started again where it was), else a free one."""
+    port = free_port() if port is None else port
     args = [
         "git",
         "daemon",

@@ -20,6 +20,7 @@ from tests.harness import Autopilot
 class Remote:
     bare: Path  # the remote's repository, as its server has it
     url: str  # git://127.0.0.1:<port>/project.git
+    port: int
 
     def branches(self) -> list[str]:
         return git(self.bare, "for-each-ref", "--format=%(refname:short)", "refs/heads").split()
@@ -33,7 +34,7 @@ def served_remote(tmp_path: Path, repo: Path) -> Iterator[Remote]:
     bare = served / "project.git"
     git(tmp_path, "clone", "--quiet", "--bare", str(repo), str(bare))
     with git_daemon(served) as daemon:
-        yield Remote(bare=bare, url=daemon.url("project.git"))
+        yield Remote(bare=bare, url=daemon.url("project.git"), port=daemon.port)
 
 
 def own_mount_namespace(hidden: Path) -> list[str]:

@@ -19,8 +19,15 @@ from pathlib import Path
 import pytest
 
 from autopilot import git as gitops
-from autopilot.agent.scripted_model import Conversation, PlanFollower, Reply, ScriptedModel
+from autopilot.agent.scripted_model import (
+    Conversation,
+    HoldFirst,
+    PlanFollower,
+    Reply,
+    ScriptedModel,
+)
 from autopilot.models import SessionState, TaskState
+from tests.git_daemon import git_daemon
 from tests.gitutil import git
 from tests.harness import autopilot, wait_until
 from tests.machines import checkout_state, own_mount_namespace, served_remote, start_machine
@@ -151,3 +158,45 @@ def test_a_remote_given_as_a_path_runs_with_the_starter_s_own_worker(
     assert merges == Counter({"1": 1, "2": 1})
     assert git(bare, "for-each-ref", "--format=%(refname)") == "refs/heads/main"
     assert checkout_state(repo) == before
+
+
+@pytest.mark.reliability(
+    "The remote goes away while an agent works, and comes back",
+    "remote mode: the agent's work cannot be pushed (WorkNotPushed) and the next runs cannot "
+    "reach the remote (WorkspaceUnavailable): lost runs, no attempt spent; the task resumes "
+    "in its workspace once the remote answers, and merges exactly once",
+)
+def test_a_remote_that_was_away_costs_no_attempt(tmp_path: Path, repo: Path) -> None:
+    holder = HoldFirst()
+    plan = tmp_path / "plan.md"
+    plan.write_text(plan_of(1))
+    served = tmp_path / "served"
+    served.mkdir()
+    bare = served / "project.git"
+    git(tmp_path, "clone", "--quiet", "--bare", str(repo), str(bare))
+    with (
+        ScriptedModel(holder) as model,
+        autopilot(tmp_path / "autopilot", model.env()) as installation,
+    ):
+        with git_daemon(served) as daemon:
+            url, port = daemon.url("project.git"), daemon.port
+            assert installation.starter("list").returncode == 0
+            start_machine(installation, tmp_path / "machines", "m0", repo)
+            started = installation.starter(
+                str(plan), "--remote", url, "--detach", "--no-worker", "--review", "none"
+            )
+            assert started.returncode == 0, started.stdout + started.stderr
+            session = started.stdout.split("session ", 1)[1].split()[0]
+            wait_until(lambda: model.snapshot(), 120, "the agent to ask the model")
+        holder.release.set()  # the agent finishes while the remote is away
+        log = installation.worker_log(0)
+        wait_until(lambda: "work was not pushed" in log.read_text(), 120, "the push to fail")
+        with git_daemon(served, port=port):
+            done = installation.starter("watch", session)
+            assert done.returncode == 0, done.stdout + done.stderr
+            status = installation.status(session)
+    task = status.tasks[0]
+    assert (task.state, task.attempts) == (TaskState.MERGED, 1)
+    assert task.lost_runs >= 1
+    assert [t for t, _ in gitops.list_merges(str(bare), "main", session)] == ["1"]
+    assert git(bare, "for-each-ref", "--format=%(refname)") == "refs/heads/main"
