@@ -301,7 +301,7 @@ def _remote_request(
         args, numbers, checked.url, plan_path, checked.target_branch, settings, file_cfg
     )
     return request.model_copy(
-        update={"state_dir": "", "plan_text": plan_path.read_text(encoding="utf-8")}
+        update={"state_dir": "", "plan_text": plan_path.read_bytes().decode("utf-8")}
     )
 
 

@@ -90,7 +90,7 @@ class CheckActivities:
         """The task's workspace where this step runs. A remote session's steps may each run
         on another machine: one that lacks the workspace makes it again from the remote and
         sets it up (request.settings) before the step uses it."""
-        if not request.repo:  # recorded before workspaces had repositories of their own
+        if not is_remote(request.repo):  # one machine: where it was prepared
             return request.worktree
         with git_errors_as_activity_errors():
             located = await in_thread(

@@ -84,8 +84,14 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=50)
     parser.add_argument("--turns", type=int, default=2, help="runs of each mode, alternating")
     parser.add_argument("--results", type=Path, default=RESULTS / "remote.json")
+    parser.add_argument(
+        "--local-only",
+        action="store_true",
+        help="local mode alone (to set one code's local mode beside another's)",
+    )
     args = parser.parse_args()
-    runs: dict[str, list[ModeFigures]] = {"local": [], "remote": []}
+    modes = ("local",) if args.local_only else ("local", "remote")
+    runs: dict[str, list[ModeFigures]] = {mode: [] for mode in modes}
     with tempfile.TemporaryDirectory(prefix="bench-remote-") as scratch:
         root = Path(scratch)
         with (
@@ -93,12 +99,16 @@ def main() -> None:
             Installation(root / "installation", model.env()) as installation,
         ):
             for turn in range(args.turns):
-                for mode in ("local", "remote") if turn % 2 == 0 else ("remote", "local"):
+                for mode in modes if turn % 2 == 0 else modes[::-1]:
                     figures = one_turn(installation, root / f"{mode}-{turn}", args.tasks, mode)
                     runs[mode].append(figures)
                     print(f"turn {turn + 1} {mode}: {figures.wall_per_task_s:.3f} s per task")
-    local, remote = best(runs["local"]), best(runs["remote"])
     print(f"\nN={args.tasks}, concurrency 1, review none; best of {args.turns} turns each")
+    if args.local_only:
+        local = best(runs["local"])
+        print(f"local: {local.wall_per_task_s:.3f} s per task, steps {local.steps_per_task_ms}")
+        return
+    local, remote = best(runs["local"]), best(runs["remote"])
     print(f"{'per task':<22} {'local':>10} {'remote':>10} {'remote - local':>15} {'ratio':>7}")
     rows = [("wall time (s)", local.wall_per_task_s, remote.wall_per_task_s, 1.0)]
     rows += [

@@ -108,14 +108,15 @@ class Autopilot:
         return self.root / f"worker-{index}.log"
 
     def start_worker(
-        self, *args: str, wrap: Sequence[str] = (), **env: str
+        self, *args: str, wrap: Sequence[str] = (), cwd: Path = ROOT, **env: str
     ) -> subprocess.Popen[bytes]:
-        """A worker process (`wrap`: the command it runs under, e.g. its own mount namespace)."""
+        """A worker process (`wrap`: the command it runs under, e.g. its own mount namespace;
+        `cwd`: its working directory)."""
         log_path = self.worker_log(len(self.workers))
         with log_path.open("wb") as log:
             worker = subprocess.Popen(
                 [*wrap, sys.executable, str(ROOT / "worker.py"), *args],
-                cwd=ROOT,
+                cwd=cwd,
                 env=self.env(**env),
                 stdin=subprocess.DEVNULL,
                 stdout=log,

@@ -1,7 +1,7 @@
 """Workers as separate machines on one box, for remote mode's tests: each worker has its own
-state dir and home and runs in a mount namespace of its own where the user's checkout is an
-empty directory; they share only the remote (`git daemon` on loopback) and the Temporal
-server. The remote is a bare clone of the test's repository."""
+state dir, home and working directory, and runs in a mount namespace of its own where the
+user's checkout is an empty directory; they share only the remote (`git daemon` on loopback)
+and the Temporal server. The remote is a bare clone of the test's repository."""
 
 from __future__ import annotations
 
@@ -54,9 +54,11 @@ def start_machine(
     """A worker on a machine of its own (`root/name`), that cannot see `hidden`."""
     machine = root / name
     (machine / "home").mkdir(parents=True)
+    (machine / "work").mkdir()
     return installation.start_worker(
         *args,
         wrap=own_mount_namespace(hidden),
+        cwd=machine / "work",
         AUTOPILOT_STATE_DIR=str(machine / "state"),
         HOME=str(machine / "home"),
         CLAUDE_CONFIG_DIR=str(machine / "claude-config"),

@@ -25,6 +25,8 @@ from autopilot.agent.scripted_model import (
     PlanFollower,
     Reply,
     ScriptedModel,
+    ToolCall,
+    ToolUses,
 )
 from autopilot.models import SessionState, TaskState
 from tests.git_daemon import git_daemon
@@ -200,3 +202,60 @@ def test_a_remote_that_was_away_costs_no_attempt(tmp_path: Path, repo: Path) -> 
     assert task.lost_runs >= 1
     assert [t for t, _ in gitops.list_merges(str(bare), "main", session)] == ["1"]
     assert git(bare, "for-each-ref", "--format=%(refname)") == "refs/heads/main"
+
+
+class PushesBehindTheBack:
+    """A hostile agent in remote mode: before its task, it tries to reach the remote and the
+    worker's cache of it directly."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.follower = PlanFollower()
+
+    def attack(self) -> str:
+        cache = 'C=$(dirname "$(cat .git/objects/info/alternates)")'
+        tries = {
+            "PUSH": f"git push {self.url} HEAD:refs/heads/main",
+            "BRANCH": f"git push {self.url} HEAD:refs/heads/evil",
+            "CACHEREF": 'git -C "$C" update-ref refs/heads/main HEAD',
+            "CACHEOBJ": 'touch "$C/objects/evil"',
+            "CACHECONFIG": 'git -C "$C" config remote.origin.url /tmp/evil',
+        }
+        lines = [cache] + [
+            f"({command}) >/dev/null 2>&1 && echo {name}-DONE || echo {name}-BLOCKED"
+            for name, command in tries.items()
+        ]
+        return "\n".join(lines)
+
+    def __call__(self, conversation: Conversation) -> Reply:
+        if conversation.turn == 0 and not conversation.side_call:
+            return ToolUses([ToolCall("Bash", {"command": self.attack(), "description": "x"})])
+        return self.follower(conversation)
+
+
+@pytest.mark.reliability(
+    "a hostile agent in remote mode pushes to the remote and writes the worker's cache of it",
+    "every attempt is refused by the sandbox (no network, the cache read-only or hidden); only "
+    "the task's merge lands on the remote's main",
+)
+def test_a_hostile_agent_cannot_reach_the_remote_or_the_cache(tmp_path: Path, repo: Path) -> None:
+    plan = tmp_path / "plan.md"
+    plan.write_text(plan_of(1))
+    with served_remote(tmp_path, repo) as remote:
+        agent = PushesBehindTheBack(remote.url)
+        with (
+            ScriptedModel(agent) as model,
+            autopilot(tmp_path / "autopilot", model.env()) as installation,
+        ):
+            done = installation.starter(str(plan), "--remote", remote.url, "--review", "none")
+            assert done.returncode == 0, done.stdout + done.stderr
+            conversations = model.snapshot()
+        results = "\n".join(r for c in conversations for r in c.last_tool_results)
+        for name in ("PUSH", "BRANCH", "CACHEREF", "CACHEOBJ", "CACHECONFIG"):
+            assert f"{name}-BLOCKED" in results and f"{name}-DONE" not in results, results
+        assert remote.branches() == ["main"]
+        log = git(remote.bare, "log", "--first-parent", "--format=%s", "main").splitlines()
+        assert log == ["Merge task 1: File 1", "initial"]
+        [cache] = (installation.state_dir / "remotes").glob("*.git")
+        assert git(cache, "config", "remote.origin.url") == remote.url
+        assert not (cache / "objects" / "evil").exists()

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from autopilot.git import remote as remote_module
-from autopilot.git.commits import ConflictsRemain, commit_changes
+from autopilot.git.commits import ConflictsRemain, commit_changes, merge_target_into_branch
 from autopilot.git.kinds import WorkspaceKind
 from autopilot.git.merge import merge_task
 from autopilot.git.names import branch_name, worktree_path
@@ -751,3 +751,20 @@ def target_merge(url: str, ws: Workspace, task: str) -> TargetMergeInput:
         repo=url,
         base_sha=ws.base_sha,
     )
+
+
+def test_a_clean_target_merge_whose_push_was_lost_is_pushed_by_the_retry(
+    tmp_path: Path, url: str, bare: Path
+) -> None:
+    a = RemoteWorkspaces(tmp_path / "worker-a")
+    ws = work(a, url, "1", {"one.txt": "one\n"})
+    work(a, url, "2", {"two.txt": "two\n"})
+    assert a.merge(merge_input(url, "2")).merged
+    pushed_before = git(bare, "rev-parse", ws.branch)
+    with a.cache(url) as cache:  # the step's merge, then a crash before its push
+        cache.sync(["main"])
+        merge_target_into_branch(ws.path, "main", SESSION, "1", repo=cache.path)
+    assert git(bare, "rev-parse", ws.branch) == pushed_before
+    again = a.merge_target(target_merge(url, ws, "1"))
+    assert again.clean and again.already_up_to_date
+    assert git(bare, "rev-parse", ws.branch) == head_of(ws.path) != pushed_before

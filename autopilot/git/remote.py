@@ -224,7 +224,7 @@ class RemoteWorkspaces:
         # Held through the merge into the task branch: the cache's target is read there, and
         # outside the lock it could be another task's merge that is never pushed.
         with self.cache(request.repo, request.target_branch) as cache:
-            self._sync(cache, request.target_branch, [])
+            seen = self._sync(cache, request.target_branch, [branch])
             merged = merge_target_into_branch(
                 worktree,
                 request.target_branch,
@@ -232,13 +232,15 @@ class RemoteWorkspaces:
                 request.task_id,
                 repo=cache.path,
             )
-            if merged.clean and not merged.already_up_to_date:
+            if merged.clean:
                 # A clean merge is the task's new head, which the review and the merge read
-                # wherever they run: pushed now (conflicts are pushed with their resolution).
+                # wherever they run: pushed now, or by this step's retry (conflicts are pushed
+                # with their resolution).
                 head = bring_back(
                     cache.path, worktree, request.session_id, request.task_id, request.base_sha
                 )
-                _push_task_branch(cache, branch, head)
+                if seen.get(branch) != head:
+                    _push_task_branch(cache, branch, head)
             return merged
 
     def merge(self, request: MergeInput) -> MergeOutcome:
