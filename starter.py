@@ -35,7 +35,7 @@ from autopilot import git as gitops
 from autopilot.agent.container_access import EngineUnavailable, engine_preflight
 from autopilot.git.remote import RemoteWorkspaces
 from autopilot.git.remote_check import check_remote
-from autopilot.git.remote_url import RemoteError
+from autopilot.git.remote_url import RemoteError, is_remote
 from autopilot.infra.config import ConfigError, Settings, load_settings
 from autopilot.infra.options import RUN_RANGES, OptionError, RunNumbers
 from autopilot.infra.payload_size import PayloadTooLarge, check_requests
@@ -395,10 +395,15 @@ def _container(configured: ContainerSettings, image: str | None) -> ContainerSet
 
 
 def _check_payloads(args: argparse.Namespace, request: SessionRequest, selected: Plan) -> None:
+    where = (
+        f"the remote's {CONFIG_FILE}"
+        if is_remote(request.repo)
+        else str(Path(request.repo) / CONFIG_FILE)
+    )
     source = (
         "--reviewer-prompt"
         if args.reviewer_prompt is not None
-        else f"reviewer_prompt or reviewer_prompt_file in {Path(request.repo) / CONFIG_FILE}"
+        else f"reviewer_prompt or reviewer_prompt_file in {where}"
     )
     try:
         check_requests(request, selected, source)

@@ -55,6 +55,7 @@ from autopilot.models import (
     ReviewerOutcome,
     SetupInput,
     TargetMergeInput,
+    TaskPlace,
     TaskRequest,
     Workspace,
 )
@@ -145,11 +146,15 @@ async def commit_after_run(commit: CommitInput, run: AgentRun) -> CommitOutcome 
     None hands it to the task workflow's commit step, which retries it or says what is wrong.
 
     Remote mode: the commit step may run on another machine, where the work left here is not;
-    it must reach the remote in this activity. Kept-out files committed are then the agent's
-    failure (an attempt); a push that did not go through is a lost run (the next goes on from
-    what the remote has)."""
+    it must reach the remote in this activity (in place: in the workspace the agent ran in).
+    What the agent did to its workspace (kept-out files committed, its history rewritten,
+    its .git replaced) is then its failure, an attempt; the next attempt starts from what the
+    remote has. Anything else (the remote away, another worker's push of the task) is a lost
+    run."""
+    if is_remote(commit.repo):
+        commit = commit.model_copy(update={"in_place": True})
     try:
-        return await asyncio.to_thread(kind_for(commit.repo).commit, commit)
+        return await in_thread(kind_for(commit.repo).commit, commit)
     except gitops.GitError as err:
         if not is_remote(commit.repo):
             log.warning("commit after the agent failed; the commit step takes over", error=str(err))
@@ -159,7 +164,7 @@ async def commit_after_run(commit: CommitInput, run: AgentRun) -> CommitOutcome 
             # this workspace, it merges the target in again and finds the same.
             log.warning("conflicts remain after the agent", error=str(err))
             return None
-        own = isinstance(err, WorkspaceFilesCommitted)
+        own = isinstance(err, WorkspaceFilesCommitted | gitops.WorkspaceBroken)
         log.warning("the agent's work was not pushed", error=str(err), lost=not own)
         failed = run.model_copy(
             update={
@@ -259,16 +264,20 @@ class AgentActivities:
         self._setup = CheckActivities(sandbox, egress)
 
     async def _workspace_here(
-        self, request: TaskRequest, workspace: Workspace, attempt: int
+        self, request: TaskRequest, workspace: Workspace, attempt: int, step: str
     ) -> Workspace:
         """The workspace where this run happens: a remote session's worker that lacks it makes
-        it again from the remote, and sets it up. Failing that, the run ends before it began:
-        lost when the remote did not answer, a setup error when the setup or the remote
-        itself is at fault (AGENT_NON_RETRYABLE)."""
+        it again from the remote, and sets it up (its logs under `step`). Failing that, the
+        run ends before it began: lost when the remote did not answer, a setup error when
+        the setup or the remote itself is at fault (AGENT_NON_RETRYABLE)."""
         started = AgentProgress(session_id="", attempt=attempt)
+
+        def setting_up(command: str) -> AgentProgress:  # what the task workflow reads back
+            return started.model_copy(update={"last_event": f"setup: {command}"})
+
         try:
             path = await self._setup.workspace_here(
-                SetupInput.of(request, workspace, "setup-again")
+                SetupInput.of(request, workspace, f"setup-{step}"), setting_up
             )
         except ApplicationError as err:
             if err.type != error_types.GIT_ERROR:  # RepoUnusable, WorkspaceSetupFailed
@@ -284,14 +293,7 @@ class AgentActivities:
         """Remote mode's conflict round: the target merged in where the agent runs, its
         conflicts left for the agent (found in progress where the round's first step ran)."""
         request, workspace = job.request, job.workspace
-        merge = TargetMergeInput(
-            worktree=workspace.path,
-            target_branch=request.target_branch,
-            session_id=request.session_id,
-            task_id=request.task.id,
-            repo=request.repo,
-            base_sha=workspace.base_sha,
-        )
+        merge = TargetMergeInput.at(TaskPlace.of(request, workspace), request.repo, workspace.path)
         try:
             merged = await in_thread(kind_for(request.repo).merge_target, merge)
         except gitops.GitError as err:
@@ -300,12 +302,13 @@ class AgentActivities:
                 error_types.WORKSPACE_UNAVAILABLE,
                 AgentProgress(session_id="", attempt=job.attempt),
             ) from err
-        return merged.conflict_files or job.conflict_files
+        return merged.conflict_files
 
     @activity.defn(name="run_agent")
     async def run_agent(self, job: AgentInput) -> AgentRun:
         request = await full_request(job.request)
-        workspace = await self._workspace_here(request, job.workspace, job.attempt)
+        step = f"round-{job.round}-attempt-{job.attempt}"
+        workspace = await self._workspace_here(request, job.workspace, job.attempt, step)
         job = job.model_copy(update={"request": request, "workspace": workspace})
         if job.purpose == "conflict" and is_remote(request.repo):
             job.conflict_files = await self._conflict_here(job)
@@ -384,7 +387,9 @@ class AgentActivities:
         # The workflow counts the reviewer's attempts (ReviewerInput.attempt); histories from
         # before it let the activity's retry policy count them.
         attempt = max(job.attempt, activity.info().attempt)
-        workspace = await self._workspace_here(request, job.workspace, attempt)
+        workspace = await self._workspace_here(
+            request, job.workspace, attempt, f"review-round-{job.round}-attempt-{attempt}"
+        )
         name = f"review-round-{job.round}-attempt-{attempt}"
         sid = str(uuid.uuid5(SESSION_NAMESPACE, f"{activity.info().workflow_id}/{name}"))
         transcript = transcript_path(

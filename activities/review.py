@@ -86,18 +86,22 @@ class CheckActivities:
                 env,
             )
 
-    async def workspace_here(self, request: SetupInput) -> str:
+    async def workspace_here(
+        self, request: SetupInput, heartbeat: Callable[[str], object] | None = None
+    ) -> str:
         """The task's workspace where this step runs. A remote session's steps may each run
-        on another machine: one that lacks the workspace makes it again from the remote and
-        sets it up (request.settings) before the step uses it."""
+        on another machine: one that lacks the workspace makes it again from the remote, and
+        one whose copy was not set up here yet (its setup ran on another worker) sets it up
+        (request.settings; nothing to do when the copy's setup stamp is current).
+        `heartbeat`: what the setup's progress heartbeats, from a command line."""
         if not is_remote(request.repo):  # one machine: where it was prepared
             return request.worktree
         with git_errors_as_activity_errors():
             located = await in_thread(
                 kind_for(request.repo).here, request.repo, request.worktree, request.place
             )
-        if located.made and request.settings.active:
-            await self._set_up(request.model_copy(update={"worktree": located.path}))
+        if request.settings.active:
+            await self._set_up(request.model_copy(update={"worktree": located.path}), heartbeat)
         return located.path
 
     async def _checks_in_container(
@@ -143,20 +147,29 @@ class CheckActivities:
         worktree = await self.workspace_here(located)
         return await self._set_up(request.model_copy(update={"worktree": worktree}))
 
-    async def _set_up(self, request: SetupInput) -> SetupResult:
+    async def _set_up(
+        self, request: SetupInput, heartbeat: Callable[[str], object] | None = None
+    ) -> SetupResult:
         request = request.model_copy(
             update={
                 "state_dir": str(on_this_worker(request.state_dir)),
                 "output_dir": str(on_this_worker(request.output_dir)),
             }
         )
+        # Where the target branch is, for the cache (only the user's code fills it).
+        target_repo = str(kind_for(request.repo).target_repo(request.repo)) if request.repo else ""
         worktree = Path(request.worktree)
         tmp_root = Path(request.state_dir) / "tmp"
         with self._confined(
             worktree, request.repo, request.state_dir, request.network, request.check_env, tmp_root
         ) as env:
             try:
-                return await in_thread(set_up, request, env, _heartbeat_each())
+                return await in_thread(
+                    set_up,
+                    request.model_copy(update={"repo": target_repo}),
+                    env,
+                    _heartbeat_each(heartbeat),
+                )
             except SetupFailed as err:
                 # Every task of this repository would fail the same way: the session pauses
                 # (SETUP_ERRORS), and the result so far (its logs) goes along for status.
@@ -201,11 +214,13 @@ class CheckActivities:
             yield CheckEnv(passed=tuple(check_env), tmp_root=tmp_root, confine=confine)
 
 
-def _heartbeat_each() -> Callable[[str], None]:
-    """A progress callback for the worker thread: heartbeat through the activity's own loop."""
+def _heartbeat_each(details: Callable[[str], object] | None = None) -> Callable[[str], None]:
+    """A progress callback for the worker thread: heartbeat through the activity's own loop,
+    the command line, or what `details` makes of it (the agent's activities heartbeat their
+    progress model, which the task workflow reads back)."""
     loop = asyncio.get_running_loop()
 
     def on_progress(command: str) -> None:
-        loop.call_soon_threadsafe(activity.heartbeat, command)
+        loop.call_soon_threadsafe(activity.heartbeat, details(command) if details else command)
 
     return on_progress

@@ -822,6 +822,15 @@ class TaskPlace(BaseModel):
             base_sha=workspace.base_sha,
         )
 
+    @classmethod
+    def of_workspace(cls, request: WorkspaceInput, workspace: Workspace) -> TaskPlace:
+        return cls(
+            session_id=request.session_id,
+            task_id=request.task_id,
+            target_branch=request.target_branch,
+            base_sha=workspace.base_sha,
+        )
+
 
 class ChecksInput(BaseModel):
     worktree: str
@@ -882,6 +891,26 @@ class TargetMergeInput(BaseModel):
     repo: str = ""  # the user's repository, where the target is ("": recorded before)
     base_sha: str = ""  # remote mode: where the workspace starts when it is made again
 
+    @classmethod
+    def at(cls, place: TaskPlace, repo: str, worktree: str) -> TargetMergeInput:
+        return cls(
+            worktree=worktree,
+            target_branch=place.target_branch,
+            session_id=place.session_id,
+            task_id=place.task_id,
+            repo=repo,
+            base_sha=place.base_sha,
+        )
+
+    @property
+    def place(self) -> TaskPlace:
+        return TaskPlace(
+            session_id=self.session_id,
+            task_id=self.task_id,
+            target_branch=self.target_branch,
+            base_sha=self.base_sha,
+        )
+
 
 class TargetMerge(BaseModel):
     """The target branch merged into a task's branch, in its worktree (the conflict round)."""
@@ -907,6 +936,9 @@ class CommitInput(BaseModel):
     # Remote mode, a conflict round: a worker that lacks the workspace makes it again with
     # this target merged in, as the round's first step left it.
     conflict_target: str = ""
+    # Remote mode: the agent's own activity commits in the workspace it ran in (its work is
+    # there, nowhere else); the workflow's commit step finds or makes the workspace first.
+    in_place: bool = False
 
 
 class MergeInput(BaseModel):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from autopilot import git as gitops
-from autopilot.agent.scripted_model import ScriptedModel
+from autopilot.agent.scripted_model import PlanFollower, ScriptedModel
 from autopilot.models import TaskState
 from tests.gitutil import git
 from tests.harness import Autopilot, autopilot
@@ -23,6 +23,7 @@ from tests.test_review_e2e import (
     Conflicting,
     ReviewRounds,
 )
+from tests.test_worker_capacity_e2e import plan_of
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(400)]
 
@@ -112,3 +113,41 @@ def test_conflict_round_on_a_remote(tmp_path: Path, repo: Path, resolve: bool) -
         assert sorted(remote.branches()) == sorted(["main", loser.branch])  # kept
         assert "<<<<<<<" not in git(remote.bare, "show", "main:shared.txt")
     assert checkout_state(repo) == before
+
+
+SETUP_CONFIG = """\
+[review]
+mode = "checks"
+checks = ["test -f deps/ready"]
+
+[workspace]
+setup = ["sh -c 'mkdir -p deps && echo ok > deps/ready'"]
+cache_key = ["deps.lock"]
+cache_dirs = ["deps"]
+"""
+
+
+def test_every_worker_sets_up_its_own_copy_of_a_workspace(tmp_path: Path, repo: Path) -> None:
+    """The setup's output stays on the machine it ran on: a step on another worker (the
+    agent, the checks) sets its own copy up first, or its check would fail."""
+    (repo / ".autopilot.toml").write_text(SETUP_CONFIG)
+    (repo / "deps.lock").write_text("deps 1\n")
+    git(repo, "add", ".autopilot.toml", "deps.lock")
+    git(repo, "commit", "-q", "-m", "setup and a check that needs it")
+    plan = tmp_path / "plan.md"
+    plan.write_text(plan_of(4))
+    with (
+        served_remote(tmp_path, repo) as remote,
+        ScriptedModel(PlanFollower()) as model,
+        autopilot(tmp_path / "autopilot", model.env()) as installation,
+    ):
+        two_machines(installation, tmp_path, repo)
+        code, session, output = run_remote(installation, plan, remote, "--concurrency", "2")
+        status = installation.status(session)
+    assert code == 0, output
+    assert sorted(merged(remote, session)) == ["1", "2", "3", "4"]
+    # Every task approved on its first round: its checks found the setup's output.
+    assert [len(task.reviews) for task in status.tasks] == [1, 1, 1, 1]
+    assert all(task.reviews[0].checks[0].passed for task in status.tasks)
+    caches = list((tmp_path / "machines").glob("m*/state/setup-cache/*"))
+    assert caches, "the setup cache was filled on a worker"

@@ -5,6 +5,7 @@ dir of its own; every test is judged by reading the remote with git."""
 from __future__ import annotations
 
 import fcntl
+import shutil
 import socket
 import subprocess
 import sys
@@ -122,7 +123,8 @@ def start(url: str, task: str) -> WorkspaceInput:
     )
 
 
-def commit_input(url: str, ws: Workspace, task: str) -> CommitInput:
+def commit_input(url: str, ws: Workspace, task: str, *, in_place: bool = True) -> CommitInput:
+    """The agent's commit (in place, in its activity), or the workflow's own commit step."""
     return CommitInput(
         worktree=ws.path,
         base_sha=ws.base_sha,
@@ -130,6 +132,7 @@ def commit_input(url: str, ws: Workspace, task: str) -> CommitInput:
         task_id=task,
         message=f"Task {task}",
         repo=url,
+        in_place=in_place,
     )
 
 
@@ -508,9 +511,13 @@ def test_a_cache_wide_fetch_never_moves_a_task_branch_back_under_its_push(
     ws = work(a, daemon_url, "1", {"one.txt": "first\n"})
     fetches: list[threading.Thread] = []
 
+    def refresh() -> None:  # another step's fetch of every branch
+        with a.cache(daemon_url) as cache:
+            cache.refresh()
+
     def bring_back_then_fetch(*args: Any, **kwargs: Any) -> str:
         head = bring_back(*args, **kwargs)
-        fetch = threading.Thread(target=a.refresh, args=(daemon_url,))
+        fetch = threading.Thread(target=refresh)
         fetch.start()
         fetches.append(fetch)
         fetch.join(timeout=1.0)  # enough for a fetch that is not held off to run
@@ -705,7 +712,7 @@ def test_a_commit_step_keeps_the_work_in_its_workspace_and_makes_one_only_where_
     ws = work(a, url, "1", {"one.txt": "one\n"})
     # The workflow's commit step on B (after the agent's activity committed and pushed on A):
     # B makes the workspace from the remote, finds nothing new, reports the task's commits.
-    on_b = b.commit(commit_input(url, ws, "1"))
+    on_b = b.commit(commit_input(url, ws, "1", in_place=False))
     assert not on_b.no_changes and on_b.head_sha == git(bare, "rev-parse", ws.branch)
     assert [c.subject for c in on_b.commits] == ["Task 1"]
 
@@ -733,7 +740,9 @@ def test_a_conflict_round_s_commit_without_the_workspace_finds_the_conflicts_aga
     work(a, url, "2", {"notes.txt": "one\nTWO by 2\nthree\n"})
     assert a.merge(merge_input(url, "2")).merged
     assert not a.merge_target(target_merge(url, ws, "1")).clean
-    request = commit_input(url, ws, "1").model_copy(update={"conflict_target": "main"})
+    request = commit_input(url, ws, "1", in_place=False).model_copy(
+        update={"conflict_target": "main"}
+    )
     with pytest.raises(ConflictsRemain):
         a.commit(request)
     with pytest.raises(ConflictsRemain):
@@ -768,3 +777,56 @@ def test_a_clean_target_merge_whose_push_was_lost_is_pushed_by_the_retry(
     again = a.merge_target(target_merge(url, ws, "1"))
     assert again.clean and again.already_up_to_date
     assert git(bare, "rev-parse", ws.branch) == head_of(ws.path) != pushed_before
+
+
+def test_the_commit_step_on_a_worker_with_an_old_copy_uses_what_the_remote_has(
+    tmp_path: Path, url: str, bare: Path
+) -> None:
+    """A's copy is behind (B went on with the task): the workflow's commit step on A makes
+    the workspace again; the agent's own commit there would have been refused instead."""
+    a, b = RemoteWorkspaces(tmp_path / "worker-a"), RemoteWorkspaces(tmp_path / "worker-b")
+    ws = work(a, url, "1", {"one.txt": "one\n"})
+    on_b = b.here(url, ws.path, place(ws, "1"))
+    write(Path(on_b.path), "two.txt", "two\n")
+    b.commit(commit_input(url, ws, "1"))
+    with pytest.raises(TaskBranchMoved):  # the agent's commit, in A's old copy
+        write(Path(ws.path), "three.txt", "three\n")
+        a.commit(commit_input(url, ws, "1"))
+    step = a.commit(commit_input(url, ws, "1", in_place=False))
+    assert step.head_sha == git(bare, "rev-parse", ws.branch)
+    assert [c.subject for c in step.commits] == ["Task 1", "Task 1"]
+    assert not Path(ws.path, "three.txt").exists()
+
+
+def test_a_broken_or_earlier_copy_is_made_again(tmp_path: Path, url: str, bare: Path) -> None:
+    a = RemoteWorkspaces(tmp_path / "worker-a")
+    ws = a.prepare(start(url, "1"))
+    # The agent replaced its .git: the copy cannot be trusted, it is made again.
+    shutil.rmtree(Path(ws.path, ".git"))
+    Path(ws.path, ".git").symlink_to(bare)
+    again = a.here(url, ws.path, place(ws, "1"))
+    assert again.made and Path(ws.path, ".git").is_dir() and not Path(ws.path, ".git").is_symlink()
+    # A copy of an earlier try, from another base (the target moved since): made again at
+    # the base this try started from.
+    work(a, url, "2", {"two.txt": "two\n"})
+    assert a.merge(merge_input(url, "2")).merged
+    newer = place(ws, "1").model_copy(update={"base_sha": git(bare, "rev-parse", "main")})
+    moved = a.here(url, ws.path, newer)
+    assert moved.made and head_of(moved.path) == newer.base_sha
+
+
+def test_a_workers_copies_of_merged_tasks_go_at_its_next_prepare(
+    tmp_path: Path, url: str, bare: Path
+) -> None:
+    """B made copies of tasks 1 and 2 (their checks ran there); A merged them and removed
+    only its own. B's next prepare in the session removes B's copies of merged tasks, and
+    keeps the one of a task not merged."""
+    a, b = RemoteWorkspaces(tmp_path / "worker-a"), RemoteWorkspaces(tmp_path / "worker-b")
+    one = work(a, url, "1", {"one.txt": "one\n"})
+    two = work(a, url, "2", {"two.txt": "two\n"})
+    copies = [
+        Path(b.here(url, ws.path, place(ws, task)).path) for ws, task in ((one, "1"), (two, "2"))
+    ]
+    assert a.merge(merge_input(url, "1")).merged
+    b.prepare(start(url, "3"))
+    assert not copies[0].exists() and copies[1].is_dir()

@@ -499,8 +499,11 @@ def failed_attempt(err: ActivityError, attempt: int) -> AgentRun:
         run = AgentRun(session_id="", attempt=attempt, is_error=True, error=failure_message(err))
     if isinstance(cause, TimeoutError):
         run.error_type = AGENT_LOST
-        if cause.last_heartbeat_details:
-            progress = AgentProgress.model_validate(cause.last_heartbeat_details[0])
+        details = cause.last_heartbeat_details
+        # AgentProgress, as the agent's activities heartbeat (a check's or setup's command
+        # line is a string: nothing to read back).
+        if details and isinstance(details[0], dict):
+            progress = AgentProgress.model_validate(details[0])
             run.session_id, run.turns = progress.session_id, progress.turns
             run.transcript_path = progress.transcript_path
             run.session_saved = progress.session_saved

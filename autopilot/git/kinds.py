@@ -57,6 +57,10 @@ class WorkspaceKind(Protocol):
         """The task's workspace (prepared as `worktree`) where this step runs."""
         ...
 
+    def target_repo(self, repo: str) -> Path:
+        """The repository on this machine where the target branch is (as last seen)."""
+        ...
+
     def shared_objects(self, repo: str) -> Path:
         """The object store the workspace reads and must never write (the sandbox shows it
         read-only)."""
@@ -97,6 +101,9 @@ class LocalWorkspaces:
 
     def here(self, repo: str, worktree: str, place: TaskPlace | None) -> Located:
         return Located(worktree, made=False)  # one machine: where it was prepared
+
+    def target_repo(self, repo: str) -> Path:
+        return Path(repo)
 
     def shared_objects(self, repo: str) -> Path:
         return objects_dir(repo)

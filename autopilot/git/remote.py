@@ -47,6 +47,7 @@ from autopilot.git.remote_cache import TRANSPORT_TIMEOUT_S, RemoteCache, cache_p
 from autopilot.git.remote_url import RemoteError, shown_url
 from autopilot.git.runner import GitError, _run, _run_raw
 from autopilot.git.workspace import (
+    WorkspaceBroken,
     _ensure_workspace,
     _own_workspace,
     bring_back,
@@ -66,6 +67,8 @@ from autopilot.models import (
     Workspace,
     WorkspaceInput,
 )
+
+TASK_MARK = "autopilot-task"  # in a workspace's .git: its TaskPlace
 
 
 class TaskBranchMoved(GitError):
@@ -95,11 +98,6 @@ class RemoteWorkspaces:
             cache.ensure(first_branch)
             yield cache
 
-    def refresh(self, url: str) -> dict[str, str]:
-        """Fetch every branch of the remote into the cache (their heads by name)."""
-        with self.cache(url) as cache:
-            return cache.refresh()
-
     def read_file(self, url: str, branch: str, name: str) -> bytes | None:
         """The file `name` as the remote's `branch` has it now (None: no such file)."""
         with self.cache(url, branch) as cache:
@@ -123,17 +121,38 @@ class RemoteWorkspaces:
         with self.cache(request.repo, request.target_branch) as cache:
             seen = self._sync(cache, request.target_branch, [branch])
             pushed = seen.get(branch)
-            if pushed is not None and not _holds(path, pushed):
+            if pushed is not None and not _goes_on_from(path, pushed):
                 # Another worker went on with the task from here (or this workspace is from
                 # before its last push): start again from what the remote has.
                 _rmtree(path)
-            return prepare_workspace(
+            workspace = prepare_workspace(
                 cache.path,
                 request.target_branch,
                 self.state_dir,
                 request.session_id,
                 request.task_id,
             )
+            if workspace.path:
+                _mark(Path(workspace.path), TaskPlace.of_workspace(request, workspace))
+            self._sweep(cache, request.session_id, request.target_branch, path)
+        return workspace
+
+    def _sweep(self, cache: RemoteCache, session_id: str, target: str, keep: Path) -> None:
+        """Remove this worker's copies of the session's merged tasks. The merge's tidy-up
+        removes only the merging worker's copy: the workers that ran a task's other steps
+        find theirs here, the next time they prepare a task of the session."""
+        folder = keep.parent
+        for workspace in folder.iterdir() if folder.is_dir() else ():
+            if workspace == keep or not is_workspace_repo(workspace):
+                continue
+            try:
+                place = TaskPlace.model_validate_json((workspace / ".git" / TASK_MARK).read_text())
+            except (OSError, ValueError):
+                continue  # not marked (made by an older version): left for the session's end
+            if place.session_id == session_id and find_task_merge(
+                cache.path, target, session_id, place.task_id
+            ):
+                remove_workspace_dirs(workspace)
 
     def here(self, repo: str, worktree: str, place: TaskPlace | None) -> Located:
         """The task's workspace on this worker (`worktree` may be another machine's path):
@@ -149,9 +168,12 @@ class RemoteWorkspaces:
         path = worktree_path(self.state_dir, place.session_id, place.task_id)
         with self.cache(repo, place.target_branch or None) as cache:
             pushed = cache.sync([branch]).get(branch)
-            if is_workspace_repo(path) and (pushed is None or _holds(path, pushed)):
-                return Located(str(path), made=False)
             start = pushed or place.base_sha
+            # Kept when it goes on from what the remote has (from the task's base before its
+            # first push): else it is another worker's past, an earlier try's, or broken.
+            if is_workspace_repo(path) and _goes_on_from(path, start):
+                _mark(path, place)
+                return Located(str(path), made=False)
             if not _has_commit(cache.path, start):
                 if place.target_branch:
                     self._sync(cache, place.target_branch, [])
@@ -159,17 +181,23 @@ class RemoteWorkspaces:
                     cache.refresh()
             _rmtree(path)
             _ensure_workspace(cache.path, path, branch, start)
+            _mark(path, place)
         return Located(str(path), made=True)
+
+    def target_repo(self, repo: str) -> Path:
+        return self.cache_path(repo)
 
     def shared_objects(self, repo: str) -> Path:
         return self.cache_path(repo) / "objects"
 
     def commit(self, request: CommitInput) -> CommitOutcome:
-        # The work to commit is in the workspace here, whatever the remote has since (a push
-        # refused is TaskBranchMoved); only a worker without one makes it from the remote.
         worktree = str(worktree_path(self.state_dir, request.session_id, request.task_id))
-        if not is_workspace_repo(worktree):
-            self._remake_for_commit(request)
+        if not request.in_place:
+            # The workflow's own commit step, on any worker: the workspace as the step before
+            # it left it (the agent's activity pushed its work), found or made again.
+            self._as_left(request)
+        # In place (the agent's activity): the work is in this workspace, whatever the remote
+        # has since; a push refused is TaskBranchMoved.
         # Committing in the workspace needs no lock (it only reads the cache's objects);
         # bringing the branch back and pushing it are one locked step.
         outcome = commit_changes(
@@ -189,37 +217,22 @@ class RemoteWorkspaces:
             _push_task_branch(cache, branch, head)
         return outcome
 
-    def _remake_for_commit(self, request: CommitInput) -> None:
-        """The workspace as the agent's step left it, for a commit step on a worker without
-        it: the remote's task branch (the agent's activity pushed its work), with the target
-        merged in again in a conflict round."""
+    def _as_left(self, request: CommitInput) -> None:
+        """The task's workspace here as the agent's step left it: found or made again from
+        the remote's task branch, with the target merged in again in a conflict round (a
+        merge in progress is found as it is, its conflicts with it)."""
         place = TaskPlace(
             session_id=request.session_id,
             task_id=request.task_id,
             target_branch=request.conflict_target,
             base_sha=request.base_sha,
         )
-        made = self.here(request.repo, request.worktree, place)
+        located = self.here(request.repo, request.worktree, place)
         if request.conflict_target:
-            self.merge_target(
-                TargetMergeInput(
-                    worktree=made.path,
-                    target_branch=request.conflict_target,
-                    session_id=request.session_id,
-                    task_id=request.task_id,
-                    repo=request.repo,
-                    base_sha=request.base_sha,
-                )
-            )
+            self.merge_target(TargetMergeInput.at(place, request.repo, located.path))
 
     def merge_target(self, request: TargetMergeInput) -> TargetMerge:
-        place = TaskPlace(
-            session_id=request.session_id,
-            task_id=request.task_id,
-            target_branch=request.target_branch,
-            base_sha=request.base_sha,
-        )
-        worktree = self.here(request.repo, request.worktree, place).path
+        worktree = self.here(request.repo, request.worktree, request.place).path
         branch = branch_name(request.session_id, request.task_id)
         # Held through the merge into the task branch: the cache's target is read there, and
         # outside the lock it could be another task's merge that is never pushed.
@@ -290,6 +303,21 @@ class RemoteWorkspaces:
         workspace = Path(os.path.abspath(path))
         if workspace.parent.parent == self._worktrees:
             remove_workspace_dirs(workspace)
+
+
+def _goes_on_from(workspace: Path, sha: str) -> bool:
+    """Whether the workspace's HEAD has `sha` in its history; a broken workspace (the agent
+    replaced its .git) does not."""
+    try:
+        return _holds(workspace, sha)
+    except WorkspaceBroken:
+        return False
+
+
+def _mark(workspace: Path, place: TaskPlace) -> None:
+    """Which task a workspace is (its folder names are made safe, the ids are not): read by
+    `_sweep` on this worker."""
+    (workspace / ".git" / TASK_MARK).write_text(place.model_dump_json())
 
 
 def _holds(workspace: Path, sha: str) -> bool:

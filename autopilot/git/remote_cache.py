@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from autopilot.git.refs import _branch_ref, _resolve, _rmtree
-from autopilot.git.remote_url import redact, shown_url, transport_env
+from autopilot.git.remote_url import redact, repo_name, shown_url, transport_env
 from autopilot.git.runner import GitError, _git, _run
 from autopilot.infra.private_files import make_private_dir
 
@@ -50,8 +50,7 @@ _thread_locks_guard = threading.Lock()
 def cache_path(state_dir: str | Path, url: str) -> Path:
     """Where this worker keeps its cache of `url`: one per remote, named for people by the
     repository's name and told apart by a hash of the whole URL."""
-    name = re.split(r"[/:]", url.rstrip("/"))[-1].removesuffix(".git")
-    slug = re.sub(r"[^A-Za-z0-9._-]", "_", name).strip("._-")[:40] or "remote"
+    slug = re.sub(r"[^A-Za-z0-9._-]", "_", repo_name(url)).strip("._-")[:40] or "remote"
     digest = hashlib.sha256(url.encode("utf-8", "surrogatepass")).hexdigest()[:12]
     return Path(state_dir).absolute() / CACHES / f"{slug}-{digest}.git"
 
@@ -160,10 +159,6 @@ class RemoteCache:
 
     def head(self, branch: str) -> str | None:
         return _resolve(self.path, _branch_ref(branch))
-
-    def set_head(self, branch: str, sha: str) -> None:
-        """Point this cache's `branch` at `sha` (whatever it pointed at: the remote's value)."""
-        _git(self.path, "update-ref", "-m", "autopilot: as on the remote", _branch_ref(branch), sha)
 
     def push(
         self, sha: str, branch: str, *, expect: str | None = None, delete: str | None = None

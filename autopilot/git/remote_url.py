@@ -37,6 +37,12 @@ def is_remote(repo: str) -> bool:
     return _SCP_LIKE.match(repo) is not None
 
 
+def repo_name(url: str) -> str:
+    """The repository's name in a remote's URL, for people: `project` of
+    `git@host:team/project.git`."""
+    return re.split(r"[/:]", url.rstrip("/"))[-1].removesuffix(".git")
+
+
 def shown_url(url: str) -> str:
     """`url` for messages and logs: a password in it is replaced by `***`."""
     if _SCHEME.match(url) is None:

@@ -7,6 +7,8 @@ import hashlib
 import re
 from pathlib import Path
 
+from autopilot.git.remote_url import repo_name
+
 
 def _slug(text: str, limit: int = 24) -> str:
     slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
@@ -22,7 +24,7 @@ def session_id(
     if isinstance(repo, Path):
         where, name = str(repo.resolve()), repo.resolve().name
     else:
-        where, name = repo, re.split(r"[/:]", repo.rstrip("/"))[-1].removesuffix(".git")
+        where, name = repo, repo_name(repo)
     key = "\0".join([where, str(plan_path.resolve()), span])
     digest = hashlib.sha256(key.encode()).hexdigest()[:8]
     batches = "all" if start_batch is None and end_batch is None else f"b{span}"
