@@ -28,14 +28,8 @@ async def follow(
     """Show progress until the session ends; returns its final status."""
     result = asyncio.ensure_future(handle.result())
     live = LiveSession(client, handle)
-    me = asyncio.current_task()
     with ProgressView(out) as view:
         while True:
-            # Ctrl-C cancels this task. A cancellation that reached an RPC in flight may come
-            # back as that RPC's error, caught below: the task still says it is cancelling.
-            if me is not None and me.cancelling():
-                result.cancel()
-                raise asyncio.CancelledError
             done, _ = await asyncio.wait({result}, timeout=REFRESH_S)
             if done:
                 break
