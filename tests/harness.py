@@ -62,6 +62,16 @@ def clean_env() -> dict[str, str]:
     }
 
 
+# Python with SIGINT at its default, whatever this process inherited: an ignored signal stays
+# ignored across exec, and Python then installs no KeyboardInterrupt handler.
+WITH_SIGINT = [
+    sys.executable,
+    "-c",
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])",
+]
+
+
 @dataclass
 class Autopilot:
     """One isolated installation: its own state dir, Temporal ports and task queue."""
@@ -157,8 +167,11 @@ class Autopilot:
         return SessionStatus.model_validate_json(done.stdout)
 
     def spawn_starter(self, *args: str) -> subprocess.Popen[str]:
+        """The starter as a terminal runs it, Ctrl-C (SIGINT) included: a test run started in
+        the background (`pytest &`, as CI scripts may) ignores SIGINT, which every process it
+        starts would inherit."""
         return subprocess.Popen(
-            [sys.executable, str(ROOT / "starter.py"), *args],
+            [*WITH_SIGINT, str(ROOT / "starter.py"), *args],
             cwd=ROOT,
             env=self.env(),
             stdin=subprocess.DEVNULL,
