@@ -15,7 +15,7 @@ from autopilot.infra.config import load_settings
 from tests.git_daemon import git_daemon
 from tests.gitutil import commit_file, git, make_repo
 from tests.harness import free_port
-from tests.test_starter import assert_user_error, run_starter, write_plan
+from tests.test_starter import GOOD_PLAN, assert_user_error, run_starter, write_plan
 
 
 @pytest.fixture
@@ -118,3 +118,13 @@ def test_the_request_carries_the_plan_and_the_remote_s_settings(
         load_settings(),
     )
     assert local.session_id != request.session_id
+
+
+def test_a_plan_too_big_to_carry_is_refused(tmp_path: Path, url: str) -> None:
+    """A remote session carries its plan's text and its parse through Temporal: a plan of
+    1 MiB does not fit in the 2 MiB payload limit twice (a local session would run it)."""
+    body = "\n".join(f"line {n:06d} of a long listing" for n in range(36_000))  # ~1 MiB
+    plan = write_plan(tmp_path, GOOD_PLAN.replace("one\n```", f"{body}\n```"))
+    assert plan.stat().st_size > 2**20
+    done = run_starter(tmp_path, str(plan), "--remote", url)
+    assert_user_error(done, "a remote session carries its plan", "split the plan")
