@@ -4,6 +4,7 @@ each with its own free ports and state dir, and condition waits with deadlines."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -29,6 +30,16 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` different free ports: all held open until each is known, as the kernel may
+    give a port it just handed out (and that nothing has bound yet) again."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
 
 
 def wait_until(
@@ -78,10 +89,14 @@ class Autopilot:
 
     root: Path
     model_env: dict[str, str]
-    temporal_port: int = field(default_factory=free_port)
-    ui_port: int = field(default_factory=free_port)
+    temporal_port: int = 0  # free ones, chosen together (free_ports), unless given
+    ui_port: int = 0
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
     extra_env: dict[str, str] = field(default_factory=dict)  # for every process it starts
+
+    def __post_init__(self) -> None:
+        if not self.temporal_port or not self.ui_port:
+            self.temporal_port, self.ui_port = free_ports(2)
 
     @property
     def state_dir(self) -> Path:
