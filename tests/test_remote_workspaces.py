@@ -24,7 +24,7 @@ from autopilot.git.merge import merge_task
 from autopilot.git.names import branch_name, worktree_path
 from autopilot.git.remote import RemoteWorkspaces, TaskBranchMoved
 from autopilot.git.remote_cache import cache_path, locked
-from autopilot.git.remote_check import PREFLIGHT_REF, check_remote
+from autopilot.git.remote_check import PREFLIGHT_REF, check_remote, target_head
 from autopilot.git.remote_url import RemoteError, is_remote, remote_url, shown_url
 from autopilot.git.workspace import bring_back
 from autopilot.models import (
@@ -830,3 +830,15 @@ def test_a_workers_copies_of_merged_tasks_go_at_its_next_prepare(
     assert a.merge(merge_input(url, "1")).merged
     b.prepare(start(url, "3"))
     assert not copies[0].exists() and copies[1].is_dir()
+
+
+def test_the_target_head_is_read_from_the_remote_or_the_local_repository(
+    tmp_path: Path, daemon_url: str, bare: Path
+) -> None:
+    """What `status` and the session-ended notification show: the remote's head in remote
+    mode, the repository's in local mode."""
+    assert target_head(daemon_url, "main") == git(bare, "rev-parse", "main")
+    local = make_repo(tmp_path / "local")
+    assert target_head(str(local), "main") == git(local, "rev-parse", "main")
+    with pytest.raises(RemoteError, match="has no branch 'gone'"):
+        target_head(daemon_url, "gone")
