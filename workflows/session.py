@@ -58,6 +58,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows.notifications import Notifier
     from workflows.task import TaskWorkflow, failure_message, innermost_error_type
 
+# Patch id (workflow.patched): sessions that ended while paused were published "Paused".
+FINISHED_NOT_PAUSED = "finished-not-paused"
 ACTIVITY_TIMEOUT = timedelta(minutes=5)
 GIT_RETRY = RetryPolicy(maximum_attempts=10, non_retryable_error_types=[REPO_UNUSABLE])
 OUTCOME_STATES = {
@@ -809,6 +811,9 @@ class SessionWorkflow:
         label = "Paused" if status.paused else status.status.value.title()
         if self._cancelling and status.status in ACTIVE_SESSION_STATES:
             label = "Cancelling"
+        finished = status.status not in ACTIVE_SESSION_STATES
+        if finished and status.paused and workflow.patched(FINISHED_NOT_PAUSED):
+            label = status.status.value.title()  # a session cancelled while paused is over
         plan_name = status.plan_path.rsplit("/", 1)[-1]
         published = (label, plan_name, status.repo, status.current_batch)
         if published == self._published:

@@ -200,12 +200,22 @@ def plan_changed(status: SessionStatus) -> bool:
     return now != status.plan_sha256
 
 
+def _listed_status(execution: WorkflowExecutionStatus | None, published: object) -> str:
+    """The session's own word while it runs or once it returned; the execution's when it was
+    ended from outside (terminated, timed out, failed), where no workflow code ran to say so."""
+    if execution in (None, WorkflowExecutionStatus.RUNNING, WorkflowExecutionStatus.COMPLETED):
+        return str(published or "")
+    return execution.name.replace("_", " ").title().replace(" ", "")
+
+
 async def list_sessions(client: Client, show_all: bool, as_json: bool, out: TextIO) -> None:
     query = (
         SESSION_TYPE_QUERY if show_all else f"{SESSION_TYPE_QUERY} AND ExecutionStatus = 'Running'"
     )
     rows = []
     async for execution in client.list_workflows(query):
+        if execution.status == WorkflowExecutionStatus.CONTINUED_AS_NEW:
+            continue  # the same session goes on in its next run, listed on its own
         attrs = {
             key: (values[0] if isinstance(values, list) and values else values)
             for key, values in execution.search_attributes.items()
@@ -214,7 +224,7 @@ async def list_sessions(client: Client, show_all: bool, as_json: bool, out: Text
             {
                 "id": execution.id,
                 "execution_status": execution.status.name if execution.status else "",
-                "status": attrs.get("AutopilotStatus", ""),
+                "status": _listed_status(execution.status, attrs.get("AutopilotStatus", "")),
                 "batch": attrs.get("AutopilotBatch"),
                 "plan": attrs.get("AutopilotPlan", ""),
                 "repo": attrs.get("AutopilotRepo", ""),

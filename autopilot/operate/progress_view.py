@@ -11,7 +11,9 @@ from rich.table import Table
 from rich.text import Text
 
 from autopilot.models import (
+    ACTIVE_SESSION_STATES,
     FINISHED_TASK_STATES,
+    SessionState,
     SessionStatus,
     TaskState,
     TaskStatus,
@@ -40,9 +42,13 @@ def elapsed(task: TaskStatus, now: datetime) -> str:
 
 
 def summary_line(status: SessionStatus) -> str:
-    paused = f" (PAUSED: {status.pause_reason})" if status.paused else ""
+    if status.status not in ACTIVE_SESSION_STATES:
+        why = status.error or status.cancel_reason
+        state = f" ({why})" if why and status.status != SessionState.COMPLETED else ""
+    else:
+        state = f" (PAUSED: {status.pause_reason})" if status.paused else ""
     return printable(
-        f"{status.id}: {status.status.value}{paused}, batch {status.current_batch or '-'} of "
+        f"{status.id}: {status.status.value}{state}, batch {status.current_batch or '-'} of "
         f"{status.total_batches} selected, {status.tasks_completed}/{status.tasks_total} tasks "
         f"merged, ${status.cost_usd:.4f}"
     )
