@@ -504,7 +504,7 @@ async def run(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     except WorkflowFailureError as err:
         out.write(f"Session {request.session_id} did not complete: {err.cause or err}\n")
         return EXIT_NOT_MERGED
-    return report(final, settings.ui_url, out)
+    return report(final, settings.ui_url, out, rerun=reattach_command(args.argv))
 
 
 def reattach_command(argv: list[str]) -> str:

@@ -4,6 +4,7 @@ the repo's checks, feedback rounds, and the conflict round after a conflicting m
 from __future__ import annotations
 
 import json
+import shlex
 import threading
 from collections import Counter
 from pathlib import Path
@@ -24,6 +25,7 @@ from autopilot.agent.scripted_model import (
     ToolUses,
 )
 from autopilot.models import TaskState
+from autopilot.review.verdict import finding_headline
 from tests.gitutil import git
 from tests.harness import autopilot
 
@@ -159,6 +161,10 @@ def test_review_rounds_checks_and_rejection(tmp_path: Path, repo: Path) -> None:
         failed_check = third.reviews[0].checks[0]
         assert not failed_check.passed and "c.txt" in failed_check.output_tail
         assert Path(failed_check.output_path).is_file()
+        # What a person reads of it: the command, its log and the lines that say what failed.
+        headline = finding_headline(third.reviews[0].findings[0])
+        assert f"(log: {failed_check.output_path})" in headline.splitlines()[0]
+        assert "c.txt" in headline and "FIXME" in headline
         assert (repo / "c.txt").read_text() == "c\n"
 
         # 1.4: still rejected after the last round; branch kept, nothing merged.
@@ -169,6 +175,9 @@ def test_review_rounds_checks_and_rejection(tmp_path: Path, repo: Path) -> None:
         assert not (repo / "d.txt").exists()
         assert git(repo, "rev-parse", "--verify", "-q", fourth.branch)  # the branch is kept
         assert "Task 1.4 (Never good enough): rejected" in done.stdout
+        # The morning's next step: the same command again, for just what did not merge.
+        assert "unfinished task(s) (1.4)" in done.stdout
+        assert f"--check {shlex.quote(CHECK)}" in done.stdout.split("run the same command")[-1]
 
         merged = [task_id for task_id, _ in gitops.list_merges(str(repo), "main", session)]
         assert sorted(merged) == ["1.1", "1.2", "1.3"]

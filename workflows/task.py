@@ -62,7 +62,7 @@ with workflow.unsafe.imports_passed_through():
         WorkspaceInput,
         in_state_dir,
     )
-    from autopilot.review.verdict import combine_review, untouched_files
+    from autopilot.review.verdict import combine_review, finding_headline, untouched_files
 
 GIT_TIMEOUT = timedelta(minutes=5)
 GIT_RETRY = RetryPolicy(maximum_attempts=5, non_retryable_error_types=[REPO_UNUSABLE])
@@ -219,9 +219,8 @@ class TaskWorkflow:
                 resume_session=last.session_id if last and not last.is_error else None,
             )
 
-        result.error = (
-            f"still not approved after {request.review.rounds} review round(s): "
-            + "; ".join(finding.message.splitlines()[0] for finding in result.reviews[-1].findings)
+        result.error = f"still not approved after {request.review.rounds} review round(s):\n" + (
+            "\n".join(finding_headline(finding) for finding in result.reviews[-1].findings)
         )
         return self._done(result, "rejected")
 

@@ -40,12 +40,15 @@ from autopilot.infra.config import Settings
 from autopilot.infra.options import CONCURRENCY, MAX_COST_USD, flag_value, not_allowed
 from autopilot.infra.temporal_connection import temporal_cli
 from autopilot.models import (
+    ACTIVE_SESSION_STATES,
     FINISHED_TASK_STATES,
+    RETRYABLE_TASK_STATES,
     ResumeRequest,
     SessionStatus,
 )
 from autopilot.operate.follow import follow, report
-from autopilot.operate.progress_view import summary_line, task_line
+from autopilot.operate.notify import retry_command
+from autopilot.operate.progress_view import failure_details, summary_line, task_line
 from autopilot.operate.task_details import with_details
 from autopilot.plan.report import mode_text
 from autopilot.plan.safe_text import printable
@@ -251,8 +254,13 @@ def print_status(status: SessionStatus, as_json: bool, out: TextIO) -> None:
             "  note: the plan file changed since this session parsed it; the session runs the "
             "snapshot it parsed (start it again once it ended to run the new text)\n"
         )
+    active = status.status in ACTIVE_SESSION_STATES
     for task in status.tasks:
         out.write(f"  {task_line(task)}\n")
+        retryable = active and task.state in RETRYABLE_TASK_STATES
+        next_command = retry_command(status.id, task.id) if retryable else ""
+        for detail in failure_details(task, next_command):
+            out.write(f"    {detail}\n")
         if task.setup:
             out.write(printable(f"    setup: {task.setup}") + "\n")
         if task.workspace_left:

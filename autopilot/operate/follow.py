@@ -13,9 +13,10 @@ from typing import TextIO
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError
 
-from autopilot.models import SessionState, SessionStatus
+from autopilot.models import SessionState, SessionStatus, TaskState
 from autopilot.operate.live_tasks import LiveSession
-from autopilot.operate.progress_view import ProgressView, summary_line, task_line
+from autopilot.operate.progress_view import ProgressView, failure_details, summary_line, task_line
+from autopilot.plan.safe_text import printable
 from workflows.session import SessionWorkflow
 
 EXIT_MERGED, EXIT_NOT_MERGED = 0, 1
@@ -45,13 +46,27 @@ async def follow(
     return final
 
 
-def report(final: SessionStatus, ui_url: str, out: TextIO) -> int:
-    """The final summary; returns the exit code: 0 only when every task merged."""
+def report(final: SessionStatus, ui_url: str, out: TextIO, rerun: str = "") -> int:
+    """The final summary, each failed task with what failed; returns the exit code: 0 only
+    when every task merged. `rerun`: the command that ran it, to go on with what is left."""
     out.write("\n" + summary_line(final) + "\n")
     for task in final.tasks:
         out.write(f"  {task_line(task)}\n")
+        for detail in failure_details(task):
+            out.write(f"      {detail}\n")
     if final.error:
-        out.write(f"Session error: {final.error}\n")
+        out.write(printable(f"Session error: {final.error}", keep="\n") + "\n")
+    unfinished = [task.id for task in final.tasks if task.state != TaskState.MERGED]
+    if rerun and unfinished and final.status != SessionState.COMPLETED:
+        out.write(
+            printable(
+                f"Next: fix what the tasks above say, then run the same command again; it "
+                f"skips what merged and runs the {len(unfinished)} unfinished task(s) "
+                f"({', '.join(unfinished)}):\n  {rerun}",
+                keep="\n",
+            )
+            + "\n"
+        )
     if ui_url:
         out.write(f"Web UI: {ui_url}/namespaces/default/workflows/{final.id}\n")
     return EXIT_MERGED if final.status == SessionState.COMPLETED else EXIT_NOT_MERGED

@@ -20,6 +20,9 @@ from autopilot.models import (
 )
 from autopilot.operate.live_tasks import LiveTask
 from autopilot.plan.safe_text import printable
+from autopilot.review.check_excerpt import strip_ansi
+
+DETAIL_LINES = 12  # of a failed task's error, in status and the final report
 
 STATE_STYLE = {
     TaskState.PENDING: "dim",
@@ -64,9 +67,29 @@ def task_line(task: TaskStatus, live: LiveTask | None = None) -> str:
         line += f" as {task.merge_sha[:10]}"
     if task.attempts > 1:
         line += f" after {task.attempts} agent attempts"
-    if task.last_error and task.state in FINISHED_TASK_STATES - {TaskState.MERGED}:
-        line += f" — {task.last_error}"
+    if _failed(task):
+        line += f" — {_error_lines(task)[0]}"
     return printable(line)  # titles and errors come from the plan and the agent
+
+
+def failure_details(task: TaskStatus, next_command: str = "") -> list[str]:
+    """The lines of a task's error after the first (a failed check's output, its log), ANSI
+    stripped and each made printable, then the command to run next."""
+    if not _failed(task):
+        return []
+    lines = [printable(line) for line in _error_lines(task)[1:DETAIL_LINES]]
+    if next_command:
+        lines.append(printable(f"next: {next_command}"))
+    return lines
+
+
+def _failed(task: TaskStatus) -> bool:
+    return bool(task.last_error) and task.state in FINISHED_TASK_STATES - {TaskState.MERGED}
+
+
+def _error_lines(task: TaskStatus) -> list[str]:
+    lines = [line.rstrip() for line in strip_ansi(task.last_error or "").strip().split("\n")]
+    return [line for line in lines if line.strip()] or [""]
 
 
 def render_table(status: SessionStatus, live: dict[str, LiveTask], now: datetime) -> Table:
@@ -78,7 +101,7 @@ def render_table(status: SessionStatus, live: dict[str, LiveTask], now: datetime
         agent = doing.agent if doing else None
         attempts = agent.attempt if agent else task.attempts
         turns = agent.turns if agent else task.turns
-        note = task.last_error or (doing.phase if doing else "")
+        note = _error_lines(task)[0] if _failed(task) else (doing.phase if doing else "")
         table.add_row(
             str(task.batch),
             Text(printable(f"{task.id} {task.title}")),
@@ -134,3 +157,5 @@ class ProgressView:
             if self._seen.get(task.id) != line:
                 self._seen[task.id] = line
                 self._console.print(line, highlight=False, soft_wrap=True)
+                for detail in failure_details(task):
+                    self._console.print(f"    {detail}", highlight=False, soft_wrap=True)

@@ -9,6 +9,7 @@ import fnmatch
 import posixpath
 
 from autopilot.models import CheckResult, Finding, ReviewerOutcome, ReviewResult, Task
+from autopilot.review.check_excerpt import excerpt, strip_ansi
 
 TAIL_IN_FINDING = 1500  # characters of a failed check's output carried into the finding
 
@@ -21,13 +22,19 @@ def check_findings(checks: list[CheckResult]) -> list[Finding]:
         how = "timed out" if check.timed_out else f"exited with {check.exit_code}"
         if check.exit_code is None and not check.timed_out:
             how = "could not start"
-        findings.append(
-            Finding(
-                source="check",
-                message=f"check `{check.command}` {how}:\n{check.output_tail[-TAIL_IN_FINDING:]}",
-            )
-        )
+        log = f" (log: {check.output_path})" if check.output_path else ""
+        shown = "".join(f"\n  {line}" for line in excerpt(check.output_tail))
+        message = f"check `{check.command}` {how}{log}{shown}"
+        if check.output_tail:  # the end of the output too, for the agent's fix round
+            message += f"\n\n{strip_ansi(check.output_tail)[-TAIL_IN_FINDING:]}"
+        findings.append(Finding(source="check", message=message))
     return findings
+
+
+def finding_headline(finding: Finding) -> str:
+    """What a person reads of a finding: its lines up to the first blank one (for a check,
+    the command, how it ended, its log and the lines that say what failed)."""
+    return finding.message.strip().split("\n\n", 1)[0]
 
 
 def reviewer_findings(outcome: ReviewerOutcome) -> list[Finding]:
