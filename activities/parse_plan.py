@@ -14,6 +14,9 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from autopilot import error_types
+from autopilot import git as gitops
+from autopilot.infra.config import on_this_worker
+from autopilot.infra.run_logs import PREVIOUS_RUNS, begin_run
 from autopilot.models import ParsePlanInput, Plan
 from autopilot.plan import snapshots as plan_snapshots
 from autopilot.plan.parser import PlanError, decode_plan, read_plan_bytes, select_batches
@@ -41,8 +44,26 @@ def _load(request: ParsePlanInput) -> Plan:
     return plan_snapshots.outline(select_batches(plan, request.start_batch, request.end_batch))
 
 
+def _begin_run(request: ParsePlanInput, session_id: str, run_id: str) -> None:
+    """A new run of the session (parse_plan is its first step; a continued run loads its
+    snapshot instead): an earlier run's logs on this worker go aside."""
+    state_dir = on_this_worker(request.state_dir or "")
+    folder = gitops.safe_component(session_id)
+    begin_run(
+        {
+            "checks": state_dir / "checks" / session_id,
+            "transcripts": state_dir / "transcripts" / folder,
+        },
+        state_dir / PREVIOUS_RUNS / folder,
+        run_id,
+    )
+
+
 @activity.defn
 async def parse_plan(request: ParsePlanInput) -> Plan:
+    info = activity.info()
+    if info.workflow_id and info.workflow_run_id:  # the session's (SessionWorkflow's id)
+        await asyncio.to_thread(_begin_run, request, info.workflow_id, info.workflow_run_id)
     try:
         return await asyncio.to_thread(_parse, request)
     except PlanError as err:

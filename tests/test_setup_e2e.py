@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from autopilot.agent.scripted_model import PlanFollower, ScriptedModel
+from autopilot.infra.run_logs import PREVIOUS_RUNS, RUN_MARK
 from autopilot.models import SessionStatus, TaskState
 from tests.gitutil import commit_file, git
 from tests.harness import autopilot, wait_until
@@ -120,7 +121,23 @@ def test_failing_setup_pauses_the_session(tmp_path: Path, repo: Path) -> None:
         )
         cancelled = installation.starter("cancel", session)
         assert cancelled.returncode == 0, cancelled.stdout + cancelled.stderr
+        first_logs = sorted((installation.state_dir / "checks" / session).rglob("*.log"))
+        first_run = (installation.state_dir / "checks" / session / RUN_MARK).read_text().strip()
+        assert first_logs
+
+        # The same command again: the same session id, a new run. Its logs replace the first
+        # run's, which are kept under that run's id.
+        assert installation.start_detached(plan, repo) == session
+        wait_until(paused, 180, "the second run to pause too", interval=1.0)
+        assert installation.starter("cancel", session).returncode == 0
         assert model.requests == []  # no agent ever ran
+    checks = installation.state_dir / "checks" / session
+    assert (checks / RUN_MARK).read_text().strip() != first_run
+    assert len(list(checks.rglob("*.log"))) == len(first_logs)  # this run's alone
+    kept = installation.state_dir / PREVIOUS_RUNS / session / first_run / "checks"
+    assert sorted(path.relative_to(kept) for path in kept.rglob("*.log")) == [
+        path.relative_to(installation.state_dir / "checks" / session) for path in first_logs
+    ]
 
     reason = status.pause_reason or ""
     assert "Task 1.1 cannot run on this setup (WorkspaceSetupFailed)" in reason
