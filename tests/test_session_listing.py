@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import Client
+from temporalio.exceptions import ApplicationError
 
 from autopilot.infra import search_attributes
 from autopilot.infra.temporal_connection import temporal_cli
@@ -164,3 +165,45 @@ def test_starter_temporal_talks_to_this_installations_server(
     )
     assert result.returncode == 0, result.stderr
     assert search_attributes.STATUS.name in result.stdout  # registered on this server only
+
+
+async def list_rows(client: Client, session_id: str) -> list[dict[str, object]]:
+    out = io.StringIO()
+    await list_sessions(client, show_all=True, as_json=True, out=out)
+    return [row for row in json.loads(out.getvalue()) if row["id"] == session_id]
+
+
+async def test_a_session_that_continued_as_new_is_listed_once_as_it_ended(
+    client: Client, stubs: Stubs
+) -> None:
+    stubs.plan = make_plan(make_batch(1, *(make_task(str(n)) for n in range(1, 25))))
+    async with worker(client, stubs) as queue:
+        handle = await start_session(client, queue, concurrency=4, history_limit=200)
+        final = await handle.result()
+    assert final.status == SessionState.COMPLETED and final.runs > 1
+
+    ended = f"WorkflowId = '{handle.id}' AND AutopilotStatus = 'Completed'"
+    rows = await listed_until(client, ended, lambda rows: len(rows) == 1)
+    assert rows[0]["status"] == "WORKFLOW_EXECUTION_STATUS_COMPLETED"
+    listed = await list_rows(client, handle.id)
+    assert [row["status"] for row in listed] == ["Completed"]  # its earlier runs left out
+
+
+async def test_a_failed_session_is_listed_failed(client: Client, stubs: Stubs) -> None:
+    stubs.script(
+        "parse_plan",
+        "",
+        ApplicationError("no tasks found in /plan.md", type="PlanInvalid", non_retryable=True),
+    )
+    async with worker(client, stubs) as queue:
+        handle = await start_session(client, queue)
+        final = await handle.result()
+    assert final.status == SessionState.FAILED
+
+    await listed_until(
+        client,
+        f"WorkflowId = '{handle.id}' AND AutopilotStatus = 'Failed'",
+        lambda rows: len(rows) == 1,
+    )
+    assert [row["status"] for row in await list_rows(client, handle.id)] == ["Failed"]
+    assert "(plan: no tasks found in /plan.md [PlanInvalid])" in summary_line(final)
