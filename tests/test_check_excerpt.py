@@ -7,7 +7,7 @@ import io
 
 from autopilot.models import CheckResult, SessionState, SessionStatus, TaskState, TaskStatus
 from autopilot.operate.follow import report
-from autopilot.operate.progress_view import failure_details, task_line
+from autopilot.operate.progress_view import failure_details, summary_line, task_line
 from autopilot.review.check_excerpt import excerpt, strip_ansi
 from autopilot.review.verdict import check_findings, finding_headline
 
@@ -106,3 +106,19 @@ def test_an_incomplete_sessions_report_gives_the_command_for_what_is_left() -> N
     text = out.getvalue()
     assert "      FAILED tests/test_slug.py::test_slugify_unicode - AssertionError\n" in text
     assert "runs the 1 unfinished task(s) (1.3):\n  python starter.py plan.md --repo /r" in text
+
+
+def test_a_long_multi_line_pause_reason_is_one_short_line_in_the_summary() -> None:
+    status = SessionStatus(
+        id="s",
+        status=SessionState.RUNNING,
+        repo="/r",
+        plan_path="/r/plan.md",
+        target_branch="main",
+        concurrency=1,
+        paused=True,
+        pause_reason="Task 1.1 cannot run on this setup:\n" + "npm ERR! 404\n" * 200,
+    )
+    line = summary_line(status)
+    assert "(PAUSED: Task 1.1 cannot run on this setup:…)" in line
+    assert "\\n" not in line and len(line) < 400

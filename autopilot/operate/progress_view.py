@@ -23,6 +23,7 @@ from autopilot.plan.safe_text import printable
 from autopilot.review.check_excerpt import strip_ansi
 
 DETAIL_LINES = 12  # of a failed task's error, in status and the final report
+HEADLINE_CHARS = 200  # of a pause, cancel or error reason in the summary line
 
 STATE_STYLE = {
     TaskState.PENDING: "dim",
@@ -47,14 +48,22 @@ def elapsed(task: TaskStatus, now: datetime) -> str:
 def summary_line(status: SessionStatus) -> str:
     if status.status not in ACTIVE_SESSION_STATES:
         why = status.error or status.cancel_reason
-        state = f" ({why})" if why and status.status != SessionState.COMPLETED else ""
+        state = f" ({_headline(why)})" if why and status.status != SessionState.COMPLETED else ""
     else:
-        state = f" (PAUSED: {status.pause_reason})" if status.paused else ""
+        state = f" (PAUSED: {_headline(status.pause_reason)})" if status.paused else ""
     return printable(
         f"{status.id}: {status.status.value}{state}, batch {status.current_batch or '-'} of "
         f"{status.total_batches} selected, {status.tasks_completed}/{status.tasks_total} tasks "
         f"merged, ${status.cost_usd:.4f}"
     )
+
+
+def _headline(reason: str | None) -> str:
+    """A reason's first line, short: the summary line stays one line; the failed task's own
+    lines (failure_details) say the rest."""
+    first = strip_ansi(reason or "").strip().split("\n", 1)[0]
+    more = "…" if len(first) > HEADLINE_CHARS or "\n" in (reason or "").strip() else ""
+    return first[:HEADLINE_CHARS] + more
 
 
 def task_line(task: TaskStatus, live: LiveTask | None = None) -> str:
