@@ -37,6 +37,7 @@ from autopilot.git.remote import RemoteWorkspaces
 from autopilot.git.remote_check import check_remote
 from autopilot.git.remote_url import RemoteError, is_remote
 from autopilot.infra.config import ConfigError, Settings, load_settings
+from autopilot.infra.notify_targets import allows_private
 from autopilot.infra.options import RUN_RANGES, OptionError, RunNumbers
 from autopilot.infra.payload_size import PayloadTooLarge, check_requests
 from autopilot.infra.process_exit import exit_now
@@ -361,7 +362,9 @@ def _request(
     try:
         flags = {key: getattr(args, dest) for dest, key in REVIEW_FLAGS.items()}
         review = merge_review_settings(file_cfg, **flags)
-        notify = merge_notify_settings(file_cfg, args.notify)
+        notify = merge_notify_settings(
+            file_cfg, args.notify, allow_private=allows_private(os.environ)
+        )
     except RepoConfigError as err:
         raise UserError(str(err)) from err
     agent = numbers.agent_settings(args.model)
