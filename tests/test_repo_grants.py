@@ -13,6 +13,7 @@ from temporalio.testing import ActivityEnvironment
 from activities.notify import NotifyActivities
 from autopilot.agent.egress import CREDENTIALS
 from autopilot.error_types import NOTIFY_REFUSED
+from autopilot.infra.committed_config import load_committed_config
 from autopilot.infra.config import ConfigError, load_settings
 from autopilot.infra.host_names import HostNameRefused, check_grant, is_ip_literal
 from autopilot.infra.notify_targets import (
@@ -29,7 +30,7 @@ from autopilot.infra.repo_config import (
 )
 from autopilot.models import NotifyInput, NotifyTarget
 from autopilot.operate import notify
-from tests.gitutil import commit_file
+from tests.gitutil import commit_file, git
 from tests.notify_receiver import Receiver
 from tests.test_notify import notification
 from tests.test_starter import assert_user_error, run_starter, write_plan
@@ -247,3 +248,52 @@ def test_the_starter_refuses_what_the_repository_may_not_grant(
     done = run_starter(tmp_path, str(plan), "--repo", str(repo), *flags)
     assert_user_error(done, *fragments)
     assert not (tmp_path / "state" / "temporal").exists()
+
+
+# -- the committed .autopilot.toml ---------------------------------------------------------------
+
+
+def test_the_settings_come_from_the_commit_not_the_work_tree(repo: Path) -> None:
+    commit_file(repo, "review.md", "Committed instructions.\n")
+    sha = commit_file(
+        repo, CONFIG_FILE, '[review]\nmode = "checks"\nreviewer_prompt_file = "review.md"\n'
+    )
+    (repo / CONFIG_FILE).write_text('[review]\nmode = "none"\n')  # edited, not committed
+    (repo / "review.md").write_text("Edited instructions.\n")
+    config = load_committed_config(repo, sha)
+    assert config.mode == "checks" and config.reviewer_prompt == "Committed instructions.\n"
+    assert config.source == str(repo / CONFIG_FILE)
+    assert load_committed_config(repo, git(repo, "rev-parse", "HEAD~2")).source is None
+
+
+def test_a_linked_prompt_file_in_the_commit_is_not_read(repo: Path, tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("the worker's secret\n")
+    (repo / "review.md").symlink_to(secret)
+    git(repo, "add", "review.md")
+    sha = commit_file(repo, CONFIG_FILE, '[review]\nreviewer_prompt_file = "review.md"\n')
+    with pytest.raises(RepoConfigError) as refused:
+        load_committed_config(repo, sha)
+    assert f"{repo / CONFIG_FILE}: [review] reviewer_prompt_file = 'review.md' is not a file" in (
+        str(refused.value)
+    )
+
+
+@pytest.mark.parametrize(
+    ("committed", "fragment"),
+    [(None, "is not committed"), ('[review]\nmode = "checks"\n', "differs from the one")],
+)
+def test_an_uncommitted_config_in_the_checkout_is_refused_at_start(
+    tmp_path: Path, repo: Path, committed: str | None, fragment: str
+) -> None:
+    if committed is not None:
+        commit_file(repo, CONFIG_FILE, committed)
+        git(repo, "update-index", "--assume-unchanged", CONFIG_FILE)  # git status won't see it
+    (repo / CONFIG_FILE).write_text('[review]\nmode = "none"\n')
+    done = run_starter(tmp_path, str(write_plan(tmp_path)), "--repo", str(repo))
+    assert_user_error(
+        done,
+        f"{repo / CONFIG_FILE} {fragment}",
+        "a session uses the .autopilot.toml of its target branch's commit",
+        "Commit the file on 'main' to use it, or move it away",
+    )

@@ -16,11 +16,10 @@ reviewer_prompt_file = "docs/review.md"  # optional, relative to the repo; or re
 on_failure = "continue"    # continue | pause
 
 [sandbox]
-network = ["pypi.org", "files.pythonhosted.org"]  # what agents and checks may reach
+network = ["pypi.org", "files.pythonhosted.org"]  # public domains agents and checks may reach
 
 [notify]
 notify = ["https://hooks.example.com/T000/B000"]  # each gets a JSON POST (http/https only)
-notify_command = ["notify-send", "Autopilot"]  # argv, no shell: JSON on stdin, text last
 
 [workspace]
 setup = ["uv sync", "npm ci"]      # run in each new workspace before the agent, like checks
@@ -48,6 +47,13 @@ the repository, without `..`, never in `.git`; `cache_dirs` needs `setup`, `cach
 `cache_dirs`. Anything wrong in the file stops the run with a `RepoConfigError` that names the
 file, the key and what to write instead. [container] is read by container mode
 (autopilot/agent/container.py); a key left out keeps ContainerSettings' default.
+
+The file is data a task can change, so it grants nothing a sandboxed task could not do:
+`network` names public domains only and `check_env` no model credential (the rules are in
+autopilot/infra/host_names.py and the egress proxy's CREDENTIALS), and `[notify]
+notify_command`, which would run outside the sandbox, is refused: the worker's
+AUTOPILOT_NOTIFY_COMMAND replaces it. The starter reads the file from a commit, not from a
+work tree (autopilot/infra/committed_config.py).
 
 What may be set, and each value's type and range, is one strict pydantic model, `ReviewTable`:
 the file's [review] table and the review flags go through it, and its validation errors become
