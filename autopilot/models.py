@@ -697,10 +697,11 @@ NotifyEvent = Literal[
 
 
 class NotifySettings(BaseModel):
-    """A session's notification targets: webhook URLs (each gets a JSON POST) and a command
-    (argv, no shell: the JSON body on stdin, the text as its last argument)."""
+    """A session's notification targets: webhook URLs (each gets a JSON POST)."""
 
     urls: list[str] = Field(default_factory=list)
+    # Only in sessions started before the command became the worker's own setting
+    # (AUTOPILOT_NOTIFY_COMMAND): kept so their histories replay; the worker refuses to run it.
     command: list[str] = Field(default_factory=list)
 
 

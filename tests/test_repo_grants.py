@@ -114,6 +114,7 @@ def test_a_notify_command_in_the_repository_is_refused(tmp_path: Path) -> None:
         ("http://127.0.0.1:8080/x", "is loopback"),
         ("http://169.254.169.254/latest/meta-data", "is link-local"),
         ("http://10.1.2.3/hook", "is in a private network"),
+        ("http://100.64.0.1/hook", "is not a public address"),
         ("http://[::1]/hook", "is loopback"),
         ("http://[::ffff:127.0.0.1]/hook", "is loopback"),
         ("http://localhost:9/x", "special-use name (.localhost)"),

@@ -86,6 +86,7 @@ def private_address_reason(address: str) -> str | None:
         (ip.is_unspecified, "unspecified (this machine)"),
         (ip.is_multicast, "multicast"),
         (ip.is_reserved, "reserved"),
+        (not ip.is_global, "not a public address"),  # shared (100.64/10), documentation, ...
     )
     for found, kind in kinds:
         if found:

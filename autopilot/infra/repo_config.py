@@ -225,7 +225,8 @@ class NotifyTable(BaseModel):
     model_config = STRICT
 
     notify: list[_Url] | None = None
-    # Refused whatever its value (_refuse_notify_command): named here for that message.
+    # Refused whatever its value (NOTIFY_COMMAND_MOVED, in load_repo_config): named here so
+    # that the message says where the command goes now, not "unknown key".
     notify_command: Any = None
 
 
