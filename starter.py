@@ -36,7 +36,9 @@ from autopilot.agent.container_access import EngineUnavailable, engine_preflight
 from autopilot.git.remote import RemoteWorkspaces
 from autopilot.git.remote_check import check_remote
 from autopilot.git.remote_url import RemoteError, is_remote
+from autopilot.infra.committed_config import load_session_config
 from autopilot.infra.config import ConfigError, Settings, load_settings
+from autopilot.infra.notify_targets import allows_private
 from autopilot.infra.options import RUN_RANGES, OptionError, RunNumbers
 from autopilot.infra.payload_size import PayloadTooLarge, check_requests
 from autopilot.infra.process_exit import exit_now
@@ -256,10 +258,10 @@ def validate(args: argparse.Namespace, settings: Settings) -> SessionRequest:
         except gitops.RepoError as err:
             raise UserError(str(err)) from err
         repo_path = Path(repo.path)
-        file_cfg = _repo_config(lambda: load_repo_config(repo_path))
+        file_cfg = _repo_config(lambda: load_session_config(repo))
         request = _request(
             args, numbers, repo_path, plan_path, repo.target_branch, settings, file_cfg
-        )
+        ).model_copy(update={"config_commit": repo.head_sha})
         try:
             check_untracked(repo.path, repo.target_branch, request.workspace)
         except CopyProblem as err:
@@ -289,7 +291,9 @@ def _remote_request(
     except RemoteError as err:
         raise UserError(f"--remote: {err}") from err
     remote = RemoteWorkspaces(settings.state_dir)
-    file_cfg = _repo_config(lambda: load_remote_config(remote, checked.url, checked.target_branch))
+    file_cfg = _repo_config(
+        lambda: load_remote_config(remote, checked.url, checked.target_branch, checked.head_sha)
+    )
     if file_cfg.workspace.copy_files:
         raise UserError(
             f"{file_cfg.source}: [workspace] copy names files from your checkout "
@@ -301,7 +305,11 @@ def _remote_request(
         args, numbers, checked.url, plan_path, checked.target_branch, settings, file_cfg
     )
     return request.model_copy(
-        update={"state_dir": "", "plan_text": plan_path.read_bytes().decode("utf-8")}
+        update={
+            "state_dir": "",
+            "plan_text": plan_path.read_bytes().decode("utf-8"),
+            "config_commit": checked.head_sha,
+        }
     )
 
 
@@ -361,7 +369,9 @@ def _request(
     try:
         flags = {key: getattr(args, dest) for dest, key in REVIEW_FLAGS.items()}
         review = merge_review_settings(file_cfg, **flags)
-        notify = merge_notify_settings(file_cfg, args.notify)
+        notify = merge_notify_settings(
+            file_cfg, args.notify, allow_private=allows_private(os.environ)
+        )
     except RepoConfigError as err:
         raise UserError(str(err)) from err
     agent = numbers.agent_settings(args.model)

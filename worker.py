@@ -90,12 +90,13 @@ def build_workers(
     egress: Egress,
     options: WorkerOptions,
     notify_urls: Sequence[str] = (),
+    notify_command: Sequence[str] = (),
 ) -> tuple[Worker, Worker]:
     """The task queue's worker (workflows, git steps, checks) and the agents queue's (agent
     and reviewer runs, at most options.max_agents at once)."""
     agent = AgentActivities(checks.claude_bin, checks.sandbox, egress, dict(os.environ))
     check_runner = CheckActivities(checks.sandbox, egress)
-    notifier = NotifyActivities(notify_urls, dict(os.environ))
+    notifier = NotifyActivities(notify_urls, dict(os.environ), notify_command)
     common: dict[str, Any] = {
         "interceptors": [LogContextInterceptor(), ShutdownInterceptor()],
         "graceful_shutdown_timeout": timedelta(seconds=options.graceful_shutdown_s),
@@ -148,7 +149,15 @@ async def serve(settings: Settings, task_queue: str, options: WorkerOptions) -> 
     with tempfile.TemporaryDirectory(prefix="autopilot-egress-") as folder:
         egress = await Egress(Path(folder) / "egress.sock", os.environ).start()
         try:
-            workers = build_workers(client, task_queue, checks, egress, options, settings.notify)
+            workers = build_workers(
+                client,
+                task_queue,
+                checks,
+                egress,
+                options,
+                settings.notify,
+                settings.notify_command,
+            )
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGINT, signal.SIGTERM):

@@ -390,6 +390,9 @@ class SessionRequest(BaseModel):
     # Where the session's notifications go (--notify, [notify] in .autopilot.toml); the
     # worker's own (AUTOPILOT_NOTIFY) are added by the session when it first notifies.
     notify: NotifySettings = Field(default_factory=lambda: NotifySettings())
+    # The target branch's commit whose .autopilot.toml gave the settings above, read once by
+    # the starter (autopilot/infra/committed_config.py); "" for sessions started before.
+    config_commit: str = ""
     # Continue as new before the history grows past this many events. Temporal's hard limit is
     # 50,000, but a replay (worker restart, cache eviction) runs the whole history, and the
     # worker's memory grows with the run: measured on a 1,000-task bench session, replaying its
@@ -633,6 +636,8 @@ class SessionStatus(BaseModel):
     plan_title: str | None = None
     plan_sha256: str = ""  # the snapshot this session runs, whatever the file says now
     target_branch: str
+    # The commit whose .autopilot.toml the session runs with ("" : started before it was kept).
+    config_commit: str = ""
     concurrency: int  # the live value: the operator may change it
     current_batch: int | None = None
     total_batches: int = 0
@@ -692,10 +697,11 @@ NotifyEvent = Literal[
 
 
 class NotifySettings(BaseModel):
-    """A session's notification targets: webhook URLs (each gets a JSON POST) and a command
-    (argv, no shell: the JSON body on stdin, the text as its last argument)."""
+    """A session's notification targets: webhook URLs (each gets a JSON POST)."""
 
     urls: list[str] = Field(default_factory=list)
+    # Only in sessions started before the command became the worker's own setting
+    # (AUTOPILOT_NOTIFY_COMMAND): kept so their histories replay; the worker refuses to run it.
     command: list[str] = Field(default_factory=list)
 
 

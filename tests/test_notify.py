@@ -18,7 +18,7 @@ from temporalio.testing import ActivityEnvironment
 from activities.notify import NotifyActivities
 from autopilot.error_types import NOTIFY_FAILED, NOTIFY_REFUSED
 from autopilot.infra.config import ConfigError, load_settings
-from autopilot.infra.notify_targets import url_label
+from autopilot.infra.notify_targets import ALLOW_PRIVATE_SETTING, url_label
 from autopilot.infra.redact import Redactor
 from autopilot.infra.repo_config import (
     RepoConfigError,
@@ -47,6 +47,8 @@ from tests.test_starter import assert_user_error, run_starter, write_plan
 
 SESSION = "repo-plan-all-a498a63c"
 SECRET = "sk-deploy-0123456789abcdef"  # the value of DEPLOY_TOKEN in these tests' worker env
+# The receivers listen on loopback: the installation's consent to that.
+ALLOW_PRIVATE = {ALLOW_PRIVATE_SETTING: "1"}
 
 
 def status(*states: TaskState, **extra: object) -> SessionStatus:
@@ -216,17 +218,13 @@ def write_config(repo: Path, text: str) -> None:
 def test_targets_come_from_the_file_and_the_flags(tmp_path: Path) -> None:
     write_config(
         tmp_path,
-        '[notify]\nnotify = ["https://hooks.example.com/a", "https://hooks.example.com/a"]\n'
-        'notify_command = ["notify-send", "Autopilot"]\n',
+        '[notify]\nnotify = ["https://hooks.example.com/a", "https://hooks.example.com/a"]\n',
     )
     file_cfg = load_repo_config(tmp_path)
     merged = merge_notify_settings(
-        file_cfg, [" http://127.0.0.1:8080/x ", "https://hooks.example.com/a"]
+        file_cfg, [" http://127.0.0.1:8080/x ", "https://hooks.example.com/a"], allow_private=True
     )
-    assert merged == NotifySettings(
-        urls=["https://hooks.example.com/a", "http://127.0.0.1:8080/x"],
-        command=["notify-send", "Autopilot"],
-    )
+    assert merged == NotifySettings(urls=["https://hooks.example.com/a", "http://127.0.0.1:8080/x"])
     assert merge_notify_settings(load_repo_config(tmp_path / "none"), []) == NotifySettings()
 
 
@@ -238,8 +236,8 @@ def test_targets_come_from_the_file_and_the_flags(tmp_path: Path) -> None:
             "[notify] notify = ['ftp://example.com/x']",
         ),
         ('[notify]\nnotify = "https://x.example"\n', "a list of http or https URLs"),
-        ("[notify]\nnotify_command = []\n", "a command as a list of arguments"),
-        ('[notify]\nnotify_command = "notify-send hi"\n', "run without a shell"),
+        ("[notify]\nnotify_command = []\n", "notify_command is not read from the repository"),
+        ('[notify]\nnotify_command = ["notify-send"]\n', "AUTOPILOT_NOTIFY_COMMAND="),
         ('[notify]\nnotfy = ["https://x.example"]\n', "did you mean 'notify'?"),
     ],
 )
@@ -281,7 +279,7 @@ def test_the_installation_setting_is_read_and_checked(tmp_path: Path) -> None:
     env = {"HOME": str(tmp_path), "AUTOPILOT_STATE_DIR": str(tmp_path / "state")}
     assert load_settings(env).notify == ()
     urls = "https://hooks.example.com/a\n http://127.0.0.1:9/b https://hooks.example.com/a"
-    settings = load_settings({**env, "AUTOPILOT_NOTIFY": urls})
+    settings = load_settings({**env, "AUTOPILOT_NOTIFY": urls, **ALLOW_PRIVATE})
     assert settings.notify == ("https://hooks.example.com/a", "http://127.0.0.1:9/b")
     with pytest.raises(ConfigError) as err:
         load_settings({**env, "AUTOPILOT_NOTIFY": "https://ok.example/a ssh://host"})
@@ -324,7 +322,11 @@ def notification(reason: str = "the tests fail") -> Notification:
 def test_a_webhook_gets_the_json_body() -> None:
     with Receiver().running() as receiver:
         sent = notify.deliver(
-            notification(), url=receiver.url(), redactor=Redactor({}), env={"PATH": "/usr/bin"}
+            notification(),
+            url=receiver.url(),
+            redactor=Redactor({}),
+            env={"PATH": "/usr/bin"},
+            allow_private=True,
         )
         [got] = receiver.received
     assert got.content_type == "application/json" and got.path == "/hooks/T000/secret-path"
@@ -339,7 +341,7 @@ def test_a_webhook_gets_the_json_body() -> None:
 def test_what_another_attempt_can_fix(status_code: int, retryable: bool) -> None:
     with Receiver(always=status_code).running() as receiver:
         with pytest.raises(notify.NotifyError) as err:
-            notify.post(receiver.url(), b"{}")
+            notify.post(receiver.url(), b"{}", allow_private=True)
     assert err.value.retryable is retryable
     assert f"answered HTTP {status_code}" in str(err.value)
     assert "secret-path" not in str(err.value)  # a webhook's path may be its credential
@@ -349,7 +351,7 @@ def test_a_receiver_that_is_not_there_is_worth_another_attempt() -> None:
     with Receiver().running() as receiver:
         url = receiver.url()
     with pytest.raises(notify.NotifyError) as err:
-        notify.post(url, b"{}", timeout_s=5)
+        notify.post(url, b"{}", timeout_s=5, allow_private=True)
     assert err.value.retryable and "failed" in str(err.value)
 
 
@@ -357,7 +359,7 @@ def test_a_receiver_that_hangs_times_out_and_is_tried_again() -> None:
     with Receiver(hold=threading.Event()).running() as receiver:
         started = time.monotonic()
         with pytest.raises(notify.NotifyError) as err:
-            notify.post(receiver.url(), b"{}", timeout_s=1)
+            notify.post(receiver.url(), b"{}", timeout_s=1, allow_private=True)
     assert err.value.retryable and "timed out" in str(err.value)
     assert time.monotonic() - started < 5
 
@@ -438,15 +440,20 @@ def alive(pid: int) -> bool:
     "the command's stdin and argument carry [redacted NAME], never the value",
 )
 async def test_no_secret_reaches_a_receiver_or_a_command(tmp_path: Path) -> None:
-    worker_env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "DEPLOY_TOKEN": SECRET}
-    activities = NotifyActivities([], worker_env)
+    worker_env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "DEPLOY_TOKEN": SECRET,
+        **ALLOW_PRIVATE,
+    }
     leaky = notification(reason=f'push failed: "https://x:{SECRET}@git.example.com" refused')
     record = tmp_path / "record.json"
     argv = [*command_script(tmp_path, RECORDER), str(record)]
+    activities = NotifyActivities([], worker_env, argv)
     with Receiver().running() as receiver:
         for target in (
             NotifyTarget(label="hook", url=receiver.url()),
-            NotifyTarget(label="command", command=argv),
+            NotifyTarget(label="command", installation=0),
         ):
             await ActivityEnvironment().run(
                 activities.notify, NotifyInput(notification=leaky, target=target)
@@ -460,7 +467,7 @@ async def test_no_secret_reaches_a_receiver_or_a_command(tmp_path: Path) -> None
 
 async def test_the_worker_delivers_to_its_own_targets_by_number(tmp_path: Path) -> None:
     with Receiver(always=404).running() as receiver:
-        activities = NotifyActivities([receiver.url()], {"PATH": "/usr/bin"})
+        activities = NotifyActivities([receiver.url()], {"PATH": "/usr/bin", **ALLOW_PRIVATE})
         environment = ActivityEnvironment()
         assert await environment.run(activities.notify_installation) == [
             f"http://127.0.0.1:{receiver.port}"
@@ -484,7 +491,7 @@ async def test_the_worker_delivers_to_its_own_targets_by_number(tmp_path: Path) 
 
 async def test_a_server_error_is_a_retryable_activity_failure() -> None:
     with Receiver(always=502).running() as receiver:
-        activities = NotifyActivities([], {})
+        activities = NotifyActivities([], ALLOW_PRIVATE)
         target = NotifyTarget(label="hook", url=receiver.url())
         with pytest.raises(ApplicationError) as failed:
             await ActivityEnvironment().run(

@@ -1,5 +1,6 @@
 """Notifications through the real pipeline: starter, worker, Temporal, git and the claude CLI,
-with webhook receivers on loopback and a notify_command from the repo's .autopilot.toml."""
+with webhook receivers on loopback (the installation allows that) and the worker's own
+AUTOPILOT_NOTIFY_COMMAND."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from typing import Any
 import pytest
 
 from autopilot.agent.scripted_model import PlanFollower, ScriptedModel
-from tests.gitutil import commit_file, head
+from autopilot.infra.notify_targets import ALLOW_PRIVATE_SETTING, NOTIFY_COMMAND_SETTING
+from tests.gitutil import head
 from tests.harness import autopilot, wait_until
 from tests.notify_receiver import Receiver
 from tests.test_controls_e2e import plan_text
@@ -34,7 +36,7 @@ def recorded(path: Path) -> list[dict[str, Any]]:
 
 @pytest.mark.reliability(
     "a session paused by its budget, and its end, told to a person",
-    "real session with --notify, [notify] notify_command and the worker's AUTOPILOT_NOTIFY: "
+    "real session with --notify and the worker's AUTOPILOT_NOTIFY and AUTOPILOT_NOTIFY_COMMAND: "
     "the pause names the command that resumes it, which is run as given; the end gives the "
     "counts and the target's new head, checked against git",
 )
@@ -42,8 +44,7 @@ def test_a_paused_and_a_finished_session_notify(tmp_path: Path, repo: Path) -> N
     hook = tmp_path / "hook.py"
     hook.write_text(RECORDER)
     record = tmp_path / "command.jsonl"
-    command = json.dumps([sys.executable, str(hook), str(record)])
-    commit_file(repo, ".autopilot.toml", f"[notify]\nnotify_command = {command}\n")
+    command = shlex.join([sys.executable, str(hook), str(record)])
     plan = tmp_path / "plan.md"
     plan.write_text(plan_text(("1.1", ""), ("1.2", "")))
     with (
@@ -53,6 +54,8 @@ def test_a_paused_and_a_finished_session_notify(tmp_path: Path, repo: Path) -> N
         autopilot(tmp_path / "autopilot", model.env()) as installation,
     ):
         installation.extra_env["AUTOPILOT_NOTIFY"] = worker_hook.url("/operator")
+        installation.extra_env[NOTIFY_COMMAND_SETTING] = command
+        installation.extra_env[ALLOW_PRIVATE_SETTING] = "1"  # the receivers are on loopback
         session = installation.start_detached(
             plan, repo, "--max-cost-usd", "0.01", "--notify", session_hook.url()
         )

@@ -13,6 +13,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
 from activities.notify import NotifyActivities
+from autopilot.infra.notify_targets import ALLOW_PRIVATE_SETTING
 from autopilot.models import AgentSettings, NotifySettings, ResumeRequest, SessionState, TaskState
 from tests.notify_receiver import Receiver
 from tests.test_workflows import agent_error, status_until
@@ -33,7 +34,8 @@ from workflows.session import SessionWorkflow
 pytestmark = pytest.mark.timeout(90)
 
 SECRET = "sk-deploy-0123456789abcdef"
-WORKER_ENV = {"PATH": "/usr/bin:/bin", "DEPLOY_TOKEN": SECRET}
+# The receivers listen on loopback: the installation's consent to that.
+WORKER_ENV = {"PATH": "/usr/bin:/bin", "DEPLOY_TOKEN": SECRET, ALLOW_PRIVATE_SETTING: "1"}
 
 
 async def delivered(receiver: Receiver, event: str, timeout: float = 20) -> dict[str, Any]:

@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 import starter
+from autopilot.git.remote import RemoteWorkspaces
 from autopilot.infra.config import load_settings
+from autopilot.infra.remote_repo_config import load_remote_config
 from tests.git_daemon import git_daemon
 from tests.gitutil import commit_file, git, make_repo
 from tests.harness import free_port
@@ -128,3 +130,22 @@ def test_a_plan_too_big_to_carry_is_refused(tmp_path: Path, url: str) -> None:
     assert plan.stat().st_size > 2**20
     done = run_starter(tmp_path, str(plan), "--remote", url)
     assert_user_error(done, "a remote session carries its plan", "split the plan")
+
+
+def test_the_settings_are_read_at_the_commit_the_session_starts_from(
+    tmp_path: Path, served: Path, url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    push_config(tmp_path, served, {".autopilot.toml": '[review]\nchecks = ["true"]\n'})
+    started_from = git(served / "project.git", "rev-parse", "main")
+    monkeypatch.setenv("AUTOPILOT_STATE_DIR", str(tmp_path / "state"))
+    args = starter.parse_command_line([str(write_plan(tmp_path)), "--remote", url])
+    assert starter.validate(args, load_settings()).config_commit == started_from
+
+    # A later push (a merged task, say) moves the branch, not what that commit says.
+    later = commit_file(tmp_path / "clone", ".autopilot.toml", '[review]\nchecks = ["false"]\n')
+    git(tmp_path / "clone", "push", "--quiet", "origin", "main")
+    remote = RemoteWorkspaces(tmp_path / "state")
+    pinned = load_remote_config(remote, url, "main", started_from)
+    assert [check.command for check in pinned.checks or []] == ["true"]
+    moved = load_remote_config(remote, url, "main", later)
+    assert [check.command for check in moved.checks or []] == ["false"]

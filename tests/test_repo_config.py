@@ -369,7 +369,7 @@ def test_sandbox_network_domains(tmp_path: Path) -> None:
     assert load_repo_config(tmp_path).network == ["pypi.org", "*.npmjs.org"]
     message = config_error(tmp_path, '[sandbox]\nnetwork = ["https://pypi.org/simple"]\n')
     assert "[sandbox] network = ['https://pypi.org/simple']" in message
-    assert 'a list of domains, e.g. ["pypi.org", "*.npmjs.org"]' in message
+    assert 'a list of public domains, e.g. ["pypi.org", "*.npmjs.org"]' in message
     assert "unknown key 'netwrok' in [sandbox] (did you mean 'network'?)" in config_error(
         tmp_path, "[sandbox]\nnetwrok = []\n"
     )

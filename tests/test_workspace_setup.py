@@ -41,6 +41,9 @@ def repo(tmp_path: Path) -> Path:
     return path
 
 
+REPO = "/home/me/project"
+
+
 def settings(**values: object) -> WorkspaceSettings:
     base: dict[str, object] = {
         "setup": [parse_check(SETUP)],
@@ -96,22 +99,47 @@ def test_cache_key_follows_the_lock_files_and_the_commands(tmp_path: Path) -> No
     ws = tmp_path / "ws"
     ws.mkdir()
     (ws / "deps.lock").write_text("helper 1.0\n")
-    first = cache.cache_key(ws, settings())
-    assert first == cache.cache_key(ws, settings())  # the same inputs, the same key
+    first = cache.cache_key(ws, settings(), REPO)
+    assert first == cache.cache_key(ws, settings(), REPO)  # the same inputs, the same key
     assert len(first) == 64
     (ws / "deps.lock").write_text("helper 2.0\n")
-    second = cache.cache_key(ws, settings())
+    second = cache.cache_key(ws, settings(), REPO)
     assert second != first
-    assert cache.cache_key(ws, settings(setup=[parse_check("true")])) != second
+    assert cache.cache_key(ws, settings(setup=[parse_check("true")]), REPO) != second
     (ws / "deps.lock").unlink()
-    missing = cache.cache_key(ws, settings())
+    missing = cache.cache_key(ws, settings(), REPO)
     # A link is never read through: it counts as "not a file", whatever it points at.
     (ws / "deps.lock").symlink_to(tmp_path / "elsewhere")
-    assert cache.cache_key(ws, settings()) not in (missing, first, second)
+    assert cache.cache_key(ws, settings(), REPO) not in (missing, first, second)
     os.mkfifo(tmp_path / "fifo")
     (ws / "deps.lock").unlink()
     os.link(tmp_path / "fifo", ws / "deps.lock")  # a FIFO must not block the worker
-    assert cache.cache_key(ws, settings()) not in (missing, first, second)
+    assert cache.cache_key(ws, settings(), REPO) not in (missing, first, second)
+
+
+def test_two_repositories_with_the_same_lock_file_get_different_entries(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "deps.lock").write_text("helper 1.0\n")
+    keys = {
+        repo: cache.cache_key(ws, settings(), repo)
+        for repo in (
+            "/home/me/project",
+            "/home/me/fork",
+            "https://git.example.com/team/project.git",
+            "https://git.example.com/other/project.git",
+            "git@git.example.com:team/project.git",
+        )
+    }
+    assert len(set(keys.values())) == len(keys)
+    # One remote whoever reaches it: its user and password are not part of its identity.
+    assert (
+        cache.cache_key(ws, settings(), "https://bot:s3cret@git.example.com/team/project.git")
+        == keys["https://git.example.com/team/project.git"]
+    )
+    assert cache.cache_key(
+        ws, settings(), "other@git.example.com:team/project.git"
+    ) == cache.cache_key(ws, settings(), "git.example.com:team/project.git")
 
 
 def test_store_and_restore_make_copies_the_workspace_cannot_write_through(
@@ -244,6 +272,19 @@ def test_the_check_passes_only_with_the_setup_and_the_second_workspace_uses_the_
     assert again.summary() == "from cache"
     assert (Path(second.path) / "deps" / "runs").read_text() == "ran\n"  # the setup ran once
     assert run_checks(Path(second.path), check, 30, tmp_path / "cached")[0].passed
+
+
+def test_another_repository_with_the_same_lock_file_runs_its_own_setup(
+    repo: Path, tmp_path: Path
+) -> None:
+    done = set_up_workspace(set_up(workspace(repo, tmp_path, "1"), repo, tmp_path), CheckEnv())
+    assert not done.from_cache and done.commands
+    other = make_repo(tmp_path / "other")
+    commit_file(other, "deps.lock", "helper 1.0\n")  # the same lock file, byte for byte
+    (other / ".env.test").write_text("TOKEN_FOR_TESTS=other\n")
+    ws = workspace(other, tmp_path, "2")
+    theirs = set_up_workspace(set_up(ws, other, tmp_path), CheckEnv())
+    assert not theirs.from_cache and theirs.commands and theirs.key != done.key
 
 
 def test_set_up_again_only_when_the_lock_file_changed(repo: Path, tmp_path: Path) -> None:

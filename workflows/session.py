@@ -100,6 +100,7 @@ class SessionWorkflow:
                     repo=request.repo,
                     plan_path=request.plan_path,
                     target_branch=request.target_branch,
+                    config_commit=request.config_commit,
                     concurrency=request.concurrency,
                     max_cost_usd=request.max_cost_usd,
                 )

@@ -98,11 +98,13 @@ class RemoteWorkspaces:
             cache.ensure(first_branch)
             yield cache
 
-    def read_file(self, url: str, branch: str, name: str) -> bytes | None:
-        """The file `name` as the remote's `branch` has it now (None: no such file)."""
+    def read_file(self, url: str, branch: str, name: str, commit: str = "") -> bytes | None:
+        """The file `name` as the remote's `branch` has it now, or as its `commit` has it
+        (None: no such file)."""
         with self.cache(url, branch) as cache:
             self._sync(cache, branch, [])
-            proc = _run_raw(cache.path, ["show", f"refs/heads/{branch}:{name}"])
+            revision = commit or f"refs/heads/{branch}"
+            proc = _run_raw(cache.path, ["show", f"{revision}:{name}"])
         return proc.stdout if proc.returncode == 0 else None
 
     def _sync(self, cache: RemoteCache, target: str, others: Sequence[str]) -> dict[str, str]:

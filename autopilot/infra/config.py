@@ -9,11 +9,18 @@ from __future__ import annotations
 
 import functools
 import os
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from autopilot.infra.notify_targets import NotifyUrlError, parse_url_list
+from autopilot.infra.notify_targets import (
+    NOTIFY_COMMAND_SETTING,
+    NotifyUrlError,
+    allows_private,
+    check_public,
+    parse_url_list,
+)
 from autopilot.infra.private_files import make_private_dir, tighten_dir
 
 DEFAULT_TASK_QUEUE = "autopilot"
@@ -42,6 +49,9 @@ class Settings:
     # The installation's own notification targets (AUTOPILOT_NOTIFY): every session the worker
     # runs notifies them too. Read by the worker only; they never travel through Temporal.
     notify: tuple[str, ...] = ()
+    # The installation's notification command (AUTOPILOT_NOTIFY_COMMAND): argv, run by the
+    # worker outside any sandbox, so it comes from the person's environment alone.
+    notify_command: tuple[str, ...] = ()
 
     @property
     def ui_url(self) -> str:
@@ -80,10 +90,28 @@ def _ui_enabled(env: Mapping[str, str]) -> bool:
 
 def _notify_urls(env: Mapping[str, str]) -> tuple[str, ...]:
     try:
-        return tuple(parse_url_list(env.get(NOTIFY_SETTING, "")))
+        urls = tuple(parse_url_list(env.get(NOTIFY_SETTING, "")))
     except NotifyUrlError as err:
         raise ConfigError(
             f"{NOTIFY_SETTING}: {err}; set it to http(s) URLs separated by spaces, or unset it."
+        ) from None
+    if not allows_private(env):
+        for url in urls:
+            try:
+                check_public(url)
+            except NotifyUrlError as err:
+                raise ConfigError(f"{NOTIFY_SETTING}: {err}.") from None
+    return urls
+
+
+def _notify_command(env: Mapping[str, str]) -> tuple[str, ...]:
+    raw = env.get(NOTIFY_COMMAND_SETTING, "")
+    try:
+        return tuple(shlex.split(raw))
+    except ValueError as err:
+        raise ConfigError(
+            f"{NOTIFY_COMMAND_SETTING}={raw!r} cannot be split into arguments ({err}); quote it"
+            " as a shell would, e.g. 'notify-send Autopilot', or unset it."
         ) from None
 
 
@@ -155,6 +183,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ui_port=_port(env, "AUTOPILOT_TEMPORAL_UI_PORT", DEFAULT_UI_PORT),
         ui_enabled=_ui_enabled(env),
         notify=_notify_urls(env),
+        notify_command=_notify_command(env),
     )
 
 

@@ -8,12 +8,36 @@ status, the logs and error messages name a URL by its label only: scheme, host a
 from __future__ import annotations
 
 import shlex
-from collections.abc import Sequence
+import socket
+from collections.abc import Callable, Mapping, Sequence
 from urllib.parse import urlsplit
 
-__all__ = ["NotifyUrlError", "check_url", "command_label", "parse_url_list", "url_label"]
+from autopilot.infra.host_names import private_address_reason, private_host_reason
+
+__all__ = [
+    "ALLOW_PRIVATE_SETTING",
+    "NOTIFY_COMMAND_SETTING",
+    "NotifyUrlError",
+    "allows_private",
+    "check_public",
+    "check_url",
+    "command_label",
+    "parse_url_list",
+    "private_reason",
+    "private_refusal",
+    "resolve",
+    "url_label",
+]
 
 SCHEMES = ("http", "https")
+# The installation's consent to notifications on this machine or its private network: set by
+# the person in the starter's and the worker's environment, never by a repository.
+ALLOW_PRIVATE_SETTING = "AUTOPILOT_NOTIFY_ALLOW_PRIVATE"
+# The installation's notification command (argv, run outside any sandbox): only ever from the
+# worker's own environment, never from a repository or a session's input.
+NOTIFY_COMMAND_SETTING = "AUTOPILOT_NOTIFY_COMMAND"
+DEFAULT_PORTS = {"http": 80, "https": 443}
+Resolver = Callable[[str, int], list[str]]
 
 
 class NotifyUrlError(ValueError):
@@ -58,3 +82,47 @@ def url_label(url: str) -> str:
 def command_label(argv: Sequence[str]) -> str:
     """What a notify_command is shown by: its program."""
     return f"command {shlex.quote(argv[0])}" if argv else "command"
+
+
+def allows_private(env: Mapping[str, str]) -> bool:
+    return env.get(ALLOW_PRIVATE_SETTING, "").strip() == "1"
+
+
+def resolve(host: str, port: int) -> list[str]:
+    """The addresses `host` has now ([] when it does not resolve)."""
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError):
+        return []
+    return list(dict.fromkeys(str(info[4][0]) for info in found))
+
+
+def private_reason(url: str, resolver: Resolver = resolve) -> str | None:
+    """Why `url` points at this machine or a private network (None: it does not): its host's
+    name or address, or any address the name resolves to now."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    reason = private_host_reason(host)
+    if reason is not None:
+        return reason
+    port = parts.port or DEFAULT_PORTS.get(parts.scheme.lower(), 443)
+    for address in resolver(host, port):
+        found = private_address_reason(address)
+        if found is not None:
+            return f"resolves to an address that {found}"
+    return None
+
+
+def check_public(url: str, resolver: Resolver = resolve) -> None:
+    """NotifyUrlError when `url` points at this machine or a private network."""
+    reason = private_reason(url, resolver)
+    if reason is not None:
+        raise NotifyUrlError(private_refusal(url, reason))
+
+
+def private_refusal(url: str, reason: str) -> str:
+    return (
+        f"{url_label(url)} {reason}; a notification there needs {ALLOW_PRIVATE_SETTING}=1 in the"
+        " environment of the starter and the worker (the installation's choice, not a"
+        " repository's)"
+    )

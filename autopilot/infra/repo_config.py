@@ -16,11 +16,10 @@ reviewer_prompt_file = "docs/review.md"  # optional, relative to the repo; or re
 on_failure = "continue"    # continue | pause
 
 [sandbox]
-network = ["pypi.org", "files.pythonhosted.org"]  # what agents and checks may reach
+network = ["pypi.org", "files.pythonhosted.org"]  # public domains agents and checks may reach
 
 [notify]
 notify = ["https://hooks.example.com/T000/B000"]  # each gets a JSON POST (http/https only)
-notify_command = ["notify-send", "Autopilot"]  # argv, no shell: JSON on stdin, text last
 
 [workspace]
 setup = ["uv sync", "npm ci"]      # run in each new workspace before the agent, like checks
@@ -49,6 +48,13 @@ the repository, without `..`, never in `.git`; `cache_dirs` needs `setup`, `cach
 file, the key and what to write instead. [container] is read by container mode
 (autopilot/agent/container.py); a key left out keeps ContainerSettings' default.
 
+The file is data a task can change, so it grants nothing a sandboxed task could not do:
+`network` names public domains only and `check_env` no model credential (the rules are in
+autopilot/infra/host_names.py and the egress proxy's CREDENTIALS), and `[notify]
+notify_command`, which would run outside the sandbox, is refused: the worker's
+AUTOPILOT_NOTIFY_COMMAND replaces it. The starter reads the file from a commit, not from a
+work tree (autopilot/infra/committed_config.py).
+
 What may be set, and each value's type and range, is one strict pydantic model, `ReviewTable`:
 the file's [review] table and the review flags go through it, and its validation errors become
 those messages (a "did you mean" for an unknown key). The numeric ranges are in
@@ -66,8 +72,15 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import PydanticCustomError
 
+from autopilot.agent.egress import CREDENTIALS
 from autopilot.git.runner import _GIT_LOCATION_VARS
-from autopilot.infra.notify_targets import NotifyUrlError, check_url
+from autopilot.infra.host_names import HostNameRefused, check_grant
+from autopilot.infra.notify_targets import (
+    NOTIFY_COMMAND_SETTING,
+    NotifyUrlError,
+    check_public,
+    check_url,
+)
 from autopilot.infra.options import (
     CHECK_TIMEOUT,
     ENGINE_TIMEOUT,
@@ -104,6 +117,14 @@ MODES: tuple[str, ...] = get_args(ReviewMode)
 ON_FAILURE: tuple[str, ...] = get_args(OnFailure)
 
 
+NOTIFY_COMMAND_MOVED = (
+    f"[{NOTIFY}] notify_command is not read from the repository any more: a command there"
+    " would run on the worker outside the sandbox, and any task can edit the file. Remove it"
+    f" and set the command in the worker's environment instead: {NOTIFY_COMMAND_SETTING}="
+    "'notify-send Autopilot' (split like a shell splits it, run without one)."
+)
+
+
 class RepoConfigError(ValueError):
     """The repo's config file or a review flag is unusable; the message says what to fix."""
 
@@ -120,6 +141,7 @@ _Text = Annotated[str, AfterValidator(_not_blank)]
 _ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _BAD_ENV_NAME = "env_name"
 _GIT_LOCATION = "git_location"
+_MODEL_CREDENTIAL = "model_credential"
 
 
 def _env_name(value: str) -> str:
@@ -129,21 +151,24 @@ def _env_name(value: str) -> str:
         # The worker drops these for every git it runs: they would point git in a check at
         # another repository than the task's worktree.
         raise PydanticCustomError(_GIT_LOCATION, "points git at another repository")
+    if value in CREDENTIALS:
+        # The model's credential stays with the worker's egress proxy; a check that got it
+        # could hand it to anything the repository runs.
+        raise PydanticCustomError(_MODEL_CREDENTIAL, "is the model's credential")
     return value
 
 
 _EnvName = Annotated[str, AfterValidator(_env_name)]
 
-# A host name, or `*.` and one: what the sandbox's egress proxy matches (autopilot/agent/egress.py).
-_DOMAIN_RE = re.compile(
-    r"(\*\.)?([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9-]{1,63}"
-)
+_NETWORK_NAME = "network_name"
 
 
 def _domain(value: str) -> str:
-    if not _DOMAIN_RE.fullmatch(value):
-        raise ValueError("not a domain")
-    return value.lower()
+    # The name rule is shared with the notification targets (autopilot/infra/host_names.py).
+    try:
+        return check_grant(value)
+    except HostNameRefused as err:
+        raise PydanticCustomError(_NETWORK_NAME, str(err)) from None
 
 
 _Domain = Annotated[str, AfterValidator(_domain)]
@@ -200,7 +225,9 @@ class NotifyTable(BaseModel):
     model_config = STRICT
 
     notify: list[_Url] | None = None
-    notify_command: Annotated[list[_Text], Field(min_length=1)] | None = None
+    # Refused whatever its value (NOTIFY_COMMAND_MOVED, in load_repo_config): named here so
+    # that the message says where the command goes now, not "unknown key".
+    notify_command: Any = None
 
 
 class WorkspaceTable(BaseModel):
@@ -257,6 +284,11 @@ def _fixed(rule: str) -> Callable[[str], str]:
 
 
 def _env_names_rule(error_type: str) -> str:
+    if error_type == _MODEL_CREDENTIAL:
+        return (
+            f"names other than {', '.join(CREDENTIALS)}: the model's credentials stay with the"
+            " worker and never reach the repository's checks"
+        )
     if error_type == _GIT_LOCATION:
         return (
             f"names other than {', '.join(_GIT_LOCATION_VARS)}: they would point git in a check"
@@ -267,6 +299,9 @@ def _env_names_rule(error_type: str) -> str:
         ' digit), e.g. ["DATABASE_URL"]'
     )
 
+
+# Errors whose own message says why an entry is refused.
+_REASONED = frozenset({_NETWORK_NAME, _MODEL_CREDENTIAL})
 
 # What to write instead, by key and pydantic error type.
 _RULES: dict[str, Callable[[str], str]] = {
@@ -279,11 +314,8 @@ _RULES: dict[str, Callable[[str], str]] = {
     "reviewer_prompt": _fixed("a non-empty string"),
     "reviewer_prompt_file": _fixed("a non-empty string"),
     "on_failure": _choice(ON_FAILURE),
-    "network": _fixed('a list of domains, e.g. ["pypi.org", "*.npmjs.org"]'),
+    "network": _fixed('a list of public domains, e.g. ["pypi.org", "*.npmjs.org"]'),
     "notify": _fixed('a list of http or https URLs, e.g. ["https://hooks.example.com/T000/B000"]'),
-    "notify_command": _fixed(
-        'a command as a list of arguments, run without a shell, e.g. ["notify-send", "Autopilot"]'
-    ),
     "setup": _fixed('a list of strings, e.g. ["uv sync", "npm ci"]'),
     "setup_timeout_s": SETUP_TIMEOUT.rule,
     "cache_key": _fixed(
@@ -344,13 +376,12 @@ def load_repo_config(repo: Path) -> RepoReviewConfig:
         whole = _ConfigFile.model_validate(document)
     except ValidationError as err:
         raise RepoConfigError(f"{path}: {_file_problem(err, document)}") from None
+    if whole.notify.notify_command is not None:
+        raise RepoConfigError(f"{path}: {NOTIFY_COMMAND_MOVED}")
     table = whole.review
     values = table.model_dump(exclude_none=True)
     values["network"] = list(dict.fromkeys(whole.sandbox.network or []))
-    values["notify"] = NotifySettings(
-        urls=list(dict.fromkeys(whole.notify.notify or [])),
-        command=whole.notify.notify_command or [],
-    )
+    values["notify"] = NotifySettings(urls=list(dict.fromkeys(whole.notify.notify or [])))
     if "reviewer_prompt" in values and "reviewer_prompt_file" in values:
         raise RepoConfigError(
             f"{path}: [{TABLE}] sets both reviewer_prompt and reviewer_prompt_file; keep one."
@@ -433,6 +464,10 @@ def _file_problem(err: ValidationError, document: Mapping[str, Any]) -> str:
             f"unknown key {key!r} in [{table}]{did_you_mean(key, allowed)}; "
             f"allowed keys: {', '.join(allowed)}."
         )
+    if error["type"] in _REASONED:  # one entry of a list, and why it is refused
+        return f"[{table}] {key} entry {error['input']!r} {error['msg']}. " + not_allowed(
+            f"[{table}] {key} =", repr(document[table][key]), _RULES[key](error["type"])
+        )
     value = document[table][key]  # the whole value, not only the list item that is wrong
     return not_allowed(f"[{table}] {key} =", repr(value), _RULES[key](error["type"]))
 
@@ -509,18 +544,31 @@ def merge_review_settings(
     return ReviewSettings.model_validate(settings)
 
 
-def merge_notify_settings(file_cfg: RepoReviewConfig, urls: list[str]) -> NotifySettings:
-    """The file's targets and the --notify URLs (after them, each once)."""
+def merge_notify_settings(
+    file_cfg: RepoReviewConfig, urls: list[str], *, allow_private: bool = False
+) -> NotifySettings:
+    """The file's targets and the --notify URLs (after them, each once). Without
+    `allow_private` (the installation's AUTOPILOT_NOTIFY_ALLOW_PRIVATE), none may point at this
+    machine or a private network, by address or by what its name resolves to now."""
     checked = []
     for url in urls:
         try:
             checked.append(check_url(url))
         except NotifyUrlError as err:
             raise RepoConfigError(f"--notify: {err}.") from None
-    return NotifySettings(
-        urls=list(dict.fromkeys([*file_cfg.notify.urls, *checked])),
-        command=file_cfg.notify.command,
-    )
+    if not allow_private:
+        for url in file_cfg.notify.urls:
+            _public(url, f"{file_cfg.source}: [{NOTIFY}] notify")
+        for url in checked:
+            _public(url, "--notify")
+    return NotifySettings(urls=list(dict.fromkeys([*file_cfg.notify.urls, *checked])))
+
+
+def _public(url: str, where: str) -> None:
+    try:
+        check_public(url)
+    except NotifyUrlError as err:
+        raise RepoConfigError(f"{where}: {err}.") from None
 
 
 def _first(*values: object) -> object:

@@ -11,20 +11,23 @@ whether another attempt can help.
 
 from __future__ import annotations
 
+import http.client
 import math
 import os
 import shlex
 import signal
+import socket
+import ssl
 import subprocess
 import tempfile
-import urllib.error
-import urllib.request
 from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
+from urllib.parse import urlsplit
 
 from autopilot.git.remote_check import target_head
 from autopilot.git.runner import GitError
-from autopilot.infra.notify_targets import url_label
+from autopilot.infra.host_names import private_address_reason
+from autopilot.infra.notify_targets import private_refusal, resolve, url_label
 from autopilot.infra.redact import Redactor
 from autopilot.models import Notification, NotifyEvent, SessionStatus, TaskState, TaskStatus
 
@@ -276,50 +279,86 @@ def scrubbed(notification: Notification, redactor: Redactor) -> Notification:
 # --------------------------------------------------------------------------------------------
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    """A redirect is an error: urllib would turn the POST into a GET without its body."""
-
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
+class _PrivateAddress(OSError):
+    """The target's name resolved to this machine or a private network."""
 
 
-_OPENER = urllib.request.build_opener(_NoRedirects)
+def _connect_checked(
+    host: str, port: int, timeout: float | None, allow_private: bool
+) -> socket.socket:
+    """A connection to an address of `host` that was checked before it was dialled: the name
+    is resolved once, here, so a second answer (DNS rebinding) cannot swap the address."""
+    addresses = resolve(host, port)
+    if not addresses:
+        raise OSError(f"{host} does not resolve")
+    if not allow_private:
+        for address in addresses:
+            reason = private_address_reason(address)
+            if reason is not None:
+                raise _PrivateAddress(f"resolves to an address that {reason}")
+    last: OSError | None = None
+    for address in addresses:
+        try:
+            return socket.create_connection((address, port), timeout=timeout)
+        except OSError as err:
+            last = err
+    raise last or OSError(f"cannot connect to {host}")
 
 
-def post(url: str, data: bytes, timeout_s: float = HTTP_TIMEOUT_S) -> None:
-    """POST `data` as JSON to `url`; any 2xx answer is a delivery."""
+class _CheckedHTTP(http.client.HTTPConnection):
+    allow_private = False
+
+    def connect(self) -> None:
+        self.sock = _connect_checked(self.host, self.port, self.timeout, self.allow_private)
+
+
+class _CheckedHTTPS(http.client.HTTPSConnection):
+    allow_private = False
+
+    def connect(self) -> None:
+        raw = _connect_checked(self.host, self.port, self.timeout, self.allow_private)
+        # The certificate is checked against the name, though the address was dialled.
+        self.sock = ssl.create_default_context().wrap_socket(raw, server_hostname=self.host)
+
+
+def post(
+    url: str, data: bytes, timeout_s: float = HTTP_TIMEOUT_S, *, allow_private: bool = False
+) -> None:
+    """POST `data` as JSON to `url`; any 2xx answer is a delivery. No proxy and no redirect
+    is followed: each would dial an address that was not checked. Without `allow_private`,
+    an address of this machine or a private network is refused (not retryable)."""
     label = url_label(url)
-    request = urllib.request.Request(
-        url,
-        data=data,
-        method="POST",
-        headers={"Content-Type": "application/json", "User-Agent": "cc3-autopilot"},
-    )
+    parts = urlsplit(url)
+    https = parts.scheme.lower() == "https"
+    kind = _CheckedHTTPS if https else _CheckedHTTP
+    connection = kind(parts.hostname or "", parts.port, timeout=timeout_s)
+    connection.allow_private = allow_private
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    headers = {"Content-Type": "application/json", "User-Agent": "cc3-autopilot"}
     try:
-        with _OPENER.open(request, timeout=timeout_s) as answer:
-            answer.read(ERROR_BODY_CHARS)
-    except urllib.error.HTTPError as err:
-        _refused(label, err)
-    except (urllib.error.URLError, TimeoutError, OSError) as err:
-        reason = getattr(err, "reason", None) or err
-        raise NotifyError(f"POST to {label} failed: {reason}", retryable=True) from None
+        connection.request("POST", target, body=data, headers=headers)
+        answer = connection.getresponse()
+        said = answer.read(ERROR_BODY_CHARS)
+    except _PrivateAddress as err:
+        raise NotifyError(private_refusal(url, str(err)), retryable=False) from None
+    except (http.client.HTTPException, OSError) as err:
+        raise NotifyError(f"POST to {label} failed: {err}", retryable=True) from None
+    finally:
+        connection.close()
+    if not 200 <= answer.status < 300:
+        _refused(label, answer.status, answer.reason, answer.getheader("Location", ""), said)
 
 
-def _refused(label: str, err: urllib.error.HTTPError) -> NoReturn:
-    code = err.code
+def _refused(label: str, code: int, reason: str, location: str, body: bytes) -> NoReturn:
     if 300 <= code < 400:
-        where = err.headers.get("Location", "")
         raise NotifyError(
             f"{label} answered HTTP {code}, a redirect"
-            + (f" to {url_label(where)}" if where.startswith(("http://", "https://")) else "")
+            + (f" to {url_label(location)}" if location.startswith(("http://", "https://")) else "")
             + "; give the URL it redirects to",
             retryable=False,
         )
-    try:
-        said = err.read(ERROR_BODY_CHARS).decode("utf-8", "replace").strip()
-    except OSError:
-        said = ""
-    message = f"{label} answered HTTP {code} {err.reason}" + (f": {said}" if said else "")
+    said = body.decode("utf-8", "replace").strip()
+    message = f"{label} answered HTTP {code} {reason}" + (f": {said}" if said else "")
     raise NotifyError(message, retryable=code in RETRYABLE_STATUS or code >= 500)
 
 
@@ -388,6 +427,7 @@ def deliver(
     command: Sequence[str] = (),
     redactor: Redactor,
     env: Mapping[str, str],
+    allow_private: bool = False,
 ) -> Notification:
     """Send the notification, completed and scrubbed, to a URL or a command; returns the
     body as sent. NotifyError when it could not be delivered."""
@@ -396,5 +436,5 @@ def deliver(
     if command:
         run_command(command, data, body.text, env)
     else:
-        post(url, data)
+        post(url, data, allow_private=allow_private)
     return body

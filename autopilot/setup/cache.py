@@ -1,8 +1,10 @@
 """The setup's cache: what the setup commands made (`cache_dirs`), kept under the worker's
 state dir by a key, and copied into later workspaces instead of running the commands again.
 
-The key is the sha256 of the setup commands, the cache dirs and the contents of the
-`cache_key` files (the lock files): another lock file, another entry. An entry is built
+The key is the sha256 of the repository's identity, the setup commands, the cache dirs and the
+contents of the `cache_key` files (the lock files): another lock file, another entry; another
+repository, another entry, whatever its lock files (`repository_identity` says why the
+identity is the repository's location). An entry is built
 aside and renamed into place, so one that exists is whole, and two tasks that build the same
 key at once both finish (one entry stays, the other is dropped).
 
@@ -23,14 +25,16 @@ import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from autopilot.git.refs import _rmtree
+from autopilot.git.remote_url import is_remote
 from autopilot.infra.private_files import make_private_dir
 from autopilot.models import WorkspaceSettings
 from autopilot.setup.paths import UnsafePath, inside, make_parents
 
 CACHE_FOLDER = "setup-cache"
-KEY_VERSION = 1  # bump when what an entry holds changes
+KEY_VERSION = 2  # bump when what an entry holds, or what keys it, changes
 MANIFEST = "manifest.json"
 TREE = "tree"
 _BUILDING = ".building-"
@@ -47,12 +51,29 @@ def cache_root(state_dir: str | Path) -> Path:
     return Path(state_dir) / CACHE_FOLDER
 
 
-def cache_key(workspace: Path, settings: WorkspaceSettings) -> str:
-    """The key of what the setup makes in `workspace`, from its `cache_key` files as they are
-    there now (a missing one counts as missing, a link or a folder as not a file)."""
+def repository_identity(repo: str) -> str:
+    """Which repository a cache entry belongs to: a local repository's path, or a remote's URL
+    without a user or password (one remote, whoever reaches it, and no secret in a key).
+
+    Its location, chosen by the person who starts the session, not anything in its history:
+    root commits are data that anyone can copy, so a hostile repository could claim another's
+    and fill the cache with what its own setup made; forks share them as well."""
+    if not is_remote(repo):
+        return repo
+    if "://" in repo:
+        parts = urlsplit(repo)
+        return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+    return repo.split("@", 1)[1] if "@" in repo.split(":", 1)[0] else repo
+
+
+def cache_key(workspace: Path, settings: WorkspaceSettings, repo: str) -> str:
+    """The key of what the setup makes in `workspace` of the repository `repo` (a session's
+    repository: a path or a remote's URL), from its `cache_key` files as they are there now
+    (a missing one counts as missing, a link or a folder as not a file)."""
     files = {name: _file_digest(workspace, name) for name in settings.cache_key}
     described = {
         "version": KEY_VERSION,
+        "repository": repository_identity(repo),
         "setup": [command.argv for command in settings.setup],
         "cache_dirs": settings.cache_dirs,
         "files": files,

@@ -60,7 +60,7 @@ def set_up_workspace(
             check_untracked(workspace, "HEAD", settings)
             result.copied = copy_in(Path(request.repo), workspace, settings.copy_files)
             exclude(workspace, settings.keep_out)
-        key = cache.cache_key(workspace, settings)
+        key = cache.cache_key(workspace, settings, request.repo)
         if stamp == key:
             return SetupResult(key=key, unchanged=True)
         result.key = key
