@@ -121,9 +121,9 @@ def main(argv: list[str] | None = None) -> int:
             env["CLAUDE_CONFIG_DIR"] = str(run_dir / "claude-config")
             print(
                 "  model:      no Anthropic key or Claude login found, so the real `claude` CLI\n"
-                "              talks to the project's SCRIPTED STAND-IN model (autopilot/agent/"
-                "scripted_model.py),\n              which writes each task's code block to the file "
-                "it names."
+                "              talks to the project's SCRIPTED STAND-IN model\n"
+                "              (autopilot/agent/scripted_model.py), which writes each task's\n"
+                "              code block to the file it names."
             )
         print()
         if settings.embedded and ensure_embedded_server(settings):
