@@ -39,8 +39,19 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from autopilot.models import Batch, FileRef, IgnoredBlock, KeptField, Plan, Task
+from autopilot.models import (
+    Batch,
+    DoneTask,
+    FileRef,
+    IgnoredBlock,
+    KeptField,
+    Plan,
+    PlanWarning,
+    Task,
+)
 from autopilot.plan.blocks import Block, top_level_blocks
+from autopilot.plan.done_marks import strip_done_mark
+from autopilot.plan.tables import Row, Table, task_tables
 
 __all__ = [
     "BATCH_NUMBER_MAX",
@@ -203,6 +214,8 @@ class _BatchDraft:
     title: str
     line: int
     rank: int | None  # None: the implicit batch of a plan without batch headings
+    done_by: str | None = None  # the heading marking it done (its own, or one above it)
+    had_done: bool = False  # some of its tasks are marked done
     description: str = ""
     depends: list[tuple[int, int]] = field(default_factory=list)  # (batch number, line)
     mode: _Mode | None = None
@@ -220,14 +233,20 @@ class _Segment:
 
 
 class _Issues:
-    """What parsing found besides the plan itself: problems, and the fields kept as text."""
+    """What parsing found besides the plan itself: problems, warnings, the fields kept as
+    text, and the tasks marked done."""
 
     def __init__(self) -> None:
         self.items: list[PlanIssue] = []
         self.kept: list[KeptField] = []
+        self.warnings: list[PlanWarning] = []
+        self.done: list[DoneTask] = []
 
     def add(self, line: int, message: str) -> None:
         self.items.append(PlanIssue(line=line, message=message))
+
+    def warn(self, line: int, message: str) -> None:
+        self.warnings.append(PlanWarning(line=line, message=message))
 
 
 # --------------------------------------------------------------------------------------------
@@ -367,6 +386,7 @@ def _parse_lines(lines: list[str], path: str, *, fast: bool) -> Plan:
         None,
     )
     segments, batches = _structure(blocks, fm_lines, title, issues)
+    done_lines = _done_lines(blocks, len(lines))
 
     ignored: list[IgnoredBlock] = []
     if fm_lines:
@@ -386,11 +406,21 @@ def _parse_lines(lines: list[str], path: str, *, fast: bool) -> Plan:
             prose = _ignored_block(lines, start, end)
             if prose is not None:
                 ignored.append(prose)
+            _rows_outside_batches(task_tables(own), done_lines, issues)
             if segment.kind == "pre":
-                context = _strip_blank_lines(lines[start:end])
-                plan_mode = _plan_fields(_fields(own, lines, issues, "plan context"), issues)
+                # Done sections are history, not instructions: not in every task's prompt.
+                context = _strip_blank_lines(
+                    [lines[n] for n in range(start, end) if n not in done_lines]
+                )
+                live = [block for block in own if block.start not in done_lines]
+                plan_mode = _plan_fields(_fields(live, lines, issues, "plan context"), issues)
         elif segment.kind == "batch" and segment.batch is not None:
-            segment.batch.description = _strip_blank_lines(lines[start + 1 : end])
+            tables = task_tables(own)
+            _table_tasks(segment.batch, tables, issues)
+            in_tables = {n for table in tables for n in range(table.start, table.end)}
+            segment.batch.description = _strip_blank_lines(
+                [lines[n] for n in range(start + 1, end) if n not in in_tables]
+            )
             found = _fields(own, lines, issues, f"Batch {segment.batch.number}")
             _batch_fields(segment.batch, found, issues)
         elif segment.kind == "task" and segment.task is not None:
@@ -409,11 +439,18 @@ def _parse_lines(lines: list[str], path: str, *, fast: bool) -> Plan:
         title=title,
         front_matter=front_matter,
         context=context,
-        batches=[_batch_model(batch, plan_mode) for batch in batches],
+        # A batch marked done, or all of whose tasks are, has nothing to run.
+        batches=[
+            _batch_model(batch, plan_mode)
+            for batch in batches
+            if batch.done_by is None and (batch.tasks or not batch.had_done)
+        ],
         ignored=ignored,
         execution_mode=plan_mode.text if plan_mode else "",
         execution_mode_line=plan_mode.line if plan_mode else 0,
         kept_fields=sorted(issues.kept, key=lambda kept: kept.line),
+        done_tasks=sorted(issues.done, key=lambda task: task.line),
+        warnings=sorted(issues.warnings, key=lambda warning: warning.line),
     )
 
 
@@ -463,18 +500,45 @@ def _heading_text(content: str) -> str:
 def _structure(
     blocks: Sequence[Block], first_line: int, title: str | None, issues: _Issues
 ) -> tuple[list[_Segment], list[_BatchDraft]]:
-    """Walk the top-level ATX headings: which lines belong to what (see the module doc)."""
-    headings = [(block, _heading_text(block.text)) for block in blocks if block.kind == "atx"]
-    batch_matches = [_BATCH_RE.match(text) for _, text in headings]
+    """Walk the top-level ATX headings: which lines belong to what (see the module doc). A
+    heading marked done makes its section done: its tasks are listed in `issues.done`."""
+    headings = [
+        (block, *strip_done_mark(_heading_text(block.text)))
+        for block in blocks
+        if block.kind == "atx"
+    ]
+    batch_matches = [_BATCH_RE.match(text) for _, _, text in headings]
     has_batches = any(batch_matches)
 
     segments = [_Segment(first_line, "pre")]
     batches: list[_BatchDraft] = []
     batch: _BatchDraft | None = None
     task: _TaskDraft | None = None
-    for (block, text), batch_match in zip(headings, batch_matches, strict=True):
+    done: tuple[int, str] | None = None  # the done section we are in: its heading's rank, text
+    for (block, marked, text), batch_match in zip(headings, batch_matches, strict=True):
         line, rank = block.start + 1, block.rank
+        if done is not None and rank <= done[0]:
+            done = None
+        opens_done = marked and done is None
+        if opens_done:
+            done = (rank, text)
         task_match = None if batch_match else _TASK_RE.match(text)
+        if task_match and done is not None:
+            marked_by = "" if opens_done else done[1]
+            issues.done.append(
+                DoneTask(
+                    id=task_match[1],
+                    title=(task_match[2] or "").strip(),
+                    line=line,
+                    marked_by=marked_by,
+                )
+            )
+            if batch is not None:
+                batch.had_done = True
+            if segments[-1].kind != "pre":  # in the plan's preamble it is cut from the context
+                task = None
+                segments.append(_Segment(block.start, "prose"))
+            continue
         if batch_match:
             number = _batch_number(batch_match[1])
             if number is None:
@@ -485,6 +549,7 @@ def _structure(
                 )
                 number = -line  # unique, so it adds no other error
             batch = _BatchDraft(number, (batch_match[2] or "").strip(), line, rank)
+            batch.done_by = done[1] if done is not None else None
             batches.append(batch)
             task = None
             segments.append(_Segment(block.start, "batch", batch=batch))
@@ -873,13 +938,124 @@ def _batch_fields(batch: _BatchDraft, found: Sequence[_Field], issues: _Issues) 
 
 
 # --------------------------------------------------------------------------------------------
+# Done sections and task tables
+# --------------------------------------------------------------------------------------------
+
+# A row's description shorter than this many words is too thin to act on alone: a warning.
+THIN_WORDS = 3
+
+
+def _done_lines(blocks: Sequence[Block], line_count: int) -> set[int]:
+    """The lines (0-based) of the sections whose heading is marked done: each from its heading
+    to the next ATX heading of the same or a higher rank."""
+    done: set[int] = set()
+    open_since: tuple[int, int] | None = None  # (rank, first line) of the open done section
+    for block in blocks:
+        if block.kind != "atx":
+            continue
+        if open_since is not None and block.rank <= open_since[0]:
+            done.update(range(open_since[1], block.start))
+            open_since = None
+        if open_since is None and strip_done_mark(_heading_text(block.text))[0]:
+            open_since = (block.rank, block.start)
+    if open_since is not None:
+        done.update(range(open_since[1], line_count))
+    return done
+
+
+def _rows_outside_batches(tables: Sequence[Table], done_lines: set[int], issues: _Issues) -> None:
+    """Table rows outside any batch: those marked done (or in a done section) are listed as
+    done; the others do not run, which a warning says."""
+    for table in tables:
+        for row in table.rows:
+            if not row.id:
+                continue
+            if row.done or row.line - 1 in done_lines:
+                issues.done.append(DoneTask(id=row.id, title=row.title, line=row.line))
+            else:
+                issues.warn(
+                    row.line,
+                    f"Task {row.id} is a table row outside any batch and not marked done: it"
+                    " does not run; move its table under a `### Batch N: Title` heading, or"
+                    " mark it done (\u2705)",
+                )
+
+
+def _table_tasks(batch: _BatchDraft, tables: Sequence[Table], issues: _Issues) -> None:
+    """The batch's task-table rows as its first tasks (before any task heading's)."""
+    rows: list[_TaskDraft] = []
+    for table in tables:
+        for row in table.rows:
+            if not row.id:
+                if row.id_text.strip() or row.title:
+                    issues.warn(
+                        row.line,
+                        f"this row of Batch {batch.number}'s task table has no task id"
+                        f" ('{_shortened(row.id_text)}'), so it is no task; give it an id like"
+                        " `3.1.1` if it is one",
+                    )
+                continue
+            if row.done or batch.done_by is not None:
+                batch.had_done = True
+                issues.done.append(
+                    DoneTask(
+                        id=row.id, title=row.title, line=row.line, marked_by=batch.done_by or ""
+                    )
+                )
+                continue
+            rows.append(_row_task(batch, row, issues))
+    batch.tasks[0:0] = rows
+
+
+def _row_task(batch: _BatchDraft, row: Row, issues: _Issues) -> _TaskDraft:
+    """A task from a table row: its body is the row's description with the other columns as
+    labelled lines, so the agent reads it like a task written under a heading."""
+    body = [row.title or "(no description)", ""]
+    if row.files.strip():
+        body.append(f"**Files:** {row.files.strip()}")
+    if row.depends.strip():
+        body.append(f"**Depends on:** {row.depends.strip()}")
+    body += [f"**{header}:** {value}" for header, value in row.others]
+    task = _TaskDraft(row.id, row.title, row.line, 0, batch, body="\n".join(body).strip())
+    pieces = _split_outside_backticks(re.sub(r"<br\s*/?>|;", ",", row.files, flags=re.I))
+    task.files = [ref for piece in pieces if (ref := _file_ref(piece, row.line)) is not None]
+    plain = _plain(row.depends)
+    for value in [] if plain.lower() in _NONE_VALUES else _split_values(plain):
+        match = _TASK_REF_RE.match(value)
+        if match is None:
+            issues.add(
+                row.line,
+                f"cannot read dependency '{value}' of Task {row.id}; list task ids like"
+                " `3.1.1, 3.1.2` in its depends column, or leave it empty",
+            )
+        elif all(dep != match[1] for dep, _ in task.depends):
+            task.depends.append((match[1], row.line))
+    words = len(row.title.split())
+    if words < THIN_WORDS:
+        said = f"says only '{row.title}'" if row.title else "has no description"
+        issues.warn(
+            row.line,
+            f"Task {row.id} {said}: too thin to act on alone; it runs anyway, with its batch's"
+            " text and the plan context; say what to do in the row if that is not enough",
+        )
+    return task
+
+
+# --------------------------------------------------------------------------------------------
 # Validation
 # --------------------------------------------------------------------------------------------
 
 
 def _validate(batches: Sequence[_BatchDraft], issues: _Issues) -> None:
     tasks = [task for batch in batches for task in batch.tasks]
-    if not tasks:
+    done = {task.id: task for task in issues.done}
+    if not tasks and done:
+        issues.add(
+            1,
+            f"every task of this plan is marked done ({len(done)} of them): nothing to run;"
+            " add tasks, or remove the done marker ((COMPLETE), \u2705) of those to run again",
+        )
+    elif not tasks:
         issues.add(
             1,
             "no tasks found; add task headings like `### Task 1.1: Title` under"
@@ -908,7 +1084,13 @@ def _validate(batches: Sequence[_BatchDraft], issues: _Issues) -> None:
                     task.line,
                     f"Task {task.id} has an empty body; describe the work under its heading",
                 )
-            if task.id in task_by_id:
+            if task.id in done:
+                issues.add(
+                    task.line,
+                    f"Task {task.id} is defined twice (lines {done[task.id].line}, marked done,"
+                    f" and {task.line}); give each task a unique id",
+                )
+            elif task.id in task_by_id:
                 first_task = task_by_id[task.id]
                 issues.add(
                     task.line,
@@ -962,6 +1144,8 @@ def _validate(batches: Sequence[_BatchDraft], issues: _Issues) -> None:
                     line,
                     f"{name} depends on itself; remove Task {dep} from its **Depends on:**",
                 )
+            elif target is None and dep in done:
+                continue  # done already: met
             elif target is None:
                 issues.add(
                     line,
