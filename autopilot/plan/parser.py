@@ -1013,14 +1013,19 @@ def _row_task(batch: _BatchDraft, row: Row, issues: _Issues) -> _TaskDraft:
     body = [row.title or "(no description)", ""]
     if row.files.strip():
         body.append(f"**Files:** {row.files.strip()}")
-    if row.depends.strip():
-        body.append(f"**Depends on:** {row.depends.strip()}")
+    values = [
+        value
+        for written in row.depends
+        if (plain := _plain(written)).lower() not in _NONE_VALUES
+        for value in _split_values(plain)
+    ]
+    if values:
+        body.append(f"**Depends on:** {', '.join(values)}")
     body += [f"**{header}:** {value}" for header, value in row.others]
     task = _TaskDraft(row.id, row.title, row.line, 0, batch, body="\n".join(body).strip())
     pieces = _split_outside_backticks(re.sub(r"<br\s*/?>|;", ",", row.files, flags=re.I))
     task.files = [ref for piece in pieces if (ref := _file_ref(piece, row.line)) is not None]
-    plain = _plain(row.depends)
-    for value in [] if plain.lower() in _NONE_VALUES else _split_values(plain):
+    for value in values:
         match = _TASK_REF_RE.match(value)
         if match is None:
             issues.add(

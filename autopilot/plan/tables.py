@@ -56,7 +56,7 @@ class Row:
     id_text: str  # the id cell as written
     title: str
     files: str
-    depends: str  # the depends column, and any "depends on ..." in the title cell
+    depends: tuple[str, ...]  # the depends cell, and any "depends on ..." in the title cell
     others: tuple[tuple[str, str], ...]  # (header, cell) of the other non-empty cells
     done: bool
 
@@ -182,7 +182,7 @@ def _row(header: Sequence[str], roles: dict[_Role, int], cells: Sequence[str], l
         id_text=id_text,
         title=title.strip(),
         files=cell("files"),
-        depends=", ".join(part for part in depends if part.strip()),
+        depends=tuple(part.strip() for part in depends if part.strip()),
         others=others,
         done=title_done or status in DONE_STATUSES or any(has_check_mark(c) for c in cells),
     )
