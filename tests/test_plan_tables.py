@@ -448,3 +448,43 @@ def test_dry_run_batch_range_by_task_id(tmp_path: Path) -> None:
     assert refused.returncode == 2
     assert "--start-batch 2.1: Task 2.1 is marked done (line 67)" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+# --------------------------------------------------------------------------------------------
+# Shared sections
+# --------------------------------------------------------------------------------------------
+
+
+def test_shared_sections_after_the_batches_join_the_plan_context() -> None:
+    plan = parse(
+        "# P",
+        "Intro.",
+        "## Batch 1: Work",
+        "### Task 1.1: Do it",
+        "Do it.",
+        "## Critical Rules",
+        "### 1. Never use `--reload`",
+        "Really never.",
+        "## Appendix",
+        "Not for the agent.",
+        "## 2. Conventions:",
+        "Snake case.",
+    )
+    assert plan.context == (
+        "# P\nIntro.\n\n## Critical Rules\n### 1. Never use `--reload`\nReally never."
+        "\n\n## 2. Conventions:\nSnake case."
+    )
+
+
+def test_a_rules_section_inside_a_batch_stays_the_batch_s() -> None:
+    plan = parse(
+        "## Batch 1: Work",
+        "#### Task 1.1: Do it",
+        "Do it.",
+        "### Rules",
+        "Only for this batch.",
+        "#### Task 1.2: Do more",
+        "More.",
+    )
+    assert plan.context == ""
+    assert ids(plan) == [["1.1", "1.2"]]

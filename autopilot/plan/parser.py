@@ -392,6 +392,7 @@ def _parse_lines(lines: list[str], path: str, *, fast: bool) -> Plan:
     if fm_lines:
         ignored.append(_front_matter_block(front_matter, fm_lines))
     context = ""
+    shared: list[str] = []  # shared sections after the preamble: part of the plan context
     plan_mode: _Mode | None = None
     bounds = [segment.start for segment in segments] + [len(lines)]
     pointer = 0
@@ -406,7 +407,12 @@ def _parse_lines(lines: list[str], path: str, *, fast: bool) -> Plan:
             prose = _ignored_block(lines, start, end)
             if prose is not None:
                 ignored.append(prose)
-            _rows_outside_batches(task_tables(own), done_lines, issues)
+            # Prose inside a batch (after a task a heading ended) is that batch's, not the plan's.
+            plan_level = segment.batch is None or segment.batch.rank is None
+            if plan_level:
+                _rows_outside_batches(task_tables(own), done_lines, issues)
+            if segment.kind == "prose" and plan_level:
+                shared.extend(_shared_sections(own, lines, end, done_lines))
             if segment.kind == "pre":
                 # Done sections are history, not instructions: not in every task's prompt.
                 context = _strip_blank_lines(
@@ -433,6 +439,7 @@ def _parse_lines(lines: list[str], path: str, *, fast: bool) -> Plan:
     _validate(batches, issues)
     if issues.items:
         raise PlanError(path, issues.items)
+    context = "\n\n".join(part for part in (context, *shared) if part)
 
     return Plan(
         path=path,
@@ -537,7 +544,7 @@ def _structure(
                 batch.had_done = True
             if segments[-1].kind != "pre":  # in the plan's preamble it is cut from the context
                 task = None
-                segments.append(_Segment(block.start, "prose"))
+                segments.append(_Segment(block.start, "prose", batch=batch))
             continue
         if batch_match:
             number = _batch_number(batch_match[1])
@@ -584,7 +591,7 @@ def _structure(
                 segments.append(_Segment(block.start, "prose"))
             elif task is not None and rank < task.rank:
                 task = None
-                segments.append(_Segment(block.start, "prose"))
+                segments.append(_Segment(block.start, "prose", batch=batch))
     return segments, batches
 
 
@@ -943,6 +950,21 @@ def _batch_fields(batch: _BatchDraft, found: Sequence[_Field], issues: _Issues) 
 
 # A row's description shorter than this many words is too thin to act on alone: a warning.
 THIN_WORDS = 3
+# Sections of these names apply to every task wherever they are in the plan (outside batches):
+# they join the plan context, which is all the text before the first batch.
+SHARED_SECTIONS = frozenset(
+    {
+        "overview",
+        "critical rules",
+        "rules",
+        "ground rules",
+        "conventions",
+        "constraints",
+        "guidelines",
+        "shared context",
+    }
+)
+_SECTION_NUMBER_RE = re.compile(r"^(?:\d+(?:\.\d+)*[.):]?|[A-Z][.)])\s+")
 
 
 def _done_lines(blocks: Sequence[Block], line_count: int) -> set[int]:
@@ -961,6 +983,27 @@ def _done_lines(blocks: Sequence[Block], line_count: int) -> set[int]:
     if open_since is not None:
         done.update(range(open_since[1], line_count))
     return done
+
+
+def _shared_sections(
+    blocks: Sequence[Block], lines: Sequence[str], end: int, done_lines: set[int]
+) -> list[str]:
+    """The sections named like SHARED_SECTIONS among `blocks` (plan prose after a batch), each
+    from its heading to the next ATX heading of the same or a higher rank, or `end`."""
+    headings = [block for block in blocks if block.kind == "atx"]
+    found: list[str] = []
+    covered = -1
+    for index, block in enumerate(headings):
+        if block.start < covered or block.start in done_lines:
+            continue
+        name = _SECTION_NUMBER_RE.sub("", _heading_text(block.text)).rstrip(":").strip()
+        if " ".join(name.lower().split()) not in SHARED_SECTIONS:
+            continue
+        covered = next((h.start for h in headings[index + 1 :] if h.rank <= block.rank), end)
+        text = _strip_blank_lines(lines[block.start : covered])
+        if text:
+            found.append(text)
+    return found
 
 
 def _rows_outside_batches(tables: Sequence[Table], done_lines: set[int], issues: _Issues) -> None:
