@@ -13,11 +13,12 @@ from typing import Any
 
 import pytest
 
-from autopilot.agent.prompts import task_prompt
+from autopilot.agent.prompts import CONTEXT_LIMIT, task_prompt
 from autopilot.models import AgentSettings, Plan, SessionRequest, TaskRequest
 from autopilot.plan import parser as plan_parser
 from autopilot.plan.batch_refs import batch_numbers, batch_ref
 from autopilot.plan.parser import PlanError, load_plan, select_batches
+from autopilot.plan.report import describe_plan
 from tests.harness import ROOT, clean_env
 
 MASTER_PLAN = Path(__file__).parent / "plans" / "cc4_master_plan.md"
@@ -488,3 +489,13 @@ def test_a_rules_section_inside_a_batch_stays_the_batch_s() -> None:
     )
     assert plan.context == ""
     assert ids(plan) == [["1.1", "1.2"]]
+
+
+def test_dry_run_warns_when_the_plan_context_is_cut() -> None:
+    long_rules = ["## Critical Rules", *(f"{n}. Rule number {n} of many." for n in range(700))]
+    plan = parse("# P", *long_rules, "## Batch 1: Work", "### Task 1.1: Do it", "Do it.")
+    assert len(plan.context) > CONTEXT_LIMIT
+    report = describe_plan(plan, plan)
+    assert f"each agent gets its first {CONTEXT_LIMIT:,}" in report
+    short = parse("# P", "## Batch 1: Work", "### Task 1.1: Do it", "Do it.")
+    assert "Warnings" not in describe_plan(short, short)

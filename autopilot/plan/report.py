@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from autopilot.models import Batch, Plan, Task
+from autopilot.agent.prompts import CONTEXT_LIMIT
+from autopilot.models import Batch, Plan, PlanWarning, Task
 from autopilot.plan.safe_text import printable
 
 __all__ = ["describe_plan", "mode_text"]
@@ -44,9 +45,10 @@ def describe_plan(plan: Plan, selected: Plan, place: str = "local") -> str:
         for task in plan.done_tasks:
             marked = f"; {task.marked_by}" if task.marked_by else ""
             out.append(f"  Task {task.id}: {task.title or _UNTITLED}  (line {task.line}{marked})")
-    if plan.warnings:
+    warnings = [*plan.warnings, *_context_warning(plan)]
+    if warnings:
         out += ["", "Warnings (the plan runs anyway):"]
-        out += [f"  line {warning.line}: {warning.message}" for warning in plan.warnings]
+        out += [f"  line {warning.line}: {warning.message}" for warning in warnings]
 
     out.append("")
     out.append("Ignored (kept as plan context):")
@@ -74,6 +76,20 @@ def describe_plan(plan: Plan, selected: Plan, place: str = "local") -> str:
         + (f"; {len(plan.done_tasks)} marked done" if plan.done_tasks else "")
     )
     return "\n".join(printable(line) for line in out)
+
+
+def _context_warning(plan: Plan) -> list[PlanWarning]:
+    """The plan context is cut for the prompt: say so, as its end (shared sections after the
+    batches) would not reach the agents."""
+    size = len(plan.context.strip())
+    if size <= CONTEXT_LIMIT:
+        return []
+    message = (
+        f"the plan context (the text before the first batch, and the shared sections) is"
+        f" {size:,} characters: each agent gets its first {CONTEXT_LIMIT:,}; move what only some"
+        " tasks need into their batches"
+    )
+    return [PlanWarning(line=1, message=message)]
 
 
 def mode_text(sequential: bool, where: str | None) -> str:
