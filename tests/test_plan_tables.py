@@ -499,3 +499,27 @@ def test_dry_run_warns_when_the_plan_context_is_cut() -> None:
     assert f"each agent gets its first {CONTEXT_LIMIT:,}" in report
     short = parse("# P", "## Batch 1: Work", "### Task 1.1: Do it", "Do it.")
     assert "Warnings" not in describe_plan(short, short)
+
+
+def test_a_task_column_of_ids_is_the_id_column() -> None:
+    plan = parse(
+        "### Batch 1: Work",
+        "| Task | Description | Files |",
+        "|------|-------------|-------|",
+        "| 1.1 | Write the first module | a.py |",
+        "| **1.2** ✅ | Write the second module | b.py |",
+    )
+    assert [(t.id, t.title) for t in plan.batches[0].tasks] == [("1.1", "Write the first module")]
+    assert [t.id for t in plan.done_tasks] == ["1.2"]
+
+
+def test_done_words_mark_only_at_the_end_of_a_heading() -> None:
+    plan = parse(
+        "## Batch 1: Work",
+        "### Task 1.1: Show a (done) badge",
+        "Do it.",
+        "### Task 1.2: Old one [Completed]",
+        "Done.",
+    )
+    assert ids(plan) == [["1.1"]]
+    assert [t.id for t in plan.done_tasks] == ["1.2"]

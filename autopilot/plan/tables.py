@@ -90,13 +90,12 @@ def _tables_in(lines: Sequence[str], first: int) -> list[Table]:
         end = index + 2
         while end < len(lines) and _cells(lines[end]) is not None:
             end += 1
-        roles = _roles(header)
+        body = [
+            (first + number + 1, _cells(lines[number]) or []) for number in range(index + 2, end)
+        ]
+        roles = _roles(header, [cells for _, cells in body])
         if roles is not None:
-            rows = tuple(
-                _row(header, roles, cells, first + number + 1)
-                for number in range(index + 2, end)
-                if (cells := _cells(lines[number])) is not None
-            )
+            rows = tuple(_row(header, roles, cells, line) for line, cells in body)
             tables.append(Table(first + index, first + end, rows))
         index = end
     return tables
@@ -139,14 +138,22 @@ def _header_name(cell: str) -> str:
     return " ".join(cell.replace("*", "").replace("`", "").strip().rstrip(":").lower().split())
 
 
-def _roles(header: Sequence[str]) -> dict[_Role, int] | None:
-    """Column index of each role; None when there is no id column (not a task table)."""
+def _roles(header: Sequence[str], body: Sequence[Sequence[str]]) -> dict[_Role, int] | None:
+    """Column index of each role; None when there is no id column (not a task table). Without
+    a column named like an id, a `Task` column all of whose cells are task ids is the id
+    column (`| Task | Description |` with `| 3.1.1 | ... |`)."""
     names = [_header_name(cell) for cell in header]
     roles: dict[_Role, int] = {}
     for index, name in enumerate(names):
         role = _ROLES.get(name)
         if role is not None and role != "title" and role not in roles:
             roles[role] = index
+    if "id" not in roles and "task" in names:
+        column = names.index("task")
+        cells = [row[column] for row in body if column < len(row) and row[column].strip()]
+        if cells and all(_task_id(cell) for cell in cells):
+            roles["id"] = column
+            names[column] = ""  # not the title, then
     if "id" not in roles:
         return None
     title = next((names.index(name) for name in _TITLE_PREFERENCE if name in names), None)
@@ -161,8 +168,6 @@ def _row(header: Sequence[str], roles: dict[_Role, int], cells: Sequence[str], l
         return cells[index] if index is not None and index < len(cells) else ""
 
     id_text = cell("id")
-    _, bare_id = strip_done_mark(_plain(id_text))
-    match = _TASK_ID_RE.match(bare_id)
     title_done, title = strip_done_mark(cell("title"))
     depends = [cell("depends")]
     written = _DEPENDS_TEXT_RE.search(title)
@@ -178,7 +183,7 @@ def _row(header: Sequence[str], roles: dict[_Role, int], cells: Sequence[str], l
     )
     return Row(
         line=line,
-        id=match[1] if match else "",
+        id=_task_id(id_text),
         id_text=id_text,
         title=title.strip(),
         files=cell("files"),
@@ -186,6 +191,12 @@ def _row(header: Sequence[str], roles: dict[_Role, int], cells: Sequence[str], l
         others=others,
         done=title_done or status in DONE_STATUSES or any(has_check_mark(c) for c in cells),
     )
+
+
+def _task_id(cell: str) -> str:
+    """The task id a cell holds (markers and formatting left out); "" if none."""
+    match = _TASK_ID_RE.match(strip_done_mark(_plain(cell))[1])
+    return match[1] if match else ""
 
 
 def _plain(text: str) -> str:
