@@ -18,6 +18,13 @@ Structure:
   or batch heading. A non-task heading of a higher rank (fewer `#`) than the task heading ends the
   task; one of rank <= the batch heading's ends the batch. The text after either is plan prose.
 - A plan without batch headings is one implicit batch of all its tasks.
+- A table in a batch's description whose header has an id column is a list of tasks, one per
+  row (autopilot/plan/tables.py), before the batch's heading tasks.
+- A heading marked done (autopilot/plan/done_marks.py) makes its section done: its tasks and
+  rows are listed in `Plan.done_tasks`, never in a batch, and its text is no plan context. A
+  dependency on a done task is met; a task heading outside a batch is no error when done.
+- The plan context is the text before the first batch, less done sections, plus the
+  SHARED_SECTIONS (Overview, Critical Rules, ...) found outside batches later in the plan.
 - Setext headings (`Title` underlined with `===` / `---`) never give structure (a paragraph
   followed by a `---` separator without a blank line is one); a setext h1 can be the plan title.
 
