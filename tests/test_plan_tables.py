@@ -405,11 +405,12 @@ def test_a_task_done_and_to_run_under_one_id_is_defined_twice() -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def dry_run(tmp_path: Path, *flags: str) -> subprocess.CompletedProcess[str]:
+def dry_run(tmp_path: Path, repo: Path, *flags: str) -> subprocess.CompletedProcess[str]:
     env = clean_env()
     env.update(AUTOPILOT_STATE_DIR=str(tmp_path / "state"), TEMPORAL_ADDRESS="127.0.0.1:9")
+    command = [str(ROOT / "starter.py"), str(MASTER_PLAN), "--dry-run", "--repo", str(repo)]
     return subprocess.run(
-        [sys.executable, str(ROOT / "starter.py"), str(MASTER_PLAN), "--dry-run", *flags],
+        [sys.executable, *command, *flags],
         cwd=tmp_path,
         env=env,
         stdin=subprocess.DEVNULL,
@@ -419,8 +420,8 @@ def dry_run(tmp_path: Path, *flags: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_dry_run_of_the_master_plan(tmp_path: Path) -> None:
-    done = dry_run(tmp_path)
+def test_dry_run_of_the_master_plan(tmp_path: Path, repo: Path) -> None:
+    done = dry_run(tmp_path, repo)
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
     assert "6 batches, 18 tasks selected of 18; 7 marked done" in out
@@ -440,12 +441,12 @@ def test_dry_run_of_the_master_plan(tmp_path: Path) -> None:
     assert "Task 3.6.2 says only 'Cleanup'" in warnings
 
 
-def test_dry_run_batch_range_by_task_id(tmp_path: Path) -> None:
-    done = dry_run(tmp_path, "--start-batch", "3.2.1", "--end-batch", "3.5.2")
+def test_dry_run_batch_range_by_task_id(tmp_path: Path, repo: Path) -> None:
+    done = dry_run(tmp_path, repo, "--start-batch", "3.2.1", "--end-batch", "3.5.2")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "4 batches, 12 tasks selected of 18; 7 marked done" in done.stdout
     assert "Batch 31: Validation  (line 84; not selected)" in done.stdout
-    refused = dry_run(tmp_path, "--start-batch", "2.1")
+    refused = dry_run(tmp_path, repo, "--start-batch", "2.1")
     assert refused.returncode == 2
     assert "--start-batch 2.1: Task 2.1 is marked done (line 67)" in refused.stderr
     assert "Traceback" not in refused.stderr
