@@ -659,6 +659,7 @@ class SessionStatus(BaseModel):
     tasks_completed: int = 0  # merged
     tasks_total: int = 0
     tasks: list[TaskStatus] = Field(default_factory=list)
+    done_in_plan: list[DoneTask] = Field(default_factory=list)  # marked done: never run
     cost_usd: float = 0.0
     input_tokens: int = 0
     output_tokens: int = 0

@@ -61,7 +61,8 @@ TABLE_TASKS = ["2.1.1", "2.1.2", "2.2.1"]
 @pytest.mark.reliability(
     "a master plan of table-row tasks under `### Batch N`, with a phase marked (COMPLETE)",
     "real session at --concurrency 2: the three rows merge, the done task never runs, each "
-    "agent's prompt carries the Critical Rules, the Overview and its batch's text",
+    "agent's prompt carries the Critical Rules, the Overview and its batch's text; status lists "
+    "the done task as not run",
 )
 def test_master_plan_table_tasks_run(tmp_path: Path, repo: Path) -> None:
     plan = tmp_path / "MASTER_PLAN.md"
@@ -88,6 +89,10 @@ def test_master_plan_table_tasks_run(tmp_path: Path, repo: Path) -> None:
         assert {task.id: task.state for task in status.tasks} == dict.fromkeys(
             TABLE_TASKS, TaskState.MERGED
         )
+        assert [(t.id, t.marked_by) for t in status.done_in_plan] == [("1.1", "Phase 1: Scaffold")]
+        shown = installation.starter("status", session)
+        assert shown.returncode == 0, shown.stderr
+        assert "  marked done in the plan, not run: Task 1.1\n" in shown.stdout
 
         first_prompts = {
             task[0]: c.prompt
