@@ -58,6 +58,7 @@ from autopilot.models import (
 )
 from autopilot.plan.blocks import Block, top_level_blocks
 from autopilot.plan.done_marks import strip_done_mark
+from autopilot.plan.sections import done_lines, heading_text, shared_sections
 from autopilot.plan.tables import Row, Table, task_tables
 
 __all__ = [
@@ -393,7 +394,7 @@ def _parse_lines(lines: list[str], path: str, *, fast: bool) -> Plan:
         None,
     )
     segments, batches = _structure(blocks, fm_lines, title, issues)
-    done_lines = _done_lines(blocks, len(lines))
+    in_done = done_lines(blocks, len(lines))
 
     ignored: list[IgnoredBlock] = []
     if fm_lines:
@@ -417,15 +418,16 @@ def _parse_lines(lines: list[str], path: str, *, fast: bool) -> Plan:
             # Prose inside a batch (after a task a heading ended) is that batch's, not the plan's.
             plan_level = segment.batch is None or segment.batch.rank is None
             if plan_level:
-                _rows_outside_batches(task_tables(own), done_lines, issues)
+                _rows_outside_batches(task_tables(own), in_done, issues)
             if segment.kind == "prose" and plan_level:
-                shared.extend(_shared_sections(own, lines, end, done_lines))
+                spans = shared_sections(own, end, in_done)
+                shared += [_strip_blank_lines(lines[first:after]) for first, after in spans]
             if segment.kind == "pre":
                 # Done sections are history, not instructions: not in every task's prompt.
                 context = _strip_blank_lines(
-                    [lines[n] for n in range(start, end) if n not in done_lines]
+                    [lines[n] for n in range(start, end) if n not in in_done]
                 )
-                live = [block for block in own if block.start not in done_lines]
+                live = [block for block in own if block.start not in in_done]
                 plan_mode = _plan_fields(_fields(live, lines, issues, "plan context"), issues)
         elif segment.kind == "batch" and segment.batch is not None:
             tables = task_tables(own)
@@ -504,20 +506,13 @@ def _is_heading(block: Block) -> bool:
     return block.kind == "atx" or block.kind == "setext"
 
 
-def _heading_text(content: str) -> str:
-    text = content.strip()
-    if text.startswith("**"):  # `## **Task 1.1:** Title`
-        text = text.replace("**", "", 2).strip()
-    return text
-
-
 def _structure(
     blocks: Sequence[Block], first_line: int, title: str | None, issues: _Issues
 ) -> tuple[list[_Segment], list[_BatchDraft]]:
     """Walk the top-level ATX headings: which lines belong to what (see the module doc). A
     heading marked done makes its section done: its tasks are listed in `issues.done`."""
     headings = [
-        (block, *strip_done_mark(_heading_text(block.text)))
+        (block, *strip_done_mark(heading_text(block.text)))
         for block in blocks
         if block.kind == "atx"
     ]
@@ -957,70 +952,16 @@ def _batch_fields(batch: _BatchDraft, found: Sequence[_Field], issues: _Issues) 
 
 # A row's description shorter than this many words is too thin to act on alone: a warning.
 THIN_WORDS = 3
-# Sections of these names apply to every task wherever they are in the plan (outside batches):
-# they join the plan context, which is all the text before the first batch.
-SHARED_SECTIONS = frozenset(
-    {
-        "overview",
-        "critical rules",
-        "rules",
-        "ground rules",
-        "conventions",
-        "constraints",
-        "guidelines",
-        "shared context",
-    }
-)
-_SECTION_NUMBER_RE = re.compile(r"^(?:\d+(?:\.\d+)*[.):]?|[A-Z][.)])\s+")
 
 
-def _done_lines(blocks: Sequence[Block], line_count: int) -> set[int]:
-    """The lines (0-based) of the sections whose heading is marked done: each from its heading
-    to the next ATX heading of the same or a higher rank."""
-    done: set[int] = set()
-    open_since: tuple[int, int] | None = None  # (rank, first line) of the open done section
-    for block in blocks:
-        if block.kind != "atx":
-            continue
-        if open_since is not None and block.rank <= open_since[0]:
-            done.update(range(open_since[1], block.start))
-            open_since = None
-        if open_since is None and strip_done_mark(_heading_text(block.text))[0]:
-            open_since = (block.rank, block.start)
-    if open_since is not None:
-        done.update(range(open_since[1], line_count))
-    return done
-
-
-def _shared_sections(
-    blocks: Sequence[Block], lines: Sequence[str], end: int, done_lines: set[int]
-) -> list[str]:
-    """The sections named like SHARED_SECTIONS among `blocks` (plan prose after a batch), each
-    from its heading to the next ATX heading of the same or a higher rank, or `end`."""
-    headings = [block for block in blocks if block.kind == "atx"]
-    found: list[str] = []
-    covered = -1
-    for index, block in enumerate(headings):
-        if block.start < covered or block.start in done_lines:
-            continue
-        name = _SECTION_NUMBER_RE.sub("", _heading_text(block.text)).rstrip(":").strip()
-        if " ".join(name.lower().split()) not in SHARED_SECTIONS:
-            continue
-        covered = next((h.start for h in headings[index + 1 :] if h.rank <= block.rank), end)
-        text = _strip_blank_lines(lines[block.start : covered])
-        if text:
-            found.append(text)
-    return found
-
-
-def _rows_outside_batches(tables: Sequence[Table], done_lines: set[int], issues: _Issues) -> None:
+def _rows_outside_batches(tables: Sequence[Table], in_done: set[int], issues: _Issues) -> None:
     """Table rows outside any batch: those marked done (or in a done section) are listed as
     done; the others do not run, which a warning says."""
     for table in tables:
         for row in table.rows:
             if not row.id:
                 continue
-            if row.done or row.line - 1 in done_lines:
+            if row.done or row.line - 1 in in_done:
                 issues.done.append(DoneTask(id=row.id, title=row.title, line=row.line))
             else:
                 issues.warn(
