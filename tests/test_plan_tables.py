@@ -268,6 +268,19 @@ def test_row_without_an_id_and_unreadable_dependency() -> None:
     ]
 
 
+def test_a_short_title_with_a_description_column_is_not_thin() -> None:
+    plan = parse(
+        "### Batch 1: Work",
+        "| ID | Task | Description |",
+        "|----|------|-------------|",
+        "| 1.1 | Cleanup | Remove the legacy module and its tests |",
+        "| 1.2 | Docs | |",
+    )
+    assert [(w.line, w.message.split(":")[0]) for w in plan.warnings] == [
+        (5, "Task 1.2 says only 'Docs'")
+    ]
+
+
 def test_thin_rows_run_with_a_warning() -> None:
     plan = parse(
         "### Batch 1: Work",

@@ -950,7 +950,8 @@ def _batch_fields(batch: _BatchDraft, found: Sequence[_Field], issues: _Issues) 
 # Done sections and task tables
 # --------------------------------------------------------------------------------------------
 
-# A row's description shorter than this many words is too thin to act on alone: a warning.
+# A row saying fewer words than this (its title and other text columns) is too thin to act
+# on alone: a warning.
 THIN_WORDS = 3
 
 
@@ -1026,7 +1027,8 @@ def _row_task(batch: _BatchDraft, row: Row, issues: _Issues) -> _TaskDraft:
             )
         elif all(dep != match[1] for dep, _ in task.depends):
             task.depends.append((match[1], row.line))
-    words = len(row.title.split())
+    # The row's other columns (a Description next to a short Task name) say what to do too.
+    words = len(row.title.split()) + sum(len(value.split()) for _, value in row.others)
     if words < THIN_WORDS:
         said = f"says only '{row.title}'" if row.title else "has no description"
         issues.warn(
