@@ -223,6 +223,36 @@ def test_a_table_without_an_id_column_is_no_task_table() -> None:
     assert "| local | debugging |" in plan.batches[0].description
 
 
+def test_a_batch_whose_table_has_no_id_column() -> None:
+    plan = parse(
+        "### Batch 1: Work",
+        "| ID | Task |",
+        "|----|------|",
+        "| 1.1 | Write the module |",
+        "### Batch 2: More",
+        "| Step | Task |",
+        "|------|------|",
+        "| one | Write the other module |",
+    )
+    assert ids(plan) == [["1.1"], []]
+    assert [(w.line, w.message.split(":")[0]) for w in plan.warnings] == [
+        (6, "Batch 2 has no tasks")
+    ]
+    assert issues(
+        "### Batch 1: Work",
+        "| Step | Task |",
+        "|------|------|",
+        "| one | Write the module |",
+    ) == [
+        (
+            1,
+            "no tasks found; the table at line 2 has no id column, so its rows are no tasks: name"
+            " the column of task ids `ID` (`| ID | Task | Files |`), or add task headings like"
+            " `### Task 1.1: Title` under `## Batch 1: Title` headings",
+        )
+    ]
+
+
 def test_row_tasks_come_before_heading_tasks_and_ids_stay_unique() -> None:
     plan = parse(
         "### Batch 1: Work",

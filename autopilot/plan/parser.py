@@ -224,6 +224,7 @@ class _BatchDraft:
     rank: int | None  # None: the implicit batch of a plan without batch headings
     done_by: str | None = None  # the heading marking it done (its own, or one above it)
     had_done: bool = False  # some of its tasks are marked done
+    plain_table: int | None = None  # the line of a table without an id column, if any
     description: str = ""
     depends: list[tuple[int, int]] = field(default_factory=list)  # (batch number, line)
     mode: _Mode | None = None
@@ -432,7 +433,9 @@ def _parse_lines(lines: list[str], path: str, *, fast: bool) -> Plan:
         elif segment.kind == "batch" and segment.batch is not None:
             tables = task_tables(own)
             _table_tasks(segment.batch, tables, issues)
-            in_tables = {n for table in tables for n in range(table.start, table.end)}
+            in_tables = {
+                n for table in tables if table.has_ids for n in range(table.start, table.end)
+            }
             segment.batch.description = _strip_blank_lines(
                 [lines[n] for n in range(start + 1, end) if n not in in_tables]
             )
@@ -445,6 +448,7 @@ def _parse_lines(lines: list[str], path: str, *, fast: bool) -> Plan:
             )
             _created_files(segment.task, own)
 
+    _taskless_tables(batches, issues)
     _validate(batches, issues)
     if issues.items:
         raise PlanError(path, issues.items)
@@ -976,6 +980,8 @@ def _rows_outside_batches(tables: Sequence[Table], in_done: set[int], issues: _I
 def _table_tasks(batch: _BatchDraft, tables: Sequence[Table], issues: _Issues) -> None:
     """The batch's task-table rows as its first tasks (before any task heading's)."""
     rows: list[_TaskDraft] = []
+    plain = next((table.start + 1 for table in tables if not table.has_ids), None)
+    batch.plain_table = batch.plain_table or plain
     for table in tables:
         for row in table.rows:
             if not row.id:
@@ -997,6 +1003,18 @@ def _table_tasks(batch: _BatchDraft, tables: Sequence[Table], issues: _Issues) -
                 continue
             rows.append(_row_task(batch, row, issues))
     batch.tasks[0:0] = rows
+
+
+def _taskless_tables(batches: Sequence[_BatchDraft], issues: _Issues) -> None:
+    """A batch with no tasks but a table without an id column: the author likely meant its
+    rows as tasks."""
+    for batch in batches:
+        if batch.plain_table and not batch.tasks and not batch.had_done:
+            issues.warn(
+                batch.plain_table,
+                f"Batch {batch.number} has no tasks: this table has no id column, so its rows"
+                " are no tasks; name the column of task ids `ID` if they are",
+            )
 
 
 def _row_task(batch: _BatchDraft, row: Row, issues: _Issues) -> _TaskDraft:
@@ -1052,6 +1070,13 @@ def _validate(batches: Sequence[_BatchDraft], issues: _Issues) -> None:
             1,
             f"every task of this plan is marked done ({len(done)} of them): nothing to run;"
             " add tasks, or remove the done marker ((COMPLETE), \u2705) of those to run again",
+        )
+    elif not tasks and (plain := next((b.plain_table for b in batches if b.plain_table), None)):
+        issues.add(
+            1,
+            f"no tasks found; the table at line {plain} has no id column, so its rows are no"
+            " tasks: name the column of task ids `ID` (`| ID | Task | Files |`), or add task"
+            " headings like `### Task 1.1: Title` under `## Batch 1: Title` headings",
         )
     elif not tasks:
         issues.add(

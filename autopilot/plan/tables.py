@@ -63,15 +63,17 @@ class Row:
 
 @dataclass(frozen=True)
 class Table:
-    """A task table: its lines [start, end) (0-based), its rows."""
+    """A table: its lines [start, end) (0-based), its rows; a table without an id column is
+    no task table, and has no rows."""
 
     start: int
     end: int
     rows: tuple[Row, ...]
+    has_ids: bool
 
 
 def task_tables(blocks: Sequence[Block]) -> list[Table]:
-    """The task tables in the top-level paragraphs of `blocks`."""
+    """The tables in the top-level paragraphs of `blocks`, task tables or not."""
     tables: list[Table] = []
     for block in blocks:
         if block.kind == "paragraph" and "|" in block.text:
@@ -94,9 +96,8 @@ def _tables_in(lines: Sequence[str], first: int) -> list[Table]:
             (first + number + 1, _cells(lines[number]) or []) for number in range(index + 2, end)
         ]
         roles = _roles(header, [cells for _, cells in body])
-        if roles is not None:
-            rows = tuple(_row(header, roles, cells, line) for line, cells in body)
-            tables.append(Table(first + index, first + end, rows))
+        rows = () if roles is None else tuple(_row(header, roles, c, n) for n, c in body)
+        tables.append(Table(first + index, first + end, rows, roles is not None))
         index = end
     return tables
 
