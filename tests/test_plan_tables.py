@@ -482,6 +482,12 @@ def test_dry_run_of_the_master_plan(tmp_path: Path, repo: Path) -> None:
         "  line 135",
     ]
     assert "Task 3.6.2 says only 'Cleanup'" in warnings
+    # The plan context, without the done phases (they are listed above).
+    ignored = out.split("Ignored (kept as plan context):\n")[1].split("\n\n")[0]
+    assert ignored.splitlines() == [
+        "  lines 1-41: # CommandCenter V4: Master Plan",
+        "  lines 79-82: ## Phase 3: Hardening",
+    ]
 
 
 def test_dry_run_batch_range_by_task_id(tmp_path: Path, repo: Path) -> None:

@@ -413,9 +413,10 @@ def _parse_lines(lines: list[str], path: str, *, fast: bool) -> Plan:
                 own.append(blocks[pointer])
             pointer += 1
         if segment.kind in ("pre", "prose"):
-            prose = _ignored_block(lines, start, end)
-            if prose is not None:
-                ignored.append(prose)
+            for first, after in _spans_outside(start, end, in_done):  # done ones are listed
+                prose = _ignored_block(lines, first, after)
+                if prose is not None:
+                    ignored.append(prose)
             # Prose inside a batch (after a task a heading ended) is that batch's, not the plan's.
             plan_level = segment.batch is None or segment.batch.rank is None
             if plan_level:
@@ -637,6 +638,24 @@ def _summary(text: str) -> str:
     if len(text) <= _SUMMARY_MAX:
         return text
     return text[: _SUMMARY_MAX - 3].rstrip() + "..."
+
+
+def _spans_outside(start: int, end: int, excluded: set[int]) -> list[tuple[int, int]]:
+    """The runs [first, after) of the lines start..end-1 that are not in `excluded`."""
+    if not excluded:
+        return [(start, end)]
+    spans: list[tuple[int, int]] = []
+    first: int | None = None
+    for number in range(start, end):
+        if number in excluded:
+            if first is not None:
+                spans.append((first, number))
+            first = None
+        elif first is None:
+            first = number
+    if first is not None:
+        spans.append((first, end))
+    return spans
 
 
 def _ignored_block(lines: Sequence[str], start: int, end: int) -> IgnoredBlock | None:
