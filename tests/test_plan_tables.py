@@ -198,8 +198,9 @@ def test_header_names_and_cells() -> None:
         "| **1.1** | First part | Long text | `a.py`<br>`b.py` | | keep `x \\| y` |",
         "| Task 1.2 | Second part, depends on 1.1 | More | c.py; d.py | none |  |",
         "| 1.3 | Third part here | Text | e.py (new) | 1.1, 1.2 | |",
+        "| 1.4 | Port the module that depends on the legacy API | Text | f.py | | |",
     )
-    first, second, third = plan.batches[0].tasks
+    first, second, third, fourth = plan.batches[0].tasks
     assert (first.id, first.title) == ("1.1", "First part")
     assert [ref.path for ref in first.files] == ["a.py", "b.py"]
     assert "**Description:** Long text" in first.body
@@ -208,6 +209,10 @@ def test_header_names_and_cells() -> None:
     assert [ref.path for ref in second.files] == ["c.py", "d.py"]
     assert [ref.path for ref in third.files] == ["e.py"]
     assert third.depends_on == ["1.1", "1.2"]
+    assert (fourth.title, fourth.depends_on) == (
+        "Port the module that depends on the legacy API",
+        [],
+    )
 
 
 def test_a_table_without_an_id_column_is_no_task_table() -> None:

@@ -41,9 +41,12 @@ _ROLES: dict[str, _Role] = {
 _TITLE_PREFERENCE = ("title", "task", "name", "description", "summary", "work")
 _DELIMITER_CELL_RE = re.compile(r"^:?-+:?$")
 _TASK_ID_RE = re.compile(r"^(?:task\s*)?(\d+(?:\.\d+)*[a-z]?)$", re.IGNORECASE | re.ASCII)
-# "Depends on 3.1.1, 3.1.2" written in a cell's text, in parentheses or not.
+# "Depends on 3.1.1, 3.1.2" at the end of a title cell, in parentheses or not; only task ids
+# ("a module that depends on the legacy API" is a title).
+_ID = r"(?:task\s*)?\d+(?:\.\d+)*[a-z]?"
 _DEPENDS_TEXT_RE = re.compile(
-    r"[(\[]?\s*\bdepends\s+on\b\s*:?\s*([^)\]|]*?)\s*[)\]]?\s*$", re.IGNORECASE
+    rf"[(\[]?\s*\bdepends\s+on\b\s*:?\s*({_ID}(?:\s*(?:,|;|&|\band\b)\s*{_ID})*)\s*[)\]]?\s*$",
+    re.IGNORECASE | re.ASCII,
 )
 
 
