@@ -67,6 +67,7 @@ from autopilot.operate import commands
 from autopilot.operate.follow import EXIT_MERGED, EXIT_NOT_MERGED, follow, report
 from autopilot.operate.session_id import session_id
 from autopilot.operate.session_settings import differences, refusal
+from autopilot.plan.batch_refs import batch_numbers, batch_ref
 from autopilot.plan.parser import PlanError, load_plan, select_batches
 from autopilot.plan.report import describe_plan
 from autopilot.plan.safe_text import printable
@@ -166,8 +167,18 @@ def _run_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         "user@host:path, git:// or https://): workers on any machine make the workspaces from "
         "it, push task branches there and merge there; your checkout is never touched",
     )
-    parser.add_argument("--start-batch", type=int, metavar="N", help="first batch to run")
-    parser.add_argument("--end-batch", type=int, metavar="M", help="last batch to run")
+    parser.add_argument(
+        "--start-batch",
+        type=batch_ref,
+        metavar="N",
+        help="first batch to run: its number, or the id of a task in it (3.1.1)",
+    )
+    parser.add_argument(
+        "--end-batch",
+        type=batch_ref,
+        metavar="M",
+        help="last batch to run: its number, or the id of a task in it",
+    )
     parser.add_argument(
         "--concurrency",
         type=int,
@@ -334,6 +345,16 @@ def _check_engine(request: SessionRequest, selected: Plan) -> None:
             else ("**Execution Mode:** dagger in batch " + ", ".join(map(str, dagger_batches)))
         )
         raise UserError(f"{which} runs tasks in containers, but {err}") from err
+
+
+def _resolve_batch_ids(args: argparse.Namespace) -> None:
+    """--start-batch/--end-batch given as a task id: the number of the batch holding it."""
+    try:
+        args.start_batch, args.end_batch = batch_numbers(
+            args.plan.expanduser(), args.start_batch, args.end_batch
+        )
+    except PlanError as err:
+        raise UserError(str(err)) from err
 
 
 def _numbers(args: argparse.Namespace) -> RunNumbers:
@@ -547,6 +568,7 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
             return EXIT_DETACHED
     args.argv = argv
     try:
+        _resolve_batch_ids(args)
         if args.dry_run:
             dry_run(args, out)
             return EXIT_MERGED

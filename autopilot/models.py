@@ -70,6 +70,23 @@ class IgnoredBlock(BaseModel):
     summary: str  # the first non-blank line, shortened
 
 
+class DoneTask(BaseModel):
+    """A task the plan marks complete (`(COMPLETE)` on a heading above it, or ✅): listed in the
+    dry run, never run; a dependency on it is met."""
+
+    id: str
+    title: str
+    line: int
+    marked_by: str = ""  # the heading that marks it done; "" when the task itself is marked
+
+
+class PlanWarning(BaseModel):
+    """Something in a plan that runs anyway but may not do what its author meant."""
+
+    line: int
+    message: str
+
+
 class Plan(BaseModel):
     path: str
     sha256: str = ""  # of the file as parsed: the session's snapshot
@@ -86,6 +103,8 @@ class Plan(BaseModel):
     execution_mode: str = ""
     execution_mode_line: int = 0
     kept_fields: list[KeptField] = Field(default_factory=list)
+    done_tasks: list[DoneTask] = Field(default_factory=list)
+    warnings: list[PlanWarning] = Field(default_factory=list)
 
     def task_count(self) -> int:
         return sum(len(batch.tasks) for batch in self.batches)
@@ -645,6 +664,7 @@ class SessionStatus(BaseModel):
     tasks_completed: int = 0  # merged
     tasks_total: int = 0
     tasks: list[TaskStatus] = Field(default_factory=list)
+    done_in_plan: list[DoneTask] = Field(default_factory=list)  # marked done: never run
     cost_usd: float = 0.0
     input_tokens: int = 0
     output_tokens: int = 0

@@ -676,6 +676,7 @@ class SessionWorkflow:
             for task in batch.tasks
         ]
         status.tasks_total = len(status.tasks)
+        status.done_in_plan = plan.done_tasks  # shown, never run: the session has no other use
 
     def _find(self, task_id: str) -> tuple[Batch, Task]:
         assert self._plan is not None

@@ -254,6 +254,9 @@ def print_status(status: SessionStatus, as_json: bool, out: TextIO) -> None:
             "  note: the plan file changed since this session parsed it; the session runs the "
             "snapshot it parsed (start it again once it ended to run the new text)\n"
         )
+    if status.done_in_plan:
+        done = ", ".join(f"Task {task.id}" for task in status.done_in_plan)
+        out.write(printable(f"  marked done in the plan, not run: {done}") + "\n")
     active = status.status in ACTIVE_SESSION_STATES
     for task in status.tasks:
         out.write(f"  {task_line(task)}\n")

@@ -18,6 +18,13 @@ Structure:
   or batch heading. A non-task heading of a higher rank (fewer `#`) than the task heading ends the
   task; one of rank <= the batch heading's ends the batch. The text after either is plan prose.
 - A plan without batch headings is one implicit batch of all its tasks.
+- A table in a batch's description whose header has an id column is a list of tasks, one per
+  row (autopilot/plan/tables.py), before the batch's heading tasks.
+- A heading marked done (autopilot/plan/done_marks.py) makes its section done: its tasks and
+  rows are listed in `Plan.done_tasks`, never in a batch, and its text is no plan context. A
+  dependency on a done task is met; a task heading outside a batch is no error when done.
+- The plan context is the text before the first batch, less done sections, plus the
+  SHARED_SECTIONS (Overview, Critical Rules, ...) found outside batches later in the plan.
 - Setext headings (`Title` underlined with `===` / `---`) never give structure (a paragraph
   followed by a `---` separator without a blank line is one); a setext h1 can be the plan title.
 
@@ -39,8 +46,20 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from autopilot.models import Batch, FileRef, IgnoredBlock, KeptField, Plan, Task
+from autopilot.models import (
+    Batch,
+    DoneTask,
+    FileRef,
+    IgnoredBlock,
+    KeptField,
+    Plan,
+    PlanWarning,
+    Task,
+)
 from autopilot.plan.blocks import Block, top_level_blocks
+from autopilot.plan.done_marks import strip_done_mark
+from autopilot.plan.sections import done_lines, heading_text, shared_sections
+from autopilot.plan.tables import Row, Table, task_tables
 
 __all__ = [
     "BATCH_NUMBER_MAX",
@@ -203,6 +222,9 @@ class _BatchDraft:
     title: str
     line: int
     rank: int | None  # None: the implicit batch of a plan without batch headings
+    done_by: str | None = None  # the heading marking it done (its own, or one above it)
+    had_done: bool = False  # some of its tasks are marked done
+    plain_table: int | None = None  # the line of a table without an id column, if any
     description: str = ""
     depends: list[tuple[int, int]] = field(default_factory=list)  # (batch number, line)
     mode: _Mode | None = None
@@ -220,14 +242,20 @@ class _Segment:
 
 
 class _Issues:
-    """What parsing found besides the plan itself: problems, and the fields kept as text."""
+    """What parsing found besides the plan itself: problems, warnings, the fields kept as
+    text, and the tasks marked done."""
 
     def __init__(self) -> None:
         self.items: list[PlanIssue] = []
         self.kept: list[KeptField] = []
+        self.warnings: list[PlanWarning] = []
+        self.done: list[DoneTask] = []
 
     def add(self, line: int, message: str) -> None:
         self.items.append(PlanIssue(line=line, message=message))
+
+    def warn(self, line: int, message: str) -> None:
+        self.warnings.append(PlanWarning(line=line, message=message))
 
 
 # --------------------------------------------------------------------------------------------
@@ -367,11 +395,13 @@ def _parse_lines(lines: list[str], path: str, *, fast: bool) -> Plan:
         None,
     )
     segments, batches = _structure(blocks, fm_lines, title, issues)
+    in_done = done_lines(blocks, len(lines))
 
     ignored: list[IgnoredBlock] = []
     if fm_lines:
         ignored.append(_front_matter_block(front_matter, fm_lines))
     context = ""
+    shared: list[str] = []  # shared sections after the preamble: part of the plan context
     plan_mode: _Mode | None = None
     bounds = [segment.start for segment in segments] + [len(lines)]
     pointer = 0
@@ -383,14 +413,33 @@ def _parse_lines(lines: list[str], path: str, *, fast: bool) -> Plan:
                 own.append(blocks[pointer])
             pointer += 1
         if segment.kind in ("pre", "prose"):
-            prose = _ignored_block(lines, start, end)
-            if prose is not None:
-                ignored.append(prose)
+            for first, after in _spans_outside(start, end, in_done):  # done ones are listed
+                prose = _ignored_block(lines, first, after)
+                if prose is not None:
+                    ignored.append(prose)
+            # Prose inside a batch (after a task a heading ended) is that batch's, not the plan's.
+            plan_level = segment.batch is None or segment.batch.rank is None
+            if plan_level:
+                _rows_outside_batches(task_tables(own), in_done, issues)
+            if segment.kind == "prose" and plan_level:
+                spans = shared_sections(own, end, in_done)
+                shared += [_strip_blank_lines(lines[first:after]) for first, after in spans]
             if segment.kind == "pre":
-                context = _strip_blank_lines(lines[start:end])
-                plan_mode = _plan_fields(_fields(own, lines, issues, "plan context"), issues)
+                # Done sections are history, not instructions: not in every task's prompt.
+                context = _strip_blank_lines(
+                    [lines[n] for n in range(start, end) if n not in in_done]
+                )
+                live = [block for block in own if block.start not in in_done]
+                plan_mode = _plan_fields(_fields(live, lines, issues, "plan context"), issues)
         elif segment.kind == "batch" and segment.batch is not None:
-            segment.batch.description = _strip_blank_lines(lines[start + 1 : end])
+            tables = task_tables(own)
+            _table_tasks(segment.batch, tables, issues)
+            in_tables = {
+                n for table in tables if table.has_ids for n in range(table.start, table.end)
+            }
+            segment.batch.description = _strip_blank_lines(
+                [lines[n] for n in range(start + 1, end) if n not in in_tables]
+            )
             found = _fields(own, lines, issues, f"Batch {segment.batch.number}")
             _batch_fields(segment.batch, found, issues)
         elif segment.kind == "task" and segment.task is not None:
@@ -400,20 +449,29 @@ def _parse_lines(lines: list[str], path: str, *, fast: bool) -> Plan:
             )
             _created_files(segment.task, own)
 
+    _taskless_tables(batches, issues)
     _validate(batches, issues)
     if issues.items:
         raise PlanError(path, issues.items)
+    context = "\n\n".join(part for part in (context, *shared) if part)
 
     return Plan(
         path=path,
         title=title,
         front_matter=front_matter,
         context=context,
-        batches=[_batch_model(batch, plan_mode) for batch in batches],
+        # A batch marked done, or all of whose tasks are, has nothing to run.
+        batches=[
+            _batch_model(batch, plan_mode)
+            for batch in batches
+            if batch.done_by is None and (batch.tasks or not batch.had_done)
+        ],
         ignored=ignored,
         execution_mode=plan_mode.text if plan_mode else "",
         execution_mode_line=plan_mode.line if plan_mode else 0,
         kept_fields=sorted(issues.kept, key=lambda kept: kept.line),
+        done_tasks=sorted(issues.done, key=lambda task: task.line),
+        warnings=sorted(issues.warnings, key=lambda warning: warning.line),
     )
 
 
@@ -453,28 +511,48 @@ def _is_heading(block: Block) -> bool:
     return block.kind == "atx" or block.kind == "setext"
 
 
-def _heading_text(content: str) -> str:
-    text = content.strip()
-    if text.startswith("**"):  # `## **Task 1.1:** Title`
-        text = text.replace("**", "", 2).strip()
-    return text
-
-
 def _structure(
     blocks: Sequence[Block], first_line: int, title: str | None, issues: _Issues
 ) -> tuple[list[_Segment], list[_BatchDraft]]:
-    """Walk the top-level ATX headings: which lines belong to what (see the module doc)."""
-    headings = [(block, _heading_text(block.text)) for block in blocks if block.kind == "atx"]
-    batch_matches = [_BATCH_RE.match(text) for _, text in headings]
+    """Walk the top-level ATX headings: which lines belong to what (see the module doc). A
+    heading marked done makes its section done: its tasks are listed in `issues.done`."""
+    headings = [
+        (block, *strip_done_mark(heading_text(block.text)))
+        for block in blocks
+        if block.kind == "atx"
+    ]
+    batch_matches = [_BATCH_RE.match(text) for _, _, text in headings]
     has_batches = any(batch_matches)
 
     segments = [_Segment(first_line, "pre")]
     batches: list[_BatchDraft] = []
     batch: _BatchDraft | None = None
     task: _TaskDraft | None = None
-    for (block, text), batch_match in zip(headings, batch_matches, strict=True):
+    done: tuple[int, str] | None = None  # the done section we are in: its heading's rank, text
+    for (block, marked, text), batch_match in zip(headings, batch_matches, strict=True):
         line, rank = block.start + 1, block.rank
+        if done is not None and rank <= done[0]:
+            done = None
+        opens_done = marked and done is None
+        if opens_done:
+            done = (rank, text)
         task_match = None if batch_match else _TASK_RE.match(text)
+        if task_match and done is not None:
+            marked_by = "" if opens_done else done[1]
+            issues.done.append(
+                DoneTask(
+                    id=task_match[1],
+                    title=(task_match[2] or "").strip(),
+                    line=line,
+                    marked_by=marked_by,
+                )
+            )
+            if batch is not None:
+                batch.had_done = True
+            if segments[-1].kind != "pre":  # in the plan's preamble it is cut from the context
+                task = None
+                segments.append(_Segment(block.start, "prose", batch=batch))
+            continue
         if batch_match:
             number = _batch_number(batch_match[1])
             if number is None:
@@ -485,6 +563,7 @@ def _structure(
                 )
                 number = -line  # unique, so it adds no other error
             batch = _BatchDraft(number, (batch_match[2] or "").strip(), line, rank)
+            batch.done_by = done[1] if done is not None else None
             batches.append(batch)
             task = None
             segments.append(_Segment(block.start, "batch", batch=batch))
@@ -519,7 +598,7 @@ def _structure(
                 segments.append(_Segment(block.start, "prose"))
             elif task is not None and rank < task.rank:
                 task = None
-                segments.append(_Segment(block.start, "prose"))
+                segments.append(_Segment(block.start, "prose", batch=batch))
     return segments, batches
 
 
@@ -559,6 +638,24 @@ def _summary(text: str) -> str:
     if len(text) <= _SUMMARY_MAX:
         return text
     return text[: _SUMMARY_MAX - 3].rstrip() + "..."
+
+
+def _spans_outside(start: int, end: int, excluded: set[int]) -> list[tuple[int, int]]:
+    """The runs [first, after) of the lines start..end-1 that are not in `excluded`."""
+    if not excluded:
+        return [(start, end)]
+    spans: list[tuple[int, int]] = []
+    first: int | None = None
+    for number in range(start, end):
+        if number in excluded:
+            if first is not None:
+                spans.append((first, number))
+            first = None
+        elif first is None:
+            first = number
+    if first is not None:
+        spans.append((first, end))
+    return spans
 
 
 def _ignored_block(lines: Sequence[str], start: int, end: int) -> IgnoredBlock | None:
@@ -873,13 +970,134 @@ def _batch_fields(batch: _BatchDraft, found: Sequence[_Field], issues: _Issues) 
 
 
 # --------------------------------------------------------------------------------------------
+# Done sections and task tables
+# --------------------------------------------------------------------------------------------
+
+# A row saying fewer words than this (its title and other text columns) is too thin to act
+# on alone: a warning.
+THIN_WORDS = 3
+
+
+def _rows_outside_batches(tables: Sequence[Table], in_done: set[int], issues: _Issues) -> None:
+    """Table rows outside any batch: those marked done (or in a done section) are listed as
+    done; the others do not run, which a warning says."""
+    for table in tables:
+        for row in table.rows:
+            if not row.id:
+                continue
+            if row.done or row.line - 1 in in_done:
+                issues.done.append(DoneTask(id=row.id, title=row.title, line=row.line))
+            else:
+                issues.warn(
+                    row.line,
+                    f"Task {row.id} is a table row outside any batch and not marked done: it"
+                    " does not run; move its table under a `### Batch N: Title` heading, or"
+                    " mark it done (\u2705)",
+                )
+
+
+def _table_tasks(batch: _BatchDraft, tables: Sequence[Table], issues: _Issues) -> None:
+    """The batch's task-table rows as its first tasks (before any task heading's)."""
+    rows: list[_TaskDraft] = []
+    plain = next((table.start + 1 for table in tables if not table.has_ids), None)
+    batch.plain_table = batch.plain_table or plain
+    for table in tables:
+        for row in table.rows:
+            if not row.id:
+                if row.id_text.strip() or row.title:
+                    issues.warn(
+                        row.line,
+                        f"this row of Batch {batch.number}'s task table has no task id"
+                        f" ('{_shortened(row.id_text)}'), so it is no task; give it an id like"
+                        " `3.1.1` if it is one",
+                    )
+                continue
+            if row.done or batch.done_by is not None:
+                batch.had_done = True
+                issues.done.append(
+                    DoneTask(
+                        id=row.id, title=row.title, line=row.line, marked_by=batch.done_by or ""
+                    )
+                )
+                continue
+            rows.append(_row_task(batch, row, issues))
+    batch.tasks[0:0] = rows
+
+
+def _taskless_tables(batches: Sequence[_BatchDraft], issues: _Issues) -> None:
+    """A batch with no tasks but a table without an id column: the author likely meant its
+    rows as tasks."""
+    for batch in batches:
+        if batch.plain_table and not batch.tasks and not batch.had_done:
+            issues.warn(
+                batch.plain_table,
+                f"Batch {batch.number} has no tasks: this table has no id column, so its rows"
+                " are no tasks; name the column of task ids `ID` if they are",
+            )
+
+
+def _row_task(batch: _BatchDraft, row: Row, issues: _Issues) -> _TaskDraft:
+    """A task from a table row: its body is the row's description with the other columns as
+    labelled lines, so the agent reads it like a task written under a heading."""
+    body = [row.title or "(no description)", ""]
+    if row.files.strip():
+        body.append(f"**Files:** {row.files.strip()}")
+    values = [
+        value
+        for written in row.depends
+        if (plain := _plain(written)).lower() not in _NONE_VALUES
+        for value in _split_values(plain)
+    ]
+    if values:
+        body.append(f"**Depends on:** {', '.join(values)}")
+    body += [f"**{header}:** {value}" for header, value in row.others]
+    task = _TaskDraft(row.id, row.title, row.line, 0, batch, body="\n".join(body).strip())
+    pieces = _split_outside_backticks(re.sub(r"<br\s*/?>|;", ",", row.files, flags=re.I))
+    task.files = [ref for piece in pieces if (ref := _file_ref(piece, row.line)) is not None]
+    for value in values:
+        match = _TASK_REF_RE.match(value)
+        if match is None:
+            issues.add(
+                row.line,
+                f"cannot read dependency '{value}' of Task {row.id}; list task ids like"
+                " `3.1.1, 3.1.2` in its depends column, or leave it empty",
+            )
+        elif all(dep != match[1] for dep, _ in task.depends):
+            task.depends.append((match[1], row.line))
+    # The row's other columns (a Description next to a short Task name) say what to do too.
+    words = len(row.title.split()) + sum(len(value.split()) for _, value in row.others)
+    if words < THIN_WORDS:
+        said = f"says only '{row.title}'" if row.title else "has no description"
+        issues.warn(
+            row.line,
+            f"Task {row.id} {said}: too thin to act on alone; it runs anyway, with its batch's"
+            " text and the plan context; say what to do in the row if that is not enough",
+        )
+    return task
+
+
+# --------------------------------------------------------------------------------------------
 # Validation
 # --------------------------------------------------------------------------------------------
 
 
 def _validate(batches: Sequence[_BatchDraft], issues: _Issues) -> None:
     tasks = [task for batch in batches for task in batch.tasks]
-    if not tasks:
+    done = {task.id: task for task in issues.done}
+    if not tasks and done:
+        issues.add(
+            1,
+            f"every task of this plan is marked done ({len(done)} of them): nothing to run;"
+            " add tasks, or remove the done marker ((COMPLETE), \u2705) of those to run again",
+        )
+    elif not tasks and (plain := next((b.plain_table for b in batches if b.plain_table), None)):
+        issues.add(
+            1,
+            f"no tasks found; the table at line {plain} has no id column, so its rows are no"
+            " tasks: name the column of task ids `ID` (`| ID | Task | Files |`), or add task"
+            " headings like `### Task 1.1: Title` under `## Batch 1: Title` headings",
+        )
+    elif not tasks:
         issues.add(
             1,
             "no tasks found; add task headings like `### Task 1.1: Title` under"
@@ -908,7 +1126,13 @@ def _validate(batches: Sequence[_BatchDraft], issues: _Issues) -> None:
                     task.line,
                     f"Task {task.id} has an empty body; describe the work under its heading",
                 )
-            if task.id in task_by_id:
+            if task.id in done:
+                issues.add(
+                    task.line,
+                    f"Task {task.id} is defined twice (lines {done[task.id].line}, marked done,"
+                    f" and {task.line}); give each task a unique id",
+                )
+            elif task.id in task_by_id:
                 first_task = task_by_id[task.id]
                 issues.add(
                     task.line,
@@ -962,6 +1186,8 @@ def _validate(batches: Sequence[_BatchDraft], issues: _Issues) -> None:
                     line,
                     f"{name} depends on itself; remove Task {dep} from its **Depends on:**",
                 )
+            elif target is None and dep in done:
+                continue  # done already: met
             elif target is None:
                 issues.add(
                     line,

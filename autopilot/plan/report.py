@@ -2,16 +2,19 @@
 
 Selected batches are shown in full (dependencies, execution mode, files, verification, commit
 message); batches outside the selection show one line per task. Dependencies on batches or tasks
-outside the selection are marked "assumed merged": the run will not wait for them. Bold fields
-autopilot does not read are listed as kept: the agent gets them as written. Every line is
-printed with its control characters escaped: titles come from the plan, which is user input.
+outside the selection are marked "assumed merged", and those on tasks the plan marks done
+"done": the run will not wait for them. Tasks marked done are listed (they never run), and so
+are the plan's warnings (it runs anyway). Bold fields autopilot does not read are listed as kept:
+the agent gets them as written. Every line is printed with its control characters escaped:
+titles come from the plan, which is user input.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from autopilot.models import Batch, Plan, Task
+from autopilot.agent.prompts import CONTEXT_LIMIT
+from autopilot.models import Batch, Plan, PlanWarning, Task
 from autopilot.plan.safe_text import printable
 
 __all__ = ["describe_plan", "mode_text"]
@@ -24,6 +27,7 @@ def describe_plan(plan: Plan, selected: Plan, place: str = "local") -> str:
     where a batch that names none runs (the session's --mode)."""
     chosen_batches = {batch.number for batch in selected.batches}
     chosen_tasks = {task.id for batch in selected.batches for task in batch.tasks}
+    done = {task.id for task in plan.done_tasks}
     out = [f"Plan: {plan.path}", f"Title: {plan.title or _UNTITLED}"]
     if plan.execution_mode:
         out.append(
@@ -32,9 +36,19 @@ def describe_plan(plan: Plan, selected: Plan, place: str = "local") -> str:
     for batch in plan.batches:
         out.append("")
         if batch.number in chosen_batches:
-            out.extend(_selected_batch(batch, chosen_batches, chosen_tasks, place))
+            out.extend(_selected_batch(batch, chosen_batches, chosen_tasks, done, place))
         else:
             out.extend(_other_batch(batch, place))
+
+    if plan.done_tasks:
+        out += ["", "Done (marked complete in the plan; never run):"]
+        for task in plan.done_tasks:
+            marked = f"; {task.marked_by}" if task.marked_by else ""
+            out.append(f"  Task {task.id}: {task.title or _UNTITLED}  (line {task.line}{marked})")
+    warnings = [*plan.warnings, *_context_warning(plan)]
+    if warnings:
+        out += ["", "Warnings (the plan runs anyway):"]
+        out += [f"  line {warning.line}: {warning.message}" for warning in warnings]
 
     out.append("")
     out.append("Ignored (kept as plan context):")
@@ -59,8 +73,23 @@ def describe_plan(plan: Plan, selected: Plan, place: str = "local") -> str:
     out.append(
         f"{_count(len(selected.batches), 'batch', 'batches')},"
         f" {_count(selected_tasks, 'task', 'tasks')} selected of {plan.task_count()}"
+        + (f"; {len(plan.done_tasks)} marked done" if plan.done_tasks else "")
     )
     return "\n".join(printable(line) for line in out)
+
+
+def _context_warning(plan: Plan) -> list[PlanWarning]:
+    """The plan context is cut for the prompt: say so, as its end (shared sections after the
+    batches) would not reach the agents."""
+    size = len(plan.context.strip())
+    if size <= CONTEXT_LIMIT:
+        return []
+    message = (
+        f"the plan context (the text before the first batch, and the shared sections) is"
+        f" {size:,} characters: each agent gets its first {CONTEXT_LIMIT:,}; move what only some"
+        " tasks need into their batches"
+    )
+    return [PlanWarning(line=1, message=message)]
 
 
 def mode_text(sequential: bool, where: str | None) -> str:
@@ -89,13 +118,13 @@ def _batch_settings(batch: Batch, chosen_batches: set[int] | None, place: str) -
 
 
 def _selected_batch(
-    batch: Batch, chosen_batches: set[int], chosen_tasks: set[str], place: str
+    batch: Batch, chosen_batches: set[int], chosen_tasks: set[str], done: set[str], place: str
 ) -> list[str]:
     out = [_batch_heading(batch, True), _batch_settings(batch, chosen_batches, place)]
     if not batch.tasks:
         out.append("  (no tasks)")
     for task in batch.tasks:
-        out.extend(_selected_task(task, chosen_tasks))
+        out.extend(_selected_task(task, chosen_tasks, done))
     return out
 
 
@@ -108,10 +137,11 @@ def _other_batch(batch: Batch, place: str) -> list[str]:
     return out
 
 
-def _selected_task(task: Task, chosen_tasks: set[str]) -> list[str]:
+def _selected_task(task: Task, chosen_tasks: set[str], done: set[str]) -> list[str]:
     out = [f"  Task {task.id}: {task.title or _UNTITLED}  (line {task.line})"]
     deps = ", ".join(
-        f"Task {dep}" + ("" if dep in chosen_tasks else " (assumed merged)")
+        f"Task {dep}"
+        + ("" if dep in chosen_tasks else " (done)" if dep in done else " (assumed merged)")
         for dep in task.depends_on
     )
     out.append(f"    depends on: {deps or 'none'}")

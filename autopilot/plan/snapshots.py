@@ -79,6 +79,7 @@ def outline(plan: Plan) -> Plan:
             "front_matter": "",
             "ignored": [],
             "kept_fields": [],
+            "warnings": [],  # the dry run's; the done tasks stay (the status lists them)
             "outline": True,
             "batches": [
                 batch.model_copy(
