@@ -12,6 +12,7 @@ import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.errors import checked
 from activities.heartbeat import in_thread
 from autopilot.error_types import NOTIFY_FAILED, NOTIFY_REFUSED
 from autopilot.infra.notify_targets import url_label
@@ -37,6 +38,7 @@ class NotifyActivities:
 
     @activity.defn(name="notify")
     async def notify(self, request: NotifyInput) -> None:
+        checked(request.notification)
         target = request.target
         url = target.url
         if target.installation is not None:

@@ -13,6 +13,7 @@ import hashlib
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.errors import checked
 from autopilot import error_types
 from autopilot.models import ParsePlanInput, Plan
 from autopilot.plan import snapshots as plan_snapshots
@@ -44,7 +45,7 @@ def _load(request: ParsePlanInput) -> Plan:
 @activity.defn
 async def parse_plan(request: ParsePlanInput) -> Plan:
     try:
-        return await asyncio.to_thread(_parse, request)
+        return await asyncio.to_thread(_parse, checked(request))
     except PlanError as err:
         # A plan that does not parse will not parse on a retry either.
         raise ApplicationError(str(err), type=error_types.PLAN_INVALID, non_retryable=True) from err
@@ -54,7 +55,7 @@ async def parse_plan(request: ParsePlanInput) -> Plan:
 async def load_plan_snapshot(request: ParsePlanInput) -> Plan:
     """A continued session's plan outline, from the snapshot its first run made."""
     try:
-        return await asyncio.to_thread(_load, request)
+        return await asyncio.to_thread(_load, checked(request))
     except (plan_snapshots.SnapshotMissing, PlanError) as err:
         raise ApplicationError(
             str(err), type=error_types.PLAN_SNAPSHOT_MISSING, non_retryable=True
