@@ -4,7 +4,8 @@ again here, by the starter's own rules, before git, a sandbox or a file write se
 
 - `repo`: a remote URL exactly as `remote_url` leaves it (autopilot/git/remote_url.py), or an
   absolute, normalised path ("" in histories recorded before the field);
-- `state_dir`: absolute and normalised, or "" (a remote session: each worker's own);
+- `state_dir`: the worker's own (`pin_state_dir`: its starter and workers share it), or ""
+  (a remote session: each worker's own);
 - paths under the state dir (`output_dir`, `tmp_dir`, a workspace's path): inside it, as
   absolute paths (a local session) or relative ones without `..` (a remote session);
 - branch names: what git takes as a branch (never an option, never `..`); a remote session's
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 
 from pydantic import BaseModel
 
@@ -29,6 +31,16 @@ _NESTED = ("request", "workspace", "commit", "place", "task")
 _MAX_ID = 200
 # What git's check-ref-format refuses in a component, and in a name as a whole.
 _BAD_REF_CHARS = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
+
+
+# The state dir of this worker process, once it pinned it (None: activities run outside a
+# worker, as in unit tests, and a state dir is only checked to be absolute).
+_pinned_state_dir: list[str] = []
+
+
+def pin_state_dir(state_dir: Path) -> None:
+    """This worker's own state dir: a local session must name exactly it."""
+    _pinned_state_dir[:] = [str(state_dir)]
 
 
 class InputRefused(ValueError):
@@ -80,6 +92,7 @@ def _check_branch(field: str, value: str, *, remote: bool) -> None:
         _BAD_REF_CHARS.search(name)
         or name.startswith("-")
         or "@{" in name
+        or ".." in name
         or name == "@"
         or any(not part or part.startswith(".") or part.endswith(".lock") for part in parts)
         or name.endswith(".")
@@ -104,6 +117,9 @@ def check_input(request: BaseModel, state_dir: str | None = None, repo: str = ""
     checked once, where the activity starts, before it touches git or a file. `state_dir`
     and `repo`: those of the input that holds `request` (a nested model)."""
     values = {name: getattr(request, name) for name in type(request).model_fields}
+    task = values.get("request")
+    if isinstance(task, TaskRequest):  # AgentInput, ReviewerInput: its siblings are that task's
+        state_dir, repo = task.state_dir, task.repo
     if isinstance(values.get("repo"), str):
         _check_repo(values["repo"])
         repo = values["repo"] or repo
@@ -111,6 +127,8 @@ def check_input(request: BaseModel, state_dir: str | None = None, repo: str = ""
         state_dir = values["state_dir"]
         if state_dir:
             _check_absolute("state_dir", state_dir)
+            if _pinned_state_dir and state_dir != _pinned_state_dir[0]:
+                raise _refuse("state_dir", state_dir, "not this worker's state dir")
     remote = is_remote(repo)
     for field in ("session_id", "task_id"):
         if isinstance(values.get(field), str):
