@@ -13,6 +13,7 @@ missing, and deleted with the new one when the task merges.
 from __future__ import annotations
 
 from autopilot.git.refs import _branch_ref
+from autopilot.git.remote_url import shown_url
 
 TASK_BRANCH_PREFIX = "autopilot/"  # the cache's name of a task branch (names.branch_name)
 TASK_REFS = "refs/autopilot/"  # where the remote keeps them
@@ -32,3 +33,8 @@ def remote_refs(branch: str) -> tuple[str, ...]:
         rest = branch.removeprefix(TASK_BRANCH_PREFIX)
         return (TASK_REFS + rest, LEGACY_TASK_REFS + rest)
     return (_branch_ref(branch),)
+
+
+def fetch_command(url: str, branch: str) -> str:
+    """How a person fetches a kept task's work from the remote (it is no branch there)."""
+    return f"git fetch {shown_url(url)} {remote_refs(branch)[0]}"

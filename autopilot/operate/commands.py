@@ -34,12 +34,14 @@ from autopilot import git as gitops
 from autopilot.git import cleanup
 from autopilot.git.remote_check import remote_head
 from autopilot.git.remote_url import RemoteError, is_remote
+from autopilot.git.task_refs import fetch_command
 from autopilot.infra.config import Settings
 from autopilot.infra.options import CONCURRENCY, MAX_COST_USD, flag_value, not_allowed
 from autopilot.models import (
     FINISHED_TASK_STATES,
     ResumeRequest,
     SessionStatus,
+    TaskState,
 )
 from autopilot.operate.follow import follow, report
 from autopilot.operate.progress_view import summary_line, task_line
@@ -179,6 +181,9 @@ def print_status(status: SessionStatus, as_json: bool, out: TextIO) -> None:
         )
     for task in status.tasks:
         out.write(f"  {task_line(task)}\n")
+        if is_remote(status.repo) and task.branch and task.state != TaskState.MERGED:
+            # Kept on the remote outside its branches (autopilot/git/task_refs.py).
+            out.write(printable(f"    its work: {fetch_command(status.repo, task.branch)}") + "\n")
         if task.setup:
             out.write(printable(f"    setup: {task.setup}") + "\n")
         if task.workspace_left:
