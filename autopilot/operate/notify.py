@@ -24,6 +24,7 @@ from typing import Any, NoReturn
 
 from autopilot.git.remote_check import target_head
 from autopilot.git.runner import GitError
+from autopilot.git.task_refs import kept_work
 from autopilot.infra.notify_targets import url_label
 from autopilot.infra.redact import Redactor
 from autopilot.models import Notification, NotifyEvent, SessionStatus, TaskState, TaskStatus
@@ -227,7 +228,7 @@ def _text(n: Notification) -> str:
             f"{_progress(n)} so far. {_where(n)}",
         ]
     elif n.event in _TASK_ENDINGS:
-        kept = f" Its branch `{n.branch}` is kept." if n.branch else ""
+        kept = f" {kept_work(n.repo, n.branch)}" if n.branch else ""
         lines = [
             f"Autopilot: Task {n.task_id} ({n.task_title}) {_TASK_ENDINGS[n.event]} in session "
             f"`{n.session_id}`: {reason}",
