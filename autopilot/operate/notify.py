@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 
 from autopilot.git.remote_check import target_head
+from autopilot.git.remote_url import shown_url
 from autopilot.git.runner import GitError
 from autopilot.git.task_refs import kept_work
 from autopilot.infra.notify_targets import url_label
@@ -105,7 +106,7 @@ def _facts(status: SessionStatus, event: NotifyEvent) -> dict[str, Any]:
         "event": event,
         "session_id": status.id,
         "status": status.status.value,
-        "repo": status.repo,
+        "repo": shown_url(status.repo),  # a session from before URLs were checked
         "target_branch": status.target_branch,
         "plan": status.plan_path,
         "counts": {state.value: counts[state.value] for state in TaskState if state in counts},
