@@ -228,6 +228,8 @@ def test_what_remote_accepts_normalised(tmp_path: Path) -> None:
     [
         ("", "is empty"),
         ("ext::sh -c 'touch /tmp/owned'", "remote helper"),
+        ("fd::3", "remote helper"),
+        ("transport::x/y", "remote helper"),
         ("ftp://example.com/p.git", "ftp://"),
         ("-oProxyCommand=touch /tmp/owned", "starts with '-'"),
         ("/does/not/exist", "neither a URL nor a directory"),
@@ -422,6 +424,20 @@ def test_task_branches_are_pushed_outside_refs_heads(tmp_path: Path, url: str, b
     refs = git(bare, "for-each-ref", "--format=%(refname)").split()
     assert refs == [f"refs/{ws.branch}", "refs/heads/main"]
     assert git(bare, "show", f"refs/{ws.branch}:one.txt") == "one"
+
+
+def test_a_remote_that_refuses_non_fast_forwards_takes_task_refs(
+    tmp_path: Path, url: str, bare: Path
+) -> None:
+    """`receive.denyNonFastForwards` (a common server setting) is no obstacle: task refs and
+    the merge only ever move forward, and deleting a merged task's ref is no rewrite."""
+    git(bare, "config", "receive.denyNonFastForwards", "true")
+    a = RemoteWorkspaces(tmp_path / "worker-a")
+    work(a, url, "1", {"one.txt": "one\n"})
+    work(a, url, "2", {"two.txt": "two\n"})
+    assert a.merge(merge_input(url, "1")).merged
+    assert a.merge(merge_input(url, "2")).merged
+    assert_remote_is_tidy(bare, "1", "2")
 
 
 @pytest.mark.reliability(
