@@ -72,6 +72,7 @@ def test_what_the_starter_gives_is_accepted() -> None:
         ({"repo": "https://me:s3cret@example.com/p.git", "state_dir": ""}, "repo"),
         ({"repo": "https://Example.com/p.git/", "state_dir": ""}, "repo"),
         ({"repo": "project"}, "repo"),
+        ({"repo": "ftp://me:s3cret@example.com/p.git"}, "repo"),
         ({"repo": "/home/me/../other"}, "repo"),
         ({"state_dir": "state"}, "state_dir"),
         ({"state_dir": f"{STATE}/../elsewhere"}, "state_dir"),

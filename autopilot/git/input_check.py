@@ -22,7 +22,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from autopilot.git.remote_url import RemoteError, checked_remote, is_remote
+from autopilot.git.remote_url import RemoteError, checked_remote, is_remote, shown_url
 from autopilot.git.task_refs import is_task_branch_name
 from autopilot.models import CommitInput, Task, TaskPlace, TaskRequest, Workspace
 
@@ -33,7 +33,7 @@ _MAX_ID = 200
 _BAD_REF_CHARS = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
 
 
-# The state dir of this worker process, once it pinned it (None: activities run outside a
+# The state dir of this worker process, once it pinned it (empty: activities run outside a
 # worker, as in unit tests, and a state dir is only checked to be absolute).
 _pinned_state_dir: list[str] = []
 
@@ -49,8 +49,8 @@ class InputRefused(ValueError):
 
 def _refuse(field: str, value: str, why: str) -> InputRefused:
     return InputRefused(
-        f"refused the activity input's {field} {value!r}: {why}. A workflow input is checked "
-        "by the starter's rules; start sessions with starter.py"
+        f"refused the activity input's {field} {shown_url(value)!r}: {why}. A workflow input "
+        "is checked by the starter's rules; start sessions with starter.py"
     )
 
 
