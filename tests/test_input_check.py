@@ -6,8 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from autopilot.git.input_check import InputRefused, check_input
+from autopilot.git.remote_url import RemoteError, checked_remote, is_remote, remote_url, shown_url
 from autopilot.models import (
     AgentInput,
     AgentSettings,
@@ -127,3 +130,53 @@ def test_a_merge_of_an_option_is_refused() -> None:
     )
     with pytest.raises(InputRefused, match="branch"):
         check_input(merge)
+
+
+URL_PARTS = st.sampled_from(
+    [
+        "ssh://",
+        "https://",
+        "http://",
+        "git://",
+        "file://",
+        "ext::",
+        "fd::",
+        "-",
+        "-o",
+        "@",
+        ":",
+        "/",
+        "//",
+        "..",
+        "%2d",
+        "user",
+        "me:pw",
+        "host",
+        "[::1]",
+        "Example.COM",
+        ":22",
+        "p.git",
+        " ",
+        "\t",
+        "?",
+        "#",
+        "~",
+        "%40",
+        "localhost",
+    ]
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(URL_PARTS, min_size=1, max_size=8).map("".join))
+def test_what_the_starter_stores_a_worker_accepts(given: str) -> None:
+    """Whatever `remote_url` returns is a remote without secrets and not an option, and the
+    worker's check takes it as it is: the two never disagree."""
+    try:
+        stored = remote_url(given)
+    except RemoteError:
+        return
+    assert is_remote(stored) and not stored.startswith("-")
+    assert shown_url(stored) == stored  # nothing in it to hide
+    assert checked_remote(stored) == stored
+    check_input(workspace_input(repo=stored, state_dir=""))

@@ -137,7 +137,7 @@ def _normal_url(given: str, parts: SplitResult) -> str:
             raise _bad(given, "names another machine in a file:// URL")
         if not path.startswith("/"):
             raise _bad(given, "has no absolute path after file://")
-        return urlunsplit(("file", "", path, "", ""))
+        return urlunsplit(("file", "", _normal_path(path), "", ""))
     host = parts.hostname
     if not host or host.startswith("-"):
         raise _bad(given, "has no host name")
@@ -171,18 +171,32 @@ def remote_url(given: str) -> str:
         return _normal_url(given, parts)
     if "://" not in text and "::" in text.split("/", 1)[0]:
         raise _bad(given, "names a git remote helper (`<helper>::`), which autopilot refuses")
+    local = _local_path(text)
     scp = _SCP_LIKE.match(text)
-    if scp is not None and not Path(text).expanduser().exists():
+    if scp is not None and not local.exists():
         if scp["host"].startswith("-"):
             raise _bad(given, "has a host name starting with '-'")
         if _secrets(text):
             raise _credentials(given, "what looks like `user:password@host`")
         user = f"{scp['user']}@" if scp["user"] else ""
         return f"{user}{scp['host'].lower()}:{scp['path']}"
-    path = Path(text).expanduser().absolute()
-    if not path.is_dir():
+    if not local.is_dir():
         raise _bad(given, "is neither a URL nor a directory on this machine")
-    return Path(os.path.normpath(path)).as_uri()
+    return Path(_normal_path(str(local.absolute()))).as_uri()
+
+
+def _local_path(text: str) -> Path:
+    """`text` as a path on this machine, `~` expanded (`~nobody-here` stays as it is)."""
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:  # the home of a user this machine does not have
+        return Path(text)
+
+
+def _normal_path(path: str) -> str:
+    """`path` (absolute) without `..`, `.` or repeated slashes, a leading `//` included (POSIX
+    keeps that one, and `file:////` would not read back as the same URL)."""
+    return "/" + os.path.normpath(path).lstrip("/")
 
 
 def checked_remote(url: str) -> str:
