@@ -236,6 +236,8 @@ def test_what_remote_accepts_normalised(tmp_path: Path) -> None:
         ("https://example.com", "names no repository"),
         ("file://otherhost/srv/p.git", "another machine"),
         ("ssh://-oProxyCommand=x/p.git", "no host name"),
+        ("example.com:-oProxyCommand=x", "a path starting with '-'"),
+        ("ssh://example.com/-oProxyCommand=x", "a path starting with '-'"),
     ],
 )
 def test_what_remote_refuses(given: str, why: str) -> None:

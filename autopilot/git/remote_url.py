@@ -143,6 +143,8 @@ def _normal_url(given: str, parts: SplitResult) -> str:
         raise _bad(given, "has no host name")
     if not path or path == "/":
         raise _bad(given, "names no repository on the host")
+    if path.lstrip("/").startswith("-"):
+        raise _bad(given, "has a path starting with '-'")
     if parts.query or parts.fragment:
         raise _bad(given, "has a query or fragment (`?` or `#`)")
     # Hosts are case-insensitive: one remote, one cache, however it was typed.
@@ -176,6 +178,8 @@ def remote_url(given: str) -> str:
     if scp is not None and not local.exists():
         if scp["host"].startswith("-"):
             raise _bad(given, "has a host name starting with '-'")
+        if scp["path"].startswith("-"):
+            raise _bad(given, "has a path starting with '-'")
         if _secrets(text):
             raise _credentials(given, "what looks like `user:password@host`")
         user = f"{scp['user']}@" if scp["user"] else ""
