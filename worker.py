@@ -46,6 +46,7 @@ from autopilot import git as gitops
 from autopilot.agent.cli import ClaudeNotFound, find_claude
 from autopilot.agent.egress import Egress
 from autopilot.agent.sandbox import Sandbox, SandboxUnavailable, detect_sandbox
+from autopilot.git.input_check import pin_state_dir
 from autopilot.infra import search_attributes
 from autopilot.infra.config import ConfigError, Settings, agent_task_queue, load_settings
 from autopilot.infra.log_context import LogContextInterceptor
@@ -140,6 +141,8 @@ def build_workers(
 
 async def serve(settings: Settings, task_queue: str, options: WorkerOptions) -> None:
     checks = preflight()
+    # A local session's state dir is the one its starter and this worker share: no other.
+    pin_state_dir(settings.state_dir)
     client = await connect(settings)
     added = await search_attributes.ensure_registered(client)
     if added:

@@ -21,6 +21,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities.container import engine_or_setup_error
+from activities.errors import checked
 from activities.heartbeat import in_thread
 from activities.review import CheckActivities
 from autopilot import error_types
@@ -306,7 +307,7 @@ class AgentActivities:
 
     @activity.defn(name="run_agent")
     async def run_agent(self, job: AgentInput) -> AgentRun:
-        request = await full_request(job.request)
+        request = await full_request(checked(job).request)
         step = f"round-{job.round}-attempt-{job.attempt}"
         workspace = await self._workspace_here(request, job.workspace, job.attempt, step)
         job = job.model_copy(update={"request": request, "workspace": workspace})
@@ -383,7 +384,7 @@ class AgentActivities:
 
     @activity.defn(name="review_changes")
     async def review_changes(self, job: ReviewerInput) -> ReviewerOutcome:
-        request = await full_request(job.request)
+        request = await full_request(checked(job).request)
         # The workflow counts the reviewer's attempts (ReviewerInput.attempt); histories from
         # before it let the activity's retry policy count them.
         attempt = max(job.attempt, activity.info().attempt)

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
+from pydantic import BaseModel
 from temporalio.exceptions import ApplicationError
 
 from autopilot.error_types import (
     CHECKOUT_IN_THE_WAY,
     CONFLICTS_REMAIN,
     GIT_ERROR,
+    INPUT_REFUSED,
     REPO_UNUSABLE,
     WORKSPACE_FILES_COMMITTED,
 )
@@ -21,6 +24,19 @@ from autopilot.git import (
     RepoError,
     WorkspaceFilesCommitted,
 )
+from autopilot.git.input_check import InputRefused, check_input
+
+Input = TypeVar("Input", bound=BaseModel)
+
+
+def checked(request: Input) -> Input:
+    """`request` once its repository, paths, branches and ids passed the starter's rules
+    (autopilot/git/input_check.py); else the activity fails for good, having run nothing."""
+    try:
+        check_input(request)
+    except InputRefused as err:
+        raise ApplicationError(str(err), type=INPUT_REFUSED, non_retryable=True) from None
+    return request
 
 
 @contextmanager

@@ -5,7 +5,7 @@ from __future__ import annotations
 import structlog
 from temporalio import activity
 
-from activities.errors import git_errors_as_activity_errors
+from activities.errors import checked, git_errors_as_activity_errors
 from activities.heartbeat import in_thread
 from autopilot import git as gitops
 from autopilot.git.kind_of import kind_for
@@ -18,7 +18,7 @@ log = structlog.get_logger("merge")
 @activity.defn
 async def merge_task(request: MergeInput) -> MergeOutcome:
     with git_errors_as_activity_errors():
-        outcome = await in_thread(merge_and_tidy, request)
+        outcome = await in_thread(merge_and_tidy, checked(request))
     log.info(
         "merge",
         merged=outcome.merged,

@@ -16,6 +16,7 @@ import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.errors import checked
 from activities.heartbeat import in_thread
 from autopilot.error_types import NOTIFY_FAILED, NOTIFY_REFUSED
 from autopilot.infra.notify_targets import (
@@ -53,6 +54,7 @@ class NotifyActivities:
 
     @activity.defn(name="notify")
     async def notify(self, request: NotifyInput) -> None:
+        checked(request.notification)
         target = self._own_target(request.target)
         try:
             await in_thread(

@@ -13,6 +13,7 @@ import hashlib
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.errors import checked
 from autopilot import error_types
 from autopilot import git as gitops
 from autopilot.infra.config import on_this_worker
@@ -65,7 +66,7 @@ async def parse_plan(request: ParsePlanInput) -> Plan:
     if info.workflow_id and info.workflow_run_id:  # the session's (SessionWorkflow's id)
         await asyncio.to_thread(_begin_run, request, info.workflow_id, info.workflow_run_id)
     try:
-        return await asyncio.to_thread(_parse, request)
+        return await asyncio.to_thread(_parse, checked(request))
     except PlanError as err:
         # A plan that does not parse will not parse on a retry either.
         raise ApplicationError(str(err), type=error_types.PLAN_INVALID, non_retryable=True) from err
@@ -75,7 +76,7 @@ async def parse_plan(request: ParsePlanInput) -> Plan:
 async def load_plan_snapshot(request: ParsePlanInput) -> Plan:
     """A continued session's plan outline, from the snapshot its first run made."""
     try:
-        return await asyncio.to_thread(_load, request)
+        return await asyncio.to_thread(_load, checked(request))
     except (plan_snapshots.SnapshotMissing, PlanError) as err:
         raise ApplicationError(
             str(err), type=error_types.PLAN_SNAPSHOT_MISSING, non_retryable=True

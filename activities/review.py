@@ -15,7 +15,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.container import engine_error, engine_or_setup_error
-from activities.errors import git_errors_as_activity_errors
+from activities.errors import checked, git_errors_as_activity_errors
 from activities.heartbeat import in_thread
 from autopilot.agent.container_access import EngineError
 from autopilot.agent.egress import Egress
@@ -49,6 +49,7 @@ class CheckActivities:
 
     @activity.defn(name="run_checks")
     async def run_checks(self, request: ChecksInput) -> list[CheckResult]:
+        checked(request)
         worktree = await self.workspace_here(
             SetupInput(
                 worktree=request.worktree,
@@ -142,6 +143,7 @@ class CheckActivities:
 
     @activity.defn(name="set_up_workspace")
     async def set_up_workspace(self, request: SetupInput) -> SetupResult:
+        checked(request)
         # Made again here if missing, not set up twice: the setup is this step.
         located = request.model_copy(update={"settings": WorkspaceSettings()})
         worktree = await self.workspace_here(located)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from temporalio import activity
 
-from activities.errors import git_errors_as_activity_errors
+from activities.errors import checked, git_errors_as_activity_errors
 from activities.heartbeat import in_thread
 from autopilot.git.kind_of import kind_for
 from autopilot.models import (
@@ -25,19 +25,19 @@ from autopilot.models import (
 @activity.defn
 async def prepare_workspace(request: WorkspaceInput) -> Workspace:
     with git_errors_as_activity_errors():
-        return await in_thread(kind_for(request.repo).prepare, request)
+        return await in_thread(kind_for(request.repo).prepare, checked(request))
 
 
 @activity.defn
 async def commit_changes(request: CommitInput) -> CommitOutcome:
     with git_errors_as_activity_errors():
-        return await in_thread(kind_for(request.repo).commit, request)
+        return await in_thread(kind_for(request.repo).commit, checked(request))
 
 
 @activity.defn
 async def remove_workspace(request: RemoveWorkspaceInput) -> None:
     with git_errors_as_activity_errors():
-        await in_thread(kind_for(request.repo).remove, request)
+        await in_thread(kind_for(request.repo).remove, checked(request))
 
 
 @activity.defn
@@ -45,4 +45,4 @@ async def merge_target(request: TargetMergeInput) -> TargetMerge:
     # The conflict round's first step: the target merged into the task's branch, conflicts
     # left in place for the agent. Idempotent: a retry finds the merge in progress.
     with git_errors_as_activity_errors():
-        return await in_thread(kind_for(request.repo).merge_target, request)
+        return await in_thread(kind_for(request.repo).merge_target, checked(request))

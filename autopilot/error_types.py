@@ -49,6 +49,9 @@ WORKSPACE_FILES_COMMITTED = "WorkspaceFilesCommitted"
 # [workspace] setup failed (a command, a `copy` file missing or tracked): not the agent's doing.
 WORKSPACE_SETUP_FAILED = "WorkspaceSetupFailed"
 PLAN_INVALID = "PlanInvalid"
+# An activity's input names a repository, path, branch or id that the starter would have
+# refused (autopilot/git/input_check.py): a workflow input is data, checked again on workers.
+INPUT_REFUSED = "InputRefused"
 PLAN_SNAPSHOT_MISSING = "PlanSnapshotMissing"
 
 # Notifications: another attempt may deliver it (a 5xx, a timeout, a command's non-zero exit),
@@ -59,7 +62,14 @@ NOTIFY_REFUSED = "NotifyRefused"
 # Retrying the agent cannot fix these: the task ends at once with the message.
 AGENT_NON_RETRYABLE = frozenset(
     # The last two: a remote session's run that had to make its workspace again first.
-    {AGENT_AUTH, AGENT_SETUP, CONTAINER_SETUP, REPO_UNUSABLE, WORKSPACE_SETUP_FAILED}
+    {
+        AGENT_AUTH,
+        AGENT_SETUP,
+        CONTAINER_SETUP,
+        REPO_UNUSABLE,
+        WORKSPACE_SETUP_FAILED,
+        INPUT_REFUSED,
+    }
 )
 # Every other task would meet these too: they pause the session, whatever the policy.
 SETUP_ERRORS = frozenset(
@@ -70,6 +80,7 @@ SETUP_ERRORS = frozenset(
         PLAN_SNAPSHOT_MISSING,
         WORKSPACE_SETUP_FAILED,
         CONTAINER_SETUP,
+        INPUT_REFUSED,
     }
 )
 # A run that ended with one of these was lost: it resumes and is not counted as a failure.

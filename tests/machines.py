@@ -25,6 +25,10 @@ class Remote:
     def branches(self) -> list[str]:
         return git(self.bare, "for-each-ref", "--format=%(refname:short)", "refs/heads").split()
 
+    def task_refs(self) -> list[str]:
+        """The task work kept on the remote: refs/autopilot/<session>/<task>, no branches."""
+        return git(self.bare, "for-each-ref", "--format=%(refname)", "refs/autopilot").split()
+
 
 @contextlib.contextmanager
 def served_remote(tmp_path: Path, repo: Path) -> Iterator[Remote]:

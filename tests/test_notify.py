@@ -142,6 +142,17 @@ def test_a_task_that_did_not_merge_says_why_and_how_to_retry(
     ]
 
 
+def test_a_remote_task_s_kept_work_is_a_ref_to_fetch() -> None:
+    url = "ssh://git@example.com/team/project.git"
+    session = status(TaskState.MERGED, TaskState.REJECTED).model_copy(update={"repo": url})
+    task = session.task("1.2")
+    task.branch = f"autopilot/{SESSION}/1.2"
+    body = notify.task_ended(session, task)
+    assert body is not None
+    kept = f"Its work is kept on the remote: `git fetch {url} refs/autopilot/{SESSION}/1.2`."
+    assert kept in notify.with_text(body).text
+
+
 @pytest.mark.parametrize(
     "state", [TaskState.MERGED, TaskState.BLOCKED, TaskState.SKIPPED, TaskState.CANCELLED]
 )

@@ -117,3 +117,16 @@ def test_control_characters_are_escaped_wherever_printed(
     assert "1.1 Alpha\\x1b[2J\\r\\u202e" in printed  # the table
     assert printed.count("Alpha\\x1b[2J\\r\\u202e") == 6  # view, status x2, table, logs x2
     assert not any(char in printed for char in "\x1b\r\u202e\x07")
+
+
+def test_status_says_how_to_fetch_a_remote_task_s_kept_work() -> None:
+    """A remote session keeps a rejected task's work as refs/autopilot/<s>/<t> (no branch
+    there): status gives the command that fetches it."""
+    kept = TaskStatus(id="1", title="t", batch=1, state=TaskState.REJECTED, branch="autopilot/s1/1")
+    merged = TaskStatus(id="2", title="t", batch=1, state=TaskState.MERGED, branch="autopilot/s1/2")
+    status = session(kept, merged).model_copy(update={"repo": "git://127.0.0.1:9/p.git"})
+    out = io.StringIO()
+    print_status(status, as_json=False, out=out)
+    lines = out.getvalue().splitlines()
+    fetch = [line.strip() for line in lines if "git fetch" in line]
+    assert fetch == ["its work: git fetch git://127.0.0.1:9/p.git refs/autopilot/s1/1"]

@@ -132,6 +132,7 @@ def test_workers_that_share_only_a_remote_merge_every_task_once(tmp_path: Path, 
     tree = git(bare, "ls-tree", "--name-only", "main").splitlines()
     assert {f"file{n}.txt" for n in range(1, TASKS + 1)} <= set(tree)
     assert remote.branches() == ["main"]
+    assert remote.task_refs() == []
     # Each machine worked from its own cache of the remote, never from the user's checkout.
     for n in range(3):
         assert "agent starting" in installation.worker_log(n).read_text()

@@ -73,9 +73,13 @@ def test_review_rounds_and_checks_on_a_remote(tmp_path: Path, repo: Path) -> Non
         not third.reviews[0].checks[0].passed and "c.txt" in third.reviews[0].checks[0].output_tail
     )
     assert git(remote.bare, "show", "main:c.txt") == "c"
-    # 1.4 rejected: not merged, its branch kept on the remote; the merged tasks' are gone.
+    # 1.4 rejected: not merged, its work kept on the remote as a task ref, not a branch
+    # (branch-push CI never runs it), and status says how to fetch it; the merged tasks'
+    # refs are gone. Nothing under refs/heads/ but the target.
     assert tasks["1.4"].state == TaskState.REJECTED
-    assert sorted(remote.branches()) == sorted(["main", tasks["1.4"].branch])
+    assert remote.branches() == ["main"]
+    assert remote.task_refs() == [f"refs/{tasks['1.4'].branch}"]
+    assert f"git fetch {remote.url} refs/{tasks['1.4'].branch}" in shown
     assert f"the remote's main is at {git(remote.bare, 'rev-parse', 'main')[:12]}" in shown
     assert checkout_state(repo) == before
 
@@ -104,13 +108,15 @@ def test_conflict_round_on_a_remote(tmp_path: Path, repo: Path, resolve: bool) -
         assert git(remote.bare, "show", "main:shared.txt") == "alpha\nbeta"
         assert loser.reviews and loser.reviews[-1].approved  # a fresh review after it
         assert remote.branches() == ["main"]
+        assert remote.task_refs() == []
     else:
         assert code == 1, output
         assert merged(remote, session) == [winner.id]
         assert loser.state == TaskState.CONFLICT
         assert "left conflicts with main" in (loser.last_error or "")
         assert git(remote.bare, "show", "main:shared.txt") == winner.title.lower()
-        assert sorted(remote.branches()) == sorted(["main", loser.branch])  # kept
+        assert remote.branches() == ["main"]
+        assert remote.task_refs() == [f"refs/{loser.branch}"]  # kept, as no branch
         assert "<<<<<<<" not in git(remote.bare, "show", "main:shared.txt")
     assert checkout_state(repo) == before
 

@@ -149,3 +149,44 @@ def test_the_settings_are_read_at_the_commit_the_session_starts_from(
     assert [check.command for check in pinned.checks or []] == ["true"]
     moved = load_remote_config(remote, url, "main", later)
     assert [check.command for check in moved.checks or []] == ["false"]
+
+
+@pytest.mark.reliability(
+    "`--remote` carries credentials (user:password@, a token as the user) or names a host "
+    "that is an ssh option",
+    "the starter refuses it (exit 2) before anything is stored or dialled, its message names "
+    "git's credential helpers and never shows the secret",
+)
+@pytest.mark.parametrize(
+    ("given", "fragments"),
+    [
+        ("http://me:s3cret@127.0.0.1:{port}/project.git", ["carries a password"]),
+        ("https://ghp_s3cret@127.0.0.1:{port}/project.git", ["carries a user part"]),
+        ("git://s3cret@127.0.0.1:{port}/project.git", ["carries a user part"]),
+        ("me:s3cret@127.0.0.1:project.git", ["user:password@host"]),
+        ("ssh://-oProxyCommand=touch% {marker}/project.git", ["has no host name"]),
+        ("-oProxyCommand=touch {marker}:project.git", ["starts with '-'"]),
+    ],
+)
+def test_credentials_and_option_hosts_are_refused(
+    tmp_path: Path, served: Path, given: str, fragments: list[str]
+) -> None:
+    marker = tmp_path / "owned"
+    with git_daemon(served) as daemon:
+        url = given.format(port=daemon.port, marker=marker)
+        done = run_starter(tmp_path, str(write_plan(tmp_path)), "--remote", url)
+    assert_user_error(done, "--remote", *fragments)
+    if "s3cret" in given:
+        assert "credential.helper" in done.stderr and "gh auth setup-git" in done.stderr
+    assert "s3cret" not in done.stdout + done.stderr
+    assert not marker.exists()
+    assert not (tmp_path / "state" / "temporal").exists()  # no session was started
+
+
+def test_a_target_branch_shaped_like_a_task_branch_is_refused(
+    tmp_path: Path, served: Path, url: str
+) -> None:
+    git(served / "project.git", "branch", "autopilot/s1/1", "main")
+    plan = write_plan(tmp_path)
+    done = run_starter(tmp_path, str(plan), "--remote", url, "--target-branch", "autopilot/s1/1")
+    assert_user_error(done, "shaped like an autopilot task branch")

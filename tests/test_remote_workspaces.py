@@ -25,7 +25,13 @@ from autopilot.git.names import branch_name, worktree_path
 from autopilot.git.remote import RemoteWorkspaces, TaskBranchMoved
 from autopilot.git.remote_cache import cache_path, locked
 from autopilot.git.remote_check import PREFLIGHT_REF, check_remote, target_head
-from autopilot.git.remote_url import RemoteError, is_remote, remote_url, shown_url
+from autopilot.git.remote_url import (
+    RemoteError,
+    checked_remote,
+    is_remote,
+    remote_url,
+    shown_url,
+)
 from autopilot.git.workspace import bring_back
 from autopilot.models import (
     CommitInput,
@@ -91,6 +97,14 @@ def remote_branches(bare: Path) -> list[str]:
     return git(bare, "for-each-ref", "--format=%(refname:short)", "refs/heads").split()
 
 
+def remote_task_refs(bare: Path) -> list[str]:
+    """The remote's task refs, named as their branches: refs/autopilot/<s>/<t> is
+    autopilot/<s>/<t>. Task branches are never under refs/heads/ (checked here too)."""
+    assert not [name for name in remote_branches(bare) if name.startswith("autopilot/")]
+    out = git(bare, "for-each-ref", "--format=%(refname)", "refs/autopilot")
+    return [ref.removeprefix("refs/") for ref in out.split()]
+
+
 def merged_tasks(bare: Path, target: str = "main") -> list[str]:
     """The task of each merge on the target's first-parent history, oldest first."""
     out = git(
@@ -110,6 +124,7 @@ def assert_remote_is_tidy(bare: Path, *tasks: str) -> None:
     is deleted there)."""
     assert sorted(merged_tasks(bare)) == sorted(tasks)
     assert remote_branches(bare) == ["main"]
+    assert remote_task_refs(bare) == []
 
 
 # --------------------------------------------------------------------------------------------
@@ -187,9 +202,10 @@ def test_what_remote_accepts_normalised(tmp_path: Path) -> None:
     assert remote_url(str(tmp_path / "with space" / ".." / relative)) == as_url
     assert remote_url(as_url) == as_url
     assert remote_url("file://localhost/srv/x.git/") == "file:///srv/x.git"
-    assert remote_url(" HTTPS://Me@Example.COM:8443/Team/Project.git/ ") == (
-        "https://Me@example.com:8443/Team/Project.git"
+    assert remote_url(" HTTPS://Example.COM:8443/Team/Project.git/ ") == (
+        "https://example.com:8443/Team/Project.git"
     )
+    assert remote_url("ssh://Me@Example.COM:2222/p.git") == "ssh://Me@example.com:2222/p.git"
     assert remote_url("git@GitHub.com:Team/Project.git") == "git@github.com:Team/Project.git"
     assert remote_url("ssh://git@Example.com/p.git") == "ssh://git@example.com/p.git"
     assert cache_path(tmp_path, remote_url("https://EXAMPLE.com/p.git/")) == cache_path(
@@ -212,13 +228,16 @@ def test_what_remote_accepts_normalised(tmp_path: Path) -> None:
     [
         ("", "is empty"),
         ("ext::sh -c 'touch /tmp/owned'", "remote helper"),
+        ("fd::3", "remote helper"),
+        ("transport::x/y", "remote helper"),
         ("ftp://example.com/p.git", "ftp://"),
         ("-oProxyCommand=touch /tmp/owned", "starts with '-'"),
         ("/does/not/exist", "neither a URL nor a directory"),
         ("https://example.com", "names no repository"),
-        ("https://me:s3cret@example.com/", "names no repository"),
         ("file://otherhost/srv/p.git", "another machine"),
         ("ssh://-oProxyCommand=x/p.git", "no host name"),
+        ("example.com:-oProxyCommand=x", "a path starting with '-'"),
+        ("ssh://example.com/-oProxyCommand=x", "a path starting with '-'"),
     ],
 )
 def test_what_remote_refuses(given: str, why: str) -> None:
@@ -229,9 +248,56 @@ def test_what_remote_refuses(given: str, why: str) -> None:
     assert "s3cret" not in message
 
 
+@pytest.mark.parametrize(
+    ("given", "what"),
+    [
+        ("https://me:s3cret@example.com/p.git", "a password"),
+        ("http://me:s3cret@example.com/p.git", "a password"),
+        ("ssh://git:s3cret@example.com/p.git", "a password"),
+        ("ssh://git:@example.com/p.git", "a password"),
+        ("https://ghp_s3cret@github.com/team/p.git", "a user part"),
+        ("https://oauth2:s3cret@gitlab.com/team/p.git", "a password"),
+        ("git://s3cret@example.com/p.git", "a user part"),
+        ("me:s3cret@example.com:team/p.git", "user:password@host"),
+    ],
+)
+def test_credentials_in_a_url_are_refused(given: str, what: str) -> None:
+    with pytest.raises(RemoteError) as refused:
+        remote_url(given)
+    message = str(refused.value)
+    assert "carries" in message and what in message and "s3cret" not in message
+    assert "credential.helper" in message and "gh auth setup-git" in message
+    assert "ssh" in message
+
+
+def test_a_host_that_is_an_option_is_no_remote() -> None:
+    for given in ("-oProxyCommand=touch /tmp/x:p", "ssh://-oProxyCommand=x/p.git", "-h:p"):
+        assert not is_remote(given), given
+        with pytest.raises(RemoteError):
+            remote_url(given)
+
+
+def test_a_worker_accepts_only_urls_as_the_starter_stores_them() -> None:
+    assert checked_remote("ssh://git@example.com/p.git") == "ssh://git@example.com/p.git"
+    for given in (
+        "ext::sh -c touch% /tmp/x",
+        "-oProxyCommand=x:p",
+        "ssh://-oProxyCommand=x/p.git",
+        "https://me:s3cret@example.com/p.git",
+        "https://Example.com/p.git/",  # not normalised: the starter never stored it
+        "/home/me/project",
+    ):
+        with pytest.raises(RemoteError):
+            checked_remote(given)
+
+
 def test_a_password_is_never_shown() -> None:
-    assert shown_url("https://me:s3cret@example.com/p.git") == "https://me:***@example.com/p.git"
+    assert shown_url("https://me:s3cret@example.com/p.git") == "https://***:***@example.com/p.git"
+    assert shown_url("ssh://me:s3cret@example.com/p.git") == "ssh://me:***@example.com/p.git"
+    assert shown_url("https://ghp_s3cret@example.com/p.git") == "https://***@example.com/p.git"
+    assert shown_url("me:s3cret@example.com:p.git") == "me:***@example.com:p.git"
     assert shown_url("https://example.com/p.git") == "https://example.com/p.git"
+    assert shown_url("git@example.com:p.git") == "git@example.com:p.git"
 
 
 # --------------------------------------------------------------------------------------------
@@ -341,7 +407,7 @@ def test_a_crash_between_the_bring_back_and_its_push_is_pushed_by_the_merge(
     write(Path(ws.path), "one.txt", "one\n")
     with a.cache(url) as cache:  # the commit step's pieces, up to the push
         commit_changes(ws.path, ws.base_sha, SESSION, "1", "Task 1", repo=cache.path)
-    assert ws.branch not in remote_branches(bare)
+    assert ws.branch not in remote_task_refs(bare)
     assert a.merge(merge_input(url, "1")).merged
     assert git(bare, "show", "main:one.txt") == "one"
     assert_remote_is_tidy(bare, "1")
@@ -353,6 +419,76 @@ def test_a_crash_between_the_bring_back_and_its_push_is_pushed_by_the_merge(
     "uncommitted leftovers); when worker a comes back its stale workspace is made again from "
     "the remote, and the task is merged once with both workers' commits",
 )
+def test_task_branches_are_pushed_outside_refs_heads(tmp_path: Path, url: str, bare: Path) -> None:
+    """A forge's CI that runs on branch pushes never sees an unreviewed task: its commits go
+    to refs/autopilot/<session>/<task>, and only the reviewed merge reaches refs/heads/."""
+    ws = work(RemoteWorkspaces(tmp_path / "worker-a"), url, "1", {"one.txt": "one\n"})
+    refs = git(bare, "for-each-ref", "--format=%(refname)").split()
+    assert refs == [f"refs/{ws.branch}", "refs/heads/main"]
+    assert git(bare, "show", f"refs/{ws.branch}:one.txt") == "one"
+
+
+def test_a_remote_that_refuses_non_fast_forwards_takes_task_refs(
+    tmp_path: Path, url: str, bare: Path
+) -> None:
+    """`receive.denyNonFastForwards` (a common server setting) is no obstacle: task refs and
+    the merge only ever move forward, and deleting a merged task's ref is no rewrite."""
+    git(bare, "config", "receive.denyNonFastForwards", "true")
+    a = RemoteWorkspaces(tmp_path / "worker-a")
+    work(a, url, "1", {"one.txt": "one\n"})
+    work(a, url, "2", {"two.txt": "two\n"})
+    assert a.merge(merge_input(url, "1")).merged
+    assert a.merge(merge_input(url, "2")).merged
+    assert_remote_is_tidy(bare, "1", "2")
+
+
+@pytest.mark.reliability(
+    "a session started before task refs moved out of refs/heads/ is running when its workers "
+    "are upgraded: its task branches are under refs/heads/autopilot/",
+    "a worker with no workspace reads the legacy branch, pushes on under refs/autopilot/, and "
+    "the merge deletes both refs",
+)
+def test_an_in_flight_task_whose_branch_is_under_refs_heads_is_picked_up(
+    tmp_path: Path, url: str, bare: Path
+) -> None:
+    old = work(RemoteWorkspaces(tmp_path / "worker-a"), url, "1", {"one.txt": "one\n"})
+    # As a worker of the version before pushed it.
+    pushed = git(bare, "rev-parse", f"refs/{old.branch}")
+    git(bare, "update-ref", f"refs/heads/{old.branch}", pushed)
+    git(bare, "update-ref", "-d", f"refs/{old.branch}")
+
+    b = RemoteWorkspaces(tmp_path / "worker-b")
+    ws = b.prepare(start(url, "1"))
+    assert git(Path(ws.path), "rev-parse", "HEAD") == pushed
+    assert (Path(ws.path) / "one.txt").read_text() == "one\n"
+    write(Path(ws.path), "two.txt", "two\n")
+    b.commit(commit_input(url, ws, "1"))
+    assert git(bare, "show", f"refs/{ws.branch}:two.txt") == "two"
+    assert git(bare, "rev-parse", f"refs/heads/{ws.branch}") == pushed  # left until the merge
+
+    assert b.merge(merge_input(url, "1")).merged
+    assert git(bare, "ls-tree", "--name-only", "main").split() == [
+        "README.md",
+        "notes.txt",
+        "one.txt",
+        "two.txt",
+    ]
+    assert_remote_is_tidy(bare, "1")
+
+
+def test_a_legacy_task_branch_found_merged_is_deleted(tmp_path: Path, url: str, bare: Path) -> None:
+    """A legacy branch whose task the target has already (merged by the version before, its
+    branch left by a crash): the merge finds it and deletes the branch."""
+    a = RemoteWorkspaces(tmp_path / "worker-a")
+    ws = work(a, url, "1", {"one.txt": "one\n"})
+    head = git(bare, "rev-parse", f"refs/{ws.branch}")
+    assert a.merge(merge_input(url, "1")).merged
+    git(bare, "update-ref", f"refs/heads/{ws.branch}", head)
+    again = RemoteWorkspaces(tmp_path / "worker-b").merge(merge_input(url, "1"))
+    assert again.already_merged
+    assert_remote_is_tidy(bare, "1")
+
+
 def test_a_task_pushed_by_one_worker_is_continued_by_another(
     tmp_path: Path, url: str, bare: Path
 ) -> None:
@@ -583,7 +719,7 @@ def test_a_usable_remote_passes_and_nothing_changes_on_it(url: str, bare: Path) 
     assert check_remote(url).target_branch == "main"  # the remote's default branch
     assert check_remote(url, "refs/heads/main").target_branch == "main"
     assert git(bare, "for-each-ref") == before
-    assert PREFLIGHT_REF.removeprefix("refs/heads/") not in remote_branches(bare)
+    assert PREFLIGHT_REF not in git(bare, "for-each-ref", "--format=%(refname)")
 
 
 @pytest.mark.reliability(
@@ -657,7 +793,7 @@ def test_remote_errors_hide_the_password(tmp_path: Path) -> None:
     url = f"http://me:s3cret@127.0.0.1:{free_port()}/project.git"
     with pytest.raises(RemoteError) as refused:
         check_remote(url, "main", timeout_s=20)
-    assert "s3cret" not in str(refused.value) and "me:***@" in str(refused.value)
+    assert "s3cret" not in str(refused.value) and "***:***@" in str(refused.value)
 
 
 # --------------------------------------------------------------------------------------------
@@ -747,7 +883,8 @@ def test_a_conflict_round_s_commit_without_the_workspace_finds_the_conflicts_aga
         a.commit(request)
     with pytest.raises(ConflictsRemain):
         c.commit(request)
-    assert sorted(remote_branches(bare)) == sorted(["main", ws.branch])
+    assert remote_branches(bare) == ["main"]
+    assert remote_task_refs(bare) == [ws.branch]
     assert "<<<<<<<" not in git(bare, "show", f"{ws.branch}:notes.txt")
 
 

@@ -143,7 +143,7 @@ def find_branches(
     if remote is not None:
         _check_remote(repo, remote)
         if fetch:
-            _git(repo, "fetch", "--quiet", "--prune", remote)
+            _git(repo, "fetch", "--quiet", "--prune", "--", remote)
         targets = [target_sha]
         remote_target = _resolve(repo, f"refs/remotes/{remote}/{target_branch}")
         if remote_target is not None:
@@ -279,9 +279,9 @@ def _delete_remote_branch(repo: str | Path, remote: str, name: str, sha: str | N
         # Compare-and-swap on the remote: someone's push since the plan makes it fail.
         args.append(f"--force-with-lease={ref}:{sha}")
     try:
-        _git(repo, *args, "--delete", remote, ref)
+        _git(repo, *args, "--delete", "--", remote, ref)
     except GitError:
-        listing = _run(repo, ["ls-remote", remote, ref])
+        listing = _run(repo, ["ls-remote", "--", remote, ref])
         if listing.returncode != 0 or ref in listing.stdout.split():
             raise
         # Deleted there by someone else: only our remote-tracking ref was stale.

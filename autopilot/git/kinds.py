@@ -8,7 +8,7 @@ heartbeats, review and merge stay the same whatever the kind:
   the state dir that reads the user's objects through alternates (autopilot/git/workspace.py);
   its commits come back by a checked fetch, and the merge moves the user's branch.
 - remote (autopilot/git/remote.py, `RemoteWorkspaces`): the repository is a git remote;
-  each worker makes the workspaces from its own cache of it, pushes the task branches there,
+  each worker makes the workspaces from its own cache of it, pushes the task refs there,
   and merges on the remote by a compare-and-swap push.
 
 Every method is blocking and idempotent, like the functions under it: a retry after a crash

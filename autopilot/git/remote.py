@@ -6,9 +6,10 @@ a bare repository, made once, fetched from then on, never cloned again per task.
 workspace is made from the cache exactly as the local kind makes it from the user's
 repository (autopilot/git/workspace.py): a repository of its own reading the cache's objects
 through alternates. Its commits come back into the cache by the same checked fetch and are
-pushed to the remote's `autopilot/<session>/<task>`, deleted there once the task is merged.
-Nothing else is ever pushed but the target branch, and the user's own checkout is never
-involved.
+pushed to the remote's `refs/autopilot/<session>/<task>` (not a branch there: a forge's CI on
+branch pushes never runs them; autopilot/git/task_refs.py), deleted there once the task is
+merged. Nothing else is ever pushed but the target branch, and the user's own checkout is
+never involved.
 
 A task's steps may run on different workers: each step finds the workspace here (`here`), or
 makes it again from the remote's task branch. The agent's work reaches the remote before its

@@ -1,7 +1,8 @@
 """A worker's cache of one remote: a bare repository in its state dir, made once, fetched and
 pushed from then on; every use under one lock.
 
-Its branches are the remote's as last seen (the target, the task branches), plus, for as long
+Its branches are the remote's as last seen (the target, the task branches: the remote keeps
+those under refs/autopilot/, see autopilot/git/task_refs.py), plus, for as long
 as one locked step lasts, what that step made here and has not pushed yet (a task branch
 brought back from its workspace, a merge of the target). Every step fetches what it reads
 first, so what a crashed step left unpushed here is overwritten by the remote's value: the
@@ -22,6 +23,7 @@ from pathlib import Path
 from autopilot.git.refs import _branch_ref, _resolve, _rmtree
 from autopilot.git.remote_url import redact, repo_name, shown_url, transport_env
 from autopilot.git.runner import GitError, _git, _run
+from autopilot.git.task_refs import LEGACY_TASK_REFS, TASK_REFS, remote_refs
 from autopilot.infra.private_files import make_private_dir
 
 # A fetch or push that has not finished after this long is stopped (and the step retried):
@@ -42,6 +44,13 @@ _CACHE_SETTINGS = (
 )
 _FETCH = ["fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--no-recurse-submodules"]
 _PUSH = ["push", "--porcelain", "--no-signed", "--no-follow-tags", "--no-recurse-submodules"]
+# The cache-wide fetch: every branch, the task refs as the cache's task branches, and not the
+# legacy task branches (they would map to the same names; `sync` reads them one by one).
+_ALL_REFS = (
+    "+refs/heads/*:refs/heads/*",
+    f"^{LEGACY_TASK_REFS}*",
+    f"+{TASK_REFS}*:{LEGACY_TASK_REFS}*",
+)
 
 _thread_locks: dict[Path, threading.Lock] = {}
 _thread_locks_guard = threading.Lock()
@@ -89,6 +98,8 @@ class RemoteCache:
         self.path = path
         self.url = url
         self.timeout_s = timeout_s
+        # Branch: the remote's refs of it at the last `observe` (a task's new and legacy ref).
+        self._on_remote: dict[str, dict[str, str]] = {}
 
     def _transport(self, *args: str) -> str:
         """A git command that talks to the remote: bounded in time, our transports only, never
@@ -116,23 +127,28 @@ class RemoteCache:
         config.write_text(_config_text())
         _git(making, "config", "--file", str(config), f"remote.{REMOTE_NAME}.url", self.url)
         if first_branch is not None:
-            ref = _branch_ref(first_branch)
             maker = RemoteCache(making, self.url, self.timeout_s)
-            if maker.observe([first_branch]):
-                maker._transport(*_FETCH, REMOTE_NAME, f"+{ref}:{ref}")
+            maker.sync([first_branch])
         _rmtree(self.path)  # something else that was there: not a cache, not ours to keep
         making.rename(self.path)
 
     def observe(self, branches: Sequence[str]) -> dict[str, str]:
-        """The remote's heads of `branches` (short names), for those it has."""
-        wanted = {_branch_ref(branch): branch for branch in branches}
-        out = self._transport("ls-remote", "--heads", REMOTE_NAME, *wanted)
-        found: dict[str, str] = {}
+        """The remote's heads of `branches` (short names), for those it has: a task branch's
+        at refs/autopilot/, or at its legacy ref when only that one is there."""
+        wanted = {ref: branch for branch in branches for ref in remote_refs(branch)}
+        out = self._transport("ls-remote", "--", REMOTE_NAME, *wanted)
+        on_remote: dict[str, dict[str, str]] = {branch: {} for branch in branches}
         for line in out.splitlines():
             sha, _, ref = line.partition("\t")
             if ref in wanted:  # ls-remote matches a pattern's tail: keep exact names only
-                found[wanted[ref]] = sha
-        return found
+                on_remote[wanted[ref]][ref] = sha
+        self._on_remote.update(on_remote)
+        return {branch: refs[self._source(branch)] for branch, refs in on_remote.items() if refs}
+
+    def _source(self, branch: str) -> str:
+        """The remote ref `branch` is read from: the first of its refs the remote had."""
+        refs = self._on_remote.get(branch, {})
+        return next(ref for ref in remote_refs(branch) if ref in refs)
 
     def sync(self, branches: Sequence[str]) -> dict[str, str]:
         """Make this cache's `branches` the remote's (forced: the remote is the truth), for
@@ -141,15 +157,15 @@ class RemoteCache:
         seen = self.observe(branches)
         stale = [b for b, sha in seen.items() if _resolve(self.path, _branch_ref(b)) != sha]
         if stale:
-            refspecs = [f"+{_branch_ref(b)}:{_branch_ref(b)}" for b in stale]
-            self._transport(*_FETCH, REMOTE_NAME, *refspecs)
+            refspecs = [f"+{self._source(b)}:{_branch_ref(b)}" for b in stale]
+            self._transport(*_FETCH, "--", REMOTE_NAME, *refspecs)
         # What was fetched may be newer than what ls-remote saw: the cache's value is the one.
         return {b: self.head(b) or seen[b] for b in seen}
 
     def refresh(self) -> dict[str, str]:
         """Make every branch here the remote's, and drop those the remote no longer has: the
         cache-wide fetch. Returns the remote's branches and heads."""
-        self._transport(*_FETCH, "--prune", REMOTE_NAME, "+refs/heads/*:refs/heads/*")
+        self._transport(*_FETCH, "--prune", "--", REMOTE_NAME, *_ALL_REFS)
         out = _git(self.path, "for-each-ref", "--format=%(objectname) %(refname)", "refs/heads")
         heads: dict[str, str] = {}
         for line in out.splitlines():
@@ -167,11 +183,13 @@ class RemoteCache:
         compare-and-swap (`--force-with-lease`: only if the remote's branch is still at
         `expect`). True when the remote's branch is `sha`; False when the remote refused
         because the branch moved (fetch and recompute); GitError on anything else.
-        `delete`: a branch the remote has, deleted in the same atomic push."""
-        ref = _branch_ref(branch)
+        `delete`: a branch the remote has, deleted in the same atomic push (each of its refs
+        there, as last observed)."""
+        ref = remote_refs(branch)[0]
         lease = [f"--force-with-lease={ref}:{expect}"] if expect is not None else []
-        atomic = ["--atomic", f":{_branch_ref(delete)}"] if delete is not None else []
-        args = [*_PUSH, *lease, *atomic[:1], REMOTE_NAME, f"{sha}:{ref}", *atomic[1:]]
+        gone = [f":{old}" for old in self._observed_refs(delete)] if delete is not None else []
+        atomic = ["--atomic"] if gone else []
+        args = [*_PUSH, *lease, *atomic, "--", REMOTE_NAME, f"{sha}:{ref}", *gone]
         proc = _run(self.path, args, env=transport_env(), timeout=self.timeout_s)
         for line in proc.stdout.splitlines():
             flag, _, rest = line.partition("\t")
@@ -179,8 +197,10 @@ class RemoteCache:
             if spec.rpartition(":")[2] != ref:
                 continue
             if flag in (" ", "*", "+", "=", "-") and proc.returncode == 0:
-                if delete is not None and self.head(delete) is not None:
-                    _git(self.path, "update-ref", "-d", _branch_ref(delete))
+                if branch in self._on_remote:
+                    self._on_remote[branch][ref] = sha
+                if delete is not None:
+                    self._forget(delete)
                 return True
             if flag == "!" and summary.startswith("[rejected]"):
                 return False
@@ -191,6 +211,20 @@ class RemoteCache:
         )
 
     def delete(self, branch: str) -> None:
-        """Delete `branch`, which the remote has, there and here."""
-        self._transport(*_PUSH, REMOTE_NAME, f":{_branch_ref(branch)}")
-        _git(self.path, "update-ref", "-d", _branch_ref(branch))
+        """Delete `branch`, which the remote has (each of its refs there), and here."""
+        gone = [f":{ref}" for ref in self._observed_refs(branch)]
+        if gone:
+            self._transport(*_PUSH, "--atomic", "--", REMOTE_NAME, *gone)
+        self._forget(branch)
+
+    def _observed_refs(self, branch: str) -> list[str]:
+        """The remote's refs of `branch` as last observed (`sync`, `observe` or a push)."""
+        if branch not in self._on_remote:
+            self.observe([branch])
+        return list(self._on_remote[branch])
+
+    def _forget(self, branch: str) -> None:
+        """`branch` is gone from the remote: gone here too."""
+        self._on_remote[branch] = {}
+        if self.head(branch) is not None:
+            _git(self.path, "update-ref", "-d", _branch_ref(branch))

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict
 from autopilot.git.refs import _branch_head
 from autopilot.git.remote_url import (
     RemoteError,
+    checked_remote,
     is_remote,
     redact,
     remote_url,
@@ -19,10 +20,12 @@ from autopilot.git.remote_url import (
     transport_env,
 )
 from autopilot.git.runner import GitTimeout, _git, _run
+from autopilot.git.task_refs import TASK_REFS, is_task_branch_name
 
 PREFLIGHT_TIMEOUT_S = 20.0
-# The dry-run push's destination: a name no task branch has (those are autopilot/<s>/<t>).
-PREFLIGHT_REF = "refs/heads/autopilot/preflight-check"
+# The dry-run push's destination: in the task refs' namespace (where the session pushes), a
+# name no task has (those are refs/autopilot/<s>/<t>).
+PREFLIGHT_REF = f"{TASK_REFS}preflight-check"
 _SHOWN_BRANCHES = 10
 
 
@@ -59,7 +62,7 @@ def _ask(scratch: str, url: str, args: list[str], timeout_s: float, doing: str) 
 
 def _heads(scratch: str, url: str, timeout_s: float) -> tuple[dict[str, str], str | None]:
     """The remote's branches (short name: sha) and the branch its HEAD names, if any."""
-    args = ["ls-remote", "--symref", url, "HEAD", "refs/heads/*"]
+    args = ["ls-remote", "--symref", "--", url, "HEAD", "refs/heads/*"]
     out = _ask(scratch, url, args, timeout_s, "listing its branches")
     heads: dict[str, str] = {}
     default: str | None = None
@@ -103,6 +106,11 @@ def _target(
             f"--target-branch {given!r} is not a branch name: only a branch (a name like main "
             "or feature/x, or refs/heads/<name>) can be merged into on the remote"
         )
+    if is_task_branch_name(name):
+        raise RemoteError(
+            f"--target-branch {given!r} is shaped like an autopilot task branch "
+            "(autopilot/<session>/<task>); merge into another branch"
+        )
     if name not in heads:
         raise RemoteError(
             f"the remote {shown} has no branch {name!r}; its branches include: "
@@ -131,7 +139,7 @@ def _refuse_checked_out_target(url: str, branch: str) -> None:
 def _check_push(scratch: str, url: str, sha: str, timeout_s: float) -> None:
     """A dry-run push of the target's own head to a scratch branch: it reaches the remote's
     receiving side (where push rights are checked) and sends and changes nothing."""
-    args = ["push", "--dry-run", "--porcelain", "--no-signed", url, f"{sha}:{PREFLIGHT_REF}"]
+    args = ["push", "--dry-run", "--porcelain", "--no-signed", "--", url, f"{sha}:{PREFLIGHT_REF}"]
     shown = shown_url(url)
     try:
         proc = _run(scratch, args, env=transport_env(), timeout=timeout_s)
@@ -147,7 +155,7 @@ def _check_push(scratch: str, url: str, sha: str, timeout_s: float) -> None:
         said = redact((proc.stderr.strip() or proc.stdout.strip())[-1000:], url)
         raise RemoteError(
             f"no push rights on the remote {shown}: a dry-run push to {PREFLIGHT_REF} was "
-            f"refused ({said or 'no output'}). Autopilot pushes task branches (autopilot/...) "
+            f"refused ({said or 'no output'}). Autopilot pushes task refs (refs/autopilot/...) "
             "and merges there: use a URL and credentials that may push (an ssh key with write "
             "access, an https token with write scope; a git daemon needs "
             "--enable=receive-pack)"
@@ -173,6 +181,7 @@ def check_remote(
 def remote_head(url: str, branch: str, timeout_s: float = PREFLIGHT_TIMEOUT_S) -> str:
     """The remote's `branch` head now; RemoteError when it does not answer or has no such
     branch."""
+    url = checked_remote(url)  # from a workflow: checked again before git sees it
     with tempfile.TemporaryDirectory(prefix="autopilot-remote-head-") as scratch:
         _git(scratch, "init", "--quiet", "--bare", "--template=")
         heads, _ = _heads(scratch, url, timeout_s)

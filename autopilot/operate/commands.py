@@ -35,7 +35,8 @@ from temporalio.service import RPCError, RPCStatusCode
 from autopilot import git as gitops
 from autopilot.git import cleanup
 from autopilot.git.remote_check import remote_head
-from autopilot.git.remote_url import RemoteError, is_remote
+from autopilot.git.remote_url import RemoteError, is_remote, shown_url
+from autopilot.git.task_refs import fetch_command
 from autopilot.infra.config import Settings
 from autopilot.infra.options import CONCURRENCY, MAX_COST_USD, flag_value, not_allowed
 from autopilot.infra.temporal_connection import temporal_cli
@@ -45,6 +46,7 @@ from autopilot.models import (
     RETRYABLE_TASK_STATES,
     ResumeRequest,
     SessionStatus,
+    TaskState,
 )
 from autopilot.operate.follow import follow, report
 from autopilot.operate.notify import retry_command
@@ -242,7 +244,8 @@ def print_status(status: SessionStatus, as_json: bool, out: TextIO) -> None:
         out.write(status.model_dump_json(indent=2) + "\n")
         return
     out.write(summary_line(status) + "\n")
-    where = f"  repo {status.repo}, target {status.target_branch}, plan {status.plan_path}"
+    repo = shown_url(status.repo)  # a session from before URLs were checked may hold one
+    where = f"  repo {repo}, target {status.target_branch}, plan {status.plan_path}"
     out.write(printable(where) + "\n")
     if is_remote(status.repo):
         out.write(printable(f"  {remote_head_line(status.repo, status.target_branch)}") + "\n")
@@ -264,6 +267,9 @@ def print_status(status: SessionStatus, as_json: bool, out: TextIO) -> None:
         next_command = retry_command(status.id, task.id) if retryable else ""
         for detail in failure_details(task, next_command):
             out.write(f"    {detail}\n")
+        if is_remote(status.repo) and task.branch and task.state != TaskState.MERGED:
+            # Kept on the remote outside its branches (autopilot/git/task_refs.py).
+            out.write(printable(f"    its work: {fetch_command(status.repo, task.branch)}") + "\n")
         if task.setup:
             out.write(printable(f"    setup: {task.setup}") + "\n")
         if task.workspace_left:
@@ -312,7 +318,7 @@ async def list_sessions(client: Client, show_all: bool, as_json: bool, out: Text
                 "status": _listed_status(execution.status, attrs.get("AutopilotStatus", "")),
                 "batch": attrs.get("AutopilotBatch"),
                 "plan": attrs.get("AutopilotPlan", ""),
-                "repo": attrs.get("AutopilotRepo", ""),
+                "repo": shown_url(str(attrs.get("AutopilotRepo", ""))),
                 "started": execution.start_time.isoformat(timespec="seconds"),
             }
         )

@@ -25,7 +25,9 @@ from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 from autopilot.git.remote_check import target_head
+from autopilot.git.remote_url import shown_url
 from autopilot.git.runner import GitError
+from autopilot.git.task_refs import kept_work
 from autopilot.infra.host_names import private_address_reason
 from autopilot.infra.notify_targets import private_refusal, resolve, url_label
 from autopilot.infra.redact import Redactor
@@ -107,7 +109,7 @@ def _facts(status: SessionStatus, event: NotifyEvent) -> dict[str, Any]:
         "event": event,
         "session_id": status.id,
         "status": status.status.value,
-        "repo": status.repo,
+        "repo": shown_url(status.repo),  # a session from before URLs were checked
         "target_branch": status.target_branch,
         "plan": status.plan_path,
         "counts": {state.value: counts[state.value] for state in TaskState if state in counts},
@@ -230,7 +232,7 @@ def _text(n: Notification) -> str:
             f"{_progress(n)} so far. {_where(n)}",
         ]
     elif n.event in _TASK_ENDINGS:
-        kept = f" Its branch `{n.branch}` is kept." if n.branch else ""
+        kept = f" {kept_work(n.repo, n.branch)}" if n.branch else ""
         lines = [
             f"Autopilot: Task {n.task_id} ({n.task_title}) {_TASK_ENDINGS[n.event]} in session "
             f"`{n.session_id}`: {reason}",
