@@ -48,25 +48,22 @@ def _load(request: ParsePlanInput) -> Plan:
 def _begin_run(request: ParsePlanInput, session_id: str, run_id: str) -> None:
     """A new run of the session (parse_plan is its first step; a continued run loads its
     snapshot instead): an earlier run's logs on this worker go aside."""
-    state_dir = on_this_worker(request.state_dir or "")
     folder = gitops.safe_component(session_id)
-    begin_run(
-        {
-            "checks": state_dir / "checks" / session_id,
-            "transcripts": state_dir / "transcripts" / folder,
-        },
-        state_dir / PREVIOUS_RUNS / folder,
-        run_id,
-    )
+    if folder != session_id:
+        return  # not an id the starter makes: its logs are not in folders of that name
+    state_dir = on_this_worker(request.state_dir or "")
+    logs = {kind: state_dir / kind / folder for kind in ("checks", "transcripts")}
+    begin_run(logs, state_dir / PREVIOUS_RUNS / folder, run_id)
 
 
 @activity.defn
 async def parse_plan(request: ParsePlanInput) -> Plan:
+    request = checked(request)
     info = activity.info()
     if info.workflow_id and info.workflow_run_id:  # the session's (SessionWorkflow's id)
         await asyncio.to_thread(_begin_run, request, info.workflow_id, info.workflow_run_id)
     try:
-        return await asyncio.to_thread(_parse, checked(request))
+        return await asyncio.to_thread(_parse, request)
     except PlanError as err:
         # A plan that does not parse will not parse on a retry either.
         raise ApplicationError(str(err), type=error_types.PLAN_INVALID, non_retryable=True) from err
