@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
+from autopilot.agent import egress as egress_module
 from autopilot.agent.egress import MAX_HEAD, Egress, Grant
 from autopilot.agent.egress_http import MAX_HEADERS, BadRequest, parse_head
 from autopilot.agent.egress_names import (
@@ -600,4 +601,19 @@ async def test_an_oversize_head_is_refused(routed: Routed) -> None:
         routed.egress.socket_path, b"GET / HTTP/1.1\r\nX: " + b"a" * (MAX_HEAD + 1) + b"\r\n\r\n"
     )
     assert answer.startswith(b"HTTP/1.1 431 "), answer[:100]
+    assert routed.dialled() == []
+
+
+async def test_a_client_too_slow_to_send_its_head_is_let_go(
+    routed: Routed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(egress_module, "HEAD_TIMEOUT_S", 0.5)
+    reader, writer = await asyncio.open_unix_connection(str(routed.egress.socket_path))
+    try:
+        writer.write(b"CONNECT example.org:443 HTTP/1.1\r\n")  # and no more
+        async with asyncio.timeout(10):
+            answer = await reader.read()
+    finally:
+        writer.close()
+    assert answer.startswith(b"HTTP/1.1 408 "), answer
     assert routed.dialled() == []
