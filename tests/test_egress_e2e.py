@@ -43,7 +43,8 @@ alpha
 """
 
 CHECK_SAYS = "FROM-THE-CHECK"
-# The check: the model API with its own token (from HTTPS_PROXY), as an agent's CLI would call it.
+# The check: the model API with its own token (from HTTPS_PROXY), as an agent's CLI would call
+# it; then a granted name on a port not granted.
 CHECK = f"""\
 token=${{HTTPS_PROXY#http://autopilot:}}
 token=${{token%@*}}
@@ -51,11 +52,13 @@ curl -s -X POST -H "x-api-key: $token" -H "content-type: application/json" \\
   -d '{{"model":"m","max_tokens":5,"messages":[{{"role":"user","content":"{CHECK_SAYS}"}}]}}' \\
   http://127.0.0.1:{GATEWAY_PORT}/v1/messages
 echo
+curl -s -x "$HTTP_PROXY" http://example.org:22/
 """
 
 
 def targets(port: int) -> list[str]:
-    """A loopback port, spelt to pass for a granted name or as an address."""
+    """A loopback port, spelt to pass for a granted name or as an address; and a granted name
+    on a port not granted (its refusal lists the ports the grant got from .autopilot.toml)."""
     hosts = [
         "127.0.0.1\0%.example.org",  # the allowlist saw `….example.org`, the resolver 127.0.0.1
         "127.0.0.1%.example.org",
@@ -70,7 +73,7 @@ def targets(port: int) -> list[str]:
         "[::ffff:127.0.0.1]",
         "[::1]",
     ]
-    return [f"{host}:{port}" for host in hosts]
+    return [f"{host}:{port}" for host in hosts] + ["example.org:22"]
 
 
 # Run in the agent's sandbox: each target as CONNECT and as an absolute-form GET, the run's
@@ -86,10 +89,13 @@ for i, target in enumerate(sys.argv[1:]):
         head = line + " HTTP/1.1\\r\\nProxy-Authorization: Basic " + auth + "\\r\\n\\r\\n"
         s.sendall(head.encode("latin-1"))
         s.settimeout(10)
+        answer = b""
         try:
-            answer = s.recv(200).split(b"\\r\\n")[0].decode("latin-1")
+            while chunk := s.recv(4096):  # the proxy closes after a refusal
+                answer += chunk
         except OSError as err:
-            answer = "no answer: " + str(err)
+            answer += b" (no more: " + str(err).encode() + b")"
+        answer = answer.decode("latin-1")
         print("TRY", i, line.split(" ")[0], repr(answer))
         s.close()
 """.replace("GATEWAY", str(GATEWAY_PORT))
@@ -180,6 +186,9 @@ def test_a_hostile_agent_reaches_no_loopback_port_through_the_proxy(hostile_run:
     for line in tries:
         assert "'HTTP/1.1 403 " in line or "'HTTP/1.1 400 " in line, line
     assert hostile_run.listener.accepted == []
+    # [sandbox] ports reached the agent's grant
+    ports = f"not among the ports this run may reach (443, 80, {hostile_run.listener.port})"
+    assert ports in results, results
     log = git(hostile_run.repo, "log", "--first-parent", "--format=%s", "main").splitlines()
     assert log[0] == "Merge task 1.1: Alpha"
 
@@ -194,3 +203,6 @@ def test_a_hostile_check_gets_no_model_api(hostile_run: Outcome) -> None:
     assert not [c for c in asked if CHECK_SAYS in c.prompt], "the check reached the model"
     logs = "\n".join(p.read_text() for p in (hostile_run.state / "checks").rglob("*.log"))
     assert "only the agent's and the reviewer's runs may use the model API" in logs, logs
+    # [sandbox] ports reached the check's grant too
+    ports = f"not among the ports this run may reach (443, 80, {hostile_run.listener.port})"
+    assert ports in logs, logs
