@@ -17,7 +17,7 @@ from autopilot.models import EGRESS_PORTS
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-DEFAULT_PORTS = EGRESS_PORTS
+DEFAULT_PORTS = EGRESS_PORTS  # a grant's ports unless `.autopilot.toml` sets [sandbox] ports
 MAX_NAME = 253
 # One label: letters, digits and inner hyphens, 1 to 63 characters (RFC 1035, 2.3.1).
 _LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
