@@ -397,6 +397,7 @@ def _request(
         raise UserError(str(err)) from err
     agent = numbers.agent_settings(args.model)
     agent.network = file_cfg.network
+    agent.ports = file_cfg.ports
     return SessionRequest(
         session_id=session_id(repo, plan_path, args.start_batch, args.end_batch),
         repo=str(repo),

@@ -464,9 +464,9 @@ class AgentActivities:
                 type=error_types.AGENT_SETUP,
                 non_retryable=True,
             )
-        # The run's grant: the model API through the gateway, and its domains; the worker's
-        # credentials stay here.
-        with self._egress.grant(settings.network) as grant:
+        # The run's grant: the model API through the gateway (the agent's and the reviewer's
+        # runs), and its domains; the worker's credentials stay here.
+        with self._egress.grant(settings.network, model_api=True, ports=settings.ports) as grant:
             gateway = self._gateway.environment(grant.token, self._egress.credential_names)
             env = agent_environment(self._claude_bin, self._env, space_environment(space) | gateway)
 

@@ -59,6 +59,7 @@ class CheckActivities:
                 output_dir=f"{request.output_dir}-setup",
                 check_env=request.check_env,
                 network=request.network,
+                ports=request.ports,
                 target_branch=request.place.target_branch if request.place else "",
                 place=request.place,
             )
@@ -74,6 +75,7 @@ class CheckActivities:
             request.repo,
             request.state_dir,
             request.network,
+            request.ports,
             request.check_env,
             tmp_root,
         ) as env:
@@ -163,7 +165,13 @@ class CheckActivities:
         worktree = Path(request.worktree)
         tmp_root = Path(request.state_dir) / "tmp"
         with self._confined(
-            worktree, request.repo, request.state_dir, request.network, request.check_env, tmp_root
+            worktree,
+            request.repo,
+            request.state_dir,
+            request.network,
+            request.ports,
+            request.check_env,
+            tmp_root,
         ) as env:
             try:
                 return await in_thread(
@@ -189,6 +197,7 @@ class CheckActivities:
         repo: str,
         state_dir: str,
         network: list[str],
+        ports: list[int],
         check_env: list[str],
         tmp_root: Path | None,
     ) -> Iterator[CheckEnv]:
@@ -200,8 +209,9 @@ class CheckActivities:
         path_var = os.environ.get("PATH", "")  # the checks' (autopilot/review/checks.py, BASE_VARS)
         shown = under_tmp([Path(entry) for entry in path_var.split(os.pathsep) if entry])
         shown += [kind_for(repo).shared_objects(repo)] if repo else []
-        with self._egress.grant(network) as grant:
-            gateway = self._gateway.environment(grant.token)  # no model API: not an agent
+        # No model API: a check or a setup command is the repository's code, not an agent.
+        with self._egress.grant(network, model_api=False, ports=ports) as grant:
+            gateway = self._gateway.environment(grant.token)
 
             def confine(argv: list[str], tmpdir: Path) -> tuple[list[str], dict[str, str]]:
                 layout = Layout(

@@ -153,6 +153,11 @@ class MergeOutcome(BaseModel):
 # --------------------------------------------------------------------------------------------
 
 
+# The ports a sandbox's granted domains may be reached on unless `.autopilot.toml` says
+# otherwise ([sandbox] ports; autopilot/agent/egress.py).
+EGRESS_PORTS = (443, 80)
+
+
 class AgentSettings(BaseModel):
     max_turns: int = 40
     model: str | None = None  # None: the CLI's default
@@ -170,6 +175,8 @@ class AgentSettings(BaseModel):
     # What the agent and the checks may reach from their sandbox besides the model API
     # ([sandbox] network in .autopilot.toml; autopilot/agent/egress.py).
     network: list[str] = Field(default_factory=list)
+    # The ports those may be reached on ([sandbox] ports in .autopilot.toml).
+    ports: list[int] = Field(default_factory=lambda: list(EGRESS_PORTS))
 
 
 class AgentProgress(BaseModel):
@@ -870,6 +877,7 @@ class ChecksInput(BaseModel):
     repo: str = ""
     state_dir: str = ""
     network: list[str] = Field(default_factory=list)
+    ports: list[int] = Field(default_factory=lambda: list(EGRESS_PORTS))  # AgentSettings.ports
     # Set: the checks run in the task's container image (container mode), not the sandbox.
     container: ContainerSettings | None = None
     # Remote mode: the workspace made again (and set up) on a worker that lacks it.
@@ -887,6 +895,7 @@ class SetupInput(BaseModel):
     output_dir: str  # the commands' logs
     check_env: list[str] = Field(default_factory=list)  # see ReviewSettings.check_env
     network: list[str] = Field(default_factory=list)  # see AgentSettings.network
+    ports: list[int] = Field(default_factory=lambda: list(EGRESS_PORTS))  # AgentSettings.ports
     # Only a workspace still at a commit of this branch, unchanged, fills the cache ("": never).
     target_branch: str = ""
     place: TaskPlace | None = None  # remote mode: the workspace made again where it is missing
@@ -904,6 +913,7 @@ class SetupInput(BaseModel):
             ),
             check_env=request.review.check_env,
             network=request.agent.network,
+            ports=request.agent.ports,
             target_branch=request.target_branch,
             place=TaskPlace.of(request, workspace),
         )

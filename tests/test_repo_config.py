@@ -375,6 +375,16 @@ def test_sandbox_network_domains(tmp_path: Path) -> None:
     )
 
 
+def test_sandbox_ports(tmp_path: Path) -> None:
+    assert load_repo_config(tmp_path).ports == [443, 80]  # no file: HTTPS and HTTP
+    (tmp_path / CONFIG_FILE).write_text("[sandbox]\nports = [8443, 443, 8443]\n")
+    assert load_repo_config(tmp_path).ports == [8443, 443]
+    rule = "use a non-empty list of port numbers from 1 to 65535, e.g. [443, 80, 8443]."
+    for value in ("[]", "[0]", "[65536]", '["443"]', "[true]", "443"):
+        message = config_error(tmp_path, f"[sandbox]\nports = {value}\n")
+        assert "[sandbox] ports = " in message and message.endswith(rule), message
+
+
 # --------------------------------------------------------------------------------------------
 # [workspace]
 # --------------------------------------------------------------------------------------------

@@ -76,6 +76,14 @@ def test_another_workspace_table_is_named() -> None:
     ]
 
 
+def test_other_sandbox_ports_are_named() -> None:
+    wanted = request(agent=AgentSettings(ports=[443, 8443]))
+    assert differences(request(), wanted).fixed == [
+        "  [sandbox] ports (.autopilot.toml): the session runs with [443, 80], this command"
+        " gives [443, 8443]",
+    ]
+
+
 def test_another_place_or_image_is_named() -> None:
     wanted = request(mode="dagger", container=ContainerSettings(image="node:22.12.0-slim"))
     assert differences(request(), wanted).fixed == [

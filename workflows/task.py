@@ -426,6 +426,7 @@ class TaskWorkflow:
                     repo=request.repo,
                     state_dir=request.state_dir,
                     network=request.agent.network,
+                    ports=request.agent.ports,
                     container=request.container,
                     place=TaskPlace.of(request, workspace),
                     setup=request.workspace,

@@ -34,6 +34,7 @@ INSTALL_HINT = (
 # Inside the sandbox: where its programs find the gateway, and where its socket is mounted.
 GATEWAY_PORT = 8117
 GATEWAY_SOCKET = "/run/autopilot/egress.sock"
+LOOPBACK_NAMES = "127.0.0.1,localhost,::1"
 # Started before the command: socat forwards the sandbox's loopback port to the egress socket;
 # the command starts once the port answers (at most ~1,000 tries, a few ms each).
 _BRIDGE = (
@@ -98,7 +99,9 @@ class Gateway:
         model API for the CLI, each variable holding the token instead."""
         local = f"127.0.0.1:{GATEWAY_PORT}"
         proxy = f"http://autopilot:{token}@{local}"
-        env = {"NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1"}
+        # This sandbox's own loopback, by each of its names, is reached directly (a test's
+        # server on localhost); the proxy dials no loopback address anyway.
+        env = {"NO_PROXY": LOOPBACK_NAMES, "no_proxy": LOOPBACK_NAMES}
         for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
             env[name] = proxy
         if credentials is not None:

@@ -17,6 +17,7 @@ on_failure = "continue"    # continue | pause
 
 [sandbox]
 network = ["pypi.org", "files.pythonhosted.org"]  # public domains agents and checks may reach
+ports = [443, 80]          # the ports those are reached on (these two unless set)
 
 [notify]
 notify = ["https://hooks.example.com/T000/B000"]  # each gets a JSON POST (http/https only)
@@ -92,6 +93,7 @@ from autopilot.infra.options import (
     not_allowed,
 )
 from autopilot.models import (
+    EGRESS_PORTS,
     CheckCommand,
     ContainerSettings,
     NotifySettings,
@@ -172,6 +174,9 @@ def _domain(value: str) -> str:
 
 
 _Domain = Annotated[str, AfterValidator(_domain)]
+# The ports the granted domains are reached on ([sandbox] ports): one at least, or nothing in
+# `network` could be reached at all.
+_Ports = Annotated[list[Annotated[int, Field(ge=1, le=65535)]], Field(min_length=1)]
 _BAD_URL = "notify_url"
 
 
@@ -217,6 +222,7 @@ class SandboxTable(BaseModel):
     model_config = STRICT
 
     network: list[_Domain] | None = None
+    ports: _Ports | None = None
 
 
 class NotifyTable(BaseModel):
@@ -315,6 +321,7 @@ _RULES: dict[str, Callable[[str], str]] = {
     "reviewer_prompt_file": _fixed("a non-empty string"),
     "on_failure": _choice(ON_FAILURE),
     "network": _fixed('a list of public domains, e.g. ["pypi.org", "*.npmjs.org"]'),
+    "ports": _fixed("a non-empty list of port numbers from 1 to 65535, e.g. [443, 80, 8443]"),
     "notify": _fixed('a list of http or https URLs, e.g. ["https://hooks.example.com/T000/B000"]'),
     "setup": _fixed('a list of strings, e.g. ["uv sync", "npm ci"]'),
     "setup_timeout_s": SETUP_TIMEOUT.rule,
@@ -356,6 +363,7 @@ class RepoReviewConfig(BaseModel):
     reviewer_prompt: str | None = None  # from reviewer_prompt, or reviewer_prompt_file's text
     on_failure: OnFailure | None = None
     network: list[str] = Field(default_factory=list)  # [sandbox] network
+    ports: list[int] = Field(default_factory=lambda: list(EGRESS_PORTS))  # [sandbox] ports
     notify: NotifySettings = Field(default_factory=NotifySettings)  # [notify]
     workspace: WorkspaceSettings = Field(default_factory=WorkspaceSettings)  # [workspace]
     container: ContainerSettings = Field(default_factory=ContainerSettings)  # [container]
@@ -381,6 +389,7 @@ def load_repo_config(repo: Path) -> RepoReviewConfig:
     table = whole.review
     values = table.model_dump(exclude_none=True)
     values["network"] = list(dict.fromkeys(whole.sandbox.network or []))
+    values["ports"] = _ports(whole.sandbox)
     values["notify"] = NotifySettings(urls=list(dict.fromkeys(whole.notify.notify or [])))
     if "reviewer_prompt" in values and "reviewer_prompt_file" in values:
         raise RepoConfigError(
@@ -397,6 +406,10 @@ def load_repo_config(repo: Path) -> RepoReviewConfig:
         whole.container.model_dump(exclude_none=True)
     )
     return RepoReviewConfig.model_validate({**values, "source": str(path)})
+
+
+def _ports(table: SandboxTable) -> list[int]:
+    return list(dict.fromkeys(table.ports)) if table.ports is not None else list(EGRESS_PORTS)
 
 
 def _workspace_settings(path: Path, table: WorkspaceTable) -> WorkspaceSettings:

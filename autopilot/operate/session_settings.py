@@ -33,6 +33,7 @@ _FIXED: tuple[tuple[str, Callable[[SessionRequest], object]], ...] = (
     ("--check", lambda r: [check.command for check in r.review.checks]),
     ("check_env (.autopilot.toml)", lambda r: r.review.check_env),
     ("[sandbox] network (.autopilot.toml)", lambda r: r.agent.network),
+    ("[sandbox] ports (.autopilot.toml)", lambda r: r.agent.ports),
     ("[workspace] (.autopilot.toml)", lambda r: r.workspace.model_dump(exclude_defaults=True)),
     (
         "--image (or [container], .autopilot.toml)",
