@@ -44,12 +44,12 @@ import structlog
 from autopilot.agent.egress_http import BadRequest, Request, copy_body, parse_head
 from autopilot.agent.egress_names import (
     DEFAULT_PORTS,
-    IPAddress,
     TargetRefused,
     checked_host,
     checked_port,
     public_addresses,
 )
+from autopilot.infra.host_names import IPAddress
 
 log = structlog.get_logger("egress")
 

@@ -13,25 +13,12 @@ import re
 import socket
 from collections.abc import Iterable
 
+from autopilot.infra.host_names import IPAddress, is_dns_label, is_ip_literal, is_public
 from autopilot.models import EGRESS_PORTS
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 DEFAULT_PORTS = EGRESS_PORTS  # a grant's ports unless `.autopilot.toml` sets [sandbox] ports
 MAX_NAME = 253
-# One label: letters, digits and inner hyphens, 1 to 63 characters (RFC 1035, 2.3.1).
-_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
-# A last label that inet_aton would read as a number (decimal, octal, hex): `127.1`,
-# `2130706433`, `0x7f.1`. No top-level domain looks like one.
-_NUMERIC_LABEL = re.compile(r"[0-9]+|0x[0-9a-f]*")
 _PORT = re.compile(r"[1-9][0-9]{0,4}")
-
-# Ranges `is_global` lets through in some Python versions, or that carry an IPv4 address
-# inside an IPv6 one; each is judged by what it would reach.
-_SHARED = ipaddress.ip_network("100.64.0.0/10")  # carrier-grade NAT (RFC 6598)
-_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
-_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
 
 
 class TargetRefused(ValueError):
@@ -46,9 +33,9 @@ def checked_host(text: str) -> str:
     if len(name) > MAX_NAME:
         raise TargetRefused(f"a host name is at most {MAX_NAME} characters")
     labels = name.split(".")
-    if not all(_LABEL.fullmatch(label) for label in labels):
+    if not all(is_dns_label(label) for label in labels):
         raise TargetRefused("a host name is plain letters, digits, hyphens and dots")
-    if _NUMERIC_LABEL.fullmatch(labels[-1]) or _is_address(name):
+    if is_ip_literal(name) or _is_address(name):
         raise TargetRefused("an address is not a host name; name the host")
     return name
 
@@ -80,38 +67,6 @@ def checked_port(text: str, allowed: Iterable[int]) -> int:
             "[sandbox] ports in .autopilot.toml"
         )
     return port
-
-
-def is_public(address: IPAddress) -> bool:
-    """A global unicast address, and so is any IPv4 address it carries inside."""
-    if isinstance(address, ipaddress.IPv6Address):
-        embedded = _embedded_ipv4(address)
-        if embedded is not None:
-            return all(is_public(inner) for inner in embedded)
-        if address in _IPV4_COMPATIBLE or address in _NAT64_LOCAL or address.is_site_local:
-            return False
-    elif address in _SHARED:
-        return False
-    return address.is_global and not (
-        address.is_private
-        or address.is_loopback
-        or address.is_link_local
-        or address.is_multicast
-        or address.is_reserved
-        or address.is_unspecified
-    )
-
-
-def _embedded_ipv4(address: ipaddress.IPv6Address) -> tuple[ipaddress.IPv4Address, ...] | None:
-    if address.ipv4_mapped is not None:
-        return (address.ipv4_mapped,)
-    if address.sixtofour is not None:
-        return (address.sixtofour,)
-    if address.teredo is not None:
-        return address.teredo
-    if address in _NAT64:
-        return (ipaddress.IPv4Address(int(address) & 0xFFFFFFFF),)
-    return None
 
 
 def public_addresses(answers: Iterable[str]) -> list[IPAddress]:

@@ -17,11 +17,16 @@ import re
 
 __all__ = [
     "HostNameRefused",
+    "IPAddress",
     "check_grant",
+    "is_dns_label",
     "is_ip_literal",
+    "is_public",
     "private_address_reason",
     "private_host_reason",
 ]
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 WILDCARD = "*."
 # Special-use names (RFC 6761, 6762, 8375 and ICANN's .internal): they resolve to this machine
@@ -31,6 +36,14 @@ _LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 # What a URL parser takes for an IPv4 address's last part (WHATWG "ends in a number"): decimal,
 # octal or hex digits. No top-level domain is one.
 _NUMERIC_LABEL = re.compile(r"(0x[0-9a-f]*|[0-9]+)")
+
+
+# Ranges `is_global` lets through in some Python versions, or that carry an IPv4 address
+# inside an IPv6 one; each is judged by what it would reach.
+_SHARED = ipaddress.ip_network("100.64.0.0/10")  # carrier-grade NAT (RFC 6598)
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
 
 
 class HostNameRefused(ValueError):
@@ -50,6 +63,43 @@ def is_ip_literal(host: str) -> bool:
         return True
     last = name.rsplit(".", 1)[-1]
     return bool(last) and _NUMERIC_LABEL.fullmatch(last) is not None
+
+
+def is_dns_label(label: str) -> bool:
+    """Letters, digits and inner hyphens, 1 to 63 characters (RFC 1035, 2.3.1), lower case."""
+    return _LABEL.fullmatch(label) is not None
+
+
+def is_public(address: IPAddress) -> bool:
+    """A global unicast address, and so is any IPv4 address it carries inside."""
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = _embedded_ipv4(address)
+        if embedded is not None:
+            return all(is_public(inner) for inner in embedded)
+        if address in _IPV4_COMPATIBLE or address in _NAT64_LOCAL or address.is_site_local:
+            return False
+    elif address in _SHARED:
+        return False
+    return address.is_global and not (
+        address.is_private
+        or address.is_loopback
+        or address.is_link_local
+        or address.is_multicast
+        or address.is_reserved
+        or address.is_unspecified
+    )
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> tuple[ipaddress.IPv4Address, ...] | None:
+    if address.ipv4_mapped is not None:
+        return (address.ipv4_mapped,)
+    if address.sixtofour is not None:
+        return (address.sixtofour,)
+    if address.teredo is not None:
+        return address.teredo
+    if address in _NAT64:
+        return (ipaddress.IPv4Address(int(address) & 0xFFFFFFFF),)
+    return None
 
 
 def _special_suffix(name: str) -> str | None:
@@ -76,9 +126,9 @@ def private_host_reason(host: str) -> str | None:
 
 def private_address_reason(address: str) -> str | None:
     """Why an address is not a public host's (None: it is one)."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])  # a zone index is not the address
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    given = ipaddress.ip_address(address.split("%", 1)[0])  # a zone index is not the address
+    embedded = _embedded_ipv4(given) if isinstance(given, ipaddress.IPv6Address) else None
+    ip: IPAddress = embedded[0] if embedded and len(embedded) == 1 else given
     kinds = (
         (ip.is_loopback, "loopback (this machine)"),
         (ip.is_link_local, "link-local (cloud metadata services live there)"),
@@ -86,7 +136,7 @@ def private_address_reason(address: str) -> str | None:
         (ip.is_unspecified, "unspecified (this machine)"),
         (ip.is_multicast, "multicast"),
         (ip.is_reserved, "reserved"),
-        (not ip.is_global, "not a public address"),  # shared (100.64/10), documentation, ...
+        (not is_public(given), "not a public address"),  # shared (100.64/10), NAT64, ...
     )
     for found, kind in kinds:
         if found:
@@ -108,7 +158,7 @@ def check_grant(value: str) -> str:
             " grant the service's public domain name"
         )
     labels = name.split(".")
-    if not all(_LABEL.fullmatch(label) for label in labels):
+    if not all(is_dns_label(label) for label in labels):
         raise HostNameRefused(
             "is not a domain (letters, digits and - in dot-separated labels, optionally after *.)"
         )
