@@ -58,6 +58,11 @@ VERDICT_SCHEMA: dict[str, Any] = {
 READ_ONLY_TOOLS = ("Read", "Glob", "Grep")
 # 2.1.197 has no MultiEdit any more (a deny rule for it only prints a warning), so it is left out.
 WRITE_TOOLS = ("Write", "Edit", "NotebookEdit", "Bash")
+# The reviewer runs nothing the agent wrote: only the user-level settings, which are those of
+# its own config dir (CLAUDE_CONFIG_DIR, the run's folder the pipeline made), never the
+# workspace's `.claude/settings*.json` (hooks) nor its `.mcp.json` (servers). Measured on
+# 2.1.197: with these two flags no project hook ran, in -p mode.
+IGNORE_THE_WORKSPACE_CONFIG = ("--setting-sources=user", "--strict-mcp-config")
 
 DIFF_LIMIT = 150_000  # characters; the reviewer can Read the files for the rest
 CHECK_TAIL_LIMIT = 3_000
@@ -80,6 +85,7 @@ def reviewer_argv(claude_bin: Path, settings: ReviewSettings, session_id: str) -
         f"--allowedTools={','.join(READ_ONLY_TOOLS)}",
         f"--disallowedTools={','.join(WRITE_TOOLS)}",
         "--permission-mode=default",
+        *IGNORE_THE_WORKSPACE_CONFIG,
     ]
     if settings.reviewer_model:
         argv.append(f"--model={settings.reviewer_model}")
