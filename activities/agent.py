@@ -25,7 +25,7 @@ from activities.heartbeat import in_thread
 from activities.review import CheckActivities
 from autopilot import error_types
 from autopilot import git as gitops
-from autopilot.agent.cli import agent_environment, claude_argv
+from autopilot.agent.cli import agent_environment, claude_argv, model_route
 from autopilot.agent.container_access import EngineError
 from autopilot.agent.egress import Egress
 from autopilot.agent.prompts import conflict_prompt, continue_prompt, fix_prompt, task_prompt
@@ -523,7 +523,7 @@ class AgentActivities:
         repo = job.request.repo
         objects = await asyncio.to_thread(kind_for(repo).shared_objects, repo)
         work = ContainerJob(workspace=Path(job.workspace.path), objects=objects)
-        env = agent_environment(self._claude_bin, self._env)
+        env = agent_environment(self._claude_bin, self._env, model_route(self._env))
 
         async def run(on_progress: Callable[[AgentProgress], None]) -> RunOutcome:
             try:

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from autopilot.agent.cli import agent_environment, claude_argv
+from autopilot.agent.cli import agent_environment, claude_argv, model_route
 from autopilot.agent.process_guard import ProcessGuard, detect_guard
 from autopilot.agent.runner import AgentFailure, StreamState, classify, run_claude
 from autopilot.agent.scripted_model import (
@@ -97,8 +97,13 @@ def box(tmp_path: Path, model: ScriptedModel, monkeypatch: pytest.MonkeyPatch) -
     repo = make_repo(tmp_path / "repo")
     base = clean_env()
     base.update(model.env())
-    base.update(HOME=str(home), CLAUDE_CONFIG_DIR=str(tmp_path / "claude-config"))
-    yield Sandbox(root=tmp_path, repo=repo, env=agent_environment(claude_bin(), base))
+    base.update(HOME=str(home))
+    config = {"CLAUDE_CONFIG_DIR": str(tmp_path / "claude-config")}
+    yield Sandbox(
+        root=tmp_path,
+        repo=repo,
+        env=agent_environment(claude_bin(), base, model_route(base) | config),
+    )
     kill_leftovers(tmp_path)
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from autopilot.agent.cli import agent_environment, claude_argv
+from autopilot.agent.cli import agent_environment, claude_argv, model_route
 from autopilot.agent.prompts import conflict_prompt, fix_prompt, task_prompt
 from autopilot.agent.runner import AgentFailure, StreamState, run_claude
 from autopilot.agent.scripted_model import (
@@ -141,8 +141,13 @@ def box(tmp_path: Path, model: ScriptedModel, monkeypatch: pytest.MonkeyPatch) -
     repo = make_repo(tmp_path / "repo")
     base = clean_env()
     base.update(model.env())
-    base.update(HOME=str(home), CLAUDE_CONFIG_DIR=str(tmp_path / "claude-config"))
-    return Box(root=tmp_path, repo=repo, env=agent_environment(claude_bin(), base))
+    base.update(HOME=str(home))
+    config = {"CLAUDE_CONFIG_DIR": str(tmp_path / "claude-config")}
+    return Box(
+        root=tmp_path,
+        repo=repo,
+        env=agent_environment(claude_bin(), base, model_route(base) | config),
+    )
 
 
 @pytest.fixture
