@@ -165,13 +165,19 @@ async def commit_after_run(commit: CommitInput, run: AgentRun) -> CommitOutcome 
             log.warning("conflicts remain after the agent", error=str(err))
             return None
         own = isinstance(err, WorkspaceFilesCommitted | gitops.WorkspaceBroken)
-        log.warning("the agent's work was not pushed", error=str(err), lost=not own)
+        protected = isinstance(err, gitops.ProtectedPathsChanged)  # ends the task at once
+        lost = not (own or protected)
+        log.warning("the agent's work was not pushed", error=str(err), lost=lost)
+        if protected:
+            error_type = error_types.PROTECTED_PATHS_CHANGED
+        else:
+            error_type = error_types.AGENT_ERROR if own else error_types.WORK_NOT_PUSHED
         failed = run.model_copy(
             update={
                 "is_error": True,
                 "error": f"its work could not be committed and pushed: {err}",
-                "error_type": error_types.AGENT_ERROR if own else error_types.WORK_NOT_PUSHED,
-                "lost": not own,
+                "error_type": error_type,
+                "lost": lost,
             }
         )
         raise ApplicationError(

@@ -502,6 +502,17 @@ def review_result() -> ReviewResult:
     )
 
 
+def test_reviewer_prompt_points_out_protected_paths_the_task_changes(tmp_path: Path) -> None:
+    changed = ["pkg/greet.py", ".github/workflows/ci.yml", ".claude/settings.json"]
+    prompt = reviewer_prompt(request_for(tmp_path), "diff", changed, [], [], None)
+    flagged = prompt.split("more rights than the task's code", 1)[1].split("\n\n", 1)[0]
+    assert "- .github/workflows/ci.yml\n- .claude/settings.json" in flagged
+    assert "pkg/greet.py" not in flagged and "blocker" in flagged
+
+    plain = reviewer_prompt(request_for(tmp_path), "diff", ["pkg/greet.py"], [], [], None)
+    assert "more rights" not in plain
+
+
 def test_fix_prompt_lists_what_to_fix_and_the_task(tmp_path: Path) -> None:
     prompt = fix_prompt(request_for(tmp_path), review_result())
 

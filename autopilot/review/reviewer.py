@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from autopilot.agent.runner import AgentFailure
 from autopilot.models import CheckResult, ReviewSettings, TaskRequest, Verdict
+from autopilot.review.protected_paths import protected_changes
 
 # Mirrors models.Verdict. Kept to plain keywords (type, enum, properties, required, items,
 # minimum, additionalProperties): the CLI hands it to the model as the StructuredOutput tool's
@@ -178,6 +179,18 @@ def reviewer_prompt(
         )
         parts += [f"- {path}" for path in untouched_files]
     if task.files or untouched_files:
+        parts.append("")
+
+    protected = protected_changes(changed_files)
+    if protected:
+        parts.append(
+            "The change touches files that configure what runs with more rights than the "
+            "task's code: the pipeline (.autopilot.toml), Claude Code's hooks and servers "
+            "(.claude/, .mcp.json) or the forge's CI. The task names them, but check that "
+            "each change does only what the task asks: no command, hook, CI step, server or "
+            "use of secrets beyond it. Report anything more as a blocker:"
+        )
+        parts += [f"- {path}" for path in protected]
         parts.append("")
 
     if extra_instructions and extra_instructions.strip():
