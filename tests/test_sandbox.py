@@ -60,6 +60,9 @@ class Places:
         self.workspace = gitops.prepare_workspace(self.repo, "main", self.state, "s", "1").path
         self.space = gitops.agent_space_path(self.state, "s", "1") / "agent"
         self.marker = write(self.state, "logs/worker.log", "the worker's log\n")
+        # The user-level settings the reviewer's CLI reads: the pipeline's, never the agent's.
+        reviewer = gitops.agent_space_path(self.state, "s", "1") / "reviewer"
+        self.reviewer_settings = write(reviewer, "config/settings.json", "{}\n")
 
     def layout(self, *, writes_workspace: bool = True) -> Layout:
         return task_layout(
@@ -94,7 +97,7 @@ def test_only_the_workspace_its_own_folder_and_tmp_are_writable(
     script = (
         f"echo work > new.txt && echo mine > {places.space}/note && echo t > /tmp/t && echo ok; "
         f"for p in /etc/x /usr/x {places.repo}/.git/hooks/post-merge {places.repo}/x "
-        f"{places.state}/x {places.state}/logs/worker.log; do "
+        f"{places.state}/x {places.state}/logs/worker.log {places.reviewer_settings}; do "
         "  (echo evil > $p) 2>/dev/null && echo WROTE $p; done; true"
     )
     done = run(sandbox, places.layout(), script)
@@ -105,6 +108,7 @@ def test_only_the_workspace_its_own_folder_and_tmp_are_writable(
     assert not (places.repo / ".git" / "hooks" / "post-merge").exists()
     assert not (places.repo / "x").exists() and not (places.state / "x").exists()
     assert places.marker.read_text() == "the worker's log\n"
+    assert places.reviewer_settings.read_text() == "{}\n"
 
 
 def test_the_state_dir_repository_and_credentials_are_hidden(
