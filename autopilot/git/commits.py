@@ -217,7 +217,10 @@ def _refuse_kept_out(
 
 def _refuse_protected(worktree: str | Path, base_sha: str, named: Sequence[str]) -> None:
     """The task's own changes (those the reviewer is shown) to protected paths that its
-    **Files:** list does not name: ProtectedPathsChanged."""
+    **Files:** list does not name: ProtectedPathsChanged. A branch that left its base has
+    no such changes to show: bringing it back refuses it (WorkspaceBroken)."""
+    if not _is_ancestor(worktree, base_sha, "HEAD"):
+        return
     refused = unnamed_protected(changed_files(worktree, base_sha), named)
     if not refused:
         return
