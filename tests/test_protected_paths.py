@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from temporalio.exceptions import ApplicationError
 
+from activities.agent import commit_after_run
 from activities.errors import git_errors_as_activity_errors
 from autopilot.error_types import PROTECTED_PATHS_CHANGED
 from autopilot.git import (
@@ -16,7 +17,8 @@ from autopilot.git import (
     merge_target_into_branch,
     prepare_workspace,
 )
-from autopilot.models import Workspace
+from autopilot.git.kind_of import kind_for
+from autopilot.models import AgentRun, CommitInput, Workspace, WorkspaceInput
 from autopilot.review.protected_paths import is_protected, unnamed_protected
 from tests.gitutil import commit_file, git, isolate_git, make_repo, write
 
@@ -139,3 +141,40 @@ def test_the_targets_own_ci_change_merged_in_is_not_the_tasks(repo: Path, tmp_pa
     done = commit_changes(path, ws.base_sha, SESSION, "1", "feat", repo=repo)
 
     assert len(done.commits) == 2  # the task's commit and the merge
+
+
+async def test_a_remote_agents_unasked_ci_change_ends_the_task_and_is_not_pushed(
+    tmp_path: Path, repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Remote mode: the agent's own activity commits and pushes; the refusal ends the task
+    # there (a failed run, not a lost one to resume), and nothing reaches the remote.
+    bare = tmp_path / "project.git"
+    git(tmp_path, "clone", "--quiet", "--bare", str(repo), str(bare))
+    url = bare.as_uri()
+    monkeypatch.setenv("AUTOPILOT_STATE_DIR", str(tmp_path / "worker"))
+    start = WorkspaceInput(
+        repo=url,
+        target_branch="main",
+        state_dir=str(tmp_path / "worker"),
+        session_id=SESSION,
+        task_id="1",
+    )
+    ws = kind_for(url).prepare(start)
+    write(Path(ws.path), CI, "on: push\n")
+    commit = CommitInput(
+        worktree=ws.path,
+        base_sha=ws.base_sha,
+        session_id=SESSION,
+        task_id="1",
+        message="Task 1",
+        repo=url,
+        named_files=["notes.txt"],
+    )
+
+    with pytest.raises(ApplicationError) as caught:
+        await commit_after_run(commit, AgentRun(session_id="s", attempt=1, is_error=False))
+
+    assert caught.value.type == PROTECTED_PATHS_CHANGED and caught.value.non_retryable
+    failed = AgentRun.model_validate(caught.value.details[0])
+    assert failed.error_type == PROTECTED_PATHS_CHANGED and not failed.lost
+    assert git(bare, "for-each-ref", "--format=%(refname)", "refs/heads") == "refs/heads/main"
