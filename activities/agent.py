@@ -26,7 +26,7 @@ from activities.heartbeat import in_thread
 from activities.review import CheckActivities
 from autopilot import error_types
 from autopilot import git as gitops
-from autopilot.agent.cli import agent_environment, claude_argv
+from autopilot.agent.cli import agent_environment, claude_argv, model_route
 from autopilot.agent.container_access import EngineError
 from autopilot.agent.egress import Egress
 from autopilot.agent.prompts import conflict_prompt, continue_prompt, fix_prompt, task_prompt
@@ -166,13 +166,19 @@ async def commit_after_run(commit: CommitInput, run: AgentRun) -> CommitOutcome 
             log.warning("conflicts remain after the agent", error=str(err))
             return None
         own = isinstance(err, WorkspaceFilesCommitted | gitops.WorkspaceBroken)
-        log.warning("the agent's work was not pushed", error=str(err), lost=not own)
+        protected = isinstance(err, gitops.ProtectedPathsChanged)  # ends the task at once
+        lost = not (own or protected)
+        log.warning("the agent's work was not pushed", error=str(err), lost=lost)
+        if protected:
+            error_type = error_types.PROTECTED_PATHS_CHANGED
+        else:
+            error_type = error_types.AGENT_ERROR if own else error_types.WORK_NOT_PUSHED
         failed = run.model_copy(
             update={
                 "is_error": True,
                 "error": f"its work could not be committed and pushed: {err}",
-                "error_type": error_types.AGENT_ERROR if own else error_types.WORK_NOT_PUSHED,
-                "lost": not own,
+                "error_type": error_type,
+                "lost": lost,
             }
         )
         raise ApplicationError(
@@ -524,7 +530,7 @@ class AgentActivities:
         repo = job.request.repo
         objects = await asyncio.to_thread(kind_for(repo).shared_objects, repo)
         work = ContainerJob(workspace=Path(job.workspace.path), objects=objects)
-        env = agent_environment(self._claude_bin, self._env)
+        env = agent_environment(self._claude_bin, self._env, model_route(self._env))
 
         async def run(on_progress: Callable[[AgentProgress], None]) -> RunOutcome:
             try:

@@ -14,6 +14,7 @@ from autopilot.error_types import (
     CONFLICTS_REMAIN,
     GIT_ERROR,
     INPUT_REFUSED,
+    PROTECTED_PATHS_CHANGED,
     REPO_UNUSABLE,
     WORKSPACE_FILES_COMMITTED,
 )
@@ -21,6 +22,7 @@ from autopilot.git import (
     CheckoutInTheWay,
     ConflictsRemain,
     GitError,
+    ProtectedPathsChanged,
     RepoError,
     WorkspaceFilesCommitted,
 )
@@ -51,6 +53,9 @@ def git_errors_as_activity_errors() -> Iterator[None]:
         raise ApplicationError(
             str(err), type=WORKSPACE_FILES_COMMITTED, non_retryable=True
         ) from err
+    except ProtectedPathsChanged as err:
+        # The agent changed CI or agent configuration unasked: its branch stays out.
+        raise ApplicationError(str(err), type=PROTECTED_PATHS_CHANGED, non_retryable=True) from err
     except CheckoutInTheWay as err:
         # The user's files or their rebase are in the way: nothing changes until they act,
         # and the task waits for them (its `retry`), not for a backoff.

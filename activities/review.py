@@ -206,7 +206,7 @@ class CheckActivities:
         to the granted domains."""
         hidden = [on_this_worker(state_dir)]
         hidden += [Path(repo)] if repo and not is_remote(repo) else []
-        path_var = os.environ.get("PATH", "")  # the checks' (autopilot/review/checks.py, BASE_VARS)
+        path_var = os.environ.get("PATH", "")  # the checks' (autopilot/agent/allowed_env.py, CHECK)
         shown = under_tmp([Path(entry) for entry in path_var.split(os.pathsep) if entry])
         shown += [kind_for(repo).shared_objects(repo)] if repo else []
         # No model API: a check or a setup command is the repository's code, not an agent.

@@ -46,6 +46,9 @@ CHECKOUT_IN_THE_WAY = "CheckoutInTheWay"
 # The task's commits hold a file the workspace setup put there (`copy`, `cache_dirs`): the
 # branch is not brought back, a retry of the step cannot help.
 WORKSPACE_FILES_COMMITTED = "WorkspaceFilesCommitted"
+# The task's changes touch a protected path (CI, .claude/, .mcp.json, .autopilot.toml) its
+# plan entry does not name: the branch is not brought back, and no attempt can change that.
+PROTECTED_PATHS_CHANGED = "ProtectedPathsChanged"
 # [workspace] setup failed (a command, a `copy` file missing or tracked): not the agent's doing.
 WORKSPACE_SETUP_FAILED = "WorkspaceSetupFailed"
 PLAN_INVALID = "PlanInvalid"
@@ -61,7 +64,10 @@ NOTIFY_REFUSED = "NotifyRefused"
 
 # Retrying the agent cannot fix these: the task ends at once with the message.
 AGENT_NON_RETRYABLE = frozenset(
-    # The last two: a remote session's run that had to make its workspace again first.
+    # REPO_UNUSABLE, WORKSPACE_SETUP_FAILED: a remote session's run that had to make its
+    # workspace again first. INPUT_REFUSED: the same input is refused again. PROTECTED_PATHS_
+    # CHANGED: a remote session's agent activity commits, and its branch holds the change
+    # whatever the next attempt does.
     {
         AGENT_AUTH,
         AGENT_SETUP,
@@ -69,6 +75,7 @@ AGENT_NON_RETRYABLE = frozenset(
         REPO_UNUSABLE,
         WORKSPACE_SETUP_FAILED,
         INPUT_REFUSED,
+        PROTECTED_PATHS_CHANGED,
     }
 )
 # Every other task would meet these too: they pause the session, whatever the policy.

@@ -969,6 +969,9 @@ class CommitInput(BaseModel):
     # Never committed, and a branch whose commits hold them is not brought back
     # (WorkspaceSettings.keep_out).
     keep_out: list[str] = Field(default_factory=list)
+    # The task's **Files:** paths: the protected paths among them it may change
+    # (autopilot/review/protected_paths.py).
+    named_files: list[str] = Field(default_factory=list)
     # Remote mode, a conflict round: a worker that lacks the workspace makes it again with
     # this target merged in, as the round's first step left it.
     conflict_target: str = ""

@@ -14,6 +14,7 @@ from autopilot.agent.cli import (
     agent_environment,
     claude_argv,
     find_claude,
+    model_route,
 )
 from autopilot.models import AgentSettings
 
@@ -130,37 +131,72 @@ def test_npm_style_symlink_is_kept_so_its_folder_goes_on_path(tmp_path: Path) ->
 CLAUDE = Path("/opt/claude-code/bin/claude")
 
 
-def test_environment_passes_what_the_cli_needs_and_nothing_else() -> None:
-    base = {
-        "ANTHROPIC_API_KEY": "sk-test",
-        "ANTHROPIC_BASE_URL": "http://127.0.0.1:9",
-        "CLAUDE_CONFIG_DIR": "/cfg",
-        "AWS_REGION": "eu-west-1",
-        "HOME": "/home/me",
-        "LANG": "C.UTF-8",
-        "HTTPS_PROXY": "http://proxy:3128",
-        "SECRET_TOKEN": "do-not-leak",
-        "DATABASE_URL": "postgres://x",
-        "TEMPORAL_ADDRESS": "127.0.0.1:7233",
-        "PYTHONPATH": "/somewhere",
-        "PATH": "/usr/bin",
-    }
+# The worker's variables a run must not get, whatever their prefix (cloud credentials,
+# telemetry exporter headers, the worker's own Claude config, other model routes).
+NEVER_PASSED = {
+    "AWS_ACCESS_KEY_ID": "AKIA...",
+    "AWS_SECRET_ACCESS_KEY": "aws-secret",
+    "AWS_REGION": "eu-west-1",
+    "AWS_SHARED_CREDENTIALS_FILE": "/home/me/creds",
+    "OTEL_EXPORTER_OTLP_HEADERS": "authorization=Bearer otel-secret",
+    "GOOGLE_APPLICATION_CREDENTIALS": "/home/me/gcp.json",
+    "ANTHROPIC_CUSTOM_HEADERS": "x-secret: 1",
+    "ANTHROPIC_VERTEX_PROJECT_ID": "p",
+    "CLAUDE_CONFIG_DIR": "/home/me/.claude-work",
+    "CLAUDE_CODE_USE_BEDROCK": "1",
+    "CLAUDE_CODE_CLIENT_KEY_PASSPHRASE": "pass",
+    "TEMPORAL_API_KEY": "temporal-secret",
+    "TEMPORAL_ADDRESS": "127.0.0.1:7233",
+    "GH_TOKEN": "gh-secret",
+    "SECRET_TOKEN": "do-not-leak",
+    "DATABASE_URL": "postgres://x",
+    "PYTHONPATH": "/somewhere",
+}
+# How the worker reaches the model API: only in `model_route`, never from the worker's env.
+ROUTE = {
+    "ANTHROPIC_API_KEY": "sk-test",
+    "ANTHROPIC_AUTH_TOKEN": "bearer-test",
+    "CLAUDE_CODE_OAUTH_TOKEN": "oauth-secret",
+    "ANTHROPIC_BASE_URL": "http://127.0.0.1:9",
+    "HTTPS_PROXY": "http://proxy:3128",
+    "NODE_EXTRA_CA_CERTS": "/etc/ca.pem",
+}
+PASSED = {
+    "HOME": "/home/me",
+    "USER": "me",
+    "LANG": "C.UTF-8",
+    "LC_ALL": "C.UTF-8",
+    "LC_TIME": "en_GB.UTF-8",
+    "TZ": "Europe/Paris",
+    "CLAUDE_CODE_MAX_OUTPUT_TOKENS": "4096",
+    "DISABLE_TELEMETRY": "1",
+    "API_TIMEOUT_MS": "60000",
+    "MAX_THINKING_TOKENS": "1024",
+    "GIT_AUTHOR_NAME": "Autopilot",
+}
+
+
+def test_environment_is_an_allowlist_of_what_the_cli_needs() -> None:
+    base = {**NEVER_PASSED, **ROUTE, **PASSED, "PATH": "/usr/bin"}
 
     env = agent_environment(CLAUDE, base)
 
-    for name in (
-        "ANTHROPIC_API_KEY",
-        "ANTHROPIC_BASE_URL",
-        "CLAUDE_CONFIG_DIR",
-        "AWS_REGION",
-        "HOME",
-        "LANG",
-        "HTTPS_PROXY",
-    ):
-        assert env[name] == base[name], name
-    for name in ("SECRET_TOKEN", "DATABASE_URL", "TEMPORAL_ADDRESS", "PYTHONPATH"):
+    for name, value in PASSED.items():
+        assert env[name] == value, name
+    for name in (*NEVER_PASSED, *ROUTE):
         assert name not in env, name
     assert env["TERM"] == "dumb"
+
+
+def test_the_model_route_is_passed_only_when_asked_for() -> None:
+    base = {**NEVER_PASSED, **ROUTE, **PASSED}
+
+    assert model_route(base) == ROUTE
+    env = agent_environment(CLAUDE, base, model_route(base))
+    for name, value in ROUTE.items():
+        assert env[name] == value, name
+    for name in NEVER_PASSED:
+        assert name not in env, name
 
 
 def test_path_starts_with_the_binary_folder_then_the_workers_then_standard_places() -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from autopilot.agent.cli import agent_environment, claude_argv
+from autopilot.agent.cli import agent_environment, claude_argv, model_route
 from autopilot.agent.prompts import conflict_prompt, fix_prompt, task_prompt
 from autopilot.agent.runner import AgentFailure, StreamState, run_claude
 from autopilot.agent.scripted_model import (
@@ -141,8 +141,13 @@ def box(tmp_path: Path, model: ScriptedModel, monkeypatch: pytest.MonkeyPatch) -
     repo = make_repo(tmp_path / "repo")
     base = clean_env()
     base.update(model.env())
-    base.update(HOME=str(home), CLAUDE_CONFIG_DIR=str(tmp_path / "claude-config"))
-    return Box(root=tmp_path, repo=repo, env=agent_environment(claude_bin(), base))
+    base.update(HOME=str(home))
+    config = {"CLAUDE_CONFIG_DIR": str(tmp_path / "claude-config")}
+    return Box(
+        root=tmp_path,
+        repo=repo,
+        env=agent_environment(claude_bin(), base, model_route(base) | config),
+    )
 
 
 @pytest.fixture
@@ -193,6 +198,8 @@ def test_reviewer_argv_is_read_only_and_carries_the_schema() -> None:
         "--allowedTools=Read,Glob,Grep",
         "--disallowedTools=Write,Edit,NotebookEdit,Bash",
         "--permission-mode=default",
+        "--setting-sources=user",  # no hook or setting of the workspace's
+        "--strict-mcp-config",  # no MCP server of the workspace's .mcp.json
     ]
     with_model = reviewer_argv(Path("/c"), ReviewSettings(reviewer_model="opus"), "s")
     assert with_model[-1] == "--model=opus"
@@ -268,6 +275,51 @@ async def test_reviewer_that_tries_to_write_or_run_commands_is_refused(
     assert not (repo / "evil.txt").exists() and not (repo / "bashed.txt").exists()
     assert tree_state(repo) == before
     assert parse_verdict(state.result).verdict == "approve"
+
+
+def hooks_settings(marker_dir: Path) -> str:
+    """A `.claude/settings.json` whose hooks each leave a marker file named after their event."""
+    events = ("SessionStart", "UserPromptSubmit", "PreToolUse", "Stop")
+    hook = {
+        event: [
+            {
+                "matcher": "*",
+                "hooks": [{"type": "command", "command": f"touch {marker_dir}/{event}"}],
+            }
+        ]
+        for event in events
+    }
+    return json.dumps({"hooks": hook})
+
+
+async def test_reviewer_loads_no_hook_or_mcp_server_the_workspace_holds(
+    task_branch: Box, model: ScriptedModel
+) -> None:
+    repo, markers = task_branch.repo, task_branch.root / "markers"
+    markers.mkdir()
+    (repo / ".claude").mkdir()
+    (repo / ".claude" / "settings.json").write_text(hooks_settings(markers))
+    (repo / ".claude" / "settings.local.json").write_text(hooks_settings(markers))
+    server = {"command": "sh", "args": ["-c", f"touch {markers}/mcp; sleep 5"]}
+    (repo / ".mcp.json").write_text(json.dumps({"mcpServers": {"planted": server}}))
+    git(repo, "add", "-A", "-f")
+    git(repo, "commit", "-q", "-m", "The agent's leftovers")
+    model.responder = Reviewer([{"verdict": "approve", "summary": "ok"}])
+
+    state = await task_branch.review(review_prompt_for(task_branch))
+
+    assert parse_verdict(state.result).verdict == "approve"
+    assert sorted(path.name for path in markers.iterdir()) == []
+    (transcript,) = (task_branch.root / "transcripts").glob("*.jsonl")
+    events = [json.loads(line) for line in transcript.read_text().splitlines()]
+    assert not [e for e in events if str(e.get("subtype", "")).startswith("hook_")]
+    (init,) = [e for e in events if e.get("subtype") == "init"]
+    assert init.get("mcp_servers") == []
+
+    # The control: the same workspace without the reviewer's flags runs those hooks.
+    model.responder = script(Text("Nothing to do."))
+    await task_branch.work("Say hello.", str(uuid.uuid4()))
+    assert {"SessionStart", "UserPromptSubmit", "Stop"} <= {p.name for p in markers.iterdir()}
 
 
 async def test_reviewer_without_a_verdict_is_an_agent_failure(
@@ -448,6 +500,17 @@ def review_result() -> ReviewResult:
         ],
         untouched_files=["README.md"],
     )
+
+
+def test_reviewer_prompt_points_out_protected_paths_the_task_changes(tmp_path: Path) -> None:
+    changed = ["pkg/greet.py", ".github/workflows/ci.yml", ".claude/settings.json"]
+    prompt = reviewer_prompt(request_for(tmp_path), "diff", changed, [], [], None)
+    flagged = prompt.split("more rights than the task's code", 1)[1].split("\n\n", 1)[0]
+    assert "- .github/workflows/ci.yml\n- .claude/settings.json" in flagged
+    assert "pkg/greet.py" not in flagged and "blocker" in flagged
+
+    plain = reviewer_prompt(request_for(tmp_path), "diff", ["pkg/greet.py"], [], [], None)
+    assert "more rights" not in plain
 
 
 def test_fix_prompt_lists_what_to_fix_and_the_task(tmp_path: Path) -> None:

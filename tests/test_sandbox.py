@@ -23,6 +23,7 @@ from autopilot.agent.sandbox import (
     Sandbox,
     SandboxUnavailable,
     detect_sandbox,
+    named_credentials,
     task_layout,
     tools_of,
     under_tmp,
@@ -59,6 +60,9 @@ class Places:
         self.workspace = gitops.prepare_workspace(self.repo, "main", self.state, "s", "1").path
         self.space = gitops.agent_space_path(self.state, "s", "1") / "agent"
         self.marker = write(self.state, "logs/worker.log", "the worker's log\n")
+        # The user-level settings the reviewer's CLI reads: the pipeline's, never the agent's.
+        reviewer = gitops.agent_space_path(self.state, "s", "1") / "reviewer"
+        self.reviewer_settings = write(reviewer, "config/settings.json", "{}\n")
 
     def layout(self, *, writes_workspace: bool = True) -> Layout:
         return task_layout(
@@ -93,7 +97,7 @@ def test_only_the_workspace_its_own_folder_and_tmp_are_writable(
     script = (
         f"echo work > new.txt && echo mine > {places.space}/note && echo t > /tmp/t && echo ok; "
         f"for p in /etc/x /usr/x {places.repo}/.git/hooks/post-merge {places.repo}/x "
-        f"{places.state}/x {places.state}/logs/worker.log; do "
+        f"{places.state}/x {places.state}/logs/worker.log {places.reviewer_settings}; do "
         "  (echo evil > $p) 2>/dev/null && echo WROTE $p; done; true"
     )
     done = run(sandbox, places.layout(), script)
@@ -104,6 +108,7 @@ def test_only_the_workspace_its_own_folder_and_tmp_are_writable(
     assert not (places.repo / ".git" / "hooks" / "post-merge").exists()
     assert not (places.repo / "x").exists() and not (places.state / "x").exists()
     assert places.marker.read_text() == "the worker's log\n"
+    assert places.reviewer_settings.read_text() == "{}\n"
 
 
 def test_the_state_dir_repository_and_credentials_are_hidden(
@@ -120,6 +125,68 @@ def test_the_state_dir_repository_and_credentials_are_hidden(
     assert "README.md" not in done.stdout.splitlines()[0:2]
     assert SECRET not in done.stdout and "hunter2" not in done.stdout
     assert done.stdout.strip().endswith("initial"), done.stdout + done.stderr
+
+
+# Where the CLI and the SDKs a worker may have read credentials from, relative to its home.
+PLANTED = (
+    ".claude/.credentials.json",
+    ".claude.json",
+    ".config/temporalio/temporal.toml",
+    ".aws/credentials",
+    ".config/gh/hosts.yml",
+    ".netrc",
+    ".docker/config.json",
+    ".config/gcloud/application_default_credentials.json",
+    ".kube/config",
+    ".npmrc",
+    ".pypirc",
+    ".git-credentials",
+    ".config/git/credentials",
+)
+# Variables that name a credential elsewhere: (their value, the file planted), under tmp_path.
+NAMED = {
+    "CLAUDE_CONFIG_DIR": ("claude-work", "claude-work/.credentials.json"),
+    "TEMPORAL_CONFIG_FILE": ("conf/temporal.toml", "conf/temporal.toml"),
+    "AWS_SHARED_CREDENTIALS_FILE": ("conf/aws-credentials", "conf/aws-credentials"),
+    "GOOGLE_APPLICATION_CREDENTIALS": ("conf/gcp.json", "conf/gcp.json"),
+}
+
+
+@pytest.fixture
+def outside_tmp() -> Iterator[Path]:
+    """A folder the sandbox's own /tmp does not cover (pytest's tmp_path lies under /tmp)."""
+    with tempfile.TemporaryDirectory(prefix="autopilot-test-", dir="/var/tmp") as folder:
+        yield Path(folder)
+
+
+def test_every_credential_location_is_unreadable_inside(outside_tmp: Path, places: Places) -> None:
+    tmp_path, home = outside_tmp, outside_tmp / "home"
+    planted = [write(home, name, f"secret-{n}\n") for n, name in enumerate(PLANTED)]
+    # A dotfile manager's link: hidden where its target is.
+    write(tmp_path, "dotfiles/aws/config", "secret-linked\n")
+    (home / ".aws" / "config").symlink_to(tmp_path / "dotfiles" / "aws" / "config")
+    planted.append(home / ".aws" / "config")
+    env = {name: str(tmp_path / value) for name, (value, _) in NAMED.items()}
+    planted += [write(tmp_path, file, f"secret-{name}\n") for name, (_, file) in NAMED.items()]
+    found = detect_sandbox(env)
+    assert found.named == named_credentials(env, Path.home())
+    sandbox = Sandbox(found.bwrap, found.death, home=home, named=named_credentials(env, home))
+
+    script = " ".join(f"cat {shlex.quote(str(path))};" for path in planted) + " echo done"
+    done = run(sandbox, places.layout(), script)
+
+    assert done.stdout.strip() == "done", done.stdout + done.stderr
+    # Outside, they are all there: the test planted what it meant to.
+    assert all(path.read_text().startswith("secret-") for path in planted)
+
+
+def test_a_variable_naming_the_home_or_above_hides_nothing(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    env = {"CLAUDE_CONFIG_DIR": str(home), "DOCKER_CONFIG": str(tmp_path), "KUBECONFIG": ":"}
+    assert named_credentials(env, home) == ()
+    env = {"KUBECONFIG": f"{tmp_path}/a:{tmp_path}/b", "GH_CONFIG_DIR": "~/gh"}
+    named = named_credentials(env, home)
+    assert named[:2] == (tmp_path / "a", tmp_path / "b") and named[2].name == "gh"
 
 
 def test_the_reviewer_reads_its_workspace_and_changes_nothing(

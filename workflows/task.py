@@ -306,6 +306,7 @@ class TaskWorkflow:
             message=request.task.commit_message or self._label,
             repo=request.repo,
             keep_out=request.workspace.keep_out,
+            named_files=[ref.path for ref in request.task.files],
             conflict_target=request.target_branch if request.resolve_conflict else "",
         )
 

@@ -11,6 +11,7 @@ import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
+from autopilot.agent import allowed_env
 from autopilot.models import AgentSettings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -25,33 +26,6 @@ USUAL_PLACES = (
     Path("/usr/bin/claude"),
 )
 
-# Variables the CLI needs or honours; everything else of the worker's environment stays out.
-PASSED_PREFIXES = ("ANTHROPIC_", "CLAUDE_", "DISABLE_", "AWS_", "OTEL_")
-PASSED_NAMES = (
-    "HOME",
-    "USER",
-    "LOGNAME",
-    "LANG",
-    "LC_ALL",
-    "TZ",
-    "TMPDIR",
-    "SHELL",
-    "HTTPS_PROXY",
-    "HTTP_PROXY",
-    "NO_PROXY",
-    "https_proxy",
-    "http_proxy",
-    "no_proxy",
-    "NODE_EXTRA_CA_CERTS",
-    "GOOGLE_APPLICATION_CREDENTIALS",
-    "CLOUD_ML_REGION",
-    "API_TIMEOUT_MS",
-    "MAX_THINKING_TOKENS",
-    "GIT_AUTHOR_NAME",
-    "GIT_AUTHOR_EMAIL",
-    "GIT_COMMITTER_NAME",
-    "GIT_COMMITTER_EMAIL",
-)
 # Defaults for an unattended run; a value the user set wins.
 UNATTENDED_DEFAULTS = {
     "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
@@ -101,12 +75,10 @@ def _absolute(path: Path) -> Path:
 def agent_environment(
     claude_bin: Path, base: Mapping[str, str], extra: Mapping[str, str] | None = None
 ) -> dict[str, str]:
-    """The explicit environment of one CLI run: what it needs, nothing inherited by accident."""
-    env = {
-        name: value
-        for name, value in base.items()
-        if name in PASSED_NAMES or name.startswith(PASSED_PREFIXES)
-    }
+    """The explicit environment of one CLI run: of the worker's, what autopilot/agent/allowed_env.py
+    allows an agent; the way to the model API comes in `extra` (the gateway's, or
+    `model_route` for a run that may hold the worker's credentials)."""
+    env = allowed_env.pick(base, allowed_env.AGENT)
     for name, value in UNATTENDED_DEFAULTS.items():
         env.setdefault(name, value)
     # The binary's own folder first (node lives beside an npm-installed claude), then the
@@ -118,6 +90,12 @@ def agent_environment(
     env["TERM"] = "dumb"
     env.update(extra or {})
     return env
+
+
+def model_route(base: Mapping[str, str]) -> dict[str, str]:
+    """The worker's own way to the model API (its base URL, credentials, proxy), for a run
+    outside the sandbox's gateway: container mode, and the tests that run the CLI bare."""
+    return allowed_env.pick(base, [allowed_env.MODEL_ROUTE])
 
 
 def claude_argv(

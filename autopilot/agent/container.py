@@ -31,7 +31,7 @@ from typing import IO
 import dagger
 import structlog
 
-from autopilot.agent.cli import PROJECT_ROOT, agent_environment
+from autopilot.agent.cli import PROJECT_ROOT, agent_environment, model_route
 from autopilot.agent.container_access import ContainerFailed, EngineAccess, EngineTimedOut
 from autopilot.agent.container_engine import engine_call, engine_session
 from autopilot.agent.container_stream import (
@@ -78,9 +78,10 @@ def split_environment(
     base: Mapping[str, str], settings: ContainerSettings, extra: Mapping[str, str] | None = None
 ) -> tuple[dict[str, str], dict[str, str]]:
     """The agent's environment inside: (plain variables, credentials). Everything
-    `agent_environment` gives a local run, with the container's own PATH, HOME and user;
-    every variable whose name looks secret (autopilot/infra/redact.py) is a credential."""
-    env = agent_environment(CONTAINER_CLAUDE, base, extra)
+    `agent_environment` gives a local run, with the container's own PATH, HOME and user,
+    and the worker's way to the model API (`model_route`: no gateway in there); every
+    variable whose name looks secret (autopilot/infra/redact.py) is a credential."""
+    env = agent_environment(CONTAINER_CLAUDE, base, model_route(base) | dict(extra or {}))
     for name in HOST_ONLY:
         env.pop(name, None)
     env |= {

@@ -2,7 +2,10 @@
 
 Plain asyncio, no Temporal: the activity wraps this with heartbeats and error types. The
 rules measured on this CLI: a run without a `result` event failed, whatever its exit code;
-`is_error` decides success, never `subtype` alone.
+`is_error` decides success, never `subtype` alone. And the pipeline's own rule: a run finished
+only with exit code 0 and exactly one `result` event. The stream is data: anything the run
+started may write to the CLI's stdout, so a second `result` line (a forged verdict) fails the
+run instead of deciding it.
 
 The transcript and the stderr log are scrubbed of the worker's secrets as they are written
 (autopilot/infra/redact.py); the stream state, and so everything reported back, is read from the
@@ -71,6 +74,7 @@ class StreamState:
     saved: bool = False  # the CLI announced its session (init event): a resume can find it
     last_event: str = ""
     result: dict[str, Any] | None = None
+    results: int = 0  # result events seen: the CLI writes one, a forger another
 
     def progress(self, transcript: Path) -> AgentProgress:
         cost = float(self.result.get("total_cost_usd") or 0.0) if self.result else 0.0
@@ -101,6 +105,7 @@ class StreamState:
                 self.error_kind = str(event["error"])
         elif kind == "result":
             self.result = event
+            self.results += 1
 
 
 def killed_by_signal(returncode: int | None) -> bool:
@@ -127,8 +132,14 @@ def classify(state: StreamState, returncode: int | None, stderr_tail: str) -> Ag
             f"claude exited with code {returncode} without a result event "
             f"(last event: {state.last_event or 'none'}); stderr: {stderr_tail or '(empty)'}",
         )
+    if state.results > 1:
+        return AgentFailure(
+            "error",
+            f"the run's output held {state.results} result events where the CLI writes one: "
+            "something the run started wrote into its stream, so no result of it counts",
+        )
     if not result.get("is_error"):
-        return None
+        return _exit_after_success(returncode)
     text = str(result.get("result") or result.get("subtype") or "")
     if not result.get("num_turns") and RESUME_REFUSED in f"{text}\n{stderr_tail}":
         return AgentFailure("resume_refused", f"the CLI has no such session to resume: {text}")
@@ -152,6 +163,23 @@ def classify(state: StreamState, returncode: int | None, stderr_tail: str) -> Ag
         return AgentFailure("overloaded", f"the model API failed ({kind or status}): {text}")
     subtype = str(result.get("subtype") or "")
     return AgentFailure("error", f"the agent ended with an error ({subtype}): {text}")
+
+
+def _exit_after_success(returncode: int | None) -> AgentFailure | None:
+    """A success result counts only when the CLI then exits 0: a signal from outside after it
+    is a lost run, any other exit code a failed one."""
+    if returncode == 0:
+        return None
+    if killed_by_signal(returncode):
+        return AgentFailure(
+            "killed",
+            f"claude was killed by a signal from outside after its result (exit code "
+            f"{returncode}); the run resumes",
+        )
+    return AgentFailure(
+        "error",
+        f"claude reported success but exited with code {returncode}; a finished run exits 0",
+    )
 
 
 async def _read_stream(

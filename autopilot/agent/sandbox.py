@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,6 +56,7 @@ CREDENTIALS = (
     ".claude.json",
     ".config/gcloud",
     ".config/gh",
+    ".config/temporalio",  # the Temporal CLI's and SDK's profiles: an API key, TLS keys
     ".config/git/credentials",
     ".git-credentials",
     ".netrc",
@@ -65,6 +66,22 @@ CREDENTIALS = (
     ".local/share/keyrings",
     ".cargo/credentials",
     ".cargo/credentials.toml",
+)
+# The worker's variables that name a credential's file or folder elsewhere than CREDENTIALS
+# says (KUBECONFIG may list several): hidden the same way. The worker's own Claude config dir
+# holds its login; the run's is its own folder (space_environment).
+CREDENTIAL_VARIABLES = (
+    "CLAUDE_CONFIG_DIR",
+    "TEMPORAL_CONFIG_FILE",
+    "TEMPORAL_TLS_CLIENT_KEY_PATH",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_CONFIG_FILE",
+    "GOOGLE_APPLICATION_CREDENTIALS",
+    "CLOUDSDK_CONFIG",
+    "KUBECONFIG",
+    "DOCKER_CONFIG",
+    "GH_CONFIG_DIR",
+    "NPM_CONFIG_USERCONFIG",
 )
 # One namespace of each kind bwrap can make without privileges, except the network's.
 _NAMESPACES = ("--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try")
@@ -116,6 +133,8 @@ class Sandbox:
     # Before bwrap: dies with the worker even when the worker is SIGKILLed.
     death: tuple[str, ...] = ()
     home: Path = field(default_factory=Path.home)
+    # Credentials the worker's environment names (`named_credentials`), hidden besides CREDENTIALS.
+    named: tuple[Path, ...] = ()
     description: str = "bubblewrap: read-only system, own PID namespace, dies with the worker"
 
     def wrap(
@@ -155,7 +174,26 @@ class Sandbox:
         return [*self.death, self.bwrap, *options, "--", "sh", "-c", bridge, "sh", *argv]
 
     def _secrets(self) -> list[Path]:
-        return [self.home / name for name in CREDENTIALS if (self.home / name).exists()]
+        """What to hide, links followed: a dotfile manager's ~/.aws -> ~/dotfiles/aws is
+        hidden where its files are (a mount cannot go on the link itself)."""
+        places = [self.home / name for name in CREDENTIALS] + list(self.named)
+        found = [Path(os.path.realpath(path)) for path in places if path.exists()]
+        return [path for path in found if not self.home.is_relative_to(path)]
+
+
+def named_credentials(env: Mapping[str, str], home: Path) -> tuple[Path, ...]:
+    """The files and folders that CREDENTIAL_VARIABLES in `env` name. Never the home itself
+    or a folder above it: hiding that would hide the tools (a CLAUDE_CONFIG_DIR of `~` is the
+    user's mistake, and ~/.claude.json is hidden anyway)."""
+    named: list[Path] = []
+    for name in CREDENTIAL_VARIABLES:
+        for entry in env.get(name, "").split(os.pathsep):
+            if not entry.strip():
+                continue
+            path = Path(os.path.abspath(Path(entry).expanduser()))
+            if not home.is_relative_to(path):
+                named.append(path)
+    return tuple(dict.fromkeys(named))
 
 
 def _depth_first(paths: list[Path]) -> list[Path]:
@@ -164,15 +202,19 @@ def _depth_first(paths: list[Path]) -> list[Path]:
     return sorted(unique, key=lambda path: len(path.parts))
 
 
-def detect_sandbox() -> Sandbox:
-    """The sandbox of this machine, proven by making one; SandboxUnavailable if it cannot."""
+def detect_sandbox(env: Mapping[str, str] | None = None) -> Sandbox:
+    """The sandbox of this machine, proven by making one; SandboxUnavailable if it cannot.
+    `env` (the worker's, by default) names credentials to hide besides CREDENTIALS."""
+    env = os.environ if env is None else env
     bwrap = shutil.which("bwrap")
     if bwrap is None:
         raise SandboxUnavailable(f"bubblewrap (`bwrap`) is not installed: {INSTALL_HINT}")
     if shutil.which("socat") is None:
         raise SandboxUnavailable(f"socat (the sandbox's gateway) is not installed: {INSTALL_HINT}")
     setpriv = shutil.which("setpriv")
-    sandbox = Sandbox(bwrap, (setpriv, "--pdeathsig", "KILL", "--") if setpriv else ())
+    death = (setpriv, "--pdeathsig", "KILL", "--") if setpriv else ()
+    home = Path.home()
+    sandbox = Sandbox(bwrap, death, home=home, named=named_credentials(env, home))
     probe = Path(os.environ.get("TMPDIR") or "/tmp")
     argv = sandbox.wrap(["true"], Layout(workdir=Path("/"), writable=(), tmp=probe))
     try:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from autopilot.git.commits import (
     ConflictsRemain,
+    ProtectedPathsChanged,
     WorkspaceFilesCommitted,
     commit_changes,
     merge_target_into_branch,
@@ -112,6 +113,7 @@ __all__ = [
     "ConflictsRemain",
     "GitError",
     "GitTimeout",
+    "ProtectedPathsChanged",
     "RemoteCheck",
     "RemoteError",
     "RepoCheck",

@@ -6,6 +6,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from autopilot.git.inspect import changed_files
 from autopilot.git.names import SESSION_TRAILER, TASK_TRAILER, _message_with_trailers, branch_name
 from autopilot.git.refs import (
     _branch_head,
@@ -30,10 +31,17 @@ from autopilot.git.runner import (
 )
 from autopilot.git.workspace import _enter, bring_back
 from autopilot.models import CommitInfo, CommitOutcome, TargetMerge
+from autopilot.review.protected_paths import unnamed_protected
 
 
 class ConflictsRemain(GitError):
     """A conflict round's merge still has conflict markers: retrying cannot help."""
+
+
+class ProtectedPathsChanged(GitError):
+    """The task's changes touch paths its plan entry does not name and that configure what
+    runs with more rights than its code (autopilot/review/protected_paths.py): the branch is
+    not brought back, and retrying the step cannot help."""
 
 
 class WorkspaceFilesCommitted(GitError):
@@ -117,6 +125,7 @@ def commit_changes(
     *,
     repo: str | Path | None,
     keep_out: Sequence[str] = (),
+    named: Sequence[str] = (),
 ) -> CommitOutcome:
     """Commit whatever the agent left uncommitted (with our trailers), then list the branch's
     own commits since base_sha (first-parent), oldest first.
@@ -131,7 +140,10 @@ def commit_changes(
     `keep_out`: paths the workspace setup put there (WorkspaceSettings.keep_out). They are
     never staged by this commit, even if the agent force-added them; if the agent committed
     them itself, WorkspaceFilesCommitted: the branch is not brought back, so they cannot
-    reach the user's repository, nor the target."""
+    reach the user's repository, nor the target.
+
+    `named`: the task's **Files:** list. A change to a protected path it does not name
+    raises ProtectedPathsChanged, again before the branch is brought back."""
     _enter(worktree)
     _require_task_branch(worktree, session_id, task_id)
     _clear_stale_index_lock(worktree)
@@ -160,6 +172,7 @@ def commit_changes(
             _commit(worktree, full_message)
             committed = True
     _refuse_kept_out(worktree, base_sha, keep_out, task_id)
+    _refuse_protected(worktree, base_sha, named)
     commits = _commits_since(worktree, base_sha)
     head_sha = _git(worktree, "rev-parse", "HEAD").strip()
     clean = not _status_entries(worktree, untracked=True)
@@ -199,6 +212,27 @@ def _refuse_kept_out(
         ".autopilot.toml): those never leave the workspace, so the branch was not brought "
         f"back and the target is untouched. Retry the task (`starter.py retry {task_id}`); "
         "the agent must leave them uncommitted"
+    )
+
+
+def _refuse_protected(worktree: str | Path, base_sha: str, named: Sequence[str]) -> None:
+    """The task's own changes (those the reviewer is shown) to protected paths that its
+    **Files:** list does not name: ProtectedPathsChanged. A branch that left its base has
+    no such changes to show: bringing it back refuses it (WorkspaceBroken)."""
+    if not _is_ancestor(worktree, base_sha, "HEAD"):
+        return
+    refused = unnamed_protected(changed_files(worktree, base_sha), named)
+    if not refused:
+        return
+    shown = ", ".join(refused[:10]) + (
+        f" and {len(refused) - 10} more" if len(refused) > 10 else ""
+    )
+    raise ProtectedPathsChanged(
+        f"the task changes {shown}, which its plan entry does not name: these files configure "
+        "what runs with more rights than the task's code (the pipeline, Claude Code's hooks "
+        "and servers, the forge's CI), so an agent may change them only when asked. The "
+        "branch was not brought back and the target is untouched. If the change is wanted, "
+        "name the path in the task's **Files:** list and run the plan again"
     )
 
 

@@ -60,6 +60,17 @@ def _review_base(worktree: str | Path, base_sha: str) -> str:
     return base
 
 
+def _changed_names(worktree: str | Path, base: str) -> list[bytes]:
+    """Every path `base...HEAD` adds, changes or removes; a rename as both of its paths."""
+    common = ["--no-color", "--no-ext-diff", "--no-textconv", f"{base}...HEAD", "--"]
+    return _z_paths(_git_raw(worktree, "diff", "--name-only", "--no-renames", "-z", *common))
+
+
+def changed_files(worktree: str | Path, base_sha: str) -> list[str]:
+    """The paths the task's own changes touch (as diff_for_review counts them)."""
+    return [_shown(path) for path in _changed_names(worktree, _review_base(worktree, base_sha))]
+
+
 def diff_for_review(worktree: str | Path, base_sha: str, limit_chars: int = 60_000) -> ReviewDiff:
     """The task's own changes, `git diff <base>...HEAD` with `--stat` first, cut at
     limit_chars (plus a note saying what was left out).
@@ -70,7 +81,7 @@ def diff_for_review(worktree: str | Path, base_sha: str, limit_chars: int = 60_0
     _enter(worktree)
     base = _review_base(worktree, base_sha)
     common = ["--no-color", "--no-ext-diff", "--no-textconv", f"{base}...HEAD", "--"]
-    names = _git_raw(worktree, "diff", "--name-only", "--no-renames", "-z", *common)
+    names = _changed_names(worktree, base)
     text = _git_raw(
         worktree, "diff", "--stat=200", "--summary", "--patch", "--find-renames", *common
     ).decode("utf-8", "replace")
@@ -89,7 +100,7 @@ def diff_for_review(worktree: str | Path, base_sha: str, limit_chars: int = 60_0
             f"the worktree, or run `git diff {base}...HEAD -- <path>`, to see the rest.]\n"
         )
     return ReviewDiff(
-        diff=text, changed_files=[_shown(path) for path in _z_paths(names)], truncated=truncated
+        diff=text, changed_files=[_shown(path) for path in names], truncated=truncated
     )
 
 

@@ -117,6 +117,7 @@ class LocalWorkspaces:
             request.message,
             repo=request.repo or None,
             keep_out=request.keep_out,
+            named=request.named_files,
         )
 
     def merge_target(self, request: TargetMergeInput) -> TargetMerge:

@@ -211,6 +211,7 @@ class RemoteWorkspaces:
             request.message,
             repo=None,
             keep_out=request.keep_out,
+            named=request.named_files,
         )
         branch = branch_name(request.session_id, request.task_id)
         with self.cache(request.repo) as cache:

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from autopilot.agent import allowed_env
 from autopilot.agent.process_guard import kill_tree
 from autopilot.git.refs import _rmtree
 from autopilot.infra.private_files import make_private_dir, open_private
@@ -38,8 +39,6 @@ from autopilot.models import CheckCommand, CheckResult
 TAIL_CHARS = 4000
 _NOTE_PREFIX = "[autopilot]"
 _SLUG_CHARS = 40
-# Every check gets these from the worker (when set); anything more only if check_env names it.
-BASE_VARS = ("PATH", "HOME", "LANG")
 _CHUNK = 64 * 1024
 # After the check is over, at most this much more output is read: what its killed processes
 # left in the pipe (a pipe holds 64 KiB to 1 MiB), not a stream from one that escaped.
@@ -78,8 +77,8 @@ def _worker_env() -> dict[str, str]:
 @dataclass(frozen=True)
 class CheckEnv:
     """Where a check's environment comes from: the worker's own (`base`), of which it gets
-    BASE_VARS and the `passed` names (`check_env`; an unset one is simply absent), and the
-    folder its private TMPDIR is made in (None: beside its log)."""
+    what allowed_env.CHECK allows and the `passed` names (`check_env`; an unset one is simply
+    absent), and the folder its private TMPDIR is made in (None: beside its log)."""
 
     base: Mapping[str, str] = field(default_factory=_worker_env)
     passed: tuple[str, ...] = ()
@@ -92,8 +91,8 @@ class CheckEnv:
         # HOME is the worker's: the user's toolchains and their caches live there (cargo,
         # rustup, go, uv, ~/.local/bin), and a fake one would not hide its files from a check
         # that runs as the same user anyway; keeping files out of reach is the sandbox's job.
-        names = (*BASE_VARS, *self.passed)
-        env = {name: self.base[name] for name in names if name in self.base}
+        env = allowed_env.pick(self.base, allowed_env.CHECK)
+        env |= {name: self.base[name] for name in self.passed if name in self.base}
         env["TMPDIR"] = str(tmpdir)
         return env
 

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from autopilot.agent.runner import AgentFailure
 from autopilot.models import CheckResult, ReviewSettings, TaskRequest, Verdict
+from autopilot.review.protected_paths import protected_changes
 
 # Mirrors models.Verdict. Kept to plain keywords (type, enum, properties, required, items,
 # minimum, additionalProperties): the CLI hands it to the model as the StructuredOutput tool's
@@ -58,6 +59,11 @@ VERDICT_SCHEMA: dict[str, Any] = {
 READ_ONLY_TOOLS = ("Read", "Glob", "Grep")
 # 2.1.197 has no MultiEdit any more (a deny rule for it only prints a warning), so it is left out.
 WRITE_TOOLS = ("Write", "Edit", "NotebookEdit", "Bash")
+# The reviewer runs nothing the agent wrote: only the user-level settings, which are those of
+# its own config dir (CLAUDE_CONFIG_DIR, the run's folder the pipeline made), never the
+# workspace's `.claude/settings*.json` (hooks) nor its `.mcp.json` (servers). Measured on
+# 2.1.197: with these two flags no project hook ran, in -p mode.
+IGNORE_THE_WORKSPACE_CONFIG = ("--setting-sources=user", "--strict-mcp-config")
 
 DIFF_LIMIT = 150_000  # characters; the reviewer can Read the files for the rest
 CHECK_TAIL_LIMIT = 3_000
@@ -80,6 +86,7 @@ def reviewer_argv(claude_bin: Path, settings: ReviewSettings, session_id: str) -
         f"--allowedTools={','.join(READ_ONLY_TOOLS)}",
         f"--disallowedTools={','.join(WRITE_TOOLS)}",
         "--permission-mode=default",
+        *IGNORE_THE_WORKSPACE_CONFIG,
     ]
     if settings.reviewer_model:
         argv.append(f"--model={settings.reviewer_model}")
@@ -172,6 +179,18 @@ def reviewer_prompt(
         )
         parts += [f"- {path}" for path in untouched_files]
     if task.files or untouched_files:
+        parts.append("")
+
+    protected = protected_changes(changed_files)
+    if protected:
+        parts.append(
+            "The change touches files that configure what runs with more rights than the "
+            "task's code: the pipeline (.autopilot.toml), Claude Code's hooks and servers "
+            "(.claude/, .mcp.json) or the forge's CI. The task names them, but check that "
+            "each change does only what the task asks: no command, hook, CI step, server or "
+            "use of secrets beyond it. Report anything more as a blocker:"
+        )
+        parts += [f"- {path}" for path in protected]
         parts.append("")
 
     if extra_instructions and extra_instructions.strip():

@@ -5,11 +5,9 @@ Pure and deterministic: the task workflow calls it directly.
 
 from __future__ import annotations
 
-import fnmatch
-import posixpath
-
 from autopilot.models import CheckResult, Finding, ReviewerOutcome, ReviewResult, Task
 from autopilot.review.check_excerpt import excerpt, strip_ansi
+from autopilot.review.protected_paths import names, normalise
 
 TAIL_IN_FINDING = 1500  # characters of a failed check's output carried into the finding
 
@@ -92,30 +90,17 @@ def combine_review(
     )
 
 
-def _normalise(path: str) -> str:
-    path = path.strip().replace("\\", "/")
-    while path.startswith("./"):
-        path = path[2:]
-    return posixpath.normpath(path).rstrip("/") if path else ""
-
-
 def untouched_files(task: Task, changed_files: list[str]) -> list[str]:
     """Paths of the task's **Files:** list that the diff does not touch, in the list's order.
 
     A named directory counts as touched when a changed file is under it; a glob when a changed
     file matches it.
     """
-    changed = {_normalise(path) for path in changed_files}
+    changed = {normalise(path) for path in changed_files}
     changed.discard("")
     missing: list[str] = []
     for ref in task.files:
-        named = _normalise(ref.path)
-        if not named or named in missing:
-            continue
-        if any(ch in named for ch in "*?["):
-            touched = any(fnmatch.fnmatchcase(path, named) for path in changed)
-        else:
-            touched = named in changed or any(path.startswith(named + "/") for path in changed)
-        if not touched:
+        named = normalise(ref.path)
+        if named and named not in missing and not any(names(named, path) for path in changed):
             missing.append(named)
     return missing
