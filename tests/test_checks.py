@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from autopilot.agent import allowed_env
 from autopilot.models import CheckCommand, CheckResult
 from autopilot.review.checks import (
     TAIL_CHARS,
@@ -192,6 +193,9 @@ def worker_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     }
     for name, value in extra.items():
         monkeypatch.setenv(name, value)
+    for name in os.environ:  # the machine's own package-tool settings: each test sets its own
+        if allowed_env.PACKAGE_TOOLS.admits(name):
+            monkeypatch.delenv(name)
     return extra
 
 
@@ -220,6 +224,31 @@ def test_check_env_passes_the_named_variables_and_skips_unset_ones(
     result = run_check(worktree, parse_check("env"), 30, tmp_path / "check.log", env)
     assert "DATABASE_URL=postgres://localhost/test\n" in result.output_tail
     assert env_names(result.output_tail) == {"PATH", "HOME", "LANG", "TMPDIR", "DATABASE_URL"}
+
+
+def test_a_check_gets_the_package_tools_settings_but_no_credential(
+    worktree: Path, tmp_path: Path, worker_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    given = {
+        "PIP_INDEX_URL": "https://pypi.internal.example/simple",
+        "UV_INDEX_URL": "https://pypi.internal.example/simple",
+        "npm_config_registry": "https://npm.internal.example/",
+        "GOPROXY": "https://goproxy.internal.example",
+    }
+    withheld = {
+        "PIP_PASSWORD": "pip-secret",
+        "UV_INDEX_TOKEN": "uv-secret",
+        "npm_config__auth": "npm-secret",
+        "CARGO_REGISTRIES_MINE_TOKEN": "cargo-secret",
+        "PYTHONPATH": "/somewhere/else",
+    }
+    for name, value in {**given, **withheld}.items():
+        monkeypatch.setenv(name, value)
+    result = run_check(worktree, parse_check("env"), 30, tmp_path / "check.log")
+    for name, value in given.items():
+        assert f"{name}={value}\n" in result.output_tail
+    for name in withheld:
+        assert f"{name}=" not in result.output_tail
 
 
 def test_each_check_has_its_own_tmpdir_removed_when_it_ends(worktree: Path, tmp_path: Path) -> None:

@@ -21,9 +21,10 @@ class Allowed:
     names: frozenset[str] = frozenset()
     prefixes: tuple[str, ...] = ()
     excluded: frozenset[str] = frozenset()
+    excluded_suffixes: tuple[str, ...] = ()  # of upper-cased names: credentials by their look
 
     def admits(self, name: str) -> bool:
-        if name in self.excluded:
+        if name in self.excluded or name.upper().endswith(self.excluded_suffixes):
             return False
         return name in self.names or name.startswith(self.prefixes)
 
@@ -97,8 +98,18 @@ MODEL_ROUTE = Allowed(
     )
 )
 
+# Where the package tools fetch from and how (a private index, a registry mirror): the
+# installation's settings, which a setup or check would otherwise fail without. Never one that
+# looks like a credential (a token, a password, a key: `check_env` names those when a
+# repository needs them), and never PYTHONPATH or the like, which would change what runs.
+PACKAGE_TOOLS = Allowed(
+    names=frozenset({"GOPROXY", "GOFLAGS", "GONOSUMDB", "GOPRIVATE", "GONOPROXY", "GOSUMDB"}),
+    prefixes=("PIP_", "UV_", "npm_config_", "NPM_CONFIG_", "YARN_", "CARGO_"),
+    excluded_suffixes=("_TOKEN", "_PASSWORD", "_KEY", "_SECRET", "_AUTH", "_CREDENTIALS"),
+)
+
 # An agent's or the reviewer's run: the CLI and the tools it starts.
-AGENT = (SYSTEM, CLAUDE_CLI, GIT_IDENTITY)
+AGENT = (SYSTEM, CLAUDE_CLI, GIT_IDENTITY, PACKAGE_TOOLS)
 # A check's or a setup command's: the repository's own code, so the least (plus the names the
 # repository's `check_env` asks for, autopilot/review/checks.py).
-CHECK = (Allowed(names=frozenset({"PATH", "HOME", "LANG"})),)
+CHECK = (Allowed(names=frozenset({"PATH", "HOME", "LANG"})), PACKAGE_TOOLS)
