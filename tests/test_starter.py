@@ -242,7 +242,7 @@ def test_plan_that_is_a_fifo(tmp_path: Path, repo: Path) -> None:
     fifo = tmp_path / "plan.md"
     os.mkfifo(fifo)
     done = run_starter(tmp_path, str(fifo), "--repo", str(repo))
-    assert_user_error(done, f"{fifo}:0: is not a regular file (it is a FIFO (named pipe))")
+    assert_user_error(done, f"{fifo}: is not a regular file (it is a FIFO (named pipe))")
 
 
 @pytest.mark.reliability(
