@@ -12,6 +12,7 @@ import pytest
 
 import starter
 from autopilot.infra.config import load_settings
+from autopilot.operate import preflight
 from tests.git_daemon import git_daemon
 from tests.gitutil import commit_file, git, make_repo
 from tests.harness import free_port
@@ -47,7 +48,7 @@ def test_a_remote_that_does_not_answer_is_refused(tmp_path: Path) -> None:
     plan = write_plan(tmp_path)
     silent = f"git://127.0.0.1:{free_port()}/project.git"
     done = run_starter(tmp_path, str(plan), "--remote", silent)
-    assert_user_error(done, "--remote: the remote", "does not answer", "reachable")
+    assert_user_error(done, "error: the remote", "does not answer", "reachable")
 
 
 def test_an_unknown_target_branch_is_refused(tmp_path: Path, url: str) -> None:
@@ -105,15 +106,15 @@ def test_the_request_carries_the_plan_and_the_remote_s_settings(
     monkeypatch.setenv("AUTOPILOT_STATE_DIR", str(tmp_path / "state"))
     plan = write_plan(tmp_path)
     args = starter.parse_command_line([str(plan), "--remote", url])
-    request = starter.validate(args, load_settings())
+    request = preflight.validate(args, load_settings())
     assert (request.repo, request.target_branch, request.state_dir) == (url, "main", "")
     assert request.plan_text == plan.read_text()
     assert [check.command for check in request.review.checks] == ["true"]
     assert request.review.reviewer_prompt == "Check the spelling.\n"
     assert request.session_id.startswith("project-plan-all-")
     # The same remote and plan are the same session; another remote is another.
-    assert starter.validate(args, load_settings()).session_id == request.session_id
-    local = starter.validate(
+    assert preflight.validate(args, load_settings()).session_id == request.session_id
+    local = preflight.validate(
         argparse.Namespace(**{**vars(args), "remote": None, "repo": tmp_path / "seed"}),
         load_settings(),
     )
