@@ -114,7 +114,8 @@ def parse_command_line(argv: list[str]) -> argparse.Namespace:
 
 def _run_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("plan", type=Path, help="the plan file (markdown)")
-    parser.add_argument("--repo", type=Path, help="target repository (.)")
+    # A string, not a Path: Path("") would be "." and hide an empty --repo.
+    parser.add_argument("--repo", help="target repository (.)")
     parser.add_argument(
         "--remote",
         metavar="URL",

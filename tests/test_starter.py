@@ -45,10 +45,13 @@ def write_plan(tmp_path: Path, text: str = GOOD_PLAN) -> Path:
     return plan
 
 
-def run_starter(tmp_path: Path, *args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    """The starter with an unreachable Temporal: validation must fail before connecting."""
+def run_starter(
+    tmp_path: Path, *args: str, cwd: Path = ROOT, temporal: str = "127.0.0.1:9"
+) -> subprocess.CompletedProcess[str]:
+    """The starter with an unreachable Temporal (unless `temporal` names one): validation must
+    fail before connecting."""
     env = clean_env()
-    env.update(AUTOPILOT_STATE_DIR=str(tmp_path / "state"), TEMPORAL_ADDRESS="127.0.0.1:9")
+    env.update(AUTOPILOT_STATE_DIR=str(tmp_path / "state"), TEMPORAL_ADDRESS=temporal)
     return subprocess.run(
         [sys.executable, str(ROOT / "starter.py"), *args],
         cwd=cwd,
