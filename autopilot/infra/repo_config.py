@@ -35,6 +35,7 @@ packages = ["git", "ca-certificates"] # apt-get installed as root first; [] for 
 user = "node"                         # the non-root user the CLI runs as
 home = "/home/node"                   # that user's home (absolute)
 engine_timeout_s = 900                # seconds, each engine call but the run itself
+allow_root = false                    # true: user may be root (the default refuses it)
 ```
 
 Each check is a command split like a shell splits it (quotes work) but run without a shell,
