@@ -6,14 +6,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from uuid import uuid4
 
 import pytest
 from temporalio.client import Client
 
+import starter
 from autopilot.git.caches_aside import CachesAside
 from autopilot.git.remote_cache import CACHES
+from autopilot.infra.config import load_settings
+from autopilot.operate import preflight
 from tests.gitutil import commit_file, git, make_repo
 from tests.test_starter import GOOD_PLAN, assert_user_error, run_starter, write_plan
+from workflows.session import SessionWorkflow
 
 CONFIG = """\
 [review]
@@ -146,3 +151,34 @@ def test_caches_made_aside_are_dropped_unless_adopted(tmp_path: Path) -> None:
         aside.workspaces.read_file(url, "main", "README.md")
         aside.adopt()
     assert marker.exists()
+
+
+async def test_a_running_session_with_other_settings_is_refused_both_ways(
+    tmp_path: Path, repo: Path, client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The session runs (on a queue no worker polls) with one review round; the same command
+    with three is refused by the run and by the dry run alike, naming the difference."""
+    plan = write_plan(tmp_path)
+    monkeypatch.setenv("AUTOPILOT_STATE_DIR", str(tmp_path / "state"))
+    args = starter.parse_command_line([str(plan), "--repo", str(repo), "--review-rounds", "1"])
+    request = preflight.validate(args, load_settings())
+    handle = await client.start_workflow(
+        SessionWorkflow.run, request, id=request.session_id, task_queue=f"none-{uuid4().hex}"
+    )
+    try:
+        address = client.service_client.config.target_host
+        answers = []
+        for extra in ([], ["--dry-run"]):
+            flags = [str(plan), "--repo", str(repo), "--review-rounds", "3", *extra]
+            done = run_starter(tmp_path, *flags, temporal=address)
+            assert_user_error(done, f"session {request.session_id} is running with other")
+            answers.append(done.stderr)
+        assert answers[0] == answers[1]
+        same = run_starter(
+            tmp_path, *[str(plan), "--repo", str(repo), "--review-rounds", "1", "--dry-run"],
+            temporal=address,
+        )  # fmt: skip
+        assert same.returncode == 0, same.stderr
+        assert "(running: the run attaches to it)" in same.stdout
+    finally:
+        await handle.terminate("test over")
