@@ -60,7 +60,7 @@ def test_the_dry_run_shows_what_the_session_would_run(tmp_path: Path, configured
         f"Merge: into main of {configured}; 4 agent(s) at once; on failure: continue",
         "Review: checks, 3 round(s)",
         "Checks (each 900 s): pytest -q",
-        "Check environment: PATH, HOME, LANG, TMPDIR, and DATABASE_URL",
+        "Check environment: PATH, HOME, LANG, TMPDIR, DATABASE_URL",
         "Setup commands (each 900 s): uv sync",
         "Network the agents and checks may reach (besides the model API): pypi.org",
         "Container: image ghcr.io/me/agent:1.2, user dev, packages git, curl; engine: "

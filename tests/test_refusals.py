@@ -80,6 +80,17 @@ class World:
         commit_file(self.repo, "README.md", "main\n")
         git(self.repo, "rebase", "side", check=False)  # a conflict: stops mid-rebase
 
+    def table_typo(self) -> None:
+        self.config("[reveiw]\nrounds = 2\n")
+
+    def cyclic_plan(self) -> None:
+        (self.tmp / "plan.md").write_text(
+            "### Task 1: a\n\n**Depends on:** Task 2\n\n### Task 2: b\n\n**Depends on:** Task 1\n"
+        )
+
+    def detached(self) -> None:
+        git(self.repo, "checkout", "-q", "--detach")
+
     def bad_remote_config(self) -> None:
         clone = self.tmp / "clone"
         git(self.tmp, "clone", "-q", str(self.remote), str(clone))
@@ -102,7 +113,7 @@ CASES = [
     Case("empty remote", ("--remote", ""), "--remote '' is empty"),
     Case("file:///etc", ("--remote", "file:///etc"), "the remote file:///etc does not answer"),
     Case("remote and repo", ("--remote", "{remote}", "--repo", "{repo}"), "name two repositories"),
-    Case("long remote", ("--remote", "x" * 5000), "is 5000 characters long, over the 2048"),
+    Case("long remote", ("--remote", "x" * 5000), "5000 characters long, over the limit"),
     Case("dagger, no engine", ("--repo", "{repo}", "--mode", "dagger"), "no Dagger engine"),
     Case("mid-rebase", ("--repo", "{repo}"), "a rebase is in progress", World.mid_rebase),
     Case(
@@ -121,7 +132,7 @@ CASES = [
     Case("user is a command", ("--repo", "{repo}"), "user = 'node; rm", World.user_command),
     Case("user is root", ("--repo", "{repo}"), "allow_root = true", World.user_root),
     Case("image with spaces", ("--repo", "{repo}", "--image", "node 22 slim"), "not an image"),
-    Case("copy through a link", ("--repo", "{repo}"), "link", World.copy_through_link),
+    Case("copy through a link", ("--repo", "{repo}"), "through a link", World.copy_through_link),
     Case("copy of a FIFO", ("--repo", "{repo}"), "(it is a FIFO", World.copy_a_fifo),
     Case(
         "missing plan",
@@ -130,6 +141,13 @@ CASES = [
         plan="no\nplan.md",
     ),
     Case("remote's config", ("--remote", "{remote}"), "rounds", World.bad_remote_config),
+    # Today's good messages, kept so.
+    Case("dependency cycle", ("--repo", "{repo}"), "dependency cycle: Task 1", World.cyclic_plan),
+    Case("table typo", ("--repo", "{repo}"), "(did you mean 'review'?)", World.table_typo),
+    Case("unknown target", ("--repo", "{repo}", "--target-branch", "x"), "has no branch 'x'"),
+    Case("range selects nothing", ("--repo", "{repo}", "--start-batch", "5"), "no batch in"),
+    Case("detached HEAD", ("--repo", "{repo}"), "has a detached HEAD", World.detached),
+    Case("bad number", ("--repo", "{repo}", "--concurrency", "0"), "--concurrency 0 is not"),
     Case("Temporal down", ("--repo", "{repo}"), "cannot connect to Temporal"),
     Case("Temporal down, remote", ("--remote", "{remote}"), "cannot connect to Temporal"),
 ]

@@ -143,7 +143,7 @@ def describe_session(report: DryRunReport) -> str:
         f"{review.reviewer_model or '(the CLI default)'}; reviewer prompt: "
         f"{review.reviewer_prompt_chars} characters",
         f"Checks (each {review.check_timeout_s:g} s): {_listed(review.checks)}",
-        f"Check environment: PATH, HOME, LANG, TMPDIR, and {_listed(review.check_env)}",
+        "Check environment: " + ", ".join(["PATH", "HOME", "LANG", "TMPDIR", *review.check_env]),
         f"Setup commands (each {report.setup_timeout_s:g} s): {_listed(report.setup)}",
         f"Copied in from your checkout: {_listed(report.copy_files)}",
         f"Network the agents and checks may reach (besides the model API): "

@@ -251,8 +251,8 @@ def _remote_request(
     given: str = args.remote
     if len(given) > REMOTE_LENGTH_LIMIT:
         raise UserError(
-            f"--remote {_shown_remote(given)} is {len(given)} characters long, over the "
-            f"{REMOTE_LENGTH_LIMIT} of any git remote's URL; check what was pasted there"
+            f"--remote {_shown_remote(given)} is {len(given)} characters long, over the limit "
+            f"of {REMOTE_LENGTH_LIMIT} for a remote's URL (shown cut); check what was pasted"
         )
     try:
         if offline:

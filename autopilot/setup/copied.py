@@ -63,7 +63,11 @@ def check_sources(checkout: Path, names: Sequence[str]) -> None:
             source = inside(checkout, name)
             check_regular(source, COPY_SIZE_LIMIT)
         except UnsafePath as err:
-            raise CopyProblem(f"[workspace] copy names {name!r}: {err}") from err
+            raise CopyProblem(
+                f"[workspace] copy names {name!r}, whose way goes through a link ({err}); "
+                "copy takes files in your checkout's own folders: move the file there, or take "
+                "it out of copy"
+            ) from err
         except FileNotFoundError:
             raise CopyProblem(
                 f"[workspace] copy names {name!r}, which is not in your checkout "
