@@ -186,6 +186,11 @@ def starter(world: World, args: list[str]) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
+@pytest.mark.reliability(
+    "bad input of every kind: plan, .autopilot.toml, flags, repository state, remote, Temporal",
+    "starter.py run, --dry-run and --dry-run --json: the same exit 2 and message, nothing on "
+    "stdout, the state dir and TMPDIR unchanged, each within 10 s",
+)
 def test_the_run_and_the_dry_run_refuse_alike(tmp_path: Path, case: Case) -> None:
     world = World(tmp_path)
     make_repo(world.repo)

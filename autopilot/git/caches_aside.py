@@ -6,6 +6,7 @@ it; an accepted one hands its worker the fetch it already made.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 from pathlib import Path
@@ -54,9 +55,14 @@ class CachesAside:
                 if (place / "HEAD").is_file():
                     continue
                 making = place.with_name(f".making-{place.name}")
-                _rmtree(making)
-                # A rename when the temporary folder is on the state dir's file system; a
-                # copy otherwise (rename cannot cross file systems).
-                shutil.move(cache, making)
-                _rmtree(place)
-                making.rename(place)
+                try:
+                    _rmtree(making)
+                    # A rename when the temporary folder is on the state dir's file system; a
+                    # copy otherwise (rename cannot cross file systems).
+                    shutil.move(cache, making)
+                    _rmtree(place)
+                    making.rename(place)
+                except OSError:
+                    # The session has started: its worker makes its own cache instead.
+                    with contextlib.suppress(OSError):
+                        _rmtree(making)
