@@ -85,7 +85,9 @@ def test_the_json_report_carries_the_same(tmp_path: Path, configured: Path) -> N
     assert report["network"] == ["pypi.org"]
     assert report["notify"]["urls"] == ["https://hooks.example.com"]
     assert report["container"] is None  # no batch runs in a container
-    assert report["tasks"] == ["1"]
+    [batch] = report["batches"]
+    assert (batch["place"], [task["id"] for task in batch["tasks"]]) == ("local", ["1"])
+    assert batch["tasks"][0]["files"] == ["one.txt"]
     assert report["skipped"] == ["the Temporal connection, and a running session's settings"]
     assert "SECRET" not in done.stdout
 

@@ -17,11 +17,30 @@ from pydantic import BaseModel
 from autopilot.git.remote_url import shown_url
 from autopilot.infra.config import Settings
 from autopilot.infra.notify_targets import url_label
-from autopilot.models import CheckCommand, SessionRequest
+from autopilot.models import CheckCommand, SessionRequest, place_of
 from autopilot.operate.preflight import Accepted
 from autopilot.plan.safe_text import printable
 
 __all__ = ["DryRunReport", "describe_session", "dry_run_report"]
+
+
+class TaskReport(BaseModel):
+    id: str
+    title: str
+    line: int
+    depends_on: list[str]
+    files: list[str]
+    verification: list[str]
+
+
+class BatchReport(BaseModel):
+    number: int
+    title: str
+    line: int
+    depends_on: list[int]
+    sequential: bool
+    place: str  # where its tasks run: local or dagger
+    tasks: list[TaskReport]
 
 
 class ContainerReport(BaseModel):
@@ -59,8 +78,7 @@ class DryRunReport(BaseModel):
 
     session_id: str
     plan: str
-    batches: list[int]
-    tasks: list[str]
+    batches: list[BatchReport]  # the selected ones
     mode: str
     merge: MergeReport
     review: ReviewReport
@@ -86,8 +104,28 @@ def dry_run_report(accepted: Accepted, settings: Settings) -> DryRunReport:
     return DryRunReport(
         session_id=request.session_id,
         plan=request.plan_path,
-        batches=[batch.number for batch in accepted.selected.batches],
-        tasks=[task.id for batch in accepted.selected.batches for task in batch.tasks],
+        batches=[
+            BatchReport(
+                number=batch.number,
+                title=batch.title,
+                line=batch.line,
+                depends_on=batch.dependencies,
+                sequential=batch.sequential,
+                place=place_of(request, batch),
+                tasks=[
+                    TaskReport(
+                        id=task.id,
+                        title=task.title,
+                        line=task.line,
+                        depends_on=task.depends_on,
+                        files=[ref.path for ref in task.files],
+                        verification=task.verification,
+                    )
+                    for task in batch.tasks
+                ],
+            )
+            for batch in accepted.selected.batches
+        ],
         mode=request.mode,
         merge=MergeReport(
             repo=shown_url(request.repo),
