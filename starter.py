@@ -1,13 +1,15 @@
 """Start (or re-attach to) an autonomous session and follow it; look at and steer sessions.
 
     python starter.py PLAN [--repo DIR] [--start-batch N] [--end-batch M] [--concurrency K]
-                           [--target-branch B] [--mode local|dagger] [--detach] [--dry-run] ...
+                           [--target-branch B] [--mode local|dagger] [--detach]
+                           [--dry-run [--offline] [--json]] ...
     python starter.py status|watch|list|pause|resume|cancel|skip|retry|concurrency|cleanup ...
     python starter.py run PLAN ...   (the same as the first form: for a plan named like a command)
 
 Exit codes: 0 every requested task merged; 1 the session ended with tasks not merged (or
 failed); 2 bad input (plan, repo, settings), nothing started; 130 detached with Ctrl-C, the
-session keeps running.
+session keeps running. The checks are autopilot/operate/preflight.py's, the same for a run and
+its --dry-run.
 """
 
 from __future__ import annotations

@@ -96,7 +96,7 @@ async def preflight(
 ) -> Accepted:
     """Every check of a run; UserError (or TemporalUnavailable) on the first that fails.
     `args.offline` (a dry run's) skips the checks that reach out."""
-    offline = bool(getattr(args, "offline", False))
+    offline: bool = args.offline
     if offline and not dry_run:
         raise UserError("--offline is for --dry-run only: a run needs the checks it skips")
     accepted = validate_session(args, settings, aside, offline=offline)
