@@ -70,6 +70,9 @@ class World:
         os.mkfifo(self.repo / ".env.test")
         self.config('[workspace]\ncopy = [".env.test"]\n')
 
+    def copy_missing(self) -> None:
+        self.config('[workspace]\ncopy = [".env.test"]\n')
+
     def dirty(self) -> None:
         (self.repo / "README.md").write_text("changed\n")
 
@@ -134,6 +137,7 @@ CASES = [
     Case("image with spaces", ("--repo", "{repo}", "--image", "node 22 slim"), "not an image"),
     Case("copy through a link", ("--repo", "{repo}"), "through a link", World.copy_through_link),
     Case("copy of a FIFO", ("--repo", "{repo}"), "(it is a FIFO", World.copy_a_fifo),
+    Case("copy of nothing", ("--repo", "{repo}"), "not in your checkout", World.copy_missing),
     Case(
         "missing plan",
         ("--repo", "{repo}"),
