@@ -5,6 +5,8 @@ state dir only when a run is accepted."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from uuid import uuid4
 
@@ -17,6 +19,7 @@ from autopilot.git.remote_cache import CACHES
 from autopilot.infra.config import load_settings
 from autopilot.operate import preflight
 from tests.gitutil import commit_file, git, make_repo
+from tests.harness import ROOT, clean_env, free_port
 from tests.test_starter import GOOD_PLAN, assert_user_error, run_starter, write_plan
 from workflows.session import SessionWorkflow
 
@@ -184,3 +187,26 @@ async def test_a_running_session_with_other_settings_is_refused_both_ways(
         assert "(running: the run attaches to it)" in same.stdout
     finally:
         await handle.terminate("test over")
+
+
+def test_a_dry_run_never_starts_the_embedded_server(tmp_path: Path, repo: Path) -> None:
+    """Embedded mode with no server running: the dry run says the run would start one, and
+    starts none (no process, no database in the state dir)."""
+    plan = write_plan(tmp_path)
+    env = clean_env()
+    env.update(
+        AUTOPILOT_STATE_DIR=str(tmp_path / "state"),
+        AUTOPILOT_TEMPORAL_PORT=str(free_port()),
+        AUTOPILOT_TEMPORAL_UI_PORT=str(free_port()),
+    )
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "starter.py"), str(plan), "--repo", str(repo), "--dry-run"],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "is not running; the run starts it" in done.stdout
+    assert not (tmp_path / "state" / "temporal").exists()
