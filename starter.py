@@ -303,8 +303,6 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
         if args.dry_run:
             asyncio.run(dry_run(args, settings, out))
             return EXIT_MERGED
-        if args.json:
-            raise UserError("--json is for --dry-run only")
         return asyncio.run(run(args, settings, out))
     except (UserError, ConfigError, TemporalUnavailable, WorkerStartFailed) as err:
         print(f"error: {printable(str(err), keep=chr(10))}", file=sys.stderr)

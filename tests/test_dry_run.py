@@ -99,6 +99,8 @@ def test_offline_is_for_the_dry_run_only(tmp_path: Path, repo: Path) -> None:
     plan = write_plan(tmp_path)
     done = run_starter(tmp_path, str(plan), "--repo", str(repo), "--offline")
     assert_user_error(done, "--offline is for --dry-run only")
+    done = run_starter(tmp_path, str(plan), "--repo", str(repo), "--json")
+    assert_user_error(done, "--json is for --dry-run only")
 
 
 def test_an_offline_dry_run_of_a_remote_checks_its_url_only(tmp_path: Path) -> None:

@@ -99,6 +99,8 @@ async def preflight(
     offline: bool = args.offline
     if offline and not dry_run:
         raise UserError("--offline is for --dry-run only: a run needs the checks it skips")
+    if args.json and not dry_run:
+        raise UserError("--json is for --dry-run only: a run prints its progress as text")
     accepted = validate_session(args, settings, aside, offline=offline)
     if offline:
         accepted.skipped.append(SKIPPED_TEMPORAL)
