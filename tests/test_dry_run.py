@@ -111,8 +111,11 @@ def test_an_offline_dry_run_of_a_remote_checks_its_url_only(tmp_path: Path) -> N
     assert "Skipped (--offline): the remote's answer, push rights and .autopilot.toml" in (
         done.stdout
     )
-    refused = run_starter(tmp_path, str(plan), "--remote", "ext::sh", "--dry-run", "--offline")
+    refused = run_starter(
+        tmp_path, str(plan), "--remote", "ext::sh", "--dry-run", "--offline", "--json"
+    )
     assert_user_error(refused, "names a git remote helper")
+    assert refused.stdout == ""  # a refusal is the message on stderr, with --json too
 
 
 async def test_a_dry_run_asks_temporal_and_starts_nothing(
