@@ -55,7 +55,8 @@ def configured(repo: Path) -> Path:
 
 def test_the_dry_run_shows_what_the_session_would_run(tmp_path: Path, configured: Path) -> None:
     plan = write_plan(tmp_path)
-    flags = ["--repo", str(configured), "--dry-run", "--offline", "--mode", "dagger"]
+    flags = ["--repo", str(configured), "--dry-run", "--offline", "--mode", "dagger", "--image"]
+    flags.append("registry.example.com:5000/me/other:2@sha256:" + "0" * 64)  # over the file's
     done = run_starter(tmp_path, str(plan), *flags, "--notify", "http://127.0.0.1:1/path-secret")
     assert done.returncode == 0, done.stderr
     text = done.stdout
@@ -66,8 +67,8 @@ def test_the_dry_run_shows_what_the_session_would_run(tmp_path: Path, configured
         "Check environment: PATH, HOME, LANG, TMPDIR, DATABASE_URL",
         "Setup commands (each 900 s): uv sync",
         "Network the agents and checks may reach (besides the model API): pypi.org",
-        "Container: image ghcr.io/me/agent:1.2, user dev, packages git, curl; engine: "
-        "(not checked)",
+        "Container: image registry.example.com:5000/me/other:2@sha256:" + "0" * 64 + ", user "
+        "dev, packages git, curl; engine: (not checked)",
         "Notify URLs (shown by host): https://hooks.example.com, http://127.0.0.1:1",
         "Skipped (--offline): the container engine's preflight; the Temporal connection",
         "Dry run: nothing was started.",
