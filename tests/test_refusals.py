@@ -129,6 +129,7 @@ CASES = [
     Case("uncommitted changes", ("--repo", "{repo}"), "uncommitted changes", World.dirty),
     Case("repo is a file", ("--repo", "{plan}"), "is not a directory"),
     Case("empty repo", ("--repo", ""), "--repo is empty"),
+    Case("repo with a newline", ("--repo", "a\nb"), "--repo 'a\\nb' contains control"),
     Case("config is a FIFO", ("--repo", "{repo}"), "(it is a FIFO", World.fifo_config),
     Case("config has a BOM", ("--repo", "{repo}"), "byte order mark (BOM", World.bom_config),
     Case("package is an option", ("--repo", "{repo}"), "never options", World.packages_option),

@@ -45,6 +45,7 @@ from autopilot.operate import commands
 from autopilot.operate.session_id import session_id
 from autopilot.operate.session_settings import differences, refusal
 from autopilot.plan.parser import PlanError, load_plan, select_batches
+from autopilot.plan.safe_text import printable
 from autopilot.setup.copied import CopyProblem, check_sources, check_untracked
 from workflows.session import SessionWorkflow
 
@@ -206,6 +207,12 @@ def _repo_arg(args: argparse.Namespace) -> Path:
         raise UserError(
             "--repo is empty; give the path of your git repository (--repo . for the current "
             "directory, or leave the flag out)"
+        )
+    if printable(args.repo) != args.repo:
+        # Every message names the repository: a newline in its name would forge a line.
+        raise UserError(
+            f"--repo {args.repo!r} contains control characters; give the repository's path "
+            "without them"
         )
     return Path(args.repo)
 
