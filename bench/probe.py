@@ -3,7 +3,7 @@
 A session of more than ~215 tasks crosses its history limit (`SessionRequest.history_limit`, 4,000
 events) and continues as new; the target is 10,000 events in any history. The same
 mechanism with a small limit takes a minute: the session is started as the starter would start
-it (starter.validate builds the request), only with `history_limit` lowered, and each run's
+it (preflight.validate builds the request), only with `history_limit` lowered, and each run's
 history is counted. The session stops starting tasks `DRAIN_EVENTS_PER_TASK x (concurrency +
 1)` events below its limit (or at half the limit, whichever is later), so a limit of at least
 twice that margin drains exactly as the 10,000 one does: the largest run's distance to the
@@ -22,6 +22,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 import starter
 from autopilot.infra.config import load_settings
+from autopilot.operate import preflight
 from bench.histories import collect
 from bench.pipeline import Installation
 from bench.repos import merges_on_main
@@ -42,7 +43,7 @@ class ProbeResult:
 async def _run_session(installation: Installation, argv: list[str], limit: int) -> str:
     assert installation.autopilot is not None
     env = installation.autopilot.env()
-    request = starter.validate(starter.build_parser().parse_args(argv), load_settings(env))
+    request = preflight.validate(starter.build_parser().parse_args(argv), load_settings(env))
     request.history_limit = limit
     client = await Client.connect(
         installation.autopilot.address, data_converter=pydantic_data_converter

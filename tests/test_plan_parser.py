@@ -1152,7 +1152,7 @@ def test_load_plan_missing_file(tmp_path: Path) -> None:
     path = tmp_path / "nope.md"
     with pytest.raises(PlanError) as caught:
         load_plan(path)
-    assert str(caught.value) == f"{path}:0: plan file not found; check the path"
+    assert str(caught.value) == f"{path}: plan file not found; check the path"
 
 
 @pytest.mark.reliability("plan path is a directory", "PlanError saying so")
@@ -1204,8 +1204,8 @@ def test_load_plan_refuses_a_file_over_the_limit(tmp_path: Path) -> None:
     with pytest.raises(PlanError) as caught:
         load_plan(path)
     assert str(caught.value) == (
-        f"{path}:0: the plan file is over the 8 MiB limit of a plan; check that this is the"
-        " plan, or split it into several plans"
+        f"{path}: the plan file is 8.0 MiB, over the 8 MiB limit of a plan; check that this is"
+        " the plan, or split it into several plans"
     )
     with path.open("r+b") as file:
         file.truncate(plan_parser.PLAN_SIZE_LIMIT)  # at the limit: read (and parsed)
@@ -1340,9 +1340,7 @@ def test_select_batches_keeps_dependencies_outside_the_range() -> None:
 def test_select_batches_nothing_selected() -> None:
     with pytest.raises(PlanError) as caught:
         select_batches(_three_batches(), 6, 8)
-    assert (
-        str(caught.value) == "plan.md:0: no batch in the range 6..8; this plan has batches 1-3, 5"
-    )
+    assert str(caught.value) == "plan.md: no batch in the range 6..8; this plan has batches 1-3, 5"
     with pytest.raises(PlanError) as caught:
         select_batches(_three_batches(), 4, 4)
     assert "no batch in the range 4..4" in str(caught.value)
@@ -1370,7 +1368,7 @@ def test_select_batches_of_an_implicit_batch() -> None:
     with pytest.raises(PlanError) as caught:
         select_batches(plan, 2, 3)
     assert str(caught.value) == (
-        "plan.md:0: no batch in the range 2..3; this plan has only batch 1"
+        "plan.md: no batch in the range 2..3; this plan has only batch 1"
         " (no batch headings: all its tasks form one batch)"
     )
 

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.gitutil import make_repo
 from tests.harness import ROOT, clean_env
 
 # Registered before the entry point runs: printed only if the interpreter tears down.
@@ -39,7 +40,8 @@ def test_the_starter_leaves_through_exit_now(tmp_path: Path) -> None:
         "runpy.run_path('starter.py', run_name='__main__')"
     )
     plan = ROOT / "tests" / "plans" / "batch_plan.md"
-    dry = python(run_starter, str(plan), "--repo", str(tmp_path), "--dry-run")
+    repo = make_repo(tmp_path / "repo")
+    dry = python(run_starter, str(plan), "--repo", str(repo), "--dry-run", "--offline")
     assert dry.returncode == 0, dry.stderr
     assert "interpreter torn down" not in dry.stdout and dry.stdout.strip()
 

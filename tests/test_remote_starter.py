@@ -14,6 +14,7 @@ import starter
 from autopilot.git.remote import RemoteWorkspaces
 from autopilot.infra.config import load_settings
 from autopilot.infra.remote_repo_config import load_remote_config
+from autopilot.operate import preflight
 from tests.git_daemon import git_daemon
 from tests.gitutil import commit_file, git, make_repo
 from tests.harness import free_port
@@ -49,7 +50,7 @@ def test_a_remote_that_does_not_answer_is_refused(tmp_path: Path) -> None:
     plan = write_plan(tmp_path)
     silent = f"git://127.0.0.1:{free_port()}/project.git"
     done = run_starter(tmp_path, str(plan), "--remote", silent)
-    assert_user_error(done, "--remote: the remote", "does not answer", "reachable")
+    assert_user_error(done, "error: the remote", "does not answer", "reachable")
 
 
 def test_an_unknown_target_branch_is_refused(tmp_path: Path, url: str) -> None:
@@ -107,15 +108,15 @@ def test_the_request_carries_the_plan_and_the_remote_s_settings(
     monkeypatch.setenv("AUTOPILOT_STATE_DIR", str(tmp_path / "state"))
     plan = write_plan(tmp_path)
     args = starter.parse_command_line([str(plan), "--remote", url])
-    request = starter.validate(args, load_settings())
+    request = preflight.validate(args, load_settings())
     assert (request.repo, request.target_branch, request.state_dir) == (url, "main", "")
     assert request.plan_text == plan.read_text()
     assert [check.command for check in request.review.checks] == ["true"]
     assert request.review.reviewer_prompt == "Check the spelling.\n"
     assert request.session_id.startswith("project-plan-all-")
     # The same remote and plan are the same session; another remote is another.
-    assert starter.validate(args, load_settings()).session_id == request.session_id
-    local = starter.validate(
+    assert preflight.validate(args, load_settings()).session_id == request.session_id
+    local = preflight.validate(
         argparse.Namespace(**{**vars(args), "remote": None, "repo": tmp_path / "seed"}),
         load_settings(),
     )
@@ -139,7 +140,7 @@ def test_the_settings_are_read_at_the_commit_the_session_starts_from(
     started_from = git(served / "project.git", "rev-parse", "main")
     monkeypatch.setenv("AUTOPILOT_STATE_DIR", str(tmp_path / "state"))
     args = starter.parse_command_line([str(write_plan(tmp_path)), "--remote", url])
-    assert starter.validate(args, load_settings()).config_commit == started_from
+    assert preflight.validate(args, load_settings()).config_commit == started_from
 
     # A later push (a merged task, say) moves the branch, not what that commit says.
     later = commit_file(tmp_path / "clone", ".autopilot.toml", '[review]\nchecks = ["false"]\n')

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from autopilot.infra.input_files import BOM
 from autopilot.infra.repo_config import (
     CONFIG_FILE,
+    CONFIG_SIZE_LIMIT,
     PROMPT_FILE_LIMIT,
     RepoConfigError,
     RepoReviewConfig,
@@ -477,14 +480,83 @@ def test_container_table(tmp_path: Path) -> None:
     [
         (
             'image = ""',
-            "[container] image = '' is not allowed; use an image reference, e.g. \"node",
+            "[container] image = '' is not allowed; use an image reference ([registry/]name",
         ),
         ('home = "home/node"', "[container] home = 'home/node' is not allowed; use an absolute"),
         ('packages = "git"', "use a list of Debian package names"),
-        ("user = 1000", 'use a non-empty user name, e.g. "node"'),
+        ("user = 1000", "use a user name (letters, digits, ., _ and -, not starting with -)"),
+        ('user = "node; rm -rf /"', "[container] user = 'node; rm -rf /' is not allowed"),
+        ('user = "-u0"', "[container] user = '-u0' is not allowed"),
+        ('user = "root"', "user = 'root' runs the agent as root"),
+        ('user = "0"', "user = '0' runs the agent as root"),
+        ('user = "root"\nallow_root = "yes"', "[container] allow_root = 'yes' is not allowed"),
+        (
+            'packages = ["git", "-oDPkg::Pre-Invoke::=id"]',
+            "use package names, never options (apt-get would obey a value starting with -)",
+        ),
+        ('packages = ["Git"]', "use a list of Debian package names"),
+        ('packages = ["git curl"]', "use a list of Debian package names"),
+        ('image = "node 22 slim"', "[container] image = 'node 22 slim' is not allowed"),
+        ('image = "-v/:/host"', "use an image reference ([registry/]name[:tag][@digest]"),
+        ('image = "Node:22"', "[container] image = 'Node:22' is not allowed"),
         ("engine_timeout_s = 0", "use a number of seconds greater than 0"),
         ("imgae = 'x'", "unknown key 'imgae' in [container] (did you mean 'image'?)"),
     ],
 )
 def test_container_values_refused(tmp_path: Path, line: str, expected: str) -> None:
     assert expected in config_error(tmp_path, f"[container]\n{line}\n")
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "node:22.12.0-bookworm-slim",
+        "ghcr.io/me/agent:1.2",
+        "localhost:5000/team/agent",
+        "registry.example.com/a/b/c@sha256:" + "a" * 64,
+        "debian:bookworm@sha256:" + "0" * 64,
+        "my_org/agent__v2",
+    ],
+)
+def test_image_references_accepted(tmp_path: Path, image: str) -> None:
+    write_config(tmp_path, f'[container]\nimage = "{image}"\n')
+    assert load_repo_config(tmp_path).container.image == image
+
+
+def test_root_only_when_allowed(tmp_path: Path) -> None:
+    write_config(tmp_path, '[container]\nuser = "root"\nhome = "/root"\nallow_root = true\n')
+    assert load_repo_config(tmp_path).container.user == "root"
+
+
+# --------------------------------------------------------------------------------------------
+# The file itself: its kind, size and encoding
+# --------------------------------------------------------------------------------------------
+
+
+def test_a_bom_is_named(tmp_path: Path) -> None:
+    path = tmp_path / CONFIG_FILE
+    path.write_bytes(BOM + b"[review]\nrounds = 2\n")
+    with pytest.raises(RepoConfigError) as caught:
+        load_repo_config(tmp_path)
+    assert str(caught.value).startswith(f"{path} starts with a byte order mark (BOM")
+    assert "without a BOM" in str(caught.value)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory", "oversized"])
+def test_a_config_that_is_not_a_settings_file_is_refused_unread(tmp_path: Path, kind: str) -> None:
+    """A FIFO is refused without waiting for a writer (it would hang the starter for ever)."""
+    path = tmp_path / CONFIG_FILE
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "directory":
+        path.mkdir()
+    else:
+        path.write_bytes(b"#" * (CONFIG_SIZE_LIMIT + 1))
+    expected = {
+        "fifo": "is not a regular file (it is a FIFO (named pipe))",
+        "directory": "is not a regular file (it is a directory)",
+        "oversized": "is 1.0 MiB, over the 1 MiB limit",
+    }[kind]
+    with pytest.raises(RepoConfigError) as caught:
+        load_repo_config(tmp_path)
+    assert str(caught.value).startswith(f"{path} {expected}"), caught.value

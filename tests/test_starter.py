@@ -21,7 +21,8 @@ from autopilot.agent.scripted_model import (
     Text,
     by_task,
 )
-from tests.gitutil import git
+from autopilot.operate import preflight
+from tests.gitutil import git, make_repo
 from tests.harness import ROOT, autopilot, clean_env
 
 GOOD_PLAN = """\
@@ -44,10 +45,13 @@ def write_plan(tmp_path: Path, text: str = GOOD_PLAN) -> Path:
     return plan
 
 
-def run_starter(tmp_path: Path, *args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    """The starter with an unreachable Temporal: validation must fail before connecting."""
+def run_starter(
+    tmp_path: Path, *args: str, cwd: Path = ROOT, temporal: str = "127.0.0.1:9"
+) -> subprocess.CompletedProcess[str]:
+    """The starter with an unreachable Temporal (unless `temporal` names one): validation must
+    fail before connecting."""
     env = clean_env()
-    env.update(AUTOPILOT_STATE_DIR=str(tmp_path / "state"), TEMPORAL_ADDRESS="127.0.0.1:9")
+    env.update(AUTOPILOT_STATE_DIR=str(tmp_path / "state"), TEMPORAL_ADDRESS=temporal)
     return subprocess.run(
         [sys.executable, str(ROOT / "starter.py"), *args],
         cwd=cwd,
@@ -66,12 +70,14 @@ def assert_user_error(done: subprocess.CompletedProcess[str], *fragments: str) -
         assert fragment in done.stderr, done.stderr
 
 
-def test_dry_run_prints_the_plan_and_starts_nothing(tmp_path: Path) -> None:
+def test_dry_run_prints_the_plan_and_starts_nothing(tmp_path: Path, repo: Path) -> None:
     plan = write_plan(tmp_path)
-    done = run_starter(tmp_path, str(plan), "--dry-run")
+    done = run_starter(tmp_path, str(plan), "--repo", str(repo), "--dry-run", "--offline")
     assert done.returncode == 0, done.stderr
     assert "Task 1: Write a file" in done.stdout
     assert "create one.txt" in done.stdout
+    assert f"Merge: into main of {repo}" in done.stdout
+    assert "Skipped (--offline): the Temporal connection" in done.stdout
     assert "Dry run: nothing was started." in done.stdout
     assert not (tmp_path / "state" / "temporal").exists()
 
@@ -213,7 +219,9 @@ def test_bad_concurrency(tmp_path: Path, repo: Path) -> None:
 def test_numbers_out_of_range(tmp_path: Path, repo: Path, flags: list[str], message: str) -> None:
     plan = write_plan(tmp_path)
     assert_user_error(run_starter(tmp_path, str(plan), "--repo", str(repo), *flags), message)
-    assert_user_error(run_starter(tmp_path, str(plan), "--dry-run", *flags), message)
+    assert_user_error(
+        run_starter(tmp_path, str(plan), "--repo", str(repo), "--dry-run", *flags), message
+    )
     assert not (tmp_path / "state" / "temporal").exists()
 
 
@@ -242,7 +250,7 @@ def test_plan_that_is_a_fifo(tmp_path: Path, repo: Path) -> None:
     fifo = tmp_path / "plan.md"
     os.mkfifo(fifo)
     done = run_starter(tmp_path, str(fifo), "--repo", str(repo))
-    assert_user_error(done, f"{fifo}:0: is not a regular file (it is a FIFO (named pipe))")
+    assert_user_error(done, f"{fifo}: is not a regular file (it is a FIFO (named pipe))")
 
 
 @pytest.mark.reliability(
@@ -276,8 +284,8 @@ Write a.
 )
 def test_task_over_the_payload_limit(tmp_path: Path, repo: Path) -> None:
     plan = write_plan(tmp_path, BIG_TASK_PLAN.format(data="x" * 3_000_000))
-    for extra in (["--dry-run"], ["--repo", str(repo)]):
-        done = run_starter(tmp_path, str(plan), *extra)
+    for extra in (["--dry-run"], []):
+        done = run_starter(tmp_path, str(plan), "--repo", str(repo), *extra)
         assert_user_error(
             done,
             f"{plan}:7: Task 2's request to the server would be 2.8",
@@ -287,7 +295,7 @@ def test_task_over_the_payload_limit(tmp_path: Path, repo: Path) -> None:
         assert "Task 1" not in done.stderr
     # Just under the limit: the dry run passes.
     plan = write_plan(tmp_path, BIG_TASK_PLAN.format(data="x" * 1_700_000))
-    done = run_starter(tmp_path, str(plan), "--dry-run")
+    done = run_starter(tmp_path, str(plan), "--repo", str(repo), "--dry-run", "--offline")
     assert done.returncode == 0, done.stderr
 
 
@@ -556,16 +564,17 @@ def test_plan_input_refused_with_file_and_line(
 
 
 def test_a_plan_named_like_a_command_runs_with_run(tmp_path: Path) -> None:
+    make_repo(tmp_path)
     plan = tmp_path / "status"
     plan.write_text(GOOD_PLAN)
-    done = run_starter(tmp_path, "run", "status", "--dry-run", cwd=tmp_path)
+    done = run_starter(tmp_path, "run", "status", "--dry-run", "--offline", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert f"Plan: {plan}" in done.stdout and "Dry run: nothing was started." in done.stdout
 
 
 def test_container_mode_runs_four_agents_at_once_unless_told() -> None:
     def concurrency(*flags: str) -> int:
-        return starter._numbers(starter.parse_command_line(["plan.md", *flags])).concurrency
+        return preflight._numbers(starter.parse_command_line(["plan.md", *flags])).concurrency
 
     assert concurrency() == 1
     assert concurrency("--mode", "dagger") == 4

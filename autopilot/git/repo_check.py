@@ -77,8 +77,17 @@ def check_repo(
     top = _git(path, "rev-parse", "--show-toplevel").strip()
     if not _git(top, "for-each-ref", "--count=1", "refs/heads").strip():
         raise RepoError(f"{top} has no commits yet; make a first commit, then try again")
+    if target_branch is not None and not target_branch.strip():
+        raise RepoError(
+            "--target-branch is empty; give the branch to merge into (e.g. main), or leave the "
+            "flag out to merge into the branch checked out in the repository"
+        )
     if target_branch is None:
         head_ref = _run(top, ["symbolic-ref", "--quiet", "HEAD"]).stdout.strip()
+        what = _operation_in_progress(top)
+        if clean and what is not None and not head_ref.startswith("refs/heads/"):
+            # A rebase detaches HEAD: the rebase is the cause to name, not the HEAD.
+            raise RepoError(f"{what} is in progress in {top}; finish or abort it first")
         if not head_ref.startswith("refs/heads/"):
             raise RepoError(
                 f"{top} has a detached HEAD; name the target branch to merge into "

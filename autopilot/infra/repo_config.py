@@ -35,6 +35,7 @@ packages = ["git", "ca-certificates"] # apt-get installed as root first; [] for 
 user = "node"                         # the non-root user the CLI runs as
 home = "/home/node"                   # that user's home (absolute)
 engine_timeout_s = 900                # seconds, each engine call but the run itself
+allow_root = false                    # true: user may be root (the default refuses it)
 ```
 
 Each check is a command split like a shell splits it (quotes work) but run without a shell,
@@ -75,7 +76,16 @@ from pydantic_core import PydanticCustomError
 
 from autopilot.agent.egress import CREDENTIALS
 from autopilot.git.runner import _GIT_LOCATION_VARS
+from autopilot.infra.container_rules import (
+    ROOT_USERS,
+    ContainerValueError,
+    OptionNotPackage,
+    check_image,
+    check_package,
+    check_user,
+)
 from autopilot.infra.host_names import HostNameRefused, check_grant
+from autopilot.infra.input_files import BOM, FileTooBig, InputFileError, read_regular
 from autopilot.infra.notify_targets import (
     NOTIFY_COMMAND_SETTING,
     NotifyUrlError,
@@ -113,6 +123,8 @@ CONTAINER = "container"
 # Not read past this: the prompt goes to the server in every task's request, whose payload
 # limit (autopilot/infra/payload_size.py) refuses far less anyway, with the task named.
 PROMPT_FILE_LIMIT = 8 * 1024 * 1024
+# Settings, not data: a bigger file is not one.
+CONFIG_SIZE_LIMIT = 1024 * 1024
 
 OnFailure = Literal["continue", "pause"]
 MODES: tuple[str, ...] = get_args(ReviewMode)
@@ -248,14 +260,35 @@ class WorkspaceTable(BaseModel):
     copy_files: list[_RelativePath] | None = Field(default=None, alias="copy")
 
 
+def _container_rule(check: Callable[[str], str], error_type: str) -> Callable[[str], str]:
+    """`check` as a validator whose errors have `error_type` (their rule is in _RULES)."""
+
+    def validate(value: str) -> str:
+        try:
+            return check(value)
+        except OptionNotPackage as err:
+            raise PydanticCustomError(_PACKAGE_OPTION, str(err)) from None
+        except ContainerValueError as err:
+            raise PydanticCustomError(error_type, str(err)) from None
+
+    return validate
+
+
+_PACKAGE_OPTION = "package_option"
+_Package = Annotated[str, AfterValidator(_container_rule(check_package, "package_name"))]
+_User = Annotated[str, AfterValidator(_container_rule(check_user, "user_name"))]
+_Image = Annotated[str, AfterValidator(_container_rule(check_image, "image_reference"))]
+
+
 class ContainerTable(BaseModel):
     """What may be set in [container]."""
 
     model_config = STRICT
 
-    image: _Text | None = None
-    packages: list[_Text] | None = None
-    user: _Text | None = None
+    image: _Image | None = None
+    packages: list[_Package] | None = None
+    user: _User | None = None
+    allow_root: bool | None = None  # user may be root: the README's non-root promise waived
     home: _AbsolutePath | None = None
     engine_timeout_s: Annotated[float, ENGINE_TIMEOUT.field()] | None = None
 
@@ -337,9 +370,20 @@ _RULES: dict[str, Callable[[str], str]] = {
         'a list of paths relative to the top of the repository, without "..", not in .git,'
         ' e.g. [".env.test", "config/local.toml"]'
     ),
-    "image": _fixed('an image reference, e.g. "node:22.12.0-bookworm-slim"'),
-    "packages": _fixed('a list of Debian package names, e.g. ["git", "ca-certificates"]'),
-    "user": _fixed('a non-empty user name, e.g. "node"'),
+    "image": _fixed(
+        "an image reference ([registry/]name[:tag][@digest], no spaces), e.g. "
+        '"node:22.12.0-bookworm-slim"'
+    ),
+    "packages": lambda error_type: (
+        (
+            "package names, never options (apt-get would obey a value starting with -), "
+            if error_type == _PACKAGE_OPTION
+            else ""
+        )
+        + 'a list of Debian package names, e.g. ["git", "ca-certificates"]'
+    ),
+    "user": _fixed('a user name (letters, digits, ., _ and -, not starting with -), e.g. "node"'),
+    "allow_root": _fixed("true or false"),
     "home": _fixed('an absolute path, e.g. "/home/node"'),
     "engine_timeout_s": ENGINE_TIMEOUT.rule,
 }
@@ -377,9 +421,9 @@ class RepoReviewConfig(BaseModel):
 
 def load_repo_config(repo: Path) -> RepoReviewConfig:
     path = repo / CONFIG_FILE
-    if not path.exists():
-        return RepoReviewConfig()
     document = _read_toml(path)
+    if document is None:
+        return RepoReviewConfig()
     try:
         whole = _ConfigFile.model_validate(document)
     except ValidationError as err:
@@ -402,14 +446,25 @@ def load_repo_config(repo: Path) -> RepoReviewConfig:
     if table.checks is not None:
         values["checks"] = _parse_checks(table.checks, f"{path}: [{TABLE}] checks")
     values["workspace"] = _workspace_settings(path, whole.workspace)
-    values["container"] = ContainerSettings.model_validate(
-        whole.container.model_dump(exclude_none=True)
-    )
+    values["container"] = _container_settings(path, whole.container)
     return RepoReviewConfig.model_validate({**values, "source": str(path)})
 
 
 def _ports(table: SandboxTable) -> list[int]:
     return list(dict.fromkeys(table.ports)) if table.ports is not None else list(EGRESS_PORTS)
+
+
+def _container_settings(path: Path, table: ContainerTable) -> ContainerSettings:
+    if table.user in ROOT_USERS and not table.allow_root:
+        raise RepoConfigError(
+            f"{path}: [{CONTAINER}] user = {table.user!r} runs the agent as root in its "
+            "container, and the agent's permission flags behave as documented only for a "
+            'non-root user; give the image\'s non-root user (e.g. "node"), or set '
+            "allow_root = true to accept it."
+        )
+    return ContainerSettings.model_validate(
+        table.model_dump(exclude_none=True, exclude={"allow_root"})
+    )
 
 
 def _workspace_settings(path: Path, table: WorkspaceTable) -> WorkspaceSettings:
@@ -442,17 +497,29 @@ def _workspace_settings(path: Path, table: WorkspaceTable) -> WorkspaceSettings:
     return WorkspaceSettings.model_validate(settings)
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def _read_toml(path: Path) -> dict[str, Any] | None:
+    """The file's document; None when there is no file. Its kind and size are checked before
+    it is read: a FIFO there would hang the starter."""
     try:
-        with path.open("rb") as file:
-            return tomllib.load(file)
+        raw = read_regular(path, CONFIG_SIZE_LIMIT)
+    except FileNotFoundError:
+        return None
+    except InputFileError as err:
+        raise RepoConfigError(
+            f"{path} {err}; {CONFIG_FILE} must be a text file of settings"
+        ) from None
+    if raw.startswith(BOM):
+        raise RepoConfigError(
+            f"{path} starts with a byte order mark (BOM, bytes EF BB BF), which TOML does not "
+            "allow; save it as UTF-8 without a BOM."
+        )
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
     except tomllib.TOMLDecodeError as err:
         # tomllib's message ends with "(at line L, column C)".
         raise RepoConfigError(f"{path} is not valid TOML: {err}; fix the syntax there.") from err
     except UnicodeDecodeError as err:
         raise RepoConfigError(f"{path} is not UTF-8 text; save it as UTF-8.") from err
-    except OSError as err:
-        raise RepoConfigError(f"cannot read {path}: {err.strerror}.") from err
 
 
 def _file_problem(err: ValidationError, document: Mapping[str, Any]) -> str:
@@ -493,17 +560,19 @@ def _read_prompt_file(path: Path, repo: Path, name: str) -> str:
     target = (top / name).resolve()  # resolve() follows symlinks: a link out is caught too
     if Path(name).is_absolute() or not target.is_relative_to(top):
         raise error(f"points outside the repo; use a path inside {top}, relative to it.")
-    if not target.is_file():
-        raise error(f"is not a file in the repo ({target}); create it or fix the path.")
-    size = target.stat().st_size
-    if size > PROMPT_FILE_LIMIT:
-        raise error(
-            f"is {size / 2**20:.1f} MiB, over the {PROMPT_FILE_LIMIT // 2**20} MiB limit of a"
-            " reviewer prompt; keep it to the instructions the reviewer needs."
-        )
     try:
-        return target.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
+        raw = read_regular(target, PROMPT_FILE_LIMIT)
+    except FileNotFoundError:
+        raise error(f"is not a file in the repo ({target}); create it or fix the path.") from None
+    except FileTooBig as err:
+        raise error(
+            f"{err} of a reviewer prompt; keep it to the instructions the reviewer needs."
+        ) from None
+    except InputFileError as err:
+        raise error(f"({target}) {err}; name a text file.") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
         raise error(f"cannot be read as UTF-8 text ({err}).") from err
 
 

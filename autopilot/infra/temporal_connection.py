@@ -63,6 +63,12 @@ def _answers(address: str, timeout: float = 0.5) -> bool:
         return False
 
 
+def embedded_server_answers(settings: Settings) -> bool:
+    """Whether something listens on the embedded server's port (a dry run looks, and starts
+    nothing)."""
+    return _answers(settings.temporal_address)
+
+
 def _startup_failure(path: Path, offset: int, lines: int = 8) -> str:
     """What the server said since `offset`: its error line first (a Go panic's stack would
     bury it), then the last lines."""

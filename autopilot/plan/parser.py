@@ -35,9 +35,7 @@ from __future__ import annotations
 
 import gc
 import itertools
-import os
 import re
-import stat
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -46,6 +44,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from autopilot.infra.input_files import (
+    FileTooBig,
+    InputFileError,
+    IsDirectory,
+    NotRegularFile,
+    read_regular,
+)
 from autopilot.models import (
     Batch,
     DoneTask,
@@ -58,6 +63,7 @@ from autopilot.models import (
 )
 from autopilot.plan.blocks import Block, top_level_blocks
 from autopilot.plan.done_marks import strip_done_mark
+from autopilot.plan.safe_text import printable
 from autopilot.plan.sections import done_lines, heading_text, shared_sections
 from autopilot.plan.tables import Row, Table, task_tables
 
@@ -99,7 +105,13 @@ class PlanError(Exception):
         super().__init__(self.__str__())
 
     def __str__(self) -> str:
-        return "\n".join(f"{self.path}:{issue.line}: {issue.message}" for issue in self.issues)
+        # A file-level issue (line 0) names the file alone; the path is printed escaped (a
+        # newline in a missing file's name would otherwise forge a line of its own).
+        shown = printable(self.path)
+        return "\n".join(
+            f"{shown}:{issue.line}: {issue.message}" if issue.line else f"{shown}: {issue.message}"
+            for issue in self.issues
+        )
 
     def __reduce__(self) -> tuple[type[PlanError], tuple[str, list[PlanIssue]]]:
         return (type(self), (self.path, self.issues))
@@ -272,45 +284,20 @@ def read_plan_bytes(path: str | Path) -> bytes:
         return PlanError(name, [PlanIssue(line=0, message=message)])
 
     try:
-        # O_NONBLOCK: opening a FIFO without a writer returns at once instead of waiting; the
-        # descriptor's own fstat then says what it is (no race with a file swapped in between).
-        fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        return read_regular(name, PLAN_SIZE_LIMIT)
     except FileNotFoundError:
         raise refuse("plan file not found; check the path") from None
-    except IsADirectoryError:
+    except IsDirectory:
         raise refuse(IS_A_DIRECTORY) from None
-    except OSError as exc:
-        message = f"cannot read the plan file ({exc.strerror or exc}); check its permissions"
-        raise refuse(message) from None
-    try:
-        mode = os.fstat(fd).st_mode
-        if stat.S_ISDIR(mode):
-            raise refuse(IS_A_DIRECTORY)
-        if not stat.S_ISREG(mode):
-            raise refuse(
-                f"is not a regular file (it is a {_file_kind(mode)}); give the path of the"
-                " markdown plan itself"
-            )
-        with os.fdopen(fd, "rb", closefd=False) as file:
-            raw = file.read(PLAN_SIZE_LIMIT + 1)  # never more, even if the file grows meanwhile
-    finally:
-        os.close(fd)
-    if len(raw) > PLAN_SIZE_LIMIT:
+    except FileTooBig as err:
         raise refuse(
-            f"the plan file is over the {PLAN_SIZE_LIMIT // (1024 * 1024)} MiB limit of a plan;"
-            " check that this is the plan, or split it into several plans"
-        )
-    return raw
-
-
-def _file_kind(mode: int) -> str:
-    kinds = (
-        (stat.S_ISFIFO, "FIFO (named pipe)"),
-        (stat.S_ISCHR, "character device"),
-        (stat.S_ISBLK, "block device"),
-        (stat.S_ISSOCK, "socket"),
-    )
-    return next((kind for test, kind in kinds if test(mode)), "special file")
+            f"the plan file {err} of a plan; check that this is the plan, or split it into"
+            " several plans"
+        ) from None
+    except NotRegularFile as err:
+        raise refuse(f"{err}; give the path of the markdown plan itself") from None
+    except InputFileError as err:
+        raise refuse(str(err)) from None
 
 
 def load_plan(path: str | Path) -> Plan:

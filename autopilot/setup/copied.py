@@ -16,9 +16,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from autopilot.git.runner import _git_raw, _shown, _z_paths
+from autopilot.infra.input_files import InputFileError, check_regular
 from autopilot.models import WorkspaceSettings
 from autopilot.setup.paths import UnsafePath, inside, make_parents
 
+# A file copied into every workspace is configuration (`.env.test`), not data.
+COPY_SIZE_LIMIT = 64 * 1024 * 1024
 EXCLUDE_HEADER = "# autopilot: [workspace] copy and cache_dirs (never committed)"
 _PATTERN_SPECIALS = "\\*?[!#"
 
@@ -48,6 +51,32 @@ def check_untracked(repo: str | Path, rev: str, settings: WorkspaceSettings) -> 
                 f"({rev}): what the setup puts in a workspace is never committed; take it out "
                 f"of {key} in .autopilot.toml, or stop tracking it (`git rm --cached`)"
             )
+
+
+def check_sources(checkout: Path, names: Sequence[str]) -> None:
+    """CopyProblem unless each named file is in the checkout now, reached through no link on
+    the way, and a regular file (its own last link followed, as `copy_in` follows it) of at
+    most COPY_SIZE_LIMIT: refused before the session starts, not when a workspace is made
+    (which would pause it)."""
+    for name in names:
+        try:
+            source = inside(checkout, name)
+            check_regular(source, COPY_SIZE_LIMIT)
+        except UnsafePath as err:
+            raise CopyProblem(
+                f"[workspace] copy names {name!r}, whose way goes through a link ({err}); "
+                "copy takes files in your checkout's own folders: move the file there, or take "
+                "it out of copy"
+            ) from err
+        except FileNotFoundError:
+            raise CopyProblem(
+                f"[workspace] copy names {name!r}, which is not in your checkout "
+                f"({checkout / name}); create it there, or take it out of copy"
+            ) from None
+        except InputFileError as err:
+            raise CopyProblem(
+                f"[workspace] copy names {name!r}, which {err}; copy copies files alone"
+            ) from None
 
 
 def _under(path: str, name: str) -> bool:
