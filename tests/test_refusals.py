@@ -43,9 +43,11 @@ class World:
         return self.tmp / "remote.git"
 
     def config(self, text: str | bytes) -> None:
-        """An untracked .autopilot.toml in the repo."""
+        """A committed .autopilot.toml (a session reads it from the target's commit)."""
         path = self.repo / ".autopilot.toml"
         path.write_bytes(text if isinstance(text, bytes) else text.encode())
+        git(self.repo, "add", "--", path.name)
+        git(self.repo, "commit", "-q", "-m", "settings")
 
     def fifo_config(self) -> None:
         os.mkfifo(self.repo / ".autopilot.toml")

@@ -20,8 +20,10 @@ from pathlib import Path, PurePosixPath
 
 from autopilot.git.repo_check import RepoCheck
 from autopilot.git.runner import _run, _run_raw
+from autopilot.infra.input_files import InputFileError, read_regular
 from autopilot.infra.repo_config import (
     CONFIG_FILE,
+    CONFIG_SIZE_LIMIT,
     TABLE,
     RepoConfigError,
     RepoReviewConfig,
@@ -86,13 +88,17 @@ def check_work_tree_copy(checkout: Path, branch: str, commit: str) -> None:
     """RepoConfigError when the checkout of `branch` has a `.autopilot.toml` that is not the
     one `commit` has: the session would not use it, and the person may think it does."""
     path = checkout / CONFIG_FILE
-    if not path.is_file() or path.is_symlink():
-        present = path.is_symlink() or path.exists()
-        if not present:
+    work_tree: bytes | None = b""  # a link: never the committed file, whatever it points at
+    if not path.is_symlink():
+        try:
+            work_tree = read_regular(path, CONFIG_SIZE_LIMIT)  # a FIFO there would hang a read
+        except FileNotFoundError:
             return
-        work_tree: bytes | None = b""  # a link or a folder: never the committed file
-    else:
-        work_tree = path.read_bytes()
+        except InputFileError as err:
+            raise RepoConfigError(
+                f"{path} {err}; {CONFIG_FILE} must be a text file of settings, committed on "
+                f"{branch!r}: move this one away"
+            ) from None
     committed = committed_file(checkout, commit, CONFIG_FILE)
     if work_tree == committed:
         return
