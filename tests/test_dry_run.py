@@ -57,7 +57,14 @@ def test_the_dry_run_shows_what_the_session_would_run(tmp_path: Path, configured
     plan = write_plan(tmp_path)
     flags = ["--repo", str(configured), "--dry-run", "--offline", "--mode", "dagger", "--image"]
     flags.append("registry.example.com:5000/me/other:2@sha256:" + "0" * 64)  # over the file's
-    done = run_starter(tmp_path, str(plan), *flags, "--notify", "http://127.0.0.1:1/path-secret")
+    done = run_starter(
+        tmp_path,
+        str(plan),
+        *flags,
+        "--notify",
+        "https://other.example.net/path-secret",
+        env={"AUTOPILOT_NOTIFY_COMMAND": "notify-send Autopilot"},
+    )
     assert done.returncode == 0, done.stderr
     text = done.stdout
     for shown in (
@@ -69,7 +76,8 @@ def test_the_dry_run_shows_what_the_session_would_run(tmp_path: Path, configured
         "Network the agents and checks may reach (besides the model API): pypi.org",
         "Container: image registry.example.com:5000/me/other:2@sha256:" + "0" * 64 + ", user "
         "dev, packages git, curl; engine: (not checked)",
-        "Notify URLs (shown by host): https://hooks.example.com, http://127.0.0.1:1",
+        "Notify URLs (shown by host): https://hooks.example.com, https://other.example.net",
+        "Notify command (this installation's AUTOPILOT_NOTIFY_COMMAND): notify-send Autopilot",
         "Skipped (--offline): the container engine's preflight; the Temporal connection",
         "Dry run: nothing was started.",
     ):

@@ -455,8 +455,9 @@ def test_a_task_done_and_to_run_under_one_id_is_defined_twice() -> None:
 
 def dry_run(tmp_path: Path, repo: Path, *flags: str) -> subprocess.CompletedProcess[str]:
     env = clean_env()
-    env.update(AUTOPILOT_STATE_DIR=str(tmp_path / "state"), TEMPORAL_ADDRESS="127.0.0.1:9")
-    command = [str(ROOT / "starter.py"), str(MASTER_PLAN), "--dry-run", "--repo", str(repo)]
+    env.update(AUTOPILOT_STATE_DIR=str(tmp_path / "state"))
+    command = [str(ROOT / "starter.py"), str(MASTER_PLAN), "--dry-run", "--offline"]
+    command += ["--repo", str(repo)]
     return subprocess.run(
         [sys.executable, *command, *flags],
         cwd=tmp_path,

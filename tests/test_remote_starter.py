@@ -117,7 +117,7 @@ def test_the_request_carries_the_plan_and_the_remote_s_settings(
     # The same remote and plan are the same session; another remote is another.
     assert preflight.validate(args, load_settings()).session_id == request.session_id
     local = preflight.validate(
-        argparse.Namespace(**{**vars(args), "remote": None, "repo": tmp_path / "seed"}),
+        argparse.Namespace(**{**vars(args), "remote": None, "repo": str(tmp_path / "seed")}),
         load_settings(),
     )
     assert local.session_id != request.session_id

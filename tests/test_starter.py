@@ -46,12 +46,17 @@ def write_plan(tmp_path: Path, text: str = GOOD_PLAN) -> Path:
 
 
 def run_starter(
-    tmp_path: Path, *args: str, cwd: Path = ROOT, temporal: str = "127.0.0.1:9"
+    tmp_path: Path,
+    *args: str,
+    cwd: Path = ROOT,
+    temporal: str = "127.0.0.1:9",
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """The starter with an unreachable Temporal (unless `temporal` names one): validation must
-    fail before connecting."""
+    fail before connecting. `env`: more of the installation's variables."""
+    given = env or {}
     env = clean_env()
-    env.update(AUTOPILOT_STATE_DIR=str(tmp_path / "state"), TEMPORAL_ADDRESS=temporal)
+    env.update(AUTOPILOT_STATE_DIR=str(tmp_path / "state"), TEMPORAL_ADDRESS=temporal, **given)
     return subprocess.run(
         [sys.executable, str(ROOT / "starter.py"), *args],
         cwd=cwd,
