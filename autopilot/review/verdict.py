@@ -30,9 +30,12 @@ def check_findings(checks: list[CheckResult]) -> list[Finding]:
 
 
 def finding_headline(finding: Finding) -> str:
-    """What a person reads of a finding: its lines up to the first blank one (for a check,
-    the command, how it ended, its log and the lines that say what failed)."""
-    return finding.message.strip().split("\n\n", 1)[0]
+    """What a person reads of a finding: a check's lines up to the first blank one (the
+    command, how it ended, its log and the lines that say what failed); another's first line."""
+    message = finding.message.strip()
+    if finding.source == "check":
+        return message.split("\n\n", 1)[0]
+    return message.split("\n", 1)[0]
 
 
 def reviewer_findings(outcome: ReviewerOutcome) -> list[Finding]:
