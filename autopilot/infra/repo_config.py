@@ -14,6 +14,7 @@ reviewer_model = "claude-..."       # optional
 reviewer_prompt = "Also check ..."  # optional extra instructions for the reviewer
 reviewer_prompt_file = "docs/review.md"  # optional, relative to the repo; or reviewer_prompt
 on_failure = "continue"    # continue | pause
+verify_merged = true       # check a branch merged with the target's new commits before merging
 
 [sandbox]
 network = ["pypi.org", "files.pythonhosted.org"]  # what agents and checks may reach
@@ -184,6 +185,7 @@ class ReviewTable(BaseModel):
     reviewer_prompt: _Text | None = None
     reviewer_prompt_file: _Text | None = None
     on_failure: OnFailure | None = None
+    verify_merged: bool | None = None
 
 
 class SandboxTable(BaseModel):
@@ -279,6 +281,7 @@ _RULES: dict[str, Callable[[str], str]] = {
     "reviewer_prompt": _fixed("a non-empty string"),
     "reviewer_prompt_file": _fixed("a non-empty string"),
     "on_failure": _choice(ON_FAILURE),
+    "verify_merged": _fixed("true or false"),
     "network": _fixed('a list of domains, e.g. ["pypi.org", "*.npmjs.org"]'),
     "notify": _fixed('a list of http or https URLs, e.g. ["https://hooks.example.com/T000/B000"]'),
     "notify_command": _fixed(
@@ -323,6 +326,7 @@ class RepoReviewConfig(BaseModel):
     reviewer_model: str | None = None
     reviewer_prompt: str | None = None  # from reviewer_prompt, or reviewer_prompt_file's text
     on_failure: OnFailure | None = None
+    verify_merged: bool | None = None
     network: list[str] = Field(default_factory=list)  # [sandbox] network
     notify: NotifySettings = Field(default_factory=NotifySettings)  # [notify]
     workspace: WorkspaceSettings = Field(default_factory=WorkspaceSettings)  # [workspace]
@@ -502,6 +506,7 @@ def merge_review_settings(
         "reviewer_model": _first(reviewer_model, file_cfg.reviewer_model),
         "reviewer_prompt": _first(reviewer_prompt, file_cfg.reviewer_prompt),
         "on_failure": _first(table.on_failure, file_cfg.on_failure),
+        "verify_merged": file_cfg.verify_merged,
     }
     settings = {key: value for key, value in layered.items() if value is not None}
     settings["checks"] = _dedupe([*(file_cfg.checks or []), *_parse_checks(checks, "--check")])

@@ -1,0 +1,240 @@
+"""Main always green ([review] verify_merged): the target moves only to a tree whose checks
+passed as that tree.
+
+The session's decisions with stand-in activities (tests/workflow_stubs.py), and the git steps
+under them (merge_task's verified_only, the target merged into a task's workspace) on real
+repositories. The whole pipeline, with the real CLI and real checks: tests/test_green_e2e.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client
+
+from autopilot.agent.prompts import merged_checks_prompt
+from autopilot.git import commit_changes, merge_task, prepare_workspace
+from autopilot.git.kind_of import kind_for
+from autopilot.models import (
+    MergeOutcome,
+    MergeVerification,
+    ReviewSettings,
+    SessionState,
+    SessionStatus,
+    TargetMerge,
+    TargetMergeInput,
+    TaskState,
+    Workspace,
+)
+from tests.gitutil import commit_file, git, head, isolate_git, make_repo, trailers, write
+from tests.workflow_stubs import (
+    CHECK,
+    TARGET,
+    Stubs,
+    check,
+    make_batch,
+    make_plan,
+    make_task,
+    review_settings,
+    start_session,
+    worker,
+)
+
+pytestmark = pytest.mark.timeout(60)
+
+MOVED = MergeOutcome(merged=False, target_moved=True, message="main moved")
+FAILING = MergeVerification(
+    clean=True, head_sha="verified", checks=[check(False, "NameError: name 'f' is not defined")]
+)
+
+
+async def run_session(
+    client: Client, stubs: Stubs, review: ReviewSettings | None = None
+) -> SessionStatus:
+    stubs.plan = stubs.plan or make_plan(make_batch(1, make_task("1")))
+    async with worker(client, stubs) as queue:
+        handle = await start_session(client, queue, review=review or review_settings("checks"))
+        return await handle.result()
+
+
+# -- the session's merge step ------------------------------------------------------------------
+
+
+async def test_target_not_moved_merges_without_verification(client: Client, stubs: Stubs) -> None:
+    status = await run_session(client, stubs)
+
+    task = status.task("1")
+    assert (task.state, task.merge_checks, task.merged_checks_round) == (
+        TaskState.MERGED,
+        0,
+        False,
+    )
+    [merge] = stubs.inputs("merge_task", "1")
+    assert merge.verified_only  # merged only because the branch held the target's head
+    assert not stubs.inputs("verify_merge")
+
+
+async def test_target_moved_verifies_the_merge_then_merges(client: Client, stubs: Stubs) -> None:
+    stubs.script("merge_task", "1", MOVED)
+    status = await run_session(client, stubs)
+
+    assert status.status == SessionState.COMPLETED, status.error
+    task = status.task("1")
+    assert (task.state, task.merge_checks, task.merge_sha) == (TaskState.MERGED, 1, "m-1")
+    assert stubs.names().count("verify_merge") == 1
+    assert stubs.index("merge_task", "1") < stubs.index("verify_merge", "1")
+    [verify] = stubs.inputs("verify_merge", "1")
+    assert (verify.merge.target_branch, verify.merge.base_sha) == (TARGET, "base")
+    assert verify.checks.checks == [CHECK]
+    assert verify.checks.worktree == verify.merge.worktree
+    assert verify.checks.output_dir.endswith("/1/merged-1")
+    assert [merge.verified_only for merge in stubs.inputs("merge_task", "1")] == [True, True]
+    assert len(stubs.inputs("run_agent", "1")) == 1  # passed: no round for the agent
+
+
+async def test_failing_verification_gets_a_round_then_merges(client: Client, stubs: Stubs) -> None:
+    stubs.script("merge_task", "1", MOVED)
+    stubs.script("verify_merge", "1", FAILING)
+    status = await run_session(client, stubs)
+
+    assert status.status == SessionState.COMPLETED, status.error
+    task = status.task("1")
+    assert (task.state, task.merged_checks_round, task.conflict_round) == (
+        TaskState.MERGED,
+        True,
+        False,
+    )
+    assert task.workflow_id == f"{status.id}/task-1/merged-checks"
+    jobs = stubs.inputs("run_agent", "1")
+    assert [(job.purpose, job.request.resolve_conflict) for job in jobs] == [
+        ("task", False),
+        ("merged_checks", True),
+    ]
+    assert jobs[1].request.merged_checks == FAILING.checks
+    prompt = merged_checks_prompt(jobs[1].request, TARGET)
+    assert f"fail `{CHECK.command}` together" in prompt
+    assert "NameError: name 'f' is not defined" in prompt
+    # the round merged the target in first, was reviewed again, then merged
+    assert stubs.inputs("merge_target", "1")
+    assert len(stubs.inputs("run_checks", "1")) == 2
+    assert len(stubs.inputs("merge_task", "1")) == 2
+
+
+async def test_failing_verification_after_its_round_ends_in_conflict(
+    client: Client, stubs: Stubs
+) -> None:
+    stubs.script("merge_task", "1", MOVED, MOVED)
+    stubs.script("verify_merge", "1", FAILING, FAILING)
+    status = await run_session(client, stubs)
+
+    task = status.task("1")
+    assert (task.state, task.merge_checks) == (TaskState.CONFLICT, 2)
+    assert task.last_error is not None
+    assert f"still fail `{CHECK.command}` together after its round" in task.last_error
+    assert f"{TARGET} untouched" in task.last_error
+    assert status.status == SessionState.INCOMPLETE
+    assert len(stubs.inputs("run_agent", "1")) == 2  # one round, not more
+
+
+async def test_conflicting_verification_gets_the_conflict_round(
+    client: Client, stubs: Stubs
+) -> None:
+    stubs.script("merge_task", "1", MOVED)
+    stubs.script("verify_merge", "1", MergeVerification(clean=False, conflict_files=["x.py"]))
+    stubs.script("merge_target", "1", TargetMerge(clean=False, conflict_files=["x.py"]))
+    status = await run_session(client, stubs)
+
+    task = status.task("1")
+    assert (task.state, task.conflict_round, task.merged_checks_round) == (
+        TaskState.MERGED,
+        True,
+        False,
+    )
+    assert [job.purpose for job in stubs.inputs("run_agent", "1")] == ["task", "conflict"]
+
+
+async def test_a_target_that_keeps_moving_fails_the_merge(client: Client, stubs: Stubs) -> None:
+    stubs.script("merge_task", "1", MOVED, MOVED, MOVED)
+    status = await run_session(client, stubs)
+
+    task = status.task("1")
+    assert (task.state, task.merge_checks) == (TaskState.FAILED, 3)
+    assert task.last_error is not None and "moved again" in task.last_error
+    assert len(stubs.inputs("merge_task", "1")) == 3
+
+
+async def test_verify_merged_off_merges_as_before(client: Client, stubs: Stubs) -> None:
+    review = review_settings("checks").model_copy(update={"verify_merged": False})
+    status = await run_session(client, stubs, review)
+
+    assert status.task("1").state == TaskState.MERGED
+    [merge] = stubs.inputs("merge_task", "1")
+    assert not merge.verified_only and not stubs.inputs("verify_merge")
+
+
+async def test_no_checks_nothing_to_verify(client: Client, stubs: Stubs) -> None:
+    status = await run_session(client, stubs, review_settings("agent"))
+
+    assert status.task("1").state == TaskState.MERGED
+    [merge] = stubs.inputs("merge_task", "1")
+    assert not merge.verified_only and not stubs.inputs("verify_merge")
+
+
+# -- the git steps under it --------------------------------------------------------------------
+
+SESSION = "sess-green"
+
+
+@pytest.fixture(autouse=True)
+def _hermetic_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    isolate_git(monkeypatch, tmp_path / "home")
+
+
+def task_workspace(repo: Path, state: Path, task: str, files: dict[str, str]) -> Workspace:
+    ws = prepare_workspace(repo, "main", state, SESSION, task)
+    for name, content in files.items():
+        write(Path(ws.path), name, content)
+    commit_changes(ws.path, ws.base_sha, SESSION, task, f"Task {task}", repo=repo)
+    return ws
+
+
+def test_verified_only_merges_nothing_a_branch_was_not_checked_with(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    ws = task_workspace(repo, tmp_path / "state", "1", {"b.txt": "task\n"})
+    moved = commit_file(repo, "a.txt", "someone else\n")
+
+    outcome = merge_task(repo, "main", ws.branch, SESSION, "1", "Merge 1", verified_only=True)
+
+    assert (outcome.merged, outcome.target_moved) == (False, True)
+    assert head(repo, "main") == moved
+
+
+def test_verified_only_merges_exactly_the_branch_tree_once_it_holds_the_target(
+    tmp_path: Path,
+) -> None:
+    repo = make_repo(tmp_path / "repo")
+    ws = task_workspace(repo, tmp_path / "state", "1", {"b.txt": "task\n"})
+    moved = commit_file(repo, "a.txt", "someone else\n")
+    # what verify_merge does before its checks: the target merged in, in the workspace
+    merged = kind_for(str(repo)).merge_target(
+        TargetMergeInput(
+            worktree=ws.path,
+            target_branch="main",
+            session_id=SESSION,
+            task_id="1",
+            repo=str(repo),
+            base_sha=ws.base_sha,
+        )
+    )
+    assert merged.clean
+    # brought back to the user's repository, where the merge reads the branch
+    assert head(repo, ws.branch) == merged.head_sha == head(Path(ws.path))
+
+    outcome = merge_task(repo, "main", ws.branch, SESSION, "1", "Merge 1", verified_only=True)
+
+    assert outcome.merged and outcome.merge_sha == head(repo, "main")
+    tree = git(repo, "rev-parse", f"{outcome.merge_sha}^{{tree}}")
+    assert tree == git(repo, "rev-parse", f"{merged.head_sha}^{{tree}}")
+    assert git(repo, "log", "-1", "--format=%P", "main").split() == [moved, merged.head_sha]
+    assert trailers(repo, "main") == {"Autopilot-Session": [SESSION], "Autopilot-Task": ["1"]}
