@@ -26,9 +26,11 @@ from autopilot.agent.scripted_model import (
     ToolCall,
     ToolUses,
 )
-from autopilot.models import TaskState
+from autopilot.models import SessionStatus, TaskState
 from tests.gitutil import commit_file, git
 from tests.harness import autopilot
+from tests.machines import served_remote
+from tests.test_remote_review_e2e import run_remote, two_machines
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(400)]
 
@@ -133,6 +135,10 @@ def check_passes_at(repo: Path, commit: str, scratch: Path) -> subprocess.Comple
     )
 
 
+def run_flags() -> list[str]:
+    return ["--concurrency", "2", "--review", "checks", "--check", CHECK]
+
+
 @pytest.mark.reliability(
     "two parallel tasks pass their checks alone and fail them together",
     "real session with verify_merged: the second is checked merged with the first, gets a "
@@ -141,7 +147,6 @@ def check_passes_at(repo: Path, commit: str, scratch: Path) -> subprocess.Comple
 def test_main_never_holds_a_failing_tree(tmp_path: Path, repo: Path) -> None:
     make_package(repo)
     start = git(repo, "rev-parse", "main")
-    assert check_passes_at(repo, start, tmp_path / "base").returncode == 0
     plan = tmp_path / "plan.md"
     plan.write_text(PLAN)
     script = PassAloneFailTogether()
@@ -149,21 +154,42 @@ def test_main_never_holds_a_failing_tree(tmp_path: Path, repo: Path) -> None:
         ScriptedModel(script) as model,
         autopilot(tmp_path / "autopilot", model.env()) as installation,
     ):
-        done = installation.starter(
-            str(plan),
-            "--repo",
-            str(repo),
-            "--concurrency",
-            "2",
-            "--review",
-            "checks",
-            "--check",
-            CHECK,
-        )
+        done = installation.starter(str(plan), "--repo", str(repo), *run_flags())
         assert done.returncode == 0, done.stdout + done.stderr
         session = done.stdout.split("Started session ", 1)[1].split()[0]
         status = installation.status(session)
+    assert_green(repo, start, session, status, script, tmp_path)
+    assert (repo / "tests/test_core.py").read_text() == TEST_OF_G  # the user's checkout too
 
+
+def test_main_never_holds_a_failing_tree_on_a_remote(tmp_path: Path, repo: Path) -> None:
+    """The same on a shared remote, each step on whichever of two workers takes it: the
+    verification merges and checks wherever it runs, and the merge is a compare-and-swap push."""
+    make_package(repo)
+    start = git(repo, "rev-parse", "main")
+    plan = tmp_path / "plan.md"
+    plan.write_text(PLAN)
+    script = PassAloneFailTogether()
+    with (
+        served_remote(tmp_path, repo) as remote,
+        ScriptedModel(script) as model,
+        autopilot(tmp_path / "autopilot", model.env()) as installation,
+    ):
+        two_machines(installation, tmp_path, repo)
+        code, session, output = run_remote(installation, plan, remote, *run_flags())
+        assert code == 0, output
+        status = installation.status(session)
+    assert_green(remote.bare, start, session, status, script, tmp_path)
+
+
+def assert_green(
+    repo: Path,
+    start: str,
+    session: str,
+    status: SessionStatus,
+    script: PassAloneFailTogether,
+    tmp_path: Path,
+) -> None:
     merged = [task_id for task_id, _ in gitops.list_merges(str(repo), "main", session)]
     assert sorted(merged) == ["1.1", "1.2"]
     # Every commit the target pointed at, from the start on, passes the check.
@@ -174,8 +200,7 @@ def test_main_never_holds_a_failing_tree(tmp_path: Path, repo: Path) -> None:
         assert checked.returncode == 0, f"main at {commit[:12]} fails:\n{checked.stdout}"
 
     tasks = {task.id: task for task in status.tasks}
-    second = tasks[merged[1]]
-    first = tasks[merged[0]]
+    first, second = tasks[merged[0]], tasks[merged[1]]
     # The second was checked merged with the first, failed, got its round, and merged fixed.
     assert second.state == first.state == TaskState.MERGED
     assert second.merged_checks_round and not second.conflict_round
@@ -183,7 +208,8 @@ def test_main_never_holds_a_failing_tree(tmp_path: Path, repo: Path) -> None:
     assert (first.merge_checks, first.merged_checks_round) == (0, False)
     assert len(script.together_prompts) == 1
     assert "test_core.py" in script.together_prompts[0]
-    assert "together" in script.together_prompts[0]
-    assert second.reviews[-1].approved and second.reviews[-1].checks[0].passed
-    assert (repo / "tests/test_core.py").read_text() == TEST_OF_G
-    assert (repo / "calc/core.py").read_text() == RENAMED_CORE
+    # status --json reads both its runs: the first one's review, then the round's
+    assert [review.approved for review in second.reviews] == [True, True]
+    assert second.reviews[-1].checks[0].passed
+    assert git(repo, "show", "main:tests/test_core.py") + "\n" == TEST_OF_G
+    assert git(repo, "show", "main:calc/core.py") + "\n" == RENAMED_CORE
