@@ -89,6 +89,7 @@ REVIEW_FLAGS = {
     "reviewer_model": "reviewer_model",
     "reviewer_prompt": "reviewer_prompt",
     "on_failure": "on_failure",
+    "verify_merged": "verify_merged",
 }
 RUN_DESCRIPTION = "Run a markdown master plan with Claude Code, durably, on Temporal."
 RUN_COMMAND = "run"  # the default command: `starter.py PLAN` is `starter.py run PLAN`
@@ -225,6 +226,12 @@ def _run_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         "--on-failure",
         choices=ON_FAILURE,
         help="when a task fails, is rejected or conflicts: go on, or pause the session",
+    )
+    review.add_argument(
+        "--verify-merged",
+        action=argparse.BooleanOptionalAction,
+        help="check a branch merged with the target's new commits before it merges, so the "
+        "target only moves to a checked tree (default: on; [review] verify_merged)",
     )
     parser.add_argument(
         "--notify",

@@ -13,9 +13,11 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client
 
+import starter
 from autopilot.agent.prompts import merged_checks_prompt
 from autopilot.git import commit_changes, merge_task, prepare_workspace
 from autopilot.git.kind_of import kind_for
+from autopilot.infra.repo_config import RepoReviewConfig, merge_review_settings
 from autopilot.models import (
     MergeOutcome,
     MergeVerification,
@@ -179,6 +181,22 @@ async def test_no_checks_nothing_to_verify(client: Client, stubs: Stubs) -> None
     assert status.task("1").state == TaskState.MERGED
     [merge] = stubs.inputs("merge_task", "1")
     assert not merge.verified_only and not stubs.inputs("verify_merge")
+
+
+# -- the setting ---------------------------------------------------------------------------------
+
+
+def test_verify_merged_is_on_by_default_and_the_flag_wins_over_the_file() -> None:
+    def verify(file_value: bool | None, *flags: str) -> bool:
+        args = starter.parse_command_line(["plan.md", *flags])
+        given = {key: getattr(args, dest) for dest, key in starter.REVIEW_FLAGS.items()}
+        file_cfg = RepoReviewConfig(verify_merged=file_value)
+        return merge_review_settings(file_cfg, **given).verify_merged
+
+    assert verify(None) is True
+    assert verify(False) is False
+    assert verify(None, "--no-verify-merged") is False
+    assert verify(False, "--verify-merged") is True
 
 
 # -- the git steps under it --------------------------------------------------------------------

@@ -61,6 +61,7 @@ def no_flags(**flags: Any) -> dict[str, Any]:
         "reviewer_model": None,
         "reviewer_prompt": None,
         "on_failure": None,
+        "verify_merged": None,
     }
     return {**base, **flags}
 
@@ -109,6 +110,7 @@ def test_verify_merged_is_on_unless_the_file_turns_it_off(tmp_path: Path) -> Non
     cfg = load_repo_config(tmp_path)
     assert cfg.verify_merged is False
     assert not merge_review_settings(cfg, **no_flags()).verify_merged
+    assert merge_review_settings(cfg, **no_flags(verify_merged=True)).verify_merged  # flag wins
 
 
 def test_reviewer_prompt_file(tmp_path: Path) -> None:

@@ -312,6 +312,7 @@ _FLAGS = {
     "rounds": "--review-rounds",
     "check_timeout_s": "--check-timeout",
     "on_failure": "--on-failure",
+    "verify_merged": "--verify-merged",
 }
 
 
@@ -488,9 +489,11 @@ def merge_review_settings(
     reviewer_model: str | None,
     reviewer_prompt: str | None,
     on_failure: str | None,
+    verify_merged: bool | None = None,
 ) -> ReviewSettings:
     flags = {"mode": mode, "rounds": rounds, "check_timeout_s": check_timeout_s}
     flags["on_failure"] = on_failure
+    flags["verify_merged"] = verify_merged
     given = {key: value for key, value in flags.items() if value is not None}
     try:
         table = ReviewTable.model_validate(given)
@@ -506,7 +509,7 @@ def merge_review_settings(
         "reviewer_model": _first(reviewer_model, file_cfg.reviewer_model),
         "reviewer_prompt": _first(reviewer_prompt, file_cfg.reviewer_prompt),
         "on_failure": _first(table.on_failure, file_cfg.on_failure),
-        "verify_merged": file_cfg.verify_merged,
+        "verify_merged": _first(table.verify_merged, file_cfg.verify_merged),
     }
     settings = {key: value for key, value in layered.items() if value is not None}
     settings["checks"] = _dedupe([*(file_cfg.checks or []), *_parse_checks(checks, "--check")])
