@@ -4,8 +4,11 @@ The story: parse the plan (the parsed snapshot lands in history, so later edits 
 cannot change this session), then run the batches in order. Inside a batch each task waits for
 its dependencies, then for a free slot (at most `concurrency` agents at once, none while the
 session is paused), runs as a child TaskWorkflow in its own worktree, and joins the merge
-queue: one merge into the target branch at a time. A branch that no longer merges gets one
-conflict round. A task whose dependency did not merge is blocked, never run on a broken base.
+queue: one merge into the target branch at a time. With verify_merged, a branch that lacks the
+target's head is first merged with it in its worktree and checked there, and the target moves
+only to that checked tree. A branch that no longer merges gets one conflict round; one that
+merges but fails the checks together with the target's new commits gets one round to fix
+that. A task whose dependency did not merge is blocked, never run on a broken base.
 
 The operator steers with updates (pause, resume, cancel, skip, retry, set_concurrency), each
 validated first so a request that cannot apply is rejected with the reason.

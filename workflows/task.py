@@ -6,7 +6,8 @@ that commit failed); review (the repo's checks, then the agent reviewer); if the
 for changes, send the findings back to the agent in the same worktree, for at most `rounds`
 rounds. An approved branch goes back to the session, which owns the merge queue.
 In the conflict round the target branch is first merged into the task's branch and the agent
-resolves the conflicts; the rest is the same.
+resolves the conflicts; the rest is the same. The merged-checks round is a conflict round whose
+merge went cleanly but failed the checks (TaskRequest.merged_checks): the agent makes them pass.
 """
 
 from __future__ import annotations
