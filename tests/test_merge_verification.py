@@ -95,6 +95,23 @@ async def test_target_moved_verifies_the_merge_then_merges(client: Client, stubs
     assert len(stubs.inputs("run_agent", "1")) == 1  # passed: no round for the agent
 
 
+async def test_verification_checks_in_the_container_where_the_task_checks(
+    client: Client, stubs: Stubs
+) -> None:
+    stubs.script("merge_task", "1", MOVED)
+    stubs.plan = make_plan(make_batch(1, make_task("1")))
+    async with worker(client, stubs) as queue:
+        handle = await start_session(client, queue, review=review_settings("checks"), mode="dagger")
+        status = await handle.result()
+
+    assert status.task("1").state == TaskState.MERGED
+    [round_checks] = stubs.inputs("run_checks", "1")
+    [verify] = stubs.inputs("verify_merge", "1")
+    assert verify.checks.container is not None
+    assert verify.checks.container == round_checks.container
+    assert verify.checks.place == round_checks.place
+
+
 async def test_failing_verification_gets_a_round_then_merges(client: Client, stubs: Stubs) -> None:
     stubs.script("merge_task", "1", MOVED)
     stubs.script("verify_merge", "1", FAILING)
