@@ -8,17 +8,25 @@ repositories. The whole pipeline, with the real CLI and real checks: tests/test_
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 from temporalio.client import Client
+from temporalio.testing import ActivityEnvironment
 
 import starter
+from activities.review import CheckActivities
+from autopilot.agent.egress import Egress
 from autopilot.agent.prompts import merged_checks_prompt
+from autopilot.agent.sandbox import Sandbox, detect_sandbox
 from autopilot.git import commit_changes, merge_task, prepare_workspace
 from autopilot.git.kind_of import kind_for
 from autopilot.infra.repo_config import RepoReviewConfig, merge_review_settings
 from autopilot.models import (
+    ChecksInput,
     MergeOutcome,
     MergeVerification,
     ReviewSettings,
@@ -27,8 +35,10 @@ from autopilot.models import (
     TargetMerge,
     TargetMergeInput,
     TaskState,
+    VerifyMergeInput,
     Workspace,
 )
+from autopilot.review.checks import parse_check
 from tests.gitutil import commit_file, git, head, isolate_git, make_repo, trailers, write
 from tests.workflow_stubs import (
     CHECK,
@@ -273,3 +283,75 @@ def test_verified_only_merges_exactly_the_branch_tree_once_it_holds_the_target(
     assert tree == git(repo, "rev-parse", f"{merged.head_sha}^{{tree}}")
     assert git(repo, "log", "-1", "--format=%P", "main").split() == [moved, merged.head_sha]
     assert trailers(repo, "main") == {"Autopilot-Session": [SESSION], "Autopilot-Task": ["1"]}
+
+
+# -- the activity: the merge, then the checks on it, in the sandbox ----------------------------
+
+
+@pytest_asyncio.fixture
+async def egress() -> AsyncIterator[Egress]:
+    with tempfile.TemporaryDirectory(prefix="egress-") as folder:
+        proxy = await Egress(Path(folder) / "egress.sock", {}).start()
+        yield proxy
+        await proxy.close()
+
+
+def verify_input(repo: Path, state: Path, ws: Workspace, check: str) -> VerifyMergeInput:
+    return VerifyMergeInput(
+        merge=TargetMergeInput(
+            worktree=ws.path,
+            target_branch="main",
+            session_id=SESSION,
+            task_id="1",
+            repo=str(repo),
+            base_sha=ws.base_sha,
+        ),
+        checks=ChecksInput(
+            worktree=ws.path,
+            checks=[parse_check(check)],
+            timeout_s=60,
+            output_dir=str(state / "checks" / SESSION / "1" / "merged-1"),
+            tmp_dir=str(state / "tmp"),
+            repo=str(repo),
+            state_dir=str(state),
+        ),
+    )
+
+
+async def test_verify_merge_checks_the_branch_merged_with_the_target(
+    tmp_path: Path, egress: Egress
+) -> None:
+    repo = make_repo(tmp_path / "repo")
+    state = tmp_path / "state"
+    ws = task_workspace(repo, state, "1", {"b.txt": "task\n"})
+    commit_file(repo, "a.txt", "someone else\n")
+    sandbox = detect_sandbox()
+    runner = CheckActivities(Sandbox(sandbox.bwrap, sandbox.death, home=tmp_path / "home"), egress)
+    # Passes only where both the target's new file and the task's are.
+    both = "sh -c 'test -f a.txt && test -f b.txt && git log -1 --format=%s'"
+
+    verified = await ActivityEnvironment().run(
+        runner.verify_merge, verify_input(repo, state, ws, both)
+    )
+
+    assert verified.clean and not verified.failed_checks, verified.checks
+    assert verified.head_sha == head(repo, ws.branch)  # brought back, for the merge
+    assert "Merge main into" in verified.checks[0].output_tail
+    assert Path(verified.checks[0].output_path).is_file()
+
+
+async def test_verify_merge_runs_no_check_on_a_conflict(tmp_path: Path, egress: Egress) -> None:
+    repo = make_repo(tmp_path / "repo")
+    state = tmp_path / "state"
+    ws = task_workspace(repo, state, "1", {"a.txt": "task\n"})
+    commit_file(repo, "a.txt", "someone else\n")
+    sandbox = detect_sandbox()
+    runner = CheckActivities(Sandbox(sandbox.bwrap, sandbox.death, home=tmp_path / "home"), egress)
+
+    verified = await ActivityEnvironment().run(
+        runner.verify_merge, verify_input(repo, state, ws, "true")
+    )
+
+    assert (verified.clean, verified.conflict_files, verified.checks) == (False, ["a.txt"], [])
+    # the merge stays in progress, its conflicts for the conflict round's agent
+    assert git(Path(ws.path), "rev-parse", "-q", "--verify", "MERGE_HEAD")
