@@ -164,6 +164,12 @@ async def test_failing_verification_after_its_round_ends_in_conflict(
     assert f"{TARGET} untouched" in task.last_error
     assert status.status == SessionState.INCOMPLETE
     assert len(stubs.inputs("run_agent", "1")) == 2  # one round, not more
+    assert [
+        verify.checks.output_dir.rsplit("/", 1)[1] for verify in stubs.inputs("verify_merge")
+    ] == [
+        "merged-1",
+        "merged-2",
+    ]
 
 
 async def test_conflicting_verification_gets_the_conflict_round(

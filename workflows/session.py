@@ -391,10 +391,13 @@ class SessionWorkflow:
             entry.merge_sha = merge.merge_sha
             return TaskState.MERGED, None
         if merge.failed_checks:
+            # Ends here after its round, or without one (the session is being cancelled, or
+            # the task had its one round already, for a conflict).
+            again = (" still", " after its round") if entry.merged_checks_round else ("", "")
             return TaskState.CONFLICT, (
-                f"its change and {self._req.target_branch}'s new commits still fail "
-                f"{_named(merge.failed_checks)} together after its round; branch {entry.branch} "
-                f"is kept, {self._req.target_branch} untouched"
+                f"its change and {self._req.target_branch}'s new commits{again[0]} fail "
+                f"{_named(merge.failed_checks)} together{again[1]}; branch {entry.branch} is "
+                f"kept, {self._req.target_branch} untouched"
             )
         if merge.conflict:
             files = ", ".join(merge.conflict_files) or "unknown files"
@@ -502,16 +505,17 @@ class SessionWorkflow:
         """Merge only a branch holding the target's head (its tree is the one checked); else
         check the branch merged with the target, and try again (bounded: the target may move
         again meanwhile, when another session or a person moves it)."""
-        for attempt in range(1, VERIFY_ATTEMPTS + 1):
+        for _ in range(VERIFY_ATTEMPTS):
             merge = await self._merge_branch(task, result, verified_only=True)
             if not merge.target_moved:
                 return merge
+            entry = self._task(task.id)
             try:
-                verified = await self._verify(task, result, attempt)
+                # Numbered over the task's whole life: each verification keeps its own logs.
+                verified = await self._verify(task, result, entry.merge_checks + 1)
             except ActivityError as err:
                 return MergeOutcome(merged=False, message=failure_message(err))
-            entry = self._changed(self._task(task.id))
-            entry.merge_checks += 1
+            self._changed(entry).merge_checks += 1
             if not verified.clean:
                 return MergeOutcome(
                     merged=False, conflict=True, conflict_files=verified.conflict_files
@@ -553,7 +557,7 @@ class SessionWorkflow:
         except ActivityError as err:
             return MergeOutcome(merged=False, message=failure_message(err))
 
-    async def _verify(self, task: Task, result: TaskResult, attempt: int) -> MergeVerification:
+    async def _verify(self, task: Task, result: TaskResult, number: int) -> MergeVerification:
         """The target merged into the task's branch in its workspace, and the checks there."""
         batch, _ = self._find(task.id)
         assert self._plan is not None
@@ -572,7 +576,7 @@ class SessionWorkflow:
                     repo=self._req.repo,
                     base_sha=result.base_sha,
                 ),
-                checks=checks_input(request, workspace, f"merged-{attempt}"),
+                checks=checks_input(request, workspace, f"merged-{number}"),
             ),
             start_to_close_timeout=checks_timeout(self._req.review) + ACTIVITY_TIMEOUT,
             heartbeat_timeout=self._git_heartbeat,
