@@ -158,7 +158,9 @@ def test_main_never_holds_a_failing_tree(tmp_path: Path, repo: Path) -> None:
         assert done.returncode == 0, done.stdout + done.stderr
         session = done.stdout.split("Started session ", 1)[1].split()[0]
         status = installation.status(session)
+        shown = installation.starter("status", session).stdout
     assert_green(repo, start, session, status, script, tmp_path)
+    assert "they failed together once: a merged-checks round followed" in shown
     assert (repo / "tests/test_core.py").read_text() == TEST_OF_G  # the user's checkout too
 
 

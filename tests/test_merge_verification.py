@@ -8,6 +8,7 @@ repositories. The whole pipeline, with the real CLI and real checks: tests/test_
 
 from __future__ import annotations
 
+import io
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -35,9 +36,11 @@ from autopilot.models import (
     TargetMerge,
     TargetMergeInput,
     TaskState,
+    TaskStatus,
     VerifyMergeInput,
     Workspace,
 )
+from autopilot.operate.commands import print_status
 from autopilot.review.checks import parse_check
 from tests.gitutil import commit_file, git, head, isolate_git, make_repo, trailers, write
 from tests.workflow_stubs import (
@@ -230,6 +233,39 @@ def test_verify_merged_is_on_by_default_and_the_flag_wins_over_the_file() -> Non
     assert verify(False) is False
     assert verify(None, "--no-verify-merged") is False
     assert verify(False, "--verify-merged") is True
+
+
+def test_status_says_how_often_a_merge_was_checked_and_the_round() -> None:
+    status = SessionStatus(
+        id="s",
+        status=SessionState.COMPLETED,
+        repo="/repo",
+        plan_path="/plan.md",
+        target_branch=TARGET,
+        concurrency=1,
+    )
+    status.tasks = [
+        TaskStatus(id="1", title="A", batch=1, state=TaskState.MERGED),
+        TaskStatus(id="2", title="B", batch=1, state=TaskState.MERGED, merge_checks=1),
+        TaskStatus(
+            id="3",
+            title="C",
+            batch=1,
+            state=TaskState.MERGED,
+            merge_checks=2,
+            merged_checks_round=True,
+        ),
+    ]
+    shown = io.StringIO()
+    print_status(status, as_json=False, out=shown)
+
+    lines = shown.getvalue().splitlines()
+    checked = [line.strip() for line in lines if "checked merged with" in line]
+    assert checked == [
+        f"checked merged with {TARGET}'s new commits 1 time(s)",
+        f"checked merged with {TARGET}'s new commits 2 time(s); they failed together once: "
+        "a merged-checks round followed",
+    ]
 
 
 # -- the git steps under it --------------------------------------------------------------------
