@@ -31,6 +31,7 @@ from tests.gitutil import commit_file, git
 from tests.harness import autopilot
 from tests.machines import served_remote
 from tests.test_remote_review_e2e import run_remote, two_machines
+from tests.test_review_e2e import CONFLICT_PLAN, Conflicting
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(400)]
 
@@ -215,3 +216,40 @@ def assert_green(
     assert second.reviews[-1].checks[0].passed
     assert git(repo, "show", "main:tests/test_core.py") + "\n" == TEST_OF_G
     assert git(repo, "show", "main:calc/core.py") + "\n" == RENAMED_CORE
+
+
+def test_a_conflict_found_by_the_verification_gets_the_conflict_round(
+    tmp_path: Path, repo: Path
+) -> None:
+    """With checks on, a branch that conflicts with the moved target is found so by the
+    verification's merge in its workspace (left in progress there): the conflict round goes on
+    from it, resolves it, and the branch merges after a fresh review."""
+    plan = tmp_path / "plan.md"
+    plan.write_text(CONFLICT_PLAN)
+    script = Conflicting(resolve=True)
+    with (
+        ScriptedModel(script) as model,
+        autopilot(tmp_path / "autopilot", model.env()) as installation,
+    ):
+        done = installation.starter(
+            str(plan),
+            "--repo",
+            str(repo),
+            "--concurrency",
+            "2",
+            "--review",
+            "checks",
+            "--check",
+            "true",
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        session = done.stdout.split("Started session ", 1)[1].split()[0]
+        status = installation.status(session)
+
+    loser = next(task for task in status.tasks if task.conflict_round)
+    winner = next(task for task in status.tasks if not task.conflict_round)
+    merged = [task_id for task_id, _ in gitops.list_merges(str(repo), "main", session)]
+    assert merged == [winner.id, loser.id]
+    assert (loser.merge_checks, loser.merged_checks_round, winner.merge_checks) == (1, False, 0)
+    assert len(script.conflict_prompts) == 1 and "shared.txt" in script.conflict_prompts[0]
+    assert (repo / "shared.txt").read_text() == "alpha\nbeta\n"
