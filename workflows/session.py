@@ -565,6 +565,7 @@ class SessionWorkflow:
         workspace = Workspace(
             path=result.workspace_path, branch=result.branch, base_sha=result.base_sha
         )
+        setup = self._req.workspace
         verified: MergeVerification = await workflow.execute_activity_method(
             CheckActivities.verify_merge,
             VerifyMergeInput(
@@ -578,7 +579,10 @@ class SessionWorkflow:
                 ),
                 checks=checks_input(request, workspace, f"merged-{number}"),
             ),
-            start_to_close_timeout=checks_timeout(self._req.review) + ACTIVITY_TIMEOUT,
+            # The merge, the setup again (the target may change a lock file), the checks.
+            start_to_close_timeout=ACTIVITY_TIMEOUT
+            + timedelta(seconds=setup.setup_timeout_s * len(setup.setup))
+            + checks_timeout(self._req.review),
             heartbeat_timeout=self._git_heartbeat,
             retry_policy=GIT_RETRY,
             cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
