@@ -210,6 +210,12 @@ def _run_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         choices=ON_FAILURE,
         help="when a task fails, is rejected or conflicts: go on, or pause the session",
     )
+    review.add_argument(
+        "--verify-merged",
+        action=argparse.BooleanOptionalAction,
+        help="check a branch merged with the target's new commits before it merges, so the "
+        "target only moves to a checked tree (default: on; [review] verify_merged)",
+    )
     parser.add_argument(
         "--notify",
         action="append",

@@ -119,6 +119,7 @@ def build_workers(
             commit_changes,
             check_runner.run_checks,
             check_runner.set_up_workspace,
+            check_runner.verify_merge,
             agent.review_changes,
             merge_target,
             merge_task,

@@ -29,7 +29,13 @@ from autopilot import git as gitops
 from autopilot.agent.cli import agent_environment, claude_argv, model_route
 from autopilot.agent.container_access import EngineError
 from autopilot.agent.egress import Egress
-from autopilot.agent.prompts import conflict_prompt, continue_prompt, fix_prompt, task_prompt
+from autopilot.agent.prompts import (
+    conflict_prompt,
+    continue_prompt,
+    fix_prompt,
+    merged_checks_prompt,
+    task_prompt,
+)
 from autopilot.agent.runner import AgentFailure, StreamState, run_claude
 from autopilot.agent.sandbox import (
     Gateway,
@@ -118,6 +124,8 @@ def agent_prompt(job: AgentInput) -> str:
         return fix_prompt(job.request, job.review)
     if job.purpose == "conflict":
         return conflict_prompt(job.request, job.request.target_branch, job.conflict_files)
+    if job.purpose == "merged_checks":
+        return merged_checks_prompt(job.request, job.request.target_branch)
     return task_prompt(job.request, job.workspace.branch)
 
 

@@ -29,8 +29,10 @@ from autopilot.models import (
     CheckResult,
     ChecksInput,
     ContainerSettings,
+    MergeVerification,
     SetupInput,
     SetupResult,
+    VerifyMergeInput,
     WorkspaceSettings,
 )
 from autopilot.review.checks import CheckEnv, check_log_name
@@ -50,20 +52,7 @@ class CheckActivities:
     @activity.defn(name="run_checks")
     async def run_checks(self, request: ChecksInput) -> list[CheckResult]:
         checked(request)
-        worktree = await self.workspace_here(
-            SetupInput(
-                worktree=request.worktree,
-                repo=request.repo,
-                state_dir=request.state_dir,
-                settings=request.setup,
-                output_dir=f"{request.output_dir}-setup",
-                check_env=request.check_env,
-                network=request.network,
-                ports=request.ports,
-                target_branch=request.place.target_branch if request.place else "",
-                place=request.place,
-            )
-        )
+        worktree = await self.workspace_here(_setup_of(request))
         request = request.model_copy(
             update={"worktree": worktree, "output_dir": str(on_this_worker(request.output_dir))}
         )
@@ -88,6 +77,23 @@ class CheckActivities:
                 _heartbeat_each(),
                 env,
             )
+
+    @activity.defn(name="verify_merge")
+    async def verify_merge(self, request: VerifyMergeInput) -> MergeVerification:
+        """The task's branch merged with the target's head, in its workspace (as the conflict
+        round merges it), then the checks on that merge, where the task's checks run. On a
+        conflict no check runs: the merge stays in progress for the conflict round."""
+        checked(request)
+        with git_errors_as_activity_errors():
+            merged = await in_thread(kind_for(request.merge.repo).merge_target, request.merge)
+        if not merged.clean:
+            return MergeVerification(clean=False, conflict_files=merged.conflict_files)
+        if request.checks.setup.active and not is_remote(request.checks.repo):
+            # The target's commits may change what the setup makes (a lock file), as in the
+            # conflict round; a remote workspace is set up again by run_checks when it is.
+            await self._set_up(_setup_of(request.checks))
+        checks = await self.run_checks(request.checks)
+        return MergeVerification(clean=True, head_sha=merged.head_sha, checks=checks)
 
     async def workspace_here(
         self, request: SetupInput, heartbeat: Callable[[str], object] | None = None
@@ -224,6 +230,22 @@ class CheckActivities:
                 return self._sandbox.wrap(argv, layout, self._gateway), gateway
 
             yield CheckEnv(passed=tuple(check_env), tmp_root=tmp_root, confine=confine)
+
+
+def _setup_of(request: ChecksInput) -> SetupInput:
+    """The setup of the workspace the checks run in, its logs beside theirs."""
+    return SetupInput(
+        worktree=request.worktree,
+        repo=request.repo,
+        state_dir=request.state_dir,
+        settings=request.setup,
+        output_dir=f"{request.output_dir}-setup",
+        check_env=request.check_env,
+        network=request.network,
+        ports=request.ports,
+        target_branch=request.place.target_branch if request.place else "",
+        place=request.place,
+    )
 
 
 def _heartbeat_each(details: Callable[[str], object] | None = None) -> Callable[[str], None]:

@@ -146,6 +146,10 @@ class MergeOutcome(BaseModel):
     message: str = ""
     # The task's worktree went with the merge (MergeInput.worktree): no removal step follows.
     worktree_removed: bool = False
+    # MergeInput.verified_only: the target has commits the branch lacks, nothing was merged.
+    target_moved: bool = False
+    # The branch merged with the target's new commits failed these checks (verify_merged).
+    failed_checks: list[CheckResult] = Field(default_factory=list)
 
 
 # --------------------------------------------------------------------------------------------
@@ -245,6 +249,13 @@ class ReviewSettings(BaseModel):
     reviewer_prompt: str | None = None  # extra instructions for the reviewer
     reviewer_max_turns: int = 30
     on_failure: Literal["continue", "pause"] = "continue"
+    # The target moves only to a tree whose checks passed as that tree: a branch whose checks
+    # ran before the target moved is merged with it and checked again before it merges.
+    verify_merged: bool = True
+
+    @property
+    def verifies_merges(self) -> bool:
+        return self.verify_merged and self.runs_checks and bool(self.checks)
 
     @property
     def runs_checks(self) -> bool:
@@ -439,6 +450,9 @@ class SessionCarry(BaseModel):
     skip_requested: list[str] = Field(default_factory=list)  # skips not yet carried out
     # Tasks whose approved branch conflicted with the target: their conflict round is next.
     conflict_due: list[str] = Field(default_factory=list)
+    # Of those, the ones whose branch merged cleanly but failed checks with the target's new
+    # commits (verify_merged): the checks that failed, for the round's agent.
+    merged_checks_failed: dict[str, list[CheckResult]] = Field(default_factory=dict)
     # Labels of the worker's own notification targets (AUTOPILOT_NOTIFY), looked up at the
     # session's first notification; None: not yet. Their URLs stay on the worker.
     notify_installation: list[str] | None = None
@@ -474,6 +488,9 @@ class TaskRequest(BaseModel):
     # The conflict round: the branch was ready but no longer merges into the target; merge
     # the target into it, let the agent resolve, review again.
     resolve_conflict: bool = False
+    # A conflict round after the branch merged with the target failed these checks
+    # (verify_merged): the agent is told so, with their output.
+    merged_checks: list[CheckResult] = Field(default_factory=list)
     # Set: the task's agent and checks run in a Dagger container built so (container mode).
     container: ContainerSettings | None = None
 
@@ -485,6 +502,7 @@ class TaskRequest(BaseModel):
         batch: Batch,
         task: Task,
         resolve_conflict: bool = False,
+        merged_checks: list[CheckResult] | None = None,
     ) -> TaskRequest:
         """The input of `task`'s TaskWorkflow, as the session sends it."""
         return cls(
@@ -504,6 +522,7 @@ class TaskRequest(BaseModel):
             review=request.review,
             workspace=request.workspace,
             resolve_conflict=resolve_conflict,
+            merged_checks=merged_checks or [],
             container=request.container if place_of(request, batch) == "dagger" else None,
         )
 
@@ -606,6 +625,10 @@ class TaskStatus(BaseModel):
     transcripts: list[str] = Field(default_factory=list)
     reviews: list[ReviewResult] = Field(default_factory=list)
     conflict_round: bool = False  # the branch needed a conflict round before it merged
+    # The branch merged with the target's new commits was checked before it merged (times),
+    # and those checks failed once, which gave it a round (verify_merged).
+    merge_checks: int = 0
+    merged_checks_round: bool = False
     setup: str = ""  # the latest workspace setup, in a few words ("from cache")
     setup_runs: list[SetupResult] = Field(default_factory=list)  # filled by `status --json`
     last_error: str | None = None
@@ -816,7 +839,7 @@ class AgentInput(BaseModel):
     attempt: int = 1  # counted by the task workflow, which owns the agent's retries
     round: int = 1
     # What the agent is asked: the task itself, fixes after a review, or a conflict to resolve.
-    purpose: Literal["task", "fix", "conflict"] = "task"
+    purpose: Literal["task", "fix", "conflict", "merged_checks"] = "task"
     review: ReviewResult | None = None  # for "fix": the review to act on
     conflict_files: list[str] = Field(default_factory=list)  # for "conflict"
     resume_session: str | None = None  # continue this Claude session instead of a new one
@@ -990,6 +1013,29 @@ class MergeInput(BaseModel):
     # Removed in the same activity once the branch is on the target, which saves the session
     # a step per task. None (and in histories recorded before it): the session removes it.
     worktree: str | None = None
+    # Merge only a branch that holds the target's head: the merge's tree is then the branch's,
+    # whose checks passed. Otherwise nothing is merged (MergeOutcome.target_moved).
+    verified_only: bool = False
+
+
+class VerifyMergeInput(BaseModel):
+    """Merge the target into a task's branch in its workspace, then run the checks there."""
+
+    merge: TargetMergeInput
+    checks: ChecksInput
+
+
+class MergeVerification(BaseModel):
+    """The task's branch with the target merged in, and its checks (none on a conflict)."""
+
+    clean: bool
+    conflict_files: list[str] = Field(default_factory=list)
+    head_sha: str = ""
+    checks: list[CheckResult] = Field(default_factory=list)
+
+    @property
+    def failed_checks(self) -> list[CheckResult]:
+        return [check for check in self.checks if not check.passed]
 
 
 class RemoveWorkspaceInput(BaseModel):
@@ -1000,6 +1046,7 @@ class RemoveWorkspaceInput(BaseModel):
 
 
 # Forward references (a session carries its own status and plan across continue-as-new).
+MergeOutcome.model_rebuild()
 SessionCarry.model_rebuild()
 AgentInput.model_rebuild()
 SessionRequest.model_rebuild()

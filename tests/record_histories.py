@@ -39,7 +39,7 @@ from autopilot.agent.scripted_model import PlanFollower, ScriptedModel
 from autopilot.infra.config import load_settings
 from autopilot.infra.process_exit import exit_now
 from autopilot.infra.temporal_connection import ensure_embedded_server, stop_embedded_server
-from tests import test_controls_e2e, test_e2e, test_review_e2e
+from tests import test_controls_e2e, test_e2e, test_green_e2e, test_review_e2e
 from tests.gitutil import make_repo
 from tests.harness import ROOT, Autopilot
 from workflows.session import SessionWorkflow
@@ -71,11 +71,18 @@ def controls(work: Path) -> None:
     test_controls_e2e.test_pause_concurrency_skip_resume_cancel(work, make_repo(work / "repo"))
 
 
+def merged_checks(work: Path) -> None:
+    """Two parallel tasks pass their checks alone and fail them together: the second one's
+    merge is checked with the first's, fails, gets its merged-checks round, then merges."""
+    test_green_e2e.test_main_never_holds_a_failing_tree(work, make_repo(work / "repo"))
+
+
 SCENARIOS: dict[str, Callable[[Path], None]] = {
     "two_batches": two_batches,
     "review_rounds": review_rounds,
     "conflict": conflict,
     "controls": controls,
+    "merged_checks": merged_checks,
 }
 
 

@@ -39,7 +39,8 @@ SCENARIOS = {"two_batches", "review_rounds", "conflict", "controls"}
 # Each era of the workflow code keeps its recordings: the first ones at the top, later ones in
 # a directory named for what changed (commit-in-agent: run_agent commits, merge_task removes;
 # agents-queue: the agent's runs on a queue of their own, workspaces of their own, a failed
-# task keeps its runs).
+# task keeps its runs). verify-merged/merged_checks (no era: one scenario) replays a merge
+# checked with the moved target, failing, and its merged-checks round.
 ERAS = {
     "": HISTORIES,
     "commit-in-agent": HISTORIES / "commit-in-agent",

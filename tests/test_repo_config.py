@@ -64,6 +64,7 @@ def no_flags(**flags: Any) -> dict[str, Any]:
         "reviewer_model": None,
         "reviewer_prompt": None,
         "on_failure": None,
+        "verify_merged": None,
     }
     return {**base, **flags}
 
@@ -106,6 +107,15 @@ def test_empty_file_and_empty_table_set_nothing(tmp_path: Path) -> None:
     assert load_repo_config(tmp_path) == RepoReviewConfig(source=str(path))
 
 
+def test_verify_merged_is_on_unless_the_file_turns_it_off(tmp_path: Path) -> None:
+    assert merge_review_settings(load_repo_config(tmp_path), **no_flags()).verify_merged
+    write_config(tmp_path, "[review]\nverify_merged = false\n")
+    cfg = load_repo_config(tmp_path)
+    assert cfg.verify_merged is False
+    assert not merge_review_settings(cfg, **no_flags()).verify_merged
+    assert merge_review_settings(cfg, **no_flags(verify_merged=True)).verify_merged  # flag wins
+
+
 def test_reviewer_prompt_file(tmp_path: Path) -> None:
     (tmp_path / "docs").mkdir(parents=True)
     (tmp_path / "docs" / "review.md").write_text("Check the changelog.\n")
@@ -137,7 +147,7 @@ def test_invalid_toml_names_line_and_column(tmp_path: Path) -> None:
             "[review]\nround = 2\n",
             "unknown key 'round' in [review] (did you mean 'rounds'?); allowed keys: "
             "check_env, check_timeout_s, checks, mode, on_failure, reviewer_model, "
-            "reviewer_prompt, reviewer_prompt_file, rounds.",
+            "reviewer_prompt, reviewer_prompt_file, rounds, verify_merged.",
         ),
     ],
 )
@@ -158,6 +168,8 @@ def test_unknown_tables_and_keys(tmp_path: Path, text: str, expected: str) -> No
             "[review] on_failure = 'stop' is not allowed; use one of: continue, pause.",
         ),
         ("rounds = 0", "[review] rounds = 0 is not allowed; use a whole number of at least 1"),
+        ('verify_merged = "no"', "[review] verify_merged = 'no' is not allowed; use true or false"),
+        ("verify_merged = 0", "[review] verify_merged = 0 is not allowed; use true or false"),
         ("rounds = 2.5", "[review] rounds = 2.5 is not allowed; use a whole number"),
         ("rounds = true", "[review] rounds = True is not allowed; use a whole number"),
         (

@@ -35,6 +35,7 @@ from autopilot.models import (
     CommitOutcome,
     MergeInput,
     MergeOutcome,
+    MergeVerification,
     NotifyInput,
     ParsePlanInput,
     Plan,
@@ -53,6 +54,7 @@ from autopilot.models import (
     Task,
     TaskRequest,
     Verdict,
+    VerifyMergeInput,
     Workspace,
     WorkspaceInput,
 )
@@ -359,6 +361,13 @@ class Stubs:
             )
             return await self._take("merge_task", request.task_id, request, default)
 
+        @activity.defn(name="verify_merge")
+        async def verify_merge(request: VerifyMergeInput) -> MergeVerification:
+            task_id = request.merge.task_id
+            self.calls.append(("verify_merge", task_id, request))
+            default = MergeVerification(clean=True, head_sha="verified", checks=[check(True)])
+            return await self._take("verify_merge", task_id, request, default)
+
         @activity.defn(name="remove_workspace")
         async def remove_workspace(request: RemoveWorkspaceInput) -> None:
             self.calls.append(("remove_workspace", request.task_id, request))
@@ -390,6 +399,7 @@ class Stubs:
             review_changes,
             merge_target,
             merge_task,
+            verify_merge,
             remove_workspace,
         ]
 

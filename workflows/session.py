@@ -4,8 +4,11 @@ The story: parse the plan (the parsed snapshot lands in history, so later edits 
 cannot change this session), then run the batches in order. Inside a batch each task waits for
 its dependencies, then for a free slot (at most `concurrency` agents at once, none while the
 session is paused), runs as a child TaskWorkflow in its own worktree, and joins the merge
-queue: one merge into the target branch at a time. A branch that no longer merges gets one
-conflict round. A task whose dependency did not merge is blocked, never run on a broken base.
+queue: one merge into the target branch at a time. With verify_merged, a branch that lacks the
+target's head is first merged with it in its worktree and checked there, and the target moves
+only to that checked tree. A branch that no longer merges gets one conflict round; one that
+merges but fails the checks together with the target's new commits gets one round to fix
+that. A task whose dependency did not merge is blocked, never run on a broken base.
 
 The operator steers with updates (pause, resume, cancel, skip, retry, set_concurrency), each
 validated first so a request that cannot apply is rejected with the reason.
@@ -22,11 +25,12 @@ from typing import Any
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, CancelledError, ChildWorkflowError
-from temporalio.workflow import ChildWorkflowHandle, ParentClosePolicy
+from temporalio.workflow import ActivityCancellationType, ChildWorkflowHandle, ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.merge import merge_task
     from activities.parse_plan import load_plan_snapshot, parse_plan
+    from activities.review import CheckActivities
     from activities.workspace import remove_workspace
     from autopilot.error_types import REPO_UNUSABLE, SETUP_ERRORS
     from autopilot.infra import search_attributes
@@ -36,8 +40,10 @@ with workflow.unsafe.imports_passed_through():
         RETRYABLE_TASK_STATES,
         Batch,
         BatchStatus,
+        CheckResult,
         MergeInput,
         MergeOutcome,
+        MergeVerification,
         ParsePlanInput,
         Plan,
         RemoveWorkspaceInput,
@@ -47,19 +53,33 @@ with workflow.unsafe.imports_passed_through():
         SessionRequest,
         SessionState,
         SessionStatus,
+        TargetMergeInput,
         Task,
         TaskRequest,
         TaskResult,
         TaskState,
         TaskStatus,
+        VerifyMergeInput,
+        Workspace,
         place_of,
     )
     from autopilot.operate.notify import paused, session_ended, task_ended
     from workflows.notifications import Notifier
-    from workflows.task import TaskWorkflow, failure_message, innermost_error_type
+    from workflows.task import (
+        TaskWorkflow,
+        checks_input,
+        checks_timeout,
+        failure_message,
+        innermost_error_type,
+    )
 
-# Patch id (workflow.patched): sessions that ended while paused were published "Paused".
+# Patch ids (workflow.patched): sessions that ended while paused were published "Paused";
+# sessions before verify_merged merged a branch checked before the target moved.
 FINISHED_NOT_PAUSED = "finished-not-paused"
+VERIFY_MERGED = "verify-merged"
+# The target moved again while the branch merged with it was checked this many times in a row
+# (another session, a person pushing): the merge gives up and says so.
+VERIFY_ATTEMPTS = 3
 ACTIVITY_TIMEOUT = timedelta(minutes=5)
 GIT_RETRY = RetryPolicy(maximum_attempts=10, non_retryable_error_types=[REPO_UNUSABLE])
 OUTCOME_STATES = {
@@ -277,15 +297,26 @@ class SessionWorkflow:
             outcome = await self._execute_in_slot(batch, task)
             if isinstance(outcome, TaskResult) and outcome.outcome == "ready":
                 merge = await self._merge(task, outcome)
-                if merge.conflict and not self._cancelling:
+                if (merge.conflict or merge.failed_checks) and not self._cancelling:
                     # The target moved under the task: one conflict round in its worktree,
                     # then a fresh review, then one more try at the merge. Carried across
                     # continue-as-new, so a drained run goes on with the round, not anew.
-                    self._changed(self._task(task.id)).conflict_round = True
+                    entry = self._changed(self._task(task.id))
+                    if merge.failed_checks:  # it merges, but fails checks with the target
+                        entry.merged_checks_round = True
+                        self._state.merged_checks_failed[task.id] = merge.failed_checks
+                    else:
+                        entry.conflict_round = True
                     self._state.conflict_due.append(task.id)
         if task.id in self._state.conflict_due:
-            outcome = await self._execute_in_slot(batch, task, resolve_conflict=True)
+            outcome = await self._execute_in_slot(
+                batch,
+                task,
+                resolve_conflict=True,
+                merged_checks=self._state.merged_checks_failed.get(task.id, []),
+            )
             self._state.conflict_due.remove(task.id)
+            self._state.merged_checks_failed.pop(task.id, None)
             merge = None
             if isinstance(outcome, TaskResult) and outcome.outcome == "ready":
                 merge = await self._merge(task, outcome)
@@ -319,7 +350,11 @@ class SessionWorkflow:
                 self._removing.discard(task.id)
 
     async def _execute_in_slot(
-        self, batch: Batch, task: Task, resolve_conflict: bool = False
+        self,
+        batch: Batch,
+        task: Task,
+        resolve_conflict: bool = False,
+        merged_checks: list[CheckResult] | None = None,
     ) -> TaskResult | Stopped:
         """The task workflow, in a free slot, or why it did not start. A task whose runs were
         lost too often in a row pauses the session and runs again once resumed: lost work is
@@ -329,7 +364,7 @@ class SessionWorkflow:
                 stopped = self._stopped_before_start(task)
                 if stopped is not None:
                     return stopped
-                result = await self._execute_task(batch, task, resolve_conflict)
+                result = await self._execute_task(batch, task, resolve_conflict, merged_checks)
             if result.outcome != "lost" or self._cancelling:
                 return result
             entry = self._changed(self._task(task.id))
@@ -356,6 +391,15 @@ class SessionWorkflow:
         if merge.merged:
             entry.merge_sha = merge.merge_sha
             return TaskState.MERGED, None
+        if merge.failed_checks:
+            # Ends here after its round, or without one (the session is being cancelled, or
+            # the task had its one round already, for a conflict).
+            again = (" still", " after its round") if entry.merged_checks_round else ("", "")
+            return TaskState.CONFLICT, (
+                f"its change and {self._req.target_branch}'s new commits{again[0]} fail "
+                f"{_named(merge.failed_checks)} together{again[1]}; branch {entry.branch} is "
+                f"kept, {self._req.target_branch} untouched"
+            )
         if merge.conflict:
             files = ", ".join(merge.conflict_files) or "unknown files"
             return TaskState.CONFLICT, (
@@ -395,7 +439,11 @@ class SessionWorkflow:
         return None
 
     async def _execute_task(
-        self, batch: Batch, task: Task, resolve_conflict: bool = False
+        self,
+        batch: Batch,
+        task: Task,
+        resolve_conflict: bool = False,
+        merged_checks: list[CheckResult] | None = None,
     ) -> TaskResult:
         request, plan, entry = self._req, self._plan, self._changed(self._task(task.id))
         assert plan is not None
@@ -404,17 +452,25 @@ class SessionWorkflow:
         entry.workflow_id = f"{request.session_id}/task-{task.id}"
         if entry.retries:
             entry.workflow_id += f"/retry-{entry.retries}"
-        if resolve_conflict:
+        if merged_checks:
+            entry.workflow_id += "/merged-checks"
+        elif resolve_conflict:
             entry.workflow_id += "/conflict"
         self._show_progress()
         try:
             child = await workflow.start_child_workflow(
                 TaskWorkflow.run,
-                TaskRequest.of(request, plan, batch, task, resolve_conflict),
+                TaskRequest.of(request, plan, batch, task, resolve_conflict, merged_checks),
                 id=entry.workflow_id,
                 parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
                 static_summary=f"Task {task.id}: {task.title}"
-                + (" — conflict round" if resolve_conflict else ""),
+                + (
+                    " — merged-checks round"
+                    if merged_checks
+                    else " — conflict round"
+                    if resolve_conflict
+                    else ""
+                ),
                 static_details=f"Session `{request.session_id}`, batch {batch.number}",
             )
             self._children[task.id] = child
@@ -435,29 +491,105 @@ class SessionWorkflow:
         return result
 
     async def _merge(self, task: Task, result: TaskResult) -> MergeOutcome:
-        """Merge an approved branch, one at a time."""
+        """Merge an approved branch, one at a time. With verify_merged, the target moves only
+        to a tree whose checks passed as that tree: a branch that lacks the target's head is
+        merged with it in its workspace and checked first, all under the merge queue's lock
+        (merges wait meanwhile: that is the price of a green target)."""
         self._changed(self._task(task.id)).state = TaskState.MERGING
         self._show_progress()
         async with self._merge_queue:
+            if self._req.review.verifies_merges and workflow.patched(VERIFY_MERGED):
+                return await self._verified_merge(task, result)
+            return await self._merge_branch(task, result, verified_only=False)
+
+    async def _verified_merge(self, task: Task, result: TaskResult) -> MergeOutcome:
+        """Merge only a branch holding the target's head (its tree is the one checked); else
+        check the branch merged with the target, and try again (bounded: the target may move
+        again meanwhile, when another session or a person moves it)."""
+        for _ in range(VERIFY_ATTEMPTS):
+            merge = await self._merge_branch(task, result, verified_only=True)
+            if not merge.target_moved:
+                return merge
+            entry = self._task(task.id)
             try:
-                return await workflow.execute_activity(
-                    merge_task,
-                    MergeInput(
-                        repo=self._req.repo,
-                        target_branch=self._req.target_branch,
-                        branch=result.branch,
-                        session_id=self._req.session_id,
-                        task_id=task.id,
-                        message=f"Merge task {task.id}: {task.title}",
-                        worktree=result.workspace_path,
-                    ),
-                    start_to_close_timeout=ACTIVITY_TIMEOUT,
-                    heartbeat_timeout=self._git_heartbeat,
-                    retry_policy=GIT_RETRY,
-                    summary=f"Task {task.id}: merge into {self._req.target_branch}",
-                )
+                # Numbered over the task's whole life: each verification keeps its own logs.
+                verified = await self._verify(task, result, entry.merge_checks + 1)
             except ActivityError as err:
                 return MergeOutcome(merged=False, message=failure_message(err))
+            self._changed(entry).merge_checks += 1
+            if not verified.clean:
+                return MergeOutcome(
+                    merged=False, conflict=True, conflict_files=verified.conflict_files
+                )
+            if verified.failed_checks:
+                return MergeOutcome(
+                    merged=False,
+                    failed_checks=verified.failed_checks,
+                    message=f"its change and {self._req.target_branch}'s new commits fail "
+                    f"{_named(verified.failed_checks)} together",
+                )
+        return MergeOutcome(
+            merged=False,
+            message=f"{self._req.target_branch} moved again each of the {VERIFY_ATTEMPTS} "
+            "times the branch merged with it was checked; retry when it is quiet",
+        )
+
+    async def _merge_branch(
+        self, task: Task, result: TaskResult, *, verified_only: bool
+    ) -> MergeOutcome:
+        try:
+            return await workflow.execute_activity(
+                merge_task,
+                MergeInput(
+                    repo=self._req.repo,
+                    target_branch=self._req.target_branch,
+                    branch=result.branch,
+                    session_id=self._req.session_id,
+                    task_id=task.id,
+                    message=f"Merge task {task.id}: {task.title}",
+                    worktree=result.workspace_path,
+                    verified_only=verified_only,
+                ),
+                start_to_close_timeout=ACTIVITY_TIMEOUT,
+                heartbeat_timeout=self._git_heartbeat,
+                retry_policy=GIT_RETRY,
+                summary=f"Task {task.id}: merge into {self._req.target_branch}",
+            )
+        except ActivityError as err:
+            return MergeOutcome(merged=False, message=failure_message(err))
+
+    async def _verify(self, task: Task, result: TaskResult, number: int) -> MergeVerification:
+        """The target merged into the task's branch in its workspace, and the checks there."""
+        batch, _ = self._find(task.id)
+        assert self._plan is not None
+        request = TaskRequest.of(self._req, self._plan, batch, task)
+        workspace = Workspace(
+            path=result.workspace_path, branch=result.branch, base_sha=result.base_sha
+        )
+        setup = self._req.workspace
+        verified: MergeVerification = await workflow.execute_activity_method(
+            CheckActivities.verify_merge,
+            VerifyMergeInput(
+                merge=TargetMergeInput(
+                    worktree=result.workspace_path,
+                    target_branch=self._req.target_branch,
+                    session_id=self._req.session_id,
+                    task_id=task.id,
+                    repo=self._req.repo,
+                    base_sha=result.base_sha,
+                ),
+                checks=checks_input(request, workspace, f"merged-{number}"),
+            ),
+            # The merge, the setup again (the target may change a lock file), the checks.
+            start_to_close_timeout=ACTIVITY_TIMEOUT
+            + timedelta(seconds=setup.setup_timeout_s * len(setup.setup))
+            + checks_timeout(self._req.review),
+            heartbeat_timeout=self._git_heartbeat,
+            retry_policy=GIT_RETRY,
+            cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            summary=f"Task {task.id}: check it merged with {self._req.target_branch}",
+        )
+        return verified
 
     async def _remove_workspace(self, task: Task) -> None:
         """A worktree that will not go is left for `starter.py cleanup` and shown in the
@@ -842,3 +974,7 @@ class SessionWorkflow:
         self._status.completed_at = workflow.now()
         self._show_progress()
         return self._status
+
+
+def _named(checks: list[CheckResult]) -> str:
+    return ", ".join(f"`{check.command}`" for check in checks)

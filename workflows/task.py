@@ -6,7 +6,8 @@ that commit failed); review (the repo's checks, then the agent reviewer); if the
 for changes, send the findings back to the agent in the same worktree, for at most `rounds`
 rounds. An approved branch goes back to the session, which owns the merge queue.
 In the conflict round the target branch is first merged into the task's branch and the agent
-resolves the conflicts; the rest is the same.
+resolves the conflicts; the rest is the same. The merged-checks round is a conflict round whose
+merge went cleanly but failed the checks (TaskRequest.merged_checks): the agent makes them pass.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ with workflow.unsafe.imports_passed_through():
         ReviewerInput,
         ReviewerOutcome,
         ReviewResult,
+        ReviewSettings,
         SetupInput,
         SetupResult,
         TargetMerge,
@@ -141,7 +143,11 @@ class TaskWorkflow:
         job: AgentInput | None = AgentInput(request=request, workspace=workspace)
         if request.resolve_conflict:
             merge = await self._merge_target_into_branch(request, workspace)
-            if merge.clean:
+            if merge.clean and request.merged_checks:
+                # Merged cleanly, but failing checks together with the target's new commits:
+                # the agent makes them pass on the merge.
+                job = AgentInput(request=request, workspace=workspace, purpose="merged_checks")
+            elif merge.clean:
                 job = None  # the conflict went away: nothing for the agent, straight to review
             else:
                 job = AgentInput(
@@ -411,30 +417,8 @@ class TaskWorkflow:
             self._show(f"checks, round {round_number}")
             checks = await workflow.execute_activity_method(
                 CheckActivities.run_checks,
-                ChecksInput(
-                    worktree=workspace.path,
-                    checks=settings.checks,
-                    timeout_s=settings.check_timeout_s,
-                    output_dir=in_state_dir(
-                        request.state_dir,
-                        "checks",
-                        request.session_id,
-                        request.task.id,
-                        f"round-{round_number}",
-                    ),
-                    check_env=settings.check_env,
-                    tmp_dir=in_state_dir(request.state_dir, "tmp"),
-                    repo=request.repo,
-                    state_dir=request.state_dir,
-                    network=request.agent.network,
-                    ports=request.agent.ports,
-                    container=request.container,
-                    place=TaskPlace.of(request, workspace),
-                    setup=request.workspace,
-                ),
-                start_to_close_timeout=timedelta(
-                    seconds=settings.check_timeout_s * len(settings.checks) + 60
-                ),
+                checks_input(request, workspace, f"round-{round_number}"),
+                start_to_close_timeout=checks_timeout(settings),
                 heartbeat_timeout=timedelta(seconds=request.agent.heartbeat_timeout_s),
                 retry_policy=RetryPolicy(maximum_attempts=CHECK_ATTEMPTS),
                 cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
@@ -466,6 +450,34 @@ class TaskWorkflow:
         result.outcome = outcome
         self._show(outcome.replace("_", " ") + (f": {result.error}" if result.error else ""))
         return result
+
+
+def checks_input(request: TaskRequest, workspace: Workspace, step: str) -> ChecksInput:
+    """The repo's checks in the task's workspace, where its checks run (sandbox, container),
+    their logs under checks/<session>/<task>/<step>."""
+    settings = request.review
+    return ChecksInput(
+        worktree=workspace.path,
+        checks=settings.checks,
+        timeout_s=settings.check_timeout_s,
+        output_dir=in_state_dir(
+            request.state_dir, "checks", request.session_id, request.task.id, step
+        ),
+        check_env=settings.check_env,
+        tmp_dir=in_state_dir(request.state_dir, "tmp"),
+        repo=request.repo,
+        state_dir=request.state_dir,
+        network=request.agent.network,
+        ports=request.agent.ports,
+        container=request.container,
+        place=TaskPlace.of(request, workspace),
+        setup=request.workspace,
+    )
+
+
+def checks_timeout(settings: ReviewSettings) -> timedelta:
+    """Every check's own timeout, and a margin for the activity around them."""
+    return timedelta(seconds=settings.check_timeout_s * len(settings.checks) + 60)
 
 
 def claude_run_options(settings: AgentSettings) -> dict[str, Any]:

@@ -138,6 +138,36 @@ def conflict_prompt(request: TaskRequest, target_branch: str, conflict_files: li
     return "\n".join(parts + _task_block(request))
 
 
+def merged_checks_prompt(request: TaskRequest, target_branch: str) -> str:
+    """The round after this task's branch, merged with the target's new commits, failed the
+    checks (verify_merged): the target is merged in already, the checks fail on the result."""
+    parts = _header(request)
+    failed = [check for check in request.merged_checks if not check.passed]
+    names = ", ".join(f"`{check.command}`" for check in failed)
+    parts += [
+        f"Your change and the new commits of the target branch `{target_branch}` fail "
+        f"{names} together, though each passed on its own. `{target_branch}` has been merged "
+        "into this branch (cleanly, already committed); the checks fail on that merge:",
+        "<findings>",
+    ]
+    for check in failed:
+        state = "timed out" if check.timed_out else f"exit code {check.exit_code}"
+        parts.append(f"- [check] `{check.command}` failed ({state}). End of its output:")
+        parts += ["```text", _tail(check.output_tail) or "(no output)", "```"]
+    parts += [
+        "</findings>",
+        "",
+        "Rules:",
+        f"- Make the checks pass on this merge: keep both `{target_branch}`'s changes (an "
+        "interface it changed is now the one to use) and this task's work.",
+        "- Work only inside this worktree. Do not rebase, reset, switch branches or push. "
+        "Do not ask questions.",
+        "- Commit your fixes with git when you are done. Anything you leave uncommitted is "
+        "committed for you.",
+    ]
+    return "\n".join(parts + _task_block(request))
+
+
 def continue_prompt(request: TaskRequest) -> str:
     """Sent into the resumed Claude session of a run that was cut off (its worker died)."""
     parts = _header(request)

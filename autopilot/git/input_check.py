@@ -27,7 +27,7 @@ from autopilot.git.task_refs import is_task_branch_name
 from autopilot.models import CommitInput, Task, TaskPlace, TaskRequest, Workspace
 
 # Fields holding a model whose fields are checked in turn (AgentInput.request, .commit, ...).
-_NESTED = ("request", "workspace", "commit", "place", "task")
+_NESTED = ("request", "workspace", "commit", "place", "task", "merge", "checks")
 _MAX_ID = 200
 # What git's check-ref-format refuses in a component, and in a name as a whole.
 _BAD_REF_CHARS = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")

@@ -23,7 +23,7 @@ from typing import NamedTuple, Protocol, runtime_checkable
 from autopilot.git.commits import commit_changes, merge_target_into_branch
 from autopilot.git.merge import merge_task
 from autopilot.git.names import worktree_path
-from autopilot.git.workspace import objects_dir, prepare_workspace, remove_workspace
+from autopilot.git.workspace import bring_back, objects_dir, prepare_workspace, remove_workspace
 from autopilot.models import (
     CommitInput,
     CommitOutcome,
@@ -121,13 +121,24 @@ class LocalWorkspaces:
         )
 
     def merge_target(self, request: TargetMergeInput) -> TargetMerge:
-        return merge_target_into_branch(
+        merged = merge_target_into_branch(
             request.worktree,
             request.target_branch,
             request.session_id,
             request.task_id,
             repo=request.repo or None,
         )
+        if merged.clean and request.repo and request.base_sha:
+            # The merge is the branch's new head, which a merge verified_only reads in the
+            # user's repository (conflicts come back with their resolution, by the commit).
+            bring_back(
+                request.repo,
+                request.worktree,
+                request.session_id,
+                request.task_id,
+                request.base_sha,
+            )
+        return merged
 
     def merge(self, request: MergeInput) -> MergeOutcome:
         return merge_task(
@@ -137,6 +148,7 @@ class LocalWorkspaces:
             request.session_id,
             request.task_id,
             request.message,
+            verified_only=request.verified_only,
         )
 
     def remove(self, request: RemoveWorkspaceInput) -> None:

@@ -254,10 +254,16 @@ def merge_task(
     session_id: str,
     task_id: str,
     message: str,
+    *,
+    verified_only: bool = False,
 ) -> MergeOutcome:
     """Merge `branch` into the target with a merge commit carrying our trailers, atomically:
     the target either points at the full merge (with its checkout updated) or is untouched.
-    CheckoutInTheWay: the user's checkout of the target is not safe to update now."""
+    CheckoutInTheWay: the user's checkout of the target is not safe to update now.
+
+    `verified_only`: merge only while the branch holds the target's head, so that the merge's
+    tree is exactly the branch's, the tree whose checks passed; else nothing is merged and the
+    outcome says the target moved (the caller checks the branch merged with it first)."""
     found = find_task_merge(repo, target_branch, session_id, task_id)
     if found is not None:
         return MergeOutcome(
@@ -276,6 +282,13 @@ def merge_task(
                 already_merged=True,
                 message=f"{branch} ({branch_head[:12]}) is already contained in "
                 f"{target_branch}: nothing to merge",
+            )
+        if verified_only and not _is_ancestor(repo, target_head, branch_head):
+            return MergeOutcome(
+                merged=False,
+                target_moved=True,
+                message=f"{target_branch} ({target_head[:12]}) has commits that {branch} "
+                f"({branch_head[:12]}) was not checked with; {target_branch} was left unchanged",
             )
         merged = _merge_trees(repo, target_head, branch_head)
         if merged.conflict:

@@ -276,6 +276,7 @@ class RemoteWorkspaces:
                     request.session_id,
                     request.task_id,
                     request.message,
+                    verified_only=request.verified_only,
                 )
                 if not outcome.merged:
                     return outcome  # a conflict: the branch stays for the conflict round

@@ -14,6 +14,7 @@ reviewer_model = "claude-..."       # optional
 reviewer_prompt = "Also check ..."  # optional extra instructions for the reviewer
 reviewer_prompt_file = "docs/review.md"  # optional, relative to the repo; or reviewer_prompt
 on_failure = "continue"    # continue | pause
+verify_merged = true       # check a branch merged with the target's new commits before merging
 
 [sandbox]
 network = ["pypi.org", "files.pythonhosted.org"]  # public domains agents and checks may reach
@@ -226,6 +227,7 @@ class ReviewTable(BaseModel):
     reviewer_prompt: _Text | None = None
     reviewer_prompt_file: _Text | None = None
     on_failure: OnFailure | None = None
+    verify_merged: bool | None = None
 
 
 class SandboxTable(BaseModel):
@@ -353,6 +355,7 @@ _RULES: dict[str, Callable[[str], str]] = {
     "reviewer_prompt": _fixed("a non-empty string"),
     "reviewer_prompt_file": _fixed("a non-empty string"),
     "on_failure": _choice(ON_FAILURE),
+    "verify_merged": _fixed("true or false"),
     "network": _fixed('a list of public domains, e.g. ["pypi.org", "*.npmjs.org"]'),
     "ports": _fixed("a non-empty list of port numbers from 1 to 65535, e.g. [443, 80, 8443]"),
     "notify": _fixed('a list of http or https URLs, e.g. ["https://hooks.example.com/T000/B000"]'),
@@ -392,6 +395,7 @@ _FLAGS = {
     "rounds": "--review-rounds",
     "check_timeout_s": "--check-timeout",
     "on_failure": "--on-failure",
+    "verify_merged": "--verify-merged",
 }
 
 
@@ -406,6 +410,7 @@ class RepoReviewConfig(BaseModel):
     reviewer_model: str | None = None
     reviewer_prompt: str | None = None  # from reviewer_prompt, or reviewer_prompt_file's text
     on_failure: OnFailure | None = None
+    verify_merged: bool | None = None
     network: list[str] = Field(default_factory=list)  # [sandbox] network
     ports: list[int] = Field(default_factory=lambda: list(EGRESS_PORTS))  # [sandbox] ports
     notify: NotifySettings = Field(default_factory=NotifySettings)  # [notify]
@@ -601,9 +606,11 @@ def merge_review_settings(
     reviewer_model: str | None,
     reviewer_prompt: str | None,
     on_failure: str | None,
+    verify_merged: bool | None = None,
 ) -> ReviewSettings:
     flags = {"mode": mode, "rounds": rounds, "check_timeout_s": check_timeout_s}
     flags["on_failure"] = on_failure
+    flags["verify_merged"] = verify_merged
     given = {key: value for key, value in flags.items() if value is not None}
     try:
         table = ReviewTable.model_validate(given)
@@ -619,6 +626,7 @@ def merge_review_settings(
         "reviewer_model": _first(reviewer_model, file_cfg.reviewer_model),
         "reviewer_prompt": _first(reviewer_prompt, file_cfg.reviewer_prompt),
         "on_failure": _first(table.on_failure, file_cfg.on_failure),
+        "verify_merged": _first(table.verify_merged, file_cfg.verify_merged),
     }
     settings = {key: value for key, value in layered.items() if value is not None}
     settings["checks"] = _dedupe([*(file_cfg.checks or []), *_parse_checks(checks, "--check")])

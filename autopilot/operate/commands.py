@@ -47,6 +47,7 @@ from autopilot.models import (
     ResumeRequest,
     SessionStatus,
     TaskState,
+    TaskStatus,
 )
 from autopilot.operate.follow import follow, report
 from autopilot.operate.notify import retry_command
@@ -272,12 +273,25 @@ def print_status(status: SessionStatus, as_json: bool, out: TextIO) -> None:
             out.write(printable(f"    its work: {fetch_command(status.repo, task.branch)}") + "\n")
         if task.setup:
             out.write(printable(f"    setup: {task.setup}") + "\n")
+        if task.merge_checks:
+            out.write(f"    {merge_checks_line(task, status.target_branch)}\n")
         if task.workspace_left:
             out.write(f"    {task.workspace_left}\n")
     for failure in status.notify_failures:
         about = f" (Task {failure.task_id})" if failure.task_id else ""
         line = f"  notification {failure.event}{about} to {failure.target} failed: {failure.error}"
         out.write(printable(line) + "\n")
+
+
+def merge_checks_line(task: TaskStatus, target_branch: str) -> str:
+    """How often the branch was checked merged with the target's new commits (verify_merged),
+    and whether that failed once and gave it a round."""
+    line = printable(
+        f"checked merged with {target_branch}'s new commits {task.merge_checks} time(s)"
+    )
+    if task.merged_checks_round:
+        line += "; they failed together once: a merged-checks round followed"
+    return line
 
 
 def plan_changed(status: SessionStatus) -> bool:

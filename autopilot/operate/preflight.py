@@ -62,6 +62,7 @@ REVIEW_FLAGS = {
     "reviewer_model": "reviewer_model",
     "reviewer_prompt": "reviewer_prompt",
     "on_failure": "on_failure",
+    "verify_merged": "verify_merged",
 }
 STATUS_QUERY_TIMEOUT = timedelta(seconds=5)
 # Far over any real URL: a longer --remote is a mistake, and is not echoed whole.

@@ -43,6 +43,7 @@ _FIXED: tuple[tuple[str, Callable[[SessionRequest], object]], ...] = (
     ("--reviewer-model", lambda r: r.review.reviewer_model),
     ("--reviewer-prompt", lambda r: r.review.reviewer_prompt),
     ("--on-failure", lambda r: r.review.on_failure),
+    ("--verify-merged (or [review] verify_merged)", lambda r: r.review.verify_merged),
     ("--notify (or [notify] notify, .autopilot.toml)", lambda r: r.notify.urls),
     ("[notify] notify_command (.autopilot.toml)", lambda r: r.notify.command),
 )

@@ -23,7 +23,7 @@ def run_ids(session_id: str, entry: TaskStatus) -> list[str]:
     ids: list[str] = []
     for retry in range(entry.retries + 1):
         base = f"{session_id}/task-{entry.id}" + (f"/retry-{retry}" if retry else "")
-        ids += [base, f"{base}/conflict"]
+        ids += [base, f"{base}/conflict", f"{base}/merged-checks"]
     return ids
 
 
