@@ -16,8 +16,10 @@ from autopilot.models import (
     AgentSettings,
     ChecksInput,
     MergeInput,
+    TargetMergeInput,
     Task,
     TaskRequest,
+    VerifyMergeInput,
     Workspace,
     WorkspaceInput,
 )
@@ -117,6 +119,28 @@ def test_paths_outside_the_state_dir_are_refused() -> None:
     )
     with pytest.raises(InputRefused, match="output_dir"):
         check_input(climbing)
+
+
+def test_a_merge_verifications_nested_inputs_are_checked_too() -> None:
+    merge = TargetMergeInput(
+        worktree=f"{STATE}/worktrees/s1/1",
+        target_branch="--upload-pack=touch /tmp/owned",
+        session_id="s1",
+        task_id="1",
+    )
+    checks = ChecksInput(
+        worktree=f"{STATE}/worktrees/s1/1",
+        checks=[],
+        timeout_s=1,
+        output_dir="/etc/cron.d",
+        repo="/home/me/project",
+        state_dir=STATE,
+    )
+    with pytest.raises(InputRefused, match="target_branch"):
+        check_input(VerifyMergeInput(merge=merge, checks=checks))
+    safe = merge.model_copy(update={"target_branch": "main"})
+    with pytest.raises(InputRefused, match="output_dir"):
+        check_input(VerifyMergeInput(merge=safe, checks=checks))
 
 
 def test_a_merge_of_an_option_is_refused() -> None:

@@ -24,7 +24,7 @@ from pydantic import BaseModel
 
 from autopilot.git.remote_url import RemoteError, checked_remote, is_remote, shown_url
 from autopilot.git.task_refs import is_task_branch_name
-from autopilot.models import CommitInput, Task, TaskPlace, TaskRequest, Workspace
+from autopilot.models import Task, TaskRequest, Workspace
 
 # Fields holding a model whose fields are checked in turn (AgentInput.request, .commit, ...).
 _NESTED = ("request", "workspace", "commit", "place", "task", "merge", "checks")
@@ -162,5 +162,5 @@ def check_input(request: BaseModel, state_dir: str | None = None, repo: str = ""
             _check_under(field, value, state_dir)
     for field in _NESTED:
         nested = values.get(field)
-        if isinstance(nested, (TaskRequest, Task, Workspace, CommitInput, TaskPlace)):
+        if isinstance(nested, BaseModel):
             check_input(nested, state_dir, repo)
