@@ -1,0 +1,180 @@
+"""autopilot/infra/untrusted_fs.py: under a tree the agent could have changed, no link is
+followed, nothing blocks on a FIFO, nothing huge is read whole, nothing outside changes."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from autopilot.infra import untrusted_fs
+from autopilot.infra.untrusted_fs import UntrustedPath
+
+HUGE = 64 * 1024**3  # sparse: no disk used, but never to be read whole
+
+
+@pytest.fixture
+def outside(tmp_path: Path) -> Path:
+    """A folder and a file that are not the agent's: they must never change."""
+    folder = tmp_path / "outside"
+    folder.mkdir()
+    (folder / "bashrc").write_text("the worker's own\n")
+    (folder / "keep").mkdir()
+    (folder / "keep" / "file").write_text("kept\n")
+    return folder
+
+
+def snapshot(root: Path) -> dict[str, tuple[int, bytes]]:
+    """Every entry under root: its mode and its content (a link's target)."""
+    seen: dict[str, tuple[int, bytes]] = {}
+    for folder, dirs, files in os.walk(root):
+        for name in [*dirs, *files]:
+            path = Path(folder, name)
+            mode = path.lstat().st_mode
+            if stat.S_ISLNK(mode):
+                body = os.fsencode(os.readlink(path))
+            elif stat.S_ISREG(mode):
+                body = path.read_bytes()
+            else:
+                body = b""
+            seen[str(path.relative_to(root))] = (mode, body)
+    return seen
+
+
+def plant(tree: Path, name: str, kind: str, outside: Path) -> None:
+    path = tree / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "link to a file":
+        path.symlink_to(outside / "bashrc")
+    elif kind == "link to a folder":
+        path.symlink_to(outside / "keep")
+    elif kind == "FIFO":
+        os.mkfifo(path)
+    elif kind == "huge sparse file":
+        with path.open("wb") as handle:
+            handle.truncate(HUGE)
+    elif kind == "link to /dev/zero":
+        path.symlink_to("/dev/zero")
+    else:
+        raise AssertionError(kind)
+
+
+KINDS = ["link to a file", "link to a folder", "FIFO", "huge sparse file", "link to /dev/zero"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_reading_refuses_anything_but_a_small_regular_file(
+    tmp_path: Path, outside: Path, kind: str
+) -> None:
+    tree = tmp_path / "tree"
+    plant(tree, "config", kind, outside)
+    with pytest.raises(UntrustedPath):
+        untrusted_fs.read_file(tree, "config", limit=1024)
+
+
+def test_reading_a_regular_file_and_a_missing_one(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "f").write_bytes(b"12345")
+    assert untrusted_fs.read_file(tmp_path, "a", "f", limit=5) == b"12345"
+    with pytest.raises(UntrustedPath):
+        untrusted_fs.read_file(tmp_path, "a", "f", limit=4)
+    with pytest.raises(FileNotFoundError):
+        untrusted_fs.read_file(tmp_path, "a", "missing", limit=5)
+
+
+@pytest.mark.parametrize(
+    "operation",
+    [
+        lambda tree: untrusted_fs.read_file(tree, ".git", "config", limit=1024),
+        lambda tree: untrusted_fs.write_file(tree, ".git", "config", data=b"evil\n"),
+        lambda tree: untrusted_fs.make_dirs(tree, ".git", "info"),
+        lambda tree: untrusted_fs.remove(tree, ".git", "file"),
+    ],
+    ids=["read", "write", "make_dirs", "remove"],
+)
+def test_a_link_on_the_way_is_refused_and_nothing_outside_changes(
+    tmp_path: Path, outside: Path, operation: Callable[[Path], object]
+) -> None:
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (outside / "keep" / "config").write_text("outside config\n")
+    (outside / "keep" / "file").write_text("outside file\n")
+    (tree / ".git").symlink_to(outside / "keep")
+    before = snapshot(outside)
+    with pytest.raises(UntrustedPath):
+        operation(tree)
+    assert snapshot(outside) == before
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_writing_replaces_what_is_there_and_nothing_outside_changes(
+    tmp_path: Path, outside: Path, kind: str
+) -> None:
+    tree = tmp_path / "tree"
+    plant(tree, ".git/config", kind, outside)
+    before = snapshot(outside)
+    untrusted_fs.write_file(tree, ".git", "config", data=b"ours\n", mode=0o600)
+    written = tree / ".git" / "config"
+    assert not written.is_symlink() and written.read_bytes() == b"ours\n"
+    assert stat.S_IMODE(written.stat().st_mode) == 0o600
+    assert snapshot(outside) == before
+    assert sorted(os.listdir(tree / ".git")) == ["config"]  # nothing left aside
+
+
+def test_writing_over_a_folder_replaces_it(tmp_path: Path) -> None:
+    (tmp_path / "config" / "deep").mkdir(parents=True)
+    untrusted_fs.write_file(tmp_path, "config", data=b"ours\n")
+    assert (tmp_path / "config").read_bytes() == b"ours\n"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_removing_a_tree_removes_links_not_what_they_point_at(
+    tmp_path: Path, outside: Path, kind: str
+) -> None:
+    tree = tmp_path / "tree"
+    plant(tree, "deep/er/entry", kind, outside)
+    (tree / "deep" / "read-only").mkdir()
+    (tree / "deep" / "read-only" / "link").symlink_to(outside / "bashrc")
+    os.chmod(tree / "deep" / "read-only", 0o500)  # as a Go module cache leaves its folders
+    os.chmod(outside / "bashrc", 0o444)
+    before = snapshot(outside)
+    untrusted_fs.remove_path(tree)
+    assert not tree.exists() and not tree.is_symlink()
+    assert snapshot(outside) == before  # no chmod through the link either
+
+
+@pytest.mark.parametrize("kind", ["link to a file", "link to a folder"])
+def test_removing_a_link_removes_only_the_link(tmp_path: Path, outside: Path, kind: str) -> None:
+    plant(tmp_path, "workspace", kind, outside)
+    before = snapshot(outside)
+    untrusted_fs.remove_path(tmp_path / "workspace")
+    assert not (tmp_path / "workspace").is_symlink()
+    assert snapshot(outside) == before
+
+
+def test_removing_what_is_not_there_is_no_error(tmp_path: Path) -> None:
+    untrusted_fs.remove(tmp_path, "missing", "deeper")
+    untrusted_fs.remove_path(tmp_path / "missing")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_folder_made_real_replaces_whatever_was_there(
+    tmp_path: Path, outside: Path, kind: str
+) -> None:
+    plant(tmp_path, "space/tmp", kind, outside)
+    before = snapshot(outside)
+    untrusted_fs.replace_with_dir(tmp_path / "space" / "tmp")
+    assert untrusted_fs.is_real_dir(tmp_path, "space", "tmp")
+    assert snapshot(outside) == before
+
+
+def test_entry_mode_sees_a_link_as_a_link(tmp_path: Path, outside: Path) -> None:
+    plant(tmp_path, "git", "link to a folder", outside)
+    mode = untrusted_fs.entry_mode(tmp_path, "git")
+    assert mode is not None and stat.S_ISLNK(mode)
+    assert not untrusted_fs.is_real_dir(tmp_path, "git")
+    assert untrusted_fs.entry_mode(tmp_path, "git", "file") is None  # not through the link
+    assert untrusted_fs.entry_mode(tmp_path, "missing") is None
