@@ -171,10 +171,10 @@ def test_a_folder_made_real_replaces_whatever_was_there(
     assert snapshot(outside) == before
 
 
-def test_entry_mode_sees_a_link_as_a_link(tmp_path: Path, outside: Path) -> None:
+def test_lstat_at_sees_a_link_as_a_link(tmp_path: Path, outside: Path) -> None:
     plant(tmp_path, "git", "link to a folder", outside)
-    mode = untrusted_fs.entry_mode(tmp_path, "git")
-    assert mode is not None and stat.S_ISLNK(mode)
+    found = untrusted_fs.lstat_at(tmp_path, "git")
+    assert found is not None and stat.S_ISLNK(found.st_mode)
     assert not untrusted_fs.is_real_dir(tmp_path, "git")
-    assert untrusted_fs.entry_mode(tmp_path, "git", "file") is None  # not through the link
-    assert untrusted_fs.entry_mode(tmp_path, "missing") is None
+    assert untrusted_fs.lstat_at(tmp_path, "git", "file") is None  # not through the link
+    assert untrusted_fs.lstat_at(tmp_path, "missing") is None

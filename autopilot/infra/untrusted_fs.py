@@ -75,21 +75,22 @@ def open_dir(root: Path, *parts: str) -> Iterator[int]:
         os.close(fd)
 
 
-def entry_mode(root: Path, *parts: str) -> int | None:
-    """The st_mode of `root/parts...` itself (a link is a link), None if nothing is there or a
+def lstat_at(root: Path, *parts: str) -> os.stat_result | None:
+    """The lstat of `root/parts...` itself (a link is a link), None if nothing is there or a
     folder on the way is missing, a link, or not a folder."""
     *folders, name = parts
+    _check_name(name)
     try:
         with open_dir(root, *folders) as fd:
-            return os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode
-    except (FileNotFoundError, UntrustedPath):
+            return os.stat(name, dir_fd=fd, follow_symlinks=False)
+    except (FileNotFoundError, NotADirectoryError, UntrustedPath):
         return None
 
 
 def is_real_dir(root: Path, *parts: str) -> bool:
     """A folder there, reached without a link (a link to a folder is not one)."""
-    mode = entry_mode(root, *parts)
-    return mode is not None and stat.S_ISDIR(mode)
+    found = lstat_at(root, *parts)
+    return found is not None and stat.S_ISDIR(found.st_mode)
 
 
 def read_file(root: Path, *parts: str, limit: int) -> bytes:
@@ -163,8 +164,8 @@ def replace_with_dir(path: Path, mode: int = 0o755) -> None:
     """`path` is a real folder: whatever else is there (a link, a file) is removed first. Its
     parent is the worker's own, made if missing; only `path` itself is the agent's to change."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    mode_now = entry_mode(path.parent, path.name)
-    if mode_now is not None and not stat.S_ISDIR(mode_now):
+    found = lstat_at(path.parent, path.name)
+    if found is not None and not stat.S_ISDIR(found.st_mode):
         remove(path.parent, path.name)
     make_dirs(path.parent, path.name, mode=mode)
 
