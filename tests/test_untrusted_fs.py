@@ -81,6 +81,8 @@ def test_reading_a_regular_file_and_a_missing_one(tmp_path: Path) -> None:
     assert untrusted_fs.read_file(tmp_path, "a", "f", limit=5) == b"12345"
     with pytest.raises(UntrustedPath):
         untrusted_fs.read_file(tmp_path, "a", "f", limit=4)
+    with pytest.raises(UntrustedPath):
+        untrusted_fs.read_file(tmp_path, "a", limit=5)  # a folder
     with pytest.raises(FileNotFoundError):
         untrusted_fs.read_file(tmp_path, "a", "missing", limit=5)
 

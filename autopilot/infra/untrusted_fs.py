@@ -107,12 +107,13 @@ def read_file(root: Path, *parts: str, limit: int) -> bytes:
             if err.errno == errno.ELOOP:
                 raise UntrustedPath(err.errno, f"{where} is a link") from None
             raise
-    with os.fdopen(fd, "rb") as data:
-        found = os.fstat(fd)
+    found = os.fstat(fd)
+    if not stat.S_ISREG(found.st_mode) or found.st_size > limit:
+        os.close(fd)
         if not stat.S_ISREG(found.st_mode):
             raise UntrustedPath(errno.EINVAL, f"{where} is not a regular file")
-        if found.st_size > limit:
-            raise UntrustedPath(errno.EFBIG, f"{where} is bigger than {limit} bytes")
+        raise UntrustedPath(errno.EFBIG, f"{where} is bigger than {limit} bytes")
+    with os.fdopen(fd, "rb") as data:
         content = data.read(limit + 1)
     if len(content) > limit:  # grew while we read it
         raise UntrustedPath(errno.EFBIG, f"{where} is bigger than {limit} bytes")
