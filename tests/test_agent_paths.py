@@ -23,7 +23,7 @@ from autopilot.models import SetupInput, TaskPlace, Workspace, WorkspaceSettings
 from autopilot.review.checks import CheckEnv, parse_check, private_tmpdir
 from autopilot.setup.steps import set_up_workspace
 from tests.agent_paths import CHECK_TMP, INVENTORY, SPACE, Touch
-from tests.gitutil import commit_file, isolate_git, make_repo
+from tests.gitutil import commit_file, git, isolate_git, make_repo
 from tests.test_untrusted_fs import HUGE, snapshot
 
 SESSION = "sess-paths"
@@ -109,6 +109,7 @@ def setup_request(places: Places, ws: Workspace) -> SetupInput:
 
 
 def commit_step(places: Places, put: Put) -> None:
+    git(places.workspace, "config", "x.y", "1")  # the agent's: our step writes ours back
     put(places.workspace)
     commit_changes(places.ws.path, places.ws.base_sha, SESSION, "1", "Task", repo=places.repo)
 

@@ -258,7 +258,6 @@ class LinkPlanter:
                 f"ln -sf {self.bashrc} .git/config.autopilot",
                 f"ln -sf {self.bashrc} .git/config.worktree",
                 f"ln -sfn {self.outside} .git/commondir",
-                f'ln -sfn {self.outside} "$HOME/../tmp.next"',
             ]
         )
 
