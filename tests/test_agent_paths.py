@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 
@@ -83,10 +84,14 @@ def plant(path: Path, kind: str, outside: Path) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# The steps: each plants (through `put`, given the folder its path is relative to) and runs
+# The steps: each plants (`put`, when the place is there) and runs
 # --------------------------------------------------------------------------------------------
 
-Put = Callable[[Path], None]
+
+class Put(Protocol):
+    """Plants what the test plants at its path (a check's temp dir: the one given)."""
+
+    def __call__(self, check_tmp: Path | None = None) -> None: ...
 
 
 def setup_request(places: Places, ws: Workspace) -> SetupInput:
@@ -108,14 +113,18 @@ def setup_request(places: Places, ws: Workspace) -> SetupInput:
     )
 
 
+def plant_nothing(check_tmp: Path | None = None) -> None:
+    """A step run before the one the test plants for."""
+
+
 def commit_step(places: Places, put: Put) -> None:
     git(places.workspace, "config", "x.y", "1")  # the agent's: our step writes ours back
-    put(places.workspace)
+    put()
     commit_changes(places.ws.path, places.ws.base_sha, SESSION, "1", "Task", repo=places.repo)
 
 
 def prepare_step(places: Places, put: Put) -> None:
-    put(places.workspace)
+    put()
     prepare_workspace(places.repo, "main", places.tmp / "state", SESSION, "1")
 
 
@@ -123,7 +132,7 @@ def in_conflict(places: Places) -> None:
     """The task's conflict round: the target merged in, README.md in conflict."""
     commit_file(places.repo, "README.md", "the target's\n", "target")
     (places.workspace / "README.md").write_text("the task's\n")
-    commit_step(places, lambda _: None)
+    commit_step(places, plant_nothing)
     merged = merge_target_into_branch(places.ws.path, "main", SESSION, "1", repo=places.repo)
     assert merged.conflict_files == ["README.md"], merged
 
@@ -136,17 +145,17 @@ def conclude_merge_step(places: Places, put: Put) -> None:
 
 def conflicts_step(places: Places, put: Put) -> None:
     in_conflict(places)
-    put(places.workspace)
+    put()
     gitops.unresolved_conflicts(places.ws.path)
 
 
 def fingerprint_step(places: Places, put: Put) -> None:
-    put(places.workspace)
+    put()
     gitops.tree_fingerprint(places.ws.path)
 
 
 def mark_step(places: Places, put: Put) -> None:
-    put(places.workspace)
+    put()
     _mark(
         places.workspace,
         TaskPlace(
@@ -157,14 +166,14 @@ def mark_step(places: Places, put: Put) -> None:
 
 def remove_step(places: Places, put: Put) -> None:
     places.space.mkdir(parents=True, exist_ok=True)
-    put(places.space if places.space.exists() else places.workspace)
+    put()
     gitops.remove_workspace(places.repo, places.ws.path)
     assert not places.workspace.exists() and not places.space.exists()
 
 
 def sandbox_step(places: Places, put: Put) -> None:
     places.space.mkdir(parents=True, exist_ok=True)
-    put(places.space)
+    put()
     layout = task_layout(
         places.workspace,
         places.space,
@@ -185,7 +194,7 @@ def check_tmp_step(places: Places, put: Put) -> None:
 
 
 def setup_step(places: Places, put: Put) -> None:
-    put(places.workspace)
+    put()
     set_up_workspace(setup_request(places, places.ws), CheckEnv())
 
 
@@ -193,7 +202,7 @@ def setup_from_cache_step(places: Places, put: Put) -> None:
     first = prepare_workspace(places.repo, "main", places.tmp / "state", SESSION, "0")
     assert not set_up_workspace(setup_request(places, first), CheckEnv()).from_cache
     set_up_workspace(setup_request(places, places.ws), CheckEnv())  # as the agent found it
-    put(places.workspace)
+    put()
     (places.workspace / ".git" / "autopilot-setup").unlink()  # set up again: from the cache
     assert set_up_workspace(setup_request(places, places.ws), CheckEnv()).from_cache
 
@@ -246,9 +255,15 @@ def test_what_the_agent_left_changes_nothing_outside_and_hangs_nothing(
 ) -> None:
     before = snapshot(places.outside)
 
-    def put(base: Path) -> None:
-        relative = touch.path.removeprefix(SPACE).removeprefix(CHECK_TMP)
-        plant(base / relative, kind, places.outside)
+    def put(check_tmp: Path | None = None) -> None:
+        """Plant at the touch's path: in the agent's own folder, a check's temp dir (given by
+        the step that makes it) or the workspace."""
+        if touch.path.startswith(SPACE):
+            plant(places.space / touch.path.removeprefix(SPACE), kind, places.outside)
+        elif check_tmp is not None:
+            plant(check_tmp / touch.path.removeprefix(CHECK_TMP), kind, places.outside)
+        else:
+            plant(places.workspace / touch.path, kind, places.outside)
 
     failed = run_with_deadline(lambda: STEPS[touch.step](places, put))
     if failed is not None and type(failed).__name__ not in touch.may_fail:
