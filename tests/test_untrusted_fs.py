@@ -180,3 +180,37 @@ def test_lstat_at_sees_a_link_as_a_link(tmp_path: Path, outside: Path) -> None:
     assert not untrusted_fs.is_real_dir(tmp_path, "git")
     assert untrusted_fs.lstat_at(tmp_path, "git", "file") is None  # not through the link
     assert untrusted_fs.lstat_at(tmp_path, "missing") is None
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to become another user")
+def test_a_tree_we_may_not_read_is_removed_by_its_own_fds(tmp_path: Path, outside: Path) -> None:
+    # A worker that is not root: folders left without read or write permission (a Go module
+    # cache, a hostile `chmod 0`) are made removable through their own fds, links untouched.
+    nobody = 65534
+    tree = tmp_path / "tree"
+    plant(tree, "read-only/link", "link to a file", outside)
+    plant(tree, "unreadable/file", "huge sparse file", outside)
+    for folder, _, files in os.walk(tree):
+        os.chown(folder, nobody, nobody)
+        for name in files:
+            os.lchown(os.path.join(folder, name), nobody, nobody)
+    os.chmod(tree / "read-only", 0o500)
+    os.chmod(tree / "unreadable", 0o000)
+    os.chmod(tmp_path, 0o777)  # nobody may remove `tree` from it
+    os.chmod(outside / "bashrc", 0o666)  # a chmod through the link would show
+    before = snapshot(outside)
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports by its exit status
+        code = 1
+        try:
+            os.chdir(tmp_path)  # its parents are root's alone (0700)
+            os.setgid(nobody)
+            os.setuid(nobody)
+            untrusted_fs.remove_path(Path("tree"))
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert not tree.exists()
+    assert snapshot(outside) == before
