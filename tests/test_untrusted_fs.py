@@ -214,3 +214,20 @@ def test_a_tree_we_may_not_read_is_removed_by_its_own_fds(tmp_path: Path, outsid
     assert os.waitstatus_to_exitcode(status) == 0
     assert not tree.exists()
     assert snapshot(outside) == before
+
+
+def test_a_tree_deeper_than_our_fds_and_stack_is_removed(tmp_path: Path, outside: Path) -> None:
+    depth = 3000  # past the default 1,024 fds and 1,000 frames
+    fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    os.mkdir("deep", dir_fd=fd)
+    for level in range(depth):
+        child = os.open("deep" if level == 0 else "d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+        os.close(fd)
+        fd = child
+        os.mkdir("d", dir_fd=fd)
+        os.symlink(outside / "keep", "link", dir_fd=fd)
+    os.close(fd)
+    before = snapshot(outside)
+    untrusted_fs.remove_path(tmp_path / "deep")
+    assert not (tmp_path / "deep").exists()
+    assert snapshot(outside) == before

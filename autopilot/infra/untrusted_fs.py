@@ -192,6 +192,9 @@ def remove_path(path: Path) -> None:
 
 
 def _remove_in(dir_fd: int, name: str, shown: Path) -> None:
+    """Remove `name` in `dir_fd`: a file or a link unlinked, a folder emptied and removed. The
+    tree is walked with one fd at a time, back up by `..` (checked to be the folder we came
+    from): no depth the agent makes can exhaust our fds or our stack."""
     try:
         found = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
     except FileNotFoundError:
@@ -200,13 +203,54 @@ def _remove_in(dir_fd: int, name: str, shown: Path) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(name, dir_fd=dir_fd)
         return
-    child = _open_child_dir(dir_fd, name, shown)
+    fd = _open_child_dir(dir_fd, name, shown)
+    # Per folder on the way down: its name, (device, inode), and its subfolders still to remove.
+    trail: list[tuple[str, tuple[int, int], list[str]]] = [(name, _identity(fd), _empty(fd))]
     try:
-        if stat.S_IMODE(os.fstat(child).st_mode) & _OWNER_ALL != _OWNER_ALL:
-            os.fchmod(child, _OWNER_ALL)  # its entries can be removed: by fd, never by name
-        for entry in os.listdir(child):
-            _remove_in(child, entry, shown / entry)
+        while trail:
+            pending = trail[-1][2]
+            if pending:
+                below = pending.pop()
+                child = _open_child_dir(fd, below, shown)
+                os.close(fd)
+                fd = child
+                trail.append((below, _identity(fd), _empty(fd)))
+                continue
+            done, _, _ = trail.pop()
+            if not trail:
+                break
+            parent = os.open("..", _DIR_FLAGS, dir_fd=fd)
+            os.close(fd)
+            fd = parent
+            if _identity(fd) != trail[-1][1]:
+                raise UntrustedPath(errno.ESTALE, f"{shown} was moved while we removed it")
+            with contextlib.suppress(FileNotFoundError):
+                os.rmdir(done, dir_fd=fd)
     finally:
-        os.close(child)
+        os.close(fd)
     with contextlib.suppress(FileNotFoundError):
         os.rmdir(name, dir_fd=dir_fd)
+
+
+def _identity(fd: int) -> tuple[int, int]:
+    found = os.fstat(fd)
+    return found.st_dev, found.st_ino
+
+
+def _empty(fd: int) -> list[str]:
+    """Unlink every entry of the folder `fd` but its subfolders; returns their names. The
+    folder is made ours to change by its own fd (fchmod), never by a name."""
+    if stat.S_IMODE(os.fstat(fd).st_mode) & _OWNER_ALL != _OWNER_ALL:
+        os.fchmod(fd, _OWNER_ALL)
+    folders = []
+    for entry in os.listdir(fd):
+        try:
+            found = os.stat(entry, dir_fd=fd, follow_symlinks=False)
+        except FileNotFoundError:
+            continue
+        if stat.S_ISDIR(found.st_mode):
+            folders.append(entry)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(entry, dir_fd=fd)
+    return folders
