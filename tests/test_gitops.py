@@ -33,7 +33,7 @@ from autopilot.git import (
 )
 from autopilot.git import merge as git_merge
 from autopilot.git import refs as git_refs
-from autopilot.git.refs import _rmtree
+from autopilot.infra.untrusted_fs import remove_path
 from autopilot.models import MergeInput, MergeOutcome, Workspace
 from tests.gitutil import commit_file, git, head, isolate_git, make_repo, trailers, write
 
@@ -180,7 +180,7 @@ def test_prepare_after_workspace_dir_deleted_by_hand(repo: Path, state: Path) ->
     first = prepare_workspace(repo, "main", state, SESSION, "1")
     write(Path(first.path), "work.txt", "agent\n")
     agent_sha = commit_changes(first.path, first.base_sha, SESSION, "1", "x", repo=repo).head_sha
-    _rmtree(Path(first.path))  # what was brought back is on the task branch
+    remove_path(Path(first.path))  # what was brought back is on the task branch
 
     second = prepare_workspace(repo, "main", state, SESSION, "1")
     assert second == first

@@ -29,6 +29,7 @@ from autopilot.agent.sandbox import (
     under_tmp,
 )
 from autopilot.agent.scripted_model import (
+    STRUCTURED_OUTPUT,
     Conversation,
     PlanFollower,
     Reply,
@@ -301,6 +302,70 @@ def test_a_hostile_agent_changes_nothing_but_its_workspace(
     assert SECRET not in results
     assert not (repo / ".git" / "hooks" / "post-merge").exists()
     assert git(repo, "config", "--get", "core.hooksPath", check=False) == ""
+    log = git(repo, "log", "--first-parent", "--format=%s", "main").splitlines()
+    assert log == ["Merge task 1.1: Alpha", "initial"]
+    assert git(repo, "show", "main:alpha.txt") == "alpha"
+
+
+class LinkPlanter:
+    """Does its task as PlanFollower does, then, before its last answer, the attack that once
+    got out: a config git would run (`$(...)` in the identity our config keeps) and links in
+    its `.git` to a file and a folder outside, where our next step writes and removes."""
+
+    def __init__(self, bashrc: Path, outside: Path, pwned: Path) -> None:
+        self.follower = PlanFollower()
+        self.bashrc, self.outside, self.pwned = bashrc, outside, pwned
+        self.attacked = False
+
+    def attack(self) -> str:
+        return "\n".join(
+            [
+                f"git config user.name 'x$(touch {self.pwned})'",
+                "git config x.y 1",
+                f"ln -sf {self.bashrc} .git/config.autopilot",
+                f"ln -sf {self.bashrc} .git/config.worktree",
+                f"ln -sfn {self.outside} .git/commondir",
+            ]
+        )
+
+    def __call__(self, conversation: Conversation) -> Reply:
+        reply = self.follower(conversation)
+        if isinstance(reply, ToolUses) or conversation.side_call or self.attacked:
+            return reply
+        if STRUCTURED_OUTPUT in conversation.tools:
+            return reply  # the reviewer: read-only, not the attacker
+        self.attacked = True
+        return ToolUses([ToolCall("Bash", {"command": self.attack(), "description": "x"})])
+
+
+@pytest.mark.e2e
+@pytest.mark.reliability(
+    "a hostile agent sets `git config user.name 'x$(touch …)'` and links its .git's "
+    "config.autopilot and config.worktree to the worker's ~/.bashrc, commondir to a folder "
+    "outside (the attack that once overwrote ~/.bashrc through our config rewrite)",
+    "the real pipeline: ~/.bashrc and the folder are byte for byte unchanged, nothing ran, "
+    "the task is reviewed and merged",
+)
+def test_links_the_agent_leaves_in_its_git_dir_are_never_followed(
+    tmp_path: Path, repo: Path
+) -> None:
+    plan = tmp_path / "plan.md"
+    plan.write_text(PLAN)
+    bashrc = write(tmp_path / "worker-home", ".bashrc", "# the worker's own\n")
+    outside = tmp_path / "outside"
+    write(outside, "kept", "kept\n")
+    pwned = tmp_path / "pwned"
+    agent = LinkPlanter(bashrc, outside, pwned)
+    root = tmp_path / "autopilot"
+    with ScriptedModel(agent) as model, autopilot(root, model.env()) as installation:
+        done = installation.starter(str(plan), "--repo", str(repo))
+        results = "\n".join(r for c in model.snapshot() for r in c.last_tool_results)
+    assert agent.attacked, results
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert bashrc.read_text() == "# the worker's own\n"
+    assert sorted(p.name for p in outside.iterdir()) == ["kept"]
+    assert (outside / "kept").read_text() == "kept\n"
+    assert not pwned.exists()
     log = git(repo, "log", "--first-parent", "--format=%s", "main").splitlines()
     assert log == ["Merge task 1.1: Alpha", "initial"]
     assert git(repo, "show", "main:alpha.txt") == "alpha"

@@ -18,8 +18,8 @@ from autopilot.git import (
     merge_task,
     prepare_workspace,
 )
-from autopilot.git.refs import _rmtree
 from autopilot.git.workspace import _config_values
+from autopilot.infra.untrusted_fs import remove_path
 from autopilot.models import CommitOutcome, Workspace
 from tests.gitutil import commit_file, git, head, isolate_git, make_repo, write
 
@@ -112,7 +112,7 @@ def test_a_branch_that_left_its_base_is_refused(repo: Path, ws: Workspace) -> No
 )
 def test_a_git_dir_moved_to_the_users_repository_is_refused(repo: Path, ws: Workspace) -> None:
     path = Path(ws.path)
-    _rmtree(path / ".git")
+    remove_path(path / ".git")
     (path / ".git").write_text(f"gitdir: {repo / '.git'}\n")
     write(path, "a.txt", "a\n")
     refs_before = git(repo, "for-each-ref")
@@ -149,7 +149,7 @@ def test_what_the_agent_configures_in_its_workspace_never_runs(
 
     assert not ran.exists()
     assert git(repo, "show", f"{ws.branch}:a.txt") == "a"
-    values = _config_values(path / ".git" / "config")
+    values = _config_values((path / ".git" / "config").read_bytes(), tmp_path)
     assert values == gitops.WORKSPACE_SETTINGS | {
         "user.name": "Test User",
         "user.email": "test@example.com",
@@ -183,6 +183,6 @@ def test_a_workspace_keeps_any_identity_exactly(tmp_path: Path, name: str) -> No
     repo = make_repo(tmp_path / "repo")
     git(repo, "config", "user.name", name)
     ws = prepare_workspace(repo, "main", tmp_path / "state", SESSION, "1")
-    values = _config_values(Path(ws.path, ".git", "config"))
+    values = _config_values(Path(ws.path, ".git", "config").read_bytes(), tmp_path)
     assert values["user.name"] == name.strip()
     assert {k: values[k] for k in gitops.WORKSPACE_SETTINGS} == gitops.WORKSPACE_SETTINGS

@@ -26,6 +26,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from autopilot.infra import untrusted_fs
+
 INSTALL_HINT = (
     "install bubblewrap and socat (as root: `apt-get install -y bubblewrap socat`; otherwise "
     "`sudo apt-get install bubblewrap socat`, or your system's packages of those names), then "
@@ -143,7 +145,8 @@ class Sandbox:
         """`argv` run inside the sandbox that `layout` describes; with `gateway`, with no
         network but the way to it."""
         for folder in (*layout.writable, layout.tmp):
-            folder.mkdir(parents=True, exist_ok=True)
+            # A link a run before left in its own folder would be bound, followed, in its place.
+            untrusted_fs.replace_with_dir(folder)
         options = [*_NAMESPACES, "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
         # /tmp first: the places below may lie inside it (the host's /tmp, as sources).
         options += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]

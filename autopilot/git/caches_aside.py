@@ -12,9 +12,9 @@ import tempfile
 from pathlib import Path
 from types import TracebackType
 
-from autopilot.git.refs import _rmtree
 from autopilot.git.remote import RemoteWorkspaces
 from autopilot.git.remote_cache import CACHES, locked
+from autopilot.infra.untrusted_fs import remove_path
 
 __all__ = ["CachesAside"]
 
@@ -56,13 +56,13 @@ class CachesAside:
                     continue
                 making = place.with_name(f".making-{place.name}")
                 try:
-                    _rmtree(making)
+                    remove_path(making)
                     # A rename when the temporary folder is on the state dir's file system; a
                     # copy otherwise (rename cannot cross file systems).
                     shutil.move(cache, making)
-                    _rmtree(place)
+                    remove_path(place)
                     making.rename(place)
                 except OSError:
                     # The session has started: its worker makes its own cache instead.
                     with contextlib.suppress(OSError):
-                        _rmtree(making)
+                        remove_path(making)

@@ -30,8 +30,14 @@ from autopilot.git.runner import (
     _z_paths,
 )
 from autopilot.git.workspace import _enter, bring_back
+from autopilot.infra import untrusted_fs
 from autopilot.models import CommitInfo, CommitOutcome, TargetMerge
 from autopilot.review.protected_paths import unnamed_protected
+
+# What the agent left is read as data, never whole: git's MERGE_MSG is a few KiB, and a file
+# with conflict markers left in is a source file, not this big.
+_MERGE_MSG_LIMIT = 1024 * 1024
+_MARKER_SCAN_LIMIT = 64 * 1024 * 1024
 
 
 class ConflictsRemain(GitError):
@@ -105,10 +111,12 @@ def _merge_message(worktree: str | Path, message: str, session_id: str, task_id:
     """The message for concluding the merge in progress: the one it was started with
     (MERGE_MSG, git's `# Conflicts` comment lines dropped) if it already carries our
     trailers, else `message` (or git's merge message) with our trailers."""
+    found = _git_path(worktree, "MERGE_MSG")
     try:
-        text = _git_path(worktree, "MERGE_MSG").read_text(encoding="utf-8", errors="replace")
-    except FileNotFoundError:
-        text = ""
+        raw = untrusted_fs.read_file(found.parent, found.name, limit=_MERGE_MSG_LIMIT)
+    except (FileNotFoundError, untrusted_fs.UntrustedPath):
+        raw = b""  # none, or not a message git wrote (a link, a FIFO, a huge file)
+    text = raw.decode("utf-8", errors="replace")
     kept = "\n".join(line for line in text.splitlines() if not line.startswith("#")).strip()
     lines = kept.splitlines()
     if f"{SESSION_TRAILER}: {session_id}" in lines and f"{TASK_TRAILER}: {task_id}" in lines:
@@ -312,13 +320,13 @@ def _conflict_state(worktree: str | Path) -> tuple[list[bytes], list[bytes]]:
         candidates &= _differs_from(worktree, base.stdout.strip())
     marked: list[bytes] = []
     for path in sorted(candidates | set(unmerged)):
-        full = Path(worktree, os.fsdecode(path))
-        if full.is_symlink() or not full.is_file():
-            continue
-        try:
-            blocks = _marker_blocks(full.read_bytes())
+        try:  # a link, a FIFO or a file too big to be a source file is not looked into
+            content = untrusted_fs.read_file(
+                Path(worktree), *os.fsdecode(path).split("/"), limit=_MARKER_SCAN_LIMIT
+            )
         except OSError:
             continue
+        blocks = _marker_blocks(content)
         if blocks == 0:
             continue
         if blocks > max(_marker_blocks(_blob(worktree, rev, path)) for rev in (ours, theirs)):

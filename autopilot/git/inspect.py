@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from pathlib import Path
 from typing import Protocol
 
@@ -21,6 +22,7 @@ from autopilot.git.refs import (
 )
 from autopilot.git.runner import GitError, _git, _git_raw, _run, _shown, _z_paths
 from autopilot.git.workspace import _enter
+from autopilot.infra import untrusted_fs
 
 
 class ReviewDiff(BaseModel):
@@ -117,6 +119,8 @@ _OTHER_WORKTREES = "worktrees"
 # HEAD: other tasks commit and merge, and the user works, in that repository while a review
 # runs, and the fingerprint would see them as the reviewer's doing.
 _SHARED_GIT_PARTS = ("config", "hooks", "info")
+# A file bigger than this is fingerprinted by its size, time and inode: not read whole.
+_HASHED_FILE_LIMIT = 16 * 1024 * 1024
 
 
 def tree_fingerprint(worktree: str | Path) -> str:
@@ -170,18 +174,27 @@ class _Digest(Protocol):
 
 
 def _hash_entry(digest: _Digest, path: Path) -> None:
-    """What is at `path`: a link's target, a file's content, or that it is a folder or gone.
-    Links are not followed: a link out of the worktree is the link, not what it points at."""
-    try:
-        if path.is_symlink():
-            digest.update(b"link:" + os.fsencode(os.readlink(path)))
-        elif path.is_file():
-            with path.open("rb") as handle:
-                digest.update(b"file:" + hashlib.file_digest(handle, "sha256").digest())
-        else:
-            digest.update(b"dir" if path.is_dir() else b"missing")
-    except FileNotFoundError:  # gone between listing and reading
+    """What is at `path`: a link's target, a file's content (a huge one: its size, time and
+    inode, it is not read whole), or that it is a folder, something else, or gone. Links are
+    not followed: a link out of the worktree is the link, not what it points at."""
+    found = untrusted_fs.lstat_at(path.parent, path.name)
+    if found is None:
         digest.update(b"missing")
+    elif stat.S_ISLNK(found.st_mode):
+        digest.update(b"link:" + os.fsencode(os.readlink(path)))
+    elif stat.S_ISDIR(found.st_mode):
+        digest.update(b"dir")
+    elif not stat.S_ISREG(found.st_mode):
+        digest.update(f"special:{found.st_mode:o}".encode())  # a FIFO is never opened
+    else:
+        try:
+            content = untrusted_fs.read_file(path.parent, path.name, limit=_HASHED_FILE_LIMIT)
+            digest.update(b"file:" + hashlib.sha256(content).digest())
+        except FileNotFoundError:  # gone between listing and reading
+            digest.update(b"missing")
+        except untrusted_fs.UntrustedPath:
+            big = f"big:{found.st_size}:{found.st_mtime_ns}:{found.st_ino}"
+            digest.update(big.encode())
 
 
 def _hash_tree(digest: _Digest, root: Path, skip: frozenset[str] = frozenset()) -> None:

@@ -34,6 +34,7 @@ from autopilot.git.runner import (
     _shown,
     _z_paths,
 )
+from autopilot.infra import untrusted_fs
 from autopilot.models import MergeOutcome
 
 MERGE_ATTEMPTS = 5  # the target moved under us this many times in a row: give up
@@ -229,8 +230,10 @@ def _rebase_of(repo: str | Path, branch: str) -> _Worktree | None:
         if wt.branch is not None or wt.bare or wt.prunable or not Path(wt.path).is_dir():
             continue
         for state in ("rebase-merge", "rebase-apply"):
+            head_name = _git_path(wt.path, f"{state}/head-name")
             with contextlib.suppress(OSError):
-                if _git_path(wt.path, f"{state}/head-name").read_text().strip() == ref:
+                named = untrusted_fs.read_file(head_name.parent, head_name.name, limit=4096)
+                if named.decode(errors="replace").strip() == ref:
                     return wt
     return None
 

@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import stat
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from autopilot.git.names import SESSION_TRAILER, TASK_TRAILER
 from autopilot.git.runner import GitError, RepoError, _fail, _git, _run
+from autopilot.infra import untrusted_fs
 
 # An index.lock in one of OUR worktrees older than this is left over from a killed git
 # process: no git command we or the agent run holds the index that long.
 STALE_LOCK_SECONDS = 60.0
 BRANCH_LOCK_STALE_SECONDS = 5.0
+# A `.git` file and a worktree's `gitdir` file hold one path: anything longer is not one.
+_POINTER_LIMIT = 64 * 1024
 
 
 def _branch_ref(branch: str) -> str:
@@ -170,16 +169,15 @@ def _worktrees(repo: str | Path) -> list[_Worktree]:
 def _is_linked_worktree(path: Path) -> bool:
     """A worktree of a session recorded before workspaces had repositories of their own: its
     `.git` file names a git dir whose `gitdir` file names this `.git` back (git writes both
-    when it adds a worktree; a `.git` file pointing at a repository itself has no such link)."""
-    dot_git = path / ".git"
-    if dot_git.is_symlink() or not dot_git.is_file():
-        return False
-    named = dot_git.read_text(errors="replace").strip().removeprefix("gitdir:").strip()
+    when it adds a worktree; a `.git` file pointing at a repository itself has no such link).
+    Both are the agent's to change: read as data, never through a link, never whole."""
     try:
-        back = Path(named, "gitdir").read_text(errors="replace").strip()
-    except OSError:
+        text = untrusted_fs.read_file(path, ".git", limit=_POINTER_LIMIT)
+        named = text.decode(errors="replace").strip().removeprefix("gitdir:").strip()
+        back = untrusted_fs.read_file(Path(named), "gitdir", limit=_POINTER_LIMIT)
+    except (OSError, ValueError):
         return False
-    return _same_path(back, dot_git)
+    return _same_path(back.decode(errors="replace").strip(), path / ".git")
 
 
 def _same_path(a: str | Path, b: str | Path) -> bool:
@@ -225,19 +223,6 @@ def _git_path(cwd: str | Path, name: str) -> Path:
     return Path(_git(cwd, "rev-parse", "--path-format=absolute", "--git-path", name).strip())
 
 
-def _rmtree(path: Path) -> None:
-    """Remove a directory tree, read-only files (e.g. a Go module cache) included."""
-
-    def make_writable_and_retry(func: Callable[..., Any], name: str, _exc: Any) -> None:
-        os.chmod(name, stat.S_IRWXU)
-        func(name)
-
-    if path.is_symlink() or path.is_file():
-        path.unlink()
-    elif path.exists():
-        shutil.rmtree(path, onerror=make_writable_and_retry)
-
-
 _IN_PROGRESS = {
     "MERGE_HEAD": "a merge",
     "rebase-merge": "a rebase",
@@ -254,14 +239,12 @@ def _operation_in_progress(checkout: str | Path) -> str | None:
     return None
 
 
-def _clear_stale_lock(lock: Path, stale_after_s: float = STALE_LOCK_SECONDS) -> None:
-    """Remove `lock` if it is older than `stale_after_s`: a git killed while holding it."""
-    try:
-        age = time.time() - lock.stat().st_mtime
-    except (FileNotFoundError, NotADirectoryError):
-        return
-    if age > stale_after_s:
-        lock.unlink(missing_ok=True)
+def _clear_stale_lock(root: Path, *parts: str, stale_after_s: float = STALE_LOCK_SECONDS) -> None:
+    """Remove the lock `root/parts...` if it is older than `stale_after_s`: a git killed while
+    holding it. Reached without following a link (a workspace's `.git` is the agent's)."""
+    found = untrusted_fs.lstat_at(root, *parts)
+    if found is not None and time.time() - found.st_mtime > stale_after_s:
+        untrusted_fs.remove(root, *parts)
 
 
 def _clear_stale_index_lock(worktree: str | Path) -> None:
@@ -269,11 +252,11 @@ def _clear_stale_index_lock(worktree: str | Path) -> None:
     linked worktree's own git dir (never the main repository's): a killed git leaves it
     behind, and no git command run in a task worktree holds the index lock that long."""
     if not _is_linked_worktree(Path(worktree)):
-        _clear_stale_lock(Path(worktree, ".git", "index.lock"))
+        _clear_stale_lock(Path(worktree), ".git", "index.lock")
         return
     out = _git(worktree, "rev-parse", "--absolute-git-dir", "--git-common-dir").splitlines()
     git_dir = Path(out[0])
     common_dir = Path(worktree, out[1]) if not Path(out[1]).is_absolute() else Path(out[1])
     if _same_path(git_dir, common_dir):
         return  # not a linked worktree: not ours to clean
-    _clear_stale_lock(git_dir / "index.lock")
+    _clear_stale_lock(git_dir, "index.lock")

@@ -43,7 +43,7 @@ from autopilot.git.commits import commit_changes, merge_target_into_branch
 from autopilot.git.kinds import Located
 from autopilot.git.merge import MERGE_ATTEMPTS, merge_task
 from autopilot.git.names import branch_name, worktree_path
-from autopilot.git.refs import _is_ancestor, _resolve, _rmtree, find_task_merge
+from autopilot.git.refs import _is_ancestor, _resolve, find_task_merge
 from autopilot.git.remote_cache import TRANSPORT_TIMEOUT_S, RemoteCache, cache_path, locked
 from autopilot.git.remote_url import RemoteError, shown_url
 from autopilot.git.runner import GitError, _run, _run_raw
@@ -56,6 +56,7 @@ from autopilot.git.workspace import (
     prepare_workspace,
     remove_workspace_dirs,
 )
+from autopilot.infra import untrusted_fs
 from autopilot.models import (
     CommitInput,
     CommitOutcome,
@@ -70,6 +71,7 @@ from autopilot.models import (
 )
 
 TASK_MARK = "autopilot-task"  # in a workspace's .git: its TaskPlace
+_MARK_LIMIT = 64 * 1024  # a TaskPlace is a few hundred bytes
 
 
 class TaskBranchMoved(GitError):
@@ -127,7 +129,7 @@ class RemoteWorkspaces:
             if pushed is not None and not _goes_on_from(path, pushed):
                 # Another worker went on with the task from here (or this workspace is from
                 # before its last push): start again from what the remote has.
-                _rmtree(path)
+                untrusted_fs.remove_path(path)
             workspace = prepare_workspace(
                 cache.path,
                 request.target_branch,
@@ -149,7 +151,8 @@ class RemoteWorkspaces:
             if workspace == keep or not is_workspace_repo(workspace):
                 continue
             try:
-                place = TaskPlace.model_validate_json((workspace / ".git" / TASK_MARK).read_text())
+                mark = untrusted_fs.read_file(workspace, ".git", TASK_MARK, limit=_MARK_LIMIT)
+                place = TaskPlace.model_validate_json(mark)
             except (OSError, ValueError):
                 continue  # not marked (made by an older version): left for the session's end
             if place.session_id == session_id and find_task_merge(
@@ -182,7 +185,7 @@ class RemoteWorkspaces:
                     self._sync(cache, place.target_branch, [])
                 else:
                     cache.refresh()
-            _rmtree(path)
+            untrusted_fs.remove_path(path)
             _ensure_workspace(cache.path, path, branch, start)
             _mark(path, place)
         return Located(str(path), made=True)
@@ -322,7 +325,7 @@ def _goes_on_from(workspace: Path, sha: str) -> bool:
 def _mark(workspace: Path, place: TaskPlace) -> None:
     """Which task a workspace is (its folder names are made safe, the ids are not): read by
     `_sweep` on this worker."""
-    (workspace / ".git" / TASK_MARK).write_text(place.model_dump_json())
+    untrusted_fs.write_file(workspace, ".git", TASK_MARK, data=place.model_dump_json().encode())
 
 
 def _holds(workspace: Path, sha: str) -> bool:

@@ -20,10 +20,11 @@ import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from autopilot.git.refs import _branch_ref, _resolve, _rmtree
+from autopilot.git.refs import _branch_ref, _resolve
 from autopilot.git.remote_url import redact, repo_name, shown_url, transport_env
 from autopilot.git.runner import GitError, _git, _run
 from autopilot.git.task_refs import LEGACY_TASK_REFS, TASK_REFS, remote_refs
+from autopilot.infra import untrusted_fs
 from autopilot.infra.private_files import make_private_dir
 
 # A fetch or push that has not finished after this long is stopped (and the step retried):
@@ -120,16 +121,15 @@ class RemoteCache:
         if (self.path / "HEAD").is_file():
             return
         making = self.path.with_name(f".making-{self.path.name}")
-        _rmtree(making)
+        untrusted_fs.remove_path(making)
         make_private_dir(making)
         _git(making, "init", "--quiet", "--bare", "--template=")
-        config = making / "config"
-        config.write_text(_config_text())
-        _git(making, "config", "--file", str(config), f"remote.{REMOTE_NAME}.url", self.url)
+        untrusted_fs.write_file(making, "config", data=_config_text().encode())
+        _git(making, "config", "--file", "config", f"remote.{REMOTE_NAME}.url", self.url)
         if first_branch is not None:
             maker = RemoteCache(making, self.url, self.timeout_s)
             maker.sync([first_branch])
-        _rmtree(self.path)  # something else that was there: not a cache, not ours to keep
+        untrusted_fs.remove_path(self.path)  # something else there: not a cache, not ours to keep
         making.rename(self.path)
 
     def observe(self, branches: Sequence[str]) -> dict[str, str]:

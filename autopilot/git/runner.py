@@ -183,11 +183,17 @@ def _git(
     return proc.stdout
 
 
-def _run_raw(cwd: str | Path, args: Sequence[str]) -> subprocess.CompletedProcess[bytes]:
+def _run_raw(
+    cwd: str | Path, args: Sequence[str], *, stdin: bytes | None = None
+) -> subprocess.CompletedProcess[bytes]:
     """Like `_run`, with bytes output: diffs, file contents and `-z` paths need not be UTF-8."""
     try:
         return subprocess.run(
-            [*_GIT, "-C", str(cwd), *args], capture_output=True, env=_git_env(), check=False
+            [*_GIT, "-C", str(cwd), *args],
+            capture_output=True,
+            input=stdin,
+            env=_git_env(),
+            check=False,
         )
     except FileNotFoundError as exc:
         raise GitError("git is not installed or not on PATH; install git >= 2.38") from exc

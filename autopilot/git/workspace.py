@@ -19,7 +19,6 @@ from autopilot.git.refs import (
     _is_linked_worktree,
     _registered,
     _resolve,
-    _rmtree,
     _same_path,
     _worktrees,
     find_task_merge,
@@ -32,6 +31,7 @@ from autopilot.git.runner import (
     _run_raw,
     configured_identity,
 )
+from autopilot.infra import untrusted_fs
 from autopilot.infra.private_files import make_private_dir
 from autopilot.models import Workspace
 
@@ -41,7 +41,8 @@ def _clear_stale_branch_lock(repo: str | Path, branch: str) -> None:
     during `git worktree add -b`). Only this task's steps write its branch, one at a time, and
     git holds a ref lock for milliseconds: one older than BRANCH_LOCK_STALE_SECONDS is dead."""
     common_dir = Path(_git(repo, "rev-parse", "--path-format=absolute", "--git-common-dir").strip())
-    _clear_stale_lock(common_dir / f"{_branch_ref(branch)}.lock", BRANCH_LOCK_STALE_SECONDS)
+    lock = f"{_branch_ref(branch)}.lock".split("/")
+    _clear_stale_lock(common_dir, *lock, stale_after_s=BRANCH_LOCK_STALE_SECONDS)
 
 
 def _remove_registered_worktree(repo: str | Path, path: str | Path) -> None:
@@ -72,8 +73,7 @@ def _ensure_worktree(repo: str | Path, path: Path, branch: str, start_sha: str) 
             "there or remove the worktree (`git worktree remove --force`), then retry"
         )
     _clear_stale_branch_lock(repo, branch)
-    if path.exists() or path.is_symlink():
-        _rmtree(path)  # a leftover directory in our state dir that git does not know
+    untrusted_fs.remove_path(path)  # a leftover directory in our state dir that git does not know
     make_private_dir(path.parent)
     if _resolve(repo, ref) is not None:
         _git(repo, "worktree", "add", str(path), branch)
@@ -149,16 +149,19 @@ def objects_dir(repo: str | Path) -> Path:
 
 def is_workspace_repo(path: str | Path) -> bool:
     """A repository of its own (a `.git` directory), not a linked worktree (a `.git` file)."""
-    return Path(path, ".git").is_dir() and not Path(path, ".git").is_symlink()
+    return untrusted_fs.is_real_dir(Path(path), ".git")
 
 
 # What of a workspace's config survives `_own_workspace`: the identity its commits carry.
 _WORKSPACE_KEPT_KEYS = tuple(_DEFAULT_IDENTITY)
+# Our config is a few hundred bytes; one the agent made far bigger is replaced unread.
+_CONFIG_LIMIT = 64 * 1024
 
 
-def _config_values(config: Path) -> dict[str, str]:
-    """The settings of a config file, read as data (nothing in it runs)."""
-    proc = _run_raw(config.parent, ["config", "--file", str(config), "--list", "-z"])
+def _config_values(config: bytes, where: Path) -> dict[str, str]:
+    """The settings of a config file's content, read as data by git (nothing in it runs), in
+    `where`, a folder of the worker's that is no repository."""
+    proc = _run_raw(where, ["config", "--file", "-", "--list", "-z"], stdin=config)
     values: dict[str, str] = {}
     for entry in proc.stdout.decode("utf-8", "replace").split("\0"):
         key, _, value = entry.partition("\n")
@@ -183,31 +186,30 @@ def _config_text(settings: dict[str, str]) -> str:
     return "".join(f"[{section}]\n" + "".join(lines) for section, lines in sections.items())
 
 
-def _write_workspace_config(config: Path, identity: dict[str, str]) -> None:
-    fresh = config.with_name("config.autopilot")
-    fresh.write_text(_config_text(WORKSPACE_SETTINGS | identity))
-    os.replace(fresh, config)
+def _write_workspace_config(workspace: Path, identity: dict[str, str]) -> None:
+    text = _config_text(WORKSPACE_SETTINGS | identity).encode()
+    untrusted_fs.write_file(workspace, ".git", "config", data=text)
 
 
 def _own_workspace(path: Path) -> None:
     """Put our config back (keeping only the identity) and drop whatever would point git at
     another repository: our next git command there must work on this repository and run
-    nothing the agent configured."""
-    git_dir = path / ".git"
-    if git_dir.is_symlink() or not git_dir.is_dir():
+    nothing the agent configured. Nothing in its `.git` is followed if it is a link."""
+    if not untrusted_fs.is_real_dir(path, ".git"):
         raise WorkspaceBroken(
             f"the workspace {path} no longer has a .git directory of its own (the agent "
             "replaced it); its work cannot be trusted: retry the task to start afresh"
         )
     for name in ("commondir", "config.worktree"):  # would point git at another repository
-        _rmtree(git_dir / name)
-    config = git_dir / "config"
-    values = {} if config.is_symlink() or not config.is_file() else _config_values(config)
+        untrusted_fs.remove(path, ".git", name)
+    try:
+        config = untrusted_fs.read_file(path, ".git", "config", limit=_CONFIG_LIMIT)
+        values = _config_values(config, path.parent)
+    except (FileNotFoundError, untrusted_fs.UntrustedPath):
+        values = {}  # a link, a FIFO, a folder, a huge file: replaced below
     identity = {key: values[key] for key in _WORKSPACE_KEPT_KEYS if key in values}
-    expected = WORKSPACE_SETTINGS | identity
-    if values != expected:
-        _rmtree(config)
-        _write_workspace_config(config, identity)
+    if values != WORKSPACE_SETTINGS | identity:
+        _write_workspace_config(path, identity)
 
 
 def _enter(worktree: str | Path) -> None:
@@ -235,19 +237,19 @@ def _ensure_workspace(repo: str | Path, path: Path, branch: str, start_sha: str)
     # Made aside and renamed into place: a workspace at `path` is always a whole one, and
     # what a worker killed while making it left is made again.
     making = path.with_name(f".making-{path.name}")
-    _rmtree(making)
+    untrusted_fs.remove_path(making)
     make_private_dir(path.parent)  # the state dir's folders are the worker's alone
     making.mkdir()
     # --template=: no sample hooks, nothing but what git needs.
     _git(making, "init", "--quiet", "--template=", f"--initial-branch={branch}")
     identity = _DEFAULT_IDENTITY | configured_identity(repo)
-    _write_workspace_config(making / ".git" / "config", identity)
-    alternates = making / ".git" / "objects" / "info" / "alternates"
-    alternates.parent.mkdir(parents=True, exist_ok=True)
-    alternates.write_text(f"{objects_dir(repo)}\n")
+    _write_workspace_config(making, identity)
+    untrusted_fs.make_dirs(making, ".git", "objects", "info")
+    alternates = f"{objects_dir(repo)}\n".encode()
+    untrusted_fs.write_file(making, ".git", "objects", "info", "alternates", data=alternates)
     _git(making, "update-ref", _branch_ref(branch), start_sha)
     _git(making, "reset", "--quiet", "--hard", start_sha)
-    _rmtree(path)  # something else that was there: not a workspace, not ours to keep
+    untrusted_fs.remove_path(path)  # something else that was there: not a workspace, not ours
     making.rename(path)
 
 
@@ -312,8 +314,8 @@ def remove_workspace(repo: str | Path, worktree_path: str | Path) -> None:
 
 def remove_workspace_dirs(path: Path) -> None:
     """Remove a task's workspace directory and its agent space (no registration to drop)."""
-    _rmtree(path)
-    _rmtree(path.parent / AGENT_SPACES / path.name)
+    untrusted_fs.remove_path(path)
+    untrusted_fs.remove(path.parent, AGENT_SPACES, path.name)
     # The session's folder goes with its last worktree. A task preparing its worktree at the
     # same moment is safe: it makes the folder again.
     for folder in (path.parent / AGENT_SPACES, path.parent):

@@ -31,7 +31,7 @@ from typing import IO
 
 from autopilot.agent import allowed_env
 from autopilot.agent.process_guard import kill_tree
-from autopilot.git.refs import _rmtree
+from autopilot.infra import untrusted_fs
 from autopilot.infra.private_files import make_private_dir, open_private
 from autopilot.infra.redact import Redactor, StreamScrubber
 from autopilot.models import CheckCommand, CheckResult
@@ -112,7 +112,7 @@ def private_tmpdir(root: Path) -> Iterator[Path]:
         yield path
     finally:
         with contextlib.suppress(OSError):
-            _rmtree(path)
+            untrusted_fs.remove_path(path)
 
 
 def run_check(

@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import stat
 import subprocess
 import time
@@ -27,11 +26,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from autopilot.git.refs import _rmtree
 from autopilot.git.remote_url import is_remote
+from autopilot.infra import untrusted_fs
 from autopilot.infra.private_files import make_private_dir
 from autopilot.models import WorkspaceSettings
-from autopilot.setup.paths import UnsafePath, inside, make_parents
+from autopilot.setup.paths import inside, make_parents, parts_of
 
 CACHE_FOLDER = "setup-cache"
 KEY_VERSION = 2  # bump when what an entry holds, or what keys it, changes
@@ -40,7 +39,8 @@ TREE = "tree"
 _BUILDING = ".building-"
 # A half-built entry this old was left by a killed worker: removed by the next build.
 STALE_BUILD_S = 24 * 3600
-_READ_CHUNK = 1024 * 1024
+# A lock file is a few MiB at most: a bigger one is not read (it counts as not a file).
+KEY_FILE_LIMIT = 64 * 1024 * 1024
 
 
 class CacheProblem(OSError):
@@ -82,21 +82,15 @@ def cache_key(workspace: Path, settings: WorkspaceSettings, repo: str) -> str:
 
 
 def _file_digest(workspace: Path, name: str) -> str:
+    # No link is followed, a FIFO the agent left there cannot block the worker, and a huge
+    # (sparse) file is not read: it counts as "not a file".
     try:
-        path = inside(workspace, name)
-        # No link is followed, and a FIFO the agent left there cannot block the worker.
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except (UnsafePath, FileNotFoundError):
+        content = untrusted_fs.read_file(workspace, *parts_of(name), limit=KEY_FILE_LIMIT)
+    except FileNotFoundError:
         return "missing"
     except OSError:
         return "not a file"
-    with os.fdopen(fd, "rb") as data:
-        if not stat.S_ISREG(os.fstat(data.fileno()).st_mode):
-            return "not a file"
-        digest = hashlib.sha256()
-        while chunk := data.read(_READ_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return hashlib.sha256(content).hexdigest()
 
 
 def lookup(root: Path, key: str) -> Path | None:
@@ -125,10 +119,10 @@ def store(root: Path, key: str, workspace: Path, dirs: Sequence[str]) -> Path:
         except OSError:
             if lookup(root, key) is None:
                 raise
-            _rmtree(building)  # another task stored the same key first: keep theirs
+            untrusted_fs.remove_path(building)  # another task stored the key first: keep theirs
     except BaseException:
         with contextlib.suppress(OSError):
-            _rmtree(building)
+            untrusted_fs.remove_path(building)
         raise
     return root / key
 
@@ -139,7 +133,7 @@ def restore(entry: Path, workspace: Path, dirs: Sequence[str]) -> None:
     manifest = json.loads((entry / MANIFEST).read_text())
     for name in dirs:
         target = make_parents(workspace, name)
-        _rmtree(target)
+        untrusted_fs.remove(workspace, *parts_of(name))
         if name in manifest["dirs"]:
             _copy_tree(entry / TREE / name, target)
 
@@ -148,16 +142,15 @@ def clear(workspace: Path, dirs: Sequence[str]) -> None:
     """Remove `dirs` from the workspace: the setup makes them afresh, so an entry stored
     from them depends on the key alone."""
     for name in dirs:
-        _rmtree(inside(workspace, name))
+        untrusted_fs.remove(workspace, *parts_of(name))
 
 
 def _checked_dir(workspace: Path, name: str) -> Path | None:
-    path = inside(workspace, name)
-    try:
-        mode = os.lstat(path).st_mode
-    except FileNotFoundError:
+    path = inside(workspace, name)  # UnsafePath: a link or a file on the way
+    found = untrusted_fs.lstat_at(workspace, *parts_of(name))
+    if found is None:
         return None
-    if not stat.S_ISDIR(mode):
+    if not stat.S_ISDIR(found.st_mode):
         raise CacheProblem(f"cache_dirs names {name!r}, but the setup made a link or a file there")
     return path
 
@@ -176,4 +169,4 @@ def _sweep_stale_builds(root: Path) -> None:
     for entry in root.glob(f"{_BUILDING}*"):
         with contextlib.suppress(OSError):
             if now - entry.lstat().st_mtime > STALE_BUILD_S:
-                _rmtree(entry)
+                untrusted_fs.remove_path(entry)

@@ -8,17 +8,15 @@ dirs), and the commit step never commits them (autopilot/git/commits.py, `keep_o
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
 import stat
 from collections.abc import Sequence
 from pathlib import Path
 
 from autopilot.git.runner import _git_raw, _shown, _z_paths
+from autopilot.infra import untrusted_fs
 from autopilot.infra.input_files import InputFileError, check_regular
 from autopilot.models import WorkspaceSettings
-from autopilot.setup.paths import UnsafePath, inside, make_parents
+from autopilot.setup.paths import UnsafePath, inside, make_parents, parts_of
 
 # A file copied into every workspace is configuration (`.env.test`), not data.
 COPY_SIZE_LIMIT = 64 * 1024 * 1024
@@ -99,44 +97,30 @@ def copy_in(checkout: Path, workspace: Path, names: Sequence[str]) -> list[str]:
                 f"({source}); create it there, or take it out of copy in .autopilot.toml"
             )
         try:
-            target = make_parents(workspace, name)
+            make_parents(workspace, name)
         except UnsafePath as err:
             raise CopyProblem(f"cannot copy {name!r} into the workspace: {err}") from err
-        if target.is_dir() and not target.is_symlink():
+        if untrusted_fs.is_real_dir(workspace, *parts_of(name)):
             raise CopyProblem(
                 f"cannot copy {name!r} into the workspace {workspace}: a folder is there"
             )
-        _copy_file(source, target)
+        # Written aside and renamed over the target: a link there is replaced, not followed.
+        mode = stat.S_IMODE(source.stat().st_mode)
+        untrusted_fs.write_file(workspace, *parts_of(name), data=source.read_bytes(), mode=mode)
     return list(names)
-
-
-def _copy_file(source: Path, target: Path) -> None:
-    """Written aside and renamed over the target: a link there is replaced, not followed."""
-    aside = target.with_name(f".{target.name}.autopilot-copy")
-    with contextlib.suppress(FileNotFoundError):
-        aside.unlink()
-    fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(fd, "wb") as out, source.open("rb") as data:
-        shutil.copyfileobj(data, out)
-    os.chmod(aside, stat.S_IMODE(source.stat().st_mode))
-    os.replace(aside, target)
 
 
 def exclude(workspace: Path, names: Sequence[str]) -> None:
     """The workspace's `.git/info/exclude`: `names` (anchored at its top) are ignored there.
     A linked worktree of an older session shares the user's exclude file: left alone."""
-    git_dir = workspace / ".git"
-    if git_dir.is_symlink() or not git_dir.is_dir():
+    if not untrusted_fs.is_real_dir(workspace, ".git"):
         return
-    info = git_dir / "info"
-    if info.is_symlink() or (info.exists() and not info.is_dir()):
-        _remove(info)
-    info.mkdir(exist_ok=True)
+    if not untrusted_fs.is_real_dir(workspace, ".git", "info"):
+        untrusted_fs.remove(workspace, ".git", "info")  # a link or a file: not followed
+    untrusted_fs.make_dirs(workspace, ".git", "info")
     lines = [EXCLUDE_HEADER, *(_anchored(name) for name in names)]
-    aside = info / "exclude.autopilot"
-    _remove(aside)
-    aside.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    os.replace(aside, info / "exclude")
+    text = ("\n".join(lines) + "\n").encode()
+    untrusted_fs.write_file(workspace, ".git", "info", "exclude", data=text)
 
 
 def _anchored(name: str) -> str:
@@ -145,10 +129,3 @@ def _anchored(name: str) -> str:
     if escaped.endswith(" "):
         escaped = escaped[:-1] + "\\ "
     return "/" + escaped
-
-
-def _remove(path: Path) -> None:
-    if path.is_symlink() or path.is_file():
-        path.unlink()
-    elif path.is_dir():
-        shutil.rmtree(path)

@@ -11,6 +11,8 @@ import os
 import stat
 from pathlib import Path, PurePosixPath
 
+from autopilot.infra import untrusted_fs
+
 
 class UnsafePath(ValueError):
     """A named path leaves the workspace or goes through a link; the message says which."""
@@ -48,8 +50,17 @@ def inside(root: Path, name: str) -> Path:
     return root / Path(*parts)
 
 
+def parts_of(name: str) -> tuple[str, ...]:
+    """The components of `name`, checked by `relative_path`."""
+    return PurePosixPath(relative_path(name)).parts
+
+
 def make_parents(root: Path, name: str) -> Path:
-    """`inside(root, name)` with its missing folders made."""
+    """`inside(root, name)` with its missing folders made, none of them through a link."""
     path = inside(root, name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return inside(root, name)  # again: nothing on the way may have become a link meanwhile
+    root.mkdir(parents=True, exist_ok=True)  # ours (a workspace, a cache entry being built)
+    try:
+        untrusted_fs.make_dirs(root, *parts_of(name)[:-1])
+    except untrusted_fs.UntrustedPath as err:
+        raise UnsafePath(f"{name}: {err.strerror}") from None
+    return path

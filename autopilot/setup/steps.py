@@ -13,14 +13,13 @@ it would only spare or cost its own workspace a setup.
 
 from __future__ import annotations
 
-import os
-import stat
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from autopilot.git.refs import _is_ancestor
 from autopilot.git.runner import GitError, _git, _run
+from autopilot.infra import untrusted_fs
 from autopilot.infra.redact import Redactor
 from autopilot.models import CheckResult, SetupInput, SetupResult
 from autopilot.review.checks import CheckEnv, check_log_name, run_check
@@ -131,33 +130,15 @@ def _failure(run: CheckResult, timeout_s: float) -> str:
     )
 
 
-def _stamp_path(workspace: Path) -> Path | None:
-    git_dir = workspace / ".git"
-    if git_dir.is_symlink() or not git_dir.is_dir():
-        return None  # a linked worktree of an older session: set up every time
-    return git_dir / STAMP
-
-
 def _read_stamp(workspace: Path) -> str | None:
-    path = _stamp_path(workspace)
-    if path is None:
-        return None
+    """None for a linked worktree of an older session (set up every time), or no stamp."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        stamp = untrusted_fs.read_file(workspace, ".git", STAMP, limit=_STAMP_LIMIT)
     except OSError:
         return None
-    with os.fdopen(fd, "rb") as data:
-        if not stat.S_ISREG(os.fstat(data.fileno()).st_mode):
-            return None
-        return data.read(_STAMP_LIMIT).decode("ascii", "replace").strip()
+    return stamp.decode("ascii", "replace").strip()
 
 
 def _write_stamp(workspace: Path, key: str) -> None:
-    path = _stamp_path(workspace)
-    if path is None:
-        return
-    aside = path.with_name(STAMP + ".new")
-    if aside.is_symlink() or aside.exists():
-        aside.unlink()
-    aside.write_text(key + "\n")
-    os.replace(aside, path)
+    if untrusted_fs.is_real_dir(workspace, ".git"):
+        untrusted_fs.write_file(workspace, ".git", STAMP, data=f"{key}\n".encode())
