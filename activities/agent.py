@@ -45,7 +45,7 @@ from autopilot.agent.sandbox import (
     task_layout,
     tools_of,
 )
-from autopilot.git.commits import ConflictsRemain, WorkspaceFilesCommitted
+from autopilot.git.commits import ConflictsRemain, FilesTooLarge, WorkspaceFilesCommitted
 from autopilot.git.kind_of import kind_for
 from autopilot.git.remote_url import is_remote
 from autopilot.infra.config import on_this_worker
@@ -173,7 +173,7 @@ async def commit_after_run(commit: CommitInput, run: AgentRun) -> CommitOutcome 
             # this workspace, it merges the target in again and finds the same.
             log.warning("conflicts remain after the agent", error=str(err))
             return None
-        own = isinstance(err, WorkspaceFilesCommitted | gitops.WorkspaceBroken)
+        own = isinstance(err, WorkspaceFilesCommitted | FilesTooLarge | gitops.WorkspaceBroken)
         protected = isinstance(err, gitops.ProtectedPathsChanged)  # ends the task at once
         lost = not (own or protected)
         log.warning("the agent's work was not pushed", error=str(err), lost=lost)

@@ -12,6 +12,7 @@ from temporalio.exceptions import ApplicationError
 from autopilot.error_types import (
     CHECKOUT_IN_THE_WAY,
     CONFLICTS_REMAIN,
+    FILES_TOO_LARGE,
     GIT_ERROR,
     INPUT_REFUSED,
     PROTECTED_PATHS_CHANGED,
@@ -21,6 +22,7 @@ from autopilot.error_types import (
 from autopilot.git import (
     CheckoutInTheWay,
     ConflictsRemain,
+    FilesTooLarge,
     GitError,
     ProtectedPathsChanged,
     RepoError,
@@ -48,6 +50,9 @@ def git_errors_as_activity_errors() -> Iterator[None]:
     except ConflictsRemain as err:
         # The agent left conflict markers: the conflict round failed, a retry cannot fix it.
         raise ApplicationError(str(err), type=CONFLICTS_REMAIN, non_retryable=True) from err
+    except FilesTooLarge as err:
+        # The agent left a file too big to commit: its branch stays out.
+        raise ApplicationError(str(err), type=FILES_TOO_LARGE, non_retryable=True) from err
     except WorkspaceFilesCommitted as err:
         # The agent committed what the setup put in its workspace: its branch stays out.
         raise ApplicationError(

@@ -186,3 +186,20 @@ def test_a_workspace_keeps_any_identity_exactly(tmp_path: Path, name: str) -> No
     values = _config_values(Path(ws.path, ".git", "config").read_bytes(), tmp_path)
     assert values["user.name"] == name.strip()
     assert {k: values[k] for k in gitops.WORKSPACE_SETTINGS} == gitops.WORKSPACE_SETTINGS
+
+
+def test_a_huge_file_the_agent_leaves_is_refused_before_git_reads_it(
+    repo: Path, ws: Workspace
+) -> None:
+    path = Path(ws.path)
+    write(path, "src/ok.py", "print('fine')\n")
+    with open(path / "src" / "dump.bin", "wb") as huge:  # 64 GiB of nothing: sparse
+        huge.truncate(64 * 2**30)
+    with pytest.raises(gitops.FilesTooLarge, match=r"src/dump\.bin \(65,536 MiB\)"):
+        commit(repo, ws)
+    assert head(path) == ws.base_sha  # nothing was staged or committed
+    assert git(repo, "for-each-ref", "--format=%(refname)", "refs/autopilot/") == ""
+    assert git(repo, "rev-parse", "main") == ws.base_sha
+
+    (path / "src" / "dump.bin").unlink()
+    assert commit(repo, ws).commits  # what is left commits as usual

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from autopilot.git.commits import (
     ConflictsRemain,
+    FilesTooLarge,
     ProtectedPathsChanged,
     WorkspaceFilesCommitted,
     commit_changes,
@@ -111,6 +112,7 @@ __all__ = [
     "WORKTREE_LIST_BACKOFF_S",
     "CheckoutInTheWay",
     "ConflictsRemain",
+    "FilesTooLarge",
     "GitError",
     "GitTimeout",
     "ProtectedPathsChanged",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -38,6 +39,8 @@ from autopilot.review.protected_paths import unnamed_protected
 # with conflict markers left in is a source file, not this big.
 _MERGE_MSG_LIMIT = 1024 * 1024
 _MARKER_SCAN_LIMIT = 64 * 1024 * 1024
+# A file the agent leaves may be at most this big to be committed (GitHub refuses larger).
+MAX_FILE_BYTES = 100 * 1024 * 1024
 
 
 class ConflictsRemain(GitError):
@@ -48,6 +51,11 @@ class ProtectedPathsChanged(GitError):
     """The task's changes touch paths its plan entry does not name and that configure what
     runs with more rights than its code (autopilot/review/protected_paths.py): the branch is
     not brought back, and retrying the step cannot help."""
+
+
+class FilesTooLarge(GitError):
+    """The agent left a file over MAX_FILE_BYTES: nothing is committed, the branch is not
+    brought back, and retrying the step cannot help."""
 
 
 class WorkspaceFilesCommitted(GitError):
@@ -165,9 +173,11 @@ def commit_changes(
                 "resolve them there, then retry"
             )
     committed = False
+    left = _status_entries(worktree, untracked=True)
+    _refuse_large_files(worktree, left, task_id)
     # During a merge the resolution may equal HEAD (nothing to stage): still commit it, so
     # the merge is recorded and MERGE_HEAD cleared.
-    if merging or _status_entries(worktree, untracked=True):
+    if merging or left:
         _git(worktree, "add", "--all")
         if keep_out:  # back to HEAD's index entries: a `git add -f` of them is undone
             _git(worktree, "reset", "--quiet", "--", *_literal(keep_out))
@@ -196,6 +206,25 @@ def commit_changes(
 
 def _literal(paths: Sequence[str]) -> list[str]:
     return [f":(literal){path}" for path in paths]
+
+
+def _refuse_large_files(worktree: str | Path, changed: Sequence[str], task_id: str) -> None:
+    """A file the agent left that is over MAX_FILE_BYTES (a sparse file of many GiB reads as
+    that many zeros): FilesTooLarge, before `git add` would read and store it whole. Sizes
+    are read without following a link (autopilot/infra/untrusted_fs.py)."""
+    found = []
+    for path in changed:
+        info = untrusted_fs.lstat_at(Path(worktree), *path.rstrip("/").split("/"))
+        if info is not None and stat.S_ISREG(info.st_mode) and info.st_size > MAX_FILE_BYTES:
+            found.append(f"{path} ({info.st_size / 2**20:,.0f} MiB)")
+    if found:
+        raise FilesTooLarge(
+            f"the task leaves {', '.join(found)} in its workspace, over the "
+            f"{MAX_FILE_BYTES // 2**20} MiB a file may have to be committed (forges refuse "
+            "such files; a generated or downloaded file belongs in .gitignore): nothing was "
+            f"committed and the branch was not brought back. Retry the task (`starter.py "
+            f"retry {task_id}`)"
+        )
 
 
 def _refuse_kept_out(
