@@ -47,6 +47,7 @@ CHECKOUT_IN_THE_WAY = "CheckoutInTheWay"
 # branch is not brought back, a retry of the step cannot help.
 WORKSPACE_FILES_COMMITTED = "WorkspaceFilesCommitted"
 FILES_TOO_LARGE = "FilesTooLarge"  # the agent left a file too big to commit
+CONTROL_REFUSED = "ControlRefused"  # an operator's update the session's state does not allow
 # The task's changes touch a protected path (CI, .claude/, .mcp.json, .autopilot.toml) its
 # plan entry does not name: the branch is not brought back, and no attempt can change that.
 PROTECTED_PATHS_CHANGED = "ProtectedPathsChanged"

@@ -24,7 +24,12 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeUpdate
-from temporalio.exceptions import ActivityError, CancelledError, ChildWorkflowError
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    CancelledError,
+    ChildWorkflowError,
+)
 from temporalio.workflow import ActivityCancellationType, ChildWorkflowHandle, ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
@@ -32,7 +37,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.parse_plan import load_plan_snapshot, parse_plan
     from activities.review import CheckActivities
     from activities.workspace import remove_workspace
-    from autopilot.error_types import REPO_UNUSABLE, SETUP_ERRORS
+    from autopilot.error_types import CONTROL_REFUSED, REPO_UNUSABLE, SETUP_ERRORS
     from autopilot.infra import search_attributes
     from autopilot.models import (
         ACTIVE_SESSION_STATES,
@@ -74,9 +79,11 @@ with workflow.unsafe.imports_passed_through():
     )
 
 # Patch ids (workflow.patched): sessions that ended while paused were published "Paused";
-# sessions before verify_merged merged a branch checked before the target moved.
+# sessions before verify_merged merged a branch checked before the target moved; controls
+# judged the session's state before the rest of their workflow task's events.
 FINISHED_NOT_PAUSED = "finished-not-paused"
 VERIFY_MERGED = "verify-merged"
+CONTROLS_SEE_SETTLED_STATE = "controls-see-settled-state"
 # The target moved again while the branch merged with it was checked this many times in a row
 # (another session, a person pushing): the merge gives up and says so.
 VERIFY_ATTEMPTS = 3
@@ -100,6 +107,11 @@ DRAIN_BYTES_PER_TASK = 64 * 1024
 DONE_STATES = frozenset({TaskState.MERGED, TaskState.SKIPPED})
 # A task that was not started (skipped, cancelled): the state it settles in, and why.
 Stopped = tuple[TaskState, str]
+
+
+def _refused(reason: str) -> ApplicationError:
+    """A control the session's state does not allow: the update fails with the reason."""
+    return ApplicationError(reason, type=CONTROL_REFUSED, non_retryable=True)
 
 
 @workflow.defn
@@ -632,20 +644,37 @@ class SessionWorkflow:
         changed = [task for task in status.tasks if since <= 0 or task.revision > since]
         return SessionChanges(session=status.model_copy(update={"tasks": []}), tasks=changed)
 
+    # A control's validator runs before the other events of the workflow task that brings it
+    # (a task that just failed, say), while a status query may already have seen them: what
+    # the session's state decides is checked in the handler, once those events are applied
+    # (`_settled`). The validators refuse only what no event can change.
+
     @workflow.update
-    def pause(self, reason: str) -> SessionStatus:
+    async def pause(self, reason: str) -> SessionStatus:
         """No new task starts; running ones finish (and merge)."""
+        await self._settled()
+        if self._status.paused:
+            raise _refused(f"the session is already paused ({self._status.pause_reason})")
         self._pause(reason or "paused by the operator")
         return self._status
 
     @pause.validator
     def _validate_pause(self, reason: str) -> None:
         self._require_active()
-        if self._status.paused:
-            raise ValueError(f"the session is already paused ({self._status.pause_reason})")
 
     @workflow.update
-    def resume(self, request: ResumeRequest) -> SessionStatus:
+    async def resume(self, request: ResumeRequest) -> SessionStatus:
+        await self._settled()
+        if not self._status.paused:
+            raise _refused("the session is not paused")
+        budget = (
+            request.max_cost_usd if request.max_cost_usd is not None else self._status.max_cost_usd
+        )
+        if budget is not None and self._status.cost_usd >= budget:
+            raise _refused(
+                f"the session has spent ${self._status.cost_usd:.2f} of its "
+                f"${budget:.2f} budget; resume with a higher --max-cost-usd"
+            )
         if request.max_cost_usd is not None:
             self._status.max_cost_usd = request.max_cost_usd
         self._status.paused, self._status.pause_reason = False, None
@@ -655,16 +684,6 @@ class SessionWorkflow:
     @resume.validator
     def _validate_resume(self, request: ResumeRequest) -> None:
         self._require_active()
-        if not self._status.paused:
-            raise ValueError("the session is not paused")
-        budget = (
-            request.max_cost_usd if request.max_cost_usd is not None else self._status.max_cost_usd
-        )
-        if budget is not None and self._status.cost_usd >= budget:
-            raise ValueError(
-                f"the session has spent ${self._status.cost_usd:.2f} of its "
-                f"${budget:.2f} budget; resume with a higher --max-cost-usd"
-            )
 
     @workflow.update
     def cancel(self, reason: str) -> SessionStatus:
@@ -683,8 +702,12 @@ class SessionWorkflow:
             raise ValueError("the session is already being cancelled")
 
     @workflow.update
-    def skip(self, task_id: str) -> SessionStatus:
+    async def skip(self, task_id: str) -> SessionStatus:
         """A pending task never starts; a running one is stopped. Its dependants go on."""
+        await self._settled()
+        entry = self._task(task_id)
+        if entry.state in FINISHED_TASK_STATES or entry.state == TaskState.MERGING:
+            raise _refused(f"Task {task_id} is already {entry.state.value}")
         if task_id not in self._state.skip_requested:
             self._state.skip_requested.append(task_id)
         child = self._children.get(task_id)
@@ -695,13 +718,19 @@ class SessionWorkflow:
     @skip.validator
     def _validate_skip(self, task_id: str) -> None:
         self._require_active()
-        entry = self._known_task(task_id)
-        if entry.state in FINISHED_TASK_STATES or entry.state == TaskState.MERGING:
-            raise ValueError(f"Task {task_id} is already {entry.state.value}")
+        self._known_task(task_id)
 
     @workflow.update
-    def retry(self, task_id: str) -> SessionStatus:
+    async def retry(self, task_id: str) -> SessionStatus:
         """Run a task that did not merge again, with the tasks it blocked."""
+        await self._settled()
+        entry = self._task(task_id)
+        if entry.state not in RETRYABLE_TASK_STATES:
+            allowed = ", ".join(sorted(state.value for state in RETRYABLE_TASK_STATES))
+            raise _refused(
+                f"Task {task_id} is {entry.state.value}; only a task that is {allowed} "
+                "can be retried"
+            )
         for task_id_again in [task_id, *self._blocked_by(task_id)]:
             batch, task = self._find(task_id_again)
             entry = self._changed(self._task(task_id_again))
@@ -714,15 +743,15 @@ class SessionWorkflow:
     @retry.validator
     def _validate_retry(self, task_id: str) -> None:
         self._require_active()
-        entry = self._known_task(task_id)
+        self._known_task(task_id)
         if self._cancelling:
             raise ValueError("the session is being cancelled")
-        if entry.state not in RETRYABLE_TASK_STATES:
-            allowed = ", ".join(sorted(state.value for state in RETRYABLE_TASK_STATES))
-            raise ValueError(
-                f"Task {task_id} is {entry.state.value}; only a task that is {allowed} "
-                "can be retried"
-            )
+
+    async def _settled(self) -> None:
+        """Let the rest of this workflow task's events be applied first (a control's handler
+        starts before them): the state it then reads is the one a status query shows."""
+        if workflow.patched(CONTROLS_SEE_SETTLED_STATE):
+            await workflow.wait_condition(lambda: True)
 
     @workflow.update
     def set_concurrency(self, concurrency: int) -> SessionStatus:
