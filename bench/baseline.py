@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from autopilot import git as gitops
-from autopilot.agent.cli import agent_environment, claude_argv
+from autopilot.agent.cli import agent_environment, claude_argv, model_route
 from autopilot.agent.process_guard import ProcessGuard
 from autopilot.agent.prompts import task_prompt
 from autopilot.agent.runner import run_claude
@@ -162,7 +162,9 @@ async def run_agent(request: TaskRequest, workspace: Workspace, bare: Bare) -> N
     await run_claude(
         bare.guard.wrap(claude_argv(bare.claude_bin, request.agent, sid)),
         cwd=Path(workspace.path),
-        env=agent_environment(bare.claude_bin, bare.base_env, identity),
+        env=agent_environment(
+            bare.claude_bin, bare.base_env, {**identity, **model_route(bare.base_env)}
+        ),
         prompt=task_prompt(request, workspace.branch),
         session_id=sid,
         transcript=transcript,
