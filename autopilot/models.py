@@ -15,6 +15,8 @@ from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_seri
 
 # Where a task's agent and checks run: its sandboxed workspace on the worker, or a container.
 ExecutionPlace = Literal["local", "dagger"]
+# How an approved branch lands on the target ([merge] style): a merge commit, or one commit.
+MergeStyle = Literal["merge", "squash"]
 
 # --------------------------------------------------------------------------------------------
 # The plan, as parsed from markdown
@@ -423,6 +425,7 @@ class SessionRequest(BaseModel):
     agent: AgentSettings = Field(default_factory=AgentSettings)
     review: ReviewSettings = Field(default_factory=ReviewSettings)
     workspace: WorkspaceSettings = Field(default_factory=WorkspaceSettings)
+    merge_style: MergeStyle = "merge"  # [merge] style
     max_cost_usd: float | None = None
     # Where the session's notifications go (--notify, [notify] in .autopilot.toml); the
     # worker's own (AUTOPILOT_NOTIFY) are added by the session when it first notifies.
@@ -1016,6 +1019,7 @@ class MergeInput(BaseModel):
     # Merge only a branch that holds the target's head: the merge's tree is then the branch's,
     # whose checks passed. Otherwise nothing is merged (MergeOutcome.target_moved).
     verified_only: bool = False
+    style: MergeStyle = "merge"
 
 
 class VerifyMergeInput(BaseModel):

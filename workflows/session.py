@@ -43,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
         CheckResult,
         MergeInput,
         MergeOutcome,
+        MergeStyle,
         MergeVerification,
         ParsePlanInput,
         Plan,
@@ -546,9 +547,10 @@ class SessionWorkflow:
                     branch=result.branch,
                     session_id=self._req.session_id,
                     task_id=task.id,
-                    message=f"Merge task {task.id}: {task.title}",
+                    message=_merge_message(self._req.merge_style, task),
                     worktree=result.workspace_path,
                     verified_only=verified_only,
+                    style=self._req.merge_style,
                 ),
                 start_to_close_timeout=ACTIVITY_TIMEOUT,
                 heartbeat_timeout=self._git_heartbeat,
@@ -974,6 +976,12 @@ class SessionWorkflow:
         self._status.completed_at = workflow.now()
         self._show_progress()
         return self._status
+
+
+def _merge_message(style: MergeStyle, task: Task) -> str:
+    """A squash commit is the task's one commit on the target: it says what the task did."""
+    prefix = "Task" if style == "squash" else "Merge task"
+    return f"{prefix} {task.id}: {task.title}"
 
 
 def _named(checks: list[CheckResult]) -> str:

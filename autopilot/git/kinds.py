@@ -149,6 +149,7 @@ class LocalWorkspaces:
             request.task_id,
             request.message,
             verified_only=request.verified_only,
+            style=request.style,
         )
 
     def remove(self, request: RemoveWorkspaceInput) -> None:

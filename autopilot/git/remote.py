@@ -277,6 +277,7 @@ class RemoteWorkspaces:
                     request.task_id,
                     request.message,
                     verified_only=request.verified_only,
+                    style=request.style,
                 )
                 if not outcome.merged:
                     return outcome  # a conflict: the branch stays for the conflict round
