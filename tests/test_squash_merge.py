@@ -14,6 +14,7 @@ from autopilot.git.cleanup import find_branches
 from autopilot.git.commits import commit_changes
 from autopilot.git.merge import merge_task
 from autopilot.git.names import SESSION_TRAILER, SQUASHED_TRAILER, TASK_TRAILER
+from autopilot.infra.repo_config import CONFIG_FILE, RepoConfigError, load_repo_config
 from autopilot.models import MergeOutcome, Workspace
 from tests.gitutil import commit_file, git, head, isolate_git, make_repo, trailers, write
 
@@ -160,3 +161,13 @@ def test_cleanup_counts_a_squashed_branch_as_merged(repo: Path, tmp_path: Path) 
     merged = {branch.task_id: branch.merged for branch in find_branches(repo, "main")}
 
     assert merged == {"1": True, "2": False}
+
+
+def test_the_merge_style_is_read_from_the_repository_config(tmp_path: Path) -> None:
+    config = tmp_path / CONFIG_FILE
+    assert load_repo_config(tmp_path).merge_style == "merge"  # the default: no file
+    config.write_text('[merge]\nstyle = "squash"\n')
+    assert load_repo_config(tmp_path).merge_style == "squash"
+    config.write_text('[merge]\nstyle = "rebase"\n')
+    with pytest.raises(RepoConfigError, match=r"\[merge\] style = 'rebase' .*merge, squash"):
+        load_repo_config(tmp_path)
