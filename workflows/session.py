@@ -49,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
         Plan,
         RemoveWorkspaceInput,
         ResumeRequest,
+        RetryRequest,
         SessionCarry,
         SessionChanges,
         SessionRequest,
@@ -457,11 +458,22 @@ class SessionWorkflow:
             entry.workflow_id += "/merged-checks"
         elif resolve_conflict:
             entry.workflow_id += "/conflict"
+        # Only the task's first run after `--fresh` starts afresh: a lost run's rerun and a
+        # conflict round go on from its new branch.
+        fresh, entry.fresh_start = entry.fresh_start and not resolve_conflict, False
         self._show_progress()
         try:
             child = await workflow.start_child_workflow(
                 TaskWorkflow.run,
-                TaskRequest.of(request, plan, batch, task, resolve_conflict, merged_checks),
+                TaskRequest.of(
+                    request,
+                    plan,
+                    batch,
+                    task,
+                    resolve_conflict,
+                    merged_checks,
+                    fresh=fresh,
+                ),
                 id=entry.workflow_id,
                 parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
                 static_summary=f"Task {task.id}: {task.title}"
@@ -702,19 +714,25 @@ class SessionWorkflow:
             raise ValueError(f"Task {task_id} is already {entry.state.value}")
 
     @workflow.update
-    def retry(self, task_id: str) -> SessionStatus:
-        """Run a task that did not merge again, with the tasks it blocked."""
+    def retry(self, request: str | RetryRequest) -> SessionStatus:
+        """Run a task that did not merge again, with the tasks it blocked. `fresh`: the task
+        starts from the target's head, its branch's work set aside (its blocked dependants
+        have no branch of their own yet)."""
+        retry = _retry_request(request)
+        task_id = retry.task_id
         for task_id_again in [task_id, *self._blocked_by(task_id)]:
             batch, task = self._find(task_id_again)
             entry = self._changed(self._task(task_id_again))
             entry.state, entry.completed_at = TaskState.PENDING, None
             entry.retries += 1
+            entry.fresh_start = retry.fresh and task_id_again == task_id
             self._retries.append(asyncio.create_task(self._run_task(batch, task)))
         self._recount()
         return self._status
 
     @retry.validator
-    def _validate_retry(self, task_id: str) -> None:
+    def _validate_retry(self, request: str | RetryRequest) -> None:
+        task_id = _retry_request(request).task_id
         self._require_active()
         entry = self._known_task(task_id)
         if self._cancelling:
@@ -809,6 +827,8 @@ class SessionWorkflow:
             for batch in plan.batches
             for task in batch.tasks
         ]
+        for entry in status.tasks:
+            entry.fresh_start = self._req.fresh  # a merged one is found merged first, untouched
         status.tasks_total = len(status.tasks)
         status.done_in_plan = plan.done_tasks  # shown, never run: the session has no other use
 
@@ -880,6 +900,8 @@ class SessionWorkflow:
         """A finished task workflow's figures, added to what earlier runs of it reported."""
         self._changed(entry)
         entry.branch = result.branch or entry.branch
+        if result.set_aside:
+            entry.set_aside.append(result.set_aside)
         entry.commit_count = len(result.commits) or entry.commit_count
         entry.lost_runs += result.lost_runs
         for run in result.agent_runs:
@@ -976,6 +998,11 @@ class SessionWorkflow:
         self._status.completed_at = workflow.now()
         self._show_progress()
         return self._status
+
+
+def _retry_request(request: str | RetryRequest) -> RetryRequest:
+    """A bare task id is what `retry` was sent before `fresh` (recorded histories replay it)."""
+    return RetryRequest(task_id=request) if isinstance(request, str) else request
 
 
 def _merge_message(style: MergeStyle, task: Task) -> str:

@@ -379,6 +379,7 @@ def _request(
         review=review,
         workspace=file_cfg.workspace,
         merge_style=file_cfg.merge_style,
+        fresh=args.fresh,
         max_cost_usd=numbers.max_cost_usd,
         notify=notify,
     )
