@@ -475,8 +475,10 @@ def fresh_note(status: SessionStatus, task_id: str) -> str:
     """Where `retry --fresh` puts the task's earlier work (it is renamed when the task starts:
     named by its head commit, which the session does not know yet)."""
     branch = gitops.branch_name(status.id, task_id)
+    aside = f"{branch}{SET_ASIDE_MARK}<its head commit>"
+    where = f"the remote's ref refs/{aside}" if is_remote(status.repo) else aside
     return (
         f"Task {task_id} starts again from {status.target_branch}'s head. Its branch {branch} is "
-        f"set aside as {branch}{SET_ASIDE_MARK}<its head commit> when it starts (`status` "
-        "names it); that work is kept, never merged.\n"
+        f"set aside as {where} when it starts (`status` names it); that work is kept, never "
+        "merged.\n"
     )
