@@ -13,13 +13,16 @@ import pytest
 
 from autopilot import git as gitops
 from autopilot.agent.scripted_model import (
+    STRUCTURED_OUTPUT,
     Conversation,
+    JsonObj,
     PlanFollower,
     Reply,
     Reviewer,
     ScriptedModel,
     ToolCall,
     ToolUses,
+    complete_verdict,
 )
 from autopilot.git.names import SESSION_TRAILER, SQUASHED_TRAILER, TASK_TRAILER
 from autopilot.models import TaskState
@@ -40,34 +43,41 @@ def plan_text(*task_ids: str) -> str:
     return f"# Reruns\n\n## Batch 1: Files\n{blocks}"
 
 
+class BuggyReviewer(Reviewer):
+    """Rejects a workspace whose t1.txt is the buggy one, approves any other; decided for each
+    review (the base class keeps one verdict per prompt, and a rerun's prompt is the same)."""
+
+    def verdict_for(self, conversation: Conversation) -> JsonObj:
+        assert conversation.cwd is not None
+        written = Path(conversation.cwd, "t1.txt")
+        if written.is_file() and written.read_text() == BUGGY:
+            raw: JsonObj = {
+                "verdict": "request_changes",
+                "summary": "wrong",
+                "findings": [{"message": "t1.txt is buggy", "severity": "blocker"}],
+            }
+        else:
+            raw = {"verdict": "approve", "summary": "fine"}
+        return complete_verdict(raw, conversation.prompt)
+
+
 class RejectedOnce:
     """The agent's first run writes a buggy file, which the reviewer rejects; every run after
     that follows the plan and is approved."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self.rejected = False
-        self.reviewer = Reviewer(self._verdict)
-        self.follower = PlanFollower(reviewer=self.reviewer)
-
-    def _verdict(self, conversation: Conversation) -> dict[str, object]:
-        with self._lock:
-            if self.rejected:
-                return {"verdict": "approve", "summary": "fine"}
-            self.rejected = True
-        return {
-            "verdict": "request_changes",
-            "summary": "wrong",
-            "findings": [{"message": "t1.txt is buggy", "severity": "blocker"}],
-        }
+        self.wrote_buggy = False
+        self.follower = PlanFollower(reviewer=BuggyReviewer())
 
     def __call__(self, conversation: Conversation) -> Reply:
-        with self._lock:
-            buggy_run = not self.rejected
-        if buggy_run and conversation.turn == 0 and conversation.task():
-            assert conversation.cwd is not None
-            path = f"{conversation.cwd}/t1.txt"
-            return ToolUses([ToolCall("Write", {"file_path": path, "content": BUGGY})])
+        if STRUCTURED_OUTPUT not in conversation.tools and conversation.turn == 0:
+            with self._lock:
+                buggy_run, self.wrote_buggy = not self.wrote_buggy, True
+            if buggy_run:
+                assert conversation.cwd is not None
+                path = f"{conversation.cwd}/t1.txt"
+                return ToolUses([ToolCall("Write", {"file_path": path, "content": BUGGY})])
         return self.follower(conversation)
 
 
@@ -109,6 +119,35 @@ def test_retry_fresh_keeps_the_rejected_commit_out_of_main(tmp_path: Path, repo:
     assert git(repo, "rev-parse", aside) == rejected  # kept for a look
     assert not _is_ancestor(repo, rejected, "main")
     assert rejected not in git(repo, "rev-list", "main").split()
+    assert (repo / "t1.txt").read_text() == "1\n"
+
+
+@pytest.mark.reliability(
+    "a plan run again with --fresh after a task was rejected",
+    "real session, then a new run of it: the task starts from main's head, the rejected "
+    "commit is set aside and never reaches main's history",
+)
+def test_a_fresh_rerun_starts_the_rejected_task_from_main(tmp_path: Path, repo: Path) -> None:
+    plan = tmp_path / "plan.md"
+    plan.write_text(plan_text("1"))
+    flags = ["--repo", str(repo), "--review", "agent", "--review-rounds", "1"]
+    with (
+        ScriptedModel(RejectedOnce()) as model,
+        autopilot(tmp_path / "autopilot", model.env()) as installation,
+    ):
+        first = installation.starter(str(plan), *flags)
+        assert first.returncode == 1, first.stdout + first.stderr  # rejected, not merged
+        session = first.stdout.split("Started session ", 1)[1].split()[0]
+        branch = gitops.branch_name(session, "1")
+        rejected = git(repo, "rev-parse", branch)
+
+        again = installation.starter(str(plan), *flags, "--fresh")
+        assert again.returncode == 0, again.stdout + again.stderr
+        aside = f"{branch}--rejected-{rejected[:12]}"
+        assert installation.status(session).task("1").set_aside == [aside]
+
+    assert git(repo, "rev-parse", aside) == rejected
+    assert not _is_ancestor(repo, rejected, "main")
     assert (repo / "t1.txt").read_text() == "1\n"
 
 
