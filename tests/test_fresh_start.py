@@ -120,3 +120,30 @@ def test_fresh_refuses_a_branch_checked_out_by_the_user(repo: Path, state: Path)
         start_afresh(repo, "main", state, SESSION, "1")
 
     assert head(repo, f"autopilot/{SESSION}/1") == rejected
+
+
+def test_commits_left_in_a_workspace_are_set_aside_too(repo: Path, state: Path) -> None:
+    rejected_work(repo, state)
+    # A worker died after the agent's second commit, before it was brought back.
+    workspace = state / "worktrees" / SESSION / "1"
+    write(workspace, "more.txt", "more\n")
+    git(workspace, "add", "more.txt")
+    git(workspace, "commit", "-q", "-m", "second")
+    left = head(workspace, "HEAD")
+
+    aside, _ = prepare_fresh(repo, state)
+
+    assert aside.endswith(left[:12]) and head(repo, aside) == left
+
+
+def test_a_rewritten_workspace_is_not_trusted(repo: Path, state: Path) -> None:
+    rejected = rejected_work(repo, state)
+    workspace = state / "worktrees" / SESSION / "1"
+    git(workspace, "reset", "-q", "--hard", "HEAD~1")
+    write(workspace, "other.txt", "rewritten\n")
+    git(workspace, "add", "other.txt")
+    git(workspace, "commit", "-q", "-m", "rewritten")
+
+    aside, _ = prepare_fresh(repo, state)
+
+    assert head(repo, aside) == rejected  # the branch, as it was brought back

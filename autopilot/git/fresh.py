@@ -9,6 +9,7 @@ unless --include-unmerged), and never reaches the target.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from autopilot.git.names import branch_name, worktree_path
@@ -21,7 +22,12 @@ from autopilot.git.refs import (
     find_task_merge,
 )
 from autopilot.git.runner import GitError, _git
-from autopilot.git.workspace import remove_workspace
+from autopilot.git.workspace import (
+    WorkspaceBroken,
+    bring_back,
+    is_workspace_repo,
+    remove_workspace,
+)
 
 SET_ASIDE_MARK = "--rejected-"
 _SHA_SHOWN = 12
@@ -43,18 +49,19 @@ def start_afresh(
         return ""
     branch = branch_name(session_id, task_id)
     ref = _branch_ref(branch)
+    workspace = worktree_path(Path(state_dir).absolute(), session_id, task_id)
+    _keep_left_commits(repo, workspace, session_id, task_id, target_branch)
     head = _resolve(repo, ref)
     if head is None:
-        remove_workspace(repo, worktree_path(Path(state_dir).absolute(), session_id, task_id))
+        remove_workspace(repo, workspace)
         return ""
     checkout = _checkout_of(repo, branch)
-    workspace = worktree_path(Path(state_dir).absolute(), session_id, task_id)
     if checkout is not None and Path(checkout.path).resolve() != workspace.resolve():
         raise GitError(
             f"cannot start task {task_id} afresh: its branch {branch} is checked out at "
             f"{checkout.path}; switch that checkout to another branch, then retry"
         )
-    remove_workspace(repo, workspace)  # its work is on the branch: the task's steps saw to it
+    remove_workspace(repo, workspace)  # its commits are on the branch now
     if _is_ancestor(repo, head, _branch_head(repo, target_branch)):
         _git(repo, "update-ref", "-d", ref, head)
         return ""
@@ -70,3 +77,18 @@ def start_afresh(
         )
     _git(repo, "update-ref", "-d", ref, head)  # only if nobody moved it meanwhile
     return aside
+
+
+def _keep_left_commits(
+    repo: str | Path, workspace: Path, session_id: str, task_id: str, target_branch: str
+) -> None:
+    """A workspace left behind (its removal failed, its worker died before the bring-back)
+    may hold commits its branch lacks: they come back first, checked as every bring-back is,
+    so that setting the branch aside keeps them. A workspace whose history was rewritten is
+    not trusted: the branch is what is kept then."""
+    if not is_workspace_repo(workspace):
+        return
+    branch_head = _resolve(repo, _branch_ref(branch_name(session_id, task_id)))
+    base = branch_head or _branch_head(repo, target_branch)
+    with contextlib.suppress(WorkspaceBroken):
+        bring_back(repo, workspace, session_id, task_id, base)
