@@ -5,6 +5,8 @@ pipeline: tests/test_fresh_e2e.py."""
 
 from __future__ import annotations
 
+import io
+
 import pytest
 from temporalio.client import Client
 
@@ -15,9 +17,11 @@ from autopilot.models import (
     SessionState,
     SessionStatus,
     TaskState,
+    TaskStatus,
     Workspace,
     WorkspaceInput,
 )
+from autopilot.operate.follow import report
 from tests.test_workflows import status_until
 from tests.workflow_stubs import (
     Stubs,
@@ -95,3 +99,22 @@ async def test_a_fresh_session_starts_each_task_afresh_once(client: Client, stub
     assert status.status == SessionState.COMPLETED, status.error
     assert fresh_flags(stubs, "1") == [True, False]
     assert fresh_flags(stubs, "2") == [True]
+
+
+def test_the_report_of_a_rejection_offers_a_fresh_rerun() -> None:
+    final = SessionStatus(
+        id="s1",
+        status=SessionState.INCOMPLETE,
+        repo="/r",
+        plan_path="/p.md",
+        target_branch="main",
+        concurrency=1,
+        tasks=[TaskStatus(id="1", title="One", batch=1, state=TaskState.REJECTED)],
+    )
+    out = io.StringIO()
+    report(final, "", out, rerun="python starter.py plan.md")
+    assert "Add --fresh to start every unmerged task from main's head instead" in out.getvalue()
+
+    out = io.StringIO()
+    report(final, "", out, rerun="python starter.py plan.md --fresh")
+    assert "--fresh to start" not in out.getvalue()
