@@ -171,3 +171,24 @@ def test_the_merge_style_is_read_from_the_repository_config(tmp_path: Path) -> N
     config.write_text('[merge]\nstyle = "rebase"\n')
     with pytest.raises(RepoConfigError, match=r"\[merge\] style = 'rebase' .*merge, squash"):
         load_repo_config(tmp_path)
+
+
+def test_cleanup_counts_a_branch_squashed_on_the_remotes_target_as_merged(
+    repo: Path, tmp_path: Path
+) -> None:
+    origin = tmp_path / "origin.git"
+    git(tmp_path, "clone", "--quiet", "--bare", str(repo), str(origin))
+    git(repo, "remote", "add", "origin", str(origin))
+    before = head(repo, "main")
+    ws = do_task(repo, tmp_path / "state", "1", {"a.txt": "task\n"})
+    squash(repo, ws, "1")
+    # The squash reached only the remote's main (merged there); the local main is behind.
+    git(repo, "push", "--quiet", "origin", "main", ws.branch)
+    git(repo, "reset", "--quiet", "--hard", before)
+
+    found = find_branches(repo, "main", remote="origin", fetch=True)
+
+    assert [(branch.remote, branch.merged) for branch in found] == [
+        (None, False),
+        ("origin", True),
+    ]

@@ -27,7 +27,14 @@ from typing import Literal
 from pydantic import BaseModel
 
 from autopilot.git import AGENT_SPACES, is_workspace_repo, remove_workspace, worktree_path
-from autopilot.git.refs import _branch_head, _is_ancestor, _resolve, _worktrees, squashed_heads
+from autopilot.git.refs import (
+    _branch_head,
+    _branch_ref,
+    _is_ancestor,
+    _resolve,
+    _worktrees,
+    squashed_heads,
+)
 from autopilot.git.runner import GitError, _git, _run
 
 BRANCH_PREFIX = "autopilot/"
@@ -115,7 +122,8 @@ def find_branches(
     if fetch and remote is None:
         raise ValueError("fetch=True needs a remote to fetch from")
     target_sha = _branch_head(repo, target_branch)
-    squashed = squashed_heads(repo, target_branch)  # merged, though no ancestor of the target
+    # Merged, though no ancestor of the target.
+    squashed = squashed_heads(repo, _branch_ref(target_branch))
     worktrees = _worktrees(repo)
     main_path = worktrees[0].path if worktrees else None
     checked_out: dict[str, str] = {}
@@ -151,6 +159,7 @@ def find_branches(
         remote_target = _resolve(repo, f"refs/remotes/{remote}/{target_branch}")
         if remote_target is not None:
             targets.append(remote_target)
+            squashed |= squashed_heads(repo, f"refs/remotes/{remote}/{target_branch}")
         prefix = f"refs/remotes/{remote}/"
         for ref, sha in _refs(repo, f"{prefix}{BRANCH_PREFIX}"):
             name = ref.removeprefix(prefix)

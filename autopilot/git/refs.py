@@ -92,9 +92,10 @@ def _our_merges(repo: str | Path, target_branch: str, session_id: str) -> list[t
     return merges
 
 
-def squashed_heads(repo: str | Path, target_branch: str) -> set[str]:
+def squashed_heads(repo: str | Path, target_ref: str) -> set[str]:
     """The task branch heads squashed onto the target (SQUASHED_TRAILER of its first-parent
-    history): such a branch is merged though it is no ancestor of the target."""
+    history; `target_ref` a full ref, a remote-tracking one too): such a branch is merged
+    though it is no ancestor of the target."""
     out = _git(
         repo,
         "log",
@@ -104,7 +105,7 @@ def squashed_heads(repo: str | Path, target_branch: str) -> set[str]:
         "--fixed-strings",
         f"--grep={SQUASHED_TRAILER}: ",
         f"--format=%(trailers:key={SQUASHED_TRAILER},valueonly,unfold,separator=%x1d)%x1e",
-        _branch_ref(target_branch),
+        target_ref,
         "--",
     )
     return {
