@@ -171,6 +171,12 @@ def _run_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         "--detach", action="store_true", help="start (or find) the session and return at once"
     )
     parser.add_argument(
+        "--fresh",
+        action="store_true",
+        help="every task not merged yet starts from the target's head; the work on its branch "
+        "from an earlier run is set aside (kept as autopilot/<session>/<task>--rejected-<sha>)",
+    )
+    parser.add_argument(
         "--dry-run",
         action="store_true",
         help="make every check the run makes, print what the session would run; start nothing",

@@ -15,6 +15,8 @@ from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_seri
 
 # Where a task's agent and checks run: its sandboxed workspace on the worker, or a container.
 ExecutionPlace = Literal["local", "dagger"]
+# How an approved branch lands on the target ([merge] style): a merge commit, or one commit.
+MergeStyle = Literal["merge", "squash"]
 
 # --------------------------------------------------------------------------------------------
 # The plan, as parsed from markdown
@@ -128,6 +130,7 @@ class Workspace(BaseModel):
     base_sha: str  # target head the branch started from
     already_merged: bool = False  # a merge commit for this session+task is already on target
     merge_sha: str | None = None  # set when already_merged
+    set_aside: str = ""  # started afresh: the branch its earlier work is kept under
 
 
 class CommitOutcome(BaseModel):
@@ -423,6 +426,10 @@ class SessionRequest(BaseModel):
     agent: AgentSettings = Field(default_factory=AgentSettings)
     review: ReviewSettings = Field(default_factory=ReviewSettings)
     workspace: WorkspaceSettings = Field(default_factory=WorkspaceSettings)
+    merge_style: MergeStyle = "merge"  # [merge] style
+    # Each task not merged yet starts from the target's head, its branch's work set aside
+    # (`starter.py PLAN --fresh`, a rerun that must not build on rejected work).
+    fresh: bool = False
     max_cost_usd: float | None = None
     # Where the session's notifications go (--notify, [notify] in .autopilot.toml); the
     # worker's own (AUTOPILOT_NOTIFY) are added by the session when it first notifies.
@@ -456,6 +463,13 @@ class SessionCarry(BaseModel):
     # Labels of the worker's own notification targets (AUTOPILOT_NOTIFY), looked up at the
     # session's first notification; None: not yet. Their URLs stay on the worker.
     notify_installation: list[str] | None = None
+
+
+class RetryRequest(BaseModel):
+    """The `retry` update's argument (a bare task id, as sent before `fresh`, still is one)."""
+
+    task_id: str
+    fresh: bool = False  # start from the target's head, the task branch's work set aside
 
 
 class ResumeRequest(BaseModel):
@@ -493,6 +507,8 @@ class TaskRequest(BaseModel):
     merged_checks: list[CheckResult] = Field(default_factory=list)
     # Set: the task's agent and checks run in a Dagger container built so (container mode).
     container: ContainerSettings | None = None
+    # Start from the target's head, the task branch's work set aside (`--fresh`).
+    fresh: bool = False
 
     @classmethod
     def of(
@@ -503,6 +519,7 @@ class TaskRequest(BaseModel):
         task: Task,
         resolve_conflict: bool = False,
         merged_checks: list[CheckResult] | None = None,
+        fresh: bool = False,
     ) -> TaskRequest:
         """The input of `task`'s TaskWorkflow, as the session sends it."""
         return cls(
@@ -524,6 +541,7 @@ class TaskRequest(BaseModel):
             resolve_conflict=resolve_conflict,
             merged_checks=merged_checks or [],
             container=request.container if place_of(request, batch) == "dagger" else None,
+            fresh=fresh,
         )
 
 
@@ -593,6 +611,7 @@ class TaskResult(BaseModel):
     error_type: str | None = None  # AgentAuth, RepoUnusable, ...: what kind of failure
     lost_runs: int = 0  # agent and reviewer runs lost (worker gone, killed from outside)
     setup: list[SetupResult] = Field(default_factory=list)  # the workspace's setups, in order
+    set_aside: str = ""  # started afresh: the branch its earlier work is kept under
 
 
 class TaskStatus(BaseModel):
@@ -604,6 +623,9 @@ class TaskStatus(BaseModel):
     workflow_id: str = ""
     retries: int = 0  # times the operator sent it round again
     branch: str = ""
+    # Its next run starts from the target's head, its branch's work set aside (`--fresh`).
+    fresh_start: bool = False
+    set_aside: list[str] = Field(default_factory=list)  # where earlier work is kept, oldest first
     attempts: int = 0
     commit_count: int = 0
     commits: list[CommitInfo] = Field(default_factory=list)  # filled by `status --json`
@@ -831,6 +853,8 @@ class WorkspaceInput(BaseModel):
     state_dir: str
     session_id: str
     task_id: str
+    # Start from the target's head: the task branch's work is set aside (autopilot/git/fresh.py).
+    fresh: bool = False
 
 
 class AgentInput(BaseModel):
@@ -1016,6 +1040,7 @@ class MergeInput(BaseModel):
     # Merge only a branch that holds the target's head: the merge's tree is then the branch's,
     # whose checks passed. Otherwise nothing is merged (MergeOutcome.target_moved).
     verified_only: bool = False
+    style: MergeStyle = "merge"
 
 
 class VerifyMergeInput(BaseModel):

@@ -44,6 +44,9 @@ cache_dirs = [".venv"]
 image = "ghcr.io/me/agent:1.2"
 packages = ["git", "curl"]
 user = "dev"
+
+[merge]
+style = "squash"
 """
 
 
@@ -69,6 +72,7 @@ def test_the_dry_run_shows_what_the_session_would_run(tmp_path: Path, configured
     text = done.stdout
     for shown in (
         f"Merge: into main of {configured}; 4 agent(s) at once; on failure: continue",
+        "Merge style: squash (one commit per task)",
         "Review: checks, 3 round(s)",
         "Checks (each 900 s): pytest -q",
         "Check environment: PATH, HOME, LANG, TMPDIR, DATABASE_URL",
@@ -91,7 +95,12 @@ def test_the_json_report_carries_the_same(tmp_path: Path, configured: Path) -> N
     done = run_starter(tmp_path, str(plan), *flags)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
-    assert report["merge"] == {"repo": str(configured), "target_branch": "main", "concurrency": 1}
+    assert report["merge"] == {
+        "repo": str(configured),
+        "target_branch": "main",
+        "concurrency": 1,
+        "style": "squash",
+    }
     assert report["review"]["checks"] == ["pytest -q"]
     assert report["setup"] == ["uv sync"]
     assert report["network"] == ["pypi.org"]

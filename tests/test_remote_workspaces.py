@@ -979,3 +979,52 @@ def test_the_target_head_is_read_from_the_remote_or_the_local_repository(
     assert target_head(str(local), "main") == git(local, "rev-parse", "main")
     with pytest.raises(RemoteError, match="has no branch 'gone'"):
         target_head(daemon_url, "gone")
+
+
+# --------------------------------------------------------------------------------------------
+# Starting afresh, and squash merges, on the remote
+# --------------------------------------------------------------------------------------------
+
+
+def test_fresh_sets_the_remote_task_ref_aside_and_starts_from_main(
+    tmp_path: Path, url: str, bare: Path
+) -> None:
+    kind = RemoteWorkspaces(tmp_path / "worker")
+    ws = work(kind, url, "1", {"bug.txt": "buggy\n"})
+    branch = branch_name(SESSION, "1")
+    rejected = git(bare, "rev-parse", f"refs/autopilot/{SESSION}/1")
+    main = git(bare, "rev-parse", "main")
+
+    again = kind.prepare(start(url, "1").model_copy(update={"fresh": True}))
+
+    aside = f"{branch}--rejected-{rejected[:12]}"
+    assert again.set_aside == aside and again.base_sha == main
+    assert remote_task_refs(bare) == [aside]  # kept there, for a look; the task ref is gone
+    assert git(bare, "rev-parse", f"refs/{aside}") == rejected
+    assert not (Path(ws.path) / "bug.txt").exists()
+    # A retried prepare finds its fresh start: nothing more is set aside.
+    assert kind.prepare(start(url, "1").model_copy(update={"fresh": True})).set_aside == ""
+    assert remote_task_refs(bare) == [aside]
+
+    write(Path(again.path), "good.txt", "good\n")
+    kind.commit(commit_input(url, again, "1"))
+    assert kind.merge(merge_input(url, "1")).merged
+    log = git(bare, "rev-list", "main").split()
+    assert rejected not in log
+
+
+def test_a_squash_on_the_remote_is_one_commit_found_again(
+    tmp_path: Path, url: str, bare: Path
+) -> None:
+    kind = RemoteWorkspaces(tmp_path / "worker")
+    work(kind, url, "1", {"a.txt": "a\n"})
+    before = git(bare, "rev-parse", "main")
+    squash = merge_input(url, "1").model_copy(update={"style": "squash"})
+
+    first = kind.merge(squash)
+    again = kind.merge(squash)
+
+    assert first.merged and again.already_merged and again.merge_sha == first.merge_sha
+    assert git(bare, "rev-list", f"{before}..main").split() == [first.merge_sha]
+    assert git(bare, "log", "-1", "--format=%P", "main").split() == [before]
+    assert remote_task_refs(bare) == []  # merged: its task ref goes

@@ -91,3 +91,15 @@ def test_another_place_or_image_is_named() -> None:
         "  --image (or [container], .autopilot.toml): the session runs with {}, this command"
         " gives {'image': 'node:22.12.0-slim'}",
     ]
+
+
+def test_fresh_and_the_merge_style_cannot_change_while_the_session_runs() -> None:
+    found = differences(request(), request(fresh=True, merge_style="squash"))
+    assert found.fixed == [
+        "  [merge] style (.autopilot.toml): the session runs with 'merge', this command gives "
+        "'squash'",
+        "  --fresh (for a running session: retry --fresh SESSION TASK): the session runs with "
+        "False, this command gives True",
+    ]
+    # The command that started a fresh run attaches to it again.
+    assert differences(request(fresh=True), request(fresh=True)).fixed == []

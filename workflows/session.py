@@ -48,11 +48,13 @@ with workflow.unsafe.imports_passed_through():
         CheckResult,
         MergeInput,
         MergeOutcome,
+        MergeStyle,
         MergeVerification,
         ParsePlanInput,
         Plan,
         RemoveWorkspaceInput,
         ResumeRequest,
+        RetryRequest,
         SessionCarry,
         SessionChanges,
         SessionRequest,
@@ -468,11 +470,22 @@ class SessionWorkflow:
             entry.workflow_id += "/merged-checks"
         elif resolve_conflict:
             entry.workflow_id += "/conflict"
+        # Only the task's first run after `--fresh` starts afresh: a lost run's rerun and a
+        # conflict round go on from its new branch.
+        fresh, entry.fresh_start = entry.fresh_start and not resolve_conflict, False
         self._show_progress()
         try:
             child = await workflow.start_child_workflow(
                 TaskWorkflow.run,
-                TaskRequest.of(request, plan, batch, task, resolve_conflict, merged_checks),
+                TaskRequest.of(
+                    request,
+                    plan,
+                    batch,
+                    task,
+                    resolve_conflict,
+                    merged_checks,
+                    fresh=fresh,
+                ),
                 id=entry.workflow_id,
                 parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
                 static_summary=f"Task {task.id}: {task.title}"
@@ -558,9 +571,10 @@ class SessionWorkflow:
                     branch=result.branch,
                     session_id=self._req.session_id,
                     task_id=task.id,
-                    message=f"Merge task {task.id}: {task.title}",
+                    message=_merge_message(self._req.merge_style, task),
                     worktree=result.workspace_path,
                     verified_only=verified_only,
+                    style=self._req.merge_style,
                 ),
                 start_to_close_timeout=ACTIVITY_TIMEOUT,
                 heartbeat_timeout=self._git_heartbeat,
@@ -721,8 +735,12 @@ class SessionWorkflow:
         self._known_task(task_id)
 
     @workflow.update
-    async def retry(self, task_id: str) -> SessionStatus:
-        """Run a task that did not merge again, with the tasks it blocked."""
+    async def retry(self, request: str | RetryRequest) -> SessionStatus:
+        """Run a task that did not merge again, with the tasks it blocked. `fresh`: the task
+        starts from the target's head, its branch's work set aside (its blocked dependants
+        have no branch of their own yet)."""
+        retry = _retry_request(request)
+        task_id = retry.task_id
         await self._settled()
         entry = self._task(task_id)
         if entry.state not in RETRYABLE_TASK_STATES:
@@ -736,12 +754,14 @@ class SessionWorkflow:
             entry = self._changed(self._task(task_id_again))
             entry.state, entry.completed_at = TaskState.PENDING, None
             entry.retries += 1
+            entry.fresh_start = retry.fresh and task_id_again == task_id
             self._retries.append(asyncio.create_task(self._run_task(batch, task)))
         self._recount()
         return self._status
 
     @retry.validator
-    def _validate_retry(self, task_id: str) -> None:
+    def _validate_retry(self, request: str | RetryRequest) -> None:
+        task_id = _retry_request(request).task_id
         self._require_active()
         self._known_task(task_id)
         if self._cancelling:
@@ -836,6 +856,8 @@ class SessionWorkflow:
             for batch in plan.batches
             for task in batch.tasks
         ]
+        for entry in status.tasks:
+            entry.fresh_start = self._req.fresh  # a merged one is found merged first, untouched
         status.tasks_total = len(status.tasks)
         status.done_in_plan = plan.done_tasks  # shown, never run: the session has no other use
 
@@ -907,6 +929,8 @@ class SessionWorkflow:
         """A finished task workflow's figures, added to what earlier runs of it reported."""
         self._changed(entry)
         entry.branch = result.branch or entry.branch
+        if result.set_aside:
+            entry.set_aside.append(result.set_aside)
         entry.commit_count = len(result.commits) or entry.commit_count
         entry.lost_runs += result.lost_runs
         for run in result.agent_runs:
@@ -1003,6 +1027,17 @@ class SessionWorkflow:
         self._status.completed_at = workflow.now()
         self._show_progress()
         return self._status
+
+
+def _retry_request(request: str | RetryRequest) -> RetryRequest:
+    """A bare task id is what `retry` was sent before `fresh` (recorded histories replay it)."""
+    return RetryRequest(task_id=request) if isinstance(request, str) else request
+
+
+def _merge_message(style: MergeStyle, task: Task) -> str:
+    """A squash commit is the task's one commit on the target: it says what the task did."""
+    prefix = "Task" if style == "squash" else "Merge task"
+    return f"{prefix} {task.id}: {task.title}"
 
 
 def _named(checks: list[CheckResult]) -> str:

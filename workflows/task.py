@@ -138,6 +138,7 @@ class TaskWorkflow:
             branch=workspace.branch,
             workspace_path=workspace.path,
             base_sha=workspace.base_sha,
+            set_aside=workspace.set_aside,
         )
 
         job: AgentInput | None = AgentInput(request=request, workspace=workspace)
@@ -242,11 +243,12 @@ class TaskWorkflow:
                 state_dir=request.state_dir,
                 session_id=request.session_id,
                 task_id=request.task.id,
+                fresh=request.fresh,
             ),
             start_to_close_timeout=GIT_TIMEOUT,
             heartbeat_timeout=timedelta(seconds=request.agent.heartbeat_timeout_s),
             retry_policy=GIT_RETRY,
-            summary=f"{self._label} — prepare worktree",
+            summary=f"{self._label} — prepare worktree" + (" afresh" if request.fresh else ""),
         )
 
     async def _merge_target_into_branch(

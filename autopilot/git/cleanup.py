@@ -27,7 +27,14 @@ from typing import Literal
 from pydantic import BaseModel
 
 from autopilot.git import AGENT_SPACES, is_workspace_repo, remove_workspace, worktree_path
-from autopilot.git.refs import _branch_head, _is_ancestor, _resolve, _worktrees
+from autopilot.git.refs import (
+    _branch_head,
+    _branch_ref,
+    _is_ancestor,
+    _resolve,
+    _worktrees,
+    squashed_heads,
+)
 from autopilot.git.runner import GitError, _git, _run
 
 BRANCH_PREFIX = "autopilot/"
@@ -43,7 +50,9 @@ class BranchInfo(BaseModel):
     task_id: str
     remote: str | None = None  # None for a local branch, else the remote's name
     target: str  # the branch `merged` refers to
-    merged: bool  # its tip is an ancestor of the target (for a remote: or of <remote>/<target>)
+    # Its tip is an ancestor of the target (for a remote: or of <remote>/<target>), or was
+    # squashed onto the target (a squash commit's Autopilot-Squashed trailer names it).
+    merged: bool
     worktree: str | None = None  # a registered worktree that has it checked out
     main_checkout: bool = False  # that worktree is the repository's main checkout
     head_sha: str
@@ -113,6 +122,8 @@ def find_branches(
     if fetch and remote is None:
         raise ValueError("fetch=True needs a remote to fetch from")
     target_sha = _branch_head(repo, target_branch)
+    # Merged, though no ancestor of the target.
+    squashed = squashed_heads(repo, _branch_ref(target_branch))
     worktrees = _worktrees(repo)
     main_path = worktrees[0].path if worktrees else None
     checked_out: dict[str, str] = {}
@@ -133,7 +144,7 @@ def find_branches(
                 session_id=session_id,
                 task_id=task_id,
                 target=target_branch,
-                merged=_is_ancestor(repo, sha, target_sha),
+                merged=sha in squashed or _is_ancestor(repo, sha, target_sha),
                 worktree=path,
                 main_checkout=path is not None and path == main_path,
                 head_sha=sha,
@@ -148,6 +159,7 @@ def find_branches(
         remote_target = _resolve(repo, f"refs/remotes/{remote}/{target_branch}")
         if remote_target is not None:
             targets.append(remote_target)
+            squashed |= squashed_heads(repo, f"refs/remotes/{remote}/{target_branch}")
         prefix = f"refs/remotes/{remote}/"
         for ref, sha in _refs(repo, f"{prefix}{BRANCH_PREFIX}"):
             name = ref.removeprefix(prefix)
@@ -161,7 +173,7 @@ def find_branches(
                     task_id=task_id,
                     remote=remote,
                     target=target_branch,
-                    merged=any(_is_ancestor(repo, sha, t) for t in targets),
+                    merged=sha in squashed or any(_is_ancestor(repo, sha, t) for t in targets),
                     head_sha=sha,
                 )
             )

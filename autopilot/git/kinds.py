@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import NamedTuple, Protocol, runtime_checkable
 
 from autopilot.git.commits import commit_changes, merge_target_into_branch
+from autopilot.git.fresh import start_afresh
 from autopilot.git.merge import merge_task
 from autopilot.git.names import worktree_path
 from autopilot.git.workspace import bring_back, objects_dir, prepare_workspace, remove_workspace
@@ -91,13 +92,24 @@ class LocalWorkspaces:
     """The user's repository on this machine."""
 
     def prepare(self, request: WorkspaceInput) -> Workspace:
-        return prepare_workspace(
+        aside = ""
+        if request.fresh:
+            aside = start_afresh(
+                request.repo,
+                request.target_branch,
+                request.state_dir,
+                request.session_id,
+                request.task_id,
+            )
+        workspace = prepare_workspace(
             request.repo,
             request.target_branch,
             request.state_dir,
             request.session_id,
             request.task_id,
         )
+        workspace.set_aside = aside
+        return workspace
 
     def here(self, repo: str, worktree: str, place: TaskPlace | None) -> Located:
         return Located(worktree, made=False)  # one machine: where it was prepared
@@ -149,6 +161,7 @@ class LocalWorkspaces:
             request.task_id,
             request.message,
             verified_only=request.verified_only,
+            style=request.style,
         )
 
     def remove(self, request: RemoveWorkspaceInput) -> None:

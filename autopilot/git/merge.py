@@ -11,7 +11,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from autopilot.git.names import _message_with_trailers
+from autopilot.git.names import SQUASHED_TRAILER, _message_with_trailers
 from autopilot.git.refs import (
     _branch_head,
     _branch_ref,
@@ -35,7 +35,7 @@ from autopilot.git.runner import (
     _z_paths,
 )
 from autopilot.infra import untrusted_fs
-from autopilot.models import MergeOutcome
+from autopilot.models import MergeOutcome, MergeStyle
 
 MERGE_ATTEMPTS = 5  # the target moved under us this many times in a row: give up
 
@@ -259,6 +259,7 @@ def merge_task(
     message: str,
     *,
     verified_only: bool = False,
+    style: MergeStyle = "merge",
 ) -> MergeOutcome:
     """Merge `branch` into the target with a merge commit carrying our trailers, atomically:
     the target either points at the full merge (with its checkout updated) or is untouched.
@@ -266,7 +267,12 @@ def merge_task(
 
     `verified_only`: merge only while the branch holds the target's head, so that the merge's
     tree is exactly the branch's, the tree whose checks passed; else nothing is merged and the
-    outcome says the target moved (the caller checks the branch merged with it first)."""
+    outcome says the target moved (the caller checks the branch merged with it first).
+
+    `style` "squash": one commit on the target's head instead, with the same tree a merge
+    would have (with `verified_only`, the branch's checked tree) and our trailers, plus
+    SQUASHED_TRAILER naming the branch head it stands for (found again by `find_task_merge`,
+    and what tells cleanup the branch is merged though it is no ancestor of the target)."""
     found = find_task_merge(repo, target_branch, session_id, task_id)
     if found is not None:
         return MergeOutcome(
@@ -303,16 +309,16 @@ def merge_task(
                 message=f"merging {branch} into {target_branch} conflicts ({details}); "
                 f"{target_branch} was left unchanged",
             )
+        # The pipeline's identity, as for a merge commit: the commit is the pipeline's act of
+        # landing reviewed work; the agent's own commits stay, with their author, on the branch.
+        parents = ["-p", target_head] + ([] if style == "squash" else ["-p", branch_head])
+        message = (
+            f"{full_message}{SQUASHED_TRAILER}: {branch_head}\n"
+            if style == "squash"
+            else full_message
+        )
         merge_sha = _git(
-            repo,
-            *_identity_args(repo),
-            "commit-tree",
-            merged.tree,
-            "-p",
-            target_head,
-            "-p",
-            branch_head,
-            stdin=full_message,
+            repo, *_identity_args(repo), "commit-tree", merged.tree, *parents, stdin=message
         ).strip()
         rebasing = _rebase_of(repo, target_branch)
         if rebasing is not None:
@@ -328,7 +334,8 @@ def merge_task(
             return MergeOutcome(
                 merged=True,
                 merge_sha=merge_sha,
-                message=f"merged {branch} into {target_branch} as {merge_sha[:12]}",
+                message=f"{'squashed' if style == 'squash' else 'merged'} {branch} into "
+                f"{target_branch} as {merge_sha[:12]}",
             )
     raise GitError(
         f"could not merge {branch} into {target_branch} in {repo}: the target branch kept "

@@ -8,6 +8,8 @@ from pathlib import Path
 
 SESSION_TRAILER = "Autopilot-Session"
 TASK_TRAILER = "Autopilot-Task"
+# On a squash commit: the task branch head it stands for (the branch is no ancestor of it).
+SQUASHED_TRAILER = "Autopilot-Squashed"
 _MAX_COMPONENT = 64
 _UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]")
 

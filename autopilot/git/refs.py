@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from autopilot.git.names import SESSION_TRAILER, TASK_TRAILER
+from autopilot.git.names import SESSION_TRAILER, SQUASHED_TRAILER, TASK_TRAILER
 from autopilot.git.runner import GitError, RepoError, _fail, _git, _run
 from autopilot.infra import untrusted_fs
 
@@ -59,18 +59,19 @@ def _is_ancestor(repo: str | Path, ancestor: str, descendant: str) -> bool:
 
 
 def _our_merges(repo: str | Path, target_branch: str, session_id: str) -> list[tuple[str, str]]:
-    """(task id, merge sha) of this session's merge commits on the target's first-parent
-    history, oldest first."""
+    """(task id, merge sha) of this session's merge and squash commits on the target's
+    first-parent history, oldest first. A one-parent commit counts only with SQUASHED_TRAILER:
+    the agent's own commits carry our session and task trailers too."""
     fmt = (
-        f"%H%x1f%(trailers:key={SESSION_TRAILER},valueonly,unfold,separator=%x1d)"
-        f"%x1f%(trailers:key={TASK_TRAILER},valueonly,unfold,separator=%x1d)%x1e"
+        f"%H%x1f%P%x1f%(trailers:key={SESSION_TRAILER},valueonly,unfold,separator=%x1d)"
+        f"%x1f%(trailers:key={TASK_TRAILER},valueonly,unfold,separator=%x1d)"
+        f"%x1f%(trailers:key={SQUASHED_TRAILER},valueonly,unfold,separator=%x1d)%x1e"
     )
     out = _git(
         repo,
         "log",
         "--no-show-signature",
         "--first-parent",
-        "--min-parents=2",
         "--reverse",
         "--fixed-strings",
         f"--grep={SESSION_TRAILER}: {session_id}",
@@ -81,12 +82,37 @@ def _our_merges(repo: str | Path, target_branch: str, session_id: str) -> list[t
     merges: list[tuple[str, str]] = []
     for record in out.split("\x1e"):
         fields = record.strip("\n").split("\x1f")
-        if len(fields) != 3:
+        if len(fields) != 5:
             continue
-        sha, sessions, tasks = fields
-        if session_id in sessions.split("\x1d") and tasks:
+        sha, parents, sessions, tasks, squashed = fields
+        ours = len(parents.split()) >= 2 or bool(squashed)
+        if ours and session_id in sessions.split("\x1d") and tasks:
             merges.append((tasks.split("\x1d")[-1], sha))
     return merges
+
+
+def squashed_heads(repo: str | Path, target_ref: str) -> set[str]:
+    """The task branch heads squashed onto the target (SQUASHED_TRAILER of its first-parent
+    history; `target_ref` a full ref, a remote-tracking one too): such a branch is merged
+    though it is no ancestor of the target."""
+    out = _git(
+        repo,
+        "log",
+        "--no-show-signature",
+        "--first-parent",
+        "--max-parents=1",
+        "--fixed-strings",
+        f"--grep={SQUASHED_TRAILER}: ",
+        f"--format=%(trailers:key={SQUASHED_TRAILER},valueonly,unfold,separator=%x1d)%x1e",
+        target_ref,
+        "--",
+    )
+    return {
+        head.strip()
+        for record in out.split("\x1e")
+        for head in record.strip("\n").split("\x1d")
+        if head.strip()
+    }
 
 
 def list_merges(repo: str | Path, target_branch: str, session_id: str) -> list[tuple[str, str]]:

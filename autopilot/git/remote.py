@@ -40,13 +40,15 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from autopilot.git.commits import commit_changes, merge_target_into_branch
+from autopilot.git.fresh import set_aside_name
 from autopilot.git.kinds import Located
 from autopilot.git.merge import MERGE_ATTEMPTS, merge_task
 from autopilot.git.names import branch_name, worktree_path
-from autopilot.git.refs import _is_ancestor, _resolve, find_task_merge
+from autopilot.git.refs import _branch_ref, _is_ancestor, _resolve, find_task_merge
 from autopilot.git.remote_cache import TRANSPORT_TIMEOUT_S, RemoteCache, cache_path, locked
 from autopilot.git.remote_url import RemoteError, shown_url
 from autopilot.git.runner import GitError, _run, _run_raw
+from autopilot.git.task_refs import remote_refs
 from autopilot.git.workspace import (
     WorkspaceBroken,
     _ensure_workspace,
@@ -125,6 +127,10 @@ class RemoteWorkspaces:
         path = worktree_path(self.state_dir, request.session_id, request.task_id)
         with self.cache(request.repo, request.target_branch) as cache:
             seen = self._sync(cache, request.target_branch, [branch])
+            aside = ""
+            if request.fresh:
+                aside = _start_afresh(cache, request, seen.get(branch), path)
+                seen.pop(branch, None)
             pushed = seen.get(branch)
             if pushed is not None and not _goes_on_from(path, pushed):
                 # Another worker went on with the task from here (or this workspace is from
@@ -140,6 +146,7 @@ class RemoteWorkspaces:
             if workspace.path:
                 _mark(Path(workspace.path), TaskPlace.of_workspace(request, workspace))
             self._sweep(cache, request.session_id, request.target_branch, path)
+        workspace.set_aside = aside
         return workspace
 
     def _sweep(self, cache: RemoteCache, session_id: str, target: str, keep: Path) -> None:
@@ -280,6 +287,7 @@ class RemoteWorkspaces:
                     request.task_id,
                     request.message,
                     verified_only=request.verified_only,
+                    style=request.style,
                 )
                 if not outcome.merged:
                     return outcome  # a conflict: the branch stays for the conflict round
@@ -311,6 +319,34 @@ class RemoteWorkspaces:
         workspace = Path(os.path.abspath(path))
         if workspace.parent.parent == self._worktrees:
             remove_workspace_dirs(workspace)
+
+
+def _start_afresh(
+    cache: RemoteCache, request: WorkspaceInput, pushed: str | None, workspace: Path
+) -> str:
+    """The remote's side of autopilot/git/fresh.py: the task's work is pushed to its set-aside
+    ref (refs/autopilot/<session>/<task>--rejected-<head>) and its task ref deleted there,
+    in that order (the work is never only in this cache); this worker's workspace goes.
+    Returns the set-aside branch, or "" when there was nothing to keep."""
+    target = request.target_branch
+    if find_task_merge(cache.path, target, request.session_id, request.task_id) is not None:
+        return ""
+    branch = branch_name(request.session_id, request.task_id)
+    head = pushed or cache.head(branch)  # a crash may have come between bring-back and push
+    remove_workspace_dirs(workspace)
+    if head is None:
+        return ""
+    aside = ""
+    if not _is_ancestor(cache.path, head, _branch_ref(target)):
+        aside = set_aside_name(branch, head)
+        if not cache.push(head, aside):
+            raise GitError(
+                f"cannot set {branch} aside on {shown_url(cache.url)}: its "
+                f"{remote_refs(aside)[0]} exists already at another commit; delete that ref "
+                "there, then retry"
+            )
+    cache.delete(branch)
+    return aside
 
 
 def _goes_on_from(workspace: Path, sha: str) -> bool:

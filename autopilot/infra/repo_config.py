@@ -37,6 +37,9 @@ user = "node"                         # the non-root user the CLI runs as
 home = "/home/node"                   # that user's home (absolute)
 engine_timeout_s = 900                # seconds, each engine call but the run itself
 allow_root = false                    # true: user may be root (the default refuses it)
+
+[merge]
+style = "merge"            # merge | squash: a merge commit per task, or one commit per task
 ```
 
 Each check is a command split like a shell splits it (quotes work) but run without a shell,
@@ -49,7 +52,8 @@ run the same way (autopilot/setup/steps.py). The [workspace] paths are relative 
 the repository, without `..`, never in `.git`; `cache_dirs` needs `setup`, `cache_key` needs
 `cache_dirs`. Anything wrong in the file stops the run with a `RepoConfigError` that names the
 file, the key and what to write instead. [container] is read by container mode
-(autopilot/agent/container.py); a key left out keeps ContainerSettings' default.
+(autopilot/agent/container.py); a key left out keeps ContainerSettings' default. [merge]
+style "squash" lands each approved task as one commit on the target (autopilot/git/merge.py).
 
 The file is data a task can change, so it grants nothing a sandboxed task could not do:
 `network` names public domains only and `check_env` no model credential (the rules are in
@@ -107,6 +111,7 @@ from autopilot.models import (
     EGRESS_PORTS,
     CheckCommand,
     ContainerSettings,
+    MergeStyle,
     NotifySettings,
     ReviewMode,
     ReviewSettings,
@@ -121,6 +126,7 @@ SANDBOX = "sandbox"
 NOTIFY = "notify"
 WORKSPACE = "workspace"
 CONTAINER = "container"
+MERGE = "merge"
 # Not read past this: the prompt goes to the server in every task's request, whose payload
 # limit (autopilot/infra/payload_size.py) refuses far less anyway, with the task named.
 PROMPT_FILE_LIMIT = 8 * 1024 * 1024
@@ -130,6 +136,7 @@ CONFIG_SIZE_LIMIT = 1024 * 1024
 OnFailure = Literal["continue", "pause"]
 MODES: tuple[str, ...] = get_args(ReviewMode)
 ON_FAILURE: tuple[str, ...] = get_args(OnFailure)
+MERGE_STYLES: tuple[str, ...] = get_args(MergeStyle)
 
 
 NOTIFY_COMMAND_MOVED = (
@@ -295,8 +302,16 @@ class ContainerTable(BaseModel):
     engine_timeout_s: Annotated[float, ENGINE_TIMEOUT.field()] | None = None
 
 
+class MergeTable(BaseModel):
+    """What may be set in [merge]."""
+
+    model_config = STRICT
+
+    style: MergeStyle | None = None
+
+
 class _ConfigFile(BaseModel):
-    """The whole file: [review], [sandbox], [notify], [workspace] and [container]."""
+    """The whole file: [review], [sandbox], [notify], [workspace], [container], [merge]."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
@@ -305,6 +320,7 @@ class _ConfigFile(BaseModel):
     notify: NotifyTable = Field(default_factory=NotifyTable)
     workspace: WorkspaceTable = Field(default_factory=WorkspaceTable)
     container: ContainerTable = Field(default_factory=ContainerTable)
+    merge: MergeTable = Field(default_factory=MergeTable)
 
 
 _TABLES: dict[str, type[BaseModel]] = {
@@ -313,6 +329,7 @@ _TABLES: dict[str, type[BaseModel]] = {
     NOTIFY: NotifyTable,
     WORKSPACE: WorkspaceTable,
     CONTAINER: ContainerTable,
+    MERGE: MergeTable,
 }
 
 
@@ -389,6 +406,7 @@ _RULES: dict[str, Callable[[str], str]] = {
     "allow_root": _fixed("true or false"),
     "home": _fixed('an absolute path, e.g. "/home/node"'),
     "engine_timeout_s": ENGINE_TIMEOUT.rule,
+    "style": _choice(MERGE_STYLES),
 }
 _FLAGS = {
     "mode": "--review",
@@ -416,6 +434,7 @@ class RepoReviewConfig(BaseModel):
     notify: NotifySettings = Field(default_factory=NotifySettings)  # [notify]
     workspace: WorkspaceSettings = Field(default_factory=WorkspaceSettings)  # [workspace]
     container: ContainerSettings = Field(default_factory=ContainerSettings)  # [container]
+    merge_style: MergeStyle = "merge"  # [merge] style
     source: str | None = None  # the file read, when there was one
 
 
@@ -452,6 +471,7 @@ def load_repo_config(repo: Path) -> RepoReviewConfig:
         values["checks"] = _parse_checks(table.checks, f"{path}: [{TABLE}] checks")
     values["workspace"] = _workspace_settings(path, whole.workspace)
     values["container"] = _container_settings(path, whole.container)
+    values["merge_style"] = whole.merge.style or "merge"
     return RepoReviewConfig.model_validate({**values, "source": str(path)})
 
 

@@ -34,6 +34,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from autopilot import git as gitops
 from autopilot.git import cleanup
+from autopilot.git.fresh import SET_ASIDE_MARK
 from autopilot.git.remote_check import remote_head
 from autopilot.git.remote_url import RemoteError, is_remote, shown_url
 from autopilot.git.task_refs import fetch_command
@@ -45,6 +46,7 @@ from autopilot.models import (
     FINISHED_TASK_STATES,
     RETRYABLE_TASK_STATES,
     ResumeRequest,
+    RetryRequest,
     SessionStatus,
     TaskState,
     TaskStatus,
@@ -95,11 +97,17 @@ def add_commands(sub: Any) -> None:
     command("cancel", "stop the agents, remove worktrees, keep branches").add_argument(
         "--reason", default="", help="shown in status and the Web UI"
     )
-    for name, text in (
-        ("skip", "never run TASK, or stop it if it runs; its dependants go on"),
-        ("retry", "run a failed, rejected, conflicting or blocked TASK again"),
-    ):
-        command(name, text).add_argument("task", help="task id, e.g. 31.2")
+    command("skip", "never run TASK, or stop it if it runs; its dependants go on").add_argument(
+        "task", help="task id, e.g. 31.2"
+    )
+    retry = command("retry", "run a failed, rejected, conflicting or blocked TASK again")
+    retry.add_argument("task", help="task id, e.g. 31.2")
+    retry.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start from the target's head instead of the task's branch; that branch is set "
+        "aside (renamed autopilot/<session>/<task>--rejected-<sha>), never merged",
+    )
     command("concurrency", "how many agents may run at once").add_argument(
         "value", type=int, metavar="K"
     )
@@ -452,10 +460,25 @@ async def run_command(
         "resume": lambda: ResumeRequest(max_cost_usd=args.max_cost_usd),
         "cancel": lambda: args.reason,
         "skip": lambda: args.task,
-        "retry": lambda: args.task,
+        "retry": lambda: RetryRequest(task_id=args.task, fresh=args.fresh),
         "concurrency": lambda: args.value,
     }
     name = "set_concurrency" if args.command == "concurrency" else args.command
     status = await _update(handle, name, updates[args.command]())
     print_status(status, args.json, out)
+    if args.command == "retry" and args.fresh and not args.json:
+        out.write(fresh_note(status, args.task))
     return 0
+
+
+def fresh_note(status: SessionStatus, task_id: str) -> str:
+    """Where `retry --fresh` puts the task's earlier work (it is renamed when the task starts:
+    named by its head commit, which the session does not know yet)."""
+    branch = gitops.branch_name(status.id, task_id)
+    aside = f"{branch}{SET_ASIDE_MARK}<its head commit>"
+    where = f"the remote's ref refs/{aside}" if is_remote(status.repo) else aside
+    return (
+        f"Task {task_id} starts again from {status.target_branch}'s head. Its branch {branch} is "
+        f"set aside as {where} when it starts (`status` names it); that work is kept, never "
+        "merged.\n"
+    )

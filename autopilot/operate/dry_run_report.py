@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from autopilot.git.remote_url import shown_url
 from autopilot.infra.config import Settings
 from autopilot.infra.notify_targets import url_label
-from autopilot.models import CheckCommand, SessionRequest, place_of
+from autopilot.models import CheckCommand, MergeStyle, SessionRequest, place_of
 from autopilot.operate.preflight import Accepted
 from autopilot.plan.safe_text import printable
 
@@ -65,6 +65,7 @@ class MergeReport(BaseModel):
     repo: str  # a local path, or the remote's URL without its password
     target_branch: str  # "" when an offline dry run could not ask the remote
     concurrency: int
+    style: MergeStyle  # [merge] style: "merge" (a merge commit per task) or "squash"
 
 
 class NotifyReport(BaseModel):
@@ -131,6 +132,7 @@ def dry_run_report(accepted: Accepted, settings: Settings) -> DryRunReport:
             repo=shown_url(request.repo),
             target_branch=request.target_branch,
             concurrency=request.concurrency,
+            style=request.merge_style,
         ),
         review=ReviewReport(
             mode=review.mode,
@@ -166,6 +168,9 @@ def dry_run_report(accepted: Accepted, settings: Settings) -> DryRunReport:
     )
 
 
+_STYLES = {"merge": "a merge commit per task", "squash": "one commit per task"}
+
+
 def _listed(values: list[str]) -> str:
     return ", ".join(values) if values else "none"
 
@@ -177,6 +182,7 @@ def describe_session(report: DryRunReport) -> str:
         f"Session: {report.session_id}" + ("  (running: the run attaches to it)" * report.running),
         f"Merge: into {merge.target_branch or '(the remote default branch)'} of {merge.repo}; "
         f"{merge.concurrency} agent(s) at once; on failure: {review.on_failure}",
+        f"Merge style: {merge.style} ({_STYLES[merge.style]})",
         f"Review: {review.mode}, {review.rounds} round(s); reviewer model: "
         f"{review.reviewer_model or '(the CLI default)'}; reviewer prompt: "
         f"{review.reviewer_prompt_chars} characters",

@@ -67,6 +67,16 @@ def report(final: SessionStatus, ui_url: str, out: TextIO, rerun: str = "") -> i
             )
             + "\n"
         )
+        rejected = [task.id for task in final.tasks if task.state == TaskState.REJECTED]
+        if rejected and "--fresh" not in rerun.split():
+            out.write(
+                printable(
+                    f"  It goes on from each task's branch: a rejected task's commits stay in "
+                    f"its history ({', '.join(rejected)}). Add --fresh to start every unmerged "
+                    f"task from {final.target_branch}'s head instead (its branch set aside).",
+                )
+                + "\n"
+            )
     if ui_url:
         out.write(f"Web UI: {ui_url}/namespaces/default/workflows/{final.id}\n")
     return EXIT_MERGED if final.status == SessionState.COMPLETED else EXIT_NOT_MERGED

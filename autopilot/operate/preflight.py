@@ -378,6 +378,8 @@ def _request(
         agent=agent,
         review=review,
         workspace=file_cfg.workspace,
+        merge_style=file_cfg.merge_style,
+        fresh=args.fresh,
         max_cost_usd=numbers.max_cost_usd,
         notify=notify,
     )

@@ -76,6 +76,10 @@ def task_line(task: TaskStatus, live: LiveTask | None = None) -> str:
         line += f" as {task.merge_sha[:10]}"
     if task.attempts > 1:
         line += f" after {task.attempts} agent attempts"
+    if task.fresh_start:
+        line += " (starts afresh from the target's head)"
+    if task.set_aside:
+        line += f"; earlier work set aside as {task.set_aside[-1]}"
     if _failed(task):
         line += f" — {_error_lines(task)[0]}"
     return printable(line)  # titles and errors come from the plan and the agent

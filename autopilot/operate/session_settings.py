@@ -46,6 +46,9 @@ _FIXED: tuple[tuple[str, Callable[[SessionRequest], object]], ...] = (
     ("--verify-merged (or [review] verify_merged)", lambda r: r.review.verify_merged),
     ("--notify (or [notify] notify, .autopilot.toml)", lambda r: r.notify.urls),
     ("[notify] notify_command (.autopilot.toml)", lambda r: r.notify.command),
+    ("[merge] style (.autopilot.toml)", lambda r: r.merge_style),
+    # A running session's tasks are started afresh one by one: `retry --fresh SESSION TASK`.
+    ("--fresh (for a running session: retry --fresh SESSION TASK)", lambda r: r.fresh),
 )
 _PROMPT_FLAG = "--reviewer-prompt"  # its text may be long: only said to differ
 _REVIEW_SOURCE = "(flags or .autopilot.toml)"
