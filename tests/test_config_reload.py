@@ -23,7 +23,8 @@ from autopilot.operate.config_reload import (
     reloaded_request,
 )
 from autopilot.operate.session_settings import reload_changes, reload_refusal
-from tests.gitutil import commit_file, head, isolate_git, make_repo
+from tests.git_daemon import git_daemon
+from tests.gitutil import commit_file, git, head, isolate_git, make_repo
 
 PINNED = b"""[review]
 checks = ["make test"]
@@ -144,3 +145,25 @@ def test_the_target_head_is_read_from_its_commit(
 def test_a_session_without_its_config_commit_cannot_reload(tmp_path: Path) -> None:
     with pytest.raises(ReloadError, match="started before sessions kept the commit"):
         read_target_config(running_request(config_commit=""), tmp_path)
+
+
+def test_a_remote_sessions_file_is_read_from_the_remotes_target_head(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    isolate_git(monkeypatch, tmp_path / "home")
+    repo = make_repo(tmp_path / "repo")
+    pinned = commit_file(repo, CONFIG_FILE, PINNED.decode())
+    served = tmp_path / "served"
+    served.mkdir()
+    git(tmp_path, "clone", "--quiet", "--bare", str(repo), str(served / "project.git"))
+    fixed = commit_file(repo, CONFIG_FILE, HEAD.decode(), "fix the setup")
+    git(repo, "push", "--quiet", str(served / "project.git"), "main")
+    commit_file(repo, CONFIG_FILE, "[review\n", "not pushed: the remote's head counts")
+    with git_daemon(served) as daemon:
+        running = running_request(repo=daemon.url("project.git"), config_commit=pinned)
+        files = read_target_config(running, tmp_path / "state")
+
+    assert files.commit == fixed
+    assert files.pinned.reviewer_model == "file-model"
+    assert files.head.network == ["registry.npmjs.org"]
+    assert not (tmp_path / "state").exists()  # its fetches were made aside, and dropped
