@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from autopilot.infra.committed_config import config_from
+from autopilot.infra.payload_size import PAYLOAD_LIMIT
 from autopilot.infra.repo_config import CONFIG_FILE, RepoReviewConfig
 from autopilot.models import (
     CheckCommand,
@@ -167,3 +168,17 @@ def test_a_remote_sessions_file_is_read_from_the_remotes_target_head(
     assert files.pinned.reviewer_model == "file-model"
     assert files.head.network == ["registry.npmjs.org"]
     assert not (tmp_path / "state").exists()  # its fetches were made aside, and dropped
+
+
+def test_a_reviewer_prompt_over_the_payload_limit_is_refused() -> None:
+    # As a reviewer_prompt_file gives it (the file itself is kept under 1 MiB).
+    source = f"/repo/{CONFIG_FILE}"
+    huge = parsed(HEAD).model_copy(
+        update={"reviewer_prompt": "x" * (PAYLOAD_LIMIT + 1), "source": source}
+    )
+    files = TargetConfig(commit="b" * 40, pinned=parsed(PINNED), head=huge)
+    with pytest.raises(ReloadError) as refused:
+        reloaded_request(running_request(), files)
+    assert "the reviewer prompt alone is" in str(refused.value)
+    assert f"in /repo/{CONFIG_FILE} at {'b' * 12}" in str(refused.value)
+    assert str(refused.value).endswith("The session keeps its settings, paused.")

@@ -18,6 +18,7 @@ from autopilot.git.caches_aside import CachesAside
 from autopilot.git.remote_check import check_remote
 from autopilot.git.remote_url import RemoteError, is_remote
 from autopilot.infra.committed_config import load_committed_config, load_session_config
+from autopilot.infra.payload_size import PayloadTooLarge, check_requests
 from autopilot.infra.remote_repo_config import load_remote_config
 from autopilot.infra.repo_config import (
     CONFIG_FILE,
@@ -29,6 +30,7 @@ from autopilot.models import (
     ConfigReload,
     ContainerSettings,
     NotifySettings,
+    Plan,
     ReviewSettings,
     SessionRequest,
 )
@@ -162,7 +164,7 @@ def reloaded_request(running: SessionRequest, files: TargetConfig) -> SessionReq
     agent = running.agent.model_copy(
         update={"network": files.head.network, "ports": files.head.ports}
     )
-    return running.model_copy(
+    reloaded = running.model_copy(
         update={
             "review": review,
             "workspace": files.head.workspace,
@@ -172,6 +174,18 @@ def reloaded_request(running: SessionRequest, files: TargetConfig) -> SessionReq
             "config_commit": files.commit,
         }
     )
+    try:
+        # The session's own request, as a start measures it (each task's request adds its
+        # text, which was measured when the session started).
+        check_requests(reloaded, Plan(path=running.plan_path, batches=[]), _prompt_source(files))
+    except PayloadTooLarge as err:
+        raise ReloadError(f"{err} The session keeps its settings, paused.") from None
+    return reloaded
+
+
+def _prompt_source(files: TargetConfig) -> str:
+    where = files.head.source or CONFIG_FILE
+    return f"reviewer_prompt or reviewer_prompt_file in {where} at {files.commit[:12]}"
 
 
 def reload_of(
