@@ -32,9 +32,9 @@ def config_text(setup: str, extra: str = "") -> str:
 
 @pytest.mark.reliability(
     "a failing setup is fixed in .autopilot.toml while the session is paused",
-    "real session: `resume --reload-config` refuses a new notify target by name with "
-    "nothing changed, then shows the [workspace] difference, retries the task with the "
-    "fixed setup and merges it",
+    "real session: `resume --reload-config` refuses a broken file and a new notify target "
+    "by name with nothing changed, then shows the [workspace] difference, retries the task "
+    "with the fixed setup and merges it",
 )
 def test_a_fixed_config_reaches_the_paused_session(tmp_path: Path, repo: Path) -> None:
     configure(repo, FAILING_SETUP, [NEEDS_SETUP])
@@ -53,6 +53,14 @@ def test_a_fixed_config_reaches_the_paused_session(tmp_path: Path, repo: Path) -
 
         status = wait_until(paused, 180, "the session to pause on the failing setup", 1.0)
         assert f"`starter.py resume --reload-config {session}`" in (status.pause_reason or "")
+
+        # A file that does not parse is refused as a start refuses it, naming it.
+        commit_file(repo, CONFIG_FILE, "[review\n", "a broken file")
+        broken = installation.starter("resume", "--reload-config", session)
+        assert broken.returncode == 2, broken.stdout + broken.stderr
+        assert "Traceback" not in broken.stderr
+        assert str(repo / CONFIG_FILE) in broken.stdout + broken.stderr
+        assert installation.status(session).paused
 
         # A notification target is not for a running session to take: refused by name.
         notify = '\n[notify]\nnotify = ["https://hooks.example.com/autopilot"]\n'
@@ -82,6 +90,8 @@ def test_a_fixed_config_reaches_the_paused_session(tmp_path: Path, repo: Path) -
 
         final = wait_until(ended, 240, "the session to end after the reload", 1.0)
         text = installation.starter("status", session).stdout
+        over = installation.starter("resume", "--reload-config", session)
+        assert over.returncode == 2 and "has finished (completed)" in over.stdout + over.stderr
 
     assert final.status == SessionState.COMPLETED, final
     task = final.tasks[0]
