@@ -20,6 +20,7 @@ from autopilot.models import (
     TaskState,
     WorkspaceSettings,
 )
+from autopilot.operate.preflight import running_request
 from tests.test_workflows import status_until, until
 from tests.workflow_stubs import (
     CHECK,
@@ -167,3 +168,27 @@ async def test_reloaded_settings_survive_continue_as_new(client: Client, stubs: 
     assert status.config_commit == "c0ffee" * 6
     last = [given.checks for task_id, given in checks_run(stubs) if task_id == "30"]
     assert last == [[FIXED_CHECK]]
+
+
+async def test_a_second_start_compares_with_the_reloaded_settings(
+    client: Client, stubs: Stubs
+) -> None:
+    """The same command run again after a reload is measured against the settings the
+    session now uses, not those of its start: the new file's settings attach quietly."""
+    stubs.plan = make_plan(make_batch(1, make_task("1")))
+    stubs.hold("1")
+    async with worker(client, stubs) as queue:
+        handle = await start_session(
+            client, queue, review=review_settings("checks"), config_commit="a" * 40
+        )
+        await until(lambda: stubs.inputs("run_agent", "1"), "task 1's agent to start")
+        await handle.execute_update(SessionWorkflow.pause, "to reload")
+        change = reload(setup=[FIXED_CHECK], checks=[FIXED_CHECK])
+        await handle.execute_update(SessionWorkflow.resume_with_config, change)
+        running = await running_request(client, handle)
+        stubs.release("1")
+        await handle.result()
+
+    assert running.config_commit == change.config_commit
+    assert running.workspace == change.workspace and running.review == change.review
+    assert running.agent.network == ["example.org"]
