@@ -15,6 +15,7 @@ from autopilot.models import (
     ChecksInput,
     ConfigReload,
     ContainerSettings,
+    NotifySettings,
     SessionState,
     SetupResult,
     TaskState,
@@ -81,12 +82,22 @@ async def test_a_reload_retries_the_setup_failure_and_reaches_every_later_task(
             review=review_settings("checks"),
             workspace=WorkspaceSettings(setup=[BROKEN]),
             config_commit="a" * 40,
+            notify=NotifySettings(urls=["https://hooks.example.com/autopilot"]),  # a stand-in
         )
         paused = await status_until(handle, lambda s: s.paused, "the setup failure to pause")
         reason = paused.pause_reason or ""
         assert f"`starter.py resume --reload-config {handle.id}`" in reason
         assert "it retries Task 1" in reason
         assert paused.task("1").state == TaskState.FAILED
+        told = await until(
+            lambda: [
+                given.notification
+                for given in stubs.inputs("notify")
+                if given.notification.event == "session_paused"
+            ],
+            "the pause to be notified",
+        )
+        assert told[0].resume_command == f"python starter.py resume --reload-config {handle.id}"
 
         resumed = await handle.execute_update(
             SessionWorkflow.resume_with_config, reload(setup=[FIXED_CHECK], checks=[CHECK])

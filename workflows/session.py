@@ -340,7 +340,8 @@ class SessionWorkflow:
                 # Every other task would fail the same way: stop and say what to fix.
                 self._pause(
                     f"Task {task.id} cannot run on this setup ({outcome.error_type}): "
-                    f"{outcome.error} — {self._setup_remedy(task.id, outcome.error_type)}"
+                    f"{outcome.error} — {self._setup_remedy(task.id, outcome.error_type)}",
+                    reload_config=outcome.error_type in CONFIG_ERRORS,
                 )
         self._unskip(task.id)
         # The worktree goes; the branch stays (merged, or kept for a look when not). A merge
@@ -999,11 +1000,15 @@ class SessionWorkflow:
             )
         self._show_progress()
 
-    def _pause(self, reason: str, *, budget_reached: bool = False) -> None:
+    def _pause(
+        self, reason: str, *, budget_reached: bool = False, reload_config: bool = False
+    ) -> None:
         workflow.logger.info("Session paused: %s", reason)
         self._status.paused, self._status.pause_reason = True, reason
         self._show_progress()
-        self._notifier.send(paused(self._status, budget_reached=budget_reached))
+        self._notifier.send(
+            paused(self._status, budget_reached=budget_reached, reload_config=reload_config)
+        )
 
     def _show_progress(self) -> None:
         """What the Web UI shows: the current details line and the search attributes."""
