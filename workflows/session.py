@@ -717,6 +717,7 @@ class SessionWorkflow:
 
     @resume_with_config.validator
     def _validate_resume_with_config(self, reload: ConfigReload) -> None:
+        self._require_active()
         if self._cancelling:
             raise ValueError("the session is being cancelled")
         self._validate_resume(reload)
