@@ -34,7 +34,12 @@ with workflow.unsafe.imports_passed_through():
     from activities.parse_plan import load_plan_snapshot, parse_plan
     from activities.review import CheckActivities
     from activities.workspace import remove_workspace
-    from autopilot.error_types import CONFIG_ERRORS, REPO_UNUSABLE, SETUP_ERRORS
+    from autopilot.error_types import (
+        CONFIG_ERRORS,
+        CONTAINER_SETUP,
+        REPO_UNUSABLE,
+        SETUP_ERRORS,
+    )
     from autopilot.infra import search_attributes
     from autopilot.infra.repo_config import CONFIG_FILE
     from autopilot.models import (
@@ -393,9 +398,16 @@ class SessionWorkflow:
                 f"`starter.py resume --reload-config {session}` (it retries Task {task_id} "
                 "and every task that met a setup error, with the new settings)"
             )
-        return (
+        remedy = (
             f"fix it, then `starter.py retry {session} {task_id}` and `starter.py resume {session}`"
         )
+        if error_type == CONTAINER_SETUP:
+            remedy += (
+                f"; when [container] in {CONFIG_FILE} was wrong, commit the fix on "
+                f"{self._req.target_branch} and run `starter.py resume --reload-config {session}`"
+                " instead (it retries the task)"
+            )
+        return remedy
 
     def _final_state(
         self, task: Task, result: TaskResult, merge: MergeOutcome | None
