@@ -5,11 +5,15 @@ are carried into the next run when the session continues as new."""
 
 from __future__ import annotations
 
+import io
+from pathlib import Path
+
 import pytest
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
 from autopilot.error_types import WORKSPACE_SETUP_FAILED
+from autopilot.infra.config import load_settings
 from autopilot.models import (
     CheckCommand,
     ChecksInput,
@@ -21,6 +25,7 @@ from autopilot.models import (
     TaskState,
     WorkspaceSettings,
 )
+from autopilot.operate.commands import CommandError, reload_config
 from autopilot.operate.preflight import running_request
 from tests.test_workflows import status_until, until
 from tests.workflow_stubs import (
@@ -203,3 +208,26 @@ async def test_a_second_start_compares_with_the_reloaded_settings(
     assert running.config_commit == change.config_commit
     assert running.workspace == change.workspace and running.review == change.review
     assert running.agent.network == ["example.org"]
+
+
+async def test_the_starter_refuses_a_reload_of_a_session_that_is_not_paused(
+    client: Client, stubs: Stubs, tmp_path: Path
+) -> None:
+    stubs.plan = make_plan(make_batch(1, make_task("1")))
+    stubs.hold("1")
+    async with worker(client, stubs) as queue:
+        handle = await start_session(client, queue, config_commit="a" * 40)
+        await until(lambda: stubs.inputs("run_agent", "1"), "task 1's agent to start")
+        out = io.StringIO()
+        settings = load_settings({"AUTOPILOT_STATE_DIR": str(tmp_path / "state")})
+        with pytest.raises(CommandError) as refused:
+            await reload_config(handle, settings, None, out)
+        stubs.release("1")
+        await handle.result()
+
+    assert str(refused.value) == (
+        f"resume --reload-config refused: session {handle.id} is not paused; pause it first "
+        f"(python starter.py pause {handle.id}), so that no task starts between the old "
+        "settings and the new"
+    )
+    assert out.getvalue() == ""  # nothing read, nothing shown
