@@ -92,6 +92,10 @@ SETUP_ERRORS = frozenset(
         INPUT_REFUSED,
     }
 )
+# Of those, the ones a fixed `.autopilot.toml` cures ([workspace] setup): the pause says
+# `resume --reload-config`, which retries the tasks that met a setup error. (CONTAINER_SETUP
+# may be the engine's or [container]'s: its pause names both ways.)
+CONFIG_ERRORS = frozenset({WORKSPACE_SETUP_FAILED})
 # A run that ended with one of these was lost: it resumes and is not counted as a failure.
 LOST_RUN = frozenset(
     {

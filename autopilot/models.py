@@ -463,6 +463,8 @@ class SessionCarry(BaseModel):
     # Labels of the worker's own notification targets (AUTOPILOT_NOTIFY), looked up at the
     # session's first notification; None: not yet. Their URLs stay on the worker.
     notify_installation: list[str] | None = None
+    # Tasks that ended on a setup error (SETUP_ERRORS): `resume --reload-config` retries them.
+    setup_failed: list[str] = Field(default_factory=list)
 
 
 class RetryRequest(BaseModel):
@@ -474,6 +476,20 @@ class RetryRequest(BaseModel):
 
 class ResumeRequest(BaseModel):
     max_cost_usd: float | None = None  # a new budget, when the old one paused the session
+
+
+class ConfigReload(ResumeRequest):
+    """`resume --reload-config`: the settings of the target's `.autopilot.toml` at
+    `config_commit`, layered under the session's flags as a start layers them. Tasks started
+    after it (retried ones too) run with them; tasks already running keep theirs."""
+
+    config_commit: str
+    review: ReviewSettings
+    workspace: WorkspaceSettings
+    container: ContainerSettings
+    network: list[str]  # [sandbox] network
+    ports: list[int]  # [sandbox] ports
+    changes: list[str]  # what changed, one line each, as the starter showed it
 
 
 def in_state_dir(state_dir: str, *parts: str) -> str:
@@ -709,6 +725,8 @@ class SessionStatus(BaseModel):
     target_branch: str
     # The commit whose .autopilot.toml the session runs with ("" : started before it was kept).
     config_commit: str = ""
+    # What the latest `resume --reload-config` changed, one line per setting.
+    config_changes: list[str] = Field(default_factory=list)
     concurrency: int  # the live value: the operator may change it
     current_batch: int | None = None
     total_batches: int = 0

@@ -39,7 +39,13 @@ from autopilot.agent.scripted_model import PlanFollower, ScriptedModel
 from autopilot.infra.config import load_settings
 from autopilot.infra.process_exit import exit_now
 from autopilot.infra.temporal_connection import ensure_embedded_server, stop_embedded_server
-from tests import test_controls_e2e, test_e2e, test_green_e2e, test_review_e2e
+from tests import (
+    test_controls_e2e,
+    test_e2e,
+    test_green_e2e,
+    test_reload_config_e2e,
+    test_review_e2e,
+)
 from tests.gitutil import make_repo
 from tests.harness import ROOT, Autopilot
 from workflows.session import SessionWorkflow
@@ -77,12 +83,21 @@ def merged_checks(work: Path) -> None:
     test_green_e2e.test_main_never_holds_a_failing_tree(work, make_repo(work / "repo"))
 
 
+def reload_config(work: Path) -> None:
+    """A failing setup pauses the session; resume --reload-config (refused twice first, then
+    applied) retries the task with the fixed setup, and it merges."""
+    test_reload_config_e2e.test_a_fixed_config_reaches_the_paused_session(
+        work, make_repo(work / "repo")
+    )
+
+
 SCENARIOS: dict[str, Callable[[Path], None]] = {
     "two_batches": two_batches,
     "review_rounds": review_rounds,
     "conflict": conflict,
     "controls": controls,
     "merged_checks": merged_checks,
+    "reload_config": reload_config,
 }
 
 

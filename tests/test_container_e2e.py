@@ -212,6 +212,9 @@ def test_an_engine_lost_mid_session_pauses_it_with_the_reason(tmp_path: Path, re
         status = ap.status(session)
         assert "ContainerSetup" in (status.pause_reason or ""), status.pause_reason
         assert "nothing answers" in (status.pause_reason or "")
+        # The engine's, or [container]'s: the pause names both ways on.
+        assert f"`starter.py resume {session}`;" in (status.pause_reason or "")
+        assert f"`starter.py resume --reload-config {session}`" in (status.pause_reason or "")
         first = next(task for task in status.tasks if task.id == "1.1")
         assert first.lost_runs >= 1  # the run cut off by the engine was lost, not failed
     assert gitops.list_merges(str(repo), "main", session) == []

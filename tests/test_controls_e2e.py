@@ -212,7 +212,12 @@ def test_on_failure_pause_then_retry_and_budget(tmp_path: Path, repo: Path) -> N
         wait_until(lambda: installation.status(session).paused, 120, "the failure to pause it")
         status = installation.status(session)
         assert status.task("2.1").state == TaskState.FAILED
-        assert "Task 2.1 ended failed" in (status.pause_reason or "")
+        # A setup error (the model's auth) says so, and which commands fit.
+        reason = status.pause_reason or ""
+        assert reason.startswith("Task 2.1 cannot run on this setup (AgentAuth): ")
+        assert reason.endswith(
+            f"`starter.py retry {session} 2.1` and `starter.py resume {session}`"
+        )
         assert status.task("2.2").state == TaskState.BLOCKED
 
         # Retry the failed task: its blocked dependant comes back with it.

@@ -201,7 +201,8 @@ def test_bad_credentials_pause_the_session_with_what_to_fix(tmp_path: Path, repo
         assert status.task("2").state == TaskState.PENDING  # no crash loop over every task
         reason = status.pause_reason or ""
         assert "AgentAuth" in reason and "ANTHROPIC_API_KEY" in reason
-        assert "retry 1" in reason and "resume" in reason
+        assert f"`starter.py retry {session} 1`" in reason
+        assert f"`starter.py resume {session}`" in reason
         assert len(model.snapshot()) == 1  # one request: not retried
         assert installation.starter("cancel", session).returncode == 0
         assert installation.starter("watch", session).returncode == 1

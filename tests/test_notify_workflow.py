@@ -140,7 +140,7 @@ async def test_a_paused_session_notifies_at_once_with_the_command_that_resumes_i
             )
             paused = await delivered(receiver, "session_paused")
             assert (await handle.query(SessionWorkflow.status)).paused
-            assert paused["reason"] == "Task 1 ended failed: agent: logged out"
+            assert paused["reason"].startswith("Task 1 ended failed: agent: logged out — ")
             assert paused["resume_command"] == f"python starter.py resume {handle.id}"
             assert paused["counts"] == {"failed": 1, "pending": 1}
             await handle.execute_update(SessionWorkflow.resume, ResumeRequest())

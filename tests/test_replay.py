@@ -40,7 +40,8 @@ SCENARIOS = {"two_batches", "review_rounds", "conflict", "controls"}
 # a directory named for what changed (commit-in-agent: run_agent commits, merge_task removes;
 # agents-queue: the agent's runs on a queue of their own, workspaces of their own, a failed
 # task keeps its runs). verify-merged/merged_checks (no era: one scenario) replays a merge
-# checked with the moved target, failing, and its merged-checks round.
+# checked with the moved target, failing, and its merged-checks round. reload-config/
+# reload_config (one scenario) replays resume_with_config retrying a task after a setup error.
 ERAS = {
     "": HISTORIES,
     "commit-in-agent": HISTORIES / "commit-in-agent",

@@ -717,7 +717,12 @@ async def test_a_failure_at_the_end_waits_paused_for_the_operator(
         )
         paused = await status_until(handle, lambda s: s.paused, "the session to pause")
         assert paused.status == SessionState.RUNNING
-        assert paused.pause_reason == "Task 1 ended failed: agent: logged out"
+        reason = paused.pause_reason or ""
+        assert reason.startswith("Task 1 ended failed: agent: logged out — ")
+        # Which command fits: a retry, then resume (or resume --reload-config after a fix).
+        assert f"`starter.py retry {handle.id} 1`" in reason
+        assert f"`starter.py resume {handle.id}`" in reason
+        assert f"`resume --reload-config {handle.id}`" in reason
         published = (await handle.describe()).typed_search_attributes
         assert published.get(search_attributes.STATUS) == "Paused"
 
@@ -766,7 +771,7 @@ async def test_a_checkout_in_the_way_fails_the_task_with_the_way_forward(
         assert ".env" in task.last_error and "Move them out of the way" in task.last_error
         assert "`python starter.py retry 1`" in task.last_error
         assert task.last_error.endswith(f"[{CHECKOUT_IN_THE_WAY}]")
-        assert paused.pause_reason == f"Task 1 ended failed: {task.last_error}"
+        assert (paused.pause_reason or "").startswith(f"Task 1 ended failed: {task.last_error} — ")
         assert len(stubs.inputs("merge_task", "1")) == 1  # refused at once, not retried
         assert head(repo, "main") == before
         assert (repo / ".env").read_text() == "TOKEN=secret\n"

@@ -10,8 +10,10 @@ only to that checked tree. A branch that no longer merges gets one conflict roun
 merges but fails the checks together with the target's new commits gets one round to fix
 that. A task whose dependency did not merge is blocked, never run on a broken base.
 
-The operator steers with updates (pause, resume, cancel, skip, retry, set_concurrency), each
-validated first so a request that cannot apply is rejected with the reason.
+The operator steers with updates (pause, resume, resume_with_config, cancel, skip, retry,
+set_concurrency), each validated first so a request that cannot apply is rejected with the
+reason. resume_with_config moves the session to a newer `.autopilot.toml` (the request it
+carries into its next run holds the new settings): tasks started after it run with them.
 """
 
 from __future__ import annotations
@@ -37,8 +39,15 @@ with workflow.unsafe.imports_passed_through():
     from activities.parse_plan import load_plan_snapshot, parse_plan
     from activities.review import CheckActivities
     from activities.workspace import remove_workspace
-    from autopilot.error_types import CONTROL_REFUSED, REPO_UNUSABLE, SETUP_ERRORS
+    from autopilot.error_types import (
+        CONFIG_ERRORS,
+        CONTAINER_SETUP,
+        CONTROL_REFUSED,
+        REPO_UNUSABLE,
+        SETUP_ERRORS,
+    )
     from autopilot.infra import search_attributes
+    from autopilot.infra.repo_config import CONFIG_FILE
     from autopilot.models import (
         ACTIVE_SESSION_STATES,
         FINISHED_TASK_STATES,
@@ -46,6 +55,7 @@ with workflow.unsafe.imports_passed_through():
         Batch,
         BatchStatus,
         CheckResult,
+        ConfigReload,
         MergeInput,
         MergeOutcome,
         MergeStyle,
@@ -340,13 +350,18 @@ class SessionWorkflow:
             state, error = self._final_state(task, outcome, merge)
         else:
             state, error = outcome
-        self._settle(task.id, state, error)
+        setup_error = isinstance(outcome, TaskResult) and outcome.error_type in SETUP_ERRORS
+        self._settle(task.id, state, error, setup_error=setup_error)
+        if task.id in self._state.setup_failed:
+            self._state.setup_failed.remove(task.id)
         if isinstance(outcome, TaskResult) and outcome.error_type in SETUP_ERRORS:
+            self._state.setup_failed.append(task.id)
             if not self._status.paused:
                 # Every other task would fail the same way: stop and say what to fix.
                 self._pause(
                     f"Task {task.id} cannot run on this setup ({outcome.error_type}): "
-                    f"{outcome.error} — fix it, then `starter.py retry {task.id}` and `resume`"
+                    f"{outcome.error} — {self._setup_remedy(task.id, outcome.error_type)}",
+                    reload_config=outcome.error_type in CONFIG_ERRORS,
                 )
         self._unskip(task.id)
         # The worktree goes; the branch stays (merged, or kept for a look when not). A merge
@@ -388,6 +403,26 @@ class SessionWorkflow:
                     f"Task {task.id}: {result.error}. Nothing failed; find why its runs are "
                     f"lost (worker logs), then `starter.py resume` runs it again"
                 )
+
+    def _setup_remedy(self, task_id: str, error_type: str) -> str:
+        """Which command fits once the person fixed what a setup error names."""
+        session = self._req.session_id
+        if error_type in CONFIG_ERRORS:
+            return (
+                f"fix {CONFIG_FILE}, commit it on {self._req.target_branch}, then "
+                f"`starter.py resume --reload-config {session}` (it retries Task {task_id} "
+                "and every task that met a setup error, with the new settings)"
+            )
+        remedy = (
+            f"fix it, then `starter.py retry {session} {task_id}` and `starter.py resume {session}`"
+        )
+        if error_type == CONTAINER_SETUP:
+            remedy += (
+                f"; when [container] in {CONFIG_FILE} was wrong, commit the fix on "
+                f"{self._req.target_branch} and run `starter.py resume --reload-config {session}`"
+                " instead (it retries the task)"
+            )
+        return remedy
 
     def _final_state(
         self, task: Task, result: TaskResult, merge: MergeOutcome | None
@@ -679,6 +714,10 @@ class SessionWorkflow:
     @workflow.update
     async def resume(self, request: ResumeRequest) -> SessionStatus:
         await self._settled()
+        self._check_resumable(request)
+        return self._resume(request)
+
+    def _check_resumable(self, request: ResumeRequest) -> None:
         if not self._status.paused:
             raise _refused("the session is not paused")
         budget = (
@@ -689,6 +728,8 @@ class SessionWorkflow:
                 f"the session has spent ${self._status.cost_usd:.2f} of its "
                 f"${budget:.2f} budget; resume with a higher --max-cost-usd"
             )
+
+    def _resume(self, request: ResumeRequest) -> SessionStatus:
         if request.max_cost_usd is not None:
             self._status.max_cost_usd = request.max_cost_usd
         self._status.paused, self._status.pause_reason = False, None
@@ -698,6 +739,43 @@ class SessionWorkflow:
     @resume.validator
     def _validate_resume(self, request: ResumeRequest) -> None:
         self._require_active()
+
+    @workflow.update
+    async def resume_with_config(self, reload: ConfigReload) -> SessionStatus:
+        """`resume --reload-config`: the settings of a newer `.autopilot.toml` for the tasks
+        started from now on (running ones keep theirs), the tasks that met a setup error
+        retried with them, and the session resumed: one step, so nothing runs in between."""
+        await self._settled()
+        self._check_resumable(reload)
+        agent = self._req.agent.model_copy(
+            update={"network": reload.network, "ports": reload.ports}
+        )
+        self._req = self._req.model_copy(
+            update={
+                "review": reload.review,
+                "workspace": reload.workspace,
+                "container": reload.container,
+                "agent": agent,
+                "config_commit": reload.config_commit,
+            }
+        )
+        self._status.config_commit = reload.config_commit
+        self._status.config_changes = reload.changes
+        for task_id in list(self._state.setup_failed):
+            if self._task(task_id).state in RETRYABLE_TASK_STATES:
+                self._retry(task_id)
+        return self._resume(reload)
+
+    @resume_with_config.validator
+    def _validate_resume_with_config(self, reload: ConfigReload) -> None:
+        self._require_active()
+        if self._cancelling:
+            raise ValueError("the session is being cancelled")
+
+    @workflow.query
+    def settings(self) -> SessionRequest:
+        """The settings the session starts its next tasks with (without its carried state)."""
+        return self._req.model_copy(update={"carry": None})
 
     @workflow.update
     def cancel(self, reason: str) -> SessionStatus:
@@ -749,15 +827,18 @@ class SessionWorkflow:
                 f"Task {task_id} is {entry.state.value}; only a task that is {allowed} "
                 "can be retried"
             )
+        self._retry(task_id, fresh=retry.fresh)
+        return self._status
+
+    def _retry(self, task_id: str, *, fresh: bool = False) -> None:
         for task_id_again in [task_id, *self._blocked_by(task_id)]:
             batch, task = self._find(task_id_again)
             entry = self._changed(self._task(task_id_again))
             entry.state, entry.completed_at = TaskState.PENDING, None
             entry.retries += 1
-            entry.fresh_start = retry.fresh and task_id_again == task_id
+            entry.fresh_start = fresh and task_id_again == task_id
             self._retries.append(asyncio.create_task(self._run_task(batch, task)))
         self._recount()
-        return self._status
 
     @retry.validator
     def _validate_retry(self, request: str | RetryRequest) -> None:
@@ -949,16 +1030,30 @@ class SessionWorkflow:
             entry.cost_usd += review.reviewer_cost_usd
         self._recount()
 
-    def _settle(self, task_id: str, state: TaskState, error: str | None = None) -> None:
+    def _settle(
+        self,
+        task_id: str,
+        state: TaskState,
+        error: str | None = None,
+        *,
+        setup_error: bool = False,
+    ) -> None:
+        """`setup_error`: the caller pauses right after, saying which command fits."""
         entry = self._changed(self._task(task_id))
         entry.state = state
         entry.completed_at = workflow.now()
         workflow.logger.info("Task %s %s%s", task_id, state.value, f": {error}" if error else "")
         entry.last_error = error if state != TaskState.MERGED else None
         self._notifier.send(task_ended(self._status, entry))
-        if state in FAILURE_STATES and self._req.review.on_failure == "pause":
+        if state in FAILURE_STATES and self._req.review.on_failure == "pause" and not setup_error:
             if not self._status.paused and not self._cancelling:
-                self._pause(f"Task {task_id} ended {state.value}: {error}")
+                session = self._req.session_id
+                self._pause(
+                    f"Task {task_id} ended {state.value}: {error} — `starter.py retry "
+                    f"{session} {task_id}` runs it again once resumed (`starter.py resume "
+                    f"{session}`; `resume --reload-config {session}` after committing a fix "
+                    f"of {CONFIG_FILE} on {self._req.target_branch})"
+                )
         self._recount()
 
     def _recount(self) -> None:
@@ -976,11 +1071,15 @@ class SessionWorkflow:
             )
         self._show_progress()
 
-    def _pause(self, reason: str, *, budget_reached: bool = False) -> None:
+    def _pause(
+        self, reason: str, *, budget_reached: bool = False, reload_config: bool = False
+    ) -> None:
         workflow.logger.info("Session paused: %s", reason)
         self._status.paused, self._status.pause_reason = True, reason
         self._show_progress()
-        self._notifier.send(paused(self._status, budget_reached=budget_reached))
+        self._notifier.send(
+            paused(self._status, budget_reached=budget_reached, reload_config=reload_config)
+        )
 
     def _show_progress(self) -> None:
         """What the Web UI shows: the current details line and the search attributes."""

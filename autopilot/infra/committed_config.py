@@ -3,7 +3,8 @@
 The starter reads the file (and its reviewer_prompt_file) from the target branch's head commit
 with git plumbing, and the session records that commit (`SessionRequest.config_commit`). What
 the file grants then travels in the session's input: nothing during the session reads the file
-again, so a task that edits it (and is merged) changes only what a later session does.
+again, so a task that edits it (and is merged) changes only what a later session does, or what
+a paused one does once a person runs `resume --reload-config` (autopilot/operate/config_reload.py).
 
 A work-tree copy does not count. When the checkout of the target branch has a
 `.autopilot.toml` other than the committed one (untracked, or ignored: a tracked change is

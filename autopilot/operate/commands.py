@@ -3,7 +3,7 @@
     python starter.py status|watch [SESSION] [--json]
     python starter.py list [--all] [--json]
     python starter.py pause [SESSION] [--reason TEXT]
-    python starter.py resume [SESSION] [--max-cost-usd USD]
+    python starter.py resume [SESSION] [--max-cost-usd USD] [--reload-config]
     python starter.py cancel [SESSION] [--reason TEXT]
     python starter.py skip|retry [SESSION] TASK
     python starter.py concurrency [SESSION] K
@@ -28,6 +28,7 @@ from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
     WorkflowHandle,
+    WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
 )
 from temporalio.service import RPCError, RPCStatusCode
@@ -40,6 +41,7 @@ from autopilot.git.remote_url import RemoteError, is_remote, shown_url
 from autopilot.git.task_refs import fetch_command
 from autopilot.infra.config import Settings
 from autopilot.infra.options import CONCURRENCY, MAX_COST_USD, flag_value, not_allowed
+from autopilot.infra.repo_config import CONFIG_FILE
 from autopilot.infra.temporal_connection import temporal_cli
 from autopilot.models import (
     ACTIVE_SESSION_STATES,
@@ -51,9 +53,16 @@ from autopilot.models import (
     TaskState,
     TaskStatus,
 )
+from autopilot.operate.config_reload import (
+    ReloadError,
+    read_target_config,
+    reload_of,
+    reloaded_request,
+)
 from autopilot.operate.follow import follow, report
 from autopilot.operate.notify import retry_command
 from autopilot.operate.progress_view import failure_details, summary_line, task_line
+from autopilot.operate.session_settings import reload_changes, reload_refusal
 from autopilot.operate.task_details import with_details
 from autopilot.plan.report import mode_text
 from autopilot.plan.safe_text import printable
@@ -91,8 +100,14 @@ def add_commands(sub: Any) -> None:
     command("pause", "start no new task; running ones finish").add_argument(
         "--reason", default="", help="shown in status and the Web UI"
     )
-    command("resume", "start tasks again").add_argument(
-        "--max-cost-usd", type=float, metavar="USD", help="a new budget"
+    resume = command("resume", "start tasks again")
+    resume.add_argument("--max-cost-usd", type=float, metavar="USD", help="a new budget")
+    resume.add_argument(
+        "--reload-config",
+        action="store_true",
+        help=f"first read {CONFIG_FILE} again from the target branch's head: show what "
+        "changed, apply it to the tasks started from now on and retry the tasks that met a "
+        "setup error (refused, naming them, for settings that cannot change mid-session)",
     )
     command("cancel", "stop the agents, remove worktrees, keep branches").add_argument(
         "--reason", default="", help="shown in status and the Web UI"
@@ -258,6 +273,10 @@ def print_status(status: SessionStatus, as_json: bool, out: TextIO) -> None:
     out.write(printable(where) + "\n")
     if is_remote(status.repo):
         out.write(printable(f"  {remote_head_line(status.repo, status.target_branch)}") + "\n")
+    if status.config_commit:
+        out.write(f"  settings: the {CONFIG_FILE} of {status.config_commit[:12]}\n")
+    for change in status.config_changes:
+        out.write(printable(f"    reloaded: {change}") + "\n")
     for batch in status.batches:
         mode = mode_text(batch.sequential, batch.execution_mode)
         out.write(printable(f"  Batch {batch.number} ({batch.title}): {mode}") + "\n")
@@ -377,6 +396,51 @@ async def _update(
     return status
 
 
+async def reload_config(
+    handle: WorkflowHandle[SessionWorkflow, SessionStatus],
+    settings: Settings,
+    max_cost_usd: float | None,
+    out: TextIO,
+) -> SessionStatus:
+    """`resume --reload-config`: the target's `.autopilot.toml` read and checked as a start
+    reads it, what it changes shown, then one update that applies it and resumes."""
+    status = await current_status(handle)
+    if status.status not in ACTIVE_SESSION_STATES:
+        raise CommandError(
+            f"resume --reload-config refused: session {handle.id} has finished "
+            f"({status.status.value}); run the plan again to start a new run"
+        )
+    if not status.paused:
+        raise CommandError(
+            f"resume --reload-config refused: session {handle.id} is not paused; pause it "
+            f"first (python starter.py pause {handle.id}), so that no task starts between "
+            "the old settings and the new"
+        )
+    try:
+        running = await handle.query(SessionWorkflow.settings)
+    except (RPCError, WorkflowQueryFailedError) as err:
+        raise CommandError(
+            f"resume --reload-config: session {handle.id} did not say its settings ({err}); "
+            "is a worker of this version running?"
+        ) from err
+    try:
+        files = read_target_config(running, settings.state_dir)
+        reloaded = reloaded_request(running, files)
+    except ReloadError as err:
+        raise CommandError(f"resume --reload-config refused: {err}") from err
+    applied, fixed = reload_changes(running, reloaded)
+    if fixed:
+        raise CommandError(reload_refusal(handle.id, files.commit, fixed))
+    source = f"the {CONFIG_FILE} of {running.target_branch} at {files.commit[:12]}"
+    if applied:
+        out.write(f"{source} changes, for the tasks started from now on:\n")
+        for line in applied:
+            out.write(printable(f"  {line}") + "\n")
+    else:
+        out.write(f"{source} changes no setting of session {handle.id}\n")
+    return await _update(handle, "resume_with_config", reload_of(reloaded, applied, max_cost_usd))
+
+
 async def _active_branches(client: Client, repo: str) -> set[str]:
     """Branches of tasks that are not finished in a running session on this repo."""
     active: set[str] = set()
@@ -455,6 +519,10 @@ async def run_command(
         return 0
     if args.command == "watch":
         return report(await follow(client, handle, out), settings.ui_url, out)
+    if args.command == "resume" and args.reload_config:
+        status = await reload_config(handle, settings, args.max_cost_usd, out)
+        print_status(status, args.json, out)
+        return 0
     updates: dict[str, Any] = {
         "pause": lambda: args.reason,
         "resume": lambda: ResumeRequest(max_cost_usd=args.max_cost_usd),

@@ -91,8 +91,12 @@ class NotifyError(Exception):
 # --------------------------------------------------------------------------------------------
 
 
-def resume_command(session_id: str, budget: float | None = None) -> str:
-    command = f"{STARTER} resume {shlex.quote(session_id)}"
+def resume_command(
+    session_id: str, budget: float | None = None, *, reload_config: bool = False
+) -> str:
+    """`reload_config`: the fix is a commit of .autopilot.toml, which only that flag reads."""
+    flag = " --reload-config" if reload_config else ""
+    command = f"{STARTER} resume{flag} {shlex.quote(session_id)}"
     return command if budget is None else f"{command} --max-cost-usd {budget:.2f}"
 
 
@@ -126,7 +130,9 @@ def _clip(text: str | None, limit: int) -> str | None:
     return text[: limit - 1] + "…"
 
 
-def paused(status: SessionStatus, *, budget_reached: bool = False) -> Notification:
+def paused(
+    status: SessionStatus, *, budget_reached: bool = False, reload_config: bool = False
+) -> Notification:
     """The session paused: why, and the command that resumes it (with a higher budget when
     the budget paused it: twice what was spent or budgeted, in whole cents, so that `resume`
     accepts it)."""
@@ -137,7 +143,7 @@ def paused(status: SessionStatus, *, budget_reached: bool = False) -> Notificati
     return Notification(
         **_facts(status, "budget_reached" if budget_reached else "session_paused"),
         reason=_clip(status.pause_reason, REASON_LIMIT),
-        resume_command=resume_command(status.id, higher),
+        resume_command=resume_command(status.id, higher, reload_config=reload_config),
     )
 
 

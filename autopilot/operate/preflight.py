@@ -176,8 +176,9 @@ async def running_session(client: Client, request: SessionRequest) -> tuple[bool
 async def running_request(
     client: Client, handle: WorkflowHandle[SessionWorkflow, SessionStatus]
 ) -> SessionRequest:
-    """The running session's settings: the input of its current run (from the server, no
-    worker needed), with the live concurrency and budget when a worker answers in time."""
+    """The running session's settings: the ones it starts its next tasks with (moved by
+    `resume --reload-config`) when a worker answers in time, else the input of its current
+    run (from the server, no worker needed); with the live concurrency and budget."""
     request: SessionRequest | None = None
     async for event in handle.fetch_history_events():
         started = event.workflow_execution_started_event_attributes
@@ -186,6 +187,7 @@ async def running_request(
     if request is None:
         raise UserError(f"session {handle.id} has no history yet; run the command again")
     try:
+        request = await handle.query(SessionWorkflow.settings, rpc_timeout=STATUS_QUERY_TIMEOUT)
         status = await handle.query(SessionWorkflow.status, rpc_timeout=STATUS_QUERY_TIMEOUT)
     except (RPCError, WorkflowQueryFailedError):
         return request  # no worker answers now: the settings it started with

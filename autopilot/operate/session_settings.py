@@ -5,6 +5,12 @@ to the running session. Its other settings were fixed when it started: a differe
 `--concurrency` can apply through the `concurrency` control; anything else (target branch,
 agent and review settings, budget) cannot while it runs, and attaching would silently ignore
 it, so the starter refuses and says what to do.
+
+`resume --reload-config` moves a paused session to the target's current `.autopilot.toml`:
+what the file sets for the review, the workspace, the container and the sandbox's network
+applies to the tasks started after it (RELOADABLE). The notification targets do not change
+mid-session (the session's notifier holds them from its start, and the person was told where
+its news goes); the flags' settings are not the file's to change.
 """
 
 from __future__ import annotations
@@ -14,7 +20,14 @@ from dataclasses import dataclass
 
 from autopilot.models import SessionRequest
 
-__all__ = ["Differences", "differences", "refusal"]
+__all__ = [
+    "RELOADABLE",
+    "Differences",
+    "differences",
+    "refusal",
+    "reload_changes",
+    "reload_refusal",
+]
 
 # (flag, the setting as the session holds it): every setting a command line can change but the
 # session cannot once it runs. Concurrency is compared on its own, against the live value.
@@ -50,6 +63,24 @@ _FIXED: tuple[tuple[str, Callable[[SessionRequest], object]], ...] = (
     # A running session's tasks are started afresh one by one: `retry --fresh SESSION TASK`.
     ("--fresh (for a running session: retry --fresh SESSION TASK)", lambda r: r.fresh),
 )
+# The settings `resume --reload-config` may change: the ones a task reads when it starts.
+RELOADABLE = frozenset(
+    {
+        "--review",
+        "--review-rounds",
+        "--check",
+        "check_env (.autopilot.toml)",
+        "[sandbox] network (.autopilot.toml)",
+        "[sandbox] ports (.autopilot.toml)",
+        "[workspace] (.autopilot.toml)",
+        "--image (or [container], .autopilot.toml)",
+        "--check-timeout",
+        "--reviewer-model",
+        "--reviewer-prompt",
+        "--on-failure",
+        "--verify-merged (or [review] verify_merged)",
+    }
+)
 _PROMPT_FLAG = "--reviewer-prompt"  # its text may be long: only said to differ
 _REVIEW_SOURCE = "(flags or .autopilot.toml)"
 
@@ -60,14 +91,21 @@ class Differences:
     concurrency_note: str  # "" when the concurrency is the one asked for
 
 
+def _changed(running: SessionRequest, wanted: SessionRequest) -> list[tuple[str, object, object]]:
+    """(setting, the session's value, the wanted value) of each setting that differs."""
+    found = []
+    for flag, value_of in _FIXED:
+        had, asked = value_of(running), value_of(wanted)
+        if had != asked:
+            found.append((flag, had, asked))
+    return found
+
+
 def differences(running: SessionRequest, wanted: SessionRequest) -> Differences:
     """How `wanted` (this command's request) differs from the running session's (its start
     request with the live concurrency and budget, which the operator may have changed)."""
     fixed = []
-    for flag, value_of in _FIXED:
-        had, asked = value_of(running), value_of(wanted)
-        if had == asked:
-            continue
+    for flag, had, asked in _changed(running, wanted):
         if flag == _PROMPT_FLAG:
             fixed.append(f"  {flag} {_REVIEW_SOURCE}: this command gives another reviewer prompt")
         else:
@@ -92,5 +130,37 @@ def refusal(session_id: str, fixed: list[str]) -> str:
             f"Wait for it to end (python starter.py watch {session_id}) or cancel it (python"
             f" starter.py cancel {session_id}), then run this command again; or give the"
             " session's own settings to attach to it. Nothing was started.",
+        ]
+    )
+
+
+def reload_changes(
+    running: SessionRequest, reloaded: SessionRequest
+) -> tuple[list[str], list[str]]:
+    """What `resume --reload-config` would change: (lines of settings it applies, lines of
+    settings that cannot change mid-session). Both empty: the file changed nothing."""
+    applied: list[str] = []
+    fixed: list[str] = []
+    for flag, had, now in _changed(running, reloaded):
+        shown = (
+            f"{flag}: another reviewer prompt"
+            if flag == _PROMPT_FLAG
+            else f"{flag}: {had!r} -> {now!r}"
+        )
+        (applied if flag in RELOADABLE else fixed).append(shown)
+    return applied, fixed
+
+
+def reload_refusal(session_id: str, commit: str, fixed: list[str]) -> str:
+    """The message when the target's `.autopilot.toml` changes what a session cannot change
+    while it runs: nothing was changed, the session stays paused."""
+    return "\n".join(
+        [
+            f"resume --reload-config refused: the .autopilot.toml of {commit[:12]} changes"
+            f" settings that session {session_id} cannot change while it runs:",
+            *(f"  {line}" for line in fixed),
+            "Nothing was changed; the session is still paused. Undo those changes in the file"
+            f" (commit it again) and run this command again, or cancel the session (python"
+            f" starter.py cancel {session_id}) and start it again to use them.",
         ]
     )
