@@ -109,7 +109,7 @@ async def sandbox_for(
         Path(workspace),
         space,
         state_dir=on_this_worker(request.state_dir),
-        repo=None if is_remote(request.repo) else Path(request.repo).absolute(),
+        repo=request.repo,
         objects=objects,
         writes_workspace=role == "agent",
         tools=tools,
