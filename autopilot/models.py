@@ -288,6 +288,8 @@ class WorkspaceSettings(BaseModel):
     setup_timeout_s: float = 900.0  # per command
     cache_key: list[str] = Field(default_factory=list)  # files whose contents key the cache
     cache_dirs: list[str] = Field(default_factory=list)  # what the setup makes, reused
+    # Run like setup, after a cache restore: what the cached dirs still need in this workspace.
+    after_restore: list[CheckCommand] = Field(default_factory=list)
     copy_files: list[str] = Field(default_factory=list)  # `copy`: from the user's checkout
 
     @property
