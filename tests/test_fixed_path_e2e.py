@@ -6,6 +6,8 @@ task's workspace that gets the venv from the cache imports the package through i
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -31,6 +33,8 @@ SETUP = [
     ".venv/bin/python -m pip install -q --no-deps --no-build-isolation --no-index -e .",
 ]
 CHECK = ".venv/bin/python -m pytest -q -p no:cacheprovider"
+# After a restore: the venv imports the package before anything else runs.
+AFTER_RESTORE = ".venv/bin/python -c 'import calc.core'"
 
 PYPROJECT = """\
 [build-system]
@@ -108,7 +112,8 @@ def make_package(repo: Path) -> None:
         ".autopilot.toml",
         f'[review]\nmode = "checks"\nchecks = {json.dumps([CHECK])}\nverify_merged = true\n\n'
         f"[workspace]\nsetup = {json.dumps(SETUP)}\n"
-        'cache_key = ["pyproject.toml"]\ncache_dirs = [".venv"]\n',
+        'cache_key = ["pyproject.toml"]\ncache_dirs = [".venv"]\n'
+        f"after_restore = {json.dumps([AFTER_RESTORE])}\n",
     )
 
 
@@ -133,6 +138,9 @@ def test_a_cached_editable_install_works_in_a_later_workspace(tmp_path: Path, re
     assert all(task.state == TaskState.MERGED for task in tasks.values()), tasks
     third = tasks["1.3"]
     assert third.setup == "from cache" and third.setup_runs[0].from_cache
+    [restored] = third.setup_runs[0].commands  # after_restore alone: the setup did not run
+    assert restored.command == AFTER_RESTORE and restored.passed, restored.output_tail
+    assert [run.command for run in tasks["1.1"].setup_runs[0].commands] == SETUP
     assert third.reviews[-1].checks[0].passed, third.reviews[-1].checks[0].output_tail
     assert " passed" in third.reviews[-1].checks[0].output_tail
     # What the cache holds names the fixed path, not the workspace of the task that made it.
@@ -143,3 +151,77 @@ def test_a_cached_editable_install_works_in_a_later_workspace(tmp_path: Path, re
     merged = git(repo, "ls-tree", "-r", "--name-only", "main").split()
     assert {f"src/calc/m{n}.py" for n in (1, 2, 3)} <= set(merged)
     assert not any(path.startswith(".venv/") for path in merged)
+
+
+# A Node project (README.md's recipe, offline): a local package with a bin, linked by npm ci
+# into node_modules and node_modules/.bin; `npm test` runs the bin.
+NODE_FILES = {
+    "package.json": json.dumps(
+        {
+            "name": "shop",
+            "version": "1.0.0",
+            "private": True,
+            "scripts": {"test": "greet && node test.js"},
+            "devDependencies": {"greet": "file:tools/greet"},
+        }
+    ),
+    "tools/greet/package.json": json.dumps(
+        {"name": "greet", "version": "1.0.0", "bin": {"greet": "bin.js"}}
+    ),
+    "tools/greet/bin.js": '#!/usr/bin/env node\nconsole.log("hello from greet");\n',
+    "test.js": 'console.log("shop tested");\n',
+}
+NODE_SETUP = "npm ci --offline --no-audit --no-fund"
+
+
+def make_node_project(repo: Path) -> None:
+    for name, text in NODE_FILES.items():
+        commit_file(repo, name, text)
+    (repo / "tools/greet/bin.js").chmod(0o755)
+    subprocess.run(
+        ["npm", "install", "--package-lock-only", "--offline", "--no-audit", "--no-fund"],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "The project's lock file")
+    commit_file(
+        repo,
+        ".autopilot.toml",
+        '[review]\nmode = "checks"\nchecks = ["npm test"]\n\n'
+        f"[workspace]\nsetup = {json.dumps([NODE_SETUP])}\n"
+        'cache_key = ["package-lock.json"]\ncache_dirs = ["node_modules"]\n',
+    )
+
+
+@pytest.mark.skipif(shutil.which("npm") is None, reason="needs npm")
+def test_a_cached_node_modules_runs_its_bin_in_a_later_workspace(
+    tmp_path: Path, repo: Path
+) -> None:
+    make_node_project(repo)
+    plan = tmp_path / "plan.md"
+    plan.write_text(
+        "# Notes\n\n## Batch 1: All\n"
+        + "".join(
+            f"\n### Task 1.{n}: Note {n}\n\n**Files:**\n- Create: `note{n}.txt`\n\n```\n{n}\n```\n"
+            for n in (1, 2)
+        )
+    )
+    with (
+        ScriptedModel(PlanFollower()) as model,
+        autopilot(tmp_path / "autopilot", model.env()) as installation,
+    ):
+        done = installation.starter(str(plan), "--repo", str(repo))
+        assert done.returncode == 0, done.stdout + done.stderr
+        session = done.stdout.split("Started session ", 1)[1].split()[0]
+        tasks = {task.id: task for task in installation.status(session).tasks}
+
+    first, second = tasks["1.1"], tasks["1.2"]
+    assert first.state == second.state == TaskState.MERGED
+    assert first.setup.startswith("ran 1 command(s)") and second.setup == "from cache"
+    check = second.reviews[-1].checks[0]
+    assert check.passed and "hello from greet" in check.output_tail, check.output_tail
+    merged = git(repo, "ls-tree", "-r", "--name-only", "main").split()
+    assert not any(path.startswith("node_modules/") for path in merged)
