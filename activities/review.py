@@ -19,7 +19,13 @@ from activities.errors import checked, git_errors_as_activity_errors
 from activities.heartbeat import in_thread
 from autopilot.agent.container_access import EngineError
 from autopilot.agent.egress import Egress
-from autopilot.agent.sandbox import Gateway, Sandbox, check_layout, under_tmp
+from autopilot.agent.sandbox import (
+    Gateway,
+    Sandbox,
+    check_layout,
+    under_tmp,
+    workspace_inside,
+)
 from autopilot.error_types import WORKSPACE_SETUP_FAILED
 from autopilot.git.kind_of import kind_for
 from autopilot.git.remote_url import is_remote
@@ -137,6 +143,7 @@ class CheckActivities:
                         settings,
                         Path(request.worktree),
                         check.argv,
+                        inside=str(workspace_inside(request.repo)),
                         command=check.command,
                         env=plain,
                         timeout_s=request.timeout_s,

@@ -393,7 +393,9 @@ class ContainerSettings(BaseModel):
     # refuses some of them); the node images have `node` (uid 1000).
     user: str = "node"
     home: str = "/home/node"  # the user's home: Claude's config and sessions live there
-    workdir: str = "/workspace"  # where the task's workspace is mounted
+    # Unread: the workspace is at the sandbox's fixed path (sandbox.workspace_inside); kept
+    # so that recorded settings still load.
+    workdir: str = "/workspace"
     # Each engine call but the run itself (ids, secrets, the image build, the export).
     engine_timeout_s: float = 900.0
     connect_timeout_s: float = 10.0
