@@ -24,6 +24,7 @@ from autopilot.agent.sandbox import (
     Sandbox,
     SandboxUnavailable,
     detect_sandbox,
+    host_entries,
     named_credentials,
     task_layout,
     tools_of,
@@ -136,6 +137,21 @@ def test_every_repository_name_is_one_path_under_workspace() -> None:
     odd = workspace_inside("/home/me/my repo")
     assert odd.parent == Path("/workspace") and " " not in odd.name
     assert workspace_inside("/home/me/..").parent == Path("/workspace")
+    # A checkout at the fixed path itself (a cloud IDE's) is not covered by the workspace.
+    assert workspace_inside("/workspace/shop") == Path("/workspace/shop-task")
+    assert workspace_inside("/workspace/shop/sub/shop") == Path("/workspace/shop-task")
+
+
+def test_a_hosts_own_workspace_folder_stays_readable_but_the_name_taken(tmp_path: Path) -> None:
+    write(tmp_path, "other/README.md", "another checkout\n")
+    write(tmp_path, "shop/README.md", "the name the task's workspace takes\n")
+    (tmp_path / "latest").symlink_to("other")
+    options = host_entries(tmp_path, {"shop"})
+    assert options == [
+        "--symlink", "other", str(tmp_path / "latest"),
+        "--ro-bind", str(tmp_path / "other"), str(tmp_path / "other"),
+    ]  # fmt: skip
+    assert host_entries(tmp_path / "none", set()) == []
 
 
 def test_the_state_dir_repository_and_credentials_are_hidden(

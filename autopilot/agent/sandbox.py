@@ -26,7 +26,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -93,7 +93,7 @@ CREDENTIAL_VARIABLES = (
 # Where every task's workspace is inside the sandbox: WORKSPACES/<repository name>.
 WORKSPACES = Path("/workspace")
 # What of the host's / the sandbox does not take over: made anew (bwrap's own /dev and /proc,
-# the run's /tmp) or the sandbox's own (WORKSPACES).
+# the run's /tmp) or the sandbox's own (WORKSPACES: the host's entries there are bound into it).
 _NOT_FROM_HOST = frozenset({"dev", "proc", "tmp", WORKSPACES.name})
 # One namespace of each kind bwrap can make without privileges, except the network's.
 _NAMESPACES = ("--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try")
@@ -176,7 +176,12 @@ class Sandbox:
         # The host's / read-only, entry by entry onto the sandbox's own root (a tmpfs, made
         # read-only at the end): a bind of / itself is read-only, where no WORKSPACES could
         # be made. /tmp first: the places below may lie inside it (the host's /tmp, as sources).
-        options += [*_host_root(), "--dev", "/dev", "--proc", "/proc"]
+        options += host_entries(Path("/"), _NOT_FROM_HOST)
+        # A host's own WORKSPACES (a cloud IDE keeps its checkouts there) stays as readable as
+        # the rest, but for the name the task's workspace takes.
+        taken = {layout.mount.inside.name} if layout.mount is not None else set()
+        options += host_entries(WORKSPACES, taken)
+        options += ["--dev", "/dev", "--proc", "/proc"]
         options += ["--bind", str(layout.tmp), "/tmp"]
         emptied: list[Path] = []
         for path in _depth_first(self._secrets() + [Path(p) for p in layout.hidden]):
@@ -216,12 +221,14 @@ class Sandbox:
         return [path for path in found if not self.home.is_relative_to(path)]
 
 
-def _host_root() -> list[str]:
-    """The host's top-level entries, each at its place and read-only; its links (/bin ->
-    usr/bin) as the same links."""
+def host_entries(folder: Path, leave_out: Collection[str]) -> list[str]:
+    """`folder`'s entries on the host but those named in `leave_out`, each at its place and
+    read-only; its links (/bin -> usr/bin) as the same links."""
+    if folder.is_symlink() or not folder.is_dir():
+        return []
     options: list[str] = []
-    for entry in sorted(os.scandir("/"), key=lambda entry: entry.name):
-        if entry.name in _NOT_FROM_HOST:
+    for entry in sorted(os.scandir(folder), key=lambda entry: entry.name):
+        if entry.name in leave_out:
             continue
         if entry.is_symlink():
             options += ["--symlink", os.readlink(entry.path), entry.path]
@@ -299,8 +306,14 @@ def workspace_inside(repo: str) -> Path:
     """Where every workspace of `repo` (a local path or a remote's URL) is inside the sandbox:
     WORKSPACES/<its name>, the name made one safe path component. Decided here alone: an
     agent's, a reviewer's and a check's layout all take it from this."""
-    name = repo_name(repo) if is_remote(repo) else Path(repo.rstrip("/")).name.removesuffix(".git")
-    return WORKSPACES / safe_component(name or "repository")
+    remote = is_remote(repo)
+    name = repo_name(repo) if remote else Path(repo.rstrip("/")).name.removesuffix(".git")
+    inside = WORKSPACES / safe_component(name or "repository")
+    if not remote and repo and Path(repo).absolute().is_relative_to(inside):
+        # The user's checkout is there on this machine (a cloud IDE's /workspace/<name>):
+        # the workspace must not cover it, whose objects it reads through `alternates`.
+        return inside.with_name(f"{inside.name}-task")
+    return inside
 
 
 def task_layout(
