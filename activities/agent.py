@@ -44,6 +44,7 @@ from autopilot.agent.sandbox import (
     space_environment,
     task_layout,
     tools_of,
+    workspace_inside,
 )
 from autopilot.git.commits import ConflictsRemain, FilesTooLarge, WorkspaceFilesCommitted
 from autopilot.git.kind_of import kind_for
@@ -109,7 +110,7 @@ async def sandbox_for(
         Path(workspace),
         space,
         state_dir=on_this_worker(request.state_dir),
-        repo=None if is_remote(request.repo) else Path(request.repo).absolute(),
+        repo=request.repo,
         objects=objects,
         writes_workspace=role == "agent",
         tools=tools,
@@ -537,7 +538,8 @@ class AgentActivities:
         )
         repo = job.request.repo
         objects = await asyncio.to_thread(kind_for(repo).shared_objects, repo)
-        work = ContainerJob(workspace=Path(job.workspace.path), objects=objects)
+        inside = str(workspace_inside(repo))
+        work = ContainerJob(workspace=Path(job.workspace.path), inside=inside, objects=objects)
         env = agent_environment(self._claude_bin, self._env, model_route(self._env))
 
         async def run(on_progress: Callable[[AgentProgress], None]) -> RunOutcome:

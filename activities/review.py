@@ -19,7 +19,13 @@ from activities.errors import checked, git_errors_as_activity_errors
 from activities.heartbeat import in_thread
 from autopilot.agent.container_access import EngineError
 from autopilot.agent.egress import Egress
-from autopilot.agent.sandbox import Gateway, Layout, Sandbox, under_tmp
+from autopilot.agent.sandbox import (
+    Gateway,
+    Sandbox,
+    check_layout,
+    under_tmp,
+    workspace_inside,
+)
 from autopilot.error_types import WORKSPACE_SETUP_FAILED
 from autopilot.git.kind_of import kind_for
 from autopilot.git.remote_url import is_remote
@@ -137,6 +143,7 @@ class CheckActivities:
                         settings,
                         Path(request.worktree),
                         check.argv,
+                        inside=str(workspace_inside(request.repo)),
                         command=check.command,
                         env=plain,
                         timeout_s=request.timeout_s,
@@ -210,8 +217,6 @@ class CheckActivities:
         """The checks' environment, each command in the sandbox: the worktree and its own
         TMPDIR writable, the rest as for the agent, the network only through the egress proxy
         to the granted domains."""
-        hidden = [on_this_worker(state_dir)]
-        hidden += [Path(repo)] if repo and not is_remote(repo) else []
         path_var = os.environ.get("PATH", "")  # the checks' (autopilot/agent/allowed_env.py, CHECK)
         shown = under_tmp([Path(entry) for entry in path_var.split(os.pathsep) if entry])
         shown += [kind_for(repo).shared_objects(repo)] if repo else []
@@ -220,12 +225,8 @@ class CheckActivities:
             gateway = self._gateway.environment(grant.token)
 
             def confine(argv: list[str], tmpdir: Path) -> tuple[list[str], dict[str, str]]:
-                layout = Layout(
-                    workdir=worktree,
-                    writable=[worktree, tmpdir],
-                    tmp=tmpdir,
-                    hidden=hidden,
-                    shown=shown,
+                layout = check_layout(
+                    worktree, tmpdir, state_dir=on_this_worker(state_dir), repo=repo, shown=shown
                 )
                 return self._sandbox.wrap(argv, layout, self._gateway), gateway
 

@@ -291,6 +291,8 @@ class WorkspaceSettings(BaseModel):
     setup_timeout_s: float = 900.0  # per command
     cache_key: list[str] = Field(default_factory=list)  # files whose contents key the cache
     cache_dirs: list[str] = Field(default_factory=list)  # what the setup makes, reused
+    # Run like setup, after a cache restore: what the cached dirs still need in this workspace.
+    after_restore: list[CheckCommand] = Field(default_factory=list)
     copy_files: list[str] = Field(default_factory=list)  # `copy`: from the user's checkout
 
     @property
@@ -394,7 +396,9 @@ class ContainerSettings(BaseModel):
     # refuses some of them); the node images have `node` (uid 1000).
     user: str = "node"
     home: str = "/home/node"  # the user's home: Claude's config and sessions live there
-    workdir: str = "/workspace"  # where the task's workspace is mounted
+    # Unread: the workspace is at the sandbox's fixed path (sandbox.workspace_inside); kept
+    # so that recorded settings still load.
+    workdir: str = "/workspace"
     # Each engine call but the run itself (ids, secrets, the image build, the export).
     engine_timeout_s: float = 900.0
     connect_timeout_s: float = 10.0

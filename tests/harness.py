@@ -223,18 +223,34 @@ def autopilot(root: Path, model_env: dict[str, str]) -> Iterator[Autopilot]:
 
 
 def processes_in(directory: Path) -> list[int]:
-    """Live processes whose working directory is `directory` or below (Linux /proc)."""
+    """Live processes whose working directory is `directory` or below (Linux /proc). A
+    sandboxed process names its cwd by the sandbox's fixed path (/workspace/<name>): it is
+    found by the folder itself (device and inode), never by a name other runs share."""
+    folders = _folders_under(directory)
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             cwd = os.readlink(entry / "cwd")
+            seen = os.stat(entry / "cwd")
         except OSError:
             continue
-        if cwd == str(directory) or cwd.startswith(f"{directory}/"):
+        here = cwd == str(directory) or cwd.startswith(f"{directory}/")
+        if here or (seen.st_dev, seen.st_ino) in folders:
             found.append(int(entry.name))
     return found
+
+
+def _folders_under(directory: Path) -> set[tuple[int, int]]:
+    """Device and inode of `directory` and of every folder below it (not into .git)."""
+    folders: set[tuple[int, int]] = set()
+    for top, subfolders, _ in os.walk(directory):
+        subfolders[:] = [name for name in subfolders if name != ".git"]
+        with contextlib.suppress(OSError):
+            info = os.stat(top)
+            folders.add((info.st_dev, info.st_ino))
+    return folders
 
 
 def commands_in(directory: Path) -> list[str]:

@@ -23,7 +23,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.agent import SESSION_NAMESPACE, AgentActivities
 from autopilot.agent.egress import Egress
-from autopilot.agent.sandbox import GATEWAY_PORT, Sandbox, detect_sandbox
+from autopilot.agent.sandbox import GATEWAY_PORT, Sandbox, detect_sandbox, workspace_inside
 from autopilot.agent.scripted_model import (
     HttpError,
     Reviewer,
@@ -197,7 +197,8 @@ async def test_run_agent_does_the_task_and_reports_progress(
     assert "\nTask 3.1: Greeting\n" in prompt
     assert "`autopilot/sess-1/3.1`" in prompt
     assert "<plan-context>\nA small demo project.\n</plan-context>" in prompt
-    assert requests[0].cwd == str(setup.worktree)
+    # The CLI works in the sandbox's fixed path of the workspace, not where it is here.
+    assert requests[0].cwd == str(workspace_inside(setup.job.request.repo)) == "/workspace/repo"
     assert {c.session_id for c in requests} == {SID}
 
     # Heartbeats carried the live progress.

@@ -178,7 +178,7 @@ def sandbox_step(places: Places, put: Put) -> None:
         places.workspace,
         places.space,
         state_dir=places.tmp / "state",
-        repo=places.repo,
+        repo=str(places.repo),
         objects=places.repo / ".git" / "objects",
         writes_workspace=True,
     )

@@ -69,6 +69,7 @@ from tests.harness import free_port, wait_until
 KEY = "sk-ant-standin-0123456789abcdef"
 SESSION = "4f9d7a52-8a56-4d0a-9d1c-5b0c8d1e2f30"
 PROMPT = "Do task 1: write feature.txt"
+INSIDE = "/workspace/repo"  # the workspace's fixed path (sandbox.workspace_inside)
 
 
 def events(cost: float = 0.25) -> list[bytes]:
@@ -144,7 +145,7 @@ async def run(
     return await run_claude_in_container(
         access(engine),
         settings or fast(),
-        job or ContainerJob(workspace=workspace),
+        job or ContainerJob(workspace=workspace, inside=INSIDE),
         claude_argv(CONTAINER_CLAUDE, AgentSettings(), SESSION),
         env=env if env is not None else {"ANTHROPIC_API_KEY": KEY, "PATH": "/usr/bin"},
         prompt=PROMPT,
@@ -194,7 +195,7 @@ async def test_one_run_is_the_pipeline_the_issue_asks_for(
     state, _duration = await run(
         standin,
         tmp_path,
-        job=ContainerJob(workspace=workspace, objects=objects, home=home),
+        job=ContainerJob(workspace=workspace, inside=INSIDE, objects=objects, home=home),
         env={
             "ANTHROPIC_API_KEY": KEY,
             "PATH": "/home/me/bin:/usr/bin",
@@ -230,11 +231,11 @@ async def test_one_run_is_the_pipeline_the_issue_asks_for(
     assert mounted["path"] == str(objects) and mounted["readOnly"] is True
     assert _source(standin, mounted) == str(objects)
     dirs = {a["path"]: (a["owner"], _source(standin, a)) for a in ran.op("withDirectory")}
-    assert dirs == {"/workspace": ("node", str(workspace)), "/home/node": ("node", str(home))}
+    assert dirs == {INSIDE: ("node", str(workspace)), "/home/node": ("node", str(home))}
     # The user and workdir come after everything root had to do.
     user_at = names.index("withUser")
     assert ran.op("withUser") == [{"name": "node"}]
-    assert names[user_at + 1] == "withWorkdir" and ops[user_at + 1][1] == {"path": "/workspace"}
+    assert names[user_at + 1] == "withWorkdir" and ops[user_at + 1][1] == {"path": INSIDE}
     assert user_at > max(i for i, n in enumerate(names) if n in ("withDirectory", "withNewFile"))
     # The environment: the local run's, with the container's own PATH and HOME.
     env = ran.env()
@@ -261,7 +262,7 @@ async def test_one_run_is_the_pipeline_the_issue_asks_for(
     # The exports: the workspace and the home, exactly (wipe), to their host paths.
     exported = [(d.container is ran, d.source, path, wipe) for d, path, wipe in standin.exports]
     assert exported == [
-        (True, "/workspace", str(workspace), True),
+        (True, INSIDE, str(workspace), True),
         (True, "/home/node", str(home), True),
     ]
     # No log and no file of the run holds the credential.
@@ -450,7 +451,7 @@ async def test_the_exported_workspace_is_committed_on_the_host(
         shutil.copytree(ws.path, copy, symlinks=True)
         write(copy, "feature.txt", "from the agent\n")
         (copy / "README.md").unlink()
-        inside["/workspace"] = copy
+        inside[INSIDE] = copy
         return ExecResult(0, b"".join(events()).decode(), "")
 
     def engine_export(directory: Directory, path: str, wipe: bool) -> None:
@@ -459,7 +460,9 @@ async def test_the_exported_workspace_is_committed_on_the_host(
         shutil.copytree(inside[directory.source], path, symlinks=True)
 
     standin.on_exec, standin.on_export = engine_exec, engine_export
-    job = ContainerJob(workspace=Path(ws.path), objects=LOCAL.shared_objects(str(repo)))
+    job = ContainerJob(
+        workspace=Path(ws.path), inside=INSIDE, objects=LOCAL.shared_objects(str(repo))
+    )
     await run(standin, tmp_path, job=job)
 
     commit = CommitInput(
@@ -487,6 +490,7 @@ async def test_a_check_runs_in_the_agents_image(standin: StandIn, tmp_path: Path
         fast(),
         workspace,
         ["pytest", "-q"],
+        inside=INSIDE,
         command="pytest -q",
         env={"LANG": "C.UTF-8", "DB_PASSWORD": KEY},
         timeout_s=30,
@@ -500,6 +504,7 @@ async def test_a_check_runs_in_the_agents_image(standin: StandIn, tmp_path: Path
     assert ran.op("from") == [{"address": DEFAULT_CONTAINER_IMAGE}]
     assert ran.op("withExec")[-1] == {"args": ["pytest", "-q"], "expect": "ANY"}
     assert ran.op("withUser") == [{"name": "node"}]
+    assert ran.op("withWorkdir")[-1] == {"path": INSIDE}  # the sandbox's fixed path
     assert "DB_PASSWORD" not in ran.env() and ran.secret("DB_PASSWORD").plaintext == KEY
     assert standin.exports == []  # a check's writes stay in its container
 
@@ -513,6 +518,7 @@ async def test_a_check_past_its_timeout_is_timed_out(standin: StandIn, tmp_path:
         fast(),
         workspace,
         ["sleep", "100"],
+        inside=INSIDE,
         command="sleep 100",
         env={},
         timeout_s=1.0,
@@ -670,7 +676,7 @@ async def test_a_dagger_cli_on_path_opens_the_session_and_nothing_is_downloaded(
     state, _ = await run_claude_in_container(
         found,
         fast(),
-        ContainerJob(workspace=workspace),
+        ContainerJob(workspace=workspace, inside=INSIDE),
         claude_argv(CONTAINER_CLAUDE, AgentSettings(), SESSION),
         env={"ANTHROPIC_API_KEY": KEY},
         prompt=PROMPT,

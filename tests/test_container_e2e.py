@@ -23,7 +23,7 @@ import pytest
 from autopilot import git as gitops
 from autopilot.agent.container_access import PORT_VAR, TOKEN_VAR
 from autopilot.agent.scripted_model import PlanFollower, ScriptedModel
-from autopilot.models import ContainerSettings, SessionState
+from autopilot.models import SessionState
 from tests.dagger_standin import Container, Directory, ExecResult, StandIn
 from tests.gitutil import commit_file, git
 from tests.harness import ROOT, autopilot, clean_env, free_port, wait_until
@@ -31,7 +31,7 @@ from tests.harness import ROOT, autopilot, clean_env, free_port, wait_until
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 KEY = "sk-ant-container-e2e-0123456789"
-WORKDIR = ContainerSettings().workdir
+WORKDIR = "/workspace/repo"  # the fixture repository's fixed path (sandbox.workspace_inside)
 PLAN = """\
 # Two places
 

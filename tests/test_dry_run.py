@@ -39,6 +39,7 @@ notify = ["https://user:pw@hooks.example.com/T000/SECRET"]
 setup = ["uv sync"]
 cache_key = ["uv.lock"]
 cache_dirs = [".venv"]
+after_restore = ["uv sync --offline"]
 
 [container]
 image = "ghcr.io/me/agent:1.2"
@@ -77,6 +78,7 @@ def test_the_dry_run_shows_what_the_session_would_run(tmp_path: Path, configured
         "Checks (each 900 s): pytest -q",
         "Check environment: PATH, HOME, LANG, TMPDIR, DATABASE_URL",
         "Setup commands (each 900 s): uv sync",
+        "After a cache restore: uv sync --offline",
         "Network the agents and checks may reach (besides the model API): pypi.org",
         "Container: image registry.example.com:5000/me/other:2@sha256:" + "0" * 64 + ", user "
         "dev, packages git, curl; engine: (not checked)",
@@ -103,6 +105,7 @@ def test_the_json_report_carries_the_same(tmp_path: Path, configured: Path) -> N
     }
     assert report["review"]["checks"] == ["pytest -q"]
     assert report["setup"] == ["uv sync"]
+    assert report["after_restore"] == ["uv sync --offline"]
     assert report["network"] == ["pypi.org"]
     assert report["notify"]["urls"] == ["https://hooks.example.com"]
     assert report["container"] is None  # no batch runs in a container

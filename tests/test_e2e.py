@@ -18,6 +18,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from autopilot import git as gitops
+from autopilot.agent.sandbox import workspace_inside
 from autopilot.agent.scripted_model import Conversation, PlanFollower, Reply, ScriptedModel
 from autopilot.infra.temporal_connection import temporal_cli
 from autopilot.models import SessionState, TaskState
@@ -274,8 +275,9 @@ def test_worker_killed_mid_agent_recovers(tmp_path: Path, repo: Path, plan: Path
             lambda c: c.task() is not None and c.task()[0] == "1.3" and c.turn == 1,  # type: ignore[index]
             timeout=180,
         )
-        assert frozen.cwd is not None
-        worktree = Path(frozen.cwd)
+        # The CLI sees the sandbox's fixed path; its processes are found by the folder here.
+        assert frozen.cwd == str(workspace_inside(str(repo)))
+        [worktree] = (installation.state_dir / "worktrees").glob("*/1.3")
         assert processes_in(worktree), "the agent should be running in the task's worktree"
         # The starter's live view shows the agent's progress from its heartbeats.
         wait_until(

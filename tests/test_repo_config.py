@@ -441,6 +441,7 @@ def test_workspace_table(tmp_path: Path) -> None:
         ('copy = ["."]', "[workspace] copy = ['.'] is not allowed"),
         ('cache_key = [""]', "[workspace] cache_key = [''] is not allowed"),
         ('setup = "uv sync"', 'a list of strings, e.g. ["uv sync", "npm ci"]'),
+        ('after_restore = "npm rebuild"', 'a list of strings, e.g. ["npm rebuild"]'),
         ("setup_timeout_s = 0", "use a number of seconds greater than 0"),
         ("setup_timeout_s = 1e300", "of at most 604800"),
         ("cpoy = []", "unknown key 'cpoy' in [workspace] (did you mean 'copy'?)"),
@@ -460,6 +461,11 @@ def test_workspace_values_refused(tmp_path: Path, line: str, expected: str) -> N
             "names conf in both copy and cache_dirs",
         ),
         ('setup = ["sh -c \'unclosed"]', '[workspace] setup: check "sh -c \'unclosed"'),
+        ('setup = ["npm ci"]\nafter_restore = ["npm rebuild"]', "names after_restore but no"),
+        (
+            'setup = ["x"]\ncache_dirs = ["n"]\nafter_restore = ["sh -c \'unclosed"]',
+            '[workspace] after_restore: check "sh -c \'unclosed"',
+        ),
     ],
 )
 def test_workspace_keys_that_do_not_go_together(tmp_path: Path, table: str, expected: str) -> None:

@@ -4,6 +4,7 @@ real CLI and pipeline, judged by git."""
 
 from __future__ import annotations
 
+import os
 import shlex
 import subprocess
 import tempfile
@@ -23,10 +24,12 @@ from autopilot.agent.sandbox import (
     Sandbox,
     SandboxUnavailable,
     detect_sandbox,
+    host_entries,
     named_credentials,
     task_layout,
     tools_of,
     under_tmp,
+    workspace_inside,
 )
 from autopilot.agent.scripted_model import (
     STRUCTURED_OUTPUT,
@@ -70,7 +73,7 @@ class Places:
             Path(self.workspace),
             self.space,
             state_dir=self.state,
-            repo=self.repo,
+            repo=str(self.repo),
             objects=gitops.objects_dir(self.repo),
             writes_workspace=writes_workspace,
         )
@@ -110,6 +113,46 @@ def test_only_the_workspace_its_own_folder_and_tmp_are_writable(
     assert not (places.repo / "x").exists() and not (places.state / "x").exists()
     assert places.marker.read_text() == "the worker's log\n"
     assert places.reviewer_settings.read_text() == "{}\n"
+
+
+def test_the_workspace_is_seen_at_its_fixed_path_alone(sandbox: Sandbox, places: Places) -> None:
+    inside = workspace_inside(str(places.repo))
+    assert inside == Path("/workspace/repo")
+    script = (
+        "pwd; echo work > new.txt; ls /workspace; "
+        f"for p in /x /workspace/x /bin/x; do (echo evil > $p) 2>/dev/null && echo WROTE $p; done; "
+        f"ls {places.workspace} 2>/dev/null && echo HOST-PATH-SEEN; "
+        # the host's top-level links are still links: /bin -> usr/bin
+        "readlink /bin; true"
+    )
+    done = run(sandbox, places.layout(), script)
+    assert done.stdout.split() == [str(inside), "repo", os.readlink("/bin")], done.stdout
+    assert Path(places.workspace, "new.txt").read_text() == "work\n"
+
+
+def test_every_repository_name_is_one_path_under_workspace() -> None:
+    assert workspace_inside("/home/me/projects/shop/") == Path("/workspace/shop")
+    assert workspace_inside("/srv/git/shop.git") == Path("/workspace/shop")
+    assert workspace_inside("git@example.com:team/shop.git") == Path("/workspace/shop")
+    assert workspace_inside("https://example.com/team/shop") == Path("/workspace/shop")
+    odd = workspace_inside("/home/me/my repo")
+    assert odd.parent == Path("/workspace") and " " not in odd.name
+    assert workspace_inside("/home/me/..").parent == Path("/workspace")
+    # A checkout at the fixed path itself (a cloud IDE's) is not covered by the workspace.
+    assert workspace_inside("/workspace/shop") == Path("/workspace/shop-task")
+    assert workspace_inside("/workspace/shop/sub/shop") == Path("/workspace/shop-task")
+
+
+def test_a_hosts_own_workspace_folder_stays_readable_but_the_name_taken(tmp_path: Path) -> None:
+    write(tmp_path, "other/README.md", "another checkout\n")
+    write(tmp_path, "shop/README.md", "the name the task's workspace takes\n")
+    (tmp_path / "latest").symlink_to("other")
+    options = host_entries(tmp_path, {"shop"})
+    assert options == [
+        "--symlink", "other", str(tmp_path / "latest"),
+        "--ro-bind", str(tmp_path / "other"), str(tmp_path / "other"),
+    ]  # fmt: skip
+    assert host_entries(tmp_path / "none", set()) == []
 
 
 def test_the_state_dir_repository_and_credentials_are_hidden(

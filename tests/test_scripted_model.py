@@ -508,6 +508,29 @@ def test_parse_task_reads_files_blocks_and_commit() -> None:
     assert writes["/r/src/b.py"] == "B = 2\n"
     assert writes["/r/docs/c.md"] == "extra\n"
     assert writes["/r/tests/test_a.py"] == "# Created by Task 2.3b: Many files\n"
+    # In the sandbox's fixed path, not on this machine: the plan says which files exist.
+    assert spec.modified == {"src/b.py"}
+
+
+def test_plan_follower_reads_a_file_to_modify_where_it_cannot_look(tmp_path: Path) -> None:
+    prompt = (
+        "Task 1.1: Change\n<task>\n**Files:**\n- Modify: `calc/core.py`\n- Create: `new.py`\n\n"
+        "```python\nA = 1\n```\n\n```python\nB = 2\n```\n</task>\n"
+    )
+    inside = "/workspace/never-on-this-machine"
+    reply = PlanFollower()(
+        Conversation.parse(
+            {
+                "messages": [{"role": "user", "content": prompt}],
+                "system": f" - Primary working directory: {inside}\n",
+                "tools": [],
+            }
+        )
+    )
+    assert isinstance(reply, ToolUses)
+    assert [(c.name, c.input) for c in reply.calls] == [
+        ("Read", {"file_path": f"{inside}/calc/core.py"})
+    ]
 
 
 def test_parse_task_create_path_and_its_code_block() -> None:

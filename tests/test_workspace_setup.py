@@ -274,6 +274,31 @@ def test_the_check_passes_only_with_the_setup_and_the_second_workspace_uses_the_
     assert run_checks(Path(second.path), check, 30, tmp_path / "cached")[0].passed
 
 
+def test_after_restore_runs_after_a_cache_restore_alone(repo: Path, tmp_path: Path) -> None:
+    after = [parse_check("sh -c 'echo restored >> deps/after'")]
+    first = workspace(repo, tmp_path, "1")
+    done = set_up_workspace(set_up(first, repo, tmp_path, after_restore=after), CheckEnv())
+    assert not done.from_cache and [run.command for run in done.commands] == [SETUP]
+    second = workspace(repo, tmp_path, "2")
+    again = set_up_workspace(set_up(second, repo, tmp_path, after_restore=after), CheckEnv())
+    assert again.from_cache and [run.command for run in again.commands] == [after[0].command]
+    assert Path(again.commands[0].output_path).name.startswith("after-restore-1-")
+    assert (Path(second.path) / "deps" / "after").read_text() == "restored\n"
+    assert not (Path(first.path) / "deps" / "after").exists()  # not after the setup itself
+
+
+def test_a_failing_after_restore_is_a_setup_failure(repo: Path, tmp_path: Path) -> None:
+    set_up_workspace(set_up(workspace(repo, tmp_path, "1"), repo, tmp_path), CheckEnv())
+    failing = [parse_check("sh -c 'echo stale build >&2; exit 4'")]
+    with pytest.raises(SetupFailed) as caught:
+        ws = workspace(repo, tmp_path, "2")
+        set_up_workspace(set_up(ws, repo, tmp_path, after_restore=failing), CheckEnv())
+    message = str(caught.value)
+    assert "workspace after-restore command `sh -c 'echo stale build >&2; exit 4'`" in message
+    assert "exited with 4" in message and "stale build" in message
+    assert caught.value.result.from_cache
+
+
 def test_another_repository_with_the_same_lock_file_runs_its_own_setup(
     repo: Path, tmp_path: Path
 ) -> None:

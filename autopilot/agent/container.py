@@ -2,14 +2,14 @@
 
 The container: the configured base image, git from apt-get, the Claude Code CLI pinned by
 tools/claude-code's package.json and package-lock.json (`npm ci`), the task's workspace as a
-directory at ContainerSettings.workdir (with the user's object store, which the workspace
-reads through `alternates`, at its own path), then the non-root user, the agent's
-environment as plain variables and its credentials as Dagger secrets only. The agent's argv
-is the local mode's (`claude_argv`), its prompt on stdin, its stdout streamed back as it comes
-(autopilot/agent/container_stream.py) and read by the same stream-json rules as a local run
-(autopilot/agent/runner.py). After the run the workspace is exported back over the host's
-(exactly: files the agent deleted are deleted), and the pipeline checks and commits it there
-as it does a local one.
+directory at the sandbox's fixed path, `/workspace/<repository name>` (with the user's object
+store, which the workspace reads through `alternates`, at its own path), then the non-root
+user, the agent's environment as plain variables and its credentials as Dagger secrets only.
+The agent's argv is the local mode's (`claude_argv`), its prompt on stdin, its stdout streamed
+back as it comes (autopilot/agent/container_stream.py) and read by the same stream-json rules
+as a local run (autopilot/agent/runner.py). After the run the workspace is exported back over
+the host's (exactly: files the agent deleted are deleted), and the pipeline checks and
+commits it there as it does a local one.
 
 A credential reaches the engine once, in its `setSecret` call; every other query names it by
 the secret's id, and nothing here logs a value.
@@ -69,7 +69,10 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 class ContainerJob:
     """What goes in from the host: the workspace, and what it needs to work inside."""
 
-    workspace: Path  # mounted at ContainerSettings.workdir, exported back after the run
+    workspace: Path  # copied in at `inside`, exported back after the run
+    # The sandbox's fixed path (sandbox.workspace_inside): what the setup on the worker
+    # recorded there (a venv, an editable install) holds in the container too.
+    inside: str
     objects: Path | None = None  # the object store the workspace's `alternates` names
     home: Path | None = None  # the agent's own folder: its home inside, brought back too
 
@@ -129,13 +132,13 @@ def task_container(
             str(job.objects), host.directory(str(job.objects)), read_only=True
         )
     container = container.with_directory(
-        settings.workdir, host.directory(str(job.workspace)), owner=settings.user
+        job.inside, host.directory(str(job.workspace)), owner=settings.user
     )
     if job.home is not None:
         container = container.with_directory(
             settings.home, host.directory(str(job.home)), owner=settings.user
         )
-    container = container.with_user(settings.user).with_workdir(settings.workdir)
+    container = container.with_user(settings.user).with_workdir(job.inside)
     for name, value in sorted(plain.items()):
         container = container.with_env_variable(name, value)
     # A name of its own per run: two runs of one session never share a secret by name.
@@ -263,7 +266,7 @@ async def _export(
 ) -> None:
     """The workspace (and the agent's home) back over the host's copies, exactly."""
     timeout = settings.engine_timeout_s
-    workspace = ran.directory(settings.workdir).export(str(job.workspace), wipe=True)
+    workspace = ran.directory(job.inside).export(str(job.workspace), wipe=True)
     await engine_call("exporting the workspace", workspace, timeout, access)
     if job.home is not None:
         home = ran.directory(settings.home).export(str(job.home), wipe=True)
@@ -347,6 +350,7 @@ async def run_check_in_container(
     workspace: Path,
     argv: list[str],
     *,
+    inside: str,
     command: str,
     env: Mapping[str, str],
     timeout_s: float,
@@ -364,7 +368,7 @@ async def run_check_in_container(
     exit_code: int | None
     timed_out = False
     async with engine_session(access, settings.connect_timeout_s) as client:
-        job = ContainerJob(workspace=workspace, objects=objects)
+        job = ContainerJob(workspace=workspace, inside=inside, objects=objects)
         container = task_container(client, settings, job, plain, credentials).with_exec(
             argv, expect=dagger.ReturnType.ANY
         )

@@ -4,6 +4,10 @@ Each agent, reviewer and check runs under bubblewrap (`bwrap`, Debian's `bubblew
 
 - the whole file system read-only, with three writable places: the task's workspace, the
   agent's own home (its Claude config and sessions, tool caches) and its own /tmp;
+- the task's workspace at one fixed path, `/workspace/<repository name>`, the same for every
+  task, round and worker: what a setup records as an absolute path (a venv's scripts, an
+  editable install's `.pth`, `node_modules/.bin` links) holds in every later workspace that
+  gets it from the setup cache;
 - the state dir and the user's repository hidden behind empty folders (the repository's
   object store shown again read-only: the workspace reads it through `alternates`), and the
   worker user's credential files hidden;
@@ -22,10 +26,12 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from autopilot.git.names import safe_component
+from autopilot.git.remote_url import is_remote, repo_name
 from autopilot.infra import untrusted_fs
 
 INSTALL_HINT = (
@@ -85,6 +91,11 @@ CREDENTIAL_VARIABLES = (
     "GH_CONFIG_DIR",
     "NPM_CONFIG_USERCONFIG",
 )
+# Where every task's workspace is inside the sandbox: WORKSPACES/<repository name>.
+WORKSPACES = Path("/workspace")
+# What of the host's / the sandbox does not take over: made anew (bwrap's own /dev and /proc,
+# the run's /tmp) or the sandbox's own (WORKSPACES: the host's entries there are bound into it).
+_NOT_FROM_HOST = frozenset({"dev", "proc", "tmp", WORKSPACES.name})
 # One namespace of each kind bwrap can make without privileges, except the network's.
 _NAMESPACES = ("--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try")
 
@@ -94,8 +105,18 @@ class SandboxUnavailable(RuntimeError):
 
 
 @dataclass(frozen=True)
+class WorkspaceMount:
+    """A workspace seen inside the sandbox at `inside` (a fixed path), not where it is."""
+
+    inside: Path
+    writable: bool
+
+
+@dataclass(frozen=True)
 class Layout:
-    """What one sandboxed command sees: where it starts, what it may change, what is hidden."""
+    """What one sandboxed command sees: where it starts, what it may change, what is hidden.
+    With `mount`, `workdir` (the workspace on this machine) is seen only at `mount.inside`,
+    and the command starts there."""
 
     workdir: Path
     writable: Sequence[Path]  # bound read-write, created if missing
@@ -103,6 +124,12 @@ class Layout:
     hidden: Sequence[Path] = ()  # behind an empty folder (or file)
     shown: Sequence[Path] = ()  # read-only again inside a hidden folder
     read_only: Sequence[Path] = ()  # inside a writable one, but not to be changed
+    mount: WorkspaceMount | None = None
+
+    @property
+    def start(self) -> Path:
+        """Where the command starts, as it sees it."""
+        return self.workdir if self.mount is None else self.mount.inside
 
 
 @dataclass(frozen=True)
@@ -148,8 +175,15 @@ class Sandbox:
             # A link a run before left in its own folder would be bound, followed, in its place.
             untrusted_fs.replace_with_dir(folder)
         options = [*_NAMESPACES, "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
-        # /tmp first: the places below may lie inside it (the host's /tmp, as sources).
-        options += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+        # The host's / read-only, entry by entry onto the sandbox's own root (a tmpfs, made
+        # read-only at the end): a bind of / itself is read-only, where no WORKSPACES could
+        # be made. /tmp first: the places below may lie inside it (the host's /tmp, as sources).
+        options += host_entries(Path("/"), _NOT_FROM_HOST)
+        # A host's own WORKSPACES (a cloud IDE keeps its checkouts there) stays as readable as
+        # the rest, but for the name the task's workspace takes.
+        taken = {layout.mount.inside.name} if layout.mount is not None else set()
+        options += host_entries(WORKSPACES, taken)
+        options += ["--dev", "/dev", "--proc", "/proc"]
         options += ["--bind", str(layout.tmp), "/tmp"]
         emptied: list[Path] = []
         for path in _depth_first(self._secrets() + [Path(p) for p in layout.hidden]):
@@ -166,13 +200,18 @@ class Sandbox:
         for path in layout.read_only:
             if path.exists():
                 options += ["--ro-bind", str(path), str(path)]
+        if layout.mount is not None:
+            bind = "--bind" if layout.mount.writable else "--ro-bind"
+            options += [bind, str(layout.workdir), str(layout.mount.inside)]
         for path in emptied:  # not even a throw-away write there: it would only mislead
             options += ["--remount-ro", str(path)]
-        options += ["--chdir", str(layout.workdir)]
+        options += ["--chdir", str(layout.start)]
+        if gateway is not None:
+            options += ["--unshare-net", "--tmpfs", "/run"]
+            options += ["--bind", str(gateway.socket), GATEWAY_SOCKET]
+        options += ["--remount-ro", "/"]  # every mount point is made: nothing new on the root
         if gateway is None:
             return [*self.death, self.bwrap, *options, "--", *argv]
-        options += ["--unshare-net", "--tmpfs", "/run"]
-        options += ["--bind", str(gateway.socket), GATEWAY_SOCKET]
         bridge = _BRIDGE.format(port=GATEWAY_PORT, socket=GATEWAY_SOCKET)
         return [*self.death, self.bwrap, *options, "--", "sh", "-c", bridge, "sh", *argv]
 
@@ -182,6 +221,22 @@ class Sandbox:
         places = [self.home / name for name in CREDENTIALS] + list(self.named)
         found = [Path(os.path.realpath(path)) for path in places if path.exists()]
         return [path for path in found if not self.home.is_relative_to(path)]
+
+
+def host_entries(folder: Path, leave_out: Collection[str]) -> list[str]:
+    """`folder`'s entries on the host but those named in `leave_out`, each at its place and
+    read-only; its links (/bin -> usr/bin) as the same links."""
+    if folder.is_symlink() or not folder.is_dir():
+        return []
+    options: list[str] = []
+    for entry in sorted(os.scandir(folder), key=lambda entry: entry.name):
+        if entry.name in leave_out:
+            continue
+        if entry.is_symlink():
+            options += ["--symlink", os.readlink(entry.path), entry.path]
+        else:
+            options += ["--ro-bind", entry.path, entry.path]
+    return options
 
 
 def named_credentials(env: Mapping[str, str], home: Path) -> tuple[Path, ...]:
@@ -249,27 +304,67 @@ def tools_of(claude_bin: Path, path_var: str) -> list[Path]:
     return [install, *(Path(entry) for entry in path_var.split(os.pathsep) if entry)]
 
 
+def workspace_inside(repo: str) -> Path:
+    """Where every workspace of `repo` (a local path or a remote's URL) is inside the sandbox:
+    WORKSPACES/<its name>, the name made one safe path component. Decided here alone: an
+    agent's, a reviewer's and a check's layout all take it from this."""
+    remote = is_remote(repo)
+    name = repo_name(repo) if remote else Path(repo.rstrip("/")).name.removesuffix(".git")
+    inside = WORKSPACES / safe_component(name or "repository")
+    if not remote and repo and Path(repo).absolute().is_relative_to(inside):
+        # The user's checkout is there on this machine (a cloud IDE's /workspace/<name>):
+        # the workspace must not cover it, whose objects it reads through `alternates`.
+        return inside.with_name(f"{inside.name}-task")
+    return inside
+
+
 def task_layout(
     workspace: Path,
     space: Path,
     *,
     state_dir: Path,
-    repo: Path | None,
+    repo: str,
     objects: Path,
     writes_workspace: bool,
     tools: Sequence[Path] = (),
 ) -> Layout:
-    """An agent's (or a check's) layout: its workspace, writable or not (the reviewer only
-    reads), and `space`, its own folder for home, config and temp. The state dir and the
-    user's repository (None in remote mode: not on this machine) are hidden; the repository's
-    objects stay readable for `alternates`."""
+    """An agent's (or a reviewer's) layout: its workspace at its fixed path, writable or not
+    (the reviewer only reads), and `space`, its own folder for home, config and temp. The
+    state dir and the user's repository (a remote is not on this machine) are hidden; the
+    repository's objects stay readable for `alternates`."""
     return Layout(
         workdir=workspace,
-        writable=[space, workspace] if writes_workspace else [space],
+        writable=[space],
         tmp=space / "tmp",
-        hidden=[state_dir, *([repo] if repo is not None else [])],
-        shown=[*under_tmp(tools), objects, *([] if writes_workspace else [workspace])],
+        hidden=[state_dir, *_local(repo)],
+        shown=[*under_tmp(tools), objects],
+        mount=WorkspaceMount(workspace_inside(repo), writable=writes_workspace),
     )
+
+
+def check_layout(
+    worktree: Path,
+    tmpdir: Path,
+    *,
+    state_dir: Path,
+    repo: str,
+    shown: Sequence[Path],
+) -> Layout:
+    """A check's (or a setup command's) layout: the worktree at its fixed path and the
+    check's own temp folder writable, the state dir and the user's repository hidden."""
+    return Layout(
+        workdir=worktree,
+        writable=[tmpdir],
+        tmp=tmpdir,
+        hidden=[state_dir, *_local(repo)],
+        shown=shown,
+        mount=WorkspaceMount(workspace_inside(repo), writable=True),
+    )
+
+
+def _local(repo: str) -> list[Path]:
+    """The user's repository, if it is on this machine."""
+    return [] if not repo or is_remote(repo) else [Path(repo).absolute()]
 
 
 def space_environment(space: Path) -> dict[str, str]:

@@ -632,6 +632,7 @@ _FILES_RE = re.compile(r"^\s*\*\*Files?:?\*\*:?\s*(.*)$", re.IGNORECASE)
 _COMMIT_RE = re.compile(r"^\s*\*\*Commit(?: message)?:?\*\*:?\s*(.+?)\s*$", re.IGNORECASE | re.M)
 _ITEM_RE = re.compile(r"^\s*[-*+]\s+(.*)$")
 _LABEL_RE = re.compile(r"^(?:\*\*)?[A-Za-z][A-Za-z ]*?:(?:\*\*)?\s+(.*)$")
+_CHANGE_LABEL_RE = re.compile(r"^\s*(?:\*\*)?(?:modify|update|edit)\b", re.I)
 _LINES_SUFFIX_RE = re.compile(r":\d+(?:-\d+)?$")
 # "Create `path`:" on a line of its own, its content in the fenced block that follows.
 _CREATE_RE = re.compile(r"^\s*(?:create|modify|update|edit|add|write)\s+`([^`]+)`\s*:\s*$", re.I)
@@ -646,6 +647,8 @@ class TaskSpec:
     files: list[str]
     code_blocks: list[str]
     commit_message: str
+    # Files the plan says to change (`Modify:`, `Update:`, `Edit:`): they exist before the task.
+    modified: frozenset[str] = frozenset()
 
 
 def _task_region(prompt: str) -> str:
@@ -733,6 +736,7 @@ def parse_task(prompt: str) -> TaskSpec:
     region = _task_region(prompt)
     blocks, outside = _split_code(region.splitlines())
     files: list[str] = []
+    modified: set[str] = set()
     in_list = False
     for line in outside:
         header = _FILES_RE.match(line)
@@ -752,6 +756,8 @@ def parse_task(prompt: str) -> TaskSpec:
                 path = _clean_path(item.group(1))
                 if path:
                     files.append(path)
+                    if _CHANGE_LABEL_RE.match(item.group(1)):
+                        modified.add(path)
             elif line.strip():
                 in_list = False
     commit = _COMMIT_RE.search("\n".join(outside))
@@ -769,6 +775,7 @@ def parse_task(prompt: str) -> TaskSpec:
         files=list(dict.fromkeys(files)),
         code_blocks=blocks,
         commit_message=message or f"Task {task_id}: {title}",
+        modified=frozenset(modified),
     )
 
 
@@ -916,7 +923,7 @@ class PlanFollower:
         writes = self.writes(spec, conversation.cwd)
         used = [name for name, _ in _tool_calls_made(conversation)]
         if "Write" not in used:
-            existing = [path for path, _ in writes if os.path.isfile(path)]
+            existing = [path for path, _ in writes if _exists(path, spec, conversation.cwd)]
             if existing and "Read" not in used:
                 calls = [ToolCall("Read", {"file_path": path}) for path in existing]
                 return ToolUses(calls, text=f"Reading the files Task {spec.id} changes.")
@@ -947,7 +954,10 @@ class PlanFollower:
         if targets and "Write" not in used:
             # Always Read in this round: after a merge or in a resumed session the CLI's record
             # of an earlier Read is stale, and Write refuses a file changed since it was read.
-            existing = [path for path, _ in targets if os.path.isfile(path)]
+            # The task wrote them in an earlier round: there, even where this machine cannot
+            # look (the sandbox's fixed path).
+            on_host = not _elsewhere(conversation.cwd)
+            existing = [path for path, _ in targets if not on_host or os.path.isfile(path)]
             if existing and "Read" not in used:
                 calls = [ToolCall("Read", {"file_path": path}) for path in existing]
                 return ToolUses(
@@ -991,6 +1001,21 @@ class PlanFollower:
             )
             result.append((os.path.normpath(os.path.join(base, path)), content))
         return result
+
+
+def _elsewhere(cwd: str | None) -> bool:
+    """Is the CLI's working directory not on this machine as it names it (the sandbox's fixed
+    path, /workspace/<name>)? Then what is there cannot be looked at from here."""
+    return cwd is not None and not os.path.isdir(cwd)
+
+
+def _exists(path: str, spec: TaskSpec, cwd: str | None) -> bool:
+    """Does the task's file exist before it writes it: looked at where it can be, else what
+    the plan says (a file to modify exists)."""
+    if cwd is None or not _elsewhere(cwd):
+        return os.path.isfile(path)
+    relative = os.path.relpath(path, cwd)
+    return any(os.path.normpath(name) == relative for name in spec.modified)
 
 
 class SlowFollower:

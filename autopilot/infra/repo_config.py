@@ -28,6 +28,7 @@ setup = ["uv sync", "npm ci"]      # run in each new workspace before the agent,
 setup_timeout_s = 900              # seconds, per setup command
 cache_key = ["uv.lock", "package-lock.json"]  # files whose contents key the setup's cache
 cache_dirs = [".venv", "node_modules"]        # what the setup makes, copied from the cache
+after_restore = ["npm rebuild"]    # run like setup, after the cached dirs were copied in
 copy = [".env.test", "config/local.toml"]     # files copied in from your checkout
 
 [container]
@@ -48,8 +49,9 @@ run after the file's, a command listed twice runs once. A check's environment is
 LANG, a TMPDIR of its own and the worker's variables that `check_env` names (see
 autopilot/review/checks.py); nothing else of the worker's. `--notify URL` flags add to the
 file's `notify` (autopilot/operate/notify.py says what is sent). Setup commands are split and
-run the same way (autopilot/setup/steps.py). The [workspace] paths are relative to the top of
-the repository, without `..`, never in `.git`; `cache_dirs` needs `setup`, `cache_key` needs
+run the same way (autopilot/setup/steps.py), and so are the `after_restore` commands, after
+a cache restore. The [workspace] paths are relative to the top of the repository, without
+`..`, never in `.git`; `cache_dirs` needs `setup`, `cache_key` and `after_restore` need
 `cache_dirs`. Anything wrong in the file stops the run with a `RepoConfigError` that names the
 file, the key and what to write instead. [container] is read by container mode
 (autopilot/agent/container.py); a key left out keeps ContainerSettings' default. [merge]
@@ -266,6 +268,7 @@ class WorkspaceTable(BaseModel):
     setup_timeout_s: Annotated[float, SETUP_TIMEOUT.field()] | None = None
     cache_key: list[_RelativePath] | None = None
     cache_dirs: list[_RelativePath] | None = None
+    after_restore: list[str] | None = None
     copy_files: list[_RelativePath] | None = Field(default=None, alias="copy")
 
 
@@ -378,6 +381,7 @@ _RULES: dict[str, Callable[[str], str]] = {
     "notify": _fixed('a list of http or https URLs, e.g. ["https://hooks.example.com/T000/B000"]'),
     "setup": _fixed('a list of strings, e.g. ["uv sync", "npm ci"]'),
     "setup_timeout_s": SETUP_TIMEOUT.rule,
+    "after_restore": _fixed('a list of strings, e.g. ["npm rebuild"]'),
     "cache_key": _fixed(
         'a list of paths relative to the top of the repository, without "..", not in .git,'
         ' e.g. ["uv.lock", "package-lock.json"]'
@@ -505,8 +509,16 @@ def _workspace_settings(path: Path, table: WorkspaceTable) -> WorkspaceSettings:
             f"{where} names cache_key but no cache_dirs: say which folders the setup makes "
             '(cache_dirs = [".venv"]) or remove cache_key.'
         )
+    after_restore = _parse_checks(table.after_restore or [], f"{where} after_restore")
+    if after_restore and not table.cache_dirs:
+        raise RepoConfigError(
+            f"{where} names after_restore but no cache_dirs: its commands run after a cache "
+            'restore, and without cache_dirs there is none; add cache_dirs = [".venv"] or '
+            "remove after_restore."
+        )
     settings: dict[str, Any] = {
         "setup": setup,
+        "after_restore": after_restore,
         "cache_key": list(dict.fromkeys(table.cache_key or [])),
         "cache_dirs": list(dict.fromkeys(table.cache_dirs or [])),
         "copy_files": list(dict.fromkeys(table.copy_files or [])),

@@ -85,6 +85,7 @@ class DryRunReport(BaseModel):
     review: ReviewReport
     setup: list[str]
     setup_timeout_s: float
+    after_restore: list[str]
     copy_files: list[str]
     network: list[str]
     container: ContainerReport | None  # None when no selected batch runs in a container
@@ -146,6 +147,7 @@ def dry_run_report(accepted: Accepted, settings: Settings) -> DryRunReport:
         ),
         setup=_commands(workspace.setup),
         setup_timeout_s=workspace.setup_timeout_s,
+        after_restore=_commands(workspace.after_restore),
         copy_files=workspace.copy_files,
         network=request.agent.network,
         container=ContainerReport(
@@ -189,6 +191,7 @@ def describe_session(report: DryRunReport) -> str:
         f"Checks (each {review.check_timeout_s:g} s): {_listed(review.checks)}",
         "Check environment: " + ", ".join(["PATH", "HOME", "LANG", "TMPDIR", *review.check_env]),
         f"Setup commands (each {report.setup_timeout_s:g} s): {_listed(report.setup)}",
+        f"After a cache restore: {_listed(report.after_restore)}",
         f"Copied in from your checkout: {_listed(report.copy_files)}",
         f"Network the agents and checks may reach (besides the model API): "
         f"{_listed(report.network)}",

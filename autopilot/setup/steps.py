@@ -4,7 +4,10 @@ A new workspace gets the `copy` files and its `.git/info/exclude`; then the setu
 run, exactly like the checks (autopilot/review/checks.py: argv, the checks' sandbox and
 minimal environment, a log each, scrubbed), one after the other until one fails. With
 `cache_dirs` what they made is stored under the key of the `cache_key` files, and a later
-workspace with the same key gets a copy of it instead of running them (autopilot/setup/cache.py).
+workspace with the same key gets a copy of it instead of running them (autopilot/setup/cache.py),
+then the `after_restore` commands, run the same way. Every workspace is at one fixed path in
+the sandbox (autopilot/agent/sandbox.py), so what the setup recorded as an absolute path holds
+in the copy.
 
 The key the workspace was set up for is kept in its git dir: called again (after a conflict
 round), the setup runs only if the lock files changed. The agent could change that note;
@@ -67,6 +70,7 @@ def set_up_workspace(
         if settings.cache_dirs and entry is not None:
             cache.restore(entry, workspace, settings.cache_dirs)
             result.from_cache = True
+            _run_commands(request, env, result, on_progress, after_restore=True)
         elif settings.setup:
             cache.clear(workspace, settings.cache_dirs)
             fills_cache = settings.cache_dirs and _untouched(request, workspace)
@@ -87,17 +91,22 @@ def _run_commands(
     env: CheckEnv,
     result: SetupResult,
     on_progress: Callable[[str], None] | None,
+    *,
+    after_restore: bool = False,
 ) -> None:
+    """The setup commands, or with `after_restore` those that follow a cache restore."""
     redactor = Redactor.from_env(env.base)
     worktree, output_dir = Path(request.worktree), Path(request.output_dir)
-    for index, command in enumerate(request.settings.setup, start=1):
+    commands = request.settings.after_restore if after_restore else request.settings.setup
+    kind = "after-restore" if after_restore else "setup"
+    for index, command in enumerate(commands, start=1):
         if on_progress is not None:
             on_progress(command.command)
-        log = output_dir / check_log_name(index, command.command, kind="setup")
+        log = output_dir / check_log_name(index, command.command, kind=kind)
         run = run_check(worktree, command, request.settings.setup_timeout_s, log, env, redactor)
         result.commands.append(run)
         if not run.passed:
-            raise SetupFailed(_failure(run, request.settings.setup_timeout_s), result)
+            raise SetupFailed(_failure(run, request.settings.setup_timeout_s, kind), result)
 
 
 def _untouched(request: SetupInput, workspace: Path) -> bool:
@@ -115,7 +124,7 @@ def _untouched(request: SetupInput, workspace: Path) -> bool:
     return _is_ancestor(request.repo, head, f"refs/heads/{request.target_branch}")
 
 
-def _failure(run: CheckResult, timeout_s: float) -> str:
+def _failure(run: CheckResult, timeout_s: float, kind: str) -> str:
     if run.timed_out:
         how = f"timed out after {timeout_s:g} s"
     elif run.exit_code is None:
@@ -125,7 +134,7 @@ def _failure(run: CheckResult, timeout_s: float) -> str:
     lines = run.output_tail.rstrip().splitlines()[-ERROR_TAIL_LINES:]
     tail = "\n".join(lines)[-ERROR_TAIL_CHARS:]
     return (
-        f"workspace setup command `{run.command}` {how} (whole output: {run.output_path}); "
+        f"workspace {kind} command `{run.command}` {how} (whole output: {run.output_path}); "
         f"it ended with:\n{tail}"
     )
 
