@@ -61,7 +61,7 @@ from autopilot.infra.process_exit import exit_now
 from autopilot.infra.temporal_connection import ensure_embedded_server
 from autopilot.models import SessionState, SessionStatus, TaskState, TaskStatus
 from bench.repos import git, make_repo
-from tests.harness import ROOT, Autopilot, claude_bin, processes_in, wait_until
+from tests.harness import ROOT, Autopilot, claude_bin, processes_in, wait_until, working_folder
 
 Kind = Literal["worker", "server", "claude"]
 KINDS: tuple[Kind, ...] = ("worker", "server", "claude")
@@ -272,8 +272,8 @@ def claude_processes(worktrees: Path) -> list[ClaudeProcess]:
     for pid in processes_in(worktrees):
         if not _is_claude(pid, binary) or _is_claude(_parent(pid), binary):
             continue
-        cwd = Path(_link(Path(f"/proc/{pid}/cwd")))
-        if not cwd.is_relative_to(worktrees):
+        cwd = working_folder(pid, worktrees)
+        if cwd is None:
             continue  # it exited since it was listed
         parts = cwd.relative_to(worktrees).parts
         task = parts[1] if len(parts) > 1 else "?"

@@ -242,15 +242,26 @@ def processes_in(directory: Path) -> list[int]:
     return found
 
 
-def _folders_under(directory: Path) -> set[tuple[int, int]]:
-    """Device and inode of `directory` and of every folder below it (not into .git)."""
-    folders: set[tuple[int, int]] = set()
+def _folders_under(directory: Path) -> dict[tuple[int, int], Path]:
+    """`directory` and every folder below it (not into .git), by device and inode."""
+    folders: dict[tuple[int, int], Path] = {}
     for top, subfolders, _ in os.walk(directory):
         subfolders[:] = [name for name in subfolders if name != ".git"]
         with contextlib.suppress(OSError):
             info = os.stat(top)
-            folders.add((info.st_dev, info.st_ino))
+            folders[(info.st_dev, info.st_ino)] = Path(top)
     return folders
+
+
+def working_folder(pid: int, directory: Path) -> Path | None:
+    """The folder under `directory` that process `pid` works in, as this machine names it
+    (a sandboxed process names its own by the fixed path /workspace/<name>); None when it
+    works elsewhere or is gone."""
+    try:
+        seen = os.stat(f"/proc/{pid}/cwd")
+    except OSError:
+        return None
+    return _folders_under(directory).get((seen.st_dev, seen.st_ino))
 
 
 def commands_in(directory: Path) -> list[str]:

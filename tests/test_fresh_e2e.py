@@ -48,9 +48,9 @@ class BuggyReviewer(Reviewer):
     review (the base class keeps one verdict per prompt, and a rerun's prompt is the same)."""
 
     def verdict_for(self, conversation: Conversation) -> JsonObj:
-        assert conversation.cwd is not None
-        written = Path(conversation.cwd, "t1.txt")
-        if written.is_file() and written.read_text() == BUGGY:
+        # The workspace is at the sandbox's fixed path, out of this process's sight: the
+        # reviewer's prompt carries the diff, which shows what t1.txt holds.
+        if f"+{BUGGY.strip()}" in conversation.prompt:
             raw: JsonObj = {
                 "verdict": "request_changes",
                 "summary": "wrong",
