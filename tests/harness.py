@@ -25,21 +25,49 @@ ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
 
 
-def free_port() -> int:
+# Ports for servers a test starts and then releases (the embedded Temporal server, git daemon)
+# come from below the kernel's ephemeral range, one slice per test process: a port the kernel
+# handed to one process (bind to 0, then close) could be handed to another process before the
+# server binds it, and any outgoing connection may take an ephemeral port as its source.
+PORTS_LOW, PORTS_HIGH = 20000, 32000
+
+
+def _port_slice() -> range:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    index = int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
+    width = (PORTS_HIGH - PORTS_LOW) // max(count, 1)
+    start = PORTS_LOW + index * width
+    return range(start, start + width)
+
+
+_SLICE = _port_slice()
+_next_port = [_SLICE.start + (os.getpid() % len(_SLICE))]
+
+
+def _bindable(port: int) -> bool:
+    # No SO_REUSEADDR: a port still in TIME_WAIT from an earlier server counts as taken.
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def free_port() -> int:
+    """A port nothing holds now and no other test process will be given."""
+    for _ in range(len(_SLICE)):
+        port = _next_port[0]
+        _next_port[0] = port + 1 if port + 1 < _SLICE.stop else _SLICE.start
+        if _bindable(port):
+            return port
+    raise AssertionError(f"no free port in {_SLICE.start}-{_SLICE.stop - 1}")
 
 
 def free_ports(count: int) -> list[int]:
-    """`count` different free ports: all held open until each is known, as the kernel may
-    give a port it just handed out (and that nothing has bound yet) again."""
-    with contextlib.ExitStack() as stack:
-        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for sock in socks:
-            sock.bind(("127.0.0.1", 0))
-        return [int(sock.getsockname()[1]) for sock in socks]
+    """`count` different free ports."""
+    return [free_port() for _ in range(count)]
 
 
 def wait_until(
