@@ -80,6 +80,7 @@ ACTIVITY_MARGIN = timedelta(seconds=60)
 # Patch ids (workflow.patched): histories recorded before a change replay the old way.
 FAILURE_KEEPS_RUNS = "failure-keeps-runs"
 WORKSPACE_SETUP = "workspace-setup"
+AGENTS_QUEUE = "agents-queue"
 # Copying a large cached folder (node_modules) takes a while besides the commands themselves.
 SETUP_MARGIN = timedelta(minutes=10)
 
@@ -168,10 +169,13 @@ class TaskWorkflow:
         except ActivityError as err:
             # A step failed for good (the reviewer, a check, a commit): the task failed, and
             # its result keeps the runs it made, for status and the budget.
-            if is_cancelled_exception(err) or not workflow.patched(FAILURE_KEEPS_RUNS):
+            if is_cancelled_exception(err):
                 raise
-            result.error, result.error_type = failure_message(err), innermost_error_type(err)
-            return self._done(result, "failed")
+            if workflow.patched(FAILURE_KEEPS_RUNS):
+                result.error, result.error_type = failure_message(err), innermost_error_type(err)
+                return self._done(result, "failed")
+            else:
+                raise
 
     async def _rounds(
         self,
@@ -278,8 +282,17 @@ class TaskWorkflow:
         is the setup's, not the agent's: the task fails with the command and its output, and
         the session pauses (SETUP_ERRORS)."""
         settings = request.workspace
-        if not settings.active or not workflow.patched(WORKSPACE_SETUP):
+        if not settings.active:
             return
+        if workflow.patched(WORKSPACE_SETUP):
+            await self._run_setup(request, workspace, result, step)
+        else:
+            return  # recorded before: no setup step
+
+    async def _run_setup(
+        self, request: TaskRequest, workspace: Workspace, result: TaskResult, step: str
+    ) -> None:
+        settings = request.workspace
         self._show("setting up the workspace")
         try:
             done: SetupResult = await workflow.execute_activity_method(
@@ -487,9 +500,11 @@ def claude_run_options(settings: AgentSettings) -> dict[str, Any]:
     (each worker takes its --max-agents of them), one run each (the workflow counts failures
     and losses itself), and on cancellation it waits until the CLI's processes are really
     gone."""
-    queue: dict[str, Any] = {}
-    if workflow.patched("agents-queue"):  # before it, on the session's own task queue
-        queue["task_queue"] = agent_task_queue(workflow.info().task_queue)
+    queue: dict[str, Any]
+    if workflow.patched(AGENTS_QUEUE):
+        queue = {"task_queue": agent_task_queue(workflow.info().task_queue)}
+    else:
+        queue = {}  # recorded before: on the session's own task queue
     return queue | {
         "start_to_close_timeout": timedelta(seconds=settings.attempt_timeout_s) + ACTIVITY_MARGIN,
         "heartbeat_timeout": timedelta(seconds=settings.heartbeat_timeout_s),
