@@ -44,11 +44,8 @@ from autopilot.agent.sandbox import (
     space_environment,
     task_layout,
     tools_of,
-    workspace_inside,
 )
 from autopilot.git.commits import ConflictsRemain, FilesTooLarge, WorkspaceFilesCommitted
-from autopilot.git.kind_of import kind_for
-from autopilot.git.remote_url import is_remote
 from autopilot.infra.config import on_this_worker
 from autopilot.infra.redact import Redactor
 from autopilot.models import (
@@ -65,11 +62,13 @@ from autopilot.models import (
     TargetMergeInput,
     TaskPlace,
     TaskRequest,
+    TaskSite,
     Workspace,
 )
 from autopilot.plan import snapshots as plan_snapshots
 from autopilot.review.reviewer import parse_verdict, reviewer_argv, reviewer_prompt
 from autopilot.review.verdict import untouched_files
+from autopilot.steps.site import site_of, workspaces
 
 log = structlog.get_logger("agent")
 RunOutcome = tuple[StreamState, float]  # the run's stream and its wall time
@@ -100,17 +99,17 @@ def agent_space(state_dir: str, session_id: str, task_id: str, role: str) -> Pat
 
 
 async def sandbox_for(
-    request: TaskRequest, workspace: str, role: str, tools: list[Path]
+    request: TaskRequest, site: TaskSite, workspace: str, role: str, tools: list[Path]
 ) -> tuple[Layout, Path]:
     """The layout of a run in `workspace` (the agent writes there, the reviewer only reads),
     and its own folder."""
     space = agent_space(request.state_dir, request.session_id, request.task.id, role)
-    objects = await asyncio.to_thread(kind_for(request.repo).shared_objects, request.repo)
+    objects = await asyncio.to_thread(workspaces(site).shared_objects, site.repo)
     layout = task_layout(
         Path(workspace),
         space,
         state_dir=on_this_worker(request.state_dir),
-        repo=request.repo,
+        site=site,
         objects=objects,
         writes_workspace=role == "agent",
         tools=tools,
@@ -161,12 +160,13 @@ async def commit_after_run(commit: CommitInput, run: AgentRun) -> CommitOutcome 
     its .git replaced) is then its failure, an attempt; the next attempt starts from what the
     remote has. Anything else (the remote away, another worker's push of the task) is a lost
     run."""
-    if is_remote(commit.repo):
+    site = site_of(commit)
+    if site.remote:
         commit = commit.model_copy(update={"in_place": True})
     try:
-        return await in_thread(kind_for(commit.repo).commit, commit)
+        return await in_thread(workspaces(site).commit, commit)
     except gitops.GitError as err:
-        if not is_remote(commit.repo):
+        if not site.remote:
             log.warning("commit after the agent failed; the commit step takes over", error=str(err))
             return None
         if isinstance(err, ConflictsRemain):
@@ -280,7 +280,7 @@ class AgentActivities:
         self._setup = CheckActivities(sandbox, egress)
 
     async def _workspace_here(
-        self, request: TaskRequest, workspace: Workspace, attempt: int, step: str
+        self, request: TaskRequest, site: TaskSite, workspace: Workspace, attempt: int, step: str
     ) -> Workspace:
         """The workspace where this run happens: a remote session's worker that lacks it makes
         it again from the remote, and sets it up (its logs under `step`). Failing that, the
@@ -293,7 +293,7 @@ class AgentActivities:
 
         try:
             path = await self._setup.workspace_here(
-                SetupInput.of(request, workspace, f"setup-{step}"), setting_up
+                SetupInput.of(request, workspace, f"setup-{step}", site), setting_up
             )
         except ApplicationError as err:
             if err.type != error_types.GIT_ERROR:  # RepoUnusable, WorkspaceSetupFailed
@@ -309,9 +309,11 @@ class AgentActivities:
         """Remote mode's conflict round: the target merged in where the agent runs, its
         conflicts left for the agent (found in progress where the round's first step ran)."""
         request, workspace = job.request, job.workspace
+        site = site_of(job)
         merge = TargetMergeInput.at(TaskPlace.of(request, workspace), request.repo, workspace.path)
+        merge.site = site
         try:
-            merged = await in_thread(kind_for(request.repo).merge_target, merge)
+            merged = await in_thread(workspaces(site).merge_target, merge)
         except gitops.GitError as err:
             raise run_error(
                 f"the conflict round's merge could not be made on this worker: {err}",
@@ -324,9 +326,11 @@ class AgentActivities:
     async def run_agent(self, job: AgentInput) -> AgentRun:
         request = await full_request(checked(job).request)
         step = f"round-{job.round}-attempt-{job.attempt}"
-        workspace = await self._workspace_here(request, job.workspace, job.attempt, step)
+        workspace = await self._workspace_here(
+            request, site_of(job), job.workspace, job.attempt, step
+        )
         job = job.model_copy(update={"request": request, "workspace": workspace})
-        if job.purpose == "conflict" and is_remote(request.repo):
+        if job.purpose == "conflict" and site_of(job).remote:
             job.conflict_files = await self._conflict_here(job)
         attempt = job.attempt
         name = f"round-{job.round}-attempt-{attempt}"
@@ -389,7 +393,7 @@ class AgentActivities:
         )
         return await self._run(
             argv,
-            await sandbox_for(job.request, job.workspace.path, "agent", self._tools),
+            await sandbox_for(job.request, site_of(job), job.workspace.path, "agent", self._tools),
             agent_prompt(job),
             sid,
             job.attempt,
@@ -404,7 +408,11 @@ class AgentActivities:
         # before it let the activity's retry policy count them.
         attempt = max(job.attempt, activity.info().attempt)
         workspace = await self._workspace_here(
-            request, job.workspace, attempt, f"review-round-{job.round}-attempt-{attempt}"
+            request,
+            site_of(job),
+            job.workspace,
+            attempt,
+            f"review-round-{job.round}-attempt-{attempt}",
         )
         name = f"review-round-{job.round}-attempt-{attempt}"
         sid = str(uuid.uuid5(SESSION_NAMESPACE, f"{activity.info().workflow_id}/{name}"))
@@ -424,7 +432,9 @@ class AgentActivities:
         head = await asyncio.to_thread(gitops.head_sha, workspace.path)
         before = await asyncio.to_thread(gitops.tree_fingerprint, workspace.path)
         try:
-            sandbox = await sandbox_for(request, workspace.path, "reviewer", self._tools)
+            sandbox = await sandbox_for(
+                request, site_of(job), workspace.path, "reviewer", self._tools
+            )
             state, duration = await self._run(
                 argv, sandbox, prompt, sid, attempt, transcript, request.agent
             )
@@ -536,10 +546,9 @@ class AgentActivities:
             job.resume_session or sid,
             resume=job.resume_session is not None,
         )
-        repo = job.request.repo
-        objects = await asyncio.to_thread(kind_for(repo).shared_objects, repo)
-        inside = str(workspace_inside(repo))
-        work = ContainerJob(workspace=Path(job.workspace.path), inside=inside, objects=objects)
+        site = site_of(job)
+        objects = await asyncio.to_thread(workspaces(site).shared_objects, site.repo)
+        work = ContainerJob(workspace=Path(job.workspace.path), inside=site.inside, objects=objects)
         env = agent_environment(self._claude_bin, self._env, model_route(self._env))
 
         async def run(on_progress: Callable[[AgentProgress], None]) -> RunOutcome:

@@ -8,9 +8,9 @@ from temporalio import activity
 from activities.errors import checked, git_errors_as_activity_errors
 from activities.heartbeat import in_thread
 from autopilot import git as gitops
-from autopilot.git.kind_of import kind_for
 from autopilot.infra import failpoints
 from autopilot.models import MergeInput, MergeOutcome
+from autopilot.steps.site import site_of, workspaces
 
 log = structlog.get_logger("merge")
 
@@ -39,12 +39,12 @@ def merge_and_tidy(request: MergeInput) -> MergeOutcome:
     worktree if the crash came before that. A worktree that will not go does not undo a merge
     that landed: the outcome says it is still there and the session's removal step retries it.
     """
-    workspaces = kind_for(request.repo)
-    outcome = workspaces.merge(request)
+    kind = workspaces(site_of(request))
+    outcome = kind.merge(request)
     failpoints.reach(failpoints.AFTER_MERGE)
     if request.worktree and outcome.merged:
         try:
-            workspaces.remove_at(request.repo, request.worktree)
+            kind.remove_at(request.repo, request.worktree)
         except (gitops.GitError, OSError) as err:
             log.warning("worktree kept after the merge", worktree=request.worktree, error=str(err))
         else:

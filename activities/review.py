@@ -24,11 +24,8 @@ from autopilot.agent.sandbox import (
     Sandbox,
     check_layout,
     under_tmp,
-    workspace_inside,
 )
 from autopilot.error_types import WORKSPACE_SETUP_FAILED
-from autopilot.git.kind_of import kind_for
-from autopilot.git.remote_url import is_remote
 from autopilot.infra.config import on_this_worker
 from autopilot.infra.redact import Redactor
 from autopilot.models import (
@@ -38,6 +35,7 @@ from autopilot.models import (
     MergeVerification,
     SetupInput,
     SetupResult,
+    TaskSite,
     VerifyMergeInput,
     WorkspaceSettings,
 )
@@ -45,6 +43,7 @@ from autopilot.review.checks import CheckEnv, check_log_name
 from autopilot.review.checks import run_checks as run_check_commands
 from autopilot.setup.steps import SetupFailed
 from autopilot.setup.steps import set_up_workspace as set_up
+from autopilot.steps.site import site_of, workspaces
 
 
 class CheckActivities:
@@ -67,7 +66,7 @@ class CheckActivities:
         tmp_root = on_this_worker(request.tmp_dir) if request.tmp_dir else None
         with self._confined(
             Path(worktree),
-            request.repo,
+            site_of(request),
             request.state_dir,
             request.network,
             request.ports,
@@ -90,11 +89,12 @@ class CheckActivities:
         round merges it), then the checks on that merge, where the task's checks run. On a
         conflict no check runs: the merge stays in progress for the conflict round."""
         checked(request)
+        site = site_of(request)
         with git_errors_as_activity_errors():
-            merged = await in_thread(kind_for(request.merge.repo).merge_target, request.merge)
+            merged = await in_thread(workspaces(site).merge_target, request.merge)
         if not merged.clean:
             return MergeVerification(clean=False, conflict_files=merged.conflict_files)
-        if request.checks.setup.active and not is_remote(request.checks.repo):
+        if request.checks.setup.active and not site.remote:
             # The target's commits may change what the setup makes (a lock file), as in the
             # conflict round; a remote workspace is set up again by run_checks when it is.
             await self._set_up(_setup_of(request.checks))
@@ -109,11 +109,12 @@ class CheckActivities:
         one whose copy was not set up here yet (its setup ran on another worker) sets it up
         (request.settings; nothing to do when the copy's setup stamp is current).
         `heartbeat`: what the setup's progress heartbeats, from a command line."""
-        if not is_remote(request.repo):  # one machine: where it was prepared
+        site = site_of(request)
+        if not site.remote:  # one machine: where it was prepared
             return request.worktree
         with git_errors_as_activity_errors():
             located = await in_thread(
-                kind_for(request.repo).here, request.repo, request.worktree, request.place
+                workspaces(site).here, site.repo, request.worktree, request.place
             )
         if request.settings.active:
             await self._set_up(request.model_copy(update={"worktree": located.path}), heartbeat)
@@ -132,7 +133,8 @@ class CheckActivities:
         env = CheckEnv(passed=tuple(request.check_env))
         plain = {name: env.base[name] for name in ("LANG", *request.check_env) if name in env.base}
         redactor = Redactor.from_env(env.base)
-        objects = kind_for(request.repo).shared_objects(request.repo) if request.repo else None
+        site = site_of(request)
+        objects = workspaces(site).shared_objects(site.repo) if site.repo else None
         results = []
         for index, check in enumerate(request.checks, start=1):
             activity.heartbeat(check.command)
@@ -143,7 +145,7 @@ class CheckActivities:
                         settings,
                         Path(request.worktree),
                         check.argv,
-                        inside=str(workspace_inside(request.repo)),
+                        inside=site.inside,
                         command=check.command,
                         env=plain,
                         timeout_s=request.timeout_s,
@@ -174,12 +176,13 @@ class CheckActivities:
             }
         )
         # Where the target branch is, for the cache (only the user's code fills it).
-        target_repo = str(kind_for(request.repo).target_repo(request.repo)) if request.repo else ""
+        site = site_of(request)
+        target_repo = str(workspaces(site).target_repo(site.repo)) if site.repo else ""
         worktree = Path(request.worktree)
         tmp_root = Path(request.state_dir) / "tmp"
         with self._confined(
             worktree,
-            request.repo,
+            site,
             request.state_dir,
             request.network,
             request.ports,
@@ -207,7 +210,7 @@ class CheckActivities:
     def _confined(
         self,
         worktree: Path,
-        repo: str,
+        site: TaskSite,
         state_dir: str,
         network: list[str],
         ports: list[int],
@@ -219,14 +222,14 @@ class CheckActivities:
         to the granted domains."""
         path_var = os.environ.get("PATH", "")  # the checks' (autopilot/agent/allowed_env.py, CHECK)
         shown = under_tmp([Path(entry) for entry in path_var.split(os.pathsep) if entry])
-        shown += [kind_for(repo).shared_objects(repo)] if repo else []
+        shown += [workspaces(site).shared_objects(site.repo)] if site.repo else []
         # No model API: a check or a setup command is the repository's code, not an agent.
         with self._egress.grant(network, model_api=False, ports=ports) as grant:
             gateway = self._gateway.environment(grant.token)
 
             def confine(argv: list[str], tmpdir: Path) -> tuple[list[str], dict[str, str]]:
                 layout = check_layout(
-                    worktree, tmpdir, state_dir=on_this_worker(state_dir), repo=repo, shown=shown
+                    worktree, tmpdir, state_dir=on_this_worker(state_dir), site=site, shown=shown
                 )
                 return self._sandbox.wrap(argv, layout, self._gateway), gateway
 
@@ -246,6 +249,7 @@ def _setup_of(request: ChecksInput) -> SetupInput:
         ports=request.ports,
         target_branch=request.place.target_branch if request.place else "",
         place=request.place,
+        site=request.site,
     )
 
 

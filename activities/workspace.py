@@ -10,7 +10,6 @@ from temporalio import activity
 
 from activities.errors import checked, git_errors_as_activity_errors
 from activities.heartbeat import in_thread
-from autopilot.git.kind_of import kind_for
 from autopilot.models import (
     CommitInput,
     CommitOutcome,
@@ -20,24 +19,25 @@ from autopilot.models import (
     Workspace,
     WorkspaceInput,
 )
+from autopilot.steps.site import site_of, workspaces
 
 
 @activity.defn
 async def prepare_workspace(request: WorkspaceInput) -> Workspace:
     with git_errors_as_activity_errors():
-        return await in_thread(kind_for(request.repo).prepare, checked(request))
+        return await in_thread(workspaces(site_of(request)).prepare, checked(request))
 
 
 @activity.defn
 async def commit_changes(request: CommitInput) -> CommitOutcome:
     with git_errors_as_activity_errors():
-        return await in_thread(kind_for(request.repo).commit, checked(request))
+        return await in_thread(workspaces(site_of(request)).commit, checked(request))
 
 
 @activity.defn
 async def remove_workspace(request: RemoveWorkspaceInput) -> None:
     with git_errors_as_activity_errors():
-        await in_thread(kind_for(request.repo).remove, checked(request))
+        await in_thread(workspaces(site_of(request)).remove, checked(request))
 
 
 @activity.defn
@@ -45,4 +45,4 @@ async def merge_target(request: TargetMergeInput) -> TargetMerge:
     # The conflict round's first step: the target merged into the task's branch, conflicts
     # left in place for the agent. Idempotent: a retry finds the merge in progress.
     with git_errors_as_activity_errors():
-        return await in_thread(kind_for(request.repo).merge_target, checked(request))
+        return await in_thread(workspaces(site_of(request)).merge_target, checked(request))

@@ -877,6 +877,7 @@ class WorkspaceInput(BaseModel):
     task_id: str
     # Start from the target's head: the task branch's work is set aside (autopilot/git/fresh.py).
     fresh: bool = False
+    site: TaskSite | None = None  # None: recorded before sites were carried
 
 
 class AgentInput(BaseModel):
@@ -895,6 +896,7 @@ class AgentInput(BaseModel):
     lost_before: int = 0  # runs of this attempt lost so far: each run gets a session of its own
     # Commit what the agent leaves, in the same activity: a round trip less per round.
     commit: CommitInput | None = None
+    site: TaskSite | None = None  # None: recorded before sites were carried
 
 
 class ReviewerInput(BaseModel):
@@ -903,6 +905,7 @@ class ReviewerInput(BaseModel):
     round: int
     attempt: int = 1
     checks: list[CheckResult] = Field(default_factory=list)
+    site: TaskSite | None = None  # None: recorded before sites were carried
 
 
 class TaskPlace(BaseModel):
@@ -934,6 +937,27 @@ class TaskPlace(BaseModel):
         )
 
 
+class TaskSite(BaseModel):
+    """Where a task runs, decided once by autopilot/steps/site.py when the task workflow
+    prepares the task, and carried in every step's input: no step works it out again."""
+
+    repo: str  # the session's repository: an absolute path (local) or a remote's URL
+    kind: Literal["local", "remote"]  # its workspaces' kind (autopilot/git/kinds.py)
+    place: ExecutionPlace = "local"  # the agent and checks in the sandbox, or a container
+    inside: str  # the workspace's fixed path inside the sandbox and the container
+    workspace: str = ""  # the workspace's path where it was prepared ("": not yet)
+    # Remote: what a worker that lacks the workspace needs to make it again.
+    make_again: TaskPlace | None = None
+
+    @property
+    def remote(self) -> bool:
+        return self.kind == "remote"
+
+    def prepared(self, path: str, make_again: TaskPlace) -> TaskSite:
+        """The same site once its workspace is prepared at `path`."""
+        return self.model_copy(update={"workspace": path, "make_again": make_again})
+
+
 class ChecksInput(BaseModel):
     worktree: str
     checks: list[CheckCommand]
@@ -952,6 +976,7 @@ class ChecksInput(BaseModel):
     # Remote mode: the workspace made again (and set up) on a worker that lacks it.
     place: TaskPlace | None = None
     setup: WorkspaceSettings = Field(default_factory=WorkspaceSettings)
+    site: TaskSite | None = None  # None: recorded before sites were carried
 
 
 class SetupInput(BaseModel):
@@ -968,9 +993,12 @@ class SetupInput(BaseModel):
     # Only a workspace still at a commit of this branch, unchanged, fills the cache ("": never).
     target_branch: str = ""
     place: TaskPlace | None = None  # remote mode: the workspace made again where it is missing
+    site: TaskSite | None = None  # None: recorded before sites were carried
 
     @classmethod
-    def of(cls, request: TaskRequest, workspace: Workspace, step: str) -> SetupInput:
+    def of(
+        cls, request: TaskRequest, workspace: Workspace, step: str, site: TaskSite | None = None
+    ) -> SetupInput:
         """The setup of `request`'s workspace, its logs under checks/<session>/<task>/<step>."""
         return cls(
             worktree=workspace.path,
@@ -985,6 +1013,7 @@ class SetupInput(BaseModel):
             ports=request.agent.ports,
             target_branch=request.target_branch,
             place=TaskPlace.of(request, workspace),
+            site=site,
         )
 
 
@@ -995,6 +1024,7 @@ class TargetMergeInput(BaseModel):
     task_id: str
     repo: str = ""  # the user's repository, where the target is ("": recorded before)
     base_sha: str = ""  # remote mode: where the workspace starts when it is made again
+    site: TaskSite | None = None  # None: recorded before sites were carried
 
     @classmethod
     def at(cls, place: TaskPlace, repo: str, worktree: str) -> TargetMergeInput:
@@ -1047,6 +1077,7 @@ class CommitInput(BaseModel):
     # Remote mode: the agent's own activity commits in the workspace it ran in (its work is
     # there, nowhere else); the workflow's commit step finds or makes the workspace first.
     in_place: bool = False
+    site: TaskSite | None = None  # None: recorded before sites were carried
 
 
 class MergeInput(BaseModel):
@@ -1063,6 +1094,7 @@ class MergeInput(BaseModel):
     # whose checks passed. Otherwise nothing is merged (MergeOutcome.target_moved).
     verified_only: bool = False
     style: MergeStyle = "merge"
+    site: TaskSite | None = None  # None: recorded before sites were carried
 
 
 class VerifyMergeInput(BaseModel):
@@ -1090,11 +1122,13 @@ class RemoveWorkspaceInput(BaseModel):
     state_dir: str
     session_id: str
     task_id: str
+    site: TaskSite | None = None  # None: recorded before sites were carried
 
 
 # Forward references (a session carries its own status and plan across continue-as-new).
 MergeOutcome.model_rebuild()
 SessionCarry.model_rebuild()
 AgentInput.model_rebuild()
+WorkspaceInput.model_rebuild()
 SessionRequest.model_rebuild()
 SessionStatus.model_rebuild()

@@ -23,6 +23,7 @@ from autopilot.infra.untrusted_fs import remove_path
 from autopilot.models import SetupInput, TaskPlace, Workspace, WorkspaceSettings
 from autopilot.review.checks import CheckEnv, parse_check, private_tmpdir
 from autopilot.setup.steps import set_up_workspace
+from autopilot.steps.site import decide
 from tests.agent_paths import CHECK_TMP, INVENTORY, SPACE, Touch
 from tests.gitutil import commit_file, git, isolate_git, make_repo
 from tests.test_untrusted_fs import HUGE, snapshot
@@ -178,7 +179,7 @@ def sandbox_step(places: Places, put: Put) -> None:
         places.workspace,
         places.space,
         state_dir=places.tmp / "state",
-        repo=str(places.repo),
+        site=decide(str(places.repo)),
         objects=places.repo / ".git" / "objects",
         writes_workspace=True,
     )

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from autopilot.git.input_check import InputRefused, check_input
-from autopilot.git.remote_url import RemoteError, checked_remote, is_remote, remote_url, shown_url
+from autopilot.git.remote_url import RemoteError, checked_remote, remote_url, shown_url
 from autopilot.models import (
     AgentInput,
     AgentSettings,
@@ -23,6 +23,7 @@ from autopilot.models import (
     Workspace,
     WorkspaceInput,
 )
+from autopilot.steps.site import is_remote
 
 STATE = "/srv/autopilot/state"
 URL = "ssh://git@example.com/team/project.git"

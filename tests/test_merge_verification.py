@@ -24,7 +24,6 @@ from autopilot.agent.egress import Egress
 from autopilot.agent.prompts import merged_checks_prompt
 from autopilot.agent.sandbox import Sandbox, detect_sandbox
 from autopilot.git import commit_changes, merge_task, prepare_workspace
-from autopilot.git.kind_of import kind_for
 from autopilot.infra.repo_config import RepoReviewConfig, merge_review_settings
 from autopilot.models import (
     ChecksInput,
@@ -43,6 +42,7 @@ from autopilot.models import (
 from autopilot.operate import preflight
 from autopilot.operate.commands import print_status
 from autopilot.review.checks import parse_check
+from autopilot.steps.site import decide, workspaces
 from tests.gitutil import commit_file, git, head, isolate_git, make_repo, trailers, write
 from tests.workflow_stubs import (
     CHECK,
@@ -305,7 +305,7 @@ def test_verified_only_merges_exactly_the_branch_tree_once_it_holds_the_target(
     ws = task_workspace(repo, tmp_path / "state", "1", {"b.txt": "task\n"})
     moved = commit_file(repo, "a.txt", "someone else\n")
     # what verify_merge does before its checks: the target merged in, in the workspace
-    merged = kind_for(str(repo)).merge_target(
+    merged = workspaces(decide(str(repo))).merge_target(
         TargetMergeInput(
             worktree=ws.path,
             target_branch="main",

@@ -17,9 +17,9 @@ from autopilot.git import (
     merge_target_into_branch,
     prepare_workspace,
 )
-from autopilot.git.kind_of import kind_for
 from autopilot.models import AgentRun, CommitInput, Workspace, WorkspaceInput
 from autopilot.review.protected_paths import is_protected, unnamed_protected
+from autopilot.steps.site import decide, workspaces
 from tests.gitutil import commit_file, git, isolate_git, make_repo, write
 
 SESSION = "sess-protected"
@@ -159,7 +159,7 @@ async def test_a_remote_agents_unasked_ci_change_ends_the_task_and_is_not_pushed
         session_id=SESSION,
         task_id="1",
     )
-    ws = kind_for(url).prepare(start)
+    ws = workspaces(decide(url)).prepare(start)
     write(Path(ws.path), CI, "on: push\n")
     commit = CommitInput(
         worktree=ws.path,

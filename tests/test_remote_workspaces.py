@@ -24,11 +24,10 @@ from autopilot.git.merge import merge_task
 from autopilot.git.names import branch_name, worktree_path
 from autopilot.git.remote import RemoteWorkspaces, TaskBranchMoved
 from autopilot.git.remote_cache import cache_path, locked
-from autopilot.git.remote_check import PREFLIGHT_REF, check_remote, target_head
+from autopilot.git.remote_check import PREFLIGHT_REF, check_remote
 from autopilot.git.remote_url import (
     RemoteError,
     checked_remote,
-    is_remote,
     remote_url,
     shown_url,
 )
@@ -43,6 +42,7 @@ from autopilot.models import (
     Workspace,
     WorkspaceInput,
 )
+from autopilot.steps.site import is_remote, target_head
 from tests.git_daemon import git_daemon
 from tests.gitutil import commit_file, git, isolate_git, make_repo, write
 from tests.harness import free_port

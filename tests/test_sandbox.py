@@ -29,7 +29,6 @@ from autopilot.agent.sandbox import (
     task_layout,
     tools_of,
     under_tmp,
-    workspace_inside,
 )
 from autopilot.agent.scripted_model import (
     STRUCTURED_OUTPUT,
@@ -42,6 +41,7 @@ from autopilot.agent.scripted_model import (
 )
 from autopilot.models import ChecksInput
 from autopilot.review.checks import parse_check
+from autopilot.steps.site import decide, workspace_inside
 from tests.gitutil import git, head, make_repo, write
 from tests.harness import autopilot
 
@@ -73,7 +73,7 @@ class Places:
             Path(self.workspace),
             self.space,
             state_dir=self.state,
-            repo=str(self.repo),
+            site=decide(str(self.repo)),
             objects=gitops.objects_dir(self.repo),
             writes_workspace=writes_workspace,
         )

@@ -60,11 +60,13 @@ with workflow.unsafe.imports_passed_through():
         TaskPlace,
         TaskRequest,
         TaskResult,
+        TaskSite,
         Workspace,
         WorkspaceInput,
         in_state_dir,
     )
     from autopilot.review.verdict import combine_review, finding_headline, untouched_files
+    from autopilot.steps.site import task_site
 
 GIT_TIMEOUT = timedelta(minutes=5)
 GIT_RETRY = RetryPolicy(maximum_attempts=5, non_retryable_error_types=[REPO_UNUSABLE])
@@ -123,7 +125,10 @@ class TaskWorkflow:
         task = request.task
         self._label = f"Task {task.id}: {task.title}"
 
+        # Where the task runs, decided once here and carried in every step's input.
+        self._site = task_site(request)
         workspace = await self._prepare(request)
+        self._site = self._site.prepared(workspace.path, TaskPlace.of(request, workspace))
         if workspace.already_merged:
             # A merge for this task is already on the target (an earlier run of this session).
             self._show("already merged")
@@ -248,6 +253,7 @@ class TaskWorkflow:
                 session_id=request.session_id,
                 task_id=request.task.id,
                 fresh=request.fresh,
+                site=self._site,
             ),
             start_to_close_timeout=GIT_TIMEOUT,
             heartbeat_timeout=timedelta(seconds=request.agent.heartbeat_timeout_s),
@@ -268,6 +274,7 @@ class TaskWorkflow:
                 task_id=request.task.id,
                 repo=request.repo,
                 base_sha=workspace.base_sha,
+                site=self._site,
             ),
             start_to_close_timeout=GIT_TIMEOUT,
             heartbeat_timeout=timedelta(seconds=request.agent.heartbeat_timeout_s),
@@ -297,7 +304,7 @@ class TaskWorkflow:
         try:
             done: SetupResult = await workflow.execute_activity_method(
                 CheckActivities.set_up_workspace,
-                SetupInput.of(request, workspace, step),
+                SetupInput.of(request, workspace, step, self._site),
                 start_to_close_timeout=timedelta(
                     seconds=settings.setup_timeout_s * len(settings.setup)
                 )
@@ -329,6 +336,7 @@ class TaskWorkflow:
             keep_out=request.workspace.keep_out,
             named_files=[ref.path for ref in request.task.files],
             conflict_target=request.target_branch if request.resolve_conflict else "",
+            site=self._site,
         )
 
     async def _commit(self, request: TaskRequest, workspace: Workspace) -> CommitOutcome:
@@ -352,6 +360,7 @@ class TaskWorkflow:
         while True:
             self._show(f"agent ({job.purpose}), round {job.round}, attempt {attempt}")
             job.attempt, job.lost_before = attempt, runs
+            job.site = self._site
             runs += 1
             try:
                 run: AgentRun = await workflow.execute_activity_method(
@@ -400,6 +409,7 @@ class TaskWorkflow:
         while True:
             runs += 1
             job.attempt = runs  # names the reviewer's Claude session: one per run
+            job.site = self._site
             try:
                 outcome: ReviewerOutcome = await workflow.execute_activity_method(
                     AgentActivities.review_changes,
@@ -432,7 +442,7 @@ class TaskWorkflow:
             self._show(f"checks, round {round_number}")
             checks = await workflow.execute_activity_method(
                 CheckActivities.run_checks,
-                checks_input(request, workspace, f"round-{round_number}"),
+                checks_input(request, workspace, f"round-{round_number}", self._site),
                 start_to_close_timeout=checks_timeout(settings),
                 heartbeat_timeout=timedelta(seconds=request.agent.heartbeat_timeout_s),
                 retry_policy=RetryPolicy(maximum_attempts=CHECK_ATTEMPTS),
@@ -467,7 +477,9 @@ class TaskWorkflow:
         return result
 
 
-def checks_input(request: TaskRequest, workspace: Workspace, step: str) -> ChecksInput:
+def checks_input(
+    request: TaskRequest, workspace: Workspace, step: str, site: TaskSite | None = None
+) -> ChecksInput:
     """The repo's checks in the task's workspace, where its checks run (sandbox, container),
     their logs under checks/<session>/<task>/<step>."""
     settings = request.review
@@ -487,6 +499,7 @@ def checks_input(request: TaskRequest, workspace: Workspace, step: str) -> Check
         container=request.container,
         place=TaskPlace.of(request, workspace),
         setup=request.workspace,
+        site=site,
     )
 
 

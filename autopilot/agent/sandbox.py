@@ -30,9 +30,8 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from autopilot.git.names import safe_component
-from autopilot.git.remote_url import is_remote, repo_name
 from autopilot.infra import untrusted_fs
+from autopilot.models import TaskSite
 
 INSTALL_HINT = (
     "install bubblewrap and socat (as root: `apt-get install -y bubblewrap socat`; otherwise "
@@ -304,26 +303,12 @@ def tools_of(claude_bin: Path, path_var: str) -> list[Path]:
     return [install, *(Path(entry) for entry in path_var.split(os.pathsep) if entry)]
 
 
-def workspace_inside(repo: str) -> Path:
-    """Where every workspace of `repo` (a local path or a remote's URL) is inside the sandbox:
-    WORKSPACES/<its name>, the name made one safe path component. Decided here alone: an
-    agent's, a reviewer's and a check's layout all take it from this."""
-    remote = is_remote(repo)
-    name = repo_name(repo) if remote else Path(repo.rstrip("/")).name.removesuffix(".git")
-    inside = WORKSPACES / safe_component(name or "repository")
-    if not remote and repo and Path(repo).absolute().is_relative_to(inside):
-        # The user's checkout is there on this machine (a cloud IDE's /workspace/<name>):
-        # the workspace must not cover it, whose objects it reads through `alternates`.
-        return inside.with_name(f"{inside.name}-task")
-    return inside
-
-
 def task_layout(
     workspace: Path,
     space: Path,
     *,
     state_dir: Path,
-    repo: str,
+    site: TaskSite,
     objects: Path,
     writes_workspace: bool,
     tools: Sequence[Path] = (),
@@ -336,9 +321,9 @@ def task_layout(
         workdir=workspace,
         writable=[space],
         tmp=space / "tmp",
-        hidden=[state_dir, *_local(repo)],
+        hidden=[state_dir, *_local(site)],
         shown=[*under_tmp(tools), objects],
-        mount=WorkspaceMount(workspace_inside(repo), writable=writes_workspace),
+        mount=WorkspaceMount(Path(site.inside), writable=writes_workspace),
     )
 
 
@@ -347,7 +332,7 @@ def check_layout(
     tmpdir: Path,
     *,
     state_dir: Path,
-    repo: str,
+    site: TaskSite,
     shown: Sequence[Path],
 ) -> Layout:
     """A check's (or a setup command's) layout: the worktree at its fixed path and the
@@ -356,15 +341,15 @@ def check_layout(
         workdir=worktree,
         writable=[tmpdir],
         tmp=tmpdir,
-        hidden=[state_dir, *_local(repo)],
+        hidden=[state_dir, *_local(site)],
         shown=shown,
-        mount=WorkspaceMount(workspace_inside(repo), writable=True),
+        mount=WorkspaceMount(Path(site.inside), writable=True),
     )
 
 
-def _local(repo: str) -> list[Path]:
+def _local(site: TaskSite) -> list[Path]:
     """The user's repository, if it is on this machine."""
-    return [] if not repo or is_remote(repo) else [Path(repo).absolute()]
+    return [] if not site.repo or site.remote else [Path(site.repo).absolute()]
 
 
 def space_environment(space: Path) -> dict[str, str]:

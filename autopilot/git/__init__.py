@@ -62,7 +62,6 @@ from autopilot.git.remote_check import (
 )
 from autopilot.git.remote_url import (
     RemoteError,
-    is_remote,
     remote_url,
     shown_url,
 )
@@ -135,7 +134,6 @@ __all__ = [
     "head_sha",
     "identity_env",
     "incoming_ref",
-    "is_remote",
     "is_workspace_repo",
     "list_merges",
     "merge_target_into_branch",

@@ -22,12 +22,24 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from autopilot.git.remote_url import RemoteError, checked_remote, is_remote, shown_url
+from autopilot.git.remote_url import RemoteError, checked_remote, shown_url
 from autopilot.git.task_refs import is_task_branch_name
-from autopilot.models import Task, TaskRequest, Workspace
+from autopilot.models import Task, TaskRequest, TaskSite, Workspace
 
 # Fields holding a model whose fields are checked in turn (AgentInput.request, .commit, ...).
-_NESTED = ("request", "workspace", "commit", "place", "task", "merge", "checks")
+_NESTED = (
+    "request",
+    "workspace",
+    "commit",
+    "place",
+    "task",
+    "merge",
+    "checks",
+    "site",
+    "make_again",
+)
+# Where a task's workspace is inside the sandbox and the container (TaskSite.inside).
+_INSIDE = "/workspace/"
 _MAX_ID = 200
 # What git's check-ref-format refuses in a component, and in a name as a whole.
 _BAD_REF_CHARS = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
@@ -57,13 +69,22 @@ def _refuse(field: str, value: str, why: str) -> InputRefused:
 def _check_repo(value: str) -> None:
     if not value:
         return
-    if is_remote(value):
+    if not value.startswith("/"):  # not a local path: a remote's URL as the starter stores it
         try:
             checked_remote(value)
         except RemoteError as err:
             raise InputRefused(f"refused the activity input's repo: {err}") from None
         return
     _check_absolute("repo", value, "neither a remote URL autopilot uses nor an absolute path")
+
+
+def _check_site(site: TaskSite, repo: str) -> None:
+    """The site's repository is the input's, and its fixed path is one folder of /workspace."""
+    if repo and site.repo != repo:
+        raise _refuse("site.repo", site.repo, "not the input's repository")
+    name = site.inside.removeprefix(_INSIDE)
+    if not site.inside.startswith(_INSIDE) or not name or "/" in name or name.startswith("."):
+        raise _refuse("site.inside", site.inside, "not a folder of /workspace")
 
 
 def _check_absolute(field: str, value: str, why: str = "not an absolute path") -> None:
@@ -112,10 +133,15 @@ def _check_id(field: str, value: str) -> None:
         raise _refuse(field, value, "not an id that can name a folder (no `/`, no leading `.`)")
 
 
-def check_input(request: BaseModel, state_dir: str | None = None, repo: str = "") -> None:
+def check_input(
+    request: BaseModel, state_dir: str | None = None, repo: str = "", remote: bool | None = None
+) -> None:
     """Refuse (InputRefused) an activity input that names anything the starter would not:
-    checked once, where the activity starts, before it touches git or a file. `state_dir`
-    and `repo`: those of the input that holds `request` (a nested model)."""
+    checked once, where the activity starts, before it touches git or a file. `state_dir`,
+    `repo` and `remote` (its site's kind): those of the input that holds `request` (a nested
+    model)."""
+    if isinstance(request, TaskSite):
+        _check_site(request, repo)
     values = {name: getattr(request, name) for name in type(request).model_fields}
     task = values.get("request")
     if isinstance(task, TaskRequest):  # AgentInput, ReviewerInput: its siblings are that task's
@@ -129,7 +155,13 @@ def check_input(request: BaseModel, state_dir: str | None = None, repo: str = ""
             _check_absolute("state_dir", state_dir)
             if _pinned_state_dir and state_dir != _pinned_state_dir[0]:
                 raise _refuse("state_dir", state_dir, "not this worker's state dir")
-    remote = is_remote(repo)
+    site = values.get("site")
+    if isinstance(site, TaskSite):
+        remote = site.remote
+    elif remote is None:
+        # Recorded before inputs carried their site: a checked repo that is no absolute path
+        # is a remote's URL.
+        remote = bool(repo) and not repo.startswith("/")
     for field in ("session_id", "task_id"):
         if isinstance(values.get(field), str):
             _check_id(field, values[field])
@@ -147,12 +179,13 @@ def check_input(request: BaseModel, state_dir: str | None = None, repo: str = ""
         "tmp_dir",
         "worktree",
         *(("path",) if isinstance(request, Workspace) else ()),
+        *(("workspace",) if isinstance(request, TaskSite) else ()),
     )
     for field in paths:
         value = values.get(field)
         if not isinstance(value, str) or not value:
             continue
-        if field in ("worktree", "path") and remote:
+        if field in ("worktree", "path", "workspace") and remote:
             # Another machine's path: never used here as it is (a remote task's workspace is
             # found under this worker's own state dir), but never relative, never `..`.
             _check_absolute(field, value)
@@ -163,4 +196,4 @@ def check_input(request: BaseModel, state_dir: str | None = None, repo: str = ""
     for field in _NESTED:
         nested = values.get(field)
         if isinstance(nested, BaseModel):
-            check_input(nested, state_dir, repo)
+            check_input(nested, state_dir, repo, remote)

@@ -13,7 +13,6 @@ from autopilot.git.refs import _branch_head
 from autopilot.git.remote_url import (
     RemoteError,
     checked_remote,
-    is_remote,
     redact,
     remote_url,
     shown_url,
@@ -190,7 +189,7 @@ def remote_head(url: str, branch: str, timeout_s: float = PREFLIGHT_TIMEOUT_S) -
     return heads[branch]
 
 
-def target_head(repo: str, branch: str) -> str:
-    """A session's target branch head as git has it now: on the remote (remote mode), or in
-    the local repository."""
-    return remote_head(repo, branch) if is_remote(repo) else _branch_head(repo, branch)
+def head_of_target(repo: str, branch: str, *, remote: bool) -> str:
+    """A session's target branch head as git has it now: on the remote (`remote`, as the
+    session's site says), or in the local repository."""
+    return remote_head(repo, branch) if remote else _branch_head(repo, branch)

@@ -20,9 +20,9 @@ from autopilot.git.runner import RepoError
 # remote helper of some other name) is refused before git sees it.
 URL_SCHEMES = ("file", "ssh", "git", "http", "https", "git+ssh", "ssh+git")
 ALLOWED_PROTOCOLS = "file:git:ssh:http:https"
-_SCHEME = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://")
+SCHEME = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://")
 # `[user@]host:path` as git reads it: a colon before any slash (`[::1]:path` for IPv6).
-_SCP_LIKE = re.compile(
+SCP_LIKE = re.compile(
     r"^(?:(?P<user>[^@/:\s]+)@)?(?P<host>\[[^\]/\s]+\]|[^@/:\s\[\]]+):(?P<path>[^\s:].*)$"
 )
 
@@ -42,25 +42,6 @@ class RemoteError(RepoError):
     """A remote cannot be used for a session; the message says what to fix."""
 
 
-def is_remote(repo: str) -> bool:
-    """Whether a session's repository is a remote (a URL or `user@host:path`) rather than a
-    local path: the local kind's repositories are absolute paths. A host starting with `-`
-    (an option to ssh) is no remote."""
-    if repo.startswith(("/", "-")):
-        return False
-    found = _SCHEME.match(repo)
-    if found is not None:
-        if found["scheme"].lower() not in URL_SCHEMES:
-            return False
-        try:
-            host = urlsplit(repo).hostname or ""
-        except ValueError:
-            return False
-        return not host.startswith("-")
-    scp = _SCP_LIKE.match(repo)
-    return scp is not None and not scp["host"].startswith("-")
-
-
 def repo_name(url: str) -> str:
     """The repository's name in a remote's URL, for people: `project` of
     `git@host:team/project.git`."""
@@ -70,9 +51,9 @@ def repo_name(url: str) -> str:
 def _secrets(url: str) -> list[str]:
     """What in `url` may be a secret: its password, and the user part of a scheme whose user
     is often a token."""
-    if _SCHEME.match(url) is None:
+    if SCHEME.match(url) is None:
         # `user:password@host:path`, which git reads as host `user` and a path with `@`.
-        scp = _SCP_LIKE.match(url)
+        scp = SCP_LIKE.match(url)
         head = scp["path"].split("/", 1)[0] if scp is not None else ""
         return [head.rpartition("@")[0]] if "@" in head else []
     try:
@@ -90,7 +71,7 @@ def shown_url(url: str) -> str:
     token, often), is replaced by `***`."""
     if not _secrets(url):
         return url
-    if _SCHEME.match(url) is None:
+    if SCHEME.match(url) is None:
         return redact(url, url)
     parts = urlsplit(url)
     user = parts.username or ""
@@ -164,7 +145,7 @@ def remote_url(given: str) -> str:
         raise _bad(given, "contains control characters")
     if text.startswith("-"):
         raise _bad(given, "starts with '-'")
-    if _SCHEME.match(text):
+    if SCHEME.match(text):
         try:
             parts = urlsplit(text)
             _ = parts.port  # urlsplit checks the port only when it is asked for
@@ -174,7 +155,7 @@ def remote_url(given: str) -> str:
     if "://" not in text and "::" in text.split("/", 1)[0]:
         raise _bad(given, "names a git remote helper (`<helper>::`), which autopilot refuses")
     local = _local_path(text)
-    scp = _SCP_LIKE.match(text)
+    scp = SCP_LIKE.match(text)
     if scp is not None and not local.exists():
         if scp["host"].startswith("-"):
             raise _bad(given, "has a host name starting with '-'")
@@ -207,9 +188,14 @@ def checked_remote(url: str) -> str:
     """`url` from a workflow input, checked again where it is used (a worker): it must be a
     remote URL as `remote_url` leaves it, so nothing the starter would refuse reaches git
     here. RemoteError otherwise."""
-    if not is_remote(url):
-        raise RemoteError(f"the repository {shown_url(url)!r} is not a remote URL autopilot uses")
-    normal = remote_url(url)
+    # A local path (the local kind's repositories are absolute paths) is no URL as stored:
+    # remote_url makes it a file:// URL, or refuses it.
+    try:
+        normal = remote_url(url)
+    except RemoteError:
+        raise RemoteError(
+            f"the repository {shown_url(url)!r} is not a remote URL autopilot uses"
+        ) from None
     if normal != url:
         raise RemoteError(
             f"the remote URL {shown_url(url)!r} is not in the form the starter stores "

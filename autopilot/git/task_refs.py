@@ -13,7 +13,7 @@ missing, and deleted with the new one when the task merges.
 from __future__ import annotations
 
 from autopilot.git.refs import _branch_ref
-from autopilot.git.remote_url import is_remote, shown_url
+from autopilot.git.remote_url import shown_url
 
 TASK_BRANCH_PREFIX = "autopilot/"  # the cache's name of a task branch (names.branch_name)
 TASK_REFS = "refs/autopilot/"  # where the remote keeps them
@@ -40,9 +40,9 @@ def fetch_command(url: str, branch: str) -> str:
     return f"git fetch {shown_url(url)} {remote_refs(branch)[0]}"
 
 
-def kept_work(repo: str, branch: str) -> str:
+def kept_work(repo: str, branch: str, *, remote: bool) -> str:
     """Where an unmerged task's work stays, for people: a branch of the local repository, or
     a ref on the remote (with the command that fetches it)."""
-    if is_remote(repo):
+    if remote:
         return f"Its work is kept on the remote: `{fetch_command(repo, branch)}`."
     return f"Its branch `{branch}` is kept."

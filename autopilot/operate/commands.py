@@ -37,7 +37,7 @@ from autopilot import git as gitops
 from autopilot.git import cleanup
 from autopilot.git.fresh import SET_ASIDE_MARK
 from autopilot.git.remote_check import remote_head
-from autopilot.git.remote_url import RemoteError, is_remote, shown_url
+from autopilot.git.remote_url import RemoteError, shown_url
 from autopilot.git.task_refs import fetch_command
 from autopilot.infra.config import Settings
 from autopilot.infra.options import CONCURRENCY, MAX_COST_USD, flag_value, not_allowed
@@ -66,6 +66,7 @@ from autopilot.operate.session_settings import reload_changes, reload_refusal
 from autopilot.operate.task_details import with_details
 from autopilot.plan.report import mode_text
 from autopilot.plan.safe_text import printable
+from autopilot.steps.site import decide
 from workflows.session import SessionWorkflow
 
 SESSION_TYPE_QUERY = "WorkflowType = 'SessionWorkflow'"
@@ -271,7 +272,8 @@ def print_status(status: SessionStatus, as_json: bool, out: TextIO) -> None:
     repo = shown_url(status.repo)  # a session from before URLs were checked may hold one
     where = f"  repo {repo}, target {status.target_branch}, plan {status.plan_path}"
     out.write(printable(where) + "\n")
-    if is_remote(status.repo):
+    remote = decide(status.repo).remote
+    if remote:
         out.write(printable(f"  {remote_head_line(status.repo, status.target_branch)}") + "\n")
     if status.config_commit:
         out.write(f"  settings: the {CONFIG_FILE} of {status.config_commit[:12]}\n")
@@ -295,7 +297,7 @@ def print_status(status: SessionStatus, as_json: bool, out: TextIO) -> None:
         next_command = retry_command(status.id, task.id) if retryable else ""
         for detail in failure_details(task, next_command):
             out.write(f"    {detail}\n")
-        if is_remote(status.repo) and task.branch and task.state != TaskState.MERGED:
+        if remote and task.branch and task.state != TaskState.MERGED:
             # Kept on the remote outside its branches (autopilot/git/task_refs.py).
             out.write(printable(f"    its work: {fetch_command(status.repo, task.branch)}") + "\n")
         if task.setup:
@@ -544,7 +546,7 @@ def fresh_note(status: SessionStatus, task_id: str) -> str:
     named by its head commit, which the session does not know yet)."""
     branch = gitops.branch_name(status.id, task_id)
     aside = f"{branch}{SET_ASIDE_MARK}<its head commit>"
-    where = f"the remote's ref refs/{aside}" if is_remote(status.repo) else aside
+    where = f"the remote's ref refs/{aside}" if decide(status.repo).remote else aside
     return (
         f"Task {task_id} starts again from {status.target_branch}'s head. Its branch {branch} is "
         f"set aside as {where} when it starts (`status` names it); that work is kept, never "

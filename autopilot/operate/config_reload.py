@@ -16,7 +16,7 @@ from pathlib import Path
 from autopilot import git as gitops
 from autopilot.git.caches_aside import CachesAside
 from autopilot.git.remote_check import check_remote
-from autopilot.git.remote_url import RemoteError, is_remote
+from autopilot.git.remote_url import RemoteError
 from autopilot.infra.committed_config import load_committed_config, load_session_config
 from autopilot.infra.payload_size import PayloadTooLarge, check_requests
 from autopilot.infra.remote_repo_config import load_remote_config
@@ -35,6 +35,7 @@ from autopilot.models import (
     SessionRequest,
 )
 from autopilot.setup.copied import CopyProblem, check_sources, check_untracked
+from autopilot.steps.site import decide
 
 __all__ = ["ReloadError", "TargetConfig", "read_target_config", "reload_of", "reloaded_request"]
 
@@ -72,7 +73,7 @@ def read_target_config(running: SessionRequest, state_dir: Path) -> TargetConfig
             "and start it again to use the new file"
         )
     try:
-        if is_remote(running.repo):
+        if decide(running.repo).remote:
             return _remote(running, state_dir)
         return _local(running)
     except (RepoConfigError, gitops.GitError, gitops.RepoError, RemoteError) as err:

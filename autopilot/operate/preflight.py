@@ -25,7 +25,7 @@ from autopilot import git as gitops
 from autopilot.agent.container_access import EngineUnavailable, engine_preflight
 from autopilot.git.caches_aside import CachesAside
 from autopilot.git.remote_check import check_remote
-from autopilot.git.remote_url import RemoteError, is_remote, remote_url
+from autopilot.git.remote_url import RemoteError, remote_url
 from autopilot.infra.committed_config import load_session_config
 from autopilot.infra.config import Settings
 from autopilot.infra.container_rules import ContainerValueError, check_image
@@ -48,6 +48,7 @@ from autopilot.operate.session_settings import differences, refusal
 from autopilot.plan.parser import PlanError, load_plan, select_batches
 from autopilot.plan.safe_text import printable
 from autopilot.setup.copied import CopyProblem, check_sources, check_untracked
+from autopilot.steps.site import decide
 from workflows.session import SessionWorkflow
 
 # Agents at once when --concurrency is not given: containers take the agents' load off the
@@ -401,7 +402,7 @@ def _container(configured: ContainerSettings, image: str | None) -> ContainerSet
 def _check_payloads(args: argparse.Namespace, request: SessionRequest, selected: Plan) -> None:
     where = (
         f"the remote's {CONFIG_FILE}"
-        if is_remote(request.repo)
+        if decide(request.repo).remote
         else str(Path(request.repo) / CONFIG_FILE)
     )
     source = (

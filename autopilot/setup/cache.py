@@ -26,7 +26,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from autopilot.git.remote_url import is_remote
 from autopilot.infra import untrusted_fs
 from autopilot.infra.private_files import make_private_dir
 from autopilot.models import WorkspaceSettings
@@ -58,7 +57,7 @@ def repository_identity(repo: str) -> str:
     Its location, chosen by the person who starts the session, not anything in its history:
     root commits are data that anyone can copy, so a hostile repository could claim another's
     and fill the cache with what its own setup made; forks share them as well."""
-    if not is_remote(repo):
+    if repo.startswith("/"):  # a local repository: an absolute path (a remote's cache is one)
         return repo
     if "://" in repo:
         parts = urlsplit(repo)
