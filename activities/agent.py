@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
@@ -45,7 +44,6 @@ from autopilot.agent.sandbox import (
     task_layout,
     tools_of,
 )
-from autopilot.git.commits import ConflictsRemain, FilesTooLarge, WorkspaceFilesCommitted
 from autopilot.infra.config import on_this_worker
 from autopilot.infra.redact import Redactor
 from autopilot.models import (
@@ -68,12 +66,20 @@ from autopilot.models import (
 from autopilot.plan import snapshots as plan_snapshots
 from autopilot.review.reviewer import parse_verdict, reviewer_argv, reviewer_prompt
 from autopilot.review.verdict import untouched_files
+from autopilot.steps.attempts import (
+    agent_run_name,
+    claude_session_id,
+    fresh_run_name,
+    is_lost,
+    reviewer_attempt,
+    reviewer_run_name,
+)
+from autopilot.steps.commit import commit_after_run as commit_after
+from autopilot.steps.commit import failed_commit
 from autopilot.steps.site import site_of, workspaces
 
 log = structlog.get_logger("agent")
 RunOutcome = tuple[StreamState, float]  # the run's stream and its wall time
-# Namespace for deterministic Claude session ids (one per task, round and attempt).
-SESSION_NAMESPACE = uuid.UUID("6f1f7f0e-3c55-4d5e-9a43-2f0c0f7c3a11")
 ERROR_TYPES = {
     "auth": error_types.AGENT_AUTH,
     "rate_limit": error_types.AGENT_RATE_LIMITED,
@@ -150,44 +156,23 @@ def agent_run(state: StreamState, attempt: int, transcript: Path, duration_s: fl
 
 
 async def commit_after_run(commit: CommitInput, run: AgentRun) -> CommitOutcome | None:
-    """Commit what the agent left, in its own activity. A failing commit (a lock, markers
-    left in a conflict round) must not turn the agent's finished work into a failed attempt:
-    None hands it to the task workflow's commit step, which retries it or says what is wrong.
-
-    Remote mode: the commit step may run on another machine, where the work left here is not;
-    it must reach the remote in this activity (in place: in the workspace the agent ran in).
-    What the agent did to its workspace (kept-out files committed, its history rewritten,
-    its .git replaced) is then its failure, an attempt; the next attempt starts from what the
-    remote has. Anything else (the remote away, another worker's push of the task) is a lost
-    run."""
+    """Commit what the agent left, in its own activity (autopilot/steps/commit.py says what
+    a failure means): None hands it to the task workflow's commit step."""
     site = site_of(commit)
-    if site.remote:
-        commit = commit.model_copy(update={"in_place": True})
     try:
-        return await in_thread(workspaces(site).commit, commit)
+        return await in_thread(workspaces(site).commit, commit_after(commit, site))
     except gitops.GitError as err:
-        if not site.remote:
+        failure = failed_commit(err, site)
+        if failure is None:
             log.warning("commit after the agent failed; the commit step takes over", error=str(err))
             return None
-        if isinstance(err, ConflictsRemain):
-            # The commit step says so (the task's conflict outcome); where it runs without
-            # this workspace, it merges the target in again and finds the same.
-            log.warning("conflicts remain after the agent", error=str(err))
-            return None
-        own = isinstance(err, WorkspaceFilesCommitted | FilesTooLarge | gitops.WorkspaceBroken)
-        protected = isinstance(err, gitops.ProtectedPathsChanged)  # ends the task at once
-        lost = not (own or protected)
-        log.warning("the agent's work was not pushed", error=str(err), lost=lost)
-        if protected:
-            error_type = error_types.PROTECTED_PATHS_CHANGED
-        else:
-            error_type = error_types.AGENT_ERROR if own else error_types.WORK_NOT_PUSHED
+        log.warning("the agent's work was not pushed", error=str(err), lost=failure.lost)
         failed = run.model_copy(
             update={
                 "is_error": True,
                 "error": f"its work could not be committed and pushed: {err}",
-                "error_type": error_type,
-                "lost": lost,
+                "error_type": failure.error_type,
+                "lost": failure.lost,
             }
         )
         raise ApplicationError(
@@ -218,7 +203,7 @@ def run_error(message: str, error_type: str, progress: AgentProgress) -> Applica
         turns=progress.turns,
         transcript_path=progress.transcript_path,
         session_saved=progress.session_saved,
-        lost=error_type in error_types.LOST_RUN,
+        lost=is_lost(error_type),
     )
     # A worker's shutdown is expected: logged without a traceback.
     category = (
@@ -333,10 +318,8 @@ class AgentActivities:
         if job.purpose == "conflict" and site_of(job).remote:
             job.conflict_files = await self._conflict_here(job)
         attempt = job.attempt
-        name = f"round-{job.round}-attempt-{attempt}"
-        if job.lost_before:
-            name += f"-run-{job.lost_before + 1}"
-        sid = str(uuid.uuid5(SESSION_NAMESPACE, f"{activity.info().workflow_id}/{name}"))
+        name = agent_run_name(job.round, attempt, job.lost_before)
+        sid = claude_session_id(activity.info().workflow_id, name)
         transcript = transcript_path(
             request.state_dir, request.session_id, request.task.id, f"{name}-{sid}"
         )
@@ -359,8 +342,8 @@ class AgentActivities:
             # fresh session in the same worktree, within this attempt.
             log.warning("resume refused; starting a fresh session", claude_session=sid)
             resume_refused = True
-            fresh = f"{name}-fresh"
-            sid = str(uuid.uuid5(SESSION_NAMESPACE, f"{activity.info().workflow_id}/{fresh}"))
+            fresh = fresh_run_name(name)
+            sid = claude_session_id(activity.info().workflow_id, fresh)
             transcript = transcript.with_name(f"{fresh}-{sid}.jsonl")
             job = job.model_copy(update={"resume_session": None, "after_loss": True})
             try:
@@ -404,9 +387,7 @@ class AgentActivities:
     @activity.defn(name="review_changes")
     async def review_changes(self, job: ReviewerInput) -> ReviewerOutcome:
         request = await full_request(checked(job).request)
-        # The workflow counts the reviewer's attempts (ReviewerInput.attempt); histories from
-        # before it let the activity's retry policy count them.
-        attempt = max(job.attempt, activity.info().attempt)
+        attempt = reviewer_attempt(job.attempt, activity.info().attempt)
         workspace = await self._workspace_here(
             request,
             site_of(job),
@@ -414,8 +395,8 @@ class AgentActivities:
             attempt,
             f"review-round-{job.round}-attempt-{attempt}",
         )
-        name = f"review-round-{job.round}-attempt-{attempt}"
-        sid = str(uuid.uuid5(SESSION_NAMESPACE, f"{activity.info().workflow_id}/{name}"))
+        name = reviewer_run_name(job.round, attempt)
+        sid = claude_session_id(activity.info().workflow_id, name)
         transcript = transcript_path(
             request.state_dir, request.session_id, request.task.id, f"{name}-{sid}"
         )

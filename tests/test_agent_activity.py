@@ -21,7 +21,7 @@ import pytest_asyncio
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.agent import SESSION_NAMESPACE, AgentActivities
+from activities.agent import AgentActivities
 from autopilot.agent.egress import Egress
 from autopilot.agent.sandbox import GATEWAY_PORT, Sandbox, detect_sandbox
 from autopilot.agent.scripted_model import (
@@ -45,6 +45,7 @@ from autopilot.models import (
     Task,
     TaskRequest,
 )
+from autopilot.steps.attempts import SESSION_NAMESPACE
 from autopilot.steps.site import workspace_inside
 from tests.gitutil import git, head, isolate_git, make_repo
 from tests.harness import claude_bin, clean_env, commands_in, processes_in, wait_gone, wait_until

@@ -32,9 +32,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.workspace import commit_changes, merge_target, prepare_workspace
     from autopilot.error_types import (
         AGENT_LOST,
-        AGENT_NON_RETRYABLE,
         CONFLICTS_REMAIN,
-        LOST_RUN,
         REPO_UNUSABLE,
         WORKSPACE_SETUP_FAILED,
     )
@@ -66,6 +64,8 @@ with workflow.unsafe.imports_passed_through():
         in_state_dir,
     )
     from autopilot.review.verdict import combine_review, finding_headline, untouched_files
+    from autopilot.steps.attempts import ends_the_attempts
+    from autopilot.steps.attempts import is_lost as run_is_lost
     from autopilot.steps.site import task_site
 
 GIT_TIMEOUT = timedelta(minutes=5)
@@ -384,7 +384,7 @@ class TaskWorkflow:
                     await workflow.sleep(LOST_WORKER_DELAY)
                     continue
                 self._lost_in_a_row = 0
-                if failed.error_type in AGENT_NON_RETRYABLE or attempt == settings.max_attempts:
+                if ends_the_attempts(failed.error_type, attempt, settings.max_attempts):
                     result.error, result.error_type = f"agent: {failed.error}", failed.error_type
                     return None
                 job.resume_session, job.after_loss = None, False
@@ -426,7 +426,7 @@ class TaskWorkflow:
                     continue
                 self._lost_in_a_row = 0
                 failures += 1
-                if error_type(err) in AGENT_NON_RETRYABLE or failures >= settings.max_attempts:
+                if ends_the_attempts(error_type(err), failures, settings.max_attempts):
                     raise
                 await workflow.sleep(min(AGENT_BACKOFF * 2 ** (failures - 1), AGENT_BACKOFF_MAX))
                 continue
@@ -529,7 +529,7 @@ def claude_run_options(settings: AgentSettings) -> dict[str, Any]:
 def is_lost(err: ActivityError) -> bool:
     """The run was lost, not failed: the worker stopped heartbeating (it died, or the server
     was away) or the CLI was killed by a signal the pipeline did not send."""
-    return isinstance(err.cause, TimeoutError) or error_type(err) in LOST_RUN
+    return run_is_lost(error_type(err), timed_out=isinstance(err.cause, TimeoutError))
 
 
 def failed_attempt(err: ActivityError, attempt: int) -> AgentRun:
