@@ -35,6 +35,8 @@ from activities.merge import merge_task
 from activities.notify import NotifyActivities
 from activities.parse_plan import load_plan_snapshot, parse_plan
 from activities.review import CheckActivities
+from activities.reviewer import ReviewerActivities
+from activities.setup import SetupActivities
 from activities.shutdown import ShutdownInterceptor
 from activities.workspace import (
     commit_changes,
@@ -95,8 +97,11 @@ def build_workers(
 ) -> tuple[Worker, Worker]:
     """The task queue's worker (workflows, git steps, checks) and the agents queue's (agent
     and reviewer runs, at most options.max_agents at once)."""
-    agent = AgentActivities(checks.claude_bin, checks.sandbox, egress, dict(os.environ))
-    check_runner = CheckActivities(checks.sandbox, egress)
+    setup = SetupActivities(checks.sandbox, egress)
+    claude = (checks.claude_bin, checks.sandbox, egress, dict(os.environ))
+    agent = AgentActivities(*claude, setup=setup)
+    reviewer = ReviewerActivities(*claude, setup=setup)
+    check_runner = CheckActivities(checks.sandbox, egress, setup)
     notifier = NotifyActivities(notify_urls, dict(os.environ), notify_command)
     common: dict[str, Any] = {
         "interceptors": [LogContextInterceptor(), ShutdownInterceptor()],
@@ -118,9 +123,9 @@ def build_workers(
             agent.run_agent,
             commit_changes,
             check_runner.run_checks,
-            check_runner.set_up_workspace,
+            setup.set_up_workspace,
             check_runner.verify_merge,
-            agent.review_changes,
+            reviewer.review_changes,
             merge_target,
             merge_task,
             remove_workspace,
@@ -133,7 +138,7 @@ def build_workers(
     agents = Worker(
         client,
         task_queue=agent_task_queue(task_queue),
-        activities=[agent.run_agent, agent.review_changes],
+        activities=[agent.run_agent, reviewer.review_changes],
         max_concurrent_activities=options.max_agents,
         **common,
     )

@@ -1,31 +1,22 @@
 """Activities: run the repo's check commands in a task's worktree (one review round's checks),
-and make a new workspace ready ([workspace] setup). Both run each command in the agent's
-sandbox with the checks' minimal environment: the code they run is the repository's, and after
-the agent's first round partly the agent's."""
+and the task's branch merged with the target's head, then checked (verify_merge). Each check
+runs in the agent's sandbox with the checks' minimal environment (CommandSandbox), or in the
+task's container."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import os
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
+from activities.confined import CommandSandbox, heartbeat_each
 from activities.container import engine_error, engine_or_setup_error
 from activities.errors import checked, git_errors_as_activity_errors
 from activities.heartbeat import in_thread
+from activities.setup import SetupActivities
 from autopilot.agent.container_access import EngineError
 from autopilot.agent.egress import Egress
-from autopilot.agent.sandbox import (
-    Gateway,
-    Sandbox,
-    check_layout,
-    under_tmp,
-)
-from autopilot.error_types import WORKSPACE_SETUP_FAILED
+from autopilot.agent.sandbox import Sandbox
 from autopilot.infra.config import on_this_worker
 from autopilot.infra.redact import Redactor
 from autopilot.models import (
@@ -34,37 +25,34 @@ from autopilot.models import (
     ContainerSettings,
     MergeVerification,
     SetupInput,
-    SetupResult,
-    TaskSite,
     VerifyMergeInput,
-    WorkspaceSettings,
 )
 from autopilot.review.checks import CheckEnv, check_log_name
 from autopilot.review.checks import run_checks as run_check_commands
-from autopilot.setup.steps import SetupFailed
-from autopilot.setup.steps import set_up_workspace as set_up
 from autopilot.steps.site import site_of, workspaces
 
 
 class CheckActivities:
-    """Holds the worker's sandbox and egress proxy for the checks and the setup commands."""
+    """The checks, in the worker's sandbox; the workspace found or made again (and set up)
+    by `setup` where a remote session's checks run."""
 
-    def __init__(self, sandbox: Sandbox, egress: Egress) -> None:
-        self._sandbox = sandbox
-        self._egress = egress
-        self._gateway = Gateway(egress.socket_path)
+    def __init__(
+        self, sandbox: Sandbox, egress: Egress, setup: SetupActivities | None = None
+    ) -> None:
+        self._commands = CommandSandbox(sandbox, egress)
+        self._setup = setup or SetupActivities(sandbox, egress)
 
     @activity.defn(name="run_checks")
     async def run_checks(self, request: ChecksInput) -> list[CheckResult]:
         checked(request)
-        worktree = await self.workspace_here(_setup_of(request))
+        worktree = await self._setup.workspace_here(setup_of(request))
         request = request.model_copy(
             update={"worktree": worktree, "output_dir": str(on_this_worker(request.output_dir))}
         )
         if request.container is not None:
             return await self._checks_in_container(request, request.container)
         tmp_root = on_this_worker(request.tmp_dir) if request.tmp_dir else None
-        with self._confined(
+        with self._commands.confined(
             Path(worktree),
             site_of(request),
             request.state_dir,
@@ -79,7 +67,7 @@ class CheckActivities:
                 request.checks,
                 request.timeout_s,
                 Path(request.output_dir),
-                _heartbeat_each(),
+                heartbeat_each(),
                 env,
             )
 
@@ -97,28 +85,9 @@ class CheckActivities:
         if request.checks.setup.active and not site.remote:
             # The target's commits may change what the setup makes (a lock file), as in the
             # conflict round; a remote workspace is set up again by run_checks when it is.
-            await self._set_up(_setup_of(request.checks))
+            await self._setup.set_up(setup_of(request.checks))
         checks = await self.run_checks(request.checks)
         return MergeVerification(clean=True, head_sha=merged.head_sha, checks=checks)
-
-    async def workspace_here(
-        self, request: SetupInput, heartbeat: Callable[[str], object] | None = None
-    ) -> str:
-        """The task's workspace where this step runs. A remote session's steps may each run
-        on another machine: one that lacks the workspace makes it again from the remote, and
-        one whose copy was not set up here yet (its setup ran on another worker) sets it up
-        (request.settings; nothing to do when the copy's setup stamp is current).
-        `heartbeat`: what the setup's progress heartbeats, from a command line."""
-        site = site_of(request)
-        if not site.remote:  # one machine: where it was prepared
-            return request.worktree
-        with git_errors_as_activity_errors():
-            located = await in_thread(
-                workspaces(site).here, site.repo, request.worktree, request.place
-            )
-        if request.settings.active:
-            await self._set_up(request.model_copy(update={"worktree": located.path}), heartbeat)
-        return located.path
 
     async def _checks_in_container(
         self, request: ChecksInput, settings: ContainerSettings
@@ -158,85 +127,8 @@ class CheckActivities:
                 raise engine_error(err) from err
         return results
 
-    @activity.defn(name="set_up_workspace")
-    async def set_up_workspace(self, request: SetupInput) -> SetupResult:
-        checked(request)
-        # Made again here if missing, not set up twice: the setup is this step.
-        located = request.model_copy(update={"settings": WorkspaceSettings()})
-        worktree = await self.workspace_here(located)
-        return await self._set_up(request.model_copy(update={"worktree": worktree}))
 
-    async def _set_up(
-        self, request: SetupInput, heartbeat: Callable[[str], object] | None = None
-    ) -> SetupResult:
-        request = request.model_copy(
-            update={
-                "state_dir": str(on_this_worker(request.state_dir)),
-                "output_dir": str(on_this_worker(request.output_dir)),
-            }
-        )
-        # Where the target branch is, for the cache (only the user's code fills it).
-        site = site_of(request)
-        target_repo = str(workspaces(site).target_repo(site.repo)) if site.repo else ""
-        worktree = Path(request.worktree)
-        tmp_root = Path(request.state_dir) / "tmp"
-        with self._confined(
-            worktree,
-            site,
-            request.state_dir,
-            request.network,
-            request.ports,
-            request.check_env,
-            tmp_root,
-        ) as env:
-            try:
-                return await in_thread(
-                    set_up,
-                    request.model_copy(update={"repo": target_repo}),
-                    env,
-                    _heartbeat_each(heartbeat),
-                )
-            except SetupFailed as err:
-                # Every task of this repository would fail the same way: the session pauses
-                # (SETUP_ERRORS), and the result so far (its logs) goes along for status.
-                raise ApplicationError(
-                    str(err),
-                    err.result.model_dump(mode="json"),
-                    type=WORKSPACE_SETUP_FAILED,
-                    non_retryable=True,
-                ) from err
-
-    @contextlib.contextmanager
-    def _confined(
-        self,
-        worktree: Path,
-        site: TaskSite,
-        state_dir: str,
-        network: list[str],
-        ports: list[int],
-        check_env: list[str],
-        tmp_root: Path | None,
-    ) -> Iterator[CheckEnv]:
-        """The checks' environment, each command in the sandbox: the worktree and its own
-        TMPDIR writable, the rest as for the agent, the network only through the egress proxy
-        to the granted domains."""
-        path_var = os.environ.get("PATH", "")  # the checks' (autopilot/agent/allowed_env.py, CHECK)
-        shown = under_tmp([Path(entry) for entry in path_var.split(os.pathsep) if entry])
-        shown += [workspaces(site).shared_objects(site.repo)] if site.repo else []
-        # No model API: a check or a setup command is the repository's code, not an agent.
-        with self._egress.grant(network, model_api=False, ports=ports) as grant:
-            gateway = self._gateway.environment(grant.token)
-
-            def confine(argv: list[str], tmpdir: Path) -> tuple[list[str], dict[str, str]]:
-                layout = check_layout(
-                    worktree, tmpdir, state_dir=on_this_worker(state_dir), site=site, shown=shown
-                )
-                return self._sandbox.wrap(argv, layout, self._gateway), gateway
-
-            yield CheckEnv(passed=tuple(check_env), tmp_root=tmp_root, confine=confine)
-
-
-def _setup_of(request: ChecksInput) -> SetupInput:
+def setup_of(request: ChecksInput) -> SetupInput:
     """The setup of the workspace the checks run in, its logs beside theirs."""
     return SetupInput(
         worktree=request.worktree,
@@ -251,15 +143,3 @@ def _setup_of(request: ChecksInput) -> SetupInput:
         place=request.place,
         site=request.site,
     )
-
-
-def _heartbeat_each(details: Callable[[str], object] | None = None) -> Callable[[str], None]:
-    """A progress callback for the worker thread: heartbeat through the activity's own loop,
-    the command line, or what `details` makes of it (the agent's activities heartbeat their
-    progress model, which the task workflow reads back)."""
-    loop = asyncio.get_running_loop()
-
-    def on_progress(command: str) -> None:
-        loop.call_soon_threadsafe(activity.heartbeat, details(command) if details else command)
-
-    return on_progress

@@ -22,6 +22,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.agent import AgentActivities
+from activities.reviewer import ReviewerActivities
 from autopilot.agent.egress import Egress
 from autopilot.agent.sandbox import GATEWAY_PORT, Sandbox, detect_sandbox
 from autopilot.agent.scripted_model import (
@@ -81,6 +82,9 @@ class Setup:
         return AgentActivities(
             claude_bin(), sandbox or detect_sandbox(), self.egress, self.worker_env
         )
+
+    def reviewer(self) -> ReviewerActivities:
+        return ReviewerActivities(claude_bin(), detect_sandbox(), self.egress, self.worker_env)
 
     def with_settings(self, **settings: Any) -> AgentInput:
         request = self.job.request.model_copy(update={"agent": AgentSettings(**settings)})
@@ -320,7 +324,7 @@ async def test_secrets_are_scrubbed_from_the_reviewers_verdict_and_transcript(
     )
     job = ReviewerInput(request=setup.job.request, workspace=setup.job.workspace, round=1)
 
-    outcome = await activity_environment([]).run(setup.activities().review_changes, job)
+    outcome = await activity_environment([]).run(setup.reviewer().review_changes, job)
 
     assert outcome.verdict.summary == "The code prints [redacted ANTHROPIC_API_KEY]."
     assert outcome.verdict.findings[0].message == "remove [redacted SECRET_TOKEN]"

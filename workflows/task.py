@@ -29,6 +29,8 @@ from temporalio.workflow import ActivityCancellationType
 with workflow.unsafe.imports_passed_through():
     from activities.agent import AgentActivities
     from activities.review import CheckActivities
+    from activities.reviewer import ReviewerActivities
+    from activities.setup import SetupActivities
     from activities.workspace import commit_changes, merge_target, prepare_workspace
     from autopilot.error_types import (
         AGENT_LOST,
@@ -303,7 +305,7 @@ class TaskWorkflow:
         self._show("setting up the workspace")
         try:
             done: SetupResult = await workflow.execute_activity_method(
-                CheckActivities.set_up_workspace,
+                SetupActivities.set_up_workspace,
                 SetupInput.of(request, workspace, step, self._site),
                 start_to_close_timeout=timedelta(
                     seconds=settings.setup_timeout_s * len(settings.setup)
@@ -412,7 +414,7 @@ class TaskWorkflow:
             job.site = self._site
             try:
                 outcome: ReviewerOutcome = await workflow.execute_activity_method(
-                    AgentActivities.review_changes,
+                    ReviewerActivities.review_changes,
                     job,
                     summary=f"{self._label} — reviewer, round {job.round}",
                     **claude_run_options(settings),
