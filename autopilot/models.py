@@ -396,7 +396,7 @@ class ContainerSettings(BaseModel):
     # refuses some of them); the node images have `node` (uid 1000).
     user: str = "node"
     home: str = "/home/node"  # the user's home: Claude's config and sessions live there
-    # Unread: the workspace is at the sandbox's fixed path (sandbox.workspace_inside); kept
+    # Unread: the workspace is at the sandbox's fixed path (TaskSite.inside, steps/site.py); kept
     # so that recorded settings still load.
     workdir: str = "/workspace"
     # Each engine call but the run itself (ids, secrets, the image build, the export).

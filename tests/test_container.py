@@ -69,7 +69,7 @@ from tests.harness import free_port, wait_until
 KEY = "sk-ant-standin-0123456789abcdef"
 SESSION = "4f9d7a52-8a56-4d0a-9d1c-5b0c8d1e2f30"
 PROMPT = "Do task 1: write feature.txt"
-INSIDE = "/workspace/repo"  # the workspace's fixed path (sandbox.workspace_inside)
+INSIDE = "/workspace/repo"  # the workspace's fixed path (TaskSite.inside, steps/site.py)
 
 
 def events(cost: float = 0.25) -> list[bytes]:

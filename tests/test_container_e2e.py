@@ -31,7 +31,7 @@ from tests.harness import ROOT, autopilot, clean_env, free_port, wait_until
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 KEY = "sk-ant-container-e2e-0123456789"
-WORKDIR = "/workspace/repo"  # the fixture repository's fixed path (sandbox.workspace_inside)
+WORKDIR = "/workspace/repo"  # the fixture repository's fixed path (TaskSite.inside, steps/site.py)
 PLAN = """\
 # Two places
 

@@ -70,7 +70,7 @@ class ContainerJob:
     """What goes in from the host: the workspace, and what it needs to work inside."""
 
     workspace: Path  # copied in at `inside`, exported back after the run
-    # The sandbox's fixed path (sandbox.workspace_inside): what the setup on the worker
+    # The sandbox's fixed path (TaskSite.inside, steps/site.py): what the setup on the worker
     # recorded there (a venv, an editable install) holds in the container too.
     inside: str
     objects: Path | None = None  # the object store the workspace's `alternates` names
