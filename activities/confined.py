@@ -15,9 +15,9 @@ from temporalio import activity
 from autopilot.agent.egress import Egress
 from autopilot.agent.sandbox import Gateway, Sandbox, check_layout, under_tmp
 from autopilot.infra.config import on_this_worker
-from autopilot.models import TaskSite
+from autopilot.models import ChecksInput, SetupInput
 from autopilot.review.checks import CheckEnv
-from autopilot.steps.site import workspaces
+from autopilot.steps.site import site_of, workspaces
 
 
 class CommandSandbox:
@@ -30,23 +30,17 @@ class CommandSandbox:
 
     @contextlib.contextmanager
     def confined(
-        self,
-        worktree: Path,
-        site: TaskSite,
-        state_dir: str,
-        network: list[str],
-        ports: list[int],
-        check_env: list[str],
-        tmp_root: Path | None,
+        self, worktree: Path, request: ChecksInput | SetupInput, tmp_root: Path | None
     ) -> Iterator[CheckEnv]:
-        """The checks' environment, each command in the sandbox: the worktree and its own
-        TMPDIR writable, the rest as for the agent, the network only through the egress proxy
-        to the granted domains."""
+        """The checks' environment for `request`'s commands, each in the sandbox: the
+        worktree and its own TMPDIR writable, the rest as for the agent, the network only
+        through the egress proxy to the granted domains."""
+        site, state_dir = site_of(request), request.state_dir
         path_var = os.environ.get("PATH", "")  # the checks' (autopilot/agent/allowed_env.py, CHECK)
         shown = under_tmp([Path(entry) for entry in path_var.split(os.pathsep) if entry])
         shown += [workspaces(site).shared_objects(site.repo)] if site.repo else []
         # No model API: a check or a setup command is the repository's code, not an agent.
-        with self._egress.grant(network, model_api=False, ports=ports) as grant:
+        with self._egress.grant(request.network, model_api=False, ports=request.ports) as grant:
             gateway = self._gateway.environment(grant.token)
 
             def confine(argv: list[str], tmpdir: Path) -> tuple[list[str], dict[str, str]]:
@@ -55,7 +49,7 @@ class CommandSandbox:
                 )
                 return self._sandbox.wrap(argv, layout, self._gateway), gateway
 
-            yield CheckEnv(passed=tuple(check_env), tmp_root=tmp_root, confine=confine)
+            yield CheckEnv(passed=tuple(request.check_env), tmp_root=tmp_root, confine=confine)
 
 
 def heartbeat_each(details: Callable[[str], object] | None = None) -> Callable[[str], None]:

@@ -52,15 +52,7 @@ class CheckActivities:
         if request.container is not None:
             return await self._checks_in_container(request, request.container)
         tmp_root = on_this_worker(request.tmp_dir) if request.tmp_dir else None
-        with self._commands.confined(
-            Path(worktree),
-            site_of(request),
-            request.state_dir,
-            request.network,
-            request.ports,
-            request.check_env,
-            tmp_root,
-        ) as env:
+        with self._commands.confined(Path(worktree), request, tmp_root) as env:
             return await in_thread(
                 run_check_commands,
                 Path(worktree),

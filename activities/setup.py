@@ -70,15 +70,7 @@ class SetupActivities:
         target_repo = str(workspaces(site).target_repo(site.repo)) if site.repo else ""
         worktree = Path(request.worktree)
         tmp_root = Path(request.state_dir) / "tmp"
-        with self._commands.confined(
-            worktree,
-            site,
-            request.state_dir,
-            request.network,
-            request.ports,
-            request.check_env,
-            tmp_root,
-        ) as env:
+        with self._commands.confined(worktree, request, tmp_root) as env:
             try:
                 return await in_thread(
                     set_up,
