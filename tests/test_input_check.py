@@ -205,3 +205,24 @@ def test_what_the_starter_stores_a_worker_accepts(given: str) -> None:
     assert shown_url(stored) == stored  # nothing in it to hide
     assert checked_remote(stored) == stored
     check_input(workspace_input(repo=stored, state_dir=""))
+
+
+def test_a_remote_verify_merge_without_a_site_is_checked_as_remote() -> None:
+    """The session builds verify_merge's input without a site: its checks' worktree is
+    another machine's path, as for every remote input."""
+    merge = TargetMergeInput(
+        worktree="/another/machine/worktrees/s1/1",
+        target_branch="main",
+        session_id="s1",
+        task_id="1",
+        repo=URL,
+    )
+    checks = ChecksInput(
+        worktree="/another/machine/worktrees/s1/1",
+        checks=[],
+        timeout_s=1,
+        output_dir="checks/s1/1/merged-1",
+        repo=URL,
+        state_dir="",
+    )
+    check_input(VerifyMergeInput(merge=merge, checks=checks))

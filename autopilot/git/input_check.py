@@ -142,6 +142,7 @@ def check_input(
     model)."""
     if isinstance(request, TaskSite):
         _check_site(request, repo)
+    given_repo = repo
     values = {name: getattr(request, name) for name in type(request).model_fields}
     task = values.get("request")
     if isinstance(task, TaskRequest):  # AgentInput, ReviewerInput: its siblings are that task's
@@ -158,9 +159,9 @@ def check_input(
     site = values.get("site")
     if isinstance(site, TaskSite):
         remote = site.remote
-    elif remote is None:
-        # Recorded before inputs carried their site: a checked repo that is no absolute path
-        # is a remote's URL.
+    elif remote is None or repo != given_repo:
+        # Without a site (recorded before inputs carried one, or built by the session
+        # workflow): a checked repo that is no absolute path is a remote's URL.
         remote = bool(repo) and not repo.startswith("/")
     for field in ("session_id", "task_id"):
         if isinstance(values.get(field), str):
