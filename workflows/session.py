@@ -28,7 +28,6 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeUpdate
 from temporalio.exceptions import (
     ActivityError,
-    ApplicationError,
     CancelledError,
     ChildWorkflowError,
 )
@@ -42,7 +41,6 @@ with workflow.unsafe.imports_passed_through():
     from autopilot.error_types import (
         CONFIG_ERRORS,
         CONTAINER_SETUP,
-        CONTROL_REFUSED,
         REPO_UNUSABLE,
         SETUP_ERRORS,
     )
@@ -81,6 +79,7 @@ with workflow.unsafe.imports_passed_through():
         place_of,
     )
     from autopilot.operate.notify import paused, session_ended, task_ended
+    from workflows.controls import refused, retry_request, settled
     from workflows.notifications import Notifier
     from workflows.task import (
         TaskWorkflow,
@@ -91,11 +90,10 @@ with workflow.unsafe.imports_passed_through():
     )
 
 # Patch ids (workflow.patched): sessions that ended while paused were published "Paused";
-# sessions before verify_merged merged a branch checked before the target moved; controls
-# judged the session's state before the rest of their workflow task's events.
+# sessions before verify_merged merged a branch checked before the target moved. The controls'
+# patches are in workflows/controls.py.
 FINISHED_NOT_PAUSED = "finished-not-paused"
 VERIFY_MERGED = "verify-merged"
-CONTROLS_SEE_SETTLED_STATE = "controls-see-settled-state"
 # The target moved again while the branch merged with it was checked this many times in a row
 # (another session, a person pushing): the merge gives up and says so.
 VERIFY_ATTEMPTS = 3
@@ -119,11 +117,6 @@ DRAIN_BYTES_PER_TASK = 64 * 1024
 DONE_STATES = frozenset({TaskState.MERGED, TaskState.SKIPPED})
 # A task that was not started (skipped, cancelled): the state it settles in, and why.
 Stopped = tuple[TaskState, str]
-
-
-def _refused(reason: str) -> ApplicationError:
-    """A control the session's state does not allow: the update fails with the reason."""
-    return ApplicationError(reason, type=CONTROL_REFUSED, non_retryable=True)
 
 
 @workflow.defn
@@ -696,14 +689,14 @@ class SessionWorkflow:
     # A control's validator runs before the other events of the workflow task that brings it
     # (a task that just failed, say), while a status query may already have seen them: what
     # the session's state decides is checked in the handler, once those events are applied
-    # (`_settled`). The validators refuse only what no event can change.
+    # (`settled`, workflows/controls.py). The validators refuse only what no event can change.
 
     @workflow.update
     async def pause(self, reason: str) -> SessionStatus:
         """No new task starts; running ones finish (and merge)."""
-        await self._settled()
+        await settled()
         if self._status.paused:
-            raise _refused(f"the session is already paused ({self._status.pause_reason})")
+            raise refused(f"the session is already paused ({self._status.pause_reason})")
         self._pause(reason or "paused by the operator")
         return self._status
 
@@ -713,18 +706,18 @@ class SessionWorkflow:
 
     @workflow.update
     async def resume(self, request: ResumeRequest) -> SessionStatus:
-        await self._settled()
+        await settled()
         self._check_resumable(request)
         return self._resume(request)
 
     def _check_resumable(self, request: ResumeRequest) -> None:
         if not self._status.paused:
-            raise _refused("the session is not paused")
+            raise refused("the session is not paused")
         budget = (
             request.max_cost_usd if request.max_cost_usd is not None else self._status.max_cost_usd
         )
         if budget is not None and self._status.cost_usd >= budget:
-            raise _refused(
+            raise refused(
                 f"the session has spent ${self._status.cost_usd:.2f} of its "
                 f"${budget:.2f} budget; resume with a higher --max-cost-usd"
             )
@@ -745,7 +738,7 @@ class SessionWorkflow:
         """`resume --reload-config`: the settings of a newer `.autopilot.toml` for the tasks
         started from now on (running ones keep theirs), the tasks that met a setup error
         retried with them, and the session resumed: one step, so nothing runs in between."""
-        await self._settled()
+        await settled()
         self._check_resumable(reload)
         agent = self._req.agent.model_copy(
             update={"network": reload.network, "ports": reload.ports}
@@ -796,10 +789,10 @@ class SessionWorkflow:
     @workflow.update
     async def skip(self, task_id: str) -> SessionStatus:
         """A pending task never starts; a running one is stopped. Its dependants go on."""
-        await self._settled()
+        await settled()
         entry = self._task(task_id)
         if entry.state in FINISHED_TASK_STATES or entry.state == TaskState.MERGING:
-            raise _refused(f"Task {task_id} is already {entry.state.value}")
+            raise refused(f"Task {task_id} is already {entry.state.value}")
         if task_id not in self._state.skip_requested:
             self._state.skip_requested.append(task_id)
         child = self._children.get(task_id)
@@ -817,13 +810,13 @@ class SessionWorkflow:
         """Run a task that did not merge again, with the tasks it blocked. `fresh`: the task
         starts from the target's head, its branch's work set aside (its blocked dependants
         have no branch of their own yet)."""
-        retry = _retry_request(request)
+        retry = retry_request(request)
         task_id = retry.task_id
-        await self._settled()
+        await settled()
         entry = self._task(task_id)
         if entry.state not in RETRYABLE_TASK_STATES:
             allowed = ", ".join(sorted(state.value for state in RETRYABLE_TASK_STATES))
-            raise _refused(
+            raise refused(
                 f"Task {task_id} is {entry.state.value}; only a task that is {allowed} "
                 "can be retried"
             )
@@ -842,17 +835,11 @@ class SessionWorkflow:
 
     @retry.validator
     def _validate_retry(self, request: str | RetryRequest) -> None:
-        task_id = _retry_request(request).task_id
+        task_id = retry_request(request).task_id
         self._require_active()
         self._known_task(task_id)
         if self._cancelling:
             raise ValueError("the session is being cancelled")
-
-    async def _settled(self) -> None:
-        """Let the rest of this workflow task's events be applied first (a control's handler
-        starts before them): the state it then reads is the one a status query shows."""
-        if workflow.patched(CONTROLS_SEE_SETTLED_STATE):
-            await workflow.wait_condition(lambda: True)
 
     @workflow.update
     def set_concurrency(self, concurrency: int) -> SessionStatus:
@@ -1126,11 +1113,6 @@ class SessionWorkflow:
         self._status.completed_at = workflow.now()
         self._show_progress()
         return self._status
-
-
-def _retry_request(request: str | RetryRequest) -> RetryRequest:
-    """A bare task id is what `retry` was sent before `fresh` (recorded histories replay it)."""
-    return RetryRequest(task_id=request) if isinstance(request, str) else request
 
 
 def _merge_message(style: MergeStyle, task: Task) -> str:
