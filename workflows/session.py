@@ -78,7 +78,7 @@ with workflow.unsafe.imports_passed_through():
         Workspace,
         place_of,
     )
-    from autopilot.operate.notify import paused, session_ended, task_ended
+    from autopilot.notifications import paused, session_ended, task_ended
     from workflows.controls import refused, retry_request, settled
     from workflows.notifications import Notifier
     from workflows.task import (
