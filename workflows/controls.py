@@ -23,7 +23,16 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from autopilot.error_types import CONTROL_REFUSED
-    from autopilot.models import RetryRequest
+    from autopilot.models import (
+        ACTIVE_SESSION_STATES,
+        FINISHED_TASK_STATES,
+        RETRYABLE_TASK_STATES,
+        ResumeRequest,
+        RetryRequest,
+        TaskState,
+        TaskStatus,
+    )
+    from workflows.session_status import SessionBoard
 
 # Patch ids (workflow.patched): controls recorded before these judged the state at once; then,
 # after a condition wait that the SDK still ran before their workflow task's other events
@@ -52,3 +61,62 @@ def refused(reason: str) -> ApplicationError:
 def retry_request(request: str | RetryRequest) -> RetryRequest:
     """A bare task id is what `retry` was sent before `fresh` (recorded histories replay it)."""
     return RetryRequest(task_id=request) if isinstance(request, str) else request
+
+
+class ControlRules:
+    """What each control requires of the session's state, and the reason it is refused with.
+    Validators raise ValueError (the update is rejected, nothing in the history); handlers,
+    once `settled`, raise `refused` (the update fails with the reason)."""
+
+    def __init__(self, board: SessionBoard) -> None:
+        self._board = board
+
+    def require_active(self) -> None:
+        status = self._board.status
+        if status.status not in ACTIVE_SESSION_STATES:
+            raise ValueError(f"the session has finished ({status.status.value})")
+
+    def require_not_cancelling(self) -> None:
+        if self._board.cancelling:
+            raise ValueError("the session is being cancelled")
+
+    def known_task(self, task_id: str) -> TaskStatus:
+        try:
+            return self._board.task(task_id)
+        except KeyError:
+            known = ", ".join(task.id for task in self._board.status.tasks) or "none yet"
+            raise ValueError(f"no Task {task_id} in this session (tasks: {known})") from None
+
+    def check_pausable(self) -> None:
+        status = self._board.status
+        if status.paused:
+            raise refused(f"the session is already paused ({status.pause_reason})")
+
+    def check_resumable(self, request: ResumeRequest) -> None:
+        status = self._board.status
+        if not status.paused:
+            raise refused("the session is not paused")
+        budget = request.max_cost_usd if request.max_cost_usd is not None else status.max_cost_usd
+        if budget is not None and status.cost_usd >= budget:
+            raise refused(
+                f"the session has spent ${status.cost_usd:.2f} of its "
+                f"${budget:.2f} budget; resume with a higher --max-cost-usd"
+            )
+
+    def check_skippable(self, task_id: str) -> None:
+        entry = self._board.task(task_id)
+        if entry.state in FINISHED_TASK_STATES or entry.state == TaskState.MERGING:
+            raise refused(f"Task {task_id} is already {entry.state.value}")
+
+    def check_retryable(self, task_id: str) -> None:
+        entry = self._board.task(task_id)
+        if entry.state not in RETRYABLE_TASK_STATES:
+            allowed = ", ".join(sorted(state.value for state in RETRYABLE_TASK_STATES))
+            raise refused(
+                f"Task {task_id} is {entry.state.value}; only a task that is {allowed} "
+                "can be retried"
+            )
+
+    def check_concurrency(self, concurrency: int) -> None:
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1 (got {concurrency})")
