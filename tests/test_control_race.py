@@ -24,6 +24,7 @@ from datetime import timedelta
 
 import pytest
 from temporalio import workflow
+from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import EventType, UpdateWorkflowExecutionLifecycleStage
 from temporalio.api.update.v1 import UpdateRef, WaitPolicy
 from temporalio.api.workflowservice.v1 import PollWorkflowExecutionUpdateRequest
@@ -95,7 +96,9 @@ async def until_admitted(
     request = PollWorkflowExecutionUpdateRequest(
         namespace=client.namespace,
         update_ref=UpdateRef(
-            workflow_execution={"workflow_id": handle.id, "run_id": handle.result_run_id or ""},
+            workflow_execution=WorkflowExecution(
+                workflow_id=handle.id, run_id=handle.result_run_id or ""
+            ),
             update_id=id,
         ),
         wait_policy=WaitPolicy(
