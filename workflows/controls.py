@@ -6,10 +6,10 @@ updates and signals first, then everything else (a child's end, an activity's re
 running the workflow's coroutines after each set. An update's validator and handler therefore
 run before the other events of their own workflow task are applied, and a condition wait
 (`wait_condition(lambda: True)`) resolves in that same first pass, still before them. A status
-query is answered in an activation of its own, after all of them, and a query with no workflow
-cache replays the history up to its last event. So the status could show `paused` (a task's
-end, the child workflow's completion, applied) while a `resume` that came in the same workflow
-task as that completion found the session not paused. A timer fires in a later workflow task,
+query is answered in an activation of its own, after all of them. So the status could show
+`paused` (a task's end, the child workflow's completion, applied) while a `resume` that came in
+the same workflow task as that completion found the session not paused
+(tests/test_control_race.py reproduces it). A timer fires in a later workflow task,
 which the SDK applies only after this one: the handler that waits for it sees every event that
 was in the history when the control was admitted.
 """
