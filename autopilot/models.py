@@ -609,7 +609,9 @@ RETRYABLE_TASK_STATES = frozenset(
 )
 
 
-# lost: the task's runs were lost too often in a row (max_lost_runs); nothing failed.
+# How a task workflow hands its task back: "ready" to merge, "already_merged", "lost" (its
+# runs were lost too often in a row, max_lost_runs; nothing failed: it runs again), or the
+# TaskState it ended in, under that state's own value (the session reads it as TaskState).
 TaskOutcome = Literal[
     "ready", "already_merged", "no_changes", "rejected", "conflict", "failed", "cancelled", "lost"
 ]

@@ -28,7 +28,6 @@ from tests.workflow_stubs import (
     make_batch,
     make_plan,
     make_task,
-    operate,
     review_settings,
     start_session,
     verdict,
@@ -63,8 +62,8 @@ async def rejected_then_retried(
         assert paused.task("1").state == TaskState.REJECTED
         assert paused.task("2").state == TaskState.BLOCKED
 
-        retried = await operate(handle, SessionWorkflow.retry, retry)
-        await operate(handle, SessionWorkflow.resume, ResumeRequest())
+        retried = await handle.execute_update(SessionWorkflow.retry, retry)
+        await handle.execute_update(SessionWorkflow.resume, ResumeRequest())
         status = await handle.result()
 
     assert status.status == SessionState.COMPLETED, status.error

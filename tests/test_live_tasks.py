@@ -45,7 +45,6 @@ from tests.workflow_stubs import (
     make_batch,
     make_plan,
     make_task,
-    operate,
     start_session,
     worker,
 )
@@ -387,8 +386,8 @@ async def test_the_live_status_is_the_whole_status_through_every_kind_of_change(
         unchanged = await handle.query(SessionWorkflow.changes, status.revision)
         assert unchanged.tasks == [] and unchanged.session.revision == status.revision
 
-        await operate(handle, SessionWorkflow.retry, "3")
-        await operate(handle, SessionWorkflow.resume, ResumeRequest())
+        await handle.execute_update(SessionWorkflow.retry, "3")
+        await handle.execute_update(SessionWorkflow.resume, ResumeRequest())
         final = await handle.result()
         assert final.status == SessionState.INCOMPLETE  # task 2 had nothing to merge
         same_status(await agree(live, handle), final)

@@ -23,7 +23,6 @@ from tests.workflow_stubs import (
     make_batch,
     make_plan,
     make_task,
-    operate,
     review_settings,
     session_request,
     start_session,
@@ -144,7 +143,7 @@ async def test_a_paused_session_notifies_at_once_with_the_command_that_resumes_i
             assert paused["reason"].startswith("Task 1 ended failed: agent: logged out — ")
             assert paused["resume_command"] == f"python starter.py resume {handle.id}"
             assert paused["counts"] == {"failed": 1, "pending": 1}
-            await operate(handle, SessionWorkflow.resume, ResumeRequest())
+            await handle.execute_update(SessionWorkflow.resume, ResumeRequest())
             final = await handle.result()
 
     assert final.status == SessionState.INCOMPLETE and final.notify_failures == []

@@ -42,6 +42,8 @@ SCENARIOS = {"two_batches", "review_rounds", "conflict", "controls"}
 # task keeps its runs). verify-merged/merged_checks (no era: one scenario) replays a merge
 # checked with the moved target, failing, and its merged-checks round. reload-config/
 # reload_config (one scenario) replays resume_with_config retrying a task after a setup error.
+# controls-judge-next-task/controls (one scenario) replays controls that judge the state after
+# a timer (the patch of that name); the controls scenarios above replay the paths before it.
 ERAS = {
     "": HISTORIES,
     "commit-in-agent": HISTORIES / "commit-in-agent",

@@ -71,7 +71,6 @@ from tests.workflow_stubs import (
     make_batch,
     make_plan,
     make_task,
-    operate,
     review_settings,
     start_session,
     task_request,
@@ -662,7 +661,7 @@ async def test_pause_holds_new_tasks_until_resume(client: Client, stubs: Stubs) 
         assert status.paused and status.task("2").state == TaskState.PENDING
         assert not stubs.inputs("prepare_workspace", "2")
 
-        resumed = await operate(handle, SessionWorkflow.resume, ResumeRequest())
+        resumed = await handle.execute_update(SessionWorkflow.resume, ResumeRequest())
         assert (resumed.paused, resumed.pause_reason) == (False, None)
         status = await handle.result()
 
@@ -696,7 +695,7 @@ async def test_on_failure_pause_pauses_the_session_with_the_reason(
         assert status.task("2").state == TaskState.PENDING
         assert not stubs.inputs("run_agent", "2")
 
-        await operate(handle, SessionWorkflow.resume, ResumeRequest())
+        await handle.execute_update(SessionWorkflow.resume, ResumeRequest())
         status = await handle.result()
 
     assert status.status == SessionState.INCOMPLETE
@@ -727,7 +726,7 @@ async def test_a_failure_at_the_end_waits_paused_for_the_operator(
         published = (await handle.describe()).typed_search_attributes
         assert published.get(search_attributes.STATUS) == "Paused"
 
-        await operate(handle, SessionWorkflow.resume, ResumeRequest())
+        await handle.execute_update(SessionWorkflow.resume, ResumeRequest())
         status = await handle.result()
 
     assert status.status == SessionState.INCOMPLETE and not status.paused
@@ -778,8 +777,8 @@ async def test_a_checkout_in_the_way_fails_the_task_with_the_way_forward(
         assert (repo / ".env").read_text() == "TOKEN=secret\n"
 
         (repo / ".env").rename(repo / ".env.mine")  # the user moves it, then retries
-        await operate(handle, SessionWorkflow.retry, "1")
-        await operate(handle, SessionWorkflow.resume, ResumeRequest())
+        await handle.execute_update(SessionWorkflow.retry, "1")
+        await handle.execute_update(SessionWorkflow.resume, ResumeRequest())
         status = await handle.result()
 
     assert status.status == SessionState.COMPLETED
@@ -869,7 +868,7 @@ async def test_finished_histories_replay(client: Client, stubs: Stubs) -> None:
             client, queue, concurrency=2, review=review, agent=AgentSettings(max_attempts=2)
         )
         await status_until(handle, lambda s: s.paused, "the failure to pause the session")
-        await operate(handle, SessionWorkflow.resume, ResumeRequest())
+        await handle.execute_update(SessionWorkflow.resume, ResumeRequest())
         stubs.release("1")
         status = await handle.result()
 
@@ -1067,7 +1066,7 @@ async def test_a_crash_loop_pauses_the_session_and_never_fails_the_task(
         assert "lost 2 times in a row" in (paused.pause_reason or "")
         assert "Nothing failed" in (paused.pause_reason or "")
         assert paused.task("1").state == TaskState.PENDING
-        await operate(handle, SessionWorkflow.resume, ResumeRequest())
+        await handle.execute_update(SessionWorkflow.resume, ResumeRequest())
         status = await handle.result()
 
     task = status.task("1")

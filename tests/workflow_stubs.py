@@ -10,7 +10,6 @@ asyncio.Event and watch what the workflows do meanwhile.
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -18,12 +17,10 @@ from datetime import timedelta
 from typing import Any, TypeVar, cast
 
 from temporalio import activity
-from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.exceptions import ApplicationError
+from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
 from activities.notify import NotifyActivities
-from autopilot.error_types import CONTROL_REFUSED
 from autopilot.infra.config import agent_task_queue
 from autopilot.models import (
     AgentInput,
@@ -445,19 +442,3 @@ async def start_session(
         task_queue=queue,
         execution_timeout=RUN_TIMEOUT,
     )
-
-
-async def operate(handle: WorkflowHandle[Any, SessionStatus], update: Any, arg: Any) -> Any:
-    """An operator's control, sent again (as a person would) while the session refuses it
-    for a state the status already showed past: with no workflow cache, a query can answer
-    from events the control's workflow task is sequenced before (see the note in bench/README,
-    "A control against a loaded machine"). Any other failure, or the deadline, is raised."""
-    deadline = time.monotonic() + RUN_TIMEOUT.total_seconds()
-    while True:
-        try:
-            return await handle.execute_update(update, arg)
-        except WorkflowUpdateFailedError as err:
-            refused = isinstance(err.cause, ApplicationError) and err.cause.type == CONTROL_REFUSED
-            if not refused or time.monotonic() > deadline:
-                raise
-        await asyncio.sleep(0.2)

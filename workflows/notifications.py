@@ -72,11 +72,14 @@ class Notifier:
 
     def send(self, notification: Notification | None) -> None:
         """Start delivering `notification` to every target; returns at once."""
-        if notification is None or not workflow.patched(NOTIFY_PATCH):
+        if notification is None:
             return
-        sending = asyncio.create_task(self._send(notification))
-        self._in_flight.add(sending)
-        sending.add_done_callback(self._in_flight.discard)
+        if workflow.patched(NOTIFY_PATCH):
+            sending = asyncio.create_task(self._send(notification))
+            self._in_flight.add(sending)
+            sending.add_done_callback(self._in_flight.discard)
+        else:
+            return  # recorded before notifications: the session sent none
 
     async def settled(self) -> None:
         """Every notification sent so far delivered or given up (each has a deadline)."""

@@ -19,16 +19,15 @@ carries into its next run holds the new settings): tasks started after it run wi
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeUpdate
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import (
     ActivityError,
-    ApplicationError,
     CancelledError,
     ChildWorkflowError,
 )
@@ -42,18 +41,14 @@ with workflow.unsafe.imports_passed_through():
     from autopilot.error_types import (
         CONFIG_ERRORS,
         CONTAINER_SETUP,
-        CONTROL_REFUSED,
         REPO_UNUSABLE,
         SETUP_ERRORS,
     )
-    from autopilot.infra import search_attributes
     from autopilot.infra.repo_config import CONFIG_FILE
     from autopilot.models import (
-        ACTIVE_SESSION_STATES,
         FINISHED_TASK_STATES,
         RETRYABLE_TASK_STATES,
         Batch,
-        BatchStatus,
         CheckResult,
         ConfigReload,
         MergeInput,
@@ -65,7 +60,6 @@ with workflow.unsafe.imports_passed_through():
         RemoveWorkspaceInput,
         ResumeRequest,
         RetryRequest,
-        SessionCarry,
         SessionChanges,
         SessionRequest,
         SessionState,
@@ -75,13 +69,14 @@ with workflow.unsafe.imports_passed_through():
         TaskRequest,
         TaskResult,
         TaskState,
-        TaskStatus,
         VerifyMergeInput,
         Workspace,
-        place_of,
     )
-    from autopilot.operate.notify import paused, session_ended, task_ended
+    from autopilot.notifications import paused, session_ended, task_ended
+    from workflows.controls import ControlRules, retry_request, settled
     from workflows.notifications import Notifier
+    from workflows.scheduling import Scheduler, history_full
+    from workflows.session_status import SessionBoard, first_carry
     from workflows.task import (
         TaskWorkflow,
         checks_input,
@@ -90,40 +85,44 @@ with workflow.unsafe.imports_passed_through():
         innermost_error_type,
     )
 
-# Patch ids (workflow.patched): sessions that ended while paused were published "Paused";
-# sessions before verify_merged merged a branch checked before the target moved; controls
-# judged the session's state before the rest of their workflow task's events.
-FINISHED_NOT_PAUSED = "finished-not-paused"
+# Patch id (workflow.patched): sessions before verify_merged merged a branch checked before the
+# target moved. The others: workflows/controls.py, workflows/session_status.py.
 VERIFY_MERGED = "verify-merged"
-CONTROLS_SEE_SETTLED_STATE = "controls-see-settled-state"
 # The target moved again while the branch merged with it was checked this many times in a row
 # (another session, a person pushing): the merge gives up and says so.
 VERIFY_ATTEMPTS = 3
 ACTIVITY_TIMEOUT = timedelta(minutes=5)
 GIT_RETRY = RetryPolicy(maximum_attempts=10, non_retryable_error_types=[REPO_UNUSABLE])
-OUTCOME_STATES = {
-    "no_changes": TaskState.NO_CHANGES,
-    "rejected": TaskState.REJECTED,
-    "conflict": TaskState.CONFLICT,
-    "failed": TaskState.FAILED,
-    "cancelled": TaskState.CANCELLED,
-}
 # A task ending in one of these pauses the session when --on-failure is `pause`.
 FAILURE_STATES = frozenset({TaskState.FAILED, TaskState.REJECTED, TaskState.CONFLICT})
-# Events one task in flight may still add to the session's history (child, merge, cleanup,
-# details): the margin kept below history_limit when a run drains before continuing as new.
-DRAIN_EVENTS_PER_TASK = 40
-# The same margin in bytes: a task's result (its reviews) and its merge's events.
-DRAIN_BYTES_PER_TASK = 64 * 1024
-# A dependency in one of these lets its dependants go on.
-DONE_STATES = frozenset({TaskState.MERGED, TaskState.SKIPPED})
 # A task that was not started (skipped, cancelled): the state it settles in, and why.
 Stopped = tuple[TaskState, str]
 
 
-def _refused(reason: str) -> ApplicationError:
-    """A control the session's state does not allow: the update fails with the reason."""
-    return ApplicationError(reason, type=CONTROL_REFUSED, non_retryable=True)
+@dataclass
+class TaskRun:
+    """One go at a task: the result of its task workflow, and the merge when its branch was
+    ready; or, when it did not start, the state it settles in and why."""
+
+    result: TaskResult | None = None
+    merge: MergeOutcome | None = None
+    stopped: Stopped | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.result is not None and self.result.outcome == "ready"
+
+    @property
+    def target_moved_under(self) -> bool:
+        """The branch no longer merges, or merges but fails the checks with the target."""
+        return self.merge is not None and bool(self.merge.conflict or self.merge.failed_checks)
+
+    @property
+    def setup_error(self) -> str | None:
+        """The setup error the task met (every other task would meet it too)."""
+        if self.result is None or self.result.error_type not in SETUP_ERRORS:
+            return None
+        return self.result.error_type
 
 
 @workflow.defn
@@ -132,38 +131,22 @@ class SessionWorkflow:
     def __init__(self, request: SessionRequest) -> None:
         self._req = request
         # Everything the session knows lives in one model, handed whole to the next run when
-        # it continues as new; the attributes below are this run's machinery only.
-        if request.carry is not None:  # a continued run: pick up where the last one stopped
-            self._state = request.carry
-            self._state.status.runs += 1
-        else:
-            self._state = SessionCarry(
-                status=SessionStatus(
-                    id=request.session_id,
-                    status=SessionState.PARSING,
-                    repo=request.repo,
-                    plan_path=request.plan_path,
-                    target_branch=request.target_branch,
-                    config_commit=request.config_commit,
-                    concurrency=request.concurrency,
-                    max_cost_usd=request.max_cost_usd,
-                )
-            )
-        self._running = 0  # task workflows under way, bounded by the concurrency
-        self._merge_queue = asyncio.Lock()  # one merge into the target branch at a time
+        # it continues as new (the board's carry); the rest is this run's machinery only.
+        self._board = SessionBoard(first_carry(request))
+        self._carry = self._board.carry
+        self._scheduler = Scheduler(self._board)
+        self._rules = ControlRules(self._board)
         self._children: dict[str, ChildWorkflowHandle[Any, TaskResult]] = {}
         self._retries: list[asyncio.Task[None]] = []  # task runs the operator asked for again
-        self._removing: set[str] = set()  # tasks whose worktree is being removed
-        self._published: tuple[object, ...] = ()
-        self._notifier = Notifier(request, self._state)
+        self._notifier = Notifier(request, self._carry)
 
     @property
     def _status(self) -> SessionStatus:
-        return self._state.status
+        return self._board.status
 
     @property
     def _plan(self) -> Plan | None:
-        return self._state.plan
+        return self._board.plan
 
     # -- the story ---------------------------------------------------------------------------
 
@@ -173,34 +156,20 @@ class SessionWorkflow:
         # Say how it ended, after what was said before (each delivery has a deadline), and
         # wait for it, so that a notification that failed is in the result.
         await self._notifier.settled()
-        self._notifier.send(session_ended(final, self._duration()))
+        self._notifier.send(session_ended(final, self._board.duration()))
         await self._notifier.settled()
         return final
 
     async def _run(self, request: SessionRequest) -> SessionStatus:
-        status = self._status
-        if self._plan is None and status.plan_sha256:
-            # A continued run of a session that keeps its plan as a snapshot.
-            loaded = await self._load_plan(request)
-            if loaded is None:
-                return status
-            self._state.plan = loaded
-        elif self._plan is None:
-            status.started_at = workflow.now()
-            self._show_progress()
-            parsed = await self._parse_plan(request)
-            if parsed is None:
-                return status
-            self._track(parsed)
-        plan = self._plan
-        assert plan is not None
-
-        status.status = SessionState.RUNNING
+        plan = await self._plan_of(request)
+        if plan is None:
+            return self._status
+        self._status.status = SessionState.RUNNING
         for batch in plan.batches:
-            if self._cancelling:
+            if self._board.cancelling:
                 break
-            status.current_batch = batch.number
-            self._show_progress()
+            self._status.current_batch = batch.number
+            self._board.show_progress()
             workflow.logger.info(
                 "Batch %s: %s (%d tasks)", batch.number, batch.title, len(batch.tasks)
             )
@@ -213,22 +182,42 @@ class SessionWorkflow:
                 return self._continue_as_new()
         # A paused session waits for its operator (who may retry what failed), and tasks
         # sent round again finish before the session does.
-        settled = workflow.wait_condition(
+        settled_all = workflow.wait_condition(
             lambda: (
                 all(run.done() for run in self._retries)
-                and (self._cancelling or not self._status.paused)
+                and (self._board.cancelling or not self._status.paused)
             )
         )
-        if await self._drained_before(settled):
+        if await self._drained_before(settled_all):
             return self._continue_as_new()
+        return self._end()
 
-        if self._cancelling:
-            for task in status.tasks:
+    async def _plan_of(self, request: SessionRequest) -> Plan | None:
+        """The plan this run works on: carried, read from its snapshot, or parsed (None: the
+        session has failed with the reason)."""
+        if self._plan is None and self._status.plan_sha256:
+            # A continued run of a session that keeps its plan as a snapshot.
+            loaded = await self._load_plan(request)
+            if loaded is None:
+                return None
+            self._carry.plan = loaded
+        elif self._plan is None:
+            self._status.started_at = workflow.now()
+            self._board.show_progress()
+            parsed = await self._parse_plan(request)
+            if parsed is None:
+                return None
+            self._board.track(parsed, self._req)
+        return self._plan
+
+    def _end(self) -> SessionStatus:
+        if self._board.cancelling:
+            for task in self._status.tasks:
                 if task.state not in FINISHED_TASK_STATES:
                     self._settle(task.id, TaskState.CANCELLED, "the session was cancelled")
-            return self._finish(SessionState.CANCELLED)
-        all_merged = all(task.state == TaskState.MERGED for task in status.tasks)
-        return self._finish(SessionState.COMPLETED if all_merged else SessionState.INCOMPLETE)
+            return self._board.finish(SessionState.CANCELLED)
+        all_merged = all(task.state == TaskState.MERGED for task in self._status.tasks)
+        return self._board.finish(SessionState.COMPLETED if all_merged else SessionState.INCOMPLETE)
 
     async def _parse_plan(self, request: SessionRequest) -> Plan | None:
         return await self._read_plan(parse_plan, request, "Parse the plan")
@@ -263,7 +252,7 @@ class SessionWorkflow:
                 summary=summary,
             )
         except ActivityError as err:
-            self._finish(SessionState.FAILED, f"plan: {failure_message(err)}")
+            self._board.finish(SessionState.FAILED, f"plan: {failure_message(err)}")
             return None
 
     async def _drained_before(self, work: Awaitable[object]) -> bool:
@@ -273,9 +262,9 @@ class SessionWorkflow:
         drained = asyncio.ensure_future(
             workflow.wait_condition(
                 lambda: (
-                    self._history_full()
-                    and self._running == 0
-                    and not self._merge_queue.locked()
+                    history_full(self._req, self._status.concurrency)
+                    and self._scheduler.running == 0
+                    and not self._scheduler.merge_queue.locked()
                     and not self._notifier.busy
                 )
             )
@@ -293,7 +282,7 @@ class SessionWorkflow:
         )
         assert self._plan is not None
         # An outline is read again from its snapshot: the carried state stays small.
-        carry = self._state.model_copy(update={"plan": None if self._plan.outline else self._plan})
+        carry = self._carry.model_copy(update={"plan": None if self._plan.outline else self._plan})
         workflow.continue_as_new(self._req.model_copy(update={"carry": carry}))
 
     async def _run_in_order(self, batch: Batch) -> None:
@@ -302,81 +291,86 @@ class SessionWorkflow:
             await self._run_task(batch, task)
 
     async def _run_task(self, batch: Batch, task: Task) -> None:
-        if self._task(task.id).state in FINISHED_TASK_STATES:
+        if self._board.task(task.id).state in FINISHED_TASK_STATES:
             return  # settled by an earlier run of this session (before continue-as-new)
-        await workflow.wait_condition(
-            lambda: self._dependencies_settled(task) and task.id not in self._removing
-        )
-        if self._cancelling:
+        await workflow.wait_condition(lambda: self._scheduler.may_start(task))
+        if self._board.cancelling:
             self._settle(task.id, TaskState.CANCELLED, "the session was cancelled")
             return
-        unmet = self._unmet_dependencies(batch, task)
+        unmet = self._scheduler.unmet_dependencies(batch, task)
         if unmet:
             self._settle(task.id, TaskState.BLOCKED, unmet)
             return
 
-        outcome: TaskResult | Stopped | None = None
-        merge: MergeOutcome | None = None
-        if task.id not in self._state.conflict_due:
-            outcome = await self._execute_in_slot(batch, task)
-            if isinstance(outcome, TaskResult) and outcome.outcome == "ready":
-                merge = await self._merge(task, outcome)
-                if (merge.conflict or merge.failed_checks) and not self._cancelling:
-                    # The target moved under the task: one conflict round in its worktree,
-                    # then a fresh review, then one more try at the merge. Carried across
-                    # continue-as-new, so a drained run goes on with the round, not anew.
-                    entry = self._changed(self._task(task.id))
-                    if merge.failed_checks:  # it merges, but fails checks with the target
-                        entry.merged_checks_round = True
-                        self._state.merged_checks_failed[task.id] = merge.failed_checks
-                    else:
-                        entry.conflict_round = True
-                    self._state.conflict_due.append(task.id)
-        if task.id in self._state.conflict_due:
-            outcome = await self._execute_in_slot(
-                batch,
-                task,
-                resolve_conflict=True,
-                merged_checks=self._state.merged_checks_failed.get(task.id, []),
-            )
-            self._state.conflict_due.remove(task.id)
-            self._state.merged_checks_failed.pop(task.id, None)
-            merge = None
-            if isinstance(outcome, TaskResult) and outcome.outcome == "ready":
-                merge = await self._merge(task, outcome)
-        assert outcome is not None
-
-        if isinstance(outcome, TaskResult):
-            state, error = self._final_state(task, outcome, merge)
-        else:
-            state, error = outcome
-        setup_error = isinstance(outcome, TaskResult) and outcome.error_type in SETUP_ERRORS
-        self._settle(task.id, state, error, setup_error=setup_error)
-        if task.id in self._state.setup_failed:
-            self._state.setup_failed.remove(task.id)
-        if isinstance(outcome, TaskResult) and outcome.error_type in SETUP_ERRORS:
-            self._state.setup_failed.append(task.id)
-            if not self._status.paused:
-                # Every other task would fail the same way: stop and say what to fix.
-                self._pause(
-                    f"Task {task.id} cannot run on this setup ({outcome.error_type}): "
-                    f"{outcome.error} — {self._setup_remedy(task.id, outcome.error_type)}",
-                    reload_config=outcome.error_type in CONFIG_ERRORS,
-                )
-        self._unskip(task.id)
-        # The worktree goes; the branch stays (merged, or kept for a look when not). A merge
+        run = await self._run_and_merge(batch, task)
+        state, error = self._final_state(task, run)
+        self._settle(task.id, state, error, setup_error=run.setup_error is not None)
+        self._note_setup_error(task, run)
+        self._scheduler.unskip(task.id)
+        # The workspace goes; the branch stays (merged, or kept for a look when not). A merge
         # took it along already; a task stopped before its first run has none. A retry of
-        # the task waits for this removal (_run_task), never meeting a half-removed worktree.
-        entry = self._task(task.id)
-        made_workspace = (
-            isinstance(outcome, TaskResult) or entry.conflict_round or entry.lost_runs > 0
-        )
-        if made_workspace and (merge is None or not merge.worktree_removed):
-            self._removing.add(task.id)
+        # the task waits for this removal (may_start), never meeting a half-removed workspace.
+        entry = self._board.task(task.id)
+        made_workspace = run.result is not None or entry.conflict_round or entry.lost_runs > 0
+        if made_workspace and (run.merge is None or not run.merge.worktree_removed):
+            self._scheduler.removing.add(task.id)
             try:
                 await self._remove_workspace(task)
             finally:
-                self._removing.discard(task.id)
+                self._scheduler.removing.discard(task.id)
+
+    async def _run_and_merge(self, batch: Batch, task: Task) -> TaskRun:
+        """The task's run and merge; when the target moved under it, one round in its
+        workspace (a conflict round, or a merged-checks round), a fresh review, and one more
+        try at the merge. The round due is carried across continue-as-new, so a drained run
+        goes on with the round, not anew."""
+        if task.id not in self._carry.conflict_due:
+            run = await self._merged(task, await self._execute_in_slot(batch, task))
+            if not run.target_moved_under or self._board.cancelling:
+                return run
+            self._round_due(task.id, run.merge)
+        merged_checks = self._carry.merged_checks_failed.get(task.id, [])
+        run = await self._execute_in_slot(
+            batch, task, resolve_conflict=True, merged_checks=merged_checks
+        )
+        self._carry.conflict_due.remove(task.id)
+        self._carry.merged_checks_failed.pop(task.id, None)
+        return await self._merged(task, run)
+
+    async def _merged(self, task: Task, run: TaskRun) -> TaskRun:
+        """The run with its merge, when its branch is ready."""
+        if run.ready:
+            assert run.result is not None
+            run.merge = await self._merge(task, run.result)
+        return run
+
+    def _round_due(self, task_id: str, merge: MergeOutcome | None) -> None:
+        assert merge is not None
+        entry = self._board.task(task_id)
+        self._board.mark_changed(entry)
+        if merge.failed_checks:  # it merges, but fails checks with the target
+            entry.merged_checks_round = True
+            self._carry.merged_checks_failed[task_id] = merge.failed_checks
+        else:
+            entry.conflict_round = True
+        self._carry.conflict_due.append(task_id)
+
+    def _note_setup_error(self, task: Task, run: TaskRun) -> None:
+        """A task that met a setup error is retried by `resume --reload-config`; every other
+        task would fail the same way, so the session pauses and says what to fix."""
+        if task.id in self._carry.setup_failed:
+            self._carry.setup_failed.remove(task.id)
+        error_type = run.setup_error
+        if error_type is None:
+            return
+        self._carry.setup_failed.append(task.id)
+        if not self._status.paused:
+            assert run.result is not None
+            self._pause(
+                f"Task {task.id} cannot run on this setup ({error_type}): "
+                f"{run.result.error} — {self._setup_remedy(task.id, error_type)}",
+                reload_config=error_type in CONFIG_ERRORS,
+            )
 
     async def _execute_in_slot(
         self,
@@ -384,19 +378,20 @@ class SessionWorkflow:
         task: Task,
         resolve_conflict: bool = False,
         merged_checks: list[CheckResult] | None = None,
-    ) -> TaskResult | Stopped:
+    ) -> TaskRun:
         """The task workflow, in a free slot, or why it did not start. A task whose runs were
         lost too often in a row pauses the session and runs again once resumed: lost work is
         never a failure."""
         while True:
-            async with self._agent_slot(task):
+            async with self._scheduler.agent_slot(task, self._req):
                 stopped = self._stopped_before_start(task)
                 if stopped is not None:
-                    return stopped
+                    return TaskRun(stopped=stopped)
                 result = await self._execute_task(batch, task, resolve_conflict, merged_checks)
-            if result.outcome != "lost" or self._cancelling:
-                return result
-            entry = self._changed(self._task(task.id))
+            if result.outcome != "lost" or self._board.cancelling:
+                return TaskRun(result=result)
+            entry = self._board.task(task.id)
+            self._board.mark_changed(entry)
             entry.state, entry.last_error = TaskState.PENDING, result.error
             if not self._status.paused:
                 self._pause(
@@ -424,66 +419,51 @@ class SessionWorkflow:
             )
         return remedy
 
-    def _final_state(
-        self, task: Task, result: TaskResult, merge: MergeOutcome | None
-    ) -> tuple[TaskState, str | None]:
-        entry = self._task(task.id)
+    def _final_state(self, task: Task, run: TaskRun) -> tuple[TaskState, str | None]:
+        if run.stopped is not None:
+            return run.stopped
+        result, merge = run.result, run.merge
+        assert result is not None
+        entry = self._board.task(task.id)
         if result.outcome == "already_merged":
             entry.merge_sha = result.merge_sha  # _settle marks the change
             return TaskState.MERGED, None
         if result.outcome != "ready":
-            state = OUTCOME_STATES[result.outcome]
-            if state == TaskState.CANCELLED and self._skip_requested(task.id):
+            state = TaskState(result.outcome)  # the task workflow ended it: the same word
+            if state == TaskState.CANCELLED and self._scheduler.skip_requested(task.id):
                 return TaskState.SKIPPED, "skipped by the operator while running"
             return state, result.error
         assert merge is not None
         if merge.merged:
             entry.merge_sha = merge.merge_sha
             return TaskState.MERGED, None
+        return self._unmerged(entry.merged_checks_round, entry.branch, merge)
+
+    def _unmerged(
+        self, had_checks_round: bool, branch: str, merge: MergeOutcome
+    ) -> tuple[TaskState, str | None]:
+        target = self._req.target_branch
         if merge.failed_checks:
             # Ends here after its round, or without one (the session is being cancelled, or
             # the task had its one round already, for a conflict).
-            again = (" still", " after its round") if entry.merged_checks_round else ("", "")
+            again = (" still", " after its round") if had_checks_round else ("", "")
             return TaskState.CONFLICT, (
-                f"its change and {self._req.target_branch}'s new commits{again[0]} fail "
-                f"{_named(merge.failed_checks)} together{again[1]}; branch {entry.branch} is "
-                f"kept, {self._req.target_branch} untouched"
+                f"its change and {target}'s new commits{again[0]} fail "
+                f"{_named(merge.failed_checks)} together{again[1]}; branch {branch} is "
+                f"kept, {target} untouched"
             )
         if merge.conflict:
             files = ", ".join(merge.conflict_files) or "unknown files"
             return TaskState.CONFLICT, (
-                f"still conflicts with {self._req.target_branch} after the conflict round "
-                f"({files}); branch {entry.branch} is kept, {self._req.target_branch} untouched"
+                f"still conflicts with {target} after the conflict round "
+                f"({files}); branch {branch} is kept, {target} untouched"
             )
         return TaskState.FAILED, f"merge: {merge.message}"
 
-    @asynccontextmanager
-    async def _agent_slot(self, task: Task) -> AsyncIterator[None]:
-        """At most `concurrency` task workflows at once, and none starts while paused."""
-
-        def may_go() -> bool:
-            if self._cancelling or self._skip_requested(task.id):
-                return True
-            return (
-                not self._history_full()  # finish what runs, then continue as new
-                and not self._status.paused
-                and self._running < self._status.concurrency
-            )
-
-        # Temporal checks every waiting condition in one pass, so several tasks can wake for
-        # one free slot: each checks again once it runs, and only the first one takes it.
-        while not may_go():
-            await workflow.wait_condition(may_go)
-        self._running += 1
-        try:
-            yield
-        finally:
-            self._running -= 1
-
     def _stopped_before_start(self, task: Task) -> Stopped | None:
-        if self._skip_requested(task.id):
+        if self._scheduler.skip_requested(task.id):
             return TaskState.SKIPPED, "skipped by the operator"
-        if self._cancelling:
+        if self._board.cancelling:
             return TaskState.CANCELLED, "the session was cancelled"
         return None
 
@@ -494,8 +474,9 @@ class SessionWorkflow:
         resolve_conflict: bool = False,
         merged_checks: list[CheckResult] | None = None,
     ) -> TaskResult:
-        request, plan, entry = self._req, self._plan, self._changed(self._task(task.id))
+        request, plan, entry = self._req, self._plan, self._board.task(task.id)
         assert plan is not None
+        self._board.mark_changed(entry)
         entry.state = TaskState.RUNNING
         entry.started_at = entry.started_at or workflow.now()
         entry.workflow_id = f"{request.session_id}/task-{task.id}"
@@ -508,46 +489,34 @@ class SessionWorkflow:
         # Only the task's first run after `--fresh` starts afresh: a lost run's rerun and a
         # conflict round go on from its new branch.
         fresh, entry.fresh_start = entry.fresh_start and not resolve_conflict, False
-        self._show_progress()
+        self._board.show_progress()
+        task_request = TaskRequest.of(
+            request, plan, batch, task, resolve_conflict, merged_checks, fresh=fresh
+        )
+        round_name = (
+            " — merged-checks round"
+            if merged_checks
+            else " — conflict round"
+            if resolve_conflict
+            else ""
+        )
         try:
             child = await workflow.start_child_workflow(
                 TaskWorkflow.run,
-                TaskRequest.of(
-                    request,
-                    plan,
-                    batch,
-                    task,
-                    resolve_conflict,
-                    merged_checks,
-                    fresh=fresh,
-                ),
+                task_request,
                 id=entry.workflow_id,
                 parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
-                static_summary=f"Task {task.id}: {task.title}"
-                + (
-                    " — merged-checks round"
-                    if merged_checks
-                    else " — conflict round"
-                    if resolve_conflict
-                    else ""
-                ),
+                static_summary=f"Task {task.id}: {task.title}{round_name}",
                 static_details=f"Session `{request.session_id}`, batch {batch.number}",
             )
             self._children[task.id] = child
             result = await child
         except ChildWorkflowError as err:
-            if isinstance(err.cause, CancelledError):
-                result = TaskResult(task_id=task.id, outcome="cancelled", error="cancelled")
-            else:  # the task workflow itself failed (not the agent: that is an outcome)
-                result = TaskResult(
-                    task_id=task.id,
-                    outcome="failed",
-                    error=failure_message(err),
-                    error_type=innermost_error_type(err),
-                )
+            result = _ended_by(task, err)
         finally:
             self._children.pop(task.id, None)
-        self._absorb(entry, result)
+        self._board.absorb(entry, result)
+        self._recount()
         return result
 
     async def _merge(self, task: Task, result: TaskResult) -> MergeOutcome:
@@ -555,12 +524,17 @@ class SessionWorkflow:
         to a tree whose checks passed as that tree: a branch that lacks the target's head is
         merged with it in its workspace and checked first, all under the merge queue's lock
         (merges wait meanwhile: that is the price of a green target)."""
-        self._changed(self._task(task.id)).state = TaskState.MERGING
-        self._show_progress()
-        async with self._merge_queue:
-            if self._req.review.verifies_merges and workflow.patched(VERIFY_MERGED):
+        entry = self._board.task(task.id)
+        self._board.mark_changed(entry)
+        entry.state = TaskState.MERGING
+        self._board.show_progress()
+        async with self._scheduler.merge_queue:
+            if not self._req.review.verifies_merges:
+                return await self._merge_branch(task, result, verified_only=False)
+            if workflow.patched(VERIFY_MERGED):
                 return await self._verified_merge(task, result)
-            return await self._merge_branch(task, result, verified_only=False)
+            else:  # recorded before verify_merged: the branch as checked, the target moved or not
+                return await self._merge_branch(task, result, verified_only=False)
 
     async def _verified_merge(self, task: Task, result: TaskResult) -> MergeOutcome:
         """Merge only a branch holding the target's head (its tree is the one checked); else
@@ -570,13 +544,14 @@ class SessionWorkflow:
             merge = await self._merge_branch(task, result, verified_only=True)
             if not merge.target_moved:
                 return merge
-            entry = self._task(task.id)
+            entry = self._board.task(task.id)
             try:
                 # Numbered over the task's whole life: each verification keeps its own logs.
                 verified = await self._verify(task, result, entry.merge_checks + 1)
             except ActivityError as err:
                 return MergeOutcome(merged=False, message=failure_message(err))
-            self._changed(entry).merge_checks += 1
+            self._board.mark_changed(entry)
+            entry.merge_checks += 1
             if not verified.clean:
                 return MergeOutcome(
                     merged=False, conflict=True, conflict_files=verified.conflict_files
@@ -621,7 +596,7 @@ class SessionWorkflow:
 
     async def _verify(self, task: Task, result: TaskResult, number: int) -> MergeVerification:
         """The target merged into the task's branch in its workspace, and the checks there."""
-        batch, _ = self._find(task.id)
+        batch, _ = self._scheduler.find(task.id)
         assert self._plan is not None
         request = TaskRequest.of(self._req, self._plan, batch, task)
         workspace = Workspace(
@@ -655,7 +630,7 @@ class SessionWorkflow:
     async def _remove_workspace(self, task: Task) -> None:
         """A worktree that will not go is left for `starter.py cleanup` and shown in the
         status: the task's outcome stands, and the session goes on."""
-        entry = self._task(task.id)
+        entry = self._board.task(task.id)
         try:
             await workflow.execute_activity(
                 remove_workspace,
@@ -671,13 +646,15 @@ class SessionWorkflow:
                 summary=f"Task {task.id}: remove worktree",
             )
         except ActivityError as err:
-            self._changed(entry).workspace_left = (
+            self._board.mark_changed(entry)
+            entry.workspace_left = (
                 f"the worktree could not be removed ({failure_message(err)}); "
                 "`starter.py cleanup` removes it"
             )
         else:
             if entry.workspace_left:
-                self._changed(entry).workspace_left = ""
+                self._board.mark_changed(entry)
+                entry.workspace_left = ""
 
     # -- the operator's controls -------------------------------------------------------------
 
@@ -696,57 +673,49 @@ class SessionWorkflow:
     # A control's validator runs before the other events of the workflow task that brings it
     # (a task that just failed, say), while a status query may already have seen them: what
     # the session's state decides is checked in the handler, once those events are applied
-    # (`_settled`). The validators refuse only what no event can change.
+    # (`settled`, workflows/controls.py). The validators refuse only what no event can change.
+
+    # A control's validator runs before the other events of the workflow task that brings it
+    # (a task that just failed, say), while a status query may already have seen them: what
+    # the session's state decides is checked in the handler, once those events are applied
+    # (`settled`, workflows/controls.py). The validators refuse only what no event can change.
 
     @workflow.update
     async def pause(self, reason: str) -> SessionStatus:
         """No new task starts; running ones finish (and merge)."""
-        await self._settled()
-        if self._status.paused:
-            raise _refused(f"the session is already paused ({self._status.pause_reason})")
+        await settled()
+        self._rules.check_pausable()
         self._pause(reason or "paused by the operator")
         return self._status
 
     @pause.validator
     def _validate_pause(self, reason: str) -> None:
-        self._require_active()
+        self._rules.require_active()
 
     @workflow.update
     async def resume(self, request: ResumeRequest) -> SessionStatus:
-        await self._settled()
-        self._check_resumable(request)
+        await settled()
+        self._rules.check_resumable(request)
         return self._resume(request)
-
-    def _check_resumable(self, request: ResumeRequest) -> None:
-        if not self._status.paused:
-            raise _refused("the session is not paused")
-        budget = (
-            request.max_cost_usd if request.max_cost_usd is not None else self._status.max_cost_usd
-        )
-        if budget is not None and self._status.cost_usd >= budget:
-            raise _refused(
-                f"the session has spent ${self._status.cost_usd:.2f} of its "
-                f"${budget:.2f} budget; resume with a higher --max-cost-usd"
-            )
 
     def _resume(self, request: ResumeRequest) -> SessionStatus:
         if request.max_cost_usd is not None:
             self._status.max_cost_usd = request.max_cost_usd
         self._status.paused, self._status.pause_reason = False, None
-        self._show_progress()
+        self._board.show_progress()
         return self._status
 
     @resume.validator
     def _validate_resume(self, request: ResumeRequest) -> None:
-        self._require_active()
+        self._rules.require_active()
 
     @workflow.update
     async def resume_with_config(self, reload: ConfigReload) -> SessionStatus:
         """`resume --reload-config`: the settings of a newer `.autopilot.toml` for the tasks
         started from now on (running ones keep theirs), the tasks that met a setup error
         retried with them, and the session resumed: one step, so nothing runs in between."""
-        await self._settled()
-        self._check_resumable(reload)
+        await settled()
+        self._rules.check_resumable(reload)
         agent = self._req.agent.model_copy(
             update={"network": reload.network, "ports": reload.ports}
         )
@@ -761,16 +730,15 @@ class SessionWorkflow:
         )
         self._status.config_commit = reload.config_commit
         self._status.config_changes = reload.changes
-        for task_id in list(self._state.setup_failed):
-            if self._task(task_id).state in RETRYABLE_TASK_STATES:
+        for task_id in list(self._carry.setup_failed):
+            if self._board.task(task_id).state in RETRYABLE_TASK_STATES:
                 self._retry(task_id)
         return self._resume(reload)
 
     @resume_with_config.validator
     def _validate_resume_with_config(self, reload: ConfigReload) -> None:
-        self._require_active()
-        if self._cancelling:
-            raise ValueError("the session is being cancelled")
+        self._rules.require_active()
+        self._rules.require_not_cancelling()
 
     @workflow.query
     def settings(self) -> SessionRequest:
@@ -784,24 +752,22 @@ class SessionWorkflow:
         self._status.cancel_reason = reason or "cancelled by the operator"
         for child in self._children.values():
             child.cancel()
-        self._show_progress()
+        self._board.show_progress()
         return self._status
 
     @cancel.validator
     def _validate_cancel(self, reason: str) -> None:
-        self._require_active()
-        if self._cancelling:
+        self._rules.require_active()
+        if self._board.cancelling:
             raise ValueError("the session is already being cancelled")
 
     @workflow.update
     async def skip(self, task_id: str) -> SessionStatus:
         """A pending task never starts; a running one is stopped. Its dependants go on."""
-        await self._settled()
-        entry = self._task(task_id)
-        if entry.state in FINISHED_TASK_STATES or entry.state == TaskState.MERGING:
-            raise _refused(f"Task {task_id} is already {entry.state.value}")
-        if task_id not in self._state.skip_requested:
-            self._state.skip_requested.append(task_id)
+        await settled()
+        self._rules.check_skippable(task_id)
+        if task_id not in self._carry.skip_requested:
+            self._carry.skip_requested.append(task_id)
         child = self._children.get(task_id)
         if child is not None:
             child.cancel()
@@ -809,31 +775,25 @@ class SessionWorkflow:
 
     @skip.validator
     def _validate_skip(self, task_id: str) -> None:
-        self._require_active()
-        self._known_task(task_id)
+        self._rules.require_active()
+        self._rules.known_task(task_id)
 
     @workflow.update
     async def retry(self, request: str | RetryRequest) -> SessionStatus:
         """Run a task that did not merge again, with the tasks it blocked. `fresh`: the task
         starts from the target's head, its branch's work set aside (its blocked dependants
         have no branch of their own yet)."""
-        retry = _retry_request(request)
-        task_id = retry.task_id
-        await self._settled()
-        entry = self._task(task_id)
-        if entry.state not in RETRYABLE_TASK_STATES:
-            allowed = ", ".join(sorted(state.value for state in RETRYABLE_TASK_STATES))
-            raise _refused(
-                f"Task {task_id} is {entry.state.value}; only a task that is {allowed} "
-                "can be retried"
-            )
-        self._retry(task_id, fresh=retry.fresh)
+        retry = retry_request(request)
+        await settled()
+        self._rules.check_retryable(retry.task_id)
+        self._retry(retry.task_id, fresh=retry.fresh)
         return self._status
 
     def _retry(self, task_id: str, *, fresh: bool = False) -> None:
-        for task_id_again in [task_id, *self._blocked_by(task_id)]:
-            batch, task = self._find(task_id_again)
-            entry = self._changed(self._task(task_id_again))
+        for task_id_again in [task_id, *self._scheduler.blocked_by(task_id)]:
+            batch, task = self._scheduler.find(task_id_again)
+            entry = self._board.task(task_id_again)
+            self._board.mark_changed(entry)
             entry.state, entry.completed_at = TaskState.PENDING, None
             entry.retries += 1
             entry.fresh_start = fresh and task_id_again == task_id
@@ -842,193 +802,28 @@ class SessionWorkflow:
 
     @retry.validator
     def _validate_retry(self, request: str | RetryRequest) -> None:
-        task_id = _retry_request(request).task_id
-        self._require_active()
-        self._known_task(task_id)
-        if self._cancelling:
-            raise ValueError("the session is being cancelled")
-
-    async def _settled(self) -> None:
-        """Let the rest of this workflow task's events be applied first (a control's handler
-        starts before them): the state it then reads is the one a status query shows."""
-        if workflow.patched(CONTROLS_SEE_SETTLED_STATE):
-            await workflow.wait_condition(lambda: True)
+        task_id = retry_request(request).task_id
+        self._rules.require_active()
+        self._rules.known_task(task_id)
+        self._rules.require_not_cancelling()
 
     @workflow.update
     def set_concurrency(self, concurrency: int) -> SessionStatus:
         self._status.concurrency = concurrency
-        self._show_progress()
+        self._board.show_progress()
         return self._status
 
     @set_concurrency.validator
     def _validate_set_concurrency(self, concurrency: int) -> None:
-        self._require_active()
-        if concurrency < 1:
-            raise ValueError(f"concurrency must be at least 1 (got {concurrency})")
-
-    def _require_active(self) -> None:
-        if self._status.status not in ACTIVE_SESSION_STATES:
-            raise ValueError(f"the session has finished ({self._status.status.value})")
-
-    def _known_task(self, task_id: str) -> TaskStatus:
-        try:
-            return self._task(task_id)
-        except KeyError:
-            known = ", ".join(task.id for task in self._status.tasks) or "none yet"
-            raise ValueError(f"no Task {task_id} in this session (tasks: {known})") from None
+        self._rules.require_active()
+        self._rules.check_concurrency(concurrency)
 
     # -- bookkeeping -------------------------------------------------------------------------
-
-    def _history_full(self) -> bool:
-        """Time to stop starting tasks and continue as new, so that the run ends under
-        history_limit (events) and history_bytes_limit: every task still in flight adds its
-        merge, cleanup and bookkeeping events while it finishes. The server may say so first.
-        A pure reading: wait predicates must not change state."""
-        info = workflow.info()
-        in_flight = self._status.concurrency + 1
-        limit, size_limit = self._req.history_limit, self._req.history_bytes_limit
-        return (
-            info.get_current_history_length()
-            > max(limit - DRAIN_EVENTS_PER_TASK * in_flight, limit // 2)
-            or info.get_current_history_size()
-            > max(size_limit - DRAIN_BYTES_PER_TASK * in_flight, size_limit // 2)
-            or info.is_continue_as_new_suggested()
-        )
-
-    def _skip_requested(self, task_id: str) -> bool:
-        return task_id in self._state.skip_requested
-
-    def _unskip(self, task_id: str) -> None:
-        if task_id in self._state.skip_requested:
-            self._state.skip_requested.remove(task_id)
 
     @property
     def _git_heartbeat(self) -> timedelta:
         # Git steps heartbeat too: a worker that dies mid-merge is noticed this fast.
         return timedelta(seconds=self._req.agent.heartbeat_timeout_s)
-
-    @property
-    def _cancelling(self) -> bool:
-        return self._status.cancel_reason is not None
-
-    def _track(self, plan: Plan) -> None:
-        self._state.plan = plan
-        status = self._status
-        status.plan_title = plan.title
-        status.plan_sha256 = plan.sha256
-        status.total_batches = len(plan.batches)
-        status.batches = [
-            BatchStatus(
-                number=batch.number,
-                title=batch.title,
-                dependencies=batch.dependencies,
-                execution_mode=place_of(self._req, batch),
-                sequential=batch.sequential,
-                task_ids=[task.id for task in batch.tasks],
-            )
-            for batch in plan.batches
-        ]
-        status.tasks = [
-            self._changed(
-                TaskStatus(
-                    id=task.id, title=task.title, batch=batch.number, depends_on=task.depends_on
-                )
-            )
-            for batch in plan.batches
-            for task in batch.tasks
-        ]
-        for entry in status.tasks:
-            entry.fresh_start = self._req.fresh  # a merged one is found merged first, untouched
-        status.tasks_total = len(status.tasks)
-        status.done_in_plan = plan.done_tasks  # shown, never run: the session has no other use
-
-    def _find(self, task_id: str) -> tuple[Batch, Task]:
-        assert self._plan is not None
-        for batch in self._plan.batches:
-            for task in batch.tasks:
-                if task.id == task_id:
-                    return batch, task
-        raise KeyError(task_id)
-
-    def _task(self, task_id: str) -> TaskStatus:
-        return self._status.task(task_id)
-
-    def _changed(self, entry: TaskStatus) -> TaskStatus:
-        """Mark a task entry as changed (before or after changing it, in the same step): the
-        `changes` query sends it again to whoever saw an earlier revision."""
-        self._status.revision += 1
-        entry.revision = self._status.revision
-        return entry
-
-    def _in_session(self, task_id: str) -> bool:
-        return any(task.id == task_id for task in self._status.tasks)
-
-    def _dependencies_settled(self, task: Task) -> bool:
-        # A dependency outside the selected batches was merged by an earlier session.
-        return all(
-            not self._in_session(dep) or self._task(dep).state in FINISHED_TASK_STATES
-            for dep in task.depends_on
-        )
-
-    def _unmet_dependencies(self, batch: Batch, task: Task) -> str | None:
-        failed = [
-            dep
-            for dep in task.depends_on
-            if self._in_session(dep) and self._task(dep).state not in DONE_STATES
-        ]
-        if failed:
-            return ", ".join(f"Task {dep}" for dep in failed) + " did not merge"
-        unmet = [
-            f"Batch {number}"
-            for number in batch.dependencies
-            if any(
-                entry.batch == number and entry.state not in DONE_STATES
-                for entry in self._status.tasks
-            )
-        ]
-        if unmet:
-            return f"batch dependency not met: {', '.join(unmet)}"
-        return None
-
-    def _blocked_by(self, task_id: str) -> list[str]:
-        """Blocked tasks that wait, directly or not, on task_id (or on its batch)."""
-        found: list[str] = []
-        frontier = [task_id]
-        while frontier:
-            current = frontier.pop()
-            batch_of_current = self._task(current).batch
-            for entry in self._status.tasks:
-                if entry.state != TaskState.BLOCKED or entry.id in found or entry.id == task_id:
-                    continue
-                batch, _ = self._find(entry.id)
-                if current in entry.depends_on or batch_of_current in batch.dependencies:
-                    found.append(entry.id)
-                    frontier.append(entry.id)
-        return found
-
-    def _absorb(self, entry: TaskStatus, result: TaskResult) -> None:
-        """A finished task workflow's figures, added to what earlier runs of it reported."""
-        self._changed(entry)
-        entry.branch = result.branch or entry.branch
-        if result.set_aside:
-            entry.set_aside.append(result.set_aside)
-        entry.commit_count = len(result.commits) or entry.commit_count
-        entry.lost_runs += result.lost_runs
-        for run in result.agent_runs:
-            entry.attempts += not run.lost
-            entry.cost_usd += run.cost_usd
-            entry.turns += run.turns
-            entry.input_tokens += run.input_tokens
-            entry.output_tokens += run.output_tokens
-        # The reviews and transcripts themselves stay in the task workflow's result (`status
-        # --json` fills them in): the session's status travels in every query, update and
-        # continue-as-new, one entry per task.
-        if result.setup:
-            entry.setup = result.setup[-1].summary()
-        entry.review_rounds += len(result.reviews)
-        for review in result.reviews:
-            entry.cost_usd += review.reviewer_cost_usd
-        self._recount()
 
     def _settle(
         self,
@@ -1039,14 +834,15 @@ class SessionWorkflow:
         setup_error: bool = False,
     ) -> None:
         """`setup_error`: the caller pauses right after, saying which command fits."""
-        entry = self._changed(self._task(task_id))
+        entry = self._board.task(task_id)
+        self._board.mark_changed(entry)
         entry.state = state
         entry.completed_at = workflow.now()
         workflow.logger.info("Task %s %s%s", task_id, state.value, f": {error}" if error else "")
         entry.last_error = error if state != TaskState.MERGED else None
         self._notifier.send(task_ended(self._status, entry))
         if state in FAILURE_STATES and self._req.review.on_failure == "pause" and not setup_error:
-            if not self._status.paused and not self._cancelling:
+            if not self._status.paused and not self._board.cancelling:
                 session = self._req.session_id
                 self._pause(
                     f"Task {task_id} ended {state.value}: {error} — `starter.py retry "
@@ -1057,80 +853,39 @@ class SessionWorkflow:
         self._recount()
 
     def _recount(self) -> None:
+        """The totals again; the budget spent with work left pauses the session."""
+        self._board.recount()
         status = self._status
-        status.tasks_completed = sum(task.state == TaskState.MERGED for task in status.tasks)
-        status.cost_usd = sum(task.cost_usd for task in status.tasks)
-        status.input_tokens = sum(task.input_tokens for task in status.tasks)
-        status.output_tokens = sum(task.output_tokens for task in status.tasks)
-        budget = status.max_cost_usd
-        work_left = any(task.state == TaskState.PENDING for task in status.tasks)
-        if budget is not None and status.cost_usd >= budget and work_left and not status.paused:
+        if self._board.over_budget():
+            assert status.max_cost_usd is not None
             self._pause(
-                f"budget reached: ${status.cost_usd:.2f} of ${budget:.2f} spent",
+                f"budget reached: ${status.cost_usd:.2f} of ${status.max_cost_usd:.2f} spent",
                 budget_reached=True,
             )
-        self._show_progress()
+        self._board.show_progress()
 
     def _pause(
         self, reason: str, *, budget_reached: bool = False, reload_config: bool = False
     ) -> None:
         workflow.logger.info("Session paused: %s", reason)
         self._status.paused, self._status.pause_reason = True, reason
-        self._show_progress()
+        self._board.show_progress()
         self._notifier.send(
             paused(self._status, budget_reached=budget_reached, reload_config=reload_config)
         )
 
-    def _show_progress(self) -> None:
-        """What the Web UI shows: the current details line and the search attributes."""
-        status = self._status
-        paused = f" — PAUSED: {status.pause_reason}" if status.paused else ""
-        workflow.set_current_details(
-            f"**{status.status.value}**{paused} — batch {status.current_batch} "
-            f"({status.total_batches} batches), {status.tasks_completed}/{status.tasks_total} "
-            f"tasks merged, ${status.cost_usd:.2f}"
-        )
-        self._publish()
 
-    def _publish(self) -> None:
-        status = self._status
-        label = "Paused" if status.paused else status.status.value.title()
-        if self._cancelling and status.status in ACTIVE_SESSION_STATES:
-            label = "Cancelling"
-        finished = status.status not in ACTIVE_SESSION_STATES
-        if finished and status.paused and workflow.patched(FINISHED_NOT_PAUSED):
-            label = status.status.value.title()  # a session cancelled while paused is over
-        plan_name = status.plan_path.rsplit("/", 1)[-1]
-        published = (label, plan_name, status.repo, status.current_batch)
-        if published == self._published:
-            return  # every upsert is a history event: only on change
-        self._published = published
-        updates: list[SearchAttributeUpdate[Any]] = [
-            search_attributes.STATUS.value_set(label),
-            search_attributes.PLAN.value_set(plan_name),
-            search_attributes.REPO.value_set(status.repo),
-        ]
-        if status.current_batch is not None:
-            updates.append(search_attributes.BATCH.value_set(status.current_batch))
-        workflow.upsert_search_attributes(updates)
-
-    def _duration(self) -> float | None:
-        status = self._status
-        if status.started_at is None or status.completed_at is None:
-            return None
-        return (status.completed_at - status.started_at).total_seconds()
-
-    def _finish(self, state: SessionState, error: str | None = None) -> SessionStatus:
-        self._status.status = state
-        self._status.error = error
-        self._status.completed_at = workflow.now()
-        self._show_progress()
-        return self._status
-
-
-def _retry_request(request: str | RetryRequest) -> RetryRequest:
-    """A bare task id is what `retry` was sent before `fresh` (recorded histories replay it)."""
-    return RetryRequest(task_id=request) if isinstance(request, str) else request
+def _ended_by(task: Task, err: ChildWorkflowError) -> TaskResult:
+    """The result of a task workflow that did not return one: cancelled, or itself failed
+    (not the agent: that is an outcome)."""
+    if isinstance(err.cause, CancelledError):
+        return TaskResult(task_id=task.id, outcome="cancelled", error="cancelled")
+    return TaskResult(
+        task_id=task.id,
+        outcome="failed",
+        error=failure_message(err),
+        error_type=innermost_error_type(err),
+    )
 
 
 def _merge_message(style: MergeStyle, task: Task) -> str:

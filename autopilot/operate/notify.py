@@ -1,18 +1,18 @@
 """Notifications: a person told when a session needs them (paused, a task failed, rejected or
 conflicting, the budget reached) and when it ended.
 
-The session builds each notification from its status (`paused`, `task_ended`,
-`session_ended`: pure, so the workflow may call them); the notify activity adds the target
-branch's head (`with_head`) and the chat text (`with_text`), scrubs the worker's secret values
-(`scrubbed`) and delivers it (`deliver`): a JSON POST to a webhook URL, or a command run
-argv-style with the JSON on stdin and the text as its last argument. A `NotifyError` says
+The session builds each notification from its status (autopilot/notifications: `paused`,
+`task_ended`, `session_ended`, pure; re-exported here); the notify activity shows its
+repository without credentials (`shown`), adds the target branch's head (`with_head`) and the
+chat text (`with_text`), scrubs the worker's secret values (`scrubbed`) and delivers it
+(`deliver`): a JSON POST to a webhook URL, or a command run argv-style with the JSON on stdin
+and the text as its last argument. A `NotifyError` says
 whether another attempt can help.
 """
 
 from __future__ import annotations
 
 import http.client
-import math
 import os
 import shlex
 import signal
@@ -29,12 +29,22 @@ from autopilot.git.runner import GitError
 from autopilot.infra.host_names import private_address_reason
 from autopilot.infra.notify_targets import private_refusal, resolve, url_label
 from autopilot.infra.redact import Redactor
-from autopilot.models import Notification, NotifyEvent, SessionStatus, TaskState, TaskStatus
+from autopilot.models import Notification
+from autopilot.notifications import (
+    REASON_LIMIT,
+    clip,
+    paused,
+    resume_command,
+    retry_command,
+    session_ended,
+    task_ended,
+)
 from autopilot.steps.site import kept_work, target_head
 
 __all__ = [
     "COMMAND_TIMEOUT_S",
     "HTTP_TIMEOUT_S",
+    "REASON_LIMIT",
     "NotifyError",
     "command_env",
     "deliver",
@@ -45,18 +55,17 @@ __all__ = [
     "run_command",
     "scrubbed",
     "session_ended",
+    "shown",
     "task_ended",
     "with_head",
     "with_text",
 ]
 
-STARTER = "python starter.py"
 HTTP_TIMEOUT_S = 10.0
 COMMAND_TIMEOUT_S = 20.0
 # Discord refuses a `content` over 2,000 characters; the whole failure stays in `reason`.
 TEXT_LIMIT = 1900
 REASON_IN_TEXT = 600
-REASON_LIMIT = 4000
 ERROR_BODY_CHARS = 300
 # HTTP answers that may mean "later": a timeout, too early, too many, any server error.
 RETRYABLE_STATUS = frozenset({408, 425, 429})
@@ -70,11 +79,6 @@ COMMAND_VARS = (
     "DBUS_SESSION_BUS_ADDRESS",
     "XDG_RUNTIME_DIR",
 )
-TASK_EVENTS: dict[TaskState, NotifyEvent] = {
-    TaskState.FAILED: "task_failed",
-    TaskState.REJECTED: "task_rejected",
-    TaskState.CONFLICT: "task_conflict",
-}
 
 
 class NotifyError(Exception):
@@ -90,91 +94,14 @@ class NotifyError(Exception):
 # --------------------------------------------------------------------------------------------
 
 
-def resume_command(
-    session_id: str, budget: float | None = None, *, reload_config: bool = False
-) -> str:
-    """`reload_config`: the fix is a commit of .autopilot.toml, which only that flag reads."""
-    flag = " --reload-config" if reload_config else ""
-    command = f"{STARTER} resume{flag} {shlex.quote(session_id)}"
-    return command if budget is None else f"{command} --max-cost-usd {budget:.2f}"
-
-
-def retry_command(session_id: str, task_id: str) -> str:
-    return f"{STARTER} retry {shlex.quote(session_id)} {shlex.quote(task_id)}"
-
-
-def _facts(status: SessionStatus, event: NotifyEvent) -> dict[str, Any]:
-    """What every notification says about its session."""
-    counts: dict[str, int] = {}
-    for task in status.tasks:
-        counts[task.state.value] = counts.get(task.state.value, 0) + 1
-    return {
-        "event": event,
-        "session_id": status.id,
-        "status": status.status.value,
-        "repo": shown_url(status.repo),  # a session from before URLs were checked
-        "target_branch": status.target_branch,
-        "plan": status.plan_path,
-        "counts": {state.value: counts[state.value] for state in TaskState if state in counts},
-        "tasks_total": status.tasks_total,
-        "tasks_merged": status.tasks_completed,
-        "cost_usd": round(status.cost_usd, 4),
-        "max_cost_usd": status.max_cost_usd,
-    }
-
-
-def _clip(text: str | None, limit: int) -> str | None:
-    if text is None or len(text) <= limit:
-        return text
-    return text[: limit - 1] + "…"
-
-
-def paused(
-    status: SessionStatus, *, budget_reached: bool = False, reload_config: bool = False
-) -> Notification:
-    """The session paused: why, and the command that resumes it (with a higher budget when
-    the budget paused it: twice what was spent or budgeted, in whole cents, so that `resume`
-    accepts it)."""
-    budget = status.max_cost_usd
-    higher = None
-    if budget_reached and budget is not None:
-        higher = math.ceil(200 * max(status.cost_usd, budget)) / 100
-    return Notification(
-        **_facts(status, "budget_reached" if budget_reached else "session_paused"),
-        reason=_clip(status.pause_reason, REASON_LIMIT),
-        resume_command=resume_command(status.id, higher, reload_config=reload_config),
-    )
-
-
-def task_ended(status: SessionStatus, task: TaskStatus) -> Notification | None:
-    """A task failed, was rejected or conflicts: why, its kept branch and how to retry it.
-    None for any other end."""
-    event = TASK_EVENTS.get(task.state)
-    if event is None:
-        return None
-    return Notification(
-        **_facts(status, event),
-        reason=_clip(task.last_error, REASON_LIMIT),
-        task_id=task.id,
-        task_title=task.title,
-        task_state=task.state.value,
-        branch=task.branch or None,
-        retry_command=retry_command(status.id, task.id),
-    )
-
-
-def session_ended(status: SessionStatus, duration_s: float | None) -> Notification:
-    reason = status.error or status.cancel_reason
-    return Notification(
-        **_facts(status, "session_ended"),
-        reason=_clip(reason, REASON_LIMIT),
-        duration_s=None if duration_s is None else round(duration_s, 1),
-    )
-
-
 # --------------------------------------------------------------------------------------------
 # The body as sent (in the activity)
 # --------------------------------------------------------------------------------------------
+
+
+def shown(notification: Notification) -> Notification:
+    """The repository without credentials (a session from before URLs were checked)."""
+    return notification.model_copy(update={"repo": shown_url(notification.repo)})
 
 
 def with_head(notification: Notification) -> Notification:
@@ -222,7 +149,7 @@ _SESSION_ENDINGS = {
 
 def _text(n: Notification) -> str:
     session = f"Autopilot session `{n.session_id}`"
-    reason = _clip(n.reason, REASON_IN_TEXT)
+    reason = clip(n.reason, REASON_IN_TEXT)
     if n.event == "session_paused":
         lines = [
             f"{session} paused: {reason}",
@@ -257,7 +184,7 @@ def _text(n: Notification) -> str:
             f"{f' ({others})' if others else ''}{took}, ${n.cost_usd:.2f}.",
             f"{_where(n)} {head}".rstrip(),
         ]
-    return _clip("\n".join(lines), TEXT_LIMIT) or ""
+    return clip("\n".join(lines), TEXT_LIMIT) or ""
 
 
 def with_text(notification: Notification) -> Notification:
@@ -438,7 +365,7 @@ def deliver(
 ) -> Notification:
     """Send the notification, completed and scrubbed, to a URL or a command; returns the
     body as sent. NotifyError when it could not be delivered."""
-    body = scrubbed(with_text(with_head(notification)), redactor)
+    body = scrubbed(with_text(with_head(shown(notification))), redactor)
     data = body.model_dump_json().encode()
     if command:
         run_command(command, data, body.text, env)
