@@ -634,6 +634,9 @@ class TaskResult(BaseModel):
     lost_runs: int = 0  # agent and reviewer runs lost (worker gone, killed from outside)
     setup: list[SetupResult] = Field(default_factory=list)  # the workspace's setups, in order
     set_aside: str = ""  # started afresh: the branch its earlier work is kept under
+    # Where it ran, for the session's steps on its workspace (merge, verify, remove). None:
+    # recorded before sites were carried, or ended before its workspace was prepared.
+    site: TaskSite | None = None
 
 
 class TaskStatus(BaseModel):

@@ -68,11 +68,13 @@ with workflow.unsafe.imports_passed_through():
         Task,
         TaskRequest,
         TaskResult,
+        TaskSite,
         TaskState,
         VerifyMergeInput,
         Workspace,
     )
     from autopilot.notifications import paused, session_ended, task_ended
+    from autopilot.steps.site import task_site
     from workflows.controls import ControlRules, retry_request, settled
     from workflows.notifications import Notifier
     from workflows.scheduling import Scheduler, history_full
@@ -315,7 +317,7 @@ class SessionWorkflow:
         if made_workspace and (run.merge is None or not run.merge.worktree_removed):
             self._scheduler.removing.add(task.id)
             try:
-                await self._remove_workspace(task)
+                await self._remove_workspace(task, self._site(task, run.result))
             finally:
                 self._scheduler.removing.discard(task.id)
 
@@ -585,6 +587,7 @@ class SessionWorkflow:
                     worktree=result.workspace_path,
                     verified_only=verified_only,
                     style=self._req.merge_style,
+                    site=self._site(task, result),
                 ),
                 start_to_close_timeout=ACTIVITY_TIMEOUT,
                 heartbeat_timeout=self._git_heartbeat,
@@ -613,8 +616,11 @@ class SessionWorkflow:
                     task_id=task.id,
                     repo=self._req.repo,
                     base_sha=result.base_sha,
+                    site=self._site(task, result),
                 ),
-                checks=checks_input(request, workspace, f"merged-{number}"),
+                checks=checks_input(
+                    request, workspace, f"merged-{number}", self._site(task, result)
+                ),
             ),
             # The merge, the setup again (the target may change a lock file), the checks.
             start_to_close_timeout=ACTIVITY_TIMEOUT
@@ -627,7 +633,16 @@ class SessionWorkflow:
         )
         return verified
 
-    async def _remove_workspace(self, task: Task) -> None:
+    def _site(self, task: Task, result: TaskResult | None) -> TaskSite:
+        """Where the task ran, as its workflow decided; for a result recorded before sites
+        were carried, or a task that ended before its workspace was made, decided here."""
+        if result is not None and result.site is not None:
+            return result.site
+        batch, _ = self._scheduler.find(task.id)
+        assert self._plan is not None
+        return task_site(TaskRequest.of(self._req, self._plan, batch, task))
+
+    async def _remove_workspace(self, task: Task, site: TaskSite) -> None:
         """A worktree that will not go is left for `starter.py cleanup` and shown in the
         status: the task's outcome stands, and the session goes on."""
         entry = self._board.task(task.id)
@@ -639,6 +654,7 @@ class SessionWorkflow:
                     state_dir=self._req.state_dir,
                     session_id=self._req.session_id,
                     task_id=task.id,
+                    site=site,
                 ),
                 start_to_close_timeout=ACTIVITY_TIMEOUT,
                 heartbeat_timeout=self._git_heartbeat,

@@ -139,6 +139,7 @@ class TaskWorkflow:
                 outcome="already_merged",
                 branch=workspace.branch,
                 merge_sha=workspace.merge_sha,
+                site=self._site,
             )
         result = TaskResult(
             task_id=task.id,
@@ -147,6 +148,7 @@ class TaskWorkflow:
             workspace_path=workspace.path,
             base_sha=workspace.base_sha,
             set_aside=workspace.set_aside,
+            site=self._site,
         )
 
         job: AgentInput | None = AgentInput(request=request, workspace=workspace)
