@@ -19,6 +19,7 @@ from typing import TypeVar
 
 from autopilot.infra.config import load_settings
 from autopilot.infra.temporal_connection import stop_embedded_server
+from autopilot.infra.worker_process import stop_worker
 from autopilot.models import SessionStatus
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -225,12 +226,7 @@ class Autopilot:
 
     def shutdown(self) -> None:
         for worker in self.workers:
-            if worker.poll() is None:
-                worker.send_signal(signal.SIGTERM)
-                try:
-                    worker.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    worker.kill()
+            stop_worker(worker, grace_s=20)
         pid_file = self.state_dir / "logs" / "worker.pid"  # a worker the starter started
         if pid_file.exists():
             try:

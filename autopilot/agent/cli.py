@@ -98,16 +98,24 @@ def model_route(base: Mapping[str, str]) -> dict[str, str]:
     return allowed_env.pick(base, [allowed_env.MODEL_ROUTE])
 
 
+def stream_json_argv(claude_bin: Path) -> list[str]:
+    """The head of every `claude -p` command line the pipeline runs (the agent's and the
+    reviewer's): one event a line, which the runner reads as it comes."""
+    return [
+        str(claude_bin),
+        "-p",
+        "--output-format=stream-json",
+        "--verbose",  # stream-json refuses to run without it
+    ]
+
+
 def claude_argv(
     claude_bin: Path, settings: AgentSettings, session_id: str, *, resume: bool = False
 ) -> list[str]:
     """The `claude -p` command line. The prompt goes on stdin: variadic flags such as
     --allowedTools would swallow a positional prompt."""
     argv = [
-        str(claude_bin),
-        "-p",
-        "--output-format=stream-json",
-        "--verbose",  # stream-json refuses to run without it
+        *stream_json_argv(claude_bin),
         f"--permission-mode={settings.permission_mode}",
         f"--allowedTools={','.join(settings.allowed_tools)}",
         f"--max-turns={settings.max_turns}",

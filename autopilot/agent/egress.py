@@ -356,12 +356,10 @@ class Egress:
             return
         authority, path = url[1], url[2] or "/"
         host, colon, port = authority.partition(":")
-        try:
-            address, number = await self._approved(grant, host, port if colon else "80")
-        except TargetRefused as err:
-            await self._denied(writer, authority, str(err))
+        admitted = await self._admitted(grant, writer, authority, host, port if colon else "80")
+        if admitted is None:
             return
-        self._hold(grant)
+        address, number = admitted
         headers = _forwarded(request.headers, authority)
         dialled = self._dial(str(address), number, None, None)
         await self._forward(request, path, headers, dialled, reader, writer)
@@ -374,14 +372,13 @@ class Egress:
             await _refuse(writer, 407, "give the run's proxy credentials (HTTPS_PROXY)")
             return
         host, colon, port = request.target.rpartition(":")
-        try:
-            if not colon:
-                raise TargetRefused("a CONNECT target is host:port")
-            address, number = await self._approved(grant, host, port)
-        except TargetRefused as err:
-            await self._denied(writer, request.target, str(err))
+        if not colon:
+            await self._denied(writer, request.target, "a CONNECT target is host:port")
             return
-        self._hold(grant)
+        admitted = await self._admitted(grant, writer, request.target, host, port)
+        if admitted is None:
+            return
+        address, number = admitted
         try:
             async with asyncio.timeout(CONNECT_TIMEOUT_S):
                 up_reader, up_writer = await self._dial(str(address), number, None, None)
@@ -394,6 +391,19 @@ class Egress:
             await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
         finally:
             up_writer.close()
+
+    async def _admitted(
+        self, grant: Grant, writer: asyncio.StreamWriter, target: str, host: str, port: str
+    ) -> tuple[IPAddress, int] | None:
+        """The approved address for a proxy client's `target`, its connection held by the grant
+        from now on; None when refused (the client has been told why)."""
+        try:
+            address, number = await self._approved(grant, host, port)
+        except TargetRefused as err:
+            await self._denied(writer, target, str(err))
+            return None
+        self._hold(grant)
+        return address, number
 
     async def _approved(self, grant: Grant, host: str, port: str) -> tuple[IPAddress, int]:
         """The address to dial for `host:port`, checked against the grant; the name is looked

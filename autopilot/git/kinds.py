@@ -46,6 +46,21 @@ class Located(NamedTuple):
     made: bool  # made anew here just now (a remote task's step on another worker): set it up
 
 
+def commit_in(worktree: str | Path, request: CommitInput, repo: str | Path | None) -> CommitOutcome:
+    """`request`'s commit in the workspace `worktree`, its branch brought back into `repo`
+    (None: the caller brings it back)."""
+    return commit_changes(
+        worktree,
+        request.base_sha,
+        request.session_id,
+        request.task_id,
+        request.message,
+        repo=repo,
+        keep_out=request.keep_out,
+        named=request.named_files,
+    )
+
+
 @runtime_checkable
 class WorkspaceKind(Protocol):
     """A task's workspace from start to merge."""
@@ -121,16 +136,7 @@ class LocalWorkspaces:
         return objects_dir(repo)
 
     def commit(self, request: CommitInput) -> CommitOutcome:
-        return commit_changes(
-            request.worktree,
-            request.base_sha,
-            request.session_id,
-            request.task_id,
-            request.message,
-            repo=request.repo or None,
-            keep_out=request.keep_out,
-            named=request.named_files,
-        )
+        return commit_in(request.worktree, request, repo=request.repo or None)
 
     def merge_target(self, request: TargetMergeInput) -> TargetMerge:
         merged = merge_target_into_branch(

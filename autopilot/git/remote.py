@@ -39,9 +39,9 @@ import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from autopilot.git.commits import commit_changes, merge_target_into_branch
+from autopilot.git.commits import merge_target_into_branch
 from autopilot.git.fresh import set_aside_name
-from autopilot.git.kinds import Located
+from autopilot.git.kinds import Located, commit_in
 from autopilot.git.merge import MERGE_ATTEMPTS, merge_task
 from autopilot.git.names import branch_name, worktree_path
 from autopilot.git.refs import _branch_ref, _is_ancestor, _resolve, find_task_merge
@@ -213,16 +213,7 @@ class RemoteWorkspaces:
         # has since; a push refused is TaskBranchMoved.
         # Committing in the workspace needs no lock (it only reads the cache's objects);
         # bringing the branch back and pushing it are one locked step.
-        outcome = commit_changes(
-            worktree,
-            request.base_sha,
-            request.session_id,
-            request.task_id,
-            request.message,
-            repo=None,
-            keep_out=request.keep_out,
-            named=request.named_files,
-        )
+        outcome = commit_in(worktree, request, repo=None)
         branch = branch_name(request.session_id, request.task_id)
         with self.cache(request.repo) as cache:
             head = bring_back(

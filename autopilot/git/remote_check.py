@@ -3,6 +3,7 @@ may push to it. Each failure is a RemoteError that says what to fix."""
 
 from __future__ import annotations
 
+import subprocess
 import tempfile
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -38,19 +39,33 @@ class RemoteCheck(BaseModel):
     head_sha: str  # the target branch's head on the remote
 
 
+def _run_remote(
+    scratch: str, url: str, args: list[str], timeout_s: float, silent: str
+) -> subprocess.CompletedProcess[str]:
+    """Run a git command against the remote; RemoteError(`silent`) when it does not answer in
+    time."""
+    try:
+        return _run(scratch, args, env=transport_env(), timeout=timeout_s)
+    except GitTimeout:
+        raise RemoteError(silent) from None
+
+
+def _said(proc: subprocess.CompletedProcess[str], url: str) -> str:
+    """The end of what a failed git command said, with the URL's credentials hidden."""
+    return redact((proc.stderr.strip() or proc.stdout.strip())[-1000:], url)
+
+
 def _ask(scratch: str, url: str, args: list[str], timeout_s: float, doing: str) -> str:
     """Run a git command against the remote; RemoteError if it does not answer."""
     shown = shown_url(url)
-    try:
-        proc = _run(scratch, args, env=transport_env(), timeout=timeout_s)
-    except GitTimeout:
-        raise RemoteError(
-            f"the remote {shown} did not answer within {timeout_s:g} s ({doing}); check the "
-            "URL, and that the server is up and reachable from this machine (a firewall, a "
-            "VPN, a proxy)"
-        ) from None
+    silent = (
+        f"the remote {shown} did not answer within {timeout_s:g} s ({doing}); check the "
+        "URL, and that the server is up and reachable from this machine (a firewall, a "
+        "VPN, a proxy)"
+    )
+    proc = _run_remote(scratch, url, args, timeout_s, silent)
     if proc.returncode != 0:
-        said = redact((proc.stderr.strip() or proc.stdout.strip())[-1000:], url)
+        said = _said(proc, url)
         raise RemoteError(
             f"the remote {shown} does not answer ({doing}): {said or '(no output)'}. Check the "
             "URL, that the server is up and reachable from here, and that your credentials "
@@ -140,18 +155,16 @@ def _check_push(scratch: str, url: str, sha: str, timeout_s: float) -> None:
     receiving side (where push rights are checked) and sends and changes nothing."""
     args = ["push", "--dry-run", "--porcelain", "--no-signed", "--", url, f"{sha}:{PREFLIGHT_REF}"]
     shown = shown_url(url)
-    try:
-        proc = _run(scratch, args, env=transport_env(), timeout=timeout_s)
-    except GitTimeout:
-        raise RemoteError(
-            f"the remote {shown} answered but did not take a (dry-run) push within "
-            f"{timeout_s:g} s; check that the server accepts pushes from this machine"
-        ) from None
+    silent = (
+        f"the remote {shown} answered but did not take a (dry-run) push within "
+        f"{timeout_s:g} s; check that the server accepts pushes from this machine"
+    )
+    proc = _run_remote(scratch, url, args, timeout_s, silent)
     accepted = any(
         line.partition("\t")[0] in ("*", " ", "+", "=") for line in proc.stdout.splitlines()
     )
     if proc.returncode != 0 or not accepted:
-        said = redact((proc.stderr.strip() or proc.stdout.strip())[-1000:], url)
+        said = _said(proc, url)
         raise RemoteError(
             f"no push rights on the remote {shown}: a dry-run push to {PREFLIGHT_REF} was "
             f"refused ({said or 'no output'}). Autopilot pushes task refs (refs/autopilot/...) "

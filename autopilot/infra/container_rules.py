@@ -47,24 +47,30 @@ class OptionNotPackage(ContainerValueError):
     """A package name that starts with `-`: apt-get would read it as an option."""
 
 
+def _whole_match(pattern: re.Pattern[str], value: str, rule: str) -> str:
+    """`value` when `pattern` matches all of it; else ContainerValueError(`rule`)."""
+    if not pattern.fullmatch(value):
+        raise ContainerValueError(rule)
+    return value
+
+
 def check_package(value: str) -> str:
     if value.startswith("-"):
         raise OptionNotPackage("an option, not a package name: apt-get would obey it")
-    if not _PACKAGE_RE.fullmatch(value):
-        raise ContainerValueError(
-            "not a Debian package name (lower-case letters, digits, +, - and ., at least two"
-            " characters, starting with a letter or digit)"
-        )
-    return value
+    return _whole_match(
+        _PACKAGE_RE,
+        value,
+        "not a Debian package name (lower-case letters, digits, +, - and ., at least two"
+        " characters, starting with a letter or digit)",
+    )
 
 
 def check_user(value: str) -> str:
-    if not _USER_RE.fullmatch(value):
-        raise ContainerValueError(
-            "not a user name (letters, digits, ., _ and -, not starting with -, at most 32"
-            " characters)"
-        )
-    return value
+    return _whole_match(
+        _USER_RE,
+        value,
+        "not a user name (letters, digits, ., _ and -, not starting with -, at most 32 characters)",
+    )
 
 
 def check_image(value: str) -> str:

@@ -184,32 +184,33 @@ def _env_name(value: str) -> str:
 
 _EnvName = Annotated[str, AfterValidator(_env_name)]
 
+
+def _typed_errors(
+    check: Callable[[str], str], *typed: tuple[type[ValueError], str]
+) -> Callable[[str], str]:
+    """`check` as a validator: its error of a class listed (the first that fits) is reported
+    with that error type and the check's message."""
+
+    def validate(value: str) -> str:
+        try:
+            return check(value)
+        except tuple(refused for refused, _ in typed) as err:
+            error_type = next(name for refused, name in typed if isinstance(err, refused))
+            raise PydanticCustomError(error_type, str(err)) from None
+
+    return validate
+
+
 _NETWORK_NAME = "network_name"
-
-
-def _domain(value: str) -> str:
-    # The name rule is shared with the notification targets (autopilot/infra/host_names.py).
-    try:
-        return check_grant(value)
-    except HostNameRefused as err:
-        raise PydanticCustomError(_NETWORK_NAME, str(err)) from None
-
-
-_Domain = Annotated[str, AfterValidator(_domain)]
+# The name rule is shared with the notification targets (autopilot/infra/host_names.py).
+_Domain = Annotated[
+    str, AfterValidator(_typed_errors(check_grant, (HostNameRefused, _NETWORK_NAME)))
+]
 # The ports the granted domains are reached on ([sandbox] ports): one at least, or nothing in
 # `network` could be reached at all.
 _Ports = Annotated[list[Annotated[int, Field(ge=1, le=65535)]], Field(min_length=1)]
 _BAD_URL = "notify_url"
-
-
-def _url(value: str) -> str:
-    try:
-        return check_url(value)
-    except NotifyUrlError as err:
-        raise PydanticCustomError(_BAD_URL, str(err)) from None
-
-
-_Url = Annotated[str, AfterValidator(_url)]
+_Url = Annotated[str, AfterValidator(_typed_errors(check_url, (NotifyUrlError, _BAD_URL)))]
 _RelativePath = Annotated[str, AfterValidator(relative_path)]
 
 
@@ -274,16 +275,9 @@ class WorkspaceTable(BaseModel):
 
 def _container_rule(check: Callable[[str], str], error_type: str) -> Callable[[str], str]:
     """`check` as a validator whose errors have `error_type` (their rule is in _RULES)."""
-
-    def validate(value: str) -> str:
-        try:
-            return check(value)
-        except OptionNotPackage as err:
-            raise PydanticCustomError(_PACKAGE_OPTION, str(err)) from None
-        except ContainerValueError as err:
-            raise PydanticCustomError(error_type, str(err)) from None
-
-    return validate
+    return _typed_errors(
+        check, (OptionNotPackage, _PACKAGE_OPTION), (ContainerValueError, error_type)
+    )
 
 
 _PACKAGE_OPTION = "package_option"

@@ -1,4 +1,5 @@
-"""Is a worker polling? If not, start one in the background (embedded mode only).
+"""Is a worker polling? If not, start one in the background (embedded mode only); and stop a
+worker this process started.
 
 `python starter.py plan.md` should just work; the worker it starts is detached, so the session
 keeps running when the starter is interrupted or the terminal closes.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -73,3 +75,14 @@ async def ensure_worker(client: Client, settings: Settings, task_queue: str) -> 
         f"the background worker did not start polling within {WORKER_START_TIMEOUT_S:.0f}s; "
         f"see {log_path}"
     )
+
+
+def stop_worker(worker: subprocess.Popen[bytes], grace_s: float) -> None:
+    """Stop a worker this process started as an operator would: SIGTERM, which lets it hand
+    its runs over, and a kill only when it is still there after `grace_s`."""
+    if worker.poll() is None:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            worker.kill()

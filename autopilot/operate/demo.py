@@ -12,7 +12,6 @@ import argparse
 import json
 import os
 import shlex
-import signal
 import subprocess
 import sys
 import time
@@ -27,8 +26,10 @@ from autopilot.infra.malloc_arenas import worker_environment
 from autopilot.infra.private_files import open_private
 from autopilot.infra.process_exit import exit_now
 from autopilot.infra.temporal_connection import ensure_embedded_server
+from autopilot.infra.worker_process import stop_worker
 
 EXAMPLE_PLAN = PROJECT_ROOT / "examples" / "hello-plan.md"
+WORKER_GRACE_S = 30.0  # the demo's worker finishes its runs or is killed after this
 CREDENTIAL_VARS = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN")
 
 
@@ -82,15 +83,6 @@ def start_worker(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]
         )
 
 
-def stop_worker(worker: subprocess.Popen[bytes]) -> None:
-    if worker.poll() is None:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="./dev demo", description=__doc__)
     parser.add_argument(
@@ -129,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         if settings.embedded and ensure_embedded_server(settings):
             print(f"Started the embedded Temporal server ({settings.temporal_address}).")
         worker = start_worker(env, settings.path("logs", f"demo-worker-{os.getpid()}.log"))
-        cleanup.callback(stop_worker, worker)
+        cleanup.callback(stop_worker, worker, WORKER_GRACE_S)
         os.environ.update(env)  # the starter below runs in this process
         code = starter.main(
             [

@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from autopilot.agent.cli import stream_json_argv
 from autopilot.agent.runner import AgentFailure
 from autopilot.models import CheckResult, ReviewSettings, TaskRequest, Verdict
 from autopilot.review.protected_paths import protected_changes
@@ -72,10 +73,7 @@ CHECK_TAIL_LIMIT = 3_000
 def reviewer_argv(claude_bin: Path, settings: ReviewSettings, session_id: str) -> list[str]:
     """The reviewer's `claude -p` command line; the prompt goes on stdin."""
     argv = [
-        str(claude_bin),
-        "-p",
-        "--output-format=stream-json",
-        "--verbose",  # stream-json refuses to run without it
+        *stream_json_argv(claude_bin),
         f"--json-schema={json.dumps(VERDICT_SCHEMA, separators=(',', ':'))}",
         f"--session-id={session_id}",
         f"--max-turns={settings.reviewer_max_turns}",
