@@ -38,9 +38,7 @@ def measured_seconds(path: Path = SECONDS_PATH) -> dict[str, float]:
 
 
 def _guess(items: Iterable[pytest.Item]) -> float:
-    return sum(
-        E2E_SECONDS if item.get_closest_marker("e2e") else OTHER_SECONDS for item in items
-    )
+    return sum(E2E_SECONDS if item.get_closest_marker("e2e") else OTHER_SECONDS for item in items)
 
 
 def costliest_files_first(items: list[pytest.Item], seconds: dict[str, float]) -> None:
