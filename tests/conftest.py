@@ -40,6 +40,7 @@ from autopilot.infra import search_attributes
 from autopilot.infra.temporal_connection import temporal_cli
 from tests.gitutil import make_repo
 from tests.harness import free_port
+from tests.run_order import costliest_files_first, measured_seconds
 from tests.workflow_stubs import Stubs
 
 REPORT_PATH = Path("build") / "RELIABILITY.md"
@@ -255,6 +256,12 @@ def pytest_runtest_makereport(
     if marked:
         report.user_properties.append((RELIABILITY_PROPERTY, marked))
     return report
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The costliest files first (tests/run_order.py): every test process stays busy to the
+    end of the run."""
+    costliest_files_first(items, measured_seconds())
 
 
 def pytest_configure(config: pytest.Config) -> None:
