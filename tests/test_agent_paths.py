@@ -18,7 +18,7 @@ import pytest
 from autopilot import git as gitops
 from autopilot.agent.sandbox import Sandbox, task_layout
 from autopilot.git import commit_changes, merge_target_into_branch, prepare_workspace
-from autopilot.git.remote import _mark
+from autopilot.git.remote import mark_workspace
 from autopilot.infra.untrusted_fs import remove_path
 from autopilot.models import SetupInput, TaskPlace, Workspace, WorkspaceSettings
 from autopilot.review.checks import CheckEnv, parse_check, private_tmpdir
@@ -156,7 +156,7 @@ def fingerprint_step(places: Places, put: Put) -> None:
 
 def mark_step(places: Places, put: Put) -> None:
     put()
-    _mark(
+    mark_workspace(
         places.workspace,
         TaskPlace(
             session_id=SESSION, task_id="1", target_branch="main", base_sha=places.ws.base_sha

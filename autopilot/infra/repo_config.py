@@ -82,7 +82,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from pydantic_core import PydanticCustomError
 
 from autopilot.agent.egress import CREDENTIALS
-from autopilot.git.runner import _GIT_LOCATION_VARS
+from autopilot.git.runner import GIT_LOCATION_VARS
 from autopilot.infra.container_rules import (
     ROOT_USERS,
     ContainerValueError,
@@ -171,7 +171,7 @@ _MODEL_CREDENTIAL = "model_credential"
 def _env_name(value: str) -> str:
     if not _ENV_NAME_RE.fullmatch(value):
         raise PydanticCustomError(_BAD_ENV_NAME, "not an environment variable name")
-    if value in _GIT_LOCATION_VARS:
+    if value in GIT_LOCATION_VARS:
         # The worker drops these for every git it runs: they would point git in a check at
         # another repository than the task's worktree.
         raise PydanticCustomError(_GIT_LOCATION, "points git at another repository")
@@ -352,7 +352,7 @@ def _env_names_rule(error_type: str) -> str:
         )
     if error_type == _GIT_LOCATION:
         return (
-            f"names other than {', '.join(_GIT_LOCATION_VARS)}: they would point git in a check"
+            f"names other than {', '.join(GIT_LOCATION_VARS)}: they would point git in a check"
             " at another repository than the task's worktree"
         )
     return (
