@@ -24,15 +24,6 @@ from temporalio.testing import ActivityEnvironment
 from activities.agent import SESSION_NAMESPACE, AgentActivities
 from autopilot.agent.egress import Egress
 from autopilot.agent.sandbox import GATEWAY_PORT, Sandbox, detect_sandbox, workspace_inside
-from autopilot.agent.scripted_model import (
-    HttpError,
-    Reviewer,
-    ScriptedModel,
-    Text,
-    ToolCall,
-    ToolUses,
-    script,
-)
 from autopilot.git import prepare_workspace
 from autopilot.models import (
     AgentInput,
@@ -44,6 +35,15 @@ from autopilot.models import (
     ReviewerInput,
     Task,
     TaskRequest,
+)
+from autopilot_testing import (
+    HttpError,
+    Reviewer,
+    ScriptedModel,
+    Text,
+    ToolCall,
+    ToolUses,
+    script,
 )
 from tests.gitutil import git, head, isolate_git, make_repo
 from tests.harness import claude_bin, clean_env, commands_in, processes_in, wait_gone, wait_until

@@ -27,7 +27,7 @@ from autopilot.agent.egress_names import (
     public_addresses,
 )
 from autopilot.agent.sandbox import GATEWAY_PORT, Gateway, Layout, detect_sandbox
-from autopilot.agent.scripted_model import ScriptedModel, Text
+from autopilot_testing import ScriptedModel, Text
 from tests.egress_doubles import ELSEWHERE, PUBLIC, PUBLIC_V6, Dialler, FakeNames, exchange
 
 pytestmark = pytest.mark.timeout(120)

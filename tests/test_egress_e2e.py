@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from autopilot.agent.sandbox import GATEWAY_PORT
-from autopilot.agent.scripted_model import (
+from autopilot_testing import (
     STRUCTURED_OUTPUT,
     Conversation,
     PlanFollower,

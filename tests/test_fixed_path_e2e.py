@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from autopilot.agent.sandbox import workspace_inside
-from autopilot.agent.scripted_model import PlanFollower, ScriptedModel
 from autopilot.models import TaskState
+from autopilot_testing import PlanFollower, ScriptedModel
 from tests.gitutil import commit_file, git
 from tests.harness import autopilot
 

@@ -16,19 +16,6 @@ import pytest
 from autopilot.agent.cli import agent_environment, claude_argv, model_route
 from autopilot.agent.prompts import conflict_prompt, fix_prompt, task_prompt
 from autopilot.agent.runner import AgentFailure, StreamState, run_claude
-from autopilot.agent.scripted_model import (
-    STRUCTURED_OUTPUT,
-    Conversation,
-    PlanFollower,
-    Reviewer,
-    ScriptedModel,
-    Text,
-    ToolCall,
-    ToolUses,
-    parse_task,
-    script,
-    verification_steps,
-)
 from autopilot.models import (
     AgentSettings,
     CheckResult,
@@ -49,6 +36,19 @@ from autopilot.review.reviewer import (
     reviewer_prompt,
 )
 from autopilot.review.verdict import untouched_files
+from autopilot_testing import (
+    STRUCTURED_OUTPUT,
+    Conversation,
+    PlanFollower,
+    Reviewer,
+    ScriptedModel,
+    Text,
+    ToolCall,
+    ToolUses,
+    parse_task,
+    script,
+    verification_steps,
+)
 from tests.gitutil import commit_file, git, isolate_git, make_repo
 from tests.harness import claude_bin, clean_env
 

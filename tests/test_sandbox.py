@@ -31,7 +31,9 @@ from autopilot.agent.sandbox import (
     under_tmp,
     workspace_inside,
 )
-from autopilot.agent.scripted_model import (
+from autopilot.models import ChecksInput
+from autopilot.review.checks import parse_check
+from autopilot_testing import (
     STRUCTURED_OUTPUT,
     Conversation,
     PlanFollower,
@@ -40,8 +42,6 @@ from autopilot.agent.scripted_model import (
     ToolCall,
     ToolUses,
 )
-from autopilot.models import ChecksInput
-from autopilot.review.checks import parse_check
 from tests.gitutil import git, head, make_repo, write
 from tests.harness import autopilot
 

@@ -13,7 +13,8 @@ import pytest
 
 import starter
 from autopilot import git as gitops
-from autopilot.agent.scripted_model import (
+from autopilot.operate import preflight
+from autopilot_testing import (
     HoldFirst,
     HttpError,
     PlanFollower,
@@ -21,7 +22,6 @@ from autopilot.agent.scripted_model import (
     Text,
     by_task,
 )
-from autopilot.operate import preflight
 from tests.gitutil import git, make_repo
 from tests.harness import ROOT, autopilot, clean_env
 
