@@ -36,6 +36,7 @@ from autopilot.infra.repo_config import (
     MODES,
     ON_FAILURE,
 )
+from autopilot.infra.safe_text import printable
 from autopilot.infra.temporal_connection import TemporalUnavailable, connect
 from autopilot.infra.worker_process import WorkerStartFailed, ensure_worker
 from autopilot.models import (
@@ -50,7 +51,6 @@ from autopilot.operate.preflight import DEFAULT_CONCURRENCY, UserError, prefligh
 from autopilot.plan.batch_refs import batch_numbers, batch_ref
 from autopilot.plan.parser import PlanError
 from autopilot.plan.report import describe_plan
-from autopilot.plan.safe_text import printable
 from workflows.session import SessionWorkflow
 
 EXIT_BAD_INPUT, EXIT_DETACHED = 2, 130

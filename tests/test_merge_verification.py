@@ -25,6 +25,7 @@ from autopilot.agent.prompts import merged_checks_prompt
 from autopilot.agent.sandbox import Sandbox, detect_sandbox
 from autopilot.git import commit_changes, merge_task, prepare_workspace
 from autopilot.git.kind_of import kind_for
+from autopilot.infra.check_commands import parse_check
 from autopilot.infra.repo_config import RepoReviewConfig, merge_review_settings
 from autopilot.models import (
     ChecksInput,
@@ -42,7 +43,6 @@ from autopilot.models import (
 )
 from autopilot.operate import preflight
 from autopilot.operate.commands import print_status
-from autopilot.review.checks import parse_check
 from tests.gitutil import commit_file, git, head, isolate_git, make_repo, trailers, write
 from tests.workflow_stubs import (
     CHECK,

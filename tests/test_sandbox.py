@@ -31,8 +31,8 @@ from autopilot.agent.sandbox import (
     under_tmp,
     workspace_inside,
 )
+from autopilot.infra.check_commands import parse_check
 from autopilot.models import ChecksInput
-from autopilot.review.checks import parse_check
 from autopilot_testing import (
     STRUCTURED_OUTPUT,
     Conversation,

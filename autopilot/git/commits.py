@@ -32,8 +32,8 @@ from autopilot.git.runner import (
 )
 from autopilot.git.workspace import bring_back, enter_workspace
 from autopilot.infra import untrusted_fs
+from autopilot.infra.protected_paths import unnamed_protected
 from autopilot.models import CommitInfo, CommitOutcome, TargetMerge
-from autopilot.review.protected_paths import unnamed_protected
 
 # What the agent left is read as data, never whole: git's MERGE_MSG is a few KiB, and a file
 # with conflict markers left in is a source file, not this big.
@@ -49,7 +49,7 @@ class ConflictsRemain(GitError):
 
 class ProtectedPathsChanged(GitError):
     """The task's changes touch paths its plan entry does not name and that configure what
-    runs with more rights than its code (autopilot/review/protected_paths.py): the branch is
+    runs with more rights than its code (autopilot/infra/protected_paths.py): the branch is
     not brought back, and retrying the step cannot help."""
 
 

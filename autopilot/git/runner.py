@@ -19,19 +19,6 @@ DEFAULT_IDENTITY = {"user.name": DEFAULT_USER_NAME, "user.email": DEFAULT_USER_E
 MIN_GIT_VERSION = (2, 38, 0)  # `git merge-tree --write-tree`
 
 
-# Variables that would point git at another repository than the one we name with -C.
-GIT_LOCATION_VARS = (
-    "GIT_DIR",
-    "GIT_WORK_TREE",
-    "GIT_INDEX_FILE",
-    "GIT_OBJECT_DIRECTORY",
-    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
-    "GIT_COMMON_DIR",
-    "GIT_NAMESPACE",
-    "GIT_PREFIX",
-)
-
-
 class GitError(Exception):
     """A git operation failed; the message says what, where, and git's own words."""
 

@@ -62,7 +62,7 @@ The file is data a task can change, so it grants nothing a sandboxed task could 
 autopilot/infra/host_names.py and the egress proxy's CREDENTIALS), and `[notify]
 notify_command`, which would run outside the sandbox, is refused: the worker's
 AUTOPILOT_NOTIFY_COMMAND replaces it. The starter reads the file from a commit, not from a
-work tree (autopilot/infra/committed_config.py).
+work tree (autopilot/operate/committed_config.py).
 
 What may be set, and each value's type and range, is one strict pydantic model, `ReviewTable`:
 the file's [review] table and the review flags go through it, and its validation errors become
@@ -81,8 +81,7 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import PydanticCustomError
 
-from autopilot.agent.egress import CREDENTIALS
-from autopilot.git.runner import GIT_LOCATION_VARS
+from autopilot.infra.check_commands import CheckSyntaxError, parse_check
 from autopilot.infra.container_rules import (
     ROOT_USERS,
     ContainerValueError,
@@ -109,6 +108,8 @@ from autopilot.infra.options import (
     flag_value,
     not_allowed,
 )
+from autopilot.infra.repo_paths import relative_path
+from autopilot.infra.reserved_env import CREDENTIALS, GIT_LOCATION_VARS
 from autopilot.models import (
     EGRESS_PORTS,
     CheckCommand,
@@ -119,8 +120,6 @@ from autopilot.models import (
     ReviewSettings,
     WorkspaceSettings,
 )
-from autopilot.review.checks import CheckSyntaxError, parse_check
-from autopilot.setup.paths import relative_path
 
 CONFIG_FILE = ".autopilot.toml"
 TABLE = "review"
@@ -130,7 +129,7 @@ WORKSPACE = "workspace"
 CONTAINER = "container"
 MERGE = "merge"
 # Not read past this: the prompt goes to the server in every task's request, whose payload
-# limit (autopilot/infra/payload_size.py) refuses far less anyway, with the task named.
+# limit (autopilot/plan/payload_size.py) refuses far less anyway, with the task named.
 PROMPT_FILE_LIMIT = 8 * 1024 * 1024
 # Settings, not data: a bigger file is not one.
 CONFIG_SIZE_LIMIT = 1024 * 1024

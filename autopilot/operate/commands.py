@@ -42,6 +42,7 @@ from autopilot.git.task_refs import fetch_command
 from autopilot.infra.config import Settings
 from autopilot.infra.options import CONCURRENCY, MAX_COST_USD, flag_value, not_allowed
 from autopilot.infra.repo_config import CONFIG_FILE
+from autopilot.infra.safe_text import printable
 from autopilot.infra.temporal_connection import temporal_cli
 from autopilot.models import (
     ACTIVE_SESSION_STATES,
@@ -65,7 +66,6 @@ from autopilot.operate.progress_view import failure_details, summary_line, task_
 from autopilot.operate.session_settings import reload_changes, reload_refusal
 from autopilot.operate.task_details import with_details
 from autopilot.plan.report import mode_text
-from autopilot.plan.safe_text import printable
 from workflows.session import SessionWorkflow
 
 SESSION_TYPE_QUERY = "WorkflowType = 'SessionWorkflow'"

@@ -17,9 +17,6 @@ from autopilot import git as gitops
 from autopilot.git.caches_aside import CachesAside
 from autopilot.git.remote_check import check_remote
 from autopilot.git.remote_url import RemoteError, is_remote
-from autopilot.infra.committed_config import load_committed_config, load_session_config
-from autopilot.infra.payload_size import PayloadTooLarge, check_requests
-from autopilot.infra.remote_repo_config import load_remote_config
 from autopilot.infra.repo_config import (
     CONFIG_FILE,
     RepoConfigError,
@@ -34,6 +31,9 @@ from autopilot.models import (
     ReviewSettings,
     SessionRequest,
 )
+from autopilot.operate.committed_config import load_committed_config, load_session_config
+from autopilot.operate.remote_repo_config import load_remote_config
+from autopilot.plan.payload_size import PayloadTooLarge, check_requests
 from autopilot.setup.copied import CopyProblem, check_sources, check_untracked
 
 __all__ = ["ReloadError", "TargetConfig", "read_target_config", "reload_of", "reloaded_request"]

@@ -26,13 +26,10 @@ from autopilot.agent.container_access import EngineUnavailable, engine_preflight
 from autopilot.git.caches_aside import CachesAside
 from autopilot.git.remote_check import check_remote
 from autopilot.git.remote_url import RemoteError, is_remote, remote_url
-from autopilot.infra.committed_config import load_session_config
 from autopilot.infra.config import Settings
 from autopilot.infra.container_rules import ContainerValueError, check_image
 from autopilot.infra.notify_targets import allows_private
 from autopilot.infra.options import RUN_RANGES, OptionError, RunNumbers
-from autopilot.infra.payload_size import PayloadTooLarge, check_requests
-from autopilot.infra.remote_repo_config import load_remote_config
 from autopilot.infra.repo_config import (
     CONFIG_FILE,
     RepoConfigError,
@@ -40,13 +37,16 @@ from autopilot.infra.repo_config import (
     merge_notify_settings,
     merge_review_settings,
 )
+from autopilot.infra.safe_text import printable
 from autopilot.infra.temporal_connection import connect, embedded_server_answers, temporal_cli
 from autopilot.models import ContainerSettings, Plan, SessionRequest, SessionStatus, place_of
 from autopilot.operate import commands
+from autopilot.operate.committed_config import load_session_config
+from autopilot.operate.remote_repo_config import load_remote_config
 from autopilot.operate.session_id import session_id
 from autopilot.operate.session_settings import differences, refusal
 from autopilot.plan.parser import PlanError, load_plan, select_batches
-from autopilot.plan.safe_text import printable
+from autopilot.plan.payload_size import PayloadTooLarge, check_requests
 from autopilot.setup.copied import CopyProblem, check_sources, check_untracked
 from workflows.session import SessionWorkflow
 

@@ -51,6 +51,8 @@ from autopilot.infra.input_files import (
     NotRegularFile,
     read_regular,
 )
+from autopilot.infra.options import BATCH_NUMBER_MAX
+from autopilot.infra.safe_text import printable
 from autopilot.models import (
     Batch,
     DoneTask,
@@ -63,7 +65,6 @@ from autopilot.models import (
 )
 from autopilot.plan.blocks import Block, top_level_blocks
 from autopilot.plan.done_marks import strip_done_mark
-from autopilot.plan.safe_text import printable
 from autopilot.plan.sections import done_lines, heading_text, shared_sections
 from autopilot.plan.tables import Row, Table, task_tables
 
@@ -83,8 +84,6 @@ __all__ = [
 # bigger is the wrong file, and would be read into memory whole.
 PLAN_SIZE_LIMIT = 8 * 1024 * 1024
 IS_A_DIRECTORY = "is a directory, not a plan file; give the path of the markdown plan"
-# The AutopilotBatch search attribute is a Temporal Int: a signed 64-bit integer.
-BATCH_NUMBER_MAX = 2**63 - 1
 
 
 class PlanIssue(BaseModel):
