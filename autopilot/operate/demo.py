@@ -20,13 +20,13 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-import starter
 from autopilot.agent.cli import PROJECT_ROOT
 from autopilot.infra.config import load_settings
 from autopilot.infra.malloc_arenas import worker_environment
 from autopilot.infra.private_files import open_private
 from autopilot.infra.process_exit import exit_now
 from autopilot.infra.temporal_connection import ensure_embedded_server
+from autopilot.operate import command_line
 from autopilot_testing import PlanFollower, ScriptedModel
 
 EXAMPLE_PLAN = PROJECT_ROOT / "examples" / "hello-plan.md"
@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         worker = start_worker(env, settings.path("logs", f"demo-worker-{os.getpid()}.log"))
         cleanup.callback(stop_worker, worker)
         os.environ.update(env)  # the starter below runs in this process
-        code = starter.main(
+        code = command_line.main(
             [
                 str(EXAMPLE_PLAN),
                 "--repo",
