@@ -11,7 +11,7 @@ The command line itself is autopilot/operate/command_line.py; this script is its
 
 from __future__ import annotations
 
-from autopilot.infra.process_exit import exit_now
+from autopilot.infra import exit_now
 from autopilot.operate.command_line import build_parser, main, parse_command_line
 
 __all__ = ["build_parser", "main", "parse_command_line"]

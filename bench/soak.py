@@ -48,10 +48,13 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 
 from autopilot.git import SESSION_TRAILER, TASK_TRAILER
-from autopilot.infra import search_attributes
-from autopilot.infra.config import Settings, load_settings
-from autopilot.infra.process_exit import exit_now
-from autopilot.infra.temporal_connection import ensure_embedded_server
+from autopilot.infra import (
+    Settings,
+    ensure_embedded_server,
+    exit_now,
+    load_settings,
+    search_attributes,
+)
 from autopilot.models import SessionState, SessionStatus, TaskState, TaskStatus
 from autopilot_testing import (
     STRUCTURED_OUTPUT,

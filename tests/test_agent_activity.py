@@ -22,8 +22,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.agent import SESSION_NAMESPACE, AgentActivities
-from autopilot.agent.egress import Egress
-from autopilot.agent.sandbox import GATEWAY_PORT, Sandbox, detect_sandbox, workspace_inside
+from autopilot.agent import GATEWAY_PORT, Egress, Sandbox, detect_sandbox, workspace_inside
 from autopilot.git import prepare_workspace
 from autopilot.models import (
     AgentInput,

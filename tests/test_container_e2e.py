@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from autopilot import git as gitops
-from autopilot.agent.container_access import PORT_VAR, TOKEN_VAR
+from autopilot.agent import PORT_VAR, TOKEN_VAR
 from autopilot.models import SessionState
 from autopilot_testing import PlanFollower, ScriptedModel
 from tests.dagger_standin import Container, Directory, ExecResult, StandIn

@@ -16,7 +16,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from autopilot import git as gitops
-from autopilot.infra.temporal_connection import temporal_cli
+from autopilot.infra import temporal_cli
 from autopilot.models import SessionState, TaskState
 from autopilot_testing import (
     STRUCTURED_OUTPUT,

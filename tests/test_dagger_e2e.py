@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from autopilot import git as gitops
-from autopilot.agent.container_access import EngineUnavailable, engine_preflight
+from autopilot.agent import EngineUnavailable, engine_preflight
 from autopilot.models import SessionState
 from autopilot_testing import PlanFollower, ScriptedModel
 from tests.gitutil import git

@@ -18,8 +18,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from autopilot import git as gitops
-from autopilot.agent.sandbox import workspace_inside
-from autopilot.infra.temporal_connection import temporal_cli
+from autopilot.agent import workspace_inside
+from autopilot.infra import temporal_cli
 from autopilot.models import SessionState, TaskState
 from autopilot_testing import Conversation, PlanFollower, Reply, ScriptedModel
 from tests.gitutil import git

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from autopilot.agent.sandbox import GATEWAY_PORT
+from autopilot.agent import GATEWAY_PORT
 from autopilot_testing import (
     STRUCTURED_OUTPUT,
     Conversation,

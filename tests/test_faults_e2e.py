@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from autopilot import git as gitops
-from autopilot.infra.failpoints import AFTER_MERGE, FAILPOINTS_ENV
+from autopilot.infra import AFTER_MERGE, FAILPOINTS_ENV
 from autopilot.models import SessionState, TaskState
 from autopilot_testing import (
     STRUCTURED_OUTPUT,

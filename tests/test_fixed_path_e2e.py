@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from autopilot.agent.sandbox import workspace_inside
+from autopilot.agent import workspace_inside
 from autopilot.models import TaskState
 from autopilot_testing import PlanFollower, ScriptedModel
 from tests.gitutil import commit_file, git

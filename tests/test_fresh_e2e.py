@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from autopilot import git as gitops
-from autopilot.git.names import SESSION_TRAILER, SQUASHED_TRAILER, TASK_TRAILER
+from autopilot.git import SESSION_TRAILER, SQUASHED_TRAILER, TASK_TRAILER
 from autopilot.models import TaskState
 from autopilot_testing import (
     STRUCTURED_OUTPUT,

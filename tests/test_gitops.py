@@ -33,7 +33,7 @@ from autopilot.git import (
 )
 from autopilot.git import merge as git_merge
 from autopilot.git import refs as git_refs
-from autopilot.infra.untrusted_fs import remove_path
+from autopilot.infra import remove_path
 from autopilot.models import MergeInput, MergeOutcome, Workspace
 from tests.gitutil import commit_file, git, head, isolate_git, make_repo, trailers, write
 

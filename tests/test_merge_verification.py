@@ -20,13 +20,9 @@ from temporalio.testing import ActivityEnvironment
 
 import starter
 from activities.review import CheckActivities
-from autopilot.agent.egress import Egress
-from autopilot.agent.prompts import merged_checks_prompt
-from autopilot.agent.sandbox import Sandbox, detect_sandbox
-from autopilot.git import commit_changes, merge_task, prepare_workspace
-from autopilot.git.kind_of import kind_for
-from autopilot.infra.check_commands import parse_check
-from autopilot.infra.repo_config import RepoReviewConfig, merge_review_settings
+from autopilot.agent import Egress, Sandbox, detect_sandbox, merged_checks_prompt
+from autopilot.git import commit_changes, kind_for, merge_task, prepare_workspace
+from autopilot.infra import RepoReviewConfig, merge_review_settings, parse_check
 from autopilot.models import (
     ChecksInput,
     MergeOutcome,

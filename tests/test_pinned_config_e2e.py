@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from autopilot.infra.repo_config import CONFIG_FILE
+from autopilot.infra import CONFIG_FILE
 from autopilot.models import TaskState
 from autopilot_testing import PlanFollower, ScriptedModel
 from tests.gitutil import commit_file, git

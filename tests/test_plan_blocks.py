@@ -6,10 +6,9 @@ import random
 
 import pytest
 
+from autopilot.plan import Block, PlanError, PlanIssue, ScanReport, top_level_blocks
 from autopilot.plan import blocks as plan_blocks
 from autopilot.plan import parser as plan_parser
-from autopilot.plan.blocks import Block, ScanReport, top_level_blocks
-from autopilot.plan.parser import PlanError, PlanIssue
 from bench.plans import plan_text
 
 Outcome = dict[str, object] | list[PlanIssue]

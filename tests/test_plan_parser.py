@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from autopilot.models import FileRef, Plan
+from autopilot.plan import PlanError, PlanIssue, load_plan, select_batches
 from autopilot.plan import parser as plan_parser
-from autopilot.plan.parser import PlanError, PlanIssue, load_plan, select_batches
 
 PLANS = Path(__file__).parent / "plans"
 

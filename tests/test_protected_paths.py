@@ -14,11 +14,11 @@ from autopilot.error_types import PROTECTED_PATHS_CHANGED
 from autopilot.git import (
     ProtectedPathsChanged,
     commit_changes,
+    kind_for,
     merge_target_into_branch,
     prepare_workspace,
 )
-from autopilot.git.kind_of import kind_for
-from autopilot.infra.protected_paths import is_protected, unnamed_protected
+from autopilot.infra import is_protected, unnamed_protected
 from autopilot.models import AgentRun, CommitInput, Workspace, WorkspaceInput
 from tests.gitutil import commit_file, git, isolate_git, make_repo, write
 

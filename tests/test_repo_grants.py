@@ -12,21 +12,22 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.notify import NotifyActivities
 from autopilot.error_types import NOTIFY_REFUSED
-from autopilot.infra.config import ConfigError, load_settings
-from autopilot.infra.host_names import HostNameRefused, check_grant, is_ip_literal
-from autopilot.infra.notify_targets import (
+from autopilot.infra import (
     ALLOW_PRIVATE_SETTING,
-    NOTIFY_COMMAND_SETTING,
-    NotifyUrlError,
-    check_public,
-)
-from autopilot.infra.repo_config import (
     CONFIG_FILE,
+    CREDENTIALS,
+    NOTIFY_COMMAND_SETTING,
+    ConfigError,
+    HostNameRefused,
+    NotifyUrlError,
     RepoConfigError,
+    check_grant,
+    check_public,
+    is_ip_literal,
     load_repo_config,
+    load_settings,
     merge_notify_settings,
 )
-from autopilot.infra.reserved_env import CREDENTIALS
 from autopilot.models import NotifyInput, NotifyTarget
 from autopilot.operate import notify
 from autopilot.operate.committed_config import load_committed_config

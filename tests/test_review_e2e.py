@@ -14,7 +14,7 @@ import pytest
 
 from autopilot import git as gitops
 from autopilot.models import TaskState
-from autopilot.review.verdict import finding_headline
+from autopilot.review import finding_headline
 from autopilot_testing import (
     STRUCTURED_OUTPUT,
     Conversation,

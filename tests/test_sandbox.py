@@ -17,9 +17,9 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.review import CheckActivities
 from autopilot import git as gitops
-from autopilot.agent.egress import Egress
-from autopilot.agent.sandbox import (
+from autopilot.agent import (
     INSTALL_HINT,
+    Egress,
     Layout,
     Sandbox,
     SandboxUnavailable,
@@ -31,7 +31,7 @@ from autopilot.agent.sandbox import (
     under_tmp,
     workspace_inside,
 )
-from autopilot.infra.check_commands import parse_check
+from autopilot.infra import parse_check
 from autopilot.models import ChecksInput
 from autopilot_testing import (
     STRUCTURED_OUTPUT,

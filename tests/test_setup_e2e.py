@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from autopilot.infra.run_logs import PREVIOUS_RUNS, RUN_MARK
+from autopilot.infra import PREVIOUS_RUNS, RUN_MARK
 from autopilot.models import SessionStatus, TaskState
 from autopilot_testing import PlanFollower, ScriptedModel
 from tests.gitutil import commit_file, git

@@ -8,13 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from autopilot.git import list_merges, prepare_workspace
+from autopilot.git import (
+    SESSION_TRAILER,
+    SQUASHED_TRAILER,
+    TASK_TRAILER,
+    commit_changes,
+    find_branches,
+    list_merges,
+    merge_task,
+    prepare_workspace,
+)
 from autopilot.git import merge as git_merge
-from autopilot.git.cleanup import find_branches
-from autopilot.git.commits import commit_changes
-from autopilot.git.merge import merge_task
-from autopilot.git.names import SESSION_TRAILER, SQUASHED_TRAILER, TASK_TRAILER
-from autopilot.infra.repo_config import CONFIG_FILE, RepoConfigError, load_repo_config
+from autopilot.infra import CONFIG_FILE, RepoConfigError, load_repo_config
 from autopilot.models import MergeOutcome, Workspace
 from tests.gitutil import commit_file, git, head, isolate_git, make_repo, trailers, write
 

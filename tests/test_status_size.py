@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from autopilot.models import NotifyFailure, SessionState, SessionStatus, TaskState, TaskStatus
-from autopilot.plan.payload_size import BLOB_SIZE_LIMIT, encoded_size
+from autopilot.plan import BLOB_SIZE_LIMIT, encoded_size
 from workflows.notifications import NOTIFY_ERROR_CHARS, NOTIFY_FAILURES_KEPT
 
 SESSION = "repo-plan-all-a498a63c"

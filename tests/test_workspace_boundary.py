@@ -14,12 +14,12 @@ from autopilot import git as gitops
 from autopilot.git import (
     WorkspaceBroken,
     commit_changes,
+    config_file_values,
     incoming_ref,
     merge_task,
     prepare_workspace,
 )
-from autopilot.git.workspace import config_file_values
-from autopilot.infra.untrusted_fs import remove_path
+from autopilot.infra import remove_path
 from autopilot.models import CommitOutcome, Workspace
 from tests.gitutil import commit_file, git, head, isolate_git, make_repo, write
 

@@ -24,7 +24,7 @@ from temporalio.worker import Worker
 
 from activities.notify import NotifyActivities
 from autopilot.error_types import CONTROL_REFUSED
-from autopilot.infra.config import agent_task_queue
+from autopilot.infra import agent_task_queue
 from autopilot.models import (
     AgentInput,
     AgentRun,

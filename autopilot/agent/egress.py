@@ -49,8 +49,7 @@ from autopilot.agent.egress_names import (
     checked_port,
     public_addresses,
 )
-from autopilot.infra.host_names import IPAddress
-from autopilot.infra.reserved_env import CREDENTIALS
+from autopilot.infra import CREDENTIALS, IPAddress
 
 log = structlog.get_logger("egress")
 

@@ -30,8 +30,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from autopilot.git.names import safe_component
-from autopilot.git.remote_url import is_remote, repo_name
+from autopilot.git import is_remote, repo_name, safe_component
 from autopilot.infra import untrusted_fs
 
 INSTALL_HINT = (

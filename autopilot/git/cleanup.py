@@ -26,7 +26,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from autopilot.git import AGENT_SPACES, is_workspace_repo, remove_workspace, worktree_path
+from autopilot.git.names import AGENT_SPACES, worktree_path
 from autopilot.git.refs import (
     branch_head_sha,
     branch_ref,
@@ -36,6 +36,7 @@ from autopilot.git.refs import (
     squashed_heads,
 )
 from autopilot.git.runner import GitError, git_output, run_git
+from autopilot.git.workspace import is_workspace_repo, remove_workspace
 
 BRANCH_PREFIX = "autopilot/"
 # What `gitops.safe_component` produces: a leading [A-Za-z0-9_], then [A-Za-z0-9._-].

@@ -31,8 +31,7 @@ from autopilot.git.runner import (
     shown_path,
 )
 from autopilot.git.workspace import bring_back, enter_workspace
-from autopilot.infra import untrusted_fs
-from autopilot.infra.protected_paths import unnamed_protected
+from autopilot.infra import unnamed_protected, untrusted_fs
 from autopilot.models import CommitInfo, CommitOutcome, TargetMerge
 
 # What the agent left is read as data, never whole: git's MERGE_MSG is a few KiB, and a file

@@ -8,7 +8,7 @@ from pathlib import Path
 from autopilot.git.kinds import LOCAL, WorkspaceKind
 from autopilot.git.remote import RemoteWorkspaces
 from autopilot.git.remote_url import is_remote
-from autopilot.infra.config import own_state_dir
+from autopilot.infra import own_state_dir
 
 
 def kind_for(repo: str) -> WorkspaceKind:

@@ -24,8 +24,7 @@ from autopilot.git.refs import branch_ref, resolve_rev
 from autopilot.git.remote_url import redact, repo_name, shown_url, transport_env
 from autopilot.git.runner import GitError, git_output, run_git
 from autopilot.git.task_refs import LEGACY_TASK_REFS, TASK_REFS, remote_refs
-from autopilot.infra import untrusted_fs
-from autopilot.infra.private_files import make_private_dir
+from autopilot.infra import make_private_dir, untrusted_fs
 
 # A fetch or push that has not finished after this long is stopped (and the step retried):
 # a hung connection must not hold the cache's lock, and every task of the remote, forever.

@@ -31,8 +31,7 @@ from autopilot.git.runner import (
     run_git,
     run_git_bytes,
 )
-from autopilot.infra import untrusted_fs
-from autopilot.infra.private_files import make_private_dir
+from autopilot.infra import make_private_dir, untrusted_fs
 from autopilot.models import Workspace
 
 

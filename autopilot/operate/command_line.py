@@ -30,16 +30,20 @@ from temporalio.client import (
 )
 from temporalio.common import WorkflowIDConflictPolicy
 
-from autopilot.git.caches_aside import CachesAside
-from autopilot.infra.config import ConfigError, Settings, load_settings
-from autopilot.infra.repo_config import (
+from autopilot.git import CachesAside
+from autopilot.infra import (
     CONFIG_FILE,
     MODES,
     ON_FAILURE,
+    ConfigError,
+    Settings,
+    TemporalUnavailable,
+    WorkerStartFailed,
+    connect,
+    ensure_worker,
+    load_settings,
+    printable,
 )
-from autopilot.infra.safe_text import printable
-from autopilot.infra.temporal_connection import TemporalUnavailable, connect
-from autopilot.infra.worker_process import WorkerStartFailed, ensure_worker
 from autopilot.models import (
     AgentSettings,
     SessionRequest,
@@ -49,9 +53,7 @@ from autopilot.operate import commands
 from autopilot.operate.dry_run_report import describe_session, dry_run_report
 from autopilot.operate.follow import EXIT_MERGED, EXIT_NOT_MERGED, follow, report
 from autopilot.operate.preflight import DEFAULT_CONCURRENCY, UserError, preflight
-from autopilot.plan.batch_refs import batch_numbers, batch_ref
-from autopilot.plan.parser import PlanError
-from autopilot.plan.report import describe_plan
+from autopilot.plan import PlanError, batch_numbers, batch_ref, describe_plan
 from workflows.session import SessionWorkflow
 
 EXIT_BAD_INPUT, EXIT_DETACHED = 2, 130

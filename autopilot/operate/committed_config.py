@@ -19,16 +19,16 @@ import tomllib
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
-from autopilot.git.repo_check import RepoCheck
-from autopilot.git.runner import run_git, run_git_bytes
-from autopilot.infra.input_files import InputFileError, read_regular
-from autopilot.infra.repo_config import (
+from autopilot.git import RepoCheck, run_git, run_git_bytes
+from autopilot.infra import (
     CONFIG_FILE,
     CONFIG_SIZE_LIMIT,
     TABLE,
+    InputFileError,
     RepoConfigError,
     RepoReviewConfig,
     load_repo_config,
+    read_regular,
 )
 
 # A file as a commit has it: its bytes, or None when the commit has no plain file there.

@@ -20,12 +20,14 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from autopilot.agent.cli import PROJECT_ROOT
-from autopilot.infra.config import load_settings
-from autopilot.infra.malloc_arenas import worker_environment
-from autopilot.infra.private_files import open_private
-from autopilot.infra.process_exit import exit_now
-from autopilot.infra.temporal_connection import ensure_embedded_server
+from autopilot.agent import PROJECT_ROOT
+from autopilot.infra import (
+    ensure_embedded_server,
+    exit_now,
+    load_settings,
+    open_private,
+    worker_environment,
+)
 from autopilot.operate import command_line
 from autopilot_testing import PlanFollower, ScriptedModel
 

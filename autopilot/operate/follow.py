@@ -13,7 +13,7 @@ from typing import TextIO
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError
 
-from autopilot.infra.safe_text import printable
+from autopilot.infra import printable
 from autopilot.models import SessionState, SessionStatus, TaskState
 from autopilot.operate.live_tasks import LiveSession
 from autopilot.operate.progress_view import ProgressView, failure_details, summary_line, task_line

@@ -22,32 +22,34 @@ from temporalio.client import Client, WorkflowHandle, WorkflowQueryFailedError
 from temporalio.service import RPCError
 
 from autopilot import git as gitops
-from autopilot.agent.container_access import EngineUnavailable, engine_preflight
-from autopilot.git.caches_aside import CachesAside
-from autopilot.git.remote_check import check_remote
-from autopilot.git.remote_url import RemoteError, is_remote, remote_url
-from autopilot.infra.config import Settings
-from autopilot.infra.container_rules import ContainerValueError, check_image
-from autopilot.infra.notify_targets import allows_private
-from autopilot.infra.options import RUN_RANGES, OptionError, RunNumbers
-from autopilot.infra.repo_config import (
+from autopilot.agent import EngineUnavailable, engine_preflight
+from autopilot.git import CachesAside, RemoteError, check_remote, is_remote, remote_url
+from autopilot.infra import (
     CONFIG_FILE,
+    RUN_RANGES,
+    ContainerValueError,
+    OptionError,
     RepoConfigError,
     RepoReviewConfig,
+    RunNumbers,
+    Settings,
+    allows_private,
+    check_image,
+    connect,
+    embedded_server_answers,
     merge_notify_settings,
     merge_review_settings,
+    printable,
+    temporal_cli,
 )
-from autopilot.infra.safe_text import printable
-from autopilot.infra.temporal_connection import connect, embedded_server_answers, temporal_cli
 from autopilot.models import ContainerSettings, Plan, SessionRequest, SessionStatus, place_of
 from autopilot.operate import commands
 from autopilot.operate.committed_config import load_session_config
 from autopilot.operate.remote_repo_config import load_remote_config
 from autopilot.operate.session_id import session_id
 from autopilot.operate.session_settings import differences, refusal
-from autopilot.plan.parser import PlanError, load_plan, select_batches
-from autopilot.plan.payload_size import PayloadTooLarge, check_requests
-from autopilot.setup.copied import CopyProblem, check_sources, check_untracked
+from autopilot.plan import PayloadTooLarge, PlanError, check_requests, load_plan, select_batches
+from autopilot.setup import CopyProblem, check_sources, check_untracked
 from workflows.session import SessionWorkflow
 
 # Agents at once when --concurrency is not given: containers take the agents' load off the

@@ -4,9 +4,8 @@ checked exactly as a local one (autopilot/operate/committed_config.py)."""
 
 from __future__ import annotations
 
-from autopilot.git.remote import RemoteWorkspaces
-from autopilot.git.remote_url import shown_url
-from autopilot.infra.repo_config import CONFIG_FILE, RepoReviewConfig
+from autopilot.git import RemoteWorkspaces, shown_url
+from autopilot.infra import CONFIG_FILE, RepoReviewConfig
 from autopilot.operate.committed_config import config_from
 
 

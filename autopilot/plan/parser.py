@@ -44,15 +44,15 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from autopilot.infra.input_files import (
+from autopilot.infra import (
+    BATCH_NUMBER_MAX,
     FileTooBig,
     InputFileError,
     IsDirectory,
     NotRegularFile,
+    printable,
     read_regular,
 )
-from autopilot.infra.options import BATCH_NUMBER_MAX
-from autopilot.infra.safe_text import printable
 from autopilot.models import (
     Batch,
     DoneTask,

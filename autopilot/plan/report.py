@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from autopilot.agent.prompts import CONTEXT_LIMIT
-from autopilot.infra.safe_text import printable
+from autopilot.agent import CONTEXT_LIMIT
+from autopilot.infra import printable
 from autopilot.models import Batch, Plan, PlanWarning, Task
 
 __all__ = ["describe_plan", "mode_text"]

@@ -28,11 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from autopilot.agent import allowed_env
-from autopilot.agent.process_guard import kill_tree
-from autopilot.infra import untrusted_fs
-from autopilot.infra.private_files import make_private_dir, open_private
-from autopilot.infra.redact import Redactor, StreamScrubber
+from autopilot.agent import allowed_env, kill_tree
+from autopilot.infra import Redactor, StreamScrubber, make_private_dir, open_private, untrusted_fs
 from autopilot.models import CheckCommand, CheckResult
 
 TAIL_CHARS = 4000

@@ -12,8 +12,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from autopilot.agent.runner import AgentFailure
-from autopilot.infra.protected_paths import protected_changes
+from autopilot.agent import AgentFailure
+from autopilot.infra import protected_changes
 from autopilot.models import CheckResult, ReviewSettings, TaskRequest, Verdict
 
 # Mirrors models.Verdict. Kept to plain keywords (type, enum, properties, required, items,

@@ -5,7 +5,7 @@ Pure and deterministic: the task workflow calls it directly.
 
 from __future__ import annotations
 
-from autopilot.infra.protected_paths import names, normalise
+from autopilot.infra import names, normalise
 from autopilot.models import CheckResult, Finding, ReviewerOutcome, ReviewResult, Task
 from autopilot.review.check_excerpt import excerpt, strip_ansi
 

@@ -12,9 +12,8 @@ import stat
 from collections.abc import Sequence
 from pathlib import Path
 
-from autopilot.git.runner import git_output_bytes, nul_separated_paths, shown_path
-from autopilot.infra import untrusted_fs
-from autopilot.infra.input_files import InputFileError, check_regular
+from autopilot.git import git_output_bytes, nul_separated_paths, shown_path
+from autopilot.infra import InputFileError, check_regular, untrusted_fs
 from autopilot.models import WorkspaceSettings
 from autopilot.setup.paths import UnsafePath, inside, make_parents, parts_of
 

@@ -11,8 +11,7 @@ import os
 import stat
 from pathlib import Path, PurePosixPath
 
-from autopilot.infra import untrusted_fs
-from autopilot.infra.repo_paths import relative_path
+from autopilot.infra import relative_path, untrusted_fs
 
 
 class UnsafePath(ValueError):

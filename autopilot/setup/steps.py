@@ -20,12 +20,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from autopilot.git.refs import is_ancestor
-from autopilot.git.runner import GitError, git_output, run_git
-from autopilot.infra import untrusted_fs
-from autopilot.infra.redact import Redactor
+from autopilot.git import GitError, git_output, is_ancestor, run_git
+from autopilot.infra import Redactor, untrusted_fs
 from autopilot.models import CheckResult, SetupInput, SetupResult
-from autopilot.review.checks import CheckEnv, check_log_name, run_check
+from autopilot.review import CheckEnv, check_log_name, run_check
 from autopilot.setup import cache
 from autopilot.setup.copied import CopyProblem, check_untracked, copy_in, exclude
 from autopilot.setup.paths import UnsafePath
