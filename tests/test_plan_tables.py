@@ -39,7 +39,7 @@ def _both(text: str) -> Plan | list[tuple[int, str]]:
     results: list[Any] = []
     for fast in (True, False):
         try:
-            results.append(plan_parser._parse(text, "plan.md", fast=fast))
+            results.append(plan_parser.parse_text(text, "plan.md", fast=fast))
         except PlanError as error:
             results.append([(issue.line, issue.message) for issue in error.issues])
     fast_result, reference = results

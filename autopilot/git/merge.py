@@ -47,14 +47,14 @@ class CheckoutInTheWay(GitError):
 
 
 @dataclass(frozen=True)
-class _TreeMerge:
+class TreeMerge:
     tree: str
     conflict: bool
     conflict_files: list[str]
     conflict_messages: list[str]
 
 
-def _merge_trees(repo: str | Path, ours: str, theirs: str) -> _TreeMerge:
+def merge_trees(repo: str | Path, ours: str, theirs: str) -> TreeMerge:
     """Merge two commits into a tree object without touching any index or working tree."""
     args = ["merge-tree", "--write-tree", "--name-only", "-z", ours, theirs]
     proc = run_git(repo, args)
@@ -62,7 +62,7 @@ def _merge_trees(repo: str | Path, ours: str, theirs: str) -> _TreeMerge:
         raise GitError(git_failure_message(repo, args, proc))
     tree, _, rest = proc.stdout.partition("\0")
     if proc.returncode == 0:
-        return _TreeMerge(tree=tree, conflict=False, conflict_files=[], conflict_messages=[])
+        return TreeMerge(tree=tree, conflict=False, conflict_files=[], conflict_messages=[])
     names, _, info = rest.partition("\0\0")
     files = [name for name in names.split("\0") if name]
     # Informational messages: <count>\0<path>\0...\0<type>\0<message>\0, repeated.
@@ -80,7 +80,7 @@ def _merge_trees(repo: str | Path, ours: str, theirs: str) -> _TreeMerge:
             if not files:
                 files += fields[i + 1 : i + 1 + count]
         i += 3 + count
-    return _TreeMerge(
+    return TreeMerge(
         tree=tree, conflict=True, conflict_files=sorted(set(files)), conflict_messages=messages
     )
 
@@ -301,7 +301,7 @@ def merge_task(
                 message=f"{target_branch} ({target_head[:12]}) has commits that {branch} "
                 f"({branch_head[:12]}) was not checked with; {target_branch} was left unchanged",
             )
-        merged = _merge_trees(repo, target_head, branch_head)
+        merged = merge_trees(repo, target_head, branch_head)
         if merged.conflict:
             details = "; ".join(merged.conflict_messages) or ", ".join(merged.conflict_files)
             return MergeOutcome(

@@ -135,7 +135,7 @@ def validate_session(
 ) -> Accepted:
     """Everything but Temporal: the flags, the plan, the repository or remote, its
     .autopilot.toml, the payload sizes and the container engine."""
-    numbers = _numbers(args)
+    numbers = run_numbers(args)
     plan_path = args.plan.expanduser().resolve()
     plan, selected = _plan(plan_path, args)
     _check_target_branch(args.target_branch)
@@ -328,7 +328,7 @@ def _check_engine(request: SessionRequest, dagger_batches: list[int]) -> str:
     return f"the dagger CLI at {access.cli}" if access.cli else f"the session on port {access.port}"
 
 
-def _numbers(args: argparse.Namespace) -> RunNumbers:
+def run_numbers(args: argparse.Namespace) -> RunNumbers:
     flags = {name: getattr(args, name) for name in RUN_RANGES}
     if flags["concurrency"] is None:
         flags["concurrency"] = DEFAULT_CONCURRENCY[args.mode]

@@ -345,13 +345,13 @@ def select_batches(plan: Plan, start: int | None, end: int | None) -> Plan:
 
 def parse_plan(text: str, path: str) -> Plan:
     """Parse plan markdown. Raises `PlanError` with every issue found, sorted by line."""
-    return _parse(text, path, fast=True)
+    return parse_text(text, path, fast=True)
 
 
-def _parse(text: str, path: str, *, fast: bool) -> Plan:
+def parse_text(text: str, path: str, *, fast: bool) -> Plan:
     """`parse_plan`; `fast=False` reads the blocks with markdown-it alone (the reference)."""
     with _gc_paused():
-        return _parse_lines(_lines(text), path, fast=fast)
+        return _parse_lines(plan_lines(text), path, fast=fast)
 
 
 @contextmanager
@@ -372,7 +372,7 @@ def _parse_lines(lines: list[str], path: str, *, fast: bool) -> Plan:
     issues = _Issues()
     _refuse_nul(lines, path)
 
-    front_matter, fm_lines = _front_matter(lines)
+    front_matter, fm_lines = split_front_matter(lines)
     # markdown-it reads the front matter as blank lines: line numbers stay those of the file.
     blocks, _ = top_level_blocks(lines, fm_lines, fast=fast)
 
@@ -477,13 +477,13 @@ def _refuse_nul(lines: Sequence[str], path: str) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def _lines(text: str) -> list[str]:
+def plan_lines(text: str) -> list[str]:
     """The lines of the text, without a byte order mark, for any line ending."""
     text = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
     return text.split("\n")
 
 
-def _front_matter(lines: list[str]) -> tuple[str, int]:
+def split_front_matter(lines: list[str]) -> tuple[str, int]:
     """YAML front matter at the very top: (its text, how many lines it spans incl. fences)."""
     if not lines or lines[0].rstrip() != "---":
         return "", 0
