@@ -45,18 +45,31 @@ from activities.workspace import (
     remove_workspace,
 )
 from autopilot import git as gitops
-from autopilot.agent.cli import ClaudeNotFound, find_claude
-from autopilot.agent.egress import Egress
-from autopilot.agent.sandbox import Sandbox, SandboxUnavailable, detect_sandbox
-from autopilot.git.input_check import pin_state_dir
-from autopilot.infra import search_attributes
-from autopilot.infra.config import ConfigError, Settings, agent_task_queue, load_settings
-from autopilot.infra.log_context import LogContextInterceptor
-from autopilot.infra.logs import configure_logging
-from autopilot.infra.malloc_arenas import forget_arena_cap, restart_with_arena_cap
-from autopilot.infra.process_exit import exit_now
-from autopilot.infra.temporal_connection import TemporalUnavailable, connect
-from autopilot.infra.worker_options import WorkerOptions, worker_options
+from autopilot.agent import (
+    ClaudeNotFound,
+    Egress,
+    Sandbox,
+    SandboxUnavailable,
+    detect_sandbox,
+    find_claude,
+)
+from autopilot.git import pin_state_dir
+from autopilot.infra import (
+    ConfigError,
+    LogContextInterceptor,
+    Settings,
+    TemporalUnavailable,
+    WorkerOptions,
+    agent_task_queue,
+    configure_logging,
+    connect,
+    exit_now,
+    forget_arena_cap,
+    load_settings,
+    restart_with_arena_cap,
+    search_attributes,
+    worker_options,
+)
 from workflows.session import SessionWorkflow
 from workflows.task import TaskWorkflow
 

@@ -5,7 +5,7 @@ the session learns only their labels and count, and asks for target number i; a 
 often a credential. A command is run only when it is the worker's own: one in the session's
 input (an older starter's [notify] notify_command from the repository) is refused, as it would
 run outside the sandbox. A URL to this machine or a private network is refused at send time
-too, unless the worker's AUTOPILOT_NOTIFY_ALLOW_PRIVATE=1 (autopilot/operate/notify.py).
+too, unless the worker's AUTOPILOT_NOTIFY_ALLOW_PRIVATE=1 (autopilot/notifications/delivery.py).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from autopilot.infra.notify_targets import (
 )
 from autopilot.infra.redact import Redactor
 from autopilot.models import NotifyInput, NotifyTarget
-from autopilot.operate import notify
+from autopilot.notifications import delivery as notify
 
 log = structlog.get_logger("notify")
 

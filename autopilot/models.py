@@ -439,7 +439,7 @@ class SessionRequest(BaseModel):
     # worker's own (AUTOPILOT_NOTIFY) are added by the session when it first notifies.
     notify: NotifySettings = Field(default_factory=lambda: NotifySettings())
     # The target branch's commit whose .autopilot.toml gave the settings above, read once by
-    # the starter (autopilot/infra/committed_config.py); "" for sessions started before.
+    # the starter (autopilot/operate/committed_config.py); "" for sessions started before.
     config_commit: str = ""
     # Continue as new before the history grows past this many events. Temporal's hard limit is
     # 50,000, but a replay (worker restart, cache eviction) runs the whole history, and the
@@ -782,7 +782,7 @@ class SessionChanges(BaseModel):
 
 
 # --------------------------------------------------------------------------------------------
-# Notifications (autopilot/operate/notify.py)
+# Notifications (autopilot/notifications/delivery.py)
 # --------------------------------------------------------------------------------------------
 
 NotifyEvent = Literal[
@@ -1074,7 +1074,7 @@ class CommitInput(BaseModel):
     # (WorkspaceSettings.keep_out).
     keep_out: list[str] = Field(default_factory=list)
     # The task's **Files:** paths: the protected paths among them it may change
-    # (autopilot/review/protected_paths.py).
+    # (autopilot/infra/protected_paths.py).
     named_files: list[str] = Field(default_factory=list)
     # Remote mode, a conflict round: a worker that lacks the workspace makes it again with
     # this target merged in, as the round's first step left it.

@@ -19,10 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from autopilot import git as gitops
-from autopilot.agent.cli import agent_environment, claude_argv, model_route
-from autopilot.agent.process_guard import ProcessGuard
-from autopilot.agent.prompts import task_prompt
-from autopilot.agent.runner import run_claude
+from autopilot.agent import (
+    ProcessGuard,
+    agent_environment,
+    claude_argv,
+    model_route,
+    run_claude,
+    task_prompt,
+)
 from autopilot.models import (
     AgentProgress,
     AgentSettings,
@@ -31,7 +35,7 @@ from autopilot.models import (
     TaskRequest,
     Workspace,
 )
-from autopilot.plan.parser import load_plan
+from autopilot.plan import load_plan
 from bench.cpu import snapshot
 
 PHASES = ("prepare", "agent", "commit", "merge", "remove")

@@ -10,7 +10,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from autopilot.infra.temporal_connection import temporal_cli
+from autopilot.infra import temporal_cli
 from tests.harness import ROOT
 
 

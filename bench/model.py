@@ -3,7 +3,7 @@ fixed time per turn (the concurrency sweep)."""
 
 from __future__ import annotations
 
-from autopilot.agent.scripted_model import PlanFollower, ScriptedModel, SlowFollower
+from autopilot_testing import PlanFollower, ScriptedModel, SlowFollower
 
 
 def scripted_model(delay_s: float = 0.0) -> ScriptedModel:

@@ -21,7 +21,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 import starter
-from autopilot.infra.config import load_settings
+from autopilot.infra import load_settings
 from autopilot.operate import preflight
 from bench.histories import collect
 from bench.pipeline import Installation

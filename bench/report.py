@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from autopilot.infra.payload_size import BLOB_SIZE_LIMIT
+from autopilot.plan import BLOB_SIZE_LIMIT
 
 RATIO_TARGET, RATIO_GOAL, RATIO_SIZE = 1.3, 1.1, 50
 SPEEDUP_TARGETS = {2: 1.8, 4: 3.2}

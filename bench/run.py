@@ -22,8 +22,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from autopilot.agent.process_guard import detect_guard
-from autopilot.infra.process_exit import exit_now
+from autopilot.agent import detect_guard
+from autopilot.infra import exit_now
 from bench import chart, report
 from bench.machine import describe, load_average, machine_info
 from bench.plans import DEFAULT_BATCH_SIZE

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from autopilot.agent.process_guard import ProcessGuard
+from autopilot.agent import ProcessGuard
 from autopilot.models import SessionRequest
-from autopilot.plan.parser import parse_plan
+from autopilot.plan import parse_plan
 from bench.baseline import PHASES, BaselineResult, baseline
 from bench.model import scripted_model
 from bench.pipeline import Installation, PipelineResult

@@ -47,19 +47,22 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 
-from autopilot.agent.scripted_model import (
+from autopilot.git import SESSION_TRAILER, TASK_TRAILER
+from autopilot.infra import (
+    Settings,
+    ensure_embedded_server,
+    exit_now,
+    load_settings,
+    search_attributes,
+)
+from autopilot.models import SessionState, SessionStatus, TaskState, TaskStatus
+from autopilot_testing import (
     STRUCTURED_OUTPUT,
     Conversation,
     PlanFollower,
     ScriptedModel,
     SlowFollower,
 )
-from autopilot.git import SESSION_TRAILER, TASK_TRAILER
-from autopilot.infra import search_attributes
-from autopilot.infra.config import Settings, load_settings
-from autopilot.infra.process_exit import exit_now
-from autopilot.infra.temporal_connection import ensure_embedded_server
-from autopilot.models import SessionState, SessionStatus, TaskState, TaskStatus
 from bench.repos import git, make_repo
 from tests.harness import ROOT, Autopilot, claude_bin, processes_in, wait_until, working_folder
 
@@ -67,7 +70,7 @@ Kind = Literal["worker", "server", "claude"]
 KINDS: tuple[Kind, ...] = ("worker", "server", "claude")
 Schedule = Literal["random", "cycle"]
 REVIEW_MODES = ("none", "agent", "checks", "both")
-# Turns of one clean run of the scripted model (autopilot/agent/scripted_model.py): the agent
+# Turns of one clean run of the scripted model (autopilot_testing/scripted_model.py): the agent
 # writes the file, commits with Bash, then summarises; the reviewer calls StructuredOutput,
 # which ends the CLI's run (claude 2.1.197: one request per review, measured in a clean run).
 AGENT_TURNS, REVIEWER_TURNS = 3, 1

@@ -22,7 +22,7 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from autopilot.agent.scripted_model import PlanFollower, ScriptedModel
+from autopilot_testing import PlanFollower, ScriptedModel
 from bench.pipeline import Installation
 from bench.plans import plan_text
 from bench.repos import git, make_repo

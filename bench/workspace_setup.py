@@ -28,8 +28,8 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from autopilot.agent.scripted_model import PlanFollower, ScriptedModel
 from autopilot.models import SessionStatus
+from autopilot_testing import PlanFollower, ScriptedModel
 from bench.plans import plan_text
 from bench.repos import git, make_repo
 from tests.harness import autopilot

@@ -61,8 +61,7 @@ def main() -> int:
         print("ui_screenshot: Chromium is not installed; run: apt-get install chromium")
         return 2
     sys.path.insert(0, str(ROOT))
-    from autopilot.infra.config import load_settings
-    from autopilot.infra.temporal_connection import stop_embedded_server
+    from autopilot.infra import load_settings, stop_embedded_server
 
     with tempfile.TemporaryDirectory(prefix="autopilot-screenshot-") as scratch:
         env = {

@@ -36,8 +36,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from autopilot.infra import search_attributes
-from autopilot.infra.temporal_connection import temporal_cli
+from autopilot.infra import search_attributes, temporal_cli
 from tests.gitutil import make_repo
 from tests.harness import free_port
 from tests.run_order import costliest_files_first, measured_seconds

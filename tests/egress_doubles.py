@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from autopilot.agent.egress import Streams, open_tcp
+from autopilot.agent import Streams, open_tcp
 
 # Global unicast addresses, handed out by FakeNames for test names: never really dialled (the
 # dialler below takes them to loopback, or refuses).

@@ -17,9 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from autopilot.infra.config import load_settings
-from autopilot.infra.temporal_connection import stop_embedded_server
-from autopilot.infra.worker_process import stop_worker
+from autopilot.infra import load_settings, stop_embedded_server, stop_worker
 from autopilot.models import SessionStatus
 
 ROOT = Path(__file__).resolve().parent.parent

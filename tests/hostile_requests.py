@@ -21,9 +21,8 @@ from pathlib import Path
 
 from hypothesis import strategies as st
 
-from autopilot.agent.egress import Egress, Grant
-from autopilot.agent.egress_names import DEFAULT_PORTS, checked_host
-from autopilot.infra.host_names import is_public
+from autopilot.agent import DEFAULT_PORTS, Egress, Grant, checked_host
+from autopilot.infra import is_public
 from tests.egress_doubles import ELSEWHERE, PUBLIC, PUBLIC_V6, Dialler, FakeNames, exchange
 
 API_HOST = "api.fuzz.invalid"  # the model API upstream: refused by the dialler like any other

@@ -35,10 +35,8 @@ from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from autopilot.agent.scripted_model import PlanFollower, ScriptedModel
-from autopilot.infra.config import load_settings
-from autopilot.infra.process_exit import exit_now
-from autopilot.infra.temporal_connection import ensure_embedded_server, stop_embedded_server
+from autopilot.infra import ensure_embedded_server, exit_now, load_settings, stop_embedded_server
+from autopilot_testing import PlanFollower, ScriptedModel
 from tests import (
     test_controls_e2e,
     test_e2e,

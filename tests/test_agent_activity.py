@@ -23,17 +23,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.agent import AgentActivities
 from activities.reviewer import ReviewerActivities
-from autopilot.agent.egress import Egress
-from autopilot.agent.sandbox import GATEWAY_PORT, Sandbox, detect_sandbox
-from autopilot.agent.scripted_model import (
-    HttpError,
-    Reviewer,
-    ScriptedModel,
-    Text,
-    ToolCall,
-    ToolUses,
-    script,
-)
+from autopilot.agent import GATEWAY_PORT, Egress, Sandbox, detect_sandbox
 from autopilot.git import prepare_workspace
 from autopilot.models import (
     AgentInput,
@@ -48,6 +38,15 @@ from autopilot.models import (
 )
 from autopilot.steps.attempts import SESSION_NAMESPACE
 from autopilot.steps.site import workspace_inside
+from autopilot_testing import (
+    HttpError,
+    Reviewer,
+    ScriptedModel,
+    Text,
+    ToolCall,
+    ToolUses,
+    script,
+)
 from tests.gitutil import git, head, isolate_git, make_repo
 from tests.harness import claude_bin, clean_env, commands_in, processes_in, wait_gone, wait_until
 

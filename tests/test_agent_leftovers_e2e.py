@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from autopilot import git as gitops
-from autopilot.agent.scripted_model import (
+from autopilot.error_types import PROTECTED_PATHS_CHANGED
+from autopilot.models import TaskState
+from autopilot_testing import (
     STRUCTURED_OUTPUT,
     Conversation,
     PlanFollower,
@@ -20,8 +22,6 @@ from autopilot.agent.scripted_model import (
     ToolCall,
     ToolUses,
 )
-from autopilot.error_types import PROTECTED_PATHS_CHANGED
-from autopilot.models import TaskState
 from tests.gitutil import git
 from tests.harness import autopilot
 

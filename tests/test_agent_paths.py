@@ -16,13 +16,17 @@ from typing import Protocol
 import pytest
 
 from autopilot import git as gitops
-from autopilot.agent.sandbox import Sandbox, task_layout
-from autopilot.git import commit_changes, merge_target_into_branch, prepare_workspace
-from autopilot.git.remote import _mark
-from autopilot.infra.untrusted_fs import remove_path
+from autopilot.agent import Sandbox, task_layout
+from autopilot.git import (
+    commit_changes,
+    mark_workspace,
+    merge_target_into_branch,
+    prepare_workspace,
+)
+from autopilot.infra import parse_check, remove_path
 from autopilot.models import SetupInput, TaskPlace, Workspace, WorkspaceSettings
-from autopilot.review.checks import CheckEnv, parse_check, private_tmpdir
-from autopilot.setup.steps import set_up_workspace
+from autopilot.review import CheckEnv, private_tmpdir
+from autopilot.setup import set_up_workspace
 from autopilot.steps.site import decide
 from tests.agent_paths import CHECK_TMP, INVENTORY, SPACE, Touch
 from tests.gitutil import commit_file, git, isolate_git, make_repo
@@ -157,7 +161,7 @@ def fingerprint_step(places: Places, put: Put) -> None:
 
 def mark_step(places: Places, put: Put) -> None:
     put()
-    _mark(
+    mark_workspace(
         places.workspace,
         TaskPlace(
             session_id=SESSION, task_id="1", target_branch="main", base_sha=places.ws.base_sha

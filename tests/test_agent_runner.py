@@ -19,10 +19,20 @@ from typing import Any
 
 import pytest
 
-from autopilot.agent.cli import agent_environment, claude_argv, model_route
-from autopilot.agent.process_guard import ProcessGuard, detect_guard
-from autopilot.agent.runner import AgentFailure, StreamState, classify, run_claude
-from autopilot.agent.scripted_model import (
+from autopilot.agent import (
+    AgentFailure,
+    ProcessGuard,
+    StreamState,
+    agent_environment,
+    classify,
+    claude_argv,
+    detect_guard,
+    model_route,
+    run_claude,
+)
+from autopilot.infra import Redactor
+from autopilot.models import AgentProgress, AgentSettings
+from autopilot_testing import (
     HttpError,
     ScriptedModel,
     Text,
@@ -30,8 +40,6 @@ from autopilot.agent.scripted_model import (
     ToolUses,
     script,
 )
-from autopilot.infra.redact import Redactor
-from autopilot.models import AgentProgress, AgentSettings
 from tests.gitutil import git, isolate_git, make_repo
 from tests.harness import claude_bin, clean_env, commands_in, processes_in, wait_gone, wait_until
 

@@ -13,7 +13,7 @@ from temporalio.api.history.v1 import (
     HistoryEvent,
 )
 
-from autopilot.plan.parser import parse_plan
+from autopilot.plan import parse_plan
 from bench.histories import payload_sizes
 from bench.plans import plan_text
 from bench.report import all_targets

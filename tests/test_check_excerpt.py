@@ -8,8 +8,7 @@ import io
 from autopilot.models import CheckResult, SessionState, SessionStatus, TaskState, TaskStatus
 from autopilot.operate.follow import report
 from autopilot.operate.progress_view import failure_details, summary_line, task_line
-from autopilot.review.check_excerpt import excerpt, strip_ansi
-from autopilot.review.verdict import check_findings, finding_headline
+from autopilot.review import check_findings, excerpt, finding_headline, strip_ansi
 
 PYTEST_OUTPUT = (
     "\x1b[1m============ test session starts ============\x1b[0m\n"

@@ -14,16 +14,9 @@ from pathlib import Path
 import pytest
 
 from autopilot.agent import allowed_env
+from autopilot.infra import CheckSyntaxError, parse_check
 from autopilot.models import CheckCommand, CheckResult
-from autopilot.review.checks import (
-    TAIL_CHARS,
-    CheckEnv,
-    CheckSyntaxError,
-    check_log_name,
-    parse_check,
-    run_check,
-    run_checks,
-)
+from autopilot.review import TAIL_CHARS, CheckEnv, check_log_name, run_check, run_checks
 
 PY = shlex.quote(sys.executable)
 

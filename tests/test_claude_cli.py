@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from autopilot.agent import cli as claude_cli
-from autopilot.agent.cli import (
+from autopilot.agent import (
     UNATTENDED_DEFAULTS,
     ClaudeNotFound,
     agent_environment,
@@ -16,6 +15,7 @@ from autopilot.agent.cli import (
     find_claude,
     model_route,
 )
+from autopilot.agent import cli as claude_cli
 from autopilot.models import AgentSettings
 
 
@@ -281,7 +281,7 @@ def test_no_argv_widens_what_the_agent_may_touch(tmp_path: Path) -> None:
     """The agent's cwd is its worktree and nothing more: no extra directories, no permission
     bypass, for the worker agent and the reviewer alike."""
     from autopilot.models import AgentSettings, ReviewSettings
-    from autopilot.review.reviewer import reviewer_argv
+    from autopilot.review import reviewer_argv
 
     binary = tmp_path / "claude"
     for argv in (

@@ -8,22 +8,20 @@ from pathlib import Path
 import pytest
 
 from autopilot.git import (
-    GitError,
-    RepoError,
-    branch_name,
-    commit_changes,
-    merge_task,
-    prepare_workspace,
-    remove_workspace,
-)
-from autopilot.git.cleanup import (
     BranchInfo,
     CleanupAction,
+    GitError,
+    RepoError,
     apply_cleanup,
+    branch_name,
+    commit_changes,
     find_branches,
     is_task_branch,
+    merge_task,
     plan_cleanup,
+    prepare_workspace,
     remove_empty_session_dirs,
+    remove_workspace,
 )
 from autopilot.models import Workspace
 from tests.gitutil import commit_file, git, head, isolate_git, write

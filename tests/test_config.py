@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from autopilot.infra.config import ConfigError, load_settings
+from autopilot.infra import ConfigError, load_settings
 
 
 @pytest.fixture

@@ -7,9 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from autopilot.infra.committed_config import config_from
-from autopilot.infra.payload_size import PAYLOAD_LIMIT
-from autopilot.infra.repo_config import CONFIG_FILE, RepoReviewConfig
+from autopilot.infra import CONFIG_FILE, RepoReviewConfig
 from autopilot.models import (
     CheckCommand,
     ContainerSettings,
@@ -17,6 +15,7 @@ from autopilot.models import (
     ReviewSettings,
     SessionRequest,
 )
+from autopilot.operate.committed_config import config_from
 from autopilot.operate.config_reload import (
     ReloadError,
     TargetConfig,
@@ -24,6 +23,7 @@ from autopilot.operate.config_reload import (
     reloaded_request,
 )
 from autopilot.operate.session_settings import reload_changes, reload_refusal
+from autopilot.plan import PAYLOAD_LIMIT
 from tests.git_daemon import git_daemon
 from tests.gitutil import commit_file, git, head, isolate_git, make_repo
 

@@ -13,7 +13,7 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
 from autopilot.error_types import WORKSPACE_SETUP_FAILED
-from autopilot.infra.config import load_settings
+from autopilot.infra import load_settings
 from autopilot.models import (
     CheckCommand,
     ChecksInput,

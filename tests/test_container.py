@@ -23,7 +23,25 @@ import graphql
 import pytest
 
 from autopilot import error_types
-from autopilot.agent.cli import claude_argv
+from autopilot.agent import (
+    ADDRESS_VAR,
+    CLI_DOWNLOAD,
+    ENGINE_IMAGE,
+    FORWARDER_JS,
+    FORWARDER_PATH,
+    SERVICE_ALIAS,
+    SERVICE_PORT,
+    STREAM_TOKEN_VAR,
+    AgentFailure,
+    ContainerFailed,
+    EngineAccess,
+    EngineLost,
+    EngineTimedOut,
+    EngineUnavailable,
+    StreamListener,
+    claude_argv,
+    engine_preflight,
+)
 from autopilot.agent.container import (
     CLI_DIR,
     CONTAINER_CLAUDE,
@@ -32,28 +50,8 @@ from autopilot.agent.container import (
     run_check_in_container,
     run_claude_in_container,
 )
-from autopilot.agent.container_access import (
-    CLI_DOWNLOAD,
-    ENGINE_IMAGE,
-    ContainerFailed,
-    EngineAccess,
-    EngineLost,
-    EngineTimedOut,
-    EngineUnavailable,
-    engine_preflight,
-)
-from autopilot.agent.container_stream import (
-    ADDRESS_VAR,
-    FORWARDER_JS,
-    FORWARDER_PATH,
-    SERVICE_ALIAS,
-    SERVICE_PORT,
-    TOKEN_VAR,
-    StreamListener,
-)
-from autopilot.agent.runner import AgentFailure
-from autopilot.git.kinds import LOCAL
-from autopilot.infra.redact import Redactor
+from autopilot.git import LOCAL
+from autopilot.infra import Redactor
 from autopilot.models import (
     DEFAULT_CONTAINER_IMAGE,
     AgentProgress,
@@ -98,7 +96,7 @@ def stream_to_worker(container: Container, lines: list[bytes]) -> socket.socket:
     ours = [s for s in services if s.ports[0]["frontend"] == SERVICE_PORT]  # type: ignore[attr-defined]
     port = ours[0].ports[0]["backend"]  # type: ignore[attr-defined]
     sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-    sock.sendall(container.secret(TOKEN_VAR).plaintext.encode() + b"\n")
+    sock.sendall(container.secret(STREAM_TOKEN_VAR).plaintext.encode() + b"\n")
     for line in lines:
         sock.sendall(line)
     return sock
@@ -607,7 +605,7 @@ async def test_the_forwarder_streams_the_commands_stdout_and_keeps_its_exit(
         env = {
             "PATH": os.environ["PATH"],
             ADDRESS_VAR: f"127.0.0.1:{listener.port}",
-            TOKEN_VAR: listener.token,
+            STREAM_TOKEN_VAR: listener.token,
         }
         process = await asyncio.create_subprocess_exec(
             "node", str(forwarder), "python3", str(agent),

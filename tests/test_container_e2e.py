@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 
 from autopilot import git as gitops
-from autopilot.agent.container_access import PORT_VAR, TOKEN_VAR
-from autopilot.agent.scripted_model import PlanFollower, ScriptedModel
+from autopilot.agent import PORT_VAR, TOKEN_VAR
 from autopilot.models import SessionState
+from autopilot_testing import PlanFollower, ScriptedModel
 from tests.dagger_standin import Container, Directory, ExecResult, StandIn
 from tests.gitutil import commit_file, git
 from tests.harness import ROOT, autopilot, clean_env, free_port, wait_until

@@ -16,7 +16,9 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from autopilot import git as gitops
-from autopilot.agent.scripted_model import (
+from autopilot.infra import temporal_cli
+from autopilot.models import SessionState, TaskState
+from autopilot_testing import (
     STRUCTURED_OUTPUT,
     Conversation,
     HttpError,
@@ -25,8 +27,6 @@ from autopilot.agent.scripted_model import (
     Reviewer,
     ScriptedModel,
 )
-from autopilot.infra.temporal_connection import temporal_cli
-from autopilot.models import SessionState, TaskState
 from tests.gitutil import git
 from tests.harness import Autopilot, autopilot, processes_in, wait_until
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from autopilot import git as gitops
-from autopilot.agent.container_access import EngineUnavailable, engine_preflight
-from autopilot.agent.scripted_model import PlanFollower, ScriptedModel
+from autopilot.agent import EngineUnavailable, engine_preflight
 from autopilot.models import SessionState
+from autopilot_testing import PlanFollower, ScriptedModel
 from tests.gitutil import git
 from tests.harness import autopilot
 

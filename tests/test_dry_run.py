@@ -14,9 +14,8 @@ import pytest
 from temporalio.client import Client
 
 import starter
-from autopilot.git.caches_aside import CachesAside
-from autopilot.git.remote_cache import CACHES
-from autopilot.infra.config import load_settings
+from autopilot.git import CACHES, CachesAside
+from autopilot.infra import load_settings
 from autopilot.operate import preflight
 from tests.gitutil import commit_file, git, make_repo
 from tests.harness import ROOT, clean_env, free_port

@@ -18,10 +18,10 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from autopilot import git as gitops
-from autopilot.agent.scripted_model import Conversation, PlanFollower, Reply, ScriptedModel
-from autopilot.infra.temporal_connection import temporal_cli
+from autopilot.infra import temporal_cli
 from autopilot.models import SessionState, TaskState
 from autopilot.steps.site import workspace_inside
+from autopilot_testing import Conversation, PlanFollower, Reply, ScriptedModel
 from tests.gitutil import git
 from tests.harness import Autopilot, autopilot, processes_in, wait_until
 from workflows.session import SessionWorkflow

@@ -16,18 +16,25 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from autopilot.agent import egress as egress_module
-from autopilot.agent.egress import MAX_HEAD, Egress, Grant
-from autopilot.agent.egress_http import MAX_HEADERS, BadRequest, parse_head
-from autopilot.agent.egress_names import (
+from autopilot.agent import (
     DEFAULT_PORTS,
+    GATEWAY_PORT,
+    MAX_HEAD,
+    MAX_HEADERS,
+    BadRequest,
+    Egress,
+    Gateway,
+    Grant,
+    Layout,
     TargetRefused,
     checked_host,
     checked_port,
+    detect_sandbox,
+    parse_head,
     public_addresses,
 )
-from autopilot.agent.sandbox import GATEWAY_PORT, Gateway, Layout, detect_sandbox
-from autopilot.agent.scripted_model import ScriptedModel, Text
+from autopilot.agent import egress as egress_module
+from autopilot_testing import ScriptedModel, Text
 from tests.egress_doubles import ELSEWHERE, PUBLIC, PUBLIC_V6, Dialler, FakeNames, exchange
 
 pytestmark = pytest.mark.timeout(120)

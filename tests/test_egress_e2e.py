@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from autopilot.agent.sandbox import GATEWAY_PORT
-from autopilot.agent.scripted_model import (
+from autopilot.agent import GATEWAY_PORT
+from autopilot_testing import (
     STRUCTURED_OUTPUT,
     Conversation,
     PlanFollower,

@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 
 from autopilot import git as gitops
-from autopilot.agent.scripted_model import (
+from autopilot.infra import AFTER_MERGE, FAILPOINTS_ENV
+from autopilot.models import SessionState, TaskState
+from autopilot_testing import (
     STRUCTURED_OUTPUT,
     Conversation,
     HttpError,
@@ -23,8 +25,6 @@ from autopilot.agent.scripted_model import (
     Reply,
     ScriptedModel,
 )
-from autopilot.infra.failpoints import AFTER_MERGE, FAILPOINTS_ENV
-from autopilot.models import SessionState, TaskState
 from tests.gitutil import commit_file, git
 from tests.harness import Autopilot, autopilot, processes_in, wait_until
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from autopilot.agent.scripted_model import PlanFollower, ScriptedModel
 from autopilot.models import TaskState
 from autopilot.steps.site import workspace_inside
+from autopilot_testing import PlanFollower, ScriptedModel
 from tests.gitutil import commit_file, git
 from tests.harness import autopilot
 

@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from autopilot import git as gitops
-from autopilot.agent.scripted_model import (
+from autopilot.git import SESSION_TRAILER, SQUASHED_TRAILER, TASK_TRAILER
+from autopilot.models import TaskState
+from autopilot_testing import (
     STRUCTURED_OUTPUT,
     Conversation,
     JsonObj,
@@ -24,8 +26,6 @@ from autopilot.agent.scripted_model import (
     ToolUses,
     complete_verdict,
 )
-from autopilot.git.names import SESSION_TRAILER, SQUASHED_TRAILER, TASK_TRAILER
-from autopilot.models import TaskState
 from tests.gitutil import commit_file, git, trailers
 from tests.harness import autopilot, wait_until
 

@@ -7,10 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from autopilot.git import GitError, merge_task, prepare_workspace
-from autopilot.git.commits import commit_changes
-from autopilot.git.fresh import set_aside_name, start_afresh
-from autopilot.git.kinds import LOCAL
+from autopilot.git import (
+    LOCAL,
+    GitError,
+    commit_changes,
+    merge_task,
+    prepare_workspace,
+    set_aside_name,
+    start_afresh,
+)
 from autopilot.models import WorkspaceInput
 from tests.gitutil import commit_file, git, head, isolate_git, make_repo, write
 

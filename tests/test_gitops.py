@@ -33,7 +33,7 @@ from autopilot.git import (
 )
 from autopilot.git import merge as git_merge
 from autopilot.git import refs as git_refs
-from autopilot.infra.untrusted_fs import remove_path
+from autopilot.infra import remove_path
 from autopilot.models import MergeInput, MergeOutcome, Workspace
 from tests.gitutil import commit_file, git, head, isolate_git, make_repo, trailers, write
 
@@ -508,12 +508,12 @@ def test_merge_retries_when_target_moves_mid_merge(
 ) -> None:
     ws = do_task(repo, state, "1", {"a.txt": "task\n"})
     git(repo, "checkout", "-q", "--detach")  # target not checked out: the update-ref path
-    real_merge_trees = git_merge._merge_trees
+    real_merge_trees = git_merge.merge_trees
     moved: list[str] = []
 
     def merge_trees_while_someone_commits(
         cwd: str | Path, ours: str, theirs: str
-    ) -> git_merge._TreeMerge:
+    ) -> git_merge.TreeMerge:
         result = real_merge_trees(cwd, ours, theirs)
         if not moved:  # someone else advances main between our read and our update
             tree = git(repo, "rev-parse", "main^{tree}")
@@ -522,7 +522,7 @@ def test_merge_retries_when_target_moves_mid_merge(
             moved.append(sha)
         return result
 
-    monkeypatch.setattr(git_merge, "_merge_trees", merge_trees_while_someone_commits)
+    monkeypatch.setattr(git_merge, "merge_trees", merge_trees_while_someone_commits)
     outcome = merge(repo, ws, "1")
     assert outcome.merged
     assert git(repo, "log", "-1", "--format=%P", "main").split() == [

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from autopilot import git as gitops
-from autopilot.agent.scripted_model import (
+from autopilot.models import SessionStatus, TaskState
+from autopilot_testing import (
     STRUCTURED_OUTPUT,
     Conversation,
     PlanFollower,
@@ -26,7 +27,6 @@ from autopilot.agent.scripted_model import (
     ToolCall,
     ToolUses,
 )
-from autopilot.models import SessionStatus, TaskState
 from tests.gitutil import commit_file, git
 from tests.harness import autopilot
 from tests.machines import served_remote

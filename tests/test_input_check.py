@@ -9,8 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from autopilot.git.input_check import InputRefused, check_input
-from autopilot.git.remote_url import RemoteError, checked_remote, remote_url, shown_url
+from autopilot.git import (
+    InputRefused,
+    RemoteError,
+    check_input,
+    checked_remote,
+    remote_url,
+    shown_url,
+)
 from autopilot.models import (
     AgentInput,
     AgentSettings,

@@ -8,13 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from autopilot.infra.input_files import (
-    FileTooBig,
-    IsDirectory,
-    NotRegularFile,
-    check_regular,
-    read_regular,
-)
+from autopilot.infra import FileTooBig, IsDirectory, NotRegularFile, check_regular, read_regular
 
 
 def test_a_regular_file_is_read_up_to_its_limit(tmp_path: Path) -> None:

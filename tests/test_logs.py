@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from autopilot.infra.logs import configure_logging
+from autopilot.infra import configure_logging
 
 SECRET = "sk-ant-not-for-the-log-0123456789"
 

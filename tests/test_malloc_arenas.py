@@ -8,12 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from autopilot.infra.malloc_arenas import (
-    ARENAS_VAR,
-    CHOSEN_BY_US,
-    forget_arena_cap,
-    worker_environment,
-)
+from autopilot.infra import ARENAS_VAR, CHOSEN_BY_US, forget_arena_cap, worker_environment
 from tests.harness import ROOT
 
 # What worker.py does first, then what it reports: how many times it started (each start

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from autopilot import git as gitops
-from autopilot.agent.scripted_model import PlanFollower, ScriptedModel
 from autopilot.models import SessionState, TaskState
+from autopilot_testing import PlanFollower, ScriptedModel
 from tests.harness import autopilot
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]

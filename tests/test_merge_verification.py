@@ -20,11 +20,9 @@ from temporalio.testing import ActivityEnvironment
 
 import starter
 from activities.review import CheckActivities
-from autopilot.agent.egress import Egress
-from autopilot.agent.prompts import merged_checks_prompt
-from autopilot.agent.sandbox import Sandbox, detect_sandbox
+from autopilot.agent import Egress, Sandbox, detect_sandbox, merged_checks_prompt
 from autopilot.git import commit_changes, merge_task, prepare_workspace
-from autopilot.infra.repo_config import RepoReviewConfig, merge_review_settings
+from autopilot.infra import RepoReviewConfig, merge_review_settings, parse_check
 from autopilot.models import (
     ChecksInput,
     MergeOutcome,
@@ -41,7 +39,6 @@ from autopilot.models import (
 )
 from autopilot.operate import preflight
 from autopilot.operate.commands import print_status
-from autopilot.review.checks import parse_check
 from autopilot.steps.site import decide, workspaces
 from tests.gitutil import commit_file, git, head, isolate_git, make_repo, trailers, write
 from tests.workflow_stubs import (

@@ -17,13 +17,15 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.notify import NotifyActivities
 from autopilot.error_types import NOTIFY_FAILED, NOTIFY_REFUSED
-from autopilot.infra.config import ConfigError, load_settings
-from autopilot.infra.notify_targets import ALLOW_PRIVATE_SETTING, url_label
-from autopilot.infra.redact import Redactor
-from autopilot.infra.repo_config import (
+from autopilot.infra import (
+    ALLOW_PRIVATE_SETTING,
+    ConfigError,
+    Redactor,
     RepoConfigError,
     load_repo_config,
+    load_settings,
     merge_notify_settings,
+    url_label,
 )
 from autopilot.models import (
     Notification,
@@ -37,7 +39,7 @@ from autopilot.models import (
     TaskState,
     TaskStatus,
 )
-from autopilot.operate import notify
+from autopilot.notifications import delivery as notify
 from autopilot.operate.commands import print_status
 from autopilot.operate.session_settings import differences
 from tests.gitutil import head

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from autopilot.agent.scripted_model import PlanFollower, ScriptedModel
-from autopilot.infra.notify_targets import ALLOW_PRIVATE_SETTING, NOTIFY_COMMAND_SETTING
+from autopilot.infra import ALLOW_PRIVATE_SETTING, NOTIFY_COMMAND_SETTING
+from autopilot_testing import PlanFollower, ScriptedModel
 from tests.gitutil import head
 from tests.harness import autopilot, wait_until
 from tests.notify_receiver import Receiver

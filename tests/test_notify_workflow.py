@@ -13,7 +13,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
 from activities.notify import NotifyActivities
-from autopilot.infra.notify_targets import ALLOW_PRIVATE_SETTING
+from autopilot.infra import ALLOW_PRIVATE_SETTING
 from autopilot.models import AgentSettings, NotifySettings, ResumeRequest, SessionState, TaskState
 from tests.notify_receiver import Receiver
 from tests.test_workflows import agent_error, status_until

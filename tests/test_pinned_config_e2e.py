@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from autopilot.agent.scripted_model import PlanFollower, ScriptedModel
-from autopilot.infra.repo_config import CONFIG_FILE
+from autopilot.infra import CONFIG_FILE
 from autopilot.models import TaskState
+from autopilot_testing import PlanFollower, ScriptedModel
 from tests.gitutil import commit_file, git
 from tests.harness import autopilot
 

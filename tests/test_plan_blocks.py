@@ -6,10 +6,9 @@ import random
 
 import pytest
 
+from autopilot.plan import Block, PlanError, PlanIssue, ScanReport, top_level_blocks
 from autopilot.plan import blocks as plan_blocks
 from autopilot.plan import parser as plan_parser
-from autopilot.plan.blocks import Block, ScanReport, top_level_blocks
-from autopilot.plan.parser import PlanError, PlanIssue
 from bench.plans import plan_text
 
 Outcome = dict[str, object] | list[PlanIssue]
@@ -17,14 +16,14 @@ Outcome = dict[str, object] | list[PlanIssue]
 
 def read(text: str, *, fast: bool) -> tuple[list[Block], ScanReport]:
     """The blocks of `text` as `parse_plan` reads them."""
-    lines = plan_parser._lines(text)
-    _, first = plan_parser._front_matter(lines)
+    lines = plan_parser.plan_lines(text)
+    _, first = plan_parser.split_front_matter(lines)
     return top_level_blocks(lines, first, fast=fast)
 
 
 def outcome(text: str, *, fast: bool) -> Outcome:
     try:
-        return plan_parser._parse(text, "plan.md", fast=fast).model_dump()
+        return plan_parser.parse_text(text, "plan.md", fast=fast).model_dump()
     except PlanError as error:
         return error.issues
 
@@ -56,7 +55,7 @@ def test_the_benchmark_plan_is_scanned_without_markdown_it(
     def no_markdown_it(source: str) -> None:
         raise AssertionError("markdown-it tokenised the benchmark plan")
 
-    monkeypatch.setattr(plan_blocks._MD, "parse", no_markdown_it)
+    monkeypatch.setattr(plan_blocks.MARKDOWN, "parse", no_markdown_it)
     assert plan_parser.parse_plan(text, "plan.md").task_count() == 200
 
 

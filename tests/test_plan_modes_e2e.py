@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from autopilot.agent.scripted_model import HoldFirst, ScriptedModel
+from autopilot_testing import HoldFirst, ScriptedModel
 from tests.harness import autopilot
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from autopilot.models import FileRef, Plan
+from autopilot.plan import PlanError, PlanIssue, load_plan, select_batches
 from autopilot.plan import parser as plan_parser
-from autopilot.plan.parser import PlanError, PlanIssue, load_plan, select_batches
 
 PLANS = Path(__file__).parent / "plans"
 
@@ -32,7 +32,7 @@ def checked_parse_plan(text: str, path: str) -> Plan:
 
 def _reference(text: str, path: str) -> dict[str, Any] | list[PlanIssue]:
     try:
-        return plan_parser._parse(text, path, fast=False).model_dump()
+        return plan_parser.parse_text(text, path, fast=False).model_dump()
     except PlanError as error:
         return error.issues
 

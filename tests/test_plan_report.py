@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from autopilot.plan.parser import load_plan, parse_plan, select_batches
-from autopilot.plan.report import describe_plan
+from autopilot.plan import describe_plan, load_plan, parse_plan, select_batches
 
 PLANS = Path(__file__).parent / "plans"
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from autopilot.models import AgentSettings, TaskRequest
+from autopilot.plan import parse_plan
 from autopilot.plan import snapshots as plan_snapshots
-from autopilot.plan.parser import parse_plan
 
 PLAN = """# Plan
 

@@ -13,12 +13,17 @@ from typing import Any
 
 import pytest
 
-from autopilot.agent.prompts import CONTEXT_LIMIT, task_prompt
+from autopilot.agent import CONTEXT_LIMIT, task_prompt
 from autopilot.models import AgentSettings, Plan, SessionRequest, TaskRequest
+from autopilot.plan import (
+    PlanError,
+    batch_numbers,
+    batch_ref,
+    describe_plan,
+    load_plan,
+    select_batches,
+)
 from autopilot.plan import parser as plan_parser
-from autopilot.plan.batch_refs import batch_numbers, batch_ref
-from autopilot.plan.parser import PlanError, load_plan, select_batches
-from autopilot.plan.report import describe_plan
 from tests.harness import ROOT, clean_env
 
 MASTER_PLAN = Path(__file__).parent / "plans" / "cc4_master_plan.md"
@@ -34,7 +39,7 @@ def _both(text: str) -> Plan | list[tuple[int, str]]:
     results: list[Any] = []
     for fast in (True, False):
         try:
-            results.append(plan_parser._parse(text, "plan.md", fast=fast))
+            results.append(plan_parser.parse_text(text, "plan.md", fast=fast))
         except PlanError as error:
             results.append([(issue.line, issue.message) for issue in error.issues])
     fast_result, reference = results

@@ -14,13 +14,12 @@ from pathlib import Path
 import pytest
 import structlog
 
-from autopilot.agent.runner import AgentFailure, run_claude
+from autopilot.agent import AgentFailure, run_claude
 from autopilot.git import prepare_workspace, worktree_path
-from autopilot.infra import logs
-from autopilot.infra.config import Settings, load_settings
+from autopilot.infra import Settings, load_settings, logs
 from autopilot.models import CheckCommand, Plan
 from autopilot.plan import snapshots as plan_snapshots
-from autopilot.review.checks import run_check
+from autopilot.review import run_check
 from tests.gitutil import isolate_git, make_repo
 
 SHA = "ab" * 32

@@ -1,4 +1,4 @@
-"""Protected paths (autopilot/review/protected_paths.py): which paths, what names them, and the
+"""Protected paths (autopilot/infra/protected_paths.py): which paths, what names them, and the
 commit step's refusal of a branch that changes one unasked, with real git."""
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from autopilot.git import (
     merge_target_into_branch,
     prepare_workspace,
 )
+from autopilot.infra import is_protected, unnamed_protected
 from autopilot.models import AgentRun, CommitInput, Workspace, WorkspaceInput
-from autopilot.review.protected_paths import is_protected, unnamed_protected
 from autopilot.steps.site import decide, workspaces
 from tests.gitutil import commit_file, git, isolate_git, make_repo, write
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from autopilot.agent.rate_limits import DEFAULT_WAIT_S, MAX_WAIT_S, MIN_WAIT_S, seconds_until_reset
+from autopilot.agent import DEFAULT_WAIT_S, MAX_WAIT_S, MIN_WAIT_S, seconds_until_reset
 
 NOW = datetime(2026, 11, 26, 14, 0, tzinfo=UTC)
 

@@ -7,13 +7,7 @@ import json
 
 import pytest
 
-from autopilot.infra.redact import (
-    MIN_SECRET_CHARS,
-    NO_SECRETS,
-    Redactor,
-    looks_secret,
-    secret_values,
-)
+from autopilot.infra import MIN_SECRET_CHARS, NO_SECRETS, Redactor, looks_secret, secret_values
 
 KEY = "sk-ant-api03-abcdefghijklmnop"
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from autopilot.agent.scripted_model import PlanFollower, ScriptedModel
-from autopilot.infra.repo_config import CONFIG_FILE
+from autopilot.infra import CONFIG_FILE
 from autopilot.models import ACTIVE_SESSION_STATES, SessionState, SessionStatus, TaskState
+from autopilot_testing import PlanFollower, ScriptedModel
 from tests.gitutil import commit_file, git, head
 from tests.harness import autopilot, wait_until
 from tests.test_setup_e2e import FAILING_SETUP, NEEDS_SETUP, SETUP, configure, plan_text

@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from autopilot import git as gitops
-from autopilot.agent.scripted_model import (
+from autopilot.models import SessionState, TaskState
+from autopilot_testing import (
     Conversation,
     HoldFirst,
     PlanFollower,
@@ -28,7 +29,6 @@ from autopilot.agent.scripted_model import (
     ToolCall,
     ToolUses,
 )
-from autopilot.models import SessionState, TaskState
 from tests.git_daemon import git_daemon
 from tests.gitutil import git
 from tests.harness import autopilot, wait_until

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from autopilot import git as gitops
-from autopilot.agent.scripted_model import PlanFollower, ScriptedModel
 from autopilot.models import TaskState
+from autopilot_testing import PlanFollower, ScriptedModel
 from tests.gitutil import git
 from tests.harness import Autopilot, autopilot
 from tests.machines import Remote, checkout_state, served_remote, start_machine

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 import starter
-from autopilot.git.remote import RemoteWorkspaces
-from autopilot.infra.config import load_settings
-from autopilot.infra.remote_repo_config import load_remote_config
+from autopilot.git import RemoteWorkspaces
+from autopilot.infra import load_settings
 from autopilot.operate import preflight
+from autopilot.operate.remote_repo_config import load_remote_config
 from tests.git_daemon import git_daemon
 from tests.gitutil import commit_file, git, make_repo
 from tests.harness import free_port

@@ -17,21 +17,27 @@ from typing import Any
 
 import pytest
 
-from autopilot.git import remote as remote_module
-from autopilot.git.commits import ConflictsRemain, commit_changes, merge_target_into_branch
-from autopilot.git.kinds import WorkspaceKind
-from autopilot.git.merge import merge_task
-from autopilot.git.names import branch_name, worktree_path
-from autopilot.git.remote import RemoteWorkspaces, TaskBranchMoved
-from autopilot.git.remote_cache import cache_path, locked
-from autopilot.git.remote_check import PREFLIGHT_REF, check_remote
-from autopilot.git.remote_url import (
+from autopilot.git import (
+    PREFLIGHT_REF,
+    ConflictsRemain,
     RemoteError,
+    RemoteWorkspaces,
+    TaskBranchMoved,
+    WorkspaceKind,
+    branch_name,
+    bring_back,
+    cache_path,
+    check_remote,
     checked_remote,
+    commit_changes,
+    locked,
+    merge_target_into_branch,
+    merge_task,
     remote_url,
     shown_url,
+    worktree_path,
 )
-from autopilot.git.workspace import bring_back
+from autopilot.git import remote as remote_module
 from autopilot.models import (
     CommitInput,
     MergeInput,

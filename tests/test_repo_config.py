@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from autopilot.infra.input_files import BOM
-from autopilot.infra.repo_config import (
+from autopilot.infra import (
+    BOM,
     CONFIG_FILE,
     CONFIG_SIZE_LIMIT,
     PROMPT_FILE_LIMIT,

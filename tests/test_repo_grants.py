@@ -11,25 +11,26 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.notify import NotifyActivities
-from autopilot.agent.egress import CREDENTIALS
 from autopilot.error_types import NOTIFY_REFUSED
-from autopilot.infra.committed_config import load_committed_config
-from autopilot.infra.config import ConfigError, load_settings
-from autopilot.infra.host_names import HostNameRefused, check_grant, is_ip_literal
-from autopilot.infra.notify_targets import (
+from autopilot.infra import (
     ALLOW_PRIVATE_SETTING,
-    NOTIFY_COMMAND_SETTING,
-    NotifyUrlError,
-    check_public,
-)
-from autopilot.infra.repo_config import (
     CONFIG_FILE,
+    CREDENTIALS,
+    NOTIFY_COMMAND_SETTING,
+    ConfigError,
+    HostNameRefused,
+    NotifyUrlError,
     RepoConfigError,
+    check_grant,
+    check_public,
+    is_ip_literal,
     load_repo_config,
+    load_settings,
     merge_notify_settings,
 )
 from autopilot.models import NotifyInput, NotifyTarget
-from autopilot.operate import notify
+from autopilot.notifications import delivery as notify
+from autopilot.operate.committed_config import load_committed_config
 from tests.gitutil import commit_file, git
 from tests.notify_receiver import Receiver
 from tests.test_notify import notification

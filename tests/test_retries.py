@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from autopilot.agent.scripted_model import (
+from autopilot.models import TaskState
+from autopilot_testing import (
     Conversation,
     HttpError,
     PlanFollower,
     Reply,
     ScriptedModel,
 )
-from autopilot.models import TaskState
 from tests.harness import autopilot
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]

@@ -13,7 +13,9 @@ from typing import Any
 import pytest
 
 from autopilot import git as gitops
-from autopilot.agent.scripted_model import (
+from autopilot.models import TaskState
+from autopilot.review import finding_headline
+from autopilot_testing import (
     STRUCTURED_OUTPUT,
     Conversation,
     PlanFollower,
@@ -24,8 +26,6 @@ from autopilot.agent.scripted_model import (
     ToolCall,
     ToolUses,
 )
-from autopilot.models import TaskState
-from autopilot.review.verdict import finding_headline
 from tests.gitutil import git
 from tests.harness import autopilot
 

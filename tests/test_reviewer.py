@@ -13,21 +13,16 @@ from typing import Any
 
 import pytest
 
-from autopilot.agent.cli import agent_environment, claude_argv, model_route
-from autopilot.agent.prompts import conflict_prompt, fix_prompt, task_prompt
-from autopilot.agent.runner import AgentFailure, StreamState, run_claude
-from autopilot.agent.scripted_model import (
-    STRUCTURED_OUTPUT,
-    Conversation,
-    PlanFollower,
-    Reviewer,
-    ScriptedModel,
-    Text,
-    ToolCall,
-    ToolUses,
-    parse_task,
-    script,
-    verification_steps,
+from autopilot.agent import (
+    AgentFailure,
+    StreamState,
+    agent_environment,
+    claude_argv,
+    conflict_prompt,
+    fix_prompt,
+    model_route,
+    run_claude,
+    task_prompt,
 )
 from autopilot.models import (
     AgentSettings,
@@ -41,14 +36,27 @@ from autopilot.models import (
     Verdict,
     VerificationStep,
 )
-from autopilot.plan.parser import parse_plan
-from autopilot.review.reviewer import (
+from autopilot.plan import parse_plan
+from autopilot.review import (
     VERDICT_SCHEMA,
     parse_verdict,
     reviewer_argv,
     reviewer_prompt,
+    untouched_files,
 )
-from autopilot.review.verdict import untouched_files
+from autopilot_testing import (
+    STRUCTURED_OUTPUT,
+    Conversation,
+    PlanFollower,
+    Reviewer,
+    ScriptedModel,
+    Text,
+    ToolCall,
+    ToolUses,
+    parse_task,
+    script,
+    verification_steps,
+)
 from tests.gitutil import commit_file, git, isolate_git, make_repo
 from tests.harness import claude_bin, clean_env
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from autopilot.infra.run_logs import RUN_MARK, UNKNOWN_RUN, begin_run
+from autopilot.infra import RUN_MARK, UNKNOWN_RUN, begin_run
 
 
 def folders(root: Path) -> dict[str, Path]:

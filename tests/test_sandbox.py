@@ -17,9 +17,9 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.review import CheckActivities
 from autopilot import git as gitops
-from autopilot.agent.egress import Egress
-from autopilot.agent.sandbox import (
+from autopilot.agent import (
     INSTALL_HINT,
+    Egress,
     Layout,
     Sandbox,
     SandboxUnavailable,
@@ -30,7 +30,10 @@ from autopilot.agent.sandbox import (
     tools_of,
     under_tmp,
 )
-from autopilot.agent.scripted_model import (
+from autopilot.infra import parse_check
+from autopilot.models import ChecksInput
+from autopilot.steps.site import decide, workspace_inside
+from autopilot_testing import (
     STRUCTURED_OUTPUT,
     Conversation,
     PlanFollower,
@@ -39,9 +42,6 @@ from autopilot.agent.scripted_model import (
     ToolCall,
     ToolUses,
 )
-from autopilot.models import ChecksInput
-from autopilot.review.checks import parse_check
-from autopilot.steps.site import decide, workspace_inside
 from tests.gitutil import git, head, make_repo, write
 from tests.harness import autopilot
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from autopilot.agent.scripted_model import (
+from autopilot_testing import (
     Conversation,
     HttpError,
     PlanFollower,

@@ -17,8 +17,7 @@ import pytest
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
-from autopilot.infra import search_attributes
-from autopilot.infra.temporal_connection import temporal_cli
+from autopilot.infra import search_attributes, temporal_cli
 from autopilot.models import SessionState
 from autopilot.operate.commands import CommandError, list_sessions, resolve_session
 from autopilot.operate.progress_view import summary_line

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from autopilot.agent.scripted_model import PlanFollower, ScriptedModel
-from autopilot.infra.run_logs import PREVIOUS_RUNS, RUN_MARK
+from autopilot.infra import PREVIOUS_RUNS, RUN_MARK
 from autopilot.models import SessionStatus, TaskState
+from autopilot_testing import PlanFollower, ScriptedModel
 from tests.gitutil import commit_file, git
 from tests.harness import autopilot, wait_until
 

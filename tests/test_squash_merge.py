@@ -8,13 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from autopilot.git import list_merges, prepare_workspace
+from autopilot.git import (
+    SESSION_TRAILER,
+    SQUASHED_TRAILER,
+    TASK_TRAILER,
+    commit_changes,
+    find_branches,
+    list_merges,
+    merge_task,
+    prepare_workspace,
+)
 from autopilot.git import merge as git_merge
-from autopilot.git.cleanup import find_branches
-from autopilot.git.commits import commit_changes
-from autopilot.git.merge import merge_task
-from autopilot.git.names import SESSION_TRAILER, SQUASHED_TRAILER, TASK_TRAILER
-from autopilot.infra.repo_config import CONFIG_FILE, RepoConfigError, load_repo_config
+from autopilot.infra import CONFIG_FILE, RepoConfigError, load_repo_config
 from autopilot.models import MergeOutcome, Workspace
 from tests.gitutil import commit_file, git, head, isolate_git, make_repo, trailers, write
 
@@ -119,12 +124,12 @@ def test_a_squash_is_redone_on_the_new_head_when_the_target_moves_mid_merge(
 ) -> None:
     ws = do_task(repo, tmp_path / "state", "1", {"a.txt": "task\n"})
     git(repo, "checkout", "-q", "--detach")  # target not checked out: the update-ref path
-    real_merge_trees = git_merge._merge_trees
+    real_merge_trees = git_merge.merge_trees
     moved: list[str] = []
 
     def merge_trees_while_someone_commits(
         cwd: str | Path, ours: str, theirs: str
-    ) -> git_merge._TreeMerge:
+    ) -> git_merge.TreeMerge:
         result = real_merge_trees(cwd, ours, theirs)
         if not moved:
             tree = git(repo, "rev-parse", "main^{tree}")
@@ -133,7 +138,7 @@ def test_a_squash_is_redone_on_the_new_head_when_the_target_moves_mid_merge(
             moved.append(sha)
         return result
 
-    monkeypatch.setattr(git_merge, "_merge_trees", merge_trees_while_someone_commits)
+    monkeypatch.setattr(git_merge, "merge_trees", merge_trees_while_someone_commits)
     outcome = squash(repo, ws, "1")
 
     assert outcome.merged

@@ -13,7 +13,8 @@ import pytest
 
 import starter
 from autopilot import git as gitops
-from autopilot.agent.scripted_model import (
+from autopilot.operate import preflight
+from autopilot_testing import (
     HoldFirst,
     HttpError,
     PlanFollower,
@@ -21,7 +22,6 @@ from autopilot.agent.scripted_model import (
     Text,
     by_task,
 )
-from autopilot.operate import preflight
 from tests.gitutil import git, make_repo
 from tests.harness import ROOT, autopilot, clean_env
 
@@ -579,7 +579,7 @@ def test_a_plan_named_like_a_command_runs_with_run(tmp_path: Path) -> None:
 
 def test_container_mode_runs_four_agents_at_once_unless_told() -> None:
     def concurrency(*flags: str) -> int:
-        return preflight._numbers(starter.parse_command_line(["plan.md", *flags])).concurrency
+        return preflight.run_numbers(starter.parse_command_line(["plan.md", *flags])).concurrency
 
     assert concurrency() == 1
     assert concurrency("--mode", "dagger") == 4

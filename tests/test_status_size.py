@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from autopilot.infra.payload_size import BLOB_SIZE_LIMIT, encoded_size
 from autopilot.models import NotifyFailure, SessionState, SessionStatus, TaskState, TaskStatus
+from autopilot.plan import BLOB_SIZE_LIMIT, encoded_size
 from workflows.notifications import NOTIFY_ERROR_CHARS, NOTIFY_FAILURES_KEPT
 
 SESSION = "repo-plan-all-a498a63c"

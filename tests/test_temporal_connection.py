@@ -23,16 +23,17 @@ from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from autopilot.infra import temporal_connection
-from autopilot.infra.config import Settings, load_settings
-from autopilot.infra.temporal_connection import (
+from autopilot.infra import (
+    Settings,
     TemporalUnavailable,
     connect,
     ensure_embedded_server,
+    has_pollers,
+    load_settings,
     stop_embedded_server,
     temporal_cli,
+    temporal_connection,
 )
-from autopilot.infra.worker_process import has_pollers
 from autopilot.models import SessionRequest
 from tests.gitutil import isolate_git, make_repo
 from tests.harness import ROOT, clean_env, free_port, wait_until

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from autopilot.infra import untrusted_fs
-from autopilot.infra.untrusted_fs import UntrustedPath
+from autopilot.infra import UntrustedPath, untrusted_fs
 
 HUGE = 64 * 1024**3  # sparse: no disk used, but never to be read whole
 

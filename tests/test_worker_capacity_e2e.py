@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from autopilot import git as gitops
-from autopilot.agent.scripted_model import HoldFirst, ScriptedModel, SlowFollower
 from autopilot.models import SessionState, TaskState
+from autopilot_testing import HoldFirst, ScriptedModel, SlowFollower
 from tests.gitutil import git
 from tests.harness import Autopilot, autopilot, wait_until
 

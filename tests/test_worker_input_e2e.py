@@ -18,9 +18,9 @@ import pytest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from autopilot.agent.scripted_model import PlanFollower, ScriptedModel
 from autopilot.error_types import INPUT_REFUSED
 from autopilot.models import SessionRequest, SessionState, SessionStatus
+from autopilot_testing import PlanFollower, ScriptedModel
 from tests.harness import autopilot
 from tests.test_worker_capacity_e2e import plan_of
 from workflows.session import SessionWorkflow

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from autopilot.infra.config import ConfigError
-from autopilot.infra.worker_options import (
+from autopilot.infra import (
     DEFAULT_GRACEFUL_SHUTDOWN_S,
     DEFAULT_MAX_AGENTS,
     GRACEFUL_SHUTDOWN_VAR,
     MAX_AGENTS_VAR,
+    ConfigError,
     WorkerOptions,
     worker_options,
 )

@@ -14,12 +14,12 @@ from autopilot import git as gitops
 from autopilot.git import (
     WorkspaceBroken,
     commit_changes,
+    config_file_values,
     incoming_ref,
     merge_task,
     prepare_workspace,
 )
-from autopilot.git.workspace import _config_values
-from autopilot.infra.untrusted_fs import remove_path
+from autopilot.infra import remove_path
 from autopilot.models import CommitOutcome, Workspace
 from tests.gitutil import commit_file, git, head, isolate_git, make_repo, write
 
@@ -149,7 +149,7 @@ def test_what_the_agent_configures_in_its_workspace_never_runs(
 
     assert not ran.exists()
     assert git(repo, "show", f"{ws.branch}:a.txt") == "a"
-    values = _config_values((path / ".git" / "config").read_bytes(), tmp_path)
+    values = config_file_values((path / ".git" / "config").read_bytes(), tmp_path)
     assert values == gitops.WORKSPACE_SETTINGS | {
         "user.name": "Test User",
         "user.email": "test@example.com",
@@ -183,7 +183,7 @@ def test_a_workspace_keeps_any_identity_exactly(tmp_path: Path, name: str) -> No
     repo = make_repo(tmp_path / "repo")
     git(repo, "config", "user.name", name)
     ws = prepare_workspace(repo, "main", tmp_path / "state", SESSION, "1")
-    values = _config_values(Path(ws.path, ".git", "config").read_bytes(), tmp_path)
+    values = config_file_values(Path(ws.path, ".git", "config").read_bytes(), tmp_path)
     assert values["user.name"] == name.strip()
     assert {k: values[k] for k in gitops.WORKSPACE_SETTINGS} == gitops.WORKSPACE_SETTINGS
 

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from autopilot.git.kinds import LOCAL, LocalWorkspaces, WorkspaceKind
-from autopilot.git.names import worktree_path
+from autopilot.git import LOCAL, LocalWorkspaces, WorkspaceKind, worktree_path
 from autopilot.models import (
     CommitInput,
     MergeInput,

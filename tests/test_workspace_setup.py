@@ -14,12 +14,20 @@ from temporalio.exceptions import ApplicationError
 from activities.errors import git_errors_as_activity_errors
 from autopilot.error_types import WORKSPACE_FILES_COMMITTED
 from autopilot.git import WorkspaceFilesCommitted, commit_changes, prepare_workspace
+from autopilot.infra import parse_check, relative_path
 from autopilot.models import SetupInput, Workspace, WorkspaceSettings
-from autopilot.review.checks import CheckEnv, parse_check, run_checks
-from autopilot.setup import cache
-from autopilot.setup.copied import CopyProblem, check_untracked, copy_in, exclude
-from autopilot.setup.paths import UnsafePath, inside, relative_path
-from autopilot.setup.steps import SetupFailed, set_up_workspace
+from autopilot.review import CheckEnv, run_checks
+from autopilot.setup import (
+    CopyProblem,
+    SetupFailed,
+    UnsafePath,
+    cache,
+    check_untracked,
+    copy_in,
+    exclude,
+    inside,
+    set_up_workspace,
+)
 from tests.gitutil import commit_file, git, isolate_git, make_repo
 
 SESSION = "sess-setup"

@@ -21,7 +21,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
 from activities.notify import NotifyActivities
-from autopilot.infra.config import agent_task_queue
+from autopilot.infra import agent_task_queue
 from autopilot.models import (
     AgentInput,
     AgentRun,

@@ -40,12 +40,11 @@ from autopilot.agent.container_stream import (
     FORWARDER_PATH,
     SERVICE_ALIAS,
     SERVICE_PORT,
-    TOKEN_VAR,
+    STREAM_TOKEN_VAR,
     StreamListener,
 )
 from autopilot.agent.runner import AgentFailure, StreamState, classify
-from autopilot.infra.private_files import make_private_dir, open_private
-from autopilot.infra.redact import NO_SECRETS, Redactor, looks_secret
+from autopilot.infra import NO_SECRETS, Redactor, looks_secret, make_private_dir, open_private
 from autopilot.models import AgentProgress, CheckResult, ContainerSettings
 
 log = structlog.get_logger("container")
@@ -181,7 +180,7 @@ async def run_claude_in_container(
     ):
         plain, model = _model_through_host(client, plain)
         container = task_container(
-            client, settings, job, plain, credentials | {TOKEN_VAR: listener.token}
+            client, settings, job, plain, credentials | {STREAM_TOKEN_VAR: listener.token}
         )
         if model is not None:
             container = container.with_service_binding(MODEL_ALIAS, model)

@@ -23,7 +23,7 @@ from autopilot.agent.runner import STREAM_LINE_LIMIT
 # Inside the container: where the forwarder is written, and how it finds the listener.
 FORWARDER_PATH = "/opt/autopilot/stream-stdout.mjs"
 ADDRESS_VAR = "AUTOPILOT_STREAM_ADDR"
-TOKEN_VAR = "AUTOPILOT_STREAM_TOKEN"
+STREAM_TOKEN_VAR = "AUTOPILOT_STREAM_TOKEN"
 SERVICE_ALIAS = "autopilot-worker"
 SERVICE_PORT = 7070
 # A connection must say its token this soon, or it is dropped.

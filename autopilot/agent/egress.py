@@ -49,7 +49,7 @@ from autopilot.agent.egress_names import (
     checked_port,
     public_addresses,
 )
-from autopilot.infra.host_names import IPAddress
+from autopilot.infra import CREDENTIALS, IPAddress
 
 log = structlog.get_logger("egress")
 
@@ -72,12 +72,6 @@ MODEL_API_CALLS = frozenset(
 _HOP_BY_HOP = frozenset(
     {"connection", "keep-alive", "proxy-connection", "proxy-authorization", "te", "upgrade"}
 )
-# The worker's credential variables and the header each goes in.
-CREDENTIALS = {
-    "ANTHROPIC_API_KEY": "x-api-key",
-    "ANTHROPIC_AUTH_TOKEN": "authorization",
-    "CLAUDE_CODE_OAUTH_TOKEN": "authorization",
-}
 LOGIN = "CLAUDE_CODE_OAUTH_TOKEN"  # what the agent is given for a Claude login of the worker's
 _ABSOLUTE = re.compile(r"http://([^/?#]+)(/[^#]*)?")
 

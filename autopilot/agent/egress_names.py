@@ -13,7 +13,7 @@ import re
 import socket
 from collections.abc import Iterable
 
-from autopilot.infra.host_names import IPAddress, is_dns_label, is_ip_literal, is_public
+from autopilot.infra import IPAddress, is_dns_label, is_ip_literal, is_public
 from autopilot.models import EGRESS_PORTS
 
 DEFAULT_PORTS = EGRESS_PORTS  # a grant's ports unless `.autopilot.toml` sets [sandbox] ports

@@ -29,8 +29,7 @@ from typing import Any, BinaryIO
 
 from autopilot.agent.process_guard import RUN_MARKER, kill_tree
 from autopilot.agent.rate_limits import seconds_until_reset
-from autopilot.infra.private_files import make_private_dir, open_private
-from autopilot.infra.redact import NO_SECRETS, Redactor, StreamScrubber
+from autopilot.infra import NO_SECRETS, Redactor, StreamScrubber, make_private_dir, open_private
 from autopilot.models import AgentProgress
 
 STREAM_LINE_LIMIT = 64 * 1024 * 1024  # a tool result echoing a big file is one line

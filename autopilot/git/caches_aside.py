@@ -14,7 +14,7 @@ from types import TracebackType
 
 from autopilot.git.remote import RemoteWorkspaces
 from autopilot.git.remote_cache import CACHES, locked
-from autopilot.infra.untrusted_fs import remove_path
+from autopilot.infra import remove_path
 
 __all__ = ["CachesAside"]
 

@@ -26,16 +26,17 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from autopilot.git import AGENT_SPACES, is_workspace_repo, remove_workspace, worktree_path
+from autopilot.git.names import AGENT_SPACES, worktree_path
 from autopilot.git.refs import (
-    _branch_head,
-    _branch_ref,
-    _is_ancestor,
-    _resolve,
-    _worktrees,
+    branch_head_sha,
+    branch_ref,
+    is_ancestor,
+    list_worktrees,
+    resolve_rev,
     squashed_heads,
 )
-from autopilot.git.runner import GitError, _git, _run
+from autopilot.git.runner import GitError, git_output, run_git
+from autopilot.git.workspace import is_workspace_repo, remove_workspace
 
 BRANCH_PREFIX = "autopilot/"
 # What `gitops.safe_component` produces: a leading [A-Za-z0-9_], then [A-Za-z0-9._-].
@@ -89,7 +90,7 @@ def _is_component(part: str) -> bool:
 
 def _check_remote(repo: str | Path, remote: str) -> None:
     """Accept only a configured remote's name: never a URL, path or option for git to run."""
-    names = _git(repo, "remote").split()
+    names = git_output(repo, "remote").split()
     if remote not in names:
         known = ", ".join(names) or "none"
         raise GitError(f"{repo} has no remote named {remote!r} (configured remotes: {known})")
@@ -97,7 +98,7 @@ def _check_remote(repo: str | Path, remote: str) -> None:
 
 def _refs(repo: str | Path, prefix: str) -> list[tuple[str, str]]:
     """(ref name, sha) of the refs under `prefix`."""
-    out = _git(repo, "for-each-ref", "--format=%(refname)%00%(objectname)", prefix)
+    out = git_output(repo, "for-each-ref", "--format=%(refname)%00%(objectname)", prefix)
     refs: list[tuple[str, str]] = []
     for line in out.splitlines():
         ref, _, sha = line.partition("\0")
@@ -121,10 +122,10 @@ def find_branches(
     `worktree` is where it is checked out, or its task's workspace under `state_dir`."""
     if fetch and remote is None:
         raise ValueError("fetch=True needs a remote to fetch from")
-    target_sha = _branch_head(repo, target_branch)
+    target_sha = branch_head_sha(repo, target_branch)
     # Merged, though no ancestor of the target.
-    squashed = squashed_heads(repo, _branch_ref(target_branch))
-    worktrees = _worktrees(repo)
+    squashed = squashed_heads(repo, branch_ref(target_branch))
+    worktrees = list_worktrees(repo)
     main_path = worktrees[0].path if worktrees else None
     checked_out: dict[str, str] = {}
     for wt in worktrees:
@@ -144,7 +145,7 @@ def find_branches(
                 session_id=session_id,
                 task_id=task_id,
                 target=target_branch,
-                merged=sha in squashed or _is_ancestor(repo, sha, target_sha),
+                merged=sha in squashed or is_ancestor(repo, sha, target_sha),
                 worktree=path,
                 main_checkout=path is not None and path == main_path,
                 head_sha=sha,
@@ -154,9 +155,9 @@ def find_branches(
     if remote is not None:
         _check_remote(repo, remote)
         if fetch:
-            _git(repo, "fetch", "--quiet", "--prune", "--", remote)
+            git_output(repo, "fetch", "--quiet", "--prune", "--", remote)
         targets = [target_sha]
-        remote_target = _resolve(repo, f"refs/remotes/{remote}/{target_branch}")
+        remote_target = resolve_rev(repo, f"refs/remotes/{remote}/{target_branch}")
         if remote_target is not None:
             targets.append(remote_target)
             squashed |= squashed_heads(repo, f"refs/remotes/{remote}/{target_branch}")
@@ -173,7 +174,7 @@ def find_branches(
                     task_id=task_id,
                     remote=remote,
                     target=target_branch,
-                    merged=sha in squashed or any(_is_ancestor(repo, sha, t) for t in targets),
+                    merged=sha in squashed or any(is_ancestor(repo, sha, t) for t in targets),
                     head_sha=sha,
                 )
             )
@@ -255,7 +256,9 @@ def _inside(path: Path, folder: Path) -> bool:
 
 
 def _remove_worktree(repo: str | Path, path: Path, state_dir: Path | None) -> str:
-    registered = any(os.path.realpath(wt.path) == os.path.realpath(path) for wt in _worktrees(repo))
+    registered = any(
+        os.path.realpath(wt.path) == os.path.realpath(path) for wt in list_worktrees(repo)
+    )
     if not registered and not (path.exists() or path.is_symlink()):
         return f"worktree {path} is already gone"
     if state_dir is not None and _inside(path, state_dir / "worktrees"):
@@ -264,14 +267,14 @@ def _remove_worktree(repo: str | Path, path: Path, state_dir: Path | None) -> st
     elif registered:
         # Somewhere else, made by someone: git refuses if it has changes or is locked, and
         # that refusal is what we want to report rather than override.
-        _git(repo, "worktree", "remove", str(path))
+        git_output(repo, "worktree", "remove", str(path))
     else:
         return f"left {path} alone: it is no worktree of {repo} and not in the state directory"
     return f"removed worktree {path}"
 
 
 def _delete_branch(repo: str | Path, name: str, sha: str | None) -> str:
-    current = _resolve(repo, f"refs/heads/{name}")
+    current = resolve_rev(repo, f"refs/heads/{name}")
     if current is None:
         return f"branch {name} is already gone"
     if sha is not None and current != sha:
@@ -280,7 +283,7 @@ def _delete_branch(repo: str | Path, name: str, sha: str | None) -> str:
             f"(at {sha[:12]}); run cleanup again to reconsider it"
         )
     # `branch -D` (not update-ref) so that git refuses a branch checked out in any worktree.
-    _git(repo, "branch", "--quiet", "-D", name)
+    git_output(repo, "branch", "--quiet", "-D", name)
     return f"deleted branch {name} (was {current[:12]})"
 
 
@@ -291,13 +294,13 @@ def _delete_remote_branch(repo: str | Path, remote: str, name: str, sha: str | N
         # Compare-and-swap on the remote: someone's push since the plan makes it fail.
         args.append(f"--force-with-lease={ref}:{sha}")
     try:
-        _git(repo, *args, "--delete", "--", remote, ref)
+        git_output(repo, *args, "--delete", "--", remote, ref)
     except GitError:
-        listing = _run(repo, ["ls-remote", "--", remote, ref])
+        listing = run_git(repo, ["ls-remote", "--", remote, ref])
         if listing.returncode != 0 or ref in listing.stdout.split():
             raise
         # Deleted there by someone else: only our remote-tracking ref was stale.
-        _run(repo, ["update-ref", "-d", f"refs/remotes/{remote}/{name}"])
+        run_git(repo, ["update-ref", "-d", f"refs/remotes/{remote}/{name}"])
         return f"branch {name} is already gone from {remote}"
     return f"deleted {remote}/{name}" + (f" (was {sha[:12]})" if sha else "")
 

@@ -8,32 +8,31 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from autopilot.git.inspect import changed_files
-from autopilot.git.names import SESSION_TRAILER, TASK_TRAILER, _message_with_trailers, branch_name
+from autopilot.git.names import SESSION_TRAILER, TASK_TRAILER, branch_name, message_with_trailers
 from autopilot.git.refs import (
-    _branch_head,
-    _branch_ref,
-    _clear_stale_index_lock,
-    _git_path,
-    _is_ancestor,
-    _resolve,
-    _status_entries,
+    branch_head_sha,
+    branch_ref,
+    clear_stale_index_lock,
+    git_internal_path,
     head_sha,
+    is_ancestor,
+    resolve_rev,
+    status_entries,
 )
 from autopilot.git.runner import (
     GitError,
-    _fail,
-    _git,
-    _git_raw,
-    _identity_args,
-    _run,
-    _run_raw,
-    _shown,
-    _z_paths,
+    git_failure_message,
+    git_output,
+    git_output_bytes,
+    identity_args,
+    nul_separated_paths,
+    run_git,
+    run_git_bytes,
+    shown_path,
 )
-from autopilot.git.workspace import _enter, bring_back
-from autopilot.infra import untrusted_fs
+from autopilot.git.workspace import bring_back, enter_workspace
+from autopilot.infra import unnamed_protected, untrusted_fs
 from autopilot.models import CommitInfo, CommitOutcome, TargetMerge
-from autopilot.review.protected_paths import unnamed_protected
 
 # What the agent left is read as data, never whole: git's MERGE_MSG is a few KiB, and a file
 # with conflict markers left in is a source file, not this big.
@@ -49,7 +48,7 @@ class ConflictsRemain(GitError):
 
 class ProtectedPathsChanged(GitError):
     """The task's changes touch paths its plan entry does not name and that configure what
-    runs with more rights than its code (autopilot/review/protected_paths.py): the branch is
+    runs with more rights than its code (autopilot/infra/protected_paths.py): the branch is
     not brought back, and retrying the step cannot help."""
 
 
@@ -71,7 +70,7 @@ class WorkspaceFilesCommitted(GitError):
 def _commits_since(worktree: str | Path, base_sha: str) -> list[CommitInfo]:
     # --first-parent: after a conflict round merged the target into the branch, the target's
     # own commits (reachable only through that merge's second parent) are not the task's.
-    out = _git(
+    out = git_output(
         worktree,
         "log",
         "--no-show-signature",
@@ -91,8 +90,8 @@ def _commits_since(worktree: str | Path, base_sha: str) -> list[CommitInfo]:
 
 
 def _require_task_branch(worktree: str | Path, session_id: str, task_id: str) -> None:
-    expected = _branch_ref(branch_name(session_id, task_id))
-    head_ref = _run(worktree, ["symbolic-ref", "--quiet", "HEAD"]).stdout.strip()
+    expected = branch_ref(branch_name(session_id, task_id))
+    head_ref = run_git(worktree, ["symbolic-ref", "--quiet", "HEAD"]).stdout.strip()
     if head_ref != expected:
         now_on = head_ref or "a detached HEAD"
         raise GitError(
@@ -103,9 +102,9 @@ def _require_task_branch(worktree: str | Path, session_id: str, task_id: str) ->
 
 def _commit(worktree: str | Path, full_message: str) -> None:
     """Commit the index (a merge commit when MERGE_HEAD exists) with `full_message` as is."""
-    _git(
+    git_output(
         worktree,
-        *_identity_args(worktree),
+        *identity_args(worktree),
         "commit",
         "--quiet",
         "--no-verify",  # hooks must not stop us from keeping the agent's work
@@ -119,7 +118,7 @@ def _merge_message(worktree: str | Path, message: str, session_id: str, task_id:
     """The message for concluding the merge in progress: the one it was started with
     (MERGE_MSG, git's `# Conflicts` comment lines dropped) if it already carries our
     trailers, else `message` (or git's merge message) with our trailers."""
-    found = _git_path(worktree, "MERGE_MSG")
+    found = git_internal_path(worktree, "MERGE_MSG")
     try:
         raw = untrusted_fs.read_file(found.parent, found.name, limit=_MERGE_MSG_LIMIT)
     except (FileNotFoundError, untrusted_fs.UntrustedPath):
@@ -129,7 +128,7 @@ def _merge_message(worktree: str | Path, message: str, session_id: str, task_id:
     lines = kept.splitlines()
     if f"{SESSION_TRAILER}: {session_id}" in lines and f"{TASK_TRAILER}: {task_id}" in lines:
         return kept + "\n"
-    return _message_with_trailers(kept or message, session_id, task_id)
+    return message_with_trailers(kept or message, session_id, task_id)
 
 
 def commit_changes(
@@ -160,10 +159,10 @@ def commit_changes(
 
     `named`: the task's **Files:** list. A change to a protected path it does not name
     raises ProtectedPathsChanged, again before the branch is brought back."""
-    _enter(worktree)
+    enter_workspace(worktree)
     _require_task_branch(worktree, session_id, task_id)
-    _clear_stale_index_lock(worktree)
-    merging = _resolve(worktree, "MERGE_HEAD") is not None
+    clear_stale_index_lock(worktree)
+    merging = resolve_rev(worktree, "MERGE_HEAD") is not None
     if merging:
         _, marked = _conflict_state(worktree)
         if marked:
@@ -173,27 +172,27 @@ def commit_changes(
                 "resolve them there, then retry"
             )
     committed = False
-    left = _status_entries(worktree, untracked=True)
+    left = status_entries(worktree, untracked=True)
     _refuse_large_files(worktree, left, task_id)
     # During a merge the resolution may equal HEAD (nothing to stage): still commit it, so
     # the merge is recorded and MERGE_HEAD cleared.
     if merging or left:
-        _git(worktree, "add", "--all")
+        git_output(worktree, "add", "--all")
         if keep_out:  # back to HEAD's index entries: a `git add -f` of them is undone
-            _git(worktree, "reset", "--quiet", "--", *_literal(keep_out))
-        if merging or _run(worktree, ["diff", "--cached", "--quiet"]).returncode != 0:
+            git_output(worktree, "reset", "--quiet", "--", *_literal(keep_out))
+        if merging or run_git(worktree, ["diff", "--cached", "--quiet"]).returncode != 0:
             full_message = (
                 _merge_message(worktree, message, session_id, task_id)
                 if merging
-                else _message_with_trailers(message, session_id, task_id)
+                else message_with_trailers(message, session_id, task_id)
             )
             _commit(worktree, full_message)
             committed = True
     _refuse_kept_out(worktree, base_sha, keep_out, task_id)
     _refuse_protected(worktree, base_sha, named)
     commits = _commits_since(worktree, base_sha)
-    head_sha = _git(worktree, "rev-parse", "HEAD").strip()
-    clean = not _status_entries(worktree, untracked=True)
+    head_sha = git_output(worktree, "rev-parse", "HEAD").strip()
+    clean = not status_entries(worktree, untracked=True)
     if repo is not None:
         bring_back(repo, worktree, session_id, task_id, base_sha)
     return CommitOutcome(
@@ -235,13 +234,15 @@ def _refuse_kept_out(
     if not keep_out:
         return
     literal = _literal(keep_out)
-    found = _git(worktree, "rev-list", "--full-history", f"{base_sha}..HEAD", "--", *literal)
+    found = git_output(worktree, "rev-list", "--full-history", f"{base_sha}..HEAD", "--", *literal)
     shas = found.split()
     if not shas:
         return
     # Each path any of them touched (one added and removed again is still in the history).
     touched = ["log", "-z", "--format=", "--name-only", "--no-renames", f"{base_sha}..HEAD"]
-    paths = list(dict.fromkeys(_z_paths(_git_raw(worktree, *touched, "--", *literal))))
+    paths = list(
+        dict.fromkeys(nul_separated_paths(git_output_bytes(worktree, *touched, "--", *literal)))
+    )
     named = _list_for_people(paths) or ", ".join(keep_out)
     raise WorkspaceFilesCommitted(
         f"the task's commits ({', '.join(sha[:10] for sha in shas[:5])}) hold {named}, which "
@@ -256,7 +257,7 @@ def _refuse_protected(worktree: str | Path, base_sha: str, named: Sequence[str])
     """The task's own changes (those the reviewer is shown) to protected paths that its
     **Files:** list does not name: ProtectedPathsChanged. A branch that left its base has
     no such changes to show: bringing it back refuses it (WorkspaceBroken)."""
-    if not _is_ancestor(worktree, base_sha, "HEAD"):
+    if not is_ancestor(worktree, base_sha, "HEAD"):
         return
     refused = unnamed_protected(changed_files(worktree, base_sha), named)
     if not refused:
@@ -279,7 +280,7 @@ def _refuse_protected(worktree: str | Path, base_sha: str, named: Sequence[str])
 
 
 def _list_for_people(paths: Sequence[bytes], limit: int = 10) -> str:
-    shown = ", ".join(_shown(path) for path in paths[:limit])
+    shown = ", ".join(shown_path(path) for path in paths[:limit])
     return shown + (f" and {len(paths) - limit} more" if len(paths) > limit else "")
 
 
@@ -303,32 +304,36 @@ def _marker_blocks(data: bytes) -> int:
 
 def _unmerged_paths(worktree: str | Path) -> list[bytes]:
     # `<mode> <object> <stage>\t<path>`, one line per stage.
-    entries = _z_paths(_git_raw(worktree, "ls-files", "--unmerged", "-z"))
+    entries = nul_separated_paths(git_output_bytes(worktree, "ls-files", "--unmerged", "-z"))
     return sorted({entry.partition(b"\t")[2] for entry in entries})
 
 
 def _differs_from(worktree: str | Path, rev: str) -> set[bytes]:
     """Tracked paths whose working-tree content differs from `rev`."""
-    return set(_z_paths(_git_raw(worktree, "diff", "--name-only", "--no-renames", "-z", rev, "--")))
+    return set(
+        nul_separated_paths(
+            git_output_bytes(worktree, "diff", "--name-only", "--no-renames", "-z", rev, "--")
+        )
+    )
 
 
 def _blob(worktree: str | Path, rev: str, path: bytes) -> bytes:
     """The content of `path` at `rev`, empty if it does not exist there."""
-    proc = _run_raw(worktree, ["cat-file", "blob", f"{rev}:{os.fsdecode(path)}"])
+    proc = run_git_bytes(worktree, ["cat-file", "blob", f"{rev}:{os.fsdecode(path)}"])
     return proc.stdout if proc.returncode == 0 else b""
 
 
 def _merge_sides(worktree: str | Path) -> tuple[str, str] | None:
     """(ours, theirs) of the merge in progress, or of HEAD if it is a merge commit (the agent
     may have concluded the merge itself); None without either."""
-    ours = _resolve(worktree, "HEAD")
-    theirs = _resolve(worktree, "MERGE_HEAD")
+    ours = resolve_rev(worktree, "HEAD")
+    theirs = resolve_rev(worktree, "MERGE_HEAD")
     if ours is None:
         return None
     if theirs is not None:
         return ours, theirs
-    second = _resolve(worktree, f"{ours}^2")
-    first = _resolve(worktree, f"{ours}^1")
+    second = resolve_rev(worktree, f"{ours}^2")
+    first = resolve_rev(worktree, f"{ours}^1")
     return (first, second) if first is not None and second is not None else None
 
 
@@ -344,7 +349,7 @@ def _conflict_state(worktree: str | Path) -> tuple[list[bytes], list[bytes]]:
         return unmerged, []
     ours, theirs = sides
     candidates = _differs_from(worktree, ours) & _differs_from(worktree, theirs)
-    base = _run(worktree, ["merge-base", ours, theirs])
+    base = run_git(worktree, ["merge-base", ours, theirs])
     if base.returncode == 0:  # unrelated histories have no merge base
         candidates &= _differs_from(worktree, base.stdout.strip())
     marked: list[bytes] = []
@@ -367,7 +372,7 @@ def unresolved_conflicts(worktree: str | Path) -> list[str]:
     """Paths still in conflict: unmerged index entries, plus files with conflict markers left
     by the merge in progress (or by HEAD's merge commit), even if `git add`-ed or committed."""
     unmerged, marked = _conflict_state(worktree)
-    return sorted({_shown(path) for path in [*unmerged, *marked]})
+    return sorted({shown_path(path) for path in [*unmerged, *marked]})
 
 
 def merge_target_into_branch(
@@ -386,14 +391,14 @@ def merge_target_into_branch(
     nothing is unresolved. The target branch and the user's checkout are never touched.
     `repo`: the user's repository, where the target is (a workspace of its own has no target
     branch; it reads the target's objects through its alternates)."""
-    _enter(worktree)
+    enter_workspace(worktree)
     _require_task_branch(worktree, session_id, task_id)
-    _clear_stale_index_lock(worktree)
+    clear_stale_index_lock(worktree)
     branch = branch_name(session_id, task_id)
-    message = _message_with_trailers(
+    message = message_with_trailers(
         f"Merge {target_branch} into {branch} for task {task_id}", session_id, task_id
     )
-    in_progress = _resolve(worktree, "MERGE_HEAD")
+    in_progress = resolve_rev(worktree, "MERGE_HEAD")
     if in_progress is not None:
         conflicts = unresolved_conflicts(worktree)
         if not conflicts:  # e.g. crashed between a clean merge and its commit: finish it
@@ -403,11 +408,11 @@ def merge_target_into_branch(
             conflict_files=conflicts,
             head_sha=head_sha(worktree),
         )
-    target_sha = _branch_head(worktree if repo is None else repo, target_branch)
+    target_sha = branch_head_sha(worktree if repo is None else repo, target_branch)
     branch_head = head_sha(worktree)
-    if _is_ancestor(worktree, target_sha, branch_head):
+    if is_ancestor(worktree, target_sha, branch_head):
         return TargetMerge(clean=True, already_up_to_date=True, head_sha=branch_head)
-    dirty = _status_entries(worktree, untracked=False)
+    dirty = status_entries(worktree, untracked=False)
     if dirty:
         raise GitError(
             f"cannot merge {target_branch} into {branch} in {worktree}: it has uncommitted "
@@ -416,7 +421,7 @@ def merge_target_into_branch(
         )
     # The sha, not the name: we merge exactly the head we checked, even if the target moves.
     args = [
-        *_identity_args(worktree),
+        *identity_args(worktree),
         "merge",
         "--no-ff",
         "--no-commit",
@@ -426,17 +431,17 @@ def merge_target_into_branch(
         f"--message={message}",
         target_sha,
     ]
-    proc = _run(worktree, args)
-    if _resolve(worktree, "MERGE_HEAD") is None:
+    proc = run_git(worktree, args)
+    if resolve_rev(worktree, "MERGE_HEAD") is None:
         raise GitError(
-            f"{_fail(worktree, args, proc)}; nothing was merged. If untracked files are in "
-            "the way, move or delete them in the worktree, then retry"
+            f"{git_failure_message(worktree, args, proc)}; nothing was merged. If untracked files "
+            "are in the way, move or delete them in the worktree, then retry"
         )
     unmerged = _unmerged_paths(worktree)
     if not unmerged:
         _commit(worktree, message)
     return TargetMerge(
         clean=not unmerged,
-        conflict_files=[_shown(path) for path in unmerged],
+        conflict_files=[shown_path(path) for path in unmerged],
         head_sha=head_sha(worktree),
     )

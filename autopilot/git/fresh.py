@@ -14,14 +14,14 @@ from pathlib import Path
 
 from autopilot.git.names import branch_name, worktree_path
 from autopilot.git.refs import (
-    _branch_head,
-    _branch_ref,
-    _checkout_of,
-    _is_ancestor,
-    _resolve,
+    branch_head_sha,
+    branch_ref,
+    checkout_of,
     find_task_merge,
+    is_ancestor,
+    resolve_rev,
 )
-from autopilot.git.runner import GitError, _git
+from autopilot.git.runner import GitError, git_output
 from autopilot.git.workspace import (
     WorkspaceBroken,
     bring_back,
@@ -48,34 +48,34 @@ def start_afresh(
     if find_task_merge(repo, target_branch, session_id, task_id) is not None:
         return ""
     branch = branch_name(session_id, task_id)
-    ref = _branch_ref(branch)
+    ref = branch_ref(branch)
     workspace = worktree_path(Path(state_dir).absolute(), session_id, task_id)
     _keep_left_commits(repo, workspace, session_id, task_id, target_branch)
-    head = _resolve(repo, ref)
+    head = resolve_rev(repo, ref)
     if head is None:
         remove_workspace(repo, workspace)
         return ""
-    checkout = _checkout_of(repo, branch)
+    checkout = checkout_of(repo, branch)
     if checkout is not None and Path(checkout.path).resolve() != workspace.resolve():
         raise GitError(
             f"cannot start task {task_id} afresh: its branch {branch} is checked out at "
             f"{checkout.path}; switch that checkout to another branch, then retry"
         )
     remove_workspace(repo, workspace)  # its commits are on the branch now
-    if _is_ancestor(repo, head, _branch_head(repo, target_branch)):
-        _git(repo, "update-ref", "-d", ref, head)
+    if is_ancestor(repo, head, branch_head_sha(repo, target_branch)):
+        git_output(repo, "update-ref", "-d", ref, head)
         return ""
     aside = set_aside_name(branch, head)
-    kept = _resolve(repo, _branch_ref(aside))
+    kept = resolve_rev(repo, branch_ref(aside))
     if kept is None:
         message = f"autopilot: task {task_id} started afresh; its work is kept here"
-        _git(repo, "update-ref", "-m", message, _branch_ref(aside), head, "")
+        git_output(repo, "update-ref", "-m", message, branch_ref(aside), head, "")
     elif kept != head:
         raise GitError(
             f"cannot set {branch} aside: {aside} exists already at {kept[:12]}, not at "
             f"{head[:12]}; rename or delete that branch, then retry"
         )
-    _git(repo, "update-ref", "-d", ref, head)  # only if nobody moved it meanwhile
+    git_output(repo, "update-ref", "-d", ref, head)  # only if nobody moved it meanwhile
     return aside
 
 
@@ -88,7 +88,7 @@ def _keep_left_commits(
     not trusted: the branch is what is kept then."""
     if not is_workspace_repo(workspace):
         return
-    branch_head = _resolve(repo, _branch_ref(branch_name(session_id, task_id)))
-    base = branch_head or _branch_head(repo, target_branch)
+    branch_head = resolve_rev(repo, branch_ref(branch_name(session_id, task_id)))
+    base = branch_head or branch_head_sha(repo, target_branch)
     with contextlib.suppress(WorkspaceBroken):
         bring_back(repo, workspace, session_id, task_id, base)

@@ -13,15 +13,22 @@ from typing import Protocol
 from pydantic import BaseModel
 
 from autopilot.git.refs import (
-    _branch_ref,
-    _clear_stale_index_lock,
-    _git_path,
-    _operation_in_progress,
-    _resolve,
-    _same_path,
+    branch_ref,
+    clear_stale_index_lock,
+    git_internal_path,
+    operation_in_progress,
+    resolve_rev,
+    same_path,
 )
-from autopilot.git.runner import GitError, _git, _git_raw, _run, _shown, _z_paths
-from autopilot.git.workspace import _enter
+from autopilot.git.runner import (
+    GitError,
+    git_output,
+    git_output_bytes,
+    nul_separated_paths,
+    run_git,
+    shown_path,
+)
+from autopilot.git.workspace import enter_workspace
 from autopilot.infra import untrusted_fs
 
 
@@ -38,14 +45,14 @@ def _review_base(worktree: str | Path, base_sha: str) -> str:
     Such a merge M is recognised by its shape: the merge base of its two parents is the
     current base, i.e. its second parent is a later state of the target. An agent's own side
     branch forks from a task commit instead, so its changes stay in the diff."""
-    proc = _run(worktree, ["merge-base", base_sha, "HEAD"])
+    proc = run_git(worktree, ["merge-base", base_sha, "HEAD"])
     if proc.returncode != 0:
         raise GitError(
             f"{base_sha!r} shares no history with HEAD in {worktree} (or names no commit); "
             "pass the base the task branch started from, or the target's head"
         )
     base = proc.stdout.strip()
-    merges = _git(
+    merges = git_output(
         worktree,
         "rev-list",
         "--first-parent",
@@ -57,7 +64,7 @@ def _review_base(worktree: str | Path, base_sha: str) -> str:
     )
     for line in merges.splitlines():
         _, first, second = line.split()[:3]
-        if _run(worktree, ["merge-base", first, second]).stdout.strip() == base:
+        if run_git(worktree, ["merge-base", first, second]).stdout.strip() == base:
             base = second
     return base
 
@@ -65,12 +72,14 @@ def _review_base(worktree: str | Path, base_sha: str) -> str:
 def _changed_names(worktree: str | Path, base: str) -> list[bytes]:
     """Every path `base...HEAD` adds, changes or removes; a rename as both of its paths."""
     common = ["--no-color", "--no-ext-diff", "--no-textconv", f"{base}...HEAD", "--"]
-    return _z_paths(_git_raw(worktree, "diff", "--name-only", "--no-renames", "-z", *common))
+    return nul_separated_paths(
+        git_output_bytes(worktree, "diff", "--name-only", "--no-renames", "-z", *common)
+    )
 
 
 def changed_files(worktree: str | Path, base_sha: str) -> list[str]:
     """The paths the task's own changes touch (as diff_for_review counts them)."""
-    return [_shown(path) for path in _changed_names(worktree, _review_base(worktree, base_sha))]
+    return [shown_path(path) for path in _changed_names(worktree, _review_base(worktree, base_sha))]
 
 
 def diff_for_review(worktree: str | Path, base_sha: str, limit_chars: int = 60_000) -> ReviewDiff:
@@ -80,11 +89,11 @@ def diff_for_review(worktree: str | Path, base_sha: str, limit_chars: int = 60_0
     base_sha may be the workspace's base or the target's head (or name): the diff starts at
     their merge base with HEAD, moved past the target merges of conflict rounds, so the
     target's own changes that came in through those merges are not shown as the task's."""
-    _enter(worktree)
+    enter_workspace(worktree)
     base = _review_base(worktree, base_sha)
     common = ["--no-color", "--no-ext-diff", "--no-textconv", f"{base}...HEAD", "--"]
     names = _changed_names(worktree, base)
-    text = _git_raw(
+    text = git_output_bytes(
         worktree, "diff", "--stat=200", "--summary", "--patch", "--find-renames", *common
     ).decode("utf-8", "replace")
     if not text.strip():
@@ -102,7 +111,7 @@ def diff_for_review(worktree: str | Path, base_sha: str, limit_chars: int = 60_0
             f"the worktree, or run `git diff {base}...HEAD -- <path>`, to see the rest.]\n"
         )
     return ReviewDiff(
-        diff=text, changed_files=[_shown(path) for path in names], truncated=truncated
+        diff=text, changed_files=[shown_path(path) for path in names], truncated=truncated
     )
 
 
@@ -128,12 +137,12 @@ def tree_fingerprint(worktree: str | Path) -> str:
     in progress, the index, the content of every changed, untracked or ignored file (so a
     second edit of an already modified file shows), and the worktree's git dir: its config,
     hooks and refs (`_hash_git_dirs` says which, for a linked worktree)."""
-    head = _resolve(worktree, "HEAD") or "(no commit)"
-    branch = _run(worktree, ["symbolic-ref", "--quiet", "HEAD"]).stdout.strip() or "(detached)"
-    merge_head = _resolve(worktree, "MERGE_HEAD") or "-"
+    head = resolve_rev(worktree, "HEAD") or "(no commit)"
+    branch = run_git(worktree, ["symbolic-ref", "--quiet", "HEAD"]).stdout.strip() or "(detached)"
+    merge_head = resolve_rev(worktree, "MERGE_HEAD") or "-"
     # --no-optional-locks: looking must not write the index (a stat refresh) either.
     # --ignored=traditional with -uall lists each ignored file, not only its folder.
-    status = _git_raw(
+    status = git_output_bytes(
         worktree,
         "--no-optional-locks",
         "status",
@@ -143,7 +152,7 @@ def tree_fingerprint(worktree: str | Path) -> str:
         "--ignored=traditional",
         "--ignore-submodules=none",
     )
-    staged = _git_raw(
+    staged = git_output_bytes(
         worktree, "--no-optional-locks", "diff", "--cached", "--raw", "--no-abbrev", "-z"
     )
     digest = hashlib.sha256()
@@ -217,9 +226,11 @@ def _hash_git_dirs(digest: _Digest, worktree: str | Path) -> None:
     worktree, the parts of its repository's common dir that are _SHARED_GIT_PARTS. (Hooks
     elsewhere, where a core.hooksPath would put them, never run for us: our git commands
     override it.)"""
-    out = _git(worktree, "rev-parse", "--path-format=absolute", "--git-dir", "--git-common-dir")
+    out = git_output(
+        worktree, "rev-parse", "--path-format=absolute", "--git-dir", "--git-common-dir"
+    )
     git_dir, common_dir = (Path(line) for line in out.splitlines())
-    if _same_path(git_dir, common_dir):  # a repository of its own
+    if same_path(git_dir, common_dir):  # a repository of its own
         _hash_tree(digest, git_dir, _UNHASHED_GIT_PARTS | {_OTHER_WORKTREES})
     else:
         _hash_tree(digest, git_dir, _UNHASHED_GIT_PARTS)
@@ -237,23 +248,25 @@ def restore_tree(worktree: str | Path, head_sha: str, branch: str | None = None)
     cherry-pick or merge in progress, check out `branch` again if given (else the branch
     now checked out is reset), `git reset --hard`, and remove untracked files (`git clean
     -fd`, which keeps ignored files such as build caches)."""
-    _enter(worktree)
-    _clear_stale_index_lock(worktree)
+    enter_workspace(worktree)
+    clear_stale_index_lock(worktree)
     for state, quit_args in (
         ("rebase-merge", ["rebase", "--quit"]),
         ("rebase-apply", ["rebase", "--quit"]),
         ("sequencer", ["cherry-pick", "--quit"]),
         ("MERGE_HEAD", ["merge", "--abort"]),
     ):
-        if _git_path(worktree, state).exists():
-            _run(worktree, quit_args)  # best effort: the reset below clears what is left
+        if git_internal_path(worktree, state).exists():
+            run_git(worktree, quit_args)  # best effort: the reset below clears what is left
     if branch is not None:
-        ref = _branch_ref(branch)
-        if _run(worktree, ["symbolic-ref", "--quiet", "HEAD"]).stdout.strip() != ref:
-            _git(worktree, "checkout", "--force", "--quiet", ref.removeprefix("refs/heads/"), "--")
-    _git(worktree, "reset", "--hard", "--quiet", head_sha)
-    _git(worktree, "clean", "-f", "-d", "--quiet")
-    what = _operation_in_progress(worktree)
+        ref = branch_ref(branch)
+        if run_git(worktree, ["symbolic-ref", "--quiet", "HEAD"]).stdout.strip() != ref:
+            git_output(
+                worktree, "checkout", "--force", "--quiet", ref.removeprefix("refs/heads/"), "--"
+            )
+    git_output(worktree, "reset", "--hard", "--quiet", head_sha)
+    git_output(worktree, "clean", "-f", "-d", "--quiet")
+    what = operation_in_progress(worktree)
     if what is not None:
         raise GitError(
             f"{what} is still in progress in {worktree} after restoring it to {head_sha}; "

@@ -11,28 +11,28 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from autopilot.git.names import SQUASHED_TRAILER, _message_with_trailers
+from autopilot.git.names import SQUASHED_TRAILER, message_with_trailers
 from autopilot.git.refs import (
-    _branch_head,
-    _branch_ref,
-    _checkout_of,
-    _git_path,
-    _is_ancestor,
-    _operation_in_progress,
-    _resolve,
-    _Worktree,
-    _worktrees,
+    WorktreeEntry,
+    branch_head_sha,
+    branch_ref,
+    checkout_of,
     find_task_merge,
+    git_internal_path,
+    is_ancestor,
+    list_worktrees,
+    operation_in_progress,
+    resolve_rev,
 )
 from autopilot.git.runner import (
     GitError,
-    _fail,
-    _git,
-    _git_raw,
-    _identity_args,
-    _run,
-    _shown,
-    _z_paths,
+    git_failure_message,
+    git_output,
+    git_output_bytes,
+    identity_args,
+    nul_separated_paths,
+    run_git,
+    shown_path,
 )
 from autopilot.infra import untrusted_fs
 from autopilot.models import MergeOutcome, MergeStyle
@@ -47,22 +47,22 @@ class CheckoutInTheWay(GitError):
 
 
 @dataclass(frozen=True)
-class _TreeMerge:
+class TreeMerge:
     tree: str
     conflict: bool
     conflict_files: list[str]
     conflict_messages: list[str]
 
 
-def _merge_trees(repo: str | Path, ours: str, theirs: str) -> _TreeMerge:
+def merge_trees(repo: str | Path, ours: str, theirs: str) -> TreeMerge:
     """Merge two commits into a tree object without touching any index or working tree."""
     args = ["merge-tree", "--write-tree", "--name-only", "-z", ours, theirs]
-    proc = _run(repo, args)
+    proc = run_git(repo, args)
     if proc.returncode not in (0, 1):
-        raise GitError(_fail(repo, args, proc))
+        raise GitError(git_failure_message(repo, args, proc))
     tree, _, rest = proc.stdout.partition("\0")
     if proc.returncode == 0:
-        return _TreeMerge(tree=tree, conflict=False, conflict_files=[], conflict_messages=[])
+        return TreeMerge(tree=tree, conflict=False, conflict_files=[], conflict_messages=[])
     names, _, info = rest.partition("\0\0")
     files = [name for name in names.split("\0") if name]
     # Informational messages: <count>\0<path>\0...\0<type>\0<message>\0, repeated.
@@ -80,7 +80,7 @@ def _merge_trees(repo: str | Path, ours: str, theirs: str) -> _TreeMerge:
             if not files:
                 files += fields[i + 1 : i + 1 + count]
         i += 3 + count
-    return _TreeMerge(
+    return TreeMerge(
         tree=tree, conflict=True, conflict_files=sorted(set(files)), conflict_messages=messages
     )
 
@@ -117,8 +117,10 @@ def _refuse_untracked(
 def _changes(checkout: str, old_head: str, new_head: str) -> dict[bytes, bytes]:
     """Each path the fast-forward changes, with its status: A added, D deleted, M or T
     changed in place (renames come as a delete and an add)."""
-    out = _git_raw(checkout, "diff", "--name-status", "--no-renames", "-z", old_head, new_head)
-    fields = _z_paths(out)
+    out = git_output_bytes(
+        checkout, "diff", "--name-status", "--no-renames", "-z", old_head, new_head
+    )
+    fields = nul_separated_paths(out)
     return dict(zip(fields[1::2], fields[::2], strict=True))
 
 
@@ -136,7 +138,7 @@ def _is_real_dir(found: os.stat_result) -> bool:
 def _untracked_under(checkout: str, directory: bytes) -> bool:
     """Does `directory` hold any file git does not track (ignored ones included)?"""
     # No --exclude-standard: ignored files are listed too. Literal: a path is no pattern.
-    out = _git_raw(
+    out = git_output_bytes(
         checkout, "--literal-pathspecs", "ls-files", "--others", "-z", "--", os.fsdecode(directory)
     )
     return bool(out.strip(b"\0"))
@@ -186,20 +188,20 @@ def _untracked_in_the_way(checkout: str | Path, old_head: str, new_head: str) ->
             entry = _blocking_entry(checkout, root, path)
             if entry is not None:
                 blocking.add(entry)
-    return sorted(_shown(path) for path in blocking)
+    return sorted(shown_path(path) for path in blocking)
 
 
 def _advance_in_checkout(
-    checkout: _Worktree, target_branch: str, old_head: str, merge_sha: str, task_id: str
+    checkout: WorktreeEntry, target_branch: str, old_head: str, merge_sha: str, task_id: str
 ) -> bool:
     """Fast-forward the target where it is checked out (ref, index and files together).
     False if the target moved meanwhile (the caller recomputes). Refused (CheckoutInTheWay)
     while an operation is under way there, or when it would touch an untracked file."""
     path = checkout.path
-    now_on = _run(path, ["symbolic-ref", "--quiet", "HEAD"]).stdout.strip()
-    if now_on != _branch_ref(target_branch) or _resolve(path, "HEAD") != old_head:
+    now_on = run_git(path, ["symbolic-ref", "--quiet", "HEAD"]).stdout.strip()
+    if now_on != branch_ref(target_branch) or resolve_rev(path, "HEAD") != old_head:
         return False
-    what = _operation_in_progress(path)
+    what = operation_in_progress(path)
     if what is not None:
         raise _refuse_operation(path, what, target_branch, task_id)
     in_the_way = _untracked_in_the_way(path, old_head, merge_sha)
@@ -208,10 +210,10 @@ def _advance_in_checkout(
     # --no-overwrite-ignore: should a file appear after the check above, git refuses too.
     args = ["merge", "--ff-only", "--no-overwrite-ignore", "--no-autostash"]
     args += ["--no-verify-signatures", "--quiet", "--no-stat", merge_sha]
-    proc = _run(path, args)
+    proc = run_git(path, args)
     if proc.returncode == 0:
         return True
-    if _resolve(path, _branch_ref(target_branch)) != old_head:
+    if resolve_rev(path, branch_ref(target_branch)) != old_head:
         return False
     raise GitError(
         f"could not merge into {target_branch!r}: the checkout at {path} has local changes "
@@ -221,16 +223,16 @@ def _advance_in_checkout(
     )
 
 
-def _rebase_of(repo: str | Path, branch: str) -> _Worktree | None:
+def _rebase_of(repo: str | Path, branch: str) -> WorktreeEntry | None:
     """The worktree where `branch` is being rebased. Its HEAD is detached meanwhile, so it is
     no checkout of the branch, but the rebase moves the branch when it ends, and fails if the
     branch moved in between."""
-    ref = _branch_ref(branch)
-    for wt in _worktrees(repo):
+    ref = branch_ref(branch)
+    for wt in list_worktrees(repo):
         if wt.branch is not None or wt.bare or wt.prunable or not Path(wt.path).is_dir():
             continue
         for state in ("rebase-merge", "rebase-apply"):
-            head_name = _git_path(wt.path, f"{state}/head-name")
+            head_name = git_internal_path(wt.path, f"{state}/head-name")
             with contextlib.suppress(OSError):
                 named = untrusted_fs.read_file(head_name.parent, head_name.name, limit=4096)
                 if named.decode(errors="replace").strip() == ref:
@@ -240,14 +242,14 @@ def _rebase_of(repo: str | Path, branch: str) -> _Worktree | None:
 
 def _advance_ref(repo: str | Path, target_branch: str, old_head: str, merge_sha: str) -> bool:
     """Compare-and-swap the target ref; False if it moved meanwhile."""
-    ref = _branch_ref(target_branch)
+    ref = branch_ref(target_branch)
     args = ["update-ref", "-m", f"autopilot: merge {merge_sha}", ref, merge_sha, old_head]
-    proc = _run(repo, args)
+    proc = run_git(repo, args)
     if proc.returncode == 0:
         return True
-    if _resolve(repo, ref) != old_head:
+    if resolve_rev(repo, ref) != old_head:
         return False
-    raise GitError(_fail(repo, args, proc))
+    raise GitError(git_failure_message(repo, args, proc))
 
 
 def merge_task(
@@ -281,25 +283,25 @@ def merge_task(
             merge_sha=found,
             message=f"task {task_id} was already merged into {target_branch} as {found[:12]}",
         )
-    branch_head = _branch_head(repo, branch)
-    full_message = _message_with_trailers(message, session_id, task_id)
+    branch_head = branch_head_sha(repo, branch)
+    full_message = message_with_trailers(message, session_id, task_id)
     for _ in range(MERGE_ATTEMPTS):
-        target_head = _branch_head(repo, target_branch)
-        if _is_ancestor(repo, branch_head, target_head):
+        target_head = branch_head_sha(repo, target_branch)
+        if is_ancestor(repo, branch_head, target_head):
             return MergeOutcome(
                 merged=True,
                 already_merged=True,
                 message=f"{branch} ({branch_head[:12]}) is already contained in "
                 f"{target_branch}: nothing to merge",
             )
-        if verified_only and not _is_ancestor(repo, target_head, branch_head):
+        if verified_only and not is_ancestor(repo, target_head, branch_head):
             return MergeOutcome(
                 merged=False,
                 target_moved=True,
                 message=f"{target_branch} ({target_head[:12]}) has commits that {branch} "
                 f"({branch_head[:12]}) was not checked with; {target_branch} was left unchanged",
             )
-        merged = _merge_trees(repo, target_head, branch_head)
+        merged = merge_trees(repo, target_head, branch_head)
         if merged.conflict:
             details = "; ".join(merged.conflict_messages) or ", ".join(merged.conflict_files)
             return MergeOutcome(
@@ -317,13 +319,13 @@ def merge_task(
             if style == "squash"
             else full_message
         )
-        merge_sha = _git(
-            repo, *_identity_args(repo), "commit-tree", merged.tree, *parents, stdin=message
+        merge_sha = git_output(
+            repo, *identity_args(repo), "commit-tree", merged.tree, *parents, stdin=message
         ).strip()
         rebasing = _rebase_of(repo, target_branch)
         if rebasing is not None:
             raise _refuse_operation(rebasing.path, "a rebase", target_branch, task_id)
-        checkout = _checkout_of(repo, target_branch)
+        checkout = checkout_of(repo, target_branch)
         if checkout is not None:
             advanced = _advance_in_checkout(
                 checkout, target_branch, target_head, merge_sha, task_id

@@ -57,7 +57,7 @@ def _trailer_value(kind: str, value: str) -> str:
     return value
 
 
-def _message_with_trailers(message: str, session_id: str, task_id: str) -> str:
+def message_with_trailers(message: str, session_id: str, task_id: str) -> str:
     """`message` with our trailers as its last paragraph (the one git parses as trailers)."""
     session = _trailer_value("session", session_id)
     task = _trailer_value("task", task_id)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from autopilot.git.names import SESSION_TRAILER, SQUASHED_TRAILER, TASK_TRAILER
-from autopilot.git.runner import GitError, RepoError, _fail, _git, _run
+from autopilot.git.runner import GitError, RepoError, git_failure_message, git_output, run_git
 from autopilot.infra import untrusted_fs
 
 # An index.lock in one of OUR worktrees older than this is left over from a killed git
@@ -20,7 +20,7 @@ BRANCH_LOCK_STALE_SECONDS = 5.0
 _POINTER_LIMIT = 64 * 1024
 
 
-def _branch_ref(branch: str) -> str:
+def branch_ref(branch: str) -> str:
     """The full ref of a branch named short (`main`) or in full (`refs/heads/main`). Any other
     ref is refused: what a merge moves must never be a tag or a remote-tracking branch."""
     if branch.startswith("refs/heads/"):
@@ -30,31 +30,33 @@ def _branch_ref(branch: str) -> str:
     return f"refs/heads/{branch}"
 
 
-def _resolve(cwd: str | Path, rev: str) -> str | None:
+def resolve_rev(cwd: str | Path, rev: str) -> str | None:
     """The commit sha `rev` names, or None if it names none."""
-    proc = _run(cwd, ["rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}"])
+    proc = run_git(
+        cwd, ["rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}"]
+    )
     return proc.stdout.strip() if proc.returncode == 0 else None
 
 
 def head_sha(worktree: str | Path) -> str:
     """The commit HEAD points at."""
-    return _git(worktree, "rev-parse", "--verify", "HEAD^{commit}").strip()
+    return git_output(worktree, "rev-parse", "--verify", "HEAD^{commit}").strip()
 
 
-def _branch_head(repo: str | Path, branch: str) -> str:
+def branch_head_sha(repo: str | Path, branch: str) -> str:
     if not Path(repo).is_dir():
         raise RepoError(f"the repository {repo} does not exist (moved or deleted?)")
-    sha = _resolve(repo, _branch_ref(branch))
+    sha = resolve_rev(repo, branch_ref(branch))
     if sha is None:
         raise RepoError(f"branch {branch!r} does not exist in {repo} (renamed or deleted?)")
     return sha
 
 
-def _is_ancestor(repo: str | Path, ancestor: str, descendant: str) -> bool:
+def is_ancestor(repo: str | Path, ancestor: str, descendant: str) -> bool:
     args = ["merge-base", "--is-ancestor", ancestor, descendant]
-    proc = _run(repo, args)
+    proc = run_git(repo, args)
     if proc.returncode not in (0, 1):
-        raise GitError(_fail(repo, args, proc))
+        raise GitError(git_failure_message(repo, args, proc))
     return proc.returncode == 0
 
 
@@ -67,7 +69,7 @@ def _our_merges(repo: str | Path, target_branch: str, session_id: str) -> list[t
         f"%x1f%(trailers:key={TASK_TRAILER},valueonly,unfold,separator=%x1d)"
         f"%x1f%(trailers:key={SQUASHED_TRAILER},valueonly,unfold,separator=%x1d)%x1e"
     )
-    out = _git(
+    out = git_output(
         repo,
         "log",
         "--no-show-signature",
@@ -76,7 +78,7 @@ def _our_merges(repo: str | Path, target_branch: str, session_id: str) -> list[t
         "--fixed-strings",
         f"--grep={SESSION_TRAILER}: {session_id}",
         f"--format={fmt}",
-        _branch_ref(target_branch),
+        branch_ref(target_branch),
         "--",
     )
     merges: list[tuple[str, str]] = []
@@ -95,7 +97,7 @@ def squashed_heads(repo: str | Path, target_ref: str) -> set[str]:
     """The task branch heads squashed onto the target (SQUASHED_TRAILER of its first-parent
     history; `target_ref` a full ref, a remote-tracking one too): such a branch is merged
     though it is no ancestor of the target."""
-    out = _git(
+    out = git_output(
         repo,
         "log",
         "--no-show-signature",
@@ -132,7 +134,7 @@ def find_task_merge(
 
 
 @dataclass(frozen=True)
-class _Worktree:
+class WorktreeEntry:
     path: str
     head: str | None
     branch: str | None  # full ref name, None when detached or bare
@@ -159,19 +161,19 @@ def _worktree_listing(repo: str | Path) -> str:
     args = ("worktree", "list", "--porcelain", "-z")
     failures = 0
     while True:
-        proc = _run(repo, args)
+        proc = run_git(repo, args)
         if proc.returncode == 0:
             return proc.stdout
         failures += 1
         if failures == WORKTREE_LIST_ATTEMPTS or not _ENTRY_BEING_WRITTEN.search(proc.stderr):
-            raise GitError(_fail(repo, args, proc))
+            raise GitError(git_failure_message(repo, args, proc))
         _wait_for_worktree_entry(failures)
 
 
-def _worktrees(repo: str | Path) -> list[_Worktree]:
+def list_worktrees(repo: str | Path) -> list[WorktreeEntry]:
     """`git worktree list --porcelain -z`, parsed; the main worktree comes first."""
     out = _worktree_listing(repo)
-    result: list[_Worktree] = []
+    result: list[WorktreeEntry] = []
     for block in out.split("\0\0"):
         attrs: dict[str, str] = {}
         for line in block.split("\0"):
@@ -180,7 +182,7 @@ def _worktrees(repo: str | Path) -> list[_Worktree]:
                 attrs[key] = value
         if "worktree" in attrs:
             result.append(
-                _Worktree(
+                WorktreeEntry(
                     path=attrs["worktree"],
                     head=attrs.get("HEAD"),
                     branch=attrs.get("branch"),
@@ -192,7 +194,7 @@ def _worktrees(repo: str | Path) -> list[_Worktree]:
     return result
 
 
-def _is_linked_worktree(path: Path) -> bool:
+def is_linked_worktree(path: Path) -> bool:
     """A worktree of a session recorded before workspaces had repositories of their own: its
     `.git` file names a git dir whose `gitdir` file names this `.git` back (git writes both
     when it adds a worktree; a `.git` file pointing at a repository itself has no such link).
@@ -203,29 +205,29 @@ def _is_linked_worktree(path: Path) -> bool:
         back = untrusted_fs.read_file(Path(named), "gitdir", limit=_POINTER_LIMIT)
     except (OSError, ValueError):
         return False
-    return _same_path(back.decode(errors="replace").strip(), path / ".git")
+    return same_path(back.decode(errors="replace").strip(), path / ".git")
 
 
-def _same_path(a: str | Path, b: str | Path) -> bool:
+def same_path(a: str | Path, b: str | Path) -> bool:
     return os.path.realpath(a) == os.path.realpath(b)
 
 
-def _registered(repo: str | Path, path: str | Path) -> _Worktree | None:
-    return next((wt for wt in _worktrees(repo) if _same_path(wt.path, path)), None)
+def registered_worktree(repo: str | Path, path: str | Path) -> WorktreeEntry | None:
+    return next((wt for wt in list_worktrees(repo) if same_path(wt.path, path)), None)
 
 
-def _checkout_of(repo: str | Path, branch: str) -> _Worktree | None:
+def checkout_of(repo: str | Path, branch: str) -> WorktreeEntry | None:
     """The worktree (with an existing directory) where `branch` is checked out, if any."""
-    ref = _branch_ref(branch)
-    for wt in _worktrees(repo):
+    ref = branch_ref(branch)
+    for wt in list_worktrees(repo):
         if wt.branch == ref and not wt.prunable and Path(wt.path).is_dir():
             return wt
     return None
 
 
-def _status_entries(cwd: str | Path, *, untracked: bool) -> list[str]:
+def status_entries(cwd: str | Path, *, untracked: bool) -> list[str]:
     """Paths `git status` reports as changed (ignored files never count)."""
-    out = _git(
+    out = git_output(
         cwd,
         "status",
         "--porcelain=v1",
@@ -244,9 +246,9 @@ def _status_entries(cwd: str | Path, *, untracked: bool) -> list[str]:
     return paths
 
 
-def _git_path(cwd: str | Path, name: str) -> Path:
+def git_internal_path(cwd: str | Path, name: str) -> Path:
     """Absolute path of `name` in the (per-worktree) git dir, e.g. MERGE_HEAD, MERGE_MSG."""
-    return Path(_git(cwd, "rev-parse", "--path-format=absolute", "--git-path", name).strip())
+    return Path(git_output(cwd, "rev-parse", "--path-format=absolute", "--git-path", name).strip())
 
 
 _IN_PROGRESS = {
@@ -258,14 +260,14 @@ _IN_PROGRESS = {
 }
 
 
-def _operation_in_progress(checkout: str | Path) -> str | None:
+def operation_in_progress(checkout: str | Path) -> str | None:
     for name, what in _IN_PROGRESS.items():
-        if _git_path(checkout, name).exists():
+        if git_internal_path(checkout, name).exists():
             return what
     return None
 
 
-def _clear_stale_lock(root: Path, *parts: str, stale_after_s: float = STALE_LOCK_SECONDS) -> None:
+def clear_stale_lock(root: Path, *parts: str, stale_after_s: float = STALE_LOCK_SECONDS) -> None:
     """Remove the lock `root/parts...` if it is older than `stale_after_s`: a git killed while
     holding it. Reached without following a link (a workspace's `.git` is the agent's)."""
     found = untrusted_fs.lstat_at(root, *parts)
@@ -273,16 +275,16 @@ def _clear_stale_lock(root: Path, *parts: str, stale_after_s: float = STALE_LOCK
         untrusted_fs.remove(root, *parts)
 
 
-def _clear_stale_index_lock(worktree: str | Path) -> None:
+def clear_stale_index_lock(worktree: str | Path) -> None:
     """Remove an index.lock older than STALE_LOCK_SECONDS, only in a task workspace or a
     linked worktree's own git dir (never the main repository's): a killed git leaves it
     behind, and no git command run in a task worktree holds the index lock that long."""
-    if not _is_linked_worktree(Path(worktree)):
-        _clear_stale_lock(Path(worktree), ".git", "index.lock")
+    if not is_linked_worktree(Path(worktree)):
+        clear_stale_lock(Path(worktree), ".git", "index.lock")
         return
-    out = _git(worktree, "rev-parse", "--absolute-git-dir", "--git-common-dir").splitlines()
+    out = git_output(worktree, "rev-parse", "--absolute-git-dir", "--git-common-dir").splitlines()
     git_dir = Path(out[0])
     common_dir = Path(worktree, out[1]) if not Path(out[1]).is_absolute() else Path(out[1])
-    if _same_path(git_dir, common_dir):
+    if same_path(git_dir, common_dir):
         return  # not a linked worktree: not ours to clean
-    _clear_stale_lock(git_dir, "index.lock")
+    clear_stale_lock(git_dir, "index.lock")

@@ -44,17 +44,17 @@ from autopilot.git.fresh import set_aside_name
 from autopilot.git.kinds import Located, commit_in
 from autopilot.git.merge import MERGE_ATTEMPTS, merge_task
 from autopilot.git.names import branch_name, worktree_path
-from autopilot.git.refs import _branch_ref, _is_ancestor, _resolve, find_task_merge
+from autopilot.git.refs import branch_ref, find_task_merge, is_ancestor, resolve_rev
 from autopilot.git.remote_cache import TRANSPORT_TIMEOUT_S, RemoteCache, cache_path, locked
 from autopilot.git.remote_url import RemoteError, shown_url
-from autopilot.git.runner import GitError, _run, _run_raw
+from autopilot.git.runner import GitError, run_git, run_git_bytes
 from autopilot.git.task_refs import remote_refs
 from autopilot.git.workspace import (
     WorkspaceBroken,
-    _ensure_workspace,
-    _own_workspace,
     bring_back,
+    ensure_workspace,
     is_workspace_repo,
+    own_workspace,
     prepare_workspace,
     remove_workspace_dirs,
 )
@@ -109,7 +109,7 @@ class RemoteWorkspaces:
         with self.cache(url, branch) as cache:
             self._sync(cache, branch, [])
             revision = commit or f"refs/heads/{branch}"
-            proc = _run_raw(cache.path, ["show", f"{revision}:{name}"])
+            proc = run_git_bytes(cache.path, ["show", f"{revision}:{name}"])
         return proc.stdout if proc.returncode == 0 else None
 
     def _sync(self, cache: RemoteCache, target: str, others: Sequence[str]) -> dict[str, str]:
@@ -144,7 +144,7 @@ class RemoteWorkspaces:
                 request.task_id,
             )
             if workspace.path:
-                _mark(Path(workspace.path), TaskPlace.of_workspace(request, workspace))
+                mark_workspace(Path(workspace.path), TaskPlace.of_workspace(request, workspace))
             self._sweep(cache, request.session_id, request.target_branch, path)
         workspace.set_aside = aside
         return workspace
@@ -185,7 +185,7 @@ class RemoteWorkspaces:
             # Kept when it goes on from what the remote has (from the task's base before its
             # first push): else it is another worker's past, an earlier try's, or broken.
             if is_workspace_repo(path) and _goes_on_from(path, start):
-                _mark(path, place)
+                mark_workspace(path, place)
                 return Located(str(path), made=False)
             if not _has_commit(cache.path, start):
                 if place.target_branch:
@@ -193,8 +193,8 @@ class RemoteWorkspaces:
                 else:
                     cache.refresh()
             untrusted_fs.remove_path(path)
-            _ensure_workspace(cache.path, path, branch, start)
-            _mark(path, place)
+            ensure_workspace(cache.path, path, branch, start)
+            mark_workspace(path, place)
         return Located(str(path), made=True)
 
     def target_repo(self, repo: str) -> Path:
@@ -328,7 +328,7 @@ def _start_afresh(
     if head is None:
         return ""
     aside = ""
-    if not _is_ancestor(cache.path, head, _branch_ref(target)):
+    if not is_ancestor(cache.path, head, branch_ref(target)):
         aside = set_aside_name(branch, head)
         if not cache.push(head, aside):
             raise GitError(
@@ -349,7 +349,7 @@ def _goes_on_from(workspace: Path, sha: str) -> bool:
         return False
 
 
-def _mark(workspace: Path, place: TaskPlace) -> None:
+def mark_workspace(workspace: Path, place: TaskPlace) -> None:
     """Which task a workspace is (its folder names are made safe, the ids are not): read by
     `_sweep` on this worker."""
     untrusted_fs.write_file(workspace, ".git", TASK_MARK, data=place.model_dump_json().encode())
@@ -360,13 +360,13 @@ def _holds(workspace: Path, sha: str) -> bool:
     is nothing to throw away)."""
     if not is_workspace_repo(workspace):
         return True
-    _own_workspace(workspace)  # our config before our git runs there
-    head = _resolve(workspace, "HEAD")
-    return head is not None and _is_ancestor(workspace, sha, head)
+    own_workspace(workspace)  # our config before our git runs there
+    head = resolve_rev(workspace, "HEAD")
+    return head is not None and is_ancestor(workspace, sha, head)
 
 
 def _has_commit(repo: Path, sha: str) -> bool:
-    return _run(repo, ["cat-file", "-e", f"{sha}^{{commit}}"]).returncode == 0
+    return run_git(repo, ["cat-file", "-e", f"{sha}^{{commit}}"]).returncode == 0
 
 
 def _push_task_branch(cache: RemoteCache, branch: str, head: str) -> None:

@@ -20,12 +20,11 @@ import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from autopilot.git.refs import _branch_ref, _resolve
+from autopilot.git.refs import branch_ref, resolve_rev
 from autopilot.git.remote_url import redact, repo_name, shown_url, transport_env
-from autopilot.git.runner import GitError, _git, _run
+from autopilot.git.runner import GitError, git_output, run_git
 from autopilot.git.task_refs import LEGACY_TASK_REFS, TASK_REFS, remote_refs
-from autopilot.infra import untrusted_fs
-from autopilot.infra.private_files import make_private_dir
+from autopilot.infra import make_private_dir, untrusted_fs
 
 # A fetch or push that has not finished after this long is stopped (and the step retried):
 # a hung connection must not hold the cache's lock, and every task of the remote, forever.
@@ -105,7 +104,7 @@ class RemoteCache:
     def _transport(self, *args: str) -> str:
         """A git command that talks to the remote: bounded in time, our transports only, never
         a prompt; its failure names the remote without its password."""
-        proc = _run(self.path, args, env=transport_env(), timeout=self.timeout_s)
+        proc = run_git(self.path, args, env=transport_env(), timeout=self.timeout_s)
         if proc.returncode != 0:
             said = redact((proc.stderr.strip() or proc.stdout.strip())[-2000:], self.url)
             raise GitError(
@@ -123,9 +122,9 @@ class RemoteCache:
         making = self.path.with_name(f".making-{self.path.name}")
         untrusted_fs.remove_path(making)
         make_private_dir(making)
-        _git(making, "init", "--quiet", "--bare", "--template=")
+        git_output(making, "init", "--quiet", "--bare", "--template=")
         untrusted_fs.write_file(making, "config", data=_config_text().encode())
-        _git(making, "config", "--file", "config", f"remote.{REMOTE_NAME}.url", self.url)
+        git_output(making, "config", "--file", "config", f"remote.{REMOTE_NAME}.url", self.url)
         if first_branch is not None:
             maker = RemoteCache(making, self.url, self.timeout_s)
             maker.sync([first_branch])
@@ -155,9 +154,9 @@ class RemoteCache:
         those the remote has; return their heads. A branch the remote lacks is left as is.
         Only what differs is fetched."""
         seen = self.observe(branches)
-        stale = [b for b, sha in seen.items() if _resolve(self.path, _branch_ref(b)) != sha]
+        stale = [b for b, sha in seen.items() if resolve_rev(self.path, branch_ref(b)) != sha]
         if stale:
-            refspecs = [f"+{self._source(b)}:{_branch_ref(b)}" for b in stale]
+            refspecs = [f"+{self._source(b)}:{branch_ref(b)}" for b in stale]
             self._transport(*_FETCH, "--", REMOTE_NAME, *refspecs)
         # What was fetched may be newer than what ls-remote saw: the cache's value is the one.
         return {b: self.head(b) or seen[b] for b in seen}
@@ -166,7 +165,9 @@ class RemoteCache:
         """Make every branch here the remote's, and drop those the remote no longer has: the
         cache-wide fetch. Returns the remote's branches and heads."""
         self._transport(*_FETCH, "--prune", "--", REMOTE_NAME, *_ALL_REFS)
-        out = _git(self.path, "for-each-ref", "--format=%(objectname) %(refname)", "refs/heads")
+        out = git_output(
+            self.path, "for-each-ref", "--format=%(objectname) %(refname)", "refs/heads"
+        )
         heads: dict[str, str] = {}
         for line in out.splitlines():
             sha, _, ref = line.partition(" ")
@@ -174,7 +175,7 @@ class RemoteCache:
         return heads
 
     def head(self, branch: str) -> str | None:
-        return _resolve(self.path, _branch_ref(branch))
+        return resolve_rev(self.path, branch_ref(branch))
 
     def push(
         self, sha: str, branch: str, *, expect: str | None = None, delete: str | None = None
@@ -190,7 +191,7 @@ class RemoteCache:
         gone = [f":{old}" for old in self._observed_refs(delete)] if delete is not None else []
         atomic = ["--atomic"] if gone else []
         args = [*_PUSH, *lease, *atomic, "--", REMOTE_NAME, f"{sha}:{ref}", *gone]
-        proc = _run(self.path, args, env=transport_env(), timeout=self.timeout_s)
+        proc = run_git(self.path, args, env=transport_env(), timeout=self.timeout_s)
         for line in proc.stdout.splitlines():
             flag, _, rest = line.partition("\t")
             spec, _, summary = rest.partition("\t")
@@ -227,4 +228,4 @@ class RemoteCache:
         """`branch` is gone from the remote: gone here too."""
         self._on_remote[branch] = {}
         if self.head(branch) is not None:
-            _git(self.path, "update-ref", "-d", _branch_ref(branch))
+            git_output(self.path, "update-ref", "-d", branch_ref(branch))

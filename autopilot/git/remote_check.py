@@ -10,7 +10,7 @@ from urllib.parse import unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict
 
-from autopilot.git.refs import _branch_head
+from autopilot.git.refs import branch_head_sha
 from autopilot.git.remote_url import (
     RemoteError,
     checked_remote,
@@ -19,7 +19,7 @@ from autopilot.git.remote_url import (
     shown_url,
     transport_env,
 )
-from autopilot.git.runner import GitTimeout, _git, _run
+from autopilot.git.runner import GitTimeout, git_output, run_git
 from autopilot.git.task_refs import TASK_REFS, is_task_branch_name
 
 PREFLIGHT_TIMEOUT_S = 20.0
@@ -45,7 +45,7 @@ def _run_remote(
     """Run a git command against the remote; RemoteError(`silent`) when it does not answer in
     time."""
     try:
-        return _run(scratch, args, env=transport_env(), timeout=timeout_s)
+        return run_git(scratch, args, env=transport_env(), timeout=timeout_s)
     except GitTimeout:
         raise RemoteError(silent) from None
 
@@ -113,7 +113,7 @@ def _target(
     name = given.removeprefix("refs/heads/")
     valid = (
         not name.startswith("refs/")
-        and _run(scratch, ["check-ref-format", "--branch", name]).returncode == 0
+        and run_git(scratch, ["check-ref-format", "--branch", name]).returncode == 0
     )
     if not valid:
         raise RemoteError(
@@ -140,8 +140,8 @@ def _refuse_checked_out_target(url: str, branch: str) -> None:
     if parts.scheme != "file":
         return
     path = Path(unquote(parts.path))
-    bare = _run(path, ["rev-parse", "--is-bare-repository"]).stdout.strip()
-    head = _run(path, ["symbolic-ref", "--quiet", "HEAD"]).stdout.strip()
+    bare = run_git(path, ["rev-parse", "--is-bare-repository"]).stdout.strip()
+    head = run_git(path, ["symbolic-ref", "--quiet", "HEAD"]).stdout.strip()
     if bare == "false" and head == f"refs/heads/{branch}":
         raise RemoteError(
             f"the remote {path} is a checkout with {branch!r} checked out: git refuses pushes "
@@ -182,7 +182,7 @@ def check_remote(
     RemoteError whose message says what to fix. Nothing is changed on the remote."""
     url = remote_url(url)
     with tempfile.TemporaryDirectory(prefix="autopilot-remote-check-") as scratch:
-        _git(scratch, "init", "--quiet", "--bare", "--template=")
+        git_output(scratch, "init", "--quiet", "--bare", "--template=")
         heads, default = _heads(scratch, url, timeout_s)
         branch = _target(scratch, url, target_branch, heads, default)
         _refuse_checked_out_target(url, branch)
@@ -195,7 +195,7 @@ def remote_head(url: str, branch: str, timeout_s: float = PREFLIGHT_TIMEOUT_S) -
     branch."""
     url = checked_remote(url)  # from a workflow: checked again before git sees it
     with tempfile.TemporaryDirectory(prefix="autopilot-remote-head-") as scratch:
-        _git(scratch, "init", "--quiet", "--bare", "--template=")
+        git_output(scratch, "init", "--quiet", "--bare", "--template=")
         heads, _ = _heads(scratch, url, timeout_s)
     if branch not in heads:
         raise RemoteError(f"the remote {shown_url(url)} has no branch {branch!r}")
@@ -205,4 +205,4 @@ def remote_head(url: str, branch: str, timeout_s: float = PREFLIGHT_TIMEOUT_S) -
 def head_of_target(repo: str, branch: str, *, remote: bool) -> str:
     """A session's target branch head as git has it now: on the remote (`remote`, as the
     session's site says), or in the local repository."""
-    return remote_head(repo, branch) if remote else _branch_head(repo, branch)
+    return remote_head(repo, branch) if remote else branch_head_sha(repo, branch)

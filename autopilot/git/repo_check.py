@@ -7,13 +7,13 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from autopilot.git.refs import (
-    _branch_head,
-    _checkout_of,
-    _operation_in_progress,
-    _resolve,
-    _status_entries,
+    branch_head_sha,
+    checkout_of,
+    operation_in_progress,
+    resolve_rev,
+    status_entries,
 )
-from autopilot.git.runner import RepoError, _git, _run
+from autopilot.git.runner import RepoError, git_output, run_git
 
 
 class RepoCheck(BaseModel):
@@ -34,18 +34,18 @@ def _target_branch(top: str, name: str) -> str:
     short = name.removeprefix("refs/heads/")
     valid = (
         not short.startswith("refs/")
-        and _run(top, ["check-ref-format", "--branch", short]).returncode == 0
+        and run_git(top, ["check-ref-format", "--branch", short]).returncode == 0
     )
-    if valid and _resolve(top, f"refs/heads/{short}") is not None:
+    if valid and resolve_rev(top, f"refs/heads/{short}") is not None:
         return short
-    if not valid or _resolve(top, name) is not None:
+    if not valid or resolve_rev(top, name) is not None:
         raise RepoError(
             f"--target-branch {name!r} is not a branch of {top}: only a branch (a name like "
             "main or feature/x, or refs/heads/<name>) can be merged into, never a tag, a "
             "remote-tracking branch, HEAD or a commit. Give a branch; to merge on top of "
             f"{name!r}, create one there first (`git branch <new-name> {name}`)"
         )
-    names = _git(
+    names = git_output(
         top,
         "for-each-ref",
         "--sort=-committerdate",
@@ -66,7 +66,7 @@ def check_repo(
         raise RepoError(f"{repo} does not exist; give the path of your git repository")
     if not path.is_dir():
         raise RepoError(f"{repo} is not a directory; give the path of your git repository")
-    proc = _run(path, ["rev-parse", "--is-bare-repository", "--is-inside-work-tree"])
+    proc = run_git(path, ["rev-parse", "--is-bare-repository", "--is-inside-work-tree"])
     if proc.returncode != 0:
         raise RepoError(f"{repo} is not a git repository (run `git init` there, or pick another)")
     bare, inside = proc.stdout.split()
@@ -74,8 +74,8 @@ def check_repo(
         raise RepoError(f"{repo} is a bare repository; give a checkout (a non-bare clone) instead")
     if inside != "true":
         raise RepoError(f"{repo} is inside a .git directory; give the checkout's directory")
-    top = _git(path, "rev-parse", "--show-toplevel").strip()
-    if not _git(top, "for-each-ref", "--count=1", "refs/heads").strip():
+    top = git_output(path, "rev-parse", "--show-toplevel").strip()
+    if not git_output(top, "for-each-ref", "--count=1", "refs/heads").strip():
         raise RepoError(f"{top} has no commits yet; make a first commit, then try again")
     if target_branch is not None and not target_branch.strip():
         raise RepoError(
@@ -83,8 +83,8 @@ def check_repo(
             "flag out to merge into the branch checked out in the repository"
         )
     if target_branch is None:
-        head_ref = _run(top, ["symbolic-ref", "--quiet", "HEAD"]).stdout.strip()
-        what = _operation_in_progress(top)
+        head_ref = run_git(top, ["symbolic-ref", "--quiet", "HEAD"]).stdout.strip()
+        what = operation_in_progress(top)
         if clean and what is not None and not head_ref.startswith("refs/heads/"):
             # A rebase detaches HEAD: the rebase is the cause to name, not the HEAD.
             raise RepoError(f"{what} is in progress in {top}; finish or abort it first")
@@ -95,14 +95,14 @@ def check_repo(
             )
         target_branch = head_ref.removeprefix("refs/heads/")
     target_branch = _target_branch(top, target_branch)
-    head_sha = _branch_head(top, target_branch)
-    checkout = _checkout_of(top, target_branch)
+    head_sha = branch_head_sha(top, target_branch)
+    checkout = checkout_of(top, target_branch)
     for place in dict.fromkeys([top, *([checkout.path] if checkout else [])]):
-        what = _operation_in_progress(place)
+        what = operation_in_progress(place)
         if clean and what is not None:
             raise RepoError(f"{what} is in progress in {place}; finish or abort it first")
     if clean and checkout is not None:
-        changed = _status_entries(checkout.path, untracked=False)
+        changed = status_entries(checkout.path, untracked=False)
         if changed:
             shown = ", ".join(changed[:5]) + (
                 f" and {len(changed) - 5} more" if len(changed) > 5 else ""

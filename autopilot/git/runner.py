@@ -15,21 +15,8 @@ from pathlib import Path
 
 DEFAULT_USER_NAME = "CC3 Autopilot"
 DEFAULT_USER_EMAIL = "autopilot@localhost"
-_DEFAULT_IDENTITY = {"user.name": DEFAULT_USER_NAME, "user.email": DEFAULT_USER_EMAIL}
+DEFAULT_IDENTITY = {"user.name": DEFAULT_USER_NAME, "user.email": DEFAULT_USER_EMAIL}
 MIN_GIT_VERSION = (2, 38, 0)  # `git merge-tree --write-tree`
-
-
-# Variables that would point git at another repository than the one we name with -C.
-_GIT_LOCATION_VARS = (
-    "GIT_DIR",
-    "GIT_WORK_TREE",
-    "GIT_INDEX_FILE",
-    "GIT_OBJECT_DIRECTORY",
-    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
-    "GIT_COMMON_DIR",
-    "GIT_NAMESPACE",
-    "GIT_PREFIX",
-)
 
 
 class GitError(Exception):
@@ -83,7 +70,7 @@ def _git_env() -> dict[str, str]:
     return env
 
 
-def _run(
+def run_git(
     cwd: str | Path,
     args: Sequence[str],
     *,
@@ -140,7 +127,9 @@ def _run_bounded(
         return subprocess.CompletedProcess(command, proc.returncode, out, err)
 
 
-def _fail(cwd: str | Path, args: Sequence[str], proc: subprocess.CompletedProcess[str]) -> str:
+def git_failure_message(
+    cwd: str | Path, args: Sequence[str], proc: subprocess.CompletedProcess[str]
+) -> str:
     output = (proc.stderr.strip() or proc.stdout.strip() or "(no output)")[-2000:]
     message = f"`git {' '.join(args)}` failed in {cwd} (exit {proc.returncode}): {output}"
     return message + _full_disk_hint([str(cwd), *args])
@@ -169,24 +158,24 @@ def _full_disk_hint(places: Sequence[str]) -> str:
     return ""
 
 
-def _git(
+def git_output(
     cwd: str | Path,
     *args: str,
     stdin: str | None = None,
     env: Mapping[str, str] | None = None,
     timeout: float | None = None,
 ) -> str:
-    """Run git and return its stdout; raise GitError on a non-zero exit (see `_run`)."""
-    proc = _run(cwd, args, stdin=stdin, env=env, timeout=timeout)
+    """Run git and return its stdout; raise GitError on a non-zero exit (see `run_git`)."""
+    proc = run_git(cwd, args, stdin=stdin, env=env, timeout=timeout)
     if proc.returncode != 0:
-        raise GitError(_fail(cwd, args, proc))
+        raise GitError(git_failure_message(cwd, args, proc))
     return proc.stdout
 
 
-def _run_raw(
+def run_git_bytes(
     cwd: str | Path, args: Sequence[str], *, stdin: bytes | None = None
 ) -> subprocess.CompletedProcess[bytes]:
-    """Like `_run`, with bytes output: diffs, file contents and `-z` paths need not be UTF-8."""
+    """Like `run_git`, with bytes output: diffs, file contents and `-z` paths need not be UTF-8."""
     try:
         return subprocess.run(
             [*_GIT, "-C", str(cwd), *args],
@@ -199,9 +188,9 @@ def _run_raw(
         raise GitError("git is not installed or not on PATH; install git >= 2.38") from exc
 
 
-def _git_raw(cwd: str | Path, *args: str) -> bytes:
+def git_output_bytes(cwd: str | Path, *args: str) -> bytes:
     """Run git and return its stdout as bytes; raise GitError on a non-zero exit."""
-    proc = _run_raw(cwd, args)
+    proc = run_git_bytes(cwd, args)
     if proc.returncode != 0:
         shown = subprocess.CompletedProcess(
             proc.args,
@@ -209,15 +198,15 @@ def _git_raw(cwd: str | Path, *args: str) -> bytes:
             proc.stdout.decode("utf-8", "replace"),
             proc.stderr.decode("utf-8", "replace"),
         )
-        raise GitError(_fail(cwd, args, shown))
+        raise GitError(git_failure_message(cwd, args, shown))
     return proc.stdout
 
 
-def _z_paths(out: bytes) -> list[bytes]:
+def nul_separated_paths(out: bytes) -> list[bytes]:
     return [path for path in out.split(b"\0") if path]
 
 
-def _shown(path: bytes) -> str:
+def shown_path(path: bytes) -> str:
     """A repository path as text for people and models (never fails on odd bytes)."""
     return path.decode("utf-8", "replace")
 
@@ -225,11 +214,11 @@ def _shown(path: bytes) -> str:
 def configured_identity(cwd: str | Path) -> dict[str, str]:
     """The user.name / user.email git would use in `cwd` (the last of each that is set and not
     blank), in one git call."""
-    proc = _run_raw(cwd, ["config", "-z", "--get-regexp", r"^user\.(name|email)$"])
+    proc = run_git_bytes(cwd, ["config", "-z", "--get-regexp", r"^user\.(name|email)$"])
     found: dict[str, str] = {}
     for entry in proc.stdout.decode("utf-8", "replace").split("\0"):
         key, _, value = entry.partition("\n")
-        if key in _DEFAULT_IDENTITY and value.strip():
+        if key in DEFAULT_IDENTITY and value.strip():
             found[key] = value.strip()
     return found
 
@@ -237,10 +226,10 @@ def configured_identity(cwd: str | Path) -> dict[str, str]:
 def _missing_identity(cwd: str | Path) -> dict[str, str]:
     """Our default for each of user.name / user.email the repository has not configured."""
     configured = configured_identity(cwd)
-    return {key: default for key, default in _DEFAULT_IDENTITY.items() if key not in configured}
+    return {key: default for key, default in DEFAULT_IDENTITY.items() if key not in configured}
 
 
-def _identity_args(cwd: str | Path) -> list[str]:
+def identity_args(cwd: str | Path) -> list[str]:
     """`-c user.name=… -c user.email=…` defaults for whatever the repo has not configured."""
     return [
         arg for key, value in _missing_identity(cwd).items() for arg in ("-c", f"{key}={value}")
@@ -261,7 +250,7 @@ def identity_env(cwd: str | Path) -> dict[str, str]:
 
 def git_version() -> tuple[int, int, int]:
     """The installed git's version, e.g. (2, 39, 5)."""
-    out = _git(".", "--version")
+    out = git_output(".", "--version")
     found = re.search(r"(\d+)\.(\d+)(?:\.(\d+))?", out)
     if found is None:
         raise GitError(f"cannot read the git version from `git --version`: {out.strip()!r}")

@@ -12,7 +12,7 @@ missing, and deleted with the new one when the task merges.
 
 from __future__ import annotations
 
-from autopilot.git.refs import _branch_ref
+from autopilot.git.refs import branch_ref
 from autopilot.git.remote_url import shown_url
 
 TASK_BRANCH_PREFIX = "autopilot/"  # the cache's name of a task branch (names.branch_name)
@@ -32,7 +32,7 @@ def remote_refs(branch: str) -> tuple[str, ...]:
     if is_task_branch_name(branch):
         rest = branch.removeprefix(TASK_BRANCH_PREFIX)
         return (TASK_REFS + rest, LEGACY_TASK_REFS + rest)
-    return (_branch_ref(branch),)
+    return (branch_ref(branch),)
 
 
 def fetch_command(url: str, branch: str) -> str:

@@ -11,28 +11,27 @@ from pathlib import Path
 from autopilot.git.names import AGENT_SPACES, branch_name, safe_component, worktree_path
 from autopilot.git.refs import (
     BRANCH_LOCK_STALE_SECONDS,
-    _branch_head,
-    _branch_ref,
-    _clear_stale_index_lock,
-    _clear_stale_lock,
-    _is_ancestor,
-    _is_linked_worktree,
-    _registered,
-    _resolve,
-    _same_path,
-    _worktrees,
+    branch_head_sha,
+    branch_ref,
+    clear_stale_index_lock,
+    clear_stale_lock,
     find_task_merge,
+    is_ancestor,
+    is_linked_worktree,
+    list_worktrees,
+    registered_worktree,
+    resolve_rev,
+    same_path,
 )
 from autopilot.git.runner import (
-    _DEFAULT_IDENTITY,
+    DEFAULT_IDENTITY,
     GitError,
-    _git,
-    _run,
-    _run_raw,
     configured_identity,
+    git_output,
+    run_git,
+    run_git_bytes,
 )
-from autopilot.infra import untrusted_fs
-from autopilot.infra.private_files import make_private_dir
+from autopilot.infra import make_private_dir, untrusted_fs
 from autopilot.models import Workspace
 
 
@@ -40,20 +39,22 @@ def _clear_stale_branch_lock(repo: str | Path, branch: str) -> None:
     """Remove the task branch's own ref lock left by a git killed mid-update (a worker killed
     during `git worktree add -b`). Only this task's steps write its branch, one at a time, and
     git holds a ref lock for milliseconds: one older than BRANCH_LOCK_STALE_SECONDS is dead."""
-    common_dir = Path(_git(repo, "rev-parse", "--path-format=absolute", "--git-common-dir").strip())
-    lock = f"{_branch_ref(branch)}.lock".split("/")
-    _clear_stale_lock(common_dir, *lock, stale_after_s=BRANCH_LOCK_STALE_SECONDS)
+    common_dir = Path(
+        git_output(repo, "rev-parse", "--path-format=absolute", "--git-common-dir").strip()
+    )
+    lock = f"{branch_ref(branch)}.lock".split("/")
+    clear_stale_lock(common_dir, *lock, stale_after_s=BRANCH_LOCK_STALE_SECONDS)
 
 
 def _remove_registered_worktree(repo: str | Path, path: str | Path) -> None:
     # Twice --force: also removes a locked worktree and one with local changes.
-    _git(repo, "worktree", "remove", "--force", "--force", str(path))
+    git_output(repo, "worktree", "remove", "--force", "--force", str(path))
 
 
 def _ensure_worktree(repo: str | Path, path: Path, branch: str, start_sha: str) -> None:
     """Make `path` a worktree of `repo` on `branch`, creating the branch at `start_sha`."""
-    ref = _branch_ref(branch)
-    entry = _registered(repo, path)
+    ref = branch_ref(branch)
+    entry = registered_worktree(repo, path)
     if entry is not None and (
         entry.prunable or not path.is_dir() or entry.locked == "initializing"
     ):
@@ -65,7 +66,7 @@ def _ensure_worktree(repo: str | Path, path: Path, branch: str, start_sha: str) 
         entry = None
     if entry is not None:
         if entry.branch == ref:
-            _clear_stale_index_lock(path)
+            clear_stale_index_lock(path)
             return
         now_on = entry.branch or f"a detached HEAD at {entry.head}"
         raise GitError(
@@ -75,10 +76,10 @@ def _ensure_worktree(repo: str | Path, path: Path, branch: str, start_sha: str) 
     _clear_stale_branch_lock(repo, branch)
     untrusted_fs.remove_path(path)  # a leftover directory in our state dir that git does not know
     make_private_dir(path.parent)
-    if _resolve(repo, ref) is not None:
-        _git(repo, "worktree", "add", str(path), branch)
+    if resolve_rev(repo, ref) is not None:
+        git_output(repo, "worktree", "add", str(path), branch)
     else:
-        _git(repo, "worktree", "add", "-b", branch, str(path), start_sha)
+        git_output(repo, "worktree", "add", "-b", branch, str(path), start_sha)
 
 
 def prepare_workspace(
@@ -90,22 +91,24 @@ def prepare_workspace(
     with base_sha the merge-base of branch and target.
     """
     branch = branch_name(session_id, task_id)
-    target_head = _branch_head(repo, target_branch)
+    target_head = branch_head_sha(repo, target_branch)
     merge_sha = find_task_merge(repo, target_branch, session_id, task_id)
     if merge_sha is not None:
         return Workspace(
             path="", branch=branch, base_sha=target_head, already_merged=True, merge_sha=merge_sha
         )
     path = worktree_path(Path(state_dir).absolute(), session_id, task_id)
-    if _registered(repo, path) is not None:  # a worktree made before workspaces had their own
+    if (
+        registered_worktree(repo, path) is not None
+    ):  # a worktree made before workspaces had their own
         _ensure_worktree(repo, path, branch, target_head)
-        base_sha = _git(repo, "merge-base", _branch_ref(branch), target_head).strip()
+        base_sha = git_output(repo, "merge-base", branch_ref(branch), target_head).strip()
         return Workspace(path=str(path), branch=branch, base_sha=base_sha)
     _clear_stale_branch_lock(repo, branch)
-    start = _resolve(repo, _branch_ref(branch)) or target_head  # a retry goes on from its branch
-    _ensure_workspace(repo, path, branch, start)
+    start = resolve_rev(repo, branch_ref(branch)) or target_head  # a retry goes on from its branch
+    ensure_workspace(repo, path, branch, start)
     # In the workspace: a crashed run's commits may not be brought back yet.
-    base_sha = _git(path, "merge-base", "HEAD", target_head).strip()
+    base_sha = git_output(path, "merge-base", "HEAD", target_head).strip()
     return Workspace(path=str(path), branch=branch, base_sha=base_sha)
 
 
@@ -143,7 +146,7 @@ def incoming_ref(session_id: str, task_id: str) -> str:
 
 def objects_dir(repo: str | Path) -> Path:
     """The repository's object store (a task workspace reads it through `alternates`)."""
-    common = _git(repo, "rev-parse", "--path-format=absolute", "--git-common-dir").strip()
+    common = git_output(repo, "rev-parse", "--path-format=absolute", "--git-common-dir").strip()
     return Path(common) / "objects"
 
 
@@ -152,16 +155,16 @@ def is_workspace_repo(path: str | Path) -> bool:
     return untrusted_fs.is_real_dir(Path(path), ".git")
 
 
-# What of a workspace's config survives `_own_workspace`: the identity its commits carry.
-_WORKSPACE_KEPT_KEYS = tuple(_DEFAULT_IDENTITY)
+# What of a workspace's config survives `own_workspace`: the identity its commits carry.
+_WORKSPACE_KEPT_KEYS = tuple(DEFAULT_IDENTITY)
 # Our config is a few hundred bytes; one the agent made far bigger is replaced unread.
 _CONFIG_LIMIT = 64 * 1024
 
 
-def _config_values(config: bytes, where: Path) -> dict[str, str]:
+def config_file_values(config: bytes, where: Path) -> dict[str, str]:
     """The settings of a config file's content, read as data by git (nothing in it runs), in
     `where`, a folder of the worker's that is no repository."""
-    proc = _run_raw(where, ["config", "--file", "-", "--list", "-z"], stdin=config)
+    proc = run_git_bytes(where, ["config", "--file", "-", "--list", "-z"], stdin=config)
     values: dict[str, str] = {}
     for entry in proc.stdout.decode("utf-8", "replace").split("\0"):
         key, _, value = entry.partition("\n")
@@ -191,7 +194,7 @@ def _write_workspace_config(workspace: Path, identity: dict[str, str]) -> None:
     untrusted_fs.write_file(workspace, ".git", "config", data=text)
 
 
-def _own_workspace(path: Path) -> None:
+def own_workspace(path: Path) -> None:
     """Put our config back (keeping only the identity) and drop whatever would point git at
     another repository: our next git command there must work on this repository and run
     nothing the agent configured. Nothing in its `.git` is followed if it is a link."""
@@ -204,7 +207,7 @@ def _own_workspace(path: Path) -> None:
         untrusted_fs.remove(path, ".git", name)
     try:
         config = untrusted_fs.read_file(path, ".git", "config", limit=_CONFIG_LIMIT)
-        values = _config_values(config, path.parent)
+        values = config_file_values(config, path.parent)
     except (FileNotFoundError, untrusted_fs.UntrustedPath):
         values = {}  # a link, a FIFO, a folder, a huge file: replaced below
     identity = {key: values[key] for key in _WORKSPACE_KEPT_KEYS if key in values}
@@ -212,25 +215,25 @@ def _own_workspace(path: Path) -> None:
         _write_workspace_config(path, identity)
 
 
-def _enter(worktree: str | Path) -> None:
-    """Before any step of ours in a task workspace: it is ours again (`_own_workspace`). A
+def enter_workspace(worktree: str | Path) -> None:
+    """Before any step of ours in a task workspace: it is ours again (`own_workspace`). A
     linked worktree of before is taken as it is."""
     path = Path(worktree)
-    if not _is_linked_worktree(path):
-        _own_workspace(path)
+    if not is_linked_worktree(path):
+        own_workspace(path)
 
 
-def _ensure_workspace(repo: str | Path, path: Path, branch: str, start_sha: str) -> None:
+def ensure_workspace(repo: str | Path, path: Path, branch: str, start_sha: str) -> None:
     """Make `path` the task's own repository on `branch` at `start_sha`, or keep the one there
     (a retry after a crash finds it as the agent left it)."""
     if is_workspace_repo(path):
-        _own_workspace(path)
-        _clear_stale_index_lock(path)
-        on = _run(path, ["symbolic-ref", "--quiet", "HEAD"]).stdout.strip()
-        if on != _branch_ref(branch):
+        own_workspace(path)
+        clear_stale_index_lock(path)
+        on = run_git(path, ["symbolic-ref", "--quiet", "HEAD"]).stdout.strip()
+        if on != branch_ref(branch):
             raise GitError(
                 f"the task workspace {path} is on {on or 'a detached HEAD'}, not on "
-                f"{_branch_ref(branch)}; check out {branch} there or remove the workspace, "
+                f"{branch_ref(branch)}; check out {branch} there or remove the workspace, "
                 "then retry"
             )
         return
@@ -241,14 +244,14 @@ def _ensure_workspace(repo: str | Path, path: Path, branch: str, start_sha: str)
     make_private_dir(path.parent)  # the state dir's folders are the worker's alone
     making.mkdir()
     # --template=: no sample hooks, nothing but what git needs.
-    _git(making, "init", "--quiet", "--template=", f"--initial-branch={branch}")
-    identity = _DEFAULT_IDENTITY | configured_identity(repo)
+    git_output(making, "init", "--quiet", "--template=", f"--initial-branch={branch}")
+    identity = DEFAULT_IDENTITY | configured_identity(repo)
     _write_workspace_config(making, identity)
     untrusted_fs.make_dirs(making, ".git", "objects", "info")
     alternates = f"{objects_dir(repo)}\n".encode()
     untrusted_fs.write_file(making, ".git", "objects", "info", "alternates", data=alternates)
-    _git(making, "update-ref", _branch_ref(branch), start_sha)
-    _git(making, "reset", "--quiet", "--hard", start_sha)
+    git_output(making, "update-ref", branch_ref(branch), start_sha)
+    git_output(making, "reset", "--quiet", "--hard", start_sha)
     untrusted_fs.remove_path(path)  # something else that was there: not a workspace, not ours
     making.rename(path)
 
@@ -261,13 +264,13 @@ def bring_back(
     Returns the task branch's new head."""
     path = Path(workspace)
     branch = branch_name(session_id, task_id)
-    if _is_linked_worktree(path):  # it shares the branch already
-        return _branch_head(repo, branch)
-    _own_workspace(path)
+    if is_linked_worktree(path):  # it shares the branch already
+        return branch_head_sha(repo, branch)
+    own_workspace(path)
     incoming = incoming_ref(session_id, task_id)
     # The workspace's objects that the user's repository lacks come over; refs other than
     # the task branch, and anything the agent configured, do not.
-    _git(
+    git_output(
         repo,
         "fetch",
         "--quiet",
@@ -275,25 +278,25 @@ def bring_back(
         "--no-write-fetch-head",
         "--no-recurse-submodules",
         str(path),
-        f"+{_branch_ref(branch)}:{incoming}",
+        f"+{branch_ref(branch)}:{incoming}",
     )
-    head = _git(repo, "rev-parse", "--verify", "--quiet", f"{incoming}^{{commit}}").strip()
-    if not _is_ancestor(repo, base_sha, head):
+    head = git_output(repo, "rev-parse", "--verify", "--quiet", f"{incoming}^{{commit}}").strip()
+    if not is_ancestor(repo, base_sha, head):
         raise WorkspaceBroken(
             f"the task branch in {path} ({head[:12]}) does not descend from {base_sha[:12]}, "
             f"where the task started: its history was rewritten; {branch} was left unchanged"
         )
-    current = _resolve(repo, _branch_ref(branch))
+    current = resolve_rev(repo, branch_ref(branch))
     if current != head:
         args = [
             "update-ref",
             "-m",
             f"autopilot: task {task_id} from its workspace",
-            _branch_ref(branch),
+            branch_ref(branch),
             head,
         ]
-        _git(repo, *args, *([current] if current else []))
-    _git(repo, "update-ref", "-d", incoming, head)  # checked and published: done with
+        git_output(repo, *args, *([current] if current else []))
+    git_output(repo, "update-ref", "-d", incoming, head)  # checked and published: done with
     return head
 
 
@@ -303,11 +306,11 @@ def remove_workspace(repo: str | Path, worktree_path: str | Path) -> None:
     Only this worktree's registration is removed (no `git worktree prune`, which would touch
     every worktree and can race with another task's `git worktree add`)."""
     path = Path(worktree_path).absolute()
-    worktrees = _worktrees(repo)
+    worktrees = list_worktrees(repo)
     main = os.path.realpath(worktrees[0].path) if worktrees else None
     if main is not None and (main + os.sep).startswith(os.path.realpath(path) + os.sep):
         raise GitError(f"refusing to remove {path}: it is (or holds) the main checkout of {repo}")
-    if any(_same_path(wt.path, path) for wt in worktrees):
+    if any(same_path(wt.path, path) for wt in worktrees):
         _remove_registered_worktree(repo, path)
     remove_workspace_dirs(path)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import structlog
 
 from autopilot.infra.private_files import touch_private
-from autopilot.plan.safe_text import printable
+from autopilot.infra.safe_text import printable
 
 SHARED_PROCESSORS: list[structlog.types.Processor] = [
     structlog.contextvars.merge_contextvars,

@@ -21,7 +21,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails
 
 from autopilot.models import AgentSettings
-from autopilot.plan.parser import BATCH_NUMBER_MAX
 
 __all__ = [
     "AGENT_TIMEOUT",
@@ -91,6 +90,8 @@ class Range:
         return None
 
 
+# The AutopilotBatch search attribute is a Temporal Int: a signed 64-bit integer.
+BATCH_NUMBER_MAX = 2**63 - 1
 WHOLE, SECONDS, DOLLARS = "a whole number", "a number of seconds", "an amount of US dollars"
 CONCURRENCY = Range(WHOLE, 1, 64)
 BATCH_NUMBER = Range(WHOLE, 0, BATCH_NUMBER_MAX)

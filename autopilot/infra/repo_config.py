@@ -48,7 +48,7 @@ in the task's worktree; for pipes or `&&` write `sh -c '...'`. Checks given with
 run after the file's, a command listed twice runs once. A check's environment is PATH, HOME,
 LANG, a TMPDIR of its own and the worker's variables that `check_env` names (see
 autopilot/review/checks.py); nothing else of the worker's. `--notify URL` flags add to the
-file's `notify` (autopilot/operate/notify.py says what is sent). Setup commands are split and
+file's `notify` (autopilot/notifications says what is sent). Setup commands are split and
 run the same way (autopilot/setup/steps.py), and so are the `after_restore` commands, after
 a cache restore. The [workspace] paths are relative to the top of the repository, without
 `..`, never in `.git`; `cache_dirs` needs `setup`, `cache_key` and `after_restore` need
@@ -62,7 +62,7 @@ The file is data a task can change, so it grants nothing a sandboxed task could 
 autopilot/infra/host_names.py and the egress proxy's CREDENTIALS), and `[notify]
 notify_command`, which would run outside the sandbox, is refused: the worker's
 AUTOPILOT_NOTIFY_COMMAND replaces it. The starter reads the file from a commit, not from a
-work tree (autopilot/infra/committed_config.py).
+work tree (autopilot/operate/committed_config.py).
 
 What may be set, and each value's type and range, is one strict pydantic model, `ReviewTable`:
 the file's [review] table and the review flags go through it, and its validation errors become
@@ -81,8 +81,7 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import PydanticCustomError
 
-from autopilot.agent.egress import CREDENTIALS
-from autopilot.git.runner import _GIT_LOCATION_VARS
+from autopilot.infra.check_commands import CheckSyntaxError, parse_check
 from autopilot.infra.container_rules import (
     ROOT_USERS,
     ContainerValueError,
@@ -109,6 +108,8 @@ from autopilot.infra.options import (
     flag_value,
     not_allowed,
 )
+from autopilot.infra.repo_paths import relative_path
+from autopilot.infra.reserved_env import CREDENTIALS, GIT_LOCATION_VARS
 from autopilot.models import (
     EGRESS_PORTS,
     CheckCommand,
@@ -119,8 +120,6 @@ from autopilot.models import (
     ReviewSettings,
     WorkspaceSettings,
 )
-from autopilot.review.checks import CheckSyntaxError, parse_check
-from autopilot.setup.paths import relative_path
 
 CONFIG_FILE = ".autopilot.toml"
 TABLE = "review"
@@ -130,7 +129,7 @@ WORKSPACE = "workspace"
 CONTAINER = "container"
 MERGE = "merge"
 # Not read past this: the prompt goes to the server in every task's request, whose payload
-# limit (autopilot/infra/payload_size.py) refuses far less anyway, with the task named.
+# limit (autopilot/plan/payload_size.py) refuses far less anyway, with the task named.
 PROMPT_FILE_LIMIT = 8 * 1024 * 1024
 # Settings, not data: a bigger file is not one.
 CONFIG_SIZE_LIMIT = 1024 * 1024
@@ -171,7 +170,7 @@ _MODEL_CREDENTIAL = "model_credential"
 def _env_name(value: str) -> str:
     if not _ENV_NAME_RE.fullmatch(value):
         raise PydanticCustomError(_BAD_ENV_NAME, "not an environment variable name")
-    if value in _GIT_LOCATION_VARS:
+    if value in GIT_LOCATION_VARS:
         # The worker drops these for every git it runs: they would point git in a check at
         # another repository than the task's worktree.
         raise PydanticCustomError(_GIT_LOCATION, "points git at another repository")
@@ -346,7 +345,7 @@ def _env_names_rule(error_type: str) -> str:
         )
     if error_type == _GIT_LOCATION:
         return (
-            f"names other than {', '.join(_GIT_LOCATION_VARS)}: they would point git in a check"
+            f"names other than {', '.join(GIT_LOCATION_VARS)}: they would point git in a check"
             " at another repository than the task's worktree"
         )
     return (

@@ -1,6 +1,6 @@
 """The session's notifications as messages: built from its status, pure (no I/O), so the
 session workflow builds them and sends them through the notify activity, which completes,
-scrubs and delivers them (autopilot/operate/notify.py)."""
+scrubs and delivers them (autopilot/notifications/delivery.py)."""
 
 from __future__ import annotations
 

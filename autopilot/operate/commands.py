@@ -34,15 +34,24 @@ from temporalio.client import (
 from temporalio.service import RPCError, RPCStatusCode
 
 from autopilot import git as gitops
-from autopilot.git import cleanup
-from autopilot.git.fresh import SET_ASIDE_MARK
-from autopilot.git.remote_check import remote_head
-from autopilot.git.remote_url import RemoteError, shown_url
-from autopilot.git.task_refs import fetch_command
-from autopilot.infra.config import Settings
-from autopilot.infra.options import CONCURRENCY, MAX_COST_USD, flag_value, not_allowed
-from autopilot.infra.repo_config import CONFIG_FILE
-from autopilot.infra.temporal_connection import temporal_cli
+from autopilot.git import (
+    SET_ASIDE_MARK,
+    RemoteError,
+    cleanup,
+    fetch_command,
+    remote_head,
+    shown_url,
+)
+from autopilot.infra import (
+    CONCURRENCY,
+    CONFIG_FILE,
+    MAX_COST_USD,
+    Settings,
+    flag_value,
+    not_allowed,
+    printable,
+    temporal_cli,
+)
 from autopilot.models import (
     ACTIVE_SESSION_STATES,
     FINISHED_TASK_STATES,
@@ -53,6 +62,7 @@ from autopilot.models import (
     TaskState,
     TaskStatus,
 )
+from autopilot.notifications import retry_command
 from autopilot.operate.config_reload import (
     ReloadError,
     read_target_config,
@@ -60,12 +70,10 @@ from autopilot.operate.config_reload import (
     reloaded_request,
 )
 from autopilot.operate.follow import follow, report
-from autopilot.operate.notify import retry_command
 from autopilot.operate.progress_view import failure_details, summary_line, task_line
 from autopilot.operate.session_settings import reload_changes, reload_refusal
 from autopilot.operate.task_details import with_details
-from autopilot.plan.report import mode_text
-from autopilot.plan.safe_text import printable
+from autopilot.plan import mode_text
 from autopilot.steps.site import decide
 from workflows.session import SessionWorkflow
 

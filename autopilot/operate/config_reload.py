@@ -14,18 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from autopilot import git as gitops
-from autopilot.git.caches_aside import CachesAside
-from autopilot.git.remote_check import check_remote
-from autopilot.git.remote_url import RemoteError
-from autopilot.infra.committed_config import load_committed_config, load_session_config
-from autopilot.infra.payload_size import PayloadTooLarge, check_requests
-from autopilot.infra.remote_repo_config import load_remote_config
-from autopilot.infra.repo_config import (
-    CONFIG_FILE,
-    RepoConfigError,
-    RepoReviewConfig,
-    merge_review_settings,
-)
+from autopilot.git import CachesAside, RemoteError, check_remote
+from autopilot.infra import CONFIG_FILE, RepoConfigError, RepoReviewConfig, merge_review_settings
 from autopilot.models import (
     ConfigReload,
     ContainerSettings,
@@ -34,7 +24,10 @@ from autopilot.models import (
     ReviewSettings,
     SessionRequest,
 )
-from autopilot.setup.copied import CopyProblem, check_sources, check_untracked
+from autopilot.operate.committed_config import load_committed_config, load_session_config
+from autopilot.operate.remote_repo_config import load_remote_config
+from autopilot.plan import PayloadTooLarge, check_requests
+from autopilot.setup import CopyProblem, check_sources, check_untracked
 from autopilot.steps.site import decide
 
 __all__ = ["ReloadError", "TargetConfig", "read_target_config", "reload_of", "reloaded_request"]

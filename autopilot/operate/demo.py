@@ -2,8 +2,9 @@
 
 Real parts throughout: the embedded Temporal server, a worker, the starter, git worktrees and
 the pinned Claude Code CLI. The model behind the CLI is the real one when this machine has an
-Anthropic key or a Claude login, and otherwise the project's scripted stand-in (tests/), which
-writes each task's code block to the file the task names. The screen says which.
+Anthropic key or a Claude login, and otherwise the project's scripted stand-in
+(autopilot_testing/scripted_model.py), which writes each task's code block to the file the task
+names. The screen says which.
 """
 
 from __future__ import annotations
@@ -18,15 +19,17 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-import starter
-from autopilot.agent.cli import PROJECT_ROOT
-from autopilot.agent.scripted_model import PlanFollower, ScriptedModel
-from autopilot.infra.config import load_settings
-from autopilot.infra.malloc_arenas import worker_environment
-from autopilot.infra.private_files import open_private
-from autopilot.infra.process_exit import exit_now
-from autopilot.infra.temporal_connection import ensure_embedded_server
-from autopilot.infra.worker_process import stop_worker
+from autopilot.agent import PROJECT_ROOT
+from autopilot.infra import (
+    ensure_embedded_server,
+    exit_now,
+    load_settings,
+    open_private,
+    stop_worker,
+    worker_environment,
+)
+from autopilot.operate import command_line
+from autopilot_testing import PlanFollower, ScriptedModel
 
 EXAMPLE_PLAN = PROJECT_ROOT / "examples" / "hello-plan.md"
 WORKER_GRACE_S = 30.0  # the demo's worker finishes its runs or is killed after this
@@ -114,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 "  model:      no Anthropic key or Claude login found, so the real `claude` CLI\n"
                 "              talks to the project's SCRIPTED STAND-IN model\n"
-                "              (autopilot/agent/scripted_model.py), which writes each task's\n"
+                "              (autopilot_testing/scripted_model.py), which writes each task's\n"
                 "              code block to the file it names."
             )
         print()
@@ -123,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         worker = start_worker(env, settings.path("logs", f"demo-worker-{os.getpid()}.log"))
         cleanup.callback(stop_worker, worker, WORKER_GRACE_S)
         os.environ.update(env)  # the starter below runs in this process
-        code = starter.main(
+        code = command_line.main(
             [
                 str(EXAMPLE_PLAN),
                 "--repo",

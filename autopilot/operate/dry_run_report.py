@@ -14,12 +14,10 @@ import shlex
 
 from pydantic import BaseModel
 
-from autopilot.git.remote_url import shown_url
-from autopilot.infra.config import Settings
-from autopilot.infra.notify_targets import url_label
+from autopilot.git import shown_url
+from autopilot.infra import Settings, printable, url_label
 from autopilot.models import CheckCommand, MergeStyle, SessionRequest, place_of
 from autopilot.operate.preflight import Accepted
-from autopilot.plan.safe_text import printable
 
 __all__ = ["DryRunReport", "describe_session", "dry_run_report"]
 

@@ -13,10 +13,10 @@ from typing import TextIO
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError
 
+from autopilot.infra import printable
 from autopilot.models import SessionState, SessionStatus, TaskState
 from autopilot.operate.live_tasks import LiveSession
 from autopilot.operate.progress_view import ProgressView, failure_details, summary_line, task_line
-from autopilot.plan.safe_text import printable
 from workflows.session import SessionWorkflow
 
 EXIT_MERGED, EXIT_NOT_MERGED = 0, 1

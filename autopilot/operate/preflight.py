@@ -22,32 +22,34 @@ from temporalio.client import Client, WorkflowHandle, WorkflowQueryFailedError
 from temporalio.service import RPCError
 
 from autopilot import git as gitops
-from autopilot.agent.container_access import EngineUnavailable, engine_preflight
-from autopilot.git.caches_aside import CachesAside
-from autopilot.git.remote_check import check_remote
-from autopilot.git.remote_url import RemoteError, remote_url
-from autopilot.infra.committed_config import load_session_config
-from autopilot.infra.config import Settings
-from autopilot.infra.container_rules import ContainerValueError, check_image
-from autopilot.infra.notify_targets import allows_private
-from autopilot.infra.options import RUN_RANGES, OptionError, RunNumbers
-from autopilot.infra.payload_size import PayloadTooLarge, check_requests
-from autopilot.infra.remote_repo_config import load_remote_config
-from autopilot.infra.repo_config import (
+from autopilot.agent import EngineUnavailable, engine_preflight
+from autopilot.git import CachesAside, RemoteError, check_remote, remote_url
+from autopilot.infra import (
     CONFIG_FILE,
+    RUN_RANGES,
+    ContainerValueError,
+    OptionError,
     RepoConfigError,
     RepoReviewConfig,
+    RunNumbers,
+    Settings,
+    allows_private,
+    check_image,
+    connect,
+    embedded_server_answers,
     merge_notify_settings,
     merge_review_settings,
+    printable,
+    temporal_cli,
 )
-from autopilot.infra.temporal_connection import connect, embedded_server_answers, temporal_cli
 from autopilot.models import ContainerSettings, Plan, SessionRequest, SessionStatus, place_of
 from autopilot.operate import commands
+from autopilot.operate.committed_config import load_session_config
+from autopilot.operate.remote_repo_config import load_remote_config
 from autopilot.operate.session_id import session_id
 from autopilot.operate.session_settings import differences, refusal
-from autopilot.plan.parser import PlanError, load_plan, select_batches
-from autopilot.plan.safe_text import printable
-from autopilot.setup.copied import CopyProblem, check_sources, check_untracked
+from autopilot.plan import PayloadTooLarge, PlanError, check_requests, load_plan, select_batches
+from autopilot.setup import CopyProblem, check_sources, check_untracked
 from autopilot.steps.site import decide
 from workflows.session import SessionWorkflow
 
@@ -134,7 +136,7 @@ def validate_session(
 ) -> Accepted:
     """Everything but Temporal: the flags, the plan, the repository or remote, its
     .autopilot.toml, the payload sizes and the container engine."""
-    numbers = _numbers(args)
+    numbers = run_numbers(args)
     plan_path = args.plan.expanduser().resolve()
     plan, selected = _plan(plan_path, args)
     _check_target_branch(args.target_branch)
@@ -327,7 +329,7 @@ def _check_engine(request: SessionRequest, dagger_batches: list[int]) -> str:
     return f"the dagger CLI at {access.cli}" if access.cli else f"the session on port {access.port}"
 
 
-def _numbers(args: argparse.Namespace) -> RunNumbers:
+def run_numbers(args: argparse.Namespace) -> RunNumbers:
     flags = {name: getattr(args, name) for name in RUN_RANGES}
     if flags["concurrency"] is None:
         flags["concurrency"] = DEFAULT_CONCURRENCY[args.mode]

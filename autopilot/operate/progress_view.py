@@ -10,6 +10,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from autopilot.infra import printable
 from autopilot.models import (
     ACTIVE_SESSION_STATES,
     FINISHED_TASK_STATES,
@@ -19,8 +20,7 @@ from autopilot.models import (
     TaskStatus,
 )
 from autopilot.operate.live_tasks import LiveTask
-from autopilot.plan.safe_text import printable
-from autopilot.review.check_excerpt import strip_ansi
+from autopilot.review import strip_ansi
 
 DETAIL_LINES = 12  # of a failed task's error, in status and the final report
 HEADLINE_CHARS = 200  # of a pause, cancel or error reason in the summary line

@@ -7,7 +7,7 @@ import hashlib
 import re
 from pathlib import Path
 
-from autopilot.git.remote_url import repo_name
+from autopilot.git import repo_name
 
 
 def _slug(text: str, limit: int = 24) -> str:

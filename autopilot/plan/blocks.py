@@ -62,9 +62,9 @@ def _markdown() -> MarkdownIt:
     return md
 
 
-_MD = _markdown()
+MARKDOWN = _markdown()
 # A block starting at this token level makes markdown-it skip to the end of the document.
-_NESTING_LIMIT: int = _MD.options["maxNesting"]
+_NESTING_LIMIT: int = MARKDOWN.options["maxNesting"]
 
 _HR_RE = re.compile(r"([*_-])(?:[ \t]*\1){2,}[ \t]*$")
 _UNDERLINE_RE = re.compile(r"(?:=+|-+)[ \t]*$")
@@ -90,7 +90,7 @@ def top_level_blocks(
         if scanned is not None:
             return scanned
     source = "\n".join([""] * first + list(lines[first:]))
-    return _blocks(_MD.parse(source), 0), ScanReport(whole=True)
+    return _blocks(MARKDOWN.parse(source), 0), ScanReport(whole=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -136,9 +136,9 @@ def _tokenised_chunk(
 ) -> list[Block] | None:
     """markdown-it's blocks of lines [start, stop); None if the chunk may not end at `stop`."""
     if final:
-        tokens = _MD.parse("\n".join(lines[start:]))
+        tokens = MARKDOWN.parse("\n".join(lines[start:]))
     else:
-        tokens = _MD.parse("\n".join(lines[start:stop]) + "\n")
+        tokens = MARKDOWN.parse("\n".join(lines[start:stop]) + "\n")
         if _runs_on(tokens, lines, start, stop):
             return None
     return _blocks(tokens, start)

@@ -44,11 +44,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from autopilot.infra.input_files import (
+from autopilot.infra import (
+    BATCH_NUMBER_MAX,
     FileTooBig,
     InputFileError,
     IsDirectory,
     NotRegularFile,
+    printable,
     read_regular,
 )
 from autopilot.models import (
@@ -63,7 +65,6 @@ from autopilot.models import (
 )
 from autopilot.plan.blocks import Block, top_level_blocks
 from autopilot.plan.done_marks import strip_done_mark
-from autopilot.plan.safe_text import printable
 from autopilot.plan.sections import done_lines, heading_text, shared_sections
 from autopilot.plan.tables import Row, Table, task_tables
 
@@ -83,8 +84,6 @@ __all__ = [
 # bigger is the wrong file, and would be read into memory whole.
 PLAN_SIZE_LIMIT = 8 * 1024 * 1024
 IS_A_DIRECTORY = "is a directory, not a plan file; give the path of the markdown plan"
-# The AutopilotBatch search attribute is a Temporal Int: a signed 64-bit integer.
-BATCH_NUMBER_MAX = 2**63 - 1
 
 
 class PlanIssue(BaseModel):
@@ -346,13 +345,13 @@ def select_batches(plan: Plan, start: int | None, end: int | None) -> Plan:
 
 def parse_plan(text: str, path: str) -> Plan:
     """Parse plan markdown. Raises `PlanError` with every issue found, sorted by line."""
-    return _parse(text, path, fast=True)
+    return parse_text(text, path, fast=True)
 
 
-def _parse(text: str, path: str, *, fast: bool) -> Plan:
+def parse_text(text: str, path: str, *, fast: bool) -> Plan:
     """`parse_plan`; `fast=False` reads the blocks with markdown-it alone (the reference)."""
     with _gc_paused():
-        return _parse_lines(_lines(text), path, fast=fast)
+        return _parse_lines(plan_lines(text), path, fast=fast)
 
 
 @contextmanager
@@ -373,7 +372,7 @@ def _parse_lines(lines: list[str], path: str, *, fast: bool) -> Plan:
     issues = _Issues()
     _refuse_nul(lines, path)
 
-    front_matter, fm_lines = _front_matter(lines)
+    front_matter, fm_lines = split_front_matter(lines)
     # markdown-it reads the front matter as blank lines: line numbers stay those of the file.
     blocks, _ = top_level_blocks(lines, fm_lines, fast=fast)
 
@@ -478,13 +477,13 @@ def _refuse_nul(lines: Sequence[str], path: str) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def _lines(text: str) -> list[str]:
+def plan_lines(text: str) -> list[str]:
     """The lines of the text, without a byte order mark, for any line ending."""
     text = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
     return text.split("\n")
 
 
-def _front_matter(lines: list[str]) -> tuple[str, int]:
+def split_front_matter(lines: list[str]) -> tuple[str, int]:
     """YAML front matter at the very top: (its text, how many lines it spans incl. fences)."""
     if not lines or lines[0].rstrip() != "---":
         return "", 0

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from autopilot.agent.prompts import CONTEXT_LIMIT
+from autopilot.agent import CONTEXT_LIMIT
+from autopilot.infra import printable
 from autopilot.models import Batch, Plan, PlanWarning, Task
-from autopilot.plan.safe_text import printable
 
 __all__ = ["describe_plan", "mode_text"]
 

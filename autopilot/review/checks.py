@@ -17,7 +17,6 @@ import contextlib
 import os
 import re
 import selectors
-import shlex
 import shutil
 import signal
 import subprocess
@@ -29,11 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from autopilot.agent import allowed_env
-from autopilot.agent.process_guard import kill_tree
-from autopilot.infra import untrusted_fs
-from autopilot.infra.private_files import make_private_dir, open_private
-from autopilot.infra.redact import Redactor, StreamScrubber
+from autopilot.agent import allowed_env, kill_tree
+from autopilot.infra import Redactor, StreamScrubber, make_private_dir, open_private, untrusted_fs
 from autopilot.models import CheckCommand, CheckResult
 
 TAIL_CHARS = 4000
@@ -43,31 +39,6 @@ _CHUNK = 64 * 1024
 # After the check is over, at most this much more output is read: what its killed processes
 # left in the pipe (a pipe holds 64 KiB to 1 MiB), not a stream from one that escaped.
 _DRAIN_LIMIT = 4 * 1024 * 1024
-
-
-class CheckSyntaxError(ValueError):
-    """A check command cannot be split into an argv; the message says which and how to fix it."""
-
-
-def parse_check(command: str) -> CheckCommand:
-    text = command.strip()
-    if not text:
-        raise CheckSyntaxError(f"check {command!r} is empty; write a command such as 'pytest -q'.")
-    if "\0" in text:  # exec cannot pass it; fail here rather than at run time
-        raise CheckSyntaxError(f"check {command!r} contains a NUL character; remove it.")
-    try:
-        argv = shlex.split(text)
-    except ValueError as err:
-        raise CheckSyntaxError(
-            f"check {command!r} cannot be split into arguments ({err}); {_split_fix(err)}"
-        ) from err
-    return CheckCommand(command=text, argv=argv)
-
-
-def _split_fix(err: ValueError) -> str:
-    if "escaped" in str(err):  # shlex: "No escaped character", a backslash at the very end
-        return "remove the trailing backslash or double it."
-    return "close the quote, or escape a literal quote with a backslash."
 
 
 def _worker_env() -> dict[str, str]:

@@ -12,10 +12,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from autopilot.agent.cli import stream_json_argv
-from autopilot.agent.runner import AgentFailure
+from autopilot.agent import AgentFailure, stream_json_argv
+from autopilot.infra import protected_changes
 from autopilot.models import CheckResult, ReviewSettings, TaskRequest, Verdict
-from autopilot.review.protected_paths import protected_changes
 
 # Mirrors models.Verdict. Kept to plain keywords (type, enum, properties, required, items,
 # minimum, additionalProperties): the CLI hands it to the model as the StructuredOutput tool's

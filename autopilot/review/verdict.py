@@ -5,9 +5,9 @@ Pure and deterministic: the task workflow calls it directly.
 
 from __future__ import annotations
 
+from autopilot.infra import names, normalise
 from autopilot.models import CheckResult, Finding, ReviewerOutcome, ReviewResult, Task
 from autopilot.review.check_excerpt import excerpt, strip_ansi
-from autopilot.review.protected_paths import names, normalise
 
 TAIL_IN_FINDING = 1500  # characters of a failed check's output carried into the finding
 

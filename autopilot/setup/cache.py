@@ -26,8 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from autopilot.infra import untrusted_fs
-from autopilot.infra.private_files import make_private_dir
+from autopilot.infra import make_private_dir, untrusted_fs
 from autopilot.models import WorkspaceSettings
 from autopilot.setup.paths import inside, make_parents, parts_of
 

@@ -12,9 +12,8 @@ import stat
 from collections.abc import Sequence
 from pathlib import Path
 
-from autopilot.git.runner import _git_raw, _shown, _z_paths
-from autopilot.infra import untrusted_fs
-from autopilot.infra.input_files import InputFileError, check_regular
+from autopilot.git import git_output_bytes, nul_separated_paths, shown_path
+from autopilot.infra import InputFileError, check_regular, untrusted_fs
 from autopilot.models import WorkspaceSettings
 from autopilot.setup.paths import UnsafePath, inside, make_parents, parts_of
 
@@ -33,8 +32,8 @@ def tracked(repo: str | Path, rev: str, names: Sequence[str]) -> list[str]:
     if not names:
         return []
     literal = [f":(literal){name}" for name in names]
-    out = _git_raw(repo, "ls-tree", "-r", "-z", "--name-only", rev, "--", *literal)
-    paths = [_shown(path) for path in _z_paths(out)]
+    out = git_output_bytes(repo, "ls-tree", "-r", "-z", "--name-only", rev, "--", *literal)
+    paths = [shown_path(path) for path in nul_separated_paths(out)]
     return [name for name in names if any(_under(path, name) for path in paths)]
 
 

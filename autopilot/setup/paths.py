@@ -11,27 +11,11 @@ import os
 import stat
 from pathlib import Path, PurePosixPath
 
-from autopilot.infra import untrusted_fs
+from autopilot.infra import relative_path, untrusted_fs
 
 
 class UnsafePath(ValueError):
     """A named path leaves the workspace or goes through a link; the message says which."""
-
-
-def relative_path(value: str) -> str:
-    """`value` as a clean relative path (`config/local.toml`), or ValueError saying why not."""
-    if not value or "\0" in value:
-        raise ValueError("an empty path or one with a NUL character")
-    path = PurePosixPath(value)
-    if path.is_absolute():
-        raise ValueError("an absolute path")
-    if not path.parts or path.parts == (".",):
-        raise ValueError("the top of the repository itself")
-    if ".." in path.parts:
-        raise ValueError("a path with '..'")
-    if any(part.lower() == ".git" for part in path.parts):
-        raise ValueError("a path in a git directory")
-    return str(path)
 
 
 def inside(root: Path, name: str) -> Path:

@@ -20,12 +20,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from autopilot.git.refs import _is_ancestor
-from autopilot.git.runner import GitError, _git, _run
-from autopilot.infra import untrusted_fs
-from autopilot.infra.redact import Redactor
+from autopilot.git import GitError, git_output, is_ancestor, run_git
+from autopilot.infra import Redactor, untrusted_fs
 from autopilot.models import CheckResult, SetupInput, SetupResult
-from autopilot.review.checks import CheckEnv, check_log_name, run_check
+from autopilot.review import CheckEnv, check_log_name, run_check
 from autopilot.setup import cache
 from autopilot.setup.copied import CopyProblem, check_untracked, copy_in, exclude
 from autopilot.setup.paths import UnsafePath
@@ -117,11 +115,11 @@ def _untouched(request: SetupInput, workspace: Path) -> bool:
     agent's, and must not reach the workspaces of other tasks."""
     if not request.target_branch:
         return False
-    head = _git(workspace, "rev-parse", "--verify", "HEAD").strip()
-    changed = _git(workspace, "status", "--porcelain", "--untracked-files=all").strip()
-    if changed or _run(request.repo, ["cat-file", "-e", f"{head}^{{commit}}"]).returncode:
+    head = git_output(workspace, "rev-parse", "--verify", "HEAD").strip()
+    changed = git_output(workspace, "status", "--porcelain", "--untracked-files=all").strip()
+    if changed or run_git(request.repo, ["cat-file", "-e", f"{head}^{{commit}}"]).returncode:
         return False  # changed, or a commit of the agent's (only in the workspace's objects)
-    return _is_ancestor(request.repo, head, f"refs/heads/{request.target_branch}")
+    return is_ancestor(request.repo, head, f"refs/heads/{request.target_branch}")
 
 
 def _failure(run: CheckResult, timeout_s: float, kind: str) -> str:

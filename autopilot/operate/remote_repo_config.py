@@ -1,13 +1,12 @@
 """A remote session's `.autopilot.toml`: read from the commit of the remote's target branch
 that the session starts from (there is no checkout of it on the starter's machine), then
-checked exactly as a local one (autopilot/infra/committed_config.py)."""
+checked exactly as a local one (autopilot/operate/committed_config.py)."""
 
 from __future__ import annotations
 
-from autopilot.git.remote import RemoteWorkspaces
-from autopilot.git.remote_url import shown_url
-from autopilot.infra.committed_config import config_from
-from autopilot.infra.repo_config import CONFIG_FILE, RepoReviewConfig
+from autopilot.git import RemoteWorkspaces, shown_url
+from autopilot.infra import CONFIG_FILE, RepoReviewConfig
+from autopilot.operate.committed_config import config_from
 
 
 def load_remote_config(

@@ -24,11 +24,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
-from autopilot.git.remote_url import shown_url
-from autopilot.git.runner import GitError
-from autopilot.infra.host_names import private_address_reason
-from autopilot.infra.notify_targets import private_refusal, resolve, url_label
-from autopilot.infra.redact import Redactor
+from autopilot.git import GitError, shown_url
+from autopilot.infra import Redactor, private_address_reason, private_refusal, resolve, url_label
 from autopilot.models import Notification
 from autopilot.notifications import (
     REASON_LIMIT,

@@ -1,6 +1,6 @@
-"""A scripted Anthropic Messages API server: the one stand-in for the model, in the tests and
-in `./dev demo` without credentials (hence in the package: production code never imports
-from tests/).
+"""A scripted Anthropic Messages API server: the one stand-in for the model, in the tests, the
+benchmark and `./dev demo` without credentials (hence a package of its own beside the product,
+which never imports it, rather than a module under tests/).
 
 The real Claude Code CLI is pointed at it (`ScriptedModel.env()`), sends its requests here and
 runs the tool calls we answer with for real. A *responder* decides each answer from the parsed

@@ -19,16 +19,16 @@ import tomllib
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
-from autopilot.git.repo_check import RepoCheck
-from autopilot.git.runner import _run, _run_raw
-from autopilot.infra.input_files import InputFileError, read_regular
-from autopilot.infra.repo_config import (
+from autopilot.git import RepoCheck, run_git, run_git_bytes
+from autopilot.infra import (
     CONFIG_FILE,
     CONFIG_SIZE_LIMIT,
     TABLE,
+    InputFileError,
     RepoConfigError,
     RepoReviewConfig,
     load_repo_config,
+    read_regular,
 )
 
 # A file as a commit has it: its bytes, or None when the commit has no plain file there.
@@ -61,11 +61,11 @@ def config_from(read: FileReader, where: str) -> RepoReviewConfig:
 
 def committed_file(repo: Path, commit: str, name: str) -> bytes | None:
     """The plain file `name` as `commit` of `repo` has it (None: none there, or not a file)."""
-    listed = _run(repo, ["ls-tree", "-z", commit, "--", name]).stdout
+    listed = run_git(repo, ["ls-tree", "-z", commit, "--", name]).stdout
     mode = listed.split(" ", 1)[0] if listed else ""
     if mode not in _PLAIN_FILE_MODES:
         return None
-    proc = _run_raw(repo, ["cat-file", "blob", f"{commit}:{name}"])
+    proc = run_git_bytes(repo, ["cat-file", "blob", f"{commit}:{name}"])
     return proc.stdout if proc.returncode == 0 else None
 
 
