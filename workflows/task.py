@@ -151,23 +151,7 @@ class TaskWorkflow:
             site=self._site,
         )
 
-        job: AgentInput | None = AgentInput(request=request, workspace=workspace)
-        if request.resolve_conflict:
-            merge = await self._merge_target_into_branch(request, workspace)
-            if merge.clean and request.merged_checks:
-                # Merged cleanly, but failing checks together with the target's new commits:
-                # the agent makes them pass on the merge.
-                job = AgentInput(request=request, workspace=workspace, purpose="merged_checks")
-            elif merge.clean:
-                job = None  # the conflict went away: nothing for the agent, straight to review
-            else:
-                job = AgentInput(
-                    request=request,
-                    workspace=workspace,
-                    purpose="conflict",
-                    conflict_files=merge.conflict_files,
-                )
-
+        job = await self._first_job(request, workspace)
         try:
             if not request.resolve_conflict:
                 await self._set_up(request, workspace, result, "setup")
@@ -185,6 +169,25 @@ class TaskWorkflow:
                 return self._done(result, "failed")
             else:
                 raise
+
+    async def _first_job(self, request: TaskRequest, workspace: Workspace) -> AgentInput | None:
+        """The agent's first job: the task; in a conflict round, the conflict, or the checks
+        that fail on the merge, or nothing (the conflict went away: straight to review)."""
+        if not request.resolve_conflict:
+            return AgentInput(request=request, workspace=workspace)
+        merge = await self._merge_target_into_branch(request, workspace)
+        if merge.clean and request.merged_checks:
+            # Merged cleanly, but failing checks together with the target's new commits: the
+            # agent makes them pass on the merge.
+            return AgentInput(request=request, workspace=workspace, purpose="merged_checks")
+        if merge.clean:
+            return None
+        return AgentInput(
+            request=request,
+            workspace=workspace,
+            purpose="conflict",
+            conflict_files=merge.conflict_files,
+        )
 
     async def _rounds(
         self,
