@@ -402,7 +402,8 @@ async def test_hung_agent_is_a_retryable_error_and_leaves_nothing(
 ) -> None:
     never = threading.Event()
     model.responder = script(Text("never sent", hold=never))
-    job = setup.with_settings(idle_timeout_s=2.0, heartbeat_timeout_s=3.0)
+    # 5 s: longer than the CLI's own start on a loaded machine, so the silence is the model's.
+    job = setup.with_settings(idle_timeout_s=5.0, heartbeat_timeout_s=3.0)
     heartbeats: list[Any] = []
     try:
         with pytest.raises(ApplicationError) as caught:
