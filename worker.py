@@ -31,6 +31,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.agent import AgentActivities
+from activities.log_context import LogContextInterceptor
 from activities.merge import merge_task
 from activities.notify import NotifyActivities
 from activities.parse_plan import load_plan_snapshot, parse_plan
@@ -56,7 +57,6 @@ from autopilot.agent import (
 from autopilot.git import pin_state_dir
 from autopilot.infra import (
     ConfigError,
-    LogContextInterceptor,
     Settings,
     TemporalUnavailable,
     WorkerOptions,

@@ -41,9 +41,6 @@ from autopilot.infra.input_files import (
     check_regular,
     read_regular,
 )
-from autopilot.infra.log_context import (
-    LogContextInterceptor,
-)
 from autopilot.infra.logs import (
     configure_logging,
 )
@@ -188,7 +185,6 @@ __all__ = [
     "IPAddress",
     "InputFileError",
     "IsDirectory",
-    "LogContextInterceptor",
     "NotRegularFile",
     "NotifyUrlError",
     "OptionError",
