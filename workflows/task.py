@@ -295,10 +295,10 @@ class TaskWorkflow:
         settings = request.workspace
         if not settings.active:
             return
-        if workflow.patched(WORKSPACE_SETUP):
-            await self._run_setup(request, workspace, result, step)
-        else:
-            return  # recorded before: no setup step
+        # No history took the old path (the settings came with the patch): deprecated, see
+        # docs/VERSIONING.md.
+        workflow.deprecate_patch(WORKSPACE_SETUP)
+        await self._run_setup(request, workspace, result, step)
 
     async def _run_setup(
         self, request: TaskRequest, workspace: Workspace, result: TaskResult, step: str
