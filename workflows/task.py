@@ -81,7 +81,7 @@ CHECK_ATTEMPTS = 20
 # The activity stops the CLI at attempt_timeout_s itself, with a clear error; its own
 # start-to-close timeout is this much longer and only catches a worker that cannot.
 ACTIVITY_MARGIN = timedelta(seconds=60)
-# Patch ids (workflow.patched): histories recorded before a change replay the old way.
+# Patch ids (docs/VERSIONING.md): histories recorded before a change replay the old way.
 FAILURE_KEEPS_RUNS = "failure-keeps-runs"
 WORKSPACE_SETUP = "workspace-setup"
 AGENTS_QUEUE = "agents-queue"
