@@ -41,9 +41,9 @@ RECORDED = sorted(HISTORIES.rglob("*.json"))
 SCENARIOS = {"two_batches", "review_rounds", "conflict", "controls"}
 # Each era of the workflow code keeps its recordings: the first ones at the top, later ones in
 # a directory named for what changed (commit-in-agent: run_agent commits, merge_task removes;
-# agents-queue: the agent's runs on a queue of their own, workspaces of their own, a failed
-# task keeps its runs; notify: the code of the last landing, 31bf2b6, which sends
-# notifications). verify-merged/merged_checks (no era: one scenario) replays a merge
+# failure-keeps-runs: the landing 869d69d, workspaces of their own, a failed task keeps its
+# runs; agents-queue: the agent's runs on a queue of their own; notify: the last landing,
+# 31bf2b6, which sends notifications). verify-merged/merged_checks (no era: one scenario) replays a merge
 # checked with the moved target, failing, and its merged-checks round. reload-config/
 # reload_config (one scenario) replays resume_with_config retrying a task after a setup error.
 # controls-judge-next-task/controls (one scenario) replays controls that judge the state after
@@ -51,6 +51,7 @@ SCENARIOS = {"two_batches", "review_rounds", "conflict", "controls"}
 ERAS = {
     "": HISTORIES,
     "commit-in-agent": HISTORIES / "commit-in-agent",
+    "failure-keeps-runs": HISTORIES / "failure-keeps-runs",
     "agents-queue": HISTORIES / "agents-queue",
     "notify": HISTORIES / "notify",
 }
