@@ -43,9 +43,10 @@ SCENARIOS = {"two_batches", "review_rounds", "conflict", "controls"}
 # a directory named for what changed (commit-in-agent: run_agent commits, merge_task removes;
 # failure-keeps-runs: the landing 869d69d, workspaces of their own, a failed task keeps its
 # runs; agents-queue: the agent's runs on a queue of their own; notify: the last landing,
-# 31bf2b6, which sends notifications). verify-merged/merged_checks (no era: one scenario) replays a merge
-# checked with the moved target, failing, and its merged-checks round. reload-config/
-# reload_config (one scenario) replays resume_with_config retrying a task after a setup error.
+# 31bf2b6, which sends notifications). verify-merged/merged_checks (no era: one scenario)
+# replays a merge checked with the moved target, failing, and its merged-checks round.
+# reload-config/reload_config (one scenario) replays resume_with_config retrying a task after a
+# setup error.
 # controls-judge-next-task/controls (one scenario) replays controls that judge the state after
 # a timer (the patch of that name); the controls scenarios above replay the path before it.
 ERAS = {
