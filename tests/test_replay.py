@@ -17,6 +17,9 @@ When it fails after a workflow change, the change is the problem, not the record
   replaces tests/histories/<scenario>/) is only right when the change is guarded as above, or
   when no session recorded with the old code can still be running anywhere (e.g. nothing was
   released with it).
+
+docs/VERSIONING.md lists every patch and fallback, the directories that replay its old path,
+and when it can go; each directory below is in its table of recorded histories.
 """
 
 from __future__ import annotations
@@ -38,16 +41,26 @@ RECORDED = sorted(HISTORIES.rglob("*.json"))
 SCENARIOS = {"two_batches", "review_rounds", "conflict", "controls"}
 # Each era of the workflow code keeps its recordings: the first ones at the top, later ones in
 # a directory named for what changed (commit-in-agent: run_agent commits, merge_task removes;
-# agents-queue: the agent's runs on a queue of their own, workspaces of their own, a failed
-# task keeps its runs). verify-merged/merged_checks (no era: one scenario) replays a merge
-# checked with the moved target, failing, and its merged-checks round. reload-config/
-# reload_config (one scenario) replays resume_with_config retrying a task after a setup error.
+# failure-keeps-runs: the landing 869d69d, workspaces of their own, a failed task keeps its
+# runs; agents-queue: the agent's runs on a queue of their own; notify: the last landing,
+# 31bf2b6, which sends notifications). verify-merged/merged_checks (no era: one scenario)
+# replays a merge checked with the moved target, failing, and its merged-checks round.
+# reload-config/reload_config (one scenario) replays resume_with_config retrying a task after a
+# setup error.
 # controls-judge-next-task/controls (one scenario) replays controls that judge the state after
-# a timer (the patch of that name); the controls scenarios above replay the paths before it.
+# a timer (the patch of that name); the controls scenarios above replay the path before it.
 ERAS = {
     "": HISTORIES,
     "commit-in-agent": HISTORIES / "commit-in-agent",
+    "failure-keeps-runs": HISTORIES / "failure-keeps-runs",
     "agents-queue": HISTORIES / "agents-queue",
+    "notify": HISTORIES / "notify",
+}
+# Directories of one scenario each: what changed, and the scenario that shows it.
+ONE_SCENARIO = {
+    "verify-merged": "merged_checks",
+    "reload-config": "reload_config",
+    "controls-judge-next-task": "controls",
 }
 
 
@@ -55,6 +68,20 @@ ERAS = {
 def test_histories_are_recorded(era: str) -> None:
     scenarios = {path.parent.name for path in ERAS[era].glob("*/*.json")}
     assert scenarios >= SCENARIOS, scenarios
+
+
+@pytest.mark.parametrize("directory", sorted(ONE_SCENARIO))
+def test_one_scenario_directories_are_recorded(directory: str) -> None:
+    scenarios = {path.parent.name for path in (HISTORIES / directory).glob("*/*.json")}
+    assert scenarios == {ONE_SCENARIO[directory]}
+
+
+def test_every_recorded_history_is_in_an_era_or_a_one_scenario_directory() -> None:
+    known = {HISTORIES / name for name in SCENARIOS} | {
+        era / name for era in ERAS.values() for name in SCENARIOS
+    }
+    known |= {HISTORIES / directory / name for directory, name in ONE_SCENARIO.items()}
+    assert sorted({path.parent for path in RECORDED} - known) == []
 
 
 @pytest.mark.reliability(

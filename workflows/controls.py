@@ -34,10 +34,9 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.session_status import SessionBoard
 
-# Patch ids (workflow.patched): controls recorded before these judged the state at once; then,
-# after a condition wait that the SDK still ran before their workflow task's other events
-# (CONTROLS_SEE_SETTLED_STATE); now in the next workflow task (CONTROLS_JUDGE_NEXT_TASK).
-CONTROLS_SEE_SETTLED_STATE = "controls-see-settled-state"
+# Patch id (workflow.patched): controls recorded before it judged the state at once; now in the
+# next workflow task. (controls-see-settled-state, a condition wait in between, never shipped:
+# removed, docs/VERSIONING.md.)
 CONTROLS_JUDGE_NEXT_TASK = "controls-judge-next-task"
 # The shortest timer: what matters is that it fires in a later workflow task.
 NEXT_TASK_TIMER = timedelta(milliseconds=1)
@@ -47,10 +46,8 @@ async def settled() -> None:
     """Return once every event of the current workflow task has been applied."""
     if workflow.patched(CONTROLS_JUDGE_NEXT_TASK):
         await workflow.sleep(NEXT_TASK_TIMER, summary="judge after this task's events")
-    elif workflow.patched(CONTROLS_SEE_SETTLED_STATE):
-        await workflow.wait_condition(lambda: True)
     else:
-        return  # recorded before either: judged at once
+        return  # recorded before: judged at once
 
 
 def refused(reason: str) -> ApplicationError:

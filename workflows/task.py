@@ -81,7 +81,7 @@ CHECK_ATTEMPTS = 20
 # The activity stops the CLI at attempt_timeout_s itself, with a clear error; its own
 # start-to-close timeout is this much longer and only catches a worker that cannot.
 ACTIVITY_MARGIN = timedelta(seconds=60)
-# Patch ids (workflow.patched): histories recorded before a change replay the old way.
+# Patch ids (docs/VERSIONING.md): histories recorded before a change replay the old way.
 FAILURE_KEEPS_RUNS = "failure-keeps-runs"
 WORKSPACE_SETUP = "workspace-setup"
 AGENTS_QUEUE = "agents-queue"
@@ -298,10 +298,10 @@ class TaskWorkflow:
         settings = request.workspace
         if not settings.active:
             return
-        if workflow.patched(WORKSPACE_SETUP):
-            await self._run_setup(request, workspace, result, step)
-        else:
-            return  # recorded before: no setup step
+        # No history took the old path (the settings came with the patch): deprecated, see
+        # docs/VERSIONING.md.
+        workflow.deprecate_patch(WORKSPACE_SETUP)
+        await self._run_setup(request, workspace, result, step)
 
     async def _run_setup(
         self, request: TaskRequest, workspace: Workspace, result: TaskResult, step: str

@@ -161,7 +161,7 @@ class RemoteWorkspaces:
                 mark = untrusted_fs.read_file(workspace, ".git", TASK_MARK, limit=_MARK_LIMIT)
                 place = TaskPlace.model_validate_json(mark)
             except (OSError, ValueError):
-                continue  # not marked (made by an older version): left for the session's end
+                continue  # no readable mark (the agent's to change): left for the session's end
             if place.session_id == session_id and find_task_merge(
                 cache.path, target, session_id, place.task_id
             ):
