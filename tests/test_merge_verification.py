@@ -19,7 +19,7 @@ from temporalio.client import Client
 from temporalio.testing import ActivityEnvironment
 
 import starter
-from activities.review import CheckActivities
+from activities.checks import CheckActivities
 from autopilot.agent import Egress, Sandbox, detect_sandbox, merged_checks_prompt
 from autopilot.git import commit_changes, merge_task, prepare_workspace
 from autopilot.infra import RepoReviewConfig, merge_review_settings, parse_check

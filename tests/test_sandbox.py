@@ -15,7 +15,7 @@ import pytest
 import pytest_asyncio
 from temporalio.testing import ActivityEnvironment
 
-from activities.review import CheckActivities
+from activities.checks import CheckActivities
 from autopilot import git as gitops
 from autopilot.agent import (
     INSTALL_HINT,

@@ -34,9 +34,9 @@ from temporalio.exceptions import (
 from temporalio.workflow import ActivityCancellationType, ChildWorkflowHandle, ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
+    from activities.checks import CheckActivities
     from activities.merge import merge_task
     from activities.parse_plan import load_plan_snapshot, parse_plan
-    from activities.review import CheckActivities
     from activities.workspace import remove_workspace
     from autopilot.error_types import (
         CONFIG_ERRORS,

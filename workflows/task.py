@@ -28,7 +28,7 @@ from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from activities.agent import AgentActivities
-    from activities.review import CheckActivities
+    from activities.checks import CheckActivities
     from activities.reviewer import ReviewerActivities
     from activities.setup import SetupActivities
     from activities.workspace import commit_changes, merge_target, prepare_workspace

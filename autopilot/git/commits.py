@@ -7,7 +7,7 @@ import stat
 from collections.abc import Sequence
 from pathlib import Path
 
-from autopilot.git.inspect import changed_files
+from autopilot.git.diff_and_fingerprint import changed_files
 from autopilot.git.names import SESSION_TRAILER, TASK_TRAILER, branch_name, message_with_trailers
 from autopilot.git.refs import (
     branch_head_sha,

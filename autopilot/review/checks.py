@@ -55,7 +55,7 @@ class CheckEnv:
     passed: tuple[str, ...] = ()
     tmp_root: Path | None = None
     # The sandbox a check runs in: (argv, its TMPDIR) -> the argv that runs it there, and
-    # what its environment needs for that (activities/review.py makes it). None: as it is.
+    # what its environment needs for that (activities/checks.py makes it). None: as it is.
     confine: Callable[[list[str], Path], tuple[list[str], dict[str, str]]] | None = None
 
     def variables(self, tmpdir: Path) -> dict[str, str]:

@@ -25,7 +25,7 @@ from autopilot.infra import Redactor, untrusted_fs
 from autopilot.models import CheckResult, SetupInput, SetupResult
 from autopilot.review import CheckEnv, check_log_name, run_check
 from autopilot.setup import cache
-from autopilot.setup.copied import CopyProblem, check_untracked, copy_in, exclude
+from autopilot.setup.copy_files import CopyProblem, check_untracked, copy_in, exclude
 from autopilot.setup.paths import UnsafePath
 
 STAMP = "autopilot-setup"  # in the workspace's .git: the key it was set up for
