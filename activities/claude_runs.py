@@ -52,7 +52,7 @@ from autopilot.steps.attempts import (
 from autopilot.steps.site import workspaces
 
 log = structlog.get_logger("agent")
-RunOutcome = tuple[StreamState, float]  # the run's stream and its wall time
+RunResult = tuple[StreamState, float]  # the run's stream and its wall time
 ERROR_TYPES = {
     "auth": error_types.AGENT_AUTH,
     "rate_limit": error_types.AGENT_RATE_LIMITED,
@@ -259,7 +259,7 @@ class ClaudeRuns:
             gateway = self._gateway.environment(grant.token, self._egress.credential_names)
             env = agent_environment(self._claude_bin, self._env, space_environment(space) | gateway)
 
-            async def run(on_progress: Callable[[AgentProgress], None]) -> RunOutcome:
+            async def run(on_progress: Callable[[AgentProgress], None]) -> RunResult:
                 # The attempt's own time limit, enforced here (the process tree is killed) so
                 # the failure says what happened; the activity's timeout is a little longer.
                 try:
@@ -286,12 +286,12 @@ class ClaudeRuns:
 
     async def _heartbeating(
         self,
-        run: Callable[[Callable[[AgentProgress], None]], Awaitable[RunOutcome]],
+        run: Callable[[Callable[[AgentProgress], None]], Awaitable[RunResult]],
         sid: str,
         attempt: int,
         transcript: Path,
         settings: AgentSettings,
-    ) -> RunOutcome:
+    ) -> RunResult:
         """`run`, heartbeating with its progress (session id, turns, cost, transcript) as it
         comes and on a timer; a worker's shutdown hands it over (`handed_over`)."""
         progress = AgentProgress(session_id=sid, attempt=attempt, transcript_path=str(transcript))

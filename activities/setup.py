@@ -46,10 +46,10 @@ class SetupActivities:
         `heartbeat`: what the setup's progress heartbeats, from a command line."""
         site = site_of(request)
         if not site.remote:  # one machine: where it was prepared
-            return request.worktree
+            return request.workspace_path
         with git_errors_as_activity_errors():
             located = await in_thread(
-                workspaces(site).here, site.repo, request.worktree, request.place
+                workspaces(site).here, site.repo, request.workspace_path, request.origin
             )
         if request.settings.active:
             await self.set_up(request.model_copy(update={"worktree": located.path}), heartbeat)
@@ -68,7 +68,7 @@ class SetupActivities:
         site = site_of(request)
         # Where the target branch is, for the cache (only the user's code fills it).
         target_repo = str(workspaces(site).target_repo(site.repo)) if site.repo else ""
-        worktree = Path(request.worktree)
+        worktree = Path(request.workspace_path)
         tmp_root = Path(request.state_dir) / "tmp"
         with self._commands.confined(worktree, request, tmp_root) as env:
             try:

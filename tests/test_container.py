@@ -464,7 +464,7 @@ async def test_the_exported_workspace_is_committed_on_the_host(
     await run(standin, tmp_path, job=job)
 
     commit = CommitInput(
-        worktree=ws.path, base_sha=ws.base_sha, session_id="sess-c", task_id="1",
+        workspace_path=ws.path, base_sha=ws.base_sha, session_id="sess-c", task_id="1",
         message="Task 1", repo=str(repo),
     )  # fmt: skip
     done = LOCAL.commit(commit)

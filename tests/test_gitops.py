@@ -34,7 +34,7 @@ from autopilot.git import (
 from autopilot.git import merge as git_merge
 from autopilot.git import refs as git_refs
 from autopilot.infra import remove_path
-from autopilot.models import MergeInput, MergeOutcome, Workspace
+from autopilot.models import MergeInput, MergeResult, Workspace
 from tests.gitutil import commit_file, git, head, isolate_git, make_repo, trailers, write
 
 SESSION = "sess-1"
@@ -66,7 +66,7 @@ def do_task(
     return ws
 
 
-def merge(repo: Path, ws: Workspace, task: str, session: str = SESSION) -> MergeOutcome:
+def merge(repo: Path, ws: Workspace, task: str, session: str = SESSION) -> MergeResult:
     return merge_task(repo, "main", ws.branch, session, task, f"Merge task {task}")
 
 
@@ -753,7 +753,7 @@ def test_a_refused_merge_is_a_non_retryable_activity_error(repo: Path, state: Pa
         session_id=SESSION,
         task_id="1",
         message="Merge task 1",
-        worktree=ws.path,
+        workspace_path=ws.path,
     )
     with pytest.raises(ApplicationError) as caught, git_errors_as_activity_errors():
         merge_and_tidy(request)
@@ -1068,7 +1068,7 @@ def merge_input(repo: Path, ws: Workspace, task: str, worktree: str | None) -> M
         session_id=SESSION,
         task_id=task,
         message=f"Merge task {task}",
-        worktree=worktree,
+        workspace_path=worktree,
     )
 
 
@@ -1077,7 +1077,7 @@ def test_a_landed_merge_takes_the_worktree_and_keeps_the_branch(repo: Path, stat
 
     outcome = merge_and_tidy(merge_input(repo, ws, "1", ws.path))
 
-    assert outcome.merged and not outcome.already_merged and outcome.worktree_removed
+    assert outcome.merged and not outcome.already_merged and outcome.workspace_removed
     assert git(repo, "show", "main:a.txt") == "a"
     assert not Path(ws.path).exists()
     assert ws.path not in git(repo, "worktree", "list", "--porcelain")
@@ -1093,17 +1093,17 @@ def test_a_retry_after_the_merge_removes_the_worktree_without_merging_twice(
 ) -> None:
     ws = do_task(repo, state, "1", {"a.txt": "a\n"})
     first = merge_and_tidy(merge_input(repo, ws, "1", None))  # the crash: worktree left
-    assert first.merged and not first.worktree_removed and Path(ws.path).exists()
+    assert first.merged and not first.workspace_removed and Path(ws.path).exists()
     head_after_merge = head(repo, "main")
 
     retried = merge_and_tidy(merge_input(repo, ws, "1", ws.path))
 
-    assert retried.already_merged and retried.worktree_removed
+    assert retried.already_merged and retried.workspace_removed
     assert retried.merge_sha == first.merge_sha == head_after_merge
     assert head(repo, "main") == head_after_merge
     assert not Path(ws.path).exists()
     # and once more, the worktree already gone
-    assert merge_and_tidy(merge_input(repo, ws, "1", ws.path)).worktree_removed
+    assert merge_and_tidy(merge_input(repo, ws, "1", ws.path)).workspace_removed
 
 
 def test_a_conflict_keeps_the_worktree_for_the_conflict_round(repo: Path, state: Path) -> None:
@@ -1112,7 +1112,7 @@ def test_a_conflict_keeps_the_worktree_for_the_conflict_round(repo: Path, state:
 
     outcome = merge_and_tidy(merge_input(repo, ws, "1", ws.path))
 
-    assert outcome.conflict and not outcome.merged and not outcome.worktree_removed
+    assert outcome.conflict and not outcome.merged and not outcome.workspace_removed
     assert Path(ws.path, "README.md").read_text() == "the task's text\n"
     assert gitops.is_workspace_repo(ws.path)
 
@@ -1124,7 +1124,7 @@ def test_a_worktree_that_will_not_go_does_not_undo_the_merge(repo: Path, state: 
     # removal step gets the worktree
     outcome = merge_and_tidy(merge_input(repo, ws, "1", str(repo)))
 
-    assert outcome.merged and not outcome.worktree_removed
+    assert outcome.merged and not outcome.workspace_removed
     assert git(repo, "show", "main:a.txt") == "a"
     assert Path(repo, ".git").exists() and Path(ws.path).exists()
 

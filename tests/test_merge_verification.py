@@ -25,16 +25,16 @@ from autopilot.git import commit_changes, merge_task, prepare_workspace
 from autopilot.infra import RepoReviewConfig, merge_review_settings, parse_check
 from autopilot.models import (
     ChecksInput,
-    MergeOutcome,
-    MergeVerification,
+    MergeResult,
     ReviewSettings,
     SessionState,
     SessionStatus,
-    TargetMerge,
     TargetMergeInput,
+    TargetMergeResult,
     TaskState,
     TaskStatus,
     VerifyMergeInput,
+    VerifyMergeResult,
     Workspace,
 )
 from autopilot.operate import preflight
@@ -56,8 +56,8 @@ from tests.workflow_stubs import (
 
 pytestmark = pytest.mark.timeout(60)
 
-MOVED = MergeOutcome(merged=False, target_moved=True, message="main moved")
-FAILING = MergeVerification(
+MOVED = MergeResult(merged=False, target_moved=True, message="main moved")
+FAILING = VerifyMergeResult(
     clean=True, head_sha="verified", checks=[check(False, "NameError: name 'f' is not defined")]
 )
 
@@ -100,7 +100,7 @@ async def test_target_moved_verifies_the_merge_then_merges(client: Client, stubs
     [verify] = stubs.inputs("verify_merge", "1")
     assert (verify.merge.target_branch, verify.merge.base_sha) == (TARGET, "base")
     assert verify.checks.checks == [CHECK]
-    assert verify.checks.worktree == verify.merge.worktree
+    assert verify.checks.workspace_path == verify.merge.workspace_path
     assert verify.checks.output_dir.endswith("/1/merged-1")
     assert [merge.verified_only for merge in stubs.inputs("merge_task", "1")] == [True, True]
     assert len(stubs.inputs("run_agent", "1")) == 1  # passed: no round for the agent
@@ -120,7 +120,7 @@ async def test_verification_checks_in_the_container_where_the_task_checks(
     [verify] = stubs.inputs("verify_merge", "1")
     assert verify.checks.container is not None
     assert verify.checks.container == round_checks.container
-    assert verify.checks.place == round_checks.place
+    assert verify.checks.origin == round_checks.origin
 
 
 async def test_failing_verification_gets_a_round_then_merges(client: Client, stubs: Stubs) -> None:
@@ -177,8 +177,8 @@ async def test_conflicting_verification_gets_the_conflict_round(
     client: Client, stubs: Stubs
 ) -> None:
     stubs.script("merge_task", "1", MOVED)
-    stubs.script("verify_merge", "1", MergeVerification(clean=False, conflict_files=["x.py"]))
-    stubs.script("merge_target", "1", TargetMerge(clean=False, conflict_files=["x.py"]))
+    stubs.script("verify_merge", "1", VerifyMergeResult(clean=False, conflict_files=["x.py"]))
+    stubs.script("merge_target", "1", TargetMergeResult(clean=False, conflict_files=["x.py"]))
     status = await run_session(client, stubs)
 
     task = status.task("1")
@@ -304,7 +304,7 @@ def test_verified_only_merges_exactly_the_branch_tree_once_it_holds_the_target(
     # what verify_merge does before its checks: the target merged in, in the workspace
     merged = workspaces(decide(str(repo))).merge_target(
         TargetMergeInput(
-            worktree=ws.path,
+            workspace_path=ws.path,
             target_branch="main",
             session_id=SESSION,
             task_id="1",
@@ -339,7 +339,7 @@ async def egress() -> AsyncIterator[Egress]:
 def verify_input(repo: Path, state: Path, ws: Workspace, check: str) -> VerifyMergeInput:
     return VerifyMergeInput(
         merge=TargetMergeInput(
-            worktree=ws.path,
+            workspace_path=ws.path,
             target_branch="main",
             session_id=SESSION,
             task_id="1",
@@ -347,7 +347,7 @@ def verify_input(repo: Path, state: Path, ws: Workspace, check: str) -> VerifyMe
             base_sha=ws.base_sha,
         ),
         checks=ChecksInput(
-            worktree=ws.path,
+            workspace_path=ws.path,
             checks=[parse_check(check)],
             timeout_s=60,
             output_dir=str(state / "checks" / SESSION / "1" / "merged-1"),

@@ -43,7 +43,7 @@ def test_a_task_from_workspace_to_merge_through_the_interface(tmp_path: Path) ->
 
     write(Path(ws.path), "feature.txt", "from the agent\n")
     commit = CommitInput(
-        worktree=ws.path,
+        workspace_path=ws.path,
         base_sha=ws.base_sha,
         session_id=SESSION,
         task_id="1",
@@ -57,7 +57,11 @@ def test_a_task_from_workspace_to_merge_through_the_interface(tmp_path: Path) ->
     # The target moves on; the conflict round's merge of it into the task is clean here.
     commit_file(repo, "other.txt", "meanwhile\n")
     target = TargetMergeInput(
-        worktree=ws.path, target_branch="main", session_id=SESSION, task_id="1", repo=str(repo)
+        workspace_path=ws.path,
+        target_branch="main",
+        session_id=SESSION,
+        task_id="1",
+        repo=str(repo),
     )
     assert LOCAL.merge_target(target).clean
     after_target = LOCAL.commit(commit.model_copy(update={"base_sha": ws.base_sha}))

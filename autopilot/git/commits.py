@@ -32,7 +32,7 @@ from autopilot.git.runner import (
 )
 from autopilot.git.workspace import bring_back, enter_workspace
 from autopilot.infra import unnamed_protected, untrusted_fs
-from autopilot.models import CommitInfo, CommitOutcome, TargetMerge
+from autopilot.models import CommitInfo, CommitResult, TargetMergeResult
 
 # What the agent left is read as data, never whole: git's MERGE_MSG is a few KiB, and a file
 # with conflict markers left in is a source file, not this big.
@@ -141,7 +141,7 @@ def commit_changes(
     repo: str | Path | None,
     keep_out: Sequence[str] = (),
     named: Sequence[str] = (),
-) -> CommitOutcome:
+) -> CommitResult:
     """Commit whatever the agent left uncommitted (with our trailers), then list the branch's
     own commits since base_sha (first-parent), oldest first.
 
@@ -195,7 +195,7 @@ def commit_changes(
     clean = not status_entries(worktree, untracked=True)
     if repo is not None:
         bring_back(repo, worktree, session_id, task_id, base_sha)
-    return CommitOutcome(
+    return CommitResult(
         commits=commits,
         head_sha=head_sha,
         committed_leftovers=committed,
@@ -382,7 +382,7 @@ def merge_target_into_branch(
     task_id: str,
     *,
     repo: str | Path | None,
-) -> TargetMerge:
+) -> TargetMergeResult:
     """Merge the target's head into the task branch, in the task's worktree.
 
     A clean merge is committed (with our trailers); on conflicts the markers and MERGE_HEAD
@@ -403,7 +403,7 @@ def merge_target_into_branch(
         conflicts = unresolved_conflicts(worktree)
         if not conflicts:  # e.g. crashed between a clean merge and its commit: finish it
             _commit(worktree, _merge_message(worktree, message, session_id, task_id))
-        return TargetMerge(
+        return TargetMergeResult(
             clean=not conflicts,
             conflict_files=conflicts,
             head_sha=head_sha(worktree),
@@ -411,7 +411,7 @@ def merge_target_into_branch(
     target_sha = branch_head_sha(worktree if repo is None else repo, target_branch)
     branch_head = head_sha(worktree)
     if is_ancestor(worktree, target_sha, branch_head):
-        return TargetMerge(clean=True, already_up_to_date=True, head_sha=branch_head)
+        return TargetMergeResult(clean=True, already_up_to_date=True, head_sha=branch_head)
     dirty = status_entries(worktree, untracked=False)
     if dirty:
         raise GitError(
@@ -440,7 +440,7 @@ def merge_target_into_branch(
     unmerged = _unmerged_paths(worktree)
     if not unmerged:
         _commit(worktree, message)
-    return TargetMerge(
+    return TargetMergeResult(
         clean=not unmerged,
         conflict_files=[shown_path(path) for path in unmerged],
         head_sha=head_sha(worktree),

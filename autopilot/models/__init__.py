@@ -44,16 +44,16 @@ from autopilot.models.plan import (
 from autopilot.models.review import (
     ChecksInput,
     Finding,
-    MergeVerification,
     ReviewerFinding,
     ReviewerInput,
-    ReviewerOutcome,
+    ReviewerRunResult,
     ReviewMode,
     ReviewResult,
     ReviewSettings,
     Verdict,
     VerificationStep,
     VerifyMergeInput,
+    VerifyMergeResult,
 )
 from autopilot.models.session import (
     ConfigReload,
@@ -69,8 +69,8 @@ from autopilot.models.setup import (
 )
 from autopilot.models.site import (
     ExecutionPlace,
-    TaskPlace,
     TaskSite,
+    WorkspaceOrigin,
 )
 from autopilot.models.state_dir import (
     in_state_dir,
@@ -95,13 +95,13 @@ from autopilot.models.task import (
 from autopilot.models.workspace import (
     CommitInfo,
     CommitInput,
-    CommitOutcome,
+    CommitResult,
     MergeInput,
-    MergeOutcome,
+    MergeResult,
     MergeStyle,
     RemoveWorkspaceInput,
-    TargetMerge,
     TargetMergeInput,
+    TargetMergeResult,
     Workspace,
     WorkspaceInput,
 )
@@ -111,7 +111,7 @@ from autopilot.models.workspace import (
 AgentInput.model_rebuild()
 ReviewerInput.model_rebuild()
 SetupInput.model_rebuild()
-MergeOutcome.model_rebuild()
+MergeResult.model_rebuild()
 SessionCarry.model_rebuild()
 WorkspaceInput.model_rebuild()
 SessionRequest.model_rebuild()
@@ -134,7 +134,7 @@ __all__ = [
     "ChecksInput",
     "CommitInfo",
     "CommitInput",
-    "CommitOutcome",
+    "CommitResult",
     "ConfigReload",
     "ContainerSettings",
     "DoneTask",
@@ -144,9 +144,8 @@ __all__ = [
     "IgnoredBlock",
     "KeptField",
     "MergeInput",
-    "MergeOutcome",
+    "MergeResult",
     "MergeStyle",
-    "MergeVerification",
     "Notification",
     "NotifyEvent",
     "NotifyFailure",
@@ -164,7 +163,7 @@ __all__ = [
     "ReviewSettings",
     "ReviewerFinding",
     "ReviewerInput",
-    "ReviewerOutcome",
+    "ReviewerRunResult",
     "SessionCarry",
     "SessionChanges",
     "SessionRequest",
@@ -172,11 +171,10 @@ __all__ = [
     "SessionStatus",
     "SetupInput",
     "SetupResult",
-    "TargetMerge",
     "TargetMergeInput",
+    "TargetMergeResult",
     "Task",
     "TaskOutcome",
-    "TaskPlace",
     "TaskRequest",
     "TaskResult",
     "TaskSite",
@@ -185,8 +183,10 @@ __all__ = [
     "Verdict",
     "VerificationStep",
     "VerifyMergeInput",
+    "VerifyMergeResult",
     "Workspace",
     "WorkspaceInput",
+    "WorkspaceOrigin",
     "WorkspaceSettings",
     "in_state_dir",
     "place_of",

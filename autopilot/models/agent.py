@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, Field
 
 from autopilot.models.site import TaskSite
-from autopilot.models.workspace import CommitInput, CommitOutcome, Workspace
+from autopilot.models.workspace import CommitInput, CommitResult, Workspace
 
 if TYPE_CHECKING:
     from autopilot.models.review import ReviewResult
@@ -78,7 +78,7 @@ class AgentRun(BaseModel):
     # The commit made in the same activity right after a successful run (AgentInput.commit).
     # None: no such commit (not asked, a failed run, or the commit failed): the task
     # workflow's own commit step follows, as in histories recorded before.
-    commit: CommitOutcome | None = None
+    commit: CommitResult | None = None
 
 
 class AgentInput(BaseModel):

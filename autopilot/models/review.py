@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AliasChoices, BaseModel, Field
 
 from autopilot.models.agent import EGRESS_PORTS, AgentRun
 from autopilot.models.checks import CheckCommand, CheckResult
 from autopilot.models.container import ContainerSettings
 from autopilot.models.setup import WorkspaceSettings
-from autopilot.models.site import TaskPlace, TaskSite
+from autopilot.models.site import TaskSite, WorkspaceOrigin
 from autopilot.models.workspace import TargetMergeInput, Workspace
 
 if TYPE_CHECKING:
@@ -88,7 +88,7 @@ class ReviewerInput(BaseModel):
     site: TaskSite | None = None  # None: recorded before sites were carried
 
 
-class ReviewerOutcome(BaseModel):
+class ReviewerRunResult(BaseModel):
     verdict: Verdict
     run: AgentRun
     changed_files: list[str] = Field(default_factory=list)  # files the task's diff touches
@@ -107,7 +107,8 @@ class ReviewResult(BaseModel):
 
 
 class ChecksInput(BaseModel):
-    worktree: str
+    # "worktree" in payloads recorded before the rename.
+    workspace_path: str = Field(validation_alias=AliasChoices("workspace_path", "worktree"))
     checks: list[CheckCommand]
     timeout_s: float
     output_dir: str
@@ -121,8 +122,11 @@ class ChecksInput(BaseModel):
     ports: list[int] = Field(default_factory=lambda: list(EGRESS_PORTS))  # AgentSettings.ports
     # Set: the checks run in the task's container image (container mode), not the sandbox.
     container: ContainerSettings | None = None
-    # Remote mode: the workspace made again (and set up) on a worker that lacks it.
-    place: TaskPlace | None = None
+    # Remote mode: the workspace made again (and set up) on a worker that lacks it ("place"
+    # in payloads recorded before the rename).
+    origin: WorkspaceOrigin | None = Field(
+        default=None, validation_alias=AliasChoices("origin", "place")
+    )
     setup: WorkspaceSettings = Field(default_factory=WorkspaceSettings)
     site: TaskSite | None = None  # None: recorded before sites were carried
 
@@ -134,7 +138,7 @@ class VerifyMergeInput(BaseModel):
     checks: ChecksInput
 
 
-class MergeVerification(BaseModel):
+class VerifyMergeResult(BaseModel):
     """The task's branch with the target merged in, and its checks (none on a conflict)."""
 
     clean: bool

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, Field
+from pydantic import AliasChoices, BaseModel, Field
 
 from autopilot.models.agent import EGRESS_PORTS
 from autopilot.models.checks import CheckCommand, CheckResult
-from autopilot.models.site import TaskPlace, TaskSite
+from autopilot.models.site import TaskSite, WorkspaceOrigin
 from autopilot.models.state_dir import in_state_dir
 
 if TYPE_CHECKING:
@@ -63,7 +63,8 @@ class SetupResult(BaseModel):
 class SetupInput(BaseModel):
     """Make a task's workspace ready (autopilot/setup/steps.py), in the checks' sandbox."""
 
-    worktree: str
+    # "worktree" in payloads recorded before the rename.
+    workspace_path: str = Field(validation_alias=AliasChoices("workspace_path", "worktree"))
     repo: str
     state_dir: str
     settings: WorkspaceSettings
@@ -73,7 +74,10 @@ class SetupInput(BaseModel):
     ports: list[int] = Field(default_factory=lambda: list(EGRESS_PORTS))  # AgentSettings.ports
     # Only a workspace still at a commit of this branch, unchanged, fills the cache ("": never).
     target_branch: str = ""
-    place: TaskPlace | None = None  # remote mode: the workspace made again where it is missing
+    # Remote mode: the workspace made again where it is missing ("place" before the rename).
+    origin: WorkspaceOrigin | None = Field(
+        default=None, validation_alias=AliasChoices("origin", "place")
+    )
     site: TaskSite | None = None  # None: recorded before sites were carried
 
     @classmethod
@@ -82,7 +86,7 @@ class SetupInput(BaseModel):
     ) -> SetupInput:
         """The setup of `request`'s workspace, its logs under checks/<session>/<task>/<step>."""
         return cls(
-            worktree=workspace.path,
+            workspace_path=workspace.path,
             repo=request.repo,
             state_dir=request.state_dir,
             settings=request.workspace,
@@ -93,6 +97,6 @@ class SetupInput(BaseModel):
             network=request.agent.network,
             ports=request.agent.ports,
             target_branch=request.target_branch,
-            place=TaskPlace.of(request, workspace),
+            place=WorkspaceOrigin.of(request, workspace),
             site=site,
         )

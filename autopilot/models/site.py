@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 ExecutionPlace = Literal["local", "dagger"]
 
 
-class TaskPlace(BaseModel):
+class WorkspaceOrigin(BaseModel):
     """What a worker needs to make a task's workspace again when it has none (remote mode,
     where a task's steps may each run on another machine): the remote's task branch, or the
     commit the task started from."""
@@ -27,7 +27,7 @@ class TaskPlace(BaseModel):
     base_sha: str
 
     @classmethod
-    def of(cls, request: TaskRequest, workspace: Workspace) -> TaskPlace:
+    def of(cls, request: TaskRequest, workspace: Workspace) -> WorkspaceOrigin:
         return cls(
             session_id=request.session_id,
             task_id=request.task.id,
@@ -36,7 +36,7 @@ class TaskPlace(BaseModel):
         )
 
     @classmethod
-    def of_workspace(cls, request: WorkspaceInput, workspace: Workspace) -> TaskPlace:
+    def of_workspace(cls, request: WorkspaceInput, workspace: Workspace) -> WorkspaceOrigin:
         return cls(
             session_id=request.session_id,
             task_id=request.task_id,
@@ -55,12 +55,12 @@ class TaskSite(BaseModel):
     inside: str  # the workspace's fixed path inside the sandbox and the container
     workspace: str = ""  # the workspace's path where it was prepared ("": not yet)
     # Remote: what a worker that lacks the workspace needs to make it again.
-    make_again: TaskPlace | None = None
+    make_again: WorkspaceOrigin | None = None
 
     @property
     def remote(self) -> bool:
         return self.kind == "remote"
 
-    def prepared(self, path: str, make_again: TaskPlace) -> TaskSite:
+    def prepared(self, path: str, make_again: WorkspaceOrigin) -> TaskSite:
         """The same site once its workspace is prepared at `path`."""
         return self.model_copy(update={"workspace": path, "make_again": make_again})

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AliasChoices, BaseModel, Field
 
 from autopilot.models.checks import CheckResult
-from autopilot.models.site import TaskPlace, TaskSite
+from autopilot.models.site import TaskSite, WorkspaceOrigin
 
 # How an approved branch lands on the target ([merge] style): a merge commit, or one commit.
 MergeStyle = Literal["merge", "squash"]
@@ -19,7 +19,7 @@ class CommitInfo(BaseModel):
 
 
 class Workspace(BaseModel):
-    """A task's worktree and branch, prepared from the target branch head."""
+    """A task's workspace and branch, prepared from the target branch head."""
 
     path: str
     branch: str
@@ -41,7 +41,8 @@ class WorkspaceInput(BaseModel):
 
 
 class CommitInput(BaseModel):
-    worktree: str
+    # "worktree" in payloads recorded before the rename.
+    workspace_path: str = Field(validation_alias=AliasChoices("workspace_path", "worktree"))
     base_sha: str
     session_id: str
     task_id: str
@@ -64,7 +65,7 @@ class CommitInput(BaseModel):
     site: TaskSite | None = None  # None: recorded before sites were carried
 
 
-class CommitOutcome(BaseModel):
+class CommitResult(BaseModel):
     commits: list[CommitInfo]  # base..branch head, oldest first
     head_sha: str
     committed_leftovers: bool  # we committed what the agent left uncommitted
@@ -80,23 +81,29 @@ class MergeInput(BaseModel):
     message: str
     # Removed in the same activity once the branch is on the target, which saves the session
     # a step per task. None (and in histories recorded before it): the session removes it.
-    worktree: str | None = None
+    # "worktree" in payloads recorded before the rename.
+    workspace_path: str | None = Field(
+        default=None, validation_alias=AliasChoices("workspace_path", "worktree")
+    )
     # Merge only a branch that holds the target's head: the merge's tree is then the branch's,
-    # whose checks passed. Otherwise nothing is merged (MergeOutcome.target_moved).
+    # whose checks passed. Otherwise nothing is merged (MergeResult.target_moved).
     verified_only: bool = False
     style: MergeStyle = "merge"
     site: TaskSite | None = None  # None: recorded before sites were carried
 
 
-class MergeOutcome(BaseModel):
+class MergeResult(BaseModel):
     merged: bool
     merge_sha: str | None = None
     already_merged: bool = False  # found on target by its trailers: nothing was done twice
     conflict: bool = False
     conflict_files: list[str] = Field(default_factory=list)
     message: str = ""
-    # The task's worktree went with the merge (MergeInput.worktree): no removal step follows.
-    worktree_removed: bool = False
+    # The task's workspace went with the merge (MergeInput.workspace_path): no removal step
+    # follows. "worktree_removed" in results recorded before the rename.
+    workspace_removed: bool = Field(
+        default=False, validation_alias=AliasChoices("workspace_removed", "worktree_removed")
+    )
     # MergeInput.verified_only: the target has commits the branch lacks, nothing was merged.
     target_moved: bool = False
     # The branch merged with the target's new commits failed these checks (verify_merged).
@@ -104,7 +111,8 @@ class MergeOutcome(BaseModel):
 
 
 class TargetMergeInput(BaseModel):
-    worktree: str
+    # "worktree" in payloads recorded before the rename.
+    workspace_path: str = Field(validation_alias=AliasChoices("workspace_path", "worktree"))
     target_branch: str
     session_id: str
     task_id: str
@@ -113,19 +121,19 @@ class TargetMergeInput(BaseModel):
     site: TaskSite | None = None  # None: recorded before sites were carried
 
     @classmethod
-    def at(cls, place: TaskPlace, repo: str, worktree: str) -> TargetMergeInput:
+    def at(cls, origin: WorkspaceOrigin, repo: str, workspace_path: str) -> TargetMergeInput:
         return cls(
-            worktree=worktree,
-            target_branch=place.target_branch,
-            session_id=place.session_id,
-            task_id=place.task_id,
+            workspace_path=workspace_path,
+            target_branch=origin.target_branch,
+            session_id=origin.session_id,
+            task_id=origin.task_id,
             repo=repo,
-            base_sha=place.base_sha,
+            base_sha=origin.base_sha,
         )
 
     @property
-    def place(self) -> TaskPlace:
-        return TaskPlace(
+    def origin(self) -> WorkspaceOrigin:
+        return WorkspaceOrigin(
             session_id=self.session_id,
             task_id=self.task_id,
             target_branch=self.target_branch,
@@ -133,8 +141,8 @@ class TargetMergeInput(BaseModel):
         )
 
 
-class TargetMerge(BaseModel):
-    """The target branch merged into a task's branch, in its worktree (the conflict round)."""
+class TargetMergeResult(BaseModel):
+    """The target branch merged into a task's branch, in its workspace (the conflict round)."""
 
     clean: bool
     conflict_files: list[str] = Field(default_factory=list)
