@@ -34,7 +34,7 @@ class SetupActivities:
         # Made again here if missing, not set up twice: the setup is this step.
         located = request.model_copy(update={"settings": WorkspaceSettings()})
         worktree = await self.workspace_here(located)
-        return await self.set_up(request.model_copy(update={"worktree": worktree}))
+        return await self.set_up(request.model_copy(update={"workspace_path": worktree}))
 
     async def workspace_here(
         self, request: SetupInput, heartbeat: Callable[[str], object] | None = None
@@ -52,7 +52,7 @@ class SetupActivities:
                 workspaces(site).here, site.repo, request.workspace_path, request.origin
             )
         if request.settings.active:
-            await self.set_up(request.model_copy(update={"worktree": located.path}), heartbeat)
+            await self.set_up(request.model_copy(update={"workspace_path": located.path}), heartbeat)
         return located.path
 
     async def set_up(

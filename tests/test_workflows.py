@@ -758,7 +758,7 @@ async def test_a_checkout_in_the_way_fails_the_task_with_the_way_forward(
     before = head(repo, "main")
 
     async def real_merge(request: MergeInput) -> MergeResult:
-        on_disk = {"repo": str(repo), "branch": "approved", "worktree": None, "site": None}
+        on_disk = {"repo": str(repo), "branch": "approved", "workspace_path": None, "site": None}
         return await merge_activity(request.model_copy(update=on_disk))
 
     stubs.plan = make_plan(make_batch(1, make_task("1")))
