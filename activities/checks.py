@@ -47,7 +47,10 @@ class CheckActivities:
         checked(request)
         worktree = await self._setup.workspace_here(setup_of(request))
         request = request.model_copy(
-            update={"workspace_path": worktree, "output_dir": str(on_this_worker(request.output_dir))}
+            update={
+                "workspace_path": worktree,
+                "output_dir": str(on_this_worker(request.output_dir)),
+            }
         )
         if request.container is not None:
             return await self._checks_in_container(request, request.container)

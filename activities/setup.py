@@ -52,7 +52,9 @@ class SetupActivities:
                 workspaces(site).here, site.repo, request.workspace_path, request.origin
             )
         if request.settings.active:
-            await self.set_up(request.model_copy(update={"workspace_path": located.path}), heartbeat)
+            await self.set_up(
+                request.model_copy(update={"workspace_path": located.path}), heartbeat
+            )
         return located.path
 
     async def set_up(

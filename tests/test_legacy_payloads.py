@@ -17,6 +17,8 @@ from autopilot.models import (
     CommitInput,
     MergeInput,
     MergeResult,
+    Plan,
+    SessionRequest,
     SetupInput,
     TargetMergeInput,
     VerifyMergeInput,
@@ -104,3 +106,28 @@ def test_recorded_activity_inputs_load_under_the_new_names() -> None:
 
 def test_recorded_merge_results_load_under_the_new_names() -> None:
     assert _check("result", RESULTS) > 0
+
+
+def test_recorded_sessions_and_plans_load_their_execution_place() -> None:
+    """`mode` (a session's input) and a batch's `execution_mode` are its `execution_place`;
+    the plan's own `execution_mode` (the text of its default field) keeps its name."""
+    sessions = plans = 0
+    for path in sorted(HISTORIES.rglob("*.json")):
+        started = json.loads(path.read_text())["events"][0]
+        attributes = started["workflowExecutionStartedEventAttributes"]
+        if attributes["workflowType"]["name"] != "SessionWorkflow":
+            continue
+        recorded = _decoded(attributes["input"])
+        if "mode" in recorded:
+            loaded = SessionRequest.model_validate(recorded)
+            assert loaded.execution_place == recorded["mode"]
+            sessions += 1
+    for name, recorded in _recorded("result"):
+        if name in ("parse_plan", "load_plan") and recorded and "batches" in recorded:
+            plan = Plan.model_validate(recorded)
+            assert plan.execution_mode == recorded.get("execution_mode", "")
+            assert [batch.execution_place for batch in plan.batches] == [
+                batch.get("execution_mode") for batch in recorded["batches"]
+            ]
+            plans += 1
+    assert sessions > 0 and plans > 0

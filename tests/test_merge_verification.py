@@ -112,7 +112,9 @@ async def test_verification_checks_in_the_container_where_the_task_checks(
     stubs.script("merge_task", "1", MOVED)
     stubs.plan = make_plan(make_batch(1, make_task("1")))
     async with worker(client, stubs) as queue:
-        handle = await start_session(client, queue, review=review_settings("checks"), mode="dagger")
+        handle = await start_session(
+            client, queue, review=review_settings("checks"), execution_place="dagger"
+        )
         status = await handle.result()
 
     assert status.task("1").state == TaskState.MERGED

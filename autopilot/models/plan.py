@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import AliasChoices, BaseModel, Field
 
 from autopilot.models.site import ExecutionPlace
 
@@ -32,7 +32,10 @@ class Batch(BaseModel):
     title: str
     description: str = ""  # text between the batch heading and its first task
     dependencies: list[int] = Field(default_factory=list)  # batch numbers
-    execution_mode: ExecutionPlace | None = None  # where its tasks run
+    # Where its tasks run ("execution_mode" in payloads recorded before the rename).
+    execution_place: ExecutionPlace | None = Field(
+        default=None, validation_alias=AliasChoices("execution_place", "execution_mode")
+    )
     sequential: bool = False  # `**Execution Mode:** sequential`: one task at a time, in order
     tasks: list[Task] = Field(default_factory=list)
     line: int

@@ -3,7 +3,7 @@ arguments."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import AliasChoices, BaseModel, Field
 
 from autopilot.models.agent import AgentSettings
 from autopilot.models.checks import CheckResult
@@ -26,8 +26,11 @@ class SessionRequest(BaseModel):
     end_batch: int | None = None
     concurrency: int = 1
     # Where the tasks' agents and checks run: in their sandboxed workspace on the worker, or
-    # in a Dagger container; a batch's `**Execution Mode:**` place wins over it.
-    mode: ExecutionPlace = "local"
+    # in a Dagger container; a batch's `**Execution Mode:**` place wins over it ("mode" in
+    # sessions started before the rename).
+    execution_place: ExecutionPlace = Field(
+        default="local", validation_alias=AliasChoices("execution_place", "mode")
+    )
     container: ContainerSettings = Field(default_factory=ContainerSettings)  # for "dagger"
     # Absolute: worktrees, transcripts and logs live there, shared by the starter and the
     # workers of one machine. "" in remote mode: each worker uses its own (on_this_worker).

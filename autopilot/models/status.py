@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer
+from pydantic import AliasChoices, BaseModel, Field, SerializerFunctionWrapHandler, model_serializer
 
 from autopilot.models.notifications import NotifyFailure
 from autopilot.models.plan import DoneTask
@@ -101,7 +101,10 @@ class BatchStatus(BaseModel):
     number: int
     title: str
     dependencies: list[int] = Field(default_factory=list)
-    execution_mode: ExecutionPlace | None = None
+    # "execution_mode" in payloads recorded before the rename.
+    execution_place: ExecutionPlace | None = Field(
+        default=None, validation_alias=AliasChoices("execution_place", "execution_mode")
+    )
     sequential: bool = False
     task_ids: list[str] = Field(default_factory=list)
 

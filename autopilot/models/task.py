@@ -85,7 +85,7 @@ class TaskRequest(BaseModel):
 
 def place_of(request: SessionRequest, batch: Batch) -> ExecutionPlace:
     """Where a batch's tasks run: its own `**Execution Mode:**` place, else the session's."""
-    return batch.execution_mode or request.mode
+    return batch.execution_place or request.execution_place
 
 
 class TaskState(StrEnum):

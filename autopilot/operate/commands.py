@@ -288,7 +288,7 @@ def print_status(status: SessionStatus, as_json: bool, out: TextIO) -> None:
     for change in status.config_changes:
         out.write(printable(f"    reloaded: {change}") + "\n")
     for batch in status.batches:
-        mode = mode_text(batch.sequential, batch.execution_mode)
+        mode = mode_text(batch.sequential, batch.execution_place)
         out.write(printable(f"  Batch {batch.number} ({batch.title}): {mode}") + "\n")
     if plan_changed(status):
         out.write(
