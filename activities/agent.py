@@ -111,7 +111,7 @@ class AgentActivities(ClaudeRuns):
         except gitops.GitError as err:
             raise run_error(
                 f"the conflict round's merge could not be made on this worker: {err}",
-                error_types.WORKSPACE_UNAVAILABLE,
+                error_types.REMOTE_AWAY,
                 AgentProgress(session_id="", attempt=job.attempt),
             ) from err
         return merged.conflict_files

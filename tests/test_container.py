@@ -408,8 +408,8 @@ async def test_a_lost_connection_is_a_lost_run(standin: StandIn, tmp_path: Path)
     standin.drop_on = lambda query: "sync" in query
     with pytest.raises(EngineLost) as caught:
         await run(standin, tmp_path)
-    assert caught.value.error_type == error_types.ENGINE_LOST
-    assert error_types.ENGINE_LOST in error_types.LOST_RUN
+    assert caught.value.error_type == error_types.RUN_LOST
+    assert error_types.RUN_LOST in error_types.LOST_RUN
     assert f"127.0.0.1:{standin.port}" in str(caught.value)
 
 

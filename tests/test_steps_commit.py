@@ -32,5 +32,5 @@ def test_a_remote_failure_is_the_agents_or_a_lost_run() -> None:
         error_types.PROTECTED_PATHS_CHANGED, lost=False
     )
     assert failed_commit(gitops.GitError("remote away"), REMOTE) == CommitFailure(
-        error_types.WORK_NOT_PUSHED, lost=True
+        error_types.REMOTE_AWAY, lost=True
     )

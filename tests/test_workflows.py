@@ -364,7 +364,7 @@ async def test_lost_agent_is_recorded_from_its_last_heartbeat(client: Client, st
     # Lost is not failed: with one attempt allowed, the run after the loss still finishes.
     assert result.outcome == "ready", result.error
     lost, done = result.agent_runs
-    assert (lost.error_type, lost.session_id, lost.turns) == ("AgentLost", "claude-lost", 7)
+    assert (lost.error_type, lost.session_id, lost.turns) == ("RunLost", "claude-lost", 7)
     assert lost.transcript_path == "/t/lost.jsonl" and lost.is_error and lost.lost
     assert result.lost_runs == 1 and not done.is_error
     # The CLI never announced that session: a fresh one in the same worktree, told so.
@@ -1031,13 +1031,13 @@ async def test_a_failing_setup_pauses_the_session_and_spends_no_attempt(
 
 def killed(task_id: str) -> ApplicationError:
     """What run_agent and review_changes raise for a CLI killed by a signal from outside."""
-    run = failed_run("AgentKilled", f"claude for {task_id} was killed by a signal from outside")
+    run = failed_run("RunLost", f"claude for {task_id} was killed by a signal from outside")
     return agent_error(run)
 
 
 @pytest.mark.reliability(
     "the agent's and the reviewer's runs killed from outside, again and again",
-    "stand-in activities raise AgentKilled: no attempt spent, the task merges with 1 attempt",
+    "stand-in activities raise RunLost: no attempt spent, the task merges with 1 attempt",
 )
 async def test_lost_runs_never_spend_attempts(client: Client, stubs: Stubs) -> None:
     stubs.plan = make_plan(make_batch(1, make_task("1")))

@@ -33,9 +33,9 @@ with workflow.unsafe.imports_passed_through():
     from activities.setup import SetupActivities
     from activities.workspace import commit_changes, merge_target, prepare_workspace
     from autopilot.error_types import (
-        AGENT_LOST,
         CONFLICTS_REMAIN,
         REPO_UNUSABLE,
+        RUN_LOST,
         WORKSPACE_SETUP_FAILED,
     )
     from autopilot.infra.config import agent_task_queue
@@ -545,7 +545,7 @@ def failed_attempt(err: ActivityError, attempt: int) -> AgentRun:
     else:
         run = AgentRun(session_id="", attempt=attempt, is_error=True, error=failure_message(err))
     if isinstance(cause, TimeoutError):
-        run.error_type = AGENT_LOST
+        run.error_type = RUN_LOST
         details = cause.last_heartbeat_details
         # AgentProgress, as the agent's activities heartbeat (a check's or setup's command
         # line is a string: nothing to read back).
