@@ -42,6 +42,7 @@ from autopilot.models import (
     ReviewerFinding,
     ReviewerInput,
     ReviewerRunResult,
+    ReviewerVerdict,
     ReviewMode,
     ReviewSettings,
     SessionRequest,
@@ -52,7 +53,6 @@ from autopilot.models import (
     TargetMergeResult,
     Task,
     TaskRequest,
-    Verdict,
     VerifyMergeInput,
     VerifyMergeResult,
     Workspace,
@@ -110,8 +110,8 @@ def failed_run(
 
 def verdict(
     decision: str = "approve", summary: str = "looks right", findings: list[str] | None = None
-) -> Verdict:
-    return Verdict.model_validate(
+) -> ReviewerVerdict:
+    return ReviewerVerdict.model_validate(
         {
             "verdict": decision,
             "summary": summary,

@@ -61,7 +61,7 @@ class VerificationStep(BaseModel):
     note: str = ""
 
 
-class Verdict(BaseModel):
+class ReviewerVerdict(BaseModel):
     """The reviewer's answer, given through the CLI's --json-schema (StructuredOutput)."""
 
     verdict: Literal["approve", "request_changes"]
@@ -89,7 +89,7 @@ class ReviewerInput(BaseModel):
 
 
 class ReviewerRunResult(BaseModel):
-    verdict: Verdict
+    verdict: ReviewerVerdict
     run: AgentRun
     changed_files: list[str] = Field(default_factory=list)  # files the task's diff touches
 
@@ -99,7 +99,7 @@ class ReviewResult(BaseModel):
     approved: bool
     summary: str
     checks: list[CheckResult] = Field(default_factory=list)
-    verdict: Verdict | None = None  # None: the agent reviewer is off
+    verdict: ReviewerVerdict | None = None  # None: the agent reviewer is off
     findings: list[Finding] = Field(default_factory=list)  # what blocks approval
     untouched_files: list[str] = Field(default_factory=list)  # named in **Files:**, not changed
     reviewer_cost_usd: float = 0.0
