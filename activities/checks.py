@@ -1,4 +1,4 @@
-"""Activities: run the repo's check commands in a task's worktree (one review round's checks),
+"""Activities: run the repo's check commands in a task's workspace (one review round's checks),
 and the task's branch merged with the target's head, then checked (verify_merge). Each check
 runs in the agent's sandbox with the checks' minimal environment (CommandSandbox), or in the
 task's container."""

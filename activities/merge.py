@@ -32,7 +32,7 @@ async def merge_task(request: MergeInput) -> MergeResult:
 
 
 def merge_and_tidy(request: MergeInput) -> MergeResult:
-    """The merge, then the task's worktree once its branch is on the target.
+    """The merge, then the task's workspace once its branch is on the target.
 
     The merge looks for this task's merge on the target first: a retry after a crash
     between the merge and the activity's completion does not merge twice, and removes the

@@ -104,8 +104,8 @@ class ReviewerActivities(ClaudeRuns):
                 await asyncio.to_thread(gitops.restore_tree, workspace.path, head, workspace.branch)
         if changed:
             raise ApplicationError(
-                "the reviewer changed the task's worktree although it may only read it; "
-                "the worktree was restored and the review will run again",
+                "the reviewer changed the task's workspace although it may only read it; "
+                "the workspace was restored and the review will run again",
                 type=error_types.REVIEWER_CHANGED_TREE,
             )
         return outcome

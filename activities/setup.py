@@ -60,7 +60,7 @@ class SetupActivities:
     async def set_up(
         self, request: SetupInput, heartbeat: Callable[[str], object] | None = None
     ) -> SetupResult:
-        """The setup's copied files and commands (or their cache) in the request's worktree."""
+        """The setup's copied files and commands (or their cache) in the request's workspace."""
         request = request.model_copy(
             update={
                 "state_dir": str(on_this_worker(request.state_dir)),

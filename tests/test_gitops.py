@@ -29,7 +29,7 @@ from autopilot.git import (
     prepare_workspace,
     remove_workspace,
     require_git,
-    worktree_path,
+    workspace_dir,
 )
 from autopilot.git import merge as git_merge
 from autopilot.git import refs as git_refs
@@ -107,7 +107,7 @@ SAFE_COMPONENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
 
 def test_plain_ids_are_kept() -> None:
     assert branch_name("s1", "31.1a") == "autopilot/s1/31.1a"
-    assert worktree_path("/st", "s1", "31.1a") == Path("/st/worktrees/s1/31.1a")
+    assert workspace_dir("/st", "s1", "31.1a") == Path("/st/worktrees/s1/31.1a")
 
 
 @pytest.mark.parametrize("hostile", HOSTILE_IDS)
@@ -129,7 +129,7 @@ def test_hostile_ids_make_safe_branches_and_paths(hostile: str, tmp_path: Path) 
     assert check.returncode == 0, name
 
     state_dir = tmp_path / "state"
-    path = worktree_path(state_dir, hostile, hostile)
+    path = workspace_dir(state_dir, hostile, hostile)
     assert path.parent.parent == state_dir / "worktrees"
     assert path.resolve().is_relative_to((state_dir / "worktrees").resolve())
     assert path.name == parts[2]
@@ -150,7 +150,7 @@ def test_distinct_ids_get_distinct_names() -> None:
 def test_prepare_creates_branch_and_worktree_from_target(repo: Path, state: Path) -> None:
     ws = prepare_workspace(repo, "main", state, SESSION, "1")
     assert ws == Workspace(
-        path=str(worktree_path(state, SESSION, "1")),
+        path=str(workspace_dir(state, SESSION, "1")),
         branch=f"autopilot/{SESSION}/1",
         base_sha=head(repo),
     )
@@ -193,7 +193,7 @@ def test_prepare_after_workspace_dir_deleted_by_hand(repo: Path, state: Path) ->
     "prepare again: the workspace is made whole; a half one never stands at its path",
 )
 def test_prepare_remakes_a_workspace_left_half_made(repo: Path, state: Path) -> None:
-    path = worktree_path(state, SESSION, "1")
+    path = workspace_dir(state, SESSION, "1")
     half = path.with_name(f".making-{path.name}")
     write(half, "README.md", "half\n")  # killed during the checkout of a new workspace
     (half / ".git").mkdir()
@@ -206,7 +206,7 @@ def test_prepare_remakes_a_workspace_left_half_made(repo: Path, state: Path) -> 
     "leftover unregistered directory at the worktree path", "prepare: replaced by a clean worktree"
 )
 def test_prepare_replaces_a_leftover_unregistered_dir(repo: Path, state: Path) -> None:
-    path = worktree_path(state, SESSION, "1")
+    path = workspace_dir(state, SESSION, "1")
     write(path, "junk.txt", "left over\n")
     ws = prepare_workspace(repo, "main", state, SESSION, "1")
     assert ws.path == str(path)
@@ -1151,7 +1151,7 @@ def test_a_stale_lock_on_the_task_branch_is_cleared(tmp_path: Path, repo: Path) 
     "prepare reuses the worktree; commits land on the shared branch as before",
 )
 def test_a_worktree_of_an_earlier_version_is_still_used(repo: Path, state: Path) -> None:
-    path = worktree_path(state, SESSION, "1")
+    path = workspace_dir(state, SESSION, "1")
     branch = gitops.branch_name(SESSION, "1")
     git(repo, "worktree", "add", "-q", "-b", branch, str(path), "main")
     ws = prepare_workspace(repo, "main", state, SESSION, "1")

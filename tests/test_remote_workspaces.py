@@ -35,7 +35,7 @@ from autopilot.git import (
     merge_task,
     remote_url,
     shown_url,
-    worktree_path,
+    workspace_dir,
 )
 from autopilot.git import remote as remote_module
 from autopilot.models import (
@@ -323,8 +323,8 @@ def test_two_workers_run_a_session_and_a_rejected_merge_push_is_recomputed(
     ws1 = work(a, url, "1", {"one.txt": "from worker a\n"})
     ws2 = work(b, url, "2", {"two.txt": "from worker b\n"})
     # Each worker's workspace is under its own state dir, reading its own cache's objects.
-    assert Path(ws1.path) == worktree_path(tmp_path / "worker-a", SESSION, "1")
-    assert Path(ws2.path) == worktree_path(tmp_path / "worker-b", SESSION, "2")
+    assert Path(ws1.path) == workspace_dir(tmp_path / "worker-a", SESSION, "1")
+    assert Path(ws2.path) == workspace_dir(tmp_path / "worker-b", SESSION, "2")
     alternates = (Path(ws1.path) / ".git/objects/info/alternates").read_text().split()
     assert alternates == [str(a.shared_objects(url))]
     assert a.shared_objects(url).parent == a.cache_path(url)

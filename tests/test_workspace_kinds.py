@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from autopilot.git import LOCAL, LocalWorkspaces, WorkspaceKind, worktree_path
+from autopilot.git import LOCAL, LocalWorkspaces, WorkspaceKind, workspace_dir
 from autopilot.models import (
     CommitInput,
     MergeInput,
@@ -38,7 +38,7 @@ def test_a_task_from_workspace_to_merge_through_the_interface(tmp_path: Path) ->
     )
     ws = LOCAL.prepare(start)
     assert LOCAL.prepare(start) == ws  # a retry finds the same workspace
-    assert Path(ws.path) == worktree_path(state, SESSION, "1")
+    assert Path(ws.path) == workspace_dir(state, SESSION, "1")
     assert LOCAL.shared_objects(str(repo)) == repo / ".git" / "objects"
 
     write(Path(ws.path), "feature.txt", "from the agent\n")

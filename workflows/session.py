@@ -659,7 +659,7 @@ class SessionWorkflow:
                 start_to_close_timeout=ACTIVITY_TIMEOUT,
                 heartbeat_timeout=self._git_heartbeat,
                 retry_policy=GIT_RETRY,
-                summary=f"Task {task.id}: remove worktree",
+                summary=f"Task {task.id}: remove workspace",
             )
         except ActivityError as err:
             self._board.mark_changed(entry)

@@ -72,7 +72,7 @@ from autopilot.git.names import (
     agent_space_path,
     branch_name,
     safe_component,
-    worktree_path,
+    workspace_dir,
 )
 from autopilot.git.refs import (
     BRANCH_LOCK_STALE_SECONDS,
@@ -242,5 +242,5 @@ __all__ = [
     "start_afresh",
     "tree_fingerprint",
     "unresolved_conflicts",
-    "worktree_path",
+    "workspace_dir",
 ]

@@ -95,7 +95,7 @@ def _require_task_branch(worktree: str | Path, session_id: str, task_id: str) ->
     if head_ref != expected:
         now_on = head_ref or "a detached HEAD"
         raise GitError(
-            f"the task worktree {worktree} is on {now_on}, not on {expected}; the agent "
+            f"the task workspace {worktree} is on {now_on}, not on {expected}; the agent "
             "switched branches: check out the task branch there, then retry"
         )
 
@@ -383,7 +383,7 @@ def merge_target_into_branch(
     *,
     repo: str | Path | None,
 ) -> TargetMergeResult:
-    """Merge the target's head into the task branch, in the task's worktree.
+    """Merge the target's head into the task branch, in the task's workspace.
 
     A clean merge is committed (with our trailers); on conflicts the markers and MERGE_HEAD
     are left for the agent, and `commit_changes` concludes the merge later. Called again
@@ -435,7 +435,7 @@ def merge_target_into_branch(
     if resolve_rev(worktree, "MERGE_HEAD") is None:
         raise GitError(
             f"{git_failure_message(worktree, args, proc)}; nothing was merged. If untracked files "
-            "are in the way, move or delete them in the worktree, then retry"
+            "are in the way, move or delete them in the workspace, then retry"
         )
     unmerged = _unmerged_paths(worktree)
     if not unmerged:

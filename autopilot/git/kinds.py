@@ -23,7 +23,7 @@ from typing import NamedTuple, Protocol, runtime_checkable
 from autopilot.git.commits import commit_changes, merge_target_into_branch
 from autopilot.git.fresh import start_afresh
 from autopilot.git.merge import merge_task
-from autopilot.git.names import worktree_path
+from autopilot.git.names import workspace_dir
 from autopilot.git.workspace import bring_back, objects_dir, prepare_workspace, remove_workspace
 from autopilot.models import (
     CommitInput,
@@ -171,7 +171,7 @@ class LocalWorkspaces:
         )
 
     def remove(self, request: RemoveWorkspaceInput) -> None:
-        path = worktree_path(Path(request.state_dir), request.session_id, request.task_id)
+        path = workspace_dir(Path(request.state_dir), request.session_id, request.task_id)
         remove_workspace(request.repo, path)
 
     def remove_at(self, repo: str, path: str) -> None:

@@ -43,7 +43,7 @@ from autopilot.git.commits import merge_target_into_branch
 from autopilot.git.fresh import set_aside_name
 from autopilot.git.kinds import Located, commit_in
 from autopilot.git.merge import MERGE_ATTEMPTS, merge_task
-from autopilot.git.names import branch_name, worktree_path
+from autopilot.git.names import branch_name, workspace_dir
 from autopilot.git.refs import branch_ref, find_task_merge, is_ancestor, resolve_rev
 from autopilot.git.remote_cache import TRANSPORT_TIMEOUT_S, RemoteCache, cache_path, locked
 from autopilot.git.remote_url import RemoteError, shown_url
@@ -89,7 +89,7 @@ class RemoteWorkspaces:
         self.state_dir = Path(state_dir).absolute()
         self.timeout_s = timeout_s
         # <state_dir>/worktrees: every workspace is a <session>/<task> folder in it.
-        self._worktrees = worktree_path(self.state_dir, "session", "task").parent.parent
+        self._worktrees = workspace_dir(self.state_dir, "session", "task").parent.parent
 
     def cache_path(self, url: str) -> Path:
         """This worker's cache of `url` (it may not exist yet)."""
@@ -124,7 +124,7 @@ class RemoteWorkspaces:
 
     def prepare(self, request: WorkspaceInput) -> Workspace:
         branch = branch_name(request.session_id, request.task_id)
-        path = worktree_path(self.state_dir, request.session_id, request.task_id)
+        path = workspace_dir(self.state_dir, request.session_id, request.task_id)
         with self.cache(request.repo, request.target_branch) as cache:
             seen = self._sync(cache, request.target_branch, [branch])
             aside = ""
@@ -180,7 +180,7 @@ class RemoteWorkspaces:
                 f"{worktree}); this worker cannot make the workspace again"
             )
         branch = branch_name(place.session_id, place.task_id)
-        path = worktree_path(self.state_dir, place.session_id, place.task_id)
+        path = workspace_dir(self.state_dir, place.session_id, place.task_id)
         with self.cache(repo, place.target_branch or None) as cache:
             pushed = cache.sync([branch]).get(branch)
             start = pushed or place.base_sha
@@ -206,7 +206,7 @@ class RemoteWorkspaces:
         return self.cache_path(repo) / "objects"
 
     def commit(self, request: CommitInput) -> CommitResult:
-        worktree = str(worktree_path(self.state_dir, request.session_id, request.task_id))
+        worktree = str(workspace_dir(self.state_dir, request.session_id, request.task_id))
         if not request.in_place:
             # The workflow's own commit step, on any worker: the workspace as the step before
             # it left it (the agent's activity pushed its work), found or made again.
@@ -303,7 +303,7 @@ class RemoteWorkspaces:
     def remove(self, request: RemoveWorkspaceInput) -> None:
         self.remove_at(
             request.repo,
-            str(worktree_path(self.state_dir, request.session_id, request.task_id)),
+            str(workspace_dir(self.state_dir, request.session_id, request.task_id)),
         )
 
     def remove_at(self, repo: str, path: str) -> None:

@@ -1,4 +1,4 @@
-"""The repository's own check commands (`pytest -q`, `ruff check .`), run in a task's worktree.
+"""The repository's own check commands (`pytest -q`, `ruff check .`), run in a task's workspace.
 
 A check is an argv, split like a shell would split it but never run by one: a user who wants
 pipes or `&&` writes `sh -c '...'`. Each check runs blocking (the caller puts it in a thread)
