@@ -31,11 +31,11 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.agent import AgentActivities
+from activities.checks import CheckActivities
 from activities.log_context import LogContextInterceptor
 from activities.merge import merge_task
 from activities.notify import NotifyActivities
 from activities.parse_plan import load_plan_snapshot, parse_plan
-from activities.review import CheckActivities
 from activities.reviewer import ReviewerActivities
 from activities.setup import SetupActivities
 from activities.shutdown import ShutdownInterceptor

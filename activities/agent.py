@@ -13,7 +13,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.claude_runs import (
     ClaudeRuns,
-    RunOutcome,
+    RunResult,
     agent_run,
     failure_error,
     full_request,
@@ -42,10 +42,10 @@ from autopilot.models import (
     AgentProgress,
     AgentRun,
     CommitInput,
-    CommitOutcome,
+    CommitResult,
     ContainerSettings,
     TargetMergeInput,
-    TaskPlace,
+    WorkspaceOrigin,
 )
 from autopilot.steps.attempts import (
     agent_run_name,
@@ -69,7 +69,7 @@ def agent_prompt(job: AgentInput) -> str:
     return task_prompt(job.request, job.workspace.branch)
 
 
-async def commit_after_run(commit: CommitInput, run: AgentRun) -> CommitOutcome | None:
+async def commit_after_run(commit: CommitInput, run: AgentRun) -> CommitResult | None:
     """Commit what the agent left, in its own activity (autopilot/steps/commit.py says what
     a failure means): None hands it to the task workflow's commit step."""
     site = site_of(commit)
@@ -102,14 +102,16 @@ class AgentActivities(ClaudeRuns):
         conflicts left for the agent (found in progress where the round's first step ran)."""
         request, workspace = job.request, job.workspace
         site = site_of(job)
-        merge = TargetMergeInput.at(TaskPlace.of(request, workspace), request.repo, workspace.path)
+        merge = TargetMergeInput.at(
+            WorkspaceOrigin.of(request, workspace), request.repo, workspace.path
+        )
         merge.site = site
         try:
             merged = await in_thread(workspaces(site).merge_target, merge)
         except gitops.GitError as err:
             raise run_error(
                 f"the conflict round's merge could not be made on this worker: {err}",
-                error_types.WORKSPACE_UNAVAILABLE,
+                error_types.REMOTE_AWAY,
                 AgentProgress(session_id="", attempt=job.attempt),
             ) from err
         return merged.conflict_files
@@ -193,7 +195,7 @@ class AgentActivities(ClaudeRuns):
 
     async def _run_in_container(
         self, job: AgentInput, container: ContainerSettings, sid: str, transcript: Path
-    ) -> RunOutcome:
+    ) -> RunResult:
         """Container mode: the same argv, prompt and stream as a local run, in the task's
         Dagger container; the workspace comes back over the host's when it ends."""
         # Imported here: the Dagger SDK is slow to import, and only container mode needs it.
@@ -222,7 +224,7 @@ class AgentActivities(ClaudeRuns):
         work = ContainerJob(workspace=Path(job.workspace.path), inside=site.inside, objects=objects)
         env = agent_environment(self._claude_bin, self._env, model_route(self._env))
 
-        async def run(on_progress: Callable[[AgentProgress], None]) -> RunOutcome:
+        async def run(on_progress: Callable[[AgentProgress], None]) -> RunResult:
             try:
                 return await run_claude_in_container(
                     access,

@@ -52,7 +52,7 @@ from autopilot.steps.attempts import (
 from autopilot.steps.site import workspaces
 
 log = structlog.get_logger("agent")
-RunOutcome = tuple[StreamState, float]  # the run's stream and its wall time
+RunResult = tuple[StreamState, float]  # the run's stream and its wall time
 ERROR_TYPES = {
     "auth": error_types.AGENT_AUTH,
     "rate_limit": error_types.AGENT_RATE_LIMITED,
@@ -60,7 +60,7 @@ ERROR_TYPES = {
     "hung": error_types.AGENT_HUNG,
     "timeout": error_types.AGENT_TIMED_OUT,
     "no_result": error_types.AGENT_DIED,
-    "killed": error_types.AGENT_KILLED,
+    "killed": error_types.RUN_LOST,
     "resume_refused": error_types.AGENT_ERROR,  # only when the fresh session failed as well
     "error": error_types.AGENT_ERROR,
 }
@@ -120,12 +120,15 @@ def handed_over(progress: AgentProgress) -> ApplicationError:
     """A run cut short by its worker's shutdown: lost, not failed (error_types.LOST_RUN)."""
     return run_error(
         "the worker stopped before the run finished; it resumes on another worker",
-        error_types.WORKER_STOPPED,
+        error_types.RUN_LOST,
         progress,
+        expected=True,
     )
 
 
-def run_error(message: str, error_type: str, progress: AgentProgress) -> ApplicationError:
+def run_error(
+    message: str, error_type: str, progress: AgentProgress, *, expected: bool = False
+) -> ApplicationError:
     """A run ended around the agent, not by it (the worker stopping, container mode's engine),
     with where it got to, so that the task workflow records it: lost (LOST_RUN: resumed, no
     attempt spent) or a setup error (AGENT_NON_RETRYABLE)."""
@@ -141,12 +144,8 @@ def run_error(message: str, error_type: str, progress: AgentProgress) -> Applica
         session_saved=progress.session_saved,
         lost=is_lost(error_type),
     )
-    # A worker's shutdown is expected: logged without a traceback.
-    category = (
-        ApplicationErrorCategory.BENIGN
-        if error_type == error_types.WORKER_STOPPED
-        else ApplicationErrorCategory.UNSPECIFIED
-    )
+    # Expected (a worker's shutdown): logged without a traceback.
+    category = ApplicationErrorCategory.BENIGN if expected else ApplicationErrorCategory.UNSPECIFIED
     return ApplicationError(
         message,
         run,
@@ -228,7 +227,7 @@ class ClaudeRuns:
                 raise run_error(err.message, err.type or "", started) from err
             raise run_error(
                 f"the task's workspace could not be made on this worker: {err.message}",
-                error_types.WORKSPACE_UNAVAILABLE,
+                error_types.REMOTE_AWAY,
                 started,
             ) from err
         return workspace.model_copy(update={"path": path})
@@ -259,7 +258,7 @@ class ClaudeRuns:
             gateway = self._gateway.environment(grant.token, self._egress.credential_names)
             env = agent_environment(self._claude_bin, self._env, space_environment(space) | gateway)
 
-            async def run(on_progress: Callable[[AgentProgress], None]) -> RunOutcome:
+            async def run(on_progress: Callable[[AgentProgress], None]) -> RunResult:
                 # The attempt's own time limit, enforced here (the process tree is killed) so
                 # the failure says what happened; the activity's timeout is a little longer.
                 try:
@@ -286,12 +285,12 @@ class ClaudeRuns:
 
     async def _heartbeating(
         self,
-        run: Callable[[Callable[[AgentProgress], None]], Awaitable[RunOutcome]],
+        run: Callable[[Callable[[AgentProgress], None]], Awaitable[RunResult]],
         sid: str,
         attempt: int,
         transcript: Path,
         settings: AgentSettings,
-    ) -> RunOutcome:
+    ) -> RunResult:
         """`run`, heartbeating with its progress (session id, turns, cost, transcript) as it
         comes and on a timer; a worker's shutdown hands it over (`handed_over`)."""
         progress = AgentProgress(session_id=sid, attempt=attempt, transcript_path=str(transcript))

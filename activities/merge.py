@@ -9,14 +9,14 @@ from activities.errors import checked, git_errors_as_activity_errors
 from activities.heartbeat import in_thread
 from autopilot import git as gitops
 from autopilot.infra import failpoints
-from autopilot.models import MergeInput, MergeOutcome
+from autopilot.models import MergeInput, MergeResult
 from autopilot.steps.site import site_of, workspaces
 
 log = structlog.get_logger("merge")
 
 
 @activity.defn
-async def merge_task(request: MergeInput) -> MergeOutcome:
+async def merge_task(request: MergeInput) -> MergeResult:
     with git_errors_as_activity_errors():
         outcome = await in_thread(merge_and_tidy, checked(request))
     log.info(
@@ -26,13 +26,13 @@ async def merge_task(request: MergeInput) -> MergeOutcome:
         conflict=outcome.conflict,
         merge_sha=outcome.merge_sha,
         target=request.target_branch,
-        worktree_removed=outcome.worktree_removed,
+        workspace_removed=outcome.workspace_removed,
     )
     return outcome
 
 
-def merge_and_tidy(request: MergeInput) -> MergeOutcome:
-    """The merge, then the task's worktree once its branch is on the target.
+def merge_and_tidy(request: MergeInput) -> MergeResult:
+    """The merge, then the task's workspace once its branch is on the target.
 
     The merge looks for this task's merge on the target first: a retry after a crash
     between the merge and the activity's completion does not merge twice, and removes the
@@ -42,11 +42,15 @@ def merge_and_tidy(request: MergeInput) -> MergeOutcome:
     kind = workspaces(site_of(request))
     outcome = kind.merge(request)
     failpoints.reach(failpoints.AFTER_MERGE)
-    if request.worktree and outcome.merged:
+    if request.workspace_path and outcome.merged:
         try:
-            kind.remove_at(request.repo, request.worktree)
+            kind.remove_at(request.repo, request.workspace_path)
         except (gitops.GitError, OSError) as err:
-            log.warning("worktree kept after the merge", worktree=request.worktree, error=str(err))
+            log.warning(
+                "workspace kept after the merge",
+                workspace_path=request.workspace_path,
+                error=str(err),
+            )
         else:
-            outcome.worktree_removed = True
+            outcome.workspace_removed = True
     return outcome

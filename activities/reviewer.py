@@ -13,7 +13,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.claude_runs import (
     ClaudeRuns,
-    RunOutcome,
+    RunResult,
     agent_run,
     failure_error,
     full_request,
@@ -27,7 +27,7 @@ from autopilot import git as gitops
 from autopilot.agent.runner import AgentFailure
 from autopilot.models import (
     ReviewerInput,
-    ReviewerOutcome,
+    ReviewerRunResult,
     Workspace,
 )
 from autopilot.review.reviewer import parse_verdict, reviewer_argv, reviewer_prompt
@@ -44,7 +44,7 @@ class ReviewerActivities(ClaudeRuns):
     """The reviewer's runs."""
 
     @activity.defn(name="review_changes")
-    async def review_changes(self, job: ReviewerInput) -> ReviewerOutcome:
+    async def review_changes(self, job: ReviewerInput) -> ReviewerRunResult:
         request = await full_request(checked(job).request)
         attempt = reviewer_attempt(job.attempt, activity.info().attempt)
         name = reviewer_run_name(job.round, attempt)
@@ -83,15 +83,15 @@ class ReviewerActivities(ClaudeRuns):
             findings=len(verdict.findings),
             transcript=str(transcript),
         )
-        return ReviewerOutcome(
+        return ReviewerRunResult(
             verdict=verdict,
             run=agent_run(state, attempt, transcript, duration),
             changed_files=diff.changed_files,
         )
 
     async def _read_only(
-        self, workspace: Workspace, run: Callable[[], Awaitable[RunOutcome]]
-    ) -> RunOutcome:
+        self, workspace: Workspace, run: Callable[[], Awaitable[RunResult]]
+    ) -> RunResult:
         """`run`, after which the workspace's tree must be as it was: the reviewer is given
         read-only tools; this is the proof, and the repair (the review then runs again)."""
         head = await asyncio.to_thread(gitops.head_sha, workspace.path)
@@ -104,8 +104,8 @@ class ReviewerActivities(ClaudeRuns):
                 await asyncio.to_thread(gitops.restore_tree, workspace.path, head, workspace.branch)
         if changed:
             raise ApplicationError(
-                "the reviewer changed the task's worktree although it may only read it; "
-                "the worktree was restored and the review will run again",
+                "the reviewer changed the task's workspace although it may only read it; "
+                "the workspace was restored and the review will run again",
                 type=error_types.REVIEWER_CHANGED_TREE,
             )
         return outcome

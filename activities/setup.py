@@ -34,7 +34,7 @@ class SetupActivities:
         # Made again here if missing, not set up twice: the setup is this step.
         located = request.model_copy(update={"settings": WorkspaceSettings()})
         worktree = await self.workspace_here(located)
-        return await self.set_up(request.model_copy(update={"worktree": worktree}))
+        return await self.set_up(request.model_copy(update={"workspace_path": worktree}))
 
     async def workspace_here(
         self, request: SetupInput, heartbeat: Callable[[str], object] | None = None
@@ -46,19 +46,21 @@ class SetupActivities:
         `heartbeat`: what the setup's progress heartbeats, from a command line."""
         site = site_of(request)
         if not site.remote:  # one machine: where it was prepared
-            return request.worktree
+            return request.workspace_path
         with git_errors_as_activity_errors():
             located = await in_thread(
-                workspaces(site).here, site.repo, request.worktree, request.place
+                workspaces(site).here, site.repo, request.workspace_path, request.origin
             )
         if request.settings.active:
-            await self.set_up(request.model_copy(update={"worktree": located.path}), heartbeat)
+            await self.set_up(
+                request.model_copy(update={"workspace_path": located.path}), heartbeat
+            )
         return located.path
 
     async def set_up(
         self, request: SetupInput, heartbeat: Callable[[str], object] | None = None
     ) -> SetupResult:
-        """The setup's copied files and commands (or their cache) in the request's worktree."""
+        """The setup's copied files and commands (or their cache) in the request's workspace."""
         request = request.model_copy(
             update={
                 "state_dir": str(on_this_worker(request.state_dir)),
@@ -68,7 +70,7 @@ class SetupActivities:
         site = site_of(request)
         # Where the target branch is, for the cache (only the user's code fills it).
         target_repo = str(workspaces(site).target_repo(site.repo)) if site.repo else ""
-        worktree = Path(request.worktree)
+        worktree = Path(request.workspace_path)
         tmp_root = Path(request.state_dir) / "tmp"
         with self._commands.confined(worktree, request, tmp_root) as env:
             try:

@@ -1,7 +1,7 @@
 """An activity cut short by its worker's shutdown is lost, not cancelled.
 
 After SIGTERM and the grace period, the SDK cancels what still runs. Reported as cancelled,
-the workflow would take it for an operator's cancel; reported as WorkerStopped (a retryable
+the workflow would take it for an operator's cancel; reported as RunLost (a retryable
 ApplicationError, one of error_types.LOST_RUN), the step runs again on another worker and the
 agent's run resumes there without spending an attempt. The agent activity says more itself
 (where its session got to: activities/agent.py `handed_over`); this covers the others.
@@ -29,7 +29,7 @@ class _HandOverOnShutdown(ActivityInboundInterceptor):
             raise ApplicationError(
                 f"the worker stopped before {activity.info().activity_type} finished; "
                 "it runs again on another worker",
-                type=error_types.WORKER_STOPPED,
+                type=error_types.RUN_LOST,
                 category=ApplicationErrorCategory.BENIGN,
             ) from None
 

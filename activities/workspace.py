@@ -12,10 +12,10 @@ from activities.errors import checked, git_errors_as_activity_errors
 from activities.heartbeat import in_thread
 from autopilot.models import (
     CommitInput,
-    CommitOutcome,
+    CommitResult,
     RemoveWorkspaceInput,
-    TargetMerge,
     TargetMergeInput,
+    TargetMergeResult,
     Workspace,
     WorkspaceInput,
 )
@@ -29,7 +29,7 @@ async def prepare_workspace(request: WorkspaceInput) -> Workspace:
 
 
 @activity.defn
-async def commit_changes(request: CommitInput) -> CommitOutcome:
+async def commit_changes(request: CommitInput) -> CommitResult:
     with git_errors_as_activity_errors():
         return await in_thread(workspaces(site_of(request)).commit, checked(request))
 
@@ -41,7 +41,7 @@ async def remove_workspace(request: RemoveWorkspaceInput) -> None:
 
 
 @activity.defn
-async def merge_target(request: TargetMergeInput) -> TargetMerge:
+async def merge_target(request: TargetMergeInput) -> TargetMergeResult:
     # The conflict round's first step: the target merged into the task's branch, conflicts
     # left in place for the agent. Idempotent: a retry finds the merge in progress.
     with git_errors_as_activity_errors():

@@ -17,21 +17,29 @@ AGENT_ERROR = "AgentError"  # ended with is_error for another reason (max turns,
 AGENT_SETUP = "AgentSetup"  # the CLI cannot be started on this worker
 REVIEWER_CHANGED_TREE = "ReviewerChangedTree"
 
-# The run was lost, not failed: these never spend an attempt.
-AGENT_LOST = "AgentLost"  # the worker stopped heartbeating (died, or the server was away)
-AGENT_KILLED = "AgentKilled"  # the CLI died of a signal that the pipeline did not send
-# The worker was told to stop (SIGTERM) and its grace period ran out: the run is handed over.
-WORKER_STOPPED = "WorkerStopped"
-# Remote mode: the agent finished but its work could not be pushed to the remote (the remote
-# was away, or refused for a reason of its own). Lost: the next run goes on from the remote.
-WORK_NOT_PUSHED = "WorkNotPushed"
-# Remote mode: this worker could not find or make the task's workspace before the run (the
-# remote did not answer). Lost: the next run, here or elsewhere, tries again.
-WORKSPACE_UNAVAILABLE = "WorkspaceUnavailable"
-# Container mode (autopilot/agent/container_engine.py): the Dagger engine went away mid-run, or
-# one of its calls ran past its hard timeout. Lost, not failed: the agent did nothing wrong.
-ENGINE_LOST = "EngineLost"
-ENGINE_TIMED_OUT = "EngineTimedOut"
+# The run was lost, not failed: these never spend an attempt; the message says what happened.
+# The run's process or its worker went away: the worker stopped heartbeating (died, or the
+# server was away), the CLI died of a signal the pipeline did not send, the worker was told to
+# stop (SIGTERM) and its grace period ran out, or container mode's Dagger engine went away or
+# ran a call past its hard timeout (autopilot/agent/container_engine.py).
+RUN_LOST = "RunLost"
+# Remote mode: the remote did not answer, before the run (this worker could not find or make
+# the task's workspace) or after it (the agent's work could not be pushed). The next run, here
+# or elsewhere, goes on from the remote.
+REMOTE_AWAY = "RemoteAway"
+# What the lost types were before they were folded into the two above: failures recorded in
+# histories still carry them, and the task workflow decides on them when it replays.
+LEGACY_LOST_TYPES = frozenset(
+    {
+        "AgentLost",
+        "AgentKilled",
+        "WorkerStopped",
+        "EngineLost",
+        "EngineTimedOut",
+        "WorkNotPushed",
+        "WorkspaceUnavailable",
+    }
+)
 # The container could not be made (image not pulled, packages or the CLI not installed):
 # every other task would meet it too.
 CONTAINER_SETUP = "ContainerSetup"
@@ -97,14 +105,4 @@ SETUP_ERRORS = frozenset(
 # may be the engine's or [container]'s: its pause names both ways.)
 CONFIG_ERRORS = frozenset({WORKSPACE_SETUP_FAILED})
 # A run that ended with one of these was lost: it resumes and is not counted as a failure.
-LOST_RUN = frozenset(
-    {
-        AGENT_LOST,
-        AGENT_KILLED,
-        WORKER_STOPPED,
-        ENGINE_LOST,
-        ENGINE_TIMED_OUT,
-        WORK_NOT_PUSHED,
-        WORKSPACE_UNAVAILABLE,
-    }
-)
+LOST_RUN = frozenset({RUN_LOST, REMOTE_AWAY}) | LEGACY_LOST_TYPES

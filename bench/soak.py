@@ -126,7 +126,7 @@ class Kill:
 
 
 @dataclass
-class Verdict:
+class ReviewerVerdict:
     failures: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -162,7 +162,7 @@ class SoakResult:
     kills: list[Kill] = field(default_factory=list)
     merged: int = 0
     turns: Turns = field(default_factory=Turns)
-    verdict: Verdict = field(default_factory=Verdict)
+    verdict: ReviewerVerdict = field(default_factory=ReviewerVerdict)
     status: SessionStatus | None = None
 
     def kinds_done(self) -> Counter[str]:
@@ -512,8 +512,8 @@ def judge(
     installation: Installation,
     status: SessionStatus | None,
     outcome: str,
-) -> Verdict:
-    verdict = Verdict()
+) -> ReviewerVerdict:
+    verdict = ReviewerVerdict()
     fail, note = verdict.failures.append, verdict.notes.append
 
     merged: Counter[str] = Counter()

@@ -225,7 +225,7 @@ def leaves_a_file(*more_commands: str) -> ToolUses:
 
 def commit_of(setup: Setup) -> CommitInput:
     return CommitInput(
-        worktree=str(setup.worktree),
+        workspace_path=str(setup.worktree),
         base_sha=setup.job.workspace.base_sha,
         session_id=SESSION,
         task_id=TASK_ID,

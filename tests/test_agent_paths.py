@@ -24,7 +24,7 @@ from autopilot.git import (
     prepare_workspace,
 )
 from autopilot.infra import parse_check, remove_path
-from autopilot.models import SetupInput, TaskPlace, Workspace, WorkspaceSettings
+from autopilot.models import SetupInput, Workspace, WorkspaceOrigin, WorkspaceSettings
 from autopilot.review import CheckEnv, private_tmpdir
 from autopilot.setup import set_up_workspace
 from autopilot.steps.site import decide
@@ -109,7 +109,7 @@ def setup_request(places: Places, ws: Workspace) -> SetupInput:
         }
     )
     return SetupInput(
-        worktree=ws.path,
+        workspace_path=ws.path,
         repo=str(places.repo),
         state_dir=str(places.tmp / "state"),
         settings=settings,
@@ -163,7 +163,7 @@ def mark_step(places: Places, put: Put) -> None:
     put()
     mark_workspace(
         places.workspace,
-        TaskPlace(
+        WorkspaceOrigin(
             session_id=SESSION, task_id="1", target_branch="main", base_sha=places.ws.base_sha
         ),
     )

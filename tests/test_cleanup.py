@@ -151,7 +151,7 @@ def test_plan_removes_merged_with_worktree_first_and_keeps_unmerged(
 
     actions = plan(repo, state=state)
     assert kinds(actions) == [
-        ("remove_worktree", done.path),
+        ("remove_workspace", done.path),
         ("delete_branch", "autopilot/s1/1"),
         ("keep", "autopilot/s1/2"),
     ]
@@ -164,7 +164,7 @@ def test_plan_removes_merged_with_worktree_first_and_keeps_unmerged(
 def test_include_unmerged_removes_them_too(repo: Path, state: Path) -> None:
     ws = do_task(repo, state, "s1", "2", merged=False)
     actions = plan(repo, state=state, include_unmerged=True)
-    assert kinds(actions) == [("remove_worktree", ws.path), ("delete_branch", ws.branch)]
+    assert kinds(actions) == [("remove_workspace", ws.path), ("delete_branch", ws.branch)]
     assert "include-unmerged" in actions[1].reason
 
     lines = apply_cleanup(repo, actions, remote=None, state_dir=state)
@@ -223,9 +223,9 @@ def test_apply_removes_worktree_then_branch_and_is_idempotent(repo: Path, state:
 
     lines = apply_cleanup(repo, actions, remote=None, state_dir=state)
     assert lines == [
-        f"removed worktree {first.path}",
+        f"removed workspace {first.path}",
         f"deleted branch {first.branch} (was {first_sha[:12]})",
-        f"removed worktree {second.path}",
+        f"removed workspace {second.path}",
         f"deleted branch {second.branch} (was {second_sha[:12]})",
         f"kept {kept.branch}: {UNMERGED_REASON}",
     ]
@@ -242,7 +242,7 @@ def test_apply_removes_worktree_then_branch_and_is_idempotent(repo: Path, state:
     again = apply_cleanup(repo, actions, remote=None, state_dir=state)
     assert not failures(again)
     assert f"branch {first.branch} is already gone" in again
-    assert f"worktree {first.path} is already gone" in again
+    assert f"workspace {first.path} is already gone" in again
     assert snapshot(repo, state) == before
 
 
@@ -258,7 +258,7 @@ def test_a_failing_action_is_reported_and_the_rest_done(repo: Path, state: Path)
     assert failed.startswith(f"FAILED to delete branch {ws1.branch}: `git branch")
     assert "checked out" in failed  # git's own words
     assert git(repo, "symbolic-ref", "--short", "HEAD") == ws1.branch
-    assert f"removed worktree {ws2.path}" in lines
+    assert f"removed workspace {ws2.path}" in lines
     assert git(repo, "branch", "--list", ws2.branch) == ""
 
 
@@ -285,7 +285,7 @@ def test_a_worktree_outside_the_state_dir_is_not_forced(
     git(mine, "add", "precious.txt")
 
     actions = plan(repo, state=state)
-    assert kinds(actions) == [("remove_worktree", str(mine)), ("delete_branch", ws.branch)]
+    assert kinds(actions) == [("remove_workspace", str(mine)), ("delete_branch", ws.branch)]
     lines = apply_cleanup(repo, actions, remote=None, state_dir=state)
     assert len(failures(lines)) == 2  # git refuses both: changes there, branch checked out
     assert (mine / "precious.txt").read_text() == "uncommitted\n"

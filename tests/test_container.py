@@ -408,8 +408,8 @@ async def test_a_lost_connection_is_a_lost_run(standin: StandIn, tmp_path: Path)
     standin.drop_on = lambda query: "sync" in query
     with pytest.raises(EngineLost) as caught:
         await run(standin, tmp_path)
-    assert caught.value.error_type == error_types.ENGINE_LOST
-    assert error_types.ENGINE_LOST in error_types.LOST_RUN
+    assert caught.value.error_type == error_types.RUN_LOST
+    assert error_types.RUN_LOST in error_types.LOST_RUN
     assert f"127.0.0.1:{standin.port}" in str(caught.value)
 
 
@@ -464,7 +464,7 @@ async def test_the_exported_workspace_is_committed_on_the_host(
     await run(standin, tmp_path, job=job)
 
     commit = CommitInput(
-        worktree=ws.path, base_sha=ws.base_sha, session_id="sess-c", task_id="1",
+        workspace_path=ws.path, base_sha=ws.base_sha, session_id="sess-c", task_id="1",
         message="Task 1", repo=str(repo),
     )  # fmt: skip
     done = LOCAL.commit(commit)

@@ -11,7 +11,7 @@ import pytest
 from temporalio.client import Client
 
 from autopilot.models import (
-    MergeOutcome,
+    MergeResult,
     ResumeRequest,
     RetryRequest,
     SessionState,
@@ -91,7 +91,7 @@ async def test_a_bare_task_id_retries_from_the_branch_as_before(
 async def test_a_fresh_session_starts_each_task_afresh_once(client: Client, stubs: Stubs) -> None:
     stubs.plan = make_plan(make_batch(1, make_task("1"), make_task("2")))
     # Task 1's branch conflicts with the target: its conflict round goes on from its branch.
-    stubs.script("merge_task", "1", MergeOutcome(merged=False, conflict=True, message="clash"))
+    stubs.script("merge_task", "1", MergeResult(merged=False, conflict=True, message="clash"))
     async with worker(client, stubs) as queue:
         handle = await start_session(client, queue, fresh=True)
         status = await handle.result()

@@ -29,12 +29,12 @@ from autopilot.git import (
     prepare_workspace,
     remove_workspace,
     require_git,
-    worktree_path,
+    workspace_dir,
 )
 from autopilot.git import merge as git_merge
 from autopilot.git import refs as git_refs
 from autopilot.infra import remove_path
-from autopilot.models import MergeInput, MergeOutcome, Workspace
+from autopilot.models import MergeInput, MergeResult, Workspace
 from tests.gitutil import commit_file, git, head, isolate_git, make_repo, trailers, write
 
 SESSION = "sess-1"
@@ -66,7 +66,7 @@ def do_task(
     return ws
 
 
-def merge(repo: Path, ws: Workspace, task: str, session: str = SESSION) -> MergeOutcome:
+def merge(repo: Path, ws: Workspace, task: str, session: str = SESSION) -> MergeResult:
     return merge_task(repo, "main", ws.branch, session, task, f"Merge task {task}")
 
 
@@ -107,7 +107,7 @@ SAFE_COMPONENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
 
 def test_plain_ids_are_kept() -> None:
     assert branch_name("s1", "31.1a") == "autopilot/s1/31.1a"
-    assert worktree_path("/st", "s1", "31.1a") == Path("/st/worktrees/s1/31.1a")
+    assert workspace_dir("/st", "s1", "31.1a") == Path("/st/worktrees/s1/31.1a")
 
 
 @pytest.mark.parametrize("hostile", HOSTILE_IDS)
@@ -129,7 +129,7 @@ def test_hostile_ids_make_safe_branches_and_paths(hostile: str, tmp_path: Path) 
     assert check.returncode == 0, name
 
     state_dir = tmp_path / "state"
-    path = worktree_path(state_dir, hostile, hostile)
+    path = workspace_dir(state_dir, hostile, hostile)
     assert path.parent.parent == state_dir / "worktrees"
     assert path.resolve().is_relative_to((state_dir / "worktrees").resolve())
     assert path.name == parts[2]
@@ -150,7 +150,7 @@ def test_distinct_ids_get_distinct_names() -> None:
 def test_prepare_creates_branch_and_worktree_from_target(repo: Path, state: Path) -> None:
     ws = prepare_workspace(repo, "main", state, SESSION, "1")
     assert ws == Workspace(
-        path=str(worktree_path(state, SESSION, "1")),
+        path=str(workspace_dir(state, SESSION, "1")),
         branch=f"autopilot/{SESSION}/1",
         base_sha=head(repo),
     )
@@ -193,7 +193,7 @@ def test_prepare_after_workspace_dir_deleted_by_hand(repo: Path, state: Path) ->
     "prepare again: the workspace is made whole; a half one never stands at its path",
 )
 def test_prepare_remakes_a_workspace_left_half_made(repo: Path, state: Path) -> None:
-    path = worktree_path(state, SESSION, "1")
+    path = workspace_dir(state, SESSION, "1")
     half = path.with_name(f".making-{path.name}")
     write(half, "README.md", "half\n")  # killed during the checkout of a new workspace
     (half / ".git").mkdir()
@@ -206,7 +206,7 @@ def test_prepare_remakes_a_workspace_left_half_made(repo: Path, state: Path) -> 
     "leftover unregistered directory at the worktree path", "prepare: replaced by a clean worktree"
 )
 def test_prepare_replaces_a_leftover_unregistered_dir(repo: Path, state: Path) -> None:
-    path = worktree_path(state, SESSION, "1")
+    path = workspace_dir(state, SESSION, "1")
     write(path, "junk.txt", "left over\n")
     ws = prepare_workspace(repo, "main", state, SESSION, "1")
     assert ws.path == str(path)
@@ -753,7 +753,7 @@ def test_a_refused_merge_is_a_non_retryable_activity_error(repo: Path, state: Pa
         session_id=SESSION,
         task_id="1",
         message="Merge task 1",
-        worktree=ws.path,
+        workspace_path=ws.path,
     )
     with pytest.raises(ApplicationError) as caught, git_errors_as_activity_errors():
         merge_and_tidy(request)
@@ -1068,7 +1068,7 @@ def merge_input(repo: Path, ws: Workspace, task: str, worktree: str | None) -> M
         session_id=SESSION,
         task_id=task,
         message=f"Merge task {task}",
-        worktree=worktree,
+        workspace_path=worktree,
     )
 
 
@@ -1077,7 +1077,7 @@ def test_a_landed_merge_takes_the_worktree_and_keeps_the_branch(repo: Path, stat
 
     outcome = merge_and_tidy(merge_input(repo, ws, "1", ws.path))
 
-    assert outcome.merged and not outcome.already_merged and outcome.worktree_removed
+    assert outcome.merged and not outcome.already_merged and outcome.workspace_removed
     assert git(repo, "show", "main:a.txt") == "a"
     assert not Path(ws.path).exists()
     assert ws.path not in git(repo, "worktree", "list", "--porcelain")
@@ -1093,17 +1093,17 @@ def test_a_retry_after_the_merge_removes_the_worktree_without_merging_twice(
 ) -> None:
     ws = do_task(repo, state, "1", {"a.txt": "a\n"})
     first = merge_and_tidy(merge_input(repo, ws, "1", None))  # the crash: worktree left
-    assert first.merged and not first.worktree_removed and Path(ws.path).exists()
+    assert first.merged and not first.workspace_removed and Path(ws.path).exists()
     head_after_merge = head(repo, "main")
 
     retried = merge_and_tidy(merge_input(repo, ws, "1", ws.path))
 
-    assert retried.already_merged and retried.worktree_removed
+    assert retried.already_merged and retried.workspace_removed
     assert retried.merge_sha == first.merge_sha == head_after_merge
     assert head(repo, "main") == head_after_merge
     assert not Path(ws.path).exists()
     # and once more, the worktree already gone
-    assert merge_and_tidy(merge_input(repo, ws, "1", ws.path)).worktree_removed
+    assert merge_and_tidy(merge_input(repo, ws, "1", ws.path)).workspace_removed
 
 
 def test_a_conflict_keeps_the_worktree_for_the_conflict_round(repo: Path, state: Path) -> None:
@@ -1112,7 +1112,7 @@ def test_a_conflict_keeps_the_worktree_for_the_conflict_round(repo: Path, state:
 
     outcome = merge_and_tidy(merge_input(repo, ws, "1", ws.path))
 
-    assert outcome.conflict and not outcome.merged and not outcome.worktree_removed
+    assert outcome.conflict and not outcome.merged and not outcome.workspace_removed
     assert Path(ws.path, "README.md").read_text() == "the task's text\n"
     assert gitops.is_workspace_repo(ws.path)
 
@@ -1124,7 +1124,7 @@ def test_a_worktree_that_will_not_go_does_not_undo_the_merge(repo: Path, state: 
     # removal step gets the worktree
     outcome = merge_and_tidy(merge_input(repo, ws, "1", str(repo)))
 
-    assert outcome.merged and not outcome.worktree_removed
+    assert outcome.merged and not outcome.workspace_removed
     assert git(repo, "show", "main:a.txt") == "a"
     assert Path(repo, ".git").exists() and Path(ws.path).exists()
 
@@ -1151,7 +1151,7 @@ def test_a_stale_lock_on_the_task_branch_is_cleared(tmp_path: Path, repo: Path) 
     "prepare reuses the worktree; commits land on the shared branch as before",
 )
 def test_a_worktree_of_an_earlier_version_is_still_used(repo: Path, state: Path) -> None:
-    path = worktree_path(state, SESSION, "1")
+    path = workspace_dir(state, SESSION, "1")
     branch = gitops.branch_name(SESSION, "1")
     git(repo, "worktree", "add", "-q", "-b", branch, str(path), "main")
     ws = prepare_workspace(repo, "main", state, SESSION, "1")

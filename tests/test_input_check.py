@@ -68,11 +68,11 @@ def test_what_the_starter_gives_is_accepted() -> None:
     check_input(agent_input("/home/me/project", STATE, f"{STATE}/worktrees/s1/1"))
     check_input(agent_input(URL, "", "/another/machine/state/worktrees/s1/1"))
     remote_checks = ChecksInput(
-        worktree="/w", checks=[], timeout_s=1, output_dir="checks/s1/1/r1", repo=URL
+        workspace_path="/w", checks=[], timeout_s=1, output_dir="checks/s1/1/r1", repo=URL
     )
     check_input(remote_checks)
     # Recorded before inputs named their repository: absolute paths of a local session.
-    check_input(ChecksInput(worktree="/w", checks=[], timeout_s=1, output_dir="/s/checks/x"))
+    check_input(ChecksInput(workspace_path="/w", checks=[], timeout_s=1, output_dir="/s/checks/x"))
 
 
 @pytest.mark.parametrize(
@@ -112,7 +112,7 @@ def test_paths_outside_the_state_dir_are_refused() -> None:
     with pytest.raises(InputRefused, match="task id"):
         check_input(agent_input("/home/me/project", STATE, f"{STATE}/worktrees/s1/1", "../x"))
     outside = ChecksInput(
-        worktree=f"{STATE}/worktrees/s1/1",
+        workspace_path=f"{STATE}/worktrees/s1/1",
         checks=[],
         timeout_s=1,
         output_dir="/etc/cron.d",
@@ -122,7 +122,7 @@ def test_paths_outside_the_state_dir_are_refused() -> None:
     with pytest.raises(InputRefused, match="output_dir"):
         check_input(outside)
     climbing = ChecksInput(
-        worktree="/w", checks=[], timeout_s=1, output_dir="checks/../../../etc", repo=URL
+        workspace_path="/w", checks=[], timeout_s=1, output_dir="checks/../../../etc", repo=URL
     )
     with pytest.raises(InputRefused, match="output_dir"):
         check_input(climbing)
@@ -130,13 +130,13 @@ def test_paths_outside_the_state_dir_are_refused() -> None:
 
 def test_a_merge_verifications_nested_inputs_are_checked_too() -> None:
     merge = TargetMergeInput(
-        worktree=f"{STATE}/worktrees/s1/1",
+        workspace_path=f"{STATE}/worktrees/s1/1",
         target_branch="--upload-pack=touch /tmp/owned",
         session_id="s1",
         task_id="1",
     )
     checks = ChecksInput(
-        worktree=f"{STATE}/worktrees/s1/1",
+        workspace_path=f"{STATE}/worktrees/s1/1",
         checks=[],
         timeout_s=1,
         output_dir="/etc/cron.d",
@@ -217,14 +217,14 @@ def test_a_remote_verify_merge_without_a_site_is_checked_as_remote() -> None:
     """The session builds verify_merge's input without a site: its checks' worktree is
     another machine's path, as for every remote input."""
     merge = TargetMergeInput(
-        worktree="/another/machine/worktrees/s1/1",
+        workspace_path="/another/machine/worktrees/s1/1",
         target_branch="main",
         session_id="s1",
         task_id="1",
         repo=URL,
     )
     checks = ChecksInput(
-        worktree="/another/machine/worktrees/s1/1",
+        workspace_path="/another/machine/worktrees/s1/1",
         checks=[],
         timeout_s=1,
         output_dir="checks/s1/1/merged-1",

@@ -30,7 +30,7 @@ from autopilot.models import (
     AgentInput,
     AgentProgress,
     AgentRun,
-    MergeOutcome,
+    MergeResult,
     ResumeRequest,
     SessionState,
     SessionStatus,
@@ -336,7 +336,7 @@ async def test_the_live_status_is_the_whole_status_through_every_kind_of_change(
         make_batch(2, make_task("3", batch=2), make_task("4", batch=2, depends_on=["3"])),
     )
     stubs.script(
-        "merge_task", "1", MergeOutcome(merged=False, conflict=True, conflict_files=["f.txt"])
+        "merge_task", "1", MergeResult(merged=False, conflict=True, conflict_files=["f.txt"])
     )
     stubs.script("commit_changes", "2", commits("2", no_changes=True))
     auth = failed_run("AgentAuth", "Invalid API key", cost=0.0)

@@ -19,22 +19,22 @@ from temporalio.client import Client
 from temporalio.testing import ActivityEnvironment
 
 import starter
-from activities.review import CheckActivities
+from activities.checks import CheckActivities
 from autopilot.agent import Egress, Sandbox, detect_sandbox, merged_checks_prompt
 from autopilot.git import commit_changes, merge_task, prepare_workspace
 from autopilot.infra import RepoReviewConfig, merge_review_settings, parse_check
 from autopilot.models import (
     ChecksInput,
-    MergeOutcome,
-    MergeVerification,
+    MergeResult,
     ReviewSettings,
     SessionState,
     SessionStatus,
-    TargetMerge,
     TargetMergeInput,
+    TargetMergeResult,
     TaskState,
     TaskStatus,
     VerifyMergeInput,
+    VerifyMergeResult,
     Workspace,
 )
 from autopilot.operate import preflight
@@ -56,8 +56,8 @@ from tests.workflow_stubs import (
 
 pytestmark = pytest.mark.timeout(60)
 
-MOVED = MergeOutcome(merged=False, target_moved=True, message="main moved")
-FAILING = MergeVerification(
+MOVED = MergeResult(merged=False, target_moved=True, message="main moved")
+FAILING = VerifyMergeResult(
     clean=True, head_sha="verified", checks=[check(False, "NameError: name 'f' is not defined")]
 )
 
@@ -100,7 +100,7 @@ async def test_target_moved_verifies_the_merge_then_merges(client: Client, stubs
     [verify] = stubs.inputs("verify_merge", "1")
     assert (verify.merge.target_branch, verify.merge.base_sha) == (TARGET, "base")
     assert verify.checks.checks == [CHECK]
-    assert verify.checks.worktree == verify.merge.worktree
+    assert verify.checks.workspace_path == verify.merge.workspace_path
     assert verify.checks.output_dir.endswith("/1/merged-1")
     assert [merge.verified_only for merge in stubs.inputs("merge_task", "1")] == [True, True]
     assert len(stubs.inputs("run_agent", "1")) == 1  # passed: no round for the agent
@@ -112,7 +112,9 @@ async def test_verification_checks_in_the_container_where_the_task_checks(
     stubs.script("merge_task", "1", MOVED)
     stubs.plan = make_plan(make_batch(1, make_task("1")))
     async with worker(client, stubs) as queue:
-        handle = await start_session(client, queue, review=review_settings("checks"), mode="dagger")
+        handle = await start_session(
+            client, queue, review=review_settings("checks"), execution_place="dagger"
+        )
         status = await handle.result()
 
     assert status.task("1").state == TaskState.MERGED
@@ -120,7 +122,7 @@ async def test_verification_checks_in_the_container_where_the_task_checks(
     [verify] = stubs.inputs("verify_merge", "1")
     assert verify.checks.container is not None
     assert verify.checks.container == round_checks.container
-    assert verify.checks.place == round_checks.place
+    assert verify.checks.origin == round_checks.origin
 
 
 async def test_failing_verification_gets_a_round_then_merges(client: Client, stubs: Stubs) -> None:
@@ -177,8 +179,8 @@ async def test_conflicting_verification_gets_the_conflict_round(
     client: Client, stubs: Stubs
 ) -> None:
     stubs.script("merge_task", "1", MOVED)
-    stubs.script("verify_merge", "1", MergeVerification(clean=False, conflict_files=["x.py"]))
-    stubs.script("merge_target", "1", TargetMerge(clean=False, conflict_files=["x.py"]))
+    stubs.script("verify_merge", "1", VerifyMergeResult(clean=False, conflict_files=["x.py"]))
+    stubs.script("merge_target", "1", TargetMergeResult(clean=False, conflict_files=["x.py"]))
     status = await run_session(client, stubs)
 
     task = status.task("1")
@@ -304,7 +306,7 @@ def test_verified_only_merges_exactly_the_branch_tree_once_it_holds_the_target(
     # what verify_merge does before its checks: the target merged in, in the workspace
     merged = workspaces(decide(str(repo))).merge_target(
         TargetMergeInput(
-            worktree=ws.path,
+            workspace_path=ws.path,
             target_branch="main",
             session_id=SESSION,
             task_id="1",
@@ -339,7 +341,7 @@ async def egress() -> AsyncIterator[Egress]:
 def verify_input(repo: Path, state: Path, ws: Workspace, check: str) -> VerifyMergeInput:
     return VerifyMergeInput(
         merge=TargetMergeInput(
-            worktree=ws.path,
+            workspace_path=ws.path,
             target_branch="main",
             session_id=SESSION,
             task_id="1",
@@ -347,7 +349,7 @@ def verify_input(repo: Path, state: Path, ws: Workspace, check: str) -> VerifyMe
             base_sha=ws.base_sha,
         ),
         checks=ChecksInput(
-            worktree=ws.path,
+            workspace_path=ws.path,
             checks=[parse_check(check)],
             timeout_s=60,
             output_dir=str(state / "checks" / SESSION / "1" / "merged-1"),

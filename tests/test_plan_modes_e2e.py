@@ -64,7 +64,7 @@ def test_later_pipeline_plan_runs_unchanged(tmp_path: Path, repo: Path) -> None:
             assert (repo / name).read_text() == content, name
         status = installation.status(session)
         assert status.tasks_completed == 5
-        assert [(b.number, b.sequential, b.execution_mode) for b in status.batches] == [
+        assert [(b.number, b.sequential, b.execution_place) for b in status.batches] == [
             (1, False, "local"),  # where each batch runs: its own place, else the session's
             (2, True, "local"),
         ]

@@ -97,7 +97,7 @@ def test_h2_batches_with_h3_tasks() -> None:
         "Models come first.\n\n**Dependencies:** None\n**Execution Mode:** local"
     )
     assert first.dependencies == []
-    assert first.execution_mode == "local"
+    assert first.execution_place == "local"
     assert [(task.id, task.title, task.line, task.batch) for task in first.tasks] == [
         ("31.1", "Add the model", 8, 31),
         ("31.2", "Store it", 12, 31),
@@ -105,7 +105,7 @@ def test_h2_batches_with_h3_tasks() -> None:
     assert first.tasks[0].body == "Write it."
     assert first.tasks[1].body == "Save it."
     assert (second.title, second.line, second.dependencies) == ("API", 14, [31])
-    assert second.execution_mode is None
+    assert second.execution_place is None
     assert second.description == "**Dependencies:** Batch 31"
     assert [task.id for task in second.tasks] == ["32.1"]
     assert plan.task_count() == 3
@@ -219,7 +219,7 @@ def test_batch_dependencies(value: str, expected: list[int]) -> None:
 )
 def test_execution_mode(value: str, where: str | None, sequential: bool) -> None:
     plan = parse("## Batch 1: A", f"**Execution Mode:** {value}", "### Task 1.1: a", "a")
-    assert plan.batches[0].execution_mode == where
+    assert plan.batches[0].execution_place == where
     assert plan.batches[0].sequential is sequential
     assert plan.execution_mode == ""  # the batch's own, not the plan's default
 
@@ -241,8 +241,8 @@ def test_plan_default_execution_mode_and_batch_overrides() -> None:
     )
     assert (plan.execution_mode, plan.execution_mode_line) == ("sequential, local", 3)
     first, second = plan.batches
-    assert (first.sequential, first.execution_mode) == (True, "local")
-    assert (second.sequential, second.execution_mode) == (False, "local")  # where: the default
+    assert (first.sequential, first.execution_place) == (True, "local")
+    assert (second.sequential, second.execution_place) == (False, "local")  # where: the default
     assert "**Execution Mode:** sequential, local" in plan.context  # still plan context
     assert [(k.line, k.label, k.owner) for k in plan.kept_fields] == [
         (4, "Target Efficiency", "plan context")
@@ -268,13 +268,13 @@ def test_dagger_is_a_place_for_a_batch_or_the_whole_plan() -> None:
         "### Task 2.1: b",
         "b",
     )
-    assert [b.execution_mode for b in plan.batches] == ["dagger", "local"]
+    assert [b.execution_place for b in plan.batches] == ["dagger", "local"]
     assert plan.execution_mode == "dagger" and plan.batches[1].sequential
 
 
 def test_no_execution_mode_is_parallel_and_local() -> None:
     plan = parse("## Batch 1: A", "### Task 1.1: a", "a")
-    assert (plan.batches[0].sequential, plan.batches[0].execution_mode) == (False, None)
+    assert (plan.batches[0].sequential, plan.batches[0].execution_place) == (False, None)
     assert (plan.execution_mode, plan.execution_mode_line) == ("", 0)
 
 
@@ -1414,7 +1414,7 @@ def test_fixture_batch_plan() -> None:
         (33, "Expiry", 78),
     ]
     assert [b.dependencies for b in plan.batches] == [[], [31], [31, 32]]
-    assert [b.execution_mode for b in plan.batches] == ["local", None, None]
+    assert [b.execution_place for b in plan.batches] == ["local", None, None]
     assert [b.sequential for b in plan.batches] == [False, True, False]
     tasks = {task.id: task for batch in plan.batches for task in batch.tasks}
     assert list(tasks) == ["31.1", "31.2", "32.1", "32.1a", "33.1"]

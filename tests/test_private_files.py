@@ -15,7 +15,7 @@ import pytest
 import structlog
 
 from autopilot.agent import AgentFailure, run_claude
-from autopilot.git import prepare_workspace, worktree_path
+from autopilot.git import prepare_workspace, workspace_dir
 from autopilot.infra import Settings, load_settings, logs
 from autopilot.models import CheckCommand, Plan
 from autopilot.plan import snapshots as plan_snapshots
@@ -137,5 +137,5 @@ def test_the_worktrees_folder_is_private(
     isolate_git(monkeypatch, tmp_path / "git-home")
     repo = make_repo(tmp_path / "repo")
     prepare_workspace(repo, "main", settings.state_dir, "s", "t")
-    session_folder = worktree_path(settings.state_dir, "s", "t").parent
+    session_folder = workspace_dir(settings.state_dir, "s", "t").parent
     assert mode(session_folder) == mode(session_folder.parent) == 0o700

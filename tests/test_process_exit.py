@@ -1,5 +1,6 @@
-"""Entry points leave without the interpreter's teardown (autopilot/infra/process_exit.py), which
-the SDK's runtime threads can crash: what they wrote is flushed and their exit code kept."""
+"""Entry points leave without the interpreter's teardown
+(autopilot/infra/exit_without_teardown.py), which the SDK's runtime threads can crash: what they
+wrote is flushed and their exit code kept."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ def python(code: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 def test_exit_now_flushes_what_was_written_and_keeps_the_code() -> None:
     done = python(
-        TEARDOWN_SPY + "import sys; from autopilot.infra.process_exit import exit_now; "
+        TEARDOWN_SPY + "import sys; from autopilot.infra.exit_without_teardown import exit_now; "
         "print('no newline yet', end=''); sys.stderr.write('on stderr'); exit_now(3)"
     )
     assert (done.returncode, done.stdout, done.stderr) == (3, "no newline yet", "on stderr")

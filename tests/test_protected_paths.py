@@ -162,7 +162,7 @@ async def test_a_remote_agents_unasked_ci_change_ends_the_task_and_is_not_pushed
     ws = workspaces(decide(url)).prepare(start)
     write(Path(ws.path), CI, "on: push\n")
     commit = CommitInput(
-        worktree=ws.path,
+        workspace_path=ws.path,
         base_sha=ws.base_sha,
         session_id=SESSION,
         task_id="1",

@@ -165,8 +165,8 @@ def test_a_remote_given_as_a_path_runs_with_the_starter_s_own_worker(
 
 @pytest.mark.reliability(
     "The remote goes away while an agent works, and comes back",
-    "remote mode: the agent's work cannot be pushed (WorkNotPushed) and the next runs cannot "
-    "reach the remote (WorkspaceUnavailable): lost runs, no attempt spent; the task resumes "
+    "remote mode: the agent's work cannot be pushed and the next runs cannot reach the remote "
+    "(RemoteAway): lost runs, no attempt spent; the task resumes "
     "in its workspace once the remote answers, and merges exactly once",
 )
 def test_a_remote_that_was_away_costs_no_attempt(tmp_path: Path, repo: Path) -> None:

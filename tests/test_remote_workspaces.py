@@ -35,18 +35,18 @@ from autopilot.git import (
     merge_task,
     remote_url,
     shown_url,
-    worktree_path,
+    workspace_dir,
 )
 from autopilot.git import remote as remote_module
 from autopilot.models import (
     CommitInput,
     MergeInput,
-    MergeOutcome,
+    MergeResult,
     RemoveWorkspaceInput,
     TargetMergeInput,
-    TaskPlace,
     Workspace,
     WorkspaceInput,
+    WorkspaceOrigin,
 )
 from autopilot.steps.site import is_remote, target_head
 from tests.git_daemon import git_daemon
@@ -147,7 +147,7 @@ def start(url: str, task: str) -> WorkspaceInput:
 def commit_input(url: str, ws: Workspace, task: str, *, in_place: bool = True) -> CommitInput:
     """The agent's commit (in place, in its activity), or the workflow's own commit step."""
     return CommitInput(
-        worktree=ws.path,
+        workspace_path=ws.path,
         base_sha=ws.base_sha,
         session_id=SESSION,
         task_id=task,
@@ -323,8 +323,8 @@ def test_two_workers_run_a_session_and_a_rejected_merge_push_is_recomputed(
     ws1 = work(a, url, "1", {"one.txt": "from worker a\n"})
     ws2 = work(b, url, "2", {"two.txt": "from worker b\n"})
     # Each worker's workspace is under its own state dir, reading its own cache's objects.
-    assert Path(ws1.path) == worktree_path(tmp_path / "worker-a", SESSION, "1")
-    assert Path(ws2.path) == worktree_path(tmp_path / "worker-b", SESSION, "2")
+    assert Path(ws1.path) == workspace_dir(tmp_path / "worker-a", SESSION, "1")
+    assert Path(ws2.path) == workspace_dir(tmp_path / "worker-b", SESSION, "2")
     alternates = (Path(ws1.path) / ".git/objects/info/alternates").read_text().split()
     assert alternates == [str(a.shared_objects(url))]
     assert a.shared_objects(url).parent == a.cache_path(url)
@@ -336,9 +336,9 @@ def test_two_workers_run_a_session_and_a_rejected_merge_push_is_recomputed(
     # Worker a fetches main and computes its merge; worker b's merge lands in between, so
     # a's compare-and-swap push is refused and a fetches and merges again.
     calls: list[str] = []
-    b_outcome: list[MergeOutcome] = []
+    b_outcome: list[MergeResult] = []
 
-    def interleaved(repo: Path, *args: Any, **kwargs: Any) -> MergeOutcome:
+    def interleaved(repo: Path, *args: Any, **kwargs: Any) -> MergeResult:
         calls.append(str(repo))
         if repo == a.cache_path(url) and not b_outcome:
             b_outcome.append(b.merge(merge_input(url, "2")))
@@ -585,7 +585,7 @@ def test_a_real_conflict_goes_to_the_conflict_round(tmp_path: Path, url: str, ba
 
     round_ = b.merge_target(
         TargetMergeInput(
-            worktree=ws2.path, target_branch="main", session_id=SESSION, task_id="2", repo=url
+            workspace_path=ws2.path, target_branch="main", session_id=SESSION, task_id="2", repo=url
         )
     )
     assert not round_.clean and round_.conflict_files == ["notes.txt"]
@@ -807,8 +807,10 @@ def test_remote_errors_hide_the_password(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def place(ws: Workspace, task: str) -> TaskPlace:
-    return TaskPlace(session_id=SESSION, task_id=task, target_branch="main", base_sha=ws.base_sha)
+def place(ws: Workspace, task: str) -> WorkspaceOrigin:
+    return WorkspaceOrigin(
+        session_id=SESSION, task_id=task, target_branch="main", base_sha=ws.base_sha
+    )
 
 
 def head_of(path: str) -> str:
@@ -896,7 +898,7 @@ def test_a_conflict_round_s_commit_without_the_workspace_finds_the_conflicts_aga
 
 def target_merge(url: str, ws: Workspace, task: str) -> TargetMergeInput:
     return TargetMergeInput(
-        worktree=ws.path,
+        workspace_path=ws.path,
         target_branch="main",
         session_id=SESSION,
         task_id=task,

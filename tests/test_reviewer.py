@@ -29,11 +29,11 @@ from autopilot.models import (
     CheckResult,
     FileRef,
     Finding,
+    ReviewerVerdict,
     ReviewResult,
     ReviewSettings,
     Task,
     TaskRequest,
-    Verdict,
     VerificationStep,
 )
 from autopilot.plan import parse_plan
@@ -211,8 +211,8 @@ def test_reviewer_argv_is_read_only_and_carries_the_schema() -> None:
     ]
     with_model = reviewer_argv(Path("/c"), ReviewSettings(reviewer_model="opus"), "s")
     assert with_model[-1] == "--model=opus"
-    # Verdict and the schema agree: the schema's required keys are the model's fields.
-    assert set(VERDICT_SCHEMA["required"]) == set(Verdict.model_fields)
+    # ReviewerVerdict and the schema agree: the schema's required keys are the model's fields.
+    assert set(VERDICT_SCHEMA["required"]) == set(ReviewerVerdict.model_fields)
 
 
 async def test_reviewer_run_returns_the_verdict_the_model_sent(
@@ -230,7 +230,7 @@ async def test_reviewer_run_returns_the_verdict_the_model_sent(
 
     state = await task_branch.review(prompt)
 
-    assert parse_verdict(state.result) == Verdict.model_validate(sent)
+    assert parse_verdict(state.result) == ReviewerVerdict.model_validate(sent)
     first = model.snapshot()[0]
     # --tools offers only the read-only tools, plus the CLI's StructuredOutput for the schema.
     assert set(first.tools) == {"Read", "Glob", "Grep", STRUCTURED_OUTPUT}
@@ -405,7 +405,7 @@ def test_parse_verdict_rejects_missing_or_invalid_output(
 
 def test_parse_verdict_accepts_a_json_string() -> None:
     verdict = parse_verdict({"structured_output": '{"verdict":"approve","summary":"ok"}'})
-    assert verdict == Verdict(verdict="approve", summary="ok")
+    assert verdict == ReviewerVerdict(verdict="approve", summary="ok")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -489,7 +489,7 @@ def review_result() -> ReviewResult:
             ),
             CheckResult(command="ruff check .", passed=True, exit_code=0, output_tail="All good"),
         ],
-        verdict=Verdict(
+        verdict=ReviewerVerdict(
             verdict="request_changes",
             summary="greet returns the wrong text",
             verification=[

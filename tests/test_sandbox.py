@@ -15,7 +15,7 @@ import pytest
 import pytest_asyncio
 from temporalio.testing import ActivityEnvironment
 
-from activities.review import CheckActivities
+from activities.checks import CheckActivities
 from autopilot import git as gitops
 from autopilot.agent import (
     INSTALL_HINT,
@@ -446,7 +446,7 @@ async def test_checks_run_in_the_agents_sandbox(
         "curl -s -m 5 http://example.com/ | grep -q 'not among the domains' && echo NET-REFUSED"
     )
     request = ChecksInput(
-        worktree=places.workspace,
+        workspace_path=places.workspace,
         checks=[parse_check(f"sh -c {shlex.quote(script)}")],
         timeout_s=60,
         output_dir=str(places.state / "checks" / "s" / "1" / "round-1"),

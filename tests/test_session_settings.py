@@ -85,7 +85,9 @@ def test_other_sandbox_ports_are_named() -> None:
 
 
 def test_another_place_or_image_is_named() -> None:
-    wanted = request(mode="dagger", container=ContainerSettings(image="node:22.12.0-slim"))
+    wanted = request(
+        execution_place="dagger", container=ContainerSettings(image="node:22.12.0-slim")
+    )
     assert differences(request(), wanted).fixed == [
         "  --mode: the session runs with 'local', this command gives 'dagger'",
         "  --image (or [container], .autopilot.toml): the session runs with {}, this command"

@@ -20,7 +20,7 @@ from autopilot.git import (
 )
 from autopilot.git import merge as git_merge
 from autopilot.infra import CONFIG_FILE, RepoConfigError, load_repo_config
-from autopilot.models import MergeOutcome, Workspace
+from autopilot.models import MergeResult, Workspace
 from tests.gitutil import commit_file, git, head, isolate_git, make_repo, trailers, write
 
 SESSION = "sess-sq"
@@ -44,7 +44,7 @@ def do_task(repo: Path, state: Path, task: str, files: dict[str, str]) -> Worksp
     return ws
 
 
-def squash(repo: Path, ws: Workspace, task: str, *, verified_only: bool = False) -> MergeOutcome:
+def squash(repo: Path, ws: Workspace, task: str, *, verified_only: bool = False) -> MergeResult:
     return merge_task(
         repo,
         "main",

@@ -11,7 +11,7 @@ from autopilot.steps.site import decide
 
 LOCAL = decide("/home/me/shop")
 REMOTE = decide("git@example.com:team/shop.git")
-COMMIT = CommitInput(worktree="/w", base_sha="a", session_id="s", task_id="1", message="m")
+COMMIT = CommitInput(workspace_path="/w", base_sha="a", session_id="s", task_id="1", message="m")
 
 
 def test_a_remote_run_commits_in_place() -> None:
@@ -32,5 +32,5 @@ def test_a_remote_failure_is_the_agents_or_a_lost_run() -> None:
         error_types.PROTECTED_PATHS_CHANGED, lost=False
     )
     assert failed_commit(gitops.GitError("remote away"), REMOTE) == CommitFailure(
-        error_types.WORK_NOT_PUSHED, lost=True
+        error_types.REMOTE_AWAY, lost=True
     )

@@ -15,9 +15,9 @@ from autopilot.models import (
     ContainerSettings,
     TargetMergeInput,
     Task,
-    TaskPlace,
     TaskRequest,
     VerifyMergeInput,
+    WorkspaceOrigin,
 )
 from autopilot.steps.site import decide, site_of, task_site, workspaces
 
@@ -48,7 +48,7 @@ def test_a_task_with_container_settings_runs_in_a_container() -> None:
 
 
 def test_the_prepared_site_says_how_to_make_the_workspace_again() -> None:
-    place = TaskPlace(session_id="s", task_id="1", target_branch="main", base_sha="abc")
+    place = WorkspaceOrigin(session_id="s", task_id="1", target_branch="main", base_sha="abc")
     site = decide("ssh://example.com/shop.git").prepared("/state/worktrees/s/1", place)
     assert site.workspace == "/state/worktrees/s/1" and site.make_again == place
 
@@ -56,14 +56,14 @@ def test_the_prepared_site_says_how_to_make_the_workspace_again() -> None:
 def test_a_step_reads_the_site_it_carries_and_decides_only_without_one() -> None:
     carried = decide("git@example.com:team/shop.git")
     commit = CommitInput(
-        worktree="/w", base_sha="a", session_id="s", task_id="1", message="m", repo="/r"
+        workspace_path="/w", base_sha="a", session_id="s", task_id="1", message="m", repo="/r"
     )
     assert site_of(commit).kind == "local"  # recorded before: decided from its repository
     assert site_of(commit.model_copy(update={"site": carried})) is carried
     merge = TargetMergeInput(
-        worktree="/w", target_branch="main", session_id="s", task_id="1", repo="git@h:p.git"
+        workspace_path="/w", target_branch="main", session_id="s", task_id="1", repo="git@h:p.git"
     )
-    checks = ChecksInput(worktree="/w", checks=[], timeout_s=1, output_dir="/o")
+    checks = ChecksInput(workspace_path="/w", checks=[], timeout_s=1, output_dir="/o")
     assert site_of(VerifyMergeInput(merge=merge, checks=checks)).remote
 
 

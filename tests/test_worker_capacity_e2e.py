@@ -128,7 +128,7 @@ def test_sigterm_lets_the_running_agent_finish(tmp_path: Path, repo: Path) -> No
 
 @pytest.mark.reliability(
     "Worker stopped with SIGTERM and its grace period ends before the agent does",
-    "SIGTERM mid-run with --graceful-shutdown-s 1: the agent is handed over as WorkerStopped "
+    "SIGTERM mid-run with --graceful-shutdown-s 1: the agent is handed over as RunLost "
     "(a lost run, no attempt spent), the next worker resumes it; merged exactly once",
 )
 def test_sigterm_hands_over_what_the_grace_period_did_not_finish(

@@ -39,7 +39,7 @@ from autopilot.models import (
     AgentRun,
     AgentSettings,
     MergeInput,
-    MergeOutcome,
+    MergeResult,
     ResumeRequest,
     ReviewerInput,
     ReviewMode,
@@ -48,7 +48,7 @@ from autopilot.models import (
     SessionState,
     SessionStatus,
     SetupResult,
-    TargetMerge,
+    TargetMergeResult,
     TaskRequest,
     TaskResult,
     TaskState,
@@ -197,7 +197,7 @@ async def test_review_mode_decides_what_reviews(
     assert stubs.names() == ["prepare_workspace", "run_agent", *called]
     (job,) = stubs.inputs("run_agent")
     assert job.commit is not None
-    assert (job.commit.worktree, job.commit.base_sha) == ("/state/worktrees/1", "base")
+    assert (job.commit.workspace_path, job.commit.base_sha) == ("/state/worktrees/1", "base")
     assert job.commit.message == "Task 1: Do 1"
     assert result.commits[0].sha == "c-1"
     assert [run.session_id for run in result.agent_runs] == ["claude-1-r1-a1"]
@@ -364,7 +364,7 @@ async def test_lost_agent_is_recorded_from_its_last_heartbeat(client: Client, st
     # Lost is not failed: with one attempt allowed, the run after the loss still finishes.
     assert result.outcome == "ready", result.error
     lost, done = result.agent_runs
-    assert (lost.error_type, lost.session_id, lost.turns) == ("AgentLost", "claude-lost", 7)
+    assert (lost.error_type, lost.session_id, lost.turns) == ("RunLost", "claude-lost", 7)
     assert lost.transcript_path == "/t/lost.jsonl" and lost.is_error and lost.lost
     assert result.lost_runs == 1 and not done.is_error
     # The CLI never announced that session: a fresh one in the same worktree, told so.
@@ -379,7 +379,9 @@ async def test_lost_agent_is_recorded_from_its_last_heartbeat(client: Client, st
 async def test_conflict_round_gives_the_agent_the_conflicting_files(
     client: Client, stubs: Stubs
 ) -> None:
-    stubs.script("merge_target", "1", TargetMerge(clean=False, conflict_files=["a.py", "b.py"]))
+    stubs.script(
+        "merge_target", "1", TargetMergeResult(clean=False, conflict_files=["a.py", "b.py"])
+    )
     request = task_request(make_task("1"), review=review_settings("checks"), resolve_conflict=True)
     result = await run_task(client, stubs, request)
 
@@ -393,7 +395,7 @@ async def test_conflict_round_gives_the_agent_the_conflicting_files(
 async def test_conflict_round_leaving_conflicts_ends_in_conflict(
     client: Client, stubs: Stubs
 ) -> None:
-    stubs.script("merge_target", "1", TargetMerge(clean=False, conflict_files=["a.py"]))
+    stubs.script("merge_target", "1", TargetMergeResult(clean=False, conflict_files=["a.py"]))
     stubs.script(
         "commit_changes",
         "1",
@@ -467,7 +469,7 @@ async def test_batches_run_in_order_and_dependants_wait_for_the_merge(
     assert all(task.state == TaskState.MERGED for task in status.tasks)
     assert {task.id: task.merge_sha for task in status.tasks}["1.3"] == "m-1.3"
     # each worktree goes with its merge: no separate removal step
-    worktrees = {request.task_id: request.worktree for request in stubs.inputs("merge_task")}
+    worktrees = {request.task_id: request.workspace_path for request in stubs.inputs("merge_task")}
     assert worktrees == {
         tid: f"/state/worktrees/{tid}" for tid in ("1.1", "1.2", "1.3", "2.1", "2.2")
     }
@@ -544,9 +546,9 @@ async def test_merge_conflict_gets_one_conflict_round_then_merges(
 ) -> None:
     stubs.plan = make_plan(make_batch(1, make_task("1")))
     stubs.script(
-        "merge_task", "1", MergeOutcome(merged=False, conflict=True, conflict_files=["x.py"])
+        "merge_task", "1", MergeResult(merged=False, conflict=True, conflict_files=["x.py"])
     )
-    stubs.script("merge_target", "1", TargetMerge(clean=False, conflict_files=["x.py"]))
+    stubs.script("merge_target", "1", TargetMergeResult(clean=False, conflict_files=["x.py"]))
     status = await run_session(client, stubs, review=review_settings("checks"))
 
     assert status.status == SessionState.COMPLETED, status.error
@@ -569,7 +571,7 @@ async def test_merge_conflicting_after_the_conflict_round_ends_in_conflict(
     client: Client, stubs: Stubs
 ) -> None:
     stubs.plan = make_plan(make_batch(1, make_task("1")))
-    conflict = MergeOutcome(merged=False, conflict=True, conflict_files=["x.py", "y.py"])
+    conflict = MergeResult(merged=False, conflict=True, conflict_files=["x.py", "y.py"])
     stubs.script("merge_task", "1", conflict, conflict)
     status = await run_session(client, stubs)
 
@@ -587,7 +589,7 @@ async def test_a_worktree_the_merge_could_not_remove_is_removed_after_it(
     client: Client, stubs: Stubs
 ) -> None:
     stubs.plan = make_plan(make_batch(1, make_task("1"), make_task("2")))
-    kept = MergeOutcome(merged=True, merge_sha="m-1", worktree_removed=False)
+    kept = MergeResult(merged=True, merge_sha="m-1", workspace_removed=False)
     stubs.script("merge_task", "1", kept)
     stubs.script("run_agent", "2", agent_error(failed_run("AgentCrash", "boom")))
     status = await run_session(client, stubs, agent=AgentSettings(max_attempts=1))
@@ -755,8 +757,8 @@ async def test_a_checkout_in_the_way_fails_the_task_with_the_way_forward(
     write(repo, ".env", "TOKEN=secret\n")
     before = head(repo, "main")
 
-    async def real_merge(request: MergeInput) -> MergeOutcome:
-        on_disk = {"repo": str(repo), "branch": "approved", "worktree": None, "site": None}
+    async def real_merge(request: MergeInput) -> MergeResult:
+        on_disk = {"repo": str(repo), "branch": "approved", "workspace_path": None, "site": None}
         return await merge_activity(request.model_copy(update=on_disk))
 
     stubs.plan = make_plan(make_batch(1, make_task("1")))
@@ -856,8 +858,8 @@ async def test_finished_histories_replay(client: Client, stubs: Stubs) -> None:
         make_batch(2, make_task("3", 2), dependencies=[1]),
     )
     stubs.script("run_checks", "1", [check(False, "E501")], [check(True)])
-    stubs.script("merge_task", "1", MergeOutcome(merged=False, conflict=True, conflict_files=["x"]))
-    stubs.script("merge_target", "1", TargetMerge(clean=False, conflict_files=["x"]))
+    stubs.script("merge_task", "1", MergeResult(merged=False, conflict=True, conflict_files=["x"]))
+    stubs.script("merge_target", "1", TargetMergeResult(clean=False, conflict_files=["x"]))
     limited = failed_run("AgentRateLimited", "slow down", retry_after_s=0.2)
     broken = failed_run("AgentError", "logged out", attempt=2)
     stubs.script("run_agent", "2", agent_error(limited), agent_error(broken))
@@ -966,7 +968,7 @@ async def test_no_workspace_table_no_setup(client: Client, stubs: Stubs) -> None
 
 
 async def test_conflict_round_sets_up_again_before_the_checks(client: Client, stubs: Stubs) -> None:
-    stubs.script("merge_target", "1", TargetMerge(clean=False, conflict_files=["deps.lock"]))
+    stubs.script("merge_target", "1", TargetMergeResult(clean=False, conflict_files=["deps.lock"]))
     stubs.script("set_up_workspace", "1", SetupResult(key="k2", from_cache=True))
     request = task_request(make_task("1"), review=review_settings("checks"), resolve_conflict=True)
     request.workspace = WORKSPACE
@@ -1029,13 +1031,13 @@ async def test_a_failing_setup_pauses_the_session_and_spends_no_attempt(
 
 def killed(task_id: str) -> ApplicationError:
     """What run_agent and review_changes raise for a CLI killed by a signal from outside."""
-    run = failed_run("AgentKilled", f"claude for {task_id} was killed by a signal from outside")
+    run = failed_run("RunLost", f"claude for {task_id} was killed by a signal from outside")
     return agent_error(run)
 
 
 @pytest.mark.reliability(
     "the agent's and the reviewer's runs killed from outside, again and again",
-    "stand-in activities raise AgentKilled: no attempt spent, the task merges with 1 attempt",
+    "stand-in activities raise RunLost: no attempt spent, the task merges with 1 attempt",
 )
 async def test_lost_runs_never_spend_attempts(client: Client, stubs: Stubs) -> None:
     stubs.plan = make_plan(make_batch(1, make_task("1")))
@@ -1143,8 +1145,8 @@ async def test_a_due_conflict_round_survives_continue_as_new(client: Client, stu
     tasks = [make_task(str(n)) for n in range(1, 17)]
     stubs.plan = make_plan(make_batch(1, *tasks))
     for task in tasks:
-        stubs.script("merge_task", task.id, MergeOutcome(merged=False, conflict=True))
-        stubs.script("merge_target", task.id, TargetMerge(clean=False, conflict_files=["x"]))
+        stubs.script("merge_task", task.id, MergeResult(merged=False, conflict=True))
+        stubs.script("merge_target", task.id, TargetMergeResult(clean=False, conflict_files=["x"]))
     async with worker(client, stubs) as queue:
         handle = await start_session(client, queue, concurrency=2, history_limit=200)
         status = await handle.result()

@@ -20,7 +20,7 @@ from autopilot.git import (
     prepare_workspace,
 )
 from autopilot.infra import remove_path
-from autopilot.models import CommitOutcome, Workspace
+from autopilot.models import CommitResult, Workspace
 from tests.gitutil import commit_file, git, head, isolate_git, make_repo, write
 
 SESSION = "sess-1"
@@ -41,7 +41,7 @@ def ws(repo: Path, tmp_path: Path) -> Workspace:
     return prepare_workspace(repo, "main", tmp_path / "state", SESSION, "1")
 
 
-def commit(repo: Path, ws: Workspace) -> CommitOutcome:
+def commit(repo: Path, ws: Workspace) -> CommitResult:
     return commit_changes(ws.path, ws.base_sha, SESSION, "1", "Task 1", repo=repo)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from autopilot.git import LOCAL, LocalWorkspaces, WorkspaceKind, worktree_path
+from autopilot.git import LOCAL, LocalWorkspaces, WorkspaceKind, workspace_dir
 from autopilot.models import (
     CommitInput,
     MergeInput,
@@ -38,12 +38,12 @@ def test_a_task_from_workspace_to_merge_through_the_interface(tmp_path: Path) ->
     )
     ws = LOCAL.prepare(start)
     assert LOCAL.prepare(start) == ws  # a retry finds the same workspace
-    assert Path(ws.path) == worktree_path(state, SESSION, "1")
+    assert Path(ws.path) == workspace_dir(state, SESSION, "1")
     assert LOCAL.shared_objects(str(repo)) == repo / ".git" / "objects"
 
     write(Path(ws.path), "feature.txt", "from the agent\n")
     commit = CommitInput(
-        worktree=ws.path,
+        workspace_path=ws.path,
         base_sha=ws.base_sha,
         session_id=SESSION,
         task_id="1",
@@ -57,7 +57,11 @@ def test_a_task_from_workspace_to_merge_through_the_interface(tmp_path: Path) ->
     # The target moves on; the conflict round's merge of it into the task is clean here.
     commit_file(repo, "other.txt", "meanwhile\n")
     target = TargetMergeInput(
-        worktree=ws.path, target_branch="main", session_id=SESSION, task_id="1", repo=str(repo)
+        workspace_path=ws.path,
+        target_branch="main",
+        session_id=SESSION,
+        task_id="1",
+        repo=str(repo),
     )
     assert LOCAL.merge_target(target).clean
     after_target = LOCAL.commit(commit.model_copy(update={"base_sha": ws.base_sha}))

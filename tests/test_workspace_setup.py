@@ -68,7 +68,7 @@ def workspace(repo: Path, tmp_path: Path, task_id: str) -> Workspace:
 
 def set_up(ws: Workspace, repo: Path, tmp_path: Path, **values: object) -> SetupInput:
     return SetupInput(
-        worktree=ws.path,
+        workspace_path=ws.path,
         repo=str(repo),
         state_dir=str(tmp_path / "state"),
         settings=settings(**values),

@@ -32,29 +32,29 @@ from autopilot.models import (
     ChecksInput,
     CommitInfo,
     CommitInput,
-    CommitOutcome,
+    CommitResult,
     MergeInput,
-    MergeOutcome,
-    MergeVerification,
+    MergeResult,
     NotifyInput,
     ParsePlanInput,
     Plan,
     RemoveWorkspaceInput,
     ReviewerFinding,
     ReviewerInput,
-    ReviewerOutcome,
+    ReviewerRunResult,
+    ReviewerVerdict,
     ReviewMode,
     ReviewSettings,
     SessionRequest,
     SessionStatus,
     SetupInput,
     SetupResult,
-    TargetMerge,
     TargetMergeInput,
+    TargetMergeResult,
     Task,
     TaskRequest,
-    Verdict,
     VerifyMergeInput,
+    VerifyMergeResult,
     Workspace,
     WorkspaceInput,
 )
@@ -110,8 +110,8 @@ def failed_run(
 
 def verdict(
     decision: str = "approve", summary: str = "looks right", findings: list[str] | None = None
-) -> Verdict:
-    return Verdict.model_validate(
+) -> ReviewerVerdict:
+    return ReviewerVerdict.model_validate(
         {
             "verdict": decision,
             "summary": summary,
@@ -126,9 +126,9 @@ def check(passed: bool, output: str = "") -> CheckResult:
     )
 
 
-def commits(task_id: str, *, no_changes: bool = False) -> CommitOutcome:
+def commits(task_id: str, *, no_changes: bool = False) -> CommitResult:
     found = [] if no_changes else [CommitInfo(sha=f"c-{task_id}", subject=f"Task {task_id}")]
-    return CommitOutcome(
+    return CommitResult(
         commits=found, head_sha=f"h-{task_id}", committed_leftovers=False, no_changes=no_changes
     )
 
@@ -312,7 +312,7 @@ class Stubs:
             return run
 
         @activity.defn(name="commit_changes")
-        async def commit_changes(request: CommitInput) -> CommitOutcome:
+        async def commit_changes(request: CommitInput) -> CommitResult:
             self.calls.append(("commit_changes", request.task_id, request))
             default = commits(request.task_id)
             return await self._take("commit_changes", request.task_id, request, default)
@@ -331,7 +331,7 @@ class Stubs:
             return await self._take("set_up_workspace", task_id, request, default)
 
         @activity.defn(name="review_changes")
-        async def review_changes(job: ReviewerInput) -> ReviewerOutcome:
+        async def review_changes(job: ReviewerInput) -> ReviewerRunResult:
             task_id = job.request.task.id
             self.calls.append(("review_changes", task_id, job))
             run = AgentRun(
@@ -342,30 +342,30 @@ class Stubs:
                 transcript_path=f"/transcripts/{task_id}-review-r{job.round}.jsonl",
             )
             found = await self._take("review_changes", task_id, job, verdict())
-            return ReviewerOutcome(verdict=found, run=run, changed_files=[])
+            return ReviewerRunResult(verdict=found, run=run, changed_files=[])
 
         @activity.defn(name="merge_target")
-        async def merge_target(request: TargetMergeInput) -> TargetMerge:
+        async def merge_target(request: TargetMergeInput) -> TargetMergeResult:
             self.calls.append(("merge_target", request.task_id, request))
-            default = TargetMerge(clean=True, head_sha="merged-target")
+            default = TargetMergeResult(clean=True, head_sha="merged-target")
             return await self._take("merge_target", request.task_id, request, default)
 
         @activity.defn(name="merge_task")
-        async def merge_task(request: MergeInput) -> MergeOutcome:
+        async def merge_task(request: MergeInput) -> MergeResult:
             self.calls.append(("merge_task", request.task_id, request))
             # The real activity takes the worktree along with a merge that lands.
-            default = MergeOutcome(
+            default = MergeResult(
                 merged=True,
                 merge_sha=f"m-{request.task_id}",
-                worktree_removed=request.worktree is not None,
+                workspace_removed=request.workspace_path is not None,
             )
             return await self._take("merge_task", request.task_id, request, default)
 
         @activity.defn(name="verify_merge")
-        async def verify_merge(request: VerifyMergeInput) -> MergeVerification:
+        async def verify_merge(request: VerifyMergeInput) -> VerifyMergeResult:
             task_id = request.merge.task_id
             self.calls.append(("verify_merge", task_id, request))
-            default = MergeVerification(clean=True, head_sha="verified", checks=[check(True)])
+            default = VerifyMergeResult(clean=True, head_sha="verified", checks=[check(True)])
             return await self._take("verify_merge", task_id, request, default)
 
         @activity.defn(name="remove_workspace")

@@ -34,9 +34,9 @@ from temporalio.exceptions import (
 from temporalio.workflow import ActivityCancellationType, ChildWorkflowHandle, ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
+    from activities.checks import CheckActivities
     from activities.merge import merge_task
     from activities.parse_plan import load_plan_snapshot, parse_plan
-    from activities.review import CheckActivities
     from activities.workspace import remove_workspace
     from autopilot.error_types import (
         CONFIG_ERRORS,
@@ -52,9 +52,8 @@ with workflow.unsafe.imports_passed_through():
         CheckResult,
         ConfigReload,
         MergeInput,
-        MergeOutcome,
+        MergeResult,
         MergeStyle,
-        MergeVerification,
         ParsePlanInput,
         Plan,
         RemoveWorkspaceInput,
@@ -71,6 +70,7 @@ with workflow.unsafe.imports_passed_through():
         TaskSite,
         TaskState,
         VerifyMergeInput,
+        VerifyMergeResult,
         Workspace,
     )
     from autopilot.notifications import paused, session_ended, task_ended
@@ -107,7 +107,7 @@ class TaskRun:
     ready; or, when it did not start, the state it settles in and why."""
 
     result: TaskResult | None = None
-    merge: MergeOutcome | None = None
+    merge: MergeResult | None = None
     stopped: Stopped | None = None
 
     @property
@@ -314,7 +314,7 @@ class SessionWorkflow:
         # the task waits for this removal (may_start), never meeting a half-removed workspace.
         entry = self._board.task(task.id)
         made_workspace = run.result is not None or entry.conflict_round or entry.lost_runs > 0
-        if made_workspace and (run.merge is None or not run.merge.worktree_removed):
+        if made_workspace and (run.merge is None or not run.merge.workspace_removed):
             self._scheduler.removing.add(task.id)
             try:
                 await self._remove_workspace(task, self._site(task, run.result))
@@ -346,7 +346,7 @@ class SessionWorkflow:
             run.merge = await self._merge(task, run.result)
         return run
 
-    def _round_due(self, task_id: str, merge: MergeOutcome | None) -> None:
+    def _round_due(self, task_id: str, merge: MergeResult | None) -> None:
         assert merge is not None
         entry = self._board.task(task_id)
         self._board.mark_changed(entry)
@@ -442,7 +442,7 @@ class SessionWorkflow:
         return self._unmerged(entry.merged_checks_round, entry.branch, merge)
 
     def _unmerged(
-        self, had_checks_round: bool, branch: str, merge: MergeOutcome
+        self, had_checks_round: bool, branch: str, merge: MergeResult
     ) -> tuple[TaskState, str | None]:
         target = self._req.target_branch
         if merge.failed_checks:
@@ -521,7 +521,7 @@ class SessionWorkflow:
         self._recount()
         return result
 
-    async def _merge(self, task: Task, result: TaskResult) -> MergeOutcome:
+    async def _merge(self, task: Task, result: TaskResult) -> MergeResult:
         """Merge an approved branch, one at a time. With verify_merged, the target moves only
         to a tree whose checks passed as that tree: a branch that lacks the target's head is
         merged with it in its workspace and checked first, all under the merge queue's lock
@@ -538,7 +538,7 @@ class SessionWorkflow:
             else:  # recorded before verify_merged: the branch as checked, the target moved or not
                 return await self._merge_branch(task, result, verified_only=False)
 
-    async def _verified_merge(self, task: Task, result: TaskResult) -> MergeOutcome:
+    async def _verified_merge(self, task: Task, result: TaskResult) -> MergeResult:
         """Merge only a branch holding the target's head (its tree is the one checked); else
         check the branch merged with the target, and try again (bounded: the target may move
         again meanwhile, when another session or a person moves it)."""
@@ -551,21 +551,21 @@ class SessionWorkflow:
                 # Numbered over the task's whole life: each verification keeps its own logs.
                 verified = await self._verify(task, result, entry.merge_checks + 1)
             except ActivityError as err:
-                return MergeOutcome(merged=False, message=failure_message(err))
+                return MergeResult(merged=False, message=failure_message(err))
             self._board.mark_changed(entry)
             entry.merge_checks += 1
             if not verified.clean:
-                return MergeOutcome(
+                return MergeResult(
                     merged=False, conflict=True, conflict_files=verified.conflict_files
                 )
             if verified.failed_checks:
-                return MergeOutcome(
+                return MergeResult(
                     merged=False,
                     failed_checks=verified.failed_checks,
                     message=f"its change and {self._req.target_branch}'s new commits fail "
                     f"{_named(verified.failed_checks)} together",
                 )
-        return MergeOutcome(
+        return MergeResult(
             merged=False,
             message=f"{self._req.target_branch} moved again each of the {VERIFY_ATTEMPTS} "
             "times the branch merged with it was checked; retry when it is quiet",
@@ -573,7 +573,7 @@ class SessionWorkflow:
 
     async def _merge_branch(
         self, task: Task, result: TaskResult, *, verified_only: bool
-    ) -> MergeOutcome:
+    ) -> MergeResult:
         try:
             return await workflow.execute_activity(
                 merge_task,
@@ -584,7 +584,7 @@ class SessionWorkflow:
                     session_id=self._req.session_id,
                     task_id=task.id,
                     message=_merge_message(self._req.merge_style, task),
-                    worktree=result.workspace_path,
+                    workspace_path=result.workspace_path,
                     verified_only=verified_only,
                     style=self._req.merge_style,
                     site=self._site(task, result),
@@ -595,9 +595,9 @@ class SessionWorkflow:
                 summary=f"Task {task.id}: merge into {self._req.target_branch}",
             )
         except ActivityError as err:
-            return MergeOutcome(merged=False, message=failure_message(err))
+            return MergeResult(merged=False, message=failure_message(err))
 
-    async def _verify(self, task: Task, result: TaskResult, number: int) -> MergeVerification:
+    async def _verify(self, task: Task, result: TaskResult, number: int) -> VerifyMergeResult:
         """The target merged into the task's branch in its workspace, and the checks there."""
         batch, _ = self._scheduler.find(task.id)
         assert self._plan is not None
@@ -606,11 +606,11 @@ class SessionWorkflow:
             path=result.workspace_path, branch=result.branch, base_sha=result.base_sha
         )
         setup = self._req.workspace
-        verified: MergeVerification = await workflow.execute_activity_method(
+        verified: VerifyMergeResult = await workflow.execute_activity_method(
             CheckActivities.verify_merge,
             VerifyMergeInput(
                 merge=TargetMergeInput(
-                    worktree=result.workspace_path,
+                    workspace_path=result.workspace_path,
                     target_branch=self._req.target_branch,
                     session_id=self._req.session_id,
                     task_id=task.id,
@@ -659,7 +659,7 @@ class SessionWorkflow:
                 start_to_close_timeout=ACTIVITY_TIMEOUT,
                 heartbeat_timeout=self._git_heartbeat,
                 retry_policy=GIT_RETRY,
-                summary=f"Task {task.id}: remove worktree",
+                summary=f"Task {task.id}: remove workspace",
             )
         except ActivityError as err:
             self._board.mark_changed(entry)

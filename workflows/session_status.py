@@ -93,7 +93,7 @@ class SessionBoard:
                 number=batch.number,
                 title=batch.title,
                 dependencies=batch.dependencies,
-                execution_mode=place_of(request, batch),
+                execution_place=place_of(request, batch),
                 sequential=batch.sequential,
                 task_ids=[task.id for task in batch.tasks],
             )

@@ -28,14 +28,14 @@ from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from activities.agent import AgentActivities
-    from activities.review import CheckActivities
+    from activities.checks import CheckActivities
     from activities.reviewer import ReviewerActivities
     from activities.setup import SetupActivities
     from activities.workspace import commit_changes, merge_target, prepare_workspace
     from autopilot.error_types import (
-        AGENT_LOST,
         CONFLICTS_REMAIN,
         REPO_UNUSABLE,
+        RUN_LOST,
         WORKSPACE_SETUP_FAILED,
     )
     from autopilot.infra.config import agent_task_queue
@@ -47,22 +47,22 @@ with workflow.unsafe.imports_passed_through():
         CheckResult,
         ChecksInput,
         CommitInput,
-        CommitOutcome,
+        CommitResult,
         ReviewerInput,
-        ReviewerOutcome,
+        ReviewerRunResult,
         ReviewResult,
         ReviewSettings,
         SetupInput,
         SetupResult,
-        TargetMerge,
         TargetMergeInput,
+        TargetMergeResult,
         TaskOutcome,
-        TaskPlace,
         TaskRequest,
         TaskResult,
         TaskSite,
         Workspace,
         WorkspaceInput,
+        WorkspaceOrigin,
         in_state_dir,
     )
     from autopilot.review.verdict import combine_review, finding_headline, untouched_files
@@ -130,7 +130,7 @@ class TaskWorkflow:
         # Where the task runs, decided once here and carried in every step's input.
         self._site = task_site(request)
         workspace = await self._prepare(request)
-        self._site = self._site.prepared(workspace.path, TaskPlace.of(request, workspace))
+        self._site = self._site.prepared(workspace.path, WorkspaceOrigin.of(request, workspace))
         if workspace.already_merged:
             # A merge for this task is already on the target (an earlier run of this session).
             self._show("already merged")
@@ -198,7 +198,7 @@ class TaskWorkflow:
     ) -> TaskResult:
         """The agent's rounds, each followed by a review, until one is approved."""
         for round_number in range(1, request.review.rounds + 1):
-            committed: CommitOutcome | None = None
+            committed: CommitResult | None = None
             if job is not None:
                 job.round = round_number
                 job.commit = self._commit_input(request, workspace)
@@ -270,12 +270,12 @@ class TaskWorkflow:
 
     async def _merge_target_into_branch(
         self, request: TaskRequest, workspace: Workspace
-    ) -> TargetMerge:
+    ) -> TargetMergeResult:
         self._show(f"merging {request.target_branch} into the task branch")
         return await workflow.execute_activity(
             merge_target,
             TargetMergeInput(
-                worktree=workspace.path,
+                workspace_path=workspace.path,
                 target_branch=request.target_branch,
                 session_id=request.session_id,
                 task_id=request.task.id,
@@ -334,7 +334,7 @@ class TaskWorkflow:
 
     def _commit_input(self, request: TaskRequest, workspace: Workspace) -> CommitInput:
         return CommitInput(
-            worktree=workspace.path,
+            workspace_path=workspace.path,
             base_sha=workspace.base_sha,
             session_id=request.session_id,
             task_id=request.task.id,
@@ -346,7 +346,7 @@ class TaskWorkflow:
             site=self._site,
         )
 
-    async def _commit(self, request: TaskRequest, workspace: Workspace) -> CommitOutcome:
+    async def _commit(self, request: TaskRequest, workspace: Workspace) -> CommitResult:
         self._show("committing")
         return await workflow.execute_activity(
             commit_changes,
@@ -408,7 +408,7 @@ class TaskWorkflow:
         if self._lost_in_a_row >= limit:
             raise RunsLost(f"its runs were lost {self._lost_in_a_row} times in a row ({error})")
 
-    async def _run_reviewer(self, job: ReviewerInput, result: TaskResult) -> ReviewerOutcome:
+    async def _run_reviewer(self, job: ReviewerInput, result: TaskResult) -> ReviewerRunResult:
         """The reviewer's attempts: its failures spend --max-attempts, its lost runs do not
         (it starts afresh)."""
         settings = job.request.agent
@@ -418,7 +418,7 @@ class TaskWorkflow:
             job.attempt = runs  # names the reviewer's Claude session: one per run
             job.site = self._site
             try:
-                outcome: ReviewerOutcome = await workflow.execute_activity_method(
+                outcome: ReviewerRunResult = await workflow.execute_activity_method(
                     ReviewerActivities.review_changes,
                     job,
                     summary=f"{self._label} — reviewer, round {job.round}",
@@ -456,7 +456,7 @@ class TaskWorkflow:
                 cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
                 summary=f"{self._label} — checks, round {round_number}",
             )
-        reviewer: ReviewerOutcome | None = None
+        reviewer: ReviewerRunResult | None = None
         untouched: list[str] = []
         if settings.runs_reviewer:
             self._show(f"reviewer, round {round_number}")
@@ -491,7 +491,7 @@ def checks_input(
     their logs under checks/<session>/<task>/<step>."""
     settings = request.review
     return ChecksInput(
-        worktree=workspace.path,
+        workspace_path=workspace.path,
         checks=settings.checks,
         timeout_s=settings.check_timeout_s,
         output_dir=in_state_dir(
@@ -504,7 +504,7 @@ def checks_input(
         network=request.agent.network,
         ports=request.agent.ports,
         container=request.container,
-        place=TaskPlace.of(request, workspace),
+        origin=WorkspaceOrigin.of(request, workspace),
         setup=request.workspace,
         site=site,
     )
@@ -548,7 +548,7 @@ def failed_attempt(err: ActivityError, attempt: int) -> AgentRun:
     else:
         run = AgentRun(session_id="", attempt=attempt, is_error=True, error=failure_message(err))
     if isinstance(cause, TimeoutError):
-        run.error_type = AGENT_LOST
+        run.error_type = RUN_LOST
         details = cause.last_heartbeat_details
         # AgentProgress, as the agent's activities heartbeat (a check's or setup's command
         # line is a string: nothing to read back).

@@ -41,13 +41,13 @@ class EngineError(Exception):
 class EngineLost(EngineError):
     """The connection to the engine broke: the run is lost, not failed."""
 
-    error_type = error_types.ENGINE_LOST
+    error_type = error_types.RUN_LOST
 
 
 class EngineTimedOut(EngineError):
     """A call did not answer within its hard timeout: the connection was closed."""
 
-    error_type = error_types.ENGINE_TIMED_OUT
+    error_type = error_types.RUN_LOST
 
 
 class ContainerFailed(EngineError):

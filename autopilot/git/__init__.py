@@ -38,6 +38,12 @@ from autopilot.git.commits import (
     merge_target_into_branch,
     unresolved_conflicts,
 )
+from autopilot.git.diff_and_fingerprint import (
+    ReviewDiff,
+    diff_for_review,
+    restore_tree,
+    tree_fingerprint,
+)
 from autopilot.git.fresh import (
     SET_ASIDE_MARK,
     set_aside_name,
@@ -47,12 +53,6 @@ from autopilot.git.input_check import (
     InputRefused,
     check_input,
     pin_state_dir,
-)
-from autopilot.git.inspect import (
-    ReviewDiff,
-    diff_for_review,
-    restore_tree,
-    tree_fingerprint,
 )
 from autopilot.git.kinds import (
     LOCAL,
@@ -72,7 +72,7 @@ from autopilot.git.names import (
     agent_space_path,
     branch_name,
     safe_component,
-    worktree_path,
+    workspace_dir,
 )
 from autopilot.git.refs import (
     BRANCH_LOCK_STALE_SECONDS,
@@ -242,5 +242,5 @@ __all__ = [
     "start_afresh",
     "tree_fingerprint",
     "unresolved_conflicts",
-    "worktree_path",
+    "workspace_dir",
 ]

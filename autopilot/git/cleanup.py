@@ -26,7 +26,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from autopilot.git.names import AGENT_SPACES, worktree_path
+from autopilot.git.names import AGENT_SPACES, workspace_dir
 from autopilot.git.refs import (
     branch_head_sha,
     branch_ref,
@@ -60,8 +60,8 @@ class BranchInfo(BaseModel):
 
 
 class CleanupAction(BaseModel):
-    kind: Literal["remove_worktree", "delete_branch", "delete_remote_branch", "keep"]
-    # remove_worktree: the path; delete_branch / delete_remote_branch: the branch name;
+    kind: Literal["remove_workspace", "delete_branch", "delete_remote_branch", "keep"]
+    # remove_workspace: the path; delete_branch / delete_remote_branch: the branch name;
     # keep: the branch as people know it ("origin/autopilot/s1/1" for a remote one).
     target: str
     reason: str
@@ -186,7 +186,7 @@ def _workspace_of(state_dir: str | Path | None, session_id: str, task_id: str) -
     """The task's workspace (a repository of its own) if one is left in the state dir."""
     if state_dir is None:
         return None
-    path = worktree_path(Path(state_dir).absolute(), session_id, task_id)
+    path = workspace_dir(Path(state_dir).absolute(), session_id, task_id)
     return str(path) if is_workspace_repo(path) else None
 
 
@@ -239,7 +239,7 @@ def plan_cleanup(
         if branch.worktree is not None:
             actions.append(
                 CleanupAction(
-                    kind="remove_worktree",
+                    kind="remove_workspace",
                     target=branch.worktree,
                     reason=f"{branch.name} is checked out there; it is {why}",
                 )
@@ -255,12 +255,12 @@ def _inside(path: Path, folder: Path) -> bool:
     return real != base and real.startswith(base + os.sep)
 
 
-def _remove_worktree(repo: str | Path, path: Path, state_dir: Path | None) -> str:
+def _remove_workspace(repo: str | Path, path: Path, state_dir: Path | None) -> str:
     registered = any(
         os.path.realpath(wt.path) == os.path.realpath(path) for wt in list_worktrees(repo)
     )
     if not registered and not (path.exists() or path.is_symlink()):
-        return f"worktree {path} is already gone"
+        return f"workspace {path} is already gone"
     if state_dir is not None and _inside(path, state_dir / "worktrees"):
         # One of ours: whatever is left in it is a finished task's leftovers.
         remove_workspace(repo, path)
@@ -269,8 +269,8 @@ def _remove_worktree(repo: str | Path, path: Path, state_dir: Path | None) -> st
         # that refusal is what we want to report rather than override.
         git_output(repo, "worktree", "remove", str(path))
     else:
-        return f"left {path} alone: it is no worktree of {repo} and not in the state directory"
-    return f"removed worktree {path}"
+        return f"left {path} alone: it is no workspace of {repo} and not in the state directory"
+    return f"removed workspace {path}"
 
 
 def _delete_branch(repo: str | Path, name: str, sha: str | None) -> str:
@@ -325,7 +325,7 @@ def remove_empty_session_dirs(state_dir: str | Path) -> list[str]:
 
 
 _VERBS = {
-    "remove_worktree": "remove worktree",
+    "remove_workspace": "remove workspace",
     "delete_branch": "delete branch",
     "delete_remote_branch": "delete remote branch",
     "keep": "keep",
@@ -337,8 +337,8 @@ def _apply_one(
 ) -> str:
     if action.kind == "keep":
         return f"kept {action.target}: {action.reason}"
-    if action.kind == "remove_worktree":
-        return _remove_worktree(repo, Path(action.target).absolute(), state_dir)
+    if action.kind == "remove_workspace":
+        return _remove_workspace(repo, Path(action.target).absolute(), state_dir)
     # A hand-made or tampered plan must not reach other branches either.
     if not is_task_branch(action.target):
         raise GitError(f"refusing: {action.target!r} is not an autopilot task branch")

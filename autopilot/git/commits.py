@@ -7,7 +7,7 @@ import stat
 from collections.abc import Sequence
 from pathlib import Path
 
-from autopilot.git.inspect import changed_files
+from autopilot.git.diff_and_fingerprint import changed_files
 from autopilot.git.names import SESSION_TRAILER, TASK_TRAILER, branch_name, message_with_trailers
 from autopilot.git.refs import (
     branch_head_sha,
@@ -32,7 +32,7 @@ from autopilot.git.runner import (
 )
 from autopilot.git.workspace import bring_back, enter_workspace
 from autopilot.infra import unnamed_protected, untrusted_fs
-from autopilot.models import CommitInfo, CommitOutcome, TargetMerge
+from autopilot.models import CommitInfo, CommitResult, TargetMergeResult
 
 # What the agent left is read as data, never whole: git's MERGE_MSG is a few KiB, and a file
 # with conflict markers left in is a source file, not this big.
@@ -95,7 +95,7 @@ def _require_task_branch(worktree: str | Path, session_id: str, task_id: str) ->
     if head_ref != expected:
         now_on = head_ref or "a detached HEAD"
         raise GitError(
-            f"the task worktree {worktree} is on {now_on}, not on {expected}; the agent "
+            f"the task workspace {worktree} is on {now_on}, not on {expected}; the agent "
             "switched branches: check out the task branch there, then retry"
         )
 
@@ -141,7 +141,7 @@ def commit_changes(
     repo: str | Path | None,
     keep_out: Sequence[str] = (),
     named: Sequence[str] = (),
-) -> CommitOutcome:
+) -> CommitResult:
     """Commit whatever the agent left uncommitted (with our trailers), then list the branch's
     own commits since base_sha (first-parent), oldest first.
 
@@ -195,7 +195,7 @@ def commit_changes(
     clean = not status_entries(worktree, untracked=True)
     if repo is not None:
         bring_back(repo, worktree, session_id, task_id, base_sha)
-    return CommitOutcome(
+    return CommitResult(
         commits=commits,
         head_sha=head_sha,
         committed_leftovers=committed,
@@ -382,8 +382,8 @@ def merge_target_into_branch(
     task_id: str,
     *,
     repo: str | Path | None,
-) -> TargetMerge:
-    """Merge the target's head into the task branch, in the task's worktree.
+) -> TargetMergeResult:
+    """Merge the target's head into the task branch, in the task's workspace.
 
     A clean merge is committed (with our trailers); on conflicts the markers and MERGE_HEAD
     are left for the agent, and `commit_changes` concludes the merge later. Called again
@@ -403,7 +403,7 @@ def merge_target_into_branch(
         conflicts = unresolved_conflicts(worktree)
         if not conflicts:  # e.g. crashed between a clean merge and its commit: finish it
             _commit(worktree, _merge_message(worktree, message, session_id, task_id))
-        return TargetMerge(
+        return TargetMergeResult(
             clean=not conflicts,
             conflict_files=conflicts,
             head_sha=head_sha(worktree),
@@ -411,7 +411,7 @@ def merge_target_into_branch(
     target_sha = branch_head_sha(worktree if repo is None else repo, target_branch)
     branch_head = head_sha(worktree)
     if is_ancestor(worktree, target_sha, branch_head):
-        return TargetMerge(clean=True, already_up_to_date=True, head_sha=branch_head)
+        return TargetMergeResult(clean=True, already_up_to_date=True, head_sha=branch_head)
     dirty = status_entries(worktree, untracked=False)
     if dirty:
         raise GitError(
@@ -435,12 +435,12 @@ def merge_target_into_branch(
     if resolve_rev(worktree, "MERGE_HEAD") is None:
         raise GitError(
             f"{git_failure_message(worktree, args, proc)}; nothing was merged. If untracked files "
-            "are in the way, move or delete them in the worktree, then retry"
+            "are in the way, move or delete them in the workspace, then retry"
         )
     unmerged = _unmerged_paths(worktree)
     if not unmerged:
         _commit(worktree, message)
-    return TargetMerge(
+    return TargetMergeResult(
         clean=not unmerged,
         conflict_files=[shown_path(path) for path in unmerged],
         head_sha=head_sha(worktree),

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-from autopilot.git.names import branch_name, worktree_path
+from autopilot.git.names import branch_name, workspace_dir
 from autopilot.git.refs import (
     branch_head_sha,
     branch_ref,
@@ -49,7 +49,7 @@ def start_afresh(
         return ""
     branch = branch_name(session_id, task_id)
     ref = branch_ref(branch)
-    workspace = worktree_path(Path(state_dir).absolute(), session_id, task_id)
+    workspace = workspace_dir(Path(state_dir).absolute(), session_id, task_id)
     _keep_left_commits(repo, workspace, session_id, task_id, target_branch)
     head = resolve_rev(repo, ref)
     if head is None:

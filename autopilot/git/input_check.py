@@ -31,7 +31,7 @@ _NESTED = (
     "request",
     "workspace",
     "commit",
-    "place",
+    "origin",
     "task",
     "merge",
     "checks",
@@ -178,7 +178,7 @@ def check_input(
     paths = (
         "output_dir",
         "tmp_dir",
-        "worktree",
+        "workspace_path",
         *(("path",) if isinstance(request, Workspace) else ()),
         *(("workspace",) if isinstance(request, TaskSite) else ()),
     )
@@ -186,7 +186,7 @@ def check_input(
         value = values.get(field)
         if not isinstance(value, str) or not value:
             continue
-        if field in ("worktree", "path", "workspace") and remote:
+        if field in ("workspace_path", "path", "workspace") and remote:
             # Another machine's path: never used here as it is (a remote task's workspace is
             # found under this worker's own state dir), but never relative, never `..`.
             _check_absolute(field, value)

@@ -23,19 +23,19 @@ from typing import NamedTuple, Protocol, runtime_checkable
 from autopilot.git.commits import commit_changes, merge_target_into_branch
 from autopilot.git.fresh import start_afresh
 from autopilot.git.merge import merge_task
-from autopilot.git.names import worktree_path
+from autopilot.git.names import workspace_dir
 from autopilot.git.workspace import bring_back, objects_dir, prepare_workspace, remove_workspace
 from autopilot.models import (
     CommitInput,
-    CommitOutcome,
+    CommitResult,
     MergeInput,
-    MergeOutcome,
+    MergeResult,
     RemoveWorkspaceInput,
-    TargetMerge,
     TargetMergeInput,
-    TaskPlace,
+    TargetMergeResult,
     Workspace,
     WorkspaceInput,
+    WorkspaceOrigin,
 )
 
 
@@ -46,7 +46,7 @@ class Located(NamedTuple):
     made: bool  # made anew here just now (a remote task's step on another worker): set it up
 
 
-def commit_in(worktree: str | Path, request: CommitInput, repo: str | Path | None) -> CommitOutcome:
+def commit_in(worktree: str | Path, request: CommitInput, repo: str | Path | None) -> CommitResult:
     """`request`'s commit in the workspace `worktree`, its branch brought back into `repo`
     (None: the caller brings it back)."""
     return commit_changes(
@@ -69,7 +69,7 @@ class WorkspaceKind(Protocol):
         """Make the task's workspace on its branch, or say the task is merged already."""
         ...
 
-    def here(self, repo: str, worktree: str, place: TaskPlace | None) -> Located:
+    def here(self, repo: str, worktree: str, place: WorkspaceOrigin | None) -> Located:
         """The task's workspace (prepared as `worktree`) where this step runs."""
         ...
 
@@ -82,15 +82,15 @@ class WorkspaceKind(Protocol):
         read-only)."""
         ...
 
-    def commit(self, request: CommitInput) -> CommitOutcome:
+    def commit(self, request: CommitInput) -> CommitResult:
         """Commit what the agent left and bring the branch back where the merge reads it."""
         ...
 
-    def merge_target(self, request: TargetMergeInput) -> TargetMerge:
+    def merge_target(self, request: TargetMergeInput) -> TargetMergeResult:
         """Merge the target into the task's branch in its workspace (a conflict round)."""
         ...
 
-    def merge(self, request: MergeInput) -> MergeOutcome:
+    def merge(self, request: MergeInput) -> MergeResult:
         """Merge the task's branch into the target, once."""
         ...
 
@@ -126,7 +126,7 @@ class LocalWorkspaces:
         workspace.set_aside = aside
         return workspace
 
-    def here(self, repo: str, worktree: str, place: TaskPlace | None) -> Located:
+    def here(self, repo: str, worktree: str, place: WorkspaceOrigin | None) -> Located:
         return Located(worktree, made=False)  # one machine: where it was prepared
 
     def target_repo(self, repo: str) -> Path:
@@ -135,12 +135,12 @@ class LocalWorkspaces:
     def shared_objects(self, repo: str) -> Path:
         return objects_dir(repo)
 
-    def commit(self, request: CommitInput) -> CommitOutcome:
-        return commit_in(request.worktree, request, repo=request.repo or None)
+    def commit(self, request: CommitInput) -> CommitResult:
+        return commit_in(request.workspace_path, request, repo=request.repo or None)
 
-    def merge_target(self, request: TargetMergeInput) -> TargetMerge:
+    def merge_target(self, request: TargetMergeInput) -> TargetMergeResult:
         merged = merge_target_into_branch(
-            request.worktree,
+            request.workspace_path,
             request.target_branch,
             request.session_id,
             request.task_id,
@@ -151,14 +151,14 @@ class LocalWorkspaces:
             # user's repository (conflicts come back with their resolution, by the commit).
             bring_back(
                 request.repo,
-                request.worktree,
+                request.workspace_path,
                 request.session_id,
                 request.task_id,
                 request.base_sha,
             )
         return merged
 
-    def merge(self, request: MergeInput) -> MergeOutcome:
+    def merge(self, request: MergeInput) -> MergeResult:
         return merge_task(
             request.repo,
             request.target_branch,
@@ -171,7 +171,7 @@ class LocalWorkspaces:
         )
 
     def remove(self, request: RemoveWorkspaceInput) -> None:
-        path = worktree_path(Path(request.state_dir), request.session_id, request.task_id)
+        path = workspace_dir(Path(request.state_dir), request.session_id, request.task_id)
         remove_workspace(request.repo, path)
 
     def remove_at(self, repo: str, path: str) -> None:

@@ -35,7 +35,7 @@ from autopilot.git.runner import (
     shown_path,
 )
 from autopilot.infra import untrusted_fs
-from autopilot.models import MergeOutcome, MergeStyle
+from autopilot.models import MergeResult, MergeStyle
 
 MERGE_ATTEMPTS = 5  # the target moved under us this many times in a row: give up
 
@@ -262,7 +262,7 @@ def merge_task(
     *,
     verified_only: bool = False,
     style: MergeStyle = "merge",
-) -> MergeOutcome:
+) -> MergeResult:
     """Merge `branch` into the target with a merge commit carrying our trailers, atomically:
     the target either points at the full merge (with its checkout updated) or is untouched.
     CheckoutInTheWay: the user's checkout of the target is not safe to update now.
@@ -277,7 +277,7 @@ def merge_task(
     and what tells cleanup the branch is merged though it is no ancestor of the target)."""
     found = find_task_merge(repo, target_branch, session_id, task_id)
     if found is not None:
-        return MergeOutcome(
+        return MergeResult(
             merged=True,
             already_merged=True,
             merge_sha=found,
@@ -288,14 +288,14 @@ def merge_task(
     for _ in range(MERGE_ATTEMPTS):
         target_head = branch_head_sha(repo, target_branch)
         if is_ancestor(repo, branch_head, target_head):
-            return MergeOutcome(
+            return MergeResult(
                 merged=True,
                 already_merged=True,
                 message=f"{branch} ({branch_head[:12]}) is already contained in "
                 f"{target_branch}: nothing to merge",
             )
         if verified_only and not is_ancestor(repo, target_head, branch_head):
-            return MergeOutcome(
+            return MergeResult(
                 merged=False,
                 target_moved=True,
                 message=f"{target_branch} ({target_head[:12]}) has commits that {branch} "
@@ -304,7 +304,7 @@ def merge_task(
         merged = merge_trees(repo, target_head, branch_head)
         if merged.conflict:
             details = "; ".join(merged.conflict_messages) or ", ".join(merged.conflict_files)
-            return MergeOutcome(
+            return MergeResult(
                 merged=False,
                 conflict=True,
                 conflict_files=merged.conflict_files,
@@ -333,7 +333,7 @@ def merge_task(
         else:
             advanced = _advance_ref(repo, target_branch, target_head, merge_sha)
         if advanced:
-            return MergeOutcome(
+            return MergeResult(
                 merged=True,
                 merge_sha=merge_sha,
                 message=f"{'squashed' if style == 'squash' else 'merged'} {branch} into "

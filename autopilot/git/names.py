@@ -35,8 +35,9 @@ def branch_name(session_id: str, task_id: str) -> str:
     return f"autopilot/{safe_component(session_id)}/{safe_component(task_id)}"
 
 
-def worktree_path(state_dir: str | Path, session_id: str, task_id: str) -> Path:
-    """The task's worktree: `<state_dir>/worktrees/<session>/<task>`, never outside state_dir."""
+def workspace_dir(state_dir: str | Path, session_id: str, task_id: str) -> Path:
+    """The task's workspace: `<state_dir>/worktrees/<session>/<task>` (the folder keeps its old
+    name: sessions under way have their workspaces there), never outside state_dir."""
     return Path(state_dir) / "worktrees" / safe_component(session_id) / safe_component(task_id)
 
 
@@ -44,7 +45,7 @@ def agent_space_path(state_dir: str | Path, session_id: str, task_id: str) -> Pa
     """The folder of the task's sandboxed runs (their homes, Claude sessions and temp):
     `<session>/.agents/<task>` beside its workspace (no task's name starts with a dot), and
     removed with it."""
-    workspace = worktree_path(state_dir, session_id, task_id)
+    workspace = workspace_dir(state_dir, session_id, task_id)
     return workspace.parent / AGENT_SPACES / workspace.name
 
 

@@ -43,7 +43,7 @@ from autopilot.git.commits import merge_target_into_branch
 from autopilot.git.fresh import set_aside_name
 from autopilot.git.kinds import Located, commit_in
 from autopilot.git.merge import MERGE_ATTEMPTS, merge_task
-from autopilot.git.names import branch_name, worktree_path
+from autopilot.git.names import branch_name, workspace_dir
 from autopilot.git.refs import branch_ref, find_task_merge, is_ancestor, resolve_rev
 from autopilot.git.remote_cache import TRANSPORT_TIMEOUT_S, RemoteCache, cache_path, locked
 from autopilot.git.remote_url import RemoteError, shown_url
@@ -61,19 +61,19 @@ from autopilot.git.workspace import (
 from autopilot.infra import untrusted_fs
 from autopilot.models import (
     CommitInput,
-    CommitOutcome,
+    CommitResult,
     MergeInput,
-    MergeOutcome,
+    MergeResult,
     RemoveWorkspaceInput,
-    TargetMerge,
     TargetMergeInput,
-    TaskPlace,
+    TargetMergeResult,
     Workspace,
     WorkspaceInput,
+    WorkspaceOrigin,
 )
 
-TASK_MARK = "autopilot-task"  # in a workspace's .git: its TaskPlace
-_MARK_LIMIT = 64 * 1024  # a TaskPlace is a few hundred bytes
+TASK_MARK = "autopilot-task"  # in a workspace's .git: its WorkspaceOrigin
+_MARK_LIMIT = 64 * 1024  # a WorkspaceOrigin is a few hundred bytes
 
 
 class TaskBranchMoved(GitError):
@@ -89,7 +89,7 @@ class RemoteWorkspaces:
         self.state_dir = Path(state_dir).absolute()
         self.timeout_s = timeout_s
         # <state_dir>/worktrees: every workspace is a <session>/<task> folder in it.
-        self._worktrees = worktree_path(self.state_dir, "session", "task").parent.parent
+        self._worktrees = workspace_dir(self.state_dir, "session", "task").parent.parent
 
     def cache_path(self, url: str) -> Path:
         """This worker's cache of `url` (it may not exist yet)."""
@@ -124,7 +124,7 @@ class RemoteWorkspaces:
 
     def prepare(self, request: WorkspaceInput) -> Workspace:
         branch = branch_name(request.session_id, request.task_id)
-        path = worktree_path(self.state_dir, request.session_id, request.task_id)
+        path = workspace_dir(self.state_dir, request.session_id, request.task_id)
         with self.cache(request.repo, request.target_branch) as cache:
             seen = self._sync(cache, request.target_branch, [branch])
             aside = ""
@@ -144,7 +144,9 @@ class RemoteWorkspaces:
                 request.task_id,
             )
             if workspace.path:
-                mark_workspace(Path(workspace.path), TaskPlace.of_workspace(request, workspace))
+                mark_workspace(
+                    Path(workspace.path), WorkspaceOrigin.of_workspace(request, workspace)
+                )
             self._sweep(cache, request.session_id, request.target_branch, path)
         workspace.set_aside = aside
         return workspace
@@ -159,7 +161,7 @@ class RemoteWorkspaces:
                 continue
             try:
                 mark = untrusted_fs.read_file(workspace, ".git", TASK_MARK, limit=_MARK_LIMIT)
-                place = TaskPlace.model_validate_json(mark)
+                place = WorkspaceOrigin.model_validate_json(mark)
             except (OSError, ValueError):
                 continue  # no readable mark (the agent's to change): left for the session's end
             if place.session_id == session_id and find_task_merge(
@@ -167,7 +169,7 @@ class RemoteWorkspaces:
             ):
                 remove_workspace_dirs(workspace)
 
-    def here(self, repo: str, worktree: str, place: TaskPlace | None) -> Located:
+    def here(self, repo: str, worktree: str, place: WorkspaceOrigin | None) -> Located:
         """The task's workspace on this worker (`worktree` may be another machine's path):
         the one here when it holds what the remote has of the task, else made again from the
         remote's task branch, or from the commit the task started from before its first
@@ -178,7 +180,7 @@ class RemoteWorkspaces:
                 f"{worktree}); this worker cannot make the workspace again"
             )
         branch = branch_name(place.session_id, place.task_id)
-        path = worktree_path(self.state_dir, place.session_id, place.task_id)
+        path = workspace_dir(self.state_dir, place.session_id, place.task_id)
         with self.cache(repo, place.target_branch or None) as cache:
             pushed = cache.sync([branch]).get(branch)
             start = pushed or place.base_sha
@@ -203,8 +205,8 @@ class RemoteWorkspaces:
     def shared_objects(self, repo: str) -> Path:
         return self.cache_path(repo) / "objects"
 
-    def commit(self, request: CommitInput) -> CommitOutcome:
-        worktree = str(worktree_path(self.state_dir, request.session_id, request.task_id))
+    def commit(self, request: CommitInput) -> CommitResult:
+        worktree = str(workspace_dir(self.state_dir, request.session_id, request.task_id))
         if not request.in_place:
             # The workflow's own commit step, on any worker: the workspace as the step before
             # it left it (the agent's activity pushed its work), found or made again.
@@ -226,18 +228,18 @@ class RemoteWorkspaces:
         """The task's workspace here as the agent's step left it: found or made again from
         the remote's task branch, with the target merged in again in a conflict round (a
         merge in progress is found as it is, its conflicts with it)."""
-        place = TaskPlace(
+        place = WorkspaceOrigin(
             session_id=request.session_id,
             task_id=request.task_id,
             target_branch=request.conflict_target,
             base_sha=request.base_sha,
         )
-        located = self.here(request.repo, request.worktree, place)
+        located = self.here(request.repo, request.workspace_path, place)
         if request.conflict_target:
             self.merge_target(TargetMergeInput.at(place, request.repo, located.path))
 
-    def merge_target(self, request: TargetMergeInput) -> TargetMerge:
-        worktree = self.here(request.repo, request.worktree, request.place).path
+    def merge_target(self, request: TargetMergeInput) -> TargetMergeResult:
+        worktree = self.here(request.repo, request.workspace_path, request.origin).path
         branch = branch_name(request.session_id, request.task_id)
         # Held through the merge into the task branch: the cache's target is read there, and
         # outside the lock it could be another task's merge that is never pushed.
@@ -261,7 +263,7 @@ class RemoteWorkspaces:
                     _push_task_branch(cache, branch, head)
             return merged
 
-    def merge(self, request: MergeInput) -> MergeOutcome:
+    def merge(self, request: MergeInput) -> MergeResult:
         target = request.target_branch
         with self.cache(request.repo, target) as cache:
             for _ in range(MERGE_ATTEMPTS):
@@ -301,7 +303,7 @@ class RemoteWorkspaces:
     def remove(self, request: RemoveWorkspaceInput) -> None:
         self.remove_at(
             request.repo,
-            str(worktree_path(self.state_dir, request.session_id, request.task_id)),
+            str(workspace_dir(self.state_dir, request.session_id, request.task_id)),
         )
 
     def remove_at(self, repo: str, path: str) -> None:
@@ -349,7 +351,7 @@ def _goes_on_from(workspace: Path, sha: str) -> bool:
         return False
 
 
-def mark_workspace(workspace: Path, place: TaskPlace) -> None:
+def mark_workspace(workspace: Path, place: WorkspaceOrigin) -> None:
     """Which task a workspace is (its folder names are made safe, the ids are not): read by
     `_sweep` on this worker."""
     untrusted_fs.write_file(workspace, ".git", TASK_MARK, data=place.model_dump_json().encode())

@@ -8,7 +8,7 @@ import contextlib
 import os
 from pathlib import Path
 
-from autopilot.git.names import AGENT_SPACES, branch_name, safe_component, worktree_path
+from autopilot.git.names import AGENT_SPACES, branch_name, safe_component, workspace_dir
 from autopilot.git.refs import (
     BRANCH_LOCK_STALE_SECONDS,
     branch_head_sha,
@@ -70,7 +70,7 @@ def _ensure_worktree(repo: str | Path, path: Path, branch: str, start_sha: str) 
             return
         now_on = entry.branch or f"a detached HEAD at {entry.head}"
         raise GitError(
-            f"the task worktree {path} is on {now_on}, not on {ref}; check out {branch} "
+            f"the task workspace {path} is on {now_on}, not on {ref}; check out {branch} "
             "there or remove the worktree (`git worktree remove --force`), then retry"
         )
     _clear_stale_branch_lock(repo, branch)
@@ -97,7 +97,7 @@ def prepare_workspace(
         return Workspace(
             path="", branch=branch, base_sha=target_head, already_merged=True, merge_sha=merge_sha
         )
-    path = worktree_path(Path(state_dir).absolute(), session_id, task_id)
+    path = workspace_dir(Path(state_dir).absolute(), session_id, task_id)
     if (
         registered_worktree(repo, path) is not None
     ):  # a worktree made before workspaces had their own
@@ -300,12 +300,12 @@ def bring_back(
     return head
 
 
-def remove_workspace(repo: str | Path, worktree_path: str | Path) -> None:
-    """Remove the task's worktree (registered or a leftover directory); keep its branch.
+def remove_workspace(repo: str | Path, workspace: str | Path) -> None:
+    """Remove the task's workspace (a legacy linked worktree, or a directory); keep its branch.
 
     Only this worktree's registration is removed (no `git worktree prune`, which would touch
     every worktree and can race with another task's `git worktree add`)."""
-    path = Path(worktree_path).absolute()
+    path = Path(workspace).absolute()
     worktrees = list_worktrees(repo)
     main = os.path.realpath(worktrees[0].path) if worktrees else None
     if main is not None and (main + os.sep).startswith(os.path.realpath(path) + os.sep):

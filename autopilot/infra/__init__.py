@@ -19,6 +19,9 @@ from autopilot.infra.container_rules import (
     ContainerValueError,
     check_image,
 )
+from autopilot.infra.exit_without_teardown import (
+    exit_now,
+)
 from autopilot.infra.failpoints import (
     AFTER_MERGE,
     FAILPOINTS_ENV,
@@ -72,12 +75,12 @@ from autopilot.infra.options import (
     flag_value,
     not_allowed,
 )
+from autopilot.infra.printable import (
+    printable,
+)
 from autopilot.infra.private_files import (
     make_private_dir,
     open_private,
-)
-from autopilot.infra.process_exit import (
-    exit_now,
 )
 from autopilot.infra.protected_paths import (
     is_protected,
@@ -118,9 +121,6 @@ from autopilot.infra.run_logs import (
     RUN_MARK,
     UNKNOWN_RUN,
     begin_run,
-)
-from autopilot.infra.safe_text import (
-    printable,
 )
 from autopilot.infra.temporal_connection import (
     TemporalUnavailable,

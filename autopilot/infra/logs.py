@@ -12,8 +12,8 @@ from pathlib import Path
 
 import structlog
 
+from autopilot.infra.printable import printable
 from autopilot.infra.private_files import touch_private
-from autopilot.infra.safe_text import printable
 
 SHARED_PROCESSORS: list[structlog.types.Processor] = [
     structlog.contextvars.merge_contextvars,

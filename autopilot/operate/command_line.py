@@ -207,7 +207,7 @@ def _run_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="CMD",
-        help="a check command run in the task's worktree, e.g. 'pytest -q' (repeatable)",
+        help="a check command run in the task's workspace, e.g. 'pytest -q' (repeatable)",
     )
     review.add_argument("--check-timeout", type=float, metavar="S", help="per check (900)")
     review.add_argument("--reviewer-model", metavar="MODEL", help="model of the agent reviewer")

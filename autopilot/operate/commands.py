@@ -118,7 +118,7 @@ def add_commands(sub: Any) -> None:
         "changed, apply it to the tasks started from now on and retry the tasks that met a "
         "setup error (refused, naming them, for settings that cannot change mid-session)",
     )
-    command("cancel", "stop the agents, remove worktrees, keep branches").add_argument(
+    command("cancel", "stop the agents, remove workspaces, keep branches").add_argument(
         "--reason", default="", help="shown in status and the Web UI"
     )
     command("skip", "never run TASK, or stop it if it runs; its dependants go on").add_argument(
@@ -288,7 +288,7 @@ def print_status(status: SessionStatus, as_json: bool, out: TextIO) -> None:
     for change in status.config_changes:
         out.write(printable(f"    reloaded: {change}") + "\n")
     for batch in status.batches:
-        mode = mode_text(batch.sequential, batch.execution_mode)
+        mode = mode_text(batch.sequential, batch.execution_place)
         out.write(printable(f"  Batch {batch.number} ({batch.title}): {mode}") + "\n")
     if plan_changed(status):
         out.write(

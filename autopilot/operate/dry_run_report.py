@@ -126,7 +126,7 @@ def dry_run_report(accepted: Accepted, settings: Settings) -> DryRunReport:
             )
             for batch in accepted.selected.batches
         ],
-        mode=request.mode,
+        mode=request.execution_place,
         merge=MergeReport(
             repo=shown_url(request.repo),
             target_branch=request.target_branch,

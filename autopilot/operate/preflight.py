@@ -322,7 +322,7 @@ def _check_engine(request: SessionRequest, dagger_batches: list[int]) -> str:
     except EngineUnavailable as err:
         which = (
             "--mode dagger"
-            if request.mode == "dagger"
+            if request.execution_place == "dagger"
             else ("**Execution Mode:** dagger in batch " + ", ".join(map(str, dagger_batches)))
         )
         raise UserError(f"{which} runs tasks in containers, but {err}") from err
@@ -377,7 +377,7 @@ def _request(
         start_batch=numbers.start_batch,
         end_batch=numbers.end_batch,
         concurrency=numbers.concurrency,
-        mode=args.mode,
+        execution_place=args.mode,
         container=_container(file_cfg.container, args.image),
         state_dir=str(settings.state_dir),
         agent=agent,

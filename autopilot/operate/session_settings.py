@@ -33,7 +33,7 @@ __all__ = [
 # session cannot once it runs. Concurrency is compared on its own, against the live value.
 _FIXED: tuple[tuple[str, Callable[[SessionRequest], object]], ...] = (
     ("--target-branch", lambda r: r.target_branch),
-    ("--mode", lambda r: r.mode),
+    ("--mode", lambda r: r.execution_place),
     ("--max-turns", lambda r: r.agent.max_turns),
     ("--model", lambda r: r.agent.model),
     ("--agent-timeout", lambda r: r.agent.attempt_timeout_s),

@@ -224,7 +224,7 @@ class _Mode:
     line: int
     text: str  # normalised, e.g. "sequential, local"
     sequential: bool | None = None
-    where: Literal["local", "dagger"] | None = None
+    place: Literal["local", "dagger"] | None = None
 
 
 @dataclass
@@ -907,16 +907,16 @@ def _read_mode(item: _Field, where: str, issues: _Issues) -> _Mode | None:
                 )
             mode.sequential = _HOW_MODES[word]
         elif word in _WHERE_MODES:
-            if mode.where is not None and mode.where != word:
+            if mode.place is not None and mode.place != word:
                 problem = f"Execution Mode '{written}' for {where} names two places to run"
-            mode.where = "local" if word == "local" else "dagger"
+            mode.place = "local" if word == "local" else "dagger"
         else:
             problem = f"unknown Execution Mode '{written}' for {where}; {_MODE_SYNTAX}"
     if problem:
         issues.add(item.line, problem)
         return None
     parts = [] if mode.sequential is None else ["sequential" if mode.sequential else "parallel"]
-    mode.text = ", ".join([*parts, *([mode.where] if mode.where else [])])
+    mode.text = ", ".join([*parts, *([mode.place] if mode.place else [])])
     return mode
 
 
@@ -1250,13 +1250,13 @@ def _batch_model(batch: _BatchDraft, plan_mode: _Mode | None) -> Batch:
     sequential = next(
         (m.sequential for m in (batch.mode, plan_mode) if m and m.sequential is not None), False
     )
-    where = next((m.where for m in (batch.mode, plan_mode) if m and m.where), None)
+    place = next((m.place for m in (batch.mode, plan_mode) if m and m.place), None)
     return Batch(
         number=batch.number,
         title=batch.title,
         description=batch.description,
         dependencies=[number for number, _ in batch.depends],
-        execution_mode=where,
+        execution_place=place,
         sequential=sequential,
         tasks=[
             Task(

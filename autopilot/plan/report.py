@@ -113,7 +113,7 @@ def _batch_settings(batch: Batch, chosen_batches: set[int] | None, place: str) -
         + ("" if chosen_batches is None or number in chosen_batches else " (assumed merged)")
         for number in batch.dependencies
     )
-    mode = mode_text(batch.sequential, batch.execution_mode or place)
+    mode = mode_text(batch.sequential, batch.execution_place or place)
     return f"  depends on: {deps or 'none'} | execution mode: {mode}"
 
 

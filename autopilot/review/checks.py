@@ -1,4 +1,4 @@
-"""The repository's own check commands (`pytest -q`, `ruff check .`), run in a task's worktree.
+"""The repository's own check commands (`pytest -q`, `ruff check .`), run in a task's workspace.
 
 A check is an argv, split like a shell would split it but never run by one: a user who wants
 pipes or `&&` writes `sh -c '...'`. Each check runs blocking (the caller puts it in a thread)
@@ -55,7 +55,7 @@ class CheckEnv:
     passed: tuple[str, ...] = ()
     tmp_root: Path | None = None
     # The sandbox a check runs in: (argv, its TMPDIR) -> the argv that runs it there, and
-    # what its environment needs for that (activities/review.py makes it). None: as it is.
+    # what its environment needs for that (activities/checks.py makes it). None: as it is.
     confine: Callable[[list[str], Path], tuple[list[str], dict[str, str]]] | None = None
 
     def variables(self, tmpdir: Path) -> dict[str, str]:

@@ -14,9 +14,9 @@ from pydantic import ValidationError
 
 from autopilot.agent import AgentFailure, stream_json_argv
 from autopilot.infra import protected_changes
-from autopilot.models import CheckResult, ReviewSettings, TaskRequest, Verdict
+from autopilot.models import CheckResult, ReviewerVerdict, ReviewSettings, TaskRequest
 
-# Mirrors models.Verdict. Kept to plain keywords (type, enum, properties, required, items,
+# Mirrors models.ReviewerVerdict. Kept to plain keywords (type, enum, properties, required, items,
 # minimum, additionalProperties): the CLI hands it to the model as the StructuredOutput tool's
 # input_schema and validates the answer against it, asking again when it does not match.
 VERDICT_SCHEMA: dict[str, Any] = {
@@ -207,7 +207,7 @@ def reviewer_prompt(
     return "\n".join(parts)
 
 
-def parse_verdict(result_event: dict[str, Any] | None) -> Verdict:
+def parse_verdict(result_event: dict[str, Any] | None) -> ReviewerVerdict:
     """The verdict from the final result event; AgentFailure("error") when there is none."""
     if result_event is None:
         raise AgentFailure("error", "the reviewer gave no verdict: its run ended without a result")
@@ -230,7 +230,7 @@ def parse_verdict(result_event: dict[str, Any] | None) -> Verdict:
             f"the reviewer gave no verdict: its structured output is not an object: {output!r}",
         )
     try:
-        return Verdict.model_validate(output)
+        return ReviewerVerdict.model_validate(output)
     except ValidationError as invalid:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in error['loc']) or 'verdict'}: {error['msg']}"

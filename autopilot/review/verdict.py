@@ -6,7 +6,7 @@ Pure and deterministic: the task workflow calls it directly.
 from __future__ import annotations
 
 from autopilot.infra import names, normalise
-from autopilot.models import CheckResult, Finding, ReviewerOutcome, ReviewResult, Task
+from autopilot.models import CheckResult, Finding, ReviewerRunResult, ReviewResult, Task
 from autopilot.review.check_excerpt import excerpt, strip_ansi
 
 TAIL_IN_FINDING = 1500  # characters of a failed check's output carried into the finding
@@ -38,7 +38,7 @@ def finding_headline(finding: Finding) -> str:
     return message.split("\n", 1)[0]
 
 
-def reviewer_findings(outcome: ReviewerOutcome) -> list[Finding]:
+def reviewer_findings(outcome: ReviewerRunResult) -> list[Finding]:
     verdict = outcome.verdict
     findings = [
         Finding(source="reviewer", message=item.message, file=item.file, line=item.line)
@@ -62,7 +62,7 @@ def reviewer_findings(outcome: ReviewerOutcome) -> list[Finding]:
 def combine_review(
     round_number: int,
     checks: list[CheckResult],
-    reviewer: ReviewerOutcome | None,
+    reviewer: ReviewerRunResult | None,
     untouched_files: list[str],
 ) -> ReviewResult:
     """Approved when every check passed and the reviewer (if any) approved with every

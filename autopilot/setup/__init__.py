@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from autopilot.setup.copied import (
+from autopilot.setup.copy_files import (
     CopyProblem,
     check_sources,
     check_untracked,

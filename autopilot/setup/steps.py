@@ -25,7 +25,7 @@ from autopilot.infra import Redactor, untrusted_fs
 from autopilot.models import CheckResult, SetupInput, SetupResult
 from autopilot.review import CheckEnv, check_log_name, run_check
 from autopilot.setup import cache
-from autopilot.setup.copied import CopyProblem, check_untracked, copy_in, exclude
+from autopilot.setup.copy_files import CopyProblem, check_untracked, copy_in, exclude
 from autopilot.setup.paths import UnsafePath
 
 STAMP = "autopilot-setup"  # in the workspace's .git: the key it was set up for
@@ -52,7 +52,7 @@ def set_up_workspace(
 ) -> SetupResult:
     started = time.monotonic()
     settings = request.settings
-    workspace = Path(request.worktree)
+    workspace = Path(request.workspace_path)
     result = SetupResult()
     try:
         stamp = _read_stamp(workspace)
@@ -94,7 +94,7 @@ def _run_commands(
 ) -> None:
     """The setup commands, or with `after_restore` those that follow a cache restore."""
     redactor = Redactor.from_env(env.base)
-    worktree, output_dir = Path(request.worktree), Path(request.output_dir)
+    worktree, output_dir = Path(request.workspace_path), Path(request.output_dir)
     commands = request.settings.after_restore if after_restore else request.settings.setup
     kind = "after-restore" if after_restore else "setup"
     for index, command in enumerate(commands, start=1):

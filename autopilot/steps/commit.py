@@ -42,4 +42,4 @@ def failed_commit(err: gitops.GitError, site: TaskSite) -> CommitFailure | None:
         return CommitFailure(error_types.PROTECTED_PATHS_CHANGED, lost=False)
     if isinstance(err, WorkspaceFilesCommitted | FilesTooLarge | gitops.WorkspaceBroken):
         return CommitFailure(error_types.AGENT_ERROR, lost=False)
-    return CommitFailure(error_types.WORK_NOT_PUSHED, lost=True)
+    return CommitFailure(error_types.REMOTE_AWAY, lost=True)

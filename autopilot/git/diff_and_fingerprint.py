@@ -108,7 +108,7 @@ def diff_for_review(worktree: str | Path, base_sha: str, limit_chars: int = 60_0
             f"{text[:cut]}\n[diff truncated: {len(left)} of {len(text)} characters "
             f"({left.count(chr(10))} lines) left out; {partly}{unseen} more file(s) not "
             "shown. The summary at the top lists every changed file: read those files in "
-            f"the worktree, or run `git diff {base}...HEAD -- <path>`, to see the rest.]\n"
+            f"the workspace, or run `git diff {base}...HEAD -- <path>`, to see the rest.]\n"
         )
     return ReviewDiff(
         diff=text, changed_files=[shown_path(path) for path in names], truncated=truncated
@@ -133,7 +133,7 @@ _HASHED_FILE_LIMIT = 16 * 1024 * 1024
 
 
 def tree_fingerprint(worktree: str | Path) -> str:
-    """A string that changes when anything in the worktree changes: HEAD, the branch, a merge
+    """A string that changes when anything in the workspace changes: HEAD, the branch, a merge
     in progress, the index, the content of every changed, untracked or ignored file (so a
     second edit of an already modified file shows), and the worktree's git dir: its config,
     hooks and refs (`_hash_git_dirs` says which, for a linked worktree)."""

@@ -1,4 +1,4 @@
-"""Activities: run the repo's check commands in a task's worktree (one review round's checks),
+"""Activities: run the repo's check commands in a task's workspace (one review round's checks),
 and the task's branch merged with the target's head, then checked (verify_merge). Each check
 runs in the agent's sandbox with the checks' minimal environment (CommandSandbox), or in the
 task's container."""
@@ -23,9 +23,9 @@ from autopilot.models import (
     CheckResult,
     ChecksInput,
     ContainerSettings,
-    MergeVerification,
     SetupInput,
     VerifyMergeInput,
+    VerifyMergeResult,
 )
 from autopilot.review.checks import CheckEnv, check_log_name
 from autopilot.review.checks import run_checks as run_check_commands
@@ -47,7 +47,10 @@ class CheckActivities:
         checked(request)
         worktree = await self._setup.workspace_here(setup_of(request))
         request = request.model_copy(
-            update={"worktree": worktree, "output_dir": str(on_this_worker(request.output_dir))}
+            update={
+                "workspace_path": worktree,
+                "output_dir": str(on_this_worker(request.output_dir)),
+            }
         )
         if request.container is not None:
             return await self._checks_in_container(request, request.container)
@@ -64,7 +67,7 @@ class CheckActivities:
             )
 
     @activity.defn(name="verify_merge")
-    async def verify_merge(self, request: VerifyMergeInput) -> MergeVerification:
+    async def verify_merge(self, request: VerifyMergeInput) -> VerifyMergeResult:
         """The task's branch merged with the target's head, in its workspace (as the conflict
         round merges it), then the checks on that merge, where the task's checks run. On a
         conflict no check runs: the merge stays in progress for the conflict round."""
@@ -73,13 +76,13 @@ class CheckActivities:
         with git_errors_as_activity_errors():
             merged = await in_thread(workspaces(site).merge_target, request.merge)
         if not merged.clean:
-            return MergeVerification(clean=False, conflict_files=merged.conflict_files)
+            return VerifyMergeResult(clean=False, conflict_files=merged.conflict_files)
         if request.checks.setup.active and not site.remote:
             # The target's commits may change what the setup makes (a lock file), as in the
             # conflict round; a remote workspace is set up again by run_checks when it is.
             await self._setup.set_up(setup_of(request.checks))
         checks = await self.run_checks(request.checks)
-        return MergeVerification(clean=True, head_sha=merged.head_sha, checks=checks)
+        return VerifyMergeResult(clean=True, head_sha=merged.head_sha, checks=checks)
 
     async def _checks_in_container(
         self, request: ChecksInput, settings: ContainerSettings
@@ -104,7 +107,7 @@ class CheckActivities:
                     await run_check_in_container(
                         access,
                         settings,
-                        Path(request.worktree),
+                        Path(request.workspace_path),
                         check.argv,
                         inside=site.inside,
                         command=check.command,
@@ -123,7 +126,7 @@ class CheckActivities:
 def setup_of(request: ChecksInput) -> SetupInput:
     """The setup of the workspace the checks run in, its logs beside theirs."""
     return SetupInput(
-        worktree=request.worktree,
+        workspace_path=request.workspace_path,
         repo=request.repo,
         state_dir=request.state_dir,
         settings=request.setup,
@@ -131,7 +134,7 @@ def setup_of(request: ChecksInput) -> SetupInput:
         check_env=request.check_env,
         network=request.network,
         ports=request.ports,
-        target_branch=request.place.target_branch if request.place else "",
-        place=request.place,
+        target_branch=request.origin.target_branch if request.origin else "",
+        origin=request.origin,
         site=request.site,
     )
