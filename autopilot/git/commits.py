@@ -67,11 +67,11 @@ class WorkspaceFilesCommitted(GitError):
 # --------------------------------------------------------------------------------------------
 
 
-def _commits_since(worktree: str | Path, base_sha: str) -> list[CommitInfo]:
+def _commits_since(workspace: str | Path, base_sha: str) -> list[CommitInfo]:
     # --first-parent: after a conflict round merged the target into the branch, the target's
     # own commits (reachable only through that merge's second parent) are not the task's.
     out = git_output(
-        worktree,
+        workspace,
         "log",
         "--no-show-signature",
         "--first-parent",
@@ -89,22 +89,22 @@ def _commits_since(worktree: str | Path, base_sha: str) -> list[CommitInfo]:
     return commits
 
 
-def _require_task_branch(worktree: str | Path, session_id: str, task_id: str) -> None:
+def _require_task_branch(workspace: str | Path, session_id: str, task_id: str) -> None:
     expected = branch_ref(branch_name(session_id, task_id))
-    head_ref = run_git(worktree, ["symbolic-ref", "--quiet", "HEAD"]).stdout.strip()
+    head_ref = run_git(workspace, ["symbolic-ref", "--quiet", "HEAD"]).stdout.strip()
     if head_ref != expected:
         now_on = head_ref or "a detached HEAD"
         raise GitError(
-            f"the task workspace {worktree} is on {now_on}, not on {expected}; the agent "
+            f"the task workspace {workspace} is on {now_on}, not on {expected}; the agent "
             "switched branches: check out the task branch there, then retry"
         )
 
 
-def _commit(worktree: str | Path, full_message: str) -> None:
+def _commit(workspace: str | Path, full_message: str) -> None:
     """Commit the index (a merge commit when MERGE_HEAD exists) with `full_message` as is."""
     git_output(
-        worktree,
-        *identity_args(worktree),
+        workspace,
+        *identity_args(workspace),
         "commit",
         "--quiet",
         "--no-verify",  # hooks must not stop us from keeping the agent's work
@@ -114,11 +114,11 @@ def _commit(worktree: str | Path, full_message: str) -> None:
     )
 
 
-def _merge_message(worktree: str | Path, message: str, session_id: str, task_id: str) -> str:
+def _merge_message(workspace: str | Path, message: str, session_id: str, task_id: str) -> str:
     """The message for concluding the merge in progress: the one it was started with
     (MERGE_MSG, git's `# Conflicts` comment lines dropped) if it already carries our
     trailers, else `message` (or git's merge message) with our trailers."""
-    found = git_internal_path(worktree, "MERGE_MSG")
+    found = git_internal_path(workspace, "MERGE_MSG")
     try:
         raw = untrusted_fs.read_file(found.parent, found.name, limit=_MERGE_MSG_LIMIT)
     except (FileNotFoundError, untrusted_fs.UntrustedPath):
@@ -132,7 +132,7 @@ def _merge_message(worktree: str | Path, message: str, session_id: str, task_id:
 
 
 def commit_changes(
-    worktree: str | Path,
+    workspace: str | Path,
     base_sha: str,
     session_id: str,
     task_id: str,
@@ -159,42 +159,42 @@ def commit_changes(
 
     `named`: the task's **Files:** list. A change to a protected path it does not name
     raises ProtectedPathsChanged, again before the branch is brought back."""
-    enter_workspace(worktree)
-    _require_task_branch(worktree, session_id, task_id)
-    clear_stale_index_lock(worktree)
-    merging = resolve_rev(worktree, "MERGE_HEAD") is not None
+    enter_workspace(workspace)
+    _require_task_branch(workspace, session_id, task_id)
+    clear_stale_index_lock(workspace)
+    merging = resolve_rev(workspace, "MERGE_HEAD") is not None
     if merging:
-        _, marked = _conflict_state(worktree)
+        _, marked = _conflict_state(workspace)
         if marked:
             raise ConflictsRemain(
-                f"cannot commit in {worktree}: the merge in progress still has conflict "
+                f"cannot commit in {workspace}: the merge in progress still has conflict "
                 f"markers (<<<<<<< / ======= / >>>>>>>) in {_list_for_people(marked)}; "
                 "resolve them there, then retry"
             )
     committed = False
-    left = status_entries(worktree, untracked=True)
-    _refuse_large_files(worktree, left, task_id)
+    left = status_entries(workspace, untracked=True)
+    _refuse_large_files(workspace, left, task_id)
     # During a merge the resolution may equal HEAD (nothing to stage): still commit it, so
     # the merge is recorded and MERGE_HEAD cleared.
     if merging or left:
-        git_output(worktree, "add", "--all")
+        git_output(workspace, "add", "--all")
         if keep_out:  # back to HEAD's index entries: a `git add -f` of them is undone
-            git_output(worktree, "reset", "--quiet", "--", *_literal(keep_out))
-        if merging or run_git(worktree, ["diff", "--cached", "--quiet"]).returncode != 0:
+            git_output(workspace, "reset", "--quiet", "--", *_literal(keep_out))
+        if merging or run_git(workspace, ["diff", "--cached", "--quiet"]).returncode != 0:
             full_message = (
-                _merge_message(worktree, message, session_id, task_id)
+                _merge_message(workspace, message, session_id, task_id)
                 if merging
                 else message_with_trailers(message, session_id, task_id)
             )
-            _commit(worktree, full_message)
+            _commit(workspace, full_message)
             committed = True
-    _refuse_kept_out(worktree, base_sha, keep_out, task_id)
-    _refuse_protected(worktree, base_sha, named)
-    commits = _commits_since(worktree, base_sha)
-    head_sha = git_output(worktree, "rev-parse", "HEAD").strip()
-    clean = not status_entries(worktree, untracked=True)
+    _refuse_kept_out(workspace, base_sha, keep_out, task_id)
+    _refuse_protected(workspace, base_sha, named)
+    commits = _commits_since(workspace, base_sha)
+    head_sha = git_output(workspace, "rev-parse", "HEAD").strip()
+    clean = not status_entries(workspace, untracked=True)
     if repo is not None:
-        bring_back(repo, worktree, session_id, task_id, base_sha)
+        bring_back(repo, workspace, session_id, task_id, base_sha)
     return CommitResult(
         commits=commits,
         head_sha=head_sha,
@@ -207,13 +207,13 @@ def _literal(paths: Sequence[str]) -> list[str]:
     return [f":(literal){path}" for path in paths]
 
 
-def _refuse_large_files(worktree: str | Path, changed: Sequence[str], task_id: str) -> None:
+def _refuse_large_files(workspace: str | Path, changed: Sequence[str], task_id: str) -> None:
     """A file the agent left that is over MAX_FILE_BYTES (a sparse file of many GiB reads as
     that many zeros): FilesTooLarge, before `git add` would read and store it whole. Sizes
     are read without following a link (autopilot/infra/untrusted_fs.py)."""
     found = []
     for path in changed:
-        info = untrusted_fs.lstat_at(Path(worktree), *path.rstrip("/").split("/"))
+        info = untrusted_fs.lstat_at(Path(workspace), *path.rstrip("/").split("/"))
         if info is not None and stat.S_ISREG(info.st_mode) and info.st_size > MAX_FILE_BYTES:
             found.append(f"{path} ({info.st_size / 2**20:,.0f} MiB)")
     if found:
@@ -227,21 +227,21 @@ def _refuse_large_files(worktree: str | Path, changed: Sequence[str], task_id: s
 
 
 def _refuse_kept_out(
-    worktree: str | Path, base_sha: str, keep_out: Sequence[str], task_id: str
+    workspace: str | Path, base_sha: str, keep_out: Sequence[str], task_id: str
 ) -> None:
     """Any commit since base_sha that adds, changes or removes a kept-out path (a merge
     commit too, when it differs from all its parents there): WorkspaceFilesCommitted."""
     if not keep_out:
         return
     literal = _literal(keep_out)
-    found = git_output(worktree, "rev-list", "--full-history", f"{base_sha}..HEAD", "--", *literal)
+    found = git_output(workspace, "rev-list", "--full-history", f"{base_sha}..HEAD", "--", *literal)
     shas = found.split()
     if not shas:
         return
     # Each path any of them touched (one added and removed again is still in the history).
     touched = ["log", "-z", "--format=", "--name-only", "--no-renames", f"{base_sha}..HEAD"]
     paths = list(
-        dict.fromkeys(nul_separated_paths(git_output_bytes(worktree, *touched, "--", *literal)))
+        dict.fromkeys(nul_separated_paths(git_output_bytes(workspace, *touched, "--", *literal)))
     )
     named = _list_for_people(paths) or ", ".join(keep_out)
     raise WorkspaceFilesCommitted(
@@ -253,13 +253,13 @@ def _refuse_kept_out(
     )
 
 
-def _refuse_protected(worktree: str | Path, base_sha: str, named: Sequence[str]) -> None:
+def _refuse_protected(workspace: str | Path, base_sha: str, named: Sequence[str]) -> None:
     """The task's own changes (those the reviewer is shown) to protected paths that its
     **Files:** list does not name: ProtectedPathsChanged. A branch that left its base has
     no such changes to show: bringing it back refuses it (WorkspaceBroken)."""
-    if not is_ancestor(worktree, base_sha, "HEAD"):
+    if not is_ancestor(workspace, base_sha, "HEAD"):
         return
-    refused = unnamed_protected(changed_files(worktree, base_sha), named)
+    refused = unnamed_protected(changed_files(workspace, base_sha), named)
     if not refused:
         return
     shown = ", ".join(refused[:10]) + (
@@ -302,81 +302,81 @@ def _marker_blocks(data: bytes) -> int:
     return blocks
 
 
-def _unmerged_paths(worktree: str | Path) -> list[bytes]:
+def _unmerged_paths(workspace: str | Path) -> list[bytes]:
     # `<mode> <object> <stage>\t<path>`, one line per stage.
-    entries = nul_separated_paths(git_output_bytes(worktree, "ls-files", "--unmerged", "-z"))
+    entries = nul_separated_paths(git_output_bytes(workspace, "ls-files", "--unmerged", "-z"))
     return sorted({entry.partition(b"\t")[2] for entry in entries})
 
 
-def _differs_from(worktree: str | Path, rev: str) -> set[bytes]:
+def _differs_from(workspace: str | Path, rev: str) -> set[bytes]:
     """Tracked paths whose working-tree content differs from `rev`."""
     return set(
         nul_separated_paths(
-            git_output_bytes(worktree, "diff", "--name-only", "--no-renames", "-z", rev, "--")
+            git_output_bytes(workspace, "diff", "--name-only", "--no-renames", "-z", rev, "--")
         )
     )
 
 
-def _blob(worktree: str | Path, rev: str, path: bytes) -> bytes:
+def _blob(workspace: str | Path, rev: str, path: bytes) -> bytes:
     """The content of `path` at `rev`, empty if it does not exist there."""
-    proc = run_git_bytes(worktree, ["cat-file", "blob", f"{rev}:{os.fsdecode(path)}"])
+    proc = run_git_bytes(workspace, ["cat-file", "blob", f"{rev}:{os.fsdecode(path)}"])
     return proc.stdout if proc.returncode == 0 else b""
 
 
-def _merge_sides(worktree: str | Path) -> tuple[str, str] | None:
+def _merge_sides(workspace: str | Path) -> tuple[str, str] | None:
     """(ours, theirs) of the merge in progress, or of HEAD if it is a merge commit (the agent
     may have concluded the merge itself); None without either."""
-    ours = resolve_rev(worktree, "HEAD")
-    theirs = resolve_rev(worktree, "MERGE_HEAD")
+    ours = resolve_rev(workspace, "HEAD")
+    theirs = resolve_rev(workspace, "MERGE_HEAD")
     if ours is None:
         return None
     if theirs is not None:
         return ours, theirs
-    second = resolve_rev(worktree, f"{ours}^2")
-    first = resolve_rev(worktree, f"{ours}^1")
+    second = resolve_rev(workspace, f"{ours}^2")
+    first = resolve_rev(workspace, f"{ours}^1")
     return (first, second) if first is not None and second is not None else None
 
 
-def _conflict_state(worktree: str | Path) -> tuple[list[bytes], list[bytes]]:
+def _conflict_state(workspace: str | Path) -> tuple[list[bytes], list[bytes]]:
     """(unmerged paths, paths whose conflict markers the merge left in).
 
     A file counts as marked when it changed since the merge base, differs from both sides,
     and has more marker blocks than either side's version: a file that legitimately holds
     marker-like lines (on either side) is not flagged."""
-    unmerged = _unmerged_paths(worktree)
-    sides = _merge_sides(worktree)
+    unmerged = _unmerged_paths(workspace)
+    sides = _merge_sides(workspace)
     if sides is None:
         return unmerged, []
     ours, theirs = sides
-    candidates = _differs_from(worktree, ours) & _differs_from(worktree, theirs)
-    base = run_git(worktree, ["merge-base", ours, theirs])
+    candidates = _differs_from(workspace, ours) & _differs_from(workspace, theirs)
+    base = run_git(workspace, ["merge-base", ours, theirs])
     if base.returncode == 0:  # unrelated histories have no merge base
-        candidates &= _differs_from(worktree, base.stdout.strip())
+        candidates &= _differs_from(workspace, base.stdout.strip())
     marked: list[bytes] = []
     for path in sorted(candidates | set(unmerged)):
         try:  # a link, a FIFO or a file too big to be a source file is not looked into
             content = untrusted_fs.read_file(
-                Path(worktree), *os.fsdecode(path).split("/"), limit=_MARKER_SCAN_LIMIT
+                Path(workspace), *os.fsdecode(path).split("/"), limit=_MARKER_SCAN_LIMIT
             )
         except OSError:
             continue
         blocks = _marker_blocks(content)
         if blocks == 0:
             continue
-        if blocks > max(_marker_blocks(_blob(worktree, rev, path)) for rev in (ours, theirs)):
+        if blocks > max(_marker_blocks(_blob(workspace, rev, path)) for rev in (ours, theirs)):
             marked.append(path)
     return unmerged, marked
 
 
-def unresolved_conflicts(worktree: str | Path) -> list[str]:
+def unresolved_conflicts(workspace: str | Path) -> list[str]:
     """Paths still in conflict: unmerged index entries, plus files with conflict markers left
     by the merge in progress (or by HEAD's merge commit), even if `git add`-ed or committed."""
-    unmerged, marked = _conflict_state(worktree)
+    unmerged, marked = _conflict_state(workspace)
     return sorted({shown_path(path) for path in [*unmerged, *marked]})
 
 
 def merge_target_into_branch(
-    worktree: str | Path,
+    workspace: str | Path,
     target_branch: str,
     session_id: str,
     task_id: str,
@@ -391,37 +391,37 @@ def merge_target_into_branch(
     nothing is unresolved. The target branch and the user's checkout are never touched.
     `repo`: the user's repository, where the target is (a workspace of its own has no target
     branch; it reads the target's objects through its alternates)."""
-    enter_workspace(worktree)
-    _require_task_branch(worktree, session_id, task_id)
-    clear_stale_index_lock(worktree)
+    enter_workspace(workspace)
+    _require_task_branch(workspace, session_id, task_id)
+    clear_stale_index_lock(workspace)
     branch = branch_name(session_id, task_id)
     message = message_with_trailers(
         f"Merge {target_branch} into {branch} for task {task_id}", session_id, task_id
     )
-    in_progress = resolve_rev(worktree, "MERGE_HEAD")
+    in_progress = resolve_rev(workspace, "MERGE_HEAD")
     if in_progress is not None:
-        conflicts = unresolved_conflicts(worktree)
+        conflicts = unresolved_conflicts(workspace)
         if not conflicts:  # e.g. crashed between a clean merge and its commit: finish it
-            _commit(worktree, _merge_message(worktree, message, session_id, task_id))
+            _commit(workspace, _merge_message(workspace, message, session_id, task_id))
         return TargetMergeResult(
             clean=not conflicts,
             conflict_files=conflicts,
-            head_sha=head_sha(worktree),
+            head_sha=head_sha(workspace),
         )
-    target_sha = branch_head_sha(worktree if repo is None else repo, target_branch)
-    branch_head = head_sha(worktree)
-    if is_ancestor(worktree, target_sha, branch_head):
+    target_sha = branch_head_sha(workspace if repo is None else repo, target_branch)
+    branch_head = head_sha(workspace)
+    if is_ancestor(workspace, target_sha, branch_head):
         return TargetMergeResult(clean=True, already_up_to_date=True, head_sha=branch_head)
-    dirty = status_entries(worktree, untracked=False)
+    dirty = status_entries(workspace, untracked=False)
     if dirty:
         raise GitError(
-            f"cannot merge {target_branch} into {branch} in {worktree}: it has uncommitted "
+            f"cannot merge {target_branch} into {branch} in {workspace}: it has uncommitted "
             f"changes to {', '.join(dirty[:10])}; commit them (commit_changes) or discard "
             "them first, then retry"
         )
     # The sha, not the name: we merge exactly the head we checked, even if the target moves.
     args = [
-        *identity_args(worktree),
+        *identity_args(workspace),
         "merge",
         "--no-ff",
         "--no-commit",
@@ -431,17 +431,17 @@ def merge_target_into_branch(
         f"--message={message}",
         target_sha,
     ]
-    proc = run_git(worktree, args)
-    if resolve_rev(worktree, "MERGE_HEAD") is None:
+    proc = run_git(workspace, args)
+    if resolve_rev(workspace, "MERGE_HEAD") is None:
         raise GitError(
-            f"{git_failure_message(worktree, args, proc)}; nothing was merged. If untracked files "
+            f"{git_failure_message(workspace, args, proc)}; nothing was merged. If untracked files "
             "are in the way, move or delete them in the workspace, then retry"
         )
-    unmerged = _unmerged_paths(worktree)
+    unmerged = _unmerged_paths(workspace)
     if not unmerged:
-        _commit(worktree, message)
+        _commit(workspace, message)
     return TargetMergeResult(
         clean=not unmerged,
         conflict_files=[shown_path(path) for path in unmerged],
-        head_sha=head_sha(worktree),
+        head_sha=head_sha(workspace),
     )

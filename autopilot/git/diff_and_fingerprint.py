@@ -38,22 +38,22 @@ class ReviewDiff(BaseModel):
     truncated: bool
 
 
-def _review_base(worktree: str | Path, base_sha: str) -> str:
+def _review_base(workspace: str | Path, base_sha: str) -> str:
     """Where the task's own changes start: the merge base of base_sha and HEAD, moved past
     each merge of the target into the branch (a conflict round) on HEAD's first-parent line.
 
     Such a merge M is recognised by its shape: the merge base of its two parents is the
     current base, i.e. its second parent is a later state of the target. An agent's own side
     branch forks from a task commit instead, so its changes stay in the diff."""
-    proc = run_git(worktree, ["merge-base", base_sha, "HEAD"])
+    proc = run_git(workspace, ["merge-base", base_sha, "HEAD"])
     if proc.returncode != 0:
         raise GitError(
-            f"{base_sha!r} shares no history with HEAD in {worktree} (or names no commit); "
+            f"{base_sha!r} shares no history with HEAD in {workspace} (or names no commit); "
             "pass the base the task branch started from, or the target's head"
         )
     base = proc.stdout.strip()
     merges = git_output(
-        worktree,
+        workspace,
         "rev-list",
         "--first-parent",
         "--min-parents=2",
@@ -64,37 +64,39 @@ def _review_base(worktree: str | Path, base_sha: str) -> str:
     )
     for line in merges.splitlines():
         _, first, second = line.split()[:3]
-        if run_git(worktree, ["merge-base", first, second]).stdout.strip() == base:
+        if run_git(workspace, ["merge-base", first, second]).stdout.strip() == base:
             base = second
     return base
 
 
-def _changed_names(worktree: str | Path, base: str) -> list[bytes]:
+def _changed_names(workspace: str | Path, base: str) -> list[bytes]:
     """Every path `base...HEAD` adds, changes or removes; a rename as both of its paths."""
     common = ["--no-color", "--no-ext-diff", "--no-textconv", f"{base}...HEAD", "--"]
     return nul_separated_paths(
-        git_output_bytes(worktree, "diff", "--name-only", "--no-renames", "-z", *common)
+        git_output_bytes(workspace, "diff", "--name-only", "--no-renames", "-z", *common)
     )
 
 
-def changed_files(worktree: str | Path, base_sha: str) -> list[str]:
+def changed_files(workspace: str | Path, base_sha: str) -> list[str]:
     """The paths the task's own changes touch (as diff_for_review counts them)."""
-    return [shown_path(path) for path in _changed_names(worktree, _review_base(worktree, base_sha))]
+    return [
+        shown_path(path) for path in _changed_names(workspace, _review_base(workspace, base_sha))
+    ]
 
 
-def diff_for_review(worktree: str | Path, base_sha: str, limit_chars: int = 60_000) -> ReviewDiff:
+def diff_for_review(workspace: str | Path, base_sha: str, limit_chars: int = 60_000) -> ReviewDiff:
     """The task's own changes, `git diff <base>...HEAD` with `--stat` first, cut at
     limit_chars (plus a note saying what was left out).
 
     base_sha may be the workspace's base or the target's head (or name): the diff starts at
     their merge base with HEAD, moved past the target merges of conflict rounds, so the
     target's own changes that came in through those merges are not shown as the task's."""
-    enter_workspace(worktree)
-    base = _review_base(worktree, base_sha)
+    enter_workspace(workspace)
+    base = _review_base(workspace, base_sha)
     common = ["--no-color", "--no-ext-diff", "--no-textconv", f"{base}...HEAD", "--"]
-    names = _changed_names(worktree, base)
+    names = _changed_names(workspace, base)
     text = git_output_bytes(
-        worktree, "diff", "--stat=200", "--summary", "--patch", "--find-renames", *common
+        workspace, "diff", "--stat=200", "--summary", "--patch", "--find-renames", *common
     ).decode("utf-8", "replace")
     if not text.strip():
         text = f"(no changes: HEAD changes nothing relative to {base})\n"
@@ -132,18 +134,18 @@ _SHARED_GIT_PARTS = ("config", "hooks", "info")
 _HASHED_FILE_LIMIT = 16 * 1024 * 1024
 
 
-def tree_fingerprint(worktree: str | Path) -> str:
+def tree_fingerprint(workspace: str | Path) -> str:
     """A string that changes when anything in the workspace changes: HEAD, the branch, a merge
     in progress, the index, the content of every changed, untracked or ignored file (so a
-    second edit of an already modified file shows), and the worktree's git dir: its config,
+    second edit of an already modified file shows), and the workspace's git dir: its config,
     hooks and refs (`_hash_git_dirs` says which, for a linked worktree)."""
-    head = resolve_rev(worktree, "HEAD") or "(no commit)"
-    branch = run_git(worktree, ["symbolic-ref", "--quiet", "HEAD"]).stdout.strip() or "(detached)"
-    merge_head = resolve_rev(worktree, "MERGE_HEAD") or "-"
+    head = resolve_rev(workspace, "HEAD") or "(no commit)"
+    branch = run_git(workspace, ["symbolic-ref", "--quiet", "HEAD"]).stdout.strip() or "(detached)"
+    merge_head = resolve_rev(workspace, "MERGE_HEAD") or "-"
     # --no-optional-locks: looking must not write the index (a stat refresh) either.
     # --ignored=traditional with -uall lists each ignored file, not only its folder.
     status = git_output_bytes(
-        worktree,
+        workspace,
         "--no-optional-locks",
         "status",
         "--porcelain=v1",
@@ -153,15 +155,15 @@ def tree_fingerprint(worktree: str | Path) -> str:
         "--ignore-submodules=none",
     )
     staged = git_output_bytes(
-        worktree, "--no-optional-locks", "diff", "--cached", "--raw", "--no-abbrev", "-z"
+        workspace, "--no-optional-locks", "diff", "--cached", "--raw", "--no-abbrev", "-z"
     )
     digest = hashlib.sha256()
     for part in (head.encode(), branch.encode(), merge_head.encode(), status, staged):
         digest.update(part + b"\0\0")
     for path in _status_paths(status):
         digest.update(path + b"\0")
-        _hash_entry(digest, Path(worktree, os.fsdecode(path)))
-    _hash_git_dirs(digest, worktree)
+        _hash_entry(digest, Path(workspace, os.fsdecode(path)))
+    _hash_git_dirs(digest, workspace)
     return f"{head}:{digest.hexdigest()}"
 
 
@@ -185,7 +187,7 @@ class _Digest(Protocol):
 def _hash_entry(digest: _Digest, path: Path) -> None:
     """What is at `path`: a link's target, a file's content (a huge one: its size, time and
     inode, it is not read whole), or that it is a folder, something else, or gone. Links are
-    not followed: a link out of the worktree is the link, not what it points at."""
+    not followed: a link out of the workspace is the link, not what it points at."""
     found = untrusted_fs.lstat_at(path.parent, path.name)
     if found is None:
         digest.update(b"missing")
@@ -221,13 +223,13 @@ def _hash_tree(digest: _Digest, root: Path, skip: frozenset[str] = frozenset()) 
             _hash_entry(digest, entry)
 
 
-def _hash_git_dirs(digest: _Digest, worktree: str | Path) -> None:
-    """The worktree's own git dir (all of it but _UNHASHED_GIT_PARTS) and, for a linked
+def _hash_git_dirs(digest: _Digest, workspace: str | Path) -> None:
+    """The workspace's own git dir (all of it but _UNHASHED_GIT_PARTS) and, for a linked
     worktree, the parts of its repository's common dir that are _SHARED_GIT_PARTS. (Hooks
     elsewhere, where a core.hooksPath would put them, never run for us: our git commands
     override it.)"""
     out = git_output(
-        worktree, "rev-parse", "--path-format=absolute", "--git-dir", "--git-common-dir"
+        workspace, "rev-parse", "--path-format=absolute", "--git-dir", "--git-common-dir"
     )
     git_dir, common_dir = (Path(line) for line in out.splitlines())
     if same_path(git_dir, common_dir):  # a repository of its own
@@ -243,32 +245,32 @@ def _hash_git_dirs(digest: _Digest, worktree: str | Path) -> None:
                 _hash_entry(digest, shared)
 
 
-def restore_tree(worktree: str | Path, head_sha: str, branch: str | None = None) -> None:
-    """Bring the worktree back to `head_sha` after a reviewer touched it: quit a rebase,
+def restore_tree(workspace: str | Path, head_sha: str, branch: str | None = None) -> None:
+    """Bring the workspace back to `head_sha` after a reviewer touched it: quit a rebase,
     cherry-pick or merge in progress, check out `branch` again if given (else the branch
     now checked out is reset), `git reset --hard`, and remove untracked files (`git clean
     -fd`, which keeps ignored files such as build caches)."""
-    enter_workspace(worktree)
-    clear_stale_index_lock(worktree)
+    enter_workspace(workspace)
+    clear_stale_index_lock(workspace)
     for state, quit_args in (
         ("rebase-merge", ["rebase", "--quit"]),
         ("rebase-apply", ["rebase", "--quit"]),
         ("sequencer", ["cherry-pick", "--quit"]),
         ("MERGE_HEAD", ["merge", "--abort"]),
     ):
-        if git_internal_path(worktree, state).exists():
-            run_git(worktree, quit_args)  # best effort: the reset below clears what is left
+        if git_internal_path(workspace, state).exists():
+            run_git(workspace, quit_args)  # best effort: the reset below clears what is left
     if branch is not None:
         ref = branch_ref(branch)
-        if run_git(worktree, ["symbolic-ref", "--quiet", "HEAD"]).stdout.strip() != ref:
+        if run_git(workspace, ["symbolic-ref", "--quiet", "HEAD"]).stdout.strip() != ref:
             git_output(
-                worktree, "checkout", "--force", "--quiet", ref.removeprefix("refs/heads/"), "--"
+                workspace, "checkout", "--force", "--quiet", ref.removeprefix("refs/heads/"), "--"
             )
-    git_output(worktree, "reset", "--hard", "--quiet", head_sha)
-    git_output(worktree, "clean", "-f", "-d", "--quiet")
-    what = operation_in_progress(worktree)
+    git_output(workspace, "reset", "--hard", "--quiet", head_sha)
+    git_output(workspace, "clean", "-f", "-d", "--quiet")
+    what = operation_in_progress(workspace)
     if what is not None:
         raise GitError(
-            f"{what} is still in progress in {worktree} after restoring it to {head_sha}; "
+            f"{what} is still in progress in {workspace} after restoring it to {head_sha}; "
             "abort it there by hand, then retry"
         )
