@@ -1,4 +1,4 @@
-"""Removing the task branches and worktrees that sessions leave behind, safely.
+"""Removing the task branches and workspaces that sessions leave behind, safely.
 
 Three steps, so that `cleanup --dry-run` is just the first two:
 
@@ -6,7 +6,7 @@ Three steps, so that `cleanup --dry-run` is just the first two:
   remote) with what decides their fate: merged into the target or not, checked out where.
 - `plan_cleanup` decides, without touching anything: a branch of a task still running, one
   matching a `--keep` pattern, one checked out in the user's main checkout, and (unless asked)
-  an unmerged one are kept; every other one is deleted, its worktree removed first.
+  an unmerged one are kept; every other one is deleted, its workspace removed first.
 - `apply_cleanup` carries the plan out one action at a time; a failing action is reported
   and the others are still done. A branch that moved since it was planned is left alone.
 
@@ -215,7 +215,7 @@ def plan_cleanup(
     keep: Sequence[str],
     include_unmerged: bool,
 ) -> list[CleanupAction]:
-    """What `apply_cleanup` should do, in order (a branch's worktree before the branch).
+    """What `apply_cleanup` should do, in order (a branch's workspace before the branch).
     Pure: reads nothing and changes nothing, so it is the whole of a dry run."""
     actions: list[CleanupAction] = []
     for branch in branches:
@@ -359,7 +359,7 @@ def apply_cleanup(
 ) -> list[str]:
     """Carry out `actions` in order and say what happened, one line each. A failing action
     is reported ("FAILED to …") and the rest still done. Running it again, or planning
-    again, finds nothing more to do. With `state_dir`, worktrees inside it are removed
+    again, finds nothing more to do. With `state_dir`, workspaces inside it are removed
     even with changes, and empty session folders left there are removed too."""
     state = Path(state_dir).absolute() if state_dir is not None else None
     lines: list[str] = []

@@ -46,11 +46,11 @@ class Located(NamedTuple):
     made: bool  # made anew here just now (a remote task's step on another worker): set it up
 
 
-def commit_in(worktree: str | Path, request: CommitInput, repo: str | Path | None) -> CommitResult:
-    """`request`'s commit in the workspace `worktree`, its branch brought back into `repo`
+def commit_in(workspace: str | Path, request: CommitInput, repo: str | Path | None) -> CommitResult:
+    """`request`'s commit in `workspace`, its branch brought back into `repo`
     (None: the caller brings it back)."""
     return commit_changes(
-        worktree,
+        workspace,
         request.base_sha,
         request.session_id,
         request.task_id,
@@ -69,8 +69,8 @@ class WorkspaceKind(Protocol):
         """Make the task's workspace on its branch, or say the task is merged already."""
         ...
 
-    def here(self, repo: str, worktree: str, place: WorkspaceOrigin | None) -> Located:
-        """The task's workspace (prepared as `worktree`) where this step runs."""
+    def here(self, repo: str, workspace: str, place: WorkspaceOrigin | None) -> Located:
+        """The task's workspace (prepared as `workspace`) where this step runs."""
         ...
 
     def target_repo(self, repo: str) -> Path:
@@ -126,8 +126,8 @@ class LocalWorkspaces:
         workspace.set_aside = aside
         return workspace
 
-    def here(self, repo: str, worktree: str, place: WorkspaceOrigin | None) -> Located:
-        return Located(worktree, made=False)  # one machine: where it was prepared
+    def here(self, repo: str, workspace: str, place: WorkspaceOrigin | None) -> Located:
+        return Located(workspace, made=False)  # one machine: where it was prepared
 
     def target_repo(self, repo: str) -> Path:
         return Path(repo)

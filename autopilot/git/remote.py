@@ -169,15 +169,15 @@ class RemoteWorkspaces:
             ):
                 remove_workspace_dirs(workspace)
 
-    def here(self, repo: str, worktree: str, place: WorkspaceOrigin | None) -> Located:
-        """The task's workspace on this worker (`worktree` may be another machine's path):
+    def here(self, repo: str, workspace: str, place: WorkspaceOrigin | None) -> Located:
+        """The task's workspace on this worker (`workspace` may be another machine's path):
         the one here when it holds what the remote has of the task, else made again from the
         remote's task branch, or from the commit the task started from before its first
         push. `made`: it was made anew here (its setup must run again)."""
         if place is None:
             raise GitError(
                 f"a step of a remote session came without its task's place (workspace "
-                f"{worktree}); this worker cannot make the workspace again"
+                f"{workspace}); this worker cannot make the workspace again"
             )
         branch = branch_name(place.session_id, place.task_id)
         path = workspace_dir(self.state_dir, place.session_id, place.task_id)
@@ -206,7 +206,7 @@ class RemoteWorkspaces:
         return self.cache_path(repo) / "objects"
 
     def commit(self, request: CommitInput) -> CommitResult:
-        worktree = str(workspace_dir(self.state_dir, request.session_id, request.task_id))
+        workspace = str(workspace_dir(self.state_dir, request.session_id, request.task_id))
         if not request.in_place:
             # The workflow's own commit step, on any worker: the workspace as the step before
             # it left it (the agent's activity pushed its work), found or made again.
@@ -215,11 +215,11 @@ class RemoteWorkspaces:
         # has since; a push refused is TaskBranchMoved.
         # Committing in the workspace needs no lock (it only reads the cache's objects);
         # bringing the branch back and pushing it are one locked step.
-        outcome = commit_in(worktree, request, repo=None)
+        outcome = commit_in(workspace, request, repo=None)
         branch = branch_name(request.session_id, request.task_id)
         with self.cache(request.repo) as cache:
             head = bring_back(
-                cache.path, worktree, request.session_id, request.task_id, request.base_sha
+                cache.path, workspace, request.session_id, request.task_id, request.base_sha
             )
             _push_task_branch(cache, branch, head)
         return outcome
@@ -239,14 +239,14 @@ class RemoteWorkspaces:
             self.merge_target(TargetMergeInput.at(place, request.repo, located.path))
 
     def merge_target(self, request: TargetMergeInput) -> TargetMergeResult:
-        worktree = self.here(request.repo, request.workspace_path, request.origin).path
+        workspace = self.here(request.repo, request.workspace_path, request.origin).path
         branch = branch_name(request.session_id, request.task_id)
         # Held through the merge into the task branch: the cache's target is read there, and
         # outside the lock it could be another task's merge that is never pushed.
         with self.cache(request.repo, request.target_branch) as cache:
             seen = self._sync(cache, request.target_branch, [branch])
             merged = merge_target_into_branch(
-                worktree,
+                workspace,
                 request.target_branch,
                 request.session_id,
                 request.task_id,
@@ -257,7 +257,7 @@ class RemoteWorkspaces:
                 # wherever they run: pushed now, or by this step's retry (conflicts are pushed
                 # with their resolution).
                 head = bring_back(
-                    cache.path, worktree, request.session_id, request.task_id, request.base_sha
+                    cache.path, workspace, request.session_id, request.task_id, request.base_sha
                 )
                 if seen.get(branch) != head:
                     _push_task_branch(cache, branch, head)

@@ -85,9 +85,9 @@ def _ensure_worktree(repo: str | Path, path: Path, branch: str, start_sha: str) 
 def prepare_workspace(
     repo: str | Path, target_branch: str, state_dir: str | Path, session_id: str, task_id: str
 ) -> Workspace:
-    """Ensure the task's branch and worktree exist, or report that the task is already merged.
+    """Ensure the task's branch and workspace exist, or report that the task is already merged.
 
-    A new branch starts at the target's head; an existing branch (and worktree) is reused,
+    A new branch starts at the target's head; an existing branch (and workspace) is reused,
     with base_sha the merge-base of branch and target.
     """
     branch = branch_name(session_id, task_id)
@@ -215,10 +215,10 @@ def own_workspace(path: Path) -> None:
         _write_workspace_config(path, identity)
 
 
-def enter_workspace(worktree: str | Path) -> None:
+def enter_workspace(workspace: str | Path) -> None:
     """Before any step of ours in a task workspace: it is ours again (`own_workspace`). A
     linked worktree of before is taken as it is."""
-    path = Path(worktree)
+    path = Path(workspace)
     if not is_linked_worktree(path):
         own_workspace(path)
 
@@ -319,7 +319,7 @@ def remove_workspace_dirs(path: Path) -> None:
     """Remove a task's workspace directory and its agent space (no registration to drop)."""
     untrusted_fs.remove_path(path)
     untrusted_fs.remove(path.parent, AGENT_SPACES, path.name)
-    # The session's folder goes with its last worktree. A task preparing its worktree at the
+    # The session's folder goes with its last workspace. A task preparing its workspace at the
     # same moment is safe: it makes the folder again.
     for folder in (path.parent / AGENT_SPACES, path.parent):
         with contextlib.suppress(OSError):  # not empty: other tasks' are in it
