@@ -45,20 +45,20 @@ class CheckActivities:
     @activity.defn(name="run_checks")
     async def run_checks(self, request: ChecksInput) -> list[CheckResult]:
         checked(request)
-        worktree = await self._setup.workspace_here(setup_of(request))
+        workspace = await self._setup.workspace_here(setup_of(request))
         request = request.model_copy(
             update={
-                "workspace_path": worktree,
+                "workspace_path": workspace,
                 "output_dir": str(on_this_worker(request.output_dir)),
             }
         )
         if request.container is not None:
             return await self._checks_in_container(request, request.container)
         tmp_root = on_this_worker(request.tmp_dir) if request.tmp_dir else None
-        with self._commands.confined(Path(worktree), request, tmp_root) as env:
+        with self._commands.confined(Path(workspace), request, tmp_root) as env:
             return await in_thread(
                 run_check_commands,
-                Path(worktree),
+                Path(workspace),
                 request.checks,
                 request.timeout_s,
                 Path(request.output_dir),

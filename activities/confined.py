@@ -30,10 +30,10 @@ class CommandSandbox:
 
     @contextlib.contextmanager
     def confined(
-        self, worktree: Path, request: ChecksInput | SetupInput, tmp_root: Path | None
+        self, workspace: Path, request: ChecksInput | SetupInput, tmp_root: Path | None
     ) -> Iterator[CheckEnv]:
         """The checks' environment for `request`'s commands, each in the sandbox: the
-        worktree and its own TMPDIR writable, the rest as for the agent, the network only
+        workspace and its own TMPDIR writable, the rest as for the agent, the network only
         through the egress proxy to the granted domains."""
         site, state_dir = site_of(request), request.state_dir
         path_var = os.environ.get("PATH", "")  # the checks' (autopilot/agent/allowed_env.py, CHECK)
@@ -45,7 +45,7 @@ class CommandSandbox:
 
             def confine(argv: list[str], tmpdir: Path) -> tuple[list[str], dict[str, str]]:
                 layout = check_layout(
-                    worktree, tmpdir, state_dir=on_this_worker(state_dir), site=site, shown=shown
+                    workspace, tmpdir, state_dir=on_this_worker(state_dir), site=site, shown=shown
                 )
                 return self._sandbox.wrap(argv, layout, self._gateway), gateway
 

@@ -33,8 +33,8 @@ class SetupActivities:
         checked(request)
         # Made again here if missing, not set up twice: the setup is this step.
         located = request.model_copy(update={"settings": WorkspaceSettings()})
-        worktree = await self.workspace_here(located)
-        return await self.set_up(request.model_copy(update={"workspace_path": worktree}))
+        workspace = await self.workspace_here(located)
+        return await self.set_up(request.model_copy(update={"workspace_path": workspace}))
 
     async def workspace_here(
         self, request: SetupInput, heartbeat: Callable[[str], object] | None = None
@@ -70,9 +70,9 @@ class SetupActivities:
         site = site_of(request)
         # Where the target branch is, for the cache (only the user's code fills it).
         target_repo = str(workspaces(site).target_repo(site.repo)) if site.repo else ""
-        worktree = Path(request.workspace_path)
+        workspace = Path(request.workspace_path)
         tmp_root = Path(request.state_dir) / "tmp"
-        with self._commands.confined(worktree, request, tmp_root) as env:
+        with self._commands.confined(workspace, request, tmp_root) as env:
             try:
                 return await in_thread(
                     set_up,

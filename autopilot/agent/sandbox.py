@@ -328,17 +328,17 @@ def task_layout(
 
 
 def check_layout(
-    worktree: Path,
+    workspace: Path,
     tmpdir: Path,
     *,
     state_dir: Path,
     site: TaskSite,
     shown: Sequence[Path],
 ) -> Layout:
-    """A check's (or a setup command's) layout: the worktree at its fixed path and the
+    """A check's (or a setup command's) layout: the workspace at its fixed path and the
     check's own temp folder writable, the state dir and the user's repository hidden."""
     return Layout(
-        workdir=worktree,
+        workdir=workspace,
         writable=[tmpdir],
         tmp=tmpdir,
         hidden=[state_dir, *_local(site)],

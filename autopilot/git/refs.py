@@ -12,7 +12,7 @@ from autopilot.git.names import SESSION_TRAILER, SQUASHED_TRAILER, TASK_TRAILER
 from autopilot.git.runner import GitError, RepoError, git_failure_message, git_output, run_git
 from autopilot.infra import untrusted_fs
 
-# An index.lock in one of OUR worktrees older than this is left over from a killed git
+# An index.lock in one of OUR workspaces older than this is left over from a killed git
 # process: no git command we or the agent run holds the index that long.
 STALE_LOCK_SECONDS = 60.0
 BRANCH_LOCK_STALE_SECONDS = 5.0
@@ -38,9 +38,9 @@ def resolve_rev(cwd: str | Path, rev: str) -> str | None:
     return proc.stdout.strip() if proc.returncode == 0 else None
 
 
-def head_sha(worktree: str | Path) -> str:
+def head_sha(workspace: str | Path) -> str:
     """The commit HEAD points at."""
-    return git_output(worktree, "rev-parse", "--verify", "HEAD^{commit}").strip()
+    return git_output(workspace, "rev-parse", "--verify", "HEAD^{commit}").strip()
 
 
 def branch_head_sha(repo: str | Path, branch: str) -> str:
@@ -275,16 +275,16 @@ def clear_stale_lock(root: Path, *parts: str, stale_after_s: float = STALE_LOCK_
         untrusted_fs.remove(root, *parts)
 
 
-def clear_stale_index_lock(worktree: str | Path) -> None:
+def clear_stale_index_lock(workspace: str | Path) -> None:
     """Remove an index.lock older than STALE_LOCK_SECONDS, only in a task workspace or a
     linked worktree's own git dir (never the main repository's): a killed git leaves it
-    behind, and no git command run in a task worktree holds the index lock that long."""
-    if not is_linked_worktree(Path(worktree)):
-        clear_stale_lock(Path(worktree), ".git", "index.lock")
+    behind, and no git command run in a task workspace holds the index lock that long."""
+    if not is_linked_worktree(Path(workspace)):
+        clear_stale_lock(Path(workspace), ".git", "index.lock")
         return
-    out = git_output(worktree, "rev-parse", "--absolute-git-dir", "--git-common-dir").splitlines()
+    out = git_output(workspace, "rev-parse", "--absolute-git-dir", "--git-common-dir").splitlines()
     git_dir = Path(out[0])
-    common_dir = Path(worktree, out[1]) if not Path(out[1]).is_absolute() else Path(out[1])
+    common_dir = Path(workspace, out[1]) if not Path(out[1]).is_absolute() else Path(out[1])
     if same_path(git_dir, common_dir):
         return  # not a linked worktree: not ours to clean
     clear_stale_lock(git_dir, "index.lock")

@@ -74,7 +74,7 @@ def private_tmpdir(root: Path) -> Iterator[Path]:
 
     Not the shared /tmp: there a check would see (and could plant files for) other users,
     other tasks' checks and the worker, and whatever it leaves would pile up. Under the state
-    dir it is the one place besides the worktree a check writes to, which a sandbox can allow.
+    dir it is the one place besides the workspace a check writes to, which a sandbox can allow.
     The name stays short: a Unix socket path (multiprocessing, test databases) is at most 107
     bytes."""
     root.mkdir(parents=True, exist_ok=True)
@@ -87,7 +87,7 @@ def private_tmpdir(root: Path) -> Iterator[Path]:
 
 
 def run_check(
-    worktree: Path,
+    workspace: Path,
     check: CheckCommand,
     timeout_s: float,
     output_path: Path,
@@ -105,7 +105,7 @@ def run_check(
             argv, extra = env.confine(argv, tmpdir)
             variables |= extra
         exit_code, timed_out, start_error = _run_to_file(
-            worktree, argv, timeout_s, output_path, variables, redactor
+            workspace, argv, timeout_s, output_path, variables, redactor
         )
     duration = time.monotonic() - started
     if start_error is not None:
@@ -126,7 +126,7 @@ def run_check(
 
 
 def _run_to_file(
-    worktree: Path,
+    workspace: Path,
     argv: list[str],
     timeout_s: float,
     output_path: Path,
@@ -139,7 +139,7 @@ def _run_to_file(
         try:
             process = subprocess.Popen(
                 argv,
-                cwd=worktree,
+                cwd=workspace,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
@@ -292,7 +292,7 @@ def check_log_name(index: int, command: str, kind: str = "check") -> str:
 
 
 def run_checks(
-    worktree: Path,
+    workspace: Path,
     checks: list[CheckCommand],
     timeout_s: float,
     output_dir: Path,
@@ -308,5 +308,5 @@ def run_checks(
         if on_progress is not None:
             on_progress(check.command)
         log = output_dir / check_log_name(index, check.command)
-        results.append(run_check(worktree, check, timeout_s, log, env, redactor))
+        results.append(run_check(workspace, check, timeout_s, log, env, redactor))
     return results

@@ -94,14 +94,14 @@ def _run_commands(
 ) -> None:
     """The setup commands, or with `after_restore` those that follow a cache restore."""
     redactor = Redactor.from_env(env.base)
-    worktree, output_dir = Path(request.workspace_path), Path(request.output_dir)
+    workspace, output_dir = Path(request.workspace_path), Path(request.output_dir)
     commands = request.settings.after_restore if after_restore else request.settings.setup
     kind = "after-restore" if after_restore else "setup"
     for index, command in enumerate(commands, start=1):
         if on_progress is not None:
             on_progress(command.command)
         log = output_dir / check_log_name(index, command.command, kind=kind)
-        run = run_check(worktree, command, request.settings.setup_timeout_s, log, env, redactor)
+        run = run_check(workspace, command, request.settings.setup_timeout_s, log, env, redactor)
         result.commands.append(run)
         if not run.passed:
             raise SetupFailed(_failure(run, request.settings.setup_timeout_s, kind), result)
