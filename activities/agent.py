@@ -148,7 +148,7 @@ class AgentActivities(ClaudeRuns):
             if failure.kind != "resume_refused":
                 raise failure_error(failure, attempt, transcript) from failure
             # The session was never saved (its run was cut off before the CLI wrote it): a
-            # fresh session in the same worktree, within this attempt.
+            # fresh session in the same workspace, within this attempt.
             log.warning("resume refused; starting a fresh session", claude_session=sid)
             resume_refused = True
             fresh = fresh_run_name(name)

@@ -36,7 +36,7 @@ def merge_and_tidy(request: MergeInput) -> MergeResult:
 
     The merge looks for this task's merge on the target first: a retry after a crash
     between the merge and the activity's completion does not merge twice, and removes the
-    worktree if the crash came before that. A worktree that will not go does not undo a merge
+    workspace if the crash came before that. A workspace that will not go does not undo a merge
     that landed: the outcome says it is still there and the session's removal step retries it.
     """
     kind = workspaces(site_of(request))

@@ -3,9 +3,9 @@
 The story: parse the plan (the parsed snapshot lands in history, so later edits of the file
 cannot change this session), then run the batches in order. Inside a batch each task waits for
 its dependencies, then for a free slot (at most `concurrency` agents at once, none while the
-session is paused), runs as a child TaskWorkflow in its own worktree, and joins the merge
+session is paused), runs as a child TaskWorkflow in its own workspace, and joins the merge
 queue: one merge into the target branch at a time. With verify_merged, a branch that lacks the
-target's head is first merged with it in its worktree and checked there, and the target moves
+target's head is first merged with it in its workspace and checked there, and the target moves
 only to that checked tree. A branch that no longer merges gets one conflict round; one that
 merges but fails the checks together with the target's new commits gets one round to fix
 that. A task whose dependency did not merge is blocked, never run on a broken base.
@@ -643,7 +643,7 @@ class SessionWorkflow:
         return task_site(TaskRequest.of(self._req, self._plan, batch, task))
 
     async def _remove_workspace(self, task: Task, site: TaskSite) -> None:
-        """A worktree that will not go is left for `starter.py cleanup` and shown in the
+        """A workspace that will not go is left for `starter.py cleanup` and shown in the
         status: the task's outcome stands, and the session goes on."""
         entry = self._board.task(task.id)
         try:
@@ -664,7 +664,7 @@ class SessionWorkflow:
         except ActivityError as err:
             self._board.mark_changed(entry)
             entry.workspace_left = (
-                f"the worktree could not be removed ({failure_message(err)}); "
+                f"the workspace could not be removed ({failure_message(err)}); "
                 "`starter.py cleanup` removes it"
             )
         else:
@@ -763,7 +763,7 @@ class SessionWorkflow:
 
     @workflow.update
     def cancel(self, reason: str) -> SessionStatus:
-        """Running agents are stopped (their task workflows cancelled), worktrees removed,
+        """Running agents are stopped (their task workflows cancelled), workspaces removed,
         branches kept; nothing new starts; the session ends `cancelled`."""
         self._status.cancel_reason = reason or "cancelled by the operator"
         for child in self._children.values():

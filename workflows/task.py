@@ -1,9 +1,9 @@
-"""TaskWorkflow: one task of the plan, from a fresh worktree to a reviewed branch ready to merge.
+"""TaskWorkflow: one task of the plan, from a fresh workspace to a reviewed branch ready to merge.
 
-Its own workflow (and its own page in the Web UI). The story: prepare the worktree; let the
+Its own workflow (and its own page in the Web UI). The story: prepare the workspace; let the
 agent work and commit what it left (in the agent's activity; a commit step of its own when
 that commit failed); review (the repo's checks, then the agent reviewer); if the review asks
-for changes, send the findings back to the agent in the same worktree, for at most `rounds`
+for changes, send the findings back to the agent in the same workspace, for at most `rounds`
 rounds. An approved branch goes back to the session, which owns the merge queue.
 In the conflict round the target branch is first merged into the task's branch and the agent
 resolves the conflicts; the rest is the same. The merged-checks round is a conflict round whose
@@ -250,7 +250,7 @@ class TaskWorkflow:
     # -- steps -------------------------------------------------------------------------------
 
     async def _prepare(self, request: TaskRequest) -> Workspace:
-        self._show("preparing worktree")
+        self._show("preparing workspace")
         return await workflow.execute_activity(
             prepare_workspace,
             WorkspaceInput(
@@ -265,7 +265,7 @@ class TaskWorkflow:
             start_to_close_timeout=GIT_TIMEOUT,
             heartbeat_timeout=timedelta(seconds=request.agent.heartbeat_timeout_s),
             retry_policy=GIT_RETRY,
-            summary=f"{self._label} — prepare worktree" + (" afresh" if request.fresh else ""),
+            summary=f"{self._label} — prepare workspace" + (" afresh" if request.fresh else ""),
         )
 
     async def _merge_target_into_branch(
@@ -384,7 +384,7 @@ class TaskWorkflow:
                 if failed.lost:
                     self._count_lost(result, failed.error or "", settings.max_lost_runs)
                     # Resume the Claude session where the CLI saved it; otherwise a fresh
-                    # session in the same worktree, told to look at what is there.
+                    # session in the same workspace, told to look at what is there.
                     if failed.session_saved:
                         job.resume_session = failed.session_id
                     job.after_loss = job.resume_session is None
