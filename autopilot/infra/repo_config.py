@@ -44,7 +44,7 @@ style = "merge"            # merge | squash: a merge commit per task, or one com
 ```
 
 Each check is a command split like a shell splits it (quotes work) but run without a shell,
-in the task's worktree; for pipes or `&&` write `sh -c '...'`. Checks given with `--check`
+in the task's workspace; for pipes or `&&` write `sh -c '...'`. Checks given with `--check`
 run after the file's, a command listed twice runs once. A check's environment is PATH, HOME,
 LANG, a TMPDIR of its own and the worker's variables that `check_env` names (see
 autopilot/review/checks.py); nothing else of the worker's. `--notify URL` flags add to the
@@ -172,7 +172,7 @@ def _env_name(value: str) -> str:
         raise PydanticCustomError(_BAD_ENV_NAME, "not an environment variable name")
     if value in GIT_LOCATION_VARS:
         # The worker drops these for every git it runs: they would point git in a check at
-        # another repository than the task's worktree.
+        # another repository than the task's workspace.
         raise PydanticCustomError(_GIT_LOCATION, "points git at another repository")
     if value in CREDENTIALS:
         # The model's credential stays with the worker's egress proxy; a check that got it
@@ -346,7 +346,7 @@ def _env_names_rule(error_type: str) -> str:
     if error_type == _GIT_LOCATION:
         return (
             f"names other than {', '.join(GIT_LOCATION_VARS)}: they would point git in a check"
-            " at another repository than the task's worktree"
+            " at another repository than the task's workspace"
         )
     return (
         "a list of environment variable names (letters, digits and _, not starting with a"

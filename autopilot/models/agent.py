@@ -92,7 +92,7 @@ class AgentInput(BaseModel):
     conflict_files: list[str] = Field(default_factory=list)  # for "conflict"
     resume_session: str | None = None  # continue this Claude session instead of a new one
     # An earlier run of this attempt was lost before the CLI saved its session: a fresh
-    # session, told to look at what the worktree holds before going on.
+    # session, told to look at what the workspace holds before going on.
     after_loss: bool = False
     lost_before: int = 0  # runs of this attempt lost so far: each run gets a session of its own
     # Commit what the agent leaves, in the same activity: a round trip less per round.

@@ -32,7 +32,7 @@ class SessionRequest(BaseModel):
         default="local", validation_alias=AliasChoices("execution_place", "mode")
     )
     container: ContainerSettings = Field(default_factory=ContainerSettings)  # for "dagger"
-    # Absolute: worktrees, transcripts and logs live there, shared by the starter and the
+    # Absolute: workspaces, transcripts and logs live there, shared by the starter and the
     # workers of one machine. "" in remote mode: each worker uses its own (on_this_worker).
     state_dir: str
     # Remote mode: the plan file's text. Its workers do not read the starter's disk, so the

@@ -46,7 +46,7 @@ class TaskStatus(BaseModel):
     review_rounds: int = 0
     review: str = ""  # the latest review's summary
     lost_runs: int = 0  # runs lost without a failure, all runs of this task together
-    workspace_left: str = ""  # a worktree whose removal failed: `starter.py cleanup` takes it
+    workspace_left: str = ""  # a workspace whose removal failed: `starter.py cleanup` takes it
     transcripts: list[str] = Field(default_factory=list)
     reviews: list[ReviewResult] = Field(default_factory=list)
     conflict_round: bool = False  # the branch needed a conflict round before it merged

@@ -90,7 +90,7 @@ def place_of(request: SessionRequest, batch: Batch) -> ExecutionPlace:
 
 class TaskState(StrEnum):
     PENDING = "pending"
-    RUNNING = "running"  # the task workflow works: worktree, agent, commits, review
+    RUNNING = "running"  # the task workflow works: workspace, agent, commits, review
     MERGING = "merging"
     MERGED = "merged"
     NO_CHANGES = "no_changes"  # the agent finished but left nothing to merge

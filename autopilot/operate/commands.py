@@ -143,7 +143,7 @@ def add_commands(sub: Any) -> None:
         "e.g. `starter.py temporal workflow list`.",
     )
     passthrough.add_argument("cli_args", nargs=argparse.REMAINDER, help="the CLI's arguments")
-    tidy = command("cleanup", "remove finished autopilot branches and worktrees", session=False)
+    tidy = command("cleanup", "remove finished autopilot branches and workspaces", session=False)
     tidy.add_argument("--repo", type=Path, default=Path("."), help="the repository (.)")
     tidy.add_argument("--target-branch", help="merged means merged into this (current branch)")
     tidy.add_argument("--remote", help="also delete the branches on this remote")

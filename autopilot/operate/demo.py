@@ -1,6 +1,6 @@
 """`./dev demo`: the whole pipeline on the shipped example plan, against a scratch repository.
 
-Real parts throughout: the embedded Temporal server, a worker, the starter, git worktrees and
+Real parts throughout: the embedded Temporal server, a worker, the starter, task workspaces and
 the pinned Claude Code CLI. The model behind the CLI is the real one when this machine has an
 Anthropic key or a Claude login, and otherwise the project's scripted stand-in
 (autopilot_testing/scripted_model.py), which writes each task's code block to the file the task
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     print("CC3 Autopilot demo")
     print(f"  plan:       {EXAMPLE_PLAN.relative_to(PROJECT_ROOT)} (2 batches, 5 tasks)")
     print(f"  repository: {repo} (a fresh scratch repo)")
-    print(f"  state:      {settings.state_dir} (Temporal database, worktrees, transcripts, logs)")
+    print(f"  state:      {settings.state_dir} (Temporal database, workspaces, transcripts, logs)")
 
     with ExitStack() as cleanup:
         if has_real_credentials() and not args.scripted:

@@ -9,7 +9,7 @@ before anything starts:
 - the SessionRequest that starts the session, and
 - each task's TaskRequest, the child workflow's input, built by `TaskRequest.of` exactly as the
   session builds it. The task workflow's activities carry that request
-  again with a little more (the worktree, a review round's findings, check output tails): the
+  again with a little more (the workspace, a review round's findings, check output tails): the
   safety margin is for that.
 
 Per request, never the whole plan: the plan will travel by reference, each task's own
