@@ -1033,17 +1033,19 @@ class SlowFollower:
 
 
 class HoldFirst:
-    """The plan follower, holding its first answer until `release` is set: the session stays
-    running (an agent waits on the model) while a test does something else."""
+    """The plan follower, holding its first answer (the first to a conversation `when` accepts)
+    until `release` is set: the session stays running (an agent waits on the model) while a
+    test does something else."""
 
-    def __init__(self) -> None:
+    def __init__(self, when: Callable[[Conversation], bool] = lambda _: True) -> None:
         self.release = threading.Event()
         self._follower = PlanFollower()
+        self._when = when
         self._held = False
 
     def __call__(self, conversation: Conversation) -> Reply:
         reply = self._follower(conversation)
-        if not self._held:
+        if not self._held and self._when(conversation):
             self._held = True
             reply.hold = self.release
         return reply

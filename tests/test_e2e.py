@@ -21,7 +21,7 @@ from autopilot import git as gitops
 from autopilot.infra import temporal_cli
 from autopilot.models import SessionState, TaskState
 from autopilot.steps.site import workspace_inside
-from autopilot_testing import Conversation, PlanFollower, Reply, ScriptedModel
+from autopilot_testing import Conversation, HoldFirst, PlanFollower, ScriptedModel
 from tests.gitutil import git
 from tests.harness import Autopilot, autopilot, processes_in, wait_until
 from workflows.session import SessionWorkflow
@@ -230,21 +230,10 @@ def read_lines_in_background(process: subprocess.Popen[str]) -> list[str]:
     return lines
 
 
-class FreezeOnce:
-    """Plan-following model that freezes task 1.3 once, after its file is written."""
-
-    def __init__(self) -> None:
-        self.release = threading.Event()
-        self._follower = PlanFollower()
-        self._frozen = False
-
-    def __call__(self, conversation: Conversation) -> Reply:
-        reply = self._follower(conversation)
-        task = conversation.task()
-        if task and task[0] == "1.3" and conversation.turn == 1 and not self._frozen:
-            self._frozen = True
-            reply.hold = self.release
-        return reply
+def _task_1_3_after_its_file(conversation: Conversation) -> bool:
+    """Task 1.3's second model call: its file is written by then."""
+    task = conversation.task()
+    return task is not None and task[0] == "1.3" and conversation.turn == 1
 
 
 @pytest.mark.chaos
@@ -254,7 +243,7 @@ class FreezeOnce:
     "attempt is retried after the heartbeat timeout, each task merged once",
 )
 def test_worker_killed_mid_agent_recovers(tmp_path: Path, repo: Path, plan: Path) -> None:
-    freeze = FreezeOnce()
+    freeze = HoldFirst(when=_task_1_3_after_its_file)
     with (
         ScriptedModel(freeze) as model,
         autopilot(tmp_path / "autopilot", model.env()) as installation,

@@ -16,6 +16,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.notify import NotifyActivities
+from autopilot import notifications as messages
 from autopilot.error_types import NOTIFY_FAILED, NOTIFY_REFUSED
 from autopilot.infra import (
     ALLOW_PRIVATE_SETTING,
@@ -79,7 +80,7 @@ def status(*states: TaskState, **extra: object) -> SessionStatus:
 
 def test_a_paused_session_says_why_and_the_command_that_resumes_it() -> None:
     paused = status(TaskState.MERGED, TaskState.PENDING, paused=True, pause_reason="lunch")
-    body = notify.with_text(notify.paused(paused))
+    body = notify.with_text(messages.paused(paused))
     assert body.event == "session_paused"
     assert body.reason == "lunch"
     assert body.resume_command == f"python starter.py resume {SESSION}"
@@ -102,7 +103,7 @@ def test_the_budget_reached_asks_for_a_budget_resume_accepts() -> None:
         pause_reason="budget reached: $0.42 of $0.01 spent",
         max_cost_usd=0.01,
     )
-    body = notify.with_text(notify.paused(spent, budget_reached=True))
+    body = notify.with_text(messages.paused(spent, budget_reached=True))
     assert body.event == "budget_reached"
     # Twice what was spent: the resume validator refuses a budget already spent.
     assert body.resume_command == f"python starter.py resume {SESSION} --max-cost-usd 0.85"
@@ -127,7 +128,7 @@ def test_a_task_that_did_not_merge_says_why_and_how_to_retry(
     session = status(TaskState.MERGED, state)
     task = session.task("1.2")
     task.last_error, task.branch = "the tests fail", f"autopilot/{SESSION}/1.2"
-    body = notify.task_ended(session, task)
+    body = messages.task_ended(session, task)
     assert body is not None
     body = notify.with_text(body)
     assert (body.event, body.task_id, body.task_title, body.task_state) == (
@@ -149,7 +150,7 @@ def test_a_remote_task_s_kept_work_is_a_ref_to_fetch() -> None:
     session = status(TaskState.MERGED, TaskState.REJECTED).model_copy(update={"repo": url})
     task = session.task("1.2")
     task.branch = f"autopilot/{SESSION}/1.2"
-    body = notify.task_ended(session, task)
+    body = messages.task_ended(session, task)
     assert body is not None
     kept = f"Its work is kept on the remote: `git fetch {url} refs/autopilot/{SESSION}/1.2`."
     assert kept in notify.with_text(body).text
@@ -160,7 +161,7 @@ def test_a_remote_task_s_kept_work_is_a_ref_to_fetch() -> None:
 )
 def test_other_task_ends_send_nothing(state: TaskState) -> None:
     session = status(state)
-    assert notify.task_ended(session, session.task("1.1")) is None
+    assert messages.task_ended(session, session.task("1.1")) is None
 
 
 def test_the_end_gives_counts_cost_duration_and_the_target_head(repo: Path) -> None:
@@ -171,7 +172,7 @@ def test_the_end_gives_counts_cost_duration_and_the_target_head(repo: Path) -> N
         status=SessionState.INCOMPLETE,
         repo=str(repo),
     )
-    body = notify.with_text(notify.with_head(notify.session_ended(ended, 192.44)))
+    body = notify.with_text(notify.with_head(messages.session_ended(ended, 192.44)))
     assert body.event == "session_ended" and body.status == "incomplete"
     assert body.counts == {"merged": 2, "failed": 1}
     assert body.duration_s == 192.4
@@ -185,7 +186,7 @@ def test_the_end_gives_counts_cost_duration_and_the_target_head(repo: Path) -> N
 
 def test_a_failed_session_says_why_and_a_lost_repo_still_notifies(tmp_path: Path) -> None:
     failed = status(status=SessionState.FAILED, error="plan: no such file", repo=str(tmp_path))
-    body = notify.with_text(notify.with_head(notify.session_ended(failed, None)))
+    body = notify.with_text(notify.with_head(messages.session_ended(failed, None)))
     assert body.head_sha is None
     assert body.text.startswith(
         f"Autopilot session `{SESSION}` failed (plan: no such file): 0 of 0 tasks merged, $0.42."
@@ -196,11 +197,11 @@ def test_a_long_reason_is_clipped_in_the_text_and_kept_in_the_field() -> None:
     session = status(TaskState.FAILED)
     task = session.task("1.1")
     task.last_error = "x" * 10_000
-    body = notify.task_ended(session, task)
+    body = messages.task_ended(session, task)
     assert body is not None
     body = notify.with_text(body)
     assert len(body.text) <= notify.TEXT_LIMIT
-    assert body.reason is not None and len(body.reason) == notify.REASON_LIMIT
+    assert body.reason is not None and len(body.reason) == messages.REASON_LIMIT
 
 
 def test_status_shows_the_notifications_that_failed() -> None:
@@ -327,7 +328,7 @@ def notification(reason: str = "the tests fail") -> Notification:
     session = status(TaskState.FAILED)
     task = session.task("1.1")
     task.last_error = reason
-    body = notify.task_ended(session, task)
+    body = messages.task_ended(session, task)
     assert body is not None
     return body
 

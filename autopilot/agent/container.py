@@ -31,18 +31,10 @@ from typing import IO
 import dagger
 import structlog
 
+from autopilot.agent import container_stream as stream
 from autopilot.agent.cli import PROJECT_ROOT, agent_environment, model_route
 from autopilot.agent.container_access import ContainerFailed, EngineAccess, EngineTimedOut
 from autopilot.agent.container_engine import engine_call, engine_session
-from autopilot.agent.container_stream import (
-    ADDRESS_VAR,
-    FORWARDER_JS,
-    FORWARDER_PATH,
-    SERVICE_ALIAS,
-    SERVICE_PORT,
-    STREAM_TOKEN_VAR,
-    StreamListener,
-)
 from autopilot.agent.runner import AgentFailure, StreamState, classify
 from autopilot.infra import NO_SECRETS, Redactor, looks_secret, make_private_dir, open_private
 from autopilot.models import AgentProgress, CheckResult, ContainerSettings
@@ -111,7 +103,7 @@ def base_container(client: dagger.Client, settings: ContainerSettings) -> dagger
     return (
         container.with_workdir(CLI_DIR)
         .with_exec(["npm", "ci", "--no-audit", "--no-fund"])
-        .with_new_file(FORWARDER_PATH, FORWARDER_JS)
+        .with_new_file(stream.FORWARDER_PATH, stream.FORWARDER_JS)
     )
 
 
@@ -172,21 +164,21 @@ async def run_claude_in_container(
     started = time.monotonic()
     state = StreamState(session_id=session_id)
     plain, credentials = split_environment(env, settings)
-    exec_argv = ["node", FORWARDER_PATH, *argv]
+    exec_argv = ["node", stream.FORWARDER_PATH, *argv]
     log.info("container run starting", engine=access.describe(), image=settings.image)
     async with (
-        StreamListener() as listener,
+        stream.StreamListener() as listener,
         engine_session(access, settings.connect_timeout_s) as client,
     ):
         plain, model = _model_through_host(client, plain)
         container = task_container(
-            client, settings, job, plain, credentials | {STREAM_TOKEN_VAR: listener.token}
+            client, settings, job, plain, credentials | {stream.STREAM_TOKEN_VAR: listener.token}
         )
         if model is not None:
             container = container.with_service_binding(MODEL_ALIAS, model)
         container = (
-            container.with_service_binding(SERVICE_ALIAS, _host_port(client, listener.port))
-            .with_env_variable(ADDRESS_VAR, f"{SERVICE_ALIAS}:{SERVICE_PORT}")
+            container.with_service_binding(stream.SERVICE_ALIAS, _host_port(client, listener.port))
+            .with_env_variable(stream.ADDRESS_VAR, f"{stream.SERVICE_ALIAS}:{stream.SERVICE_PORT}")
             .with_exec(exec_argv, stdin=prompt, expect=dagger.ReturnType.ANY)
         )
         run = asyncio.create_task(
@@ -226,7 +218,9 @@ async def run_claude_in_container(
     return state, time.monotonic() - started
 
 
-def _host_port(client: dagger.Client, port: int, frontend: int = SERVICE_PORT) -> dagger.Service:
+def _host_port(
+    client: dagger.Client, port: int, frontend: int = stream.SERVICE_PORT
+) -> dagger.Service:
     return client.host().service(
         [dagger.PortForward(backend=port, frontend=frontend)], host="127.0.0.1"
     )
@@ -303,7 +297,7 @@ class _LineTaker:
 
 
 async def _follow(
-    listener: StreamListener,
+    listener: stream.StreamListener,
     run: asyncio.Task[tuple[dagger.Container | None, int, str, str]],
     take: _LineTaker,
     idle_timeout_s: float,

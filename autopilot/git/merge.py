@@ -11,6 +11,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from autopilot.git import runner
 from autopilot.git.names import SQUASHED_TRAILER, message_with_trailers
 from autopilot.git.refs import (
     WorktreeEntry,
@@ -24,23 +25,13 @@ from autopilot.git.refs import (
     operation_in_progress,
     resolve_rev,
 )
-from autopilot.git.runner import (
-    GitError,
-    git_failure_message,
-    git_output,
-    git_output_bytes,
-    identity_args,
-    nul_separated_paths,
-    run_git,
-    shown_path,
-)
 from autopilot.infra import untrusted_fs
 from autopilot.models import MergeResult, MergeStyle
 
 MERGE_ATTEMPTS = 5  # the target moved under us this many times in a row: give up
 
 
-class CheckoutInTheWay(GitError):
+class CheckoutInTheWay(runner.GitError):
     """The target's checkout has files git does not track where a merge would write or remove,
     or a rebase, merge or cherry-pick under way: the merge is refused, nothing was changed, and
     the message says what the user can do before the task is retried."""
@@ -57,9 +48,9 @@ class TreeMerge:
 def merge_trees(repo: str | Path, ours: str, theirs: str) -> TreeMerge:
     """Merge two commits into a tree object without touching any index or working tree."""
     args = ["merge-tree", "--write-tree", "--name-only", "-z", ours, theirs]
-    proc = run_git(repo, args)
+    proc = runner.run_git(repo, args)
     if proc.returncode not in (0, 1):
-        raise GitError(git_failure_message(repo, args, proc))
+        raise runner.GitError(runner.git_failure_message(repo, args, proc))
     tree, _, rest = proc.stdout.partition("\0")
     if proc.returncode == 0:
         return TreeMerge(tree=tree, conflict=False, conflict_files=[], conflict_messages=[])
@@ -117,10 +108,10 @@ def _refuse_untracked(
 def _changes(checkout: str, old_head: str, new_head: str) -> dict[bytes, bytes]:
     """Each path the fast-forward changes, with its status: A added, D deleted, M or T
     changed in place (renames come as a delete and an add)."""
-    out = git_output_bytes(
+    out = runner.git_output_bytes(
         checkout, "diff", "--name-status", "--no-renames", "-z", old_head, new_head
     )
-    fields = nul_separated_paths(out)
+    fields = runner.nul_separated_paths(out)
     return dict(zip(fields[1::2], fields[::2], strict=True))
 
 
@@ -138,7 +129,7 @@ def _is_real_dir(found: os.stat_result) -> bool:
 def _untracked_under(checkout: str, directory: bytes) -> bool:
     """Does `directory` hold any file git does not track (ignored ones included)?"""
     # No --exclude-standard: ignored files are listed too. Literal: a path is no pattern.
-    out = git_output_bytes(
+    out = runner.git_output_bytes(
         checkout, "--literal-pathspecs", "ls-files", "--others", "-z", "--", os.fsdecode(directory)
     )
     return bool(out.strip(b"\0"))
@@ -188,7 +179,7 @@ def _untracked_in_the_way(checkout: str | Path, old_head: str, new_head: str) ->
             entry = _blocking_entry(checkout, root, path)
             if entry is not None:
                 blocking.add(entry)
-    return sorted(shown_path(path) for path in blocking)
+    return sorted(runner.shown_path(path) for path in blocking)
 
 
 def _advance_in_checkout(
@@ -198,7 +189,7 @@ def _advance_in_checkout(
     False if the target moved meanwhile (the caller recomputes). Refused (CheckoutInTheWay)
     while an operation is under way there, or when it would touch an untracked file."""
     path = checkout.path
-    now_on = run_git(path, ["symbolic-ref", "--quiet", "HEAD"]).stdout.strip()
+    now_on = runner.run_git(path, ["symbolic-ref", "--quiet", "HEAD"]).stdout.strip()
     if now_on != branch_ref(target_branch) or resolve_rev(path, "HEAD") != old_head:
         return False
     what = operation_in_progress(path)
@@ -210,12 +201,12 @@ def _advance_in_checkout(
     # --no-overwrite-ignore: should a file appear after the check above, git refuses too.
     args = ["merge", "--ff-only", "--no-overwrite-ignore", "--no-autostash"]
     args += ["--no-verify-signatures", "--quiet", "--no-stat", merge_sha]
-    proc = run_git(path, args)
+    proc = runner.run_git(path, args)
     if proc.returncode == 0:
         return True
     if resolve_rev(path, branch_ref(target_branch)) != old_head:
         return False
-    raise GitError(
+    raise runner.GitError(
         f"could not merge into {target_branch!r}: the checkout at {path} has local changes "
         f"(or untracked files) that the merge would overwrite, or a merge/rebase in progress. "
         f"Commit or stash them there, then retry; {target_branch!r} was left unchanged. "
@@ -244,12 +235,12 @@ def _advance_ref(repo: str | Path, target_branch: str, old_head: str, merge_sha:
     """Compare-and-swap the target ref; False if it moved meanwhile."""
     ref = branch_ref(target_branch)
     args = ["update-ref", "-m", f"autopilot: merge {merge_sha}", ref, merge_sha, old_head]
-    proc = run_git(repo, args)
+    proc = runner.run_git(repo, args)
     if proc.returncode == 0:
         return True
     if resolve_rev(repo, ref) != old_head:
         return False
-    raise GitError(git_failure_message(repo, args, proc))
+    raise runner.GitError(runner.git_failure_message(repo, args, proc))
 
 
 def merge_task(
@@ -319,8 +310,8 @@ def merge_task(
             if style == "squash"
             else full_message
         )
-        merge_sha = git_output(
-            repo, *identity_args(repo), "commit-tree", merged.tree, *parents, stdin=message
+        merge_sha = runner.git_output(
+            repo, *runner.identity_args(repo), "commit-tree", merged.tree, *parents, stdin=message
         ).strip()
         rebasing = _rebase_of(repo, target_branch)
         if rebasing is not None:
@@ -339,7 +330,7 @@ def merge_task(
                 message=f"{'squashed' if style == 'squash' else 'merged'} {branch} into "
                 f"{target_branch} as {merge_sha[:12]}",
             )
-    raise GitError(
+    raise runner.GitError(
         f"could not merge {branch} into {target_branch} in {repo}: the target branch kept "
         f"moving during {MERGE_ATTEMPTS} attempts; retry when it is quiet"
     )

@@ -2,7 +2,7 @@
 conflicting, the budget reached) and when it ended.
 
 The session builds each notification from its status (autopilot/notifications: `paused`,
-`task_ended`, `session_ended`, pure; re-exported here); the notify activity shows its
+`task_ended`, `session_ended`, pure); the notify activity shows its
 repository without credentials (`shown`), adds the target branch's head (`with_head`) and the
 chat text (`with_text`), scrubs the worker's secret values (`scrubbed`) and delivers it
 (`deliver`): a JSON POST to a webhook URL, or a command run argv-style with the JSON on stdin
@@ -27,33 +27,19 @@ from urllib.parse import urlsplit
 from autopilot.git import GitError, shown_url
 from autopilot.infra import Redactor, private_address_reason, private_refusal, resolve, url_label
 from autopilot.models import Notification
-from autopilot.notifications import (
-    REASON_LIMIT,
-    clip,
-    paused,
-    resume_command,
-    retry_command,
-    session_ended,
-    task_ended,
-)
+from autopilot.notifications import clip
 from autopilot.steps.site import kept_work, target_head
 
 __all__ = [
     "COMMAND_TIMEOUT_S",
     "HTTP_TIMEOUT_S",
-    "REASON_LIMIT",
     "NotifyError",
     "command_env",
     "deliver",
-    "paused",
     "post",
-    "resume_command",
-    "retry_command",
     "run_command",
     "scrubbed",
-    "session_ended",
     "shown",
-    "task_ended",
     "with_head",
     "with_text",
 ]

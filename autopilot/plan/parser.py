@@ -816,6 +816,21 @@ def _kept(label: str, line: int, owner: str) -> KeptField:
     return KeptField(line=line, label=" ".join(label.split()), owner=owner)
 
 
+def _dependencies(
+    found: _Field, ref: re.Pattern[str], where: str, listing: str, issues: _Issues
+) -> Iterator[tuple[str, int]]:
+    """A dependency field's references as `ref` reads them (its first group), each with its
+    line; a value it cannot read is an issue that says how to list them (`listing`)."""
+    for value, line in _field_values(found):
+        match = ref.match(value)
+        if match is None:
+            issues.add(
+                line, f"cannot read dependency '{value}' of {where}; {listing} or write `None`"
+            )
+        else:
+            yield match[1], line
+
+
 def _task_fields(task: _TaskDraft, found: Sequence[_Field], issues: _Issues) -> None:
     commit_line: int | None = None
     where = f"Task {task.id}"
@@ -834,16 +849,10 @@ def _task_fields(task: _TaskDraft, found: Sequence[_Field], issues: _Issues) -> 
             elif item.inline:
                 task.verification.append(item.inline)
         elif item.kind == "depends":
-            for value, line in _field_values(item):
-                match = _TASK_REF_RE.match(value)
-                if match is None:
-                    issues.add(
-                        line,
-                        f"cannot read dependency '{value}' of {where}; list task ids like"
-                        " `**Depends on:** Task 1.1, Task 1.2` or write `None`",
-                    )
-                elif all(dep != match[1] for dep, _ in task.depends):
-                    task.depends.append((match[1], line))
+            listing = "list task ids like `**Depends on:** Task 1.1, Task 1.2`"
+            for task_id, line in _dependencies(item, _TASK_REF_RE, where, listing, issues):
+                if all(dep != task_id for dep, _ in task.depends):
+                    task.depends.append((task_id, line))
         elif item.kind == "commit":
             message = _unquote(item.inline) or _unquote(item.code or "")
             if commit_line is not None:
@@ -927,18 +936,12 @@ def _batch_fields(batch: _BatchDraft, found: Sequence[_Field], issues: _Issues) 
         if item.kind in ("files", "verification", "commit"):  # a task's fields: text here
             issues.kept.append(_kept(item.label, item.line, where))
         elif item.kind == "depends":
-            for value, line in _field_values(item):
-                match = _BATCH_REF_RE.match(value)
-                if match is None:
+            listing = "list batches like `**Dependencies:** Batch 1, Batch 2`"
+            for digits, line in _dependencies(item, _BATCH_REF_RE, where, listing, issues):
+                if (number := _batch_number(digits)) is None:
                     issues.add(
                         line,
-                        f"cannot read dependency '{value}' of {where}; list batches like"
-                        " `**Dependencies:** Batch 1, Batch 2` or write `None`",
-                    )
-                elif (number := _batch_number(match[1])) is None:
-                    issues.add(
-                        line,
-                        f"{where} depends on batch number {_shortened(match[1])}, which is too"
+                        f"{where} depends on batch number {_shortened(digits)}, which is too"
                         f" large; batch numbers go from 0 to {BATCH_NUMBER_MAX}",
                     )
                 elif all(dep != number for dep, _ in batch.depends):
