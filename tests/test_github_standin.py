@@ -58,6 +58,7 @@ class Client:
 @pytest.fixture
 def standin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[GitHubStandIn]:
     isolate_git(monkeypatch, tmp_path / "home")
+    monkeypatch.setenv("GIT_TERMINAL_PROMPT", "0")  # a refused clone fails, never asks
     with GitHubStandIn(tmp_path / "github", free_port()) as server:
         yield server
 
