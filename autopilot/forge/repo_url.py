@@ -11,12 +11,12 @@ import base64
 import re
 from urllib.parse import urlsplit
 
+from autopilot.git.remote_url import SCP_LIKE
 from autopilot.models.forge import DEFAULT_GITHUB_API
 
 __all__ = ["git_auth_env", "github_host", "github_repo_of", "web_url"]
 
 _NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,99})")
-_SCP_LIKE = re.compile(r"^(?:[^@/\s]+@)?([^:/\s]+):(?!//)(.+)$")
 
 
 def github_host(api_url: str) -> str:
@@ -36,9 +36,9 @@ def web_url(api_url: str) -> str:
 def github_repo_of(url: str, api_url: str = DEFAULT_GITHUB_API) -> str | None:
     """OWNER/NAME when `url` is a remote on the forge's host, else None."""
     url = url.strip()
-    scp = _SCP_LIKE.match(url) if "://" not in url else None
+    scp = SCP_LIKE.match(url) if "://" not in url else None
     if scp is not None:
-        host, path = scp.group(1), scp.group(2)
+        host, path = scp["host"], scp["path"]
     else:
         parts = urlsplit(url)
         if parts.scheme not in ("https", "http", "ssh", "git", "git+ssh"):
