@@ -18,7 +18,7 @@ from github.PullRequest import PullRequest
 from github.Repository import Repository
 
 from autopilot.forge.errors import forge_error, github_message
-from autopilot.forge.interface import ForgeDenied, ForgeRefused
+from autopilot.forge.interface import ForgeDenied, ForgeRateLimited, ForgeRefused
 from autopilot.models.forge import (
     CheckState,
     ForgeCheck,
@@ -160,8 +160,9 @@ class GitHubForge:
                     pr = found
             if pr.title != title or (pr.body or "") != body:
                 pr.edit(title=title, body=body)
-            if labels and sorted(label.name for label in pr.labels) != sorted(labels):
-                pr.set_labels(*labels)
+            missing = sorted(set(labels) - {label.name for label in pr.labels})
+            if missing:  # added, never removed: a person's own labels stay
+                pr.add_to_labels(*missing)
             return self._ref(pr)
 
     def _read_pull(self, number: int) -> PullRequest:
@@ -285,13 +286,16 @@ class GitHubForge:
         with self._calling(f"reading the protection of {base_branch}"):
             names: list[str] = []
             try:
-                protection = self._raw(
-                    "GET",
-                    f"/branches/{quote(base_branch, safe='')}/protection/required_status_checks",
+                protection = self._raw("GET", f"/branches/{quote(base_branch, safe='')}/protection")
+                status_checks = protection.get("required_status_checks") or {}
+                names.extend(status_checks.get("contexts") or [])
+                names.extend(
+                    str(check.get("context", "")) for check in status_checks.get("checks") or []
                 )
-                names.extend(protection.get("contexts") or [])
             except GithubException as exc:
-                if exc.status not in (403, 404):  # not protected, or not ours to read
+                # Not protected (404), or not the token's to read (403, a rate limit aside).
+                limited = isinstance(forge_error(exc, "", self.repo_name), ForgeRateLimited)
+                if exc.status not in (403, 404) or limited:
                     raise
             for rule in self._rules(base_branch):
                 if rule.get("type") == "required_status_checks":
