@@ -173,3 +173,14 @@ def test_the_token_never_reaches_an_agent_or_a_check_and_is_redacted() -> None:
         given = allowed_env.pick(worker_env, groups)
         assert given == {"PATH": "/usr/bin"}
     assert token not in Redactor.from_env(worker_env).scrub(f"push with {token} failed")
+
+
+def test_the_forges_secrets_cover_the_token_and_gits_header() -> None:
+    token = "ghs_installation0123456789"
+    forge = connect(ForgeSettings(kind="github", repo="o/n", api_url=GHE), {"GITHUB_TOKEN": token})
+    env = forge.git_env()
+    assert env["GIT_CONFIG_KEY_0"] == "http.https://git.example.com/.extraheader"
+    redactor = Redactor(forge.secrets())
+    shown = redactor.scrub(f"token {token}; header {env['GIT_CONFIG_VALUE_0']}")
+    assert token not in shown
+    assert env["GIT_CONFIG_VALUE_0"].partition("basic ")[2] not in shown

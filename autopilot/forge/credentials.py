@@ -7,6 +7,7 @@ get it (autopilot/agent/allowed_env.py lets no *_TOKEN through).
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from autopilot.forge.errors import forge_error
 from autopilot.forge.interface import ForgeDenied
 from autopilot.models.forge import ForgeSettings
 
-__all__ = ["TOKEN_VARIABLE", "forge_auth", "installation_auth"]
+__all__ = ["TOKEN_VARIABLE", "forge_auth", "installation_auth", "token_secrets"]
 
 TOKEN_VARIABLE = "GITHUB_TOKEN"
 
@@ -57,3 +58,9 @@ def installation_auth(settings: ForgeSettings) -> Auth.AppInstallationAuth:
         finally:
             integration.close()
     return Auth.AppInstallationAuth(app, int(installation_id))
+
+
+def token_secrets(token: str) -> dict[str, str]:
+    """The token raw and as git's Basic header carries it (autopilot/forge/repo_url.py)."""
+    basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
+    return {TOKEN_VARIABLE: token, f"{TOKEN_VARIABLE}_BASIC": basic}

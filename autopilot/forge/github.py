@@ -17,8 +17,10 @@ from github.GithubException import GithubException
 from github.PullRequest import PullRequest
 from github.Repository import Repository
 
+from autopilot.forge.credentials import token_secrets
 from autopilot.forge.errors import forge_error, github_message
 from autopilot.forge.interface import ForgeDenied, ForgeRateLimited, ForgeRefused
+from autopilot.forge.repo_url import git_auth_env, web_url
 from autopilot.models.forge import (
     CheckState,
     ForgeCheck,
@@ -80,6 +82,8 @@ class GitHubForge:
             seconds_between_writes=None,
         )
         self._pause = pause
+        self._auth = auth
+        self._web_url = web_url(api_url)
         self._own_login: str | None = None
 
     @contextmanager
@@ -365,6 +369,16 @@ class GitHubForge:
                 gone = "reference does not exist" in github_message(exc).lower()
                 if not (exc.status == 404 or (exc.status == 422 and gone)):
                     raise
+
+    def git_env(self) -> dict[str, str]:
+        return git_auth_env(self._token(), self._web_url)
+
+    def secrets(self) -> dict[str, str]:
+        return token_secrets(self._token())
+
+    def _token(self) -> str:
+        with self._calling("getting the GitHub App's installation token"):
+            return self._auth.token  # an installation token: refreshed before it expires
 
     def close(self, number: int, comment: str) -> None:
         with self._calling(f"closing pull request #{number}"):

@@ -7,10 +7,10 @@ http.<origin>.extraheader scoped to the forge's host only.
 
 from __future__ import annotations
 
-import base64
 import re
 from urllib.parse import urlsplit
 
+from autopilot.forge.credentials import TOKEN_VARIABLE, token_secrets
 from autopilot.git.remote_url import SCP_LIKE
 from autopilot.models.forge import DEFAULT_GITHUB_API
 
@@ -59,7 +59,7 @@ def github_repo_of(url: str, api_url: str = DEFAULT_GITHUB_API) -> str | None:
 
 def git_auth_env(token: str, git_origin: str) -> dict[str, str]:
     """Variables that make git send the token to `git_origin` (scheme://host[:port]) only."""
-    basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
+    basic = token_secrets(token)[f"{TOKEN_VARIABLE}_BASIC"]
     return {
         "GIT_CONFIG_COUNT": "1",
         "GIT_CONFIG_KEY_0": f"http.{git_origin.rstrip('/')}/.extraheader",
