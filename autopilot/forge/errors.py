@@ -74,7 +74,7 @@ def forge_error(exc: Exception, what: str, repo: str) -> ForgeError:
     """The forge error for a failed call; `what` says which call (the message's start)."""
     if isinstance(exc, ForgeError):
         return exc
-    if isinstance(exc, (requests.Timeout, requests.ConnectionError)):
+    if isinstance(exc, requests.RequestException):  # a timeout, a lost connection, a cut answer
         return ForgeUnavailable(f"{what}: GitHub did not answer ({type(exc).__name__})")
     if not isinstance(exc, GithubException):
         raise exc
