@@ -246,7 +246,11 @@ class GitHubForge:
         if self._own_login is None:
             try:
                 self._own_login = self._github.get_user().login
-            except GithubException:
+            except GithubException as exc:
+                if exc.status not in (401, 403, 404):  # an App's token has no user
+                    raise
+                if isinstance(forge_error(exc, "", self.repo_name), ForgeRateLimited):
+                    raise
                 self._own_login = ""
         return self._own_login
 
