@@ -40,13 +40,13 @@ class Site:
         git(self.work, "checkout", "-q", "-B", branch, f"origin/{branch}", check=False)
         sha = commit_file(self.work, name, content)
         env = git_auth_env(self.token, web_url(self.standin.api_url))  # type: ignore[attr-defined]
-        subprocess.run(
-            ["git", "-C", str(self.work), "push", "-q", "origin", f"HEAD:refs/heads/{branch}"],
-            env={**os.environ, **env},
-            check=True,
-            capture_output=True,
-        )
-        git(self.work, "fetch", "-q", "origin")
+        for command in (["push", "-q", "origin", f"HEAD:refs/heads/{branch}"], ["fetch", "-q"]):
+            subprocess.run(
+                ["git", "-C", str(self.work), *command],
+                env={**os.environ, **env},
+                check=True,
+                capture_output=True,
+            )
         return sha
 
 

@@ -75,6 +75,7 @@ class GitHubForge:
         self.owner = repo.split("/", 1)[0]
         self._github = Github(
             auth=auth,
+            lazy=True,
             base_url=api_url.rstrip("/"),
             timeout=TIMEOUT_S,
             retry=None,
@@ -94,7 +95,7 @@ class GitHubForge:
             raise forge_error(exc, what, self.repo_name) from exc
 
     def _repo(self) -> Repository:
-        return self._github.get_repo(self.repo_name, lazy=True)
+        return self._github.get_repo(self.repo_name)
 
     def _raw(self, verb: str, path: str, body: dict[str, Any] | None = None) -> Any:
         url = f"/repos/{self.repo_name}{path}"
@@ -104,20 +105,20 @@ class GitHubForge:
     def check_access(self, target_branch: str) -> None:
         with self._calling(f"reading {self.repo_name}"):
             try:
-                repo = self._github.get_repo(self.repo_name)
+                can_push = self._repo().permissions.push
             except GithubException as exc:
                 if exc.status == 404:
                     raise ForgeRefused(
                         f"no repository {self.repo_name}, or the token cannot see it"
                     ) from exc
                 raise
-            if not repo.permissions.push:
+            if not can_push:
                 raise ForgeDenied(
                     f"the token cannot push to {self.repo_name}: give it contents:write and "
                     f"pull_requests:write"
                 )
             try:
-                repo.get_branch(target_branch)
+                self._raw("GET", f"/branches/{quote(target_branch, safe='')}")
             except GithubException as exc:
                 if exc.status == 404:
                     raise ForgeRefused(f"no branch {target_branch} on {self.repo_name}") from exc
@@ -166,7 +167,8 @@ class GitHubForge:
                 pr.edit(title=title, body=body)
             missing = sorted(set(labels) - {label.name for label in pr.labels})
             if missing:  # added, never removed: a person's own labels stay
-                pr.add_to_labels(*missing)
+                # The {"labels": [...]} form GitHub recommends (PyGithub sends a bare list).
+                self._raw("POST", f"/issues/{pr.number}/labels", {"labels": missing})
             return self._ref(pr)
 
     def _read_pull(self, number: int) -> PullRequest:
