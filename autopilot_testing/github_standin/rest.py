@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from urllib.parse import quote, unquote
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,7 +45,7 @@ class Call:
 
 Answer = tuple[int, Json]
 Handler = Callable[[Call], Answer]
-ROUTES: list[tuple[str, re.Pattern[str], str, Handler]] = []
+ROUTES: list[tuple[str, re.Pattern[str], str, Handler, str]] = []
 
 
 def route(method: str, template: str, operation_id: str) -> Callable[[Handler], Handler]:
@@ -52,17 +53,22 @@ def route(method: str, template: str, operation_id: str) -> Callable[[Handler], 
     pattern = pattern.replace("(?P<ref>[^/]+)", "(?P<ref>.+)")
 
     def register(handler: Handler) -> Handler:
-        ROUTES.append((method, re.compile(f"^{pattern}$"), operation_id, handler))
+        ROUTES.append((method, re.compile(f"^{pattern}$"), operation_id, handler, template))
         return handler
 
     return register
 
 
-def find_route(method: str, path: str) -> tuple[str, Handler, dict[str, str]] | None:
-    for verb, pattern, operation_id, handler in ROUTES:
+def find_route(method: str, path: str) -> tuple[str, Handler, dict[str, str], str] | None:
+    """The operation, its handler, its path parameters (decoded) and the path as the
+    description's template spells it: a parameter that holds slashes (a ref like heads/a/b,
+    which GitHub takes raw) percent-encoded, so the template can match it."""
+    for verb, pattern, operation_id, handler, template in ROUTES:
         matched = pattern.match(path)
         if verb == method and matched:
-            return operation_id, handler, matched.groupdict()
+            params = {name: unquote(value) for name, value in matched.groupdict().items()}
+            spelled = template.format(**{k: quote(v, safe="") for k, v in params.items()})
+            return operation_id, handler, params, spelled
     return None
 
 

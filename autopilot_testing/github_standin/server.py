@@ -333,8 +333,9 @@ class _Handler(BaseHTTPRequestHandler):
                 RecordedRequest(method, path, 404, "", ""), f"no operation for {method} {path}"
             )
             return
-        operation_id, handler, params = found
+        operation_id, handler, params, spelled = found
         req.path_params = params
+        req.path = API_PREFIX + spelled
         fault = standin.faults.take()
         if fault is not None:
             self._send(fault.status, fault.body, fault.headers)
@@ -342,9 +343,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         violation = standin.validator.request(req)
         if violation:
-            self._answer(
-                req, 400, {"message": "Problems parsing JSON", "documentation_url": DOCS}, "", ""
-            )
+            refusal = {"message": f"Invalid request.\n\n{violation}", "documentation_url": DOCS}
+            self._answer(req, 400, refusal, "", "")
             standin.record(RecordedRequest(method, path, 400, operation_id, ""), violation)
             return
         status, payload, login = self._call(operation_id, handler, params, req, headers, body)
@@ -421,7 +421,7 @@ def _error(refused: Refused) -> dict[str, Any]:
     return {"message": refused.message, "documentation_url": DOCS}
 
 
-def _app_route(method: str, path: str) -> tuple[str, None, dict[str, str]] | None:
+def _app_route(method: str, path: str) -> tuple[str, None, dict[str, str], str] | None:
     parts = path.strip("/").split("/")
     if (
         method == "POST"
@@ -429,7 +429,7 @@ def _app_route(method: str, path: str) -> tuple[str, None, dict[str, str]] | Non
         and parts[:2] == ["app", "installations"]
         and parts[3] == "access_tokens"
     ):
-        return "apps/create-installation-access-token", None, {"installation_id": parts[2]}
+        return "apps/create-installation-access-token", None, {"installation_id": parts[2]}, path
     if method == "GET" and len(parts) == 4 and parts[0] == "repos" and parts[3] == "installation":
-        return "apps/get-repo-installation", None, {"owner": parts[1], "repo": parts[2]}
+        return "apps/get-repo-installation", None, {"owner": parts[1], "repo": parts[2]}, path
     return None
