@@ -240,3 +240,34 @@ def test_merge_queue(site: Site) -> None:
         "the merge queue to merge it",
     )
     assert site.standin.violations == []  # type: ignore[attr-defined]
+
+
+def test_a_github_app_installation_token(site: Site, tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    key_file = tmp_path / "app.pem"
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    site.standin.add_app("4242", public.decode())  # type: ignore[attr-defined]
+    settings = ForgeSettings(
+        kind="github",
+        repo=REPO,
+        api_url=site.standin.api_url,  # type: ignore[attr-defined]
+        app_id="4242",
+        private_key_file=str(key_file),
+    )
+    forge = connect(settings, {})
+    opened = forge.open_pull_request("task-1", "main", "Task 1", "", [])
+    assert forge.find_pull_request("task-1", "main") == opened
+    assert set(forge.secrets()) == {"GITHUB_TOKEN", "GITHUB_TOKEN_BASIC"}
+    assert site.standin.violations == []  # type: ignore[attr-defined]
