@@ -83,6 +83,15 @@ class Forge(Protocol):
     def close(self, number: int, comment: str) -> None:
         """Close the pull request with a comment saying why."""
 
+    def git_env(self) -> dict[str, str]:
+        """Variables that let git push to and fetch from the forge with the worker's token
+        (GIT_CONFIG_*, scoped to the forge's host), never in argv or a URL. Pass them to git
+        only, never to an agent's or a check's run."""
+
+    def secrets(self) -> dict[str, str]:
+        """The token in every spelling git or a log could show it (name -> value), for the
+        worker's Redactor: an App's installation token is in no environment variable."""
+
 
 __all__ = [
     "Forge",
