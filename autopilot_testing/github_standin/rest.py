@@ -401,6 +401,14 @@ def list_comments_for_review(call: Call) -> Answer:
     raise Refused(404, "Not Found")
 
 
+@route("GET", "/repos/{owner}/{repo}/issues/{issue_number}", "issues/get")
+def get_issue(call: Call) -> Answer:
+    """A pull request read as the issue it also is: where GitHub says who closed it."""
+    repo = _repo(call)
+    pull = call.world.pull(repo, int(call.params["issue_number"]))
+    return 200, call.views.issue(repo, pull)
+
+
 @route("POST", "/repos/{owner}/{repo}/issues/{issue_number}/labels", "issues/add-labels")
 def add_labels(call: Call) -> Answer:
     call.need("write")

@@ -30,6 +30,7 @@ OPERATIONS = (
     "pulls/list-comments-for-review",
     "pulls/create-review",
     "pulls/list-files",
+    "issues/get",
     "issues/add-labels",
     "issues/create-comment",
     "repos/get-combined-status-for-ref",

@@ -57,9 +57,47 @@ class Views:
             "node_id": payloads.node_id("Label", label_id),
             "url": f"{self.urls.api}/repos/{repo.owner}/{repo.name}/labels/{name}",
             "name": name,
-            "description": None,
+            # GitHub sends null for a label without one, but pull-request-simple's labels say
+            # a string: the stand-in answers as the description says.
+            "description": "",
             "color": "ededed",
             "default": False,
+        }
+
+    def issue(self, repo: Repo, pull: Pull) -> dict[str, Any]:
+        api = f"{self.urls.api}/repos/{repo.owner}/{repo.name}"
+        return {
+            "id": pull.id,
+            "node_id": payloads.node_id("Issue", pull.id),
+            "url": f"{api}/issues/{pull.number}",
+            "repository_url": api,
+            "labels_url": f"{api}/issues/{pull.number}/labels{{/name}}",
+            "comments_url": f"{api}/issues/{pull.number}/comments",
+            "events_url": f"{api}/issues/{pull.number}/events",
+            "html_url": f"{self.urls.web}/{repo.owner}/{repo.name}/pull/{pull.number}",
+            "number": pull.number,
+            "state": "closed" if pull.state == "closed" else "open",
+            "title": pull.title,
+            "body": pull.body,
+            "user": self.user(pull.user),
+            "labels": [self.label(repo, name) for name in pull.labels],
+            "assignee": None,
+            "milestone": None,
+            "locked": False,
+            "comments": len(pull.issue_comments),
+            "pull_request": {
+                "url": f"{api}/pulls/{pull.number}",
+                "html_url": f"{self.urls.web}/{repo.owner}/{repo.name}/pull/{pull.number}",
+                "diff_url": None,
+                "patch_url": None,
+            },
+            "closed_at": pull.closed_at,
+            "closed_by": self.user(pull.closed_by or pull.merged_by)
+            if pull.state == "closed"
+            else None,
+            "created_at": pull.created_at,
+            "updated_at": pull.updated_at,
+            "author_association": "MEMBER",
         }
 
     def pull(self, repo: Repo, pull: Pull, full: bool = True) -> dict[str, Any]:
