@@ -24,6 +24,7 @@ install bubblewrap and socat.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 from collections.abc import Collection, Mapping, Sequence
@@ -43,12 +44,21 @@ GATEWAY_PORT = 8117
 GATEWAY_SOCKET = "/run/autopilot/egress.sock"
 LOOPBACK_NAMES = "127.0.0.1,localhost,::1"
 # Started before the command: socat forwards the sandbox's loopback port to the egress socket;
-# the command starts once the port answers (at most ~1,000 tries, a few ms each).
+# the command starts once the port answers (at most ~1,000 tries, a few ms each). The bridge
+# dies with the command ({death}: bwrap's pid 1 waits for every process of the sandbox, so a
+# bridge left running would keep the sandbox alive for ever). bwrap's --die-with-parent takes
+# hold only once the sandbox is set up, tens of ms after the start: a worker killed before
+# that leaves the sandbox running on its own. So the command starts only while the worker's
+# proxy (in the worker's process) still answers at its socket; a worker killed after that
+# check takes the sandbox with it.
 _BRIDGE = (
-    "socat TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork UNIX-CONNECT:{socket} & "
+    "{death}socat TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork UNIX-CONNECT:{socket} & "
     "i=0; until socat -u OPEN:/dev/null TCP:127.0.0.1:{port} 2>/dev/null; do i=$((i+1)); "
     'if [ "$i" -ge 1000 ]; then echo "autopilot: the sandbox gateway did not start" >&2; '
-    'exit 97; fi; done; exec "$@"'
+    "kill $!; exit 97; fi; done; "
+    "if ! socat -u OPEN:/dev/null UNIX-CONNECT:{socket} 2>/dev/null; then "
+    'echo "autopilot: the worker that started this sandbox is gone" >&2; kill $!; exit 98; fi; '
+    'exec "$@"'
 )
 # The worker user's files that hold credentials, relative to its home: hidden from the agent
 # (directories behind an empty folder, files behind an empty file).
@@ -211,7 +221,8 @@ class Sandbox:
         options += ["--remount-ro", "/"]  # every mount point is made: nothing new on the root
         if gateway is None:
             return [*self.death, self.bwrap, *options, "--", *argv]
-        bridge = _BRIDGE.format(port=GATEWAY_PORT, socket=GATEWAY_SOCKET)
+        death = "".join(f"{shlex.quote(word)} " for word in self.death)
+        bridge = _BRIDGE.format(death=death, port=GATEWAY_PORT, socket=GATEWAY_SOCKET)
         return [*self.death, self.bwrap, *options, "--", "sh", "-c", bridge, "sh", *argv]
 
     def _secrets(self) -> list[Path]:
