@@ -252,34 +252,24 @@ async def run_baseline(
         path = agent_environment(claude_bin, base_env)["PATH"]
         egress = await Egress(state_dir / "egress.sock", base_env).start()
         contained = Contained(detect_sandbox(), egress, tools_of(claude_bin, path))
+    # The semaphore wakes its waiters first come, first served: tasks start in plan order.
+    slots, merge_queue = asyncio.Semaphore(concurrency), asyncio.Lock()
+    bare = Bare(claude_bin, guard, base_env, slots, merge_queue, contained)
     try:
-        return await _tasks(
-            plan_path, repo, state_dir, claude_bin, guard, base_env, concurrency, contained
-        )
+        return await _tasks(plan_path, repo, state_dir, bare, concurrency)
     finally:
         if contained is not None:
             await contained.egress.close()
 
 
 async def _tasks(
-    plan_path: Path,
-    repo: Path,
-    state_dir: Path,
-    claude_bin: Path,
-    guard: ProcessGuard,
-    base_env: Mapping[str, str],
-    concurrency: int,
-    contained: Contained | None,
+    plan_path: Path, repo: Path, state_dir: Path, bare: Bare, concurrency: int
 ) -> BaselineResult:
     started = time.perf_counter()
     cpu_before = snapshot()
     plan = load_plan(plan_path)
     requests = task_requests(plan, repo, state_dir, f"baseline-{uuid.uuid4().hex[:8]}")
     result = BaselineResult(tasks=len(requests), wall_s=0.0, merged=0, concurrency=concurrency)
-    bare = Bare(
-        claude_bin, guard, base_env, asyncio.Semaphore(concurrency), asyncio.Lock(), contained
-    )
-    # The semaphore wakes its waiters first come, first served: tasks start in plan order.
     outcomes = await asyncio.gather(
         *(run_task(request, bare, result.phases_s) for request in requests)
     )
