@@ -7,7 +7,12 @@ the session: at most K tasks between worktree and commit at once, started in pla
 (batches are not waited for: the sweep's plan is one batch); merges one at a time; each
 worktree removed after its merge; git in threads, as in the activities. The sweep runs it
 beside the pipeline at each concurrency: what the work itself gains from K at once on this
-machine, to read the pipeline's speedup against."""
+machine, to read the pipeline's speedup against.
+
+`sandboxed`: the second baseline, each `claude` run in the sandbox the pipeline runs it in (the
+same layout, the gateway and a worker's egress proxy in this process, holding the
+credentials): the pipeline against it is what the orchestration costs, it against the bare
+one what containment costs."""
 
 from __future__ import annotations
 
@@ -20,12 +25,19 @@ from pathlib import Path
 
 from autopilot import git as gitops
 from autopilot.agent import (
+    Egress,
+    Gateway,
     ProcessGuard,
+    Sandbox,
     agent_environment,
     claude_argv,
+    detect_sandbox,
     model_route,
     run_claude,
+    space_environment,
+    task_layout,
     task_prompt,
+    tools_of,
 )
 from autopilot.models import (
     AgentProgress,
@@ -36,6 +48,7 @@ from autopilot.models import (
     Workspace,
 )
 from autopilot.plan import load_plan
+from autopilot.steps.site import decide
 from bench.cpu import snapshot
 
 PHASES = ("prepare", "agent", "commit", "merge", "remove")
@@ -95,6 +108,16 @@ class Clock:
 
 
 @dataclass(frozen=True)
+class Contained:
+    """The pipeline's sandbox around each claude run: a worker's sandbox, egress proxy and
+    the tools its runs see."""
+
+    sandbox: Sandbox
+    egress: Egress
+    tools: list[Path]
+
+
+@dataclass(frozen=True)
 class Bare:
     """What every task of one baseline run shares: the CLI, its guard and environment, and
     the schedule (agent slots, the merge queue)."""
@@ -104,6 +127,7 @@ class Bare:
     base_env: Mapping[str, str]
     slots: asyncio.Semaphore
     merge_queue: asyncio.Lock
+    contained: Contained | None = None
 
 
 async def run_task(
@@ -154,22 +178,56 @@ async def run_task(
 
 
 async def run_agent(request: TaskRequest, workspace: Workspace, bare: Bare) -> None:
-    """The CLI run the agent activity makes, without its heartbeats."""
+    """The CLI run the agent activity makes, without its heartbeats: behind the process
+    guard, or in the pipeline's sandbox (`bare.contained`)."""
     sid = str(uuid.uuid4())
+    identity = await asyncio.to_thread(gitops.identity_env, workspace.path)
+    argv = claude_argv(bare.claude_bin, request.agent, sid)
+    extra = {**identity, **model_route(bare.base_env)}
+    run = (task_prompt(request, workspace.branch), sid)
+    contained = bare.contained
+    if contained is None:
+        await _claude(request, bare, bare.guard.wrap(argv), Path(workspace.path), extra, run)
+        return
+    space = gitops.agent_space_path(request.state_dir, request.session_id, request.task.id)
+    layout = task_layout(
+        Path(workspace.path),
+        space / "agent",
+        state_dir=Path(request.state_dir),
+        site=decide(request.repo),
+        objects=gitops.objects_dir(request.repo),
+        writes_workspace=True,
+        tools=contained.tools,
+    )
+    gateway = Gateway(contained.egress.socket_path)
+    with contained.egress.grant(request.agent.network, model_api=True) as grant:
+        extra |= space_environment(space / "agent")
+        extra |= gateway.environment(grant.token, contained.egress.credential_names)
+        wrapped = contained.sandbox.wrap(argv, layout, gateway)
+        await _claude(request, bare, wrapped, layout.workdir, extra, run)
+
+
+async def _claude(
+    request: TaskRequest,
+    bare: Bare,
+    argv: list[str],
+    cwd: Path,
+    extra: dict[str, str],
+    run: tuple[str, str],
+) -> None:
+    """One claude run: `run` is its prompt and session id."""
+    prompt, sid = run
     transcript = (
         Path(request.state_dir)
         / "transcripts"
         / gitops.safe_component(request.task.id)
         / f"{sid}.jsonl"
     )
-    identity = await asyncio.to_thread(gitops.identity_env, workspace.path)
     await run_claude(
-        bare.guard.wrap(claude_argv(bare.claude_bin, request.agent, sid)),
-        cwd=Path(workspace.path),
-        env=agent_environment(
-            bare.claude_bin, bare.base_env, {**identity, **model_route(bare.base_env)}
-        ),
-        prompt=task_prompt(request, workspace.branch),
+        argv,
+        cwd=cwd,
+        env=agent_environment(bare.claude_bin, bare.base_env, extra),
+        prompt=prompt,
         session_id=sid,
         transcript=transcript,
         idle_timeout_s=request.agent.idle_timeout_s,
@@ -185,16 +243,33 @@ async def run_baseline(
     guard: ProcessGuard,
     base_env: Mapping[str, str],
     concurrency: int = 1,
+    sandboxed: bool = False,
 ) -> BaselineResult:
     """Every task of the plan, `concurrency` at a time (in plan order); wall time from parse
-    to last merge."""
+    to last merge. `sandboxed`: each claude run in the pipeline's sandbox."""
+    contained = None
+    if sandboxed:
+        path = agent_environment(claude_bin, base_env)["PATH"]
+        egress = await Egress(state_dir / "egress.sock", base_env).start()
+        contained = Contained(detect_sandbox(), egress, tools_of(claude_bin, path))
+    # The semaphore wakes its waiters first come, first served: tasks start in plan order.
+    slots, merge_queue = asyncio.Semaphore(concurrency), asyncio.Lock()
+    bare = Bare(claude_bin, guard, base_env, slots, merge_queue, contained)
+    try:
+        return await _tasks(plan_path, repo, state_dir, bare, concurrency)
+    finally:
+        if contained is not None:
+            await contained.egress.close()
+
+
+async def _tasks(
+    plan_path: Path, repo: Path, state_dir: Path, bare: Bare, concurrency: int
+) -> BaselineResult:
     started = time.perf_counter()
     cpu_before = snapshot()
     plan = load_plan(plan_path)
     requests = task_requests(plan, repo, state_dir, f"baseline-{uuid.uuid4().hex[:8]}")
     result = BaselineResult(tasks=len(requests), wall_s=0.0, merged=0, concurrency=concurrency)
-    bare = Bare(claude_bin, guard, base_env, asyncio.Semaphore(concurrency), asyncio.Lock())
-    # The semaphore wakes its waiters first come, first served: tasks start in plan order.
     outcomes = await asyncio.gather(
         *(run_task(request, bare, result.phases_s) for request in requests)
     )
@@ -214,7 +289,10 @@ def baseline(
     guard: ProcessGuard,
     base_env: Mapping[str, str],
     concurrency: int = 1,
+    sandboxed: bool = False,
 ) -> BaselineResult:
     return asyncio.run(
-        run_baseline(plan_path, repo, state_dir, claude_bin, guard, base_env, concurrency)
+        run_baseline(
+            plan_path, repo, state_dir, claude_bin, guard, base_env, concurrency, sandboxed
+        )
     )

@@ -8,7 +8,8 @@
 Sections: compare (baseline vs the pipeline with review none and both), sweep (concurrency
 1..8 with a slow model), scale (one large plan: time, history sizes, worker memory), payload
 (one large plan with review `both` and 2 KB task bodies: the largest payload), parse (the plan
-parser on a 10,000-task plan). Naming any section runs only the ones named.
+parser on a 10,000-task plan), sandbox-start (what starting a sandboxed run costs, part by
+part). Naming any section runs only the ones named.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ from autopilot.infra import exit_now
 from bench import chart, report
 from bench.machine import describe, load_average, machine_info
 from bench.plans import DEFAULT_BATCH_SIZE
+from bench.sandbox_start import DEFAULT_RUNS as SANDBOX_RUNS
+from bench.sandbox_start import sandbox_start
+from bench.sandbox_start import table as sandbox_table
 from bench.sections import (
     Context,
     compare,
@@ -69,6 +73,7 @@ QUICK = {
     "probe_tasks": 12,
     "probe_limit": 200,
     "probe_concurrency": 1,
+    "sandbox_runs": 3,
 }
 
 
@@ -146,6 +151,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help=f"time the plan parser on N tasks ({PARSE_TASKS:,})",
     )
+    parser.add_argument(
+        "--sandbox-start",
+        type=int,
+        nargs="?",
+        const=PRESET_SIZE,
+        metavar="RUNS",
+        help=f"time a sandboxed run's start, part by part, RUNS times each ({SANDBOX_RUNS})",
+    )
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
     parser.add_argument(
         "--batch-size",
@@ -161,6 +174,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--work", type=Path, help="scratch directory (a new temporary one)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    parser.add_argument(
+        "--remote-results",
+        type=Path,
+        metavar="JSON",
+        help="judge bench/remote_mode.py's results (its JSON) beside this run's",
+    )
     parser.add_argument(
         "--report",
         type=Path,
@@ -183,6 +202,7 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
         "scale_concurrency": DEFAULT_SCALE_CONCURRENCY,
         "payload": DEFAULT_SCALE,
         "parse_tasks": PARSE_TASKS,
+        "sandbox_runs": SANDBOX_RUNS,
         **PROBE,
     }
     if args.quick:
@@ -199,6 +219,7 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
         "scale": args.scale is not None,
         "payload": args.payload is not None,
         "parse": args.parse is not None,
+        "sandbox_start": args.sandbox_start is not None,
     }
     run_all = not any(named.values())
 
@@ -219,6 +240,7 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
         "scale_concurrency": given(args.scale_concurrency, "scale_concurrency"),
         "payload": given(args.payload, "payload"),
         "parse_tasks": given(args.parse, "parse_tasks"),
+        "sandbox_runs": given(args.sandbox_start, "sandbox_runs"),
         "probe_tasks": preset["probe_tasks"],
         "probe_limit": preset["probe_limit"],
         "probe_concurrency": preset["probe_concurrency"],
@@ -242,9 +264,11 @@ def compare_table(rows: Sequence[dict[str, Any]]) -> str:
             [
                 f"N={row['tasks']}",
                 fmt(row["baseline"]["per_task_ms"]),
+                fmt((row.get("sandboxed") or {}).get("per_task_ms")),
                 fmt(row["none"]["per_task_ms"]),
                 fmt(row["overhead_ms_none"]),
                 fmt(row["ratio_none"], 2),
+                fmt(row.get("ratio_none_sandboxed"), 2),
                 fmt(row.get("ratio_none_agent_equalised"), 2),
                 fmt(both.get("per_task_ms")),
                 fmt(row["overhead_ms_both"]),
@@ -254,9 +278,11 @@ def compare_table(rows: Sequence[dict[str, Any]]) -> str:
     header = [
         "tasks",
         "baseline ms/task",
+        "sandboxed ms/task",
         "none ms/task",
         "overhead ms",
         "none/base",
+        "none/sandboxed",
         "agent equalised",
         "both ms/task",
         "overhead ms",
@@ -336,9 +362,10 @@ def walls(runs: Sequence[float] | None) -> str:
 def sweep_table(result: dict[str, Any]) -> str:
     body = []
     for level in result["levels"]:
-        wanted = report.SPEEDUP_TARGETS.get(level["concurrency"])
-        status = "" if wanted is None else report.verdict(level["speedup"] >= wanted)
+        share = level.get("of_bare") if level is not result["levels"][0] else None
+        status = "" if not share else report.verdict(share >= report.SHARE_TARGET)
         bare = level.get("bare") or {}
+        cpu = level.get("cpu_ms_per_task") or {}
         body.append(
             [
                 str(level["concurrency"]),
@@ -350,9 +377,10 @@ def sweep_table(result: dict[str, Any]) -> str:
                 fmt(level.get("bare_speedup"), 2),
                 fmt(level.get("of_bare"), 2),
                 fmt(level["ideal"], 0),
-                f">= {wanted}" if wanted else "",
+                f">= {report.SHARE_TARGET:.2f}" if share else "",
                 status,
-                fmt(sum((level.get("cpu_ms_per_task") or {}).values()) or None),
+                *(fmt(cpu.get(part)) for part in report.CPU_PARTS),
+                fmt(sum(cpu.get(part, 0.0) for part in report.CPU_PARTS) if cpu else None),
             ]
         )
     header = [
@@ -367,7 +395,10 @@ def sweep_table(result: dict[str, Any]) -> str:
         "ideal",
         "target",
         "status",
-        "CPU ms/task",
+        "CPU ms/task: worker",
+        "server",
+        "starter",
+        "all three",
     ]
     return report.table(header, body)
 
@@ -426,6 +457,8 @@ def failures(results: dict[str, Any]) -> list[str]:
     for row in results.get("compare") or []:
         if not row["baseline"]["ok"]:
             found.append(f"baseline N={row['tasks']}: not every task merged")
+        if row.get("sandboxed") and not row["sandboxed"]["ok"]:
+            found.append(f"sandboxed baseline N={row['tasks']}: not every task merged")
         for key in ("none", "both"):
             run = row.get(key)
             if run and not run["ok"]:
@@ -462,6 +495,10 @@ def run_sections(chosen: dict[str, Any], ctx: Context, results: dict[str, Any]) 
         results["parse"] = parse_timing(chosen["parse_tasks"])
         ctx.say(f"parse: {chosen['parse_tasks']:,} tasks, best {results['parse']['best_s']} s")
         timed("parse", started)
+    if "sandbox_start" in sections:
+        started = time.perf_counter()
+        results["sandbox_start"] = sandbox_start(chosen["sandbox_runs"])
+        timed("sandbox_start", started)
     if "compare" in sections:
         started = time.perf_counter()
         results["compare"] = compare(ctx, chosen["sizes"], chosen["both_sizes"])
@@ -546,6 +583,9 @@ def print_results(results: dict[str, Any]) -> None:
         parse = results["parse"]
         runs = ", ".join(f"{run:.3f}" for run in parse["runs_s"])
         print(f"\nParser: {parse['tasks']:,} tasks ({parse['chars']:,} chars): {runs} s")
+    if results.get("sandbox_start"):
+        print("\nSandbox start (bench/sandbox_start.py)")
+        print(sandbox_table(results["sandbox_start"]))
     print("\nTargets")
     print(report.targets_table([report.Target(**target) for target in results["targets"]]))
     for failure in results["failures"]:
@@ -587,6 +627,8 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     binary = claude_bin()
     results: dict[str, Any] = {"machine": machine_info(binary), "settings": chosen}
+    if args.remote_results is not None:
+        results["remote"] = json.loads(args.remote_results.read_text())
     ctx = Context(work=work, claude_bin=binary, guard=detect_guard(), batch_size=args.batch_size)
     print(f"Benchmark: sections {', '.join(chosen['sections'])}; scratch {work}", flush=True)
     started = time.perf_counter()

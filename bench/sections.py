@@ -150,13 +150,16 @@ def run_baseline_once(
     concurrency: int = 1,
     delay_s: float = 0.0,
     label: str = "baseline",
+    sandboxed: bool = False,
 ) -> dict[str, Any]:
     base = ctx.work / name
     repo = make_repo(base / "repo")
     with scripted_model(delay_s) as model:
         # The environment a worker of an installation would have: the same CLI environment.
         env = Autopilot(root=base / "installation", model_env=model.env()).env()
-        result = baseline(plan, repo, base / "state", ctx.claude_bin, ctx.guard, env, concurrency)
+        result = baseline(
+            plan, repo, base / "state", ctx.claude_bin, ctx.guard, env, concurrency, sandboxed
+        )
     figures = baseline_figures(result)
     figures["merged_on_main"] = merges_on_main(repo)
     ctx.say(
@@ -234,12 +237,16 @@ def ratio_agent_equalised(pipeline: dict[str, Any] | None, base: dict[str, Any])
 
 
 def compare(ctx: Context, sizes: Sequence[int], both_sizes: Sequence[int]) -> list[dict[str, Any]]:
-    """Baseline, then the pipeline with review none (and both), at each size, concurrency 1."""
+    """Baseline (bare, and in the pipeline's sandbox), then the pipeline with review none (and
+    both), at each size, concurrency 1."""
     rows = []
     for tasks in sizes:
         ctx.say(f"compare N={tasks}")
         plan = write_plan(ctx.work / f"compare-{tasks}" / "plan.md", tasks, ctx.batch_size)
         base = run_baseline_once(ctx, plan, tasks, f"compare-{tasks}/baseline")
+        contained = run_baseline_once(
+            ctx, plan, tasks, f"compare-{tasks}/sandboxed", label="sandboxed", sandboxed=True
+        )
         none = run_pipeline_once(ctx, plan, tasks, f"compare-{tasks}/none", "none")
         both = None
         if tasks in both_sizes:
@@ -248,9 +255,14 @@ def compare(ctx: Context, sizes: Sequence[int], both_sizes: Sequence[int]) -> li
             {
                 "tasks": tasks,
                 "baseline": base,
+                "sandboxed": contained,
                 "none": none,
                 "both": both,
                 "ratio_none": ratio(none, base),
+                # What the orchestration costs (against claude in the same sandbox), and what
+                # containment costs (the sandboxed baseline against the bare one).
+                "ratio_none_sandboxed": ratio(none, contained),
+                "containment": ratio(contained, base),
                 "overhead_ms_none": overhead_ms(none, base),
                 "ratio_both": ratio(both, base),
                 "overhead_ms_both": overhead_ms(both, base),

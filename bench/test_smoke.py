@@ -42,10 +42,12 @@ def test_quick_benchmark_runs_every_section(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     results = json.loads((tmp_path / "results" / "quick.json").read_text())
-    assert set(results["settings"]["sections"]) == {"compare", "sweep", "scale", "parse"}
+    sections = {"compare", "sweep", "scale", "payload", "parse", "sandbox_start"}
+    assert set(results["settings"]["sections"]) == sections
     assert results["failures"] == []
     row = results["compare"][0]
     assert row["baseline"]["merged"] == row["none"]["merged"] == row["tasks"]
+    assert row["sandboxed"]["merged"] == row["tasks"] and row["containment"] > 0
     assert row["both"]["merged"] == row["tasks"] and row["ratio_none"] > 0
     levels = results["sweep"]["levels"]
     assert [level["concurrency"] for level in levels] == [1, 2]
@@ -56,6 +58,12 @@ def test_quick_benchmark_runs_every_section(tmp_path: Path) -> None:
     assert results["scale"]["max_events"] > 0 and results["probe"]["ok"]
     assert len(results["probe"]["session_events"]) >= 2  # it reached its limit: continued
     assert results["parse"]["best_s"] > 0
+    assert set(results["sandbox_start"]["parts"]) == {
+        "setpriv",
+        "bwrap",
+        "socat bridge",
+        "proxy's first request",
+    }
     assert {t["status"] for t in results["targets"]} <= {"PASS", "MISS", "-"}
     for heading in ("Per-task wall time", "Concurrency sweep", "Targets"):
         assert heading in done.stdout

@@ -15,10 +15,10 @@ Each agent, reviewer and check runs under bubblewrap (`bwrap`, Debian's `bubblew
   in front; bwrap's `--die-with-parent` takes the namespace with it).
 
 With a gateway, the run has no network of its own: its loopback port GATEWAY_PORT leads,
-through socat, to the worker's egress proxy (autopilot/agent/egress.py), which holds the API
-credentials and lets it reach the model API and its granted domains only. There is no
-fallback: a worker that cannot sandbox does not start (`detect_sandbox`), and says how to
-install bubblewrap and socat.
+through socat (started by a bash script, _BRIDGE), to the worker's egress proxy
+(autopilot/agent/egress.py), which holds the API credentials and lets it reach the model
+API and its granted domains only. There is no fallback: a worker that cannot sandbox does
+not start (`detect_sandbox`), and says how to install bubblewrap, socat and bash.
 """
 
 from __future__ import annotations
@@ -34,21 +34,35 @@ from autopilot.infra import untrusted_fs
 from autopilot.models import TaskSite
 
 INSTALL_HINT = (
-    "install bubblewrap and socat (as root: `apt-get install -y bubblewrap socat`; otherwise "
-    "`sudo apt-get install bubblewrap socat`, or your system's packages of those names), then "
+    "install bubblewrap, socat and bash (as root: `apt-get install -y bubblewrap socat`; "
+    "otherwise `sudo apt-get install bubblewrap socat`, or your system's packages of those "
+    "names), then "
     "start the worker again. The agent never runs outside its sandbox"
 )
 # Inside the sandbox: where its programs find the gateway, and where its socket is mounted.
 GATEWAY_PORT = 8117
 GATEWAY_SOCKET = "/run/autopilot/egress.sock"
 LOOPBACK_NAMES = "127.0.0.1,localhost,::1"
-# Started before the command: socat forwards the sandbox's loopback port to the egress socket;
-# the command starts once the port answers (at most ~1,000 tries, a few ms each).
+# Started before the command, by bash: its /dev/tcp connects, and `read -t` on a pipe of its
+# own waits, without starting a program. socat forwards the sandbox's loopback port to the
+# egress socket; the command starts once the port answers (tried every ms, for ~10 s) and
+# the worker's proxy answers through it (an empty request head, refused with a 400; a gone
+# worker's bridge closes the connection: SIGPIPE ignored meanwhile, so that bash lives to say so).
+# bwrap's --die-with-parent takes hold only once the sandbox is set up, tens of ms after the
+# start: a worker killed before then left the sandbox running on its own, the bridge keeping
+# bwrap's pid 1 (which waits for every process in it) alive for ever. So the command starts
+# only while the worker (its proxy) lives; a worker killed after that takes the sandbox with
+# it, and on the ways out before the command the bridge is ended.
 _BRIDGE = (
     "socat TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork UNIX-CONNECT:{socket} & "
-    "i=0; until socat -u OPEN:/dev/null TCP:127.0.0.1:{port} 2>/dev/null; do i=$((i+1)); "
-    'if [ "$i" -ge 1000 ]; then echo "autopilot: the sandbox gateway did not start" >&2; '
-    'exit 97; fi; done; exec "$@"'
+    "bridge=$!; exec 4<> <(:); i=0; "
+    "until : 2>/dev/null 3<>/dev/tcp/127.0.0.1/{port}; do i=$((i+1)); "
+    'if [ "$i" -ge 10000 ]; then echo "autopilot: the sandbox gateway did not start" >&2; '
+    "kill $bridge; exit 97; fi; read -r -t 0.001 -u 4; done; "
+    "trap '' PIPE; exec 4>&- 3<>/dev/tcp/127.0.0.1/{port}; printf '\\r\\n\\r\\n' >&3; "
+    "IFS= read -r -t 30 answer <&3; exec 3>&-; trap - PIPE; "
+    'case "$answer" in HTTP/*) ;; *) echo "autopilot: the worker that started this sandbox '
+    'is gone" >&2; kill $bridge; exit 98;; esac; exec "$@"'
 )
 # The worker user's files that hold credentials, relative to its home: hidden from the agent
 # (directories behind an empty folder, files behind an empty file).
@@ -212,7 +226,7 @@ class Sandbox:
         if gateway is None:
             return [*self.death, self.bwrap, *options, "--", *argv]
         bridge = _BRIDGE.format(port=GATEWAY_PORT, socket=GATEWAY_SOCKET)
-        return [*self.death, self.bwrap, *options, "--", "sh", "-c", bridge, "sh", *argv]
+        return [*self.death, self.bwrap, *options, "--", "bash", "-c", bridge, "bash", *argv]
 
     def _secrets(self) -> list[Path]:
         """What to hide, links followed: a dotfile manager's ~/.aws -> ~/dotfiles/aws is
@@ -268,6 +282,10 @@ def detect_sandbox(env: Mapping[str, str] | None = None) -> Sandbox:
         raise SandboxUnavailable(f"bubblewrap (`bwrap`) is not installed: {INSTALL_HINT}")
     if shutil.which("socat") is None:
         raise SandboxUnavailable(f"socat (the sandbox's gateway) is not installed: {INSTALL_HINT}")
+    if shutil.which("bash") is None:  # the gateway's bridge script (_BRIDGE) is bash's
+        raise SandboxUnavailable(
+            f"bash (the sandbox gateway's script) is not installed: {INSTALL_HINT}"
+        )
     setpriv = shutil.which("setpriv")
     death = (setpriv, "--pdeathsig", "KILL", "--") if setpriv else ()
     home = Path.home()
