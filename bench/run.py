@@ -117,35 +117,22 @@ def build_parser() -> argparse.ArgumentParser:
         type=positive,
         help=f"runs per level, the fastest kept ({SWEEP_REPEATS})",
     )
-    parser.add_argument(
-        "--scale",
-        type=int,
-        nargs="?",
-        const=PRESET_SIZE,
-        metavar="N",
-        help=f"run the scale section with N tasks ({DEFAULT_SCALE:,})",
-    )
+
+    def sized_section(flag: str, text: str) -> None:
+        """A section's option: its size N, or the preset's when the flag has no number."""
+        parser.add_argument(flag, type=int, nargs="?", const=PRESET_SIZE, metavar="N", help=text)
+
+    sized_section("--scale", f"run the scale section with N tasks ({DEFAULT_SCALE:,})")
     parser.add_argument(
         "--scale-concurrency",
         type=positive,
         help=f"concurrency of the scale run and its reference run ({DEFAULT_SCALE_CONCURRENCY})",
     )
-    parser.add_argument(
+    sized_section(
         "--payload",
-        type=int,
-        nargs="?",
-        const=PRESET_SIZE,
-        metavar="N",
-        help=f"run the payload section with N tasks ({DEFAULT_SCALE:,}), at --scale-concurrency",
+        f"run the payload section with N tasks ({DEFAULT_SCALE:,}), at --scale-concurrency",
     )
-    parser.add_argument(
-        "--parse",
-        type=int,
-        nargs="?",
-        const=PRESET_SIZE,
-        metavar="N",
-        help=f"time the plan parser on N tasks ({PARSE_TASKS:,})",
-    )
+    sized_section("--parse", f"time the plan parser on N tasks ({PARSE_TASKS:,})")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
     parser.add_argument(
         "--batch-size",
