@@ -32,7 +32,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -64,7 +63,7 @@ from autopilot_testing import (
     SlowFollower,
 )
 from bench.repos import git, make_repo
-from tests.harness import ROOT, Autopilot, claude_bin, processes_in, wait_until, working_folder
+from tests.harness import Autopilot, claude_bin, processes_in, wait_until, working_folder
 
 Kind = Literal["worker", "server", "claude"]
 KINDS: tuple[Kind, ...] = ("worker", "server", "claude")
@@ -328,29 +327,8 @@ class Installation:
         ensure_embedded_server(self.settings)
 
     def start_worker(self) -> None:
-        number = len(self.autopilot.workers)
-        log_path = self.autopilot.root / f"worker-{number}.log"
-        with log_path.open("wb") as log:
-            worker = subprocess.Popen(
-                [sys.executable, str(ROOT / "worker.py")],
-                cwd=ROOT,
-                env=self.autopilot.env(),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        self.autopilot.workers.append(worker)  # the harness's shutdown stops it
-        self.worker = worker
-        wait_until(
-            lambda: (
-                "worker ready" in log_path.read_text(errors="replace") or worker.poll() is not None
-            ),
-            WORKER_READY_S,
-            f"worker {number} to report ready ({log_path})",
-        )
-        if worker.poll() is not None:
-            raise RuntimeError(f"worker {number} exited at start: see {log_path}")
+        # Its own process group, which a worker kill SIGKILLs whole (os.killpg).
+        self.worker = self.autopilot.start_worker(own_session=True, ready_s=WORKER_READY_S)
 
     def kill_worker(self) -> str:
         worker = self.worker
