@@ -122,23 +122,11 @@ class TargetMergeInput(BaseModel):
 
     @classmethod
     def at(cls, origin: WorkspaceOrigin, repo: str, workspace_path: str) -> TargetMergeInput:
-        return cls(
-            workspace_path=workspace_path,
-            target_branch=origin.target_branch,
-            session_id=origin.session_id,
-            task_id=origin.task_id,
-            repo=repo,
-            base_sha=origin.base_sha,
-        )
+        return cls(**origin.model_dump(), workspace_path=workspace_path, repo=repo)
 
     @property
     def origin(self) -> WorkspaceOrigin:
-        return WorkspaceOrigin(
-            session_id=self.session_id,
-            task_id=self.task_id,
-            target_branch=self.target_branch,
-            base_sha=self.base_sha,
-        )
+        return WorkspaceOrigin(**self.model_dump(include=set(WorkspaceOrigin.model_fields)))
 
 
 class TargetMergeResult(BaseModel):
