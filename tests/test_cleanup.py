@@ -128,7 +128,7 @@ def test_find_branches_merged_unmerged_and_worktrees(repo: Path, state: Path) ->
             task_id="1.2",
             target="main",
             merged=True,
-            worktree=done.path,
+            workspace=done.path,
             head_sha=head(repo, done.branch),
         ),
         BranchInfo(
@@ -203,7 +203,7 @@ def test_branch_in_the_main_checkout_is_kept(repo: Path, state: Path) -> None:
     remove_workspace(repo, ws.path)
     git(repo, "checkout", "-q", ws.branch)
     [info] = find_branches(repo, "main", state_dir=state)
-    assert info.main_checkout and info.worktree == str(repo)
+    assert info.main_checkout and info.workspace == str(repo)
     [action] = plan_cleanup([info], active=set(), keep=[], include_unmerged=True)
     assert action.kind == "keep" and "main checkout" in action.reason
 
@@ -440,3 +440,16 @@ def test_only_configured_remotes(repo: Path, origin: Path, remote: str, tmp_path
     assert not (repo / "pwned").exists() and not (tmp_path / "pwned").exists()
     with pytest.raises(ValueError, match="needs a remote"):
         find_branches(repo, "main", fetch=True)
+
+
+def test_a_branch_recorded_with_its_worktree_loads_it_as_its_workspace() -> None:
+    recorded = {
+        "name": "autopilot/s1/1",
+        "session_id": "s1",
+        "task_id": "1",
+        "target": "main",
+        "merged": True,
+        "worktree": "/state/worktrees/s1/1",
+        "head_sha": "0" * 40,
+    }
+    assert BranchInfo.model_validate(recorded).workspace == "/state/worktrees/s1/1"
