@@ -275,7 +275,7 @@ def test_argv_resume_and_model() -> None:
 
 
 def test_no_argv_widens_what_the_agent_may_touch(tmp_path: Path) -> None:
-    """The agent's cwd is its worktree and nothing more: no extra directories, no permission
+    """The agent's cwd is its workspace and nothing more: no extra directories, no permission
     bypass, for the worker agent and the reviewer alike."""
     from autopilot.models import AgentSettings, ReviewSettings
     from autopilot.review import reviewer_argv

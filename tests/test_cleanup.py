@@ -51,7 +51,7 @@ def origin(tmp_path: Path, repo: Path) -> Path:
 
 
 def do_task(repo: Path, state: Path, session: str, task: str, *, merged: bool) -> Workspace:
-    """A task's worktree with one commit on its branch, merged into main if asked."""
+    """A task's workspace with one commit on its branch, merged into main if asked."""
     ws = prepare_workspace(repo, "main", state, session, task)
     write(Path(ws.path), f"{session}-{task}.txt", "work\n")
     commit_changes(ws.path, ws.base_sha, session, task, f"Task {task}", repo=repo)
@@ -114,7 +114,7 @@ def user_branches(repo: Path) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def test_find_branches_merged_unmerged_and_worktrees(repo: Path, state: Path) -> None:
+def test_find_branches_merged_unmerged_and_workspaces(repo: Path, state: Path) -> None:
     done = do_task(repo, state, "s1", "1.2", merged=True)
     open_ws = do_task(repo, state, "s1", "2", merged=False)
     remove_workspace(repo, open_ws.path)
@@ -142,7 +142,7 @@ def test_find_branches_merged_unmerged_and_worktrees(repo: Path, state: Path) ->
     ]
 
 
-def test_plan_removes_merged_with_worktree_first_and_keeps_unmerged(
+def test_plan_removes_merged_with_workspace_first_and_keeps_unmerged(
     repo: Path, state: Path
 ) -> None:
     done = do_task(repo, state, "s1", "1", merged=True)
@@ -213,7 +213,7 @@ def test_branch_in_the_main_checkout_is_kept(repo: Path, state: Path) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def test_apply_removes_worktree_then_branch_and_is_idempotent(repo: Path, state: Path) -> None:
+def test_apply_removes_workspace_then_branch_and_is_idempotent(repo: Path, state: Path) -> None:
     first = do_task(repo, state, "s1", "1", merged=True)
     second = do_task(repo, state, "s2", "1", merged=True)
     kept = do_task(repo, state, "s2", "2", merged=False)
@@ -442,7 +442,7 @@ def test_only_configured_remotes(repo: Path, origin: Path, remote: str, tmp_path
         find_branches(repo, "main", fetch=True)
 
 
-def test_a_branch_recorded_with_its_worktree_loads_it_as_its_workspace() -> None:
+def test_a_branch_recorded_with_a_worktree_loads_it_as_its_workspace() -> None:
     recorded = {
         "name": "autopilot/s1/1",
         "session_id": "s1",

@@ -89,12 +89,19 @@ class ReviewerInput(BaseModel):
 
 
 class ReviewerRunResult(BaseModel):
+    """What one run of the agent reviewer (the run_reviewer activity) returns: its verdict, and
+    the run itself, which the task records as one of its attempts. A round's ReviewResult
+    keeps only what the round is judged by (the verdict, its cost and transcript), beside the
+    checks: the run's record stays with the attempts."""
+
     verdict: ReviewerVerdict
     run: AgentRun
     changed_files: list[str] = Field(default_factory=list)  # files the task's diff touches
 
 
 class ReviewResult(BaseModel):
+    """One review round of a task: its checks and the reviewer's verdict, judged together."""
+
     round: int
     approved: bool
     summary: str
