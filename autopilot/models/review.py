@@ -89,10 +89,10 @@ class ReviewerInput(BaseModel):
 
 
 class ReviewerRunResult(BaseModel):
-    """What one run of the agent reviewer (the run_reviewer activity) returns: its verdict, and
-    the run itself, which the task records as one of its attempts. A round's ReviewResult
-    keeps only what the round is judged by (the verdict, its cost and transcript), beside the
-    checks: the run's record stays with the attempts."""
+    """What one run of the agent reviewer (ReviewerActivities.review_changes) returns: its
+    verdict, the run and the files the diff touches. A round's ReviewResult is made from it
+    and the checks (autopilot/review/verdict.py) and keeps the verdict, the run's cost and
+    transcript: the rest of the run's record is not the round's."""
 
     verdict: ReviewerVerdict
     run: AgentRun
