@@ -267,12 +267,18 @@ class Egress:
             except BadRequest as err:
                 await _refuse(writer, 400, str(err))
                 return
-            if request.method == "CONNECT":
-                await self._tunnel(request, reader, writer)
-            elif request.target.startswith("/"):
+            tunnel = request.method == "CONNECT"
+            if not tunnel and request.target.startswith("/"):
                 await self._api_call(request, reader, writer)
+                return
+            grant = self._proxy_grant(request)
+            if grant is None:
+                proxy = "HTTPS_PROXY" if tunnel else "HTTP_PROXY"
+                await _refuse(writer, 407, f"give the run's proxy credentials ({proxy})")
+            elif tunnel:
+                await self._tunnel(grant, request, reader, writer)
             else:
-                await self._plain_http(request, reader, writer)
+                await self._plain_http(grant, request, reader, writer)
         except BadRequest as err:  # a body that does not keep to its framing
             log.info("egress request refused", error=str(err))
         except (ConnectionError, OSError, TimeoutError, asyncio.IncompleteReadError) as err:
@@ -338,12 +344,12 @@ class Egress:
         )
 
     async def _plain_http(
-        self, request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self,
+        grant: Grant,
+        request: Request,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
     ) -> None:
-        grant = self._proxy_grant(request)
-        if grant is None:
-            await _refuse(writer, 407, "give the run's proxy credentials (HTTP_PROXY)")
-            return
         url = _ABSOLUTE.fullmatch(request.target)
         if url is None:
             await _refuse(writer, 400, "an absolute target is http://host[:port]/path")
@@ -359,12 +365,12 @@ class Egress:
         await self._forward(request, path, headers, dialled, reader, writer)
 
     async def _tunnel(
-        self, request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self,
+        grant: Grant,
+        request: Request,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
     ) -> None:
-        grant = self._proxy_grant(request)
-        if grant is None:
-            await _refuse(writer, 407, "give the run's proxy credentials (HTTPS_PROXY)")
-            return
         host, colon, port = request.target.rpartition(":")
         if not colon:
             await self._denied(writer, request.target, "a CONNECT target is host:port")
