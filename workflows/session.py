@@ -148,7 +148,7 @@ class SessionWorkflow:
 
     @property
     def _plan(self) -> Plan | None:
-        return self._board.plan
+        return self._carry.plan
 
     # -- the story ---------------------------------------------------------------------------
 

@@ -62,10 +62,6 @@ class SessionBoard:
         return self.carry.status
 
     @property
-    def plan(self) -> Plan | None:
-        return self.carry.plan
-
-    @property
     def cancelling(self) -> bool:
         return self.status.cancel_reason is not None
 
