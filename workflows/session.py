@@ -241,13 +241,10 @@ class SessionWorkflow:
         try:
             return await workflow.execute_activity(
                 reader,
+                # The session's own plan settings, under the same names.
                 ParsePlanInput(
-                    plan_path=request.plan_path,
-                    start_batch=request.start_batch,
-                    end_batch=request.end_batch,
-                    state_dir=request.state_dir,
+                    **request.model_dump(include=set(ParsePlanInput.model_fields) - {"sha256"}),
                     sha256=sha256,
-                    plan_text=request.plan_text,
                 ),
                 start_to_close_timeout=ACTIVITY_TIMEOUT,
                 retry_policy=RetryPolicy(maximum_attempts=3),
