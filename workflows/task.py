@@ -258,12 +258,10 @@ class TaskWorkflow:
             request,
             prepare_workspace,
             WorkspaceInput(
-                repo=request.repo,
-                target_branch=request.target_branch,
-                state_dir=request.state_dir,
-                session_id=request.session_id,
+                **request.model_dump(
+                    include={"repo", "target_branch", "state_dir", "session_id", "fresh"}
+                ),
                 task_id=request.task.id,
-                fresh=request.fresh,
                 site=self._site,
             ),
             "prepare workspace" + (" afresh" if request.fresh else ""),
@@ -276,14 +274,8 @@ class TaskWorkflow:
         return await self._git_step(
             request,
             merge_target,
-            TargetMergeInput(
-                workspace_path=workspace.path,
-                target_branch=request.target_branch,
-                session_id=request.session_id,
-                task_id=request.task.id,
-                repo=request.repo,
-                base_sha=workspace.base_sha,
-                site=self._site,
+            TargetMergeInput.at(
+                WorkspaceOrigin.of(request, workspace), request.repo, workspace.path, self._site
             ),
             f"conflict round: merge {request.target_branch} in",
         )

@@ -121,8 +121,10 @@ class TargetMergeInput(BaseModel):
     site: TaskSite | None = None  # None: recorded before sites were carried
 
     @classmethod
-    def at(cls, origin: WorkspaceOrigin, repo: str, workspace_path: str) -> TargetMergeInput:
-        return cls(**origin.model_dump(), workspace_path=workspace_path, repo=repo)
+    def at(
+        cls, origin: WorkspaceOrigin, repo: str, workspace_path: str, site: TaskSite | None = None
+    ) -> TargetMergeInput:
+        return cls(**origin.model_dump(), workspace_path=workspace_path, repo=repo, site=site)
 
     @property
     def origin(self) -> WorkspaceOrigin:
