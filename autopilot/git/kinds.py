@@ -23,7 +23,7 @@ from typing import NamedTuple, Protocol, runtime_checkable
 from autopilot import models
 from autopilot.git.commits import commit_changes, merge_target_into_branch
 from autopilot.git.fresh import start_afresh
-from autopilot.git.merge import merge_task
+from autopilot.git.merge import merge_in
 from autopilot.git.names import workspace_dir
 from autopilot.git.workspace import bring_back, objects_dir, prepare_workspace, remove_workspace
 
@@ -150,16 +150,7 @@ class LocalWorkspaces:
         return merged
 
     def merge(self, request: models.MergeInput) -> models.MergeResult:
-        return merge_task(
-            request.repo,
-            request.target_branch,
-            request.branch,
-            request.session_id,
-            request.task_id,
-            request.message,
-            verified_only=request.verified_only,
-            style=request.style,
-        )
+        return merge_in(request.repo, request)
 
     def remove(self, request: models.RemoveWorkspaceInput) -> None:
         path = workspace_dir(Path(request.state_dir), request.session_id, request.task_id)
