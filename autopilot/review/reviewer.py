@@ -17,12 +17,12 @@ from autopilot.infra import protected_changes
 from autopilot.models import CheckResult, ReviewerVerdict, ReviewSettings, TaskRequest
 
 
-def _closed(properties: dict[str, Any], *required: str) -> dict[str, Any]:
-    """An object with these properties and no others."""
+def _closed(properties: dict[str, Any], optional: tuple[str, ...] = ()) -> dict[str, Any]:
+    """An object with these properties and no others, each required unless `optional`."""
     return {
         "type": "object",
         "properties": properties,
-        "required": list(required),
+        "required": [name for name in properties if name not in optional],
         "additionalProperties": False,
     }
 
@@ -43,8 +43,7 @@ VERDICT_SCHEMA = _closed(
                     "line": {"type": "integer", "minimum": 1},
                     "severity": {"type": "string", "enum": ["blocker", "major", "minor"]},
                 },
-                "message",
-                "severity",
+                optional=("file", "line"),
             ),
         },
         "verification": {
@@ -55,15 +54,10 @@ VERDICT_SCHEMA = _closed(
                     "met": {"type": "boolean"},
                     "note": {"type": "string"},
                 },
-                "step",
-                "met",
+                optional=("note",),
             ),
         },
-    },
-    "verdict",
-    "summary",
-    "findings",
-    "verification",
+    }
 )
 
 READ_ONLY_TOOLS = ("Read", "Glob", "Grep")
