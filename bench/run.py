@@ -14,11 +14,12 @@ parser on a 10,000-task plan). Naming any section runs only the ones named.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -441,47 +442,42 @@ def failures(results: dict[str, Any]) -> list[str]:
 def run_sections(chosen: dict[str, Any], ctx: Context, results: dict[str, Any]) -> None:
     sections, took = chosen["sections"], results.setdefault("section_s", {})
 
-    def timed(name: str, started: float) -> None:
+    @contextlib.contextmanager
+    def timed(name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        yield
         took[name] = round(time.perf_counter() - started, 1)
 
-    started = time.perf_counter()
     if "parse" in sections:
-        results["parse"] = parse_timing(chosen["parse_tasks"])
-        ctx.say(f"parse: {chosen['parse_tasks']:,} tasks, best {results['parse']['best_s']} s")
-        timed("parse", started)
+        with timed("parse"):
+            results["parse"] = parse_timing(chosen["parse_tasks"])
+            ctx.say(f"parse: {chosen['parse_tasks']:,} tasks, best {results['parse']['best_s']} s")
     if "compare" in sections:
-        started = time.perf_counter()
-        results["compare"] = compare(ctx, chosen["sizes"], chosen["both_sizes"])
-        timed("compare", started)
+        with timed("compare"):
+            results["compare"] = compare(ctx, chosen["sizes"], chosen["both_sizes"])
     if "sweep" in sections:
-        started = time.perf_counter()
-        results["sweep"] = sweep(
-            ctx,
-            chosen["sweep_tasks"],
-            chosen["sweep_delay"],
-            chosen["sweep_levels"],
-            chosen["sweep_repeats"],
-        )
-        timed("sweep", started)
+        with timed("sweep"):
+            results["sweep"] = sweep(
+                ctx,
+                chosen["sweep_tasks"],
+                chosen["sweep_delay"],
+                chosen["sweep_levels"],
+                chosen["sweep_repeats"],
+            )
     if "scale" in sections:
-        started = time.perf_counter()
-        results["scale"] = scale(
-            ctx,
-            chosen["scale"],
-            results.get("compare") or [],
-            report.RSS_REFERENCE_SIZE,
-            chosen["scale_concurrency"],
-        )
-        results["probe"] = history_probe(
-            ctx, chosen["probe_tasks"], chosen["probe_limit"], chosen["probe_concurrency"]
-        )
-        timed("scale", started)
+        with timed("scale"):
+            compared, reference = results.get("compare") or [], report.RSS_REFERENCE_SIZE
+            results["scale"] = scale(
+                ctx, chosen["scale"], compared, reference, chosen["scale_concurrency"]
+            )
+            results["probe"] = history_probe(
+                ctx, chosen["probe_tasks"], chosen["probe_limit"], chosen["probe_concurrency"]
+            )
     if "payload" in sections:
-        started = time.perf_counter()
-        results["payload"] = payload(
-            ctx, chosen["payload"], chosen["scale_concurrency"], PAYLOAD_BODY_BYTES
-        )
-        timed("payload", started)
+        with timed("payload"):
+            results["payload"] = payload(
+                ctx, chosen["payload"], chosen["scale_concurrency"], PAYLOAD_BODY_BYTES
+            )
 
 
 def print_results(results: dict[str, Any]) -> None:
