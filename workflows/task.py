@@ -420,14 +420,8 @@ class TaskWorkflow:
         while True:
             runs += 1
             job.attempt = runs  # names the reviewer's Claude session: one per run
-            job.site = self._site
             try:
-                outcome: ReviewerRunResult = await workflow.execute_activity_method(
-                    ReviewerActivities.review_changes,
-                    job,
-                    summary=f"{self._label} — reviewer, round {job.round}",
-                    **claude_run_options(settings),
-                )
+                outcome = await self._review_changes(job)
             except ActivityError as err:
                 if is_cancelled_exception(err):
                     raise
@@ -443,6 +437,16 @@ class TaskWorkflow:
                 continue
             self._lost_in_a_row = 0
             return outcome
+
+    async def _review_changes(self, job: ReviewerInput) -> ReviewerRunResult:
+        """One run of the reviewer, at the task's site."""
+        job.site = self._site
+        return await workflow.execute_activity_method(
+            ReviewerActivities.review_changes,
+            job,
+            summary=f"{self._label} — reviewer, round {job.round}",
+            **claude_run_options(job.request.agent),
+        )
 
     async def _review(
         self, request: TaskRequest, workspace: Workspace, round_number: int, result: TaskResult
