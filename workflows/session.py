@@ -711,16 +711,16 @@ class SessionWorkflow:
         self._rules.check_resumable(request)
         return self._resume(request)
 
+    @resume.validator
+    def _validate_resume(self, request: ResumeRequest) -> None:
+        self._rules.require_active()
+
     def _resume(self, request: ResumeRequest) -> SessionStatus:
         if request.max_cost_usd is not None:
             self._status.max_cost_usd = request.max_cost_usd
         self._status.paused, self._status.pause_reason = False, None
         self._board.show_progress()
         return self._status
-
-    @resume.validator
-    def _validate_resume(self, request: ResumeRequest) -> None:
-        self._rules.require_active()
 
     @workflow.update
     async def resume_with_config(self, reload: ConfigReload) -> SessionStatus:
