@@ -1,7 +1,7 @@
 """Start (or re-attach to) an autonomous session and follow it; look at and steer sessions.
 
     python starter.py PLAN [--repo DIR] [--start-batch N] [--end-batch M] [--concurrency K]
-                           [--target-branch B] [--mode local|dagger] [--detach]
+                           [--target-branch B] [--execution-place local|dagger] [--detach]
                            [--dry-run [--offline] [--json]] ...
     python starter.py status|watch|list|pause|resume|cancel|skip|retry|concurrency|cleanup ...
     python starter.py run PLAN ...   (the same as the first form: for a plan named like a command)

@@ -60,6 +60,7 @@ from autopilot.infra import (
     Settings,
     TemporalUnavailable,
     WorkerOptions,
+    add_worker_options,
     agent_task_queue,
     configure_logging,
     connect,
@@ -212,18 +213,7 @@ async def serve(settings: Settings, task_queue: str, options: WorkerOptions) -> 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run a CC3 Autopilot worker.")
     parser.add_argument("--task-queue", help="task queue to poll (default: AUTOPILOT_TASK_QUEUE)")
-    parser.add_argument(
-        "--max-agents",
-        metavar="N",
-        help="agent and reviewer runs this worker takes at once (default: AUTOPILOT_MAX_AGENTS, "
-        "else 32); the session's --concurrency caps them over all workers",
-    )
-    parser.add_argument(
-        "--graceful-shutdown-s",
-        metavar="S",
-        help="after SIGTERM, how long running agents may finish before they are handed over "
-        "(default: AUTOPILOT_GRACEFUL_SHUTDOWN_S, else 120)",
-    )
+    add_worker_options(parser)
     args = parser.parse_args(argv)
     forget_arena_cap()  # glibc has read it: git and the checks start without autopilot's cap
     try:

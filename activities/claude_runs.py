@@ -133,15 +133,10 @@ def run_error(
     with where it got to, so that the task workflow records it: lost (LOST_RUN: resumed, no
     attempt spent) or a setup error (AGENT_NON_RETRYABLE)."""
     run = AgentRun(
-        session_id=progress.session_id,
-        attempt=progress.attempt,
+        **progress.model_dump(exclude={"last_event"}),  # how far it got, under the same names
         is_error=True,
         error=message,
         error_type=error_type,
-        cost_usd=progress.cost_usd,
-        turns=progress.turns,
-        transcript_path=progress.transcript_path,
-        session_saved=progress.session_saved,
         lost=is_lost(error_type),
     )
     # Expected (a worker's shutdown): logged without a traceback.

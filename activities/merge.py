@@ -19,15 +19,8 @@ log = structlog.get_logger("merge")
 async def merge_task(request: MergeInput) -> MergeResult:
     with git_errors_as_activity_errors():
         outcome = await in_thread(merge_and_tidy, checked(request))
-    log.info(
-        "merge",
-        merged=outcome.merged,
-        already_merged=outcome.already_merged,
-        conflict=outcome.conflict,
-        merge_sha=outcome.merge_sha,
-        target=request.target_branch,
-        workspace_removed=outcome.workspace_removed,
-    )
+    shown = {"merged", "already_merged", "conflict", "merge_sha", "workspace_removed"}
+    log.info("merge", target=request.target_branch, **outcome.model_dump(include=shown))
     return outcome
 
 

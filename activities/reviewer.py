@@ -11,16 +11,8 @@ from collections.abc import Awaitable, Callable
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.claude_runs import (
-    ClaudeRuns,
-    RunResult,
-    agent_run,
-    failure_error,
-    full_request,
-    log,
-    sandbox_for,
-    transcript_path,
-)
+from activities import claude_runs
+from activities.claude_runs import ClaudeRuns
 from activities.errors import checked
 from autopilot import error_types
 from autopilot import git as gitops
@@ -45,12 +37,12 @@ class ReviewerActivities(ClaudeRuns):
 
     @activity.defn(name="review_changes")
     async def review_changes(self, job: ReviewerInput) -> ReviewerRunResult:
-        request = await full_request(checked(job).request)
+        request = await claude_runs.full_request(checked(job).request)
         attempt = reviewer_attempt(job.attempt, activity.info().attempt)
         name = reviewer_run_name(job.round, attempt)
         workspace = await self._workspace_here(request, site_of(job), job.workspace, attempt, name)
         sid = claude_session_id(activity.info().workflow_id, name)
-        transcript = transcript_path(
+        transcript = claude_runs.transcript_path(
             request.state_dir, request.session_id, request.task.id, f"{name}-{sid}"
         )
         diff = await asyncio.to_thread(gitops.diff_for_review, workspace.path, workspace.base_sha)
@@ -63,20 +55,22 @@ class ReviewerActivities(ClaudeRuns):
             request.review.reviewer_prompt,
         )
         argv = reviewer_argv(self._claude_bin, request.review, sid)
-        sandbox = await sandbox_for(request, site_of(job), workspace.path, "reviewer", self._tools)
+        sandbox = await claude_runs.sandbox_for(
+            request, site_of(job), workspace.path, "reviewer", self._tools
+        )
         run = functools.partial(
             self._run, argv, sandbox, prompt, sid, attempt, transcript, request.agent
         )
         try:
             state, duration = await self._read_only(workspace, run)
         except AgentFailure as failure:
-            raise failure_error(failure, attempt, transcript) from failure
+            raise claude_runs.failure_error(failure, attempt, transcript) from failure
         try:
             verdict = parse_verdict(state.result)
         except AgentFailure as failure:
             failure.state, failure.duration_s = state, duration
-            raise failure_error(failure, attempt, transcript) from failure
-        log.info(
+            raise claude_runs.failure_error(failure, attempt, transcript) from failure
+        claude_runs.log.info(
             "review finished",
             round=job.round,
             verdict=verdict.verdict,
@@ -85,13 +79,13 @@ class ReviewerActivities(ClaudeRuns):
         )
         return ReviewerRunResult(
             verdict=verdict,
-            run=agent_run(state, attempt, transcript, duration),
+            run=claude_runs.agent_run(state, attempt, transcript, duration),
             changed_files=diff.changed_files,
         )
 
     async def _read_only(
-        self, workspace: Workspace, run: Callable[[], Awaitable[RunResult]]
-    ) -> RunResult:
+        self, workspace: Workspace, run: Callable[[], Awaitable[claude_runs.RunResult]]
+    ) -> claude_runs.RunResult:
         """`run`, after which the workspace's tree must be as it was: the reviewer is given
         read-only tools; this is the proof, and the repair (the review then runs again)."""
         head = await asyncio.to_thread(gitops.head_sha, workspace.path)

@@ -279,20 +279,3 @@ async def _tasks(
     cpu = snapshot().minus(cpu_before)
     result.cpu_s = {"agents_and_git": cpu["children"], "bench_and_model": cpu["bench_and_model"]}
     return result
-
-
-def baseline(
-    plan_path: Path,
-    repo: Path,
-    state_dir: Path,
-    claude_bin: Path,
-    guard: ProcessGuard,
-    base_env: Mapping[str, str],
-    concurrency: int = 1,
-    sandboxed: bool = False,
-) -> BaselineResult:
-    return asyncio.run(
-        run_baseline(
-            plan_path, repo, state_dir, claude_bin, guard, base_env, concurrency, sandboxed
-        )
-    )

@@ -8,11 +8,15 @@ import asyncio
 import contextlib
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
+from autopilot_testing import PlanFollower, ScriptedModel
 from bench.cpu import read_pid, snapshot
 from bench.histories import HistoryStats, collect
 from bench.repos import merges_on_main
@@ -220,3 +224,27 @@ class Installation:
             history=history,
             error=error,
         )
+
+
+@contextlib.contextmanager
+def scratch_installation(prefix: str) -> Iterator[tuple[Path, Installation]]:
+    """A scratch folder, gone afterwards, and an installation in it whose scripted model
+    follows the plan."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as scratch:
+        root = Path(scratch)
+        with (
+            ScriptedModel(PlanFollower()) as model,
+            Installation(root / "installation", model.env()) as installation,
+        ):
+            yield root, installation
+
+
+Setting = TypeVar("Setting")
+
+
+def alternating(settings: Sequence[Setting], turns: int) -> Iterator[tuple[int, Setting]]:
+    """(turn, setting) for every setting in each turn, in reverse order every other turn: none
+    always runs first (on a warm or a cold machine)."""
+    for turn in range(turns):
+        for setting in settings if turn % 2 == 0 else settings[::-1]:
+            yield turn, setting

@@ -17,13 +17,11 @@ import argparse
 import contextlib
 import json
 import sys
-import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from autopilot_testing import PlanFollower, ScriptedModel
-from bench.pipeline import Installation, PipelineResult
+from bench.pipeline import Installation, PipelineResult, alternating, scratch_installation
 from bench.plans import plan_text
 from bench.repos import git, make_repo
 from tests.git_daemon import git_daemon
@@ -92,17 +90,11 @@ def main() -> None:
     args = parser.parse_args()
     modes = ("local",) if args.local_only else ("local", "remote")
     runs: dict[str, list[ModeFigures]] = {mode: [] for mode in modes}
-    with tempfile.TemporaryDirectory(prefix="bench-remote-") as scratch:
-        root = Path(scratch)
-        with (
-            ScriptedModel(PlanFollower()) as model,
-            Installation(root / "installation", model.env()) as installation,
-        ):
-            for turn in range(args.turns):
-                for mode in modes if turn % 2 == 0 else modes[::-1]:
-                    figures = one_turn(installation, root / f"{mode}-{turn}", args.tasks, mode)
-                    runs[mode].append(figures)
-                    print(f"turn {turn + 1} {mode}: {figures.wall_per_task_s:.3f} s per task")
+    with scratch_installation("bench-remote-") as (root, installation):
+        for turn, mode in alternating(modes, args.turns):
+            figures = one_turn(installation, root / f"{mode}-{turn}", args.tasks, mode)
+            runs[mode].append(figures)
+            print(f"turn {turn + 1} {mode}: {figures.wall_per_task_s:.3f} s per task")
     print(f"\nN={args.tasks}, concurrency 1, review none; best of {args.turns} turns each")
     if args.local_only:
         local = best(runs["local"])

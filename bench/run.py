@@ -15,11 +15,12 @@ part). Naming any section runs only the ones named.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -122,42 +123,25 @@ def build_parser() -> argparse.ArgumentParser:
         type=positive,
         help=f"runs per level, the fastest kept ({SWEEP_REPEATS})",
     )
-    parser.add_argument(
-        "--scale",
-        type=int,
-        nargs="?",
-        const=PRESET_SIZE,
-        metavar="N",
-        help=f"run the scale section with N tasks ({DEFAULT_SCALE:,})",
-    )
+
+    def sized_section(flag: str, text: str) -> None:
+        """A section's option: its size N, or the preset's when the flag has no number."""
+        parser.add_argument(flag, type=int, nargs="?", const=PRESET_SIZE, metavar="N", help=text)
+
+    sized_section("--scale", f"run the scale section with N tasks ({DEFAULT_SCALE:,})")
     parser.add_argument(
         "--scale-concurrency",
         type=positive,
         help=f"concurrency of the scale run and its reference run ({DEFAULT_SCALE_CONCURRENCY})",
     )
-    parser.add_argument(
+    sized_section(
         "--payload",
-        type=int,
-        nargs="?",
-        const=PRESET_SIZE,
-        metavar="N",
-        help=f"run the payload section with N tasks ({DEFAULT_SCALE:,}), at --scale-concurrency",
+        f"run the payload section with N tasks ({DEFAULT_SCALE:,}), at --scale-concurrency",
     )
-    parser.add_argument(
-        "--parse",
-        type=int,
-        nargs="?",
-        const=PRESET_SIZE,
-        metavar="N",
-        help=f"time the plan parser on N tasks ({PARSE_TASKS:,})",
-    )
-    parser.add_argument(
+    sized_section("--parse", f"time the plan parser on N tasks ({PARSE_TASKS:,})")
+    sized_section(
         "--sandbox-start",
-        type=int,
-        nargs="?",
-        const=PRESET_SIZE,
-        metavar="RUNS",
-        help=f"time a sandboxed run's start, part by part, RUNS times each ({SANDBOX_RUNS})",
+        f"time a sandboxed run's start, part by part, N times each ({SANDBOX_RUNS})",
     )
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
     parser.add_argument(
@@ -487,51 +471,45 @@ def failures(results: dict[str, Any]) -> list[str]:
 def run_sections(chosen: dict[str, Any], ctx: Context, results: dict[str, Any]) -> None:
     sections, took = chosen["sections"], results.setdefault("section_s", {})
 
-    def timed(name: str, started: float) -> None:
+    @contextlib.contextmanager
+    def timed(name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        yield
         took[name] = round(time.perf_counter() - started, 1)
 
-    started = time.perf_counter()
     if "parse" in sections:
-        results["parse"] = parse_timing(chosen["parse_tasks"])
-        ctx.say(f"parse: {chosen['parse_tasks']:,} tasks, best {results['parse']['best_s']} s")
-        timed("parse", started)
+        with timed("parse"):
+            results["parse"] = parse_timing(chosen["parse_tasks"])
+            ctx.say(f"parse: {chosen['parse_tasks']:,} tasks, best {results['parse']['best_s']} s")
     if "sandbox_start" in sections:
-        started = time.perf_counter()
-        results["sandbox_start"] = sandbox_start(chosen["sandbox_runs"])
-        timed("sandbox_start", started)
+        with timed("sandbox_start"):
+            results["sandbox_start"] = sandbox_start(chosen["sandbox_runs"])
     if "compare" in sections:
-        started = time.perf_counter()
-        results["compare"] = compare(ctx, chosen["sizes"], chosen["both_sizes"])
-        timed("compare", started)
+        with timed("compare"):
+            results["compare"] = compare(ctx, chosen["sizes"], chosen["both_sizes"])
     if "sweep" in sections:
-        started = time.perf_counter()
-        results["sweep"] = sweep(
-            ctx,
-            chosen["sweep_tasks"],
-            chosen["sweep_delay"],
-            chosen["sweep_levels"],
-            chosen["sweep_repeats"],
-        )
-        timed("sweep", started)
+        with timed("sweep"):
+            results["sweep"] = sweep(
+                ctx,
+                chosen["sweep_tasks"],
+                chosen["sweep_delay"],
+                chosen["sweep_levels"],
+                chosen["sweep_repeats"],
+            )
     if "scale" in sections:
-        started = time.perf_counter()
-        results["scale"] = scale(
-            ctx,
-            chosen["scale"],
-            results.get("compare") or [],
-            report.RSS_REFERENCE_SIZE,
-            chosen["scale_concurrency"],
-        )
-        results["probe"] = history_probe(
-            ctx, chosen["probe_tasks"], chosen["probe_limit"], chosen["probe_concurrency"]
-        )
-        timed("scale", started)
+        with timed("scale"):
+            compared, reference = results.get("compare") or [], report.RSS_REFERENCE_SIZE
+            results["scale"] = scale(
+                ctx, chosen["scale"], compared, reference, chosen["scale_concurrency"]
+            )
+            results["probe"] = history_probe(
+                ctx, chosen["probe_tasks"], chosen["probe_limit"], chosen["probe_concurrency"]
+            )
     if "payload" in sections:
-        started = time.perf_counter()
-        results["payload"] = payload(
-            ctx, chosen["payload"], chosen["scale_concurrency"], PAYLOAD_BODY_BYTES
-        )
-        timed("payload", started)
+        with timed("payload"):
+            results["payload"] = payload(
+                ctx, chosen["payload"], chosen["scale_concurrency"], PAYLOAD_BODY_BYTES
+            )
 
 
 def print_results(results: dict[str, Any]) -> None:

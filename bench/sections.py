@@ -3,6 +3,7 @@ printing a line per finished run so a long benchmark shows where it is."""
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -13,7 +14,7 @@ from typing import Any
 from autopilot.agent import ProcessGuard
 from autopilot.models import SessionRequest
 from autopilot.plan import parse_plan
-from bench.baseline import PHASES, BaselineResult, baseline
+from bench.baseline import PHASES, BaselineResult, run_baseline
 from bench.model import scripted_model
 from bench.pipeline import Installation, PipelineResult
 from bench.plans import DEFAULT_BATCH_SIZE, plan_text, write_plan
@@ -142,51 +143,55 @@ def pipeline_figures(result: PipelineResult) -> dict[str, Any]:
     return figures
 
 
+@dataclass(frozen=True)
+class Trial:
+    """One run of a plan, in a scratch folder of its own under the bench's work."""
+
+    plan: Path
+    tasks: int
+    name: str  # its folder
+    concurrency: int = 1
+    delay_s: float = 0.0  # how long the scripted model takes per turn
+
+
 def run_baseline_once(
-    ctx: Context,
-    plan: Path,
-    tasks: int,
-    name: str,
-    concurrency: int = 1,
-    delay_s: float = 0.0,
-    label: str = "baseline",
-    sandboxed: bool = False,
+    ctx: Context, trial: Trial, label: str = "baseline", sandboxed: bool = False
 ) -> dict[str, Any]:
-    base = ctx.work / name
+    base = ctx.work / trial.name
     repo = make_repo(base / "repo")
-    with scripted_model(delay_s) as model:
+    with scripted_model(trial.delay_s) as model:
         # The environment a worker of an installation would have: the same CLI environment.
         env = Autopilot(root=base / "installation", model_env=model.env()).env()
-        result = baseline(
-            plan, repo, base / "state", ctx.claude_bin, ctx.guard, env, concurrency, sandboxed
+        result = asyncio.run(
+            run_baseline(
+                trial.plan,
+                repo,
+                base / "state",
+                ctx.claude_bin,
+                ctx.guard,
+                env,
+                trial.concurrency,
+                sandboxed,
+            )
         )
     figures = baseline_figures(result)
     figures["merged_on_main"] = merges_on_main(repo)
     ctx.say(
-        f"  {label:<15} N={tasks:<5} {result.wall_s:8.1f} s  "
-        f"{figures['per_task_ms']:8.0f} ms/task  merged {result.merged}/{tasks}"
+        f"  {label:<15} N={trial.tasks:<5} {result.wall_s:8.1f} s  "
+        f"{figures['per_task_ms']:8.0f} ms/task  merged {result.merged}/{trial.tasks}"
     )
     return figures
 
 
-def run_pipeline_once(
-    ctx: Context,
-    plan: Path,
-    tasks: int,
-    name: str,
-    review: str,
-    concurrency: int = 1,
-    delay_s: float = 0.0,
-) -> dict[str, Any]:
-    base = ctx.work / name
+def run_pipeline_once(ctx: Context, trial: Trial, review: str) -> dict[str, Any]:
+    base = ctx.work / trial.name
     repo = make_repo(base / "repo")
     with (
-        scripted_model(delay_s) as model,
+        scripted_model(trial.delay_s) as model,
         Installation(base / "installation", model.env()) as installation,
     ):
-        result = installation.run(
-            plan, repo, tasks, review, concurrency, timeout_for(tasks, delay_s)
-        )
+        timeout = timeout_for(trial.tasks, trial.delay_s)
+        result = installation.run(trial.plan, repo, trial.tasks, review, trial.concurrency, timeout)
     figures = pipeline_figures(result)
     say_pipeline(ctx, f"review {review}", result, figures)
     return figures
@@ -243,14 +248,14 @@ def compare(ctx: Context, sizes: Sequence[int], both_sizes: Sequence[int]) -> li
     for tasks in sizes:
         ctx.say(f"compare N={tasks}")
         plan = write_plan(ctx.work / f"compare-{tasks}" / "plan.md", tasks, ctx.batch_size)
-        base = run_baseline_once(ctx, plan, tasks, f"compare-{tasks}/baseline")
+        base = run_baseline_once(ctx, Trial(plan, tasks, f"compare-{tasks}/baseline"))
         contained = run_baseline_once(
-            ctx, plan, tasks, f"compare-{tasks}/sandboxed", label="sandboxed", sandboxed=True
+            ctx, Trial(plan, tasks, f"compare-{tasks}/sandboxed"), label="sandboxed", sandboxed=True
         )
-        none = run_pipeline_once(ctx, plan, tasks, f"compare-{tasks}/none", "none")
+        none = run_pipeline_once(ctx, Trial(plan, tasks, f"compare-{tasks}/none"), "none")
         both = None
         if tasks in both_sizes:
-            both = run_pipeline_once(ctx, plan, tasks, f"compare-{tasks}/both", "both")
+            both = run_pipeline_once(ctx, Trial(plan, tasks, f"compare-{tasks}/both"), "both")
         rows.append(
             {
                 "tasks": tasks,
@@ -298,7 +303,7 @@ def sweep(
             runs[level].append(figures)
     for run, level in ((run, level) for run in range(1, repeats + 1) for level in levels):
         name, label = f"sweep/bare-c{level}-{run}", f"bare work c={level}"
-        bare[level].append(run_baseline_once(ctx, plan, tasks, name, level, delay_s, label))
+        bare[level].append(run_baseline_once(ctx, Trial(plan, tasks, name, level, delay_s), label))
     results = [fastest(runs[level]) | {"bare": fastest(bare[level])} for level in levels]
     speedups(results, lambda figures: figures, "speedup")
     speedups(results, lambda figures: figures["bare"], "bare_speedup")
@@ -361,7 +366,7 @@ def scale(
     else:
         ctx.say(f"scale: N={tasks:,}, concurrency {concurrency}")
         plan = write_plan(ctx.work / f"scale-{tasks}" / "plan.md", tasks, ctx.batch_size)
-        run = run_pipeline_once(ctx, plan, tasks, f"scale-{tasks}/none", "none", concurrency)
+        run = run_pipeline_once(ctx, Trial(plan, tasks, f"scale-{tasks}/none", concurrency), "none")
     figures: dict[str, Any] = {
         "tasks": tasks,
         "concurrency": concurrency,
@@ -383,7 +388,7 @@ def scale(
         reference = {
             "tasks": reference_size,
             "none": run_pipeline_once(
-                ctx, plan, reference_size, f"{folder}/none", "none", concurrency
+                ctx, Trial(plan, reference_size, f"{folder}/none", concurrency), "none"
             ),
         }
         figures["reference_run"] = reference["none"]
@@ -412,7 +417,7 @@ def payload(ctx: Context, tasks: int, concurrency: int, body_bytes: int) -> dict
     )
     folder = f"payload-{tasks}"
     plan = write_plan(ctx.work / folder / "plan.md", tasks, ctx.batch_size, body_bytes)
-    run = run_pipeline_once(ctx, plan, tasks, f"{folder}/both", "both", concurrency)
+    run = run_pipeline_once(ctx, Trial(plan, tasks, f"{folder}/both", concurrency), "both")
     ctx.say(
         f"  largest payload {run['max_payload_bytes']:,} B ({run['max_payload_where']}); "
         f"plan file {plan.stat().st_size:,} B"

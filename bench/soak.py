@@ -32,16 +32,15 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import partial
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -64,7 +63,7 @@ from autopilot_testing import (
     SlowFollower,
 )
 from bench.repos import git, make_repo
-from tests.harness import ROOT, Autopilot, claude_bin, processes_in, wait_until, working_folder
+from tests.harness import Autopilot, claude_bin, processes_in, wait_until, working_folder
 
 Kind = Literal["worker", "server", "claude"]
 KINDS: tuple[Kind, ...] = ("worker", "server", "claude")
@@ -328,29 +327,8 @@ class Installation:
         ensure_embedded_server(self.settings)
 
     def start_worker(self) -> None:
-        number = len(self.autopilot.workers)
-        log_path = self.autopilot.root / f"worker-{number}.log"
-        with log_path.open("wb") as log:
-            worker = subprocess.Popen(
-                [sys.executable, str(ROOT / "worker.py")],
-                cwd=ROOT,
-                env=self.autopilot.env(),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        self.autopilot.workers.append(worker)  # the harness's shutdown stops it
-        self.worker = worker
-        wait_until(
-            lambda: (
-                "worker ready" in log_path.read_text(errors="replace") or worker.poll() is not None
-            ),
-            WORKER_READY_S,
-            f"worker {number} to report ready ({log_path})",
-        )
-        if worker.poll() is not None:
-            raise RuntimeError(f"worker {number} exited at start: see {log_path}")
+        # Its own process group, which a worker kill SIGKILLs whole (os.killpg).
+        self.worker = self.autopilot.start_worker(own_session=True, ready_s=WORKER_READY_S)
 
     def kill_worker(self) -> str:
         worker = self.worker
@@ -870,45 +848,40 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m bench.soak",
         description="Random SIGKILLs during one session, judged by git (bench/README.md).",
     )
-    parser.add_argument("--tasks", type=int, default=defaults.tasks)
-    parser.add_argument("--kills", type=int, default=defaults.kills)
-    parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument("--batches", type=int, default=defaults.batches)
-    parser.add_argument("--concurrency", type=int, default=defaults.concurrency)
-    parser.add_argument(
-        "--turn-delay", type=float, default=defaults.turn_delay, help="seconds per model turn"
-    )
-    parser.add_argument(
-        "--duration",
-        type=float,
-        default=defaults.duration,
-        help="deadline for the session to end, seconds from its start",
-    )
-    parser.add_argument("--review", choices=REVIEW_MODES, default=defaults.review)
-    parser.add_argument(
+
+    def option(flag: str, **kwargs: Any) -> None:
+        """An option for the SoakConfig field of the same name, its default the field's."""
+        name = flag.removeprefix("--").replace("-", "_")
+        parser.add_argument(flag, default=getattr(defaults, name), **kwargs)
+
+    option("--tasks", type=int)
+    option("--kills", type=int)
+    option("--seed", type=int)
+    option("--batches", type=int)
+    option("--concurrency", type=int)
+    option("--turn-delay", type=float, help="seconds per model turn")
+    option("--duration", type=float, help="deadline for the session to end, seconds from its start")
+    option("--review", choices=REVIEW_MODES)
+    option(
         "--schedule",
         choices=["random", "cycle"],
-        default=defaults.schedule,
         help="the kinds drawn at random, or in turn (worker, server, claude, ...)",
     )
-    parser.add_argument(
+    option(
         "--gap",
         type=seconds_range,
-        default=defaults.gap,
         metavar="MIN,MAX",
         help="seconds between kills, drawn uniformly (%(default)s)",
     )
-    parser.add_argument(
+    option(
         "--heartbeat-timeout",
         type=float,
-        default=defaults.heartbeat_timeout,
         metavar="S",
         help="the session's --heartbeat-timeout: how soon a killed worker's runs count as lost",
     )
-    parser.add_argument(
+    option(
         "--claude-signal",
         choices=["KILL", "TERM"],
-        default=defaults.claude_signal,
         help="the signal a claude kill sends (%(default)s)",
     )
     parser.add_argument("--work", type=Path, help="scratch directory (a new temporary one)")
@@ -918,20 +891,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    config = SoakConfig(
-        tasks=args.tasks,
-        kills=args.kills,
-        seed=args.seed,
-        batches=args.batches,
-        concurrency=args.concurrency,
-        turn_delay=args.turn_delay,
-        duration=args.duration,
-        review=args.review,
-        schedule=args.schedule,
-        gap=args.gap,
-        claude_signal=args.claude_signal,
-        heartbeat_timeout=args.heartbeat_timeout,
-    )
+    given = vars(args)
+    config = SoakConfig(**{f.name: given[f.name] for f in fields(SoakConfig) if f.name in given})
     root = args.work or Path(tempfile.mkdtemp(prefix="autopilot-soak-"))
     result = run_soak(config, root)
     print(report(result), flush=True)

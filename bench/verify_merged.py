@@ -18,12 +18,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from autopilot_testing import PlanFollower, ScriptedModel
-from bench.pipeline import Installation
+from bench.pipeline import Installation, alternating, scratch_installation
 from bench.plans import plan_text
 from bench.repos import git, make_repo
 
@@ -83,21 +81,15 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=RESULTS / "verify_merged.json")
     args = parser.parse_args()
     runs: dict[bool, list[Run]] = {True: [], False: []}
-    with tempfile.TemporaryDirectory(prefix="bench-verify-") as scratch:
-        root = Path(scratch)
-        with (
-            ScriptedModel(PlanFollower()) as model,
-            Installation(root / "installation", model.env()) as installation,
-        ):
-            for turn in range(args.turns):
-                for verify in (True, False) if turn % 2 == 0 else (False, True):
-                    folder = root / f"{'on' if verify else 'off'}-{turn}"
-                    run = one_turn(installation, folder, args.tasks, args.check_seconds, verify)
-                    runs[verify].append(run)
-                    print(
-                        f"turn {turn + 1} verify_merged={'on' if verify else 'off'}: "
-                        f"{run.wall_s:.1f} s, {run.verified} merges verified"
-                    )
+    with scratch_installation("bench-verify-") as (root, installation):
+        for turn, verify in alternating((True, False), args.turns):
+            folder = root / f"{'on' if verify else 'off'}-{turn}"
+            run = one_turn(installation, folder, args.tasks, args.check_seconds, verify)
+            runs[verify].append(run)
+            print(
+                f"turn {turn + 1} verify_merged={'on' if verify else 'off'}: "
+                f"{run.wall_s:.1f} s, {run.verified} merges verified"
+            )
     on = min(runs[True], key=lambda run: run.wall_s)
     off = min(runs[False], key=lambda run: run.wall_s)
     print(

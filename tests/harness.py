@@ -160,10 +160,17 @@ class Autopilot:
         return self.root / f"worker-{index}.log"
 
     def start_worker(
-        self, *args: str, wrap: Sequence[str] = (), cwd: Path = ROOT, **env: str
+        self,
+        *args: str,
+        wrap: Sequence[str] = (),
+        cwd: Path = ROOT,
+        own_session: bool = False,
+        ready_s: float = 90,
+        **env: str,
     ) -> subprocess.Popen[bytes]:
         """A worker process (`wrap`: the command it runs under, e.g. its own mount namespace;
-        `cwd`: its working directory)."""
+        `cwd`: its working directory; `own_session`: a process group of its own, for a kill of
+        the worker and all it started)."""
         log_path = self.worker_log(len(self.workers))
         with log_path.open("wb") as log:
             worker = subprocess.Popen(
@@ -173,14 +180,15 @@ class Autopilot:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                start_new_session=own_session,
             )
         self.workers.append(worker)
         wait_until(
             lambda: (
                 "worker ready" in log_path.read_text(errors="replace") or worker.poll() is not None
             ),
-            90,
-            "the worker to report ready",
+            ready_s,
+            f"the worker to report ready ({log_path})",
         )
         assert worker.poll() is None, log_path.read_text(errors="replace")
         return worker

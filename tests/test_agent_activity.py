@@ -1,4 +1,4 @@
-"""The run_agent activity in a Temporal ActivityEnvironment: the real CLI in a real worktree."""
+"""The run_agent activity in a Temporal ActivityEnvironment: the real CLI in a real workspace."""
 
 from __future__ import annotations
 

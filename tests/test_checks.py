@@ -1,4 +1,4 @@
-"""The repo's check commands: parsing, and running them for real in a worktree directory."""
+"""The repo's check commands: parsing, and running them for real in a workspace."""
 
 from __future__ import annotations
 
@@ -155,7 +155,7 @@ def test_output_tail_is_the_end_of_a_long_output(worktree: Path, tmp_path: Path)
     assert result.output_tail.endswith("line 01999\n")
 
 
-def test_relative_script_runs_from_the_worktree(worktree: Path, tmp_path: Path) -> None:
+def test_relative_script_runs_from_the_workspace(worktree: Path, tmp_path: Path) -> None:
     script = worktree / "check.sh"
     script.write_text("#!/bin/sh\necho from script\n")
     script.chmod(0o755)

@@ -7,14 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from autopilot.agent import (
-    UNATTENDED_DEFAULTS,
-    ClaudeNotFound,
-    agent_environment,
-    claude_argv,
-    find_claude,
-    model_route,
-)
 from autopilot.agent import cli as claude_cli
 from autopilot.models import AgentSettings
 
@@ -46,7 +38,9 @@ def test_explicit_variable_wins_over_path_and_usual_places(
     on_path = executable(tmp_path / "bin" / "claude")
     executable(places[0])
 
-    found = find_claude({"AUTOPILOT_CLAUDE_BIN": str(explicit), "PATH": str(on_path.parent)})
+    found = claude_cli.find_claude(
+        {"AUTOPILOT_CLAUDE_BIN": str(explicit), "PATH": str(on_path.parent)}
+    )
 
     assert found == explicit
 
@@ -61,8 +55,8 @@ def test_explicit_variable_that_is_not_executable_is_an_error_naming_it(
     missing = tmp_path / "nowhere" / "claude"
 
     for bad in (missing, not_executable, tmp_path):  # missing, not +x, a directory
-        with pytest.raises(ClaudeNotFound) as caught:
-            find_claude({"AUTOPILOT_CLAUDE_BIN": str(bad), "PATH": str(on_path.parent)})
+        with pytest.raises(claude_cli.ClaudeNotFound) as caught:
+            claude_cli.find_claude({"AUTOPILOT_CLAUDE_BIN": str(bad), "PATH": str(on_path.parent)})
         message = str(caught.value)
         assert f"AUTOPILOT_CLAUDE_BIN={bad}" in message
         assert "unset it" in message
@@ -71,7 +65,10 @@ def test_explicit_variable_that_is_not_executable_is_an_error_naming_it(
 def test_blank_explicit_variable_is_ignored(tmp_path: Path, places: list[Path]) -> None:
     on_path = executable(tmp_path / "bin" / "claude")
 
-    assert find_claude({"AUTOPILOT_CLAUDE_BIN": "  ", "PATH": str(on_path.parent)}) == on_path
+    assert (
+        claude_cli.find_claude({"AUTOPILOT_CLAUDE_BIN": "  ", "PATH": str(on_path.parent)})
+        == on_path
+    )
 
 
 def test_path_comes_before_the_usual_places(tmp_path: Path, places: list[Path]) -> None:
@@ -81,7 +78,7 @@ def test_path_comes_before_the_usual_places(tmp_path: Path, places: list[Path]) 
     (tmp_path / "empty").mkdir()
     path = os.pathsep.join(str(tmp_path / d) for d in ("empty", "first", "second"))
 
-    assert find_claude({"PATH": path}) == first
+    assert claude_cli.find_claude({"PATH": path}) == first
 
 
 def test_usual_places_in_order_skipping_what_cannot_run(tmp_path: Path, places: list[Path]) -> None:
@@ -91,7 +88,7 @@ def test_usual_places_in_order_skipping_what_cannot_run(tmp_path: Path, places: 
     executable(places[2])
     (tmp_path / "empty").mkdir()
 
-    assert find_claude({"PATH": str(tmp_path / "empty")}) == places[1]
+    assert claude_cli.find_claude({"PATH": str(tmp_path / "empty")}) == places[1]
 
 
 def test_not_found_says_where_it_looked_and_how_to_fix_it(
@@ -99,8 +96,8 @@ def test_not_found_says_where_it_looked_and_how_to_fix_it(
 ) -> None:
     (tmp_path / "empty").mkdir()
 
-    with pytest.raises(ClaudeNotFound) as caught:
-        find_claude({"PATH": str(tmp_path / "empty")})
+    with pytest.raises(claude_cli.ClaudeNotFound) as caught:
+        claude_cli.find_claude({"PATH": str(tmp_path / "empty")})
 
     message = str(caught.value)
     assert "AUTOPILOT_CLAUDE_BIN" in message and "PATH" in message
@@ -117,8 +114,8 @@ def test_npm_style_symlink_is_kept_so_its_folder_goes_on_path(tmp_path: Path) ->
     (bin_dir / "claude").symlink_to(package)
     executable(bin_dir / "node")
 
-    found = find_claude({"PATH": str(bin_dir)})
-    env = agent_environment(found, {"PATH": "/usr/bin"})
+    found = claude_cli.find_claude({"PATH": str(bin_dir)})
+    env = claude_cli.agent_environment(found, {"PATH": "/usr/bin"})
 
     assert found == bin_dir / "claude"
     assert env["PATH"].split(os.pathsep)[0] == str(bin_dir)
@@ -179,7 +176,7 @@ PASSED = {
 def test_environment_is_an_allowlist_of_what_the_cli_needs() -> None:
     base = {**NEVER_PASSED, **ROUTE, **PASSED, "PATH": "/usr/bin"}
 
-    env = agent_environment(CLAUDE, base)
+    env = claude_cli.agent_environment(CLAUDE, base)
 
     for name, value in PASSED.items():
         assert env[name] == value, name
@@ -191,8 +188,8 @@ def test_environment_is_an_allowlist_of_what_the_cli_needs() -> None:
 def test_the_model_route_is_passed_only_when_asked_for() -> None:
     base = {**NEVER_PASSED, **ROUTE, **PASSED}
 
-    assert model_route(base) == ROUTE
-    env = agent_environment(CLAUDE, base, model_route(base))
+    assert claude_cli.model_route(base) == ROUTE
+    env = claude_cli.agent_environment(CLAUDE, base, claude_cli.model_route(base))
     for name, value in ROUTE.items():
         assert env[name] == value, name
     for name in NEVER_PASSED:
@@ -200,7 +197,7 @@ def test_the_model_route_is_passed_only_when_asked_for() -> None:
 
 
 def test_path_starts_with_the_binary_folder_then_the_workers_then_standard_places() -> None:
-    env = agent_environment(CLAUDE, {"PATH": "/my/tools:/usr/bin::/my/tools"})
+    env = claude_cli.agent_environment(CLAUDE, {"PATH": "/my/tools:/usr/bin::/my/tools"})
 
     entries = env["PATH"].split(os.pathsep)
     assert entries[:3] == [str(CLAUDE.parent), "/my/tools", "/usr/bin"]
@@ -210,7 +207,7 @@ def test_path_starts_with_the_binary_folder_then_the_workers_then_standard_place
 
 
 def test_path_without_a_worker_path_still_has_the_standard_places() -> None:
-    env = agent_environment(CLAUDE, {})
+    env = claude_cli.agent_environment(CLAUDE, {})
 
     assert env["PATH"].split(os.pathsep)[0] == str(CLAUDE.parent)
     assert "/usr/bin" in env["PATH"].split(os.pathsep)
@@ -218,12 +215,12 @@ def test_path_without_a_worker_path_still_has_the_standard_places() -> None:
 
 
 def test_unattended_defaults_do_not_override_the_users_values() -> None:
-    defaults = agent_environment(CLAUDE, {})
-    for name, value in UNATTENDED_DEFAULTS.items():
+    defaults = claude_cli.agent_environment(CLAUDE, {})
+    for name, value in claude_cli.UNATTENDED_DEFAULTS.items():
         assert defaults[name] == value
     assert defaults["CLAUDE_CODE_MAX_RETRIES"] == "2"  # the workflow owns retries
 
-    user = agent_environment(
+    user = claude_cli.agent_environment(
         CLAUDE, {"CLAUDE_CODE_MAX_RETRIES": "0", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "0"}
     )
     assert user["CLAUDE_CODE_MAX_RETRIES"] == "0"
@@ -232,7 +229,7 @@ def test_unattended_defaults_do_not_override_the_users_values() -> None:
 
 
 def test_extra_variables_win() -> None:
-    env = agent_environment(
+    env = claude_cli.agent_environment(
         CLAUDE,
         {"GIT_AUTHOR_NAME": "Worker", "HOME": "/home/me"},
         {"GIT_AUTHOR_NAME": "Autopilot", "GIT_COMMITTER_EMAIL": "ap@example.com"},
@@ -250,7 +247,7 @@ def test_extra_variables_win() -> None:
 def test_argv_uses_flag_equals_value_forms_and_a_new_session_id() -> None:
     settings = AgentSettings(max_turns=7, allowed_tools=["Read", "Bash"])
 
-    argv = claude_argv(CLAUDE, settings, "1234-sid")
+    argv = claude_cli.claude_argv(CLAUDE, settings, "1234-sid")
 
     assert argv[:2] == [str(CLAUDE), "-p"]
     assert "--output-format=stream-json" in argv
@@ -269,7 +266,7 @@ def test_argv_uses_flag_equals_value_forms_and_a_new_session_id() -> None:
 def test_argv_resume_and_model() -> None:
     settings = AgentSettings(model="claude-test-model", permission_mode="plan")
 
-    argv = claude_argv(CLAUDE, settings, "sid-9", resume=True)
+    argv = claude_cli.claude_argv(CLAUDE, settings, "sid-9", resume=True)
 
     assert "--resume=sid-9" in argv
     assert not any(a.startswith("--session-id") for a in argv)
@@ -278,15 +275,15 @@ def test_argv_resume_and_model() -> None:
 
 
 def test_no_argv_widens_what_the_agent_may_touch(tmp_path: Path) -> None:
-    """The agent's cwd is its worktree and nothing more: no extra directories, no permission
+    """The agent's cwd is its workspace and nothing more: no extra directories, no permission
     bypass, for the worker agent and the reviewer alike."""
     from autopilot.models import AgentSettings, ReviewSettings
     from autopilot.review import reviewer_argv
 
     binary = tmp_path / "claude"
     for argv in (
-        claude_argv(binary, AgentSettings(), "sid"),
-        claude_argv(binary, AgentSettings(), "sid", resume=True),
+        claude_cli.claude_argv(binary, AgentSettings(), "sid"),
+        claude_cli.claude_argv(binary, AgentSettings(), "sid", resume=True),
         reviewer_argv(binary, ReviewSettings(), "sid"),
     ):
         joined = " ".join(argv)

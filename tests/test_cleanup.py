@@ -51,7 +51,7 @@ def origin(tmp_path: Path, repo: Path) -> Path:
 
 
 def do_task(repo: Path, state: Path, session: str, task: str, *, merged: bool) -> Workspace:
-    """A task's worktree with one commit on its branch, merged into main if asked."""
+    """A task's workspace with one commit on its branch, merged into main if asked."""
     ws = prepare_workspace(repo, "main", state, session, task)
     write(Path(ws.path), f"{session}-{task}.txt", "work\n")
     commit_changes(ws.path, ws.base_sha, session, task, f"Task {task}", repo=repo)
@@ -114,7 +114,7 @@ def user_branches(repo: Path) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def test_find_branches_merged_unmerged_and_worktrees(repo: Path, state: Path) -> None:
+def test_find_branches_merged_unmerged_and_workspaces(repo: Path, state: Path) -> None:
     done = do_task(repo, state, "s1", "1.2", merged=True)
     open_ws = do_task(repo, state, "s1", "2", merged=False)
     remove_workspace(repo, open_ws.path)
@@ -128,7 +128,7 @@ def test_find_branches_merged_unmerged_and_worktrees(repo: Path, state: Path) ->
             task_id="1.2",
             target="main",
             merged=True,
-            worktree=done.path,
+            workspace=done.path,
             head_sha=head(repo, done.branch),
         ),
         BranchInfo(
@@ -142,7 +142,7 @@ def test_find_branches_merged_unmerged_and_worktrees(repo: Path, state: Path) ->
     ]
 
 
-def test_plan_removes_merged_with_worktree_first_and_keeps_unmerged(
+def test_plan_removes_merged_with_workspace_first_and_keeps_unmerged(
     repo: Path, state: Path
 ) -> None:
     done = do_task(repo, state, "s1", "1", merged=True)
@@ -203,7 +203,7 @@ def test_branch_in_the_main_checkout_is_kept(repo: Path, state: Path) -> None:
     remove_workspace(repo, ws.path)
     git(repo, "checkout", "-q", ws.branch)
     [info] = find_branches(repo, "main", state_dir=state)
-    assert info.main_checkout and info.worktree == str(repo)
+    assert info.main_checkout and info.workspace == str(repo)
     [action] = plan_cleanup([info], active=set(), keep=[], include_unmerged=True)
     assert action.kind == "keep" and "main checkout" in action.reason
 
@@ -213,7 +213,7 @@ def test_branch_in_the_main_checkout_is_kept(repo: Path, state: Path) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def test_apply_removes_worktree_then_branch_and_is_idempotent(repo: Path, state: Path) -> None:
+def test_apply_removes_workspace_then_branch_and_is_idempotent(repo: Path, state: Path) -> None:
     first = do_task(repo, state, "s1", "1", merged=True)
     second = do_task(repo, state, "s2", "1", merged=True)
     kept = do_task(repo, state, "s2", "2", merged=False)
@@ -440,3 +440,16 @@ def test_only_configured_remotes(repo: Path, origin: Path, remote: str, tmp_path
     assert not (repo / "pwned").exists() and not (tmp_path / "pwned").exists()
     with pytest.raises(ValueError, match="needs a remote"):
         find_branches(repo, "main", fetch=True)
+
+
+def test_a_branch_recorded_with_a_worktree_loads_it_as_its_workspace() -> None:
+    recorded = {
+        "name": "autopilot/s1/1",
+        "session_id": "s1",
+        "task_id": "1",
+        "target": "main",
+        "merged": True,
+        "worktree": "/state/worktrees/s1/1",
+        "head_sha": "0" * 40,
+    }
+    assert BranchInfo.model_validate(recorded).workspace == "/state/worktrees/s1/1"

@@ -163,7 +163,10 @@ def test_mode_dagger_without_an_engine_starts_nothing(tmp_path: Path, repo: Path
         TOKEN_VAR: "token",
     }
     for extra, said in (
-        (["--mode", "dagger"], "--mode dagger runs tasks in containers, but nothing answers"),
+        (
+            ["--execution-place", "dagger"],
+            "--execution-place dagger runs tasks in containers, but nothing answers",
+        ),
     ):
         done = subprocess.run(
             [sys.executable, str(ROOT / "starter.py"), str(plan), "--repo", str(repo), *extra],

@@ -1,5 +1,5 @@
-"""End to end in a real Dagger engine: a 3-task plan with `--mode dagger`, each task's agent
-(the real claude CLI, talking to the scripted model on the worker's loopback through a host
+"""End to end in a real Dagger engine: a 3-task plan with `--execution-place dagger`, each task's
+agent (the real claude CLI, talking to the scripted model on the worker's loopback through a host
 service) in its own container, reviewed by the repo's check run in the same image, merged.
 
 It runs wherever an engine is reachable (a dagger CLI on PATH, or DAGGER_SESSION_PORT and
@@ -72,7 +72,7 @@ def test_a_plan_runs_with_each_agent_in_a_container(tmp_path: Path, repo: Path) 
         done = installation.starter(
             str(plan),
             "--repo", str(repo),
-            "--mode", "dagger",
+            "--execution-place", "dagger",
             "--concurrency", "3",
             "--review", "checks",
             "--check", "git diff --quiet HEAD",  # in the image: git is there, the tree committed

@@ -58,7 +58,15 @@ def configured(repo: Path) -> Path:
 
 def test_the_dry_run_shows_what_the_session_would_run(tmp_path: Path, configured: Path) -> None:
     plan = write_plan(tmp_path)
-    flags = ["--repo", str(configured), "--dry-run", "--offline", "--mode", "dagger", "--image"]
+    flags = [
+        "--repo",
+        str(configured),
+        "--dry-run",
+        "--offline",
+        "--execution-place",
+        "dagger",
+        "--image",
+    ]
     flags.append("registry.example.com:5000/me/other:2@sha256:" + "0" * 64)  # over the file's
     done = run_starter(
         tmp_path,

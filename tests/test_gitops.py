@@ -147,7 +147,7 @@ def test_distinct_ids_get_distinct_names() -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def test_prepare_creates_branch_and_worktree_from_target(repo: Path, state: Path) -> None:
+def test_prepare_creates_branch_and_workspace_from_target(repo: Path, state: Path) -> None:
     ws = prepare_workspace(repo, "main", state, SESSION, "1")
     assert ws == Workspace(
         path=str(workspace_dir(state, SESSION, "1")),
@@ -160,7 +160,7 @@ def test_prepare_creates_branch_and_worktree_from_target(repo: Path, state: Path
     assert git(repo, "status", "--porcelain") == ""
 
 
-def test_prepare_twice_reuses_the_worktree(repo: Path, state: Path) -> None:
+def test_prepare_twice_reuses_the_workspace(repo: Path, state: Path) -> None:
     first = prepare_workspace(repo, "main", state, SESSION, "1")
     agent_sha = commit_file(Path(first.path), "work.txt", "agent\n")
     write(Path(first.path), "draft.txt", "uncommitted\n")
@@ -238,7 +238,7 @@ def test_prepare_removes_only_stale_index_locks(repo: Path, state: Path) -> None
 @pytest.mark.reliability(
     "task worktree switched to another branch", "prepare raises GitError naming the branch"
 )
-def test_prepare_refuses_a_worktree_on_another_branch(repo: Path, state: Path) -> None:
+def test_prepare_refuses_a_workspace_on_another_branch(repo: Path, state: Path) -> None:
     ws = prepare_workspace(repo, "main", state, SESSION, "1")
     git(ws.path, "checkout", "-q", "-b", "elsewhere")
     with pytest.raises(GitError, match=r"is on refs/heads/elsewhere, not on"):
@@ -373,7 +373,7 @@ def test_identity_env_for_the_agent(tmp_path: Path) -> None:
     assert identity_env(make_repo(tmp_path / "named")) == {}
 
 
-def test_commit_refuses_a_worktree_on_another_branch(repo: Path, state: Path) -> None:
+def test_commit_refuses_a_workspace_on_another_branch(repo: Path, state: Path) -> None:
     ws = prepare_workspace(repo, "main", state, SESSION, "1")
     git(ws.path, "checkout", "-q", "--detach")
     with pytest.raises(GitError, match="detached HEAD"):
@@ -1072,7 +1072,7 @@ def merge_input(repo: Path, ws: Workspace, task: str, worktree: str | None) -> M
     )
 
 
-def test_a_landed_merge_takes_the_worktree_and_keeps_the_branch(repo: Path, state: Path) -> None:
+def test_a_landed_merge_takes_the_workspace_and_keeps_the_branch(repo: Path, state: Path) -> None:
     ws = do_task(repo, state, "1", {"a.txt": "a\n"})
 
     outcome = merge_and_tidy(merge_input(repo, ws, "1", ws.path))
@@ -1088,7 +1088,7 @@ def test_a_landed_merge_takes_the_worktree_and_keeps_the_branch(repo: Path, stat
     "merge retried after a crash",
     "the retry finds the merge on the target and finishes the worktree's removal",
 )
-def test_a_retry_after_the_merge_removes_the_worktree_without_merging_twice(
+def test_a_retry_after_the_merge_removes_the_workspace_without_merging_twice(
     repo: Path, state: Path
 ) -> None:
     ws = do_task(repo, state, "1", {"a.txt": "a\n"})
@@ -1106,7 +1106,7 @@ def test_a_retry_after_the_merge_removes_the_worktree_without_merging_twice(
     assert merge_and_tidy(merge_input(repo, ws, "1", ws.path)).workspace_removed
 
 
-def test_a_conflict_keeps_the_worktree_for_the_conflict_round(repo: Path, state: Path) -> None:
+def test_a_conflict_keeps_the_workspace_for_the_conflict_round(repo: Path, state: Path) -> None:
     ws = do_task(repo, state, "1", {"README.md": "the task's text\n"})
     commit_file(repo, "README.md", "someone else's text\n")
 
@@ -1117,7 +1117,7 @@ def test_a_conflict_keeps_the_worktree_for_the_conflict_round(repo: Path, state:
     assert gitops.is_workspace_repo(ws.path)
 
 
-def test_a_worktree_that_will_not_go_does_not_undo_the_merge(repo: Path, state: Path) -> None:
+def test_a_workspace_that_will_not_go_does_not_undo_the_merge(repo: Path, state: Path) -> None:
     ws = do_task(repo, state, "1", {"a.txt": "a\n"})
 
     # gitops refuses to remove the main checkout: the merge stands, the session's own

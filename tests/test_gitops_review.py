@@ -56,7 +56,7 @@ def merging(cwd: Path) -> bool:
 
 def conflicting(repo: Path, ws: Workspace) -> tuple[Path, str, str]:
     """Task and target both edit README.md after the task started; the target also adds a
-    file. Returns (worktree, branch head, target head)."""
+    file. Returns (workspace, branch head, target head)."""
     wt = Path(ws.path)
     commit_file(wt, "README.md", "hello from the task\n", "task edits README")
     commit_file(wt, "task.txt", "task\n", "task adds task.txt")
@@ -170,12 +170,12 @@ def test_diff_with_an_unknown_base(ws: Workspace) -> None:
 
 
 def git_path(wt: Path, name: str) -> Path:
-    """Where git keeps `name` for this worktree (the common dir for hooks and config)."""
+    """Where git keeps `name` for this workspace (the common dir for hooks and config)."""
     return Path(wt, git(wt, "rev-parse", "--git-path", name))
 
 
 def with_ignored_build(repo: Path, tmp_path: Path) -> Path:
-    """A task worktree whose repo ignores build/ and *.log, with a build output in it."""
+    """A task workspace whose repo ignores build/ and *.log, with a build output in it."""
     commit_file(repo, ".gitignore", "build/\n*.log\n")
     wt = Path(prepare_workspace(repo, "main", tmp_path / "state", SESSION, "2").path)
     write(wt, "build/lib/module.py", "compiled = 1\n")

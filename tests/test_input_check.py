@@ -214,7 +214,7 @@ def test_what_the_starter_stores_a_worker_accepts(given: str) -> None:
 
 
 def test_a_remote_verify_merge_without_a_site_is_checked_as_remote() -> None:
-    """The session builds verify_merge's input without a site: its checks' worktree is
+    """The session builds verify_merge's input without a site: its checks' workspace is
     another machine's path, as for every remote input."""
     merge = TargetMergeInput(
         workspace_path="/another/machine/worktrees/s1/1",

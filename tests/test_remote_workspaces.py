@@ -38,6 +38,7 @@ from autopilot.git import (
     workspace_dir,
 )
 from autopilot.git import remote as remote_module
+from autopilot.git.merge import merge_in
 from autopilot.models import (
     CommitInput,
     MergeInput,
@@ -338,13 +339,13 @@ def test_two_workers_run_a_session_and_a_rejected_merge_push_is_recomputed(
     calls: list[str] = []
     b_outcome: list[MergeResult] = []
 
-    def interleaved(repo: Path, *args: Any, **kwargs: Any) -> MergeResult:
+    def interleaved(repo: Path, request: MergeInput) -> MergeResult:
         calls.append(str(repo))
         if repo == a.cache_path(url) and not b_outcome:
             b_outcome.append(b.merge(merge_input(url, "2")))
-        return merge_task(repo, *args, **kwargs)
+        return merge_in(repo, request)
 
-    monkeypatch.setattr(remote_module, "merge_task", interleaved)
+    monkeypatch.setattr(remote_module, "merge_in", interleaved)
     main_before = git(bare, "rev-parse", "main")
     outcome = a.merge(merge_input(url, "1"))
 
@@ -359,7 +360,7 @@ def test_two_workers_run_a_session_and_a_rejected_merge_push_is_recomputed(
     assert git(bare, "show", "main:two.txt") == "from worker b"
     assert_remote_is_tidy(bare, "1", "2")
     # A retry on either worker finds the merge on the remote and pushes nothing.
-    monkeypatch.setattr(remote_module, "merge_task", merge_task)
+    monkeypatch.setattr(remote_module, "merge_in", merge_in)
     for worker in (a, b):
         again = worker.merge(merge_input(url, "1"))
         assert again.already_merged and again.merge_sha == outcome.merge_sha

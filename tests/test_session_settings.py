@@ -89,7 +89,7 @@ def test_another_place_or_image_is_named() -> None:
         execution_place="dagger", container=ContainerSettings(image="node:22.12.0-slim")
     )
     assert differences(request(), wanted).fixed == [
-        "  --mode: the session runs with 'local', this command gives 'dagger'",
+        "  --execution-place: the session runs with 'local', this command gives 'dagger'",
         "  --image (or [container], .autopilot.toml): the session runs with {}, this command"
         " gives {'image': 'node:22.12.0-slim'}",
     ]

@@ -582,8 +582,9 @@ def test_container_mode_runs_four_agents_at_once_unless_told() -> None:
         return preflight.run_numbers(starter.parse_command_line(["plan.md", *flags])).concurrency
 
     assert concurrency() == 1
-    assert concurrency("--mode", "dagger") == 4
-    assert concurrency("--mode", "dagger", "--concurrency", "2") == 2
+    assert concurrency("--execution-place", "dagger") == 4
+    assert concurrency("--execution-place", "dagger", "--concurrency", "2") == 2
+    assert concurrency("--mode", "dagger") == 4  # the flag's old name still works
 
 
 def test_an_empty_image_is_refused(tmp_path: Path, repo: Path) -> None:

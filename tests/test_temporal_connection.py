@@ -58,24 +58,6 @@ HELLO = 1
 # -- processes and sockets (Linux /proc) -----------------------------------------------------
 
 
-def running(pid: int) -> bool:
-    """Any thread of `pid` still runs; reaps it if it is an exited child of this process."""
-    try:
-        reaped, _ = os.waitpid(pid, os.WNOHANG)
-        if reaped:
-            return False
-    except ChildProcessError:
-        pass
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-        threads = len(os.listdir(f"/proc/{pid}/task"))
-    except OSError:
-        return False
-    # A multi-threaded process whose main thread exited shows "Z" while the others (and the
-    # sockets they share) live on: it is gone only when the zombie is all that is left.
-    return state not in ("Z", "X") or threads > 1
-
-
 def cmdline(pid: int) -> list[str]:
     try:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
@@ -89,7 +71,7 @@ def processes_mentioning(text: str) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit() and any(text in arg for arg in cmdline(int(entry.name))):
-            if running(int(entry.name)):
+            if temporal_connection.process_alive(int(entry.name)):
                 found.append(int(entry.name))
     return found
 
@@ -108,7 +90,11 @@ def stop_process(pid: int) -> None:
         except ProcessLookupError:
             return
         try:
-            wait_until(lambda: not running(pid), timeout, f"process {pid} to exit")
+            wait_until(
+                lambda: not temporal_connection.process_alive(pid),
+                timeout,
+                f"process {pid} to exit",
+            )
             return
         except AssertionError:
             if signum == signal.SIGKILL:
@@ -303,7 +289,7 @@ def test_stop_waits_until_the_server_is_gone_and_a_restart_works(embedded: Setti
     pid = pid_of(embedded)
 
     assert stop_embedded_server(embedded) is True
-    assert not running(pid)  # stopped, not merely signalled
+    assert not temporal_connection.process_alive(pid)  # stopped, not merely signalled
     assert not answers("127.0.0.1", port_of(embedded))
     assert not (embedded.state_dir / "temporal" / "server.pid").exists()
     assert server_pids(embedded) == []
@@ -446,7 +432,9 @@ async def test_workflow_survives_a_server_kill(tmp_path: Path, embedded: Setting
 
     old_pid = pid_of(embedded)
     os.kill(old_pid, signal.SIGKILL)
-    wait_until(lambda: not running(old_pid), 10, "the killed server to be gone")
+    wait_until(
+        lambda: not temporal_connection.process_alive(old_pid), 10, "the killed server to be gone"
+    )
     assert not answers("127.0.0.1", port_of(embedded))
 
     assert ensure_embedded_server(embedded) is True  # a new server on the same database

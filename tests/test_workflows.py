@@ -585,7 +585,7 @@ async def test_merge_conflicting_after_the_conflict_round_ends_in_conflict(
     assert [request.task_id for request in stubs.inputs("remove_workspace")] == ["1"]
 
 
-async def test_a_worktree_the_merge_could_not_remove_is_removed_after_it(
+async def test_a_workspace_the_merge_could_not_remove_is_removed_after_it(
     client: Client, stubs: Stubs
 ) -> None:
     stubs.plan = make_plan(make_batch(1, make_task("1"), make_task("2")))
@@ -1102,7 +1102,7 @@ async def test_a_failed_task_keeps_its_runs_in_the_status(client: Client, stubs:
     "a worktree that cannot be removed",
     "remove_workspace fails for good: the session still completes, status names the worktree",
 )
-async def test_a_worktree_that_will_not_go_is_left_for_cleanup(
+async def test_a_workspace_that_will_not_go_is_left_for_cleanup(
     client: Client, stubs: Stubs
 ) -> None:
     stubs.plan = make_plan(make_batch(1, make_task("1"), make_task("2")))

@@ -89,7 +89,7 @@ class Scheduler:
             self.running -= 1
 
     def find(self, task_id: str) -> tuple[Batch, Task]:
-        plan = self._board.plan
+        plan = self._board.carry.plan
         assert plan is not None
         for batch in plan.batches:
             for task in batch.tasks:

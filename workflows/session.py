@@ -148,7 +148,7 @@ class SessionWorkflow:
 
     @property
     def _plan(self) -> Plan | None:
-        return self._board.plan
+        return self._carry.plan
 
     # -- the story ---------------------------------------------------------------------------
 
@@ -241,13 +241,10 @@ class SessionWorkflow:
         try:
             return await workflow.execute_activity(
                 reader,
+                # The session's own plan settings, under the same names.
                 ParsePlanInput(
-                    plan_path=request.plan_path,
-                    start_batch=request.start_batch,
-                    end_batch=request.end_batch,
-                    state_dir=request.state_dir,
+                    **request.model_dump(include=set(ParsePlanInput.model_fields) - {"sha256"}),
                     sha256=sha256,
-                    plan_text=request.plan_text,
                 ),
                 start_to_close_timeout=ACTIVITY_TIMEOUT,
                 retry_policy=RetryPolicy(maximum_attempts=3),
@@ -714,16 +711,16 @@ class SessionWorkflow:
         self._rules.check_resumable(request)
         return self._resume(request)
 
+    @resume.validator
+    def _validate_resume(self, request: ResumeRequest) -> None:
+        self._rules.require_active()
+
     def _resume(self, request: ResumeRequest) -> SessionStatus:
         if request.max_cost_usd is not None:
             self._status.max_cost_usd = request.max_cost_usd
         self._status.paused, self._status.pause_reason = False, None
         self._board.show_progress()
         return self._status
-
-    @resume.validator
-    def _validate_resume(self, request: ResumeRequest) -> None:
-        self._rules.require_active()
 
     @workflow.update
     async def resume_with_config(self, reload: ConfigReload) -> SessionStatus:

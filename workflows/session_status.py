@@ -29,6 +29,15 @@ with workflow.unsafe.imports_passed_through():
 
 # Patch id (workflow.patched): sessions that ended while paused were published "Paused".
 FINISHED_NOT_PAUSED = "finished-not-paused"
+# The request's settings a session's status shows from its start, under the same names.
+_SHOWN_SETTINGS = {
+    "repo",
+    "plan_path",
+    "target_branch",
+    "config_commit",
+    "concurrency",
+    "max_cost_usd",
+}
 
 
 def first_carry(request: SessionRequest) -> SessionCarry:
@@ -40,12 +49,7 @@ def first_carry(request: SessionRequest) -> SessionCarry:
         status=SessionStatus(
             id=request.session_id,
             status=SessionState.PARSING,
-            repo=request.repo,
-            plan_path=request.plan_path,
-            target_branch=request.target_branch,
-            config_commit=request.config_commit,
-            concurrency=request.concurrency,
-            max_cost_usd=request.max_cost_usd,
+            **request.model_dump(include=_SHOWN_SETTINGS),
         )
     )
 
@@ -60,10 +64,6 @@ class SessionBoard:
     @property
     def status(self) -> SessionStatus:
         return self.carry.status
-
-    @property
-    def plan(self) -> Plan | None:
-        return self.carry.plan
 
     @property
     def cancelling(self) -> bool:

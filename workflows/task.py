@@ -12,8 +12,9 @@ merge went cleanly but failed the checks (TaskRequest.merged_checks): the agent 
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -72,6 +73,8 @@ with workflow.unsafe.imports_passed_through():
 
 GIT_TIMEOUT = timedelta(minutes=5)
 GIT_RETRY = RetryPolicy(maximum_attempts=5, non_retryable_error_types=[REPO_UNUSABLE])
+StepInput = TypeVar("StepInput")
+StepResult = TypeVar("StepResult")
 AGENT_BACKOFF = timedelta(seconds=5)
 AGENT_BACKOFF_MAX = timedelta(minutes=5)
 LOST_WORKER_DELAY = timedelta(seconds=1)
@@ -251,42 +254,30 @@ class TaskWorkflow:
 
     async def _prepare(self, request: TaskRequest) -> Workspace:
         self._show("preparing workspace")
-        return await workflow.execute_activity(
+        return await self._git_step(
+            request,
             prepare_workspace,
             WorkspaceInput(
-                repo=request.repo,
-                target_branch=request.target_branch,
-                state_dir=request.state_dir,
-                session_id=request.session_id,
+                **request.model_dump(
+                    include={"repo", "target_branch", "state_dir", "session_id", "fresh"}
+                ),
                 task_id=request.task.id,
-                fresh=request.fresh,
                 site=self._site,
             ),
-            start_to_close_timeout=GIT_TIMEOUT,
-            heartbeat_timeout=timedelta(seconds=request.agent.heartbeat_timeout_s),
-            retry_policy=GIT_RETRY,
-            summary=f"{self._label} — prepare workspace" + (" afresh" if request.fresh else ""),
+            "prepare workspace" + (" afresh" if request.fresh else ""),
         )
 
     async def _merge_target_into_branch(
         self, request: TaskRequest, workspace: Workspace
     ) -> TargetMergeResult:
         self._show(f"merging {request.target_branch} into the task branch")
-        return await workflow.execute_activity(
+        return await self._git_step(
+            request,
             merge_target,
-            TargetMergeInput(
-                workspace_path=workspace.path,
-                target_branch=request.target_branch,
-                session_id=request.session_id,
-                task_id=request.task.id,
-                repo=request.repo,
-                base_sha=workspace.base_sha,
-                site=self._site,
+            TargetMergeInput.at(
+                WorkspaceOrigin.of(request, workspace), request.repo, workspace.path, self._site
             ),
-            start_to_close_timeout=GIT_TIMEOUT,
-            heartbeat_timeout=timedelta(seconds=request.agent.heartbeat_timeout_s),
-            retry_policy=GIT_RETRY,
-            summary=f"{self._label} — conflict round: merge {request.target_branch} in",
+            f"conflict round: merge {request.target_branch} in",
         )
 
     async def _set_up(
@@ -348,13 +339,26 @@ class TaskWorkflow:
 
     async def _commit(self, request: TaskRequest, workspace: Workspace) -> CommitResult:
         self._show("committing")
+        return await self._git_step(
+            request, commit_changes, self._commit_input(request, workspace), "commit"
+        )
+
+    async def _git_step(
+        self,
+        request: TaskRequest,
+        step: Callable[[StepInput], Awaitable[StepResult]],
+        arg: StepInput,
+        summary: str,
+    ) -> StepResult:
+        """A git step on the task's workspace: retried (git fails for passing reasons), and
+        heartbeating so that a killed worker's step is known lost soon."""
         return await workflow.execute_activity(
-            commit_changes,
-            self._commit_input(request, workspace),
+            step,
+            arg,
             start_to_close_timeout=GIT_TIMEOUT,
             heartbeat_timeout=timedelta(seconds=request.agent.heartbeat_timeout_s),
             retry_policy=GIT_RETRY,
-            summary=f"{self._label} — commit",
+            summary=f"{self._label} — {summary}",
         )
 
     async def _run_agent(self, job: AgentInput, result: TaskResult) -> AgentRun | None:
@@ -416,14 +420,8 @@ class TaskWorkflow:
         while True:
             runs += 1
             job.attempt = runs  # names the reviewer's Claude session: one per run
-            job.site = self._site
             try:
-                outcome: ReviewerRunResult = await workflow.execute_activity_method(
-                    ReviewerActivities.review_changes,
-                    job,
-                    summary=f"{self._label} — reviewer, round {job.round}",
-                    **claude_run_options(settings),
-                )
+                outcome = await self._review_changes(job)
             except ActivityError as err:
                 if is_cancelled_exception(err):
                     raise
@@ -439,6 +437,16 @@ class TaskWorkflow:
                 continue
             self._lost_in_a_row = 0
             return outcome
+
+    async def _review_changes(self, job: ReviewerInput) -> ReviewerRunResult:
+        """One run of the reviewer, at the task's site."""
+        job.site = self._site
+        return await workflow.execute_activity_method(
+            ReviewerActivities.review_changes,
+            job,
+            summary=f"{self._label} — reviewer, round {job.round}",
+            **claude_run_options(job.request.agent),
+        )
 
     async def _review(
         self, request: TaskRequest, workspace: Workspace, round_number: int, result: TaskResult

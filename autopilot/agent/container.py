@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Unpack
 
 import dagger
 import structlog
@@ -35,7 +35,7 @@ from autopilot.agent import container_stream as stream
 from autopilot.agent.cli import PROJECT_ROOT, agent_environment, model_route
 from autopilot.agent.container_access import ContainerFailed, EngineAccess, EngineTimedOut
 from autopilot.agent.container_engine import engine_call, engine_session
-from autopilot.agent.runner import AgentFailure, StreamState, classify
+from autopilot.agent.runner import AgentFailure, ClaudeRun, StreamState, classify
 from autopilot.infra import NO_SECRETS, Redactor, looks_secret, make_private_dir, open_private
 from autopilot.models import AgentProgress, CheckResult, ContainerSettings
 
@@ -146,24 +146,19 @@ async def run_claude_in_container(
     job: ContainerJob,
     argv: list[str],
     *,
-    env: Mapping[str, str],
-    prompt: str,
-    session_id: str,
-    transcript: Path,
-    idle_timeout_s: float,
     run_timeout_s: float,
-    on_progress: Callable[[AgentProgress], None],
-    redactor: Redactor = NO_SECRETS,
+    **claude: Unpack[ClaudeRun],
 ) -> tuple[StreamState, float]:
     """`runner.run_claude`, in a container: `argv` is claude_argv(CONTAINER_CLAUDE, ...) and
     `env` the agent's environment (split_environment's input). Returns the stream state and
     the wall time; raises AgentFailure as a local run does, or an EngineError (the engine was
     lost or refused the container: not the agent's failure). Cancelled, it closes its engine
     connection, which stops the container."""
+    transcript, redactor = claude["transcript"], claude.get("redactor", NO_SECRETS)
     make_private_dir(transcript.parent)
     started = time.monotonic()
-    state = StreamState(session_id=session_id)
-    plain, credentials = split_environment(env, settings)
+    state = StreamState(session_id=claude["session_id"])
+    plain, credentials = split_environment(claude["env"], settings)
     exec_argv = ["node", stream.FORWARDER_PATH, *argv]
     log.info("container run starting", engine=access.describe(), image=settings.image)
     async with (
@@ -179,16 +174,16 @@ async def run_claude_in_container(
         container = (
             container.with_service_binding(stream.SERVICE_ALIAS, _host_port(client, listener.port))
             .with_env_variable(stream.ADDRESS_VAR, f"{stream.SERVICE_ALIAS}:{stream.SERVICE_PORT}")
-            .with_exec(exec_argv, stdin=prompt, expect=dagger.ReturnType.ANY)
+            .with_exec(exec_argv, stdin=claude["prompt"], expect=dagger.ReturnType.ANY)
         )
         run = asyncio.create_task(
             engine_call("the agent's run", _finish(container, exec_argv), run_timeout_s, access)
         )
         try:
             with open_private(transcript, "ab") as out:
-                take = _LineTaker(out, state, transcript, on_progress, redactor)
+                take = _LineTaker(out, state, transcript, claude["on_progress"], redactor)
                 try:
-                    await _follow(listener, run, take, idle_timeout_s)
+                    await _follow(listener, run, take, claude["idle_timeout_s"])
                     ran, exit_code, stdout, stderr = await run
                 except EngineTimedOut as err:  # the run's own call: the agent's time limit
                     late = AgentFailure(

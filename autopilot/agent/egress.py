@@ -33,6 +33,7 @@ import re
 import secrets
 import socket
 import ssl
+from asyncio import StreamReader, StreamWriter
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,7 +76,7 @@ _HOP_BY_HOP = frozenset(
 LOGIN = "CLAUDE_CODE_OAUTH_TOKEN"  # what the agent is given for a Claude login of the worker's
 _ABSOLUTE = re.compile(r"http://([^/?#]+)(/[^#]*)?")
 
-Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+Streams = tuple[StreamReader, StreamWriter]
 # A name's addresses (as text), looked up once per request; tests substitute it.
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 # Opens a connection: host, port, TLS context (None: plain), the name TLS checks.
@@ -245,7 +246,7 @@ class Egress:
             return None
         return self._grant_of(token)
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _serve(self, reader: StreamReader, writer: StreamWriter) -> None:
         connection = asyncio.current_task()
         if connection is not None:
             self._connections.add(connection)
@@ -267,12 +268,18 @@ class Egress:
             except BadRequest as err:
                 await _refuse(writer, 400, str(err))
                 return
-            if request.method == "CONNECT":
-                await self._tunnel(request, reader, writer)
-            elif request.target.startswith("/"):
+            tunnel = request.method == "CONNECT"
+            if not tunnel and request.target.startswith("/"):
                 await self._api_call(request, reader, writer)
+                return
+            grant = self._proxy_grant(request)
+            if grant is None:
+                proxy = "HTTPS_PROXY" if tunnel else "HTTP_PROXY"
+                await _refuse(writer, 407, f"give the run's proxy credentials ({proxy})")
+            elif tunnel:
+                await self._tunnel(grant, request, reader, writer)
             else:
-                await self._plain_http(request, reader, writer)
+                await self._plain_http(grant, request, reader, writer)
         except BadRequest as err:  # a body that does not keep to its framing
             log.info("egress request refused", error=str(err))
         except (ConnectionError, OSError, TimeoutError, asyncio.IncompleteReadError) as err:
@@ -289,9 +296,7 @@ class Egress:
             with contextlib.suppress(ConnectionError, OSError):
                 await writer.wait_closed()
 
-    async def _api_call(
-        self, request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
+    async def _api_call(self, request: Request, reader: StreamReader, writer: StreamWriter) -> None:
         headers: list[tuple[str, str]] = []
         granted: list[Grant] = []
         for name, value in request.headers:
@@ -338,12 +343,8 @@ class Egress:
         )
 
     async def _plain_http(
-        self, request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self, grant: Grant, request: Request, reader: StreamReader, writer: StreamWriter
     ) -> None:
-        grant = self._proxy_grant(request)
-        if grant is None:
-            await _refuse(writer, 407, "give the run's proxy credentials (HTTP_PROXY)")
-            return
         url = _ABSOLUTE.fullmatch(request.target)
         if url is None:
             await _refuse(writer, 400, "an absolute target is http://host[:port]/path")
@@ -359,12 +360,8 @@ class Egress:
         await self._forward(request, path, headers, dialled, reader, writer)
 
     async def _tunnel(
-        self, request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self, grant: Grant, request: Request, reader: StreamReader, writer: StreamWriter
     ) -> None:
-        grant = self._proxy_grant(request)
-        if grant is None:
-            await _refuse(writer, 407, "give the run's proxy credentials (HTTPS_PROXY)")
-            return
         host, colon, port = request.target.rpartition(":")
         if not colon:
             await self._denied(writer, request.target, "a CONNECT target is host:port")
@@ -387,7 +384,7 @@ class Egress:
             up_writer.close()
 
     async def _admitted(
-        self, grant: Grant, writer: asyncio.StreamWriter, target: str, host: str, port: str
+        self, grant: Grant, writer: StreamWriter, target: str, host: str, port: str
     ) -> tuple[IPAddress, int] | None:
         """The approved address for a proxy client's `target`, its connection held by the grant
         from now on; None when refused (the client has been told why)."""
@@ -423,8 +420,8 @@ class Egress:
         target: str,
         headers: list[tuple[str, str]],
         dialled: Awaitable[Streams],
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
+        reader: StreamReader,
+        writer: StreamWriter,
     ) -> None:
         """Send the request on (its body as framed, and nothing after it) and its answer back,
         both connections closed after it."""
@@ -459,15 +456,13 @@ class Egress:
         finally:
             up_writer.close()
 
-    async def _denied(self, writer: asyncio.StreamWriter, target: str, reason: str) -> None:
+    async def _denied(self, writer: StreamWriter, target: str, reason: str) -> None:
         shown = ascii(target)[1:-1][:300]  # the client's bytes, made printable for log and answer
         log.warning("egress refused", target=shown, reason=reason)
         await _refuse(writer, 403, f"{shown}: {reason}")
 
 
-async def _pipe(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, close: bool = True
-) -> None:
+async def _pipe(reader: StreamReader, writer: StreamWriter, *, close: bool = True) -> None:
     try:
         while chunk := await reader.read(CHUNK):
             writer.write(chunk)
@@ -478,7 +473,7 @@ async def _pipe(
         pass
 
 
-async def _refuse(writer: asyncio.StreamWriter, status: int, reason: str) -> None:
+async def _refuse(writer: StreamWriter, status: int, reason: str) -> None:
     body = f"autopilot: {reason}\n".encode()
     head = (
         f"HTTP/1.1 {status} Refused\r\nContent-Type: text/plain\r\n"

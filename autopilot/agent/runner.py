@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NotRequired, TypedDict, Unpack
 
 from autopilot.agent.process_guard import RUN_MARKER, kill_tree
 from autopilot.agent.rate_limits import seconds_until_reset
@@ -212,25 +212,29 @@ async def _read_stream(
                 on_progress(state.progress(transcript))
 
 
+class ClaudeRun(TypedDict):
+    """A CLI run's own arguments, the same wherever it runs (here, or in a container)."""
+
+    env: Mapping[str, str]  # the agent's environment
+    prompt: str
+    session_id: str
+    transcript: Path  # the stream, as it came (redacted); stderr beside it
+    idle_timeout_s: float  # silence longer than this is a hang
+    on_progress: Callable[[AgentProgress], None]
+    redactor: NotRequired[Redactor]  # NO_SECRETS when not given
+
+
 async def run_claude(
-    argv: list[str],
-    *,
-    cwd: Path,
-    env: Mapping[str, str],
-    prompt: str,
-    session_id: str,
-    transcript: Path,
-    idle_timeout_s: float,
-    on_progress: Callable[[AgentProgress], None],
-    redactor: Redactor = NO_SECRETS,
+    argv: list[str], *, cwd: Path, **claude: Unpack[ClaudeRun]
 ) -> tuple[StreamState, float]:
     """Run the CLI to its end. Returns the stream state and the wall time; raises AgentFailure.
 
     On cancellation, a hang or any error the whole process tree is killed before returning.
     """
+    transcript, redactor = claude["transcript"], claude.get("redactor", NO_SECRETS)
     make_private_dir(transcript.parent)
     stderr_path = transcript.with_suffix(".stderr")
-    state = StreamState(session_id=session_id)
+    state = StreamState(session_id=claude["session_id"])
     # Every process of this run inherits the marker, even one that left the process tree
     # (`setsid -f`, a double fork): without a PID namespace that is how kill_tree finds it.
     marker = uuid.uuid4().hex
@@ -242,7 +246,7 @@ async def run_claude(
         process = await asyncio.create_subprocess_exec(
             *argv,
             cwd=cwd,
-            env={**env, RUN_MARKER: marker},
+            env={**claude["env"], RUN_MARKER: marker},
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=stderr_write,
@@ -260,13 +264,18 @@ async def run_claude(
         stderr = asyncio.create_task(_copy_stderr(stderr_pipe, stderr_path, redactor.stream()))
         try:
             try:
-                process.stdin.write(prompt.encode())
+                process.stdin.write(claude["prompt"].encode())
                 await process.stdin.drain()
                 process.stdin.close()
             except (BrokenPipeError, ConnectionResetError):
                 pass  # it exited without reading the prompt: its output and exit code say why
             await _read_stream(
-                process.stdout, transcript, state, idle_timeout_s, on_progress, redactor
+                process.stdout,
+                transcript,
+                state,
+                claude["idle_timeout_s"],
+                claude["on_progress"],
+                redactor,
             )
             returncode = await process.wait()
             await _finish_stderr(stderr)

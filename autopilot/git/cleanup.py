@@ -24,7 +24,7 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import AliasChoices, BaseModel, Field
 
 from autopilot.git.names import AGENT_SPACES, workspace_dir
 from autopilot.git.refs import (
@@ -54,8 +54,12 @@ class BranchInfo(BaseModel):
     # Its tip is an ancestor of the target (for a remote: or of <remote>/<target>), or was
     # squashed onto the target (a squash commit's Autopilot-Squashed trailer names it).
     merged: bool
-    worktree: str | None = None  # a registered worktree that has it checked out
-    main_checkout: bool = False  # that worktree is the repository's main checkout
+    # Where it is checked out: its task's workspace, or a registered git worktree ("worktree"
+    # in payloads recorded before the rename).
+    workspace: str | None = Field(
+        default=None, validation_alias=AliasChoices("workspace", "worktree")
+    )
+    main_checkout: bool = False  # that checkout is the repository's main checkout
     head_sha: str
 
 
@@ -146,7 +150,7 @@ def find_branches(
                 task_id=task_id,
                 target=target_branch,
                 merged=sha in squashed or is_ancestor(repo, sha, target_sha),
-                worktree=path,
+                workspace=path,
                 main_checkout=path is not None and path == main_path,
                 head_sha=sha,
             )
@@ -200,7 +204,7 @@ def _keep_reason(
             return f"kept: matches --keep {pattern}"
     if branch.main_checkout:
         return (
-            f"checked out in your main checkout at {branch.worktree}; "
+            f"checked out in your main checkout at {branch.workspace}; "
             "switch that checkout to another branch to remove it"
         )
     if not branch.merged and not include_unmerged:
@@ -236,11 +240,11 @@ def plan_cleanup(
                 )
             )
             continue
-        if branch.worktree is not None:
+        if branch.workspace is not None:
             actions.append(
                 CleanupAction(
                     kind="remove_workspace",
-                    target=branch.worktree,
+                    target=branch.workspace,
                     reason=f"{branch.name} is checked out there; it is {why}",
                 )
             )

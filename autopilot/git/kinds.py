@@ -20,23 +20,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import NamedTuple, Protocol, runtime_checkable
 
+from autopilot import models
 from autopilot.git.commits import commit_changes, merge_target_into_branch
 from autopilot.git.fresh import start_afresh
-from autopilot.git.merge import merge_task
+from autopilot.git.merge import merge_in
 from autopilot.git.names import workspace_dir
 from autopilot.git.workspace import bring_back, objects_dir, prepare_workspace, remove_workspace
-from autopilot.models import (
-    CommitInput,
-    CommitResult,
-    MergeInput,
-    MergeResult,
-    RemoveWorkspaceInput,
-    TargetMergeInput,
-    TargetMergeResult,
-    Workspace,
-    WorkspaceInput,
-    WorkspaceOrigin,
-)
 
 
 class Located(NamedTuple):
@@ -46,7 +35,9 @@ class Located(NamedTuple):
     made: bool  # made anew here just now (a remote task's step on another worker): set it up
 
 
-def commit_in(workspace: str | Path, request: CommitInput, repo: str | Path | None) -> CommitResult:
+def commit_in(
+    workspace: str | Path, request: models.CommitInput, repo: str | Path | None
+) -> models.CommitResult:
     """`request`'s commit in `workspace`, its branch brought back into `repo`
     (None: the caller brings it back)."""
     return commit_changes(
@@ -65,11 +56,11 @@ def commit_in(workspace: str | Path, request: CommitInput, repo: str | Path | No
 class WorkspaceKind(Protocol):
     """A task's workspace from start to merge."""
 
-    def prepare(self, request: WorkspaceInput) -> Workspace:
+    def prepare(self, request: models.WorkspaceInput) -> models.Workspace:
         """Make the task's workspace on its branch, or say the task is merged already."""
         ...
 
-    def here(self, repo: str, workspace: str, place: WorkspaceOrigin | None) -> Located:
+    def here(self, repo: str, workspace: str, place: models.WorkspaceOrigin | None) -> Located:
         """The task's workspace (prepared as `workspace`) where this step runs."""
         ...
 
@@ -82,19 +73,19 @@ class WorkspaceKind(Protocol):
         read-only)."""
         ...
 
-    def commit(self, request: CommitInput) -> CommitResult:
+    def commit(self, request: models.CommitInput) -> models.CommitResult:
         """Commit what the agent left and bring the branch back where the merge reads it."""
         ...
 
-    def merge_target(self, request: TargetMergeInput) -> TargetMergeResult:
+    def merge_target(self, request: models.TargetMergeInput) -> models.TargetMergeResult:
         """Merge the target into the task's branch in its workspace (a conflict round)."""
         ...
 
-    def merge(self, request: MergeInput) -> MergeResult:
+    def merge(self, request: models.MergeInput) -> models.MergeResult:
         """Merge the task's branch into the target, once."""
         ...
 
-    def remove(self, request: RemoveWorkspaceInput) -> None:
+    def remove(self, request: models.RemoveWorkspaceInput) -> None:
         """Remove the task's workspace (its branch stays)."""
         ...
 
@@ -106,7 +97,7 @@ class WorkspaceKind(Protocol):
 class LocalWorkspaces:
     """The user's repository on this machine."""
 
-    def prepare(self, request: WorkspaceInput) -> Workspace:
+    def prepare(self, request: models.WorkspaceInput) -> models.Workspace:
         aside = ""
         if request.fresh:
             aside = start_afresh(
@@ -126,7 +117,7 @@ class LocalWorkspaces:
         workspace.set_aside = aside
         return workspace
 
-    def here(self, repo: str, workspace: str, place: WorkspaceOrigin | None) -> Located:
+    def here(self, repo: str, workspace: str, place: models.WorkspaceOrigin | None) -> Located:
         return Located(workspace, made=False)  # one machine: where it was prepared
 
     def target_repo(self, repo: str) -> Path:
@@ -135,10 +126,10 @@ class LocalWorkspaces:
     def shared_objects(self, repo: str) -> Path:
         return objects_dir(repo)
 
-    def commit(self, request: CommitInput) -> CommitResult:
+    def commit(self, request: models.CommitInput) -> models.CommitResult:
         return commit_in(request.workspace_path, request, repo=request.repo or None)
 
-    def merge_target(self, request: TargetMergeInput) -> TargetMergeResult:
+    def merge_target(self, request: models.TargetMergeInput) -> models.TargetMergeResult:
         merged = merge_target_into_branch(
             request.workspace_path,
             request.target_branch,
@@ -158,19 +149,10 @@ class LocalWorkspaces:
             )
         return merged
 
-    def merge(self, request: MergeInput) -> MergeResult:
-        return merge_task(
-            request.repo,
-            request.target_branch,
-            request.branch,
-            request.session_id,
-            request.task_id,
-            request.message,
-            verified_only=request.verified_only,
-            style=request.style,
-        )
+    def merge(self, request: models.MergeInput) -> models.MergeResult:
+        return merge_in(request.repo, request)
 
-    def remove(self, request: RemoveWorkspaceInput) -> None:
+    def remove(self, request: models.RemoveWorkspaceInput) -> None:
         path = workspace_dir(Path(request.state_dir), request.session_id, request.task_id)
         remove_workspace(request.repo, path)
 

@@ -26,7 +26,7 @@ from autopilot.git.refs import (
     resolve_rev,
 )
 from autopilot.infra import untrusted_fs
-from autopilot.models import MergeResult, MergeStyle
+from autopilot.models import MergeInput, MergeResult, MergeStyle
 
 MERGE_ATTEMPTS = 5  # the target moved under us this many times in a row: give up
 
@@ -241,6 +241,20 @@ def _advance_ref(repo: str | Path, target_branch: str, old_head: str, merge_sha:
     if resolve_rev(repo, ref) != old_head:
         return False
     raise runner.GitError(runner.git_failure_message(repo, args, proc))
+
+
+def merge_in(repo: str | Path, request: MergeInput) -> MergeResult:
+    """The merge step's `request` in `repo`: the user's repository, or a remote's cache."""
+    return merge_task(
+        repo,
+        request.target_branch,
+        request.branch,
+        request.session_id,
+        request.task_id,
+        request.message,
+        verified_only=request.verified_only,
+        style=request.style,
+    )
 
 
 def merge_task(

@@ -42,7 +42,7 @@ from pathlib import Path
 from autopilot.git.commits import merge_target_into_branch
 from autopilot.git.fresh import set_aside_name
 from autopilot.git.kinds import Located, commit_in
-from autopilot.git.merge import MERGE_ATTEMPTS, merge_task
+from autopilot.git.merge import MERGE_ATTEMPTS, merge_in
 from autopilot.git.names import branch_name, workspace_dir
 from autopilot.git.refs import branch_ref, find_task_merge, is_ancestor, resolve_rev
 from autopilot.git.remote_cache import TRANSPORT_TIMEOUT_S, RemoteCache, cache_path, locked
@@ -272,16 +272,7 @@ class RemoteWorkspaces:
                     cache.path, target, request.session_id, request.task_id
                 ):
                     seen[request.branch] = _push_unpushed_branch(cache, request.branch)
-                outcome = merge_task(
-                    cache.path,
-                    target,
-                    request.branch,
-                    request.session_id,
-                    request.task_id,
-                    request.message,
-                    verified_only=request.verified_only,
-                    style=request.style,
-                )
+                outcome = merge_in(cache.path, request)
                 if not outcome.merged:
                     return outcome  # a conflict: the branch stays for the conflict round
                 # Merged, the task branch has nothing the target lacks: it goes (an unmerged

@@ -34,14 +34,16 @@ CACHES = "remotes"  # <state_dir>/remotes/<slug>-<hash>.git
 # The whole config of a cache: bare, no hooks, no gc (task workspaces read its objects
 # through alternates: a prune could delete what a workspace's commits stand on), and the
 # remote, without fetch refspecs: every fetch names exactly what it takes.
-_CACHE_SETTINGS = (
-    ("core", "repositoryformatversion", "0"),
-    ("core", "bare", "true"),
-    ("core", "hookspath", "/dev/null"),
-    ("core", "logallrefupdates", "true"),
-    ("gc", "auto", "0"),
-    ("fetch", "recursesubmodules", "false"),
-)
+_CACHE_SETTINGS: dict[str, dict[str, str]] = {
+    "core": {
+        "repositoryformatversion": "0",
+        "bare": "true",
+        "hookspath": "/dev/null",
+        "logallrefupdates": "true",
+    },
+    "gc": {"auto": "0"},
+    "fetch": {"recursesubmodules": "false"},
+}
 _FETCH = ["fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--no-recurse-submodules"]
 _PUSH = ["push", "--porcelain", "--no-signed", "--no-follow-tags", "--no-recurse-submodules"]
 # The cache-wide fetch: every branch, the task refs as the cache's task branches, and not the
@@ -85,10 +87,10 @@ def locked(cache: Path) -> Iterator[None]:
 
 
 def _config_text() -> str:
-    sections: dict[str, list[str]] = {}
-    for section, key, value in _CACHE_SETTINGS:
-        sections.setdefault(section, []).append(f"\t{key} = {value}\n")
-    return "".join(f"[{section}]\n" + "".join(lines) for section, lines in sections.items())
+    return "".join(
+        f"[{section}]\n" + "".join(f"\t{key} = {value}\n" for key, value in keys.items())
+        for section, keys in _CACHE_SETTINGS.items()
+    )
 
 
 class RemoteCache:

@@ -140,6 +140,7 @@ from autopilot.infra.worker_options import (
     GRACEFUL_SHUTDOWN_VAR,
     MAX_AGENTS_VAR,
     WorkerOptions,
+    add_worker_options,
     worker_options,
 )
 from autopilot.infra.worker_process import (
@@ -198,6 +199,7 @@ __all__ = [
     "UntrustedPath",
     "WorkerOptions",
     "WorkerStartFailed",
+    "add_worker_options",
     "agent_task_queue",
     "allows_private",
     "begin_run",

@@ -44,16 +44,18 @@ class FileTooBig(InputFileError):
     """Over the caller's limit."""
 
 
+_KINDS = {
+    stat.S_IFDIR: "a directory",
+    stat.S_IFIFO: "a FIFO (named pipe)",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+}
+
+
 def file_kind(mode: int) -> str:
     """What a file that is not a regular one is, for people."""
-    kinds = (
-        (stat.S_ISDIR, "a directory"),
-        (stat.S_ISFIFO, "a FIFO (named pipe)"),
-        (stat.S_ISCHR, "a character device"),
-        (stat.S_ISBLK, "a block device"),
-        (stat.S_ISSOCK, "a socket"),
-    )
-    return next((kind for test, kind in kinds if test(mode)), "a special file")
+    return _KINDS.get(stat.S_IFMT(mode), "a special file")
 
 
 def _size_text(size: int) -> str:

@@ -172,7 +172,7 @@ def ensure_embedded_server(settings: Settings) -> bool:
         )
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     """Is `pid` running? An exited child of ours is reaped; a zombie counts as gone."""
     try:
         reaped, _ = os.waitpid(pid, os.WNOHANG)
@@ -182,9 +182,10 @@ def _alive(pid: int) -> bool:
         pass  # not our child: someone else reaps it
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
-        if stat.rpartition(")")[2].split()[0] != "Z":
+        if stat.rpartition(")")[2].split()[0] not in ("Z", "X"):
             return True
-        # A zombie main thread: the other threads, and the sockets they share, may live on.
+        # A zombie (or dead) main thread: the other threads, and the sockets they share, may
+        # live on.
         return len(os.listdir(f"/proc/{pid}/task")) > 1
     except OSError:
         pass  # no /proc (macOS), or the process is gone: ask the kernel
@@ -210,7 +211,7 @@ def _is_our_server(pid: int, settings: Settings) -> bool:
 
 def _wait_gone(pid: int, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
-    while _alive(pid):
+    while process_alive(pid):
         if time.monotonic() > deadline:
             return False
         time.sleep(0.05)  # polling a process that is not our child: bounded by the deadline
@@ -225,7 +226,7 @@ def stop_embedded_server(settings: Settings) -> bool:
         pid = int(pid_path.read_text().strip())
     except (OSError, ValueError):
         return False
-    if not _alive(pid) or not _is_our_server(pid, settings):
+    if not process_alive(pid) or not _is_our_server(pid, settings):
         pid_path.unlink(missing_ok=True)  # stale: never signal a process that reused the pid
         return False
     try:

@@ -10,6 +10,7 @@ them once (deploy/), from the environment: the flag wins.
 
 from __future__ import annotations
 
+import argparse
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,6 +29,45 @@ DEFAULT_GRACEFUL_SHUTDOWN_S = 120.0
 
 
 @dataclass(frozen=True)
+class _Option:
+    flag: str
+    metavar: str
+    var: str  # the environment's name for it, read when the flag is not given
+    rule: Range
+    default: float
+    what: str  # its help, before the default
+
+
+_AGENTS = _Option(
+    "--max-agents",
+    "N",
+    MAX_AGENTS_VAR,
+    MAX_AGENTS,
+    DEFAULT_MAX_AGENTS,
+    "agent and reviewer runs this worker takes at once; the session's --concurrency caps them "
+    "over all workers",
+)
+_GRACE = _Option(
+    "--graceful-shutdown-s",
+    "S",
+    GRACEFUL_SHUTDOWN_VAR,
+    GRACEFUL_SHUTDOWN,
+    DEFAULT_GRACEFUL_SHUTDOWN_S,
+    "after SIGTERM, how long running agents may finish before they are handed over",
+)
+
+
+def add_worker_options(parser: argparse.ArgumentParser) -> None:
+    """The worker's flags, each with the variable that sets it when the flag is not given."""
+    for option in (_AGENTS, _GRACE):
+        parser.add_argument(
+            option.flag,
+            metavar=option.metavar,
+            help=f"{option.what} (default: {option.var}, else {option.default:g})",
+        )
+
+
+@dataclass(frozen=True)
 class WorkerOptions:
     max_agents: int = DEFAULT_MAX_AGENTS
     graceful_shutdown_s: float = DEFAULT_GRACEFUL_SHUTDOWN_S
@@ -41,15 +81,17 @@ def _number(raw: str, whole: bool) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _read(
-    flag: str | None, env: Mapping[str, str], var: str, name: str, rule: Range
-) -> float | None:
-    """The flag's value, else the variable's, checked against `rule`; None when neither is set."""
-    given, where = (flag, name) if flag is not None else (env.get(var, "").strip(), var)
+def _read(flag: str | None, env: Mapping[str, str], option: _Option) -> float | None:
+    """The flag's value, else the variable's, checked against the option's rule; None when
+    neither is set."""
+    if flag is not None:
+        given, where = flag, option.flag
+    else:
+        given, where = env.get(option.var, "").strip(), option.var
     if not given:
         return None
-    value = _number(given, rule.whole)
-    problem = rule.rule() if value is None else rule.problem(value)
+    value = _number(given, option.rule.whole)
+    problem = option.rule.rule() if value is None else option.rule.problem(value)
     if problem is not None:
         shown = f"{where} {given}" if where.startswith("--") else f"{where}={given}"
         raise ConfigError(f"{shown} is not allowed; use {problem}.")
@@ -59,10 +101,8 @@ def _read(
 def worker_options(
     max_agents: str | None, graceful_shutdown_s: str | None, env: Mapping[str, str]
 ) -> WorkerOptions:
-    agents = _read(max_agents, env, MAX_AGENTS_VAR, "--max-agents", MAX_AGENTS)
-    grace = _read(
-        graceful_shutdown_s, env, GRACEFUL_SHUTDOWN_VAR, "--graceful-shutdown-s", GRACEFUL_SHUTDOWN
-    )
+    agents = _read(max_agents, env, _AGENTS)
+    grace = _read(graceful_shutdown_s, env, _GRACE)
     return WorkerOptions(
         max_agents=DEFAULT_MAX_AGENTS if agents is None else int(agents),
         graceful_shutdown_s=DEFAULT_GRACEFUL_SHUTDOWN_S if grace is None else float(grace),

@@ -89,12 +89,19 @@ class ReviewerInput(BaseModel):
 
 
 class ReviewerRunResult(BaseModel):
+    """What one run of the agent reviewer (ReviewerActivities.review_changes) returns: its
+    verdict, the run and the files the diff touches. A round's ReviewResult is made from it
+    and the checks (autopilot/review/verdict.py) and keeps the verdict, the run's cost and
+    transcript: the rest of the run's record is not the round's."""
+
     verdict: ReviewerVerdict
     run: AgentRun
     changed_files: list[str] = Field(default_factory=list)  # files the task's diff touches
 
 
 class ReviewResult(BaseModel):
+    """One review round of a task: its checks and the reviewer's verdict, judged together."""
+
     round: int
     approved: bool
     summary: str

@@ -37,12 +37,8 @@ class WorkspaceOrigin(BaseModel):
 
     @classmethod
     def of_workspace(cls, request: WorkspaceInput, workspace: Workspace) -> WorkspaceOrigin:
-        return cls(
-            session_id=request.session_id,
-            task_id=request.task_id,
-            target_branch=request.target_branch,
-            base_sha=workspace.base_sha,
-        )
+        same = request.model_dump(include={"session_id", "task_id", "target_branch"})
+        return cls(**same, base_sha=workspace.base_sha)
 
 
 class TaskSite(BaseModel):

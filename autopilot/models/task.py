@@ -60,15 +60,12 @@ class TaskRequest(BaseModel):
         fresh: bool = False,
     ) -> TaskRequest:
         """The input of `task`'s TaskWorkflow, as the session sends it."""
+        where = {"session_id", "repo", "target_branch", "state_dir", "plan_path"}
         return cls(
-            session_id=request.session_id,
-            repo=request.repo,
-            target_branch=request.target_branch,
-            state_dir=request.state_dir,
+            **request.model_dump(include=where),  # the session's, under the same names
             task=task,
             # An outline's texts are read from the snapshot by the task's activities.
             plan_sha256=plan.sha256 if plan.outline else "",
-            plan_path=request.plan_path,
             plan_title=plan.title,
             plan_context=plan.context,
             batch_title="" if batch.implicit else batch.title,

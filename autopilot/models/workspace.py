@@ -40,16 +40,22 @@ class WorkspaceInput(BaseModel):
     site: TaskSite | None = None  # None: recorded before sites were carried
 
 
-class CommitInput(BaseModel):
+class _InTaskWorkspace(BaseModel):
+    """A git step in a task's workspace."""
+
     # "worktree" in payloads recorded before the rename.
     workspace_path: str = Field(validation_alias=AliasChoices("workspace_path", "worktree"))
-    base_sha: str
     session_id: str
     task_id: str
-    message: str
-    # The user's repository: the commits are brought back there ("": recorded before
-    # workspaces had repositories of their own, when the branch was shared).
+    # The user's repository: where the target is and the commits are brought back ("":
+    # recorded before workspaces had repositories of their own, when the branch was shared).
     repo: str = ""
+    site: TaskSite | None = None  # None: recorded before sites were carried
+
+
+class CommitInput(_InTaskWorkspace):
+    base_sha: str
+    message: str
     # Never committed, and a branch whose commits hold them is not brought back
     # (WorkspaceSettings.keep_out).
     keep_out: list[str] = Field(default_factory=list)
@@ -62,7 +68,6 @@ class CommitInput(BaseModel):
     # Remote mode: the agent's own activity commits in the workspace it ran in (its work is
     # there, nowhere else); the workflow's commit step finds or makes the workspace first.
     in_place: bool = False
-    site: TaskSite | None = None  # None: recorded before sites were carried
 
 
 class CommitResult(BaseModel):
@@ -110,35 +115,19 @@ class MergeResult(BaseModel):
     failed_checks: list[CheckResult] = Field(default_factory=list)
 
 
-class TargetMergeInput(BaseModel):
-    # "worktree" in payloads recorded before the rename.
-    workspace_path: str = Field(validation_alias=AliasChoices("workspace_path", "worktree"))
+class TargetMergeInput(_InTaskWorkspace):
     target_branch: str
-    session_id: str
-    task_id: str
-    repo: str = ""  # the user's repository, where the target is ("": recorded before)
     base_sha: str = ""  # remote mode: where the workspace starts when it is made again
-    site: TaskSite | None = None  # None: recorded before sites were carried
 
     @classmethod
-    def at(cls, origin: WorkspaceOrigin, repo: str, workspace_path: str) -> TargetMergeInput:
-        return cls(
-            workspace_path=workspace_path,
-            target_branch=origin.target_branch,
-            session_id=origin.session_id,
-            task_id=origin.task_id,
-            repo=repo,
-            base_sha=origin.base_sha,
-        )
+    def at(
+        cls, origin: WorkspaceOrigin, repo: str, workspace_path: str, site: TaskSite | None = None
+    ) -> TargetMergeInput:
+        return cls(**origin.model_dump(), workspace_path=workspace_path, repo=repo, site=site)
 
     @property
     def origin(self) -> WorkspaceOrigin:
-        return WorkspaceOrigin(
-            session_id=self.session_id,
-            task_id=self.task_id,
-            target_branch=self.target_branch,
-            base_sha=self.base_sha,
-        )
+        return WorkspaceOrigin(**self.model_dump(include=set(WorkspaceOrigin.model_fields)))
 
 
 class TargetMergeResult(BaseModel):

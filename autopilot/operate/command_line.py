@@ -3,7 +3,7 @@ follow it; look at and steer sessions. It lives in operate (starter.py only call
 that the demo can run it in its own process without importing the script above it.
 
     python starter.py PLAN [--repo DIR] [--start-batch N] [--end-batch M] [--concurrency K]
-                           [--target-branch B] [--mode local|dagger] [--detach]
+                           [--target-branch B] [--execution-place local|dagger] [--detach]
                            [--dry-run [--offline] [--json]] ...
     python starter.py status|watch|list|pause|resume|cancel|skip|retry|concurrency|cleanup ...
     python starter.py run PLAN ...   (the same as the first form: for a plan named like a command)
@@ -146,16 +146,20 @@ def _run_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         "--concurrency",
         type=int,
         metavar="K",
-        help=f"agents at once ({DEFAULT_CONCURRENCY['local']}; with --mode dagger "
+        help=f"agents at once ({DEFAULT_CONCURRENCY['local']}; with --execution-place dagger "
         f"{DEFAULT_CONCURRENCY['dagger']})",
     )
     parser.add_argument("--target-branch", metavar="B", help="branch to merge into (current)")
     parser.add_argument(
-        "--mode",
+        "--execution-place",
         choices=["local", "dagger"],
         default="local",
         help="where the tasks' agents and checks run: their sandboxed workspace here (local) or "
         "a Dagger container (dagger); a batch's **Execution Mode:** place wins",
+    )
+    # The flag's name before the vocabulary settled on "execution place": still read.
+    parser.add_argument(
+        "--mode", dest="execution_place", choices=["local", "dagger"], help=argparse.SUPPRESS
     )
     parser.add_argument(
         "--image", help="container mode's base image (default: [container] image, else pinned)"
@@ -251,7 +255,7 @@ async def dry_run(args: argparse.Namespace, settings: Settings, out: TextIO) -> 
     if args.json:
         out.write(report.model_dump_json(indent=2) + "\n")
         return
-    out.write(describe_plan(accepted.plan, accepted.selected, args.mode) + "\n\n")
+    out.write(describe_plan(accepted.plan, accepted.selected, args.execution_place) + "\n\n")
     out.write(describe_session(report) + "\n")
     out.write("Dry run: nothing was started.\n")
 

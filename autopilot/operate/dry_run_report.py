@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from autopilot.git import shown_url
 from autopilot.infra import Settings, printable, url_label
-from autopilot.models import CheckCommand, MergeStyle, SessionRequest, place_of
+from autopilot.models import Batch, CheckCommand, MergeStyle, SessionRequest, Task, place_of
 from autopilot.operate.preflight import Accepted
 
 __all__ = ["DryRunReport", "describe_session", "dry_run_report"]
@@ -30,6 +30,11 @@ class TaskReport(BaseModel):
     files: list[str]
     verification: list[str]
 
+    @classmethod
+    def of(cls, task: Task) -> TaskReport:
+        same = task.model_dump(include={"id", "title", "line", "depends_on", "verification"})
+        return cls(**same, files=[ref.path for ref in task.files])
+
 
 class BatchReport(BaseModel):
     number: int
@@ -39,6 +44,12 @@ class BatchReport(BaseModel):
     sequential: bool
     place: str  # where its tasks run: local or dagger
     tasks: list[TaskReport]
+
+    @classmethod
+    def of(cls, batch: Batch, place: str) -> BatchReport:
+        same = batch.model_dump(include={"number", "title", "line", "sequential"})
+        tasks = [TaskReport.of(task) for task in batch.tasks]
+        return cls(**same, depends_on=batch.dependencies, place=place, tasks=tasks)
 
 
 class ContainerReport(BaseModel):
@@ -78,7 +89,7 @@ class DryRunReport(BaseModel):
     session_id: str
     plan: str
     batches: list[BatchReport]  # the selected ones
-    mode: str
+    execution_place: str  # the session's default: local or dagger
     merge: MergeReport
     review: ReviewReport
     setup: list[str]
@@ -105,28 +116,9 @@ def dry_run_report(accepted: Accepted, settings: Settings) -> DryRunReport:
         session_id=request.session_id,
         plan=request.plan_path,
         batches=[
-            BatchReport(
-                number=batch.number,
-                title=batch.title,
-                line=batch.line,
-                depends_on=batch.dependencies,
-                sequential=batch.sequential,
-                place=place_of(request, batch),
-                tasks=[
-                    TaskReport(
-                        id=task.id,
-                        title=task.title,
-                        line=task.line,
-                        depends_on=task.depends_on,
-                        files=[ref.path for ref in task.files],
-                        verification=task.verification,
-                    )
-                    for task in batch.tasks
-                ],
-            )
-            for batch in accepted.selected.batches
+            BatchReport.of(batch, place_of(request, batch)) for batch in accepted.selected.batches
         ],
-        mode=request.execution_place,
+        execution_place=request.execution_place,
         merge=MergeReport(
             repo=shown_url(request.repo),
             target_branch=request.target_branch,

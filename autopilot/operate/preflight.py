@@ -321,7 +321,7 @@ def _check_engine(request: SessionRequest, dagger_batches: list[int]) -> str:
         access = engine_preflight(os.environ)
     except EngineUnavailable as err:
         which = (
-            "--mode dagger"
+            "--execution-place dagger"
             if request.execution_place == "dagger"
             else ("**Execution Mode:** dagger in batch " + ", ".join(map(str, dagger_batches)))
         )
@@ -332,7 +332,7 @@ def _check_engine(request: SessionRequest, dagger_batches: list[int]) -> str:
 def run_numbers(args: argparse.Namespace) -> RunNumbers:
     flags = {name: getattr(args, name) for name in RUN_RANGES}
     if flags["concurrency"] is None:
-        flags["concurrency"] = DEFAULT_CONCURRENCY[args.mode]
+        flags["concurrency"] = DEFAULT_CONCURRENCY[args.execution_place]
     try:
         return RunNumbers.from_flags(flags)
     except OptionError as err:
@@ -377,7 +377,7 @@ def _request(
         start_batch=numbers.start_batch,
         end_batch=numbers.end_batch,
         concurrency=numbers.concurrency,
-        execution_place=args.mode,
+        execution_place=args.execution_place,
         container=_container(file_cfg.container, args.image),
         state_dir=str(settings.state_dir),
         agent=agent,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from operator import attrgetter
 
 from autopilot.models import SessionRequest
 
@@ -29,39 +30,40 @@ __all__ = [
     "reload_refusal",
 ]
 
-# (flag, the setting as the session holds it): every setting a command line can change but the
-# session cannot once it runs. Concurrency is compared on its own, against the live value.
-_FIXED: tuple[tuple[str, Callable[[SessionRequest], object]], ...] = (
-    ("--target-branch", lambda r: r.target_branch),
-    ("--mode", lambda r: r.execution_place),
-    ("--max-turns", lambda r: r.agent.max_turns),
-    ("--model", lambda r: r.agent.model),
-    ("--agent-timeout", lambda r: r.agent.attempt_timeout_s),
-    ("--idle-timeout", lambda r: r.agent.idle_timeout_s),
-    ("--heartbeat-timeout", lambda r: r.agent.heartbeat_timeout_s),
-    ("--max-attempts", lambda r: r.agent.max_attempts),
-    ("--max-cost-usd", lambda r: r.max_cost_usd),
-    ("--review", lambda r: r.review.mode),
-    ("--review-rounds", lambda r: r.review.rounds),
+# (flag, the setting as the session holds it: its attribute path, or how it is worked out): every
+# setting a command line can change but the session cannot once it runs. Concurrency is compared
+# on its own, against the live value.
+_FIXED: tuple[tuple[str, str | Callable[[SessionRequest], object]], ...] = (
+    ("--target-branch", "target_branch"),
+    ("--execution-place", "execution_place"),
+    ("--max-turns", "agent.max_turns"),
+    ("--model", "agent.model"),
+    ("--agent-timeout", "agent.attempt_timeout_s"),
+    ("--idle-timeout", "agent.idle_timeout_s"),
+    ("--heartbeat-timeout", "agent.heartbeat_timeout_s"),
+    ("--max-attempts", "agent.max_attempts"),
+    ("--max-cost-usd", "max_cost_usd"),
+    ("--review", "review.mode"),
+    ("--review-rounds", "review.rounds"),
     ("--check", lambda r: [check.command for check in r.review.checks]),
-    ("check_env (.autopilot.toml)", lambda r: r.review.check_env),
-    ("[sandbox] network (.autopilot.toml)", lambda r: r.agent.network),
-    ("[sandbox] ports (.autopilot.toml)", lambda r: r.agent.ports),
+    ("check_env (.autopilot.toml)", "review.check_env"),
+    ("[sandbox] network (.autopilot.toml)", "agent.network"),
+    ("[sandbox] ports (.autopilot.toml)", "agent.ports"),
     ("[workspace] (.autopilot.toml)", lambda r: r.workspace.model_dump(exclude_defaults=True)),
     (
         "--image (or [container], .autopilot.toml)",
         lambda r: r.container.model_dump(exclude_defaults=True),
     ),
-    ("--check-timeout", lambda r: r.review.check_timeout_s),
-    ("--reviewer-model", lambda r: r.review.reviewer_model),
-    ("--reviewer-prompt", lambda r: r.review.reviewer_prompt),
-    ("--on-failure", lambda r: r.review.on_failure),
-    ("--verify-merged (or [review] verify_merged)", lambda r: r.review.verify_merged),
-    ("--notify (or [notify] notify, .autopilot.toml)", lambda r: r.notify.urls),
-    ("[notify] notify_command (.autopilot.toml)", lambda r: r.notify.command),
-    ("[merge] style (.autopilot.toml)", lambda r: r.merge_style),
+    ("--check-timeout", "review.check_timeout_s"),
+    ("--reviewer-model", "review.reviewer_model"),
+    ("--reviewer-prompt", "review.reviewer_prompt"),
+    ("--on-failure", "review.on_failure"),
+    ("--verify-merged (or [review] verify_merged)", "review.verify_merged"),
+    ("--notify (or [notify] notify, .autopilot.toml)", "notify.urls"),
+    ("[notify] notify_command (.autopilot.toml)", "notify.command"),
+    ("[merge] style (.autopilot.toml)", "merge_style"),
     # A running session's tasks are started afresh one by one: `retry --fresh SESSION TASK`.
-    ("--fresh (for a running session: retry --fresh SESSION TASK)", lambda r: r.fresh),
+    ("--fresh (for a running session: retry --fresh SESSION TASK)", "fresh"),
 )
 # The settings `resume --reload-config` may change: the ones a task reads when it starts.
 RELOADABLE = frozenset(
@@ -94,7 +96,8 @@ class Differences:
 def _changed(running: SessionRequest, wanted: SessionRequest) -> list[tuple[str, object, object]]:
     """(setting, the session's value, the wanted value) of each setting that differs."""
     found = []
-    for flag, value_of in _FIXED:
+    for flag, setting in _FIXED:
+        value_of = attrgetter(setting) if isinstance(setting, str) else setting
         had, asked = value_of(running), value_of(wanted)
         if had != asked:
             found.append((flag, had, asked))

@@ -24,7 +24,7 @@ _UNTITLED = "(no title)"
 
 def describe_plan(plan: Plan, selected: Plan, place: str = "local") -> str:
     """Describe `plan`, marking what `selected` (from `select_batches`) will run; `place` is
-    where a batch that names none runs (the session's --mode)."""
+    where a batch that names none runs (the session's --execution-place)."""
     chosen_batches = {batch.number for batch in selected.batches}
     chosen_tasks = {task.id for batch in selected.batches for task in batch.tasks}
     done = {task.id for task in plan.done_tasks}

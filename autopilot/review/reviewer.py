@@ -16,45 +16,49 @@ from autopilot.agent import AgentFailure, stream_json_argv
 from autopilot.infra import protected_changes
 from autopilot.models import CheckResult, ReviewerVerdict, ReviewSettings, TaskRequest
 
+
+def _closed(properties: dict[str, Any], optional: tuple[str, ...] = ()) -> dict[str, Any]:
+    """An object with these properties and no others, each required unless `optional`."""
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": [name for name in properties if name not in optional],
+        "additionalProperties": False,
+    }
+
+
 # Mirrors models.ReviewerVerdict. Kept to plain keywords (type, enum, properties, required, items,
 # minimum, additionalProperties): the CLI hands it to the model as the StructuredOutput tool's
 # input_schema and validates the answer against it, asking again when it does not match.
-VERDICT_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
+VERDICT_SCHEMA = _closed(
+    {
         "verdict": {"type": "string", "enum": ["approve", "request_changes"]},
         "summary": {"type": "string"},
         "findings": {
             "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {
+            "items": _closed(
+                {
                     "message": {"type": "string"},
                     "file": {"type": "string"},
                     "line": {"type": "integer", "minimum": 1},
                     "severity": {"type": "string", "enum": ["blocker", "major", "minor"]},
                 },
-                "required": ["message", "severity"],
-                "additionalProperties": False,
-            },
+                optional=("file", "line"),
+            ),
         },
         "verification": {
             "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {
+            "items": _closed(
+                {
                     "step": {"type": "string"},
                     "met": {"type": "boolean"},
                     "note": {"type": "string"},
                 },
-                "required": ["step", "met"],
-                "additionalProperties": False,
-            },
+                optional=("note",),
+            ),
         },
-    },
-    "required": ["verdict", "summary", "findings", "verification"],
-    "additionalProperties": False,
-}
+    }
+)
 
 READ_ONLY_TOOLS = ("Read", "Glob", "Grep")
 # 2.1.197 has no MultiEdit any more (a deny rule for it only prints a warning), so it is left out.
