@@ -60,6 +60,7 @@ _FIXED: tuple[tuple[str, Callable[[SessionRequest], object]], ...] = (
     ("--notify (or [notify] notify, .autopilot.toml)", lambda r: r.notify.urls),
     ("[notify] notify_command (.autopilot.toml)", lambda r: r.notify.command),
     ("[merge] style (.autopilot.toml)", lambda r: r.merge_style),
+    ("--forge (or [forge], .autopilot.toml)", lambda r: r.forge),
     # A running session's tasks are started afresh one by one: `retry --fresh SESSION TASK`.
     ("--fresh (for a running session: retry --fresh SESSION TASK)", lambda r: r.fresh),
 )
