@@ -172,6 +172,8 @@ class PullRequests:
             )
         record.rounds += 1
         record.seen_reviews += verdict.reviews
+        entry = self._board.task(task.id)
+        entry.forge_rounds = max(entry.forge_rounds, record.rounds)  # _phase marks the change
         conflict = verdict.decision == "conflict"
         feedback = None
         if not conflict and verdict.feedback is not None:

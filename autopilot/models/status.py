@@ -59,6 +59,7 @@ class TaskStatus(BaseModel):
     # "waiting for review", "feedback round 1").
     pull_request: PullRequestRef | None = None
     forge_phase: str = ""
+    forge_rounds: int = 0  # feedback and conflict rounds the forge gave it (the most of any run)
     setup: str = ""  # the latest workspace setup, in a few words ("from cache")
     setup_runs: list[SetupResult] = Field(default_factory=list)  # filled by `status --json`
     last_error: str | None = None

@@ -1,0 +1,213 @@
+"""Forge mode's landing (workflows/pull_request.py) driven with stand-in activities: the
+session publishes a ready task as a pull request, watches its gate without an agent slot,
+runs the forge's feedback as a round of the task workflow, merges through the forge, and
+pauses on a refused token. The real activities meet the GitHub stand-in in
+tests/test_forge_e2e.py; these drive the workflow's decisions quickly."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from temporalio import activity
+from temporalio.client import Client
+from temporalio.exceptions import ApplicationError
+
+from autopilot.error_types import FORGE_DENIED
+from autopilot.models import (
+    Finding,
+    ForgeGate,
+    ForgeMergeResult,
+    ForgeSettings,
+    GateInput,
+    GateVerdict,
+    NotifySettings,
+    PublishInput,
+    PullRequestMergeInput,
+    PullRequestRef,
+    ResumeRequest,
+    ReviewResult,
+    SessionState,
+    TaskState,
+)
+from tests.test_workflows import status_until, until
+from tests.workflow_stubs import Stubs, make_batch, make_plan, make_task, start_session, worker
+from workflows.session import SessionWorkflow
+
+pytestmark = pytest.mark.timeout(60)
+FORGE = ForgeSettings(kind="github", repo="octo/project", ui_url="http://ui")
+NOTIFY = NotifySettings(urls=["https://hooks.example.com/T0"])
+
+
+def _verdict(decision: str, **extra: Any) -> GateVerdict:
+    gate = ForgeGate(state="open", head_sha="h", merged_sha="sq" if decision == "merged" else "")
+    return GateVerdict.model_validate({"decision": decision, "gate": gate, **extra})
+
+
+class ForgeStubs(Stubs):
+    """The pipeline's stand-ins, and the forge's: each pull request number is 100 + the
+    task's position; watches and merges are scripted per task like the others."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.opened: dict[str, int] = {}
+
+    def activities(self) -> list[Callable[..., Any]]:
+        @activity.defn(name="publish_pull_request")
+        async def publish(request: PublishInput) -> PullRequestRef:
+            self.calls.append(("publish_pull_request", request.task_id, request))
+            number = self.opened.setdefault(request.task_id, 100 + len(self.opened))
+            ref = PullRequestRef(
+                number=number,
+                url=f"https://github.test/octo/project/pull/{number}",
+                head_branch=request.head_branch,
+                head_sha=f"head-{len(self.inputs('publish_pull_request', request.task_id))}",
+            )
+            return await self._take("publish_pull_request", request.task_id, request, ref)
+
+        @activity.defn(name="watch_pull_request")
+        async def watch(request: GateInput) -> GateVerdict:
+            task = self._task_of(request.number)
+            self.calls.append(("watch_pull_request", task, request))
+            return await self._take("watch_pull_request", task, request, _verdict("merge"))
+
+        @activity.defn(name="merge_pull_request")
+        async def merge(request: PullRequestMergeInput) -> ForgeMergeResult:
+            task = self._task_of(request.number)
+            self.calls.append(("merge_pull_request", task, request))
+            done = ForgeMergeResult(outcome="merged", merge_sha=f"sq-{task}")
+            return await self._take("merge_pull_request", task, request, done)
+
+        @activity.defn(name="delete_pull_request_branch")
+        async def delete(request: PullRequestMergeInput) -> None:
+            self.calls.append(
+                ("delete_pull_request_branch", self._task_of(request.number), request)
+            )
+
+        return [*super().activities(), publish, watch, merge, delete]
+
+    def _task_of(self, number: int) -> str:
+        return next(task for task, opened in self.opened.items() if opened == number)
+
+
+@pytest.fixture
+def forge_stubs() -> ForgeStubs:
+    return ForgeStubs()
+
+
+async def test_each_task_is_a_pull_request_merged_through_the_forge(
+    client: Client, forge_stubs: ForgeStubs
+) -> None:
+    stubs = forge_stubs
+    stubs.plan = make_plan(make_batch(1, make_task("1"), make_task("2")))
+    async with worker(client, stubs) as queue:
+        handle = await start_session(
+            client, queue, forge=FORGE, merge_style="squash", notify=NOTIFY
+        )
+        status = await handle.result()
+    assert status.status == SessionState.COMPLETED, status.error
+    for task in status.tasks:
+        assert task.state == TaskState.MERGED and task.merge_sha == f"sq-{task.id}"
+        assert task.pull_request is not None and task.pull_request.url.endswith(
+            f"/pull/{stubs.opened[task.id]}"
+        )
+    assert not stubs.inputs("merge_task")  # the forge merged, not the session
+    published = stubs.inputs("publish_pull_request", "1")[0]
+    assert published.head_branch == f"autopilot-pr/{status.id}/1"
+    assert published.title == "Task 1: Do 1" and "Autopilot-Task: 1" in published.body
+    assert "http://ui/namespaces/default/workflows/" in published.body
+    merged = stubs.inputs("merge_pull_request", "1")[0]
+    assert (merged.expected_head_sha, merged.style) == ("head-1", "squash")
+    assert "Autopilot-Session" in merged.message
+    events = [n.notification.event for n in stubs.inputs("notify", "1")]
+    assert events == ["pull_request_opened", "pull_request_merged"]
+
+
+async def test_a_failing_check_is_a_feedback_round_on_the_same_pull_request(
+    client: Client, forge_stubs: ForgeStubs
+) -> None:
+    stubs = forge_stubs
+    stubs.plan = make_plan(make_batch(1, make_task("1")))
+    feedback = ReviewResult(
+        round=0,
+        approved=False,
+        summary="required check `ci` failure",
+        findings=[Finding(source="ci", message="the required check `ci` concluded failure")],
+    )
+    stubs.script("watch_pull_request", "1", _verdict("feedback", feedback=feedback))
+    async with worker(client, stubs) as queue:
+        handle = await start_session(client, queue, forge=FORGE)
+        status = await handle.result()
+    task = status.task("1")
+    assert task.state == TaskState.MERGED and task.forge_rounds == 1
+    assert task.workflow_id == f"{status.id}/task-1/forge-1"
+    jobs = stubs.inputs("run_agent", "1")
+    assert [job.purpose for job in jobs] == ["task", "fix"]
+    assert jobs[1].review.findings[0].source == "ci" and jobs[1].review.round == 1
+    assert len(stubs.inputs("publish_pull_request", "1")) == 2  # the same pull request again
+    assert stubs.inputs("merge_pull_request", "1")[0].expected_head_sha == "head-2"
+
+
+async def test_rounds_run_out_and_a_closed_pull_request_rejects(
+    client: Client, forge_stubs: ForgeStubs
+) -> None:
+    stubs = forge_stubs
+    stubs.plan = make_plan(make_batch(1, make_task("1"), make_task("2")))
+    again = _verdict("feedback", feedback=ReviewResult(round=0, approved=False, summary="x"))
+    stubs.script("watch_pull_request", "1", again, again)
+    stubs.script("watch_pull_request", "2", _verdict("closed", message="closed by ana"))
+    async with worker(client, stubs) as queue:
+        handle = await start_session(client, queue, forge=FORGE.model_copy(update={"rounds": 1}))
+        status = await handle.result()
+    one, two = status.task("1"), status.task("2")
+    assert one.state == TaskState.REJECTED and "after 1 forge round(s)" in (one.last_error or "")
+    assert two.state == TaskState.REJECTED and "closed by ana" in (two.last_error or "")
+    assert not stubs.inputs("merge_pull_request")
+
+
+async def test_waiting_for_review_holds_no_slot_and_is_said_once(
+    client: Client, forge_stubs: ForgeStubs
+) -> None:
+    stubs = forge_stubs
+    stubs.plan = make_plan(make_batch(1, make_task("1"), make_task("2")))
+    approved = asyncio.Event()
+
+    async def approval(request: GateInput) -> GateVerdict:
+        assert request.said_waiting
+        await approved.wait()
+        return _verdict("merge")
+
+    stubs.script("watch_pull_request", "1", _verdict("waiting_review", message="1"), approval)
+    async with worker(client, stubs) as queue:
+        handle = await start_session(client, queue, forge=FORGE, concurrency=1, notify=NOTIFY)
+        # Task 2 runs its agent while task 1 waits for people: the wait holds no slot.
+        await until(lambda: stubs.inputs("publish_pull_request", "2"), "task 2 published")
+        waiting = await status_until(
+            handle, lambda s: "waiting for review" in s.task("1").forge_phase, "waiting"
+        )
+        assert waiting.task("1").state == TaskState.MERGING
+        approved.set()
+        status = await handle.result()
+    assert status.status == SessionState.COMPLETED
+    events = [n.notification.event for n in stubs.inputs("notify", "1")]
+    assert events.count("pull_request_waiting") == 1
+
+
+async def test_a_refused_token_pauses_the_session_until_resumed(
+    client: Client, forge_stubs: ForgeStubs
+) -> None:
+    stubs = forge_stubs
+    stubs.plan = make_plan(make_batch(1, make_task("1")))
+    denied = ApplicationError("401 Bad credentials", type=FORGE_DENIED, non_retryable=True)
+    stubs.script("publish_pull_request", "1", denied)
+    async with worker(client, stubs) as queue:
+        handle = await start_session(client, queue, forge=FORGE)
+        paused = await status_until(handle, lambda s: s.paused, "paused")
+        assert "refused the workers' token" in (paused.pause_reason or "")
+        assert "Bad credentials" in (paused.pause_reason or "")
+        await handle.execute_update(SessionWorkflow.resume, ResumeRequest())
+        status = await handle.result()
+    assert status.task("1").state == TaskState.MERGED
+    assert len(stubs.inputs("publish_pull_request", "1")) == 2
