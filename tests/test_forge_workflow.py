@@ -211,3 +211,38 @@ async def test_a_refused_token_pauses_the_session_until_resumed(
         status = await handle.result()
     assert status.task("1").state == TaskState.MERGED
     assert len(stubs.inputs("publish_pull_request", "1")) == 2
+
+
+@pytest.mark.reliability(
+    "the session continued as new while tasks watched their pull requests",
+    "each pull request's record is carried: the tasks go on watching, none runs its agent or "
+    "opens its pull request again, and 'waiting for review' is said once",
+)
+async def test_pull_requests_survive_continue_as_new(
+    client: Client, forge_stubs: ForgeStubs
+) -> None:
+    stubs = forge_stubs
+    tasks = [make_task(str(n)) for n in range(1, 13)]
+    stubs.plan = make_plan(make_batch(1, *tasks))
+    release = asyncio.Event()
+
+    async def approved_later(request: GateInput) -> GateVerdict:
+        await release.wait()
+        return _verdict("merge")
+
+    for task in tasks:
+        waiting = _verdict("waiting_review", message="1")
+        stubs.script("watch_pull_request", task.id, waiting, approved_later)
+    async with worker(client, stubs) as queue:
+        handle = await start_session(
+            client, queue, forge=FORGE, concurrency=2, history_limit=200, notify=NOTIFY
+        )
+        await status_until(handle, lambda s: s.runs > 1, "continued as new", timeout=40)
+        release.set()
+        status = await handle.result()
+    assert status.status == SessionState.COMPLETED and status.runs > 1
+    for task in tasks:
+        assert [job.purpose for job in stubs.inputs("run_agent", task.id)] == ["task"]
+        assert len(stubs.inputs("publish_pull_request", task.id)) == 1
+        events = [n.notification.event for n in stubs.inputs("notify", task.id)]
+        assert events.count("pull_request_waiting") == 1, (task.id, events)
