@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
+import os
 from collections.abc import Callable, Iterator, Mapping
 from typing import TypeVar
 
@@ -42,6 +44,22 @@ T = TypeVar("T")
 Connect = Callable[[ForgeSettings], Forge]
 # git's environment for pushing to the forge with this worker's own credentials.
 PushEnv = Callable[[ForgeSettings], Mapping[str, str]]
+
+
+def github(settings: ForgeSettings) -> Forge:
+    """GitHub's client with this worker's own credentials (GITHUB_TOKEN, or the App's key),
+    imported on the first forge call: a worker that never meets a forge session does not load
+    PyGithub."""
+    client = importlib.import_module("autopilot.forge.github")
+    forge: Forge = client.connect(settings, os.environ)
+    return forge
+
+
+def workers_git_credentials(settings: ForgeSettings) -> Mapping[str, str]:
+    """Nothing added: the pull request's branch is pushed with the git credentials this
+    worker has for the remote, which remote mode's own pushes use (a credential helper,
+    `gh auth setup-git`, an ssh key)."""
+    return {}
 
 
 class ForgeActivities:

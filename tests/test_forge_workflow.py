@@ -7,15 +7,18 @@ tests/test_forge_e2e.py; these drive the workflow's decisions quickly."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
 from temporalio import activity
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
+from temporalio.worker import Worker
 
 from autopilot.error_types import FORGE_DENIED
+from autopilot.infra import forge_task_queue
 from autopilot.models import (
     Finding,
     ForgeGate,
@@ -33,7 +36,8 @@ from autopilot.models import (
     TaskState,
 )
 from tests.test_workflows import status_until, until
-from tests.workflow_stubs import Stubs, make_batch, make_plan, make_task, start_session, worker
+from tests.workflow_stubs import Stubs, make_batch, make_plan, make_task, start_session
+from tests.workflow_stubs import worker as pipeline_worker
 from workflows.session import SessionWorkflow
 
 pytestmark = pytest.mark.timeout(60)
@@ -90,6 +94,16 @@ class ForgeStubs(Stubs):
 
     def _task_of(self, number: int) -> str:
         return next(task for task, opened in self.opened.items() if opened == number)
+
+
+@asynccontextmanager
+async def worker(client: Client, stubs: ForgeStubs) -> AsyncIterator[str]:
+    """The pipeline's stand-in workers, and one on the forge's queue (the watches)."""
+    async with pipeline_worker(client, stubs) as queue:
+        async with Worker(
+            client, task_queue=forge_task_queue(queue), activities=stubs.activities()
+        ):
+            yield queue
 
 
 @pytest.fixture

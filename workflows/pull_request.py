@@ -32,6 +32,7 @@ from temporalio.exceptions import ActivityError, is_cancelled_exception
 with workflow.unsafe.imports_passed_through():
     from activities.forge import ForgeActivities
     from autopilot.error_types import FORGE_DENIED, FORGE_REFUSED, INPUT_REFUSED, REPO_UNUSABLE
+    from autopilot.infra.config import forge_task_queue
     from autopilot.models import (
         Batch,
         ForgeMergeResult,
@@ -240,6 +241,7 @@ class PullRequests:
                 seen_reviews=record.seen_reviews,
                 said_waiting=record.said_waiting,
             ),
+            task_queue=forge_task_queue(workflow.info().task_queue),
             start_to_close_timeout=WATCH_TIMEOUT,
             heartbeat_timeout=self._heartbeat,
             retry_policy=RetryPolicy(
