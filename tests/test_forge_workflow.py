@@ -33,6 +33,7 @@ from autopilot.models import (
     ResumeRequest,
     ReviewResult,
     SessionState,
+    TargetMergeResult,
     TaskState,
 )
 from tests.test_workflows import status_until, until
@@ -45,8 +46,9 @@ FORGE = ForgeSettings(kind="github", repo="octo/project", ui_url="http://ui")
 NOTIFY = NotifySettings(urls=["https://hooks.example.com/T0"])
 
 
-def _verdict(decision: str, **extra: Any) -> GateVerdict:
-    gate = ForgeGate(state="open", head_sha="h", merged_sha="sq" if decision == "merged" else "")
+def _verdict(decision: str, head_sha: str = "head-1", **extra: Any) -> GateVerdict:
+    merged = "sq" if decision == "merged" else ""
+    gate = ForgeGate(state="open", head_sha=head_sha, merged_sha=merged)
     return GateVerdict.model_validate({"decision": decision, "gate": gate, **extra})
 
 
@@ -150,7 +152,12 @@ async def test_a_failing_check_is_a_feedback_round_on_the_same_pull_request(
         summary="required check `ci` failure",
         findings=[Finding(source="ci", message="the required check `ci` concluded failure")],
     )
-    stubs.script("watch_pull_request", "1", _verdict("feedback", feedback=feedback))
+    stubs.script(
+        "watch_pull_request",
+        "1",
+        _verdict("feedback", feedback=feedback),
+        _verdict("merge", head_sha="head-2"),
+    )
     async with worker(client, stubs) as queue:
         handle = await start_session(client, queue, forge=FORGE)
         status = await handle.result()
@@ -260,3 +267,29 @@ async def test_pull_requests_survive_continue_as_new(
         assert len(stubs.inputs("publish_pull_request", task.id)) == 1
         events = [n.notification.event for n in stubs.inputs("notify", task.id)]
         assert events.count("pull_request_waiting") == 1, (task.id, events)
+
+
+async def test_a_moved_head_is_watched_again_and_a_conflict_gets_its_round(
+    client: Client, forge_stubs: ForgeStubs
+) -> None:
+    stubs = forge_stubs
+    stubs.plan = make_plan(make_batch(1, make_task("1"), make_task("2")))
+    stubs.script("merge_pull_request", "1", ForgeMergeResult(outcome="head_moved"))
+    stubs.script("watch_pull_request", "1", _verdict("merge"), _verdict("merge", head_sha="pushed"))
+    stubs.script("merge_pull_request", "2", ForgeMergeResult(outcome="conflict"))
+    stubs.script("merge_target", "2", TargetMergeResult(clean=False, conflict_files=["x.py"]))
+    stubs.script("watch_pull_request", "2", _verdict("merge"), _verdict("merge", "head-2"))
+    async with worker(client, stubs) as queue:
+        handle = await start_session(client, queue, forge=FORGE)
+        status = await handle.result()
+    assert status.status == SessionState.COMPLETED, status.error
+    # Only the head whose gate was read is merged: the one a person pushed, once read.
+    heads = [m.expected_head_sha for m in stubs.inputs("merge_pull_request", "1")]
+    assert heads == ["head-1", "pushed"]
+    jobs = stubs.inputs("run_agent", "2")
+    assert [(job.purpose, job.request.resolve_conflict) for job in jobs] == [
+        ("task", False),
+        ("conflict", True),
+    ]
+    assert status.task("2").workflow_id == f"{status.id}/task-2/forge-1"
+    assert len(stubs.inputs("publish_pull_request", "2")) == 2

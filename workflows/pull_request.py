@@ -137,7 +137,7 @@ class PullRequests:
                 self._waiting(task, record, verdict.message)
                 continue
             if verdict.decision == "merge":
-                merged = await self._merge(task, record)
+                merged = await self._merge(task, record, verdict.gate.head_sha)
                 if isinstance(merged, Failed):
                     return _failed(run, merged)
                 if merged.outcome == "merged" and merged.merge_sha:
@@ -262,13 +262,16 @@ class PullRequests:
         stop.cancel()
         return await self._outcome(watch, lambda: self._watch(task, record))
 
-    async def _merge(self, task: Task, record: PullRequestRecord) -> ForgeMergeResult | Failed:
+    async def _merge(
+        self, task: Task, record: PullRequestRecord, head_sha: str
+    ) -> ForgeMergeResult | Failed:
+        """Merge the head whose gate was just read: one that moved since is watched again."""
         request = self._request()
         title, message = steps.merge_message(request.merge_style, task, request.session_id)
         self._phase(task, "merging")
         return await self._call(
             ForgeActivities.merge,
-            self._merge_input(record, title, message),
+            self._merge_input(record, title, message, head_sha),
             f"Task {task.id}: merge pull request #{record.ref.number}",
         )
 
@@ -293,12 +296,14 @@ class PullRequests:
         self._phase(task, f"waiting for review ({message})")
         self._notify(task, "pull_request_waiting")
 
-    def _merge_input(self, record: PullRequestRecord, title: str, message: str) -> Any:
+    def _merge_input(
+        self, record: PullRequestRecord, title: str, message: str, head_sha: str = ""
+    ) -> PullRequestMergeInput:
         request = self._request()
         return PullRequestMergeInput(
             forge=request.forge,
             number=record.ref.number,
-            expected_head_sha=record.ref.head_sha,
+            expected_head_sha=head_sha or record.ref.head_sha,
             head_branch=record.ref.head_branch,
             style=request.merge_style,
             title=title,
