@@ -7,6 +7,12 @@ tests/test_forge_e2e.py; these drive the workflow's decisions quickly."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
+import io
+import json
+import urllib.error
+import urllib.request
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -36,6 +42,8 @@ from autopilot.models import (
     TargetMergeResult,
     TaskState,
 )
+from autopilot.operate import webhook
+from tests.harness import free_port
 from tests.test_workflows import status_until, until
 from tests.workflow_stubs import Stubs, make_batch, make_plan, make_task, start_session
 from tests.workflow_stubs import worker as pipeline_worker
@@ -293,3 +301,68 @@ async def test_a_moved_head_is_watched_again_and_a_conflict_gets_its_round(
     ]
     assert status.task("2").workflow_id == f"{status.id}/task-2/forge-1"
     assert len(stubs.inputs("publish_pull_request", "2")) == 2
+
+
+def test_webhook_signatures_and_targets() -> None:
+    body = json.dumps(
+        {"pull_request": {"head": {"ref": "autopilot-pr/s-1/2.1"}}, "action": "synchronize"}
+    ).encode()
+    good = "sha256=" + hmac.new(b"k", body, hashlib.sha256).hexdigest()
+    assert webhook.signature_ok(b"k", body, good)
+    assert not webhook.signature_ok(b"other", body, good)
+    assert not webhook.signature_ok(b"k", body, None)
+    assert webhook.targets("pull_request_review", body) == [("s-1", "2.1")]
+    status = json.dumps({"branches": [{"name": "main"}, {"name": "autopilot-pr/s-1/3"}]})
+    assert webhook.targets("status", status.encode()) == [("s-1", "3")]
+    assert webhook.targets("status", b"not json") == []
+    with pytest.raises(webhook.WebhookError):
+        webhook.listen_address("nowhere")
+
+
+async def test_a_webhook_delivery_has_the_gate_read_at_once(
+    client: Client, forge_stubs: ForgeStubs
+) -> None:
+    stubs = forge_stubs
+    stubs.plan = make_plan(make_batch(1, make_task("1")))
+
+    async def never(request: GateInput) -> GateVerdict:
+        await asyncio.Event().wait()  # a watch that would wait for its next poll
+        raise AssertionError("unreachable")
+
+    stubs.script("watch_pull_request", "1", never)
+    port = free_port()
+    out = io.StringIO()
+    async with worker(client, stubs) as queue:
+        handle = await start_session(client, queue, forge=FORGE)
+        receiver = asyncio.create_task(
+            webhook.serve(f"127.0.0.1:{port}", client, {webhook.SECRET_ENV: "k"}, out)
+        )
+        try:
+            await until(lambda: stubs.inputs("watch_pull_request", "1"), "the first watch")
+            body = json.dumps(
+                {"check_suite": {"head_branch": f"autopilot-pr/{handle.id}/1"}}
+            ).encode()
+            signed = "sha256=" + hmac.new(b"k", body, hashlib.sha256).hexdigest()
+            unsigned = await asyncio.to_thread(_post, port, body, "sha256=00", "check_suite")
+            assert unsigned == 401
+            answer = await asyncio.to_thread(_post, port, body, signed, "check_suite")
+            assert answer == 202
+            status = await handle.result()
+        finally:
+            receiver.cancel()
+    assert status.task("1").state == TaskState.MERGED
+    assert len(stubs.inputs("watch_pull_request", "1")) == 2
+    assert f"check_suite: session {handle.id}, Task 1" in out.getvalue()
+
+
+def _post(port: int, body: bytes, signature: str, event: str) -> int:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/",
+        data=body,
+        headers={"X-Hub-Signature-256": signature, "X-GitHub-Event": event},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return int(answer.status)
+    except urllib.error.HTTPError as err:
+        return err.code

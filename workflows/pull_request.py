@@ -101,6 +101,11 @@ class PullRequests:
         self._pause = pause
         self._stopping = stopping
         self.busy = 0  # publishes and merges under way: the session does not drain under them
+        self._poked: set[str] = set()  # tasks whose pull request the forge said changed
+
+    def poke(self, task_id: str) -> None:
+        """The forge said the task's pull request changed (a webhook): read its gate now."""
+        self._poked.add(task_id)
 
     async def land(self, batch: Batch, task: Task) -> TaskRun:
         """The task's first run and its pull request until merged or ended; a task whose pull
@@ -230,7 +235,8 @@ class PullRequests:
 
     async def _watch(self, task: Task, record: PullRequestRecord) -> GateVerdict | Failed:
         """The watch activity until it decides, or until the task is skipped or the session
-        cancelled (the watch is stopped; the pull request stays for people)."""
+        cancelled (the watch is stopped; the pull request stays for people). A webhook's
+        poke starts the watch again, which reads the gate at once."""
         request = self._request()
         watch = workflow.start_activity_method(
             ForgeActivities.watch,
@@ -250,14 +256,18 @@ class PullRequests:
             ),
             summary=f"Task {task.id}: watch pull request #{record.ref.number}",
         )
+        self._poked.discard(task.id)  # this watch reads the gate first thing
         stop = asyncio.ensure_future(
-            workflow.wait_condition(lambda: self._stopping(task) is not None)
+            workflow.wait_condition(
+                lambda: self._stopping(task) is not None or task.id in self._poked
+            )
         )
         await workflow.wait([watch, stop], return_when=asyncio.FIRST_COMPLETED)
         if not watch.done():
             watch.cancel()
             stopped = self._stopping(task)
-            assert stopped is not None
+            if stopped is None:  # poked: a new watch reads the gate at once
+                return await self._watch(task, record)
             return Failed(stopped[1], stopped)
         stop.cancel()
         return await self._outcome(watch, lambda: self._watch(task, record))

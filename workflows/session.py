@@ -832,6 +832,12 @@ class SessionWorkflow:
         self._rules.known_task(task_id)
         self._rules.require_not_cancelling()
 
+    @workflow.signal
+    def forge_changed(self, task_id: str) -> None:
+        """Forge mode: the forge said the task's pull request changed (`starter.py webhook`):
+        its watch reads the gate now instead of at its next poll."""
+        self._pull_requests.poke(task_id)
+
     @workflow.update
     def set_concurrency(self, concurrency: int) -> SessionStatus:
         self._status.concurrency = concurrency

@@ -50,6 +50,19 @@ def head_branch(session_id: str, task_id: str) -> str:
     return f"{HEAD_PREFIX}{safe_component(session_id)}/{safe_component(task_id)}"
 
 
+def task_of_head(ref: str) -> tuple[str, str] | None:
+    """(session id, task id) of a pull request's branch (`head_branch`), or None for a branch
+    that is not one of ours (a person's pull request). Ids that safe_component changed are
+    not found: their pull requests are read by the watch's polls alone."""
+    rest = ref.removeprefix("refs/heads/")
+    if not rest.startswith(HEAD_PREFIX):
+        return None
+    session, _, task = rest.removeprefix(HEAD_PREFIX).partition("/")
+    if not session or not task or "/" in task:
+        return None
+    return session, task
+
+
 def title(task: Task) -> str:
     return f"Task {task.id}: {task.title}"
 
