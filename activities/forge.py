@@ -83,17 +83,8 @@ class ForgeActivities:
                 env,
             )
             forge = await in_thread(self._connect, request.forge)
-            ref = await steps.forge_call(
-                in_thread,
-                heartbeating_sleep,
-                lambda: forge.open_pull_request(
-                    request.head_branch,
-                    request.target_branch,
-                    request.title,
-                    request.body,
-                    request.forge.labels,
-                ),
-            )
+            pull = (request.head_branch, request.target_branch, request.title, request.body)
+            ref = await waited(lambda: forge.open_pull_request(*pull, request.forge.labels))
         failpoints.reach(failpoints.AFTER_PR_OPENED)
         log.info("pull request", number=ref.number, url=ref.url, head=head)
         return ref.model_copy(update={"head_sha": head})
@@ -113,21 +104,10 @@ class ForgeActivities:
         branch. In a merge queue it is enqueued: merged later, seen by the watch."""
         with forge_errors():
             forge = await in_thread(self._connect, request.forge)
-            result = await steps.forge_call(
-                in_thread,
-                heartbeating_sleep,
-                lambda: forge.merge(
-                    request.number,
-                    request.expected_head_sha,
-                    request.style,
-                    request.title,
-                    request.message,
-                ),
-            )
+            head = (request.number, request.expected_head_sha, request.style)
+            result = await waited(lambda: forge.merge(*head, request.title, request.message))
             if result.outcome == "merged" and result.merge_sha:
-                await steps.forge_call(
-                    in_thread, heartbeating_sleep, lambda: forge.delete_branch(request.head_branch)
-                )
+                await waited(lambda: forge.delete_branch(request.head_branch))
         log.info("pull request merge", number=request.number, outcome=result.outcome)
         return result
 
@@ -136,9 +116,12 @@ class ForgeActivities:
         """A pull request merged elsewhere (the merge queue, a person): its branch goes."""
         with forge_errors():
             forge = await in_thread(self._connect, request.forge)
-            await steps.forge_call(
-                in_thread, heartbeating_sleep, lambda: forge.delete_branch(request.head_branch)
-            )
+            await waited(lambda: forge.delete_branch(request.head_branch))
+
+
+async def waited(call: Callable[[], T]) -> T:
+    """A forge call in a thread, heartbeating, its rate limits waited out."""
+    return await steps.forge_call(in_thread, heartbeating_sleep, call)
 
 
 async def heartbeating_sleep(seconds: float) -> None:

@@ -76,9 +76,18 @@ class Failed:
     stopped: Stopped | None = None
 
 
-# The task workflow again, in an agent slot: (batch, task, conflict round, the forge's
-# feedback, the round's name for its workflow id).
-RunRound = Callable[[Batch, Task, bool, ReviewResult | None, str], Awaitable[TaskRun]]
+@dataclass(frozen=True)
+class ForgeRound:
+    """A go of the task workflow for the forge: the first (all defaults), a conflict round,
+    or a feedback round with the forge's review; `round_id` names its workflow id."""
+
+    conflict: bool = False
+    feedback: ReviewResult | None = None
+    round_id: str = ""
+
+
+# The task workflow again, in an agent slot.
+RunRound = Callable[[Batch, Task, ForgeRound], Awaitable[TaskRun]]
 
 
 class PullRequests:
@@ -112,14 +121,10 @@ class PullRequests:
         request was recorded before (an earlier run of the session) goes on watching it."""
         record = self._carry.pull_requests.get(task.id)
         if record is None:
-            run = await self._run_round(batch, task, False, None, "")
-            if not run.ready:
-                return run
-            assert run.result is not None
-            published = await self._publish(task, run.result, None)
-            if isinstance(published, Failed):
-                return _failed(run, published)
-            record = published
+            landed = await self._published_round(batch, task, ForgeRound(), None)
+            if isinstance(landed, TaskRun):
+                return landed
+            run, record = landed
         else:
             entry = self._board.task(task.id)
             run = TaskRun(result=TaskResult(task_id=task.id, outcome="ready", branch=entry.branch))
@@ -186,14 +191,26 @@ class PullRequests:
             feedback = verdict.feedback.model_copy(update={"round": record.rounds})
         kind = "conflict" if conflict else "feedback"
         self._phase(task, f"{kind} round {record.rounds}: {said}")
-        run = await self._run_round(batch, task, conflict, feedback, f"/forge-{record.rounds}")
+        again = ForgeRound(conflict, feedback, f"/forge-{record.rounds}")
+        landed = await self._published_round(batch, task, again, record)
+        if isinstance(landed, TaskRun):
+            return landed
+        assert landed[0].result is not None
+        return landed[0].result
+
+    async def _published_round(
+        self, batch: Batch, task: Task, go: ForgeRound, record: PullRequestRecord | None
+    ) -> TaskRun | tuple[TaskRun, PullRequestRecord]:
+        """The task workflow in a slot, then its ready branch published: the run and the
+        pull request's record, or the run as it ended (not ready, or not published)."""
+        run = await self._run_round(batch, task, go)
         if not run.ready:
             return run
         assert run.result is not None
         published = await self._publish(task, run.result, record)
         if isinstance(published, Failed):
             return _failed(run, published)
-        return run.result
+        return run, published
 
     async def _publish(
         self, task: Task, result: TaskResult, record: PullRequestRecord | None

@@ -76,7 +76,7 @@ with workflow.unsafe.imports_passed_through():
     from autopilot.steps.site import task_site
     from workflows.controls import ControlRules, retry_request, settled
     from workflows.notifications import Notifier
-    from workflows.pull_request import PullRequests
+    from workflows.pull_request import ForgeRound, PullRequests
     from workflows.scheduling import Scheduler, history_full
     from workflows.session_status import SessionBoard, first_carry
     from workflows.task import (
@@ -359,17 +359,10 @@ class SessionWorkflow:
                 reload_config=error_type in CONFIG_ERRORS,
             )
 
-    async def _forge_round(
-        self,
-        batch: Batch,
-        task: Task,
-        conflict: bool,
-        feedback: ReviewResult | None,
-        round_id: str,
-    ) -> TaskRun:
-        """A forge round of the task: its pull request's feedback, or a conflict round."""
+    async def _forge_round(self, batch: Batch, task: Task, go: ForgeRound) -> TaskRun:
+        """The task workflow for forge mode: its first go, or a round its pull request got."""
         return await self._execute_in_slot(
-            batch, task, conflict, forge_feedback=feedback, round_id=round_id
+            batch, task, go.conflict, forge_feedback=go.feedback, round_id=go.round_id
         )
 
     async def _execute_in_slot(

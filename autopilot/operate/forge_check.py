@@ -13,14 +13,7 @@ import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from autopilot.forge.interface import (
-    Forge,
-    ForgeDenied,
-    ForgeError,
-    ForgeRateLimited,
-    ForgeRefused,
-    ForgeUnavailable,
-)
+from autopilot.forge import Forge, ForgeDenied, ForgeError, ForgeRateLimited, ForgeUnavailable
 from autopilot.infra import CONFIG_FILE, RepoReviewConfig
 from autopilot.models import ForgeSettings, MergeStyle
 
@@ -111,11 +104,9 @@ def check_forge(
             "read; classic: repo) or [forge] app_id and private_key_file, on the starter and "
             "each worker"
         ) from err
-    except ForgeRefused as err:
-        raise ForgeProblem(f"GitHub: {err}") from err
     except (ForgeUnavailable, ForgeRateLimited) as err:
         raise ForgeProblem(f"GitHub did not answer for {repo}: {err}; try again") from err
-    except ForgeError as err:
+    except ForgeError as err:  # refused: the repository or the branch is not there
         raise ForgeProblem(f"GitHub: {err}") from err
     return settings
 
