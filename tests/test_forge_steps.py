@@ -10,6 +10,7 @@ from typing import TypeVar
 
 import pytest
 
+from autopilot import notifications as messages
 from autopilot.forge.interface import ForgeRateLimited, ForgeUnavailable
 from autopilot.models import (
     AgentRun,
@@ -19,13 +20,20 @@ from autopilot.models import (
     ForgeSettings,
     GateInput,
     PersonReview,
+    PullRequestRef,
     ReviewComment,
     ReviewerFinding,
     ReviewerVerdict,
     ReviewResult,
+    SessionState,
+    SessionStatus,
     Task,
     TaskResult,
+    TaskState,
+    TaskStatus,
 )
+from autopilot.notifications import delivery
+from autopilot.operate.progress_view import task_line
 from autopilot.steps import forge as steps
 
 T = TypeVar("T")
@@ -176,3 +184,41 @@ def test_watch_backs_off_and_waits_out_rate_limits() -> None:
 def test_watch_lets_an_unavailable_forge_fail_the_attempt() -> None:
     with pytest.raises(ForgeUnavailable):
         _watch(_Forge([ForgeUnavailable("502")]), _request())
+
+
+def test_the_pull_request_in_status_lines_and_notifications() -> None:
+    pull = PullRequestRef(number=12, url="https://github.com/o/r/pull/12", head_branch="b")
+    entry = TaskStatus(
+        id="2",
+        title="Add the parser",
+        batch=1,
+        state=TaskState.MERGING,
+        pull_request=pull,
+        forge_phase="waiting for review (waiting for 1 approving review(s))",
+    )
+    line = task_line(entry)
+    assert "pull request #12 https://github.com/o/r/pull/12 (waiting for review" in line
+    status = SessionStatus(
+        id="s",
+        status=SessionState.RUNNING,
+        repo="https://github.com/o/r.git",
+        plan_path="/p/plan.md",
+        target_branch="main",
+        concurrency=1,
+        tasks=[entry],
+    )
+    waiting = messages.pull_request_event(status, entry, "pull_request_waiting")
+    assert waiting is not None and waiting.pull_request_url == pull.url
+    text = delivery.with_text(waiting).text
+    assert "Task 2 (Add the parser) waits for people's approval on pull request #12" in text
+    assert pull.url in text
+    bare = entry.model_copy(update={"pull_request": None})
+    assert messages.pull_request_event(status, bare, "pull_request_opened") is None
+
+
+def test_our_pull_request_branches_name_their_session_and_task() -> None:
+    assert steps.task_of_head("autopilot-pr/s-1/2.1") == ("s-1", "2.1")
+    assert steps.task_of_head("refs/heads/autopilot-pr/s-1/3") == ("s-1", "3")
+    assert steps.task_of_head("autopilot/s-1/3") is None
+    assert steps.task_of_head("autopilot-pr/s-1/a/b") is None
+    assert steps.task_of_head("feature/x") is None

@@ -366,3 +366,24 @@ def _post(port: int, body: bytes, signature: str, event: str) -> int:
             return int(answer.status)
     except urllib.error.HTTPError as err:
         return err.code
+
+
+async def test_a_task_waiting_on_its_pull_request_can_be_skipped(
+    client: Client, forge_stubs: ForgeStubs
+) -> None:
+    stubs = forge_stubs
+    stubs.plan = make_plan(make_batch(1, make_task("1")))
+
+    async def never(request: GateInput) -> GateVerdict:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    stubs.script("watch_pull_request", "1", never)
+    async with worker(client, stubs) as queue:
+        handle = await start_session(client, queue, forge=FORGE)
+        await until(lambda: stubs.inputs("watch_pull_request", "1"), "the watch")
+        await handle.execute_update(SessionWorkflow.skip, "1")
+        status = await handle.result()
+    task = status.task("1")
+    assert task.state == TaskState.SKIPPED and task.pull_request is not None
+    assert not stubs.inputs("merge_pull_request")
