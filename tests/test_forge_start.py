@@ -97,6 +97,14 @@ def test_the_starter_checks_its_token_and_the_target_branch(
     missing = _Forge(ForgeRefused("the branch main does not exist on octo/project"))
     with pytest.raises(preflight.UserError, match="does not exist"):
         _validate(tmp_path, url, _client(missing), "--forge", "github")
+    flags = [str(write_plan(tmp_path)), "--remote", url, "--forge", "github"]
+    args = starter.parse_command_line(flags)
+    settings = load_settings()
+    with CachesAside(settings.state_dir) as aside:
+        offline = preflight.validate_session(
+            args, settings, aside, offline=True, forge_client=lambda: _client(denied)
+        )
+    assert preflight.SKIPPED_FORGE in offline.skipped and offline.request.forge.repo
     with pytest.raises(preflight.UserError, match=r"\[forge\] repo"):
         _validate(tmp_path, url, _client(forge, repo=None), "--forge", "github")
 

@@ -24,7 +24,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
 from autopilot.error_types import FORGE_DENIED
-from autopilot.infra import forge_task_queue
+from autopilot.infra import forge_task_queue, search_attributes
 from autopilot.models import (
     Finding,
     ForgeGate,
@@ -131,7 +131,11 @@ async def test_each_task_is_a_pull_request_merged_through_the_forge(
             client, queue, forge=FORGE, merge_style="squash", notify=NOTIFY
         )
         status = await handle.result()
+        published = (await handle.describe()).typed_search_attributes
     assert status.status == SessionState.COMPLETED, status.error
+    assert sorted(published.get(search_attributes.PULL_REQUESTS) or []) == sorted(
+        task.pull_request.url for task in status.tasks if task.pull_request
+    )
     for task in status.tasks:
         assert task.state == TaskState.MERGED and task.merge_sha == f"sq-{task.id}"
         assert task.pull_request is not None and task.pull_request.url.endswith(

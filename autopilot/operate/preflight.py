@@ -82,6 +82,7 @@ _SHOWN_REMOTE = 80
 SKIPPED_REMOTE = "the remote's answer, push rights and .autopilot.toml"
 SKIPPED_ENGINE = "the container engine's preflight"
 SKIPPED_TEMPORAL = "the Temporal connection, and a running session's settings"
+SKIPPED_FORGE = "the forge's answer to the token (push rights, the target branch)"
 
 
 class UserError(Exception):
@@ -161,6 +162,8 @@ def validate_session(
         request = _local_request(args, numbers, plan_path, settings)
     if request.forge.active:
         request = _with_forge(request, forge_client(), settings, offline=offline)
+        if offline:
+            skipped.append(SKIPPED_FORGE)
     _check_payloads(args, request, selected)
     in_containers = _dagger_batches(request, selected)
     engine = ""
