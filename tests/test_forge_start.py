@@ -81,6 +81,10 @@ def test_the_starter_checks_its_token_and_the_target_branch(
     tmp_path: Path, url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("AUTOPILOT_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.delenv("GITHUB_TOKEN", raising=False)
+    with pytest.raises(preflight.UserError, match="needs a token"):
+        _validate(tmp_path, url, _client(_Forge(None)), "--forge", "github")
+    monkeypatch.setenv("GITHUB_TOKEN", "t0ken")
     forge = _Forge(None)
     accepted = _validate(tmp_path, url, _client(forge), "--forge", "github")
     assert accepted.request.forge.repo == "octo/project" and forge.asked == ["main"]
@@ -116,5 +120,6 @@ def test_the_repository_named_in_the_file_wins(
         tmp_path, served, {".autopilot.toml": '[forge]\nkind = "github"\nrepo = "octo/project"\n'}
     )
     monkeypatch.setenv("AUTOPILOT_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("GITHUB_TOKEN", "t0ken")
     accepted = _validate(tmp_path, url, _client(_Forge(None), repo="someone/else"))
     assert accepted.request.forge.active and accepted.request.forge.repo == "octo/project"

@@ -23,6 +23,13 @@ Connect = Callable[[ForgeSettings, Mapping[str, str]], Forge]
 RepoOf = Callable[[str, str], str | None]
 
 
+TOKEN_ENV = "GITHUB_TOKEN"
+SCOPES = (
+    "fine-grained: contents and pull requests read/write; commit statuses, checks and "
+    "metadata read; classic: repo"
+)
+
+
 class ForgeProblem(Exception):
     """Forge mode cannot start: the message says what to fix."""
 
@@ -95,14 +102,17 @@ def check_forge(
     settings = settings.model_copy(update={"repo": repo})
     if offline:
         return settings
+    if not environ.get(TOKEN_ENV) and not (settings.app_id and settings.private_key_file):
+        raise ForgeProblem(
+            f"forge mode needs a token for {repo}: set {TOKEN_ENV} ({SCOPES}), or a GitHub "
+            "App's [forge] app_id and private_key_file, on the starter and each worker"
+        )
     try:
         client.connect(settings, environ).check_access(target_branch)
     except ForgeDenied as err:
         raise ForgeProblem(
-            f"GitHub refused the token for {repo}: {err}. Set GITHUB_TOKEN (fine-grained: "
-            "contents and pull requests read/write; commit statuses, checks and metadata "
-            "read; classic: repo) or [forge] app_id and private_key_file, on the starter and "
-            "each worker"
+            f"GitHub refused the token for {repo}: {err}. Set {TOKEN_ENV} ({SCOPES}) or "
+            "[forge] app_id and private_key_file, on the starter and each worker"
         ) from err
     except (ForgeUnavailable, ForgeRateLimited) as err:
         raise ForgeProblem(f"GitHub did not answer for {repo}: {err}; try again") from err
