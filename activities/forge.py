@@ -102,6 +102,7 @@ class ForgeActivities:
     async def merge(self, request: PullRequestMergeInput) -> ForgeMergeResult:
         """Merge only the head that passed the gate (`expected_head_sha`), then delete its
         branch. In a merge queue it is enqueued: merged later, seen by the watch."""
+        checked(request)
         with forge_errors():
             forge = await in_thread(self._connect, request.forge)
             head = (request.number, request.expected_head_sha, request.style)
@@ -114,6 +115,7 @@ class ForgeActivities:
     @activity.defn(name="delete_pull_request_branch")
     async def delete_branch(self, request: PullRequestMergeInput) -> None:
         """A pull request merged elsewhere (the merge queue, a person): its branch goes."""
+        checked(request)
         with forge_errors():
             forge = await in_thread(self._connect, request.forge)
             await waited(lambda: forge.delete_branch(request.head_branch))
