@@ -90,6 +90,12 @@ class FixesToo:
         return None
 
 
+def _head_ref(pull: dict[str, Any]) -> str:
+    """A stand-in pull request's head branch (flat, or nested as GitHub has it)."""
+    head = pull.get("head")
+    return str(pull.get("head_ref") or (head.get("ref") if isinstance(head, dict) else ""))
+
+
 def _ci_rule(failed: set[str]) -> Callable[[str, list[str]], dict[str, str]]:
     """CI: fails the first head holding task 2's file, holds task 4's first head pending (a
     person reviews it meanwhile), passes everything else."""
@@ -170,7 +176,7 @@ def _run(tmp_path: Path, repo: Path, *, kill: bool) -> None:
 
         def pull_of(task: str) -> dict[str, Any] | None:
             head = f"autopilot-pr/{session}/{task}"
-            return next((p for p in server.pulls(OWNER, NAME) if p["head_ref"] == head), None)
+            return next((p for p in server.pulls(OWNER, NAME) if _head_ref(p) == head), None)
 
         reviewed = wait_until(lambda: pull_of(REVIEWED), 180, f"task {REVIEWED}'s pull request")
         server.review(
@@ -196,9 +202,9 @@ def _run(tmp_path: Path, repo: Path, *, kill: bool) -> None:
 
     assert status.status == SessionState.COMPLETED, shown.stdout
     assert {task.state for task in status.tasks} == {TaskState.MERGED}
-    ours = [p for p in pulls if str(p["head_ref"]).startswith(f"autopilot-pr/{session}/")]
+    ours = [p for p in pulls if _head_ref(p).startswith(f"autopilot-pr/{session}/")]
     # Every task one pull request, merged, its branch gone: none opened twice.
-    assert Counter(str(p["head_ref"]).rsplit("/", 1)[1] for p in ours) == Counter(
+    assert Counter(_head_ref(p).rsplit("/", 1)[1] for p in ours) == Counter(
         {str(n): 1 for n in range(1, TASKS + 1)}
     )
     assert all(p["merged"] for p in ours)
