@@ -97,7 +97,8 @@ class ForgeGate(BaseModel):
     queued: bool = False  # in the base branch's merge queue
 
 
-ForgeMergeOutcome = Literal["merged", "head_moved", "conflict", "closed", "queued_failed"]
+# "queued": in the merge queue, which merges it once its merge group passes.
+ForgeMergeOutcome = Literal["merged", "queued", "head_moved", "conflict", "closed", "queued_failed"]
 
 
 class ForgeMergeResult(BaseModel):
