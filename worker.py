@@ -32,7 +32,7 @@ from temporalio.worker import Worker
 
 from activities.agent import AgentActivities
 from activities.checks import CheckActivities
-from activities.forge import ForgeActivities, github, workers_git_credentials
+from activities.forge import ForgeActivities, github, token_env
 from activities.log_context import LogContextInterceptor
 from activities.merge import merge_task
 from activities.notify import NotifyActivities
@@ -121,7 +121,7 @@ def build_workers(
     reviewer = ReviewerActivities(*claude, setup=setup)
     check_runner = CheckActivities(checks.sandbox, egress, setup)
     notifier = NotifyActivities(notify_urls, dict(os.environ), notify_command)
-    forge = ForgeActivities(github, workers_git_credentials)
+    forge = ForgeActivities(github, token_env)
     common: dict[str, Any] = {
         "interceptors": [LogContextInterceptor(), ShutdownInterceptor()],
         "graceful_shutdown_timeout": timedelta(seconds=options.graceful_shutdown_s),

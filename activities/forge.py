@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import os
 from collections.abc import Callable, Iterator, Mapping
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 import structlog
 from temporalio import activity
@@ -23,6 +23,8 @@ from temporalio.exceptions import ApplicationError
 from activities.errors import checked, git_errors_as_activity_errors
 from activities.heartbeat import TICK_S, in_thread
 from autopilot.error_types import FORGE_DENIED, FORGE_REFUSED
+from autopilot.forge import connect, git_auth_env
+from autopilot.forge.credentials import forge_auth
 from autopilot.forge.interface import Forge, ForgeDenied, ForgeRefused, ForgeUnavailable
 from autopilot.infra import failpoints
 from autopilot.infra.config import own_state_dir
@@ -42,24 +44,25 @@ log = structlog.get_logger("forge")
 T = TypeVar("T")
 # A forge client for the settings, with this worker's own credentials.
 Connect = Callable[[ForgeSettings], Forge]
-# git's environment for pushing to the forge with this worker's own credentials.
-PushEnv = Callable[[ForgeSettings], Mapping[str, str]]
+# git's environment for pushing to the forge's repository (its URL) with this worker's own
+# credentials.
+PushEnv = Callable[[ForgeSettings, str], Mapping[str, str]]
 
 
 def github(settings: ForgeSettings) -> Forge:
-    """GitHub's client with this worker's own credentials (GITHUB_TOKEN, or the App's key),
-    imported on the first forge call: a worker that never meets a forge session does not load
-    PyGithub."""
-    client = importlib.import_module("autopilot.forge.github")
-    forge: Forge = client.connect(settings, os.environ)
-    return forge
+    """GitHub's client with this worker's own credentials (GITHUB_TOKEN, or the App's key)."""
+    return connect(settings, os.environ)
 
 
-def workers_git_credentials(settings: ForgeSettings) -> Mapping[str, str]:
-    """Nothing added: the pull request's branch is pushed with the git credentials this
-    worker has for the remote, which remote mode's own pushes use (a credential helper,
-    `gh auth setup-git`, an ssh key)."""
-    return {}
+def token_env(settings: ForgeSettings, url: str) -> Mapping[str, str]:
+    """git's variables that send this worker's token to the forge's host (and nowhere else)
+    when the pull request's branch is pushed over http(s); over ssh, the worker's key."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return {}
+    origin = f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    token: str = forge_auth(settings, os.environ).token
+    return git_auth_env(token, origin)
 
 
 class ForgeActivities:
@@ -73,7 +76,7 @@ class ForgeActivities:
         request (a retry after a crash finds the one it opened by its head branch)."""
         checked(request)
         with forge_errors(), git_errors_as_activity_errors():
-            env = await in_thread(self._push_env, request.forge)
+            env = await in_thread(self._push_env, request.forge, request.repo)
             head = await in_thread(
                 remote_workspaces(own_state_dir()).publish,
                 request.repo,

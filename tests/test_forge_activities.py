@@ -14,7 +14,7 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.forge import ForgeActivities
+from activities.forge import ForgeActivities, token_env
 from autopilot.error_types import FORGE_DENIED, FORGE_REFUSED
 from autopilot.forge.interface import (
     ForgeDenied,
@@ -93,8 +93,8 @@ def _activities(forge: _Forge) -> ForgeActivities:
         assert settings.repo == "octo/project"
         return forge
 
-    def no_env(settings: ForgeSettings) -> Mapping[str, str]:
-        return {}
+    def no_env(settings: ForgeSettings, url: str) -> Mapping[str, str]:
+        return {}  # git daemon takes pushes without credentials
 
     return ForgeActivities(connect, no_env)  # type: ignore[arg-type]
 
@@ -188,3 +188,13 @@ def test_forge_failures_become_the_error_types_the_workflow_decides_on(
     with pytest.raises(ApplicationError) as failed:
         asyncio.run(ActivityEnvironment().run(_activities(forge).watch, request))
     assert failed.value.type == error_type and failed.value.non_retryable == non_retryable
+
+
+def test_the_push_gets_the_worker_s_token_for_the_forge_s_host_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("GITHUB_TOKEN", "t0ken")
+    env = token_env(SETTINGS, "http://127.0.0.1:8123/octo/project.git")
+    assert env["GIT_CONFIG_KEY_0"] == "http.http://127.0.0.1:8123/.extraheader"
+    assert "t0ken" not in env["GIT_CONFIG_VALUE_0"]  # base64, in git's config, not argv
+    assert token_env(SETTINGS, "git@github.com:octo/project.git") == {}  # ssh: the key

@@ -9,11 +9,19 @@ The token is read from the starter's environment here and from each worker's own
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from autopilot.forge import Forge, ForgeDenied, ForgeError, ForgeRateLimited, ForgeUnavailable
+from autopilot.forge import (
+    Forge,
+    ForgeDenied,
+    ForgeError,
+    ForgeRateLimited,
+    ForgeUnavailable,
+    connect,
+    github_repo_of,
+)
+from autopilot.forge.credentials import TOKEN_VARIABLE
 from autopilot.infra import CONFIG_FILE, RepoReviewConfig
 from autopilot.models import ForgeSettings, MergeStyle
 
@@ -23,7 +31,7 @@ Connect = Callable[[ForgeSettings, Mapping[str, str]], Forge]
 RepoOf = Callable[[str, str], str | None]
 
 
-TOKEN_ENV = "GITHUB_TOKEN"
+TOKEN_ENV = TOKEN_VARIABLE
 SCOPES = (
     "fine-grained: contents and pull requests read/write; commit statuses, checks and "
     "metadata read; classic: repo"
@@ -41,10 +49,8 @@ class ForgeClient:
 
 
 def github_client() -> ForgeClient:
-    """GitHub's client (autopilot/forge/github.py), imported only when forge mode is asked
-    for: a run without a forge does not pay for loading PyGithub."""
-    github = importlib.import_module("autopilot.forge.github")
-    return ForgeClient(connect=github.connect, repo_of=github.github_repo_of)
+    """GitHub's client (autopilot/forge/github.py) with the starter's credentials."""
+    return ForgeClient(connect=connect, repo_of=github_repo_of)
 
 
 def forge_settings(
