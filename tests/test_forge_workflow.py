@@ -60,6 +60,12 @@ def _verdict(decision: str, head_sha: str = "head-1", **extra: Any) -> GateVerdi
     return GateVerdict.model_validate({"decision": decision, "gate": gate, **extra})
 
 
+async def _never(request: GateInput) -> GateVerdict:
+    """A watch that would wait for its next poll (or people) for longer than a test runs."""
+    await asyncio.Event().wait()
+    raise AssertionError("unreachable")
+
+
 class ForgeStubs(Stubs):
     """The pipeline's stand-ins, and the forge's: each pull request number is 100 + the
     task's position; watches and merges are scripted per task like the others."""
@@ -329,11 +335,7 @@ async def test_a_webhook_delivery_has_the_gate_read_at_once(
     stubs = forge_stubs
     stubs.plan = make_plan(make_batch(1, make_task("1")))
 
-    async def never(request: GateInput) -> GateVerdict:
-        await asyncio.Event().wait()  # a watch that would wait for its next poll
-        raise AssertionError("unreachable")
-
-    stubs.script("watch_pull_request", "1", never)
+    stubs.script("watch_pull_request", "1", _never)
     port = free_port()
     out = io.StringIO()
     async with worker(client, stubs) as queue:
@@ -378,11 +380,7 @@ async def test_a_task_waiting_on_its_pull_request_can_be_skipped(
     stubs = forge_stubs
     stubs.plan = make_plan(make_batch(1, make_task("1")))
 
-    async def never(request: GateInput) -> GateVerdict:
-        await asyncio.Event().wait()
-        raise AssertionError("unreachable")
-
-    stubs.script("watch_pull_request", "1", never)
+    stubs.script("watch_pull_request", "1", _never)
     async with worker(client, stubs) as queue:
         handle = await start_session(client, queue, forge=FORGE)
         await until(lambda: stubs.inputs("watch_pull_request", "1"), "the watch")
