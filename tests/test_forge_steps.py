@@ -87,9 +87,13 @@ def test_body_has_the_task_review_checks_cost_trailers_and_link() -> None:
 
 
 def test_merge_message_carries_the_trailers() -> None:
-    head, message = steps.merge_message("squash", _task(), "sess")
+    head, message = steps.merge_message("squash", _task(), "sess", "a" * 40)
     assert head == "Task 2: Add the parser"
-    assert "Autopilot-Session: sess" in message and "Autopilot-Task: 2" in message
+    assert message == (
+        f"Autopilot-Session: sess\nAutopilot-Task: 2\nAutopilot-Squashed: {'a' * 40}\n"
+    )
+    head, message = steps.merge_message("merge", _task(), "sess", "a" * 40)
+    assert head == "Merge task 2: Add the parser" and "Squashed" not in message
 
 
 def test_gate_decisions() -> None:

@@ -294,7 +294,9 @@ class PullRequests:
     ) -> ForgeMergeResult | Failed:
         """Merge the head whose gate was just read: one that moved since is watched again."""
         request = self._request()
-        title, message = steps.merge_message(request.merge_style, task, request.session_id)
+        title, message = steps.merge_message(
+            request.merge_style, task, request.session_id, head_sha
+        )
         self._phase(task, "merging")
         return await self._call(
             ForgeActivities.merge,

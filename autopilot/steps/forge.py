@@ -14,6 +14,7 @@ from typing import TypeVar
 from autopilot.forge.interface import Forge, ForgeRateLimited
 from autopilot.git.names import (
     SESSION_TRAILER,
+    SQUASHED_TRAILER,
     TASK_TRAILER,
     message_with_trailers,
     safe_component,
@@ -67,11 +68,15 @@ def title(task: Task) -> str:
     return f"Task {task.id}: {task.title}"
 
 
-def merge_message(style: MergeStyle, task: Task, session_id: str) -> tuple[str, str]:
-    """The merge commit's title and message on the forge: the task, and our trailers (so a
-    session finds its merges on the target again, as it does its own)."""
+def merge_message(style: MergeStyle, task: Task, session_id: str, head_sha: str) -> tuple[str, str]:
+    """The merge commit's title and message on the forge: the task, and our trailers, so a
+    session finds its merges on the target again as it finds its own (a squash names the head
+    it stands for, as the pipeline's own squash does: autopilot/git/merge.py)."""
     head = title(task) if style == "squash" else f"Merge task {task.id}: {task.title}"
-    return head, message_with_trailers(head, session_id, task.id).split("\n\n", 1)[1]
+    trailers = message_with_trailers(head, session_id, task.id).split("\n\n", 1)[1]
+    if style == "squash":
+        trailers += f"{SQUASHED_TRAILER}: {head_sha}\n"
+    return head, trailers
 
 
 def body(task: Task, result: TaskResult, session_id: str, ui_url: str) -> str:
