@@ -4,7 +4,6 @@ violations except the one that sends a bad body on purpose."""
 
 from __future__ import annotations
 
-import base64
 import json
 import time
 import urllib.error
@@ -59,6 +58,7 @@ class Client:
 @pytest.fixture
 def standin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[GitHubStandIn]:
     isolate_git(monkeypatch, tmp_path / "home")
+    monkeypatch.setenv("GIT_TERMINAL_PROMPT", "0")  # a refused clone fails, never asks
     with GitHubStandIn(tmp_path / "github", free_port()) as server:
         yield server
 
@@ -177,8 +177,8 @@ def test_statuses_and_check_runs_on_a_head(standin: GitHubStandIn, work: Path) -
     runs = client.ok("GET", f"/repos/{OWNER}/{NAME}/commits/{sha}/check-runs")
     assert runs["check_runs"][0]["output"]["text"] == "E501 line too long"
     wait_mergeable_state(client, 1, "unstable")
-    client.ok("POST", f"/repos/{OWNER}/{NAME}/check-runs",
-              {"name": "lint", "head_sha": sha, "status": "completed", "conclusion": "success"})  # fmt: skip
+    run = {"name": "lint", "head_sha": sha, "status": "completed", "conclusion": "success"}
+    client.ok("POST", f"/repos/{OWNER}/{NAME}/check-runs", run)
     wait_mergeable_state(client, 1, "clean")
     protection = client.ok("GET", f"/repos/{OWNER}/{NAME}/branches/main/protection")
     assert protection["required_status_checks"]["contexts"] == ["ci"]

@@ -42,11 +42,12 @@ def app_of_jwt(world: World, token: str) -> App:
 
 def installation(views: Views, app: App, owner: str) -> dict[str, Any]:
     account = views.user(owner)
+    installations = f"{views.urls.api}/app/installations"
     stamp = "2024-01-01T00:00:00Z"
     return {
         "id": app.installation_id,
         "account": account,
-        "access_tokens_url": f"{views.urls.api}/app/installations/{app.installation_id}/access_tokens",
+        "access_tokens_url": f"{installations}/{app.installation_id}/access_tokens",
         "repositories_url": f"{views.urls.api}/installation/repositories",
         "html_url": f"{views.urls.web}/settings/installations/{app.installation_id}",
         "app_id": int(app.app_id) if app.app_id.isdigit() else 1,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 import time
-from urllib.parse import quote, unquote
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote, unquote
 
 from autopilot_testing.github_standin import gitrepo, payloads
 from autopilot_testing.github_standin.state import (
@@ -318,6 +318,7 @@ def list_files(call: Call) -> Answer:
     base_sha = gitrepo.rev(repo.path, f"refs/heads/{pull.base}")
     words = {"A": "added", "D": "removed", "M": "modified", "R": "renamed", "C": "copied"}
     web = f"{call.views.urls.web}/{repo.owner}/{repo.name}"
+    api = f"{call.views.urls.api}/repos/{repo.owner}/{repo.name}"
     found = []
     for letter, path in gitrepo.changed_files(repo.path, base_sha, pull.head_sha):
         found.append(
@@ -330,7 +331,7 @@ def list_files(call: Call) -> Answer:
                 "changes": 0,
                 "blob_url": f"{web}/blob/{pull.head_sha}/{path}",
                 "raw_url": f"{web}/raw/{pull.head_sha}/{path}",
-                "contents_url": f"{call.views.urls.api}/repos/{repo.owner}/{repo.name}/contents/{path}",
+                "contents_url": f"{api}/contents/{path}",
             }
         )
     return 200, found
@@ -372,7 +373,7 @@ def create_review(call: Call) -> Answer:
                 int(item.get("line") or item.get("position") or 1),
                 commit,
                 stamp,
-            )  # fmt: skip
+            )
         )
     with call.world.lock:
         pull.reviews.append(review)
@@ -424,11 +425,12 @@ def create_comment(call: Call) -> Answer:
     with call.world.lock:
         pull.issue_comments.append((comment_id, call.person.login, str(call.body["body"]), stamp))
     api = f"{call.views.urls.api}/repos/{repo.owner}/{repo.name}"
+    web = f"{call.views.urls.web}/{repo.owner}/{repo.name}"
     return 201, {
         "id": comment_id,
         "node_id": payloads.node_id("IssueComment", comment_id),
         "url": f"{api}/issues/comments/{comment_id}",
-        "html_url": f"{call.views.urls.web}/{repo.owner}/{repo.name}/pull/{number}#issuecomment-{comment_id}",
+        "html_url": f"{web}/pull/{number}#issuecomment-{comment_id}",
         "issue_url": f"{api}/issues/{number}",
         "body": str(call.body["body"]),
         "user": call.views.user(call.person.login),

@@ -34,6 +34,14 @@ from autopilot_testing.github_standin.validation import (
 from autopilot_testing.github_standin.views import Urls, Views
 
 DOCS = "https://docs.github.com/rest"
+RATE_HEADERS = {
+    "x-ratelimit-limit": "5000",
+    "x-ratelimit-remaining": "4999",
+    "x-ratelimit-reset": "4102444800",
+    "x-ratelimit-used": "1",
+    "x-ratelimit-resource": "core",
+    "x-github-api-version-selected": "2022-11-28",
+}
 
 
 @dataclass(frozen=True)
@@ -257,8 +265,8 @@ class _Handler(BaseHTTPRequestHandler):
         parts = path.strip("/").split("/")
         name = parts[1].removesuffix(".git") if len(parts) > 1 else ""
         if person is None:
-            self._send_raw(401, [("WWW-Authenticate", 'Basic realm="GitHub"')], b"")
             standin.record(RecordedRequest(method, path, 401, "git", ""))
+            self._send_raw(401, [("WWW-Authenticate", 'Basic realm="GitHub"')], b"")
             return
         try:
             repo = standin.world.repo(parts[0], name)
@@ -268,17 +276,18 @@ class _Handler(BaseHTTPRequestHandler):
         push = transport.is_push(path, query)
         if push and person.permission == "read":
             message = f"Permission to {repo.owner}/{repo.name}.git denied to {person.login}.\n"
-            self._send_raw(403, [("Content-Type", "text/plain")], message.encode())
             standin.record(RecordedRequest(method, path, 403, "git", person.login))
+            self._send_raw(403, [("Content-Type", "text/plain")], message.encode())
             return
         before = gitrepo.branches(repo.path) if push and method == "POST" else {}
         answer = transport.run_backend(
             standin.root / "repos", method, path, query, headers, body, person.login
         )
-        self._send_raw(answer.status, answer.headers, answer.body)
-        standin.record(RecordedRequest(method, path, answer.status, "git", person.login))
+        # The PRs follow their heads (and CI runs) before git hears the push went through.
         if push and method == "POST":
             standin.world.pushed(repo, before, gitrepo.branches(repo.path))
+        standin.record(RecordedRequest(method, path, answer.status, "git", person.login))
+        self._send_raw(answer.status, answer.headers, answer.body)
 
     def _basic_person(self, headers: dict[str, str]) -> Person | None:
         scheme, _, value = headers.get("authorization", "").partition(" ")
@@ -295,15 +304,16 @@ class _Handler(BaseHTTPRequestHandler):
     def _graphql(self, path: str, headers: dict[str, str], body: bytes) -> None:
         person = self._token_person(headers)
         if person is None:
-            self._send(401, {"message": "Bad credentials", "documentation_url": DOCS})
             self.owner.record(RecordedRequest("POST", path, 401, "graphql", ""))
+            self._send(401, {"message": "Bad credentials", "documentation_url": DOCS})
             return
         try:
             payload = json.loads(body or b"{}")
         except ValueError:
             payload = {}
-        self._send(200, graphql.answer(self.owner.world, person, payload))
+        result = graphql.answer(self.owner.world, person, payload)
         self.owner.record(RecordedRequest("POST", path, 200, "graphql", person.login))
+        self._send(200, result)
 
     def _token_person(self, headers: dict[str, str]) -> Person | None:
         scheme, _, value = headers.get("authorization", "").partition(" ")
@@ -317,43 +327,39 @@ class _Handler(BaseHTTPRequestHandler):
         self, method: str, path: str, query: str, headers: dict[str, str], body: bytes
     ) -> None:
         standin = self.owner
-        req = Req(
-            host_url=standin.web_url,
-            path=API_PREFIX + path,
-            method=method.lower(),
-            body=body or None,
-            content_type=headers.get("content-type", "application/json").split(";")[0],
-            query=parse_qs(query),
-            header=headers,
-        )
         found = rest.find_route(method, path) or _app_route(method, path)
         if found is None:
-            self._answer(req, 404, {"message": "Not Found", "documentation_url": DOCS}, "", "")
             standin.record(
                 RecordedRequest(method, path, 404, "", ""), f"no operation for {method} {path}"
             )
+            self._send(404, {"message": "Not Found", "documentation_url": DOCS})
             return
         operation_id, handler, params, spelled = found
-        req.path_params = params
-        req.path = API_PREFIX + spelled
+        args = parse_qs(query)
+        req = Req.of(standin.web_url, API_PREFIX + spelled, method, body, headers, args, params)
         fault = standin.faults.take()
         if fault is not None:
-            self._send(fault.status, fault.body, fault.headers)
             standin.record(RecordedRequest(method, path, fault.status, operation_id, ""))
+            self._send(fault.status, fault.body, fault.headers)
             return
         violation = standin.validator.request(req)
         if violation:
             refusal = {"message": f"Invalid request.\n\n{violation}", "documentation_url": DOCS}
-            self._answer(req, 400, refusal, "", "")
             standin.record(RecordedRequest(method, path, 400, operation_id, ""), violation)
+            self._send(400, refusal, RATE_HEADERS)
             return
-        status, payload, login = self._call(operation_id, handler, params, req, headers, body)
-        problem = self._answer(req, status, payload, operation_id, login)
+        status, payload, login = self._call(operation_id, handler, params, args, headers, body)
+        data = b"" if payload is None else json.dumps(payload).encode()
+        resp = Resp(status, data or None, "application/json" if data else "")
+        problem = standin.validator.response(req, resp) or ""
+        # Recorded before the answer leaves, so a test that got it sees the log complete.
         standin.record(RecordedRequest(method, path, status, operation_id, login), problem)
+        pairs = [("Content-Type", "application/json; charset=utf-8"), *RATE_HEADERS.items()]
+        self._send_raw(status, pairs if data else list(RATE_HEADERS.items()), data)
 
     def _call(
         self, operation_id: str, handler: rest.Handler | None, params: dict[str, str],
-        req: Req, headers: dict[str, str], body: bytes,
+        args: dict[str, list[str]], headers: dict[str, str], body: bytes,
     ) -> tuple[int, Any, str]:  # fmt: skip
         world = self.owner.world
         scheme, _, token = headers.get("authorization", "").partition(" ")
@@ -375,32 +381,13 @@ class _Handler(BaseHTTPRequestHandler):
                 message = "Bad credentials" if token else "Requires authentication"
                 return 401, {"message": message, "documentation_url": DOCS}, ""
             call = rest.Call(
-                person, params, req.query, json.loads(body) if body else {}, world,
+                person, params, args, json.loads(body) if body else {}, world,
                 self.owner.views, headers,
             )  # fmt: skip
             status, payload = handler(call)
             return status, payload, person.login
         except Refused as refused:
             return refused.status, _error(refused), ""
-
-    def _answer(self, req: Req, status: int, payload: Any, operation_id: str, login: str) -> str:
-        """Send the answer; why it breaks the description ("" if it does not)."""
-        data = b"" if payload is None else json.dumps(payload).encode()
-        extra = {
-            "x-ratelimit-limit": "5000",
-            "x-ratelimit-remaining": "4999",
-            "x-ratelimit-reset": "4102444800",
-            "x-ratelimit-used": "1",
-            "x-ratelimit-resource": "core",
-            "x-github-api-version-selected": "2022-11-28",
-        }
-        self._send_raw(
-            status, [("Content-Type", "application/json; charset=utf-8"), *extra.items()], data
-        )
-        if not operation_id:
-            return ""
-        resp = Resp(status, data or None, "application/json" if data else "")
-        return self.owner.validator.response(req, resp) or ""
 
     def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
         data = json.dumps(payload).encode()

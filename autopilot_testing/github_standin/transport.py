@@ -19,7 +19,7 @@ class CgiAnswer:
 def read_body(stream: BinaryIO, headers: dict[str, str]) -> bytes:
     """The request body, plain or chunked (git sends large packs chunked)."""
     if headers.get("transfer-encoding", "").lower() == "chunked":
-        parts = []
+        parts: list[bytes] = []
         while True:
             size = int(stream.readline().split(b";")[0].strip() or b"0", 16)
             if size == 0:

@@ -25,18 +25,21 @@ class Req:
     method: str
     body: bytes | None
     content_type: str
-    query: dict[str, list[str]] = field(default_factory=dict)
-    header: dict[str, str] = field(default_factory=dict)
-    path_params: dict[str, str] = field(default_factory=dict)
+    parameters: RequestParameters
 
-    @property
-    def parameters(self) -> RequestParameters:
-        return RequestParameters(
-            query=ImmutableMultiDict([(k, v) for k, vs in self.query.items() for v in vs]),
-            header=Headers(self.header),
+    @classmethod
+    def of(
+        cls, host_url: str, path: str, method: str, body: bytes, headers: dict[str, str],
+        query: dict[str, list[str]], path_params: dict[str, str],
+    ) -> Req:  # fmt: skip
+        parameters = RequestParameters(
+            query=ImmutableMultiDict([(k, v) for k, vs in query.items() for v in vs]),
+            header=Headers(headers),
             cookie=ImmutableMultiDict(),
-            path=self.path_params,
+            path=path_params,
         )
+        content_type = headers.get("content-type", "application/json").split(";")[0]
+        return cls(host_url, path, method.lower(), body or None, content_type, parameters)
 
 
 @dataclass
