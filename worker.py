@@ -32,6 +32,7 @@ from temporalio.worker import Worker
 
 from activities.agent import AgentActivities
 from activities.checks import CheckActivities
+from activities.forge import ForgeActivities, github, token_env
 from activities.log_context import LogContextInterceptor
 from activities.merge import merge_task
 from activities.notify import NotifyActivities
@@ -65,6 +66,7 @@ from autopilot.infra import (
     configure_logging,
     connect,
     exit_now,
+    forge_task_queue,
     forget_arena_cap,
     load_settings,
     restart_with_arena_cap,
@@ -76,6 +78,8 @@ from workflows.task import TaskWorkflow
 
 log = structlog.get_logger("worker")
 MAX_CONCURRENT_ACTIVITIES = 32
+# Watches of pull requests at once: each sleeps between reads, heartbeating.
+MAX_WATCHES = 1000
 HEARTBEAT_THROTTLE = timedelta(seconds=3)
 
 
@@ -108,15 +112,17 @@ def build_workers(
     options: WorkerOptions,
     notify_urls: Sequence[str] = (),
     notify_command: Sequence[str] = (),
-) -> tuple[Worker, Worker]:
-    """The task queue's worker (workflows, git steps, checks) and the agents queue's (agent
-    and reviewer runs, at most options.max_agents at once)."""
+) -> tuple[Worker, Worker, Worker]:
+    """The task queue's worker (workflows, git steps, checks), the agents queue's (agent
+    and reviewer runs, at most options.max_agents at once) and the forge queue's (forge mode's
+    watches of pull requests, which wait)."""
     setup = SetupActivities(checks.sandbox, egress)
     claude = (checks.claude_bin, checks.sandbox, egress, dict(os.environ))
     agent = AgentActivities(*claude, setup=setup)
     reviewer = ReviewerActivities(*claude, setup=setup)
     check_runner = CheckActivities(checks.sandbox, egress, setup)
     notifier = NotifyActivities(notify_urls, dict(os.environ), notify_command)
+    forge = ForgeActivities(github, token_env)
     common: dict[str, Any] = {
         "interceptors": [LogContextInterceptor(), ShutdownInterceptor()],
         "graceful_shutdown_timeout": timedelta(seconds=options.graceful_shutdown_s),
@@ -145,6 +151,9 @@ def build_workers(
             remove_workspace,
             notifier.notify_installation,
             notifier.notify,
+            forge.publish,
+            forge.merge,
+            forge.delete_branch,
         ],
         max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
         **common,
@@ -156,7 +165,14 @@ def build_workers(
         max_concurrent_activities=options.max_agents,
         **common,
     )
-    return tasks, agents
+    watches = Worker(
+        client,
+        task_queue=forge_task_queue(task_queue),
+        activities=[forge.watch],
+        max_concurrent_activities=MAX_WATCHES,
+        **common,
+    )
+    return tasks, agents, watches
 
 
 async def serve(settings: Settings, task_queue: str, options: WorkerOptions) -> None:

@@ -67,6 +67,12 @@ PLAN_INVALID = "PlanInvalid"
 INPUT_REFUSED = "InputRefused"
 PLAN_SNAPSHOT_MISSING = "PlanSnapshotMissing"
 
+# Forge mode: the forge refused the worker's token (401, 403 not a rate limit): every task
+# would meet it, so the session pauses with what to fix; or the forge said no to a request a
+# person has to look at (404, 422): the task fails with the forge's words.
+FORGE_DENIED = "ForgeDenied"
+FORGE_REFUSED = "ForgeRefused"
+
 # Notifications: another attempt may deliver it (a 5xx, a timeout, a command's non-zero exit),
 # or it cannot (a 4xx, a redirect, a command that does not start).
 NOTIFY_FAILED = "NotifyFailed"

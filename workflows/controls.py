@@ -102,7 +102,10 @@ class ControlRules:
 
     def check_skippable(self, task_id: str) -> None:
         entry = self._board.task(task_id)
-        if entry.state in FINISHED_TASK_STATES or entry.state == TaskState.MERGING:
+        # A task on the forge may wait days for people: skipping it stops the watch of its
+        # pull request (which stays open for them); a merge of the session's own is too late.
+        merging = entry.state == TaskState.MERGING and entry.pull_request is None
+        if entry.state in FINISHED_TASK_STATES or merging:
             raise refused(f"Task {task_id} is already {entry.state.value}")
 
     def check_retryable(self, task_id: str) -> None:

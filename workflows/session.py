@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -42,7 +41,6 @@ with workflow.unsafe.imports_passed_through():
         CONFIG_ERRORS,
         CONTAINER_SETUP,
         REPO_UNUSABLE,
-        SETUP_ERRORS,
     )
     from autopilot.infra.repo_config import CONFIG_FILE
     from autopilot.models import (
@@ -59,6 +57,7 @@ with workflow.unsafe.imports_passed_through():
         RemoveWorkspaceInput,
         ResumeRequest,
         RetryRequest,
+        ReviewResult,
         SessionChanges,
         SessionRequest,
         SessionState,
@@ -77,6 +76,7 @@ with workflow.unsafe.imports_passed_through():
     from autopilot.steps.site import task_site
     from workflows.controls import ControlRules, retry_request, settled
     from workflows.notifications import Notifier
+    from workflows.pull_request import ForgeRound, PullRequests
     from workflows.scheduling import Scheduler, history_full
     from workflows.session_status import SessionBoard, first_carry
     from workflows.task import (
@@ -86,6 +86,7 @@ with workflow.unsafe.imports_passed_through():
         failure_message,
         innermost_error_type,
     )
+    from workflows.task_run import Stopped, TaskRun
 
 # Patch id (workflow.patched): sessions before verify_merged merged a branch checked before the
 # target moved. The others: workflows/controls.py, workflows/session_status.py.
@@ -97,34 +98,6 @@ ACTIVITY_TIMEOUT = timedelta(minutes=5)
 GIT_RETRY = RetryPolicy(maximum_attempts=10, non_retryable_error_types=[REPO_UNUSABLE])
 # A task ending in one of these pauses the session when --on-failure is `pause`.
 FAILURE_STATES = frozenset({TaskState.FAILED, TaskState.REJECTED, TaskState.CONFLICT})
-# A task that was not started (skipped, cancelled): the state it settles in, and why.
-Stopped = tuple[TaskState, str]
-
-
-@dataclass
-class TaskRun:
-    """One go at a task: the result of its task workflow, and the merge when its branch was
-    ready; or, when it did not start, the state it settles in and why."""
-
-    result: TaskResult | None = None
-    merge: MergeResult | None = None
-    stopped: Stopped | None = None
-
-    @property
-    def ready(self) -> bool:
-        return self.result is not None and self.result.outcome == "ready"
-
-    @property
-    def target_moved_under(self) -> bool:
-        """The branch no longer merges, or merges but fails the checks with the target."""
-        return self.merge is not None and bool(self.merge.conflict or self.merge.failed_checks)
-
-    @property
-    def setup_error(self) -> str | None:
-        """The setup error the task met (every other task would meet it too)."""
-        if self.result is None or self.result.error_type not in SETUP_ERRORS:
-            return None
-        return self.result.error_type
 
 
 @workflow.defn
@@ -141,6 +114,14 @@ class SessionWorkflow:
         self._children: dict[str, ChildWorkflowHandle[Any, TaskResult]] = {}
         self._retries: list[asyncio.Task[None]] = []  # task runs the operator asked for again
         self._notifier = Notifier(request, self._carry)
+        self._pull_requests = PullRequests(
+            self._board,
+            self._notifier,
+            lambda: self._req,
+            self._forge_round,
+            self._pause,
+            self._stopped_before_start,
+        )
 
     @property
     def _status(self) -> SessionStatus:
@@ -265,6 +246,7 @@ class SessionWorkflow:
                     and self._scheduler.running == 0
                     and not self._scheduler.merge_queue.locked()
                     and not self._notifier.busy
+                    and not self._pull_requests.busy
                 )
             )
         )
@@ -322,7 +304,10 @@ class SessionWorkflow:
         """The task's run and merge; when the target moved under it, one round in its
         workspace (a conflict round, or a merged-checks round), a fresh review, and one more
         try at the merge. The round due is carried across continue-as-new, so a drained run
-        goes on with the round, not anew."""
+        goes on with the round, not anew. In forge mode the forge merges, through the task's
+        pull request (workflows/pull_request.py)."""
+        if self._req.forge.active:
+            return await self._pull_requests.land(batch, task)
         if task.id not in self._carry.conflict_due:
             run = await self._merged(task, await self._execute_in_slot(batch, task))
             if not run.target_moved_under or self._board.cancelling:
@@ -371,12 +356,21 @@ class SessionWorkflow:
                 reload_config=error_type in CONFIG_ERRORS,
             )
 
+    async def _forge_round(self, batch: Batch, task: Task, go: ForgeRound) -> TaskRun:
+        """The task workflow for forge mode: its first go, or a round its pull request got."""
+        return await self._execute_in_slot(
+            batch, task, go.conflict, forge_feedback=go.feedback, round_id=go.round_id
+        )
+
     async def _execute_in_slot(
         self,
         batch: Batch,
         task: Task,
         resolve_conflict: bool = False,
         merged_checks: list[CheckResult] | None = None,
+        *,
+        forge_feedback: ReviewResult | None = None,
+        round_id: str = "",
     ) -> TaskRun:
         """The task workflow, in a free slot, or why it did not start. A task whose runs were
         lost too often in a row pauses the session and runs again once resumed: lost work is
@@ -386,7 +380,9 @@ class SessionWorkflow:
                 stopped = self._stopped_before_start(task)
                 if stopped is not None:
                     return TaskRun(stopped=stopped)
-                result = await self._execute_task(batch, task, resolve_conflict, merged_checks)
+                result = await self._execute_task(
+                    batch, task, resolve_conflict, merged_checks, forge_feedback, round_id
+                )
             if result.outcome != "lost" or self._board.cancelling:
                 return TaskRun(result=result)
             entry = self._board.task(task.id)
@@ -472,7 +468,10 @@ class SessionWorkflow:
         task: Task,
         resolve_conflict: bool = False,
         merged_checks: list[CheckResult] | None = None,
+        forge_feedback: ReviewResult | None = None,
+        round_id: str = "",
     ) -> TaskResult:
+        """`round_id`: a forge round's part of the workflow id (each round has its own)."""
         request, plan, entry = self._req, self._plan, self._board.task(task.id)
         assert plan is not None
         self._board.mark_changed(entry)
@@ -481,23 +480,23 @@ class SessionWorkflow:
         entry.workflow_id = f"{request.session_id}/task-{task.id}"
         if entry.retries:
             entry.workflow_id += f"/retry-{entry.retries}"
-        if merged_checks:
-            entry.workflow_id += "/merged-checks"
-        elif resolve_conflict:
-            entry.workflow_id += "/conflict"
+        suffix, round_name = _round_names(
+            resolve_conflict, bool(merged_checks), forge_feedback is not None, round_id
+        )
+        entry.workflow_id += suffix
         # Only the task's first run after `--fresh` starts afresh: a lost run's rerun and a
         # conflict round go on from its new branch.
         fresh, entry.fresh_start = entry.fresh_start and not resolve_conflict, False
         self._board.show_progress()
         task_request = TaskRequest.of(
-            request, plan, batch, task, resolve_conflict, merged_checks, fresh=fresh
-        )
-        round_name = (
-            " — merged-checks round"
-            if merged_checks
-            else " — conflict round"
-            if resolve_conflict
-            else ""
+            request,
+            plan,
+            batch,
+            task,
+            resolve_conflict,
+            merged_checks,
+            fresh=fresh,
+            forge_feedback=forge_feedback,
         )
         try:
             child = await workflow.start_child_workflow(
@@ -810,6 +809,9 @@ class SessionWorkflow:
             entry.state, entry.completed_at = TaskState.PENDING, None
             entry.retries += 1
             entry.fresh_start = fresh and task_id_again == task_id
+            # Forge mode: a task run again gets a pull request of its own again (the forge
+            # finds the open one by its branch; a closed one stays closed).
+            self._carry.pull_requests.pop(task_id_again, None)
             self._retries.append(asyncio.create_task(self._run_task(batch, task)))
         self._recount()
 
@@ -819,6 +821,12 @@ class SessionWorkflow:
         self._rules.require_active()
         self._rules.known_task(task_id)
         self._rules.require_not_cancelling()
+
+    @workflow.signal
+    def forge_changed(self, task_id: str) -> None:
+        """Forge mode: the forge said the task's pull request changed (`starter.py webhook`):
+        its watch reads the gate now instead of at its next poll."""
+        self._pull_requests.poke(task_id)
 
     @workflow.update
     def set_concurrency(self, concurrency: int) -> SessionStatus:
@@ -899,6 +907,20 @@ def _ended_by(task: Task, err: ChildWorkflowError) -> TaskResult:
         error=failure_message(err),
         error_type=innermost_error_type(err),
     )
+
+
+def _round_names(
+    resolve_conflict: bool, merged_checks: bool, forge_feedback: bool, round_id: str
+) -> tuple[str, str]:
+    """A round's part of its task workflow's id (a forge round's is `round_id`: each has its
+    own), and its name in the workflow's summary."""
+    if merged_checks:
+        return round_id or "/merged-checks", " — merged-checks round"
+    if resolve_conflict:
+        return round_id or "/conflict", " — conflict round"
+    if forge_feedback:
+        return round_id, " — the forge's feedback round"
+    return round_id, ""
 
 
 def _merge_message(style: MergeStyle, task: Task) -> str:

@@ -175,7 +175,8 @@ class SessionBoard:
         status = self.status
         label = self._label()
         plan_name = status.plan_path.rsplit("/", 1)[-1]
-        published = (label, plan_name, status.repo, status.current_batch)
+        pulls = [task.pull_request.url for task in status.tasks if task.pull_request]
+        published = (label, plan_name, status.repo, status.current_batch, *pulls)
         if published == self._published:
             return  # every upsert is a history event: only on change
         self._published = published
@@ -186,6 +187,8 @@ class SessionBoard:
         ]
         if status.current_batch is not None:
             updates.append(search_attributes.BATCH.value_set(status.current_batch))
+        if pulls:  # forge mode only: sessions without a pull request publish what they did
+            updates.append(search_attributes.PULL_REQUESTS.value_set(pulls))
         workflow.upsert_search_attributes(updates)
 
     def duration(self) -> float | None:

@@ -6,7 +6,9 @@ that commit failed); review (the repo's checks, then the agent reviewer); if the
 for changes, send the findings back to the agent in the same workspace, for at most `rounds`
 rounds. An approved branch goes back to the session, which owns the merge queue.
 In the conflict round the target branch is first merged into the task's branch and the agent
-resolves the conflicts; the rest is the same. The merged-checks round is a conflict round whose
+resolves the conflicts; the rest is the same. In forge mode a pull request's failing check or a
+person's request for changes comes back as a round whose first job is that fix
+(TaskRequest.forge_feedback). The merged-checks round is a conflict round whose
 merge went cleanly but failed the checks (TaskRequest.merged_checks): the agent makes them pass.
 """
 
@@ -174,8 +176,13 @@ class TaskWorkflow:
                 raise
 
     async def _first_job(self, request: TaskRequest, workspace: Workspace) -> AgentInput | None:
-        """The agent's first job: the task; in a conflict round, the conflict, or the checks
-        that fail on the merge, or nothing (the conflict went away: straight to review)."""
+        """The agent's first job: the task; in a forge's feedback round, a fix of what its
+        review says; in a conflict round, the conflict, or the checks that fail on the merge,
+        or nothing (the conflict went away: straight to review)."""
+        if request.forge_feedback is not None and not request.resolve_conflict:
+            return AgentInput(
+                request=request, workspace=workspace, purpose="fix", review=request.forge_feedback
+            )
         if not request.resolve_conflict:
             return AgentInput(request=request, workspace=workspace)
         merge = await self._merge_target_into_branch(request, workspace)

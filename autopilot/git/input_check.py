@@ -168,7 +168,7 @@ def check_input(
             _check_id(field, values[field])
     if isinstance(request, Task):
         _check_id("task id", request.id)
-    for field in ("target_branch", "branch", "conflict_target"):
+    for field in ("target_branch", "branch", "conflict_target", "head_branch"):
         if isinstance(values.get(field), str):
             _check_branch(field, values[field], remote=remote)
     if isinstance(values.get("plan_path"), str) and values["plan_path"]:

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from autopilot.git.commits import merge_target_into_branch
@@ -290,6 +290,22 @@ class RemoteWorkspaces:
             f"the remote's {target} kept moving during {MERGE_ATTEMPTS} attempts; retry when "
             "it is quiet"
         )
+
+    def publish(
+        self, url: str, target: str, branch: str, head_branch: str, env: Mapping[str, str]
+    ) -> str:
+        """Forge mode: the task branch as the remote has it, pushed to the remote's branch
+        `head_branch` (its pull request's); returns the head pushed. Idempotent: a retry pushes
+        the same head again."""
+        with self.cache(url, target) as cache:
+            head = self._sync(cache, target, [branch]).get(branch)
+            if head is None:
+                raise GitError(
+                    f"the remote {shown_url(url)} has no task branch {branch} to publish; "
+                    "the step is retried"
+                )
+            cache.publish(head, head_branch, env)
+        return head
 
     def remove(self, request: RemoveWorkspaceInput) -> None:
         self.remove_at(

@@ -17,7 +17,7 @@ import hashlib
 import os
 import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from autopilot.git.refs import branch_ref, resolve_rev
@@ -212,6 +212,19 @@ class RemoteCache:
             f"pushing {sha[:12]} to {branch} on {shown_url(self.url)} failed (exit "
             f"{proc.returncode}): {said or '(no output)'}; the step is retried"
         )
+
+    def publish(self, sha: str, branch: str, env: Mapping[str, str]) -> None:
+        """Force `branch` (a branch of the remote's own, refs/heads/) to `sha`: a pull request's
+        branch, which is ours alone. `env`: the transport's credentials (a forge token in
+        git's config variables: never in argv or the URL)."""
+        args = [*_PUSH, "--force", "--", REMOTE_NAME, f"{sha}:{branch_ref(branch)}"]
+        proc = run_git(self.path, args, env=transport_env() | dict(env), timeout=self.timeout_s)
+        if proc.returncode != 0:
+            said = redact((proc.stderr.strip() or proc.stdout.strip())[-2000:], self.url)
+            raise GitError(
+                f"pushing {sha[:12]} to {branch} on {shown_url(self.url)} failed (exit "
+                f"{proc.returncode}): {said or '(no output)'}; the step is retried"
+            )
 
     def delete(self, branch: str) -> None:
         """Delete `branch`, which the remote has (each of its refs there), and here."""

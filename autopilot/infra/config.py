@@ -187,6 +187,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     )
 
 
+def forge_task_queue(task_queue: str) -> str:
+    """The queue of forge mode's watches of pull requests: each waits (for checks, for people)
+    holding an activity slot, so they get a worker of their own, wide and cheap (they sleep,
+    heartbeating), and never crowd the git steps and checks out of `task_queue`'s slots."""
+    return f"{task_queue}-forge"
+
+
 def agent_task_queue(task_queue: str) -> str:
     """The queue of the agent's and the reviewer's runs: polled by every worker of the
     installation with at most its `--max-agents` of them at once, so a session's agents go to

@@ -15,6 +15,9 @@ from pathlib import Path
 
 FAILPOINTS_ENV = "AUTOPILOT_FAILPOINTS"
 AFTER_MERGE = "after-merge"  # the target moved; the merge activity has not completed
+# Forge mode: the pull request is open; the publish activity has not completed (the session
+# has not recorded it).
+AFTER_PR_OPENED = "after-pr-opened"
 
 
 def _armed() -> dict[str, Path]:

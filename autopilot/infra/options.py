@@ -105,6 +105,9 @@ REVIEW_ROUNDS = Range(WHOLE, 1, 20)
 CHECK_TIMEOUT = Range(SECONDS, 0, WEEK_S, low_open=True)
 SETUP_TIMEOUT = Range(SECONDS, 0, WEEK_S, low_open=True)
 ENGINE_TIMEOUT = Range(SECONDS, 0, WEEK_S, low_open=True)
+REQUIRED_APPROVALS = Range(WHOLE, 0, 100)  # [forge] require_approval
+FORGE_POLL = Range(SECONDS, 0, 24 * 3600, low_open=True)  # [forge] poll_s, poll_max_s
+FORGE_ROUNDS = Range(WHOLE, 0, 20)  # [forge] rounds: 0, the forge's feedback ends the task
 
 # strict: `rounds = true` is a mistake, not 1, and "60" is no number; no inf or nan.
 STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)

@@ -40,7 +40,20 @@ engine_timeout_s = 900                # seconds, each engine call but the run it
 allow_root = false                    # true: user may be root (the default refuses it)
 
 [merge]
-style = "merge"            # merge | squash: a merge commit per task, or one commit per task
+style = "merge"            # merge | squash | rebase (rebase: forge mode only)
+
+[forge]                    # forge mode (remote mode on GitHub): each task a pull request
+kind = "github"            # or --forge github
+repo = "OWNER/NAME"        # else read off the remote's URL
+api_url = "https://github.example.com/api/v3"  # GitHub Enterprise (api.github.com unless set)
+labels = ["autopilot"]     # put on each pull request
+require_approval = 1       # approving reviews by people before the merge (0)
+app_id = "12345"           # a GitHub App instead of GITHUB_TOKEN: its id, and its key file
+private_key_file = "/etc/autopilot/app.pem"  # on each worker and the starter
+installation_id = "678"    # optional: looked up on the repository
+poll_s = 10                # the pull request's gate read after this many seconds, then
+poll_max_s = 300           # backing off to this
+rounds = 3                 # feedback rounds the forge may give a task (failing checks, reviews)
 ```
 
 Each check is a command split like a shell splits it (quotes work) but run without a shell,
@@ -101,6 +114,9 @@ from autopilot.infra.notify_targets import (
 from autopilot.infra.options import (
     CHECK_TIMEOUT,
     ENGINE_TIMEOUT,
+    FORGE_POLL,
+    FORGE_ROUNDS,
+    REQUIRED_APPROVALS,
     REVIEW_ROUNDS,
     SETUP_TIMEOUT,
     STRICT,
@@ -114,6 +130,7 @@ from autopilot.models import (
     EGRESS_PORTS,
     CheckCommand,
     ContainerSettings,
+    ForgeSettings,
     MergeStyle,
     NotifySettings,
     ReviewMode,
@@ -128,6 +145,7 @@ NOTIFY = "notify"
 WORKSPACE = "workspace"
 CONTAINER = "container"
 MERGE = "merge"
+FORGE = "forge"
 # Not read past this: the prompt goes to the server in every task's request, whose payload
 # limit (autopilot/plan/payload_size.py) refuses far less anyway, with the task named.
 PROMPT_FILE_LIMIT = 8 * 1024 * 1024
@@ -306,8 +324,32 @@ class MergeTable(BaseModel):
     style: MergeStyle | None = None
 
 
+_RepoName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")]
+_ApiUrl = Annotated[str, Field(pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$")]
+_Label = Annotated[str, Field(min_length=1, max_length=50)]
+
+
+class ForgeTable(BaseModel):
+    """What may be set in [forge]."""
+
+    model_config = STRICT
+
+    kind: Literal["github"] | None = None
+    repo: _RepoName | None = None
+    api_url: _ApiUrl | None = None
+    labels: list[_Label] | None = None
+    require_approval: Annotated[int, REQUIRED_APPROVALS.field()] | None = None
+    app_id: Annotated[str, AfterValidator(_not_blank)] | None = None
+    private_key_file: _AbsolutePath | None = None
+    installation_id: Annotated[str, AfterValidator(_not_blank)] | None = None
+    poll_s: Annotated[float, FORGE_POLL.field()] | None = None
+    poll_max_s: Annotated[float, FORGE_POLL.field()] | None = None
+    rounds: Annotated[int, FORGE_ROUNDS.field()] | None = None
+
+
 class _ConfigFile(BaseModel):
-    """The whole file: [review], [sandbox], [notify], [workspace], [container], [merge]."""
+    """The whole file: [review], [sandbox], [notify], [workspace], [container], [merge],
+    [forge]."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
@@ -317,6 +359,7 @@ class _ConfigFile(BaseModel):
     workspace: WorkspaceTable = Field(default_factory=WorkspaceTable)
     container: ContainerTable = Field(default_factory=ContainerTable)
     merge: MergeTable = Field(default_factory=MergeTable)
+    forge: ForgeTable = Field(default_factory=ForgeTable)
 
 
 _TABLES: dict[str, type[BaseModel]] = {
@@ -326,6 +369,7 @@ _TABLES: dict[str, type[BaseModel]] = {
     WORKSPACE: WorkspaceTable,
     CONTAINER: ContainerTable,
     MERGE: MergeTable,
+    FORGE: ForgeTable,
 }
 
 
@@ -404,6 +448,18 @@ _RULES: dict[str, Callable[[str], str]] = {
     "home": _fixed('an absolute path, e.g. "/home/node"'),
     "engine_timeout_s": ENGINE_TIMEOUT.rule,
     "style": _choice(MERGE_STYLES),
+    "kind": _choice(("github",)),
+    "repo": _fixed('the repository as OWNER/NAME, e.g. "octo-org/octo-repo"'),
+    "api_url": _fixed('an http or https URL, e.g. "https://github.example.com/api/v3"'),
+    "labels": _fixed('a list of label names (1 to 50 characters), e.g. ["autopilot"]'),
+    "require_approval": REQUIRED_APPROVALS.rule,
+    "app_id": _fixed("a non-empty string"),
+    "private_key_file": _fixed('an absolute path, e.g. "/etc/autopilot/app.pem"'),
+    "installation_id": _fixed("a non-empty string"),
+    "poll_s": FORGE_POLL.rule,
+    "poll_max_s": FORGE_POLL.rule,
+    # A key two tables share: its rule in the one table where it differs.
+    f"{FORGE}.rounds": FORGE_ROUNDS.rule,
 }
 _FLAGS = {
     "mode": "--review",
@@ -432,6 +488,7 @@ class RepoReviewConfig(BaseModel):
     workspace: WorkspaceSettings = Field(default_factory=WorkspaceSettings)  # [workspace]
     container: ContainerSettings = Field(default_factory=ContainerSettings)  # [container]
     merge_style: MergeStyle = "merge"  # [merge] style
+    forge: ForgeSettings = Field(default_factory=ForgeSettings)  # [forge]
     source: str | None = None  # the file read, when there was one
 
 
@@ -469,6 +526,7 @@ def load_repo_config(repo: Path) -> RepoReviewConfig:
     values["workspace"] = _workspace_settings(path, whole.workspace)
     values["container"] = _container_settings(path, whole.container)
     values["merge_style"] = whole.merge.style or "merge"
+    values["forge"] = ForgeSettings.model_validate(whole.forge.model_dump(exclude_none=True))
     return RepoReviewConfig.model_validate({**values, "source": str(path)})
 
 
@@ -576,10 +634,14 @@ def _file_problem(err: ValidationError, document: Mapping[str, Any]) -> str:
         )
     if error["type"] in _REASONED:  # one entry of a list, and why it is refused
         return f"[{table}] {key} entry {error['input']!r} {error['msg']}. " + not_allowed(
-            f"[{table}] {key} =", repr(document[table][key]), _RULES[key](error["type"])
+            f"[{table}] {key} =", repr(document[table][key]), _rule(table, key)(error["type"])
         )
     value = document[table][key]  # the whole value, not only the list item that is wrong
-    return not_allowed(f"[{table}] {key} =", repr(value), _RULES[key](error["type"]))
+    return not_allowed(f"[{table}] {key} =", repr(value), _rule(table, key)(error["type"]))
+
+
+def _rule(table: str, key: str) -> Callable[[str], str]:
+    return _RULES.get(f"{table}.{key}", _RULES[key])
 
 
 def _read_prompt_file(path: Path, repo: Path, name: str) -> str:

@@ -22,6 +22,8 @@ STATUS = SearchAttributeKey.for_keyword("AutopilotStatus")  # Running, Paused, C
 BATCH = SearchAttributeKey.for_int("AutopilotBatch")  # the batch being worked on
 PLAN = SearchAttributeKey.for_keyword("AutopilotPlan")  # plan file name
 REPO = SearchAttributeKey.for_keyword("AutopilotRepo")  # repository path
+# Forge mode: the session's pull requests, by their links (set once the first is opened).
+PULL_REQUESTS = SearchAttributeKey.for_keyword_list("AutopilotPullRequests")
 
 # name -> the type's name for `--search-attribute` and `temporal operator search-attribute`
 ATTRIBUTES = {
@@ -29,10 +31,12 @@ ATTRIBUTES = {
     BATCH.name: "Int",
     PLAN.name: "Keyword",
     REPO.name: "Keyword",
+    PULL_REQUESTS.name: "KeywordList",
 }
 INDEXED_TYPES = {
     "Keyword": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
     "Int": IndexedValueType.INDEXED_VALUE_TYPE_INT,
+    "KeywordList": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD_LIST,
 }
 
 

@@ -7,6 +7,10 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from autopilot.models.review import ReviewResult
+from autopilot.models.site import TaskSite
+from autopilot.models.workspace import MergeStyle
+
 ForgeKind = Literal["", "github"]
 DEFAULT_GITHUB_API = "https://api.github.com"
 
@@ -19,6 +23,8 @@ class ForgeSettings(BaseModel):
     repo: str = ""  # OWNER/NAME; "" until the starter read it off the remote URL
     api_url: str = DEFAULT_GITHUB_API  # GitHub Enterprise: https://HOST/api/v3
     web_url: str = ""  # where people open the pull requests; "" until the starter asked
+    # The Temporal Web UI the starter knows of, for the pull request's link to its session.
+    ui_url: str = ""
     labels: list[str] = Field(default_factory=list)
     require_approval: int = 0  # approving reviews by people before the merge
     app_id: str = ""  # a GitHub App: its id, and the private key file on each worker
@@ -99,3 +105,64 @@ class ForgeMergeResult(BaseModel):
     outcome: ForgeMergeOutcome
     merge_sha: str = ""
     message: str = ""
+
+
+# What one watch of a pull request's gate ends with (autopilot/forge/steps.py decides):
+# merge it; a feedback round (failing required check, changes requested); people must approve
+# (said once, then watched on); closed by a person; merged elsewhere (the merge queue, a person).
+# "conflict": the base moved under it (mergeable_state dirty, or behind where protection wants
+# it up to date): the conflict round merges the base in.
+GateDecision = Literal["merge", "conflict", "feedback", "waiting_review", "closed", "merged"]
+
+
+class PullRequestRecord(BaseModel):
+    """A task's pull request as its session carries it (across continue-as-new too)."""
+
+    ref: PullRequestRef
+    rounds: int = 0  # feedback rounds the forge gave the task so far
+    seen_reviews: list[int] = Field(default_factory=list)  # people's reviews acted on already
+    said_waiting: bool = False  # "waiting for review" was notified (once per pull request)
+
+
+class PublishInput(BaseModel):
+    """Push a task's branch to the forge and find or open its pull request."""
+
+    forge: ForgeSettings
+    repo: str  # the remote's URL: the forge's repository
+    session_id: str
+    task_id: str
+    branch: str  # the task branch as the worker's cache has it (autopilot/<session>/<task>)
+    head_branch: str  # the branch the pull request is from, on the forge
+    target_branch: str
+    title: str
+    body: str
+    site: TaskSite | None = None
+
+
+class GateInput(BaseModel):
+    """Watch a pull request until something decides (GateDecision)."""
+
+    forge: ForgeSettings
+    number: int
+    head_sha: str  # as published: a moved head is read as what the forge has now
+    seen_reviews: list[int] = Field(default_factory=list)
+    said_waiting: bool = False  # return on "waiting for review" only when not said yet
+
+
+class GateVerdict(BaseModel):
+    decision: GateDecision
+    gate: ForgeGate
+    # "feedback": the forge's findings for the agent; the reviews it answers.
+    feedback: ReviewResult | None = None
+    reviews: list[int] = Field(default_factory=list)
+    message: str = ""
+
+
+class PullRequestMergeInput(BaseModel):
+    forge: ForgeSettings
+    number: int
+    expected_head_sha: str
+    head_branch: str  # deleted once merged
+    style: MergeStyle
+    title: str
+    message: str

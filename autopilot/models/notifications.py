@@ -15,6 +15,10 @@ NotifyEvent = Literal[
     "task_rejected",
     "task_conflict",
     "session_ended",
+    # Forge mode: a task's pull request was opened, waits for people's approval, merged.
+    "pull_request_opened",
+    "pull_request_waiting",
+    "pull_request_merged",
 ]
 
 
@@ -65,6 +69,8 @@ class Notification(BaseModel):
     max_cost_usd: float | None = None
     duration_s: float | None = None
     head_sha: str | None = None  # the target branch's head when the session ended
+    pull_request_number: int | None = None  # forge mode: the task's pull request
+    pull_request_url: str | None = None
 
 
 class NotifyInput(BaseModel):

@@ -73,7 +73,8 @@ class ReviewerVerdict(BaseModel):
 class Finding(BaseModel):
     """Something the agent has to fix, whoever found it."""
 
-    source: Literal["reviewer", "check", "files", "conflict"]
+    # "ci": a required check on the forge failed; "person": a person's review asked for it.
+    source: Literal["reviewer", "check", "files", "conflict", "ci", "person"]
     message: str
     file: str | None = None
     line: int | None = None

@@ -8,6 +8,7 @@ from pydantic import AliasChoices, BaseModel, Field
 from autopilot.models.agent import AgentSettings
 from autopilot.models.checks import CheckResult
 from autopilot.models.container import ContainerSettings
+from autopilot.models.forge import ForgeSettings, PullRequestRecord
 from autopilot.models.notifications import NotifySettings
 from autopilot.models.plan import Plan
 from autopilot.models.review import ReviewSettings
@@ -42,6 +43,9 @@ class SessionRequest(BaseModel):
     review: ReviewSettings = Field(default_factory=ReviewSettings)
     workspace: WorkspaceSettings = Field(default_factory=WorkspaceSettings)
     merge_style: MergeStyle = "merge"  # [merge] style
+    # Forge mode (remote mode on GitHub): each ready task lands as a pull request, merged
+    # through the forge's gate. Inactive by default, and in sessions started before it.
+    forge: ForgeSettings = Field(default_factory=ForgeSettings)
     # Each task not merged yet starts from the target's head, its branch's work set aside
     # (`starter.py PLAN --fresh`, a rerun that must not build on rejected work).
     fresh: bool = False
@@ -80,6 +84,9 @@ class SessionCarry(BaseModel):
     notify_installation: list[str] | None = None
     # Tasks that ended on a setup error (SETUP_ERRORS): `resume --reload-config` retries them.
     setup_failed: list[str] = Field(default_factory=list)
+    # Forge mode: each task's pull request once opened, by task id. A task whose pull request
+    # is open when the session continues as new goes on watching it in the next run.
+    pull_requests: dict[str, PullRequestRecord] = Field(default_factory=dict)
 
 
 class RetryRequest(BaseModel):

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import AliasChoices, BaseModel, Field, SerializerFunctionWrapHandler, model_serializer
 
+from autopilot.models.forge import PullRequestRef
 from autopilot.models.notifications import NotifyFailure
 from autopilot.models.plan import DoneTask
 from autopilot.models.review import ReviewResult
@@ -54,6 +55,11 @@ class TaskStatus(BaseModel):
     # and those checks failed once, which gave it a round (verify_merged).
     merge_checks: int = 0
     merged_checks_round: bool = False
+    # Forge mode: the task's pull request, and where it stands there ("waiting for checks",
+    # "waiting for review", "feedback round 1").
+    pull_request: PullRequestRef | None = None
+    forge_phase: str = ""
+    forge_rounds: int = 0  # feedback and conflict rounds the forge gave it (the most of any run)
     setup: str = ""  # the latest workspace setup, in a few words ("from cache")
     setup_runs: list[SetupResult] = Field(default_factory=list)  # filled by `status --json`
     last_error: str | None = None

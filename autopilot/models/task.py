@@ -47,6 +47,9 @@ class TaskRequest(BaseModel):
     container: ContainerSettings | None = None
     # Start from the target's head, the task branch's work set aside (`--fresh`).
     fresh: bool = False
+    # Forge mode: a round after the task's pull request failed a required check or a person
+    # asked for changes; the agent's first job is to fix what this review says.
+    forge_feedback: ReviewResult | None = None
 
     @classmethod
     def of(
@@ -58,6 +61,7 @@ class TaskRequest(BaseModel):
         resolve_conflict: bool = False,
         merged_checks: list[CheckResult] | None = None,
         fresh: bool = False,
+        forge_feedback: ReviewResult | None = None,
     ) -> TaskRequest:
         """The input of `task`'s TaskWorkflow, as the session sends it."""
         where = {"session_id", "repo", "target_branch", "state_dir", "plan_path"}
@@ -77,6 +81,7 @@ class TaskRequest(BaseModel):
             merged_checks=merged_checks or [],
             container=request.container if place_of(request, batch) == "dagger" else None,
             fresh=fresh,
+            forge_feedback=forge_feedback,
         )
 
 

@@ -9,8 +9,9 @@ from pydantic import AliasChoices, BaseModel, Field
 from autopilot.models.checks import CheckResult
 from autopilot.models.site import TaskSite, WorkspaceOrigin
 
-# How an approved branch lands on the target ([merge] style): a merge commit, or one commit.
-MergeStyle = Literal["merge", "squash"]
+# How an approved branch lands on the target ([merge] style): a merge commit, or one commit,
+# or (forge mode only: the forge does it) its commits rebased onto the target.
+MergeStyle = Literal["merge", "squash", "rebase"]
 
 
 class CommitInfo(BaseModel):

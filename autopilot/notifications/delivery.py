@@ -122,6 +122,11 @@ _TASK_ENDINGS = {
     "task_rejected": "was rejected by its review",
     "task_conflict": "conflicts with the target branch",
 }
+_PULL_REQUEST_EVENTS = {
+    "pull_request_opened": "is up for review as",
+    "pull_request_waiting": "waits for people's approval on",
+    "pull_request_merged": "merged through",
+}
 _SESSION_ENDINGS = {
     "completed": "completed",
     "incomplete": "ended incomplete",
@@ -153,6 +158,12 @@ def _text(n: Notification) -> str:
             f"`{n.session_id}`: {reason}",
             f"Run it again with `{n.retry_command}`.{kept}",
             _where(n),
+        ]
+    elif n.event in _PULL_REQUEST_EVENTS:
+        lines = [
+            f"Autopilot: Task {n.task_id} ({n.task_title}) {_PULL_REQUEST_EVENTS[n.event]} "
+            f"pull request #{n.pull_request_number}: {n.pull_request_url}",
+            f"{_progress(n)} in session `{n.session_id}`. {_where(n)}",
         ]
     else:
         others = ", ".join(

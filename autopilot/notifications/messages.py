@@ -100,3 +100,22 @@ def session_ended(status: SessionStatus, duration_s: float | None) -> Notificati
         reason=clip(reason, REASON_LIMIT),
         duration_s=None if duration_s is None else round(duration_s, 1),
     )
+
+
+def pull_request_event(
+    status: SessionStatus, task: TaskStatus, event: NotifyEvent
+) -> Notification | None:
+    """Forge mode: the task's pull request was opened, waits for approving reviews, or
+    merged; with its number and link. None when the task has no pull request."""
+    pull = task.pull_request
+    if pull is None:
+        return None
+    return Notification(
+        **_facts(status, event),
+        reason=clip(task.forge_phase, REASON_LIMIT) or None,
+        task_id=task.id,
+        task_title=task.title,
+        task_state=task.state.value,
+        pull_request_number=pull.number,
+        pull_request_url=pull.url,
+    )

@@ -131,6 +131,12 @@ def _run_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         "it, push task branches there and merge there; your checkout is never touched",
     )
     parser.add_argument(
+        "--forge",
+        choices=["github"],
+        help="land each task as a pull request on the forge that hosts --remote, merged "
+        "through its checks and reviews (or [forge] kind in .autopilot.toml)",
+    )
+    parser.add_argument(
         "--start-batch",
         type=batch_ref,
         metavar="N",

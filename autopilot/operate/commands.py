@@ -63,6 +63,7 @@ from autopilot.models import (
     TaskStatus,
 )
 from autopilot.notifications import retry_command
+from autopilot.operate import webhook
 from autopilot.operate.config_reload import (
     ReloadError,
     read_target_config,
@@ -104,6 +105,12 @@ def add_commands(sub: Any) -> None:
         "repository's latest)",
     )
     command("watch", "follow a session live until it ends")
+    command(
+        "webhook",
+        "forge mode: receive GitHub's webhook deliveries (signed with the secret in "
+        "AUTOPILOT_WEBHOOK_SECRET) and have the sessions read their pull requests at once",
+        session=False,
+    ).add_argument("--listen", required=True, metavar="HOST:PORT", help="where to listen")
     listing = command("list", "sessions, newest first", session=False)
     listing.add_argument("--all", action="store_true", help="finished ones too")
     command("pause", "start no new task; running ones finish").add_argument(
@@ -521,6 +528,11 @@ async def run_command(
         return 0
     if args.command == "cleanup":
         return await run_cleanup(args, client, settings, out)
+    if args.command == "webhook":
+        try:
+            return await webhook.serve(args.listen, client, os.environ, out)
+        except (webhook.WebhookError, OSError) as err:
+            raise CommandError(str(err)) from err
     reading = args.command in ("status", "watch")
     handle = await _handle(client, args.session, Path.cwd() if reading else None)
     if args.command == "status":

@@ -16,7 +16,16 @@ from pydantic import BaseModel
 
 from autopilot.git import shown_url
 from autopilot.infra import Settings, printable, url_label
-from autopilot.models import Batch, CheckCommand, MergeStyle, SessionRequest, Task, place_of
+from autopilot.models import (
+    Batch,
+    CheckCommand,
+    ForgeSettings,
+    MergeStyle,
+    SessionRequest,
+    Task,
+    place_of,
+)
+from autopilot.operate.forge_check import describe as describe_forge
 from autopilot.operate.preflight import Accepted
 
 __all__ = ["DryRunReport", "describe_session", "dry_run_report"]
@@ -74,7 +83,7 @@ class MergeReport(BaseModel):
     repo: str  # a local path, or the remote's URL without its password
     target_branch: str  # "" when an offline dry run could not ask the remote
     concurrency: int
-    style: MergeStyle  # [merge] style: "merge" (a merge commit per task) or "squash"
+    style: MergeStyle  # [merge] style: "merge" (a merge commit per task), "squash", "rebase"
 
 
 class NotifyReport(BaseModel):
@@ -99,6 +108,8 @@ class DryRunReport(BaseModel):
     network: list[str]
     container: ContainerReport | None  # None when no selected batch runs in a container
     notify: NotifyReport
+    # Forge mode: where the pull requests go (no credential: the settings hold none).
+    forge: ForgeSettings | None = None
     temporal: str
     running: bool  # a session with this id runs: the run would attach to it
     concurrency_note: str
@@ -153,6 +164,7 @@ def dry_run_report(accepted: Accepted, settings: Settings) -> DryRunReport:
             installation_urls=[url_label(url) for url in settings.notify],
             command=list(settings.notify_command),
         ),
+        forge=request.forge if request.forge.active else None,
         temporal=accepted.temporal,
         running=accepted.running,
         concurrency_note=accepted.concurrency_note,
@@ -160,7 +172,11 @@ def dry_run_report(accepted: Accepted, settings: Settings) -> DryRunReport:
     )
 
 
-_STYLES = {"merge": "a merge commit per task", "squash": "one commit per task"}
+_STYLES = {
+    "merge": "a merge commit per task",
+    "squash": "one commit per task",
+    "rebase": "each task's commits rebased onto the target, by the forge",
+}
 
 
 def _listed(values: list[str]) -> str:
@@ -175,6 +191,7 @@ def describe_session(report: DryRunReport) -> str:
         f"Merge: into {merge.target_branch or '(the remote default branch)'} of {merge.repo}; "
         f"{merge.concurrency} agent(s) at once; on failure: {review.on_failure}",
         f"Merge style: {merge.style} ({_STYLES[merge.style]})",
+        *(describe_forge(report.forge, merge.style) if report.forge else []),
         f"Review: {review.mode}, {review.rounds} round(s); reviewer model: "
         f"{review.reviewer_model or '(the CLI default)'}; reviewer prompt: "
         f"{review.reviewer_prompt_chars} characters",

@@ -45,6 +45,13 @@ from autopilot.infra import (
 from autopilot.models import ContainerSettings, Plan, SessionRequest, SessionStatus, place_of
 from autopilot.operate import commands
 from autopilot.operate.committed_config import load_session_config
+from autopilot.operate.forge_check import (
+    ForgeClient,
+    ForgeProblem,
+    check_forge,
+    forge_settings,
+    github_client,
+)
 from autopilot.operate.remote_repo_config import load_remote_config
 from autopilot.operate.session_id import session_id
 from autopilot.operate.session_settings import differences, refusal
@@ -75,6 +82,7 @@ _SHOWN_REMOTE = 80
 SKIPPED_REMOTE = "the remote's answer, push rights and .autopilot.toml"
 SKIPPED_ENGINE = "the container engine's preflight"
 SKIPPED_TEMPORAL = "the Temporal connection, and a running session's settings"
+SKIPPED_FORGE = "the forge's answer to the token (push rights, the target branch)"
 
 
 class UserError(Exception):
@@ -132,10 +140,15 @@ def validate(args: argparse.Namespace, settings: Settings) -> SessionRequest:
 
 
 def validate_session(
-    args: argparse.Namespace, settings: Settings, aside: CachesAside, *, offline: bool
+    args: argparse.Namespace,
+    settings: Settings,
+    aside: CachesAside,
+    *,
+    offline: bool,
+    forge_client: Callable[[], ForgeClient] = github_client,
 ) -> Accepted:
     """Everything but Temporal: the flags, the plan, the repository or remote, its
-    .autopilot.toml, the payload sizes and the container engine."""
+    .autopilot.toml, the forge, the payload sizes and the container engine."""
     numbers = run_numbers(args)
     plan_path = args.plan.expanduser().resolve()
     plan, selected = _plan(plan_path, args)
@@ -147,6 +160,10 @@ def validate_session(
             skipped.append(SKIPPED_REMOTE)
     else:
         request = _local_request(args, numbers, plan_path, settings)
+    if request.forge.active:
+        request = _with_forge(request, forge_client(), settings, offline=offline)
+        if offline:
+            skipped.append(SKIPPED_FORGE)
     _check_payloads(args, request, selected)
     in_containers = _dagger_batches(request, selected)
     engine = ""
@@ -301,6 +318,27 @@ def _remote_request(
     )
 
 
+def _with_forge(
+    request: SessionRequest, client: ForgeClient, settings: Settings, *, offline: bool
+) -> SessionRequest:
+    """Forge mode: its repository found and, unless offline, reached with the starter's own
+    token (push rights, the target branch)."""
+    try:
+        forge = check_forge(
+            request.forge,
+            request.repo,
+            request.target_branch,
+            client,
+            os.environ,
+            offline=offline,
+        )
+    except ForgeProblem as err:
+        raise UserError(str(err)) from err
+    return request.model_copy(
+        update={"forge": forge.model_copy(update={"ui_url": settings.ui_url})}
+    )
+
+
 def _repo_config(read: Callable[[], RepoReviewConfig]) -> RepoReviewConfig:
     try:
         return read()
@@ -366,6 +404,15 @@ def _request(
         )
     except RepoConfigError as err:
         raise UserError(str(err)) from err
+    try:
+        forge = forge_settings(
+            args.forge,
+            file_cfg,
+            remote=decide(str(repo)).remote,
+            merge_style=file_cfg.merge_style,
+        )
+    except ForgeProblem as err:
+        raise UserError(str(err)) from err
     agent = numbers.agent_settings(args.model)
     agent.network = file_cfg.network
     agent.ports = file_cfg.ports
@@ -384,6 +431,7 @@ def _request(
         review=review,
         workspace=file_cfg.workspace,
         merge_style=file_cfg.merge_style,
+        forge=forge,
         fresh=args.fresh,
         max_cost_usd=numbers.max_cost_usd,
         notify=notify,

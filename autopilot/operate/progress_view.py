@@ -74,6 +74,10 @@ def task_line(task: TaskStatus, live: LiveTask | None = None) -> str:
             line += f", turn {live.agent.turns}"
     if task.state == TaskState.MERGED and task.merge_sha:
         line += f" as {task.merge_sha[:10]}"
+    if task.pull_request is not None:
+        line += f" — pull request #{task.pull_request.number} {task.pull_request.url}"
+        if task.forge_phase and task.state not in FINISHED_TASK_STATES:
+            line += f" ({task.forge_phase})"
     if task.attempts > 1:
         line += f" after {task.attempts} agent attempts"
     if task.fresh_start:
@@ -115,6 +119,8 @@ def render_table(status: SessionStatus, live: dict[str, LiveTask], now: datetime
         attempts = agent.attempt if agent else task.attempts
         turns = agent.turns if agent else task.turns
         note = _error_lines(task)[0] if _failed(task) else (doing.phase if doing else "")
+        if not note and task.pull_request is not None:  # forge mode: where its pull request is
+            note = f"#{task.pull_request.number} {task.forge_phase}".rstrip()
         table.add_row(
             str(task.batch),
             Text(printable(f"{task.id} {task.title}")),

@@ -62,6 +62,7 @@ _FIXED: tuple[tuple[str, str | Callable[[SessionRequest], object]], ...] = (
     ("--notify (or [notify] notify, .autopilot.toml)", "notify.urls"),
     ("[notify] notify_command (.autopilot.toml)", "notify.command"),
     ("[merge] style (.autopilot.toml)", "merge_style"),
+    ("--forge (or [forge], .autopilot.toml)", "forge"),
     # A running session's tasks are started afresh one by one: `retry --fresh SESSION TASK`.
     ("--fresh (for a running session: retry --fresh SESSION TASK)", "fresh"),
 )

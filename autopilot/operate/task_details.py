@@ -24,6 +24,7 @@ def run_ids(session_id: str, entry: TaskStatus) -> list[str]:
     for retry in range(entry.retries + 1):
         base = f"{session_id}/task-{entry.id}" + (f"/retry-{retry}" if retry else "")
         ids += [base, f"{base}/conflict", f"{base}/merged-checks"]
+        ids += [f"{base}/forge-{number}" for number in range(1, entry.forge_rounds + 1)]
     return ids
 
 

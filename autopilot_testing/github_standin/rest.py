@@ -148,6 +148,7 @@ def get_branch(call: Call) -> Answer:
         protection["required_status_checks"] = {
             "enforcement_level": "non_admins",
             "contexts": rules.required_checks,
+            "checks": [{"context": name, "app_id": None} for name in rules.required_checks],
         }
     return 200, {
         "name": branch,

@@ -1,0 +1,43 @@
+"""A task's go in its session: the result of its task workflow, its merge, or why it did not
+start. Shared by the session (workflows/session.py) and forge mode's landing
+(workflows/pull_request.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from autopilot.error_types import SETUP_ERRORS
+    from autopilot.models import MergeResult, TaskResult, TaskState
+
+# A task stopped without a result (skipped, cancelled, its pull request closed): its state, why.
+Stopped = tuple[TaskState, str]
+
+
+@dataclass
+class TaskRun:
+    """One go at a task: the result of its task workflow, and the merge when its branch was
+    ready; or the state it settles in and why, when no result says it (it did not start; its
+    pull request was closed by a person)."""
+
+    result: TaskResult | None = None
+    merge: MergeResult | None = None
+    stopped: Stopped | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.result is not None and self.result.outcome == "ready"
+
+    @property
+    def target_moved_under(self) -> bool:
+        """The branch no longer merges, or merges but fails the checks with the target."""
+        return self.merge is not None and bool(self.merge.conflict or self.merge.failed_checks)
+
+    @property
+    def setup_error(self) -> str | None:
+        """The setup error the task met (every other task would meet it too)."""
+        if self.result is None or self.result.error_type not in SETUP_ERRORS:
+            return None
+        return self.result.error_type
