@@ -97,11 +97,15 @@ async def test_a_terminated_session_is_listed_terminated(client: Client, stubs: 
     async with worker(client, stubs) as queue:
         handle = await start_session(client, queue, review=review)
         await status_until(handle, lambda s: s.paused, "the session to pause")
+        # The query answers from the worker's state, which can be ahead of the recorded
+        # history (the attribute's upsert is recorded when the workflow task completes): wait
+        # until visibility says Paused too, then terminate.
+        still_paused = f"WorkflowId = '{handle.id}' AND AutopilotStatus = 'Paused'"
+        await listed_until(client, still_paused, lambda rows: len(rows) == 1)
         await handle.terminate("an operator's temporal workflow terminate")
 
     # Nothing of the workflow runs on terminate: its attribute still says Paused, so
     # `list` (and a query that means "paused sessions") goes by the execution's status.
-    still_paused = f"WorkflowId = '{handle.id}' AND AutopilotStatus = 'Paused'"
     await listed_until(client, still_paused, lambda rows: len(rows) == 1)
     running_and_paused = f"{still_paused} AND ExecutionStatus = 'Running'"
     assert await asyncio.to_thread(cli_list, client, running_and_paused) == []

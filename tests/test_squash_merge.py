@@ -173,8 +173,11 @@ def test_the_merge_style_is_read_from_the_repository_config(tmp_path: Path) -> N
     assert load_repo_config(tmp_path).merge_style == "merge"  # the default: no file
     config.write_text('[merge]\nstyle = "squash"\n')
     assert load_repo_config(tmp_path).merge_style == "squash"
+    # rebase is read (a forge rebases); the starter refuses it without one (test_forge_start)
     config.write_text('[merge]\nstyle = "rebase"\n')
-    with pytest.raises(RepoConfigError, match=r"\[merge\] style = 'rebase' .*merge, squash"):
+    assert load_repo_config(tmp_path).merge_style == "rebase"
+    config.write_text('[merge]\nstyle = "octopus"\n')
+    with pytest.raises(RepoConfigError, match=r"\[merge\] style = 'octopus' .*merge, squash"):
         load_repo_config(tmp_path)
 
 

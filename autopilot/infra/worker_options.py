@@ -81,13 +81,13 @@ def _number(raw: str, whole: bool) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _read(flag: str | None, env: Mapping[str, str], option: _Option) -> float | None:
+def _read(flag: str | None, variable: str | None, option: _Option) -> float | None:
     """The flag's value, else the variable's, checked against the option's rule; None when
     neither is set."""
     if flag is not None:
         given, where = flag, option.flag
     else:
-        given, where = env.get(option.var, "").strip(), option.var
+        given, where = (variable or "").strip(), option.var
     if not given:
         return None
     value = _number(given, option.rule.whole)
@@ -101,8 +101,10 @@ def _read(flag: str | None, env: Mapping[str, str], option: _Option) -> float | 
 def worker_options(
     max_agents: str | None, graceful_shutdown_s: str | None, env: Mapping[str, str]
 ) -> WorkerOptions:
-    agents = _read(max_agents, env, _AGENTS)
-    grace = _read(graceful_shutdown_s, env, _GRACE)
+    # Each variable read by its name here, where a reader of the code (and the deploy files'
+    # test) finds it.
+    agents = _read(max_agents, env.get(MAX_AGENTS_VAR), _AGENTS)
+    grace = _read(graceful_shutdown_s, env.get(GRACEFUL_SHUTDOWN_VAR), _GRACE)
     return WorkerOptions(
         max_agents=DEFAULT_MAX_AGENTS if agents is None else int(agents),
         graceful_shutdown_s=DEFAULT_GRACEFUL_SHUTDOWN_S if grace is None else float(grace),
