@@ -16,15 +16,16 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import re
 import sys
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from bench.pipeline import Installation, PipelineResult, alternating, scratch_installation
 from bench.plans import plan_text
 from bench.repos import git, make_repo
-from tests.git_daemon import git_daemon
+from tests.git_daemon import GitDaemon, git_daemon
 
 RESULTS = Path(__file__).parent / "results"
 STEPS = ("prepare_workspace", "run_agent", "merge_task")
@@ -35,6 +36,19 @@ class ModeFigures:
     mode: str
     wall_per_task_s: float
     steps_per_task_ms: dict[str, float]
+    # Connections the remote served per task, by service (upload-pack: a fetch or an
+    # ls-remote; receive-pack: a push), counted from `git daemon --verbose`'s log.
+    round_trips_per_task: dict[str, float] = field(default_factory=dict)
+
+
+def round_trips(log: list[str]) -> dict[str, int]:
+    """The connections in a `git daemon --verbose` log, by service."""
+    served: dict[str, int] = {}
+    for line in log:
+        found = re.search(r"Request (\S+) for", line)
+        if found is not None:
+            served[found[1]] = served.get(found[1], 0) + 1
+    return served
 
 
 def per_task(result: PipelineResult, mode: str) -> ModeFigures:
@@ -48,14 +62,14 @@ def per_task(result: PipelineResult, mode: str) -> ModeFigures:
 
 
 @contextlib.contextmanager
-def served(root: Path) -> Iterator[tuple[Path, str]]:
-    """A fresh bare repository with main, served over git://: (its path, its URL)."""
+def served(root: Path) -> Iterator[tuple[Path, GitDaemon]]:
+    """A fresh bare repository with main, served over git://: (its path, the daemon)."""
     seed = make_repo(root / "seed")
     base = root / "served"
     base.mkdir()
     git(base, "clone", "-q", "--bare", str(seed), "project.git")
     with git_daemon(base) as daemon:
-        yield base / "project.git", daemon.url("project.git")
+        yield base / "project.git", daemon
 
 
 def one_turn(installation: Installation, root: Path, tasks: int, mode: str) -> ModeFigures:
@@ -66,11 +80,16 @@ def one_turn(installation: Installation, root: Path, tasks: int, mode: str) -> M
     if mode == "local":
         result = installation.run(plan, make_repo(root / "repo"), tasks, "none", 1, timeout)
     else:
-        with served(root) as (bare, url):
+        with served(root) as (bare, daemon):
+            url = daemon.url("project.git")
             result = installation.run(plan, bare, tasks, "none", 1, timeout, remote=url)
+            trips = round_trips(daemon.log)
     if not result.ok:
         sys.exit(f"{mode}: the session did not merge every task ({result.error})")
-    return per_task(result, mode)
+    figures = per_task(result, mode)
+    if mode != "local":
+        figures.round_trips_per_task = {k: v / tasks for k, v in sorted(trips.items())}
+    return figures
 
 
 def best(runs: list[ModeFigures]) -> ModeFigures:
@@ -110,6 +129,7 @@ def main() -> None:
     for label, there, here, _ in rows:
         ratio = here / there if there else float("nan")
         print(f"{label:<22} {there:>10.3f} {here:>10.3f} {here - there:>15.3f} {ratio:>7.2f}")
+    print(f"remote round trips per task: {remote.round_trips_per_task}")
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(
         json.dumps(
