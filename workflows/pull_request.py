@@ -43,7 +43,6 @@ with workflow.unsafe.imports_passed_through():
         PublishInput,
         PullRequestMergeInput,
         PullRequestRecord,
-        ReviewResult,
         SessionCarry,
         SessionRequest,
         Task,
@@ -55,7 +54,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.notifications import Notifier
     from workflows.session_status import SessionBoard
     from workflows.task import failure_message, innermost_error_type
-    from workflows.task_run import Stopped, TaskRun
+    from workflows.task_run import Stopped, TaskGo, TaskRun
 
 T = TypeVar("T")
 FORGE_TIMEOUT = timedelta(minutes=10)
@@ -76,18 +75,8 @@ class Failed:
     stopped: Stopped | None = None
 
 
-@dataclass(frozen=True)
-class ForgeRound:
-    """A go of the task workflow for the forge: the first (all defaults), a conflict round,
-    or a feedback round with the forge's review; `round_id` names its workflow id."""
-
-    conflict: bool = False
-    feedback: ReviewResult | None = None
-    round_id: str = ""
-
-
 # The task workflow again, in an agent slot.
-RunRound = Callable[[Batch, Task, ForgeRound], Awaitable[TaskRun]]
+RunRound = Callable[[Batch, Task, TaskGo], Awaitable[TaskRun]]
 
 
 class PullRequests:
@@ -121,7 +110,7 @@ class PullRequests:
         request was recorded before (an earlier run of the session) goes on watching it."""
         record = self._carry.pull_requests.get(task.id)
         if record is None:
-            landed = await self._published_round(batch, task, ForgeRound(), None)
+            landed = await self._published_round(batch, task, TaskGo(), None)
             if isinstance(landed, TaskRun):
                 return landed
             run, record = landed
@@ -191,7 +180,7 @@ class PullRequests:
             feedback = verdict.feedback.model_copy(update={"round": record.rounds})
         kind = "conflict" if conflict else "feedback"
         self._phase(task, f"{kind} round {record.rounds}: {said}")
-        again = ForgeRound(conflict, feedback, f"/forge-{record.rounds}")
+        again = TaskGo(conflict=conflict, feedback=feedback, round_id=f"/forge-{record.rounds}")
         landed = await self._published_round(batch, task, again, record)
         if isinstance(landed, TaskRun):
             return landed
@@ -199,7 +188,7 @@ class PullRequests:
         return landed[0].result
 
     async def _published_round(
-        self, batch: Batch, task: Task, go: ForgeRound, record: PullRequestRecord | None
+        self, batch: Batch, task: Task, go: TaskGo, record: PullRequestRecord | None
     ) -> TaskRun | tuple[TaskRun, PullRequestRecord]:
         """The task workflow in a slot, then its ready branch published: the run and the
         pull request's record, or the run as it ended (not ready, or not published)."""

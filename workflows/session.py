@@ -57,7 +57,6 @@ with workflow.unsafe.imports_passed_through():
         RemoveWorkspaceInput,
         ResumeRequest,
         RetryRequest,
-        ReviewResult,
         SessionChanges,
         SessionRequest,
         SessionState,
@@ -76,7 +75,7 @@ with workflow.unsafe.imports_passed_through():
     from autopilot.steps.site import task_site
     from workflows.controls import ControlRules, retry_request, settled
     from workflows.notifications import Notifier
-    from workflows.pull_request import ForgeRound, PullRequests
+    from workflows.pull_request import PullRequests
     from workflows.scheduling import Scheduler, history_full
     from workflows.session_status import SessionBoard, first_carry
     from workflows.task import (
@@ -86,7 +85,7 @@ with workflow.unsafe.imports_passed_through():
         failure_message,
         innermost_error_type,
     )
-    from workflows.task_run import Stopped, TaskRun
+    from workflows.task_run import FIRST_GO, Stopped, TaskGo, TaskRun
 
 # Patch id (workflow.patched): sessions before verify_merged merged a branch checked before the
 # target moved. The others: workflows/controls.py, workflows/session_status.py.
@@ -118,7 +117,7 @@ class SessionWorkflow:
             self._board,
             self._notifier,
             lambda: self._req,
-            self._forge_round,
+            self._execute_in_slot,
             self._pause,
             self._stopped_before_start,
         )
@@ -315,7 +314,7 @@ class SessionWorkflow:
             self._round_due(task.id, run.merge)
         merged_checks = self._carry.merged_checks_failed.get(task.id, [])
         run = await self._execute_in_slot(
-            batch, task, resolve_conflict=True, merged_checks=merged_checks
+            batch, task, TaskGo(conflict=True, merged_checks=merged_checks)
         )
         self._carry.conflict_due.remove(task.id)
         self._carry.merged_checks_failed.pop(task.id, None)
@@ -356,22 +355,7 @@ class SessionWorkflow:
                 reload_config=error_type in CONFIG_ERRORS,
             )
 
-    async def _forge_round(self, batch: Batch, task: Task, go: ForgeRound) -> TaskRun:
-        """The task workflow for forge mode: its first go, or a round its pull request got."""
-        return await self._execute_in_slot(
-            batch, task, go.conflict, forge_feedback=go.feedback, round_id=go.round_id
-        )
-
-    async def _execute_in_slot(
-        self,
-        batch: Batch,
-        task: Task,
-        resolve_conflict: bool = False,
-        merged_checks: list[CheckResult] | None = None,
-        *,
-        forge_feedback: ReviewResult | None = None,
-        round_id: str = "",
-    ) -> TaskRun:
+    async def _execute_in_slot(self, batch: Batch, task: Task, go: TaskGo = FIRST_GO) -> TaskRun:
         """The task workflow, in a free slot, or why it did not start. A task whose runs were
         lost too often in a row pauses the session and runs again once resumed: lost work is
         never a failure."""
@@ -380,9 +364,7 @@ class SessionWorkflow:
                 stopped = self._stopped_before_start(task)
                 if stopped is not None:
                     return TaskRun(stopped=stopped)
-                result = await self._execute_task(
-                    batch, task, resolve_conflict, merged_checks, forge_feedback, round_id
-                )
+                result = await self._execute_task(batch, task, go)
             if result.outcome != "lost" or self._board.cancelling:
                 return TaskRun(result=result)
             entry = self._board.task(task.id)
@@ -462,16 +444,7 @@ class SessionWorkflow:
             return TaskState.CANCELLED, "the session was cancelled"
         return None
 
-    async def _execute_task(
-        self,
-        batch: Batch,
-        task: Task,
-        resolve_conflict: bool = False,
-        merged_checks: list[CheckResult] | None = None,
-        forge_feedback: ReviewResult | None = None,
-        round_id: str = "",
-    ) -> TaskResult:
-        """`round_id`: a forge round's part of the workflow id (each round has its own)."""
+    async def _execute_task(self, batch: Batch, task: Task, go: TaskGo) -> TaskResult:
         request, plan, entry = self._req, self._plan, self._board.task(task.id)
         assert plan is not None
         self._board.mark_changed(entry)
@@ -480,23 +453,21 @@ class SessionWorkflow:
         entry.workflow_id = f"{request.session_id}/task-{task.id}"
         if entry.retries:
             entry.workflow_id += f"/retry-{entry.retries}"
-        suffix, round_name = _round_names(
-            resolve_conflict, bool(merged_checks), forge_feedback is not None, round_id
-        )
+        suffix, round_name = go.names()
         entry.workflow_id += suffix
         # Only the task's first run after `--fresh` starts afresh: a lost run's rerun and a
         # conflict round go on from its new branch.
-        fresh, entry.fresh_start = entry.fresh_start and not resolve_conflict, False
+        fresh, entry.fresh_start = entry.fresh_start and not go.conflict, False
         self._board.show_progress()
         task_request = TaskRequest.of(
             request,
             plan,
             batch,
             task,
-            resolve_conflict,
-            merged_checks,
+            go.conflict,
+            go.merged_checks,
             fresh=fresh,
-            forge_feedback=forge_feedback,
+            forge_feedback=go.feedback,
         )
         try:
             child = await workflow.start_child_workflow(
@@ -907,20 +878,6 @@ def _ended_by(task: Task, err: ChildWorkflowError) -> TaskResult:
         error=failure_message(err),
         error_type=innermost_error_type(err),
     )
-
-
-def _round_names(
-    resolve_conflict: bool, merged_checks: bool, forge_feedback: bool, round_id: str
-) -> tuple[str, str]:
-    """A round's part of its task workflow's id (a forge round's is `round_id`: each has its
-    own), and its name in the workflow's summary."""
-    if merged_checks:
-        return round_id or "/merged-checks", " — merged-checks round"
-    if resolve_conflict:
-        return round_id or "/conflict", " — conflict round"
-    if forge_feedback:
-        return round_id, " — the forge's feedback round"
-    return round_id, ""
 
 
 def _merge_message(style: MergeStyle, task: Task) -> str:

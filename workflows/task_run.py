@@ -4,16 +4,42 @@ start. Shared by the session (workflows/session.py) and forge mode's landing
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from autopilot.error_types import SETUP_ERRORS
-    from autopilot.models import MergeResult, TaskResult, TaskState
+    from autopilot.models import CheckResult, MergeResult, ReviewResult, TaskResult, TaskState
 
 # A task stopped without a result (skipped, cancelled, its pull request closed): its state, why.
 Stopped = tuple[TaskState, str]
+
+
+@dataclass(frozen=True)
+class TaskGo:
+    """Which go of the task workflow: the first (all defaults); a conflict round; a
+    merged-checks round (with the checks that failed on the target's new commits); or a
+    round the forge's feedback asked for. `round_id` names a forge round's workflow id."""
+
+    conflict: bool = False
+    merged_checks: list[CheckResult] = field(default_factory=list)
+    feedback: ReviewResult | None = None
+    round_id: str = ""
+
+    def names(self) -> tuple[str, str]:
+        """Its part of the task workflow's id (a forge round's is `round_id`: each has its
+        own), and its name in the workflow's summary."""
+        if self.merged_checks:
+            return self.round_id or "/merged-checks", " — merged-checks round"
+        if self.conflict:
+            return self.round_id or "/conflict", " — conflict round"
+        if self.feedback is not None:
+            return self.round_id, " — the forge's feedback round"
+        return self.round_id, ""
+
+
+FIRST_GO = TaskGo()
 
 
 @dataclass
