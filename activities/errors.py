@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from typing import TypeVar
 
 from pydantic import BaseModel
@@ -43,31 +43,41 @@ def checked(request: Input) -> Input:
     return request
 
 
+# Exceptions as activity errors, most specific first: (exception, error type, final). A final
+# one fails the activity for good (a retry cannot fix it); the others are retried after the
+# retry policy's backoff.
+Translation = tuple[type[Exception], str, bool]
+
+GIT_FAILURES: tuple[Translation, ...] = (
+    # The agent left conflict markers: the conflict round failed, a retry cannot fix it.
+    (ConflictsRemain, CONFLICTS_REMAIN, True),
+    # The agent left a file too big to commit: its branch stays out.
+    (FilesTooLarge, FILES_TOO_LARGE, True),
+    # The agent committed what the setup put in its workspace: its branch stays out.
+    (WorkspaceFilesCommitted, WORKSPACE_FILES_COMMITTED, True),
+    # The agent changed CI or agent configuration unasked: its branch stays out.
+    (ProtectedPathsChanged, PROTECTED_PATHS_CHANGED, True),
+    # The user's files or their rebase are in the way: nothing changes until they act, and
+    # the task waits for them (its `retry`), not for a backoff.
+    (CheckoutInTheWay, CHECKOUT_IN_THE_WAY, True),
+    # The repository itself is unusable (gone, bare, no branch): retrying cannot fix it.
+    (RepoError, REPO_UNUSABLE, True),
+    # Locks, a busy checkout, a full disk: worth another attempt after the backoff.
+    (GitError, GIT_ERROR, False),
+)
+
+
 @contextmanager
-def git_errors_as_activity_errors() -> Iterator[None]:
+def translated(failures: Sequence[Translation]) -> Iterator[None]:
+    """Raise the first of `failures` that the block's exception is as its activity error."""
     try:
         yield
-    except ConflictsRemain as err:
-        # The agent left conflict markers: the conflict round failed, a retry cannot fix it.
-        raise ApplicationError(str(err), type=CONFLICTS_REMAIN, non_retryable=True) from err
-    except FilesTooLarge as err:
-        # The agent left a file too big to commit: its branch stays out.
-        raise ApplicationError(str(err), type=FILES_TOO_LARGE, non_retryable=True) from err
-    except WorkspaceFilesCommitted as err:
-        # The agent committed what the setup put in its workspace: its branch stays out.
-        raise ApplicationError(
-            str(err), type=WORKSPACE_FILES_COMMITTED, non_retryable=True
-        ) from err
-    except ProtectedPathsChanged as err:
-        # The agent changed CI or agent configuration unasked: its branch stays out.
-        raise ApplicationError(str(err), type=PROTECTED_PATHS_CHANGED, non_retryable=True) from err
-    except CheckoutInTheWay as err:
-        # The user's files or their rebase are in the way: nothing changes until they act,
-        # and the task waits for them (its `retry`), not for a backoff.
-        raise ApplicationError(str(err), type=CHECKOUT_IN_THE_WAY, non_retryable=True) from err
-    except RepoError as err:
-        # The repository itself is unusable (gone, bare, no branch): retrying cannot fix it.
-        raise ApplicationError(str(err), type=REPO_UNUSABLE, non_retryable=True) from err
-    except GitError as err:
-        # Locks, a busy checkout, a full disk: worth another attempt after the backoff.
-        raise ApplicationError(str(err), type=GIT_ERROR) from err
+    except Exception as err:
+        for kind, error_type, final in failures:
+            if isinstance(err, kind):
+                raise ApplicationError(str(err), type=error_type, non_retryable=final) from err
+        raise
+
+
+def git_errors_as_activity_errors() -> AbstractContextManager[None]:
+    return translated(GIT_FAILURES)

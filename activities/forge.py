@@ -10,19 +10,18 @@ waited out here, heartbeating, never failing a task.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from typing import TypeVar
 from urllib.parse import urlsplit
 
 import structlog
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
-from activities.errors import checked, git_errors_as_activity_errors
+from activities.errors import Translation, checked, git_errors_as_activity_errors, translated
 from activities.heartbeat import TICK_S, in_thread
-from autopilot.error_types import FORGE_DENIED, FORGE_REFUSED
+from autopilot.error_types import FORGE_DENIED, FORGE_REFUSED, FORGE_UNAVAILABLE
 from autopilot.forge import connect, git_auth_env
 from autopilot.forge.credentials import forge_auth
 from autopilot.forge.interface import Forge, ForgeDenied, ForgeRefused, ForgeUnavailable
@@ -139,15 +138,14 @@ async def heartbeating_sleep(seconds: float) -> None:
         await asyncio.sleep(min(left, TICK_S))
 
 
-@contextlib.contextmanager
-def forge_errors() -> Iterator[None]:
-    """The forge's failures as activity errors: denied pauses the session, refused fails the
-    task (a person has to look), unavailable is retried by the retry policy."""
-    try:
-        yield
-    except ForgeDenied as err:
-        raise ApplicationError(str(err), type=FORGE_DENIED, non_retryable=True) from err
-    except ForgeRefused as err:
-        raise ApplicationError(str(err), type=FORGE_REFUSED, non_retryable=True) from err
-    except ForgeUnavailable as err:
-        raise ApplicationError(f"{err}; the step is retried") from err
+# The forge's failures: denied pauses the session, refused fails the task (a person has to
+# look), unavailable is retried by the retry policy.
+FORGE_FAILURES: tuple[Translation, ...] = (
+    (ForgeDenied, FORGE_DENIED, True),
+    (ForgeRefused, FORGE_REFUSED, True),
+    (ForgeUnavailable, FORGE_UNAVAILABLE, False),
+)
+
+
+def forge_errors() -> AbstractContextManager[None]:
+    return translated(FORGE_FAILURES)

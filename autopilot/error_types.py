@@ -72,6 +72,8 @@ PLAN_SNAPSHOT_MISSING = "PlanSnapshotMissing"
 # person has to look at (404, 422): the task fails with the forge's words.
 FORGE_DENIED = "ForgeDenied"
 FORGE_REFUSED = "ForgeRefused"
+# A 5xx, a timeout, a refused connection: the step is retried after the retry policy's backoff.
+FORGE_UNAVAILABLE = "ForgeUnavailable"
 
 # Notifications: another attempt may deliver it (a 5xx, a timeout, a command's non-zero exit),
 # or it cannot (a 4xx, a redirect, a command that does not start).

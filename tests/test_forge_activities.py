@@ -15,7 +15,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.forge import ForgeActivities, token_env
-from autopilot.error_types import FORGE_DENIED, FORGE_REFUSED
+from autopilot.error_types import FORGE_DENIED, FORGE_REFUSED, FORGE_UNAVAILABLE
 from autopilot.forge.interface import (
     ForgeDenied,
     ForgeRateLimited,
@@ -176,7 +176,7 @@ def test_merge_deletes_the_branch_once_merged(tmp_path: Path) -> None:
     [
         (ForgeDenied("401 Bad credentials"), FORGE_DENIED, True),
         (ForgeRefused("422 Validation Failed"), FORGE_REFUSED, True),
-        (ForgeUnavailable("502 Bad Gateway"), None, False),
+        (ForgeUnavailable("502 Bad Gateway"), FORGE_UNAVAILABLE, False),
     ],
 )
 def test_forge_failures_become_the_error_types_the_workflow_decides_on(
