@@ -170,6 +170,9 @@ def build_workers(
         task_queue=forge_task_queue(task_queue),
         activities=[forge.watch],
         max_concurrent_activities=MAX_WATCHES,
+        # Watches are few and start seldom: one poller, not the SDK's five long polls, which
+        # every worker would hold on the server for sessions that have no forge.
+        max_concurrent_activity_task_polls=1,
         **common,
     )
     return tasks, agents, watches
